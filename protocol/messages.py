@@ -1,0 +1,245 @@
+"""Message schemas exchanged between agent and collector (protocol version 1).
+
+Every message is a msgspec ``Struct``: decoding validates types and limits strictly, and
+the error names the field that is wrong (``... - at `$.host.uptime_s```). Unknown fields
+are ignored, so a newer peer may add fields; every field added after version 1.0 must
+have a default, so an older peer may leave it out. ``docs/protocol.md`` describes them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+
+from protocol import limits
+
+Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT)]
+ShortText = Annotated[str, msgspec.Meta(max_length=256)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+NonNegF = Annotated[float, msgspec.Meta(ge=0)]
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+B64 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of every message: keyword-only, defaults omitted on the wire."""
+
+
+# --- enrollment and sessions -------------------------------------------------------------
+
+
+class EnrollRequest(Message, kw_only=True):
+    """First contact: a one-time token and the agent's freshly made public key."""
+
+    protocol: int
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    public_key: B64
+    """Ed25519 public key, raw 32 bytes, base64."""
+    hostname: ShortText
+    machine_id: ShortText
+    """A stable identity of the machine (systemd machine-id, else a hash of DMI data)."""
+    licence_id: ShortText | None = None
+    agent_version: ShortText = ""
+    os: ShortText = ""
+
+
+class AgentSettings(Message, kw_only=True):
+    """What the collector tells the agent to do; sent at enrollment and with every ack."""
+
+    report_interval_s: Annotated[int, msgspec.Meta(ge=10, le=86400)] = 60
+    probe_interval_s: Annotated[int, msgspec.Meta(ge=10, le=86400)] = 60
+    backup_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """0 = online backup not offered to this server."""
+    backup_window: ShortText = ""
+    """``HH:MM-HH:MM`` in the server's local time, empty = any time."""
+    backup_recipients: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    """age recipients (``age1…``) every backup is encrypted to."""
+    monitoring_entitled: bool = True
+    backup_entitled: bool = True
+    notice: Text = ""
+    """Plain-words message for the installer (e.g. why backup is refused)."""
+
+
+class EnrollResponse(Message, kw_only=True):
+    protocol: int
+    server_id: Id
+    partner: ShortText
+    settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
+
+
+class SessionRequest(Message, kw_only=True):
+    """Signed with the agent's Ed25519 key; opens a session keyed by X25519 agreement."""
+
+    protocol: int
+    server_id: Id
+    timestamp: float
+    nonce: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
+    ephemeral_key: B64
+    """X25519 public key, raw 32 bytes, base64."""
+
+
+class SessionResponse(Message, kw_only=True):
+    protocol: int
+    session_id: Id
+    ephemeral_key: B64
+    """The collector's X25519 public key; both sides derive the session key with HKDF."""
+    expires_at: float
+    server_time: float
+    settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
+
+
+# --- health report -----------------------------------------------------------------------
+
+
+class HostInfo(Message, kw_only=True):
+    hostname: ShortText
+    os: ShortText = ""
+    kernel: ShortText = ""
+    uptime_s: NonNegF = 0.0
+    cpu_percent: Percent = 0.0
+    cpu_count: NonNeg = 0
+    load_1m: NonNegF = 0.0
+    memory_total: NonNeg = 0
+    memory_used: NonNeg = 0
+    memory_percent: Percent = 0.0
+    agent_version: ShortText = ""
+    boot_time: NonNegF = 0.0
+
+
+class Volume(Message, kw_only=True):
+    mountpoint: Text
+    device: Text = ""
+    fstype: ShortText = ""
+    total: NonNeg
+    used: NonNeg
+    free: NonNeg
+    recording: bool = False
+    """A configured recording volume (the video software writes its footage here)."""
+    fill_rate_bytes_per_day: float | None = None
+    """Growth of ``used`` per day over the agent's recent samples, None until known."""
+    full_at: float | None = None
+    """Forecast time (epoch seconds) the volume is full at the current rate; None = never."""
+    error: Text = ""
+
+
+class Software(Message, kw_only=True):
+    product: ShortText = ""
+    version: ShortText = ""
+    source: ShortText = ""
+    """Where the version came from: ``file``, ``command``, ``value``."""
+    modules: list[ShortText] = []
+    """Licensed software modules in use (for the SMA price basis)."""
+    error: Text = ""
+
+
+CameraVerdict = Literal["ok", "degraded", "auth_failed", "unreachable", "error", "discovered"]
+
+
+class CameraProfile(Message, kw_only=True):
+    name: ShortText = ""
+    token: ShortText = ""
+    encoding: ShortText = ""
+    width: NonNeg = 0
+    height: NonNeg = 0
+    fps: NonNegF = 0.0
+
+
+class Camera(Message, kw_only=True):
+    """One camera's probe result, after the agent's flap damping."""
+
+    key: Id
+    """Stable key of the camera within its server (configured id, else host:port)."""
+    address: ShortText
+    port: NonNeg = 80
+    name: ShortText = ""
+    site: ShortText = ""
+    verdict: CameraVerdict
+    reasons: list[Text] = []
+    """Evidence for a verdict other than ``ok``, in plain words."""
+    manufacturer: ShortText = ""
+    model: ShortText = ""
+    firmware: ShortText = ""
+    serial: ShortText = ""
+    hardware_id: ShortText = ""
+    clock_offset_s: float | None = None
+    latency_ms: NonNegF | None = None
+    services_absent: list[ShortText] = []
+    profiles: list[CameraProfile] = []
+    stream_ok: bool | None = None
+    snapshot_ok: bool | None = None
+    error: Text = ""
+    probed_at: NonNegF = 0.0
+    duration_ms: NonNegF = 0.0
+
+
+class Report(Message, kw_only=True):
+    """One health report. ``report_id`` makes every retry idempotent."""
+
+    report_id: Id
+    seq: NonNeg
+    """Per-agent sequence number, counting from 1; a gap is a report dropped from the spool."""
+    collected_at: float
+    host: HostInfo
+    volumes: Annotated[list[Volume], msgspec.Meta(max_length=limits.MAX_VOLUMES)] = []
+    software: Software = msgspec.field(default_factory=Software)
+    cameras: Annotated[list[Camera], msgspec.Meta(max_length=limits.MAX_CAMERAS)] | None = None
+    """None = the agent does not probe cameras (or has not yet); [] = it has none."""
+    dropped_reports: NonNeg = 0
+    """Reports the agent dropped from a full spool since it started counting."""
+
+
+class ReportBatch(Message, kw_only=True):
+    protocol: int
+    reports: Annotated[list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)]
+
+
+class ReportAck(Message, kw_only=True):
+    accepted: list[Id] = []
+    duplicates: list[Id] = []
+    settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
+
+
+class ErrorBody(Message, kw_only=True):
+    """Every 4xx/5xx body from the collector."""
+
+    error: ShortText
+    """Machine-readable reason, e.g. ``invalid_field``, ``unauthenticated``, ``too_large``."""
+    message: Text
+    field: ShortText | None = None
+
+
+_decoders: dict[type, msgspec.json.Decoder] = {}
+_encoder = msgspec.json.Encoder()
+
+
+T = TypeVar("T")
+
+
+def decode(data: bytes, type_: type[T]) -> T:
+    """Decode and validate JSON ``data`` as ``type_`` (raises ``msgspec.ValidationError``
+    or ``msgspec.DecodeError``)."""
+    dec = _decoders.get(type_)
+    if dec is None:
+        dec = _decoders[type_] = msgspec.json.Decoder(type_)
+    return dec.decode(data)
+
+
+def encode(msg: object) -> bytes:
+    """Encode a message (or any msgspec-encodable value) as compact JSON."""
+    return _encoder.encode(msg)
+
+
+def to_builtins(msg: object) -> object:
+    """Plain dicts and lists, e.g. for storing a sub-structure as JSON."""
+    return msgspec.to_builtins(msg)
+
+
+def error_field(exc: msgspec.ValidationError) -> str | None:
+    """The JSON path msgspec names in a validation error, e.g. ``$.host.uptime_s``."""
+    text = str(exc)
+    marker = " - at `"
+    if marker in text:
+        return text.rsplit(marker, 1)[1].rstrip("`")
+    return None
