@@ -1,0 +1,639 @@
+"""Contract checks: pure functions over plain data, one :class:`Finding` per problem.
+
+Inputs are what storage already has (servers, contracts, backup times, last report,
+release catalogue, support cases); nothing here reads a clock or a database, so any past
+day can be re-evaluated by passing its instant as ``now``. Times are epoch seconds (UTC)
+for speed; days are local dates in the contract's calendar zone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from collector.contracts.plans import Plan, get_plan
+from collector.contracts.terms import Contract, Coverage, Term, best_contract
+
+DAY = 86400.0
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    severity: Severity
+    server_id: str | None
+    contract_id: str | None
+    clause: str
+    """The contract clause it comes from, e.g. ``maintenance-support: online backup``."""
+    message: str
+    evidence: Mapping[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity.value,
+            "server_id": self.server_id,
+            "contract_id": self.contract_id,
+            "clause": self.clause,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+        }
+
+
+@dataclass(slots=True)
+class ServerFacts:
+    """What the collector knows about one server, as plain data."""
+
+    server_id: str
+    licence_id: str | None
+    machine_id: str = ""
+    licensed_machine_id: str | None = None
+    """The machine identity the licence was first bound to (None = unknown)."""
+    installed_on: dt.date | None = None
+    last_seen: float | None = None
+    uses_monitoring: bool = False
+    """The server sends health reports."""
+    uses_backup: bool = False
+    """The server uploaded (or tried to upload) a backup in the window."""
+    product: str = ""
+    version: str = ""
+    backups: Sequence[float] = ()
+    """Times of successful backups over (at least) the last 30 days, ascending."""
+    kept_backups: Sequence[float] | None = None
+    """Times of the backups the store keeps now; None = not known (no retention check)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupportCase:
+    id: str
+    contract_id: str
+    opened_at: float
+    server_id: str | None = None
+
+
+Releases = Mapping[tuple[str, str], dt.date]
+"""(product, version) -> release date."""
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    expiry_warnings_days: tuple[int, ...] = (60, 30, 7)
+    compliance_window_days: int = 30
+    compliance_min_share: float = 0.9
+
+
+DEFAULT_SETTINGS = CheckSettings()
+
+_zone_cache: dict[str, ZoneInfo] = {}
+
+
+def _local_date(now: float, tz: str) -> dt.date:
+    zone = _zone_cache.get(tz)
+    if zone is None:
+        zone = _zone_cache[tz] = ZoneInfo(tz)
+    return dt.datetime.fromtimestamp(now, zone).date()
+
+
+def _clause(plan: Plan, what: str) -> str:
+    return f"{plan.name}: {what}"
+
+
+def check_server(
+    server: ServerFacts,
+    contracts: Sequence[Contract],
+    now: float,
+    *,
+    releases: Releases | None = None,
+    settings: CheckSettings = DEFAULT_SETTINGS,
+) -> list[Finding]:
+    """All findings for one server at instant ``now`` given the contracts covering its
+    licence (any order; the best one on that day counts)."""
+    sid = server.server_id
+    if not contracts:
+        out = [
+            Finding(
+                "no_contract",
+                Severity.WARNING,
+                sid,
+                None,
+                "contract: coverage",
+                "no contract covers this server's licence",
+                {"licence_id": server.licence_id},
+            )
+        ]
+        if server.uses_backup:
+            out.append(_not_entitled(server, None, None, "online_backup"))
+        return out
+    if server.installed_on is not None:
+        contracts = [
+            dataclasses.replace(c, installed_on=server.installed_on)
+            if c.installed_on is None and get_plan(c.plan).term.anchor == "installation"
+            else c
+            for c in contracts
+        ]
+    tz = (contracts[0].calendar or get_plan(contracts[0].plan).calendar).timezone
+    today = _local_date(now, tz)
+    chosen = best_contract(contracts, today)
+    assert chosen is not None
+    contract, term, status = chosen
+    plan = get_plan(contract.plan)
+    if contract.calendar is not None and contract.calendar.timezone != tz:
+        today = _local_date(now, contract.calendar.timezone)
+        status = term.status(today)
+    findings: list[Finding] = []
+    findings.extend(_coverage(server, contract, plan, term, status, today, settings))
+    covered = status in (Coverage.ACTIVE, Coverage.GRACE)
+    ent = plan.entitlements
+    if server.uses_monitoring and not (covered and ent.health_monitoring):
+        findings.append(_not_entitled(server, contract, plan, "health_monitoring"))
+    if server.uses_backup and not (covered and ent.online_backup):
+        findings.append(_not_entitled(server, contract, plan, "online_backup"))
+    if covered and ent.online_backup and plan.backup is not None:
+        findings.extend(_backups(server, contract, plan, term, now, tz, settings))
+    if covered and ent.health_monitoring:
+        f = _silent(server, contract, plan, now)
+        if f is not None:
+            findings.append(f)
+    if releases is not None and server.version:
+        f = _version(server, contract, plan, term, releases)
+        if f is not None:
+            findings.append(f)
+    if (
+        server.licensed_machine_id
+        and server.machine_id
+        and server.machine_id != server.licensed_machine_id
+        and not (covered and ent.licence_transfer)
+    ):
+        findings.append(
+            Finding(
+                "licence_transfer_not_entitled",
+                Severity.HIGH,
+                sid,
+                contract.id,
+                _clause(plan, "licence transfer"),
+                "the licence runs on different hardware and the contract does not "
+                "include licence transfer",
+                {
+                    "licence_id": server.licence_id,
+                    "licensed_machine_id": server.licensed_machine_id,
+                    "machine_id": server.machine_id,
+                    "coverage": status.value,
+                },
+            )
+        )
+    return findings
+
+
+def _coverage(
+    server: ServerFacts,
+    contract: Contract,
+    plan: Plan,
+    term: Term,
+    status: Coverage,
+    today: dt.date,
+    settings: CheckSettings,
+) -> list[Finding]:
+    sid = server.server_id
+    base = {"coverage": status.value, "day": today.isoformat()}
+    if term.end is not None:
+        base["last_covered_day"] = (term.end - dt.timedelta(days=1)).isoformat()
+    clause = _clause(plan, "term")
+    if status is Coverage.PENDING:
+        return [
+            Finding(
+                "coverage_pending",
+                Severity.INFO,
+                sid,
+                contract.id,
+                clause,
+                "the contract's term has not started",
+                base,
+            )
+        ]
+    if status is Coverage.GRACE:
+        assert term.grace_until is not None
+        ev = {**base, "grace_until": (term.grace_until - dt.timedelta(days=1)).isoformat()}
+        return [
+            Finding(
+                "coverage_grace",
+                Severity.WARNING,
+                sid,
+                contract.id,
+                clause,
+                "the contract has ended; the grace period is running",
+                ev,
+            )
+        ]
+    if status is Coverage.EXPIRED:
+        return [
+            Finding(
+                "coverage_expired",
+                Severity.HIGH,
+                sid,
+                contract.id,
+                clause,
+                "the contract has expired",
+                base,
+            )
+        ]
+    if status is Coverage.CANCELLED:
+        return [
+            Finding(
+                "coverage_cancelled",
+                Severity.WARNING,
+                sid,
+                contract.id,
+                clause,
+                "the contract was cancelled and has ended",
+                base,
+            )
+        ]
+    out: list[Finding] = []
+    if term.end is not None:
+        days_left = (term.end - today).days  # 1 = today is the last covered day
+        thresholds = sorted(settings.expiry_warnings_days)
+        hit = next((d for d in thresholds if days_left <= d), None)
+        if hit is not None:
+            sev = Severity.HIGH if hit <= 7 else Severity.WARNING if hit <= 30 else Severity.INFO
+            out.append(
+                Finding(
+                    f"expiring_{hit}d",
+                    sev,
+                    sid,
+                    contract.id,
+                    clause,
+                    f"the contract ends within {hit} days",
+                    {**base, "days_left": days_left},
+                )
+            )
+    else:
+        deadline = term.last_day_to_cancel(today)
+        if deadline is not None:
+            days = (deadline - today).days
+            if days <= max(settings.expiry_warnings_days):
+                renews = term.period_end_after(deadline)
+                out.append(
+                    Finding(
+                        "cancel_deadline",
+                        Severity.INFO,
+                        sid,
+                        contract.id,
+                        _clause(plan, "automatic renewal"),
+                        "the agreement renews automatically unless cancelled by the last "
+                        "day to cancel",
+                        {
+                            **base,
+                            "last_day_to_cancel": deadline.isoformat(),
+                            "renews_on": renews.isoformat() if renews else None,
+                            "days_to_deadline": days,
+                        },
+                    )
+                )
+    return out
+
+
+_ENTITLEMENT_WORDS = {
+    "health_monitoring": (
+        "health monitoring",
+        "the server sends health reports but its contract does not include health "
+        "monitoring; the collector keeps only a heartbeat",
+    ),
+    "online_backup": (
+        "online backup",
+        "the server uploads backups but its contract does not include online backup; "
+        "uploads are refused",
+    ),
+}
+
+
+def _not_entitled(
+    server: ServerFacts, contract: Contract | None, plan: Plan | None, what: str
+) -> Finding:
+    words, message = _ENTITLEMENT_WORDS[what]
+    return Finding(
+        f"{what}_not_entitled",
+        Severity.WARNING,
+        server.server_id,
+        None if contract is None else contract.id,
+        f"{plan.name}: {words}" if plan else f"contract: {words}",
+        message,
+        {"plan": None if plan is None else plan.name, "licence_id": server.licence_id},
+    )
+
+
+def backup_slots(
+    backups: Sequence[float],
+    start: float,
+    end: float,
+    interval: float,
+    tolerance: float,
+) -> tuple[int, int]:
+    """(met, total) backup slots of ``interval`` seconds from ``start`` up to ``end``.
+
+    A slot ``[s, s+interval)`` is met by a successful backup in ``[s, s+interval+tolerance)``.
+    Only whole slots that have ended (plus tolerance) by ``end`` count.
+    """
+    met = total = 0
+    s = start
+    i = bisect_left(backups, start)
+    n = len(backups)
+    while s + interval + tolerance <= end:
+        total += 1
+        while i < n and backups[i] < s:
+            i += 1
+        if i < n and backups[i] < s + interval + tolerance:
+            met += 1
+        s += interval
+    return met, total
+
+
+def _backups(
+    server: ServerFacts,
+    contract: Contract,
+    plan: Plan,
+    term: Term,
+    now: float,
+    tz: str,
+    settings: CheckSettings,
+) -> list[Finding]:
+    policy = plan.backup
+    assert policy is not None and term.anchor is not None
+    sid = server.server_id
+    out: list[Finding] = []
+    interval = float(policy.interval_s)
+    tolerance = float(policy.tolerance_s)
+    covered_from = dt.datetime.combine(term.anchor, dt.time(0), ZoneInfo(tz)).timestamp()
+    last = server.backups[-1] if server.backups else None
+    due_since = (last if last is not None else covered_from) + interval + tolerance
+    if now > due_since:
+        overdue = now - (last if last is not None else covered_from) - interval
+        sev = Severity.HIGH if overdue >= 3 * interval else Severity.WARNING
+        out.append(
+            Finding(
+                "backup_overdue",
+                sev,
+                sid,
+                contract.id,
+                _clause(plan, "online backup interval"),
+                "no successful backup within the entitled interval",
+                {
+                    "last_backup": last,
+                    "interval_s": policy.interval_s,
+                    "tolerance_s": policy.tolerance_s,
+                    "overdue_s": round(overdue),
+                },
+            )
+        )
+    window_start = max(now - settings.compliance_window_days * DAY, covered_from)
+    met, total = backup_slots(server.backups, window_start, now, interval, tolerance)
+    if total and met / total < settings.compliance_min_share:
+        out.append(
+            Finding(
+                "backup_compliance_low",
+                Severity.WARNING,
+                sid,
+                contract.id,
+                _clause(plan, "online backup interval"),
+                f"only {met} of {total} backup slots met in the last "
+                f"{settings.compliance_window_days} days",
+                {"met": met, "total": total, "share": round(met / total, 4)},
+            )
+        )
+    if server.kept_backups is not None:
+        f = _retention(server, contract, plan, tz)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def _retention(server: ServerFacts, contract: Contract, plan: Plan, tz: str) -> Finding | None:
+    """Periods (days/weeks/months within the promise) in which a backup was made but
+    none is kept any more, and fewer kept than ``keep_last`` promises."""
+    assert plan.backup is not None and server.kept_backups is not None
+    r = plan.backup.retention
+    made = server.backups
+    if not made:
+        return None
+    zone = _zone_cache.get(tz) or ZoneInfo(tz)
+
+    def periods(
+        times: Iterable[float],
+    ) -> tuple[list[dt.date], list[tuple[int, int]], list[tuple[int, int]]]:
+        days = sorted({dt.datetime.fromtimestamp(t, zone).date() for t in times}, reverse=True)
+        weeks = sorted({d.isocalendar()[:2] for d in days}, reverse=True)
+        months = sorted({(d.year, d.month) for d in days}, reverse=True)
+        return days, weeks, months  # type: ignore[return-value]
+
+    made_d, made_w, made_m = periods(made)
+    kept_d, kept_w, kept_m = periods(server.kept_backups)
+    kd, kw, km = set(kept_d), set(kept_w), set(kept_m)
+    missing: dict[str, list[str]] = {}
+    miss_d = [d.isoformat() for d in made_d[: r.keep_daily] if d not in kd]
+    miss_w = [f"{y}-W{w:02d}" for y, w in made_w[: r.keep_weekly] if (y, w) not in kw]
+    miss_m = [f"{y}-{m:02d}" for y, m in made_m[: r.keep_monthly] if (y, m) not in km]
+    if miss_d:
+        missing["daily"] = miss_d
+    if miss_w:
+        missing["weekly"] = miss_w
+    if miss_m:
+        missing["monthly"] = miss_m
+    short_last = len(server.kept_backups) < min(r.keep_last, len(made))
+    if not missing and not short_last:
+        return None
+    return Finding(
+        "retention_below_promise",
+        Severity.WARNING,
+        server.server_id,
+        contract.id,
+        _clause(plan, "backup retention"),
+        "the backup store keeps less than the contract promises",
+        {
+            "kept": len(server.kept_backups),
+            "keep_last": r.keep_last,
+            "missing": missing,
+        },
+    )
+
+
+def _silent(server: ServerFacts, contract: Contract, plan: Plan, now: float) -> Finding | None:
+    limit = plan.health.silent_after_s
+    if server.last_seen is not None and now - server.last_seen <= limit:
+        return None
+    return Finding(
+        "silent",
+        Severity.CRITICAL if plan.monitoring_24x7 else Severity.HIGH,
+        server.server_id,
+        contract.id,
+        _clause(plan, "health monitoring"),
+        "the server has not reported within its health policy"
+        if server.last_seen is not None
+        else "the server has never reported",
+        {
+            "last_seen": server.last_seen,
+            "silent_s": None if server.last_seen is None else round(now - server.last_seen),
+            "silent_after_s": limit,
+        },
+    )
+
+
+def upgrades_covered_until(contract: Contract, plan: Plan, term: Term) -> dt.date | None:
+    """The last day a released version is covered (``None`` = open-ended): the end of
+    coverage with free upgrades, else the day the term started (the installed version)."""
+    if term.anchor is None:
+        return None
+    if not plan.entitlements.free_upgrades:
+        return term.anchor
+    if term.end is None:
+        return None
+    return term.end - dt.timedelta(days=1)
+
+
+def _version(
+    server: ServerFacts, contract: Contract, plan: Plan, term: Term, releases: Releases
+) -> Finding | None:
+    released = releases.get((server.product, server.version))
+    if released is None:
+        return None
+    until = upgrades_covered_until(contract, plan, term)
+    if until is None or released <= until:
+        return None
+    return Finding(
+        "version_not_covered",
+        Severity.WARNING,
+        server.server_id,
+        contract.id,
+        _clause(plan, "free version upgrades"),
+        "the server runs a version released after its upgrade coverage ended",
+        {
+            "product": server.product,
+            "version": server.version,
+            "released_on": released.isoformat(),
+            "covered_until": until.isoformat(),
+        },
+    )
+
+
+def check_support_cases(
+    contract: Contract, cases: Sequence[SupportCase], now: float
+) -> list[Finding]:
+    """Support cases over the plan's limit, per window counted from the term's anchor."""
+    plan = get_plan(contract.plan)
+    ent = plan.entitlements
+    if ent.support_cases_limit is None:
+        return []
+    from collector.contracts.terms import evaluate_term
+
+    term = evaluate_term(contract, plan)
+    if term.anchor is None:
+        return []
+    tz = contract.calendar_spec().timezone
+    zone = ZoneInfo(tz)
+    anchor = dt.datetime.combine(term.anchor, dt.time(0), zone).timestamp()
+    if ent.support_cases_window_days:
+        width = ent.support_cases_window_days * DAY
+    else:
+        end = term.end
+        width = (
+            float("inf")
+            if end is None
+            else dt.datetime.combine(end, dt.time(0), zone).timestamp() - anchor
+        )
+    buckets: dict[int, list[SupportCase]] = defaultdict(list)
+    for case in sorted(cases, key=lambda c: c.opened_at):
+        if case.contract_id != contract.id or case.opened_at < anchor or case.opened_at > now:
+            continue
+        idx = 0 if width == float("inf") else int((case.opened_at - anchor) // width)
+        buckets[idx].append(case)
+    out = []
+    for idx, in_window in sorted(buckets.items()):
+        if len(in_window) > ent.support_cases_limit:
+            extra = in_window[ent.support_cases_limit :]
+            out.append(
+                Finding(
+                    "support_cases_over_limit",
+                    Severity.WARNING,
+                    None,
+                    contract.id,
+                    _clause(plan, "support cases"),
+                    f"{len(in_window)} support cases where the plan allows "
+                    f"{ent.support_cases_limit}",
+                    {
+                        "window": idx,
+                        "limit": ent.support_cases_limit,
+                        "window_days": ent.support_cases_window_days,
+                        "cases": [c.id for c in in_window],
+                        "over_limit": [c.id for c in extra],
+                    },
+                )
+            )
+    return out
+
+
+def index_contracts(contracts: Iterable[Contract]) -> dict[str, list[Contract]]:
+    """licence id -> contracts covering it."""
+    by_licence: dict[str, list[Contract]] = defaultdict(list)
+    for c in contracts:
+        for lic in c.licence_ids:
+            by_licence[lic].append(c)
+    return by_licence
+
+
+def with_installation_dates(
+    contracts: Iterable[Contract], servers: Iterable[ServerFacts]
+) -> list[Contract]:
+    """Contracts anchored at installation get the earliest installation date of a server
+    with one of their licences when the contract itself does not name one."""
+    installed: dict[str, dt.date] = {}
+    for s in servers:
+        if s.licence_id and s.installed_on is not None:
+            prev = installed.get(s.licence_id)
+            if prev is None or s.installed_on < prev:
+                installed[s.licence_id] = s.installed_on
+    out = []
+    for c in contracts:
+        if c.installed_on is None and get_plan(c.plan).term.anchor == "installation":
+            days = [installed[lic] for lic in c.licence_ids if lic in installed]
+            if days:
+                c = dataclasses.replace(c, installed_on=min(days))
+        out.append(c)
+    return out
+
+
+def evaluate(
+    servers: Iterable[ServerFacts],
+    contracts: Iterable[Contract],
+    now: float,
+    *,
+    releases: Releases | None = None,
+    cases: Sequence[SupportCase] = (),
+    settings: CheckSettings = DEFAULT_SETTINGS,
+) -> list[Finding]:
+    """Every finding for a fleet at instant ``now``."""
+    server_list = list(servers)
+    contract_list = with_installation_dates(contracts, server_list)
+    by_licence = index_contracts(contract_list)
+    findings: list[Finding] = []
+    for server in server_list:
+        covering = by_licence.get(server.licence_id, []) if server.licence_id else []
+        findings.extend(check_server(server, covering, now, releases=releases, settings=settings))
+    if cases:
+        by_contract: dict[str, list[SupportCase]] = defaultdict(list)
+        for case in cases:
+            by_contract[case.contract_id].append(case)
+        for c in contract_list:
+            if c.id in by_contract:
+                findings.extend(check_support_cases(c, by_contract[c.id], now))
+    return findings
