@@ -192,7 +192,9 @@ class Report(Message, kw_only=True):
 
 class ReportBatch(Message, kw_only=True):
     protocol: int
-    reports: Annotated[list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)]
+    reports: Annotated[
+        list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)
+    ]
 
 
 class ReportAck(Message, kw_only=True):

@@ -1,0 +1,73 @@
+"""The partner API: ``/api/v1/servers`` and what hangs under a server."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from collector import cameras
+from collector.appkeys import CONFIG, DB
+from collector.auth import owned_server, partner_of
+from collector.errors import ApiError
+from collector.fleet import FleetView, storage_history
+
+
+def _fleet(request: web.Request, conn: object) -> FleetView:
+    cfg = request.app[CONFIG]
+    return FleetView(conn, cfg.report_interval_s, cfg.offline_after_intervals)  # type: ignore[arg-type]
+
+
+def _float_param(request: web.Request, name: str, default: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a number", field=name) from None
+
+
+async def list_servers(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    wanted = request.query.get("status")
+    views = await request.app[DB].read(lambda c: _fleet(request, c).all(partner.partner_id))
+    if wanted:
+        views = [v for v in views if v["status"] == wanted]
+    return web.json_response({"servers": views, "count": len(views)})
+
+
+async def get_server(request: web.Request) -> web.Response:
+    row = await owned_server(request, request.match_info["server_id"])
+    view = await request.app[DB].read(
+        lambda c: _fleet(request, c).view(row, time.time(), detail=True)
+    )
+    return web.json_response(view)
+
+
+async def get_cameras(request: web.Request) -> web.Response:
+    row = await owned_server(request, request.match_info["server_id"])
+    cams = await request.app[DB].read(lambda c: cameras.list_cameras(c, row.id, time.time()))
+    return web.json_response({"server_id": row.id, "cameras": cams, "count": len(cams)})
+
+
+async def get_camera_events(request: web.Request) -> web.Response:
+    row = await owned_server(request, request.match_info["server_id"])
+    since = _float_param(request, "since", time.time() - 7 * 86400)
+    events = await request.app[DB].read(lambda c: cameras.events_for(c, row.id, since))
+    return web.json_response({"server_id": row.id, "events": events})
+
+
+async def get_storage_history(request: web.Request) -> web.Response:
+    row = await owned_server(request, request.match_info["server_id"])
+    since = _float_param(request, "since", time.time() - 7 * 86400)
+    points = await request.app[DB].read(lambda c: storage_history(c, row.id, since))
+    return web.json_response({"server_id": row.id, "points": points})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/servers", list_servers)
+    app.router.add_get("/api/v1/servers/{server_id}", get_server)
+    app.router.add_get("/api/v1/servers/{server_id}/cameras", get_cameras)
+    app.router.add_get("/api/v1/servers/{server_id}/camera-events", get_camera_events)
+    app.router.add_get("/api/v1/servers/{server_id}/storage-history", get_storage_history)

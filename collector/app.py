@@ -1,0 +1,143 @@
+"""The collector's aiohttp application: middlewares, routes, resources and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from collector import agent_settings, api, enrollment, ingest, openapi, pages
+from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.auth import Handler, auth_middleware
+from collector.config import CollectorConfig
+from collector.errors import ApiError
+from collector.fleet import FleetView, status_counts
+from collector.metrics import CONTENT_TYPE, Metrics
+from collector.replay import NonceCache
+from collector.storage import Database, open_database
+from protocol.messages import ErrorBody, encode
+
+log = logging.getLogger("vigil.collector")
+
+MAX_BODY = 9 * 1024 * 1024
+"""aiohttp's own cap on any body; each endpoint checks its own, smaller limit."""
+
+_REASONS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
+) -> web.Response:
+    body = encode(ErrorBody(error=code, message=message, field=field))
+    if extra:
+        merged = json.loads(body)
+        merged.update(extra)
+        body = json.dumps(merged).encode()
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        request.app[METRICS].rejected("too_large")
+        return _error(413, "too_large", exc.text or "request body too large")
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.empty_body:
+            raise
+        code = _REASONS.get(exc.status, "http_error")
+        return _error(exc.status, code, exc.reason, headers=dict(exc.headers))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _error(
+            500, "internal_error", "the collector failed to handle this request; it is logged"
+        )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    db = request.app[DB]
+    try:
+        await db.read(lambda c: c.execute("SELECT 1").fetchone())
+    except Exception as exc:  # a health check reports, it does not raise
+        return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "time": time.time()})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    views = await request.app[DB].read(
+        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(None)
+    )
+    m = request.app[METRICS]
+    m.set_servers_by_status(status_counts(views))
+    return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = open_database(app[CONFIG])
+    app[DB] = db
+    yield
+    # Writes already queued are finished before the file is closed.
+    await asyncio.get_running_loop().run_in_executor(None, db.close)
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(600)
+            cutoff = time.time() - app[CONFIG].history_days * 86400
+            try:
+                n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
+                if n:
+                    log.info(
+                        "pruned %d history rows older than %d days", n, app[CONFIG].history_days
+                    )
+            except Exception:
+                log.exception("history pruning failed; will retry")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
+    agent_settings.init(app)
+    if database is not None:
+        app[DB] = database
+    else:
+        app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_housekeeping)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)
+    for module in (enrollment, ingest, api, openapi, pages):
+        module.setup_routes(app)
+    return app

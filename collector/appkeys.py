@@ -1,0 +1,18 @@
+"""Typed application state (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+    from collector.metrics import Metrics
+    from collector.replay import NonceCache
+    from collector.storage import Database
+
+DB: web.AppKey[Database] = web.AppKey("db")
+CONFIG: web.AppKey[CollectorConfig] = web.AppKey("config")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+NONCES: web.AppKey[NonceCache] = web.AppKey("nonces")

@@ -1,0 +1,158 @@
+"""Who is asking: agents by per-session HMAC, partners by API key.
+
+``auth_middleware`` authenticates every request before its handler runs, by path:
+
+- ``/api/v1/agent/enroll`` and ``/api/v1/agent/session`` prove themselves in their body
+  (a one-time token; an Ed25519 signature) and are checked by their handlers;
+- every other ``/api/v1/agent/…`` request carries a session id, timestamp, nonce and
+  HMAC (``protocol.request_auth``); a stale timestamp, a seen nonce, an unknown or
+  expired session or a revoked server is refused before the handler runs;
+- every other ``/api/v1/…`` request needs ``Authorization: Bearer <partner API key>``;
+- ``/healthz``, ``/metrics``, ``/api/v1/openapi.json`` and the pages' own login are open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from collector import secrets_store, servers
+from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.errors import ApiError
+from protocol import request_auth as ra
+
+AGENT_PREFIX = "/api/v1/agent/"
+OPEN_AGENT_PATHS = frozenset({"/api/v1/agent/enroll", "/api/v1/agent/session"})
+OPEN_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json"})
+
+_AGENT = "vigil.agent"
+_PARTNER = "vigil.partner"
+_BODY = "vigil.body"
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    server_id: str
+    partner_id: int
+    public_key: bytes
+    session_id: str
+
+
+@dataclass(frozen=True)
+class PartnerIdentity:
+    partner_id: int
+    name: str
+
+
+def agent_of(request: web.Request) -> AgentIdentity:
+    ident = request.get(_AGENT)
+    if ident is None:
+        raise ApiError(401, "unauthenticated", "this endpoint needs an agent session")
+    return ident
+
+
+def partner_of(request: web.Request) -> PartnerIdentity:
+    ident = request.get(_PARTNER)
+    if ident is None:
+        raise ApiError(401, "unauthenticated", "this endpoint needs a partner API key")
+    return ident
+
+
+async def body_of(request: web.Request) -> bytes:
+    """The request body (already read by the middleware for agent requests)."""
+    body = request.get(_BODY)
+    if body is None:
+        body = await request.read()
+    return body
+
+
+async def owned_server(request: web.Request, server_id: str) -> servers.ServerRow:
+    """The partner's server ``server_id``; 404 for anyone else's, as if it did not exist."""
+    partner = partner_of(request)
+    row = await request.app[DB].read(lambda c: servers.get(c, server_id))
+    if row is None or row.partner_id != partner.partner_id:
+        raise ApiError(404, "not_found", f"no server {server_id!r}")
+    return row
+
+
+def _refuse(request: web.Request, status: int, code: str, message: str) -> ApiError:
+    request.app[METRICS].rejected(code)
+    return ApiError(status, code, message)
+
+
+async def _authenticate_agent(request: web.Request) -> None:
+    h = request.headers
+    session_id = h.get(ra.H_SESSION)
+    ts = h.get(ra.H_TIMESTAMP)
+    nonce = h.get(ra.H_NONCE)
+    sig = h.get(ra.H_SIGNATURE)
+    if not (session_id and ts and nonce and sig):
+        raise _refuse(
+            request, 401, "unauthenticated", "agent request without session signature headers"
+        )
+    try:
+        ts_f = float(ts)
+    except ValueError:
+        raise _refuse(
+            request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a number"
+        ) from None
+    skew = request.app[CONFIG].max_clock_skew_s
+    now = time.time()
+    if abs(now - ts_f) > skew:
+        raise _refuse(
+            request,
+            401,
+            "clock_skew",
+            f"request time is {now - ts_f:+.0f} s from the collector's clock (limit {skew} s): "
+            "fix the server's clock (NTP)",
+        )
+    found = request.app[DB].read_now(lambda c: servers.session_with_server(c, session_id))
+    if found is None:
+        raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
+    session, revoked_at, public_key = found
+    if revoked_at is not None:
+        raise _refuse(request, 403, "revoked", "this server's credentials were revoked")
+    if session.expires_at <= now:
+        raise _refuse(request, 401, "session_expired", "session expired: open a new one")
+    body = await request.read()
+    if not ra.verify_request(session.key, request.method, request.path_qs, ts, nonce, body, sig):
+        raise _refuse(request, 401, "bad_signature", "request signature does not verify")
+    if not request.app[NONCES].check_and_add(nonce):
+        raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
+    request[_BODY] = body
+    request[_AGENT] = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)
+
+
+def _authenticate_partner(request: web.Request) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _refuse(
+            request, 401, "unauthenticated", "send a partner API key: Authorization: Bearer <key>"
+        )
+    partner = request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key.strip()))
+    if partner is None:
+        raise _refuse(request, 401, "unauthenticated", "unknown or revoked API key")
+    request[_PARTNER] = PartnerIdentity(partner.id, partner.name)
+
+
+def set_partner(request: web.Request, partner_id: int, name: str) -> None:
+    """For the web pages, which authenticate by their own session cookie."""
+    request[_PARTNER] = PartnerIdentity(partner_id, name)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path.startswith(AGENT_PREFIX):
+        if path not in OPEN_AGENT_PATHS:
+            await _authenticate_agent(request)
+    elif path.startswith("/api/v1/") and path not in OPEN_PATHS:
+        _authenticate_partner(request)
+    return await handler(request)

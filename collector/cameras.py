@@ -1,0 +1,254 @@
+"""Cameras per server: store what changed, keep every verdict change, compute availability.
+
+A 64-camera report at 2,000 reports/s cannot upsert every camera every time. The
+server row keeps a digest of its cameras' inventory and verdicts; only when the digest
+of an incoming report differs are the rows compared and the changed ones written. The
+comparison happens inside the write, against the database, so several collector
+processes never skip a change because of a stale memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+
+from protocol.messages import Camera, to_builtins
+
+UP_VERDICTS = frozenset({"ok", "degraded"})
+"""A camera in these verdicts is recording-capable: it counts as available."""
+
+# Fields that change on every probe; they are not part of the inventory digest.
+_VOLATILE = ("latency_ms", "clock_offset_s", "probed_at", "duration_ms")
+
+
+def stable_view(cam: Camera) -> dict[str, object]:
+    d = to_builtins(cam)
+    assert isinstance(d, dict)
+    for k in _VOLATILE:
+        d.pop(k, None)
+    return d
+
+
+def digest(cameras: Iterable[Camera]) -> str:
+    h = hashlib.sha256()
+    for cam in sorted(cameras, key=lambda c: c.key):
+        h.update(json.dumps(stable_view(cam), sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def counts(cameras: Iterable[Camera]) -> dict[str, int]:
+    return dict(Counter(c.verdict for c in cameras))
+
+
+def apply_report(conn: sqlite3.Connection, server_id: str, cameras: list[Camera], at: float) -> int:
+    """Write what changed since the stored state; return how many cameras changed."""
+    new_digest = digest(cameras)
+    row = conn.execute("SELECT cameras_digest FROM servers WHERE id = ?", (server_id,)).fetchone()
+    if row is not None and row[0] == new_digest:
+        return 0
+    stored = {
+        r["key"]: r
+        for r in conn.execute(
+            "SELECT key, verdict, details, removed_at FROM cameras WHERE server_id = ?",
+            (server_id,),
+        )
+    }
+    changed = 0
+    seen: set[str] = set()
+    for cam in cameras:
+        seen.add(cam.key)
+        details = json.dumps(stable_view(cam), sort_keys=True, separators=(",", ":"))
+        old = stored.get(cam.key)
+        if old is not None and old["details"] == details and old["removed_at"] is None:
+            continue
+        changed += 1
+        if old is None:
+            conn.execute(
+                "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
+                "model, "
+                "firmware, serial, details, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    server_id,
+                    cam.key,
+                    cam.verdict,
+                    at,
+                    at,
+                    cam.manufacturer,
+                    cam.model,
+                    cam.firmware,
+                    cam.serial,
+                    details,
+                    at,
+                ),
+            )
+            _event(conn, server_id, cam, None, at)
+            continue
+        verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
+        conn.execute(
+            "UPDATE cameras SET verdict = ?, since = CASE WHEN ? THEN ? ELSE since END, "
+            "updated_at = ?, "
+            "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, removed_at = NULL "
+            "WHERE server_id = ? AND key = ?",
+            (
+                cam.verdict,
+                int(verdict_changed),
+                at,
+                at,
+                cam.manufacturer,
+                cam.model,
+                cam.firmware,
+                cam.serial,
+                details,
+                server_id,
+                cam.key,
+            ),
+        )
+        if verdict_changed:
+            _event(
+                conn, server_id, cam, None if old["removed_at"] is not None else old["verdict"], at
+            )
+    for key, old in stored.items():
+        if key not in seen and old["removed_at"] is None:
+            changed += 1
+            conn.execute(
+                "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
+                (at, at, server_id, key),
+            )
+            conn.execute(
+                "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
+                "VALUES (?, ?, ?, ?, 'removed', '[]')",
+                (server_id, key, at, old["verdict"]),
+            )
+    conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (new_digest, server_id))
+    return changed
+
+
+def _event(
+    conn: sqlite3.Connection, server_id: str, cam: Camera, old: str | None, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (server_id, cam.key, at, old, cam.verdict, json.dumps(cam.reasons)),
+    )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _version_key(text: str) -> tuple[tuple[int, object], ...]:
+    """Natural order of firmware versions: 1.10 > 1.9, 2.0b < 2.0.1."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-_ ]+", text) if p)
+
+
+def newest_firmware(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    """Newest firmware seen per (manufacturer, model) across the collector's fleet."""
+    best: dict[tuple[str, str], str] = {}
+    for r in conn.execute(
+        "SELECT DISTINCT manufacturer, model, firmware FROM cameras "
+        "WHERE removed_at IS NULL AND firmware != '' AND model != ''"
+    ):
+        k = (r[0], r[1])
+        if k not in best or _version_key(r[2]) > _version_key(best[k]):
+            best[k] = r[2]
+    return best
+
+
+def availability(
+    events: list[tuple[float, str | None, str]],
+    now: float,
+    window_s: float,
+    first_seen: float,
+    current: str,
+) -> float | None:
+    """Share of ``window_s`` before ``now`` the camera was up, from its verdict changes
+    ``(at, from, to)`` in time order and its ``current`` verdict. None when the camera was
+    not yet known."""
+    start = now - window_s
+    if first_seen >= now:
+        return None
+    span_start = max(start, first_seen)
+    later = [e for e in events if e[0] > span_start]
+    state: str | None = later[0][1] if later else current
+    up = 0.0
+    cursor = span_start
+    for at, _from, to in later:
+        if at >= now:
+            break
+        if state in UP_VERDICTS:
+            up += at - cursor
+        cursor = at
+        state = to
+    if state in UP_VERDICTS:
+        up += now - cursor
+    total = now - span_start
+    return None if total <= 0 else round(up / total, 4)
+
+
+WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
+
+
+def list_cameras(conn: sqlite3.Connection, server_id: str, now: float) -> list[dict[str, object]]:
+    """The server's current cameras with their latest details and availability."""
+    newest = newest_firmware(conn)
+    events: dict[str, list[tuple[float, str | None, str]]] = {}
+    for r in conn.execute(
+        "SELECT key, at, from_verdict, to_verdict FROM camera_events "
+        "WHERE server_id = ? AND at >= ? ORDER BY at, id",
+        (server_id, now - WINDOWS["30d"]),
+    ):
+        events.setdefault(r[0], []).append((r[1], r[2], r[3]))
+    out: list[dict[str, object]] = []
+    for r in conn.execute(
+        "SELECT key, verdict, since, updated_at, details, first_seen, manufacturer, model, "
+        "firmware "
+        "FROM cameras WHERE server_id = ? AND removed_at IS NULL ORDER BY key",
+        (server_id,),
+    ):
+        details = json.loads(r["details"])
+        reasons = list(details.get("reasons", []))
+        verdict = r["verdict"]
+        latest = newest.get((r["manufacturer"], r["model"]))
+        firmware_outdated = bool(
+            latest and r["firmware"] and _version_key(r["firmware"]) < _version_key(latest)
+        )
+        if firmware_outdated:
+            reasons.append(
+                f"firmware {r['firmware']} is older than {latest}, the newest seen for this model"
+            )
+            if verdict == "ok":
+                verdict = "degraded"
+        evs = events.get(r["key"], [])
+        details.update(
+            verdict=verdict,
+            reported_verdict=r["verdict"],
+            reasons=reasons,
+            since=r["since"],
+            updated_at=r["updated_at"],
+            firmware_outdated=firmware_outdated,
+            newest_firmware=latest,
+            availability={
+                name: availability(evs, now, span, r["first_seen"], r["verdict"])
+                for name, span in WINDOWS.items()
+            },
+        )
+        out.append(details)
+    return out
+
+
+def events_for(
+    conn: sqlite3.Connection, server_id: str, since: float, limit: int = 500
+) -> list[dict[str, object]]:
+    return [
+        {"camera": r[0], "at": r[1], "from": r[2], "to": r[3], "reasons": json.loads(r[4])}
+        for r in conn.execute(
+            "SELECT key, at, from_verdict, to_verdict, reasons FROM camera_events "
+            "WHERE server_id = ? AND at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+            (server_id, since, limit),
+        )
+    ]

@@ -1,0 +1,272 @@
+"""``vigil-collector``: run the collector and administer it.
+
+Admin commands open the same database as ``serve`` (``--config``/``--data``) and work
+while it runs. A command that creates a token or key prints it alone on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from collector import secrets_store, servers
+from collector.cli_options import common, config_of, database_of, emit_json, fail
+from collector.config import ConfigError
+from collector.durations import parse_duration
+from collector.fleet import FleetView
+
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+def _feature_registrations() -> list[Register]:
+    from collector.contracts import cli as contracts_cli
+
+    return [contracts_cli.register]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from collector.server import run
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    run(config_of(args))
+    return 0
+
+
+def cmd_partner_add(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
+    except Exception as exc:
+        if "UNIQUE" in str(exc):
+            return fail(f"partner {args.name!r} already exists")
+        raise
+    finally:
+        db.close()
+    if args.json:
+        emit_json({"id": p.id, "name": p.name})
+    else:
+        print(f"partner {p.name} added (id {p.id})")
+    return 0
+
+
+def cmd_partner_list(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        partners = db.read_sync(secrets_store.list_partners)
+    finally:
+        db.close()
+    if args.json:
+        emit_json([{"id": p.id, "name": p.name} for p in partners])
+    else:
+        for p in partners:
+            print(f"{p.id}\t{p.name}")
+    return 0
+
+
+def _partner_id(db: object, name: str) -> int:
+    return db.read_sync(lambda c: secrets_store.partner_by_name(c, name)).id  # type: ignore[attr-defined]
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    if args.uses < 1:
+        return fail("--uses must be at least 1")
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError as exc:
+        return fail(f"--ttl: {exc}")
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner)
+        token = db.write_sync(lambda c: secrets_store.create_token(c, pid, args.uses, ttl))
+    finally:
+        db.close()
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + ttl))
+    if args.json:
+        emit_json({"partner": args.partner, "uses": args.uses, "expires": expires, "token": token})
+    else:
+        print(f"enrollment token for {args.partner}: {args.uses} use(s), expires {expires}")
+    print(token)
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner)
+        key = db.write_sync(lambda c: secrets_store.create_api_key(c, pid))
+    finally:
+        db.close()
+    print(f"API key for {args.partner} (shown once; use it as 'Authorization: Bearer <key>'):")
+    print(key)
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        n = db.write_sync(lambda c: secrets_store.revoke_api_key(c, args.prefix))
+    finally:
+        db.close()
+    if not n:
+        return fail(f"no active API key starting with {args.prefix!r}")
+    print(f"revoked {n} API key(s)")
+    return 0
+
+
+def cmd_servers(args: argparse.Namespace) -> int:
+    cfg = config_of(args)
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner) if args.partner else None
+        views = db.read_sync(
+            lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(pid)
+        )
+    finally:
+        db.close()
+    if args.json:
+        emit_json({"servers": views, "count": len(views)})
+        return 0
+    print(f"{'ID':22} {'HOSTNAME':24} {'PARTNER':14} {'STATUS':9} {'CAMERAS':8} LAST SEEN")
+    now = time.time()
+    for v in views:
+        seen = "never" if v["last_seen"] is None else f"{int(now - v['last_seen'])} s ago"
+        print(
+            f"{v['id']:22} {v['hostname'][:24]:24} {v['partner'][:14]:14} {v['status']:9} "
+            f"{v['cameras']['total']:<8} {seen}"
+        )
+    return 0
+
+
+def cmd_server_revoke(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        done = db.write_sync(lambda c: servers.revoke(c, args.server_id, time.time()))
+        exists = db.read_sync(lambda c: servers.get(c, args.server_id)) is not None
+    finally:
+        db.close()
+    if not exists:
+        return fail(f"no server {args.server_id!r}")
+    print(
+        f"server {args.server_id} revoked"
+        if done
+        else f"server {args.server_id} was already revoked"
+    )
+    return 0
+
+
+def cmd_server_interval(args: argparse.Namespace) -> int:
+    try:
+        seconds = int(parse_duration(args.interval))
+    except ValueError as exc:
+        return fail(str(exc))
+    if seconds < 10:
+        return fail("the report interval must be at least 10 s")
+    db = database_of(args)
+    try:
+        if args.partner:
+            pid = _partner_id(db, args.partner)
+            db.write_sync(lambda c: servers.set_partner_report_interval(c, pid, seconds))
+            print(f"report interval of {args.partner}'s servers: {seconds} s")
+        elif not db.write_sync(lambda c: servers.set_report_interval(c, args.server_id, seconds)):
+            return fail(f"no server {args.server_id!r}")
+        else:
+            print(f"report interval of {args.server_id}: {seconds} s")
+    finally:
+        db.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigil-collector", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    c = common()
+
+    p = sub.add_parser("serve", parents=[c], help="run the collector")
+    p.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8700)"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+
+    partner = sub.add_parser("partner", help="partners (integrators, resellers)").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = partner.add_parser("add", parents=[c], help="add a partner")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_partner_add)
+    p = partner.add_parser("list", parents=[c], help="list partners")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_partner_list)
+
+    token = sub.add_parser("token", help="enrollment tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = token.add_parser(
+        "create", parents=[c], help="create an enrollment token (printed on the last line)"
+    )
+    p.add_argument("--partner", required=True)
+    p.add_argument(
+        "--uses", type=int, default=1, help="how many agents may enroll with it (default 1)"
+    )
+    p.add_argument("--ttl", default="24h", help="how long it is valid (default 24h)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_token_create)
+
+    apikey = sub.add_parser("apikey", help="partner API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = apikey.add_parser(
+        "create", parents=[c], help="create an API key (printed on the last line)"
+    )
+    p.add_argument("--partner", required=True)
+    p.set_defaults(func=cmd_apikey_create)
+    p = apikey.add_parser("revoke", parents=[c], help="revoke API keys by their first characters")
+    p.add_argument("prefix", help="the key's first 14 characters (vgl_key_xxxxxx)")
+    p.set_defaults(func=cmd_apikey_revoke)
+
+    p = sub.add_parser("servers", parents=[c], help="list enrolled servers with their status")
+    p.add_argument("--partner")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_servers)
+
+    server = sub.add_parser("server", help="one server").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = server.add_parser("revoke", parents=[c], help="shut an agent out at its next request")
+    p.add_argument("server_id")
+    p.set_defaults(func=cmd_server_revoke)
+    p = server.add_parser(
+        "interval", parents=[c], help="set the report interval (server or partner)"
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--server", dest="server_id")
+    g.add_argument("--partner")
+    p.add_argument("interval", help="e.g. 60s, 5m")
+    p.set_defaults(func=cmd_server_interval)
+
+    for register in _feature_registrations():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        return fail(str(exc), 2)
+    except secrets_store.NotFound as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

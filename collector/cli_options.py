@@ -1,0 +1,41 @@
+"""What every ``vigil-collector`` command shares: ``--config``/``--data``, opening the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from collector.config import CollectorConfig, ConfigError, load_config
+from collector.storage import Database, open_database
+
+
+def common() -> argparse.ArgumentParser:
+    """A parent parser with ``--config FILE`` and ``--data DIR``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", metavar="FILE", help="collector configuration (TOML)")
+    p.add_argument("--data", metavar="DIR", help="data directory (database, backups)")
+    return p
+
+
+def config_of(args: argparse.Namespace) -> CollectorConfig:
+    return load_config(args.config, args.data, getattr(args, "listen", None))
+
+
+def database_of(args: argparse.Namespace) -> Database:
+    """The database of the configuration ``args`` name (works while ``serve`` runs)."""
+    return open_database(config_of(args))
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"vigil-collector: {message}", file=sys.stderr)
+    return code
+
+
+def emit_json(value: Any) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+__all__ = ["ConfigError", "common", "config_of", "database_of", "emit_json", "fail"]

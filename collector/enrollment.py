@@ -1,0 +1,131 @@
+"""Enrollment (one-time token → per-agent key) and sessions (signed → HMAC key)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from collector import secrets_store, servers
+from collector.agent_settings import settings_for
+from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.bodies import parse
+from collector.errors import ApiError
+from protocol import limits
+from protocol import request_auth as ra
+from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode
+from protocol.version import PROTOCOL_VERSION
+
+
+def _public_key(text: str, field: str) -> bytes:
+    try:
+        raw = ra.unb64(text)
+        if len(raw) != 32:
+            raise ValueError
+    except ValueError:
+        raise ApiError(
+            400, "invalid_field", "expected a raw 32-byte key in base64", field=field
+        ) from None
+    return raw
+
+
+async def post_enroll(request: web.Request) -> web.Response:
+    req = parse(await request.read(), EnrollRequest, limits.MAX_ENROLL_BYTES)
+    public_key = _public_key(req.public_key, "$.public_key")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_field", "not an Ed25519 public key", field="$.public_key"
+        ) from None
+    now = time.time()
+
+    def write(conn: sqlite3.Connection) -> tuple[str, str]:
+        partner_id = secrets_store.consume_token(conn, req.token, now)
+        server_id = servers.enroll(
+            conn,
+            partner_id,
+            hostname=req.hostname,
+            machine_id=req.machine_id,
+            licence_id=req.licence_id,
+            public_key=public_key,
+            agent_version=req.agent_version,
+            os=req.os,
+            now=now,
+        )
+        name = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+        return server_id, name
+
+    try:
+        server_id, partner = await request.app[DB].write(write)
+    except secrets_store.TokenRefused as exc:
+        request.app[METRICS].rejected("enrollment_token")
+        raise ApiError(403, "token_refused", exc.reason) from None
+    request.app[METRICS].enrollments.inc()
+    settings = await settings_for(request.app, server_id, fresh=True)
+    resp = EnrollResponse(
+        protocol=PROTOCOL_VERSION, server_id=server_id, partner=partner, settings=settings
+    )
+    return web.Response(status=201, body=encode(resp), content_type="application/json")
+
+
+async def post_session(request: web.Request) -> web.Response:
+    body = await request.read()
+    req = parse(body, SessionRequest, limits.MAX_ENROLL_BYTES)
+    metrics = request.app[METRICS]
+    cfg = request.app[CONFIG]
+    now = time.time()
+    if abs(now - req.timestamp) > cfg.max_clock_skew_s:
+        metrics.rejected("clock_skew")
+        raise ApiError(
+            401,
+            "clock_skew",
+            f"agent clock is {req.timestamp - now:+.0f} s from the collector's (limit "
+            f"{cfg.max_clock_skew_s} s): fix the server's clock (NTP)",
+        )
+    server = await request.app[DB].read(lambda c: servers.get(c, req.server_id))
+    if server is None:
+        metrics.rejected("unknown_server")
+        raise ApiError(401, "unknown_server", "no enrolled server with this id: enroll again")
+    if server.revoked_at is not None:
+        metrics.rejected("revoked")
+        raise ApiError(403, "revoked", "this server's credentials were revoked")
+    sig = request.headers.get(ra.H_SIGNATURE, "")
+    try:
+        Ed25519PublicKey.from_public_bytes(server.public_key).verify(
+            ra.unb64(sig), ra.session_signing_bytes(body)
+        )
+    except (InvalidSignature, ValueError):
+        metrics.rejected("bad_signature")
+        raise ApiError(401, "bad_signature", "session request signature does not verify") from None
+    if not request.app[NONCES].check_and_add("s:" + req.nonce):
+        metrics.rejected("replay")
+        raise ApiError(401, "replay", "session request was already received (replayed nonce)")
+    peer = _public_key(req.ephemeral_key, "$.ephemeral_key")
+    own = X25519PrivateKey.generate()
+    session_id = servers.new_session_id()
+    key = ra.derive_session_key(own, peer, session_id, server.id)
+    session = servers.Session(
+        session_id, server.id, server.partner_id, key, now + cfg.session_ttl_s
+    )
+    await request.app[DB].write(lambda c: servers.store_session(c, session, now))
+    settings = await settings_for(request.app, server.id, fresh=True)
+    resp = SessionResponse(
+        protocol=PROTOCOL_VERSION,
+        session_id=session_id,
+        ephemeral_key=ra.b64(own.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+        expires_at=session.expires_at,
+        server_time=time.time(),
+        settings=settings,
+    )
+    return web.Response(status=201, body=encode(resp), content_type="application/json")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/agent/enroll", post_enroll)
+    app.router.add_post("/api/v1/agent/session", post_session)

@@ -1,0 +1,117 @@
+"""The fleet as partners see it: one view of each server, for the API, pages and CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from typing import Any
+
+from collector import servers, status
+from collector.servers import ServerRow
+
+
+class FleetView:
+    """Builds server views for one read: partner intervals are looked up once."""
+
+    def __init__(self, conn: sqlite3.Connection, default_interval: int, offline_after: int) -> None:
+        self.conn = conn
+        self.default_interval = default_interval
+        self.offline_after = offline_after
+        self.partner_names: dict[int, str] = {}
+        self.partner_intervals: dict[int, int | None] = {}
+        for r in conn.execute("SELECT id, name, report_interval_s FROM partners"):
+            self.partner_names[r[0]] = r[1]
+            self.partner_intervals[r[0]] = r[2]
+
+    def interval(self, row: ServerRow) -> int:
+        return (
+            row.report_interval_s
+            or self.partner_intervals.get(row.partner_id)
+            or self.default_interval
+        )
+
+    def view(self, row: ServerRow, now: float, *, detail: bool = False) -> dict[str, Any]:
+        state = json.loads(row.state or "{}")
+        interval = self.interval(row)
+        st = status.evaluate(
+            now=now,
+            last_seen=row.last_seen,
+            revoked_at=row.revoked_at,
+            interval_s=interval,
+            offline_after_intervals=self.offline_after,
+            state=state,
+        )
+        cams = state.get("camera_counts") or {}
+        host = state.get("host") or {}
+        software = state.get("software") or {}
+        out: dict[str, Any] = {
+            "id": row.id,
+            "hostname": row.hostname,
+            "partner": self.partner_names.get(row.partner_id, ""),
+            "status": st.status,
+            "status_reasons": st.reasons,
+            "last_seen": row.last_seen,
+            "enrolled_at": row.enrolled_at,
+            "revoked": row.revoked_at is not None,
+            "licence_id": row.licence_id,
+            "machine_id": row.machine_id,
+            "agent_version": row.agent_version,
+            "os": row.os,
+            "software": {
+                "product": software.get("product", ""),
+                "version": software.get("version", ""),
+            },
+            "cameras": {"total": sum(cams.values()), "by_verdict": cams},
+            "volumes": [
+                {
+                    k: v.get(k)
+                    for k in ("mountpoint", "total", "used", "free", "recording", "full_at")
+                }
+                for v in state.get("volumes", [])
+            ],
+            "report_interval_s": interval,
+        }
+        if detail:
+            out.update(
+                host=host,
+                software=software,
+                volumes=state.get("volumes", []),
+                last_report_at=state.get("collected_at"),
+                last_seq=row.last_seq,
+                reports_received=row.reports_received,
+                dropped_reports=row.dropped_reports,
+                missing_reports=row.missing_reports,
+            )
+        return out
+
+    def all(self, partner_id: int | None, now: float | None = None) -> list[dict[str, Any]]:
+        t = time.time() if now is None else now
+        return [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
+
+
+def status_counts(views: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(v["status"] for v in views))
+
+
+def storage_history(
+    conn: sqlite3.Connection, server_id: str, since: float, max_points: int = 500
+) -> list[dict[str, Any]]:
+    """Used bytes per volume over time, thinned to at most ``max_points`` samples."""
+    rows = conn.execute(
+        "SELECT collected_at, volumes FROM reports WHERE server_id = ? AND collected_at >= ? "
+        "ORDER BY collected_at",
+        (server_id, since),
+    ).fetchall()
+    step = max(1, len(rows) // max_points)
+    out = []
+    for r in rows[::step]:
+        vols = json.loads(r[1])
+        out.append(
+            {
+                "at": r[0],
+                "volumes": [{"mountpoint": v[0], "total": v[1], "used": v[2]} for v in vols],
+            }
+        )
+    return out

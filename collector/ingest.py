@@ -1,0 +1,135 @@
+"""Receiving health reports: validate, store exactly once, acknowledge with settings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import msgspec
+from aiohttp import web
+
+from collector import cameras
+from collector.agent_settings import settings_for
+from collector.appkeys import DB, METRICS
+from collector.auth import agent_of, body_of
+from collector.bodies import parse
+from protocol import limits
+from protocol.messages import Report, ReportAck, ReportBatch, encode
+
+
+def _volumes_compact(report: Report) -> str:
+    return json.dumps(
+        [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in report.volumes],
+        separators=(",", ":"),
+    )
+
+
+def _state(report: Report, camera_counts: dict[str, int] | None) -> str:
+    state = {
+        "collected_at": report.collected_at,
+        "seq": report.seq,
+        "host": msgspec.to_builtins(report.host),
+        "volumes": msgspec.to_builtins(report.volumes),
+        "software": msgspec.to_builtins(report.software),
+        "camera_counts": camera_counts,
+        "dropped_reports": report.dropped_reports,
+    }
+    return json.dumps(state, separators=(",", ":"))
+
+
+def store_batch(
+    conn: sqlite3.Connection, server_id: str, reports: list[Report], received_at: float
+) -> tuple[list[str], list[str]]:
+    """Store each report not yet stored; return (accepted ids, duplicate ids).
+
+    The primary key (server, report id) is what makes a retried report land once. The
+    server's latest state moves forward only with a newer report (by sequence number),
+    so a late retry never overwrites fresher state.
+    """
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    row = conn.execute("SELECT last_seq FROM servers WHERE id = ?", (server_id,)).fetchone()
+    last_seq = int(row[0]) if row else 0
+    for rep in reports:
+        host = rep.host
+        cur = conn.execute(
+            "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
+            "cpu_percent, "
+            "memory_percent, volumes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                server_id,
+                rep.report_id,
+                rep.seq,
+                rep.collected_at,
+                received_at,
+                host.cpu_percent,
+                host.memory_percent,
+                _volumes_compact(rep),
+            ),
+        )
+        if cur.rowcount == 0:
+            duplicates.append(rep.report_id)
+            continue
+        accepted.append(rep.report_id)
+        if rep.seq <= last_seq:
+            conn.execute(
+                "UPDATE servers SET reports_received = reports_received + 1 WHERE id = ?",
+                (server_id,),
+            )
+            continue
+        gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
+        last_seq = rep.seq
+        counts = None
+        if rep.cameras is not None:
+            cameras.apply_report(conn, server_id, rep.cameras, rep.collected_at)
+            counts = cameras.counts(rep.cameras)
+        conn.execute(
+            "UPDATE servers SET last_seen = ?, last_seq = ?, "
+            "reports_received = reports_received + 1, "
+            "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
+            "agent_version = ?, os = ?, state = ? WHERE id = ?",
+            (
+                received_at,
+                rep.seq,
+                gap,
+                rep.dropped_reports,
+                host.hostname,
+                host.agent_version,
+                host.os,
+                _state(rep, counts),
+                server_id,
+            ),
+        )
+    return accepted, duplicates
+
+
+async def post_reports(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    agent = agent_of(request)
+    batch = parse(await body_of(request), ReportBatch, limits.MAX_BATCH_BYTES)
+    received = time.time()
+    metrics = request.app[METRICS]
+    accepted, dups = await request.app[DB].write(
+        lambda c: store_batch(c, agent.server_id, batch.reports, received)
+    )
+    metrics.reports_received.inc(len(accepted))
+    if dups:
+        metrics.reports_duplicate.inc(len(dups))
+    settings = await settings_for(request.app, agent.server_id)
+    metrics.ingest_latency.observe(time.perf_counter() - started)
+    ack = ReportAck(accepted=accepted, duplicates=dups, settings=settings)
+    return web.Response(body=encode(ack), content_type="application/json")
+
+
+def prune_history(conn: sqlite3.Connection, before: float) -> int:
+    """Drop history older than the retention; the latest state stays on the server row.
+    Camera events are kept at least 31 days, which the 30-day availability needs."""
+    n = conn.execute("DELETE FROM reports WHERE received_at < ?", (before,)).rowcount
+    events_before = min(before, time.time() - 31 * 86400)
+    n += conn.execute("DELETE FROM camera_events WHERE at < ?", (events_before,)).rowcount
+    return n
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/agent/reports", post_reports)

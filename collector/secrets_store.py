@@ -1,0 +1,109 @@
+"""Enrollment tokens and partner API keys: made here, stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+TOKEN_PREFIX = "vgl_enr_"
+APIKEY_PREFIX = "vgl_key_"
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: int
+    name: str
+
+
+def add_partner(conn: sqlite3.Connection, name: str) -> Partner:
+    cur = conn.execute("INSERT INTO partners (name, created_at) VALUES (?, ?)", (name, time.time()))
+    return Partner(int(cur.lastrowid or 0), name)
+
+
+def partner_by_name(conn: sqlite3.Connection, name: str) -> Partner:
+    row = conn.execute("SELECT id, name FROM partners WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no partner named {name!r}")
+    return Partner(row["id"], row["name"])
+
+
+def list_partners(conn: sqlite3.Connection) -> list[Partner]:
+    return [
+        Partner(r["id"], r["name"])
+        for r in conn.execute("SELECT id, name FROM partners ORDER BY name")
+    ]
+
+
+def create_token(conn: sqlite3.Connection, partner_id: int, uses: int, ttl_s: float) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    now = time.time()
+    conn.execute(
+        "INSERT INTO enrollment_tokens (partner_id, token_hash, uses_left, expires_at, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (partner_id, digest(token), uses, now + ttl_s, now),
+    )
+    return token
+
+
+class TokenRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def consume_token(conn: sqlite3.Connection, token: str, now: float) -> int:
+    """Use one of the token's uses (inside the caller's write); return its partner id."""
+    row = conn.execute(
+        "SELECT id, partner_id, uses_left, expires_at, revoked_at FROM enrollment_tokens "
+        "WHERE token_hash = ?",
+        (digest(token),),
+    ).fetchone()
+    if row is None:
+        raise TokenRefused("unknown enrollment token")
+    if row["revoked_at"] is not None:
+        raise TokenRefused("enrollment token was revoked")
+    if row["expires_at"] <= now:
+        raise TokenRefused("enrollment token has expired")
+    if row["uses_left"] <= 0:
+        raise TokenRefused("enrollment token has no uses left")
+    conn.execute(
+        "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?", (row["id"],)
+    )
+    return int(row["partner_id"])
+
+
+def create_api_key(conn: sqlite3.Connection, partner_id: int) -> str:
+    key = APIKEY_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO api_keys (partner_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?)",
+        (partner_id, digest(key), key[: len(APIKEY_PREFIX) + 6], time.time()),
+    )
+    return key
+
+
+def partner_for_api_key(conn: sqlite3.Connection, key: str) -> Partner | None:
+    row = conn.execute(
+        "SELECT p.id, p.name FROM api_keys k JOIN partners p ON p.id = k.partner_id "
+        "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        (digest(key),),
+    ).fetchone()
+    return None if row is None else Partner(row["id"], row["name"])
+
+
+def revoke_api_key(conn: sqlite3.Connection, prefix: str) -> int:
+    cur = conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+        (time.time(), prefix),
+    )
+    return cur.rowcount

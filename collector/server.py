@@ -1,0 +1,54 @@
+"""Running the collector: configuration apart from runtime, signals, ordered shutdown.
+
+On SIGTERM or SIGINT the collector stops accepting connections, lets requests in flight
+finish (up to ``shutdown_timeout``), commits the writes they queued, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from collector.app import create_app
+from collector.config import CollectorConfig
+
+log = logging.getLogger("vigil.collector")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    host, port = split_listen(config.listen)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    log.info(
+        "Vigil collector listening on http://%s:%s (data in %s)",
+        bound[0],
+        bound[1],
+        config.data_dir,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: no new connections, finishing requests in flight")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def run(config: CollectorConfig) -> None:
+    asyncio.run(serve(config))

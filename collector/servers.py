@@ -1,0 +1,173 @@
+"""Enrolled servers and their sessions: repository functions over a connection."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    id: str
+    partner_id: int
+    hostname: str
+    machine_id: str
+    licence_id: str | None
+    public_key: bytes
+    enrolled_at: float
+    revoked_at: float | None
+    last_seen: float | None
+    report_interval_s: int | None
+    agent_version: str
+    os: str
+    last_seq: int
+    reports_received: int
+    dropped_reports: int
+    missing_reports: int
+    state: str
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> ServerRow:
+        return cls(**{k: r[k] for k in r.keys() if k in cls.__dataclass_fields__})
+
+
+_COLUMNS = (
+    "id, partner_id, hostname, machine_id, licence_id, public_key, enrolled_at, revoked_at, "
+    "last_seen, report_interval_s, agent_version, os, last_seq, reports_received, "
+    "dropped_reports, missing_reports, state"
+)
+
+
+def enroll(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    *,
+    hostname: str,
+    machine_id: str,
+    licence_id: str | None,
+    public_key: bytes,
+    agent_version: str,
+    os: str,
+    now: float,
+) -> str:
+    """Register a server, or re-key the partner's server with the same machine identity.
+
+    Re-enrolling a machine (a reinstalled agent, a lost state directory) keeps its server
+    id and history; the old key stops working at once, and so do its sessions.
+    """
+    row = conn.execute(
+        "SELECT id FROM servers WHERE partner_id = ? AND machine_id = ? ORDER BY enrolled_at DESC",
+        (partner_id, machine_id),
+    ).fetchone()
+    if row is not None:
+        server_id = row["id"]
+        conn.execute(
+            "UPDATE servers SET public_key = ?, hostname = ?, licence_id = ?, agent_version = ?, "
+            "os = ?, enrolled_at = ?, revoked_at = NULL WHERE id = ?",
+            (public_key, hostname, licence_id, agent_version, os, now, server_id),
+        )
+        conn.execute("DELETE FROM sessions WHERE server_id = ?", (server_id,))
+        return server_id
+    server_id = "srv_" + secrets.token_hex(8)
+    conn.execute(
+        "INSERT INTO servers (id, partner_id, hostname, machine_id, licence_id, public_key, "
+        "agent_version, os, enrolled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            server_id,
+            partner_id,
+            hostname,
+            machine_id,
+            licence_id,
+            public_key,
+            agent_version,
+            os,
+            now,
+        ),
+    )
+    return server_id
+
+
+def get(conn: sqlite3.Connection, server_id: str) -> ServerRow | None:
+    r = conn.execute(f"SELECT {_COLUMNS} FROM servers WHERE id = ?", (server_id,)).fetchone()
+    return None if r is None else ServerRow.from_row(r)
+
+
+def list_for(conn: sqlite3.Connection, partner_id: int | None) -> list[ServerRow]:
+    if partner_id is None:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM servers ORDER BY hostname, id")
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM servers WHERE partner_id = ? ORDER BY hostname, id",
+            (partner_id,),
+        )
+    return [ServerRow.from_row(r) for r in rows]
+
+
+def revoke(conn: sqlite3.Connection, server_id: str, now: float) -> bool:
+    cur = conn.execute(
+        "UPDATE servers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, server_id)
+    )
+    conn.execute("DELETE FROM sessions WHERE server_id = ?", (server_id,))
+    return cur.rowcount > 0
+
+
+def set_report_interval(conn: sqlite3.Connection, server_id: str, seconds: int | None) -> bool:
+    cur = conn.execute(
+        "UPDATE servers SET report_interval_s = ? WHERE id = ?", (seconds, server_id)
+    )
+    return cur.rowcount > 0
+
+
+def set_partner_report_interval(
+    conn: sqlite3.Connection, partner_id: int, seconds: int | None
+) -> None:
+    conn.execute("UPDATE partners SET report_interval_s = ? WHERE id = ?", (seconds, partner_id))
+
+
+def effective_report_interval(conn: sqlite3.Connection, server: ServerRow, default: int) -> int:
+    if server.report_interval_s:
+        return server.report_interval_s
+    r = conn.execute(
+        "SELECT report_interval_s FROM partners WHERE id = ?", (server.partner_id,)
+    ).fetchone()
+    return int(r[0]) if r is not None and r[0] else default
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    server_id: str
+    partner_id: int
+    key: bytes
+    expires_at: float
+
+
+def new_session_id() -> str:
+    return "ses_" + secrets.token_hex(12)
+
+
+def store_session(conn: sqlite3.Connection, session: Session, now: float) -> None:
+    conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+    conn.execute(
+        "INSERT INTO sessions (id, server_id, key, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        (session.id, session.server_id, session.key, now, session.expires_at),
+    )
+
+
+def session_with_server(
+    conn: sqlite3.Connection, session_id: str
+) -> tuple[Session, float | None, bytes] | None:
+    """The session, its server's revocation time (None = not revoked) and public key."""
+    r = conn.execute(
+        "SELECT s.id, s.server_id, s.key, s.expires_at, v.partner_id, v.revoked_at, v.public_key "
+        "FROM sessions s JOIN servers v ON v.id = s.server_id WHERE s.id = ?",
+        (session_id,),
+    ).fetchone()
+    if r is None:
+        return None
+    session = Session(r["id"], r["server_id"], r["partner_id"], bytes(r["key"]), r["expires_at"])
+    return session, r["revoked_at"], bytes(r["public_key"])

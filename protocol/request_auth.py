@@ -1,0 +1,84 @@
+"""How an agent proves who it is, on every request, without a shared secret.
+
+1. Enrollment: the agent makes an Ed25519 key pair and registers the public half with a
+   one-time token. The private half never leaves the agent's state directory.
+2. Session: the agent signs a ``SessionRequest`` (server id, time, nonce, an ephemeral
+   X25519 public key) with its Ed25519 key. The collector answers with its own ephemeral
+   X25519 key; both derive a 32-byte session key with HKDF-SHA256. The key never
+   crosses the wire.
+3. Each request carries the session id, a timestamp, a nonce and an HMAC-SHA256 with the
+   session key over method, path and query, timestamp, nonce and the body's SHA-256.
+   The collector refuses a timestamp outside its skew window and a nonce it has seen.
+
+Signing once per session and using HMAC per request keeps asymmetric identities cheap
+(Ed25519 verify costs about 0.22 ms, HMAC about 0.02 ms). ``docs/security.md`` has more.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+SESSION_CONTEXT = b"vigil-session-v1\n"
+"""Prefix of the bytes the agent signs to open a session."""
+
+H_SESSION = "X-Vigil-Session"
+H_TIMESTAMP = "X-Vigil-Timestamp"
+H_NONCE = "X-Vigil-Nonce"
+H_SIGNATURE = "X-Vigil-Signature"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def session_signing_bytes(body: bytes) -> bytes:
+    """What the agent's Ed25519 signature covers when it opens a session."""
+    return SESSION_CONTEXT + body
+
+
+def derive_session_key(
+    own: X25519PrivateKey, peer_public: bytes, session_id: str, server_id: str
+) -> bytes:
+    """Both sides: HKDF-SHA256 over the X25519 shared secret, bound to session and server."""
+    shared = own.exchange(X25519PublicKey.from_public_bytes(peer_public))
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=session_id.encode(),
+        info=b"vigil-session-key-v1|" + server_id.encode(),
+    ).derive(shared)
+
+
+def canonical_request(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    return "\n".join(
+        (method.upper(), path_qs, timestamp, nonce, hashlib.sha256(body).hexdigest())
+    ).encode()
+
+
+def sign_request(
+    key: bytes, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes
+) -> str:
+    mac = hmac.new(key, canonical_request(method, path_qs, timestamp, nonce, body), hashlib.sha256)
+    return b64(mac.digest())
+
+
+def verify_request(
+    key: bytes, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes, signature: str
+) -> bool:
+    expected = sign_request(key, method, path_qs, timestamp, nonce, body)
+    return hmac.compare_digest(expected, signature)
