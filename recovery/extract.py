@@ -1,0 +1,281 @@
+"""Read a backup archive (age -> zstd -> tar) in one streaming pass: verify, and extract.
+
+Everything a restore must refuse is refused here, before anything can land outside the
+target: absolute names, ``..``, duplicates, members below a symlink, symlinks that could
+leave the target, hard links, devices, fifos. Files are written into a fresh directory the
+caller made (``restore`` renames it into place only after every check passed), and checked
+against the manifest, the last member, when it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from protocol.backup_archive import (
+    MANIFEST_NAME,
+    AgeError,
+    AgeReader,
+    HashingReader,
+    Manifest,
+    content_digest,
+    decode_manifest,
+)
+
+MAX_MANIFEST = 256 * 1024 * 1024
+READ_SIZE = 1 << 20
+
+
+class ArchiveRefused(Exception):
+    """The archive is damaged, altered, or holds something a restore must not write."""
+
+
+@dataclass
+class ReadResult:
+    manifest: Manifest
+    ciphertext_sha256: str
+    ciphertext_size: int
+    plaintext_size: int
+    texts: dict[str, bytes] = field(default_factory=dict)
+    """Small files' contents when asked for (``keep_small``), for ``diff``."""
+
+
+@dataclass
+class _Seen:
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    sha256: str | None = None
+    target: str | None = None
+
+
+def check_name(name: str) -> list[str]:
+    """The components of a safe relative member name, or ``ArchiveRefused``."""
+    if not name or "\x00" in name:
+        raise ArchiveRefused(f"refused member with an empty or NUL name: {name!r}")
+    if name.startswith("/"):
+        raise ArchiveRefused(f"refused absolute path in archive: {name!r}")
+    parts = name.rstrip("/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ArchiveRefused(f"refused path with '..' or empty components: {name!r}")
+    return parts
+
+
+def check_link(name: str, target: str) -> None:
+    """A symlink may only point inside the target: relative, leading ``..`` at most as deep
+    as the link's own directory, no ``..`` after a name (which, through another link, could
+    climb out)."""
+    if not target or "\x00" in target:
+        raise ArchiveRefused(f"refused symlink {name!r} with an empty target")
+    if target.startswith("/"):
+        raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
+    depth = len(name.split("/")) - 1
+    ups = 0
+    descended = False
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if descended:
+                raise ArchiveRefused(f"refused symlink {name!r} with '..' inside: {target!r}")
+            ups += 1
+        else:
+            descended = True
+    if ups > depth:
+        raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
+
+
+def _drain(reader: object) -> None:
+    while reader.read(READ_SIZE):  # type: ignore[attr-defined]
+        pass
+
+
+def read_archive(
+    src: BinaryIO,
+    identities: Sequence[X25519PrivateKey],
+    *,
+    recipients: Sequence[str],
+    dest: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    total_size: int = 0,
+    keep_small: int = 0,
+) -> ReadResult:
+    """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
+    directory) when given. ``recipients`` are the signed header's (they are part of the
+    content digest). Raises ``ArchiveRefused`` (or ``AgeError``) on anything wrong."""
+    hashed = HashingReader(src)
+    last_report = 0
+
+    class _Counting:
+        def read(self, n: int = -1) -> bytes:
+            nonlocal last_report
+            data = hashed.read(n)
+            if progress and hashed.size - last_report >= (4 << 20):
+                last_report = hashed.size
+                progress("bytes", hashed.size, total_size)
+            return data
+
+        def readline(self, limit: int = -1) -> bytes:
+            return hashed.readline(limit)
+
+    try:
+        age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
+        zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)
+        seen, manifest, texts, plain = _walk(zr, dest, keep_small)
+        _drain(zr)
+        _drain(age)
+    except AgeError as exc:
+        raise ArchiveRefused(str(exc)) from None
+    except zstandard.ZstdError as exc:
+        raise ArchiveRefused(f"compressed stream is damaged: {exc}") from None
+    except tarfile.TarError as exc:
+        raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
+    if progress:
+        progress("bytes", hashed.size, total_size)
+    _check_manifest(seen, manifest, recipients)
+    return ReadResult(
+        manifest=manifest,
+        ciphertext_sha256=hashed.sha256.hexdigest(),
+        ciphertext_size=hashed.size,
+        plaintext_size=plain,
+        texts=texts,
+    )
+
+
+def _walk(
+    stream: object, dest: Path | None, keep_small: int
+) -> tuple[dict[str, _Seen], Manifest, dict[str, bytes], int]:
+    seen: dict[str, _Seen] = {}
+    texts: dict[str, bytes] = {}
+    manifest: Manifest | None = None
+    dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    plain = 0
+    with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:  # type: ignore[call-overload]
+        for member in tar:
+            name = member.name.rstrip("/") if member.isdir() else member.name
+            if manifest is not None:
+                raise ArchiveRefused(f"member after the manifest: {name!r}")
+            if name == MANIFEST_NAME and member.isreg():
+                if member.size > MAX_MANIFEST:
+                    raise ArchiveRefused("manifest too large")
+                manifest = decode_manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
+                continue
+            parts = check_name(name)
+            if name in seen:
+                raise ArchiveRefused(f"refused duplicate member: {name!r}")
+            for i in range(1, len(parts)):
+                parent = seen.get("/".join(parts[:i]))
+                if parent is not None and parent.type != "dir":
+                    raise ArchiveRefused(f"refused member below a {parent.type}: {name!r}")
+            if parts[0] == ".vigil":
+                raise ArchiveRefused(f"refused member in the reserved .vigil/: {name!r}")
+            rec = _Seen(type="", mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
+            path = dest.joinpath(*parts) if dest is not None else None
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            if member.isreg():
+                rec.type, rec.size = "file", member.size
+                rec.sha256, data = _take_file(tar, member, path, keep_small)
+                plain += member.size
+                if data is not None:
+                    texts[name] = data
+                if path is not None:
+                    if as_root:
+                        os.chown(path, member.uid, member.gid)
+                    os.chmod(path, rec.mode)
+                    os.utime(path, (member.mtime, member.mtime))
+            elif member.isdir():
+                rec.type = "dir"
+                if path is not None:
+                    path.mkdir(mode=0o700, exist_ok=True)
+                    dirs.append((path, member))
+            elif member.issym():
+                rec.type, rec.target = "symlink", member.linkname
+                check_link(name, member.linkname)
+                if path is not None:
+                    try:
+                        os.symlink(member.linkname, path)
+                    except FileExistsError:
+                        raise ArchiveRefused(
+                            f"refused symlink over a directory: {name!r}"
+                        ) from None
+                    if as_root:
+                        os.lchown(path, member.uid, member.gid)
+                    os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+            elif member.islnk():
+                raise ArchiveRefused(f"refused hard link: {name!r}")
+            elif member.isdev() or member.isfifo():
+                raise ArchiveRefused(f"refused device file or fifo: {name!r}")
+            else:
+                raise ArchiveRefused(f"refused member of unknown type: {name!r}")
+            seen[name] = rec
+    if manifest is None:
+        raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
+    for path, member in reversed(dirs):  # deepest first, after their contents are written
+        if as_root:
+            os.chown(path, member.uid, member.gid)
+        os.chmod(path, member.mode & 0o7777)
+        os.utime(path, (member.mtime, member.mtime))
+    return seen, manifest, texts, plain
+
+
+def _take_file(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path | None, keep_small: int
+) -> tuple[str, bytes | None]:
+    src = tar.extractfile(member)
+    assert src is not None
+    h = hashlib.sha256()
+    keep = member.size <= keep_small
+    kept = bytearray()
+    fd = None
+    if path is not None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        while True:
+            buf = src.read(READ_SIZE)
+            if not buf:
+                break
+            h.update(buf)
+            if keep:
+                kept += buf
+            if fd is not None:
+                view = memoryview(buf)
+                while view:
+                    view = view[os.write(fd, view) :]
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return h.hexdigest(), bytes(kept) if keep else None
+
+
+def _check_manifest(seen: dict[str, _Seen], manifest: Manifest, recipients: Sequence[str]) -> None:
+    listed = {e.path: e for e in manifest.entries}
+    if len(listed) != len(manifest.entries):
+        raise ArchiveRefused("manifest lists a path twice")
+    if missing := sorted(set(listed) - set(seen)):
+        raise ArchiveRefused(f"manifest entry missing from the archive: {missing[0]!r}")
+    if extra := sorted(set(seen) - set(listed)):
+        raise ArchiveRefused(f"archive member not in the manifest: {extra[0]!r}")
+    for name, rec in seen.items():
+        e = listed[name]
+        if rec.type != e.type:
+            raise ArchiveRefused(f"{name!r}: type {rec.type} in tar, {e.type} in the manifest")
+        if rec.type == "file" and (rec.size != e.size or rec.sha256 != e.sha256):
+            raise ArchiveRefused(f"{name!r}: content does not match the manifest's SHA-256")
+        if (rec.mode, rec.uid, rec.gid) != (e.mode, e.uid, e.gid):
+            raise ArchiveRefused(f"{name!r}: metadata does not match the manifest")
+        if rec.type == "symlink" and rec.target != e.target:
+            raise ArchiveRefused(f"{name!r}: link target does not match the manifest")
+    if content_digest(manifest.entries, recipients) != manifest.content_digest:
+        raise ArchiveRefused("manifest content digest does not recompute")
