@@ -1,0 +1,426 @@
+"""SQL of the backup catalog: small functions that take a connection.
+
+Callers run them inside ``Database.read`` / ``Database.write`` (one write = one
+transaction piece), so a check and the change it guards happen atomically.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from collector.backups.policy import BackupPolicy, effective
+from collector.backups.retention import Snapshot
+
+Conn = Any
+"""A DB-API connection as ``Database.read``/``write`` hand it over (rows by name and index)."""
+
+LISTED_STATUSES = ("verified", "corrupt")
+"""What partners see; ``pruning`` rows are on their way out, partial uploads never appear."""
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+# --- servers (core tables, read only) -------------------------------------------------------
+
+
+def get_server(conn: Conn, server_id: str) -> Any:
+    return conn.execute(
+        "SELECT id, partner_id, public_key, enrolled_at, revoked_at FROM servers WHERE id = ?",
+        (server_id,),
+    ).fetchone()
+
+
+def partner_id_by_name(conn: Conn, name: str) -> int | None:
+    row = conn.execute("SELECT id FROM partners WHERE name = ?", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+# --- sequence -------------------------------------------------------------------------------
+
+
+def last_seq(conn: Conn, server_id: str) -> int:
+    row = conn.execute(
+        "SELECT last_seq FROM backup_sequences WHERE server_id = ?", (server_id,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def accept_seq(conn: Conn, server_id: str, seq: int, now: float) -> None:
+    conn.execute(
+        "INSERT INTO backup_sequences (server_id, last_seq, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (server_id) DO UPDATE SET last_seq = excluded.last_seq, "
+        "updated_at = excluded.updated_at",
+        (server_id, seq, now),
+    )
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    server_id: str
+    seq: int
+    backup_id: str
+    header: str
+    envelope: str
+    size: int
+    sha256: str
+    received: int
+    created_at: float
+    updated_at: float
+
+
+_UPLOAD_COLS = (
+    "id, server_id, seq, backup_id, header, envelope, size, sha256, received, created_at, "
+    "updated_at"
+)
+
+
+def _upload(row: Any) -> Upload | None:
+    if row is None:
+        return None
+    return Upload(*(row[i] for i in range(11)))
+
+
+def get_upload(conn: Conn, upload_id: str) -> Upload | None:
+    return _upload(
+        conn.execute(
+            f"SELECT {_UPLOAD_COLS} FROM backup_uploads WHERE id = ?", (upload_id,)
+        ).fetchone()
+    )
+
+
+def upload_for_seq(conn: Conn, server_id: str, seq: int) -> Upload | None:
+    return _upload(
+        conn.execute(
+            f"SELECT {_UPLOAD_COLS} FROM backup_uploads WHERE server_id = ? AND seq = ?",
+            (server_id, seq),
+        ).fetchone()
+    )
+
+
+def insert_upload(conn: Conn, up: Upload) -> None:
+    conn.execute(
+        f"INSERT INTO backup_uploads ({_UPLOAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            up.id,
+            up.server_id,
+            up.seq,
+            up.backup_id,
+            up.header,
+            up.envelope,
+            up.size,
+            up.sha256,
+            up.received,
+            up.created_at,
+            up.updated_at,
+        ),
+    )
+
+
+def set_received(conn: Conn, upload_id: str, received: int, now: float) -> None:
+    conn.execute(
+        "UPDATE backup_uploads SET received = ?, updated_at = ? WHERE id = ?",
+        (received, now, upload_id),
+    )
+
+
+def delete_upload(conn: Conn, upload_id: str) -> None:
+    conn.execute("DELETE FROM backup_uploads WHERE id = ?", (upload_id,))
+
+
+def stale_uploads(conn: Conn, before: float) -> list[Upload]:
+    rows = conn.execute(
+        f"SELECT {_UPLOAD_COLS} FROM backup_uploads WHERE updated_at < ?", (before,)
+    ).fetchall()
+    return [u for u in map(_upload, rows) if u is not None]
+
+
+def upload_ids(conn: Conn) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT id FROM backup_uploads").fetchall()}
+
+
+# --- backups --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    server_id: str
+    seq: int
+    kind: str
+    created_at: float
+    stored_at: float
+    size: int
+    sha256: str | None
+    base_seq: int | None
+    content_digest: str | None
+    envelope: str
+    object_key: str | None
+    envelope_key: str | None
+    verified_at: float | None
+    checked_at: float | None
+    status: str
+    status_reason: str
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            id=self.id,
+            seq=self.seq,
+            created_at=self.created_at,
+            kind="unchanged" if self.kind == "unchanged" else "full",
+            status=self.status,
+            base_seq=self.base_seq,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What the partner API shows."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "stored_at": self.stored_at,
+            "size": self.size,
+            "ciphertext_sha256": self.sha256,
+            "base_seq": self.base_seq,
+            "verified_at": self.verified_at,
+            "status": self.status,
+        }
+
+
+_BACKUP_COLS = (
+    "id, server_id, seq, kind, created_at, stored_at, size, sha256, base_seq, content_digest, "
+    "envelope, object_key, envelope_key, verified_at, checked_at, status, status_reason"
+)
+
+
+def _backup(row: Any) -> Backup | None:
+    if row is None:
+        return None
+    return Backup(*(row[i] for i in range(17)))
+
+
+def insert_backup(conn: Conn, b: Backup) -> None:
+    conn.execute(
+        f"INSERT INTO backups ({_BACKUP_COLS}) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            b.id,
+            b.server_id,
+            b.seq,
+            b.kind,
+            b.created_at,
+            b.stored_at,
+            b.size,
+            b.sha256,
+            b.base_seq,
+            b.content_digest,
+            b.envelope,
+            b.object_key,
+            b.envelope_key,
+            b.verified_at,
+            b.checked_at,
+            b.status,
+            b.status_reason,
+        ),
+    )
+
+
+def get_backup(conn: Conn, server_id: str, backup_id: str) -> Backup | None:
+    return _backup(
+        conn.execute(
+            f"SELECT {_BACKUP_COLS} FROM backups WHERE server_id = ? AND id = ?",
+            (server_id, backup_id),
+        ).fetchone()
+    )
+
+
+def backup_by_seq(conn: Conn, server_id: str, seq: int) -> Backup | None:
+    return _backup(
+        conn.execute(
+            f"SELECT {_BACKUP_COLS} FROM backups WHERE server_id = ? AND seq = ?",
+            (server_id, seq),
+        ).fetchone()
+    )
+
+
+def list_backups(
+    conn: Conn, server_id: str, statuses: tuple[str, ...] = LISTED_STATUSES
+) -> list[Backup]:
+    marks = ", ".join("?" for _ in statuses)
+    rows = conn.execute(
+        f"SELECT {_BACKUP_COLS} FROM backups WHERE server_id = ? AND status IN ({marks}) "
+        "ORDER BY seq",
+        (server_id, *statuses),
+    ).fetchall()
+    return [b for b in map(_backup, rows) if b is not None]
+
+
+def all_backups(conn: Conn, statuses: tuple[str, ...]) -> list[Backup]:
+    marks = ", ".join("?" for _ in statuses)
+    rows = conn.execute(
+        f"SELECT {_BACKUP_COLS} FROM backups WHERE status IN ({marks}) ORDER BY server_id, seq",
+        statuses,
+    ).fetchall()
+    return [b for b in map(_backup, rows) if b is not None]
+
+
+def servers_with_backups(conn: Conn) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT server_id FROM backups ORDER BY 1")]
+
+
+def set_status(
+    conn: Conn, backup_id: str, status: str, reason: str = "", checked_at: float | None = None
+) -> None:
+    conn.execute(
+        "UPDATE backups SET status = ?, status_reason = ?, checked_at = COALESCE(?, checked_at) "
+        "WHERE id = ?",
+        (status, reason, checked_at, backup_id),
+    )
+
+
+def delete_backup(conn: Conn, backup_id: str) -> None:
+    conn.execute("DELETE FROM backups WHERE id = ?", (backup_id,))
+
+
+def last_stored(conn: Conn, server_id: str) -> float | None:
+    row = conn.execute(
+        "SELECT MAX(stored_at) FROM backups WHERE server_id = ? AND status <> 'pruning'",
+        (server_id,),
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def insert_run(conn: Conn, server_id: str, run: dict[str, Any], now: float) -> str:
+    run_id = new_id()
+    conn.execute(
+        "INSERT INTO backup_runs (id, server_id, outcome, reason, started_at, finished_at, "
+        "received_at, seq, backup_id, files, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            server_id,
+            run["outcome"],
+            run.get("reason", ""),
+            run["started_at"],
+            run["finished_at"],
+            now,
+            run.get("seq"),
+            run.get("backup_id"),
+            run.get("files"),
+            run.get("bytes"),
+        ),
+    )
+    return run_id
+
+
+def last_run(conn: Conn, server_id: str, outcomes: tuple[str, ...]) -> Any:
+    marks = ", ".join("?" for _ in outcomes)
+    return conn.execute(
+        f"SELECT outcome, reason, started_at, finished_at, seq, backup_id FROM backup_runs "
+        f"WHERE server_id = ? AND outcome IN ({marks}) ORDER BY finished_at DESC LIMIT 1",
+        (server_id, *outcomes),
+    ).fetchone()
+
+
+def prune_runs(conn: Conn, before: float) -> int:
+    cur = conn.execute("DELETE FROM backup_runs WHERE finished_at < ?", (before,))
+    return int(cur.rowcount or 0)
+
+
+# --- recipients -----------------------------------------------------------------------------
+
+
+def add_recipient(
+    conn: Conn, partner_id: int, recipient: str, role: str, label: str, now: float
+) -> bool:
+    """True when added, False when it was already there."""
+    cur = conn.execute(
+        "INSERT INTO backup_recipients (partner_id, recipient, role, label, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, recipient) DO NOTHING",
+        (partner_id, recipient, role, label, now),
+    )
+    return bool(cur.rowcount)
+
+
+def remove_recipient(conn: Conn, partner_id: int, recipient: str) -> bool:
+    cur = conn.execute(
+        "DELETE FROM backup_recipients WHERE partner_id = ? AND recipient = ?",
+        (partner_id, recipient),
+    )
+    return bool(cur.rowcount)
+
+
+def list_recipients(conn: Conn, partner_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT recipient, role, label, created_at FROM backup_recipients WHERE partner_id = ? "
+        "ORDER BY role DESC, created_at, recipient",
+        (partner_id,),
+    ).fetchall()
+    return [{"recipient": r[0], "role": r[1], "label": r[2], "created_at": r[3]} for r in rows]
+
+
+# --- policies -------------------------------------------------------------------------------
+
+_POLICY_COLS = (
+    "interval_s, backup_window, keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly"
+)
+
+
+def get_policy(conn: Conn, scope: str, scope_id: str) -> BackupPolicy | None:
+    row = conn.execute(
+        f"SELECT {_POLICY_COLS} FROM backup_policies WHERE scope = ? AND scope_id = ?",
+        (scope, scope_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return BackupPolicy(*(row[i] for i in range(7)))
+
+
+def set_policy(conn: Conn, scope: str, scope_id: str, changes: BackupPolicy, now: float) -> None:
+    """Merge the fields set in ``changes`` into the stored row."""
+    current = get_policy(conn, scope, scope_id) or BackupPolicy()
+    p = changes.over(current)
+    conn.execute(
+        f"INSERT INTO backup_policies (scope, scope_id, {_POLICY_COLS}, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id) DO UPDATE SET "
+        "interval_s = excluded.interval_s, backup_window = excluded.backup_window, "
+        "keep_last = excluded.keep_last, keep_daily = excluded.keep_daily, "
+        "keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly, "
+        "keep_yearly = excluded.keep_yearly, updated_at = excluded.updated_at",
+        (
+            scope,
+            scope_id,
+            p.interval_s,
+            p.window,
+            p.keep_last,
+            p.keep_daily,
+            p.keep_weekly,
+            p.keep_monthly,
+            p.keep_yearly,
+            now,
+        ),
+    )
+
+
+def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None) -> BackupPolicy:
+    """The effective policy: server override, partner default, built-in defaults."""
+    if partner_id is None:
+        srv = get_server(conn, server_id)
+        partner_id = None if srv is None else int(srv["partner_id"])
+    partner = None if partner_id is None else get_policy(conn, "partner", str(partner_id))
+    return effective(partner, get_policy(conn, "server", server_id))
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,287 @@
+"""``vigil-collector recovery-key …`` and ``vigil-collector backup …`` admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from collector.backups import catalog, maintenance
+from collector.backups.handlers import backup_config
+from collector.backups.objectstore import open_object_store
+from collector.backups.policy import BackupPolicy, check_window, format_duration, parse_duration
+from collector.backups.recipients import RecipientInvalid, check_recipient
+from collector.cli_options import common, config_of, database_of, emit_json, fail
+
+
+def _partner_id(db: Any, name: str) -> int | None:
+    return db.read_sync(lambda c: catalog.partner_id_by_name(c, name))
+
+
+def cmd_recovery_key_add(args: argparse.Namespace) -> int:
+    try:
+        recipient = check_recipient(args.recipient)
+    except RecipientInvalid as exc:
+        return fail(str(exc))
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner)
+        if pid is None:
+            return fail(f"no partner {args.partner!r}")
+        role = "extra" if args.extra else "recovery"
+        added = db.write_sync(
+            lambda c: catalog.add_recipient(c, pid, recipient, role, args.label, time.time())
+        )
+    finally:
+        db.close()
+    if args.json:
+        emit_json({"partner": args.partner, "recipient": recipient, "role": role, "added": added})
+    elif added:
+        print(f"{role} recipient added for {args.partner}: {recipient}")
+    else:
+        print(f"{recipient} was already a recipient for {args.partner}")
+    return 0
+
+
+def cmd_recovery_key_remove(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner)
+        if pid is None:
+            return fail(f"no partner {args.partner!r}")
+        removed = db.write_sync(lambda c: catalog.remove_recipient(c, pid, args.recipient))
+    finally:
+        db.close()
+    if not removed:
+        return fail(f"{args.recipient} is not a recipient for {args.partner}")
+    print(f"recipient removed for {args.partner}: {args.recipient}")
+    return 0
+
+
+def cmd_recovery_key_list(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        pid = _partner_id(db, args.partner)
+        if pid is None:
+            return fail(f"no partner {args.partner!r}")
+        rows = db.read_sync(lambda c: catalog.list_recipients(c, pid))
+    finally:
+        db.close()
+    if args.json:
+        emit_json(rows)
+    else:
+        if not rows:
+            print(
+                f"no recovery key for {args.partner}: its servers cannot back up", file=sys.stderr
+            )
+        for r in rows:
+            print(f"{r['recipient']}\t{r['role']}\t{r['label']}")
+    return 0
+
+
+def _policy_from_args(args: argparse.Namespace) -> BackupPolicy:
+    interval = None
+    if args.interval is not None:
+        interval = parse_duration(args.interval)
+    window = None
+    if args.window is not None:
+        window = check_window(args.window)
+    for name in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
+    return BackupPolicy(
+        interval_s=interval,
+        window=window,
+        keep_last=args.keep_last,
+        keep_daily=args.keep_daily,
+        keep_weekly=args.keep_weekly,
+        keep_monthly=args.keep_monthly,
+        keep_yearly=args.keep_yearly,
+    )
+
+
+def _policy_json(p: BackupPolicy) -> dict[str, Any]:
+    return {
+        "interval_s": p.interval_s,
+        "interval": None if p.interval_s is None else format_duration(p.interval_s),
+        "window": p.window,
+        "keep_last": p.keep_last,
+        "keep_daily": p.keep_daily,
+        "keep_weekly": p.keep_weekly,
+        "keep_monthly": p.keep_monthly,
+        "keep_yearly": p.keep_yearly,
+    }
+
+
+def cmd_policy_set(args: argparse.Namespace) -> int:
+    try:
+        changes = _policy_from_args(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    db = database_of(args)
+    try:
+        if args.partner is not None:
+            pid = _partner_id(db, args.partner)
+            if pid is None:
+                return fail(f"no partner {args.partner!r}")
+            scope, scope_id = "partner", str(pid)
+        else:
+            if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+                return fail(f"no server {args.server_id!r}")
+            scope, scope_id = "server", args.server_id
+        db.write_sync(lambda c: catalog.set_policy(c, scope, scope_id, changes, time.time()))
+        stored = db.read_sync(lambda c: catalog.get_policy(c, scope, scope_id))
+    finally:
+        db.close()
+    assert stored is not None
+    if args.json:
+        emit_json({"scope": scope, "id": scope_id, **_policy_json(stored)})
+    else:
+        target = f"partner {args.partner}" if scope == "partner" else f"server {scope_id}"
+        shown = {
+            k: v for k, v in _policy_json(stored).items() if v is not None and k != "interval_s"
+        }
+        print(f"backup policy of {target}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+            return fail(f"no server {args.server_id!r}")
+        p = db.read_sync(lambda c: catalog.policy_for_server(c, args.server_id))
+    finally:
+        db.close()
+    if args.json:
+        emit_json(_policy_json(p))
+    else:
+        for k, v in _policy_json(p).items():
+            print(f"{k}\t{v}")
+    return 0
+
+
+def _store_of(args: argparse.Namespace) -> Any:
+    cfg = config_of(args)
+    return open_object_store(backup_config(cfg.raw).storage, cfg.data_dir)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    store = _store_of(args)
+
+    async def run() -> maintenance.PruneReport:
+        try:
+            return await maintenance.prune(db, store, dry_run=args.dry_run)
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        db.close()
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        for e in report.removed:
+            print(f"{verb} {e['server_id']} seq {e['seq']} ({e['kind']}) {e['backup_id']}")
+        for e in report.failed:
+            print(f"could not remove {e['backup_id']}: {e['reason']}", file=sys.stderr)
+        print(f"{verb} {len(report.removed)} backups, kept {report.kept}")
+    return 1 if report.failed else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    store = _store_of(args)
+
+    async def run() -> maintenance.IntegrityReport:
+        try:
+            return await maintenance.check_integrity(db, store)
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        db.close()
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        for e in report.corrupt:
+            print(
+                f"DAMAGED {e['server_id']} seq {e['seq']} {e['backup_id']}: {e['reason']}",
+                file=sys.stderr,
+            )
+        for e in report.errors:
+            print(f"UNREADABLE {e['backup_id']}: {e['reason']}", file=sys.stderr)
+        print(
+            f"checked {report.checked} backups: {report.ok} ok, {len(report.corrupt)} damaged, "
+            f"{len(report.errors)} unreadable"
+        )
+    return 1 if report.corrupt or report.errors else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``recovery-key add|remove|list`` and ``backup policy|prune|check``."""
+    c = common()
+    rk = subparsers.add_parser(
+        "recovery-key", help="partners' backup recipients (public age keys only)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rk.add_parser(
+        "add",
+        parents=[c],
+        help="add a recipient (age1…) every backup of the partner's servers is encrypted to",
+    )
+    p.add_argument("--partner", required=True)
+    p.add_argument("--label", default="", help="a note (whose key, where it is kept)")
+    p.add_argument("--extra", action="store_true", help="a further recipient, not the recovery key")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("recipient", metavar="RECIPIENT", help="age1… (from `vigil-backup keygen`)")
+    p.set_defaults(func=cmd_recovery_key_add)
+    p = rk.add_parser("remove", parents=[c], help="stop encrypting new backups to a recipient")
+    p.add_argument("--partner", required=True)
+    p.add_argument("recipient", metavar="RECIPIENT")
+    p.set_defaults(func=cmd_recovery_key_remove)
+    p = rk.add_parser("list", parents=[c], help="list a partner's recipients")
+    p.add_argument("--partner", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recovery_key_list)
+
+    bk = subparsers.add_parser("backup", help="backup policy, retention, integrity").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    pol = bk.add_parser("policy", help="interval, window and retention").add_subparsers(
+        dest="policy_action", required=True, metavar="ACTION"
+    )
+    p = pol.add_parser(
+        "set",
+        parents=[c],
+        help="set a partner's default or a server's override (unset fields inherit)",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--partner")
+    g.add_argument("--server", dest="server_id")
+    p.add_argument("--interval", metavar="DURATION", help="e.g. 24h, 12h, 7d; 0 = no backups")
+    p.add_argument("--window", metavar="HH:MM-HH:MM", help='server local time; "" = any time')
+    for name in ("last", "daily", "weekly", "monthly", "yearly"):
+        p.add_argument(f"--keep-{name}", type=int, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_policy_set)
+    p = pol.add_parser("show", parents=[c], help="a server's effective policy")
+    p.add_argument("--server", dest="server_id", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_policy_show)
+    p = bk.add_parser("prune", parents=[c], help="apply retention policies now")
+    p.add_argument("--dry-run", action="store_true", help="show what would be removed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prune)
+    p = bk.add_parser(
+        "check", parents=[c], help="re-read every stored backup and check size and SHA-256"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)

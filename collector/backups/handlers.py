@@ -1,0 +1,364 @@
+"""HTTP endpoints for backups: the agent's upload protocol and the partner's read side.
+
+Routing and HTTP details only; what the endpoints do is in :mod:`collector.backups.service`.
+See ``docs/backup-storage.md`` for the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from collector import agent_settings
+from collector.appkeys import CONFIG, DB
+from collector.auth import agent_of, body_of, owned_server
+from collector.backups import catalog, maintenance
+from collector.backups.entitlement import ENTITLEMENT_CHECK, backup_entitled
+from collector.backups.objectstore import (
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    open_object_store,
+    parse_size,
+)
+from collector.backups.policy import parse_duration
+from collector.backups.service import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_UPLOAD_TTL_S,
+    BackupLimits,
+    BackupService,
+)
+from collector.backups.settings import agent_backup_settings
+from collector.config import ConfigError
+from collector.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+MAX_ENVELOPE_BYTES = 64 * 1024
+MAX_RUN_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """The collector's ``[backup]`` table (``[backup.storage]`` is the object store's)."""
+
+    storage: dict[str, Any]
+    limits: BackupLimits
+    maintenance_interval_s: float = 3600.0
+    """How often uploads are expired and retention is applied."""
+    integrity_every_s: float = 7 * 86400.0
+    """Each stored object is re-read and re-hashed at least this often (0 = never)."""
+    runs_keep_s: float = 400 * 86400.0
+
+
+def backup_config(raw: dict[str, Any]) -> BackupConfig:
+    """Read ``[backup]`` from the collector's whole TOML (``CollectorConfig.raw``)."""
+    table = raw.get("backup", {}) or {}
+    if not isinstance(table, dict):
+        raise ConfigError("[backup]", "backup", "a table")
+
+    def dur(key: str, default: float) -> float:
+        value = table.get(key)
+        if value is None:
+            return default
+        try:
+            return float(parse_duration(str(value)))
+        except ValueError:
+            raise ConfigError("[backup]", key, "a duration (e.g. 48h, 7d, 0)") from None
+
+    storage = table.get("storage", {}) or {}
+    if not isinstance(storage, dict):
+        raise ConfigError("[backup]", "storage", "a table")
+    limits = BackupLimits(
+        max_size=parse_size(table.get("max_size", DEFAULT_MAX_SIZE), "max_size"),
+        chunk_size=parse_size(table.get("chunk_size", DEFAULT_CHUNK_SIZE), "chunk_size"),
+        upload_ttl_s=dur("upload_ttl", DEFAULT_UPLOAD_TTL_S),
+    )
+    if limits.chunk_size < 64 * 1024 or limits.chunk_size > 8 * 1024 * 1024:
+        raise ConfigError("[backup]", "chunk_size", "between 64KiB and 8MiB")
+    return BackupConfig(
+        storage=storage,
+        limits=limits,
+        maintenance_interval_s=dur("maintenance_interval", 3600.0),
+        integrity_every_s=dur("integrity_every", 7 * 86400.0),
+        runs_keep_s=dur("runs_keep", 400 * 86400.0),
+    )
+
+
+BACKUPS: web.AppKey[BackupService] = web.AppKey("backups", BackupService)
+STORE: web.AppKey[ObjectStore] = web.AppKey("backup_store", ObjectStore)
+
+
+def _service(request: web.Request) -> BackupService:
+    return request.app[BACKUPS]
+
+
+def _json(status: int, body: dict) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+# --- agent endpoints ----------------------------------------------------------------------
+
+
+async def begin_backup(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    body = await body_of(request)
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise ApiError(413, "too_large", f"envelope above {MAX_ENVELOPE_BYTES} bytes")
+    status, out = await _service(request).begin(agent.server_id, agent.public_key, body)
+    return _json(status, out)
+
+
+def _offset(request: web.Request) -> int:
+    raw = request.query.get("offset")
+    try:
+        value = int(raw) if raw is not None else -1
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(400, "invalid_field", "offset must be a non-negative integer", "offset")
+    return value
+
+
+async def put_chunk(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    offset = _offset(request)
+    body = await body_of(request)
+    new = await _service(request).put_chunk(
+        agent.server_id, request.match_info["upload_id"], offset, body
+    )
+    return _json(200, {"offset": new})
+
+
+async def upload_state(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    state = await _service(request).upload_state(agent.server_id, request.match_info["upload_id"])
+    return _json(200, state)
+
+
+async def complete_upload(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    status, out = await _service(request).complete(agent.server_id, request.match_info["upload_id"])
+    return _json(status, out)
+
+
+async def record_run(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    body = await body_of(request)
+    if len(body) > MAX_RUN_BYTES:
+        raise ApiError(413, "too_large", f"run report above {MAX_RUN_BYTES} bytes")
+    run_id = await _service(request).record_run(agent.server_id, body)
+    return _json(201, {"id": run_id})
+
+
+# --- partner endpoints --------------------------------------------------------------------
+
+
+async def list_backups(request: web.Request) -> web.Response:
+    server = await owned_server(request, request.match_info["server_id"])
+    rows = await request.app[DB].read(lambda c: catalog.list_backups(c, server.id))
+    return _json(200, {"backups": [b.public() for b in reversed(rows)]})
+
+
+async def _backup(request: web.Request) -> catalog.Backup:
+    server = await owned_server(request, request.match_info["server_id"])
+    backup_id = request.match_info["backup_id"]
+    if backup_id == "latest":
+        rows = await request.app[DB].read(
+            lambda c: catalog.list_backups(c, server.id, ("verified",))
+        )
+        if not rows:
+            raise ApiError(404, "not_found", "this server has no stored backup")
+        return rows[-1]
+    b = await request.app[DB].read(lambda c: catalog.get_backup(c, server.id, backup_id))
+    if b is None or b.status not in catalog.LISTED_STATUSES:
+        raise ApiError(404, "not_found", f"no backup {backup_id!r} of this server")
+    return b
+
+
+async def get_envelope(request: web.Request) -> web.Response:
+    b = await _backup(request)
+    return web.Response(body=b.envelope.encode(), content_type="application/json")
+
+
+def _range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(start, length) of a satisfiable single Range, None for the whole object."""
+    if "Range" not in request.headers:
+        return None
+    try:
+        rng = request.http_range
+    except ValueError:
+        raise ApiError(416, "range_not_satisfiable", "malformed Range header") from None
+    start, stop = rng.start, rng.stop
+    if start is None and stop is None:
+        return None
+    if start is None:
+        start = 0
+    if start < 0:  # suffix: the last N bytes
+        start = max(0, size + start)
+        stop = size
+    if stop is None or stop > size:
+        stop = size
+    if start >= size or stop <= start:
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"range outside the object's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, stop - start
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    b = await _backup(request)
+    if b.kind != "full" or not b.object_key:
+        raise ApiError(
+            404,
+            "not_found",
+            f"backup {b.id} is an unchanged record; its data is backup seq {b.base_seq}",
+        )
+    store = request.app[STORE]
+    size = b.size
+    rng = _range(request, size)
+    start, length = (0, size) if rng is None else rng
+    resp = web.StreamResponse(status=200 if rng is None else 206)
+    resp.content_type = "application/octet-stream"
+    resp.content_length = length
+    resp.headers["Accept-Ranges"] = "bytes"
+    resp.headers["ETag"] = f'"{b.sha256}"'
+    resp.headers["Content-Disposition"] = f'attachment; filename="{b.id}.age"'
+    if rng is not None:
+        resp.headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+    chunks = store.get(b.object_key, start, length)
+    try:
+        first = await anext(chunks, b"")
+    except ObjectNotFound:
+        raise ApiError(
+            410, "object_missing", "the stored object is missing; run `backup check`"
+        ) from None
+    except ObjectStoreError:
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            "backup storage unreachable now; retry later",
+            headers={"Retry-After": "60"},
+        ) from None
+    await resp.prepare(request)
+    try:
+        if first:
+            await resp.write(first)
+        async for chunk in chunks:
+            await resp.write(chunk)
+    except ObjectStoreError as exc:
+        log.error("download of backup %s broke off: %s", b.id, exc)
+        raise ConnectionResetError("object store failed mid-download") from exc
+    finally:
+        await chunks.aclose()
+    await resp.write_eof()
+    return resp
+
+
+async def backup_status(request: web.Request) -> web.Response:
+    server = await owned_server(request, request.match_info["server_id"])
+    return _json(200, await _service(request).status(server.id))
+
+
+async def public_key(request: web.Request) -> web.Response:
+    import base64
+
+    server = await owned_server(request, request.match_info["server_id"])
+    return _json(200, {"public_key": base64.b64encode(bytes(server.public_key)).decode()})
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+
+
+async def settings_provider(app: web.Application, server_id: str) -> dict[str, Any]:
+    """Backup fields of ``AgentSettings``; ``backup_entitled`` also asks the hook."""
+    fields = await agent_backup_settings(app[DB], server_id)
+    check = app.get(ENTITLEMENT_CHECK)
+    if fields["backup_entitled"] and check is not None and check is not backup_entitled:
+        fields["backup_entitled"] = (await check(app[DB], server_id)).entitled
+    return fields
+
+
+async def run_maintenance(app: web.Application, now: float | None = None) -> None:
+    """One round: expire uploads, prune by retention, re-check objects due for it."""
+    cfg = app[_CONFIG]
+    svc = app[BACKUPS]
+    now = time.time() if now is None else now
+    await svc.expire_uploads(now)
+    await maintenance.prune(app[DB], app[STORE])
+    if cfg.integrity_every_s > 0:
+        report = await maintenance.check_integrity(
+            app[DB], app[STORE], older_than_s=cfg.integrity_every_s, now=now
+        )
+        if report.corrupt:
+            log.error("integrity pass: %d damaged backups", len(report.corrupt))
+    cutoff = now - cfg.runs_keep_s
+    await app[DB].write(lambda c: catalog.prune_runs(c, cutoff))
+
+
+_CONFIG: web.AppKey[BackupConfig] = web.AppKey("backup_config", BackupConfig)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    collector_cfg = app[CONFIG]
+    cfg = backup_config(collector_cfg.raw)
+    store = open_object_store(cfg.storage, collector_cfg.data_dir)
+    app[_CONFIG] = cfg
+    app[STORE] = store
+    app[BACKUPS] = BackupService(
+        app[DB],
+        store,
+        collector_cfg.data_dir,
+        cfg.limits,
+        entitlement=app.get(ENTITLEMENT_CHECK, backup_entitled),
+    )
+
+    async def loop() -> None:
+        failing = False
+        while True:
+            try:
+                await run_maintenance(app)
+                if failing:
+                    log.info("backup maintenance works again")
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("backup maintenance failed; retrying every round")
+                failing = True
+            await asyncio.sleep(cfg.maintenance_interval_s)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await store.close()
+
+
+def setup_routes(app: web.Application) -> None:
+    """Add the backup endpoints, the store's lifecycle and the settings provider."""
+    r = app.router
+    r.add_post("/api/v1/agent/backups", begin_backup)
+    r.add_put("/api/v1/agent/backups/uploads/{upload_id}", put_chunk)
+    r.add_get("/api/v1/agent/backups/uploads/{upload_id}", upload_state)
+    r.add_post("/api/v1/agent/backups/uploads/{upload_id}/complete", complete_upload)
+    r.add_post("/api/v1/agent/backup-runs", record_run)
+    r.add_get("/api/v1/servers/{server_id}/backups", list_backups)
+    r.add_get("/api/v1/servers/{server_id}/backups/{backup_id}/envelope", get_envelope)
+    r.add_get("/api/v1/servers/{server_id}/backups/{backup_id}/object", get_object)
+    r.add_get("/api/v1/servers/{server_id}/backup-status", backup_status)
+    r.add_get("/api/v1/servers/{server_id}/public-key", public_key)
+    app.cleanup_ctx.append(_lifecycle)
+    if agent_settings.PROVIDERS in app:
+        app[agent_settings.PROVIDERS].append(settings_provider)

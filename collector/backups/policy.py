@@ -1,0 +1,102 @@
+"""Backup policy: how often, when, and how long to keep; per partner default, per server.
+
+A policy row holds only what was set; a field left NULL inherits, field by field, from
+the partner's default, then from :data:`DEFAULTS`. Pure parsing and merging live here;
+the SQL is in :mod:`collector.backups.catalog`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+
+from collector.backups.retention import RetentionPolicy
+
+_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNIT_S = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_duration(text: str) -> int:
+    """``"24h"``, ``"1d12h"``, ``"90m"``, ``"3600"``, ``"0"`` -> seconds."""
+    t = text.strip().lower()
+    if t.isdigit():
+        return int(t)
+    pos = 0
+    total = 0
+    for m in _DURATION.finditer(t):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNIT_S[m.group(2).lower()]
+        pos = m.end()
+    if pos != len(t) or not t:
+        raise ValueError(f"invalid duration {text!r} (examples: 24h, 1d12h, 90m, 0)")
+    return total
+
+
+def format_duration(seconds: int) -> str:
+    if seconds == 0:
+        return "0"
+    out = ""
+    for unit in ("d", "h", "m", "s"):
+        n, seconds = divmod(seconds, _UNIT_S[unit])
+        if n:
+            out += f"{n}{unit}"
+    return out
+
+
+def check_window(text: str) -> str:
+    """``HH:MM-HH:MM`` (may cross midnight, e.g. ``22:00-04:00``) or ``""`` for any time."""
+    if text == "":
+        return text
+    m = _WINDOW.match(text.strip())
+    if not m or m.group(1, 2) == m.group(3, 4):
+        raise ValueError(f"invalid window {text!r} (expected HH:MM-HH:MM, e.g. 01:00-05:00)")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    interval_s: int | None = None
+    window: str | None = None
+    keep_last: int | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    keep_yearly: int | None = None
+
+    def over(self, base: BackupPolicy) -> BackupPolicy:
+        """This policy's set fields over ``base``'s."""
+        changes = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(base, **{k: v for k, v in changes.items() if v is not None})
+
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            keep_last=self.keep_last or 0,
+            keep_daily=self.keep_daily or 0,
+            keep_weekly=self.keep_weekly or 0,
+            keep_monthly=self.keep_monthly or 0,
+            keep_yearly=self.keep_yearly or 0,
+        )
+
+
+DEFAULTS = BackupPolicy(
+    interval_s=86400,
+    window="",
+    keep_last=3,
+    keep_daily=7,
+    keep_weekly=4,
+    keep_monthly=12,
+    keep_yearly=0,
+)
+"""Daily backups at any time; about a year of history (3 + 7 daily + 4 weekly + 12 monthly)."""
+
+
+def effective(partner: BackupPolicy | None, server: BackupPolicy | None) -> BackupPolicy:
+    """Server override over partner default over :data:`DEFAULTS`."""
+    result = DEFAULTS
+    if partner is not None:
+        result = partner.over(result)
+    if server is not None:
+        result = server.over(result)
+    return result

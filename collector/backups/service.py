@@ -1,0 +1,523 @@
+"""Accepting backups: envelope checks, resumable uploads, verified storage, run outcomes.
+
+This is the one place that does I/O for uploads (database, staged files, object store);
+the rules it applies are small pure pieces beside it (envelope verification in
+``protocol.backup_envelope``, policy and retention in this package).
+
+Order on ``complete`` (kill -9 safe at every step):
+
+1. size and SHA-256 of the staged bytes against the signed header;
+2. the age object, then its envelope, put to the object store (atomic each);
+3. one database write: sequence re-checked, the backup row inserted as verified, the
+   server's last sequence raised, the upload row deleted;
+4. the staged file unlinked.
+
+A crash before 3 leaves the upload row: the agent's retried ``complete`` puts the same
+keys again, or expiry deletes the objects with the row. A crash after 3 leaves only an
+orphan staged file, removed by the next cleanup. A backup is listed only after 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from collector.backups import catalog, staging
+from collector.backups.catalog import Backup, Upload
+from collector.backups.entitlement import EntitlementCheck, backup_entitled
+from collector.backups.objectstore import ObjectStore, ObjectStoreError
+from collector.backups.policy import BackupPolicy
+from collector.backups.retention import restorable
+from collector.errors import ApiError
+from protocol import backup_envelope as be
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+DEFAULT_MAX_SIZE = 4 * GIB
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+DEFAULT_UPLOAD_TTL_S = 48 * 3600
+MAX_REASON = 8192
+
+
+@dataclass(frozen=True)
+class BackupLimits:
+    max_size: int = DEFAULT_MAX_SIZE
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    upload_ttl_s: float = DEFAULT_UPLOAD_TTL_S
+
+
+def object_key(server_id: str, backup_id: str) -> str:
+    return f"{server_id}/{backup_id}.age"
+
+
+def envelope_key(server_id: str, backup_id: str) -> str:
+    return f"{server_id}/{backup_id}.envelope.json"
+
+
+class _Replay(Exception):
+    def __init__(self, last: int) -> None:
+        super().__init__(last)
+        self.last = last
+
+
+class _BaseMissing(Exception):
+    pass
+
+
+def _replay_error(seq: int, last: int) -> ApiError:
+    return ApiError(
+        409,
+        "sequence_replay",
+        f"backup sequence {seq} is not newer than the last accepted ({last}): "
+        "a replayed or rolled-back backup is refused",
+        field="header.seq",
+        extra={"last_seq": last},
+    )
+
+
+class BackupRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    outcome: str
+    reason: str = ""
+    started_at: float
+    finished_at: float
+    seq: int | None = None
+    backup_id: str | None = None
+    files: int | None = None
+    bytes: int | None = None
+
+
+@dataclass
+class _HashState:
+    offset: int
+    hasher: Any
+
+
+class BackupService:
+    """Everything the backup endpoints do, independent of HTTP routing."""
+
+    def __init__(
+        self,
+        db: Any,
+        store: ObjectStore,
+        data_dir: Path,
+        limits: BackupLimits | None = None,
+        entitlement: EntitlementCheck | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.uploads_dir = Path(data_dir) / "uploads"
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or BackupLimits()
+        self.entitlement = entitlement or backup_entitled
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._hash: dict[str, _HashState] = {}
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    def _part(self, upload_id: str) -> Path:
+        return staging.part_path(self.uploads_dir, upload_id)
+
+    # -- POST /api/v1/agent/backups --------------------------------------------------------
+
+    async def begin(self, server_id: str, public_key: bytes, body: bytes) -> tuple[int, dict]:
+        """Check an envelope; open (or resume) an upload, or record an unchanged run."""
+        try:
+            env = be.decode(body)
+            header = be.verify(env, public_key)
+        except be.EnvelopeError as exc:
+            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+        if header.server_id != server_id:
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "the envelope names another server than the one uploading it",
+                field="header.server_id",
+            )
+        ent = await self.entitlement(self.db, server_id)
+        if not ent.entitled:
+            raise ApiError(
+                403, "backup_not_entitled", ent.reason or "online backup is not available"
+            )
+        last = await self.db.read(lambda c: catalog.last_seq(c, server_id))
+        if header.seq <= last:
+            raise _replay_error(header.seq, last)
+        if header.kind == "unchanged":
+            return await self._unchanged(server_id, env, header)
+        return await self._open_upload(server_id, env, header)
+
+    async def _open_upload(
+        self, server_id: str, env: be.Envelope, header: be.BackupHeader
+    ) -> tuple[int, dict]:
+        if header.ciphertext_sha256 is None or header.ciphertext_size is None:
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "a full backup's header must carry ciphertext_sha256 and ciphertext_size",
+                field="header.ciphertext_sha256",
+            )
+        if header.ciphertext_size > self.limits.max_size:
+            raise ApiError(
+                413,
+                "too_large",
+                f"backup of {header.ciphertext_size} bytes is above this collector's limit of "
+                f"{self.limits.max_size} bytes",
+                field="header.ciphertext_size",
+            )
+        canon = be.canonical(header).decode()
+        now = time.time()
+        upload_id = catalog.new_id()
+        candidate = Upload(
+            id=upload_id,
+            server_id=server_id,
+            seq=header.seq,
+            backup_id=upload_id,
+            header=canon,
+            envelope=be.encode(env).decode(),
+            size=header.ciphertext_size,
+            sha256=header.ciphertext_sha256,
+            received=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+        def open_or_resume(conn: Any) -> tuple[Upload, bool, Upload | None]:
+            last = catalog.last_seq(conn, server_id)
+            if header.seq <= last:
+                raise _Replay(last)
+            existing = catalog.upload_for_seq(conn, server_id, header.seq)
+            if existing is not None and existing.header == canon:
+                return existing, True, None
+            if existing is not None:
+                # The agent re-made this sequence number with other content: the older,
+                # never completed attempt is dropped (both are signed by the same agent).
+                catalog.delete_upload(conn, existing.id)
+            catalog.insert_upload(conn, candidate)
+            return candidate, False, existing
+
+        try:
+            up, resumed, dropped = await self.db.write(open_or_resume)
+        except _Replay as exc:
+            raise _replay_error(header.seq, exc.last) from None
+        if dropped is not None:
+            await self._discard_files(dropped)
+        body = {"upload_id": up.id, "offset": up.received, "chunk_size": self.limits.chunk_size}
+        return (200 if resumed else 201), body
+
+    async def _unchanged(
+        self, server_id: str, env: be.Envelope, header: be.BackupHeader
+    ) -> tuple[int, dict]:
+        if header.base_seq is None or header.base_seq >= header.seq:
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "an unchanged record must name an earlier backup (base_seq < seq)",
+                field="header.base_seq",
+            )
+        backup_id = catalog.new_id()
+        env_bytes = be.encode(env)
+        ekey = envelope_key(server_id, backup_id)
+        try:
+            await self.store.put_bytes(ekey, env_bytes)
+        except ObjectStoreError as exc:
+            raise self._store_unavailable(exc) from None
+        now = time.time()
+        row = Backup(
+            id=backup_id,
+            server_id=server_id,
+            seq=header.seq,
+            kind="unchanged",
+            created_at=header.created_at,
+            stored_at=now,
+            size=0,
+            sha256=None,
+            base_seq=header.base_seq,
+            content_digest=header.content_digest,
+            envelope=env_bytes.decode(),
+            object_key=None,
+            envelope_key=ekey,
+            verified_at=now,
+            checked_at=None,
+            status="verified",
+            status_reason="",
+        )
+
+        def record(conn: Any) -> None:
+            last = catalog.last_seq(conn, server_id)
+            if header.seq <= last:
+                raise _Replay(last)
+            snaps = [b.snapshot() for b in catalog.list_backups(conn, server_id, ("verified",))]
+            if header.base_seq not in restorable(snaps):
+                raise _BaseMissing()
+            catalog.insert_backup(conn, row)
+            catalog.accept_seq(conn, server_id, header.seq, now)
+
+        try:
+            await self.db.write(record)
+        except _Replay as exc:
+            await self._delete_quietly(ekey)
+            raise _replay_error(header.seq, exc.last) from None
+        except _BaseMissing:
+            await self._delete_quietly(ekey)
+            raise ApiError(
+                409,
+                "base_missing",
+                f"backup {header.base_seq} of this server is not stored and verified; "
+                "send a full backup",
+                field="header.base_seq",
+            ) from None
+        return 201, {"backup_id": backup_id, "status": "unchanged", "seq": header.seq}
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    async def _get_upload(self, server_id: str, upload_id: str) -> Upload:
+        up = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
+        if up is None or up.server_id != server_id:
+            raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+        return up
+
+    async def upload_state(self, server_id: str, upload_id: str) -> dict:
+        up = await self._get_upload(server_id, upload_id)
+        return {"offset": up.received, "size": up.size}
+
+    async def put_chunk(self, server_id: str, upload_id: str, offset: int, data: bytes) -> int:
+        """Append one chunk at ``offset``; return the new acknowledged offset."""
+        if len(data) > self.limits.chunk_size:
+            raise ApiError(
+                413,
+                "too_large",
+                f"chunk of {len(data)} bytes is above the chunk size {self.limits.chunk_size}",
+            )
+        async with self._lock(upload_id):
+            up = await self._get_upload(server_id, upload_id)
+            if offset != up.received:
+                raise ApiError(
+                    409,
+                    "offset_mismatch",
+                    f"upload is at offset {up.received}, not {offset}",
+                    field="offset",
+                    extra={"offset": up.received},
+                )
+            if offset + len(data) > up.size:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    f"chunk goes past the signed size ({offset + len(data)} > {up.size} bytes)",
+                )
+            if not data:
+                return offset
+            path = self._part(upload_id)
+            try:
+                await asyncio.to_thread(staging.write_chunk, path, offset, data)
+            except (OSError, ValueError) as exc:
+                log.error("cannot stage upload %s: %s", upload_id, exc)
+                raise ApiError(
+                    503, "storage_unavailable", "the collector cannot store the chunk now"
+                ) from None
+            new_offset = offset + len(data)
+            await self.db.write(
+                lambda c: catalog.set_received(c, upload_id, new_offset, time.time())
+            )
+            state = self._hash.get(upload_id)
+            if state is None and offset == 0:
+                state = self._hash[upload_id] = _HashState(0, hashlib.sha256())
+            if state is not None and state.offset == offset:
+                await asyncio.to_thread(state.hasher.update, data)
+                state.offset = new_offset
+            elif state is not None:
+                del self._hash[upload_id]  # recomputed from the staged file on complete
+            return new_offset
+
+    async def complete(self, server_id: str, upload_id: str) -> tuple[int, dict]:
+        async with self._lock(upload_id):
+            up = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
+            if up is None or up.server_id != server_id:
+                done = await self.db.read(lambda c: catalog.get_backup(c, server_id, upload_id))
+                if done is not None:  # a retried complete whose answer was lost
+                    return 201, {"backup_id": done.id, "seq": done.seq}
+                raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+            path = self._part(upload_id)
+            size = await asyncio.to_thread(staging.staged_size, path)
+            if up.received != up.size or size < up.size:
+                await self._discard(up)
+                raise ApiError(
+                    422,
+                    "size_mismatch",
+                    f"received {up.received} bytes, the signed header says {up.size}",
+                )
+            state = self._hash.get(upload_id)
+            if state is not None and state.offset == up.size:
+                digest = state.hasher.hexdigest()
+            else:
+                digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
+            if digest != up.sha256:
+                await self._discard(up)
+                raise ApiError(
+                    422,
+                    "hash_mismatch",
+                    "the SHA-256 of the received bytes differs from the signed header",
+                )
+            okey = object_key(server_id, up.backup_id)
+            ekey = envelope_key(server_id, up.backup_id)
+            try:
+                await asyncio.to_thread(staging.truncate_to, path, up.size)
+                await self.store.put_file(okey, path)
+                await self.store.put_bytes(ekey, up.envelope.encode())
+            except (ObjectStoreError, OSError) as exc:
+                raise self._store_unavailable(exc) from None
+            header = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
+            now = time.time()
+            row = Backup(
+                id=up.backup_id,
+                server_id=server_id,
+                seq=up.seq,
+                kind="full",
+                created_at=header.created_at,
+                stored_at=now,
+                size=up.size,
+                sha256=up.sha256,
+                base_seq=header.base_seq,
+                content_digest=header.content_digest,
+                envelope=up.envelope,
+                object_key=okey,
+                envelope_key=ekey,
+                verified_at=now,
+                checked_at=now,
+                status="verified",
+                status_reason="",
+            )
+
+            def record(conn: Any) -> None:
+                last = catalog.last_seq(conn, server_id)
+                if up.seq <= last:
+                    raise _Replay(last)
+                catalog.insert_backup(conn, row)
+                catalog.accept_seq(conn, server_id, up.seq, now)
+                catalog.delete_upload(conn, up.id)
+
+            try:
+                await self.db.write(record)
+            except _Replay as exc:
+                await self._delete_quietly(okey)
+                await self._delete_quietly(ekey)
+                await self._discard(up)
+                raise _replay_error(up.seq, exc.last) from None
+            self._hash.pop(upload_id, None)
+            await asyncio.to_thread(staging.remove, path)
+        self._locks.pop(upload_id, None)
+        log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
+        return 201, {"backup_id": row.id, "seq": row.seq}
+
+    async def _discard(self, up: Upload) -> None:
+        await self.db.write(lambda c: catalog.delete_upload(c, up.id))
+        await self._discard_files(up)
+
+    async def _discard_files(self, up: Upload) -> None:
+        self._hash.pop(up.id, None)
+        await asyncio.to_thread(staging.remove, self._part(up.id))
+
+    async def _delete_quietly(self, key: str) -> None:
+        try:
+            await self.store.delete(key)
+        except ObjectStoreError as exc:
+            log.warning("could not delete %s (left for cleanup): %s", key, exc)
+
+    @staticmethod
+    def _store_unavailable(exc: Exception) -> ApiError:
+        log.error("backup object store unavailable: %s", exc)
+        return ApiError(
+            503,
+            "storage_unavailable",
+            "the collector cannot reach its backup storage now; retry later",
+            headers={"Retry-After": "60"},
+        )
+
+    async def expire_uploads(self, now: float | None = None) -> int:
+        """Drop uploads idle longer than the TTL (and any objects a crashed complete left),
+        and staged files without an upload row."""
+        now = time.time() if now is None else now
+        stale = await self.db.read(
+            lambda c: catalog.stale_uploads(c, now - self.limits.upload_ttl_s)
+        )
+        for up in stale:
+            async with self._lock(up.id):
+                await self._delete_quietly(object_key(up.server_id, up.backup_id))
+                await self._delete_quietly(envelope_key(up.server_id, up.backup_id))
+                await self._discard(up)
+            self._locks.pop(up.id, None)
+            log.info(
+                "upload %s of %s expired after %.0f h idle",
+                up.id,
+                up.server_id,
+                (now - up.updated_at) / 3600,
+            )
+        known = await self.db.read(catalog.upload_ids)
+        for orphan in await asyncio.to_thread(staging.orphans, self.uploads_dir, known):
+            await asyncio.to_thread(staging.remove, orphan)
+        return len(stale)
+
+    # -- runs and status -------------------------------------------------------------------
+
+    async def record_run(self, server_id: str, body: bytes) -> str:
+        try:
+            run = msgspec.json.decode(body, type=BackupRun)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "invalid_field", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, "invalid_json", str(exc)) from None
+        if run.outcome not in ("ok", "unchanged", "failed"):
+            raise ApiError(
+                400,
+                "invalid_field",
+                'outcome must be "ok", "unchanged" or "failed"',
+                field="outcome",
+            )
+        data = msgspec.structs.asdict(run)
+        data["reason"] = run.reason[-MAX_REASON:]  # the tail: where a command's error is
+        if run.backup_id is not None:
+            data["backup_id"] = run.backup_id[:64]
+        return await self.db.write(lambda c: catalog.insert_run(c, server_id, data, time.time()))
+
+    async def status(self, server_id: str, now: float | None = None) -> dict:
+        return await self.db.read(lambda c: backup_status(c, server_id, now))
+
+
+def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict:
+    """Last success, last failure (with reason), next due, for one server."""
+    srv = catalog.get_server(conn, server_id)
+    policy: BackupPolicy = catalog.policy_for_server(
+        conn, server_id, None if srv is None else int(srv["partner_id"])
+    )
+    ok = catalog.last_run(conn, server_id, ("ok", "unchanged"))
+    failed = catalog.last_run(conn, server_id, ("failed",))
+    stored = catalog.last_stored(conn, server_id)
+    candidates = [t for t in (stored, None if ok is None else ok["finished_at"]) if t]
+    last_success = max(candidates) if candidates else None
+    interval = policy.interval_s or 0
+    next_due = None
+    if interval > 0:
+        base = last_success
+        if base is None and srv is not None:
+            base = srv["enrolled_at"]
+        if base is not None:
+            next_due = base + interval
+    return {
+        "last_success": last_success,
+        "last_failure": None if failed is None else failed["finished_at"],
+        "last_failure_reason": None if failed is None else failed["reason"],
+        "next_due": next_due,
+        "overdue": bool(next_due is not None and (now or time.time()) > next_due),
+        "interval_s": interval,
+        "window": policy.window or "",
+    }
