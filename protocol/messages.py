@@ -158,6 +158,11 @@ class Camera(Message, kw_only=True):
     verdict: CameraVerdict
     reasons: list[Text] = []
     """Evidence for a verdict other than ``ok``, in plain words."""
+    raw_verdict: CameraVerdict | None = None
+    """This probe's own verdict before flap damping (differs from ``verdict`` while a
+    change waits for confirmation); None from agents that do not send it."""
+    raw_reasons: list[Text] = []
+    """Evidence for ``raw_verdict``."""
     manufacturer: ShortText = ""
     model: ShortText = ""
     firmware: ShortText = ""

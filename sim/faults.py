@@ -49,7 +49,14 @@ class Faults:
     def names(self) -> list[str]:
         """The faults switched on, as ``--faults`` modes (``slow=2.0``, ``clock=3600``)."""
         out: list[str] = []
-        for mode in ("offline", "blackhole", "wrong_password", "no_media", "stream_down", "garbage"):
+        for mode in (
+            "offline",
+            "blackhole",
+            "wrong_password",
+            "no_media",
+            "stream_down",
+            "garbage",
+        ):
             if getattr(self, mode):
                 out.append(mode)
         if self.slow_s:

@@ -344,10 +344,12 @@ class SimulatedFleet:
         if operation in ("GetStreamUri", "GetSnapshotUri"):
             token = soap.profile_token(op_el)
             if token not in tokens:
-                return 400, soap.fault("ter:InvalidArgVal/ter:NoProfile", f"no profile {token!r}")
+                return 400, soap.fault("ter:NoProfile", f"no profile {token!r}")
             if operation == "GetStreamUri":
                 return 200, soap.media_uri(operation, f"{camera.rtsp_base}/{token}")
-            return 200, soap.media_uri(operation, f"{camera.base_url}/onvif/snapshot?profile={token}")
+            return 200, soap.media_uri(
+                operation, f"{camera.base_url}/onvif/snapshot?profile={token}"
+            )
         return 400, soap.action_not_supported(operation)
 
     async def _snapshot(self, request: web.Request) -> web.Response:

@@ -37,8 +37,19 @@ MODELS: tuple[ModelLine, ...] = (
         25,
     ),
     ModelLine("Hanwha Vision", "XNV-6080R", ("2.10.02", "2.21.00"), "ZNV", "H264", 1920, 1080, 30),
-    ModelLine("Bosch", "FLEXIDOME IP 5000i", ("7.80.0128", "8.48.0026"), "BOS", "H264", 1920, 1080, 30),
-    ModelLine("Dahua", "IPC-HFW2431S-S-S2", ("2.800.0000000.24.R", "2.840.0000000.9.R"), "DH", "H265", 2688, 1520, 20),
+    ModelLine(
+        "Bosch", "FLEXIDOME IP 5000i", ("7.80.0128", "8.48.0026"), "BOS", "H264", 1920, 1080, 30
+    ),
+    ModelLine(
+        "Dahua",
+        "IPC-HFW2431S-S-S2",
+        ("2.800.0000000.24.R", "2.840.0000000.9.R"),
+        "DH",
+        "H265",
+        2688,
+        1520,
+        20,
+    ),
 )
 
 

@@ -31,7 +31,7 @@ def fault(subcode: str, reason: str, code: str = "s:Sender") -> bytes:
     """A SOAP 1.2 fault with an ONVIF subcode, e.g. ``ter:NotAuthorized``."""
     return envelope(
         f"<s:Fault><s:Code><s:Value>{code}</s:Value><s:Subcode><s:Value>{subcode}</s:Value>"
-        f"</s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"en\">{escape(reason)}</s:Text>"
+        f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">{escape(reason)}</s:Text>'
         "</s:Reason></s:Fault>"
     )
 
@@ -41,7 +41,9 @@ def not_authorized(why: str) -> bytes:
 
 
 def action_not_supported(action: str) -> bytes:
-    return fault("ter:ActionNotSupported", f"Optional Action Not Implemented: {action}", "s:Receiver")
+    return fault(
+        "ter:ActionNotSupported", f"Optional Action Not Implemented: {action}", "s:Receiver"
+    )
 
 
 def system_date_and_time(now: dt.datetime) -> bytes:
@@ -70,7 +72,10 @@ def device_information(ident: Identity, serial: str) -> bytes:
 
 
 def services(base: str, media: bool) -> bytes:
-    entries = [(DEVICE_NS, f"{base}/onvif/device_service"), (EVENTS_NS, f"{base}/onvif/event_service")]
+    entries = [
+        (DEVICE_NS, f"{base}/onvif/device_service"),
+        (EVENTS_NS, f"{base}/onvif/event_service"),
+    ]
     if media:
         entries.append((MEDIA_NS, f"{base}/onvif/media_service"))
     body = "".join(
