@@ -419,6 +419,26 @@ def _backups(
     return out
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def local_day_numbers(times: Sequence[float], zone: ZoneInfo) -> set[int]:
+    """Local calendar days (days since 1970-01-01) of epoch instants.
+
+    Fast path: when the zone's offset is the same at both ends of a span shorter than
+    60 days there is no DST switch inside, so one offset serves every instant.
+    """
+    if not times:
+        return set()
+    lo, hi = min(times), max(times)
+    off_lo = dt.datetime.fromtimestamp(lo, zone).utcoffset()
+    off_hi = dt.datetime.fromtimestamp(hi, zone).utcoffset()
+    if off_lo == off_hi and off_lo is not None and hi - lo < 60 * DAY:
+        off = off_lo.total_seconds()
+        return {int((t + off) // DAY) for t in times}
+    return {dt.datetime.fromtimestamp(t, zone).date().toordinal() - _EPOCH_ORDINAL for t in times}
+
+
 def _retention(server: ServerFacts, contract: Contract, plan: Plan, tz: str) -> Finding | None:
     """Periods (days/weeks/months within the promise) in which a backup was made but
     none is kept any more, and fewer kept than ``keep_last`` promises."""
@@ -427,15 +447,19 @@ def _retention(server: ServerFacts, contract: Contract, plan: Plan, tz: str) -> 
     made = server.backups
     if not made:
         return None
+    kept_all = server.kept_backups
+    if len(kept_all) >= min(r.keep_last, len(made)) and not set(made).difference(kept_all):
+        return None  # everything made is still kept
     zone = _zone_cache.get(tz) or ZoneInfo(tz)
 
     def periods(
-        times: Iterable[float],
+        times: Sequence[float],
     ) -> tuple[list[dt.date], list[tuple[int, int]], list[tuple[int, int]]]:
-        days = sorted({dt.datetime.fromtimestamp(t, zone).date() for t in times}, reverse=True)
-        weeks = sorted({d.isocalendar()[:2] for d in days}, reverse=True)
-        months = sorted({(d.year, d.month) for d in days}, reverse=True)
-        return days, weeks, months  # type: ignore[return-value]
+        days = sorted((_EPOCH_ORDINAL + d for d in local_day_numbers(times, zone)), reverse=True)
+        dates = [dt.date.fromordinal(d) for d in days]
+        weeks = sorted({d.isocalendar()[:2] for d in dates}, reverse=True)
+        months = sorted({(d.year, d.month) for d in dates}, reverse=True)
+        return dates, weeks, months  # type: ignore[return-value]
 
     made_d, made_w, made_m = periods(made)
     kept_d, kept_w, kept_m = periods(server.kept_backups)
