@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collector.contracts.calendar import CalendarSpec  # noqa: E402
-from collector.contracts.checks import ServerFacts, SupportCase, evaluate  # noqa: E402
-from collector.contracts.terms import Contract, Renewal  # noqa: E402
+from collector.contracts.calendar import CalendarSpec
+from collector.contracts.checks import ServerFacts, SupportCase, evaluate
+from collector.contracts.terms import Contract, Renewal
 
 BUDGET_S = 10.0
 PLANS = ("warranty", "maintenance-support", "sma", "premium-24x7")
