@@ -1,0 +1,267 @@
+"""``vigil-agent``: enroll, run, and check the agent on a recording server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from agent import config as agent_config
+from agent.client import CollectorUnavailable, Refused
+from agent.client import enroll as enroll_request
+from agent.health.host import agent_version, os_name
+from agent.identity import (
+    Identity,
+    StateDirError,
+    ensure_state_dir,
+    hostname,
+    load_identity,
+    machine_id,
+    save_identity,
+)
+from agent.spool import Spool
+from agent.status_file import read_status
+from protocol import request_auth as ra
+from protocol.messages import EnrollRequest
+from protocol.version import PROTOCOL_VERSION
+
+
+def _err(message: str, code: int = 1) -> int:
+    print(f"vigil-agent: {message}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
+    return agent_config.load(args.config)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    ensure_state_dir(cfg.state_dir)
+    existing = load_identity(cfg.state_dir)
+    if existing is not None and not args.force:
+        ident = existing[0]
+        return _err(
+            f"already enrolled as {ident.server_id} with {ident.collector_url}; "
+            "use --force to enroll again (the old key stops working)"
+        )
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    req = EnrollRequest(
+        protocol=PROTOCOL_VERSION,
+        token=args.token,
+        public_key=ra.b64(pub),
+        hostname=hostname(cfg.hostname),
+        machine_id=machine_id(cfg.state_dir, cfg.machine_id),
+        licence_id=cfg.licence_id,
+        agent_version=agent_version(),
+        os=os_name(),
+    )
+    try:
+        resp = asyncio.run(enroll_request(args.collector, req))
+    except CollectorUnavailable as exc:
+        return _err(f"{exc}; check the collector URL and the network")
+    except Refused as exc:
+        return _err(f"the collector refused enrollment: {exc.message}")
+    ident = Identity(
+        resp.server_id, args.collector.rstrip("/"), resp.partner, time.time(), ra.b64(pub)
+    )
+    save_identity(cfg.state_dir, ident, key)
+    print(
+        f"enrolled {req.hostname} as {resp.server_id} with partner {resp.partner} "
+        f"at {ident.collector_url}"
+    )
+    print(
+        f"identity kept in {cfg.state_dir} (readable only by this user); "
+        "start the agent with 'vigil-agent run'"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    logging.basicConfig(
+        level=getattr(logging, (args.log_level or cfg.log_level).upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    ensure_state_dir(cfg.state_dir)
+    loaded = load_identity(cfg.state_dir)
+    if loaded is None:
+        return _err(
+            f"not enrolled (no identity in {cfg.state_dir}): "
+            "run 'vigil-agent enroll --collector URL --token TOKEN' first",
+            2,
+        )
+    from agent.runner import Agent
+
+    agent = Agent(cfg, *loaded)
+    asyncio.run(agent.run())
+    return 0
+
+
+def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
+    loaded = load_identity(cfg.state_dir) if cfg.state_dir.exists() else None
+    st = read_status(cfg.state_dir)
+    spool = Spool(cfg.state_dir / "spool", cfg.spool_max_bytes) if cfg.state_dir.exists() else None
+    ident = loaded[0] if loaded else None
+    return {
+        "enrolled": ident is not None,
+        "server_id": ident.server_id if ident else None,
+        "collector": ident.collector_url if ident else None,
+        "partner": ident.partner if ident else None,
+        "state_dir": str(cfg.state_dir),
+        "running_pid": st.get("pid"),
+        "last_success_at": st.get("last_success_at"),
+        "last_error": st.get("last_error"),
+        "last_error_at": st.get("last_error_at"),
+        "revoked": bool(st.get("revoked")),
+        "next_report_at": st.get("next_report_at"),
+        "last_report_seq": st.get("last_report_seq"),
+        "spool": {
+            "reports": len(spool) if spool else 0,
+            "bytes": spool.bytes if spool else 0,
+            "oldest_seq": spool.oldest_seq() if spool else None,
+            "oldest_at": spool.oldest_mtime() if spool else None,
+            "dropped_total": spool.dropped_total if spool else 0,
+        },
+        "settings": st.get("settings"),
+        "cameras": st.get("cameras"),
+        "backup": st.get("backup"),
+    }
+
+
+def _when(t: object) -> str:
+    if not isinstance(t, (int, float)):
+        return "never"
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        + f" ({int(time.time() - t):+d} s ago)"
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    data = status_data(cfg)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    if not data["enrolled"]:
+        print(f"not enrolled (state directory {cfg.state_dir})")
+        return 1
+    sp = data["spool"]
+    assert isinstance(sp, dict)
+    print(f"server       {data['server_id']} (partner {data['partner']})")
+    print(f"collector    {data['collector']}")
+    print(f"last sent    {_when(data['last_success_at'])}")
+    if data["last_error"]:
+        print(f"last error   {data['last_error']} at {_when(data['last_error_at'])}")
+    if data["revoked"]:
+        print("REVOKED      the collector revoked this agent's credentials: enroll again")
+    nxt = data["next_report_at"]
+    print(
+        "next report  "
+        + (time.strftime("%H:%M:%S", time.localtime(nxt)) if isinstance(nxt, float) else "—")
+    )
+    print(
+        f"spool        {sp['reports']} report(s), {sp['bytes']} bytes; "
+        f"oldest {_when(sp['oldest_at'])}; "
+        f"dropped {sp['dropped_total']}"
+    )
+    settings = data.get("settings") or {}
+    if isinstance(settings, dict) and settings.get("notice"):
+        print(f"notice       {settings['notice']}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import doctor
+
+    return doctor(args.config)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from agent.cameras.probe_command import run_probe
+
+    return asyncio.run(run_probe(args.url, args.json, args.timeout))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    if not args.now:
+        return _err("say 'vigil-agent backup --now' to run a backup now", 2)
+    from agent.backup_command import backup_now
+
+    return backup_now(_load(args), as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigil-agent", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"configuration file (default {agent_config.DEFAULT_CONFIG})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
+    p.add_argument("--collector", required=True, metavar="URL")
+    p.add_argument("--token", required=True)
+    p.add_argument("--force", action="store_true", help="enroll again, replacing the identity")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", parents=[common], help="what the agent last did")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "doctor", parents=[common], help="check configuration, permissions, collector, clock"
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("probe", parents=[common], help="probe one camera step by step")
+    p.add_argument("url", help="onvif://USER:PASS@HOST:PORT")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds for the whole probe (default 10)"
+    )
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("backup", parents=[common], help="run a configuration backup")
+    p.add_argument("--now", action="store_true", help="run one backup immediately, with progress")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except agent_config.AgentConfigError as exc:
+        return _err(f"bad configuration: {exc}", 2)
+    except StateDirError as exc:
+        return _err(str(exc), 2)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (| head, grep -q): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Talking to the collector: enrollment, sessions, and signed requests.
+
+``CollectorClient.request`` signs every request with the current session key and opens
+(or reopens) the session when the collector says it is unknown or expired. Network
+failures raise :class:`CollectorUnavailable`; deciding when to retry is the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from multidict import CIMultiDictProxy
+
+from protocol import request_auth as ra
+from protocol.messages import (
+    AgentSettings,
+    EnrollRequest,
+    EnrollResponse,
+    SessionRequest,
+    SessionResponse,
+    decode,
+    encode,
+)
+from protocol.version import HEADER, PROTOCOL_VERSION
+
+log = logging.getLogger("vigil.agent.client")
+
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+
+
+class CollectorUnavailable(Exception):
+    """The collector could not be reached, or answered 5xx/429."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Refused(Exception):
+    """The collector refused the request for good (4xx); ``code`` is its error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Revoked(Refused):
+    pass
+
+
+@dataclass
+class Response:
+    status: int
+    headers: CIMultiDictProxy[str] | dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def error(self) -> tuple[str, str]:
+        try:
+            data = self.json()
+            return str(data.get("error", "")), str(data.get("message", ""))
+        except (ValueError, AttributeError):
+            return "", self.body[:200].decode(errors="replace")
+
+
+def retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+async def _post_json(
+    http: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> Response:
+    try:
+        async with http.post(url, data=body, headers=headers) as r:
+            return Response(r.status, r.headers, await r.read())
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise CollectorUnavailable(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+
+
+async def enroll(collector_url: str, request: EnrollRequest) -> EnrollResponse:
+    """Register this agent with a one-time token (no session yet)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        r = await _post_json(
+            http,
+            collector_url.rstrip("/") + "/api/v1/agent/enroll",
+            encode(request),
+            {"Content-Type": "application/json", HEADER: str(PROTOCOL_VERSION)},
+        )
+    if r.status != 201:
+        code, msg = r.error()
+        raise Refused(r.status, code, msg)
+    return decode(r.body, EnrollResponse)
+
+
+@dataclass
+class _Session:
+    id: str
+    key: bytes
+    expires_at: float
+
+
+@dataclass
+class CollectorClient:
+    base_url: str
+    server_id: str
+    signing_key: Ed25519PrivateKey
+    on_settings: Callable[[AgentSettings], None] | None = None
+    timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT
+    clock_offset: float | None = None
+    """Collector time minus ours, as seen when the last session opened."""
+    _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _session: _Session | None = field(default=None, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=self.timeout)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def open_session(self) -> None:
+        """Sign a session request with the agent key; derive the session key (X25519)."""
+        eph = X25519PrivateKey.generate()
+        req = SessionRequest(
+            protocol=PROTOCOL_VERSION,
+            server_id=self.server_id,
+            timestamp=time.time(),
+            nonce=ra.new_nonce(),
+            ephemeral_key=ra.b64(eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+        )
+        body = encode(req)
+        sig = ra.b64(self.signing_key.sign(ra.session_signing_bytes(body)))
+        sent = time.time()
+        r = await _post_json(
+            await self._client(),
+            self.base_url + "/api/v1/agent/session",
+            body,
+            {
+                "Content-Type": "application/json",
+                HEADER: str(PROTOCOL_VERSION),
+                ra.H_SIGNATURE: sig,
+            },
+        )
+        if r.status != 201:
+            self._raise(r)
+        resp = decode(r.body, SessionResponse)
+        key = ra.derive_session_key(
+            eph, ra.unb64(resp.ephemeral_key), resp.session_id, self.server_id
+        )
+        self._session = _Session(resp.session_id, key, resp.expires_at)
+        self.clock_offset = resp.server_time - (sent + time.time()) / 2
+        if self.on_settings is not None:
+            self.on_settings(resp.settings)
+
+    def _raise(self, r: Response) -> None:
+        code, msg = r.error()
+        if r.status in (429, 503) or r.status >= 500:
+            raise CollectorUnavailable(
+                f"collector answered {r.status} {code}: {msg}", retry_after(r.headers)
+            )
+        if r.status == 403 and code == "revoked":
+            raise Revoked(r.status, code, msg)
+        raise Refused(r.status, code, msg)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        params: dict[str, Any] | None = None,
+    ) -> Response:
+        """A signed request. Returns any response but 401-session (handled) and network
+        errors (raised); callers look at ``status``."""
+        path_qs = path + ("?" + urlencode(params) if params else "")
+        for attempt in (1, 2):
+            async with self._lock:
+                if self._session is None or self._session.expires_at - time.time() < 60:
+                    await self.open_session()
+                session = self._session
+            assert session is not None
+            ts = f"{time.time():.3f}"
+            nonce = ra.new_nonce()
+            headers = {
+                "Content-Type": content_type,
+                HEADER: str(PROTOCOL_VERSION),
+                ra.H_SESSION: session.id,
+                ra.H_TIMESTAMP: ts,
+                ra.H_NONCE: nonce,
+                ra.H_SIGNATURE: ra.sign_request(session.key, method, path_qs, ts, nonce, body),
+            }
+            http = await self._client()
+            try:
+                async with http.request(
+                    method, self.base_url + path_qs, data=body, headers=headers
+                ) as r:
+                    resp = Response(r.status, r.headers, await r.read())
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise CollectorUnavailable(
+                    f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+                ) from None
+            if (
+                resp.status == 401
+                and resp.error()[0] in ("session_unknown", "session_expired")
+                and attempt == 1
+            ):
+                self._session = None
+                continue
+            if resp.status == 403 and resp.error()[0] == "revoked":
+                raise Revoked(403, "revoked", resp.error()[1])
+            return resp
+        return resp
+
+    async def health(self) -> tuple[float, float]:
+        """``GET /healthz``: (round-trip seconds, collector time minus ours)."""
+        http = await self._client()
+        began = time.time()
+        try:
+            async with http.get(self.base_url + "/healthz") as r:
+                data = await r.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise CollectorUnavailable(
+                f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+            ) from None
+        end = time.time()
+        return end - began, float(data.get("time", end)) - (began + end) / 2

@@ -1,0 +1,192 @@
+"""The agent's configuration: one TOML file, checked whole at start.
+
+A mistake stops the agent at once with the file, the key and what is expected, rather
+than showing up next week as an agent that silently does nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/vigil/agent.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
+DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
+
+_TABLES = ("agent", "report", "software", "spool", "cameras", "backup")
+
+
+class AgentConfigError(ValueError):
+    """Names the file, the key and what is expected."""
+
+    def __init__(self, source: str, key: str, expected: str) -> None:
+        super().__init__(f"{source}: {key}: expected {expected}")
+        self.source, self.key, self.expected = source, key, expected
+
+
+@dataclass(frozen=True)
+class SoftwareConfig:
+    """Where the video software's product and version come from (first that is set)."""
+
+    product: str = ""
+    version: str = ""
+    version_file: str = ""
+    version_command: tuple[str, ...] = ()
+    version_regex: str = ""
+    modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    source: str
+    state_dir: Path = DEFAULT_STATE_DIR
+    licence_id: str | None = None
+    machine_id: str | None = None
+    hostname: str | None = None
+    log_level: str = "info"
+    report_interval_s: int = 60
+    recording_volumes: tuple[str, ...] = ()
+    ignore_fstypes: tuple[str, ...] = ("squashfs", "tmpfs", "devtmpfs", "overlay", "iso9660")
+    spool_max_bytes: int = DEFAULT_SPOOL_BYTES
+    retry_max_s: float = 300.0
+    software: SoftwareConfig = field(default_factory=SoftwareConfig)
+    cameras: Any = None
+    """``agent.cameras.config.CameraSettings`` when a ``[cameras]`` table is present."""
+    backup: Any = None
+    """``agent.backup.config.BackupSettings`` when a ``[backup]`` table is present."""
+
+
+class _Table:
+    def __init__(self, data: Any, name: str, source: str) -> None:
+        if not isinstance(data, dict):
+            raise AgentConfigError(source, name, "a table")
+        self.data, self.name, self.source = data, name, source
+
+    def key(self, k: str) -> str:
+        return f"{self.name}.{k}"
+
+    def str(self, k: str, default: str | None) -> str | None:
+        if k not in self.data:
+            return default
+        v = self.data[k]
+        if not isinstance(v, str) or not v.strip():
+            raise AgentConfigError(self.source, self.key(k), "a non-empty string")
+        return v
+
+    def int(self, k: str, default: int, low: int, high: int) -> int:
+        v = self.data.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise AgentConfigError(self.source, self.key(k), f"an integer from {low} to {high}")
+        return v
+
+    def num(self, k: str, default: float, low: float, high: float) -> float:
+        v = self.data.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+            raise AgentConfigError(self.source, self.key(k), f"a number from {low} to {high}")
+        return float(v)
+
+    def strs(self, k: str) -> tuple[str, ...]:
+        v = self.data.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise AgentConfigError(self.source, self.key(k), "a list of non-empty strings")
+        return tuple(v)
+
+    def only(self, allowed: set[str]) -> None:
+        for k in self.data:
+            if k not in allowed:
+                raise AgentConfigError(
+                    self.source,
+                    self.key(k),
+                    f"one of the known keys ({', '.join(sorted(allowed))})",
+                )
+
+
+def load(path: str | Path | None) -> AgentConfig:
+    """Read and check the configuration; a missing default file means all defaults."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    source = str(p)
+    try:
+        with open(p, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        if path is not None:
+            raise AgentConfigError(source, "(file)", "an existing TOML file") from None
+        raw = {}
+    except PermissionError:
+        raise AgentConfigError(source, "(file)", "a file this user can read") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
+    return parse(raw, source)
+
+
+def parse(raw: dict[str, Any], source: str) -> AgentConfig:
+    for k in raw:
+        if k not in _TABLES:
+            raise AgentConfigError(source, k, f"one of the tables [{'], ['.join(_TABLES)}]")
+    a = _Table(raw.get("agent", {}), "agent", source)
+    a.only({"state_dir", "licence_id", "machine_id", "hostname", "log_level", "retry_max_s"})
+    level = a.str("log_level", "info") or "info"
+    if level not in ("debug", "info", "warning", "error"):
+        raise AgentConfigError(source, "agent.log_level", '"debug", "info", "warning" or "error"')
+    r = _Table(raw.get("report", {}), "report", source)
+    r.only({"interval_s", "recording_volumes", "ignore_fstypes"})
+    s = _Table(raw.get("spool", {}), "spool", source)
+    s.only({"max_bytes"})
+    sw = _Table(raw.get("software", {}), "software", source)
+    sw.only({"product", "version", "version_file", "version_command", "version_regex", "modules"})
+    cmd = sw.data.get("version_command", [])
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not isinstance(cmd, list) or not all(isinstance(x, str) and x for x in cmd):
+        raise AgentConfigError(source, "software.version_command", "a command as a list of strings")
+    regex = sw.str("version_regex", "") or ""
+    if regex:
+        import re
+
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise AgentConfigError(
+                source, "software.version_regex", f"a regular expression ({exc})"
+            ) from None
+    software = SoftwareConfig(
+        product=sw.str("product", "") or "",
+        version=sw.str("version", "") or "",
+        version_file=sw.str("version_file", "") or "",
+        version_command=tuple(cmd),
+        version_regex=regex,
+        modules=sw.strs("modules"),
+    )
+    cameras = backup = None
+    if "cameras" in raw:
+        from agent.cameras.config import CameraConfigError, parse_camera_config
+
+        try:
+            cameras = parse_camera_config(raw["cameras"], source)
+        except CameraConfigError as exc:
+            raise AgentConfigError(source, exc.key, exc.expected) from None
+    if "backup" in raw:
+        from agent.backup.config import BackupConfigError, parse_backup_config
+
+        try:
+            backup = parse_backup_config(raw["backup"], source)
+        except BackupConfigError as exc:
+            raise AgentConfigError(source, exc.key, exc.expected) from None
+    return AgentConfig(
+        source=source,
+        state_dir=Path(a.str("state_dir", str(DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR),
+        licence_id=a.str("licence_id", None),
+        machine_id=a.str("machine_id", None),
+        hostname=a.str("hostname", None),
+        log_level=level,
+        retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
+        report_interval_s=r.int("interval_s", 60, 10, 86400),
+        recording_volumes=r.strs("recording_volumes"),
+        ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,
+        spool_max_bytes=s.int("max_bytes", DEFAULT_SPOOL_BYTES, 64 * 1024, 16 * 1024**3),
+        software=software,
+        cameras=cameras,
+        backup=backup,
+    )

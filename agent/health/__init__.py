@@ -1,0 +1,1 @@
+"""What the agent measures on its server: host, volumes, video software."""

@@ -1,0 +1,131 @@
+"""The agent's identity: its Ed25519 key and enrollment, in a directory only it can read.
+
+``state_dir`` is mode 0700; ``agent.key`` (PKCS#8 PEM) and ``identity.json`` are 0600.
+Files are written whole (temporary file, fsync, rename) so a kill -9 never leaves half
+an identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+KEY_FILE = "agent.key"
+IDENTITY_FILE = "identity.json"
+
+
+class StateDirError(RuntimeError):
+    pass
+
+
+def ensure_state_dir(path: Path) -> None:
+    """Create the state directory 0700, or refuse one others can read or write."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except PermissionError:
+        raise StateDirError(
+            f"cannot create the state directory {path}: permission denied"
+        ) from None
+    st = path.stat()
+    if st.st_uid != os.geteuid():
+        raise StateDirError(f"state directory {path} belongs to uid {st.st_uid}, not to this user")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+@dataclass(frozen=True)
+class Identity:
+    server_id: str
+    collector_url: str
+    partner: str
+    enrolled_at: float
+    public_key: str
+
+
+def load_identity(state_dir: Path) -> tuple[Identity, Ed25519PrivateKey] | None:
+    """The enrolled identity, or None if the agent is not enrolled."""
+    ipath = state_dir / IDENTITY_FILE
+    kpath = state_dir / KEY_FILE
+    if not ipath.exists():
+        return None
+    data: dict[str, Any] = json.loads(ipath.read_text())
+    key = serialization.load_pem_private_key(kpath.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise StateDirError(f"{kpath} is not an Ed25519 key")
+    return Identity(**{k: data[k] for k in Identity.__dataclass_fields__}), key
+
+
+def save_identity(state_dir: Path, identity: Identity, key: Ed25519PrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_atomic(state_dir / KEY_FILE, pem)
+    write_atomic(state_dir / IDENTITY_FILE, json.dumps(asdict(identity), indent=2).encode())
+
+
+def insecure_files(state_dir: Path) -> list[str]:
+    """Files of the identity that others could read (the doctor reports them)."""
+    bad = []
+    for name in (KEY_FILE, IDENTITY_FILE):
+        p = state_dir / name
+        if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            bad.append(f"{p} is mode {stat.S_IMODE(p.stat().st_mode):04o} (want 0600)")
+    if state_dir.exists() and stat.S_IMODE(state_dir.stat().st_mode) & 0o077:
+        bad.append(f"{state_dir} is mode {stat.S_IMODE(state_dir.stat().st_mode):04o} (want 0700)")
+    return bad
+
+
+def machine_id(state_dir: Path, configured: str | None = None) -> str:
+    """A stable identity of this machine: configured, else systemd's machine-id, else DMI's
+    product UUID (hashed), else one made once and kept in the state directory."""
+    if configured:
+        return configured
+    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            text = Path(candidate).read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    try:
+        dmi = Path("/sys/class/dmi/id/product_uuid").read_text().strip()
+        if dmi:
+            return hashlib.sha256(dmi.encode()).hexdigest()[:32]
+    except OSError:
+        pass
+    kept = state_dir / "machine-id"
+    if kept.exists():
+        return kept.read_text().strip()
+    made = uuid.uuid4().hex
+    write_atomic(kept, made.encode())
+    return made
+
+
+def hostname(configured: str | None = None) -> str:
+    return configured or socket.gethostname()

@@ -1,0 +1,239 @@
+"""The agent daemon: collect on a schedule, spool, send; probe cameras; run backups.
+
+Like Home Assistant's coordinator, I/O lives here and the pure parts (forecast, spool
+bookkeeping, verdicts) beside it; a failure is logged once and its recovery once. Like
+uvicorn's server, configuration is apart from runtime state and shutdown is ordered:
+stop the schedule, let the collection in progress finish into the spool, give the
+sender a last short chance, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import uuid
+from datetime import UTC
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.client import CollectorClient
+from agent.config import AgentConfig
+from agent.health.host import HostProbe
+from agent.health.software import read_software
+from agent.health.volumes import VolumeProbe
+from agent.identity import Identity, hostname
+from agent.sender import Sender
+from agent.spool import Spool
+from agent.status_file import write_status
+from protocol.messages import AgentSettings, Camera, Report, encode
+
+log = logging.getLogger("vigil.agent")
+
+SHUTDOWN_FLUSH_S = 5.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, identity: Identity, key: Ed25519PrivateKey) -> None:
+        self.config = config
+        self.identity = identity
+        self.key = key
+        self.state_dir = config.state_dir
+        self.spool = Spool(self.state_dir / "spool", config.spool_max_bytes)
+        self.settings = AgentSettings(report_interval_s=config.report_interval_s)
+        self.client = CollectorClient(
+            identity.collector_url, identity.server_id, key, on_settings=self._apply_settings
+        )
+        self.sender = Sender(
+            self.spool,
+            self.client,
+            retry_max_s=config.retry_max_s,
+            on_settings=self._apply_settings,
+            on_event=self._on_send_event,
+        )
+        self.host = HostProbe(hostname(config.hostname))
+        self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
+        self.cameras: Any = None
+        self.latest_cameras: list[Camera] | None = None
+        if config.cameras is not None:
+            from agent.cameras.monitor import CameraMonitor
+
+            self.cameras = CameraMonitor(config.cameras, self.state_dir)
+        self.backup: Any = None
+        self.scheduler = AsyncIOScheduler()
+        self.stop_event = asyncio.Event()
+        self.status: dict[str, Any] = {
+            "pid": os.getpid(),
+            "started_at": time.time(),
+            "server_id": identity.server_id,
+            "collector": identity.collector_url,
+            "last_success_at": None,
+            "last_error": None,
+            "last_error_at": None,
+            "revoked": False,
+            "last_report_seq": self.spool.next_seq() - 1,
+        }
+
+    # -- settings from the collector ---------------------------------------------------
+
+    def _apply_settings(self, settings: AgentSettings) -> None:
+        old = self.settings
+        self.settings = settings
+        self.status["settings"] = {
+            "report_interval_s": settings.report_interval_s,
+            "probe_interval_s": settings.probe_interval_s,
+            "backup_interval_s": settings.backup_interval_s,
+            "monitoring_entitled": settings.monitoring_entitled,
+            "backup_entitled": settings.backup_entitled,
+            "notice": settings.notice,
+        }
+        if settings.report_interval_s != old.report_interval_s and self.scheduler.running:
+            log.info("report interval set by the collector: %d s", settings.report_interval_s)
+            self.scheduler.reschedule_job(
+                "report", trigger=IntervalTrigger(seconds=settings.report_interval_s)
+            )
+        if (
+            self.cameras is not None
+            and settings.probe_interval_s != old.probe_interval_s
+            and self.scheduler.running
+            and self.scheduler.get_job("cameras")
+        ):
+            self.scheduler.reschedule_job(
+                "cameras", trigger=IntervalTrigger(seconds=settings.probe_interval_s)
+            )
+
+    def _on_send_event(self, kind: str, info: dict[str, object]) -> None:
+        now = time.time()
+        if kind == "sent":
+            self.status["last_success_at"] = now
+            self.status["last_error"] = None
+        elif kind == "error":
+            self.status["last_error"] = info.get("message")
+            self.status["last_error_at"] = now
+        self.status["revoked"] = self.sender.revoked
+        self._write_status()
+
+    def _write_status(self) -> None:
+        self.status["spool"] = {
+            "reports": len(self.spool),
+            "bytes": self.spool.bytes,
+            "oldest_seq": self.spool.oldest_seq(),
+            "oldest_at": self.spool.oldest_mtime(),
+            "dropped_total": self.spool.dropped_total,
+            "max_bytes": self.spool.max_bytes,
+        }
+        job = self.scheduler.get_job("report") if self.scheduler.running else None
+        self.status["next_report_at"] = (
+            job.next_run_time.timestamp() if job and job.next_run_time else None
+        )
+        try:
+            write_status(self.state_dir, self.status)
+        except OSError as exc:
+            log.warning("cannot write status file: %s", exc)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def build_report(self) -> Report:
+        """Collect one report (blocking I/O: run it in a thread)."""
+        seq = self.spool.next_seq()
+        return Report(
+            report_id=f"{self.identity.server_id}-{seq}-{uuid.uuid4().hex[:12]}",
+            seq=seq,
+            collected_at=time.time(),
+            host=self.host.read(),
+            volumes=self.volumes.read(),
+            software=read_software(self.config.software),
+            cameras=self.latest_cameras,
+            dropped_reports=self.spool.dropped_total,
+        )
+
+    async def collect(self) -> None:
+        try:
+            report = await asyncio.to_thread(self.build_report)
+            self.spool.append(report.seq, encode(report))
+        except Exception:
+            log.exception("collecting a report failed; the next run will try again")
+            return
+        self.status["last_report_seq"] = report.seq
+        self.status["last_collected_at"] = report.collected_at
+        self._write_status()
+        self.sender.wake()
+
+    async def probe_cameras(self) -> None:
+        if self.cameras is None:
+            return
+        try:
+            self.latest_cameras = await self.cameras.probe_cycle()
+        except Exception:
+            log.exception("camera probe cycle failed; the next cycle will try again")
+            return
+        counts: dict[str, int] = {}
+        for c in self.latest_cameras:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        self.status["cameras"] = {"probed_at": time.time(), "by_verdict": counts}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        log.info(
+            "agent %s reporting to %s every %d s (spool %d report(s) pending)",
+            self.identity.server_id,
+            self.identity.collector_url,
+            self.settings.report_interval_s,
+            len(self.spool),
+        )
+        if self.cameras is not None:
+            await self.probe_cameras()
+            self.scheduler.add_job(
+                self.probe_cameras,
+                IntervalTrigger(seconds=self.settings.probe_interval_s),
+                id="cameras",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self.scheduler.add_job(
+            self.collect,
+            IntervalTrigger(seconds=self.settings.report_interval_s),
+            id="report",
+            next_run_time=_now_dt(),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        if self.backup is not None:
+            await self.backup.start(self)
+        self.scheduler.start()
+        sender = asyncio.create_task(self.sender.run(self.stop_event), name="sender")
+        self._write_status()
+        await self.stop_event.wait()
+        log.info("stopping: schedule stopped, flushing the spool")
+        self.scheduler.shutdown(wait=False)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        if len(self.spool):
+            try:
+                await asyncio.wait_for(self.sender.send_pending(limit_batches=20), SHUTDOWN_FLUSH_S)
+            except TimeoutError:
+                pass
+        self._write_status()
+        if self.cameras is not None:
+            await self.cameras.close()
+        await self.client.close()
+        log.info("stopped; %d report(s) kept in the spool for next time", len(self.spool))
+
+
+def _now_dt() -> Any:
+    from datetime import datetime
+
+    return datetime.now(UTC)
