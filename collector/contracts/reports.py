@@ -1,0 +1,226 @@
+"""Monthly compliance report rows, per partner or per customer, and their rendering.
+
+For a calendar month (in a given zone): days each server was covered (active, grace,
+uncovered), entitlement findings at the month's end, backup compliance (slots met), gaps
+in monitoring (time between reports longer than the health policy allows) and incident
+targets met. Pure: the caller passes the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from zoneinfo import ZoneInfo
+
+from collector.contracts.checks import (
+    ServerFacts,
+    SupportCase,
+    backup_slots,
+    evaluate,
+    index_contracts,
+    with_installation_dates,
+)
+from collector.contracts.incidents import ClockStatus, Incident, status
+from collector.contracts.plans import get_plan
+from collector.contracts.terms import Contract, Coverage, best_contract
+
+ENTITLEMENT_KINDS = frozenset(
+    {
+        "health_monitoring_not_entitled",
+        "online_backup_not_entitled",
+        "licence_transfer_not_entitled",
+        "version_not_covered",
+        "support_cases_over_limit",
+    }
+)
+
+
+@dataclass
+class ReportRow:
+    month: str
+    partner: str
+    customer: str
+    servers: int = 0
+    server_days: int = 0
+    days_active: int = 0
+    days_grace: int = 0
+    days_uncovered: int = 0
+    entitlement_findings: int = 0
+    backup_slots_met: int = 0
+    backup_slots_total: int = 0
+    backup_compliance: float | None = None
+    monitoring_gaps: int = 0
+    monitoring_gap_seconds: int = 0
+    incidents: int = 0
+    response_met: int = 0
+    response_total: int = 0
+    resolution_met: int = 0
+    resolution_total: int = 0
+
+
+def month_bounds(year: int, month: int, tz: str) -> tuple[float, float, list[dt.date]]:
+    zone = ZoneInfo(tz)
+    first = dt.date(year, month, 1)
+    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+    start = dt.datetime.combine(first, dt.time(0), zone).timestamp()
+    end = dt.datetime.combine(nxt, dt.time(0), zone).timestamp()
+    days = [first + dt.timedelta(days=i) for i in range((nxt - first).days)]
+    return start, end, days
+
+
+def monitoring_gaps(
+    reports: Sequence[float], start: float, end: float, silent_after: float
+) -> tuple[int, float]:
+    """(count, seconds) of stretches in ``[start, end)`` longer than ``silent_after``
+    without a report; the stretch counts from the moment the server became silent."""
+    count = 0
+    total = 0.0
+    prev = start
+    for t in sorted(r for r in reports if start <= r < end):
+        if t - prev > silent_after:
+            count += 1
+            total += t - prev - silent_after
+        prev = t
+    if end - prev > silent_after:
+        count += 1
+        total += end - prev - silent_after
+    return count, total
+
+
+def monthly_rows(
+    year: int,
+    month: int,
+    servers: Iterable[ServerFacts],
+    contracts: Iterable[Contract],
+    *,
+    by: str = "customer",
+    tz: str = "Europe/Berlin",
+    now: float | None = None,
+    report_times: Mapping[str, Sequence[float]] | None = None,
+    incidents: Iterable[Incident] = (),
+    cases: Sequence[SupportCase] = (),
+    releases: Mapping[tuple[str, str], dt.date] | None = None,
+) -> list[ReportRow]:
+    """One row per partner (``by="partner"``) or per (partner, customer)."""
+    if by not in ("partner", "customer"):
+        raise ValueError("by must be 'partner' or 'customer'")
+    label = f"{year:04d}-{month:02d}"
+    start, end, days = month_bounds(year, month, tz)
+    until = end if now is None else min(end, now)
+    server_list = list(servers)
+    contract_list = with_installation_dates(contracts, server_list)
+    by_licence = index_contracts(contract_list)
+    contract_by_id = {c.id: c for c in contract_list}
+    rows: dict[tuple[str, str], ReportRow] = {}
+
+    def row_for(partner: str, customer: str) -> ReportRow:
+        key = (partner, customer if by == "customer" else "")
+        r = rows.get(key)
+        if r is None:
+            r = rows[key] = ReportRow(label, key[0], key[1])
+        return r
+
+    findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
+    server_findings: dict[str, int] = {}
+    contract_findings: dict[str, int] = {}
+    for f in findings:
+        if f.kind in ENTITLEMENT_KINDS:
+            if f.server_id is not None:
+                server_findings[f.server_id] = server_findings.get(f.server_id, 0) + 1
+            elif f.contract_id is not None:
+                contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
+    last_day = dt.datetime.fromtimestamp(until - 1, ZoneInfo(tz)).date()
+    for s in server_list:
+        covering = by_licence.get(s.licence_id or "", [])
+        chosen = best_contract(covering, last_day)
+        if chosen is None:
+            r = row_for("(no contract)", "(no contract)")
+            r.servers += 1
+            r.server_days += len(days)
+            r.days_uncovered += len(days)
+            continue
+        contract, _, _ = chosen
+        plan = get_plan(contract.plan)
+        r = row_for(contract.partner, contract.customer)
+        r.servers += 1
+        r.entitlement_findings += server_findings.get(s.server_id, 0)
+        for d in days:
+            if d > last_day:
+                break
+            r.server_days += 1
+            best = best_contract(covering, d)
+            st = best[2] if best else Coverage.EXPIRED
+            if st is Coverage.ACTIVE:
+                r.days_active += 1
+            elif st is Coverage.GRACE:
+                r.days_grace += 1
+            else:
+                r.days_uncovered += 1
+        covered_end = chosen[2] in (Coverage.ACTIVE, Coverage.GRACE)
+        if covered_end and plan.entitlements.online_backup and plan.backup is not None:
+            anchor = chosen[1].anchor
+            covered_from = (
+                start
+                if anchor is None
+                else max(start, dt.datetime.combine(anchor, dt.time(0), ZoneInfo(tz)).timestamp())
+            )
+            met, total = backup_slots(
+                s.backups,
+                covered_from,
+                until,
+                float(plan.backup.interval_s),
+                float(plan.backup.tolerance_s),
+            )
+            r.backup_slots_met += met
+            r.backup_slots_total += total
+        if covered_end and plan.entitlements.health_monitoring and report_times is not None:
+            n, secs = monitoring_gaps(
+                report_times.get(s.server_id, ()), start, until, plan.health.silent_after_s
+            )
+            r.monitoring_gaps += n
+            r.monitoring_gap_seconds += round(secs)
+    for cid, n in contract_findings.items():
+        c = contract_by_id.get(cid)
+        if c is not None:
+            row_for(c.partner, c.customer).entitlement_findings += n
+    now_dt = dt.datetime.fromtimestamp(until, dt.UTC)
+    for inc in incidents:
+        opened = inc.opened_at.timestamp()
+        if not start <= opened < end:
+            continue
+        c = contract_by_id.get(inc.contract_id or "")
+        r = row_for(c.partner, c.customer) if c else row_for("(no contract)", "(no contract)")
+        r.incidents += 1
+        st = status(inc, now_dt)
+        for clock, met_attr, total_attr in (
+            (st.response, "response_met", "response_total"),
+            (st.resolution, "resolution_met", "resolution_total"),
+        ):
+            if clock.status in (ClockStatus.MET, ClockStatus.MISSED, ClockStatus.BREACHED):
+                setattr(r, total_attr, getattr(r, total_attr) + 1)
+                if clock.status is ClockStatus.MET:
+                    setattr(r, met_attr, getattr(r, met_attr) + 1)
+    for r in rows.values():
+        if r.backup_slots_total:
+            r.backup_compliance = round(r.backup_slots_met / r.backup_slots_total, 4)
+    return [rows[k] for k in sorted(rows)]
+
+
+COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+def render_json(rows: Iterable[ReportRow]) -> str:
+    return json.dumps([asdict(r) for r in rows], indent=2)
+
+
+def render_csv(rows: Iterable[ReportRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow(["" if v is None else v for v in (getattr(r, c) for c in COLUMNS)])
+    return buf.getvalue()
