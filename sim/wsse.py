@@ -58,8 +58,9 @@ def check_username_token(
         return "unknown user"
     given = (password_el.text or "").strip()
     if not password_el.get("Type", "").endswith(DIGEST_TYPE_SUFFIX):
-        # PasswordText: accepted by many cameras; no clock check possible.
-        return None if hmac.compare_digest(given, password) else "wrong password"
+        # PasswordText would put the password on the wire in clear; many cameras accept it,
+        # the simulator does not, so a client that sends it is caught.
+        return "PasswordText refused: use PasswordDigest"
     if not nonce_text or not created_text:
         return "PasswordDigest without Nonce or Created"
     try:

@@ -220,13 +220,6 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
                 source,
                 key,
             )
-        if key in seen_keys:
-            raise CameraConfigError(
-                f"{where}.id",
-                f"a key not already used by cameras.device[{seen_keys[key]}]",
-                source,
-                key,
-            )
         if (address, port) in seen_addr:
             raise CameraConfigError(
                 f"{where}.address",
@@ -234,6 +227,13 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
                 f"cameras.device[{seen_addr[(address, port)]}]",
                 source,
                 f"{address}:{port}",
+            )
+        if key in seen_keys:
+            raise CameraConfigError(
+                f"{where}.id",
+                f"a key not already used by cameras.device[{seen_keys[key]}]",
+                source,
+                key,
             )
         seen_keys[key] = seen_addr[(address, port)] = i
         devices.append(

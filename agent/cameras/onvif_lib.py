@@ -102,7 +102,9 @@ class OnvifClients:
         client = onvif_client()
         self._client = client
         self._transport = transport
-        self.wsse = client.UsernameDigestTokenDtDiff(username, password, dt_diff=None)
+        self.wsse = client.UsernameDigestTokenDtDiff(
+            username, password, dt_diff=None, use_digest=True
+        )
         self._proxies: dict[tuple[str, str, bool], Any] = {}
 
     def service(self, service: str, xaddr: str, *, auth: bool = True) -> Any:

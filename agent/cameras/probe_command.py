@@ -83,10 +83,10 @@ def print_human(result: ProbeResult, verdict: str, reasons: list[str], out: Text
         print(f"services absent: {', '.join(result.services_absent)}", file=out)
 
 
-async def run_probe(  # noqa: ASYNC109 (the lead's signature; the timeout is per camera)
+async def run_probe(
     url: str,
     as_json: bool,
-    timeout: float = 10,
+    timeout: float = 10,  # noqa: ASYNC109 (the lead's signature; a per-camera budget)
     *,
     snapshot: bool = True,
     out: TextIO | None = None,
