@@ -1,0 +1,150 @@
+"""``make demo``: the whole system on one machine with embedded defaults.
+
+Starts a collector (SQLite, local backup directory) on 127.0.0.1, a partner with an API
+key, simulated ONVIF cameras (some healthy, some not), and an agent enrolled with a
+one-time token that probes them and backs up a small configuration tree. Prints the URL
+of the fleet view and the API key; Ctrl-C stops everything in order.
+
+Uses only the installed commands (vigil-collector, vigil-agent, vigil-sim, vigil-backup),
+as an installer would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "demo-data"
+BIN = Path(sys.executable).parent
+FAULTS = "1:clock=3600,2:wrong_password,3:stream_down,4:offline"
+CAMERAS = 8
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def run(*args: str) -> str:
+    out = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"demo: {' '.join(args)} failed:\n{out.stderr}")
+    return out.stdout
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1].strip()
+
+
+def wait_http(url: str, seconds: float = 20) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"demo: {url} did not answer within {seconds:.0f} s")
+
+
+def main() -> int:
+    if DATA.exists():
+        shutil.rmtree(DATA)
+    (DATA / "logs").mkdir(parents=True)
+    port = free_port(8700)
+    url = f"http://127.0.0.1:{port}"
+    coll = ["--data", str(DATA / "collector")]
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, *args: str, stdout: int | None = None) -> subprocess.Popen[bytes]:
+        log = open(DATA / "logs" / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the child)
+        p = subprocess.Popen([str(BIN / args[0]), *args[1:]], stdout=stdout or log, stderr=log)
+        procs.append((name, p))
+        return p
+
+    def stop_all(*_: object) -> None:
+        for name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                print(f"stopped {name}")
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        start("collector", "vigil-collector", "serve", *coll, "--listen", f"127.0.0.1:{port}")
+        wait_http(url + "/healthz")
+        run("vigil-collector", "partner", "add", "demo-partner", *coll)
+        api_key = last_line(run("vigil-collector", "apikey", "create", "--partner", "demo-partner", *coll))
+        token = last_line(run("vigil-collector", "token", "create", "--partner", "demo-partner", *coll))
+        run("vigil-collector", "server", "interval", "--partner", "demo-partner", "15s", *coll)
+
+        sim = start("cameras", "vigil-sim", "cameras", "--count", str(CAMERAS), "--faults", FAULTS,
+                    "--json", stdout=subprocess.PIPE)
+        assert sim.stdout is not None
+        fleet = json.loads(sim.stdout.readline())
+        agent_dir = DATA / "agent"
+        agent_dir.mkdir()
+        creds = agent_dir / "camera-credentials.toml"
+        first = fleet["cameras"][0]
+        creds.write_text(f'[default]\nusername = "{first["username"]}"\npassword = "{first["password"]}"\n')
+        os.chmod(creds, 0o600)
+        etc = agent_dir / "etc"
+        etc.mkdir()
+        (etc / "recorder.conf").write_text("[recording]\nretention_days = 30\n")
+        (etc / "cameras.xml").write_text("<cameras><camera id='1'/></cameras>\n")
+        devices = "".join(
+            f'\n[[cameras.device]]\naddress = "{c["host"]}"\nport = {c["port"]}\n'
+            f'name = "Camera {c["index"] + 1}"\nsite = "Demo site"\n'
+            for c in fleet["cameras"]
+        )
+        config = agent_dir / "agent.toml"
+        config.write_text(
+            f'[agent]\nstate_dir = "{agent_dir / "state"}"\nlicence_id = "DEMO-0001"\n\n'
+            f'[software]\nproduct = "Demo VMS"\nversion = "2026.2.1"\nmodules = ["base", "lpr"]\n\n'
+            f'[report]\nrecording_volumes = ["{DATA}"]\n\n'
+            f'[cameras]\ncredentials_file = "{creds}"\ntimeout_s = 5\n{devices}'
+        )
+        run("vigil-agent", "enroll", "--collector", url, "--token", token, "--config", str(config))
+        start("agent", "vigil-agent", "run", "--config", str(config))
+
+        print()
+        print("Vigil demo is running.")
+        print(f"  Fleet view:  {url}/   (sign in with the API key)")
+        print(f"  API key:     {api_key}")
+        print(f"  API:         curl -H 'Authorization: Bearer {api_key}' {url}/api/v1/servers")
+        print(f"  Agent:       {BIN}/vigil-agent status --config {config}")
+        print(f"  Logs:        {DATA / 'logs'}")
+        print(f"  Cameras:     {CAMERAS} simulated, faults {FAULTS}")
+        print("Press Ctrl-C to stop.", flush=True)
+        while all(p.poll() is None for _, p in procs):
+            time.sleep(0.5)
+        dead = [name for name, p in procs if p.poll() is not None]
+        print(f"demo: {', '.join(dead)} exited; see {DATA / 'logs'}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the demo")
+        return 0
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
