@@ -143,6 +143,15 @@ def read_archive(
     if progress:
         progress("bytes", hashed.size, total_size)
     _check_manifest(seen, manifest, recipients)
+    if dest is not None:
+        # Exact times from the manifest (tar's PAX mtime passes through a float), children
+        # before their directories so setting one does not disturb the other.
+        for e in reversed(manifest.entries):
+            os.utime(
+                dest.joinpath(*e.path.split("/")),
+                ns=(e.mtime_ns, e.mtime_ns),
+                follow_symlinks=False,
+            )
     return ReadResult(
         manifest=manifest,
         ciphertext_sha256=hashed.sha256.hexdigest(),
@@ -194,7 +203,6 @@ def _walk(
                     if as_root:
                         os.chown(path, member.uid, member.gid)
                     os.chmod(path, rec.mode)
-                    os.utime(path, (member.mtime, member.mtime))
             elif member.isdir():
                 rec.type = "dir"
                 if path is not None:
@@ -212,7 +220,6 @@ def _walk(
                         ) from None
                     if as_root:
                         os.lchown(path, member.uid, member.gid)
-                    os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
             elif member.islnk():
                 raise ArchiveRefused(f"refused hard link: {name!r}")
             elif member.isdev() or member.isfifo():
@@ -226,7 +233,6 @@ def _walk(
         if as_root:
             os.chown(path, member.uid, member.gid)
         os.chmod(path, member.mode & 0o7777)
-        os.utime(path, (member.mtime, member.mtime))
     return seen, manifest, texts, plain
 
 

@@ -1,0 +1,475 @@
+"""One backup run, end to end, and the agent's view of its backup schedule.
+
+``BackupRunner.run_once``: pre-command -> sources -> cheap "unchanged?" check from the stat
+cache -> archive (tar+zstd+age, streamed to a file in the state directory, in a worker
+thread) -> signed envelope -> chunked, resumable upload -> run record to the collector.
+Pure logic lives beside it (``schedule``, ``sources``, ``archive``); this module does the
+I/O and keeps the state. A failure is logged once; the recovery after it is logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.backup import upload
+from agent.backup.archive import write_archive
+from agent.backup.config import BackupSettings
+from agent.backup.pre_command import run_pre_command
+from agent.backup.schedule import next_run_time
+from agent.backup.sources import (
+    SourceError,
+    StatCache,
+    cached_manifest,
+    collect_sources,
+)
+from agent.backup.state import BackupState, PendingUpload, RunRecord, StateStore
+from protocol import backup_envelope
+from protocol.backup_archive import AgeError, content_digest
+from protocol.messages import AgentSettings
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "unchanged", "failed", "busy"]
+MAX_REASON = 1000
+MAX_UNREPORTED = 50
+MAX_CHUNK = 16 << 20
+"""Largest upload chunk read into memory, whatever the collector offers."""
+
+
+@dataclass
+class RunOutcome:
+    outcome: Outcome
+    reason: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    seq: int | None = None
+    backup_id: str | None = None
+    files: int | None = None
+    bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _RunFailed(Exception):
+    pass
+
+
+class BackupRunner:
+    """The agent's backups. The lead's daemon calls ``apply`` with every ``AgentSettings``
+    it receives, ``next_due`` to schedule, ``run_once`` to run; ``status()`` for
+    ``vigil-agent status``."""
+
+    retry_delays: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
+    """Pauses between attempts when the upload is interrupted (then the run fails and the
+    next run resumes the same upload)."""
+
+    def __init__(
+        self,
+        settings: BackupSettings,
+        state_dir: Path,
+        signing_key: Ed25519PrivateKey,
+        server_id: str,
+        client: upload.BackupClient,
+        agent_settings: AgentSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.server_id = server_id
+        self._key = signing_key
+        self._client = client
+        self._store = StateStore(Path(state_dir))
+        self._state = self._store.load()
+        self._lock = asyncio.Lock()
+        self._running = False
+        self._failing = False
+        if agent_settings is not None:
+            self.apply(agent_settings)
+
+    # --- settings and schedule -----------------------------------------------------------
+
+    def apply(self, agent_settings: AgentSettings) -> None:
+        """Take the collector's latest settings (recipients, interval, window, entitlement)."""
+        s = self._state
+        new = (
+            list(agent_settings.backup_recipients),
+            agent_settings.backup_interval_s,
+            agent_settings.backup_window,
+            agent_settings.backup_entitled,
+            agent_settings.notice,
+        )
+        if new != (s.recipients, s.interval_s, s.window, s.entitled, s.notice):
+            s.recipients, s.interval_s, s.window, s.entitled, s.notice = new
+            self._store.save(s)
+
+    def next_due(self, settings: AgentSettings, now: float) -> float | None:
+        """When the next run is due (epoch seconds), None when backups are off for this
+        server (no paths configured, interval 0, or not entitled)."""
+        self.apply(settings)
+        if not self.settings.enabled or not settings.backup_entitled:
+            return None
+        if settings.backup_interval_s > 0 and self._store.load_pending() is not None:
+            return now  # an interrupted upload resumes now
+        return next_run_time(
+            interval_s=settings.backup_interval_s,
+            window=settings.backup_window,
+            server_id=self.server_id,
+            last_run=self._state.last_run_at,
+            now=now,
+        )
+
+    def status(self) -> dict[str, Any]:
+        s = self._state
+        pending = self._store.load_pending()
+        return {
+            "enabled": self.settings.enabled,
+            "entitled": s.entitled,
+            "notice": s.notice,
+            "running": self._running,
+            "interval_s": s.interval_s,
+            "window": s.window,
+            "recipients": len(s.recipients),
+            "last_run_at": s.last_run_at,
+            "last_outcome": s.last_outcome,
+            "last_reason": s.last_reason,
+            "last_success_at": s.last_success_at,
+            "last_failure_at": s.last_failure_at,
+            "last_seq": s.last_seq,
+            "last_full_seq": s.last_full_seq,
+            "last_backup_id": s.last_backup_id,
+            "unreported_runs": len(s.unreported),
+            "pending_upload": (
+                None
+                if pending is None
+                else {"seq": pending.seq, "offset": pending.offset, "size": pending.size}
+            ),
+            "next_due": (
+                next_run_time(
+                    interval_s=s.interval_s if s.entitled and self.settings.enabled else 0,
+                    window=s.window,
+                    server_id=self.server_id,
+                    last_run=s.last_run_at,
+                    now=time.time(),
+                )
+                if s.interval_s
+                else None
+            ),
+        }
+
+    # --- one run -------------------------------------------------------------------------
+
+    async def run_once(self, progress: Callable[[str, int, int], None] | None = None) -> RunOutcome:
+        """Run one backup now. Never two at once: in this process (``asyncio.Lock``) and
+        across processes (``flock`` on a lock file); a run that finds one in progress
+        returns ``busy`` and records nothing."""
+        if self._lock.locked():
+            return RunOutcome("busy", "a backup is already running", time.time(), time.time())
+        async with self._lock:
+            with self._store.run_lock() as got:
+                if not got:
+                    return RunOutcome(
+                        "busy", "a backup is already running (another process)", time.time()
+                    )
+                self._running = True
+                try:
+                    return await self._run_recorded(progress)
+                finally:
+                    self._running = False
+
+    async def _run_recorded(self, progress: Callable[[str, int, int], None] | None) -> RunOutcome:
+        started = time.time()
+        self._state = self._store.load()
+        try:
+            outcome = await self._run(progress, started)
+        except _RunFailed as exc:
+            outcome = RunOutcome("failed", str(exc)[-MAX_REASON:], started)
+        except Exception as exc:  # the run must end with an outcome the collector hears of
+            log.exception("backup run failed unexpectedly")
+            outcome = RunOutcome("failed", f"internal error: {exc!r}"[-MAX_REASON:], started)
+        outcome.finished_at = time.time()
+        s = self._state
+        s.last_run_at = started
+        s.last_outcome, s.last_reason = outcome.outcome, outcome.reason
+        if outcome.outcome == "failed":
+            s.last_failure_at = outcome.finished_at
+            if not self._failing:
+                log.warning("backup failed: %s", outcome.reason)
+            self._failing = True
+        else:
+            s.last_success_at = outcome.finished_at
+            if self._failing:
+                log.info("backup succeeded again (%s)", outcome.outcome)
+            self._failing = False
+        s.unreported.append(
+            RunRecord(
+                outcome=outcome.outcome,
+                reason=outcome.reason,
+                started_at=outcome.started_at,
+                finished_at=outcome.finished_at,
+                seq=outcome.seq,
+                backup_id=outcome.backup_id,
+                files=outcome.files,
+                bytes=outcome.bytes,
+            )
+        )
+        del s.unreported[:-MAX_UNREPORTED]
+        self._store.save(s)
+        await self._flush_reports()
+        return outcome
+
+    async def _flush_reports(self) -> None:
+        """Send run records, oldest first; those the collector did not get stay queued."""
+        s = self._state
+        while s.unreported:
+            try:
+                await upload.report_run(self._client, msgspec.json.encode(s.unreported[0]))
+            except upload.UploadUnavailable as exc:
+                log.info("run record not delivered yet (%s); kept for the next run", exc)
+                break
+            except upload.UploadRefused as exc:
+                log.warning("collector refused a run record: %s", exc)
+            s.unreported.pop(0)
+            self._store.save(s)
+
+    async def _run(
+        self, progress: Callable[[str, int, int], None] | None, started: float
+    ) -> RunOutcome:
+        s = self._state
+        if not self.settings.enabled:
+            raise _RunFailed("no [backup] paths configured in the agent configuration")
+        if not s.entitled:
+            raise _RunFailed(f"backup not entitled: {s.notice or 'refused by the collector'}")
+        pending = self._store.load_pending()
+        if pending is not None:
+            return await self._upload(pending, progress, started)
+        if not s.recipients:
+            raise _RunFailed(
+                "no recovery key: the partner has not added one on the collector "
+                "(vigil-collector recovery-key add)"
+            )
+        recipients = list(s.recipients)
+        if self.settings.pre_command:
+            result = await run_pre_command(
+                self.settings.pre_command, self.settings.pre_command_timeout
+            )
+            if not result.ok:
+                raise _RunFailed(result.reason(self.settings.pre_command))
+        try:
+            entries, notes = await asyncio.to_thread(collect_sources, self.settings)
+        except SourceError as exc:
+            raise _RunFailed(str(exc)) from None
+        for note in notes:
+            log.info("backup: %s", note)
+        cache = StatCache(self._store.dir / "statcache.json")
+        cache.retain({e.name for e in entries})
+        if s.last_digest and s.last_full_seq and sorted(s.last_recipients) == sorted(recipients):
+            quick = await asyncio.to_thread(cached_manifest, entries, cache)
+            if quick is not None and content_digest(quick, recipients) == s.last_digest:
+                return await self._unchanged(s.last_digest, len(quick), started)
+        seq = s.last_seq + 1
+        archive_name = f"backup-{seq}.age.part"
+        path = self._store.dir / archive_name
+        try:
+            result = await asyncio.to_thread(
+                _write_archive_file,
+                path,
+                entries,
+                recipients,
+                server_id=self.server_id,
+                created_at=started,
+                progress=progress,
+                cache=cache,
+            )
+        except (OSError, AgeError) as exc:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise _RunFailed(f"could not write the archive: {exc}") from None
+        cache.save()
+        if (
+            result.content_digest == s.last_digest
+            and s.last_full_seq
+            and sorted(s.last_recipients) == sorted(recipients)
+        ):
+            path.unlink()
+            return await self._unchanged(result.content_digest, result.files, started)
+        header = backup_envelope.BackupHeader(
+            kind="full",
+            server_id=self.server_id,
+            seq=seq,
+            created_at=started,
+            ciphertext_sha256=result.sha256,
+            ciphertext_size=result.size,
+            content_digest=result.content_digest,
+            recipients=recipients,
+            files=result.files,
+            plaintext_size=result.plaintext_size,
+        )
+        envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
+        final_name = f"backup-{seq}.age"
+        os.replace(path, self._store.dir / final_name)
+        pending = PendingUpload(
+            seq=seq,
+            envelope=envelope.decode(),
+            archive=final_name,
+            size=result.size,
+            sha256=result.sha256,
+            content_digest=result.content_digest,
+            recipients=recipients,
+            files=result.files,
+            plaintext_size=result.plaintext_size,
+            started_at=started,
+        )
+        self._store.save_pending(pending)
+        return await self._upload(pending, progress, started)
+
+    async def _unchanged(self, digest: str, files: int, started: float) -> RunOutcome:
+        s = self._state
+        seq = s.last_seq + 1
+        header = backup_envelope.BackupHeader(
+            kind="unchanged",
+            server_id=self.server_id,
+            seq=seq,
+            created_at=started,
+            content_digest=digest,
+            base_seq=s.last_full_seq,
+            recipients=list(s.last_recipients),
+            files=files,
+        )
+        envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
+        try:
+            reply = await upload.start(self._client, envelope)
+        except (upload.UploadRefused, upload.UploadUnavailable) as exc:
+            self._note_refusal(exc)
+            raise _RunFailed(f"unchanged record not accepted: {exc}") from None
+        s.last_seq = seq
+        s.last_backup_id = reply.get("backup_id")
+        return RunOutcome(
+            "unchanged",
+            f"unchanged since backup {s.last_full_seq}",
+            started,
+            seq=seq,
+            backup_id=s.last_backup_id,
+            files=files,
+        )
+
+    def _note_refusal(self, exc: Exception) -> None:
+        if isinstance(exc, upload.UploadRefused) and exc.error == "backup_not_entitled":
+            self._state.entitled = False
+            self._state.notice = exc.message
+
+    async def _upload(
+        self,
+        pending: PendingUpload,
+        progress: Callable[[str, int, int], None] | None,
+        started: float,
+    ) -> RunOutcome:
+        """Send (or resume) a pending full backup; on refusal the pending upload is dropped,
+        on network trouble it is kept for the next run."""
+        s = self._state
+        path = self._store.dir / pending.archive
+        if not path.exists() or path.stat().st_size != pending.size:
+            self._store.clear_pending(pending)
+            raise _RunFailed("the archive of the interrupted upload is gone; next run starts over")
+        attempt = 0
+        while True:
+            try:
+                reply = await self._send(pending, path, progress)
+                break
+            except upload.UploadUnavailable as exc:
+                if attempt >= len(self.retry_delays):
+                    raise _RunFailed(
+                        f"upload interrupted at {pending.offset} of {pending.size} bytes "
+                        f"({exc}); it resumes with the next run"
+                    ) from None
+                log.info(
+                    "upload interrupted (%s); resuming in %ss", exc, self.retry_delays[attempt]
+                )
+                await asyncio.sleep(self.retry_delays[attempt])
+                attempt += 1
+            except upload.UploadRefused as exc:
+                if exc.error == "sequence_replay" and pending.upload_id is not None:
+                    # Only this agent makes its sequence numbers: the collector already
+                    # stored this one (the answer to "complete" was lost before a restart).
+                    reply = {"backup_id": None, "seq": pending.seq}
+                    break
+                self._note_refusal(exc)
+                self._store.clear_pending(pending)
+                raise _RunFailed(str(exc)) from None
+        s.last_seq = max(s.last_seq, pending.seq)
+        s.last_full_seq = pending.seq
+        s.last_full_backup_id = reply.get("backup_id")
+        s.last_backup_id = reply.get("backup_id")
+        s.last_digest = pending.content_digest
+        s.last_recipients = list(pending.recipients)
+        self._store.save(s)
+        self._store.clear_pending(pending)
+        resumed = pending.started_at != started
+        return RunOutcome(
+            "ok",
+            f"resumed upload of backup {pending.seq}" if resumed else "",
+            started,
+            seq=pending.seq,
+            backup_id=reply.get("backup_id"),
+            files=pending.files,
+            bytes=pending.size,
+        )
+
+    async def _send(
+        self,
+        pending: PendingUpload,
+        path: Path,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> dict:
+        start = await upload.start(self._client, pending.envelope.encode())
+        upload_id = str(start["upload_id"])
+        chunk = min(int(start.get("chunk_size") or 8 << 20), MAX_CHUNK)
+        offset = int(start.get("offset", 0))
+        if upload_id != pending.upload_id or offset != pending.offset:
+            pending.upload_id, pending.offset = upload_id, offset
+            self._store.save_pending(pending)
+        while offset < pending.size:
+            data = await asyncio.to_thread(_read_at, path, offset, chunk)
+            try:
+                offset = await upload.put_chunk(self._client, upload_id, offset, data)
+            except upload.UploadUnavailable:
+                # Ask where the collector is before the next attempt resumes.
+                with contextlib.suppress(upload.UploadUnavailable, upload.UploadRefused):
+                    pending.offset = await upload.upload_offset(self._client, upload_id)
+                    self._store.save_pending(pending)
+                raise
+            if not 0 <= offset <= pending.size:
+                raise upload.UploadRefused(409, "offset_invalid", f"offset {offset}")
+            pending.offset = offset
+            self._store.save_pending(pending)
+            if progress:
+                progress("upload", offset, pending.size)
+        return await upload.complete(self._client, upload_id)
+
+
+def _write_archive_file(path: Path, entries: list, recipients: list[str], **kw: Any):
+    with open(path, "wb") as out:
+        result = write_archive(entries, out, recipients, **kw)
+        out.flush()
+        os.fsync(out.fileno())
+    return result
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def load_state(state_dir: Path) -> BackupState:
+    """The persisted backup state (for ``vigil-agent status`` without a runner)."""
+    return StateStore(Path(state_dir)).load()

@@ -1,0 +1,140 @@
+"""What the agent remembers about its backups, in ``<state_dir>/backup/``.
+
+- ``state.json``: last sequence number, last full backup and its content digest, the last
+  run's outcome, run records the collector has not acknowledged yet, the settings last
+  received (recipients, interval, window, entitlement).
+- ``pending.json``: a full backup whose upload has started: its signed envelope, the
+  archive file and the upload id/offset, so a restart (even after ``kill -9``) resumes the
+  upload where it stopped.
+- ``run.lock``: held (``flock``) while a run is in progress, across processes.
+- ``statcache.json``: see ``sources.StatCache``.
+
+Every file is replaced atomically (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+
+class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One run's outcome as sent to ``POST /api/v1/agent/backup-runs``."""
+
+    outcome: str
+    reason: str = ""
+    started_at: float
+    finished_at: float
+    seq: int | None = None
+    backup_id: str | None = None
+    files: int | None = None
+    bytes: int | None = None
+
+
+class BackupState(msgspec.Struct, kw_only=True):
+    last_seq: int = 0
+    """Highest sequence number the collector accepted from this agent."""
+    last_full_seq: int | None = None
+    last_full_backup_id: str | None = None
+    last_digest: str | None = None
+    """Content digest of the last stored full backup (what "unchanged" compares with)."""
+    last_recipients: list[str] = []
+    last_run_at: float | None = None
+    last_outcome: str | None = None
+    last_reason: str = ""
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    last_backup_id: str | None = None
+    unreported: list[RunRecord] = []
+    """Run records not yet acknowledged by the collector (sent with the next run)."""
+    recipients: list[str] = []
+    interval_s: int = 0
+    window: str = ""
+    entitled: bool = True
+    notice: str = ""
+
+
+class PendingUpload(msgspec.Struct, kw_only=True):
+    seq: int
+    envelope: str
+    """The encoded, signed envelope (sent again unchanged to resume)."""
+    archive: str
+    """File name of the archive inside the backup state directory."""
+    size: int
+    sha256: str
+    content_digest: str
+    recipients: list[str]
+    files: int
+    plaintext_size: int
+    started_at: float
+    upload_id: str | None = None
+    offset: int = 0
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class StateStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir) / "backup"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._state_path = self.dir / "state.json"
+        self._pending_path = self.dir / "pending.json"
+
+    def load(self) -> BackupState:
+        try:
+            return msgspec.json.decode(self._state_path.read_bytes(), type=BackupState)
+        except FileNotFoundError:
+            return BackupState()
+        except msgspec.MsgspecError:
+            # A damaged state must not stop backups: start over (the collector refuses a
+            # replayed sequence number, which the run reports).
+            return BackupState()
+
+    def save(self, state: BackupState) -> None:
+        _write_atomic(self._state_path, msgspec.json.encode(state))
+
+    def load_pending(self) -> PendingUpload | None:
+        try:
+            return msgspec.json.decode(self._pending_path.read_bytes(), type=PendingUpload)
+        except (FileNotFoundError, msgspec.MsgspecError):
+            return None
+
+    def save_pending(self, pending: PendingUpload) -> None:
+        _write_atomic(self._pending_path, msgspec.json.encode(pending))
+
+    def clear_pending(self, pending: PendingUpload | None = None) -> None:
+        if pending is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / pending.archive).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._pending_path.unlink()
+
+    @contextlib.contextmanager
+    def run_lock(self) -> Iterator[bool]:
+        """``flock`` on ``run.lock``; yields False (without waiting) when another process
+        holds it."""
+        fd = os.open(self.dir / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

@@ -1,0 +1,228 @@
+"""Verify, restore and compare stored backups: the logic behind ``vigil-backup``.
+
+Trust comes from the agent's signature, not from the collector: the envelope is checked
+against the server's enrolled public key, the header must name the server asked for and
+the sequence number the listing shows, the ciphertext must hash to the signed value, and
+the manifest must recompute to the signed content digest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from protocol import backup_envelope
+from protocol.backup_archive import ManifestEntry
+from recovery.api import PartnerApi
+from recovery.extract import ArchiveRefused, ReadResult, read_archive
+
+SMALL_TEXT = 64 * 1024
+"""Files up to this size are kept in memory by ``diff`` for a unified diff."""
+
+Progress = Callable[[str, int, int], None]
+
+
+class BackupRefused(Exception):
+    """The backup does not verify; the message says what is wrong."""
+
+
+@dataclass
+class Checked:
+    record: dict[str, Any]
+    """The listing's entry for the backup asked for."""
+    header: backup_envelope.BackupHeader
+    """Its verified header (``unchanged`` records point at a full one)."""
+    full_header: backup_envelope.BackupHeader
+    """The verified header of the full backup whose archive was read."""
+    full_id: str
+    result: ReadResult
+
+
+def select(backups: list[dict[str, Any]], spec: str) -> dict[str, Any]:
+    """A listing entry by id, by ``seq`` number, or ``latest``."""
+    usable = [b for b in backups if b.get("status", "stored") not in ("failed", "deleted")]
+    if not usable:
+        raise BackupRefused("this server has no stored backups")
+    if spec == "latest":
+        return max(usable, key=lambda b: int(b.get("seq", 0)))
+    for b in usable:
+        if str(b.get("id")) == spec:
+            return b
+    if spec.isdigit():
+        for b in usable:
+            if int(b.get("seq", -1)) == int(spec):
+                return b
+    raise BackupRefused(f"no backup {spec!r} for this server")
+
+
+def _verified_header(
+    api: PartnerApi, server: str, record: dict[str, Any], public_key: bytes
+) -> backup_envelope.BackupHeader:
+    try:
+        env = backup_envelope.decode(api.envelope(server, str(record["id"])))
+        header = backup_envelope.verify(env, public_key)
+    except backup_envelope.EnvelopeError as exc:
+        raise BackupRefused(f"backup {record.get('id')}: {exc}") from None
+    if header.server_id != server:
+        raise BackupRefused(
+            f"backup {record.get('id')}: envelope belongs to server {header.server_id!r}, "
+            f"not {server!r}"
+        )
+    if "seq" in record and int(record["seq"]) != header.seq:
+        raise BackupRefused(
+            f"backup {record.get('id')}: the collector lists seq {record['seq']}, "
+            f"the signed header says {header.seq}"
+        )
+    return header
+
+
+def check_backup(
+    api: PartnerApi,
+    server: str,
+    spec: str,
+    identities: Sequence[X25519PrivateKey],
+    *,
+    dest: Path | None = None,
+    progress: Progress | None = None,
+    keep_small: int = 0,
+) -> Checked:
+    """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
+    backups = api.backups(server)
+    record = select(backups, spec)
+    public_key = api.public_key(server)
+    header = _verified_header(api, server, record, public_key)
+    full_record, full = record, header
+    if header.kind == "unchanged":
+        if header.base_seq is None:
+            raise BackupRefused(f"backup {record['id']}: unchanged record without base_seq")
+        base = [b for b in backups if int(b.get("seq", -1)) == header.base_seq]
+        if not base:
+            raise BackupRefused(f"backup {record['id']}: its base {header.base_seq} is not stored")
+        full_record = base[0]
+        full = _verified_header(api, server, full_record, public_key)
+        if full.kind != "full" or full.content_digest != header.content_digest:
+            raise BackupRefused(
+                f"backup {record['id']}: its base {header.base_seq} has different content"
+            )
+    if full.ciphertext_sha256 is None or full.ciphertext_size is None:
+        raise BackupRefused(f"backup {full_record['id']}: header has no ciphertext hash")
+    stream = api.open_object(server, str(full_record["id"]))
+    try:
+        result = read_archive(
+            stream,
+            identities,
+            recipients=full.recipients,
+            dest=dest,
+            progress=progress,
+            total_size=full.ciphertext_size,
+            keep_small=keep_small,
+        )
+    except ArchiveRefused as exc:
+        raise BackupRefused(f"backup {full_record['id']}: {exc}") from None
+    finally:
+        stream.close()
+    if (result.ciphertext_sha256, result.ciphertext_size) != (
+        full.ciphertext_sha256,
+        full.ciphertext_size,
+    ):
+        raise BackupRefused(
+            f"backup {full_record['id']}: the stored object's SHA-256/size differ from the "
+            "signed header"
+        )
+    if result.manifest.content_digest != full.content_digest:
+        raise BackupRefused(
+            f"backup {full_record['id']}: the manifest does not match the signed content digest"
+        )
+    if result.manifest.server_id and result.manifest.server_id != server:
+        raise BackupRefused(f"backup {full_record['id']}: archive made for another server")
+    return Checked(
+        record=record,
+        header=header,
+        full_header=full,
+        full_id=str(full_record["id"]),
+        result=result,
+    )
+
+
+def restore(
+    api: PartnerApi,
+    server: str,
+    spec: str,
+    identities: Sequence[X25519PrivateKey],
+    to: Path,
+    progress: Progress | None = None,
+) -> Checked:
+    """Verify and extract into ``to`` (which must not exist, or be empty). The tree is built
+    in a temporary directory beside ``to`` and renamed into place only when every check
+    passed; on any failure it is removed and ``to`` is untouched."""
+    to = Path(os.path.abspath(to))
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise BackupRefused(f"{to} exists and is not an empty directory")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.vigil-restore-", dir=to.parent))
+    try:
+        checked = check_backup(api, server, spec, identities, dest=tmp, progress=progress)
+        if to.exists():
+            to.rmdir()
+        os.rename(tmp, to)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return checked
+
+
+def _meta(e: ManifestEntry) -> tuple:
+    return (e.type, e.mode, e.uid, e.gid, e.size, e.sha256, e.target)
+
+
+def diff(a: Checked, b: Checked) -> dict[str, Any]:
+    """Paths added, removed and changed from ``a`` to ``b``; unified diffs for small text."""
+    ea = {e.path: e for e in a.result.manifest.entries}
+    eb = {e.path: e for e in b.result.manifest.entries}
+    changed = []
+    for path in sorted(set(ea) & set(eb)):
+        x, y = ea[path], eb[path]
+        if _meta(x) == _meta(y):
+            continue
+        what = []
+        if x.type != y.type:
+            what.append("type")
+        if x.sha256 != y.sha256 or x.size != y.size:
+            what.append("content")
+        if x.target != y.target:
+            what.append("target")
+        if (x.mode, x.uid, x.gid) != (y.mode, y.uid, y.gid):
+            what.append("metadata")
+        item: dict[str, Any] = {"path": path, "changes": what}
+        ta, tb = a.result.texts.get(path), b.result.texts.get(path)
+        if "content" in what and ta is not None and tb is not None:
+            text = _unified(path, ta, tb)
+            if text is not None:
+                item["diff"] = text
+        changed.append(item)
+    return {
+        "a": a.record.get("id"),
+        "b": b.record.get("id"),
+        "added": sorted(set(eb) - set(ea)),
+        "removed": sorted(set(ea) - set(eb)),
+        "changed": changed,
+    }
+
+
+def _unified(path: str, a: bytes, b: bytes) -> str | None:
+    if b"\x00" in a or b"\x00" in b:
+        return None
+    try:
+        la = a.decode("utf-8").splitlines(keepends=True)
+        lb = b.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+    return "".join(difflib.unified_diff(la, lb, f"a/{path}", f"b/{path}"))

@@ -1,0 +1,239 @@
+"""``vigil-backup``: the partner's tool for Vigil backups (keygen, list, verify, restore, diff).
+
+It holds the recovery key; the collector never does. It reaches the collector with
+``--collector URL --api-key KEY`` (or ``VIGIL_COLLECTOR`` / ``VIGIL_API_KEY``). Results go
+to stdout (``--json`` for scripts), progress and errors to stderr; failures exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from protocol.backup_archive import AgeError, generate_identity, read_identities
+from recovery.api import ApiError, PartnerApi
+from recovery.backups import SMALL_TEXT, BackupRefused, check_backup, diff, restore
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Progress:
+    """``done/total MiB`` on stderr, at most a few times a second."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label = label
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        final = total and done >= total
+        if now - self._last < (0.2 if self.tty else 2.0) and not final:
+            return
+        self._last = now
+        pct = f" {100 * done / total:5.1f}%" if total else ""
+        line = f"{self.label}: {done / 2**20:.1f} of {total / 2**20:.1f} MiB{pct}"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if final else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _iso(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return str(ts or "")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _api(args: argparse.Namespace) -> PartnerApi:
+    return PartnerApi(
+        args.collector or os.environ.get("VIGIL_COLLECTOR", ""),
+        args.api_key or os.environ.get("VIGIL_API_KEY", ""),
+    )
+
+
+def _identities(path: str) -> list:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise BackupRefused(f"cannot read the key file {path}: {exc.strerror}") from None
+    return read_identities(text)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    secret, recipient = generate_identity()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    body = f"# created: {created}\n# public key: {recipient}\n{secret}\n"
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise BackupRefused(f"{args.out} exists: not overwriting a key file") from None
+    except OSError as exc:
+        raise BackupRefused(f"cannot create {args.out}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(body)
+    if args.json:
+        print(json.dumps({"path": args.out, "recipient": recipient}))
+    else:
+        print(f"wrote the recovery identity to {args.out} (mode 0600); keep it offline.")
+        print("give the collector only the public recipient below:")
+        print(recipient)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    backups = _api(args).backups(args.server)
+    lines = [f"{'ID':<28} {'SEQ':>5} {'KIND':<10} {'CREATED':<26} {'SIZE':>12}  STATUS"]
+    for b in sorted(backups, key=lambda b: int(b.get("seq", 0))):
+        lines.append(
+            f"{b.get('id')!s:<28} {b.get('seq')!s:>5} {b.get('kind')!s:<10} "
+            f"{_iso(b.get('created_at')):<26} {b.get('size') or 0:>12}  {b.get('status', '')}"
+        )
+    _emit(args, {"server": args.server, "backups": backups}, "\n".join(lines))
+    return 0
+
+
+def _summary(checked) -> dict[str, Any]:
+    h = checked.header
+    m = checked.result.manifest
+    return {
+        "backup_id": checked.record.get("id"),
+        "seq": h.seq,
+        "kind": h.kind,
+        "created_at": h.created_at,
+        "archive_backup_id": checked.full_id,
+        "files": len([e for e in m.entries if e.type == "file"]),
+        "entries": len(m.entries),
+        "plaintext_size": checked.result.plaintext_size,
+        "ciphertext_size": checked.result.ciphertext_size,
+        "ciphertext_sha256": checked.result.ciphertext_sha256,
+        "content_digest": m.content_digest,
+        "verified": True,
+    }
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    checked = check_backup(
+        _api(args),
+        args.server,
+        args.backup,
+        _identities(args.identity),
+        progress=_Progress("verifying", args.json),
+    )
+    s = _summary(checked)
+    _emit(
+        args,
+        s,
+        f"backup {s['backup_id']} (seq {s['seq']}, {s['kind']}) verifies: signature, "
+        f"ciphertext SHA-256, every chunk and {s['files']} file hashes",
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    to = Path(args.to)
+    checked = restore(
+        _api(args),
+        args.server,
+        args.backup,
+        _identities(args.identity),
+        to,
+        progress=_Progress("restoring", args.json),
+    )
+    s = _summary(checked) | {"restored_to": str(to.resolve())}
+    _emit(
+        args,
+        s,
+        f"restored backup {s['backup_id']} (seq {s['seq']}): {s['entries']} entries to {to}",
+    )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    api = _api(args)
+    ids = _identities(args.identity)
+    a = check_backup(api, args.server, args.a, ids, keep_small=SMALL_TEXT)
+    b = check_backup(api, args.server, args.b, ids, keep_small=SMALL_TEXT)
+    d = diff(a, b)
+    lines = [f"diff {d['a']} -> {d['b']}"]
+    lines += [f"+ {p}" for p in d["added"]]
+    lines += [f"- {p}" for p in d["removed"]]
+    for c in d["changed"]:
+        lines.append(f"~ {c['path']} ({', '.join(c['changes'])})")
+        if c.get("diff"):
+            lines.append(c["diff"].rstrip("\n"))
+    if len(lines) == 1:
+        lines.append("no differences")
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil-backup", description=__doc__.split("\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--collector", help="collector URL (env VIGIL_COLLECTOR)")
+    remote.add_argument("--api-key", help="partner API key (env VIGIL_API_KEY)")
+    remote.add_argument("--server", required=True, help="server id")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    k = sub.add_parser("keygen", parents=[common], help="make a recovery identity (age key)")
+    k.add_argument("--out", required=True, help="key file to create (mode 0600)")
+    k.set_defaults(func=cmd_keygen)
+
+    ls = sub.add_parser("list", parents=[common, remote], help="list a server's backups")
+    ls.set_defaults(func=cmd_list)
+
+    ident = argparse.ArgumentParser(add_help=False)
+    ident.add_argument("--identity", required=True, help="age key file (AGE-SECRET-KEY-1…)")
+
+    v = sub.add_parser("verify", parents=[common, remote, ident], help="check without extracting")
+    v.add_argument("--backup", default="latest", help="backup id, seq or 'latest'")
+    v.set_defaults(func=cmd_verify)
+
+    r = sub.add_parser("restore", parents=[common, remote, ident], help="verify and extract")
+    r.add_argument("--backup", default="latest", help="backup id, seq or 'latest'")
+    r.add_argument("--to", required=True, help="target directory (new or empty)")
+    r.set_defaults(func=cmd_restore)
+
+    d = sub.add_parser("diff", parents=[common, remote, ident], help="compare two backups")
+    d.add_argument("a", help="older backup id, seq or 'latest'")
+    d.add_argument("b", help="newer backup id, seq or 'latest'")
+    d.set_defaults(func=cmd_diff)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ApiError, BackupRefused, AgeError) as exc:
+        print(f"vigil-backup {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("vigil-backup: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Shared by the backup tests: write an archive of a tree, compare trees."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+from agent.backup.archive import write_archive
+from agent.backup.config import parse_backup_config
+from agent.backup.sources import collect_sources
+from protocol.backup_archive import ArchiveResult
+
+
+def archive_tree(
+    src: Path, recipients: list[str], server_id: str = "srv-1"
+) -> tuple[bytes, ArchiveResult]:
+    entries, _ = collect_sources(parse_backup_config({"paths": [str(src)]}))
+    out = io.BytesIO()
+    result = write_archive(entries, out, recipients, server_id=server_id)
+    return out.getvalue(), result
+
+
+def snapshot(root: Path, exact_mtime: bool = True) -> dict[str, tuple]:
+    """path -> (type, mode, uid, gid, mtime, content or link target) for a whole tree."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            rel = str(p.relative_to(root))
+            mtime = st.st_mtime_ns if exact_mtime else st.st_mtime_ns // 1_000_000
+            meta = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("symlink", *meta, mtime, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", *meta, mtime, None)
+            else:
+                out[rel] = ("file", *meta, mtime, p.read_bytes())
+    return out
