@@ -8,6 +8,8 @@ timeout_s = 10            # total time one camera may take, all steps together
 clock_threshold_s = 5     # clock offset above which a camera is degraded
 flap_threshold = 2        # same result on N probes in a row before a verdict changes
 snapshot = false          # also fetch a JPEG snapshot
+inventory_every = 10      # re-read services, profiles and stream URI every N probes
+                          # (always when the device or its stream changed)
 firmware_check = false    # compare firmware between cameras of this server (the collector
                           # does it across the fleet)
 discovery = false         # WS-Discovery: report cameras that answer but are not configured
@@ -90,6 +92,7 @@ class CameraSettings:
     clock_threshold_s: float = 5.0
     flap_threshold: int = 2
     snapshot: bool = False
+    inventory_every: int = 10
     firmware_check: bool = False
     credentials_file: Path | None = None
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
@@ -102,6 +105,7 @@ _TOP_KEYS = {
     "clock_threshold_s",
     "flap_threshold",
     "snapshot",
+    "inventory_every",
     "firmware_check",
     "discovery",
     "discovery_interfaces",
@@ -130,6 +134,7 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
     clock = _number(table, "clock_threshold_s", 5.0, 0, 86400, source)
     flap = _int(table, "flap_threshold", 2, 1, 100, source)
     snapshot = _bool(table, "snapshot", False, source)
+    inventory_every = _int(table, "inventory_every", 10, 1, 10000, source)
     firmware_check = _bool(table, "firmware_check", False, source)
     discovery = DiscoverySettings(
         enabled=_bool(table, "discovery", False, source),
@@ -254,6 +259,7 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
         clock_threshold_s=clock,
         flap_threshold=flap,
         snapshot=snapshot,
+        inventory_every=inventory_every,
         firmware_check=firmware_check,
         credentials_file=cred_path,
         discovery=discovery,

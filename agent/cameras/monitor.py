@@ -77,7 +77,11 @@ class CameraMonitor:
 
     def __init__(self, settings: CameraSettings, state_dir: Path | str) -> None:
         self.settings = settings
-        self._prober = Prober(timeout_s=settings.timeout_s, snapshot=settings.snapshot)
+        self._prober = Prober(
+            timeout_s=settings.timeout_s,
+            snapshot=settings.snapshot,
+            inventory_every=settings.inventory_every,
+        )
         self._store = DampingStore(Path(state_dir), settings.flap_threshold)
         self._store.load()
         self._cycle_lock = asyncio.Lock()

@@ -60,7 +60,8 @@ class Target:
 class Step:
     name: str
     status: str
-    """``ok``, ``failed``, ``absent`` (the camera lacks it), ``skipped`` or ``timeout``."""
+    """``ok``, ``failed``, ``absent`` (the camera lacks it), ``skipped``, ``timeout`` or
+    ``cached`` (taken from an earlier probe's inventory)."""
     ms: float
     detail: str = ""
 
@@ -92,6 +93,38 @@ class ProbeResult:
     snapshot_ok: bool | None = None
     snapshot_detail: str = ""
     duration_ms: float = 0.0
+
+
+@dataclass
+class Inventory:
+    """What a camera has (services, profiles, stream URI): it rarely changes, so it is read
+    again only every few probes (``inventory_every``), not on every one."""
+
+    serial: str = ""
+    firmware: str = ""
+    media_xaddr: str = ""
+    profiles: list[CameraProfile] = field(default_factory=list)
+    services_absent: list[str] = field(default_factory=list)
+    main_token: str = ""
+    stream_uri: str = ""
+    stream_problem: str = ""
+    uses: int = 0
+
+    def usable(self, result: ProbeResult, every: int) -> bool:
+        return (
+            self.uses + 1 < every
+            and self.serial == result.serial
+            and self.firmware == result.firmware
+        )
+
+    def apply(self, result: ProbeResult) -> None:
+        result.profiles = list(self.profiles)
+        result.services_absent = list(self.services_absent)
+        result.stream_uri = self.stream_uri
+        if self.stream_problem:
+            result.stream_ok, result.stream_detail = False, self.stream_problem
+        for name in ("get_services", "get_profiles", "get_stream_uri"):
+            result.steps.append(Step(name, "cached", 0.0, f"as read {self.uses} probe(s) ago"))
 
 
 class _Stop(Exception):
@@ -147,9 +180,13 @@ def classify(exc: BaseException) -> tuple[str, str]:
 class Prober:
     """Probes cameras over one shared aiohttp session (call :meth:`close` at the end)."""
 
-    def __init__(self, timeout_s: float = 10.0, snapshot: bool = False) -> None:
+    def __init__(
+        self, timeout_s: float = 10.0, snapshot: bool = False, inventory_every: int = 1
+    ) -> None:
         self.timeout_s = timeout_s
         self.snapshot = snapshot
+        self.inventory_every = inventory_every
+        self._inventory: dict[str, Inventory] = {}
         self._session: aiohttp.ClientSession | None = None
         self._transport: Any = None
         self._clients: dict[tuple[str, str, str], onvif_lib.OnvifClients] = {}
@@ -181,6 +218,8 @@ class Prober:
         """Drop cached clients of cameras no longer configured."""
         for key in [k for k in self._clients if k[0] not in keep]:
             del self._clients[key]
+        for key in [k for k in self._inventory if k not in keep]:
+            del self._inventory[key]
 
     def _clients_for(self, target: Target) -> onvif_lib.OnvifClients:
         key = (target.key, target.username, target.password)
@@ -303,6 +342,38 @@ class Prober:
                 f"serial {result.serial}",
             )
 
+        # 4-6. Inventory (services, profiles, stream URI), re-read every `inventory_every`
+        # probes, when the device changed, or when the stream fails with a remembered URI.
+        inventory = self._inventory.get(target.key)
+        if inventory is not None and inventory.usable(result, self.inventory_every):
+            inventory.uses += 1
+            inventory.apply(result)
+            if not inventory.stream_uri:
+                return
+            await self._describe(target, result)
+            if result.stream_ok:
+                if self.snapshot and inventory.media_xaddr:
+                    media = clients.service(onvif_lib.MEDIA, inventory.media_xaddr)
+                    await self._snapshot(media, inventory.main_token, target, result)
+                return
+            result.stream_ok, result.stream_detail = None, ""
+            result.services_absent = []
+        self._inventory.pop(target.key, None)
+        inventory = await self._read_inventory(clients, device, result)
+        self._inventory[target.key] = inventory
+        if not inventory.stream_uri:
+            return
+        await self._describe(target, result)
+
+        # 7. Optionally a snapshot, which must be a JPEG.
+        if self.snapshot and inventory.media_xaddr:
+            media = clients.service(onvif_lib.MEDIA, inventory.media_xaddr)
+            await self._snapshot(media, inventory.main_token, target, result)
+
+    async def _read_inventory(
+        self, clients: onvif_lib.OnvifClients, device: Any, result: ProbeResult
+    ) -> Inventory:
+        inventory = Inventory(serial=result.serial, firmware=result.firmware)
         # 4. Where its services are.
         media_xaddr = await self._media_xaddr(device, result)
         if media_xaddr is None:
@@ -310,7 +381,8 @@ class Prober:
                 result.services_absent.append("media")
             for name in ("get_profiles", "get_stream_uri", "rtsp_describe"):
                 result.steps.append(Step(name, "skipped", 0.0, "no media service"))
-            return
+            inventory.services_absent = list(result.services_absent)
+            return inventory
 
         # 5. Media profiles.
         media = clients.service(onvif_lib.MEDIA, media_xaddr)
@@ -322,12 +394,16 @@ class Prober:
             if self._fail(result, began, exc, absent_as="media"):
                 for name in ("get_stream_uri", "rtsp_describe"):
                     result.steps.append(Step(name, "skipped", 0.0, "no media service"))
-                return
+                inventory.services_absent = list(result.services_absent)
+                return inventory
+        inventory.media_xaddr = media_xaddr
         result.profiles = [_profile(p) for p in (profiles or [])][:32]
+        inventory.profiles = list(result.profiles)
         if not result.profiles:
             self._record(result, "failed", began, "no media profiles")
             result.stream_ok, result.stream_detail = False, "the camera has no media profile"
-            return
+            inventory.stream_problem = result.stream_detail
+            return inventory
         self._record(
             result,
             "ok",
@@ -338,8 +414,9 @@ class Prober:
             ),
         )
         main = result.profiles[0]
+        inventory.main_token = main.token
 
-        # 6. The main stream: its URI, then an RTSP DESCRIBE.
+        # 6. The main stream's URI (the DESCRIBE follows in the caller).
         self._begin(result, "get_stream_uri")
         began = time.monotonic()
         try:
@@ -350,10 +427,15 @@ class Prober:
         except Exception as exc:
             if self._fail(result, began, exc, absent_as="stream_uri"):
                 result.stream_ok, result.stream_detail = False, "GetStreamUri not supported"
-                return
-        result.stream_uri = _clip(_attr(uri, "Uri"), 1000)
+                inventory.stream_problem = result.stream_detail
+                inventory.services_absent = list(result.services_absent)
+                return inventory
+        result.stream_uri = inventory.stream_uri = _clip(_attr(uri, "Uri"), 1000)
+        inventory.services_absent = list(result.services_absent)
         self._record(result, "ok", began, _redact(result.stream_uri))
+        return inventory
 
+    async def _describe(self, target: Target, result: ProbeResult) -> None:
         self._begin(result, "rtsp_describe")
         began = time.monotonic()
         try:
@@ -368,10 +450,6 @@ class Prober:
             result.stream_ok = described.ok
             result.stream_detail = f"RTSP DESCRIBE answered {described.summary()}"
             self._record(result, "ok" if described.ok else "failed", began, described.summary())
-
-        # 7. Optionally a snapshot, which must be a JPEG.
-        if self.snapshot:
-            await self._snapshot(media, main.token, target, result)
 
     async def _media_xaddr(self, device: Any, result: ProbeResult) -> str | None:
         self._begin(result, "get_services")
