@@ -135,16 +135,19 @@ class BackupService:
         """Check an envelope; open (or resume) an upload, or record an unchanged run."""
         try:
             env = be.decode(body)
-            header = be.verify(env, public_key)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
-        if header.server_id != server_id:
+            raise ApiError(400, "envelope_invalid", str(exc)) from None
+        if env.header.server_id != server_id:
             raise ApiError(
                 400,
                 "envelope_invalid",
                 "the envelope names another server than the one uploading it",
                 field="header.server_id",
             )
+        try:
+            header = be.verify(env, public_key)
+        except be.EnvelopeError as exc:
+            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
         ent = await self.entitlement(self.db, server_id)
         if not ent.entitled:
             raise ApiError(
