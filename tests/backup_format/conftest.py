@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fake_collector import FakeCollector  # noqa: E402
+from fake_collector import FakeCollector
 
 
 @pytest.fixture

@@ -1,0 +1,223 @@
+"""The agent's backup runs against a fake collector over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from agent_helpers import enroll, make_runner
+
+from agent.backup.config import BackupConfigError, parse_backup_config
+from agent.backup.state import StateStore
+from protocol import backup_envelope
+from protocol.backup_archive import generate_identity, read_identities
+from recovery.extract import read_archive
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_config_errors_name_the_key() -> None:
+    ok = parse_backup_config(
+        {"paths": ["/etc/vms", "/var/lib/*.db"], "exclude": ["*.tmp"], "pre_command": "dump -x"},
+        "agent.toml",
+    )
+    assert ok.pre_command == ("dump", "-x") and ok.pre_command_timeout == 600
+    bad = [
+        ({"paths": "relative/path"}, "paths"),
+        ({"paths": [1]}, "paths"),
+        ({"exclude": {"a": 1}}, "exclude"),
+        ({"pre_command": 5}, "pre_command"),
+        ({"pre_command_timeout": "10"}, "pre_command_timeout"),
+        ({"pre_command_timeout": -1}, "pre_command_timeout"),
+        ({"pathz": ["/etc"]}, "pathz"),
+    ]
+    for table, key in bad:
+        with pytest.raises(BackupConfigError) as exc:
+            parse_backup_config(table, "agent.toml")
+        assert exc.value.key == key and "agent.toml" in str(exc.value)
+
+
+def test_full_then_unchanged_then_changed(collector, tree: Path, tmp_path: Path) -> None:
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    state = tmp_path / "state"
+    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    progress: list[tuple[str, int, int]] = []
+    first = run(runner.run_once(lambda *a: progress.append(a)))
+    assert first.outcome == "ok", first.reason
+    assert first.seq == 1 and first.backup_id
+    assert any(p[0] == "files" for p in progress) and any(p[0] == "upload" for p in progress)
+    stored = collector.backups[-1]
+    assert stored.obj is not None and stored.header.kind == "full"
+    read = read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    assert read.manifest.content_digest == stored.header.content_digest
+
+    second = run(runner.run_once())
+    assert second.outcome == "unchanged" and second.seq == 2
+    assert collector.backups[-1].header.kind == "unchanged"
+    assert collector.backups[-1].header.base_seq == 1
+    assert len([b for b in collector.backups if b.obj is not None]) == 1
+
+    # only the mtime changes (a re-export of identical data): still unchanged
+    os.utime(tree / "etc" / "vms" / "agent.toml", (1, 1))
+    third = run(runner.run_once())
+    assert third.outcome == "unchanged", third.reason
+
+    (tree / "etc" / "vms" / "agent.toml").write_text("[agent]\nname = 'changed'\n")
+    fourth = run(runner.run_once())
+    assert fourth.outcome == "ok" and fourth.seq == 4
+    assert [r["outcome"] for r in collector.runs] == ["ok", "unchanged", "unchanged", "ok"]
+    assert not list((state / "backup").glob("*.age*"))  # archives removed once stored
+    status = runner.status()
+    assert status["last_outcome"] == "ok" and status["last_full_seq"] == 4
+
+
+def test_new_recipient_forces_full_backup(collector, tree: Path, tmp_path: Path) -> None:
+    _, r1 = generate_identity()
+    _, r2 = generate_identity()
+    key = enroll(collector)
+    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [r1])
+    assert run(runner.run_once()).outcome == "ok"
+    from protocol.messages import AgentSettings
+
+    runner.apply(AgentSettings(backup_interval_s=3600, backup_recipients=[r1, r2]))
+    again = run(runner.run_once())
+    assert again.outcome == "ok"
+    assert collector.backups[-1].header.recipients == [r1, r2]
+
+
+def test_pre_command_failure_keeps_output(collector, tree: Path, tmp_path: Path) -> None:
+    _, recipient = generate_identity()
+    key = enroll(collector)
+    cmd = [sys.executable, "-c", "import sys; print('dumping'); sys.exit('export failed: disk')"]
+    runner, _ = make_runner(
+        collector, tmp_path / "s", key, {"paths": [str(tree)], "pre_command": cmd}, [recipient]
+    )
+    out = run(runner.run_once())
+    assert out.outcome == "failed"
+    assert "exited with status 1" in out.reason and "export failed: disk" in out.reason
+    assert collector.runs[-1]["outcome"] == "failed"
+    assert "export failed: disk" in collector.runs[-1]["reason"]
+    assert collector.backups == []
+
+
+def test_pre_command_timeout(collector, tree: Path, tmp_path: Path) -> None:
+    _, recipient = generate_identity()
+    key = enroll(collector)
+    cmd = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
+    runner, _ = make_runner(
+        collector,
+        tmp_path / "s",
+        key,
+        {"paths": [str(tree)], "pre_command": cmd, "pre_command_timeout": 0.5},
+        [recipient],
+    )
+    out = run(runner.run_once())
+    assert out.outcome == "failed" and "timed out" in out.reason and "started" in out.reason
+    assert collector.runs[-1]["outcome"] == "failed"
+
+
+def test_missing_path_and_no_recipient_fail_with_reason(collector, tmp_path: Path) -> None:
+    key = enroll(collector)
+    runner, _ = make_runner(
+        collector,
+        tmp_path / "s",
+        key,
+        {"paths": [str(tmp_path / "nope")]},
+        [generate_identity()[1]],
+    )
+    out = run(runner.run_once())
+    assert out.outcome == "failed" and "not found" in out.reason
+    runner2, _ = make_runner(collector, tmp_path / "s2", key, {"paths": [str(tmp_path)]}, [])
+    out2 = run(runner2.run_once())
+    assert out2.outcome == "failed" and "recovery key" in out2.reason
+    assert [r["outcome"] for r in collector.runs] == ["failed", "failed"]
+
+
+def test_not_entitled_is_shown(collector, tree: Path, tmp_path: Path) -> None:
+    key = enroll(collector)
+    collector.refuse = (403, "backup_not_entitled", "no active maintenance agreement")
+    runner, _ = make_runner(
+        collector, tmp_path / "s", key, {"paths": [str(tree)]}, [generate_identity()[1]]
+    )
+    out = run(runner.run_once())
+    assert out.outcome == "failed" and "no active maintenance agreement" in out.reason
+    status = runner.status()
+    assert status["entitled"] is False and "maintenance" in status["notice"]
+    assert status["pending_upload"] is None
+
+
+def test_upload_resumes_after_dropped_connection(collector, tree: Path, tmp_path: Path) -> None:
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    (tree / "random.bin").write_bytes(os.urandom(400_000))
+    collector.chunk_size = 64 * 1024
+    collector.drop_after = int(2.5 * collector.chunk_size)
+    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
+    out = run(runner.run_once())
+    assert out.outcome == "ok", out.reason
+    stored = collector.backups[-1]
+    assert len(stored.obj) == stored.header.ciphertext_size
+    # the interrupted chunk resumed at the byte where the collector stopped, not at zero
+    offsets = [o for o, _ in collector.puts]
+    assert int(2.5 * collector.chunk_size) in offsets
+    assert sum(n for _, n in collector.puts) == stored.header.ciphertext_size
+    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+
+
+def test_restart_resumes_pending_upload(collector, tree: Path, tmp_path: Path) -> None:
+    """The agent dies mid-upload (its client stops working, as after kill -9); a new runner
+    on the same state directory resumes the same upload at the collector's offset."""
+    _, recipient = generate_identity()
+    key = enroll(collector)
+    state = tmp_path / "s"
+    (tree / "random.bin").write_bytes(os.urandom(400_000))
+    collector.chunk_size = 64 * 1024
+    runner, client = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner.retry_delays = ()
+    client.fail_after_puts = 2
+    out = run(runner.run_once())
+    assert out.outcome == "failed" and "resumes" in out.reason
+    pending = StateStore(state).load_pending()
+    assert pending is not None and pending.offset == 2 * collector.chunk_size
+    sent_before = sum(n for _, n in collector.puts)
+
+    runner2, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    from protocol.messages import AgentSettings
+
+    assert runner2.next_due(AgentSettings(backup_interval_s=86400), now=1000.0) == 1000.0
+    out2 = run(runner2.run_once())
+    assert out2.outcome == "ok" and out2.seq == pending.seq and "resumed" in out2.reason
+    stored = collector.backups[-1]
+    assert (
+        sum(n for _, n in collector.puts) - sent_before
+        == stored.header.ciphertext_size - sent_before
+    )
+    assert collector.puts[len(collector.puts) - 1][0] > 0
+    assert backup_envelope.decode(stored.envelope).header.seq == pending.seq
+    assert StateStore(state).load_pending() is None
+
+
+def test_never_two_runs_at_once(collector, tree: Path, tmp_path: Path) -> None:
+    _, recipient = generate_identity()
+    key = enroll(collector)
+    state = tmp_path / "s"
+    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+
+    async def both():
+        return await asyncio.gather(runner.run_once(), runner.run_once())
+
+    a, b = run(both())
+    assert sorted([a.outcome, b.outcome]) == ["busy", "ok"]
+    # another process holding the lock file
+    with StateStore(state).run_lock() as got:
+        assert got
+        runner2, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+        assert run(runner2.run_once()).outcome == "busy"
+    assert [r["outcome"] for r in collector.runs] == ["ok"]
