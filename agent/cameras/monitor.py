@@ -96,7 +96,9 @@ class CameraMonitor:
 
     async def _cycle(self) -> list[Camera]:
         settings = self.settings
-        await self._prober.start()
+        if settings.devices:
+            # Only a server with cameras pays for onvif-zeep-async (about 15 MB).
+            await self._prober.start()
         gate = asyncio.Semaphore(settings.concurrency)
         targets = [target_for(d) for d in settings.devices]
 

@@ -78,3 +78,19 @@ def test_a_skewed_camera_rejects_a_token_without_the_offset():
     with pytest.raises(zeep.exceptions.Fault, match="away from the camera's clock"):
         asyncio.run(go(None))
     assert asyncio.run(go(3600)).Manufacturer == "AXIS"
+
+
+def test_a_server_without_cameras_does_not_load_the_onvif_library(tmp_path):
+    proc = _python(
+        f"""
+        import asyncio, sys
+        from agent.cameras import CameraMonitor, parse_camera_config
+        monitor = CameraMonitor(parse_camera_config({{}}, "agent.toml"), {str(tmp_path)!r})
+        assert asyncio.run(monitor.probe_cycle()) == []
+        asyncio.run(monitor.close())
+        assert "onvif" not in sys.modules and "zeep" not in sys.modules
+        print("fine")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "fine"
