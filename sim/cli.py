@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
+from pathlib import Path
 
 from sim.faults import FAULT_MODES, FaultSpecError, parse_faults
 from sim.fleet import DEFAULT_PASSWORD, DEFAULT_USERNAME, SimulatedFleet
@@ -45,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="answer WS-Discovery Probes sent to this UDP port of 127.0.0.1 (0 = any)",
     )
     cams.add_argument("--json", action="store_true", help="print the cameras as JSON")
+    cams.add_argument(
+        "--write-agent-config",
+        metavar="FILE",
+        default=None,
+        help="write a [cameras] table for these cameras to FILE (append it to agent.toml) "
+        "and the credentials file it names beside it (mode 0600)",
+    )
     return parser
 
 
@@ -71,6 +80,36 @@ def _print_fleet(fleet: SimulatedFleet, as_json: bool) -> None:
     print("running; Ctrl-C to stop", flush=True)
 
 
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+
+def write_agent_config(fleet: SimulatedFleet, path: Path) -> None:
+    """A ``[cameras]`` table naming every simulated camera, and its credentials file."""
+    cred = path.with_name("camera-credentials.toml")
+    first = fleet.cameras[0] if fleet.cameras else None
+    username = first.username if first else DEFAULT_USERNAME
+    password = first.password if first else DEFAULT_PASSWORD
+    fd = os.open(cred, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"[default]\nusername = {_toml_string(username)}\n")
+        fh.write(f"password = {_toml_string(password)}\n")
+    os.chmod(cred, 0o600)
+    lines = ["[cameras]", f"credentials_file = {_toml_string(str(cred.resolve()))}", ""]
+    for cam in fleet.cameras:
+        name = f"{cam.identity.manufacturer} {cam.identity.model} #{cam.index}"
+        lines += [
+            "[[cameras.device]]",
+            f"address = {_toml_string(cam.host)}",
+            f"port = {cam.port}",
+            f"id = {_toml_string(f'sim-{cam.index}')}",
+            f"name = {_toml_string(name)}",
+            'site = "simulated"',
+            "",
+        ]
+    path.write_text("\n".join(lines))
+
+
 async def _serve(args: argparse.Namespace) -> int:
     plan = parse_faults(args.faults, args.count)
     fleet = SimulatedFleet(
@@ -87,6 +126,8 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with fleet:
+        if args.write_agent_config:
+            write_agent_config(fleet, Path(args.write_agent_config))
         _print_fleet(fleet, args.json)
         await stop.wait()
     return 0

@@ -128,3 +128,38 @@ def test_digest_auth_round_trip():
     assert digest.verify(header, "DESCRIBE", "u", "p", "cam", {nonce})
     assert not digest.verify(header, "DESCRIBE", "u", "p", "cam", {"other"})
     assert os.environ.get("VIGIL_NEVER_SET") is None
+
+
+def test_cli_writes_an_agent_config_the_agent_accepts(tmp_path):
+    import tomllib
+
+    from agent.cameras import parse_camera_config
+
+    target = tmp_path / "cameras.toml"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sim.cli",
+            "cameras",
+            "--count",
+            "2",
+            "--json",
+            "--write-agent-config",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        doc = json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    table = tomllib.loads(target.read_text())["cameras"]
+    settings = parse_camera_config(table, str(tmp_path / "agent.toml"))
+    assert [(d.address, d.port) for d in settings.devices] == [
+        (c["host"], c["port"]) for c in doc["cameras"]
+    ]
+    assert settings.devices[0].credentials.password == "vigil-sim"
+    assert (tmp_path / "camera-credentials.toml").stat().st_mode & 0o777 == 0o600
