@@ -125,11 +125,14 @@ def insert_upload(conn: Conn, up: Upload) -> None:
     )
 
 
-def set_received(conn: Conn, upload_id: str, received: int, now: float) -> None:
-    conn.execute(
-        "UPDATE backup_uploads SET received = ?, updated_at = ? WHERE id = ?",
-        (received, now, upload_id),
+def set_received(conn: Conn, upload_id: str, expected: int, received: int, now: float) -> bool:
+    """Move the acknowledged offset from ``expected`` to ``received``; False when another
+    writer (a second collector process) moved it first."""
+    cur = conn.execute(
+        "UPDATE backup_uploads SET received = ?, updated_at = ? WHERE id = ? AND received = ?",
+        (received, now, upload_id, expected),
     )
+    return bool(cur.rowcount)
 
 
 def delete_upload(conn: Conn, upload_id: str) -> None:

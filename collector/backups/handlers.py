@@ -171,13 +171,14 @@ async def list_backups(request: web.Request) -> web.Response:
 async def _backup(request: web.Request) -> catalog.Backup:
     server = await owned_server(request, request.match_info["server_id"])
     backup_id = request.match_info["backup_id"]
-    if backup_id == "latest":
+    if backup_id == "latest":  # the newest verified full backup (what a restore needs)
         rows = await request.app[DB].read(
             lambda c: catalog.list_backups(c, server.id, ("verified",))
         )
-        if not rows:
+        full = [b for b in rows if b.kind == "full"]
+        if not full:
             raise ApiError(404, "not_found", "this server has no stored backup")
-        return rows[-1]
+        return full[-1]
     b = await request.app[DB].read(lambda c: catalog.get_backup(c, server.id, backup_id))
     if b is None or b.status not in catalog.LISTED_STATUSES:
         raise ApiError(404, "not_found", f"no backup {backup_id!r} of this server")

@@ -329,9 +329,20 @@ class BackupService:
                     503, "storage_unavailable", "the collector cannot store the chunk now"
                 ) from None
             new_offset = offset + len(data)
-            await self.db.write(
-                lambda c: catalog.set_received(c, upload_id, new_offset, time.time())
+            moved = await self.db.write(
+                lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
             )
+            if not moved:
+                self._hash.pop(upload_id, None)
+                current = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
+                now_at = current.received if current is not None else 0
+                raise ApiError(
+                    409,
+                    "offset_mismatch",
+                    f"upload moved to offset {now_at} meanwhile",
+                    field="offset",
+                    extra={"offset": now_at},
+                )
             state = self._hash.get(upload_id)
             if state is None and offset == 0:
                 state = self._hash[upload_id] = _HashState(0, hashlib.sha256())

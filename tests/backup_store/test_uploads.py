@@ -397,3 +397,14 @@ def test_s3_store_end_to_end(fleet: Fleet, store_config: dict, tmp_path: Path) -
     _, body = run(upload(svc, a.server_id, a.envelope(data), data, a.public_key))
     got = run(store.get_bytes(f"{a.server_id}/{body['backup_id']}.age"))
     assert got == data
+
+
+def test_offset_moves_only_from_where_it_was(fleet: Fleet) -> None:
+    """Two collector processes writing the same upload: the second offset move loses."""
+    a = fleet.agents["srv-a"]
+    svc = service(fleet)
+    _, opened = run(svc.begin(a.server_id, a.public_key, a.envelope(b"x" * 100)))
+    uid = opened["upload_id"]
+    assert fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
+    assert not fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
+    assert run(svc.upload_state(a.server_id, uid))["offset"] == 10

@@ -393,6 +393,11 @@ def test_not_entitled_and_settings(env: Env, capsys: pytest.CaptureFixture[str])
     assert status == 200 and st["interval_s"] == 0 and st["next_due"] is None
     assert st["last_failure"] == 2.0 and "interval 0" in st["last_failure_reason"]
     assert st["last_success"] is not None
+    # nothing the collector keeps can decrypt: only the public recipient is anywhere
+    env.collector.stop()
+    blobs = [p.read_bytes() for p in env.data.rglob("*") if p.is_file()]
+    assert not [b for b in blobs if b"AGE-SECRET-KEY-" in b.upper()]
+    assert any(recipient.encode() in b for b in blobs)
 
 
 def test_partner_sees_only_own_servers(env: Env) -> None:
