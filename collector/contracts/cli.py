@@ -40,10 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     due.add_argument("--hours", metavar="HH:MM-HH:MM", help="opening hours Monday-Friday")
     due.add_argument("--json", action="store_true", help="print JSON")
     due.set_defaults(func=cmd_sla_due)
-    try:
-        from collector.contracts import cli_storage
-    except ImportError:  # storage layer not present yet
-        return
+    from collector.contracts import cli_storage
+
     cli_storage.register(subparsers)
 
 

@@ -247,7 +247,7 @@ def _sniff_delimiter(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def _csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
+def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
     text = text.lstrip("\ufeff")
     first = text.splitlines()[0] if text.strip() else ""
     delim = _sniff_delimiter(first)
@@ -306,7 +306,7 @@ def parse_contracts(text: str, fmt: str = "csv") -> list[Contract]:
         rows: Iterable[tuple[int, Mapping[str, Any]]] = _toml_tables(text, "contract")
         seps = "|;"
     else:
-        rows = _csv_rows(text)
+        rows = csv_rows(text)
         seps = _list_seps_for(text)
     errors: list[RowError] = []
     out: list[Contract] = []
@@ -344,7 +344,7 @@ class Release:
 
 def parse_releases(text: str, fmt: str = "csv") -> list[Release]:
     """Release catalogue: ``product,version,released_on`` rows or ``[[release]]`` tables."""
-    rows = _toml_tables(text, "release") if fmt == "toml" else _csv_rows(text)
+    rows = _toml_tables(text, "release") if fmt == "toml" else csv_rows(text)
     errors: list[RowError] = []
     out: list[Release] = []
     seen: set[tuple[str, str]] = set()

@@ -393,7 +393,6 @@ DEFAULT_PRIORITY_MAP: dict[str, str] = {
     "backup_overdue": "medium",
     "disk_failing": "high",
     "retention_below_promise": "low",
-    "backup_compliance_low": "low",
 }
 """Finding kind -> generic level (high/medium/low). Kinds not listed open no incident."""
 

@@ -1,0 +1,542 @@
+"""``vigil-collector`` contract commands that use the database: contracts, releases,
+check, incident, report, prices/sma. Every handler returns an exit code; errors go to
+stderr; every command that prints a result has ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from collector.cli_options import common, database_of
+from collector.contracts import repository as repo
+from collector.contracts import service
+from collector.contracts.codec import contract_to_dict
+from collector.contracts.importer import (
+    ImportFailed,
+    csv_rows,
+    detect_format,
+    parse_contracts,
+    parse_releases,
+    plan_import,
+)
+from collector.contracts.incidents import (
+    Action,
+    TransitionError,
+    apply,
+    incident_to_json,
+    open_incident,
+)
+from collector.contracts.plans import get_plan
+from collector.contracts.pricing import sma_quote
+from collector.contracts.reports import monthly_rows, render_csv, render_json
+from collector.contracts.terms import Coverage, evaluate_term
+
+MAX_FILE = 64 * 1024 * 1024
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"vigil-collector: {message}", file=sys.stderr)
+    return code
+
+
+def _emit(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _read_file(path: str) -> str:
+    p = Path(path)
+    if p.stat().st_size > MAX_FILE:
+        raise ValueError(f"{path} is larger than {MAX_FILE // (1024 * 1024)} MiB")
+    return p.read_text(encoding="utf-8-sig")
+
+
+def _instant(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    t = dt.datetime.fromisoformat(text)
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return t
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = common()
+
+    contracts = sub.add_parser("contracts", help="maintenance contracts").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = contracts.add_parser("import", parents=[c], help="import contracts from CSV or TOML")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    p.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="do not remove a partner's contracts the file no longer lists",
+    )
+    p.add_argument("--format", choices=["csv", "toml"], help="default: from the file name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_contracts_import)
+    p = contracts.add_parser("list", parents=[c], help="list current contracts")
+    p.add_argument("--partner")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_contracts_list)
+    p = contracts.add_parser("show", parents=[c], help="one contract with its history")
+    p.add_argument("contract_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_contracts_show)
+
+    releases = sub.add_parser("releases", help="release catalogue").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = releases.add_parser("import", parents=[c], help="import product,version,released_on")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--format", choices=["csv", "toml"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_releases_import)
+
+    p = sub.add_parser("check", parents=[c], help="run the contract checks now")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--at", metavar="TIME", help="evaluate at this instant (ISO 8601 with offset)")
+    p.add_argument(
+        "--no-incidents", action="store_true", help="do not open incidents for the findings"
+    )
+    p.set_defaults(func=cmd_check)
+
+    inc = sub.add_parser("incident", help="incidents and their response targets").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = inc.add_parser("open", parents=[c], help="open an incident by hand")
+    p.add_argument("--contract", required=True)
+    p.add_argument("--priority", required=True)
+    p.add_argument("--server")
+    p.add_argument("--title", default="")
+    p.add_argument("--opened", metavar="TIME", help="when it was opened (default now)")
+    p.add_argument("--by", default="cli")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_incident_open)
+    p = inc.add_parser("list", parents=[c], help="list incidents")
+    p.add_argument("--partner")
+    p.add_argument("--state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_incident_list)
+    p = inc.add_parser("show", parents=[c], help="one incident with its clocks")
+    p.add_argument("incident_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_incident_show)
+    for action in ("acknowledge", "pause", "resume", "resolve", "accept", "reopen"):
+        p = inc.add_parser(action, parents=[c], help=f"{action} an incident")
+        p.add_argument("incident_id")
+        p.add_argument("--at", metavar="TIME", help="when (default now)")
+        p.add_argument("--by", default="cli")
+        p.add_argument("--note", default="")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_incident_action, incident_action=action)
+
+    p = sub.add_parser("report", parents=[c], help="monthly contract compliance report")
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--by", choices=["partner", "customer"], default="customer")
+    p.add_argument("--partner")
+    p.add_argument("--tz", default="Europe/Berlin")
+    p.add_argument("--format", choices=["json", "csv"], default=None)
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.set_defaults(func=cmd_report)
+
+    prices = sub.add_parser("prices", help="SMA module price list").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = prices.add_parser("import", parents=[c], help="import module,price rows (CSV)")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prices_import)
+    sma = sub.add_parser("sma", help="software maintenance agreement").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = sma.add_parser("quote", parents=[c], help="yearly SMA price for a server's modules")
+    p.add_argument("--server", required=True)
+    p.add_argument("--year", type=int, default=1)
+    p.add_argument("--bought-later", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sma_quote)
+
+
+# --- contracts -----------------------------------------------------------------------------
+
+
+def cmd_contracts_import(args: argparse.Namespace) -> int:
+    try:
+        text = _read_file(args.file)
+        fmt = args.format or detect_format(args.file, text)
+        incoming = parse_contracts(text, fmt)
+    except ImportFailed as exc:
+        for e in exc.errors:
+            print(f"{args.file}: {e}", file=sys.stderr)
+        return _fail(f"nothing imported: {len(exc.errors)} error(s) in {args.file}")
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    db = database_of(args)
+    try:
+        current = db.read_sync(repo.current_contracts)
+        plan = plan_import(current, incoming, remove_missing=not args.keep_missing)
+        if not args.dry_run and not plan.empty:
+            now = time.time()
+            db.write_sync(
+                lambda c: repo.apply_import(c, plan, now, f"import {Path(args.file).name}")
+            )
+    finally:
+        db.close()
+    if args.json:
+        _emit({"dry_run": args.dry_run, **plan.to_json()})
+    else:
+        verb = "would change" if args.dry_run else "changed"
+        for c in plan.added:
+            print(f"+ {c.id}  {c.customer}  {c.plan}")
+        for c, ch in plan.changed:
+            print(f"~ {c.id}  {', '.join(ch.fields)}")
+        for c in plan.removed:
+            print(f"- {c.id}  {c.customer}  {c.plan}")
+        print(f"{verb}: {plan.summary()}")
+    return 0
+
+
+def _contract_line(c: Any, today: dt.date) -> dict[str, Any]:
+    term = evaluate_term(c)
+    st = term.status(today)
+    return {
+        **contract_to_dict(c),
+        "coverage": st.value,
+        "last_covered_day": None
+        if term.end is None
+        else (term.end - dt.timedelta(days=1)).isoformat(),
+        "last_day_to_cancel": None
+        if st is not Coverage.ACTIVE
+        else (d.isoformat() if (d := term.last_day_to_cancel(today)) else None),
+    }
+
+
+def cmd_contracts_list(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        contracts = db.read_sync(lambda c: repo.current_contracts(c, args.partner))
+    finally:
+        db.close()
+    today = dt.date.today()
+    rows = [_contract_line(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    if args.json:
+        _emit({"contracts": rows, "count": len(rows)})
+    else:
+        for r in rows:
+            print(
+                f"{r['id']:16} {r['partner']:12} {r['customer']:20} {r['plan']:20} "
+                f"{r['coverage']:10} {r['last_covered_day'] or 'open-ended'}"
+            )
+    return 0
+
+
+def cmd_contracts_show(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        c = db.read_sync(lambda conn: repo.get_contract(conn, args.contract_id))
+        hist = db.read_sync(lambda conn: repo.history_json(conn, args.contract_id))
+    finally:
+        db.close()
+    if c is None and not hist:
+        return _fail(f"no contract {args.contract_id!r}")
+    data = {
+        "contract": None if c is None else _contract_line(c, dt.date.today()),
+        "history": hist,
+    }
+    if args.json:
+        _emit(data)
+    else:
+        print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_releases_import(args: argparse.Namespace) -> int:
+    try:
+        text = _read_file(args.file)
+        fmt = args.format or detect_format(args.file, text)
+        rel = parse_releases(text, fmt)
+    except ImportFailed as exc:
+        for e in exc.errors:
+            print(f"{args.file}: {e}", file=sys.stderr)
+        return _fail(f"nothing imported: {len(exc.errors)} error(s) in {args.file}")
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    db = database_of(args)
+    try:
+        current = db.read_sync(repo.load_releases)
+        added = sum(1 for r in rel if (r.product, r.version) not in current)
+        changed = sum(
+            1
+            for r in rel
+            if (r.product, r.version) in current
+            and current[(r.product, r.version)] != r.released_on
+        )
+        if not args.dry_run:
+            db.write_sync(lambda c: repo.upsert_releases(c, rel))
+    finally:
+        db.close()
+    if args.json:
+        _emit({"dry_run": args.dry_run, "added": added, "changed": changed, "total": len(rel)})
+    else:
+        verb = "would change" if args.dry_run else "changed"
+        print(f"{verb}: {added} added, {changed} changed, {len(rel)} in file")
+    return 0
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        now = _instant(args.at).timestamp()
+    except ValueError as exc:
+        return _fail(f"--at: {exc}")
+    db = database_of(args)
+    try:
+        result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
+    finally:
+        db.close()
+    if args.json:
+        _emit(result.to_json())
+    else:
+        for f in result.findings:
+            print(f"{f.severity.value:8} {f.server_id or '-':20} {f.kind:32} {f.message}")
+        print(f"{len(result.findings)} finding(s); {len(result.new_incidents)} incident(s) opened")
+    return 0
+
+
+# --- incidents -----------------------------------------------------------------------------
+
+
+def cmd_incident_open(args: argparse.Namespace) -> int:
+    try:
+        opened = _instant(args.opened)
+    except ValueError as exc:
+        return _fail(f"--opened: {exc}")
+    db = database_of(args)
+    try:
+        contract = db.read_sync(lambda c: repo.get_contract(c, args.contract))
+        if contract is None:
+            return _fail(f"no contract {args.contract!r}")
+        plan = get_plan(contract.plan)
+        if args.priority not in plan.priorities:
+            return _fail(
+                f"plan {plan.name} has priorities {', '.join(plan.priorities)}, "
+                f"not {args.priority!r}"
+            )
+        inc = open_incident(
+            service.new_incident_id(),
+            plan,
+            args.priority,
+            opened,
+            calendar=contract.calendar_spec(),
+            contract_id=contract.id,
+            server_id=args.server,
+            title=args.title,
+            by=args.by,
+        )
+        now = time.time()
+        db.write_sync(lambda c: repo.insert_incident(c, inc, contract.partner, now))
+    finally:
+        db.close()
+    data = incident_to_json(inc, dt.datetime.now(dt.UTC))
+    if args.json:
+        _emit(data)
+    else:
+        print(f"incident {inc.id} opened; response due {data['response']['due'] or 'none'}")
+        print(inc.id)
+    return 0
+
+
+def cmd_incident_list(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        incs = db.read_sync(lambda c: repo.list_incidents(c, args.partner, state=args.state))
+    finally:
+        db.close()
+    now = dt.datetime.now(dt.UTC)
+    rows = [incident_to_json(i, now) for i in incs]
+    if args.json:
+        _emit({"incidents": rows, "count": len(rows)})
+    else:
+        for r in rows:
+            print(
+                f"{r['id']:16} {r['priority']:6} {r['state']:12} "
+                f"response {r['response']['status']:10} resolution {r['resolution']['status']:10} "
+                f"{r['title']}"
+            )
+    return 0
+
+
+def cmd_incident_show(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        got = db.read_sync(lambda c: repo.get_incident(c, args.incident_id))
+    finally:
+        db.close()
+    if got is None:
+        return _fail(f"no incident {args.incident_id!r}")
+    data = incident_to_json(got[0], dt.datetime.now(dt.UTC))
+    _emit(data)
+    return 0
+
+
+def cmd_incident_action(args: argparse.Namespace) -> int:
+    try:
+        at = _instant(args.at)
+    except ValueError as exc:
+        return _fail(f"--at: {exc}")
+    db = database_of(args)
+    try:
+
+        def change(conn: Any) -> Any:
+            got = repo.get_incident(conn, args.incident_id)
+            if got is None:
+                raise LookupError(f"no incident {args.incident_id!r}")
+            new = apply(got[0], Action(args.incident_action), at, by=args.by, note=args.note)
+            repo.save_incident(conn, new, time.time())
+            return new
+
+        try:
+            inc = db.write_sync(change)
+        except LookupError as exc:
+            return _fail(str(exc.args[0]))
+        except TransitionError as exc:
+            return _fail(str(exc))
+    finally:
+        db.close()
+    data = incident_to_json(inc, dt.datetime.now(dt.UTC))
+    if args.json:
+        _emit(data)
+    else:
+        print(f"incident {inc.id}: {data['state']}")
+    return 0
+
+
+# --- reports and prices --------------------------------------------------------------------
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    try:
+        y, m = text.split("-")
+        year, month = int(y), int(m)
+    except ValueError:
+        raise ValueError(f"month must be YYYY-MM, not {text!r}") from None
+    if not 1 <= month <= 12 or not 2000 <= year <= 2200:
+        raise ValueError(f"month must be YYYY-MM, not {text!r}")
+    return year, month
+
+
+def build_report(
+    conn: Any, year: int, month: int, by: str, partner: str | None, tz: str, now: float
+) -> list[Any]:
+    from collector.contracts.reports import month_bounds
+
+    start, end, _ = month_bounds(year, month, tz)
+    fleet = repo.fleet_facts(conn, min(now, end), partner=partner, with_reports=True, since=start)
+    contracts = repo.current_contracts(conn, partner)
+    incidents = repo.list_incidents(conn, partner, opened_from=start, opened_to=end)
+    return monthly_rows(
+        year,
+        month,
+        fleet.servers,
+        contracts.values(),
+        by=by,
+        tz=tz,
+        now=now,
+        report_times=fleet.report_times,
+        incidents=incidents,
+        cases=repo.support_cases(conn),
+        releases=repo.load_releases(conn),
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        year, month = parse_month(args.month)
+    except ValueError as exc:
+        return _fail(str(exc))
+    fmt = "json" if args.json else (args.format or "csv")
+    db = database_of(args)
+    try:
+        now = time.time()
+        rows = db.read_sync(
+            lambda c: build_report(c, year, month, args.by, args.partner, args.tz, now)
+        )
+    finally:
+        db.close()
+    sys.stdout.write(render_json(rows) + "\n" if fmt == "json" else render_csv(rows))
+    return 0
+
+
+def cmd_prices_import(args: argparse.Namespace) -> int:
+    try:
+        text = _read_file(args.file)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    prices: dict[str, Decimal] = {}
+    errors = []
+    for line, row in csv_rows(text):
+        module = (row.get("module") or "").strip()
+        try:
+            price = Decimal((row.get("price") or "").strip().replace(",", "."))
+            if not module or price < 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            errors.append(f"line {line}: need module and a non-negative price")
+            continue
+        prices[module] = price
+    if errors:
+        for e in errors:
+            print(f"{args.file}: {e}", file=sys.stderr)
+        return _fail(f"nothing imported: {len(errors)} error(s)")
+    db = database_of(args)
+    try:
+        now = time.time()
+        db.write_sync(lambda c: repo.set_module_prices(c, prices, now))
+    finally:
+        db.close()
+    if args.json:
+        _emit({"imported": len(prices)})
+    else:
+        print(f"{len(prices)} module price(s) imported")
+    return 0
+
+
+def cmd_sma_quote(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        modules = db.read_sync(lambda c: repo.server_modules(c, args.server))
+        prices = db.read_sync(repo.module_prices)
+    finally:
+        db.close()
+    plan = get_plan("sma")
+    assert plan.pricing is not None
+    try:
+        q = sma_quote(
+            modules,
+            prices,
+            plan.pricing,
+            year=args.year,
+            bought_with_software=not args.bought_later,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    data = {"server_id": args.server, **q.to_json()}
+    if args.json:
+        _emit(data)
+    else:
+        print(
+            f"year {q.year}: {q.percent.normalize()}% of {q.list_total} = {q.price}"
+            + (f" (no list price: {', '.join(q.unknown_modules)})" if q.unknown_modules else "")
+        )
+    return 0

@@ -1,0 +1,516 @@
+"""Contract engine storage: repository functions over a connection (``Database.read`` /
+``Database.write`` run them). SQL only here; the logic is in the pure modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from collector.contracts.calendar import CalendarSpec
+from collector.contracts.checks import Finding, ServerFacts, SupportCase
+from collector.contracts.codec import (
+    contract_from_dict,
+    contract_to_dict,
+    events_from_list,
+    events_to_list,
+)
+from collector.contracts.importer import ImportPlan, Release
+from collector.contracts.incidents import Incident, replay
+from collector.contracts.terms import Contract, ContractVersion
+
+Conn = Any
+DAY = 86400.0
+
+
+def _dumps(v: object) -> str:
+    return json.dumps(v, separators=(",", ":"), sort_keys=True, default=str)
+
+
+# --- contracts -------------------------------------------------------------------------
+
+
+def current_contracts(conn: Conn, partner: str | None = None) -> dict[str, Contract]:
+    if partner is None:
+        rows = conn.execute("SELECT data FROM contracts").fetchall()
+    else:
+        rows = conn.execute("SELECT data FROM contracts WHERE partner = ?", (partner,)).fetchall()
+    out = {}
+    for r in rows:
+        c = contract_from_dict(json.loads(r[0]))
+        out[c.id] = c
+    return out
+
+
+def get_contract(conn: Conn, contract_id: str) -> Contract | None:
+    r = conn.execute("SELECT data FROM contracts WHERE id = ?", (contract_id,)).fetchone()
+    return None if r is None else contract_from_dict(json.loads(r[0]))
+
+
+def contracts_for_licence(conn: Conn, licence_id: str) -> list[Contract]:
+    rows = conn.execute(
+        "SELECT c.data FROM contract_licences l JOIN contracts c ON c.id = l.contract_id "
+        "WHERE l.licence_id = ?",
+        (licence_id,),
+    ).fetchall()
+    return [contract_from_dict(json.loads(r[0])) for r in rows]
+
+
+def partner_has_contracts(conn: Conn, partner: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM contracts WHERE partner = ? LIMIT 1", (partner,)).fetchone()
+        is not None
+    )
+
+
+def history(conn: Conn, contract_id: str) -> list[ContractVersion]:
+    rows = conn.execute(
+        "SELECT version, valid_from, removed, data, source FROM contract_versions "
+        "WHERE contract_id = ? ORDER BY version",
+        (contract_id,),
+    ).fetchall()
+    return [
+        ContractVersion(
+            dt.datetime.fromtimestamp(r[1], dt.UTC),
+            None if r[2] else contract_from_dict(json.loads(r[3])),
+            r[4],
+        )
+        for r in rows
+    ]
+
+
+def history_json(conn: Conn, contract_id: str) -> list[dict[str, object]]:
+    rows = conn.execute(
+        "SELECT version, valid_from, removed, data, source FROM contract_versions "
+        "WHERE contract_id = ? ORDER BY version",
+        (contract_id,),
+    ).fetchall()
+    return [
+        {
+            "version": r[0],
+            "valid_from": dt.datetime.fromtimestamp(r[1], dt.UTC).isoformat(),
+            "removed": bool(r[2]),
+            "contract": None if r[2] else json.loads(r[3]),
+            "source": r[4],
+        }
+        for r in rows
+    ]
+
+
+def record_version(
+    conn: Conn,
+    contract_id: str,
+    partner: str,
+    contract: Contract | None,
+    now: float,
+    source: str,
+) -> int:
+    """Append a version (``None`` = removed) and update the current-contract cache."""
+    r = conn.execute(
+        "SELECT MAX(version) FROM contract_versions WHERE contract_id = ?", (contract_id,)
+    ).fetchone()
+    version = (r[0] or 0) + 1
+    data = _dumps(contract_to_dict(contract)) if contract is not None else "{}"
+    conn.execute(
+        "INSERT INTO contract_versions (contract_id, version, valid_from, partner, removed, "
+        "data, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (contract_id, version, now, partner, 0 if contract else 1, data, source),
+    )
+    conn.execute("DELETE FROM contract_licences WHERE contract_id = ?", (contract_id,))
+    conn.execute("DELETE FROM contracts WHERE id = ?", (contract_id,))
+    if contract is not None:
+        conn.execute(
+            "INSERT INTO contracts (id, version, partner, customer, plan, data, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (contract.id, version, contract.partner, contract.customer, contract.plan, data, now),
+        )
+        for lic in sorted(set(contract.licence_ids)):
+            conn.execute(
+                "INSERT INTO contract_licences (licence_id, contract_id) VALUES (?, ?)",
+                (lic, contract.id),
+            )
+    return version
+
+
+def apply_import(conn: Conn, plan: ImportPlan, now: float, source: str) -> None:
+    """Write exactly what :func:`~collector.contracts.importer.plan_import` decided."""
+    for c in plan.added:
+        record_version(conn, c.id, c.partner, c, now, source)
+    for c, _ in plan.changed:
+        record_version(conn, c.id, c.partner, c, now, source)
+    for c in plan.removed:
+        record_version(conn, c.id, c.partner, None, now, source)
+
+
+# --- releases --------------------------------------------------------------------------
+
+
+def load_releases(conn: Conn) -> dict[tuple[str, str], dt.date]:
+    return {
+        (r[0], r[1]): dt.date.fromisoformat(r[2])
+        for r in conn.execute("SELECT product, version, released_on FROM releases")
+    }
+
+
+def upsert_releases(conn: Conn, releases: Iterable[Release]) -> tuple[int, int]:
+    """(added, changed)."""
+    current = load_releases(conn)
+    added = changed = 0
+    for r in releases:
+        old = current.get((r.product, r.version))
+        if old == r.released_on:
+            continue
+        if old is None:
+            added += 1
+        else:
+            changed += 1
+        conn.execute(
+            "DELETE FROM releases WHERE product = ? AND version = ?", (r.product, r.version)
+        )
+        conn.execute(
+            "INSERT INTO releases (product, version, released_on) VALUES (?, ?, ?)",
+            (r.product, r.version, r.released_on.isoformat()),
+        )
+    return added, changed
+
+
+# --- module prices, partner settings ---------------------------------------------------
+
+
+def module_prices(conn: Conn) -> dict[str, Decimal]:
+    return {r[0]: Decimal(r[1]) for r in conn.execute("SELECT module, price FROM module_prices")}
+
+
+def set_module_prices(conn: Conn, prices: Mapping[str, Decimal], now: float) -> None:
+    for module, price in prices.items():
+        conn.execute("DELETE FROM module_prices WHERE module = ?", (module,))
+        conn.execute(
+            "INSERT INTO module_prices (module, price, updated_at) VALUES (?, ?, ?)",
+            (module, str(price), now),
+        )
+
+
+def priority_map(conn: Conn, partner: str) -> dict[str, str | None]:
+    r = conn.execute(
+        "SELECT priority_map FROM contract_partner_settings WHERE partner = ?", (partner,)
+    ).fetchone()
+    return {} if r is None else json.loads(r[0])
+
+
+def set_priority_map(
+    conn: Conn, partner: str, mapping: Mapping[str, str | None], now: float
+) -> None:
+    conn.execute("DELETE FROM contract_partner_settings WHERE partner = ?", (partner,))
+    conn.execute(
+        "INSERT INTO contract_partner_settings (partner, priority_map, updated_at) "
+        "VALUES (?, ?, ?)",
+        (partner, _dumps(dict(mapping)), now),
+    )
+
+
+# --- the fleet as plain data -------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    servers: list[ServerFacts]
+    partner_of_server: dict[str, str]
+    report_times: dict[str, list[float]]
+
+
+def fleet_facts(
+    conn: Conn,
+    now: float,
+    *,
+    window_days: int = 31,
+    partner: str | None = None,
+    with_reports: bool = False,
+    since: float | None = None,
+) -> Fleet:
+    """Everything the checks need about enrolled servers, in a few bulk queries."""
+    since = now - window_days * DAY if since is None else since
+    sql = (
+        "SELECT s.id, s.machine_id, s.licence_id, s.last_seen, s.enrolled_at, "
+        "s.reports_received, s.state, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.revoked_at IS NULL"
+    )
+    params: tuple[Any, ...] = ()
+    if partner is not None:
+        sql += " AND p.name = ?"
+        params = (partner,)
+    rows = conn.execute(sql, params).fetchall()
+    first_machine: dict[str, tuple[float, str]] = {}
+    for r in conn.execute(
+        "SELECT licence_id, machine_id, enrolled_at FROM servers WHERE licence_id IS NOT NULL"
+    ):
+        prev = first_machine.get(r[0])
+        if prev is None or r[2] < prev[0]:
+            first_machine[r[0]] = (r[2], r[1])
+    made: dict[str, list[float]] = defaultdict(list)
+    for r in conn.execute(
+        "SELECT server_id, finished_at, outcome FROM backup_runs WHERE finished_at >= ? "
+        "ORDER BY finished_at",
+        (since,),
+    ):
+        if r[2] in ("ok", "unchanged"):
+            made[r[0]].append(float(r[1]))
+    attempted = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ?", (since,)
+        )
+    }
+    kept: dict[str, list[float]] = defaultdict(list)
+    for r in conn.execute(
+        "SELECT server_id, created_at FROM backups WHERE status = 'verified' ORDER BY created_at"
+    ):
+        kept[r[0]].append(float(r[1]))
+    reports: dict[str, list[float]] = defaultdict(list)
+    if with_reports:
+        for r in conn.execute(
+            "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
+            "ORDER BY collected_at",
+            (since,),
+        ):
+            reports[r[0]].append(float(r[1]))
+    servers: list[ServerFacts] = []
+    partner_of: dict[str, str] = {}
+    for r in rows:
+        sid = r[0]
+        state = _json_or_empty(r[6])
+        software = state.get("software") or {}
+        lic = r[2]
+        servers.append(
+            ServerFacts(
+                server_id=sid,
+                licence_id=lic,
+                machine_id=r[1],
+                licensed_machine_id=first_machine.get(lic, (0, None))[1] if lic else None,
+                installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
+                last_seen=r[3],
+                uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
+                uses_backup=sid in attempted or bool(made.get(sid)),
+                product=str(software.get("product") or ""),
+                version=str(software.get("version") or ""),
+                backups=made.get(sid, []),
+                kept_backups=kept.get(sid, []),
+            )
+        )
+        partner_of[sid] = r[7]
+    return Fleet(servers, partner_of, dict(reports))
+
+
+def _json_or_empty(text: str | None) -> dict[str, Any]:
+    try:
+        v = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def server_modules(conn: Conn, server_id: str) -> list[str]:
+    r = conn.execute("SELECT state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    if r is None:
+        return []
+    return [str(m) for m in (_json_or_empty(r[0]).get("software") or {}).get("modules", [])]
+
+
+# --- findings ----------------------------------------------------------------------------
+
+
+def replace_findings(
+    conn: Conn,
+    findings: Sequence[Finding],
+    run_at: float,
+    partner_of_server: Mapping[str, str],
+    partner_of_contract: Mapping[str, str],
+) -> None:
+    conn.execute("DELETE FROM contract_findings")
+    rows = []
+    for f in findings:
+        partner = (
+            partner_of_server.get(f.server_id or "")
+            or partner_of_contract.get(f.contract_id or "")
+            or ""
+        )
+        rows.append(
+            (
+                run_at,
+                partner,
+                f.server_id,
+                f.contract_id,
+                f.kind,
+                f.severity.value,
+                f.clause,
+                f.message,
+                _dumps(dict(f.evidence)),
+            )
+        )
+    conn.executemany(
+        "INSERT INTO contract_findings (run_at, partner, server_id, contract_id, kind, severity, "
+        "clause, message, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def list_findings(conn: Conn, partner: str | None = None) -> list[dict[str, object]]:
+    sql = (
+        "SELECT run_at, partner, server_id, contract_id, kind, severity, clause, message, "
+        "evidence FROM contract_findings"
+    )
+    params: tuple[Any, ...] = ()
+    if partner is not None:
+        sql += " WHERE partner = ?"
+        params = (partner,)
+    sql += " ORDER BY id"
+    return [
+        {
+            "run_at": r[0],
+            "partner": r[1],
+            "server_id": r[2],
+            "contract_id": r[3],
+            "kind": r[4],
+            "severity": r[5],
+            "clause": r[6],
+            "message": r[7],
+            "evidence": json.loads(r[8]),
+        }
+        for r in conn.execute(sql, params)
+    ]
+
+
+# --- incidents ---------------------------------------------------------------------------
+
+
+def insert_incident(
+    conn: Conn, inc: Incident, partner: str, now: float, finding_key: str | None = None
+) -> None:
+    conn.execute(
+        "INSERT INTO incidents (id, partner, contract_id, server_id, plan, priority, opened_at, "
+        "calendar, title, source, finding_key, state, events, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            inc.id,
+            partner,
+            inc.contract_id,
+            inc.server_id,
+            inc.plan,
+            inc.priority,
+            inc.opened_at.timestamp(),
+            _dumps(inc.calendar.to_dict()),
+            inc.title,
+            inc.source,
+            finding_key,
+            replay(inc).state.value,
+            _dumps(events_to_list(inc)),
+            now,
+        ),
+    )
+
+
+def save_incident(conn: Conn, inc: Incident, now: float) -> None:
+    conn.execute(
+        "UPDATE incidents SET state = ?, events = ?, updated_at = ? WHERE id = ?",
+        (replay(inc).state.value, _dumps(events_to_list(inc)), now, inc.id),
+    )
+
+
+_INC_COLS = (
+    "id, partner, contract_id, server_id, plan, priority, opened_at, calendar, title, source, "
+    "events"
+)
+
+
+def _incident(r: Any) -> tuple[Incident, str]:
+    inc = Incident(
+        id=r[0],
+        plan=r[4],
+        priority=r[5],
+        opened_at=dt.datetime.fromtimestamp(r[6], dt.UTC),
+        calendar=CalendarSpec.from_dict(json.loads(r[7])),
+        contract_id=r[2],
+        server_id=r[3],
+        title=r[8],
+        source=r[9],
+        events=events_from_list(json.loads(r[10])),
+    )
+    return inc, r[1]
+
+
+def get_incident(conn: Conn, incident_id: str) -> tuple[Incident, str] | None:
+    r = conn.execute(f"SELECT {_INC_COLS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    return None if r is None else _incident(r)
+
+
+def list_incidents(
+    conn: Conn,
+    partner: str | None = None,
+    *,
+    state: str | None = None,
+    opened_from: float | None = None,
+    opened_to: float | None = None,
+) -> list[Incident]:
+    sql = f"SELECT {_INC_COLS} FROM incidents WHERE 1 = 1"
+    params: list[Any] = []
+    if partner is not None:
+        sql += " AND partner = ?"
+        params.append(partner)
+    if state is not None:
+        sql += " AND state = ?"
+        params.append(state)
+    if opened_from is not None:
+        sql += " AND opened_at >= ?"
+        params.append(opened_from)
+    if opened_to is not None:
+        sql += " AND opened_at < ?"
+        params.append(opened_to)
+    sql += " ORDER BY opened_at, id"
+    return [_incident(r)[0] for r in conn.execute(sql, tuple(params))]
+
+
+def open_finding_keys(conn: Conn) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT finding_key FROM incidents WHERE finding_key IS NOT NULL "
+            "AND state NOT IN ('resolved', 'closed')"
+        )
+    }
+
+
+def support_cases(conn: Conn) -> list[SupportCase]:
+    """Incidents opened by hand count as support cases of their contract."""
+    return [
+        SupportCase(r[0], r[1], float(r[2]), r[3])
+        for r in conn.execute(
+            "SELECT id, contract_id, opened_at, server_id FROM incidents "
+            "WHERE source = 'manual' AND contract_id IS NOT NULL"
+        )
+    ]
+
+
+# --- the scheduler lease ----------------------------------------------------------------
+
+
+def acquire_lease(conn: Conn, name: str, holder: str, now: float, ttl: float) -> bool:
+    """Take or renew the lease ``name`` for ``holder``; False if another holder has it."""
+    r = conn.execute(
+        "SELECT holder, expires_at FROM contract_scheduler_lease WHERE name = ?", (name,)
+    ).fetchone()
+    if r is None:
+        conn.execute(
+            "INSERT INTO contract_scheduler_lease (name, holder, expires_at) VALUES (?, ?, ?)",
+            (name, holder, now + ttl),
+        )
+        return True
+    if r[0] != holder and r[1] > now:
+        return False
+    conn.execute(
+        "UPDATE contract_scheduler_lease SET holder = ?, expires_at = ? WHERE name = ?",
+        (holder, now + ttl, name),
+    )
+    return True

@@ -1,0 +1,500 @@
+"""Partner API of the contract engine, under ``/api/v1/`` (Bearer API key; the auth
+middleware has checked it before any handler here runs), and the scheduled check run.
+
+A partner sees and changes only contracts whose ``partner`` is its own name, and only the
+incidents and findings of those. Everything a client sends is validated; a refusal is an
+``ApiError`` (4xx), never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from collector.appkeys import DB
+from collector.auth import owned_server, partner_of
+from collector.contracts import repository as repo
+from collector.contracts import service
+from collector.contracts.calendar import CalendarError
+from collector.contracts.cli_storage import _contract_line, build_report, parse_month
+from collector.contracts.importer import (
+    ImportFailed,
+    _RowInvalid,
+    contract_from_row,
+    detect_format,
+    parse_contracts,
+    plan_import,
+)
+from collector.contracts.incidents import (
+    Action,
+    TransitionError,
+    apply,
+    incident_to_json,
+    open_incident,
+)
+from collector.contracts.plans import get_plan
+from collector.contracts.pricing import sma_quote
+from collector.contracts.reports import render_csv
+from collector.contracts.sla import due_times
+from collector.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+MAX_IMPORT_BODY = 8 * 1024 * 1024
+MAX_JSON_BODY = 64 * 1024
+CHECK_INTERVAL_S = 300.0
+LEASE_TTL_S = 3 * CHECK_INTERVAL_S
+
+CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _instant(value: Any, field: str) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        t = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field)
+    return t
+
+
+def _str_field(
+    data: dict[str, Any], key: str, *, required: bool = False, limit: int = 256
+) -> str | None:
+    v = data.get(key)
+    if v is None:
+        if required:
+            raise ApiError(400, "missing_field", f"{key} is required", key)
+        return None
+    if not isinstance(v, str) or len(v) > limit:
+        raise ApiError(400, "invalid_field", f"{key} must be a string of at most {limit}", key)
+    return v
+
+
+# --- contracts -------------------------------------------------------------------------------
+
+
+async def list_contracts(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
+    today = dt.date.today()
+    rows = [_contract_line(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    return web.json_response({"contracts": rows, "count": len(rows)})
+
+
+async def _own_contract(request: web.Request, contract_id: str) -> Any:
+    partner = partner_of(request)
+    c = await request.app[DB].read(lambda conn: repo.get_contract(conn, contract_id))
+    if c is None or c.partner != partner.name:
+        raise ApiError(404, "not_found", f"no contract {contract_id!r}")
+    return c
+
+
+async def get_contract(request: web.Request) -> web.Response:
+    cid = request.match_info["contract_id"]
+    c = await _own_contract(request, cid)
+    hist = await request.app[DB].read(lambda conn: repo.history_json(conn, cid))
+    return web.json_response({"contract": _contract_line(c, dt.date.today()), "history": hist})
+
+
+async def put_contract(request: web.Request) -> web.Response:
+    """Create or change one contract; the body has the TOML/CSV keys (``contract_id``
+    taken from the path, ``partner`` always the caller)."""
+    partner = partner_of(request)
+    cid = request.match_info["contract_id"]
+    data = await _json_body(request)
+    data["contract_id"] = cid
+    data["partner"] = partner.name
+    try:
+        contract = contract_from_row(data, "|;")
+    except _RowInvalid as exc:
+        raise ApiError(400, "invalid_field", exc.message, exc.field) from None
+    except (TypeError, ValueError, CalendarError) as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from None
+
+    def write(conn: Any) -> tuple[bool, int | None]:
+        old = repo.get_contract(conn, cid)
+        if old is not None and old.partner != partner.name:
+            raise ApiError(404, "not_found", f"no contract {cid!r}")
+        if old == contract:
+            return False, None
+        return True, repo.record_version(conn, cid, partner.name, contract, time.time(), "api")
+
+    changed, version = await request.app[DB].write(write)
+    return web.json_response(
+        {
+            "contract": _contract_line(contract, dt.date.today()),
+            "changed": changed,
+            "version": version,
+        },
+        status=200,
+    )
+
+
+async def delete_contract(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    cid = request.match_info["contract_id"]
+    await _own_contract(request, cid)
+    await request.app[DB].write(
+        lambda c: repo.record_version(c, cid, partner.name, None, time.time(), "api")
+    )
+    return web.json_response({"removed": cid})
+
+
+async def import_contracts(request: web.Request) -> web.Response:
+    """Body: the CSV or TOML file (``Content-Type`` text/csv or application/toml, else
+    detected); ``?dry_run=1`` only reports; ``?keep_missing=1`` removes nothing."""
+    partner = partner_of(request)
+    if request.content_length is not None and request.content_length > MAX_IMPORT_BODY:
+        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
+    raw = await request.content.read(MAX_IMPORT_BODY + 1)
+    if len(raw) > MAX_IMPORT_BODY:
+        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_file", "the file is not UTF-8") from None
+    ctype = request.content_type
+    fmt = "toml" if "toml" in ctype else "csv" if "csv" in ctype else detect_format("", text)
+    try:
+        incoming = parse_contracts(text, fmt)
+    except ImportFailed as exc:
+        raise ApiError(
+            400,
+            "invalid_file",
+            f"nothing imported: {exc}",
+            extra={
+                "errors": [
+                    {"line": e.line, "field": e.field, "message": e.message} for e in exc.errors
+                ]
+            },
+        ) from None
+    foreign = [c for c in incoming if c.partner != partner.name]
+    if foreign:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"contract {foreign[0].id} belongs to partner {foreign[0].partner!r}; "
+            "a partner imports only its own contracts",
+            "partner",
+        )
+    dry = request.query.get("dry_run", "") in ("1", "true", "yes")
+    keep = request.query.get("keep_missing", "") in ("1", "true", "yes")
+
+    def write(conn: Any) -> Any:
+        current = repo.current_contracts(conn, partner.name)
+        plan = plan_import(current, incoming, remove_missing=not keep)
+        if not dry:
+            repo.apply_import(conn, plan, time.time(), "api import")
+        return plan
+
+    if dry:
+        plan = await request.app[DB].read(
+            lambda c: plan_import(
+                repo.current_contracts(c, partner.name), incoming, remove_missing=not keep
+            )
+        )
+    else:
+        plan = await request.app[DB].write(write)
+    return web.json_response({"dry_run": dry, **plan.to_json()})
+
+
+async def list_findings(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
+    return web.json_response({"findings": rows, "count": len(rows)})
+
+
+# --- incidents -------------------------------------------------------------------------------
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    state = request.query.get("state")
+    incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
+    now = dt.datetime.now(dt.UTC)
+    rows = [incident_to_json(i, now) for i in incs]
+    return web.json_response({"incidents": rows, "count": len(rows)})
+
+
+async def _own_incident(request: web.Request) -> Any:
+    partner = partner_of(request)
+    iid = request.match_info["incident_id"]
+    got = await request.app[DB].read(lambda c: repo.get_incident(c, iid))
+    if got is None or got[1] != partner.name:
+        raise ApiError(404, "not_found", f"no incident {iid!r}")
+    return got[0]
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    inc = await _own_incident(request)
+    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)))
+
+
+async def create_incident(request: web.Request) -> web.Response:
+    """Open by hand: ``contract_id``, ``priority``, optional ``server_id``, ``title`` and
+    ``opened_at`` (ISO 8601 with offset; a ticket from another help desk keeps its time)."""
+    partner = partner_of(request)
+    data = await _json_body(request)
+    cid = _str_field(data, "contract_id", required=True)
+    priority = _str_field(data, "priority", required=True)
+    server_id = _str_field(data, "server_id")
+    title = _str_field(data, "title", limit=2000) or ""
+    opened = _instant(data.get("opened_at"), "opened_at")
+    if opened.timestamp() > time.time() + 300:
+        raise ApiError(400, "invalid_field", "opened_at is in the future", "opened_at")
+    assert cid is not None and priority is not None
+    contract = await _own_contract(request, cid)
+    if server_id is not None:
+        await owned_server(request, server_id)
+    plan = get_plan(contract.plan)
+    if priority not in plan.priorities:
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"plan {plan.name} has priorities {', '.join(plan.priorities)}",
+            "priority",
+        )
+    inc = open_incident(
+        service.new_incident_id(),
+        plan,
+        priority,
+        opened,
+        calendar=contract.calendar_spec(),
+        contract_id=contract.id,
+        server_id=server_id,
+        title=title,
+        by=partner.name,
+    )
+    await request.app[DB].write(lambda c: repo.insert_incident(c, inc, partner.name, time.time()))
+    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)), status=201)
+
+
+async def incident_action(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    name = request.match_info["action"]
+    try:
+        action = Action(name)
+    except ValueError:
+        raise ApiError(404, "not_found", f"no incident action {name!r}") from None
+    if action is Action.OPEN:
+        raise ApiError(404, "not_found", "open an incident with POST /api/v1/incidents")
+    data = await _json_body(request)
+    at = _instant(data.get("at"), "at")
+    by = _str_field(data, "by") or partner.name
+    note = _str_field(data, "note", limit=4000) or ""
+    iid = request.match_info["incident_id"]
+
+    def write(conn: Any) -> Any:
+        got = repo.get_incident(conn, iid)
+        if got is None or got[1] != partner.name:
+            raise ApiError(404, "not_found", f"no incident {iid!r}")
+        try:
+            new = apply(got[0], action, at, by=by, note=note)
+        except TransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        repo.save_incident(conn, new, time.time())
+        return new
+
+    inc = await request.app[DB].write(write)
+    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)))
+
+
+async def get_priority_map(request: web.Request) -> web.Response:
+    from collector.contracts.incidents import DEFAULT_PRIORITY_MAP
+
+    partner = partner_of(request)
+    own = await request.app[DB].read(lambda c: repo.priority_map(c, partner.name))
+    return web.json_response({"defaults": DEFAULT_PRIORITY_MAP, "overrides": own})
+
+
+async def put_priority_map(request: web.Request) -> web.Response:
+    """Body: ``{"overrides": {"camera_offline": "high", "silent": null, ...}}``."""
+    partner = partner_of(request)
+    data = await _json_body(request)
+    overrides = data.get("overrides")
+    allowed = {"critical", "high", "medium", "low", "P1", "P2", "P3", "P4", None}
+    if not isinstance(overrides, dict) or len(overrides) > 200:
+        raise ApiError(400, "invalid_field", "overrides must be an object", "overrides")
+    for k, v in overrides.items():
+        if not isinstance(k, str) or len(k) > 64 or v not in allowed:
+            raise ApiError(
+                400,
+                "invalid_field",
+                f"overrides.{k}: level must be one of high/medium/low/P1-P4/null",
+                "overrides",
+            )
+    await request.app[DB].write(
+        lambda c: repo.set_priority_map(c, partner.name, overrides, time.time())
+    )
+    return web.json_response({"overrides": overrides})
+
+
+# --- reports, SLA, SMA -----------------------------------------------------------------------
+
+
+async def monthly_report(request: web.Request) -> web.Response:
+    partner = partner_of(request)
+    try:
+        year, month = parse_month(request.query.get("month", ""))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc), "month") from None
+    by = request.query.get("by", "customer")
+    if by not in ("partner", "customer"):
+        raise ApiError(400, "invalid_parameter", "by must be partner or customer", "by")
+    tz = request.query.get("tz", "Europe/Berlin")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except (ValueError, KeyError, OSError):
+        raise ApiError(400, "invalid_parameter", f"unknown time zone {tz!r}", "tz") from None
+    now = time.time()
+    rows = await request.app[DB].read(
+        lambda c: build_report(c, year, month, by, partner.name, tz, now)
+    )
+    if request.query.get("format", "json") == "csv":
+        return web.Response(text=render_csv(rows), content_type="text/csv")
+    from dataclasses import asdict
+
+    return web.json_response(
+        {"month": f"{year:04d}-{month:02d}", "rows": [asdict(r) for r in rows]}
+    )
+
+
+async def sla_due(request: web.Request) -> web.Response:
+    partner_of(request)
+    q = request.query
+    try:
+        plan = get_plan(q.get("plan", ""))
+    except KeyError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc.args[0]), "plan") from None
+    priority = q.get("priority", "")
+    if priority not in plan.priorities:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"priority must be one of {', '.join(plan.priorities)}",
+            "priority",
+        )
+    opened = _instant(q.get("opened"), "opened")
+    try:
+        spec = plan.calendar.with_overrides(
+            timezone=q.get("tz"),
+            country=q.get("country"),
+            subdiv=q.get("subdiv"),
+            hours=q.get("hours"),
+        )
+        result = due_times(plan, priority, opened, spec)
+    except CalendarError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    return web.json_response(result.to_json())
+
+
+async def server_sma_quote(request: web.Request) -> web.Response:
+    row = await owned_server(request, request.match_info["server_id"])
+    try:
+        year = int(request.query.get("year", "1"))
+        if not 1 <= year <= 50:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "year must be 1..50", "year") from None
+    later = request.query.get("bought_later", "") in ("1", "true", "yes")
+    modules = await request.app[DB].read(lambda c: repo.server_modules(c, row.id))
+    prices = await request.app[DB].read(repo.module_prices)
+    pricing = get_plan("sma").pricing
+    assert pricing is not None
+    q = sma_quote(modules, prices, pricing, year=year, bought_with_software=not later)
+    return web.json_response({"server_id": row.id, **q.to_json()})
+
+
+# --- the scheduled check run -------------------------------------------------------------------
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    holder = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
+
+    async def loop() -> None:
+        failing = False
+        await asyncio.sleep(min(30.0, CHECK_INTERVAL_S))
+        while True:
+            try:
+                now = time.time()
+                mine = await app[DB].write(
+                    lambda c, t=now: repo.acquire_lease(
+                        c, "contract-checks", holder, t, LEASE_TTL_S
+                    )
+                )
+                if mine:
+                    result = await service.run_checks(app[DB], now)
+                    if result.new_incidents:
+                        log.info("contract checks opened %d incident(s)", len(result.new_incidents))
+                if failing:
+                    log.info("contract checks recovered")
+                    failing = False
+            except Exception:
+                if not failing:
+                    log.exception("contract checks failed; retrying every %.0f s", CHECK_INTERVAL_S)
+                    failing = True
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/v1/contracts", list_contracts)
+    r.add_post("/api/v1/contracts/import", import_contracts)
+    r.add_get("/api/v1/contracts/{contract_id}", get_contract)
+    r.add_put("/api/v1/contracts/{contract_id}", put_contract)
+    r.add_delete("/api/v1/contracts/{contract_id}", delete_contract)
+    r.add_get("/api/v1/contract-findings", list_findings)
+    r.add_get("/api/v1/incidents", list_incidents)
+    r.add_post("/api/v1/incidents", create_incident)
+    r.add_get("/api/v1/incidents/{incident_id}", get_incident)
+    r.add_post("/api/v1/incidents/{incident_id}/{action}", incident_action)
+    r.add_get("/api/v1/incident-priorities", get_priority_map)
+    r.add_put("/api/v1/incident-priorities", put_priority_map)
+    r.add_get("/api/v1/reports/monthly", monthly_report)
+    r.add_get("/api/v1/sla/due", sla_due)
+    r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
+    app.cleanup_ctx.append(_scheduler)
+    try:
+        from collector.backups.entitlement import ENTITLEMENT_CHECK
+    except ImportError:  # pragma: no cover - the backups module is part of the collector
+        return
+    if ENTITLEMENT_CHECK not in app:
+        app[ENTITLEMENT_CHECK] = service.backup_entitlement

@@ -1,0 +1,221 @@
+"""The contract engine's I/O in one place: gather from storage, compute (pure), persist.
+
+A check run reads everything in one read transaction, evaluates outside any transaction
+(the writer is never blocked for the evaluation), then replaces the stored findings and
+opens incidents for mapped findings in one short write. The same three steps serve the
+scheduler (``Database.read``/``write``) and the CLI (``read_sync``/``write_sync``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.contracts import repository as repo
+from collector.contracts.checks import Finding, SupportCase, evaluate
+from collector.contracts.incidents import Incident, open_incident, priority_for
+from collector.contracts.plans import get_plan
+from collector.contracts.terms import Contract, Coverage, best_contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckInputs:
+    now: float
+    fleet: repo.Fleet
+    contracts: dict[str, Contract]
+    releases: dict[tuple[str, str], dt.date]
+    cases: list[SupportCase]
+    open_keys: set[str]
+    priority_maps: dict[str, dict[str, str | None]]
+
+
+@dataclass
+class CheckResult:
+    run_at: float
+    findings: list[Finding]
+    new_incidents: list[tuple[Incident, str, str]] = field(default_factory=list)
+    """(incident, partner, finding key)."""
+    partner_of_server: dict[str, str] = field(default_factory=dict)
+    partner_of_contract: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "run_at": self.run_at,
+            "findings": [f.to_json() for f in self.findings],
+            "count": len(self.findings),
+            "incidents_opened": [i.id for i, _, _ in self.new_incidents],
+        }
+
+
+def gather(conn: Any, now: float) -> CheckInputs:
+    fleet = repo.fleet_facts(conn, now)
+    partners = set(fleet.partner_of_server.values())
+    return CheckInputs(
+        now=now,
+        fleet=fleet,
+        contracts=repo.current_contracts(conn),
+        releases=repo.load_releases(conn),
+        cases=repo.support_cases(conn),
+        open_keys=repo.open_finding_keys(conn),
+        priority_maps={p: repo.priority_map(conn, p) for p in partners},
+    )
+
+
+def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
+    now = inputs.now
+    findings = evaluate(
+        inputs.fleet.servers,
+        inputs.contracts.values(),
+        now,
+        releases=inputs.releases,
+        cases=inputs.cases,
+    )
+    result = CheckResult(
+        run_at=now,
+        findings=findings,
+        partner_of_server=inputs.fleet.partner_of_server,
+        partner_of_contract={c.id: c.partner for c in inputs.contracts.values()},
+    )
+    if not open_incidents:
+        return result
+    opened_at = dt.datetime.fromtimestamp(now, dt.UTC)
+    for f in findings:
+        if f.server_id is None or f.contract_id is None:
+            continue
+        contract = inputs.contracts.get(f.contract_id)
+        if contract is None:
+            continue
+        key = f"{f.server_id}:{f.kind}"
+        if key in inputs.open_keys:
+            continue
+        plan = get_plan(contract.plan)
+        partner = inputs.fleet.partner_of_server.get(f.server_id, contract.partner)
+        priority = priority_for(f.kind, plan, inputs.priority_maps.get(partner))
+        if priority is None:
+            continue
+        inc = open_incident(
+            new_incident_id(),
+            plan,
+            priority,
+            opened_at,
+            calendar=contract.calendar_spec(),
+            contract_id=contract.id,
+            server_id=f.server_id,
+            title=f.message,
+            source=f"finding:{f.kind}",
+        )
+        inputs.open_keys.add(key)
+        result.new_incidents.append((inc, partner, key))
+    return result
+
+
+def persist(conn: Any, result: CheckResult) -> None:
+    repo.replace_findings(
+        conn, result.findings, result.run_at, result.partner_of_server, result.partner_of_contract
+    )
+    for inc, partner, key in result.new_incidents:
+        repo.insert_incident(conn, inc, partner, result.run_at, key)
+
+
+def new_incident_id() -> str:
+    return "INC-" + secrets.token_hex(5).upper()
+
+
+def run_checks_sync(
+    db: Any, now: float | None = None, *, open_incidents: bool = True
+) -> CheckResult:
+    """One check run for the CLI (``vigil-collector check``)."""
+    now = time.time() if now is None else now
+    inputs = db.read_sync(lambda c: gather(c, now))
+    result = compute(inputs, open_incidents=open_incidents)
+    db.write_sync(lambda c: persist(c, result))
+    return result
+
+
+async def run_checks(db: Any, now: float | None = None) -> CheckResult:
+    """One check run for the scheduler."""
+    now = time.time() if now is None else now
+    inputs = await db.read(lambda c: gather(c, now))
+    result = compute(inputs)
+    await db.write(lambda c: persist(c, result))
+    return result
+
+
+# --- entitlement answers for the rest of the collector ------------------------------------
+
+
+@dataclass(frozen=True)
+class EntitlementAnswer:
+    entitled: bool
+    reason: str = ""
+
+
+def entitlement(
+    conn: Any, server_id: str, what: str, now: float | None = None
+) -> EntitlementAnswer:
+    """Is ``server_id`` entitled to ``what`` (``online_backup`` or ``health_monitoring``)?
+
+    A partner without any contract on record is not checked (entitled: the contract
+    engine is not in use for them). Otherwise the server's licence must be covered (active
+    or grace) by a contract whose plan includes ``what``.
+    """
+    now = time.time() if now is None else now
+    r = conn.execute(
+        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id = ?",
+        (server_id,),
+    ).fetchone()
+    if r is None:
+        return EntitlementAnswer(False, "server is not enrolled")
+    licence, partner = r[0], r[1]
+    if not repo.partner_has_contracts(conn, partner):
+        return EntitlementAnswer(True)
+    words = what.replace("_", " ")
+    if not licence:
+        return EntitlementAnswer(
+            False, f"{words} needs a contract, and this server reported no licence id"
+        )
+    contracts = repo.contracts_for_licence(conn, licence)
+    if not contracts:
+        return EntitlementAnswer(False, f"no maintenance contract covers licence {licence}")
+    tz = contracts[0].calendar_spec().timezone
+    from zoneinfo import ZoneInfo
+
+    today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
+    chosen = best_contract(contracts, today)
+    assert chosen is not None
+    contract, _, status = chosen
+    plan = get_plan(contract.plan)
+    if status not in (Coverage.ACTIVE, Coverage.GRACE):
+        return EntitlementAnswer(
+            False, f"contract {contract.id} ({plan.title}) is {status.value} for licence {licence}"
+        )
+    if not getattr(plan.entitlements, what):
+        return EntitlementAnswer(
+            False, f"{words} is not part of {plan.title} (contract {contract.id})"
+        )
+    return EntitlementAnswer(True)
+
+
+async def backup_entitlement(db: Any, server_id: str) -> Any:
+    """The backups module's ``ENTITLEMENT_CHECK`` hook, answered from contracts."""
+    from collector.backups.entitlement import Entitlement
+
+    ans = await db.read(lambda c: entitlement(c, server_id, "online_backup"))
+    return Entitlement(ans.entitled, ans.reason)
+
+
+def monitoring_entitled(conn: Any, server_id: str) -> EntitlementAnswer:
+    """For ``AgentSettings.monitoring_entitled`` (and its ``notice``)."""
+    return entitlement(conn, server_id, "health_monitoring")
+
+
+def priority_map_for(conn: Any, partner: str) -> Mapping[str, str | None]:
+    return repo.priority_map(conn, partner)
