@@ -252,29 +252,33 @@ def fleet_facts(
             first_machine[r[0]] = (r[2], r[1])
     made: dict[str, list[float]] = defaultdict(list)
     for r in conn.execute(
-        "SELECT server_id, finished_at, outcome FROM backup_runs WHERE finished_at >= ? "
-        "ORDER BY finished_at",
-        (since,),
+        "SELECT server_id, finished_at, outcome FROM backup_runs "
+        "WHERE finished_at >= ? AND finished_at <= ? ORDER BY finished_at",
+        (since, now),
     ):
         if r[2] in ("ok", "unchanged"):
             made[r[0]].append(float(r[1]))
     attempted = {
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ?", (since,)
+            "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? "
+            "AND finished_at <= ?",
+            (since, now),
         )
     }
     kept: dict[str, list[float]] = defaultdict(list)
     for r in conn.execute(
-        "SELECT server_id, created_at FROM backups WHERE status = 'verified' ORDER BY created_at"
+        "SELECT server_id, created_at FROM backups WHERE status = 'verified' AND created_at <= ? "
+        "ORDER BY created_at",
+        (now,),
     ):
         kept[r[0]].append(float(r[1]))
     reports: dict[str, list[float]] = defaultdict(list)
     if with_reports:
         for r in conn.execute(
             "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
-            "ORDER BY collected_at",
-            (since,),
+            "AND collected_at <= ? ORDER BY collected_at",
+            (since, now),
         ):
             reports[r[0]].append(float(r[1]))
     servers: list[ServerFacts] = []

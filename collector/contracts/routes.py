@@ -229,8 +229,18 @@ async def import_contracts(request: web.Request) -> web.Response:
 
 
 async def list_findings(request: web.Request) -> web.Response:
+    """The last check run's findings; with ``?at=TIME`` a live evaluation at that instant
+    (re-evaluating a past day against the current contract record)."""
     partner = partner_of(request)
-    rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
+    at = request.query.get("at")
+    if at is None:
+        rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
+    else:
+        when = _instant(at, "at").timestamp()
+        found = await request.app[DB].read(
+            lambda c: service.findings_for_partner(c, partner.name, when)
+        )
+        rows = [f.to_json() for f in found]
     return web.json_response({"findings": rows, "count": len(rows)})
 
 

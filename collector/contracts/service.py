@@ -124,6 +124,17 @@ def persist(conn: Any, result: CheckResult) -> None:
         repo.insert_incident(conn, inc, partner, result.run_at, key)
 
 
+def findings_for_partner(conn: Any, partner: str, now: float) -> list[Finding]:
+    """Live evaluation of one partner's servers and contracts at instant ``now`` (any past
+    day re-evaluated with the current contract record); nothing is stored."""
+    fleet = repo.fleet_facts(conn, now, partner=partner)
+    contracts = repo.current_contracts(conn, partner)
+    cases = [c for c in repo.support_cases(conn) if c.contract_id in contracts]
+    return evaluate(
+        fleet.servers, contracts.values(), now, releases=repo.load_releases(conn), cases=cases
+    )
+
+
 def new_incident_id() -> str:
     return "INC-" + secrets.token_hex(5).upper()
 

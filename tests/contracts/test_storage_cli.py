@@ -193,3 +193,20 @@ def test_sma_quote_from_reported_modules(fleet: Cli, tmp_path: Path) -> None:
     q = fleet.json("sma", "quote", "--server", museum)
     # base 10,000 + lpr 2,500 = 12,500 list; 19% first year -> 2,375.00.
     assert (q["list_total"], q["price"]) == ("12500.00", "2375.00")
+
+
+def test_scheduler_lease_has_one_holder(tmp_path: Path) -> None:
+    from collector.contracts.repository import acquire_lease
+
+    db = open_database(load_config(None, tmp_path / "d"))
+    try:
+        lease = "contract-checks"
+        assert db.write_sync(lambda c: acquire_lease(c, lease, "a", 1000.0, 900.0))
+        # b is refused while a's lease runs (until 1900), a renews it.
+        assert not db.write_sync(lambda c: acquire_lease(c, lease, "b", 1500.0, 900.0))
+        assert db.write_sync(lambda c: acquire_lease(c, lease, "a", 1500.0, 900.0))
+        # a stops renewing: after 2400 b takes over.
+        assert not db.write_sync(lambda c: acquire_lease(c, lease, "b", 2399.0, 900.0))
+        assert db.write_sync(lambda c: acquire_lease(c, lease, "b", 2401.0, 900.0))
+    finally:
+        db.close()
