@@ -25,6 +25,7 @@ from collector.backups.objectstore import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
+    S3ObjectStore,
     open_object_store,
     parse_size,
 )
@@ -297,6 +298,8 @@ async def run_maintenance(app: web.Application, now: float | None = None) -> Non
     svc = app[BACKUPS]
     now = time.time() if now is None else now
     await svc.expire_uploads(now)
+    if isinstance(app[STORE], S3ObjectStore):
+        await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
     await maintenance.prune(app[DB], app[STORE])
     if cfg.integrity_every_s > 0:
         report = await maintenance.check_integrity(

@@ -192,3 +192,40 @@ def test_age1_recipients_validated() -> None:
         except RecipientInvalid:
             continue
         raise AssertionError(f"accepted {bad!r}")
+
+
+def test_periodic_round_expires_prunes_and_checks(
+    fleet: Fleet, store_config: dict, tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from collector.appkeys import DB
+    from collector.backups import handlers
+    from collector.backups.service import BackupLimits
+
+    store = open_object_store(store_config, tmp_path)
+    ids = _fill(fleet, store, "srv-a", 3)
+    a = fleet.agents["srv-a"]
+    svc = service(fleet, store)
+    _, opened = run(svc.begin(a.server_id, a.public_key, a.envelope(b"y" * 50)))
+    fleet.db.write_sync(
+        lambda c: catalog.set_policy(
+            c,
+            "partner",
+            str(a.partner_id),
+            BackupPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0),
+            0,
+        )
+    )
+    app = web.Application()
+    app[DB] = fleet.db
+    app[handlers.STORE] = store
+    app[handlers.BACKUPS] = svc
+    app[handlers._CONFIG] = handlers.BackupConfig(storage=store_config, limits=BackupLimits())
+    _flip_bit(store_config, store, f"srv-a/{ids[2]}.age", tmp_path)
+    run(handlers.run_maintenance(app, now=time.time() + 8 * DAY))
+    rows = fleet.db.read_sync(lambda c: catalog.list_backups(c, "srv-a"))
+    assert [(b.id, b.status) for b in rows] == [(ids[2], "corrupt")]  # pruned, then checked
+    assert fleet.db.read_sync(catalog.upload_ids) == set()  # the idle upload expired
+    assert opened["upload_id"] not in {k.split("/")[-1].split(".")[0] for k in _keys(store)}
+    run(store.close())
