@@ -182,7 +182,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         hostname=a.str("hostname", None),
         log_level=level,
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
-        report_interval_s=r.int("interval_s", 60, 10, 86400),
+        report_interval_s=r.int("interval_s", 60, 1, 86400),
         recording_volumes=r.strs("recording_volumes"),
         ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,
         spool_max_bytes=s.int("max_bytes", DEFAULT_SPOOL_BYTES, 64 * 1024, 16 * 1024**3),

@@ -67,7 +67,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400 or exc.empty_body:
             raise
         code = _REASONS.get(exc.status, "http_error")
-        return _error(exc.status, code, exc.reason, headers=dict(exc.headers))
+        keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception:

@@ -74,7 +74,8 @@ async def owned_server(request: web.Request, server_id: str) -> servers.ServerRo
     partner = partner_of(request)
     row = await request.app[DB].read(lambda c: servers.get(c, server_id))
     if row is None or row.partner_id != partner.partner_id:
-        raise ApiError(404, "not_found", f"no server {server_id!r}")
+        shown = server_id if len(server_id) <= 40 else server_id[:40] + "…"
+        raise ApiError(404, "not_found", f"no server {shown!r}")
     return row
 
 

@@ -165,8 +165,8 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
         seconds = int(parse_duration(args.interval))
     except ValueError as exc:
         return fail(str(exc))
-    if seconds < 10:
-        return fail("the report interval must be at least 10 s")
+    if seconds < 1:
+        return fail("the report interval must be at least 1 s (30 s or more is usual)")
     db = database_of(args)
     try:
         if args.partner:

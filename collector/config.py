@@ -84,7 +84,7 @@ def load_config(
         raise ConfigError(source, "collector.listen", "HOST:PORT")
     ints = {}
     for key, default, low in (
-        ("report_interval_s", 60, 10),
+        ("report_interval_s", 60, 1),
         ("offline_after_intervals", 3, 1),
         ("history_days", 30, 1),
         ("session_ttl_s", 3600, 60),

@@ -108,7 +108,7 @@ def revoke(conn: sqlite3.Connection, server_id: str, now: float) -> bool:
     cur = conn.execute(
         "UPDATE servers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, server_id)
     )
-    conn.execute("DELETE FROM sessions WHERE server_id = ?", (server_id,))
+    # Sessions stay: every request checks revoked_at, and answers 403 "revoked".
     return cur.rowcount > 0
 
 

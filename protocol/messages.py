@@ -45,11 +45,11 @@ class EnrollRequest(Message, kw_only=True):
     os: ShortText = ""
 
 
-class AgentSettings(Message, kw_only=True):
+class AgentSettings(Message, kw_only=True, omit_defaults=False):
     """What the collector tells the agent to do; sent at enrollment and with every ack."""
 
-    report_interval_s: Annotated[int, msgspec.Meta(ge=10, le=86400)] = 60
-    probe_interval_s: Annotated[int, msgspec.Meta(ge=10, le=86400)] = 60
+    report_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
+    probe_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
     backup_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 0
     """0 = online backup not offered to this server."""
     backup_window: ShortText = ""
