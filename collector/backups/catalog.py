@@ -106,6 +106,14 @@ def upload_for_seq(conn: Conn, server_id: str, seq: int) -> Upload | None:
     )
 
 
+def uploads_of(conn: Conn, server_id: str) -> list[Upload]:
+    rows = conn.execute(
+        f"SELECT {_UPLOAD_COLS} FROM backup_uploads WHERE server_id = ? ORDER BY seq",
+        (server_id,),
+    ).fetchall()
+    return [u for u in map(_upload, rows) if u is not None]
+
+
 def insert_upload(conn: Conn, up: Upload) -> None:
     conn.execute(
         f"INSERT INTO backup_uploads ({_UPLOAD_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

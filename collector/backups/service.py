@@ -72,6 +72,10 @@ class _BaseMissing(Exception):
     pass
 
 
+class _Superseded(Exception):
+    pass
+
+
 def _replay_error(seq: int, last: int) -> ApiError:
     return ApiError(
         409,
@@ -195,26 +199,32 @@ class BackupService:
             updated_at=now,
         )
 
-        def open_or_resume(conn: Any) -> tuple[Upload, bool, Upload | None]:
+        def open_or_resume(conn: Any) -> tuple[Upload, bool, list[Upload]]:
             last = catalog.last_seq(conn, server_id)
             if header.seq <= last:
                 raise _Replay(last)
-            existing = catalog.upload_for_seq(conn, server_id, header.seq)
-            if existing is not None and existing.header == canon:
-                return existing, True, None
-            if existing is not None:
-                # The agent re-made this sequence number with other content: the older,
-                # never completed attempt is dropped (both are signed by the same agent).
-                catalog.delete_upload(conn, existing.id)
+            others = catalog.uploads_of(conn, server_id)
+            same = [u for u in others if u.seq == header.seq and u.header == canon]
+            if same:
+                return same[0], True, []
+            # One open upload per server: a new backup (or this seq re-made with other
+            # content) replaces whatever the agent left unfinished, so staged bytes on
+            # the collector stay bounded by max_size per server.
+            for u in others:
+                catalog.delete_upload(conn, u.id)
             catalog.insert_upload(conn, candidate)
-            return candidate, False, existing
+            return candidate, False, others
 
         try:
             up, resumed, dropped = await self.db.write(open_or_resume)
         except _Replay as exc:
             raise _replay_error(header.seq, exc.last) from None
-        if dropped is not None:
-            await self._discard_files(dropped)
+        for old in dropped:
+            async with self._lock(old.id):  # after any complete of it in flight
+                await self._delete_quietly(object_key(server_id, old.backup_id))
+                await self._delete_quietly(envelope_key(server_id, old.backup_id))
+                await self._discard_files(old)
+            self._locks.pop(old.id, None)
         body = {"upload_id": up.id, "offset": up.received, "chunk_size": self.limits.chunk_size}
         return (200 if resumed else 201), body
 
@@ -413,6 +423,8 @@ class BackupService:
             )
 
             def record(conn: Any) -> None:
+                if catalog.get_upload(conn, up.id) is None:
+                    raise _Superseded()
                 last = catalog.last_seq(conn, server_id)
                 if up.seq <= last:
                     raise _Replay(last)
@@ -427,6 +439,15 @@ class BackupService:
                 await self._delete_quietly(ekey)
                 await self._discard(up)
                 raise _replay_error(up.seq, exc.last) from None
+            except _Superseded:
+                await self._delete_quietly(okey)
+                await self._delete_quietly(ekey)
+                await self._discard_files(up)
+                raise ApiError(
+                    409,
+                    "upload_superseded",
+                    "a newer backup of this server was opened meanwhile; this upload was dropped",
+                ) from None
             self._hash.pop(upload_id, None)
             await asyncio.to_thread(staging.remove, path)
         self._locks.pop(upload_id, None)

@@ -205,8 +205,9 @@ def test_rollback_after_pruning_still_refused(fleet: Fleet) -> None:
     assert err.code == "sequence_replay"
 
 
-def test_concurrent_uploads_complete_in_order_only(fleet: Fleet) -> None:
-    """seq 2 completes first: seq 1, opened earlier, can no longer complete."""
+def test_newer_upload_replaces_unfinished_one(fleet: Fleet) -> None:
+    """One open upload per server: opening seq 2 drops unfinished seq 1 (its staged
+    bytes too), which can then no longer complete."""
     a = fleet.agents["srv-a"]
     svc = service(fleet)
     d1, d2 = os.urandom(500), os.urandom(500)
@@ -217,13 +218,14 @@ def test_concurrent_uploads_complete_in_order_only(fleet: Fleet) -> None:
         await upload(svc, a.server_id, a.envelope(d2, seq=2), d2, a.public_key)
         with pytest.raises(ApiError) as info:
             await svc.complete(a.server_id, o1["upload_id"])
-        assert info.value.code == "sequence_replay"
+        assert info.value.code == "upload_not_found"
 
     run(go())
     assert [r.seq for r in listed(fleet, a.server_id)] == [2]
     assert not list((fleet.data_dir / "backups" / a.server_id).glob(".tmp-*"))
     stored = {p.name for p in (fleet.data_dir / "backups" / a.server_id).iterdir()}
-    assert len(stored) == 2  # the refused one's objects were removed
+    assert len(stored) == 2  # only seq 2's object and envelope
+    assert list((fleet.data_dir / "uploads").iterdir()) == []
 
 
 def test_signature_of_another_agent_refused(fleet: Fleet) -> None:
@@ -408,3 +410,40 @@ def test_offset_moves_only_from_where_it_was(fleet: Fleet) -> None:
     assert fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
     assert not fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
     assert run(svc.upload_state(a.server_id, uid))["offset"] == 10
+
+
+def test_complete_racing_a_newer_backup_is_refused(fleet: Fleet) -> None:
+    """seq 3 was stored while seq 2's bytes were being verified: 2 cannot land after it."""
+    a = fleet.agents["srv-a"]
+    svc = service(fleet)
+    d2 = os.urandom(300)
+    _, o2 = run(svc.begin(a.server_id, a.public_key, a.envelope(d2, seq=2)))
+    run(svc.put_chunk(a.server_id, o2["upload_id"], 0, d2))
+    now = time.time()
+    fleet.db.write_sync(lambda c: catalog.accept_seq(c, a.server_id, 3, now))
+    err = refused(svc.complete(a.server_id, o2["upload_id"]))
+    assert err.code == "sequence_replay"
+    assert listed(fleet, a.server_id) == []
+    assert not [p for p in (fleet.data_dir / "backups").rglob("*") if p.is_file()]
+
+
+def test_complete_of_a_dropped_upload_stores_nothing(fleet: Fleet) -> None:
+    """The upload row vanished (a newer backup replaced it) between the hash check and
+    the catalog write: its objects are removed, nothing is listed."""
+    a = fleet.agents["srv-a"]
+    svc = service(fleet)
+    d = os.urandom(300)
+    _, o = run(svc.begin(a.server_id, a.public_key, a.envelope(d, seq=2)))
+    run(svc.put_chunk(a.server_id, o["upload_id"], 0, d))
+    real_put = svc.store.put_bytes
+
+    async def put_then_drop(key: str, data: bytes):
+        info = await real_put(key, data)
+        await fleet.db.write(lambda c: catalog.delete_upload(c, o["upload_id"]))
+        return info
+
+    svc.store.put_bytes = put_then_drop  # type: ignore[method-assign]
+    err = refused(svc.complete(a.server_id, o["upload_id"]))
+    assert err.code == "upload_superseded"
+    assert listed(fleet, a.server_id) == []
+    assert not [p for p in (fleet.data_dir / "backups").rglob("*") if p.is_file()]
