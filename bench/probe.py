@@ -79,19 +79,24 @@ async def run(args: argparse.Namespace) -> int:
             )
             monitor = CameraMonitor(settings, tmp)
             figures = []
+            sim = psutil.Process(proc.pid)
             try:
                 for _ in range(args.cycles):
+                    sim0 = sum(sim.cpu_times()[:2])
                     cpu0, wall0 = me.cpu_times(), time.perf_counter()
                     cameras = await monitor.probe_cycle()
                     wall = time.perf_counter() - wall0
                     cpu1 = me.cpu_times()
                     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+                    sim_cpu = sum(sim.cpu_times()[:2]) - sim0
                     verdicts = collections.Counter(c.verdict for c in cameras)
                     healthy_max = max(
                         (r.duration_ms for r in monitor.last_results.values() if r.outcome == "ok"),
                         default=0.0,
                     )
-                    figures.append((wall, cpu, me.memory_info().rss, verdicts, healthy_max))
+                    figures.append(
+                        (wall, cpu, me.memory_info().rss, verdicts, healthy_max, sim_cpu)
+                    )
             finally:
                 await monitor.close()
     finally:
@@ -106,13 +111,13 @@ async def run(args: argparse.Namespace) -> int:
     if args.faults:
         print(f"faults: {args.faults}")
     print(f"agent RSS before the monitor: {rss_start / 2**20:.1f} MB")
-    for i, (wall, cpu, rss, verdicts, healthy_max) in enumerate(figures):
+    for i, (wall, cpu, rss, verdicts, healthy_max, sim_cpu) in enumerate(figures):
         label = "first " if i == 0 else "steady"
         summary = ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
         print(
             f"  cycle {i + 1} ({label}): wall {wall:6.2f} s  cpu {cpu:5.2f} s  "
             f"rss {rss / 2**20:6.1f} MB  slowest ok camera {healthy_max / 1000:5.2f} s  "
-            f"[{summary}]"
+            f"(simulator cpu {sim_cpu:4.2f} s)  [{summary}]"
         )
     first_wall = figures[0][0]
     steady = figures[1:] or figures

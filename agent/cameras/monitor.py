@@ -88,6 +88,12 @@ class CameraMonitor:
         self.last_results: dict[str, ProbeResult] = {}
         self._logged: dict[str, str] = {}
 
+    async def start(self) -> None:
+        """Optional: import onvif-zeep-async and parse its WSDLs now (about 0.7 s of CPU,
+        in a worker thread) rather than in the first cycle. Nothing without cameras."""
+        if self.settings.devices:
+            await self._prober.start()
+
     async def probe_cycle(self) -> list[Camera]:
         """Probe every camera once (at most ``concurrency`` at a time, each within
         ``timeout_s``). Never raises because of what a camera does."""
