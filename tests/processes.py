@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -70,7 +69,7 @@ class Collector:
 
     def start(self) -> Collector:
         self.log_path = self.data_dir.parent / f"collector-{self.port}.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
                 str(BIN / "vigil-collector"),
@@ -178,7 +177,7 @@ class Agent:
         return json.loads((self.state_dir / "identity.json").read_text())["server_id"]
 
     def start(self, log_level: str = "info") -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
                 str(BIN / "vigil-agent"),
