@@ -34,7 +34,6 @@ from collector.backups.catalog import Backup, Upload
 from collector.backups.entitlement import EntitlementCheck, backup_entitled
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.policy import BackupPolicy
-from collector.backups.retention import restorable
 from collector.errors import ApiError
 from protocol import backup_envelope as be
 
@@ -73,6 +72,10 @@ class _BaseMissing(Exception):
 
 
 class _Superseded(Exception):
+    pass
+
+
+class _BaseDiffers(Exception):
     pass
 
 
@@ -270,9 +273,11 @@ class BackupService:
             last = catalog.last_seq(conn, server_id)
             if header.seq <= last:
                 raise _Replay(last)
-            snaps = [b.snapshot() for b in catalog.list_backups(conn, server_id, ("verified",))]
-            if header.base_seq not in restorable(snaps):
+            base = catalog.backup_by_seq(conn, server_id, header.base_seq)
+            if base is None or base.kind != "full" or base.status != "verified":
                 raise _BaseMissing()
+            if header.content_digest and base.content_digest not in (None, header.content_digest):
+                raise _BaseDiffers()
             catalog.insert_backup(conn, row)
             catalog.accept_seq(conn, server_id, header.seq, now)
 
@@ -286,9 +291,17 @@ class BackupService:
             raise ApiError(
                 409,
                 "base_missing",
-                f"backup {header.base_seq} of this server is not stored and verified; "
-                "send a full backup",
+                f"backup {header.base_seq} of this server is not a stored, verified full "
+                "backup; send a full backup",
                 field="header.base_seq",
+            ) from None
+        except _BaseDiffers:
+            await self._delete_quietly(ekey)
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                f"content_digest differs from backup {header.base_seq}'s: not unchanged",
+                field="header.content_digest",
             ) from None
         return 201, {"backup_id": backup_id, "status": "unchanged", "seq": header.seq}
 

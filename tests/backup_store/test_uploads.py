@@ -313,13 +313,17 @@ def test_unchanged_record_counts_and_needs_a_stored_base(fleet: Fleet) -> None:
     assert status == 201 and body["status"] == "unchanged"
     rows = listed(fleet, a.server_id)
     assert [(r.seq, r.kind, r.base_seq) for r in rows] == [(3, "full", None), (4, "unchanged", 3)]
-    # chains: unchanged since an unchanged record resolves to the full one
-    assert (
-        run(svc.begin(a.server_id, a.public_key, a.envelope(kind="unchanged", seq=5, base_seq=4)))[
-            0
-        ]
-        == 201
+    # the base must be a full backup itself (what `vigil-backup restore` follows: one hop)
+    err = refused(
+        svc.begin(a.server_id, a.public_key, a.envelope(kind="unchanged", seq=5, base_seq=4))
     )
+    assert err.code == "base_missing"
+    # and an "unchanged" claim with another content digest than its base is refused
+    other = a.envelope(kind="unchanged", seq=6, base_seq=3)
+    doc = be.decode(other)
+    forged = be.sign(msgspec.structs.replace(doc.header, content_digest="cd" * 32), a.key)
+    err = refused(svc.begin(a.server_id, a.public_key, be.encode(forged)))
+    assert (err.status, err.field) == (400, "header.content_digest")
     st = run(svc.status(a.server_id))
     assert st["last_success"] is not None and st["next_due"] == pytest.approx(
         st["last_success"] + 86400
