@@ -45,6 +45,9 @@ def onvif_client() -> ModuleType:
                     if handler not in handlers:
                         root.removeHandler(handler)
                 root.setLevel(level)
+            # zeep logs a traceback for every value a camera gets wrong; the probe reports
+            # what matters once per camera, so a misbehaving camera cannot flood the log.
+            logging.getLogger("zeep").setLevel(logging.CRITICAL)
             _client_module = client
     return _client_module
 
@@ -127,7 +130,30 @@ class OnvifClients:
         return proxy
 
 
+_transport_class: type | None = None
+
+
 def make_transport(session: Any) -> Any:
-    """A zeep transport on ``session`` (the library's, retrying once when a kept-alive
-    connection was closed by the camera before the request went out)."""
-    return onvif_client().AsyncTransportProtocolErrorHandler(session=session, verify_ssl=False)
+    """A zeep transport on ``session``: the library's (which retries once when a kept-alive
+    connection was closed by the camera before the request went out), raising zeep's
+    ``TransportError`` on HTTP 401/403 instead of letting zeep read the login page as an
+    "unknown fault", so an HTTP authentication failure is reported as one."""
+    global _transport_class
+    if _transport_class is None:
+        import zeep.exceptions
+
+        base = onvif_client().AsyncTransportProtocolErrorHandler
+
+        class _Transport(base):  # type: ignore[misc, valid-type]
+            async def post_xml(self, address: str, envelope: Any, headers: dict) -> Any:
+                response = await super().post_xml(address, envelope, headers)
+                if response.status_code in (401, 403):
+                    raise zeep.exceptions.TransportError(
+                        f"HTTP {response.status_code}",
+                        status_code=response.status_code,
+                        content=response.content[:1024],
+                    )
+                return response
+
+        _transport_class = _Transport
+    return _transport_class(session=session, verify_ssl=False)

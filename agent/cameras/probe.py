@@ -100,6 +100,7 @@ class Inventory:
     """What a camera has (services, profiles, stream URI): it rarely changes, so it is read
     again only every few probes (``inventory_every``), not on every one."""
 
+    device_xaddr: str = ""
     serial: str = ""
     firmware: str = ""
     media_xaddr: str = ""
@@ -113,6 +114,7 @@ class Inventory:
     def usable(self, result: ProbeResult, every: int) -> bool:
         return (
             self.uses + 1 < every
+            and self.device_xaddr == result.target.device_xaddr
             and self.serial == result.serial
             and self.firmware == result.firmware
         )
@@ -334,6 +336,13 @@ class Prober:
             result.firmware = _clip(_attr(info, "FirmwareVersion"), 256)
             result.serial = _clip(_attr(info, "SerialNumber"), 256)
             result.hardware_id = _clip(_attr(info, "HardwareId"), 256)
+            if not (result.manufacturer or result.model or result.serial):
+                self._record(result, "failed", began, "no manufacturer, model or serial")
+                result.outcome = "error"
+                result.failure = (
+                    "get_device_information: the answer has no manufacturer, model or serial number"
+                )
+                raise _Stop
             self._record(
                 result,
                 "ok",
@@ -373,7 +382,11 @@ class Prober:
     async def _read_inventory(
         self, clients: onvif_lib.OnvifClients, device: Any, result: ProbeResult
     ) -> Inventory:
-        inventory = Inventory(serial=result.serial, firmware=result.firmware)
+        inventory = Inventory(
+            device_xaddr=result.target.device_xaddr,
+            serial=result.serial,
+            firmware=result.firmware,
+        )
         # 4. Where its services are.
         media_xaddr = await self._media_xaddr(device, result)
         if media_xaddr is None:
