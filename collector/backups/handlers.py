@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector import agent_settings
+from collector import agent_settings, openapi
 from collector.appkeys import CONFIG, DB
 from collector.auth import agent_of, body_of, owned_server
 from collector.backups import catalog, maintenance
@@ -350,6 +350,75 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+def _op(summary: str, auth: str, params: tuple[str, ...] = (), body: str = "") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"agentSession": []}] if auth == "agent" else [{"partnerKey": []}],
+        "responses": {
+            "200": {"description": "OK"},
+            "4XX": {
+                "description": "Refused",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            },
+        },
+    }
+    if params:
+        op["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in params
+        ]
+    if body:
+        op["requestBody"] = {"required": True, "content": {body: {"schema": {}}}}
+    return op
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The backup endpoints for ``GET /api/v1/openapi.json`` (see docs/backup-storage.md)."""
+    up, sid, bid = ("upload_id",), ("server_id",), ("server_id", "backup_id")
+    put = _op("Send bytes at ?offset=N (<= chunk_size)", "agent", up, "application/octet-stream")
+    put["parameters"].append(
+        {"name": "offset", "in": "query", "required": True, "schema": {"type": "integer"}}
+    )
+    return {
+        "/api/v1/agent/backups": {
+            "post": _op(
+                "Open (201) or resume (200) an upload; record an unchanged backup",
+                "agent",
+                body="application/json",
+            )
+        },
+        "/api/v1/agent/backups/uploads/{upload_id}": {
+            "put": put,
+            "get": _op("Offset received so far and expected size", "agent", up),
+        },
+        "/api/v1/agent/backups/uploads/{upload_id}/complete": {
+            "post": _op("Check size and SHA-256, store, record verified (201)", "agent", up)
+        },
+        "/api/v1/agent/backup-runs": {
+            "post": _op(
+                "A backup run's outcome (ok, unchanged, failed + reason)",
+                "agent",
+                body="application/json",
+            )
+        },
+        "/api/v1/servers/{server_id}/backups": {"get": _op("Stored backups", "partner", sid)},
+        "/api/v1/servers/{server_id}/backups/{backup_id}/envelope": {
+            "get": _op("The signed envelope (backup_id or latest)", "partner", bid)
+        },
+        "/api/v1/servers/{server_id}/backups/{backup_id}/object": {
+            "get": _op("The age file, streamed; Range supported", "partner", bid)
+        },
+        "/api/v1/servers/{server_id}/backup-status": {
+            "get": _op("Last success, last failure with reason, next due", "partner", sid)
+        },
+        "/api/v1/servers/{server_id}/public-key": {
+            "get": _op("The agent's enrolled Ed25519 public key", "partner", sid)
+        },
+    }
+
+
 def setup_routes(app: web.Application) -> None:
     """Add the backup endpoints, the store's lifecycle and the settings provider."""
     r = app.router
@@ -366,3 +435,5 @@ def setup_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     if agent_settings.PROVIDERS in app:
         app[agent_settings.PROVIDERS].append(settings_provider)
+    if openapi.EXTRA_PATHS in app:  # openapi.setup_routes ran first
+        app[openapi.EXTRA_PATHS].update(openapi_paths())

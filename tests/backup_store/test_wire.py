@@ -477,3 +477,16 @@ def test_cli_prune_and_check(env: Env, capsys: pytest.CaptureFixture[str]) -> No
     assert env.cli("backup", "prune", "--json") == 0
     capsys.readouterr()
     assert [b["id"] for b in listed(env, agent)] == [ids[3]]
+
+
+def test_openapi_lists_backup_endpoints(env: Env) -> None:
+    async def get() -> dict:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(env.collector.url + "/api/v1/openapi.json") as r,
+        ):
+            return await r.json()
+
+    paths = asyncio.run(get())["paths"]
+    assert "put" in paths["/api/v1/agent/backups/uploads/{upload_id}"]
+    assert "get" in paths["/api/v1/servers/{server_id}/backups/{backup_id}/object"]
