@@ -115,6 +115,7 @@ _TOP_KEYS = {
 }
 _DEVICE_KEYS = {"address", "port", "credentials", "name", "site", "id"}
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
 
 
@@ -217,7 +218,7 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
                 raise CameraConfigError(
                     f"{where}.{k}", "a string of at most 256 characters", source, v
                 )
-        key = raw.get("id") or f"{address}:{port}"
+        key = raw.get("id") or _KEY_UNSAFE.sub("_", f"{address}:{port}")
         if not isinstance(key, str) or not _KEY_RE.match(key):
             raise CameraConfigError(
                 f"{where}.id",

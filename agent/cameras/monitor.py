@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from agent.cameras.verdict import judge, replacement_reason
 from protocol.messages import Camera
 
 log = logging.getLogger(__name__)
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
+"""Characters a camera key may not hold (protocol.messages.Id)."""
 
 
 def target_for(device: CameraDevice) -> Target:
@@ -176,7 +179,7 @@ class CameraMonitor:
                 continue
             out.append(
                 Camera(
-                    key=_t(f"{device.address}:{device.port}", 128),
+                    key=_t(_KEY_UNSAFE.sub("_", f"{device.address}:{device.port}"), 128),
                     address=_t(device.address, 256),
                     port=device.port,
                     verdict="discovered",

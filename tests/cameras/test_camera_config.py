@@ -71,6 +71,13 @@ def test_a_full_table(tmp_path):
     assert "p w" not in repr(yard)  # passwords stay out of logs
 
 
+def test_default_key_is_made_valid(tmp_path):
+    write_credentials(tmp_path)
+    table = {"credentials_file": "camera-credentials.toml", "device": [{"address": "fe80::1%eth0"}]}
+    settings = parse_camera_config(table, str(tmp_path / "agent.toml"))
+    assert settings.devices[0].key == "fe80::1_eth0:80"
+
+
 def test_defaults(tmp_path):
     settings = parse_camera_config({}, str(tmp_path / "agent.toml"))
     assert (settings.concurrency, settings.timeout_s, settings.clock_threshold_s) == (32, 10, 5)

@@ -8,6 +8,7 @@ import os
 
 from agent.cameras import CameraMonitor
 from cameras.support import TIMEOUT_S, by_key, settings_for
+from protocol import messages
 from sim.fleet import SimulatedFleet
 
 FAULTS = {
@@ -104,6 +105,13 @@ def test_every_fault_mode_gets_its_verdict(tmp_path):
     assert garbage.verdict == "error"
     assert "malformed XML" in garbage.reasons[0]
     assert garbage.error
+
+
+def test_every_camera_message_passes_the_collectors_validation(tmp_path):
+    _fleet, cams = _run_cycle(tmp_path, snapshot=True)
+    for cam in cams.values():
+        again = messages.decode(messages.encode(cam), messages.Camera)
+        assert again == cam
 
 
 def test_the_probe_never_writes_to_a_camera(tmp_path):
