@@ -344,19 +344,29 @@ class BackupService:
             if not data:
                 return offset
             path = self._part(upload_id)
+            new_offset = offset + len(data)
+            # SHA-256 of the chunk runs beside its write + fsync (both release the GIL).
+            # The in-memory state is only trusted when it is exactly at ``offset``; on
+            # any failure it is dropped and recomputed from the staged file on complete.
+            state = self._hash.pop(upload_id, None)
+            if state is None and offset == 0:
+                state = _HashState(0, hashlib.sha256())
+            if state is not None and state.offset != offset:
+                state = None
+            jobs = [asyncio.to_thread(staging.write_chunk, path, offset, data)]
+            if state is not None:
+                jobs.append(asyncio.to_thread(state.hasher.update, data))
             try:
-                await asyncio.to_thread(staging.write_chunk, path, offset, data)
+                await asyncio.gather(*jobs)
             except (OSError, ValueError) as exc:
                 log.error("cannot stage upload %s: %s", upload_id, exc)
                 raise ApiError(
                     503, "storage_unavailable", "the collector cannot store the chunk now"
                 ) from None
-            new_offset = offset + len(data)
             moved = await self.db.write(
                 lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
             )
             if not moved:
-                self._hash.pop(upload_id, None)
                 current = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
                 now_at = current.received if current is not None else 0
                 raise ApiError(
@@ -366,14 +376,9 @@ class BackupService:
                     field="offset",
                     extra={"offset": now_at},
                 )
-            state = self._hash.get(upload_id)
-            if state is None and offset == 0:
-                state = self._hash[upload_id] = _HashState(0, hashlib.sha256())
-            if state is not None and state.offset == offset:
-                await asyncio.to_thread(state.hasher.update, data)
+            if state is not None:
                 state.offset = new_offset
-            elif state is not None:
-                del self._hash[upload_id]  # recomputed from the staged file on complete
+                self._hash[upload_id] = state
             return new_offset
 
     async def complete(self, server_id: str, upload_id: str) -> tuple[int, dict]:
