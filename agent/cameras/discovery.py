@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 MULTICAST = ("239.255.255.250", 3702)
+MAX_FOUND = 1024
+"""At most this many answering devices are kept per round (a report holds 1024 cameras)."""
 _WSD_NS = "http://schemas.xmlsoap.org/ws/2005/04/discovery"
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class _Collector(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         for device in parse_matches(data[:65536]):
+            if len(self.found) >= MAX_FOUND:
+                return
             self.found.setdefault((device.address, device.port), device)
 
     def error_received(self, exc: Exception) -> None:

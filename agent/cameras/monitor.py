@@ -19,6 +19,7 @@ from agent.cameras.damping import DampingStore
 from agent.cameras.discovery import discover
 from agent.cameras.probe import Prober, ProbeResult, Target
 from agent.cameras.verdict import judge, replacement_reason
+from protocol import limits
 from protocol.messages import Camera
 
 log = logging.getLogger(__name__)
@@ -173,10 +174,14 @@ class CameraMonitor:
             log.warning("WS-Discovery failed: %s", exc)
             return []
         configured = {(t.address, t.port) for t in targets}
-        out = []
+        room = max(0, limits.MAX_CAMERAS - len(targets))
+        out: list[Camera] = []
         for device in sorted(found, key=lambda d: (d.address, d.port)):
             if (device.address, device.port) in configured:
                 continue
+            if len(out) >= room:
+                log.warning("more cameras discovered than a report can hold; %d shown", room)
+                break
             out.append(
                 Camera(
                     key=_t(_KEY_UNSAFE.sub("_", f"{device.address}:{device.port}"), 128),

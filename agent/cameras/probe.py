@@ -17,6 +17,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -452,7 +453,11 @@ class Prober:
         self._begin(result, "rtsp_describe")
         began = time.monotonic()
         try:
-            described = await rtsp.describe(result.stream_uri, target.username, target.password)
+            if _same_host(result.stream_uri, target.address):
+                described = await rtsp.describe(result.stream_uri, target.username, target.password)
+            else:
+                # Credentials go to the camera only, never to a host its answer names.
+                described = await rtsp.describe(result.stream_uri, "", "", send_auth=False)
         except TimeoutError:
             raise
         except Exception as exc:
@@ -502,10 +507,12 @@ class Prober:
             answer = await media.GetSnapshotUri(ProfileToken=token)
             uri = _attr(answer, "Uri")
             assert self._session is not None
-            async with self._session.get(
-                uri,
-                middlewares=(aiohttp.DigestAuthMiddleware(target.username, target.password),),
-            ) as response:
+            middlewares = (
+                (aiohttp.DigestAuthMiddleware(target.username, target.password),)
+                if _same_host(uri, target.address)
+                else ()
+            )
+            async with self._session.get(uri, middlewares=middlewares) as response:
                 body = await response.content.read(MAX_SNAPSHOT)
                 status = response.status
                 ctype = response.headers.get("Content-Type", "")
@@ -618,6 +625,15 @@ def _profile(p: Any) -> CameraProfile:
         height=int(_num(_attr(res, "Height"))) if res else 0,
         fps=_num(_attr(rate, "FrameRateLimit")) if rate else 0.0,
     )
+
+
+def _same_host(url: str, address: str) -> bool:
+    """Whether ``url`` points at the camera's own configured address."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return host.lower() == address.strip("[]").lower()
 
 
 def _redact(uri: str) -> str:

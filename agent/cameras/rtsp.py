@@ -119,15 +119,18 @@ async def _exchange(
     return int(parts[1]), parts[2] if len(parts) > 2 else "", headers, body
 
 
-async def describe(url: str, username: str, password: str) -> DescribeResult:
-    """DESCRIBE ``url`` (credentials in the URL win over the given ones). Bound the call
-    with ``asyncio.timeout``: this function has no timeout of its own."""
+async def describe(
+    url: str, username: str, password: str, *, send_auth: bool = True
+) -> DescribeResult:
+    """DESCRIBE ``url`` (credentials in the URL win over the given ones; none are sent
+    with ``send_auth=False``). Bound the call with ``asyncio.timeout``: this function has
+    no timeout of its own."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
         raise RtspError(f"not an rtsp:// URL: {url[:200]!r}")
     if parts.scheme.lower() == "rtsps":
         raise RtspError("rtsps:// (RTSP over TLS) is not probed")
-    if parts.username:
+    if parts.username and send_auth:
         username, password = unquote(parts.username), unquote(parts.password or "")
     host, port = parts.hostname, parts.port or 554
     netloc = f"[{host}]" if ":" in host else host
@@ -144,7 +147,7 @@ async def describe(url: str, username: str, password: str) -> DescribeResult:
                 f"User-Agent: vigil-agent\r\n{auth_header}\r\n"
             ).encode()
             status, reason, headers, body = await _exchange(reader, writer, request)
-            if status == 401 and not auth_header and "www-authenticate" in headers:
+            if send_auth and status == 401 and not auth_header and "www-authenticate" in headers:
                 answer = authorization(
                     headers["www-authenticate"], "DESCRIBE", clean, username, password
                 )
