@@ -85,10 +85,13 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
     )
     if limits.chunk_size < 64 * 1024 or limits.chunk_size > 8 * 1024 * 1024:
         raise ConfigError("[backup]", "chunk_size", "between 64KiB and 8MiB")
+    interval = dur("maintenance_interval", 3600.0)
+    if interval < 10:
+        raise ConfigError("[backup]", "maintenance_interval", "a duration of at least 10s")
     return BackupConfig(
         storage=storage,
         limits=limits,
-        maintenance_interval_s=dur("maintenance_interval", 3600.0),
+        maintenance_interval_s=interval,
         integrity_every_s=dur("integrity_every", 7 * 86400.0),
         runs_keep_s=dur("runs_keep", 400 * 86400.0),
     )

@@ -229,3 +229,35 @@ def test_periodic_round_expires_prunes_and_checks(
     assert fleet.db.read_sync(catalog.upload_ids) == set()  # the idle upload expired
     assert opened["upload_id"] not in {k.split("/")[-1].split(".")[0] for k in _keys(store)}
     run(store.close())
+
+
+def test_backup_config_table() -> None:
+    import pytest
+
+    from collector.backups.handlers import backup_config
+    from collector.config import ConfigError
+
+    cfg = backup_config({})
+    assert cfg.limits.max_size == 4 * 2**30 and cfg.limits.chunk_size == 8 * 2**20
+    assert cfg.limits.upload_ttl_s == 48 * 3600 and cfg.storage == {}
+    cfg = backup_config(
+        {
+            "backup": {
+                "max_size": "1GiB",
+                "upload_ttl": "2d",
+                "integrity_every": "0",
+                "storage": {"kind": "s3", "bucket": "b"},
+            }
+        }
+    )
+    assert cfg.limits.max_size == 2**30 and cfg.limits.upload_ttl_s == 2 * DAY
+    assert cfg.integrity_every_s == 0 and cfg.storage["bucket"] == "b"
+    for bad in (
+        {"chunk_size": "16MiB"},
+        {"upload_ttl": "soon"},
+        {"maintenance_interval": "0"},
+        {"max_size": "lots"},
+        {"storage": "s3"},
+    ):
+        with pytest.raises(ConfigError):
+            backup_config({"backup": bad})

@@ -1,0 +1,86 @@
+"""Policy parsing and inheritance (server override > partner default > built-in)."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.backups import catalog
+from collector.backups.policy import (
+    DEFAULTS,
+    BackupPolicy,
+    check_window,
+    effective,
+    format_duration,
+    parse_duration,
+)
+from collector.backups.settings import agent_backup_settings
+
+from .conftest import Fleet
+from .test_uploads import run
+
+
+def test_durations() -> None:
+    assert parse_duration("24h") == 86400
+    assert parse_duration("1d12h") == 129600
+    assert parse_duration("90m") == 5400
+    assert parse_duration("0") == 0
+    assert parse_duration(" 2w ") == 14 * 86400
+    for bad in ("", "soon", "1x", "h1", "-1h", "1.5h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert format_duration(129600) == "1d12h" and format_duration(0) == "0"
+
+
+def test_windows() -> None:
+    assert check_window("01:00-05:00") == "01:00-05:00"
+    assert check_window("22:00-04:00") == "22:00-04:00"  # across midnight
+    assert check_window("") == ""
+    for bad in ("1:00-5:00", "25:00-01:00", "01:00-01:00", "01:00", "01:60-02:00"):
+        with pytest.raises(ValueError):
+            check_window(bad)
+
+
+def test_inheritance_field_by_field() -> None:
+    partner = BackupPolicy(interval_s=43200, keep_daily=30)
+    server = BackupPolicy(window="01:00-03:00", keep_daily=3)
+    p = effective(partner, server)
+    assert (p.interval_s, p.window, p.keep_daily, p.keep_last) == (
+        43200,
+        "01:00-03:00",
+        3,
+        DEFAULTS.keep_last,
+    )
+    assert effective(None, None) == DEFAULTS
+    assert effective(None, BackupPolicy(interval_s=0)).interval_s == 0
+
+
+def test_agent_settings_from_policy_and_recipients(fleet: Fleet) -> None:
+    a, c = fleet.agents["srv-a"], fleet.agents["srv-c"]
+    r1 = "age1qkuv8nrypqd5wxylfdfn60hnm2v0wdfvwklj83mf95xz5h75qcnqe5e8dq"
+    fleet.db.write_sync(lambda x: catalog.add_recipient(x, a.partner_id, r1, "recovery", "", 1))
+    fleet.db.write_sync(
+        lambda x: catalog.set_policy(
+            x, "partner", str(a.partner_id), BackupPolicy(interval_s=3600, window="02:00-04:00"), 1
+        )
+    )
+    got = run(agent_backup_settings(fleet.db, a.server_id))
+    assert got == {
+        "backup_interval_s": 3600,
+        "backup_window": "02:00-04:00",
+        "backup_recipients": [r1],
+        "backup_entitled": True,
+    }
+    other = run(agent_backup_settings(fleet.db, c.server_id))  # another partner: defaults
+    assert other["backup_recipients"] == [] and other["backup_interval_s"] == 86400
+    fleet.db.write_sync(
+        lambda x: catalog.set_policy(x, "server", a.server_id, BackupPolicy(interval_s=0), 1)
+    )
+    got = run(agent_backup_settings(fleet.db, a.server_id))
+    assert got["backup_interval_s"] == 0 and got["backup_entitled"] is False
+    # setting one field keeps the others of the same row
+    fleet.db.write_sync(
+        lambda x: catalog.set_policy(x, "server", a.server_id, BackupPolicy(keep_last=9), 1)
+    )
+    row = fleet.db.read_sync(lambda x: catalog.get_policy(x, "server", a.server_id))
+    assert row == BackupPolicy(interval_s=0, keep_last=9)
+    assert run(agent_backup_settings(fleet.db, "nope"))["backup_entitled"] is False
