@@ -135,10 +135,14 @@ def main() -> int:
         f"= {len(servers) / best:,.0f} servers/s; {len(findings):,} findings"
     )
     print("findings by kind: " + ", ".join(f"{k} {v:,}" for k, v in counts.most_common()))
-    scaled = best * 100_000 / len(servers)
+    worst = max(times)
+    scaled = worst * 100_000 / len(servers)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine load average (1 min) {load:.2f} on {os.cpu_count()} cores")
     print(
-        f"budget {BUDGET_S:.1f} s for 100,000 servers; measured {scaled:.2f} s "
-        f"(ratio {scaled / BUDGET_S:.2f} of budget) -> {'OK' if scaled <= BUDGET_S else 'OVER'}"
+        f"budget {BUDGET_S:.1f} s for 100,000 servers; worst run {scaled:.2f} s "
+        f"(ratio {scaled / BUDGET_S:.2f} of budget), best {best * 100_000 / len(servers):.2f} s"
+        f" -> {'OK' if scaled <= BUDGET_S else 'OVER'}"
     )
     return 0 if scaled <= BUDGET_S else 1
 

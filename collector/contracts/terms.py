@@ -35,12 +35,17 @@ class Coverage(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day number ``months`` later; a missing day rolls to the 1st of the next
     month (so a period from 31 Jan or 29 Feb covers its whole last month)."""
     y, m = divmod(day.month - 1 + months, 12)
     year, month = day.year + y, m + 1
-    last = _calendar.monthrange(year, month)[1]
+    last = _DAYS_IN_MONTH[month]
+    if month == 2 and _calendar.isleap(year):
+        last = 29
     if day.day <= last:
         return dt.date(year, month, day.day)
     return dt.date(year, month, last) + dt.timedelta(days=1)
