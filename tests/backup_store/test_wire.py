@@ -21,11 +21,13 @@ from pyrage import x25519
 
 from agent.client import CollectorClient
 from collector.backups.cli import register
+from collector.backups.objectstore import open_object_store
 from protocol import backup_envelope as be
 from protocol import request_auth as ra
 from protocol.messages import AgentSettings
 from protocol.version import HEADER, PROTOCOL_VERSION
 
+from .conftest import new_bucket, s3_config
 from .wire import CollectorProcess, Partner, WireAgent, add_partner, enroll_agent
 
 CHUNK = 64 * 1024
@@ -39,6 +41,7 @@ class Env:
     config: Path
     acme: Partner
     other: Partner
+    storage: dict
 
     def cli(self, *argv: str) -> int:
         parser = argparse.ArgumentParser()
@@ -47,21 +50,40 @@ class Env:
         return int(args.func(args))
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def _env(tmp_path: Path, storage: dict | None = None) -> Iterator[Env]:
     data = tmp_path / "data"
     data.mkdir()
     config = tmp_path / "collector.toml"
-    config.write_text('[backup]\nchunk_size = "64KiB"\nmax_size = "64MiB"\n')
+    text = '[backup]\nchunk_size = "64KiB"\nmax_size = "64MiB"\n'
+    if storage:
+        text += "[backup.storage]\n" + "".join(
+            f"{k} = {json.dumps(v)}\n" for k, v in storage.items()
+        )
+    config.write_text(text)
     acme = add_partner(data, "acme")
     other = add_partner(data, "other")
     proc = CollectorProcess(config, data).start()
     try:
-        yield Env(proc, data, config, acme, other)
+        yield Env(proc, data, config, acme, other, storage or {"kind": "local"})
     finally:
         proc.stop()
     log = proc.log.read_text(errors="replace")
     assert "unhandled error" not in log, log[-4000:]  # the error middleware's 500 path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from _env(tmp_path)
+
+
+@pytest.fixture(params=["local", "s3"])
+def env_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """The collector with each kind of store (S3: moto on 127.0.0.1)."""
+    storage = None
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_endpoint")
+        storage = s3_config(endpoint, new_bucket(endpoint))
+    yield from _env(tmp_path, storage)
 
 
 def header(agent: WireAgent, data: bytes, seq: int, **kw: object) -> be.BackupHeader:
@@ -126,7 +148,8 @@ def listed(env: Env, agent: WireAgent, key: str | None = None) -> list[dict]:
     return json.loads(body)["backups"]
 
 
-def test_upload_resumes_after_collector_sigkill(env: Env) -> None:
+def test_upload_resumes_after_collector_sigkill(env_any: Env) -> None:
+    env = env_any
     agent = enroll_agent(env.collector.url, env.acme, "rec-01")
     data = os.urandom(20 * CHUNK + 17)
     env_bytes = envelope(agent, data, 1)
@@ -158,8 +181,9 @@ def test_upload_resumes_after_collector_sigkill(env: Env) -> None:
         return opened["upload_id"]
 
     upload_id = asyncio.run(first_part())
-    stored = [p for p in (env.data / "backups").rglob("*") if p.is_file()]
-    assert [p for p in stored if not p.name.startswith(".")] == []  # nothing visible
+    store = open_object_store(env.storage, env.data)
+    assert asyncio.run(store.list()) == []  # nothing visible in the store
+    asyncio.run(store.close())
     env.collector.start()
     assert listed(env, agent) == []  # a partial upload is never listed
 
