@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 
+import pytest
+
 from agent.cameras import CameraMonitor
 from cameras.support import TIMEOUT_S, by_key, settings_for
 from protocol import messages
@@ -26,10 +28,10 @@ FAULTS = {
 HEALTHY = 10
 
 
-def _run_cycle(tmp_path, **overrides):
+def _run_cycle(folder, **overrides):
     async def go():
         async with SimulatedFleet(HEALTHY + 1, faults=FAULTS) as fleet:
-            monitor = CameraMonitor(settings_for(fleet.cameras, tmp_path, **overrides), tmp_path)
+            monitor = CameraMonitor(settings_for(fleet.cameras, folder, **overrides), folder)
             try:
                 cameras = await monitor.probe_cycle()
             finally:
@@ -39,8 +41,26 @@ def _run_cycle(tmp_path, **overrides):
     return asyncio.run(go())
 
 
-def test_every_fault_mode_gets_its_verdict(tmp_path):
-    fleet, cams = _run_cycle(tmp_path, snapshot=True)
+PROXY = "http://proxy.invalid:3128"
+
+
+@pytest.fixture(scope="module")
+def fault_cycle(tmp_path_factory):
+    """One cycle over every fault mode (snapshots on), with proxy variables set and the
+    root logger's state noted before and after."""
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("http_proxy", PROXY)
+        mp.setenv("https_proxy", PROXY)
+        fleet, cams = _run_cycle(tmp_path_factory.mktemp("cycle"), snapshot=True)
+        env = (os.environ.get("http_proxy"), os.environ.get("https_proxy"))
+    after = (list(root.handlers), root.level)
+    return fleet, cams, env, before, after
+
+
+def test_every_fault_mode_gets_its_verdict(fault_cycle):
+    fleet, cams, *_ = fault_cycle
     assert len(cams) == HEALTHY + 1
 
     healthy = cams[f"cam{HEALTHY}"]
@@ -107,15 +127,15 @@ def test_every_fault_mode_gets_its_verdict(tmp_path):
     assert garbage.error
 
 
-def test_every_camera_message_passes_the_collectors_validation(tmp_path):
-    _fleet, cams = _run_cycle(tmp_path, snapshot=True)
+def test_every_camera_message_passes_the_collectors_validation(fault_cycle):
+    _fleet, cams, *_ = fault_cycle
     for cam in cams.values():
         again = messages.decode(messages.encode(cam), messages.Camera)
         assert again == cam
 
 
-def test_the_probe_never_writes_to_a_camera(tmp_path):
-    fleet, _cams = _run_cycle(tmp_path, snapshot=True)
+def test_the_probe_never_writes_to_a_camera(fault_cycle):
+    fleet, *_ = fault_cycle
     sent = set()
     for camera in fleet.cameras:
         sent |= set(camera.requests)
@@ -124,16 +144,11 @@ def test_the_probe_never_writes_to_a_camera(tmp_path):
     assert all(op.startswith("Get") or op in allowed for op in sent), sent
 
 
-def test_proxy_variables_and_root_logging_survive_a_cycle(tmp_path, monkeypatch):
-    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
-    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    _fleet, cams = _run_cycle(tmp_path)
+def test_proxy_variables_and_root_logging_survive_a_cycle(fault_cycle):
+    _fleet, cams, env, before, after = fault_cycle
     assert cams[f"cam{HEALTHY}"].verdict == "ok"  # camera traffic ignores the proxy
-    assert os.environ["http_proxy"] == "http://proxy.invalid:3128"
-    assert os.environ["https_proxy"] == "http://proxy.invalid:3128"
-    assert root.handlers == handlers and root.level == level
+    assert env == (PROXY, PROXY)
+    assert after == before
 
 
 def test_one_silent_camera_of_twenty_delays_no_other(tmp_path):
