@@ -23,6 +23,7 @@ FAULT_MODES: dict[str, str] = {
     "no_media": "has no media service (GetServices omits it; media calls fault)",
     "stream_down": "its RTSP server answers DESCRIBE with 503",
     "garbage": "answers every SOAP request with malformed XML",
+    "legacy": "an old ONVIF 1.0 device: no GetServices (ActionNotSupported), only GetCapabilities",
 }
 
 DEFAULT_SLOW_S = 2.0
@@ -45,6 +46,7 @@ class Faults:
     no_media: bool = False
     stream_down: bool = False
     garbage: bool = False
+    legacy: bool = False
 
     def names(self) -> list[str]:
         """The faults switched on, as ``--faults`` modes (``slow=2.0``, ``clock=3600``)."""

@@ -331,7 +331,7 @@ class SimulatedFleet:
             return 200, soap.system_date_and_time(camera.now())
         if operation == "GetDeviceInformation":
             return 200, soap.device_information(camera.identity, camera.serial)
-        if operation == "GetServices":
+        if operation == "GetServices" and not camera.faults.legacy:
             return 200, soap.services(camera.base_url, media)
         if operation == "GetCapabilities":
             return 200, soap.capabilities(camera.base_url, media)

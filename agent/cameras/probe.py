@@ -302,7 +302,14 @@ class Prober:
                 try:
                     answer = await device.GetSystemDateAndTime()
                 except Exception as exc2:
-                    self._fail(result, began, exc2)
+                    try:
+                        self._fail(result, began, exc2)
+                    finally:
+                        if result.outcome == "auth_failed":
+                            result.failure += (
+                                " (the camera wants credentials even for its clock, so no "
+                                "clock offset could be applied: check its time too)"
+                            )
             else:
                 self._fail(result, began, exc)
         result.answered = True

@@ -24,8 +24,9 @@ FAULTS = {
     7: "stream_down",
     8: "garbage",
     9: "clock=-7200",
+    10: "legacy",
 }
-HEALTHY = 10
+HEALTHY = 11
 
 
 def _run_cycle(folder, **overrides):
@@ -120,6 +121,10 @@ def test_every_fault_mode_gets_its_verdict(fault_cycle):
     assert stream.verdict == "degraded"
     assert stream.stream_ok is False
     assert any("stream not answering" in r and "503" in r for r in stream.reasons)
+
+    legacy = cams["cam10"]
+    assert legacy.verdict == "ok", legacy.reasons
+    assert len(legacy.profiles) == 2 and legacy.stream_ok is True
 
     garbage = cams["cam8"]
     assert garbage.verdict == "error"
