@@ -108,7 +108,10 @@ class CameraMonitor:
         settings = self.settings
         if settings.devices:
             # Only a server with cameras pays for onvif-zeep-async (about 15 MB).
-            await self._prober.start()
+            try:
+                await self._prober.start()
+            except Exception as exc:  # each probe retries and reports it as its error
+                log.error("cannot load the ONVIF library: %s", exc)
         gate = asyncio.Semaphore(settings.concurrency)
         targets = [target_for(d) for d in settings.devices]
 
