@@ -108,6 +108,19 @@ def _get(row: Mapping[str, Any], key: str) -> Any:
     return v
 
 
+def _text(row: Mapping[str, Any], key: str, limit: int = 256) -> str | None:
+    """A plain text field (numbers accepted as text), or None when empty."""
+    v = _get(row, key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise _RowInvalid(key, "must be text")
+    v = str(v)
+    if len(v) > limit:
+        raise _RowInvalid(key, f"longer than {limit} characters")
+    return v
+
+
 def _date(row: Mapping[str, Any], key: str) -> dt.date | None:
     v = _get(row, key)
     if v is None:
@@ -151,7 +164,11 @@ def _list(v: Any, seps: str) -> list[str]:
     if v is None:
         return []
     if isinstance(v, list | tuple):
+        if not all(isinstance(x, str | int) and not isinstance(x, bool) for x in v):
+            raise ValueError("list entries must be text")
         return [str(x).strip() for x in v if str(x).strip()]
+    if not isinstance(v, str | int) or isinstance(v, bool):
+        raise ValueError("must be text or a list")
     return [p for p in re.split(f"[{re.escape(seps)}\\s]+", str(v)) if p]
 
 
@@ -159,15 +176,24 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
     """One contract from a CSV row or TOML table (keys as in the CSV header)."""
     required = {}
     for key in ("contract_id", "customer", "partner", "plan"):
-        v = _get(row, key)
+        v = _text(row, key)
         if v is None:
             raise _RowInvalid(key, "missing")
-        required[key] = str(v)
+        required[key] = v
     try:
         plan = get_plan(required["plan"])
     except KeyError as exc:
         raise _RowInvalid("plan", str(exc.args[0])) from None
-    licences = _list(_get(row, "licence_ids"), list_seps)
+    try:
+        licences = _list(_get(row, "licence_ids"), list_seps)
+    except ValueError as exc:
+        raise _RowInvalid("licence_ids", str(exc)) from None
+    try:
+        renewal_parts = _list(_get(row, "renewals"), list_seps)
+    except ValueError as exc:
+        raise _RowInvalid("renewals", str(exc)) from None
+    if any(len(x) > 128 for x in licences):
+        raise _RowInvalid("licence_ids", "a licence id is longer than 128 characters")
     if not licences:
         raise _RowInvalid("licence_ids", "at least one licence id is needed")
     start = _date(row, "start")
@@ -186,7 +212,7 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
             f"not {term_months}",
         )
     renewals = []
-    for part in _list(_get(row, "renewals"), list_seps):
+    for part in renewal_parts:
         try:
             months = int(part)
         except ValueError:
@@ -227,14 +253,15 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
 
 def _calendar(row: Mapping[str, Any], default: CalendarSpec) -> CalendarSpec | None:
     keys = ("country", "subdiv", "timezone", "hours")
-    if all(_get(row, k) is None for k in keys):
+    values = {k: _text(row, k) for k in keys}
+    if all(v is None for v in values.values()):
         return None
     try:
         spec = default.with_overrides(
-            timezone=_get(row, "timezone"),
-            country=_get(row, "country"),
-            subdiv=_get(row, "subdiv"),
-            hours=_get(row, "hours"),
+            timezone=values["timezone"],
+            country=values["country"],
+            subdiv=values["subdiv"],
+            hours=values["hours"],
         )
         business_calendar(spec)
     except CalendarError as exc:
@@ -330,6 +357,8 @@ def parse_contracts(text: str, fmt: str = "csv") -> list[Contract]:
             continue
         seen[c.id] = line
         out.append(c)
+    if not out and not errors:
+        errors.append(RowError(1, "the file holds no contracts"))
     if errors:
         raise ImportFailed(errors)
     return out

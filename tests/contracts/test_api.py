@@ -386,3 +386,83 @@ def test_incidents_and_refusals_over_the_api(tmp_path: Path) -> None:
         assert status == 400
 
     run_api(tmp_path, scenario)
+
+
+def test_odd_input_never_gives_a_500(tmp_path: Path) -> None:
+    odd_values: list[Any] = [
+        None,
+        5,
+        -1,
+        1.5,
+        True,
+        "",
+        "x" * 300,
+        [],
+        [1, 2],
+        {"a": 1},
+        "2026-02-30",
+        "24:00-09:00",
+        "Mars/Base",
+        "ZZ",
+        "12|x",
+    ]
+    keys = [
+        "customer",
+        "plan",
+        "licence_ids",
+        "start",
+        "installed_on",
+        "term_months",
+        "auto_renew",
+        "notice_days",
+        "renewals",
+        "cancelled_on",
+        "country",
+        "subdiv",
+        "timezone",
+        "hours",
+        "list_prices",
+        "grace_days",
+    ]
+
+    async def scenario(call: Call, ids: dict[str, Any]) -> None:
+        import random
+
+        rnd = random.Random(3)
+        valid = {"customer": "C", "plan": "sma", "licence_ids": ["L"], "start": "2026-01-01"}
+        for i in range(120):
+            body = dict(valid)
+            for k in rnd.sample(keys, rnd.randint(1, 3)):
+                body[k] = rnd.choice(odd_values)
+            status, resp = await call("PUT", f"/api/v1/contracts/F-{i}", body)
+            assert status in (200, 400), (body, status, resp)
+        for path, body in [
+            ("/api/v1/incidents", {"contract_id": 5, "priority": None}),
+            ("/api/v1/incidents", {"contract_id": "F-0", "priority": "high", "opened_at": 7}),
+            ("/api/v1/incidents", {"contract_id": "nope", "priority": "high"}),
+            ("/api/v1/incidents/nope/acknowledge", {"at": "yesterday"}),
+            ("/api/v1/incidents/nope/acknowledge", None),
+        ]:
+            status, resp = await call("POST", path, body)
+            assert 400 <= status < 500, (path, body, status, resp)
+        for path in [
+            "/api/v1/contract-findings?at=soon",
+            "/api/v1/sla/due?plan=sma",
+            "/api/v1/sla/due?plan=sma&priority=high&opened=x",
+            "/api/v1/sla/due?plan=sma&priority=high&opened=2026-01-01T10:00Z&tz=X/Y",
+            "/api/v1/reports/monthly?month=2026-01&tz=Nowhere",
+            "/api/v1/servers/nope/sma-quote",
+            "/api/v1/contracts/nope",
+        ]:
+            status, resp = await call("GET", path)
+            assert 400 <= status < 500, (path, status, resp)
+        status, resp = await call(
+            "PUT", "/api/v1/incident-priorities", {"overrides": {"silent": "urgent"}}
+        )
+        assert status == 400
+        status, resp = await call(
+            "POST", "/api/v1/contracts/import", raw="\x00\xff garbage", ctype="text/csv"
+        )
+        assert 400 <= status < 500
+
+    run_api(tmp_path, scenario)

@@ -211,3 +211,63 @@ def test_monthly_report_rows() -> None:
     assert data[1]["backup_compliance"] == 1.0
     parsed = list(csv.DictReader(io.StringIO(render_csv(rows))))
     assert parsed[0]["customer"] == "Bakery" and parsed[0]["backup_compliance"] == ""
+
+
+def test_odd_toml_values_are_row_errors_not_crashes() -> None:
+    import random
+
+    odd = [
+        "5",
+        "-3",
+        "1.5",
+        "true",
+        '""',
+        "[]",
+        "[1, {a = 1}]",
+        '{a = "x"}',
+        '"2026-02-30"',
+        "2026-01-01T10:00:00Z",
+        '"Mars/Base"',
+        '"25:00-26:00"',
+        '"12|zz"',
+        '{base = "x"}',
+    ]
+    keys = [
+        "contract_id",
+        "customer",
+        "partner",
+        "plan",
+        "licence_ids",
+        "start",
+        "term_months",
+        "auto_renew",
+        "renewals",
+        "cancelled_on",
+        "timezone",
+        "hours",
+        "country",
+        "list_prices",
+        "bought_with_software",
+        "term_days",
+        "ends_on",
+    ]
+    rnd = random.Random(11)
+    refused = 0
+    for _ in range(300):
+        table = {
+            "contract_id": '"X"',
+            "customer": '"C"',
+            "partner": '"p"',
+            "plan": '"sma"',
+            "licence_ids": '["L"]',
+            "start": "2026-01-01",
+        }
+        for k in rnd.sample(keys, rnd.randint(1, 3)):
+            table[k] = rnd.choice(odd)
+        text = "[[contract]]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
+        try:
+            parse_contracts(text, "toml")
+        except ImportFailed as exc:  # anything else escaping would fail the test
+            assert all(e.line == 1 for e in exc.errors)
+            refused += 1
+    assert refused > 150  # most of these tables are wrong somewhere
