@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from lxml import etree
-
 MULTICAST = ("239.255.255.250", 3702)
 MAX_FOUND = 1024
 """At most this many answering devices are kept per round (a report holds 1024 cameras)."""
@@ -54,6 +52,8 @@ def probe_message(message_id: str) -> bytes:
 
 
 def parse_matches(data: bytes) -> list[Discovered]:
+    from lxml import etree  # only when discovery runs
+
     try:
         root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError:
