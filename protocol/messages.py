@@ -23,14 +23,14 @@ Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 B64 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Base of every message: keyword-only, defaults omitted on the wire."""
 
 
 # --- enrollment and sessions -------------------------------------------------------------
 
 
-class EnrollRequest(Message, kw_only=True):
+class EnrollRequest(Message, kw_only=True, gc=False):
     """First contact: a one-time token and the agent's freshly made public key."""
 
     protocol: int
@@ -45,7 +45,7 @@ class EnrollRequest(Message, kw_only=True):
     os: ShortText = ""
 
 
-class AgentSettings(Message, kw_only=True, omit_defaults=False):
+class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
     """What the collector tells the agent to do; sent at enrollment and with every ack."""
 
     report_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
@@ -62,14 +62,14 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False):
     """Plain-words message for the installer (e.g. why backup is refused)."""
 
 
-class EnrollResponse(Message, kw_only=True):
+class EnrollResponse(Message, kw_only=True, gc=False):
     protocol: int
     server_id: Id
     partner: ShortText
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
 
 
-class SessionRequest(Message, kw_only=True):
+class SessionRequest(Message, kw_only=True, gc=False):
     """Signed with the agent's Ed25519 key; opens a session keyed by X25519 agreement."""
 
     protocol: int
@@ -80,7 +80,7 @@ class SessionRequest(Message, kw_only=True):
     """X25519 public key, raw 32 bytes, base64."""
 
 
-class SessionResponse(Message, kw_only=True):
+class SessionResponse(Message, kw_only=True, gc=False):
     protocol: int
     session_id: Id
     ephemeral_key: B64
@@ -93,7 +93,7 @@ class SessionResponse(Message, kw_only=True):
 # --- health report -----------------------------------------------------------------------
 
 
-class HostInfo(Message, kw_only=True):
+class HostInfo(Message, kw_only=True, gc=False):
     hostname: ShortText
     os: ShortText = ""
     kernel: ShortText = ""
@@ -108,7 +108,7 @@ class HostInfo(Message, kw_only=True):
     boot_time: NonNegF = 0.0
 
 
-class Volume(Message, kw_only=True):
+class Volume(Message, kw_only=True, gc=False):
     mountpoint: Text
     device: Text = ""
     fstype: ShortText = ""
@@ -124,7 +124,7 @@ class Volume(Message, kw_only=True):
     error: Text = ""
 
 
-class Software(Message, kw_only=True):
+class Software(Message, kw_only=True, gc=False):
     product: ShortText = ""
     version: ShortText = ""
     source: ShortText = ""
@@ -137,7 +137,7 @@ class Software(Message, kw_only=True):
 CameraVerdict = Literal["ok", "degraded", "auth_failed", "unreachable", "error", "discovered"]
 
 
-class CameraProfile(Message, kw_only=True):
+class CameraProfile(Message, kw_only=True, gc=False):
     name: ShortText = ""
     token: ShortText = ""
     encoding: ShortText = ""
@@ -146,7 +146,7 @@ class CameraProfile(Message, kw_only=True):
     fps: NonNegF = 0.0
 
 
-class Camera(Message, kw_only=True):
+class Camera(Message, kw_only=True, gc=False):
     """One camera's probe result, after the agent's flap damping."""
 
     key: Id
@@ -162,7 +162,7 @@ class Camera(Message, kw_only=True):
     """This probe's own verdict before flap damping (differs from ``verdict`` while a
     change waits for confirmation); None from agents that do not send it."""
     raw_reasons: list[Text] = []
-    """Evidence for ``raw_verdict``."""
+    """Evidence for ``raw_verdict`` when it differs from ``reasons`` (else empty)."""
     manufacturer: ShortText = ""
     model: ShortText = ""
     firmware: ShortText = ""
@@ -179,7 +179,7 @@ class Camera(Message, kw_only=True):
     duration_ms: NonNegF = 0.0
 
 
-class Report(Message, kw_only=True):
+class Report(Message, kw_only=True, gc=False):
     """One health report. ``report_id`` makes every retry idempotent."""
 
     report_id: Id
@@ -193,22 +193,25 @@ class Report(Message, kw_only=True):
     """None = the agent does not probe cameras (or has not yet); [] = it has none."""
     dropped_reports: NonNeg = 0
     """Reports the agent dropped from a full spool since it started counting."""
+    cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """``protocol.camera_digest.cameras_digest`` of ``cameras``: lets the collector skip
+    unchanged inventories without hashing them itself."""
 
 
-class ReportBatch(Message, kw_only=True):
+class ReportBatch(Message, kw_only=True, gc=False):
     protocol: int
     reports: Annotated[
         list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)
     ]
 
 
-class ReportAck(Message, kw_only=True):
+class ReportAck(Message, kw_only=True, gc=False):
     accepted: list[Id] = []
     duplicates: list[Id] = []
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
 
 
-class ErrorBody(Message, kw_only=True):
+class ErrorBody(Message, kw_only=True, gc=False):
     """Every 4xx/5xx body from the collector."""
 
     error: ShortText

@@ -57,7 +57,9 @@ def camera_message(
         verdict=verdict,  # type: ignore[arg-type]
         reasons=[_t(r, 1024) for r in reasons][:32],
         raw_verdict=raw,  # type: ignore[arg-type]
-        raw_reasons=[_t(r, 1024) for r in raw_reasons][:32],
+        # Evidence for the raw verdict only when it says something the reported one does not
+        # (keeps a 256-camera report compact).
+        raw_reasons=[] if raw_reasons == reasons else [_t(r, 1024) for r in raw_reasons][:32],
         manufacturer=result.manufacturer,
         model=result.model,
         firmware=result.firmware,
