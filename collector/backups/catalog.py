@@ -243,6 +243,7 @@ def insert_backup(conn: Conn, b: Backup) -> None:
             b.status_reason,
         ),
     )
+    note_stored(conn, b.server_id, b.stored_at)
 
 
 def get_backup(conn: Conn, server_id: str, backup_id: str) -> Backup | None:
@@ -332,7 +333,53 @@ def insert_run(conn: Conn, server_id: str, run: dict[str, Any], now: float) -> s
             run.get("bytes"),
         ),
     )
+    note_run(conn, server_id, run["outcome"], run["finished_at"], run.get("reason", ""), now)
     return run_id
+
+
+def _newer(col: str) -> str:
+    """``col`` becomes the excluded value when that is newer (portable: no GREATEST/MAX)."""
+    return (
+        f"{col} = CASE WHEN backup_status.{col} IS NULL OR excluded.{col} > backup_status.{col} "
+        f"THEN excluded.{col} ELSE backup_status.{col} END"
+    )
+
+
+def note_stored(conn: Conn, server_id: str, at: float) -> None:
+    conn.execute(
+        "INSERT INTO backup_status (server_id, last_stored_at, updated_at) VALUES (?, ?, ?) "
+        f"ON CONFLICT (server_id) DO UPDATE SET {_newer('last_stored_at')}, "
+        "updated_at = excluded.updated_at",
+        (server_id, at, at),
+    )
+
+
+def note_run(conn: Conn, server_id: str, outcome: str, at: float, reason: str, now: float) -> None:
+    if outcome == "failed":
+        conn.execute(
+            "INSERT INTO backup_status (server_id, last_failed_at, last_failed_reason, "
+            "updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (server_id) DO UPDATE SET "
+            "last_failed_reason = CASE WHEN backup_status.last_failed_at IS NULL OR "
+            "excluded.last_failed_at >= backup_status.last_failed_at "
+            "THEN excluded.last_failed_reason ELSE backup_status.last_failed_reason END, "
+            f"{_newer('last_failed_at')}, updated_at = excluded.updated_at",
+            (server_id, at, reason, now),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO backup_status (server_id, last_ok_at, updated_at) VALUES (?, ?, ?) "
+            f"ON CONFLICT (server_id) DO UPDATE SET {_newer('last_ok_at')}, "
+            "updated_at = excluded.updated_at",
+            (server_id, at, now),
+        )
+
+
+def status_row(conn: Conn, server_id: str) -> Any:
+    return conn.execute(
+        "SELECT last_stored_at, last_ok_at, last_failed_at, last_failed_reason "
+        "FROM backup_status WHERE server_id = ?",
+        (server_id,),
+    ).fetchone()
 
 
 def last_run(conn: Conn, server_id: str, outcomes: tuple[str, ...]) -> Any:

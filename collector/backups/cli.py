@@ -13,6 +13,7 @@ from collector.backups.handlers import backup_config
 from collector.backups.objectstore import open_object_store
 from collector.backups.policy import BackupPolicy, check_window, format_duration, parse_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
+from collector.backups.status import backup_status, fleet_backup_status
 from collector.cli_options import common, config_of, database_of, emit_json, fail
 
 
@@ -226,6 +227,60 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.corrupt or report.errors else 0
 
 
+def _when(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        if args.server_id is not None:
+            if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+                return fail(f"no server {args.server_id!r}")
+            rows = {args.server_id: db.read_sync(lambda c: backup_status(c, args.server_id))}
+        else:
+            pid = None
+            if args.partner is not None:
+                pid = _partner_id(db, args.partner)
+                if pid is None:
+                    return fail(f"no partner {args.partner!r}")
+            rows = db.read_sync(lambda c: fleet_backup_status(c, pid))
+    finally:
+        db.close()
+    if args.json:
+        emit_json(rows)
+        return 0
+    for sid, st in sorted(rows.items(), key=lambda kv: (not kv[1]["overdue"], kv[0])):
+        flag = "OVERDUE" if st["overdue"] else ("off" if not st["interval_s"] else "ok")
+        line = (
+            f"{sid}\t{flag}\tlast success {_when(st['last_success'])}\t"
+            f"next due {_when(st['next_due'])}"
+        )
+        if st["last_failure"] is not None:
+            line += f"\tlast failure {_when(st['last_failure'])}: {st['last_failure_reason']}"
+        print(line)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    db = database_of(args)
+    try:
+        if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+            return fail(f"no server {args.server_id!r}")
+        rows = db.read_sync(lambda c: catalog.list_backups(c, args.server_id))
+    finally:
+        db.close()
+    if args.json:
+        emit_json([b.public() for b in reversed(rows)])
+        return 0
+    for b in reversed(rows):
+        base = f" (unchanged since {b.base_seq})" if b.kind == "unchanged" else ""
+        print(f"{b.seq}\t{b.id}\t{_when(b.created_at)}\t{b.size}\t{b.status}{base}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``recovery-key add|remove|list`` and ``backup policy|prune|check``."""
     c = common()
@@ -276,6 +331,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", dest="server_id", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy_show)
+    p = bk.add_parser(
+        "status", parents=[c], help="last success, last failure, next due (overdue first)"
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--server", dest="server_id")
+    g.add_argument("--partner")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = bk.add_parser("list", parents=[c], help="a server's stored backups, newest first")
+    p.add_argument("--server", dest="server_id", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
     p = bk.add_parser("prune", parents=[c], help="apply retention policies now")
     p.add_argument("--dry-run", action="store_true", help="show what would be removed")
     p.add_argument("--json", action="store_true")

@@ -33,7 +33,7 @@ from collector.backups import catalog, staging
 from collector.backups.catalog import Backup, Upload
 from collector.backups.entitlement import EntitlementCheck, backup_entitled
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
-from collector.backups.policy import BackupPolicy
+from collector.backups.status import backup_status
 from collector.errors import ApiError
 from protocol import backup_envelope as be
 
@@ -544,33 +544,3 @@ class BackupService:
 
     async def status(self, server_id: str, now: float | None = None) -> dict:
         return await self.db.read(lambda c: backup_status(c, server_id, now))
-
-
-def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict:
-    """Last success, last failure (with reason), next due, for one server."""
-    srv = catalog.get_server(conn, server_id)
-    policy: BackupPolicy = catalog.policy_for_server(
-        conn, server_id, None if srv is None else int(srv["partner_id"])
-    )
-    ok = catalog.last_run(conn, server_id, ("ok", "unchanged"))
-    failed = catalog.last_run(conn, server_id, ("failed",))
-    stored = catalog.last_stored(conn, server_id)
-    candidates = [t for t in (stored, None if ok is None else ok["finished_at"]) if t]
-    last_success = max(candidates) if candidates else None
-    interval = policy.interval_s or 0
-    next_due = None
-    if interval > 0:
-        base = last_success
-        if base is None and srv is not None:
-            base = srv["enrolled_at"]
-        if base is not None:
-            next_due = base + interval
-    return {
-        "last_success": last_success,
-        "last_failure": None if failed is None else failed["finished_at"],
-        "last_failure_reason": None if failed is None else failed["reason"],
-        "next_due": next_due,
-        "overdue": bool(next_due is not None and (now or time.time()) > next_due),
-        "interval_s": interval,
-        "window": policy.window or "",
-    }

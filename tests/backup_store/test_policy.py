@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from collector.backups import catalog
@@ -84,3 +86,30 @@ def test_agent_settings_from_policy_and_recipients(fleet: Fleet) -> None:
     row = fleet.db.read_sync(lambda x: catalog.get_policy(x, "server", a.server_id))
     assert row == BackupPolicy(interval_s=0, keep_last=9)
     assert run(agent_backup_settings(fleet.db, "nope"))["backup_entitled"] is False
+
+
+def test_fleet_status_matches_per_server_status(fleet: Fleet) -> None:
+    from collector.backups.status import backup_status, fleet_backup_status
+
+    from .test_uploads import service, upload
+
+    a, b = fleet.agents["srv-a"], fleet.agents["srv-b"]
+    svc = service(fleet)
+    run(upload(svc, a.server_id, a.envelope(b"data"), b"data", a.public_key))
+    for i, outcome in enumerate(("ok", "failed", "failed")):
+        body = json.dumps(
+            {"outcome": outcome, "reason": f"r{i}", "started_at": 1000 + i, "finished_at": 2000 + i}
+        ).encode()
+        run(svc.record_run(b.server_id, body))
+    fleet.db.write_sync(
+        lambda x: catalog.set_policy(x, "server", b.server_id, BackupPolicy(interval_s=600), 1)
+    )
+    now = 1_800_000_000.0
+    every = fleet.db.read_sync(lambda x: fleet_backup_status(x, now=now))
+    assert set(every) == {"srv-a", "srv-b", "srv-c"}
+    for sid in every:
+        assert every[sid] == fleet.db.read_sync(lambda x, s=sid: backup_status(x, s, now))
+    assert every["srv-b"]["last_failure_reason"] == "r2" and every["srv-b"]["overdue"]
+    assert every["srv-b"]["next_due"] == 2000 + 600
+    acme = fleet.db.read_sync(lambda x: fleet_backup_status(x, a.partner_id, now=now))
+    assert set(acme) == {"srv-a", "srv-b"}

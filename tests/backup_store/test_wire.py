@@ -501,6 +501,13 @@ def test_cli_prune_and_check(env: Env, capsys: pytest.CaptureFixture[str]) -> No
     assert env.cli("backup", "prune", "--json") == 0
     capsys.readouterr()
     assert [b["id"] for b in listed(env, agent)] == [ids[3]]
+    assert env.cli("backup", "list", "--server", agent.server_id, "--json") == 0
+    assert [b["id"] for b in json.loads(capsys.readouterr().out)] == [ids[3]]
+    assert env.cli("backup", "status", "--partner", "acme", "--json") == 0
+    st = json.loads(capsys.readouterr().out)[agent.server_id]
+    assert st["last_success"] is not None and not st["overdue"]
+    assert env.cli("backup", "status", "--server", agent.server_id) == 0
+    assert capsys.readouterr().out.startswith(f"{agent.server_id}\tok\t")
 
 
 def test_openapi_lists_backup_endpoints(env: Env) -> None:
