@@ -239,7 +239,8 @@ class Prober:
         result = ProbeResult(target=target, started_at=time.time())
         began = time.monotonic()
         try:
-            await self.start()
+            await self.start()  # once per process: library and WSDLs, not the camera's time
+            began = time.monotonic()
             async with asyncio.timeout(self.timeout_s):
                 await self._run(target, result)
         except _Stop:
