@@ -32,6 +32,7 @@ from agent.identity import Identity, hostname
 from agent.sender import Sender
 from agent.spool import Spool
 from agent.status_file import write_status
+from protocol.camera_digest import cameras_digest
 from protocol.messages import AgentSettings, Camera, Report, encode
 
 log = logging.getLogger("vigil.agent")
@@ -151,6 +152,9 @@ class Agent:
             software=read_software(self.config.software),
             cameras=self.latest_cameras,
             dropped_reports=self.spool.dropped_total,
+            cameras_digest=(
+                None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
+            ),
         )
 
     async def collect(self) -> None:

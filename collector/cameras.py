@@ -9,45 +9,33 @@ processes never skip a change because of a stale memory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 
-from protocol.messages import Camera, to_builtins
+from protocol.camera_digest import cameras_digest, stable_json
+from protocol.messages import Camera
 
 UP_VERDICTS = frozenset({"ok", "degraded"})
 """A camera in these verdicts is recording-capable: it counts as available."""
-
-# Fields that change on every probe; they are not part of the inventory digest.
-_VOLATILE = ("latency_ms", "clock_offset_s", "probed_at", "duration_ms")
-
-
-def stable_view(cam: Camera) -> dict[str, object]:
-    d = to_builtins(cam)
-    assert isinstance(d, dict)
-    for k in _VOLATILE:
-        d.pop(k, None)
-    return d
-
-
-def digest(cameras: Iterable[Camera]) -> str:
-    h = hashlib.sha256()
-    for cam in sorted(cameras, key=lambda c: c.key):
-        h.update(json.dumps(stable_view(cam), sort_keys=True, separators=(",", ":")).encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 def counts(cameras: Iterable[Camera]) -> dict[str, int]:
     return dict(Counter(c.verdict for c in cameras))
 
 
-def apply_report(conn: sqlite3.Connection, server_id: str, cameras: list[Camera], at: float) -> int:
-    """Write what changed since the stored state; return how many cameras changed."""
-    new_digest = digest(cameras)
+def apply_report(
+    conn: sqlite3.Connection,
+    server_id: str,
+    cameras: list[Camera],
+    at: float,
+    digest: str | None = None,
+) -> int:
+    """Write what changed since the stored state; return how many cameras changed.
+    ``digest`` is the agent's :func:`cameras_digest` of ``cameras`` (computed if None)."""
+    new_digest = digest or cameras_digest(cameras)
     row = conn.execute("SELECT cameras_digest FROM servers WHERE id = ?", (server_id,)).fetchone()
     if row is not None and row[0] == new_digest:
         return 0
@@ -62,7 +50,7 @@ def apply_report(conn: sqlite3.Connection, server_id: str, cameras: list[Camera]
     seen: set[str] = set()
     for cam in cameras:
         seen.add(cam.key)
-        details = json.dumps(stable_view(cam), sort_keys=True, separators=(",", ":"))
+        details = stable_json(cam)
         old = stored.get(cam.key)
         if old is not None and old["details"] == details and old["removed_at"] is None:
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
@@ -17,25 +16,26 @@ from collector.bodies import parse
 from protocol import limits
 from protocol.messages import Report, ReportAck, ReportBatch, encode
 
+_encode = msgspec.json.encode
+
 
 def _volumes_compact(report: Report) -> str:
-    return json.dumps(
-        [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in report.volumes],
-        separators=(",", ":"),
-    )
+    return _encode(
+        [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in report.volumes]
+    ).decode()
 
 
 def _state(report: Report, camera_counts: dict[str, int] | None) -> str:
     state = {
         "collected_at": report.collected_at,
         "seq": report.seq,
-        "host": msgspec.to_builtins(report.host),
-        "volumes": msgspec.to_builtins(report.volumes),
-        "software": msgspec.to_builtins(report.software),
+        "host": report.host,
+        "volumes": report.volumes,
+        "software": report.software,
         "camera_counts": camera_counts,
         "dropped_reports": report.dropped_reports,
     }
-    return json.dumps(state, separators=(",", ":"))
+    return _encode(state).decode()
 
 
 def store_batch(
@@ -82,7 +82,7 @@ def store_batch(
         last_seq = rep.seq
         counts = None
         if rep.cameras is not None:
-            cameras.apply_report(conn, server_id, rep.cameras, rep.collected_at)
+            cameras.apply_report(conn, server_id, rep.cameras, rep.collected_at, rep.cameras_digest)
             counts = cameras.counts(rep.cameras)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "

@@ -1,0 +1,360 @@
+"""Collector ingest: sustained authenticated 64-camera reports per second, p50 and p99,
+against a bare aiohttp handler taking the same body in the same run.
+
+    .venv/bin/python bench/ingest.py [--agents 64] [--seconds 15] [--cameras 64]
+
+The collector runs as its own process (SQLite WAL under a temporary directory, the
+default configuration). N simulated agents enroll with a token, open sessions, and each
+sends signed reports one after the other (a closed loop: a new report once the last was
+acknowledged). Requests are signed before the clock starts so the load generator spends
+its time on sockets, not on HMACs; each carries a fresh report id (no duplicate path).
+Most cameras repeat from report to report, as in steady state; one in 50 reports changes
+a camera's verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from agent.client import CollectorClient, enroll
+from protocol import request_auth as ra
+from protocol.camera_digest import cameras_digest
+from protocol.messages import Camera, EnrollRequest
+
+BIN = Path(sys.executable).parent
+
+BARE_APP = """
+import sys
+from aiohttp import web
+async def h(request):
+    await request.read()
+    return web.Response(body=b'{"ok":true}', content_type="application/json")
+app = web.Application(client_max_size=9 * 1024 * 1024)
+app.router.add_post("/api/v1/agent/reports", h)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str) -> None:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer")
+
+
+def camera(i: int, verdict: str = "ok") -> dict[str, object]:
+    return {
+        "key": f"cam-{i:03d}",
+        "address": f"10.20.{i // 250}.{i % 250 + 1}",
+        "port": 80,
+        "name": f"Camera {i}",
+        "site": "Main building",
+        "verdict": verdict,
+        "manufacturer": "Axis",
+        "model": "P3245-LVE",
+        "firmware": "10.12.114",
+        "serial": f"ACCC8E{i:06X}",
+        "clock_offset_s": 0.12,
+        "latency_ms": 3.4,
+        "profiles": [
+            {
+                "name": "main",
+                "token": "p0",
+                "encoding": "H264",
+                "width": 1920,
+                "height": 1080,
+                "fps": 25.0,
+            },
+            {
+                "name": "sub",
+                "token": "p1",
+                "encoding": "H264",
+                "width": 640,
+                "height": 360,
+                "fps": 12.0,
+            },
+        ],
+        "stream_ok": True,
+        "probed_at": time.time(),
+        "duration_ms": 210.0,
+    }
+
+
+def report_body(agent: int, seq: int, cameras: int) -> bytes:
+    cams = [camera(i) for i in range(cameras)]
+    if seq % 50 == 0:
+        cams[seq % cameras]["verdict"] = "degraded"
+    rep = {
+        "report_id": f"bench-{agent}-{seq}-{os.getpid()}",
+        "seq": seq,
+        "collected_at": time.time(),
+        "host": {
+            "hostname": f"rec-{agent:03d}",
+            "os": "Debian GNU/Linux 12",
+            "uptime_s": 86400.0,
+            "cpu_percent": 12.5,
+            "cpu_count": 8,
+            "memory_total": 16 << 30,
+            "memory_used": 6 << 30,
+            "memory_percent": 37.5,
+            "agent_version": "0.1.0",
+        },
+        "volumes": [
+            {"mountpoint": "/", "total": 100 << 30, "used": 20 << 30, "free": 80 << 30},
+            {
+                "mountpoint": "/video",
+                "total": 8 << 40,
+                "used": 6 << 40,
+                "free": 2 << 40,
+                "recording": True,
+                "fill_rate_bytes_per_day": 1.2e11,
+                "full_at": time.time() + 20 * 86400,
+            },
+        ],
+        "software": {"product": "VMS", "version": "2026.2.1", "source": "file"},
+        "cameras": cams,
+        "cameras_digest": cameras_digest(msgspec.convert(cams, list[Camera])),
+    }
+    return json.dumps({"protocol": 1, "reports": [rep]}, separators=(",", ":")).encode()
+
+
+def raw_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def closed_loop(
+    port: int, per_conn: list[list[bytes]], warmup_s: float, seconds: float
+) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    done = 0
+    t_start = time.perf_counter()
+    t_measure = t_start + warmup_s
+    t_end = t_measure + seconds
+
+    async def conn(requests: list[bytes]) -> None:
+        nonlocal errors, done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for req in requests:
+                t0 = time.perf_counter()
+                if t0 >= t_end:
+                    break
+                writer.write(req)
+                status = await read_response(reader)
+                t1 = time.perf_counter()
+                if t0 >= t_measure:
+                    if status != 200:
+                        errors += 1
+                    else:
+                        done += 1
+                        latencies.append(t1 - t0)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(conn(r) for r in per_conn))
+    elapsed = min(time.perf_counter(), t_end) - t_measure
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": done,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "per_second": round(done / elapsed, 1) if elapsed > 0 else 0.0,
+        "p50_ms": round(latencies[n // 2] * 1000, 2) if n else None,
+        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 2) if n else None,
+        "exhausted": any(len(r) and done >= sum(map(len, per_conn)) for r in per_conn[:1]),
+    }
+
+
+async def enroll_agents(url: str, token: str, n: int) -> list[tuple[str, str, bytes]]:
+    out = []
+    for i in range(n):
+        key = Ed25519PrivateKey.generate()
+        pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        resp = await enroll(
+            url,
+            EnrollRequest(
+                protocol=1,
+                token=token,
+                public_key=ra.b64(pub),
+                hostname=f"rec-{i:03d}",
+                machine_id=f"bench-{i}",
+            ),
+        )
+        client = CollectorClient(url, resp.server_id, key)
+        await client.open_session()
+        assert client._session is not None
+        out.append((resp.server_id, client._session.id, client._session.key))
+        await client.close()
+    return out
+
+
+def build_requests(
+    port: int, sessions: list[tuple[str, str, bytes]] | None, count: int, agents: int, cameras: int
+) -> list[list[bytes]]:
+    path = "/api/v1/agent/reports"
+    per_conn: list[list[bytes]] = [[] for _ in range(agents)]
+    for seq in range(1, count // agents + 2):
+        for a in range(agents):
+            body = report_body(a, seq, cameras)
+            headers = {"Content-Type": "application/json"}
+            if sessions is not None:
+                _, sid, key = sessions[a]
+                ts = f"{time.time():.3f}"
+                nonce = ra.new_nonce()
+                headers.update(
+                    {
+                        ra.H_SESSION: sid,
+                        ra.H_TIMESTAMP: ts,
+                        ra.H_NONCE: nonce,
+                        ra.H_SIGNATURE: ra.sign_request(key, "POST", path, ts, nonce, body),
+                    }
+                )
+            per_conn[a].append(raw_request(port, path, body, headers))
+    return per_conn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", type=int, default=64, help="concurrent simulated agents")
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--cameras", type=int, default=64)
+    ap.add_argument("--rate-guess", type=int, default=4000, help="requests/s to pre-sign for")
+    args = ap.parse_args()
+    count = int(args.rate_guess * (args.seconds + args.warmup))
+    tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        # Bare handler first, on its own.
+        bport = free_port()
+        procs.append(subprocess.Popen([sys.executable, "-c", BARE_APP, str(bport)]))
+        wait_http(f"http://127.0.0.1:{bport}/healthz-none") if False else time.sleep(1.0)
+        bare_reqs = build_requests(bport, None, count, args.agents, args.cameras)
+        body_size = len(report_body(0, 1, args.cameras))
+        bare = asyncio.run(closed_loop(bport, bare_reqs, args.warmup, args.seconds))
+        del bare_reqs
+        procs.pop().send_signal(signal.SIGTERM)
+
+        port = free_port()
+        data = tmp / "collector"
+        log = open(tmp / "collector.log", "wb")
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "vigil-collector"),
+                    "serve",
+                    "--data",
+                    str(data),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz")
+        base = ["--data", str(data)]
+        subprocess.run(
+            [str(BIN / "vigil-collector"), "partner", "add", "bench", *base],
+            check=True,
+            capture_output=True,
+        )
+        token = (
+            subprocess.run(
+                [
+                    str(BIN / "vigil-collector"),
+                    "token",
+                    "create",
+                    "--partner",
+                    "bench",
+                    "--uses",
+                    str(args.agents),
+                    *base,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        sessions = asyncio.run(enroll_agents(url, token, args.agents))
+        reqs = build_requests(port, sessions, count, args.agents, args.cameras)
+        vigil = asyncio.run(closed_loop(port, reqs, args.warmup, args.seconds))
+        with urllib.request.urlopen(url + "/metrics") as r:
+            metrics = r.read().decode()
+        stored = [
+            line for line in metrics.splitlines() if line.startswith("vigil_reports_received_total")
+        ]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+    ratio = vigil["per_second"] / bare["per_second"] if bare["per_second"] else 0.0
+    result = {
+        "agents": args.agents,
+        "cameras_per_report": args.cameras,
+        "body_bytes": body_size,
+        "cpu_count": os.cpu_count(),
+        "bare_aiohttp": bare,
+        "vigil_collector": vigil,
+        "ratio_to_bare": round(ratio, 3),
+        "stored": stored,
+        "budget": {"reports_per_s": 2000, "p99_ms": 100, "ratio": 0.30},
+    }
+    print(json.dumps(result, indent=2))
+    print(
+        f"\nvigil ingest: {vigil['per_second']:.0f} reports/s, p50 {vigil['p50_ms']} ms, "
+        f"p99 {vigil['p99_ms']} ms ({vigil['errors']} errors) | bare aiohttp: "
+        f"{bare['per_second']:.0f}/s, p50 {bare['p50_ms']} ms, p99 {bare['p99_ms']} ms | "
+        f"ratio {ratio:.2f} | body {body_size} bytes, {args.agents} agents"
+    )
+
+
+if __name__ == "__main__":
+    main()
