@@ -51,8 +51,10 @@ class CalendarError(ValueError):
     """A calendar that cannot be built or has no open time at all."""
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_hours(text: str) -> tuple[Interval, ...]:
-    """Parse ``"HH:MM-HH:MM[,HH:MM-HH:MM...]"`` (``24:00`` allowed as an end)."""
+    """Parse ``"HH:MM-HH:MM[,HH:MM-HH:MM...]"`` (``24:00`` allowed as an end); cached, as
+    the same few strings come back for every stored contract."""
     intervals: list[Interval] = []
     for part in text.split(","):
         part = part.strip()

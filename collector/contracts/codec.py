@@ -42,6 +42,27 @@ def contract_to_dict(c: Contract) -> dict[str, Any]:
     }
 
 
+_CALENDARS: dict[tuple[Any, ...], CalendarSpec] = {}
+
+
+def _calendar(cal: Mapping[str, Any]) -> CalendarSpec:
+    """Stored calendars repeat across contracts: parse each distinct one once."""
+    hours = cal.get("hours")
+    key = (
+        cal.get("timezone"),
+        cal.get("country"),
+        cal.get("subdiv"),
+        tuple(sorted(hours.items())) if isinstance(hours, Mapping) else hours,
+        tuple(cal.get("closed_days") or ()),
+    )
+    spec = _CALENDARS.get(key)
+    if spec is None:
+        spec = CalendarSpec.from_dict(cal)
+        if len(_CALENDARS) < 10_000:
+            _CALENDARS[key] = spec
+    return spec
+
+
 def contract_from_dict(d: Mapping[str, Any]) -> Contract:
     cal = d.get("calendar")
     return Contract(
@@ -62,7 +83,7 @@ def contract_from_dict(d: Mapping[str, Any]) -> Contract:
         ),
         cancelled_on=_pd(d.get("cancelled_on")),
         ends_on=_pd(d.get("ends_on")),
-        calendar=None if not cal else CalendarSpec.from_dict(cal),
+        calendar=None if not cal else _calendar(cal),
         list_prices=tuple(
             sorted((str(k), float(v)) for k, v in (d.get("list_prices") or {}).items())
         ),
