@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
@@ -32,8 +34,8 @@ from protocol.backup_archive import (
 
 log = logging.getLogger(__name__)
 
-ZSTD_LEVEL = 3
-READ_SIZE = 1 << 20
+ZSTD_LEVEL = 1
+READ_SIZE = 256 << 10
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 
@@ -42,18 +44,57 @@ Progress = Callable[[str, int, int], None]
 
 
 class _TarStream:
-    """Feeds tar bytes to the zstd compressor in ~1 MiB pieces and counts them."""
+    """Tar bytes -> zstd -> ``out``, with compression (and what ``out`` does: encryption,
+    hashing, writing) on a second thread.
+
+    The caller's thread reads and hashes the files; this one compresses and encrypts. The
+    heavy parts (file reads, SHA-256, zstd, ChaCha20) release the GIL, so on two cores the
+    two halves overlap. The queue is bounded (``QUEUE_BLOCKS`` blocks of about 256 KiB), so
+    memory stays flat; an error on the consumer side is raised in the caller's thread.
+    """
+
+    QUEUE_BLOCKS = 4
+    COALESCE = 256 << 10
 
     def __init__(self, out: BinaryIO) -> None:
         self._cobj = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
         self._out = out
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_BLOCKS)
+        self._error: BaseException | None = None
+        self._small = bytearray()
         self.size = 0
+        self._thread = threading.Thread(target=self._consume, name="backup-zstd", daemon=True)
+        self._thread.start()
 
-    def write(self, data: bytes | memoryview) -> None:
+    def _consume(self) -> None:
+        try:
+            while (block := self._queue.get()) is not None:
+                piece = self._cobj.compress(block)
+                if piece:
+                    self._out.write(piece)
+            self._out.write(self._cobj.flush())
+        except BaseException as exc:  # handed to the producer thread
+            self._error = exc
+            while self._queue.get() is not None:  # unblock the producer until it stops
+                pass
+
+    def _put(self, block: bytes | None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(block)
+
+    def write(self, data: bytes) -> None:
         self.size += len(data)
-        piece = self._cobj.compress(data)
-        if piece:
-            self._out.write(piece)
+        if len(data) >= self.COALESCE // 4:
+            if self._small:
+                self._put(bytes(self._small))
+                self._small.clear()
+            self._put(data)
+            return
+        self._small += data
+        if len(self._small) >= self.COALESCE:
+            self._put(bytes(self._small))
+            self._small.clear()
 
     def pad(self) -> None:
         rem = self.size % _BLOCK
@@ -65,7 +106,20 @@ class _TarStream:
         rem = self.size % _RECORD
         if rem:
             self.write(bytes(_RECORD - rem))
-        self._out.write(self._cobj.flush())
+        if self._small:
+            self._put(bytes(self._small))
+            self._small.clear()
+        self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop the consumer after a failure on the producer side (it is always draining
+        the queue, so the blocking put returns)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _tarinfo(m: ManifestEntry) -> tarfile.TarInfo:
@@ -129,7 +183,7 @@ def write_archive(
     hashed = HashingWriter(out)
     age = AgeWriter(hashed, recipients)
     tar = _TarStream(age)
-    total_bytes = sum(e.st.st_size for e in entries if e.kind == "file")
+    total_bytes = sum(e.size for e in entries if e.kind == "file")
     done_bytes = 0
     last_report = 0
 
@@ -140,49 +194,57 @@ def write_archive(
             last_report = done_bytes
             progress("bytes", done_bytes, total_bytes)
 
-    written: list[ManifestEntry] = []
-    for i, entry in enumerate(entries):
-        try:
-            m = manifest_entry(entry)
-            if m.type == "file":
-                # Open first: a file that vanished is left out before its header is written.
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd, "rb", buffering=0) as f:
-                    before = os.fstat(fd)
-                    m.size, m.mode = before.st_size, before.st_mode & 0o7777
-                    m.uid, m.gid, m.mtime_ns = before.st_uid, before.st_gid, before.st_mtime_ns
+    try:
+        written: list[ManifestEntry] = []
+        for i, entry in enumerate(entries):
+            try:
+                m = manifest_entry(entry)
+                if m.type == "file":
+                    # Open first: a file that vanished is left out before its header is written.
+                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+                    with os.fdopen(fd, "rb", buffering=0) as f:
+                        before = os.fstat(fd)
+                        m.size, m.mode = before.st_size, before.st_mode & 0o7777
+                        m.uid, m.gid, m.mtime_ns = before.st_uid, before.st_gid, before.st_mtime_ns
+                        tar.write(_header(_tarinfo(m)))
+                        m.sha256 = _copy_file(f, m.size, tar, on_bytes)
+                        after = os.fstat(fd)
+                    if cache is not None and (
+                        after.st_size,
+                        after.st_mtime_ns,
+                        after.st_ctime_ns,
+                    ) == (
+                        before.st_size,
+                        before.st_mtime_ns,
+                        before.st_ctime_ns,
+                    ):
+                        cache.store(entry.name, after, m.sha256)
+                else:
                     tar.write(_header(_tarinfo(m)))
-                    m.sha256 = _copy_file(f, m.size, tar, on_bytes)
-                    after = os.fstat(fd)
-                if cache is not None and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
-                    before.st_size,
-                    before.st_mtime_ns,
-                    before.st_ctime_ns,
-                ):
-                    cache.store(entry.name, after, m.sha256)
-            else:
-                tar.write(_header(_tarinfo(m)))
-        except (FileNotFoundError, NotADirectoryError):
-            log.info("%s vanished before it was archived; left out", entry.path)
-            continue
-        written.append(m)
+            except (FileNotFoundError, NotADirectoryError):
+                log.info("%s vanished before it was archived; left out", entry.path)
+                continue
+            written.append(m)
+            if progress:
+                progress("files", i + 1, len(entries))
         if progress:
-            progress("files", i + 1, len(entries))
-    if progress:
-        progress("bytes", done_bytes, total_bytes)
-    digest = content_digest(written, recipients)
-    manifest = Manifest(
-        created_at=created_at, server_id=server_id, content_digest=digest, entries=written
-    )
-    body = encode_manifest(manifest)
-    mti = tarfile.TarInfo(MANIFEST_NAME)
-    mti.size = len(body)
-    mti.mode = 0o644
-    mti.mtime = created_at
-    tar.write(_header(mti))
-    tar.write(body)
-    tar.pad()
-    tar.finish()
+            progress("bytes", done_bytes, total_bytes)
+        digest = content_digest(written, recipients)
+        manifest = Manifest(
+            created_at=created_at, server_id=server_id, content_digest=digest, entries=written
+        )
+        body = encode_manifest(manifest)
+        mti = tarfile.TarInfo(MANIFEST_NAME)
+        mti.size = len(body)
+        mti.mode = 0o644
+        mti.mtime = created_at
+        tar.write(_header(mti))
+        tar.write(body)
+        tar.pad()
+        tar.finish()
+    except BaseException:
+        tar.abort()
+        raise
     age.close()
     return ArchiveResult(
         sha256=hashed.sha256.hexdigest(),

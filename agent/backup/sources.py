@@ -22,20 +22,44 @@ from protocol.backup_archive import ManifestEntry
 _GLOB_CHARS = frozenset("*?[")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceEntry:
+    """One path to archive, with the ``lstat`` fields the backup needs (not the whole
+    ``stat_result``: a tree of 100,000 files must not cost 60 MB before it is read)."""
+
     path: str
     """Absolute filesystem path."""
-    name: str
-    """Tar member name: ``path`` without its leading ``/``."""
-    st: os.stat_result
-    """``lstat`` result taken when the sources were collected."""
+    mode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    uid: int
+    gid: int
+
+    @classmethod
+    def from_stat(cls, path: str, st: os.stat_result) -> SourceEntry:
+        return cls(
+            path,
+            st.st_mode,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_uid,
+            st.st_gid,
+        )
+
+    @property
+    def name(self) -> str:
+        """Tar member name: ``path`` without its leading ``/``."""
+        return self.path.lstrip("/")
 
     @property
     def kind(self) -> str:
-        if stat.S_ISLNK(self.st.st_mode):
+        if stat.S_ISLNK(self.mode):
             return "symlink"
-        if stat.S_ISDIR(self.st.st_mode):
+        if stat.S_ISDIR(self.mode):
             return "dir"
         return "file"
 
@@ -78,7 +102,8 @@ def collect_sources(settings: BackupSettings) -> tuple[list[SourceEntry], list[s
             notes.append(f"skipped {path}: not a file, directory or symlink")
             return
         name = path.lstrip("/")
-        found.setdefault(name, SourceEntry(path=path, name=name, st=st))
+        if name not in found:
+            found[name] = SourceEntry.from_stat(path, st)
         if stat.S_ISDIR(mode):
             try:
                 children = os.listdir(path)
@@ -99,7 +124,8 @@ def collect_sources(settings: BackupSettings) -> tuple[list[SourceEntry], list[s
             if not os.path.lexists(pattern):
                 raise SourceError(f"backup path not found: {pattern}")
             add(pattern)
-    entries = sorted(found.values(), key=lambda e: e.name.split("/"))
+    # Parents first: comparing with "/" as the lowest character orders by path components.
+    entries = sorted(found.values(), key=lambda e: e.path.replace("/", "\x00"))
     return entries, notes
 
 
@@ -126,15 +152,15 @@ class StatCache:
         except (OSError, msgspec.MsgspecError):
             self._records = {}
 
-    def lookup(self, name: str, st: os.stat_result) -> str | None:
-        rec = self._records.get(name)
+    def lookup(self, entry: SourceEntry) -> str | None:
+        rec = self._records.get(entry.name)
         if rec is None:
             return None
         if (rec.size, rec.mtime_ns, rec.ctime_ns, rec.ino) != (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
+            entry.size,
+            entry.mtime_ns,
+            entry.ctime_ns,
+            entry.ino,
         ):
             return None
         return rec.sha256
@@ -182,7 +208,6 @@ def group_name(gid: int) -> str:
 
 def manifest_entry(entry: SourceEntry, sha256: str | None = None) -> ManifestEntry:
     """The manifest line for a source, from its ``lstat`` (and a file's hash when known)."""
-    st = entry.st
     kind = entry.kind
     target = None
     if kind == "symlink":
@@ -190,13 +215,13 @@ def manifest_entry(entry: SourceEntry, sha256: str | None = None) -> ManifestEnt
     return ManifestEntry(
         path=entry.name,
         type=kind,  # type: ignore[arg-type]
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        user=user_name(st.st_uid),
-        group=group_name(st.st_gid),
-        mtime_ns=st.st_mtime_ns,
-        size=st.st_size if kind == "file" else 0,
+        mode=stat.S_IMODE(entry.mode),
+        uid=entry.uid,
+        gid=entry.gid,
+        user=user_name(entry.uid),
+        group=group_name(entry.gid),
+        mtime_ns=entry.mtime_ns,
+        size=entry.size if kind == "file" else 0,
         sha256=sha256 if kind == "file" else None,
         target=target,
     )
@@ -208,7 +233,7 @@ def cached_manifest(entries: list[SourceEntry], cache: StatCache) -> list[Manife
     for e in entries:
         digest = None
         if e.kind == "file":
-            digest = cache.lookup(e.name, e.st)
+            digest = cache.lookup(e)
             if digest is None:
                 return None
         try:

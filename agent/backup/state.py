@@ -9,7 +9,8 @@
 - ``run.lock``: held (``flock``) while a run is in progress, across processes.
 - ``statcache.json``: see ``sources.StatCache``.
 
-Every file is replaced atomically (temporary file, fsync, rename).
+Every file is replaced atomically (temporary file, rename), and fsynced except for the
+per-chunk upload offset (see ``save_pending``).
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ class PendingUpload(msgspec.Struct, kw_only=True):
     offset: int = 0
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -111,8 +113,12 @@ class StateStore:
         except (FileNotFoundError, msgspec.MsgspecError):
             return None
 
-    def save_pending(self, pending: PendingUpload) -> None:
-        _write_atomic(self._pending_path, msgspec.json.encode(pending))
+    def save_pending(self, pending: PendingUpload, durable: bool = True) -> None:
+        """``durable=False`` for the offset after each chunk: it only saves a round trip
+        after a crash (the collector's offset, returned when the upload is resumed, is
+        the one that counts), and an fsync per chunk would flush the page cache's dirty
+        data with it."""
+        _write_atomic(self._pending_path, msgspec.json.encode(pending), durable)
 
     def clear_pending(self, pending: PendingUpload | None = None) -> None:
         if pending is not None:

@@ -75,6 +75,8 @@ class FakeCollector:
         self.puts: list[tuple[int, int]] = []
         """(offset, bytes kept) for every PUT received."""
         self.drop_after: int | None = None
+        self.stall_after_puts: int | None = None
+        """Hold every PUT after this many until the knob is cleared (to kill the agent)."""
         self.refuse: tuple[int, str, str] | None = None
         self.max_size = 4 << 30
         self.chunk_size = CHUNK
@@ -119,6 +121,7 @@ class FakeCollector:
         self.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
+        self.stall_after_puts = None
         if self._loop is None:
             return
         fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)  # type: ignore[union-attr]
@@ -176,6 +179,8 @@ class FakeCollector:
         if up is None:
             return _err(404, "not_found")
         offset = int(request.query["offset"])
+        while self.stall_after_puts is not None and len(self.puts) >= self.stall_after_puts:
+            await asyncio.sleep(0.05)
         body = await request.read()
         if offset != len(up.data):
             return _err(409, "offset_mismatch", "", offset=len(up.data))

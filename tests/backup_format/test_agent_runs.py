@@ -221,3 +221,66 @@ def test_never_two_runs_at_once(collector, tree: Path, tmp_path: Path) -> None:
         runner2, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
         assert run(runner2.run_once()).outcome == "busy"
     assert [r["outcome"] for r in collector.runs] == ["ok"]
+
+
+AGENT_SCRIPT = """
+import asyncio, sys
+sys.path[:0] = {paths!r}
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from agent_helpers import make_runner
+from fake_collector import FakeCollector
+c = FakeCollector()
+c.url = {url!r}
+key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex({key!r}))
+runner, _ = make_runner(c, {state!r}, key, {{"paths": [{tree!r}]}}, [{recipient!r}])
+asyncio.run(runner.run_once())
+"""
+
+
+def test_kill_9_mid_upload_then_resume(collector, tree: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    (tree / "random.bin").write_bytes(os.urandom(600_000))
+    collector.chunk_size = 64 * 1024
+    collector.stall_after_puts = 3
+    state = tmp_path / "state"
+    script = AGENT_SCRIPT.format(
+        paths=[str(Path(__file__).parent), str(Path(__file__).parents[2])],
+        url=collector.url,
+        key=key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex(),
+        state=str(state),
+        tree=str(tree),
+        recipient=recipient,
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        pending = None
+        while time.monotonic() < deadline:
+            pending = StateStore(state).load_pending() if (state / "backup").exists() else None
+            if pending is not None and pending.offset >= 3 * collector.chunk_size:
+                break
+            assert proc.poll() is None, "agent exited before it was killed"
+            time.sleep(0.05)
+        assert pending is not None and pending.offset == 3 * collector.chunk_size
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    assert collector.backups == []  # nothing half-stored
+    collector.stall_after_puts = None
+
+    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    out = run(runner.run_once())
+    assert out.outcome == "ok" and out.seq == pending.seq, out.reason
+    stored = collector.backups[-1]
+    # resumed at the collector's offset: every byte was sent exactly once
+    assert sum(n for _, n in collector.puts) == stored.header.ciphertext_size
+    assert collector.puts[3][0] == 3 * collector.chunk_size
+    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])

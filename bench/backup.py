@@ -1,0 +1,374 @@
+"""Backup benchmark: a 1 GiB configuration tree, Vigil's agent against ``restic backup``.
+
+    .venv/bin/python bench/backup.py [--size-mib 1024] [--small-files 20000] [--keep]
+
+Builds the tree in a temporary directory (many small config files plus one large export,
+unique data so restic's deduplication gains nothing it would not in the field), then in
+the same run:
+
+1. Vigil first backup, end to end, in a fresh agent process: sources -> tar+zstd+age to a
+   file in the state directory -> signed envelope -> chunked upload over HTTP on
+   127.0.0.1 to a minimal sink speaking the upload protocol (it writes to disk and checks
+   the SHA-256 on complete, as the collector does). Reports the archive+encrypt part and
+   the upload part, and the agent's peak RSS over its own baseline after imports.
+2. Vigil unchanged re-run (stat cache), in a fresh agent process.
+3. ``restic init`` + ``restic backup`` of the same tree to a local repository, and its
+   unchanged re-run.
+4. The age layer alone, ``cryptography`` (Vigil's) against ``pyrage``, on the same 1 GiB
+   file: throughput and peak RSS (docs/decisions/backup-format.md).
+
+Budgets (GUIDE.md): end to end no slower than restic; memory flat (<= +64 MB); unchanged
+re-check <= 10% of the first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# --- the tree ------------------------------------------------------------------------------
+
+
+def make_tree(root: Path, total_mib: int, small_files: int) -> int:
+    """Small files: 1-24 KiB of config-like text; the rest one export of mixed data."""
+    rng = random.Random(42)
+    total = 0
+    cfg = root / "etc" / "vms"
+    for i in range(small_files):
+        d = cfg / f"site-{i % 50:02d}" / f"cameras-{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(1024, 24 * 1024)
+        raw = base64.b64encode(os.urandom(size * 3 // 4))[:size]
+        (d / f"camera-{i:05d}.xml").write_bytes(raw)
+        total += len(raw)
+    export = root / "var" / "backups" / "vms-db.sql"
+    export.parent.mkdir(parents=True)
+    left = total_mib * 2**20 - total
+    with open(export, "wb") as f:
+        while left > 0:
+            # half random (already-compressed blobs), half text (table rows): zstd gains
+            # about a third; all unique, so block dedup finds nothing.
+            block = os.urandom(512 * 1024) + base64.b64encode(os.urandom(384 * 1024))
+            block = block[:left]
+            f.write(block)
+            left -= len(block)
+            total += len(block)
+    return total
+
+
+# --- a minimal collector sink (upload protocol only) ---------------------------------------
+
+
+class Sink:
+    """POST /backups, PUT chunks (to a file), GET offset, complete (SHA-256 check), runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.url = ""
+        self.uploads: dict[str, dict] = {}
+        self.runs: list[dict] = []
+        self.completed: list[dict] = []
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            self.loop.run_until_complete(self._serve())
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        from protocol import backup_envelope
+
+        async def start(request: web.Request) -> web.Response:
+            env = backup_envelope.decode(await request.read())
+            h = env.header
+            if h.kind == "unchanged":
+                return web.json_response(
+                    {"backup_id": f"u{h.seq}", "status": "unchanged"}, status=201
+                )
+            uid = f"up{h.seq}"
+            path = self.dir / f"{uid}.age"
+            self.uploads[uid] = {"header": h, "path": path, "offset": 0}
+            path.write_bytes(b"")
+            return web.json_response(
+                {"upload_id": uid, "offset": 0, "chunk_size": 8 << 20}, status=201
+            )
+
+        async def put(request: web.Request) -> web.Response:
+            up = self.uploads[request.match_info["uid"]]
+            body = await request.read()
+            with open(up["path"], "ab") as f:
+                f.write(body)
+            up["offset"] += len(body)
+            return web.json_response({"offset": up["offset"]})
+
+        async def complete(request: web.Request) -> web.Response:
+            up = self.uploads.pop(request.match_info["uid"])
+            h = hashlib.sha256()
+            with open(up["path"], "rb") as f:
+                while b := f.read(1 << 20):
+                    h.update(b)
+            ok = h.hexdigest() == up["header"].ciphertext_sha256
+            self.completed.append({"ok": ok, "size": up["offset"]})
+            up["path"].unlink()
+            if not ok:
+                return web.json_response({"error": "hash_mismatch"}, status=422)
+            return web.json_response({"backup_id": "b1", "seq": up["header"].seq}, status=201)
+
+        async def runs(request: web.Request) -> web.Response:
+            self.runs.append(await request.json())
+            return web.json_response({}, status=201)
+
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/api/v1/agent/backups", start)
+        app.router.add_put("/api/v1/agent/backups/uploads/{uid}", put)
+        app.router.add_post("/api/v1/agent/backups/uploads/{uid}/complete", complete)
+        app.router.add_post("/api/v1/agent/backup-runs", runs)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
+# --- the agent process -----------------------------------------------------------------------
+
+
+def agent_child(url: str, state: str, tree: str, recipient: str, key_hex: str) -> None:
+    """Runs in a fresh process: one ``BackupRunner.run_once``; prints JSON figures."""
+    import aiohttp
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.backup.config import parse_backup_config
+    from agent.backup.runner import BackupRunner
+    from protocol.messages import AgentSettings
+
+    class Resp:
+        def __init__(self, status: int, body: bytes) -> None:
+            self.status, self.body, self.headers = status, body, {}
+
+        def json(self):
+            return json.loads(self.body or b"null")
+
+    class Client:
+        session: aiohttp.ClientSession | None = None
+
+        async def request(
+            self, method, path, body=b"", content_type="application/json", params=None
+        ):
+            if self.session is None:
+                self.session = aiohttp.ClientSession()
+            async with self.session.request(
+                method, url + path, data=body, params=params, headers={"Content-Type": content_type}
+            ) as r:
+                return Resp(r.status, await r.read())
+
+    marks: dict[str, float] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if what == "upload" and "upload_start" not in marks:
+            marks["upload_start"] = time.perf_counter()
+            marks["archive_peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    async def main() -> dict:
+        client = Client()
+        runner = BackupRunner(
+            parse_backup_config({"paths": [tree]}),
+            Path(state),
+            Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex)),
+            "bench-server",
+            client,
+            AgentSettings(backup_interval_s=86400, backup_recipients=[recipient]),
+        )
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        out = await runner.run_once(progress)
+        t1 = time.perf_counter()
+        if client.session:
+            await client.session.close()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {
+            "outcome": out.outcome,
+            "reason": out.reason,
+            "seconds": t1 - t0,
+            "archive_seconds": marks.get("upload_start", t1) - t0,
+            "upload_seconds": t1 - marks.get("upload_start", t1),
+            "bytes": out.bytes,
+            "baseline_rss_mib": base / 1024,
+            "peak_rss_mib": peak / 1024,
+            "archive_peak_rss_mib": marks.get("archive_peak_rss", peak) / 1024,
+        }
+
+    print(json.dumps(asyncio.run(main())))
+
+
+def run_agent(url: str, state: Path, tree: Path, recipient: str, key_hex: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", url, str(state), str(tree), recipient, key_hex]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- restic ----------------------------------------------------------------------------------
+
+
+def restic(args: list[str], repo: Path) -> float:
+    env = dict(os.environ, RESTIC_PASSWORD="bench-password", RESTIC_REPOSITORY=str(repo))
+    env.setdefault("RESTIC_CACHE_DIR", str(repo.parent / "restic-cache"))
+    t0 = time.perf_counter()
+    subprocess.run(["restic", *args], check=True, capture_output=True, env=env)
+    return time.perf_counter() - t0
+
+
+# --- age layer alone -------------------------------------------------------------------------
+
+
+def age_child(which: str, src: str, dst: str) -> None:
+    from protocol.backup_archive import AgeWriter, generate_identity
+
+    _, recipient = generate_identity()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    if which == "pyrage":
+        import pyrage
+
+        with open(src, "rb") as r, open(dst, "wb") as w:
+            pyrage.encrypt_io(r, w, [pyrage.x25519.Recipient.from_str(recipient)])
+    else:
+        with open(src, "rb") as r, open(dst, "wb") as w:
+            aw = AgeWriter(w, [recipient])
+            while b := r.read(1 << 20):
+                aw.write(b)
+            aw.close()
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    size = os.path.getsize(src)
+    print(
+        json.dumps({"mb_s": size / dt / 1e6, "seconds": dt, "rss_growth_mib": (peak - base) / 1024})
+    )
+
+
+def run_age(which: str, src: Path, dst: Path) -> dict:
+    cmd = [sys.executable, __file__, "--age-child", which, str(src), str(dst)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    dst.unlink()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        agent_child(*sys.argv[2:7])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--age-child":
+        age_child(*sys.argv[2:5])
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--small-files", type=int, default=20000)
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--no-age-compare", action="store_true")
+    args = p.parse_args()
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from protocol.backup_archive import generate_identity
+
+    work = Path(tempfile.mkdtemp(prefix="vigil-bench-backup-"))
+    try:
+        tree = work / "tree"
+        t0 = time.perf_counter()
+        total = make_tree(tree, args.size_mib, args.small_files)
+        subprocess.run(["sync"], check=False)
+        print(
+            f"tree: {total / 2**20:.0f} MiB, {args.small_files} small files + 1 export "
+            f"(built in {time.perf_counter() - t0:.1f} s)"
+        )
+        sink = Sink(work)
+        sink.start()
+        _, recipient = generate_identity()
+        key_hex = (
+            Ed25519PrivateKey.generate()
+            .private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+            .hex()
+        )
+        state = work / "state"
+        # warm the page cache the same way for both tools
+        subprocess.run(
+            ["cat", *map(str, tree.rglob("*.sql"))], stdout=subprocess.DEVNULL, check=True
+        )
+
+        first = run_agent(sink.url, state, tree, recipient, key_hex)
+        assert first["outcome"] == "ok", first
+        assert sink.completed and sink.completed[-1]["ok"]
+        again = run_agent(sink.url, state, tree, recipient, key_hex)
+        assert again["outcome"] == "unchanged", again
+
+        repo = work / "restic-repo"
+        restic(["init"], repo)
+        restic_first = restic(["backup", "--quiet", str(tree)], repo)
+        restic_again = restic(["backup", "--quiet", str(tree)], repo)
+
+        growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
+        print(
+            f"vigil first backup, end to end: {first['seconds']:.2f} s "
+            f"(archive+encrypt {first['archive_seconds']:.2f} s, upload {first['upload_seconds']:.2f} s; "
+            f"{first['bytes'] / 2**20:.0f} MiB ciphertext)"
+        )
+        print(
+            f"vigil agent RSS: baseline {first['baseline_rss_mib']:.1f} MiB, peak "
+            f"{first['peak_rss_mib']:.1f} MiB, growth {growth:.1f} MiB (budget <= 64); "
+            f"peak by the end of the archive stage {first['archive_peak_rss_mib']:.1f} MiB"
+        )
+        print(
+            f"vigil unchanged re-run: {again['seconds']:.2f} s = "
+            f"{100 * again['seconds'] / first['seconds']:.1f}% of the first run (budget <= 10%)"
+        )
+        print(f"restic backup: {restic_first:.2f} s; unchanged re-run {restic_again:.2f} s")
+        print(
+            f"ratio vigil/restic end to end: {first['seconds'] / restic_first:.2f} (budget <= 1.00); "
+            f"archive+encrypt only: {first['archive_seconds'] / restic_first:.2f}"
+        )
+        if not args.no_age_compare:
+            big = next(tree.rglob("*.sql"))
+            for which in ("cryptography", "pyrage"):
+                r = run_age(which, big, work / "age.out")
+                print(
+                    f"age layer, {which}: {r['mb_s']:.0f} MB/s, RSS growth {r['rss_growth_mib']:.1f} MiB "
+                    f"on {big.stat().st_size / 2**20:.0f} MiB"
+                )
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
