@@ -14,6 +14,7 @@ from aiohttp import web
 from collector import agent_settings, api, enrollment, ingest, openapi, pages
 from collector.appkeys import CONFIG, DB, METRICS, NONCES
 from collector.auth import Handler, auth_middleware
+from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.errors import ApiError
 from collector.fleet import FleetView, status_counts
@@ -139,6 +140,6 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app.cleanup_ctx.append(_housekeeping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
-    for module in (enrollment, ingest, api, openapi, pages):
+    for module in (enrollment, ingest, api, openapi, pages, backup_handlers):
         module.setup_routes(app)
     return app

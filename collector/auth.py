@@ -118,7 +118,10 @@ async def _authenticate_agent(request: web.Request) -> None:
         raise _refuse(request, 403, "revoked", "this server's credentials were revoked")
     if session.expires_at <= now:
         raise _refuse(request, 401, "session_expired", "session expired: open a new one")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except ConnectionResetError:
+        raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
     if not ra.verify_request(session.key, request.method, request.path_qs, ts, nonce, body, sig):
         raise _refuse(request, 401, "bad_signature", "request signature does not verify")
     if not request.app[NONCES].check_and_add(nonce):

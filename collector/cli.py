@@ -1,4 +1,4 @@
-"""``vigil-collector``: run the collector and administer it.
+"""vigil-collector: run the collector and administer it.
 
 Admin commands open the same database as ``serve`` (``--config``/``--data``) and work
 while it runs. A command that creates a token or key prints it alone on its last line.
@@ -22,9 +22,10 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 
 def _feature_registrations() -> list[Register]:
+    from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
 
-    return [contracts_cli.register]
+    return [backups_cli.register, contracts_cli.register]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
