@@ -41,7 +41,9 @@ def free_port(preferred: int) -> int:
 
 
 def run(*args: str) -> str:
-    out = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         sys.exit(f"demo: {' '.join(args)} failed:\n{out.stderr}")
     return out.stdout
@@ -72,7 +74,7 @@ def main() -> int:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(name: str, *args: str, stdout: int | None = None) -> subprocess.Popen[bytes]:
-        log = open(DATA / "logs" / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the child)
+        log = open(DATA / "logs" / f"{name}.log", "wb")
         p = subprocess.Popen([str(BIN / args[0]), *args[1:]], stdout=stdout or log, stderr=log)
         procs.append((name, p))
         return p
@@ -92,19 +94,34 @@ def main() -> int:
         start("collector", "vigil-collector", "serve", *coll, "--listen", f"127.0.0.1:{port}")
         wait_http(url + "/healthz")
         run("vigil-collector", "partner", "add", "demo-partner", *coll)
-        api_key = last_line(run("vigil-collector", "apikey", "create", "--partner", "demo-partner", *coll))
-        token = last_line(run("vigil-collector", "token", "create", "--partner", "demo-partner", *coll))
+        api_key = last_line(
+            run("vigil-collector", "apikey", "create", "--partner", "demo-partner", *coll)
+        )
+        token = last_line(
+            run("vigil-collector", "token", "create", "--partner", "demo-partner", *coll)
+        )
         run("vigil-collector", "server", "interval", "--partner", "demo-partner", "15s", *coll)
 
-        sim = start("cameras", "vigil-sim", "cameras", "--count", str(CAMERAS), "--faults", FAULTS,
-                    "--json", stdout=subprocess.PIPE)
+        sim = start(
+            "cameras",
+            "vigil-sim",
+            "cameras",
+            "--count",
+            str(CAMERAS),
+            "--faults",
+            FAULTS,
+            "--json",
+            stdout=subprocess.PIPE,
+        )
         assert sim.stdout is not None
         fleet = json.loads(sim.stdout.readline())
         agent_dir = DATA / "agent"
         agent_dir.mkdir()
         creds = agent_dir / "camera-credentials.toml"
         first = fleet["cameras"][0]
-        creds.write_text(f'[default]\nusername = "{first["username"]}"\npassword = "{first["password"]}"\n')
+        creds.write_text(
+            f'[default]\nusername = "{first["username"]}"\npassword = "{first["password"]}"\n'
+        )
         os.chmod(creds, 0o600)
         etc = agent_dir / "etc"
         etc.mkdir()
