@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -246,10 +247,18 @@ def fleet_facts(
     partner: str | None = None,
     with_reports: bool = False,
     since: float | None = None,
+    with_kept: bool | None = None,
 ) -> Fleet:
-    """Everything the checks need about enrolled servers, in a few bulk queries."""
+    """Everything the checks need about enrolled servers, in a few bulk queries.
+
+    The backups kept now say nothing about what was kept on an earlier day (retention has
+    pruned since), so by default they are loaded only when ``now`` is the present (within
+    an hour); otherwise the retention check is skipped.
+    """
+    if with_kept is None:
+        with_kept = abs(time.time() - now) < 3600
     with _plain_rows(conn):
-        return _fleet_facts(conn, now, window_days, partner, with_reports, since)
+        return _fleet_facts(conn, now, window_days, partner, with_reports, since, with_kept)
 
 
 def _fleet_facts(
@@ -259,6 +268,7 @@ def _fleet_facts(
     partner: str | None,
     with_reports: bool,
     since: float | None,
+    with_kept: bool,
 ) -> Fleet:
     since = now - window_days * DAY if since is None else since
     sql = (
@@ -295,7 +305,7 @@ def _fleet_facts(
     kept: dict[str, list[float]] = defaultdict(list)
     for sid, created in conn.execute(
         "SELECT server_id, created_at FROM backups WHERE status = 'verified' AND created_at <= ?",
-        (now,),
+        (now if with_kept else -1.0,),
     ):
         kept[sid].append(float(created))
     for times in kept.values():
@@ -330,7 +340,7 @@ def _fleet_facts(
                 product=str(software.get("product") or ""),
                 version=str(software.get("version") or ""),
                 backups=made.get(sid, []),
-                kept_backups=kept.get(sid, []),
+                kept_backups=kept.get(sid, []) if with_kept else None,
             )
         )
         partner_of[sid] = r[7]
@@ -355,44 +365,107 @@ def server_modules(conn: Conn, server_id: str) -> list[str]:
 # --- findings ----------------------------------------------------------------------------
 
 
-def replace_findings(
-    conn: Conn,
+def finding_key(f: Finding) -> str:
+    """What identifies a finding from one run to the next."""
+    window = f.evidence.get("window", "") if f.kind == "support_cases_over_limit" else ""
+    return f"{f.server_id or ''}|{f.contract_id or ''}|{f.kind}|{window}"
+
+
+@dataclass
+class FindingChanges:
+    inserts: list[tuple[Any, ...]]
+    updates: list[tuple[Any, ...]]
+    deletes: list[int]
+
+    def __len__(self) -> int:
+        return len(self.inserts) + len(self.updates) + len(self.deletes)
+
+
+def stored_findings(conn: Conn) -> dict[str, tuple[int, str]]:
+    """fkey -> (row id, digest) of the stored findings."""
+    with _plain_rows(conn):
+        return {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT fkey, id, digest FROM contract_findings")
+        }
+
+
+def diff_findings(
+    stored: Mapping[str, tuple[int, str]],
     findings: Sequence[Finding],
     run_at: float,
     partner_of_server: Mapping[str, str],
     partner_of_contract: Mapping[str, str],
-) -> None:
-    conn.execute("DELETE FROM contract_findings")
-    rows = []
+) -> FindingChanges:
+    """Rows to insert, update and delete so the table holds exactly ``findings``."""
+    changes = FindingChanges([], [], [])
+    seen: set[str] = set()
     for f in findings:
+        key = finding_key(f)
+        if key in seen:
+            continue
+        seen.add(key)
+        evidence = _dumps(dict(f.evidence))
+        digest = f"{f.severity.value}|{f.clause}|{f.message}|{evidence}"
+        old = stored.get(key)
+        if old is not None and old[1] == digest:
+            continue
         partner = (
             partner_of_server.get(f.server_id or "")
             or partner_of_contract.get(f.contract_id or "")
             or ""
         )
-        rows.append(
-            (
-                run_at,
-                partner,
-                f.server_id,
-                f.contract_id,
-                f.kind,
-                f.severity.value,
-                f.clause,
-                f.message,
-                _dumps(dict(f.evidence)),
-            )
+        values = (
+            partner,
+            f.server_id,
+            f.contract_id,
+            f.kind,
+            f.severity.value,
+            f.clause,
+            f.message,
+            evidence,
+            digest,
         )
-    sql = (
-        "INSERT INTO contract_findings (run_at, partner, server_id, contract_id, kind, severity, "
-        "clause, message, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        if old is None:
+            changes.inserts.append((run_at, key, *values))
+        else:
+            changes.updates.append((*values, old[0]))
+    changes.deletes = [row_id for key, (row_id, _) in stored.items() if key not in seen]
+    return changes
+
+
+def apply_finding_changes(conn: Conn, changes: FindingChanges) -> None:
+    for row in changes.inserts:
+        conn.execute(
+            "INSERT INTO contract_findings (run_at, fkey, partner, server_id, contract_id, kind, "
+            "severity, clause, message, evidence, digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+    for row in changes.updates:
+        conn.execute(
+            "UPDATE contract_findings SET partner = ?, server_id = ?, contract_id = ?, kind = ?, "
+            "severity = ?, clause = ?, message = ?, evidence = ?, digest = ? WHERE id = ?",
+            row,
+        )
+    for row_id in changes.deletes:
+        conn.execute("DELETE FROM contract_findings WHERE id = ?", (row_id,))
+
+
+def chunked(changes: FindingChanges, size: int) -> list[FindingChanges]:
+    """Split into pieces of at most ``size`` operations (each one short write)."""
+    ops: list[tuple[str, Any]] = (
+        [("i", r) for r in changes.inserts]
+        + [("u", r) for r in changes.updates]
+        + [("d", r) for r in changes.deletes]
     )
-    many = getattr(conn, "executemany", None)
-    if many is not None:
-        many(sql, rows)
-    else:  # a connection wrapper that only promises execute()
-        for row in rows:
-            conn.execute(sql, row)
+    out = []
+    for start in range(0, len(ops), size):
+        part = FindingChanges([], [], [])
+        for kind, item in ops[start : start + size]:
+            {"i": part.inserts, "u": part.updates, "d": part.deletes}[kind].append(item)
+        out.append(part)
+    return out
 
 
 def list_findings(conn: Conn, partner: str | None = None) -> list[dict[str, object]]:

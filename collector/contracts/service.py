@@ -34,6 +34,7 @@ class CheckInputs:
     cases: list[SupportCase]
     open_keys: set[str]
     priority_maps: dict[str, dict[str, str | None]]
+    stored_findings: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +66,7 @@ def gather(conn: Any, now: float) -> CheckInputs:
         cases=repo.support_cases(conn),
         open_keys=repo.open_finding_keys(conn),
         priority_maps={p: repo.priority_map(conn, p) for p in partners},
+        stored_findings=repo.stored_findings(conn),
     )
 
 
@@ -116,12 +118,37 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
     return result
 
 
-def persist(conn: Any, result: CheckResult) -> None:
-    repo.replace_findings(
-        conn, result.findings, result.run_at, result.partner_of_server, result.partner_of_contract
+WRITE_CHUNK = 2000
+"""Operations per write: the writer is shared with ingest, so a check run never holds it
+for long (about 20 ms per chunk)."""
+
+
+def persist_steps(stored: Mapping[str, tuple[int, str]], result: CheckResult) -> list[Any]:
+    """The writes that bring the stored findings to ``result`` and open its incidents, as
+    a list of short ``fn(conn)`` pieces."""
+    changes = repo.diff_findings(
+        stored, result.findings, result.run_at, result.partner_of_server, result.partner_of_contract
     )
-    for inc, partner, key in result.new_incidents:
-        repo.insert_incident(conn, inc, partner, result.run_at, key)
+    steps: list[Any] = [
+        (lambda c, part=part: repo.apply_finding_changes(c, part))
+        for part in repo.chunked(changes, WRITE_CHUNK)
+    ]
+    incs = result.new_incidents
+    for start in range(0, len(incs), WRITE_CHUNK):
+        part_incs = incs[start : start + WRITE_CHUNK]
+
+        def write_incidents(c: Any, part_incs: list[tuple[Incident, str, str]] = part_incs) -> None:
+            for inc, partner, key in part_incs:
+                repo.insert_incident(c, inc, partner, result.run_at, key)
+
+        steps.append(write_incidents)
+    return steps
+
+
+def persist(conn: Any, result: CheckResult) -> None:
+    """All of :func:`persist_steps` in one transaction (tests, small fleets)."""
+    for step in persist_steps(repo.stored_findings(conn), result):
+        step(conn)
 
 
 def findings_for_partner(conn: Any, partner: str, now: float) -> list[Finding]:
@@ -146,7 +173,8 @@ def run_checks_sync(
     now = time.time() if now is None else now
     inputs = db.read_sync(lambda c: gather(c, now))
     result = compute(inputs, open_incidents=open_incidents)
-    db.write_sync(lambda c: persist(c, result))
+    for step in persist_steps(inputs.stored_findings, result):
+        db.write_sync(step)
     return result
 
 
@@ -155,7 +183,8 @@ async def run_checks(db: Any, now: float | None = None) -> CheckResult:
     now = time.time() if now is None else now
     inputs = await db.read(lambda c: gather(c, now))
     result = compute(inputs)
-    await db.write(lambda c: persist(c, result))
+    for step in persist_steps(inputs.stored_findings, result):
+        await db.write(step)
     return result
 
 

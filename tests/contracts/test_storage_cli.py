@@ -210,3 +210,25 @@ def test_scheduler_lease_has_one_holder(tmp_path: Path) -> None:
         assert db.write_sync(lambda c: acquire_lease(c, lease, "b", 2401.0, 900.0))
     finally:
         db.close()
+
+
+def test_findings_are_rewritten_only_where_they_changed() -> None:
+    from collector.contracts.checks import Finding, Severity
+    from collector.contracts.repository import diff_findings, finding_key
+
+    def f(server: str, kind: str, days: int) -> Finding:
+        return Finding(kind, Severity.INFO, server, "C", "x: term", "m", {"days_left": days})
+
+    first = [f("s1", "expiring_60d", 50), f("s2", "silent", 0)]
+    d1 = diff_findings({}, first, 100.0, {"s1": "acme", "s2": "acme"}, {})
+    assert (len(d1.inserts), len(d1.updates), len(d1.deletes)) == (2, 0, 0)
+    # Store as the database would: fkey -> (row id, digest).
+    stored = {row[1]: (i, row[-1]) for i, row in enumerate(d1.inserts)}
+    # Next run: s1's evidence changed (49 days), s2's finding is gone, s3 is new.
+    second = [f("s1", "expiring_60d", 49), f("s3", "silent", 0)]
+    d2 = diff_findings(stored, second, 200.0, {}, {"C": "acme"})
+    assert [row[1] for row in d2.inserts] == [finding_key(second[1])]
+    assert [row[-1] for row in d2.updates] == [0]  # row id of s1's finding
+    assert d2.deletes == [1]  # s2's
+    # Unchanged findings cost nothing.
+    assert len(diff_findings(stored, first, 300.0, {}, {})) == 0
