@@ -232,3 +232,20 @@ def test_findings_are_rewritten_only_where_they_changed() -> None:
     assert d2.deletes == [1]  # s2's
     # Unchanged findings cost nothing.
     assert len(diff_findings(stored, first, 300.0, {}, {})) == 0
+
+
+def test_contract_backup_policy_for_the_backups_module(fleet: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "erp.csv"
+    f.write_text(CONTRACTS)
+    fleet.json("contracts", "import", str(f))
+    museum, bakery = fleet.ids  # type: ignore[attr-defined]
+    db = open_database(load_config(None, fleet.data))
+    try:
+        policy = db.read_sync(lambda c: service.contract_backup_policy(c, museum))
+        # Maintenance & Support: daily, keep last 7 / daily 7 / weekly 4 / monthly 12.
+        assert policy.interval_s == 86400
+        assert (policy.retention.keep_last, policy.retention.keep_monthly) == (7, 12)
+        # Warranty (and expired): no online backup -> None.
+        assert db.read_sync(lambda c: service.contract_backup_policy(c, bakery)) is None
+    finally:
+        db.close()
