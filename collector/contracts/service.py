@@ -252,6 +252,53 @@ async def backup_entitlement(db: Any, server_id: str) -> Any:
     return Entitlement(ans.entitled, ans.reason)
 
 
+def open_incident_for_finding(
+    conn: Any, server_id: str, kind: str, title: str, now: float | None = None
+) -> str | None:
+    """For health findings made elsewhere in the collector (e.g. ``volume_full_48h``,
+    ``camera_offline``): open an incident on the server's covering contract at the
+    partner's priority for ``kind``, unless one for this server and kind is still open.
+    Call inside ``Database.write``. Returns the new incident's id, or None."""
+    now = time.time() if now is None else now
+    r = conn.execute(
+        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id = ?",
+        (server_id,),
+    ).fetchone()
+    if r is None or not r[0]:
+        return None
+    key = f"{server_id}:{kind}"
+    if key in repo.open_finding_keys(conn):
+        return None
+    contracts = repo.contracts_for_licence(conn, r[0])
+    if not contracts:
+        return None
+    from zoneinfo import ZoneInfo
+
+    tz = contracts[0].calendar_spec().timezone
+    chosen = best_contract(contracts, dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date())
+    if chosen is None or chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
+        return None
+    contract = chosen[0]
+    plan = get_plan(contract.plan)
+    priority = priority_for(kind, plan, repo.priority_map(conn, r[1]))
+    if priority is None:
+        return None
+    inc = open_incident(
+        new_incident_id(),
+        plan,
+        priority,
+        dt.datetime.fromtimestamp(now, dt.UTC),
+        calendar=contract.calendar_spec(),
+        contract_id=contract.id,
+        server_id=server_id,
+        title=title,
+        source=f"finding:{kind}",
+    )
+    repo.insert_incident(conn, inc, r[1], now, key)
+    return inc.id
+
+
 def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) -> Any:
     """The backup policy (interval, tolerance, retention) the server's contract promises,
     or None (no covering contract, or a plan without online backup). For the backups

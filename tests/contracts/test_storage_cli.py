@@ -249,3 +249,31 @@ def test_contract_backup_policy_for_the_backups_module(fleet: Cli, tmp_path: Pat
         assert db.read_sync(lambda c: service.contract_backup_policy(c, bakery)) is None
     finally:
         db.close()
+
+
+def test_health_finding_from_elsewhere_opens_one_incident(fleet: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "erp.csv"
+    f.write_text(CONTRACTS)
+    fleet.json("contracts", "import", str(f))
+    museum, bakery = fleet.ids  # type: ignore[attr-defined]
+    db = open_database(load_config(None, fleet.data))
+    try:
+
+        def raise_it(c):  # type: ignore[no-untyped-def]
+            return service.open_incident_for_finding(c, museum, "volume_full_48h", "disk fills")
+
+        first = db.write_sync(raise_it)
+        assert first is not None
+        assert db.write_sync(raise_it) is None  # still open: not twice
+        # The bakery's warranty has expired: no incident.
+        assert (
+            db.write_sync(
+                lambda c: service.open_incident_for_finding(c, bakery, "camera_offline", "cam")
+            )
+            is None
+        )
+    finally:
+        db.close()
+    incs = fleet.json("incident", "list")["incidents"]
+    # Recording volume full within 48 h = high by default.
+    assert [(i["id"], i["priority"]) for i in incs] == [(first, "high")]
