@@ -32,6 +32,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,12 @@ def make_tree(root: Path, total_mib: int, small_files: int) -> int:
 # --- a minimal collector sink (upload protocol only) ---------------------------------------
 
 
+def _append(path: Path, data: bytes, h: hashlib._Hash) -> None:
+    h.update(data)  # hashed as it arrives, as a collector does, not re-read on complete
+    with open(path, "ab") as f:
+        f.write(data)
+
+
 class Sink:
     """POST /backups, PUT chunks (to a file), GET offset, complete (SHA-256 check), runs."""
 
@@ -112,7 +119,12 @@ class Sink:
                 )
             uid = f"up{h.seq}"
             path = self.dir / f"{uid}.age"
-            self.uploads[uid] = {"header": h, "path": path, "offset": 0}
+            self.uploads[uid] = {
+                "header": h,
+                "path": path,
+                "offset": 0,
+                "sha256": hashlib.sha256(),
+            }
             path.write_bytes(b"")
             return web.json_response(
                 {"upload_id": uid, "offset": 0, "chunk_size": 8 << 20}, status=201
@@ -121,18 +133,14 @@ class Sink:
         async def put(request: web.Request) -> web.Response:
             up = self.uploads[request.match_info["uid"]]
             body = await request.read()
-            with open(up["path"], "ab") as f:
-                f.write(body)
+            await asyncio.to_thread(_append, up["path"], body, up["sha256"])
             up["offset"] += len(body)
             return web.json_response({"offset": up["offset"]})
 
         async def complete(request: web.Request) -> web.Response:
             up = self.uploads.pop(request.match_info["uid"])
-            h = hashlib.sha256()
-            with open(up["path"], "rb") as f:
-                while b := f.read(1 << 20):
-                    h.update(b)
-            ok = h.hexdigest() == up["header"].ciphertext_sha256
+            digest = up["sha256"].hexdigest()
+            ok = digest == up["header"].ciphertext_sha256
             self.completed.append({"ok": ok, "size": up["offset"]})
             up["path"].unlink()
             if not ok:
@@ -281,6 +289,10 @@ def run_age(which: str, src: Path, dst: Path) -> dict:
 # --- main ------------------------------------------------------------------------------------
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         agent_child(*sys.argv[2:7])
@@ -291,6 +303,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--small-files", type=int, default=20000)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians shown)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-age-compare", action="store_true")
     args = p.parse_args()
@@ -308,7 +321,8 @@ def main() -> None:
         subprocess.run(["sync"], check=False)
         print(
             f"tree: {total / 2**20:.0f} MiB, {args.small_files} small files + 1 export "
-            f"(built in {time.perf_counter() - t0:.1f} s)"
+            f"(built in {time.perf_counter() - t0:.1f} s); load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
         sink = Sink(work)
         sink.start()
@@ -318,49 +332,67 @@ def main() -> None:
             .private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
             .hex()
         )
-        state = work / "state"
-        # warm the page cache the same way for both tools
-        subprocess.run(
-            ["cat", *map(str, tree.rglob("*.sql"))], stdout=subprocess.DEVNULL, check=True
-        )
-
-        first = run_agent(sink.url, state, tree, recipient, key_hex)
-        assert first["outcome"] == "ok", first
-        assert sink.completed and sink.completed[-1]["ok"]
-        again = run_agent(sink.url, state, tree, recipient, key_hex)
-        assert again["outcome"] == "unchanged", again
-
-        repo = work / "restic-repo"
-        restic(["init"], repo)
-        restic_first = restic(["backup", "--quiet", str(tree)], repo)
-        restic_again = restic(["backup", "--quiet", str(tree)], repo)
-
-        growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
+        rows = []
+        for rnd in range(args.rounds):
+            state = work / f"state-{rnd}"
+            first = run_agent(sink.url, state, tree, recipient, key_hex)
+            assert first["outcome"] == "ok", first
+            assert sink.completed and sink.completed[-1]["ok"]
+            again = run_agent(sink.url, state, tree, recipient, key_hex)
+            assert again["outcome"] == "unchanged", again
+            shutil.rmtree(state)
+            repo = work / f"restic-repo-{rnd}"
+            restic(["init"], repo)
+            r_first = restic(["backup", "--quiet", str(tree)], repo)
+            r_again = restic(["backup", "--quiet", str(tree)], repo)
+            shutil.rmtree(repo)
+            growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
+            rows.append((first, again, r_first, r_again, growth))
+            print(
+                f"round {rnd + 1}: vigil {first['seconds']:.2f} s (archive+encrypt "
+                f"{first['archive_seconds']:.2f} s, upload {first['upload_seconds']:.2f} s), "
+                f"unchanged {again['seconds']:.2f} s, RSS +{growth:.1f} MiB; "
+                f"restic {r_first:.2f} s, unchanged {r_again:.2f} s; "
+                f"ratio {first['seconds'] / r_first:.2f}"
+            )
+        v_first = _median([r[0]["seconds"] for r in rows])
+        v_arch = _median([r[0]["archive_seconds"] for r in rows])
+        v_up = _median([r[0]["upload_seconds"] for r in rows])
+        v_again = _median([r[1]["seconds"] for r in rows])
+        r_first = _median([r[2] for r in rows])
+        r_again = _median([r[3] for r in rows])
+        growth = max(r[4] for r in rows)
+        ratio = _median([r[0]["seconds"] / r[2] for r in rows])
+        ciphertext = rows[0][0]["bytes"] / 2**20
+        print(f"--- medians of {args.rounds} rounds ---")
         print(
-            f"vigil first backup, end to end: {first['seconds']:.2f} s "
-            f"(archive+encrypt {first['archive_seconds']:.2f} s, upload {first['upload_seconds']:.2f} s; "
-            f"{first['bytes'] / 2**20:.0f} MiB ciphertext)"
+            f"vigil first backup, end to end: {v_first:.2f} s (archive+encrypt {v_arch:.2f} s, "
+            f"upload over HTTP on 127.0.0.1 {v_up:.2f} s; {ciphertext:.0f} MiB ciphertext)"
         )
         print(
-            f"vigil agent RSS: baseline {first['baseline_rss_mib']:.1f} MiB, peak "
-            f"{first['peak_rss_mib']:.1f} MiB, growth {growth:.1f} MiB (budget <= 64); "
-            f"peak by the end of the archive stage {first['archive_peak_rss_mib']:.1f} MiB"
+            f"vigil agent RSS: baseline {rows[0][0]['baseline_rss_mib']:.1f} MiB, "
+            f"largest growth {growth:.1f} MiB (budget <= 64)"
         )
         print(
-            f"vigil unchanged re-run: {again['seconds']:.2f} s = "
-            f"{100 * again['seconds'] / first['seconds']:.1f}% of the first run (budget <= 10%)"
+            f"vigil unchanged re-run: {v_again:.2f} s = {100 * v_again / v_first:.1f}% of the "
+            f"first run (budget <= 10%)"
         )
-        print(f"restic backup: {restic_first:.2f} s; unchanged re-run {restic_again:.2f} s")
+        print(f"restic backup: {r_first:.2f} s; unchanged re-run {r_again:.2f} s")
         print(
-            f"ratio vigil/restic end to end: {first['seconds'] / restic_first:.2f} (budget <= 1.00); "
-            f"archive+encrypt only: {first['archive_seconds'] / restic_first:.2f}"
+            f"ratio vigil/restic end to end: {ratio:.2f} (budget <= 1.00); "
+            f"archive+encrypt only: {v_arch / r_first:.2f}"
         )
         if not args.no_age_compare:
             big = next(tree.rglob("*.sql"))
-            for which in ("cryptography", "pyrage"):
-                r = run_age(which, big, work / "age.out")
+            res: dict[str, list[dict]] = {"cryptography": [], "pyrage": []}
+            for _ in range(args.rounds):
+                for which in res:
+                    res[which].append(run_age(which, big, work / "age.out"))
+            for which, runs in res.items():
                 print(
-                    f"age layer, {which}: {r['mb_s']:.0f} MB/s, RSS growth {r['rss_growth_mib']:.1f} MiB "
+                    f"age layer, {which}: {_median([r['mb_s'] for r in runs]):.0f} MB/s "
+                    f"(median of {len(runs)}), RSS growth "
+                    f"{max(r['rss_growth_mib'] for r in runs):.1f} MiB "
                     f"on {big.stat().st_size / 2**20:.0f} MiB"
                 )
     finally:

@@ -439,22 +439,38 @@ class BackupRunner:
         if upload_id != pending.upload_id or offset != pending.offset:
             pending.upload_id, pending.offset = upload_id, offset
             self._store.save_pending(pending)
-        while offset < pending.size:
-            data = await asyncio.to_thread(_read_at, path, offset, chunk)
-            try:
-                offset = await upload.put_chunk(self._client, upload_id, offset, data)
-            except upload.UploadUnavailable:
-                # Ask where the collector is before the next attempt resumes.
-                with contextlib.suppress(upload.UploadUnavailable, upload.UploadRefused):
-                    pending.offset = await upload.upload_offset(self._client, upload_id)
-                    self._store.save_pending(pending)
-                raise
-            if not 0 <= offset <= pending.size:
-                raise upload.UploadRefused(409, "offset_invalid", f"offset {offset}")
-            pending.offset = offset
-            self._store.save_pending(pending, durable=False)
-            if progress:
-                progress("upload", offset, pending.size)
+        ahead: asyncio.Future[bytes] | None = None
+        ahead_at = -1
+        try:
+            while offset < pending.size:
+                # The next chunk is read while this one is on the wire (one chunk ahead).
+                if ahead is not None and ahead_at == offset:
+                    data = await ahead
+                else:
+                    data = await asyncio.to_thread(_read_at, path, offset, chunk)
+                ahead_at = offset + len(data)
+                ahead = (
+                    asyncio.ensure_future(asyncio.to_thread(_read_at, path, ahead_at, chunk))
+                    if ahead_at < pending.size
+                    else None
+                )
+                try:
+                    offset = await upload.put_chunk(self._client, upload_id, offset, data)
+                except upload.UploadUnavailable:
+                    # Ask where the collector is before the next attempt resumes.
+                    with contextlib.suppress(upload.UploadUnavailable, upload.UploadRefused):
+                        pending.offset = await upload.upload_offset(self._client, upload_id)
+                        self._store.save_pending(pending)
+                    raise
+                if not 0 <= offset <= pending.size:
+                    raise upload.UploadRefused(409, "offset_invalid", f"offset {offset}")
+                pending.offset = offset
+                self._store.save_pending(pending, durable=False)
+                if progress:
+                    progress("upload", offset, pending.size)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
         return await upload.complete(self._client, upload_id)
 
 
