@@ -277,3 +277,27 @@ def test_health_finding_from_elsewhere_opens_one_incident(fleet: Cli, tmp_path: 
     incs = fleet.json("incident", "list")["incidents"]
     # Recording volume full within 48 h = high by default.
     assert [(i["id"], i["priority"]) for i in incs] == [(first, "high")]
+
+
+def test_scheduled_run_stores_findings(fleet: Cli, tmp_path: Path) -> None:
+    import asyncio
+
+    from collector.contracts import repository
+
+    f = tmp_path / "erp.csv"
+    f.write_text(CONTRACTS)
+    fleet.json("contracts", "import", str(f))
+    museum, _ = fleet.ids  # type: ignore[attr-defined]
+    db = open_database(load_config(None, fleet.data))
+    try:
+        result = asyncio.run(service.run_checks(db))
+        stored = db.read_sync(lambda c: repository.list_findings(c, "acme"))
+        assert sorted((x["server_id"], x["kind"]) for x in stored) == sorted(
+            (x.server_id, x.kind) for x in result.findings
+        )
+        # The museum never backed up: its overdue backup opened an incident (medium).
+        assert [(i.server_id, i.priority) for i, _, _ in result.new_incidents] == [
+            (museum, "medium")
+        ]
+    finally:
+        db.close()
