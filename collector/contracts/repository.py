@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -227,8 +228,8 @@ class Fleet:
 @contextlib.contextmanager
 def _plain_rows(conn: Conn) -> Iterator[None]:
     """Tuples instead of ``sqlite3.Row`` for bulk reads (about 3x faster over a million
-    rows); a connection without ``row_factory`` is left as it is."""
-    if not hasattr(conn, "row_factory"):
+    rows); other backends' connections are left as they are."""
+    if not isinstance(conn, sqlite3.Connection):
         yield
         return
     saved = conn.row_factory
