@@ -1,0 +1,183 @@
+"""The contract engine's SQL on PostgreSQL: migrations 0030/0031 (PostgreSQL twins where
+they exist) and the repository functions, on a private server started for this module
+(``initdb`` + ``pg_ctl`` in a temporary directory, Unix socket only, no TCP).
+
+The collector's own PostgreSQL backend is not there yet; a small adapter here translates
+``?`` placeholders to psycopg's ``%s``, as the backend will.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from collector.contracts import repository as repo
+from collector.contracts.checks import Finding, Severity
+from collector.contracts.importer import parse_contracts, plan_import
+from collector.contracts.incidents import apply, open_incident
+from collector.contracts.plans import MAINTENANCE_SUPPORT
+from collector.storage.migrations import _statements, available
+
+D = dt.date.fromisoformat
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+class PgConn:
+    """``execute(sql with ?, params)`` over a psycopg connection in autocommit-off mode."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), params)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Any]:
+    bindir = _pg_bin()
+    if bindir is None or shutil.which("runuser") is None:
+        pytest.fail("PostgreSQL server binaries (Debian postgresql) and runuser are required")
+    base = Path(tempfile.mkdtemp(prefix="vigil-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_pg: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "vigil"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(base / "log"),
+            "-o",
+            f"-c listen_addresses='' -k {sock} -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        conn = psycopg.connect(host=str(sock), user="vigil", dbname="postgres", autocommit=True)
+        with conn:
+            c = PgConn(conn)
+            # The core tables the repository joins (as in 0001/0020, reduced to the columns used).
+            c.execute(
+                "CREATE TABLE partners (id INTEGER PRIMARY KEY, name TEXT UNIQUE, "
+                "created_at DOUBLE PRECISION)"
+            )
+            c.execute(
+                "CREATE TABLE servers (id TEXT PRIMARY KEY, partner_id INTEGER, "
+                "machine_id TEXT, licence_id TEXT, last_seen DOUBLE PRECISION, "
+                "enrolled_at DOUBLE PRECISION, reports_received INTEGER DEFAULT 0, "
+                "state TEXT DEFAULT '{}', revoked_at DOUBLE PRECISION)"
+            )
+            c.execute(
+                "CREATE TABLE backup_runs (id TEXT PRIMARY KEY, server_id TEXT, "
+                "outcome TEXT, finished_at DOUBLE PRECISION)"
+            )
+            c.execute(
+                "CREATE TABLE backups (id TEXT PRIMARY KEY, server_id TEXT, "
+                "created_at DOUBLE PRECISION, status TEXT)"
+            )
+            c.execute("CREATE TABLE reports (server_id TEXT, collected_at DOUBLE PRECISION)")
+            for version, _, sql in available("postgresql"):
+                if 30 <= version <= 49:
+                    for stmt in _statements(sql):
+                        c.execute(stmt)
+            yield c
+    finally:
+        subprocess.run(
+            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+CSV = """\
+contract_id,customer,partner,plan,licence_ids,start,installed_on
+M-1,Museum,acme,maintenance-support,L1,2026-01-01,
+W-1,Bakery,acme,warranty,L2,,2026-01-15
+"""
+
+
+def test_repository_on_postgresql(pg: PgConn) -> None:
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
+    pg.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'acme', 0)")
+    pg.execute(
+        "INSERT INTO servers (id, partner_id, machine_id, licence_id, last_seen, enrolled_at, "
+        "reports_received) VALUES ('s1', 1, 'm1', 'L1', ?, ?, 3)",
+        (now - 30, now - 86400 * 40),
+    )
+    incoming = parse_contracts(CSV)
+    plan = plan_import(repo.current_contracts(pg), incoming)
+    repo.apply_import(pg, plan, now, "test")
+    assert sorted(repo.current_contracts(pg, "acme")) == ["M-1", "W-1"]
+    assert [c.id for c in repo.contracts_for_licence(pg, "L1")] == ["M-1"]
+    assert repo.partner_has_contracts(pg, "acme")
+    # A change appends a version.
+    changed = plan_import(
+        repo.current_contracts(pg), parse_contracts(CSV.replace("Museum", "MoMA"))
+    )
+    repo.apply_import(pg, changed, now + 1, "test")
+    assert [v.contract.customer for v in repo.history(pg, "M-1") if v.contract] == [
+        "Museum",
+        "MoMA",
+    ]
+    # Facts, findings diff, incidents, lease, releases, prices, priority map.
+    fleet = repo.fleet_facts(pg, now)
+    assert [s.server_id for s in fleet.servers] == ["s1"]
+    f1 = Finding("backup_overdue", Severity.WARNING, "s1", "M-1", "x", "m", {"overdue_s": 5})
+    changes = repo.diff_findings(repo.stored_findings(pg), [f1], now, {"s1": "acme"}, {})
+    repo.apply_finding_changes(pg, changes)
+    assert [x["kind"] for x in repo.list_findings(pg, "acme")] == ["backup_overdue"]
+    inc = open_incident(
+        "INC-1",
+        MAINTENANCE_SUPPORT,
+        "high",
+        dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC),
+        contract_id="M-1",
+        server_id="s1",
+    )
+    repo.insert_incident(pg, inc, "acme", now, "s1:backup_overdue")
+    assert repo.open_finding_keys(pg) == {"s1:backup_overdue"}
+    acked = apply(inc, "acknowledge", dt.datetime(2026, 3, 2, 11, tzinfo=dt.UTC))
+    repo.save_incident(pg, acked, now)
+    got = repo.get_incident(pg, "INC-1")
+    assert got is not None and len(got[0].events) == 2
+    assert [i.id for i in repo.list_incidents(pg, "acme", state="acknowledged")] == ["INC-1"]
+    assert repo.acquire_lease(pg, "contract-checks", "a", now, 900)
+    assert not repo.acquire_lease(pg, "contract-checks", "b", now + 1, 900)
+    from collector.contracts.importer import Release
+
+    assert repo.upsert_releases(pg, [Release("VMS", "6.1", D("2026-03-01"))]) == (1, 0)
+    assert repo.load_releases(pg) == {("VMS", "6.1"): D("2026-03-01")}
+    from decimal import Decimal
+
+    repo.set_module_prices(pg, {"base": Decimal("100.50")}, now)
+    assert repo.module_prices(pg) == {"base": Decimal("100.50")}
+    repo.set_priority_map(pg, "acme", {"silent": None}, now)
+    assert repo.priority_map(pg, "acme") == {"silent": None}
