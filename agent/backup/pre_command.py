@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 OUTPUT_TAIL = 2000
-"""Characters of output kept for the run record (limits.MAX_TEXT is 1024 per field; the
-reason is cut again where it is sent)."""
+"""Characters of output kept from the command."""
+REASON_TAIL = 700
+"""Characters of that output put in the run's reason (limits.MAX_TEXT is 1024)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ class PreCommandResult:
             head = f"pre_command could not start: {cmd}"
         else:
             head = f"pre_command exited with status {self.returncode}: {cmd}"
-        return head + ("\n" + self.output_tail if self.output_tail else "")
+        # The run record's reason is cut to about 1000 characters: keep the head line and
+        # the end of the output (where the error usually is).
+        tail = self.output_tail[-REASON_TAIL:]
+        return head + ("\n" + tail if tail else "")
 
 
 async def run_pre_command(argv: Sequence[str], timeout_s: float) -> PreCommandResult:

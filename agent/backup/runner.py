@@ -174,13 +174,14 @@ class BackupRunner:
         """Run one backup now. Never two at once: in this process (``asyncio.Lock``) and
         across processes (``flock`` on a lock file); a run that finds one in progress
         returns ``busy`` and records nothing."""
+        now = time.time()
         if self._lock.locked():
-            return RunOutcome("busy", "a backup is already running", time.time(), time.time())
+            return RunOutcome("busy", "a backup is already running", now, now)
         async with self._lock:
             with self._store.run_lock() as got:
                 if not got:
                     return RunOutcome(
-                        "busy", "a backup is already running (another process)", time.time()
+                        "busy", "a backup is already running (another process)", now, now
                     )
                 self._running = True
                 try:

@@ -95,7 +95,11 @@ def test_new_recipient_forces_full_backup(collector, tree: Path, tmp_path: Path)
 def test_pre_command_failure_keeps_output(collector, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
     key = enroll(collector)
-    cmd = [sys.executable, "-c", "import sys; print('dumping'); sys.exit('export failed: disk')"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; print('dumping ' * 900); sys.exit('export failed: disk')",
+    ]
     runner, _ = make_runner(
         collector, tmp_path / "s", key, {"paths": [str(tree)], "pre_command": cmd}, [recipient]
     )
