@@ -16,7 +16,6 @@ from typing import Any
 from collector.cli_options import common, database_of
 from collector.contracts import repository as repo
 from collector.contracts import service
-from collector.contracts.codec import contract_to_dict
 from collector.contracts.importer import (
     ImportFailed,
     csv_rows,
@@ -34,8 +33,8 @@ from collector.contracts.incidents import (
 )
 from collector.contracts.plans import get_plan
 from collector.contracts.pricing import sma_quote
-from collector.contracts.reports import monthly_rows, render_csv, render_json
-from collector.contracts.terms import Coverage, evaluate_term
+from collector.contracts.reports import render_csv, render_json
+from collector.contracts.views import build_report, contract_view, parse_month
 
 MAX_FILE = 64 * 1024 * 1024
 
@@ -205,21 +204,6 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _contract_line(c: Any, today: dt.date) -> dict[str, Any]:
-    term = evaluate_term(c)
-    st = term.status(today)
-    return {
-        **contract_to_dict(c),
-        "coverage": st.value,
-        "last_covered_day": None
-        if term.end is None
-        else (term.end - dt.timedelta(days=1)).isoformat(),
-        "last_day_to_cancel": None
-        if st is not Coverage.ACTIVE
-        else (d.isoformat() if (d := term.last_day_to_cancel(today)) else None),
-    }
-
-
 def cmd_contracts_list(args: argparse.Namespace) -> int:
     db = database_of(args)
     try:
@@ -227,7 +211,7 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
     finally:
         db.close()
     today = dt.date.today()
-    rows = [_contract_line(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    rows = [contract_view(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
     else:
@@ -249,7 +233,7 @@ def cmd_contracts_show(args: argparse.Namespace) -> int:
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")
     data = {
-        "contract": None if c is None else _contract_line(c, dt.date.today()),
+        "contract": None if c is None else contract_view(c, dt.date.today()),
         "history": hist,
     }
     if args.json:
@@ -423,41 +407,6 @@ def cmd_incident_action(args: argparse.Namespace) -> int:
 
 
 # --- reports and prices --------------------------------------------------------------------
-
-
-def parse_month(text: str) -> tuple[int, int]:
-    try:
-        y, m = text.split("-")
-        year, month = int(y), int(m)
-    except ValueError:
-        raise ValueError(f"month must be YYYY-MM, not {text!r}") from None
-    if not 1 <= month <= 12 or not 2000 <= year <= 2200:
-        raise ValueError(f"month must be YYYY-MM, not {text!r}")
-    return year, month
-
-
-def build_report(
-    conn: Any, year: int, month: int, by: str, partner: str | None, tz: str, now: float
-) -> list[Any]:
-    from collector.contracts.reports import month_bounds
-
-    start, end, _ = month_bounds(year, month, tz)
-    fleet = repo.fleet_facts(conn, min(now, end), partner=partner, with_reports=True, since=start)
-    contracts = repo.current_contracts(conn, partner)
-    incidents = repo.list_incidents(conn, partner, opened_from=start, opened_to=end)
-    return monthly_rows(
-        year,
-        month,
-        fleet.servers,
-        contracts.values(),
-        by=by,
-        tz=tz,
-        now=now,
-        report_times=fleet.report_times,
-        incidents=incidents,
-        cases=repo.support_cases(conn),
-        releases=repo.load_releases(conn),
-    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -104,8 +104,12 @@ def monthly_rows(
     incidents: Iterable[Incident] = (),
     cases: Sequence[SupportCase] = (),
     releases: Mapping[tuple[str, str], dt.date] | None = None,
+    reports_known_from: float | None = None,
 ) -> list[ReportRow]:
-    """One row per partner (``by="partner"``) or per (partner, customer)."""
+    """One row per partner (``by="partner"``) or per (partner, customer).
+
+    ``reports_known_from``: the oldest report time storage still has (history is pruned);
+    monitoring gaps are counted only from then on, never from missing history."""
     if by not in ("partner", "customer"):
         raise ValueError("by must be 'partner' or 'customer'")
     label = f"{year:04d}-{month:02d}"
@@ -178,8 +182,13 @@ def monthly_rows(
             r.backup_slots_met += met
             r.backup_slots_total += total
         if covered_end and plan.entitlements.health_monitoring and report_times is not None:
-            n, secs = monitoring_gaps(
-                report_times.get(s.server_id, ()), start, until, plan.health.silent_after_s
+            gap_from = start if reports_known_from is None else max(start, reports_known_from)
+            n, secs = (
+                monitoring_gaps(
+                    report_times.get(s.server_id, ()), gap_from, until, plan.health.silent_after_s
+                )
+                if gap_from < until
+                else (0, 0.0)
             )
             r.monitoring_gaps += n
             r.monitoring_gap_seconds += round(secs)

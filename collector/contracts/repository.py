@@ -356,6 +356,12 @@ def _json_or_empty(text: str | None) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def oldest_report_time(conn: Conn) -> float | None:
+    """The oldest health report still stored (history is pruned), or None."""
+    r = conn.execute("SELECT MIN(collected_at) FROM reports").fetchone()
+    return None if r is None or r[0] is None else float(r[0])
+
+
 def server_modules(conn: Conn, server_id: str) -> list[str]:
     r = conn.execute("SELECT state FROM servers WHERE id = ?", (server_id,)).fetchone()
     if r is None:

@@ -26,7 +26,6 @@ from collector.auth import owned_server, partner_of
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.calendar import CalendarError
-from collector.contracts.cli_storage import _contract_line, build_report, parse_month
 from collector.contracts.importer import (
     ImportFailed,
     _RowInvalid,
@@ -46,6 +45,7 @@ from collector.contracts.plans import get_plan
 from collector.contracts.pricing import sma_quote
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
+from collector.contracts.views import build_report, contract_view, parse_month
 from collector.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
     today = dt.date.today()
-    rows = [_contract_line(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    rows = [contract_view(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
 
@@ -123,7 +123,7 @@ async def get_contract(request: web.Request) -> web.Response:
     cid = request.match_info["contract_id"]
     c = await _own_contract(request, cid)
     hist = await request.app[DB].read(lambda conn: repo.history_json(conn, cid))
-    return web.json_response({"contract": _contract_line(c, dt.date.today()), "history": hist})
+    return web.json_response({"contract": contract_view(c, dt.date.today()), "history": hist})
 
 
 async def put_contract(request: web.Request) -> web.Response:
@@ -152,7 +152,7 @@ async def put_contract(request: web.Request) -> web.Response:
     changed, version = await request.app[DB].write(write)
     return web.json_response(
         {
-            "contract": _contract_line(contract, dt.date.today()),
+            "contract": contract_view(contract, dt.date.today()),
             "changed": changed,
             "version": version,
         },

@@ -271,3 +271,20 @@ def test_odd_toml_values_are_row_errors_not_crashes() -> None:
             assert all(e.line == 1 for e in exc.errors)
             refused += 1
     assert refused > 150  # most of these tables are wrong somewhere
+
+
+def test_monitoring_gaps_count_only_where_history_is_kept() -> None:
+    tz = "Europe/Berlin"
+    ms = Contract("M-2", "Zoo", "acme", "maintenance-support", ("L5",), start=D("2026-01-01"))
+    feb15 = dt.datetime(2026, 2, 15, tzinfo=ZoneInfo(tz)).timestamp()
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=ZoneInfo(tz)).timestamp()
+    # Reports every minute from 15 Feb (older history pruned) to the month's end.
+    times = [feb15 + 60 * i for i in range(int((mar1 - feb15) // 60))]
+    s = ServerFacts("z1", "L5", uses_monitoring=True)
+    kwargs = {"tz": tz, "now": mar1, "report_times": {"z1": times}}
+    (known,) = monthly_rows(2026, 2, [s], [ms], reports_known_from=feb15, **kwargs)
+    assert known.monitoring_gaps == 0
+    # Without knowing where history starts, 1..15 Feb looks like one long silence:
+    # 14 days minus the 15-minute allowance.
+    (naive,) = monthly_rows(2026, 2, [s], [ms], **kwargs)
+    assert (naive.monitoring_gaps, naive.monitoring_gap_seconds) == (1, 14 * 86400 - 900)
