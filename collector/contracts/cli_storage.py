@@ -182,6 +182,15 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
     db = database_of(args)
     try:
         current = db.read_sync(repo.current_contracts)
+        known = db.read_sync(
+            lambda c: {r[0] for r in c.execute("SELECT name FROM partners").fetchall()}
+        )
+        for name in sorted({c.partner for c in incoming} - known):
+            print(
+                f"warning: partner {name!r} is not known yet; its contracts are stored but "
+                f"nobody sees them until `vigil-collector partner add {name}`",
+                file=sys.stderr,
+            )
         plan = plan_import(current, incoming, remove_missing=not args.keep_missing)
         if not args.dry_run and not plan.empty:
             now = time.time()

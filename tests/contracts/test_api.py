@@ -466,3 +466,13 @@ def test_odd_input_never_gives_a_500(tmp_path: Path) -> None:
         assert 400 <= status < 500
 
     run_api(tmp_path, scenario)
+
+
+def test_openapi_lists_the_contract_endpoints(tmp_path: Path) -> None:
+    async def scenario(call: Call, ids: dict[str, Any]) -> None:
+        status, doc = await call("GET", "/api/v1/openapi.json")
+        assert status == 200
+        assert "/api/v1/incidents/{incident_id}/{action}" in doc["paths"]
+        assert "put" in doc["paths"]["/api/v1/contracts/{contract_id}"]
+
+    run_api(tmp_path, scenario)

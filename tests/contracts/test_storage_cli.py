@@ -301,3 +301,12 @@ def test_scheduled_run_stores_findings(fleet: Cli, tmp_path: Path) -> None:
         ]
     finally:
         db.close()
+
+
+def test_import_warns_about_unknown_partners(fleet: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "ghost.csv"
+    f.write_text(CONTRACTS.replace("acme", "ghost"))
+    code, out, err = fleet("contracts", "import", str(f))
+    assert code == 0
+    assert "partner 'ghost' is not known yet" in err
+    assert "changed: 2 added, 0 changed, 0 removed, 0 unchanged" in out
