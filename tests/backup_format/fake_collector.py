@@ -179,7 +179,8 @@ class FakeCollector:
         if up is None:
             return _err(404, "not_found")
         offset = int(request.query["offset"])
-        while self.stall_after_puts is not None and len(self.puts) >= self.stall_after_puts:
+        # polled: the knob is set from the test thread, not from this event loop
+        while self.stall_after_puts is not None and len(self.puts) >= self.stall_after_puts:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         body = await request.read()
         if offset != len(up.data):
