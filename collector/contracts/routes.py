@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 MAX_IMPORT_BODY = 8 * 1024 * 1024
 MAX_JSON_BODY = 64 * 1024
 CHECK_INTERVAL_S = 300.0
-LEASE_TTL_S = 3 * CHECK_INTERVAL_S
 
 CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
 
@@ -450,19 +449,34 @@ async def server_sma_quote(request: web.Request) -> web.Response:
 # --- the scheduled check run -------------------------------------------------------------------
 
 
+def check_interval(app: web.Application) -> float:
+    """``[contracts] check_interval_s`` of the collector's configuration (default 300)."""
+    from collector.appkeys import CONFIG
+
+    cfg = app.get(CONFIG)
+    table = (cfg.raw.get("contracts") if cfg is not None else None) or {}
+    value = table.get("check_interval_s", CHECK_INTERVAL_S) if isinstance(table, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86400:
+        log.error(
+            "[contracts] check_interval_s must be 1..86400 seconds; using %.0f", CHECK_INTERVAL_S
+        )
+        return CHECK_INTERVAL_S
+    return float(value)
+
+
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
+    interval = check_interval(app)
+    ttl = max(60.0, 3 * interval)
 
     async def loop() -> None:
         failing = False
-        await asyncio.sleep(min(30.0, CHECK_INTERVAL_S))
+        await asyncio.sleep(min(30.0, interval))
         while True:
             try:
                 now = time.time()
                 mine = await app[DB].write(
-                    lambda c, t=now: repo.acquire_lease(
-                        c, "contract-checks", holder, t, LEASE_TTL_S
-                    )
+                    lambda c, t=now: repo.acquire_lease(c, "contract-checks", holder, t, ttl)
                 )
                 if mine:
                     result = await service.run_checks(app[DB], now)
@@ -473,9 +487,9 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
                     failing = False
             except Exception:
                 if not failing:
-                    log.exception("contract checks failed; retrying every %.0f s", CHECK_INTERVAL_S)
+                    log.exception("contract checks failed; retrying every %.0f s", interval)
                     failing = True
-            await asyncio.sleep(CHECK_INTERVAL_S)
+            await asyncio.sleep(interval)
 
     task = asyncio.create_task(loop())
     yield

@@ -92,10 +92,18 @@ def _prepare(data: Path) -> dict[str, Any]:
 Call = Callable[..., Awaitable[tuple[int, Any]]]
 
 
-def run_api(tmp_path: Path, scenario: Callable[[Call, dict[str, Any]], Awaitable[None]]) -> None:
+def run_api(
+    tmp_path: Path,
+    scenario: Callable[[Call, dict[str, Any]], Awaitable[None]],
+    config_text: str | None = None,
+) -> None:
     data = tmp_path / "data"
     ids = _prepare(data)
-    app = create_app(load_config(None, data))
+    config = None
+    if config_text is not None:
+        config = tmp_path / "collector.toml"
+        config.write_text(config_text)
+    app = create_app(load_config(config, data))
     if not any(getattr(r, "canonical", "") == "/api/v1/contracts" for r in app.router.resources()):
         routes.setup_routes(app)
 
@@ -476,3 +484,30 @@ def test_openapi_lists_the_contract_endpoints(tmp_path: Path) -> None:
         assert "put" in doc["paths"]["/api/v1/contracts/{contract_id}"]
 
     run_api(tmp_path, scenario)
+
+
+def test_the_schedule_runs_the_checks(tmp_path: Path) -> None:
+    async def scenario(call: Call, ids: dict[str, Any]) -> None:
+        status, _ = await call(
+            "PUT",
+            "/api/v1/contracts/W-9",
+            {
+                "customer": "Bakery",
+                "plan": "warranty",
+                "licence_ids": ["LW"],
+                "installed_on": "2026-01-15",
+            },
+        )
+        assert status == 200
+        # With a 1-second interval the first scheduled run comes after 1 s; poll for it.
+        for _ in range(200):
+            status, body = await call("GET", "/api/v1/contract-findings")
+            if body["count"]:
+                break
+            await asyncio.sleep(0.1)
+        kinds = {(f["server_id"], f["kind"]) for f in body["findings"]}
+        # The warranty (15 Jan + 90 days) has ended by now and the server reports.
+        assert (ids["w"], "coverage_expired") in kinds
+        assert (ids["w"], "health_monitoring_not_entitled") in kinds
+
+    run_api(tmp_path, scenario, "[contracts]\ncheck_interval_s = 1\n")
