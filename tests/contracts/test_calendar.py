@@ -72,8 +72,9 @@ def test_friday_before_spring_forward() -> None:
     assert iso(d.response_due) == "2026-03-30T11:00:00+02:00"
     w = due_times(WARRANTY, "medium", T("2026-03-27T15:00+01:00"))
     # 2 working days: Mon(1), Tue(2) 31 March at the same local time 15:00, now CEST.
-    # (47 real hours later, not 48.)
+    # (Friday to Tuesday over the switch: 95 real hours later, not 4 x 24 = 96.)
     assert iso(w.response_due) == "2026-03-31T15:00:00+02:00"
+    assert w.response_due - T("2026-03-27T15:00+01:00") == dt.timedelta(hours=95)
 
 
 def test_friday_before_fall_back() -> None:
@@ -82,8 +83,9 @@ def test_friday_before_fall_back() -> None:
     # Monday 09:00 CET -> 11:00+01:00 (= 10:00 UTC).
     assert iso(d.response_due) == "2026-10-26T11:00:00+01:00"
     w = due_times(WARRANTY, "medium", T("2026-10-23T15:00+02:00"))
-    # 2 working days -> Tuesday 27 October 15:00, now CET (49 real hours later).
+    # 2 working days -> Tuesday 27 October 15:00, now CET (97 real hours later, not 96).
     assert iso(w.response_due) == "2026-10-27T15:00:00+01:00"
+    assert w.response_due - T("2026-10-23T15:00+02:00") == dt.timedelta(hours=97)
 
 
 # --- a public holiday on a weekday; a regional holiday that is not national ---------------
