@@ -222,10 +222,9 @@ def test_maintenance_backups_overdue_compliance_and_retention() -> None:
     assert overdue.severity == "high"
     assert overdue.evidence["overdue_s"] == (9 * 24 + 10) * 3600
     # Slots: the window is the last 30 days, 11 Jan 12:00 to 10 Feb 12:00; a slot counts
-    # once it ended plus 6 h tolerance -> 29 slots (the 30th ends 10 Feb 18:00). Slots
-    # starting 11 Jan 12:00 ... 31 Jan 12:00 contain a 02:00 backup on the next day:
-    # 21 met (11 Jan 12:00 .. 31 Jan 12:00 is 21 slots); the 31 Jan 12:00 slot has no
-    # backup on 1 Feb -> met are the slots starting 11..30 Jan = 20.
+    # once it ended plus 6 h tolerance, so slots starting 11 Jan 12:00 .. 8 Feb 12:00
+    # count = 29 (the 9 Feb one ends 10 Feb 18:00). The slot starting day D 12:00 is met
+    # by the backup of D+1 02:00: true for D = 11..30 Jan (backups run to 31 Jan) = 20.
     comp = by_kind(f, "backup_compliance_low")
     assert (comp.evidence["met"], comp.evidence["total"]) == (20, 29)
     # Retention promise: keep_last 7, daily 7 -> 28..31 Jan kept? Only 29, 30, 31 Jan are
