@@ -247,6 +247,34 @@ def entitlement(
     return EntitlementAnswer(True)
 
 
+class EntitlementCache:
+    """Answers of :func:`entitlement` kept for ``ttl`` seconds per (server, what), for hot
+    paths (every report's ack carries ``AgentSettings``): one lookup costs a few point
+    queries, a cached one a dict access. A contract change shows after at most ``ttl``;
+    :meth:`clear` drops everything (call it after an import)."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._answers: dict[tuple[str, str], tuple[float, EntitlementAnswer]] = {}
+
+    def get(
+        self, conn: Any, server_id: str, what: str, now: float | None = None
+    ) -> EntitlementAnswer:
+        now = time.time() if now is None else now
+        key = (server_id, what)
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        answer = entitlement(conn, server_id, what, now)
+        if len(self._answers) > 200_000:
+            self._answers.clear()
+        self._answers[key] = (now + self.ttl, answer)
+        return answer
+
+    def clear(self) -> None:
+        self._answers.clear()
+
+
 async def backup_entitlement(db: Any, server_id: str) -> Any:
     """The backups module's ``ENTITLEMENT_CHECK`` hook, answered from contracts."""
     from collector.backups.entitlement import Entitlement

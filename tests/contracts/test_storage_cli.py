@@ -310,3 +310,25 @@ def test_import_warns_about_unknown_partners(fleet: Cli, tmp_path: Path) -> None
     assert code == 0
     assert "partner 'ghost' is not known yet" in err
     assert "changed: 2 added, 0 changed, 0 removed, 0 unchanged" in out
+
+
+def test_entitlement_cache_answers_from_memory_until_ttl(fleet: Cli, tmp_path: Path) -> None:
+    from collector.contracts import repository
+
+    f = tmp_path / "erp.csv"
+    f.write_text(CONTRACTS)
+    fleet.json("contracts", "import", str(f))
+    museum, _ = fleet.ids  # type: ignore[attr-defined]
+    cache = service.EntitlementCache(ttl=60)
+    db = open_database(load_config(None, fleet.data))
+    try:
+        now = time.time()
+        first = db.read_sync(lambda c: cache.get(c, museum, "online_backup", now))
+        assert first.entitled
+        # The contract is removed; within the TTL the cached answer stands, after it not.
+        db.write_sync(lambda c: repository.record_version(c, "M-1", "acme", None, now, "test"))
+        assert db.read_sync(lambda c: cache.get(c, museum, "online_backup", now + 30)) is first
+        later = db.read_sync(lambda c: cache.get(c, museum, "online_backup", now + 61))
+        assert not later.entitled and "no maintenance contract" in later.reason
+    finally:
+        db.close()
