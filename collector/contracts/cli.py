@@ -58,7 +58,8 @@ def cmd_sla_due(args: argparse.Namespace) -> int:
         plan = get_plan(args.plan)
     except KeyError as exc:
         return _fail(str(exc.args[0]))
-    if args.priority not in plan.priorities:
+    priority = plan.priority(args.priority)
+    if priority is None:
         return _fail(
             f"plan {plan.name!r} has no priority {args.priority!r} "
             f"(choose from {', '.join(plan.priorities)})"
@@ -71,7 +72,7 @@ def cmd_sla_due(args: argparse.Namespace) -> int:
         spec = plan.calendar.with_overrides(
             timezone=args.tz, country=args.country, subdiv=args.subdiv, hours=args.hours
         )
-        result = due_times(plan, args.priority, opened, spec)
+        result = due_times(plan, priority, opened, spec)
     except CalendarError as exc:
         return _fail(str(exc))
     data = result.to_json()

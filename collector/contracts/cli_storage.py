@@ -321,7 +321,8 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         if contract is None:
             return _fail(f"no contract {args.contract!r}")
         plan = get_plan(contract.plan)
-        if args.priority not in plan.priorities:
+        priority = plan.priority(args.priority)
+        if priority is None:
             return _fail(
                 f"plan {plan.name} has priorities {', '.join(plan.priorities)}, "
                 f"not {args.priority!r}"
@@ -329,7 +330,7 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         inc = open_incident(
             service.new_incident_id(),
             plan,
-            args.priority,
+            priority,
             opened,
             calendar=contract.calendar_spec(),
             contract_id=contract.id,

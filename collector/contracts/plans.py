@@ -173,6 +173,14 @@ class Plan:
     monitoring_24x7: bool = False
     pricing: SmaPricing | None = None
 
+    def priority(self, text: str) -> str | None:
+        """The plan's spelling of a priority given in any case (``P1``/``p1``,
+        ``high``/``High``), or None if the plan has no such priority."""
+        for p in self.priorities:
+            if p.lower() == text.strip().lower():
+                return p
+        return None
+
     def targets_for(self, priority: str) -> PriorityTargets:
         try:
             return self.targets[priority]

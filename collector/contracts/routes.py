@@ -286,7 +286,8 @@ async def create_incident(request: web.Request) -> web.Response:
     if server_id is not None:
         await owned_server(request, server_id)
     plan = get_plan(contract.plan)
-    if priority not in plan.priorities:
+    priority = plan.priority(priority)
+    if priority is None:
         raise ApiError(
             400,
             "invalid_field",
@@ -407,8 +408,8 @@ async def sla_due(request: web.Request) -> web.Response:
         plan = get_plan(q.get("plan", ""))
     except KeyError as exc:
         raise ApiError(400, "invalid_parameter", str(exc.args[0]), "plan") from None
-    priority = q.get("priority", "")
-    if priority not in plan.priorities:
+    priority = plan.priority(q.get("priority", ""))
+    if priority is None:
         raise ApiError(
             400,
             "invalid_parameter",

@@ -137,3 +137,22 @@ def test_sla_due_errors_go_to_stderr(
     assert code != 0
     assert out == ""
     assert needle in err
+
+
+def test_priority_in_any_case(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "sla",
+        "due",
+        "--plan",
+        "premium-24x7",
+        "--priority",
+        "p1",
+        "--opened",
+        "2026-10-25T02:30+02:00",
+        "--json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    # 02:30 CEST = 00:30 UTC, + 1 h (24x7) = 01:30 UTC = the second 02:30, in CET.
+    assert (data["priority"], data["response_due"]) == ("P1", "2026-10-25T02:30:00+01:00")
