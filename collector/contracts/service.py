@@ -330,6 +330,53 @@ def open_incident_for_finding(
     return inc.id
 
 
+def coverage_by_server(
+    conn: Any, now: float | None = None, partner: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per enrolled server: the contract that counts today and its coverage, for the fleet
+    view ("whose contract ends soon"). Servers without a covering contract get
+    ``{"coverage": "none"}``."""
+    from zoneinfo import ZoneInfo
+
+    from collector.contracts.checks import index_contracts
+
+    now = time.time() if now is None else now
+    sql = (
+        "SELECT s.id, s.licence_id FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.revoked_at IS NULL"
+    )
+    rows = (
+        conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
+        if partner is not None
+        else conn.execute(sql).fetchall()
+    )
+    by_licence = index_contracts(repo.current_contracts(conn, partner).values())
+    out: dict[str, dict[str, Any]] = {}
+    for sid, licence in ((r[0], r[1]) for r in rows):
+        covering = by_licence.get(licence or "", [])
+        if not covering:
+            out[sid] = {"coverage": "none"}
+            continue
+        tz = covering[0].calendar_spec().timezone
+        today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
+        chosen = best_contract(covering, today)
+        assert chosen is not None
+        contract, term, status = chosen
+        deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+        out[sid] = {
+            "coverage": status.value,
+            "contract_id": contract.id,
+            "plan": contract.plan,
+            "customer": contract.customer,
+            "last_covered_day": None
+            if term.end is None
+            else (term.end - dt.timedelta(days=1)).isoformat(),
+            "days_left": None if term.end is None else (term.end - today).days,
+            "last_day_to_cancel": None if deadline is None else deadline.isoformat(),
+        }
+    return out
+
+
 def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) -> Any:
     """The backup policy (interval, tolerance, retention) the server's contract promises,
     or None (no covering contract, or a plan without online backup). For the backups

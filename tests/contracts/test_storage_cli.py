@@ -332,3 +332,22 @@ def test_entitlement_cache_answers_from_memory_until_ttl(fleet: Cli, tmp_path: P
         assert not later.entitled and "no maintenance contract" in later.reason
     finally:
         db.close()
+
+
+def test_coverage_by_server_for_the_fleet_view(fleet: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "erp.csv"
+    f.write_text(CONTRACTS)
+    fleet.json("contracts", "import", str(f))
+    museum, bakery = fleet.ids  # type: ignore[attr-defined]
+    db = open_database(load_config(None, fleet.data))
+    try:
+        # 10 Feb 2026 12:00 Berlin.
+        at = T("2026-02-10T12:00+01:00").timestamp()
+        cov = db.read_sync(lambda c: service.coverage_by_server(c, at, "acme"))
+    finally:
+        db.close()
+    # Museum: 60 months from 1 Jan 2026 -> last covered day 31 Dec 2030.
+    assert (cov[museum]["coverage"], cov[museum]["last_covered_day"]) == ("active", "2030-12-31")
+    # Bakery: warranty from 15 Jan, 90 days -> last covered day 14 April; 10 Feb -> 15 April
+    # is 18 (rest of Feb) + 31 + 15 = 64 days.
+    assert (cov[bakery]["plan"], cov[bakery]["days_left"]) == ("warranty", 64)
