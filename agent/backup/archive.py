@@ -8,10 +8,12 @@ bytes go to the compressor exactly once, hashed as they pass.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import queue
+import stat
 import tarfile
 import threading
 import time
@@ -127,7 +129,9 @@ def _tarinfo(m: ManifestEntry) -> tarfile.TarInfo:
     ti.mode = m.mode
     ti.uid, ti.gid = m.uid, m.gid
     ti.uname, ti.gname = m.user, m.group
-    ti.mtime = m.mtime_ns / 1e9
+    # Whole seconds in tar (a fractional mtime would cost every member a PAX header);
+    # the manifest keeps nanoseconds and ``vigil-backup restore`` applies those.
+    ti.mtime = m.mtime_ns // 1_000_000_000
     if m.type == "dir":
         ti.type = tarfile.DIRTYPE
     elif m.type == "symlink":
@@ -139,8 +143,55 @@ def _tarinfo(m: ManifestEntry) -> tarfile.TarInfo:
     return ti
 
 
-def _header(ti: tarfile.TarInfo) -> bytes:
-    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+_TYPEFLAG = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE}
+_MAX7 = 8**7
+_MAX11 = 8**11
+
+
+def _ustar(m: ManifestEntry) -> bytes | None:
+    """The header ``tarfile`` writes in PAX format when no extended header is needed, built
+    directly (``tarfile`` spends about 60 µs per member; 20,000 files is more than a
+    second). None when the entry needs PAX records (long or non-ASCII names, big values):
+    the caller falls back to ``tarfile``. A test checks byte equality with ``tarfile``."""
+    name = m.path + "/" if m.type == "dir" else m.path
+    try:
+        bn = name.encode("ascii")
+        bl = (m.target or "").encode("ascii")
+        bu = m.user.encode("ascii")
+        bg = m.group.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    mtime = m.mtime_ns // 1_000_000_000
+    size = m.size if m.type == "file" else 0
+    if len(bn) > 100 or len(bl) > 100 or len(bu) > 32 or len(bg) > 32:
+        return None
+    if not (0 <= m.uid < _MAX7 and 0 <= m.gid < _MAX7 and 0 <= size < _MAX11):
+        return None
+    if not 0 <= mtime < _MAX11:
+        return None
+    buf = bytearray(_BLOCK)
+    buf[0 : len(bn)] = bn
+    buf[100:108] = b"%07o\0" % (m.mode & 0o7777)
+    buf[108:116] = b"%07o\0" % m.uid
+    buf[116:124] = b"%07o\0" % m.gid
+    buf[124:136] = b"%011o\0" % size
+    buf[136:148] = b"%011o\0" % mtime
+    buf[148:156] = b"        "
+    buf[156:157] = _TYPEFLAG[m.type]
+    buf[157 : 157 + len(bl)] = bl
+    buf[257:265] = tarfile.POSIX_MAGIC
+    buf[265 : 265 + len(bu)] = bu
+    buf[297 : 297 + len(bg)] = bg
+    # devmajor/devminor stay NUL for non-device members, as tarfile writes them
+    buf[148:155] = b"%06o\0" % sum(buf)
+    return bytes(buf)
+
+
+def _header(m: ManifestEntry) -> bytes:
+    fast = _ustar(m)
+    if fast is not None:
+        return fast
+    return _tarinfo(m).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 def _copy_file(f: BinaryIO, size: int, tar: _TarStream, on_bytes: Callable[[int], None]) -> str:
@@ -204,9 +255,11 @@ def write_archive(
                     fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
                     with os.fdopen(fd, "rb", buffering=0) as f:
                         before = os.fstat(fd)
+                        if not stat.S_ISREG(before.st_mode):
+                            raise FileNotFoundError(entry.path)  # replaced since collected
                         m.size, m.mode = before.st_size, before.st_mode & 0o7777
                         m.uid, m.gid, m.mtime_ns = before.st_uid, before.st_gid, before.st_mtime_ns
-                        tar.write(_header(_tarinfo(m)))
+                        tar.write(_header(m))
                         m.sha256 = _copy_file(f, m.size, tar, on_bytes)
                         after = os.fstat(fd)
                     if cache is not None and (
@@ -220,9 +273,14 @@ def write_archive(
                     ):
                         cache.store(entry.name, after, m.sha256)
                 else:
-                    tar.write(_header(_tarinfo(m)))
-            except (FileNotFoundError, NotADirectoryError):
-                log.info("%s vanished before it was archived; left out", entry.path)
+                    tar.write(_header(m))
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+                log.info("%s vanished before it was archived; left out (%s)", entry.path, exc)
+                continue
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:  # ELOOP: replaced by a symlink since collected
+                    raise
+                log.info("%s changed type before it was archived; left out", entry.path)
                 continue
             written.append(m)
             if progress:
@@ -234,11 +292,17 @@ def write_archive(
             created_at=created_at, server_id=server_id, content_digest=digest, entries=written
         )
         body = encode_manifest(manifest)
-        mti = tarfile.TarInfo(MANIFEST_NAME)
-        mti.size = len(body)
-        mti.mode = 0o644
-        mti.mtime = created_at
-        tar.write(_header(mti))
+        tar.write(
+            _header(
+                ManifestEntry(
+                    path=MANIFEST_NAME,
+                    type="file",
+                    mode=0o644,
+                    size=len(body),
+                    mtime_ns=int(created_at * 1e9),
+                )
+            )
+        )
         tar.write(body)
         tar.pad()
         tar.finish()

@@ -23,14 +23,15 @@ def archive_tree(
 
 
 def snapshot(root: Path, exact_mtime: bool = True) -> dict[str, tuple]:
-    """path -> (type, mode, uid, gid, mtime, content or link target) for a whole tree."""
+    """path -> (type, mode, uid, gid, mtime, content or link target) for a whole tree;
+    mtime in ns, or in whole seconds when not ``exact_mtime``."""
     out: dict[str, tuple] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             st = os.lstat(p)
             rel = str(p.relative_to(root))
-            mtime = st.st_mtime_ns if exact_mtime else st.st_mtime_ns // 1_000_000
+            mtime = st.st_mtime_ns if exact_mtime else st.st_mtime_ns // 1_000_000_000
             meta = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("symlink", *meta, mtime, os.readlink(p))
