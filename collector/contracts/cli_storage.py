@@ -219,8 +219,7 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
         contracts = db.read_sync(lambda c: repo.current_contracts(c, args.partner))
     finally:
         db.close()
-    today = dt.date.today()
-    rows = [contract_view(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
     else:
@@ -242,7 +241,7 @@ def cmd_contracts_show(args: argparse.Namespace) -> int:
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")
     data = {
-        "contract": None if c is None else contract_view(c, dt.date.today()),
+        "contract": None if c is None else contract_view(c),
         "history": hist,
     }
     if args.json:

@@ -105,8 +105,7 @@ def _str_field(
 async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
-    today = dt.date.today()
-    rows = [contract_view(c, today) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
 
@@ -122,7 +121,7 @@ async def get_contract(request: web.Request) -> web.Response:
     cid = request.match_info["contract_id"]
     c = await _own_contract(request, cid)
     hist = await request.app[DB].read(lambda conn: repo.history_json(conn, cid))
-    return web.json_response({"contract": contract_view(c, dt.date.today()), "history": hist})
+    return web.json_response({"contract": contract_view(c), "history": hist})
 
 
 async def put_contract(request: web.Request) -> web.Response:
@@ -151,7 +150,7 @@ async def put_contract(request: web.Request) -> web.Response:
     changed, version = await request.app[DB].write(write)
     return web.json_response(
         {
-            "contract": contract_view(contract, dt.date.today()),
+            "contract": contract_view(contract),
             "changed": changed,
             "version": version,
         },

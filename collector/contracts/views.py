@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
@@ -11,8 +12,11 @@ from collector.contracts.reports import ReportRow, month_bounds, monthly_rows
 from collector.contracts.terms import Contract, Coverage, evaluate_term
 
 
-def contract_view(c: Contract, today: dt.date) -> dict[str, Any]:
-    """A contract with its coverage on ``today``, last covered day and last day to cancel."""
+def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
+    """A contract with its coverage on ``today`` (default: today in the contract's own
+    time zone), last covered day and last day to cancel."""
+    if today is None:
+        today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
     term = evaluate_term(c)
     st = term.status(today)
     return {
