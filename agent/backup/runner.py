@@ -255,6 +255,7 @@ class BackupRunner:
         pending = self._store.load_pending()
         if pending is not None:
             return await self._upload(pending, progress, started)
+        self._store.remove_stale_archives()
         if not s.recipients:
             raise _RunFailed(
                 "no recovery key: the partner has not added one on the collector "

@@ -127,6 +127,15 @@ class StateStore:
         with contextlib.suppress(FileNotFoundError):
             self._pending_path.unlink()
 
+    def remove_stale_archives(self) -> None:
+        """Archives left by a run killed while writing (no pending upload refers to them)."""
+        pending = self.load_pending()
+        keep = pending.archive if pending is not None else None
+        for path in self.dir.glob("backup-*.age*"):
+            if path.name != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
     @contextlib.contextmanager
     def run_lock(self) -> Iterator[bool]:
         """``flock`` on ``run.lock``; yields False (without waiting) when another process

@@ -288,3 +288,14 @@ def test_kill_9_mid_upload_then_resume(collector, tree: Path, tmp_path: Path) ->
     assert sum(n for _, n in collector.puts) == stored.header.ciphertext_size
     assert collector.puts[3][0] == 3 * collector.chunk_size
     read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+
+
+def test_stale_partial_archive_is_removed(collector, tree: Path, tmp_path: Path) -> None:
+    _, recipient = generate_identity()
+    key = enroll(collector)
+    state = tmp_path / "s"
+    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    stale = state / "backup" / "backup-7.age.part"
+    stale.write_bytes(b"left by a killed run")
+    assert run(runner.run_once()).outcome == "ok"
+    assert not stale.exists()
