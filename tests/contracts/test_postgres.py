@@ -148,7 +148,7 @@ def test_repository_on_postgresql(pg: PgConn) -> None:
         "MoMA",
     ]
     # Facts, findings diff, incidents, lease, releases, prices, priority map.
-    fleet = repo.fleet_facts(pg, now)
+    fleet = repo.fleet_facts(pg, now, partner="acme")
     assert [s.server_id for s in fleet.servers] == ["s1"]
     f1 = Finding("backup_overdue", Severity.WARNING, "s1", "M-1", "x", "m", {"overdue_s": 5})
     changes = repo.diff_findings(repo.stored_findings(pg), [f1], now, {"s1": "acme"}, {})
@@ -181,3 +181,35 @@ def test_repository_on_postgresql(pg: PgConn) -> None:
     assert repo.module_prices(pg) == {"base": Decimal("100.50")}
     repo.set_priority_map(pg, "acme", {"silent": None}, now)
     assert repo.priority_map(pg, "acme") == {"silent": None}
+
+
+def test_check_run_on_postgresql(pg: PgConn) -> None:
+    from collector.contracts import service
+
+    # Its own partner, server (licence L9, never backed up) and contract (Maintenance &
+    # Support from 1 Jan 2026), so it does not depend on the other test. On 1 March 2026
+    # the backup is overdue.
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
+    pg.execute("INSERT INTO partners (id, name, created_at) VALUES (2, 'beta', 0)")
+    pg.execute(
+        "INSERT INTO servers (id, partner_id, machine_id, licence_id, last_seen, enrolled_at, "
+        "reports_received) VALUES ('s9', 2, 'm9', 'L9', ?, ?, 3)",
+        (now - 30, now - 86400 * 40),
+    )
+    (c9,) = parse_contracts(
+        "contract_id,customer,partner,plan,licence_ids,start\n"
+        "B-9,Depot,beta,maintenance-support,L9,2026-01-01\n"
+    )
+    repo.record_version(pg, c9.id, c9.partner, c9, now, "test")
+    inputs = service.gather(pg, now)
+    result = service.compute(inputs)
+    for step in service.persist_steps(inputs.stored_findings, result):
+        step(pg)
+    stored = {(x["server_id"], x["kind"]) for x in repo.list_findings(pg, "beta")}
+    assert ("s9", "backup_overdue") in stored
+    # A second run changes nothing that is unchanged (the overdue time grew: one update).
+    inputs2 = service.gather(pg, now + 60)
+    result2 = service.compute(inputs2)
+    for step in service.persist_steps(inputs2.stored_findings, result2):
+        step(pg)
+    assert {(x["server_id"], x["kind"]) for x in repo.list_findings(pg, "beta")} == stored
