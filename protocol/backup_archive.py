@@ -460,18 +460,23 @@ _digest_enc = msgspec.json.Encoder(order="sorted")
 DIGEST_CONTEXT = b"vigil-backup-content-v1\n"
 
 
-def content_digest(entries: Iterable[ManifestEntry], recipients: Sequence[str] = ()) -> str:
-    """SHA-256 over what the configuration *is*: per entry, sorted by path, its path, type,
-    mode, owner, size, content hash and link target — not ``mtime_ns`` (a pre-command that
-    re-exports identical data each run must not defeat "unchanged"), and not the archive's
-    bytes (compression and encryption are randomised). The recipients are included: a new
-    recovery key must produce a new full backup, not "unchanged since one it cannot open".
+class ContentDigest:
+    """SHA-256 over what the configuration *is*, fed one manifest entry at a time in
+    manifest order (the archive order: parents first, components sorted), so a writer
+    never holds the manifest: per entry its path, type, mode, owner, size, content hash
+    and link target — not ``mtime_ns`` (a pre-command that re-exports identical data each
+    run must not defeat "unchanged"), and not the archive's bytes (compression and
+    encryption are randomised). The recipients are included: a new recovery key must
+    produce a new full backup, not "unchanged since one it cannot open".
     """
-    h = hashlib.sha256(DIGEST_CONTEXT)
-    for r in sorted(recipients):
-        h.update(b"r " + r.encode() + b"\n")
-    for e in sorted(entries, key=lambda e: e.path):
-        h.update(
+
+    def __init__(self, recipients: Sequence[str] = ()) -> None:
+        self._h = hashlib.sha256(DIGEST_CONTEXT)
+        for r in sorted(recipients):
+            self._h.update(b"r " + r.encode() + b"\n")
+
+    def add(self, e: ManifestEntry) -> None:
+        self._h.update(
             _digest_enc.encode(
                 {
                     "path": e.path,
@@ -485,8 +490,18 @@ def content_digest(entries: Iterable[ManifestEntry], recipients: Sequence[str] =
                 }
             )
         )
-        h.update(b"\n")
-    return h.hexdigest()
+        self._h.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def content_digest(entries: Iterable[ManifestEntry], recipients: Sequence[str] = ()) -> str:
+    """``ContentDigest`` of ``entries`` in the order given (the manifest's)."""
+    d = ContentDigest(recipients)
+    for e in entries:
+        d.add(e)
+    return d.hexdigest()
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
@@ -514,7 +529,6 @@ class ArchiveResult(msgspec.Struct, kw_only=True):
     files: int
     plaintext_size: int
     """Bytes of the tar stream before compression."""
-    manifest: Manifest
 
 
 class HashingWriter:

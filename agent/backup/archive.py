@@ -15,11 +15,13 @@ import os
 import queue
 import stat
 import tarfile
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
+import msgspec
 import zstandard
 
 from agent.backup.sources import SourceEntry, StatCache, manifest_entry
@@ -27,10 +29,10 @@ from protocol.backup_archive import (
     MANIFEST_NAME,
     AgeWriter,
     ArchiveResult,
+    ContentDigest,
     HashingWriter,
     Manifest,
     ManifestEntry,
-    content_digest,
     encode_manifest,
 )
 
@@ -217,7 +219,7 @@ def _copy_file(f: BinaryIO, size: int, tar: _TarStream, on_bytes: Callable[[int]
 
 
 def write_archive(
-    entries: Sequence[SourceEntry],
+    entries: Iterable[SourceEntry],
     out: BinaryIO,
     recipients: Sequence[str],
     *,
@@ -225,16 +227,25 @@ def write_archive(
     created_at: float | None = None,
     progress: Progress | None = None,
     cache: StatCache | None = None,
+    totals: tuple[int, int] | None = None,
+    spool_dir: str | None = None,
 ) -> ArchiveResult:
-    """Archive ``entries`` (from ``collect_sources``) encrypted to ``recipients`` into ``out``.
+    """Archive ``entries`` (``walk_sources``, in archive order) encrypted to ``recipients``
+    into ``out`` (not closed). Files that vanished since they were listed are left out.
 
-    Files that vanished since they were collected are left out; ``out`` is not closed.
+    Nothing is held per file: manifest lines go to a temporary file (in ``spool_dir``) and
+    the content digest is computed as they are written; ``cache`` receives the new stat
+    records. ``totals`` (files, bytes) is only for ``progress``.
     """
     created_at = time.time() if created_at is None else created_at
+    total_files, total_bytes = totals or (0, 0)
     hashed = HashingWriter(out)
     age = AgeWriter(hashed, recipients)
     tar = _TarStream(age)
-    total_bytes = sum(e.size for e in entries if e.kind == "file")
+    digest = ContentDigest(recipients)
+    spool = tempfile.TemporaryFile(dir=spool_dir)
+    spool_size = 0
+    count = files = 0
     done_bytes = 0
     last_report = 0
 
@@ -246,75 +257,97 @@ def write_archive(
             progress("bytes", done_bytes, total_bytes)
 
     try:
-        written: list[ManifestEntry] = []
-        for i, entry in enumerate(entries):
+        for entry in entries:
             try:
-                m = manifest_entry(entry)
-                if m.type == "file":
-                    # Open first: a file that vanished is left out before its header is written.
-                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-                    with os.fdopen(fd, "rb", buffering=0) as f:
-                        before = os.fstat(fd)
-                        if not stat.S_ISREG(before.st_mode):
-                            raise FileNotFoundError(entry.path)  # replaced since collected
-                        m.size, m.mode = before.st_size, before.st_mode & 0o7777
-                        m.uid, m.gid, m.mtime_ns = before.st_uid, before.st_gid, before.st_mtime_ns
-                        tar.write(_header(m))
-                        m.sha256 = _copy_file(f, m.size, tar, on_bytes)
-                        after = os.fstat(fd)
-                    if cache is not None and (
-                        after.st_size,
-                        after.st_mtime_ns,
-                        after.st_ctime_ns,
-                    ) == (
-                        before.st_size,
-                        before.st_mtime_ns,
-                        before.st_ctime_ns,
-                    ):
-                        cache.store(entry.name, after, m.sha256)
-                else:
-                    tar.write(_header(m))
+                m = _archive_entry(entry, tar, on_bytes, cache)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
                 log.info("%s vanished before it was archived; left out (%s)", entry.path, exc)
                 continue
             except OSError as exc:
-                if exc.errno != errno.ELOOP:  # ELOOP: replaced by a symlink since collected
+                if exc.errno != errno.ELOOP:  # ELOOP: replaced by a symlink since listed
                     raise
                 log.info("%s changed type before it was archived; left out", entry.path)
                 continue
-            written.append(m)
-            if progress:
-                progress("files", i + 1, len(entries))
+            digest.add(m)
+            line = (b"," if count else b"") + _entry_enc.encode(m)
+            spool.write(line)
+            spool_size += len(line)
+            count += 1
+            if m.type == "file":
+                files += 1
+                if progress:
+                    progress("files", files, max(total_files, files))
         if progress:
-            progress("bytes", done_bytes, total_bytes)
-        digest = content_digest(written, recipients)
-        manifest = Manifest(
-            created_at=created_at, server_id=server_id, content_digest=digest, entries=written
+            progress("bytes", done_bytes, max(total_bytes, done_bytes))
+        content = digest.hexdigest()
+        # The manifest as msgspec would encode Manifest(...), with the entries streamed in.
+        head = encode_manifest(
+            Manifest(created_at=created_at, server_id=server_id, content_digest=content)
         )
-        body = encode_manifest(manifest)
+        assert head.endswith(b"[]}")
+        head, tail = head[:-2], b"]}"
         tar.write(
             _header(
                 ManifestEntry(
                     path=MANIFEST_NAME,
                     type="file",
                     mode=0o644,
-                    size=len(body),
+                    size=len(head) + spool_size + len(tail),
                     mtime_ns=int(created_at * 1e9),
                 )
             )
         )
-        tar.write(body)
+        tar.write(head)
+        spool.seek(0)
+        while block := spool.read(READ_SIZE):
+            tar.write(block)
+        tar.write(tail)
         tar.pad()
         tar.finish()
     except BaseException:
         tar.abort()
         raise
+    finally:
+        spool.close()
     age.close()
     return ArchiveResult(
         sha256=hashed.sha256.hexdigest(),
         size=hashed.size,
-        content_digest=digest,
-        files=len(written),
+        content_digest=content,
+        files=count,
         plaintext_size=tar.size,
-        manifest=manifest,
     )
+
+
+_entry_enc = msgspec.json.Encoder()
+
+
+def _archive_entry(
+    entry: SourceEntry,
+    tar: _TarStream,
+    on_bytes: Callable[[int], None],
+    cache: StatCache | None,
+) -> ManifestEntry:
+    m = manifest_entry(entry)
+    if m.type != "file":
+        tar.write(_header(m))
+        return m
+    # Open first: a file that vanished is left out before its header is written.
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise FileNotFoundError(entry.path)  # replaced since it was listed
+        m.size, m.mode = before.st_size, before.st_mode & 0o7777
+        m.uid, m.gid, m.mtime_ns = before.st_uid, before.st_gid, before.st_mtime_ns
+        tar.write(_header(m))
+        m.sha256 = _copy_file(f, m.size, tar, on_bytes)
+        after = os.fstat(fd)
+    unchanged = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+    if cache is not None and unchanged:
+        cache.store(entry.name, after, m.sha256)
+    return m

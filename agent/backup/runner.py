@@ -30,12 +30,13 @@ from agent.backup.schedule import next_run_time
 from agent.backup.sources import (
     SourceError,
     StatCache,
-    cached_manifest,
-    collect_sources,
+    quick_digest,
+    resolve_roots,
+    walk_sources,
 )
 from agent.backup.state import BackupState, PendingUpload, RunRecord, StateStore
 from protocol import backup_envelope
-from protocol.backup_archive import AgeError, content_digest
+from protocol.backup_archive import AgeError, ArchiveResult
 from protocol.messages import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -268,18 +269,18 @@ class BackupRunner:
             )
             if not result.ok:
                 raise _RunFailed(result.reason(self.settings.pre_command))
+        cache_path = self._store.dir / "statcache.json"
         try:
-            entries, notes = await asyncio.to_thread(collect_sources, self.settings)
+            quick, files, total, notes = await asyncio.to_thread(
+                quick_digest, self.settings, cache_path, recipients
+            )
         except SourceError as exc:
             raise _RunFailed(str(exc)) from None
         for note in notes:
             log.info("backup: %s", note)
-        cache = StatCache(self._store.dir / "statcache.json")
-        cache.retain({e.name for e in entries})
-        if s.last_digest and s.last_full_seq and sorted(s.last_recipients) == sorted(recipients):
-            quick = await asyncio.to_thread(cached_manifest, entries, cache)
-            if quick is not None and content_digest(quick, recipients) == s.last_digest:
-                return await self._unchanged(s.last_digest, len(quick), started)
+        same_keys = sorted(s.last_recipients) == sorted(recipients)
+        if s.last_digest and s.last_full_seq and same_keys and quick == s.last_digest:
+            return await self._unchanged(s.last_digest, files, started)
         seq = s.last_seq + 1
         archive_name = f"backup-{seq}.age.part"
         path = self._store.dir / archive_name
@@ -287,23 +288,22 @@ class BackupRunner:
             result = await asyncio.to_thread(
                 _write_archive_file,
                 path,
-                entries,
+                self.settings,
                 recipients,
+                cache_path,
                 server_id=self.server_id,
                 created_at=started,
                 progress=progress,
-                cache=cache,
+                totals=(files, total),
+                spool_dir=str(self._store.dir),
             )
+        except SourceError as exc:
+            raise _RunFailed(str(exc)) from None
         except (OSError, AgeError) as exc:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             raise _RunFailed(f"could not write the archive: {exc}") from None
-        cache.save()
-        if (
-            result.content_digest == s.last_digest
-            and s.last_full_seq
-            and sorted(s.last_recipients) == sorted(recipients)
-        ):
+        if result.content_digest == s.last_digest and s.last_full_seq and same_keys:
             path.unlink()
             return await self._unchanged(result.content_digest, result.files, started)
         header = backup_envelope.BackupHeader(
@@ -476,12 +476,23 @@ class BackupRunner:
         return await upload.complete(self._client, upload_id)
 
 
-def _write_archive_file(path: Path, entries: list, recipients: list[str], **kw: Any):
+def _write_archive_file(
+    path: Path,
+    settings: BackupSettings,
+    recipients: list[str],
+    cache_path: Path,
+    **kw: Any,
+) -> ArchiveResult:
     # Not fsynced on purpose: after a crash a damaged archive is caught by the collector's
     # SHA-256 check on "complete" (422), and the next run starts over; fsyncing 1 GiB
     # costs seconds on every run.
-    with open(path, "wb", buffering=1 << 20) as out:
-        return write_archive(entries, out, recipients, **kw)
+    roots, notes = resolve_roots(settings)
+    with StatCache(cache_path) as cache, open(path, "wb", buffering=1 << 20) as out:
+        result = write_archive(
+            walk_sources(settings, roots, notes), out, recipients, cache=cache, **kw
+        )
+        cache.commit()
+    return result
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:

@@ -2,7 +2,8 @@
 
 Pure filesystem reading, no network. The stat cache maps an archived path to
 ``(size, mtime_ns, ctime_ns, inode) -> sha256`` so an unchanged tree is re-checked with
-``lstat`` calls alone instead of re-reading every byte.
+``lstat`` calls alone instead of re-reading every byte. Everything here streams in archive
+order (parents first, components sorted): nothing is held per file.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import fnmatch
 import glob
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
 from agent.backup.config import BackupSettings
-from protocol.backup_archive import ManifestEntry
+from protocol.backup_archive import ContentDigest, ManifestEntry
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -79,57 +82,82 @@ def _excluded(path: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def collect_sources(settings: BackupSettings) -> tuple[list[SourceEntry], list[str]]:
-    """Resolve paths/globs/excludes into entries sorted parents-first; and notes on what was
-    skipped (sockets, fifos, devices, unreadable directories). An explicitly named path that
+def order_key(path: str) -> str:
+    """Sort key of the archive order: by path components, parents first ("/" sorts lowest).
+    The walk, the manifest, the content digest and the stat cache all use this order."""
+    return path.replace("/", "\x00")
+
+
+def resolve_roots(settings: BackupSettings) -> tuple[list[str], list[str]]:
+    """The configured paths and glob matches, normalised, excluded, without any path that
+    lies inside another one, in archive order; and notes. An explicitly named path that
     does not exist raises ``SourceError``; a glob matching nothing is only a note."""
-    found: dict[str, SourceEntry] = {}
     notes: list[str] = []
-
-    def add(path: str) -> None:
-        path = os.path.normpath(path)
-        if path in ("/", "") or _excluded(path, settings.exclude):
-            return
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            notes.append(f"skipped {path}: {exc.strerror}")
-            return
-        mode = st.st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-            notes.append(f"skipped {path}: not a file, directory or symlink")
-            return
-        name = path.lstrip("/")
-        if name not in found:
-            found[name] = SourceEntry.from_stat(path, st)
-        if stat.S_ISDIR(mode):
-            try:
-                children = os.listdir(path)
-            except OSError as exc:
-                notes.append(f"skipped contents of {path}: {exc.strerror}")
-                return
-            for child in children:
-                add(os.path.join(path, child))
-
+    roots: set[str] = set()
     for pattern in settings.paths:
         if _GLOB_CHARS & set(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
+            matches = glob.glob(pattern, recursive=True)
             if not matches:
                 notes.append(f"{pattern}: matched nothing")
-            for m in matches:
-                add(m)
         else:
             if not os.path.lexists(pattern):
                 raise SourceError(f"backup path not found: {pattern}")
-            add(pattern)
-    # Parents first: comparing with "/" as the lowest character orders by path components.
-    entries = sorted(found.values(), key=lambda e: e.path.replace("/", "\x00"))
-    return entries, notes
+            matches = [pattern]
+        for m in matches:
+            m = os.path.normpath(m)
+            if m not in ("/", "") and not _excluded(m, settings.exclude):
+                roots.add(m)
+    ordered = sorted(roots, key=order_key)
+    kept: list[str] = []
+    for r in ordered:  # a nested root follows its ancestor in this order
+        if kept and (r + "/").startswith(kept[-1].rstrip("/") + "/"):
+            continue
+        kept.append(r)
+    return kept, notes
+
+
+def walk_sources(
+    settings: BackupSettings, roots: list[str], notes: list[str]
+) -> Iterator[SourceEntry]:
+    """Every entry under ``roots`` in archive order, one ``lstat`` each, nothing kept: memory
+    does not grow with the number of files. Skipped paths are appended to ``notes``."""
+    for root in roots:
+        yield from _walk(root, settings.exclude, notes)
+
+
+def _walk(path: str, exclude: tuple[str, ...], notes: list[str]) -> Iterator[SourceEntry]:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        notes.append(f"skipped {path}: {exc.strerror}")
+        return
+    mode = st.st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        notes.append(f"skipped {path}: not a file, directory or symlink")
+        return
+    yield SourceEntry.from_stat(path, st)
+    if stat.S_ISDIR(mode):
+        try:
+            children = sorted(os.listdir(path))
+        except OSError as exc:
+            notes.append(f"skipped contents of {path}: {exc.strerror}")
+            return
+        for child in children:
+            full = os.path.join(path, child)
+            if not _excluded(full, exclude):
+                yield from _walk(full, exclude, notes)
+
+
+def collect_sources(settings: BackupSettings) -> tuple[list[SourceEntry], list[str]]:
+    """``walk_sources`` as a list (tests and small trees)."""
+    roots, notes = resolve_roots(settings)
+    return list(walk_sources(settings, roots, notes)), notes
 
 
 class _CacheRecord(msgspec.Struct, array_like=True):
+    name: str
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -137,24 +165,57 @@ class _CacheRecord(msgspec.Struct, array_like=True):
     sha256: str
 
 
+_record_decoder = msgspec.json.Decoder(_CacheRecord)
+_record_encoder = msgspec.json.Encoder()
+
+
 class StatCache:
-    """``name -> (size, mtime_ns, ctime_ns, inode, sha256)``, persisted as one JSON file.
+    """``name -> (size, mtime_ns, ctime_ns, inode) -> sha256``: one JSON line per file, in
+    archive order, so a run reads the old cache as a merge alongside its walk and writes
+    the new one as it goes; memory stays flat whatever the number of files.
 
     ctime is part of the key: it changes on any write or metadata change, and it cannot be
     set back by a program, so a file rewritten with its mtime restored is still re-hashed.
+    Lookups must come in archive order (the walk's); an out-of-order lookup misses.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._records: dict[str, _CacheRecord] = {}
         try:
-            self._records = msgspec.json.decode(path.read_bytes(), type=dict[str, _CacheRecord])
-        except (OSError, msgspec.MsgspecError):
-            self._records = {}
+            self._old: IO[bytes] | None = open(path, "rb")
+        except OSError:
+            self._old = None
+        self._current: _CacheRecord | None = None
+        self._new: IO[bytes] | None = None
+
+    def __enter__(self) -> StatCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _advance(self) -> None:
+        self._current = None
+        while self._old is not None:
+            line = self._old.readline()
+            if not line:
+                self._old.close()
+                self._old = None
+                return
+            try:
+                self._current = _record_decoder.decode(line)
+                return
+            except msgspec.MsgspecError:
+                continue  # a damaged line is a miss, not a failure
 
     def lookup(self, entry: SourceEntry) -> str | None:
-        rec = self._records.get(entry.name)
-        if rec is None:
+        key = order_key(entry.name)
+        if self._current is None:
+            self._advance()
+        while self._current is not None and order_key(self._current.name) < key:
+            self._advance()
+        rec = self._current
+        if rec is None or rec.name != entry.name:
             return None
         if (rec.size, rec.mtime_ns, rec.ctime_ns, rec.ino) != (
             entry.size,
@@ -166,18 +227,26 @@ class StatCache:
         return rec.sha256
 
     def store(self, name: str, st: os.stat_result, sha256: str) -> None:
-        self._records[name] = _CacheRecord(
-            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256
-        )
+        """Add a record to the new cache (in archive order; written on ``commit``)."""
+        if self._new is None:
+            self._new = open(self.path.with_suffix(".new"), "wb")
+        rec = _CacheRecord(name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256)
+        self._new.write(_record_encoder.encode(rec) + b"\n")
 
-    def retain(self, names: set[str]) -> None:
-        for gone in set(self._records) - names:
-            del self._records[gone]
+    def commit(self) -> None:
+        """Replace the old cache by the records stored in this run."""
+        self.close()
+        new = self.path.with_suffix(".new")
+        if new.exists():
+            os.replace(new, self.path)
 
-    def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(self._records))
-        os.replace(tmp, self.path)
+    def close(self) -> None:
+        if self._old is not None:
+            self._old.close()
+            self._old = None
+        if self._new is not None:
+            self._new.close()
+            self._new = None
 
 
 _users: dict[int, str] = {}
@@ -227,17 +296,27 @@ def manifest_entry(entry: SourceEntry, sha256: str | None = None) -> ManifestEnt
     )
 
 
-def cached_manifest(entries: list[SourceEntry], cache: StatCache) -> list[ManifestEntry] | None:
-    """Manifest entries from the stat cache alone; None when any file would need reading."""
-    out: list[ManifestEntry] = []
-    for e in entries:
-        digest = None
-        if e.kind == "file":
-            digest = cache.lookup(e)
-            if digest is None:
-                return None
-        try:
-            out.append(manifest_entry(e, digest))
-        except OSError:
-            return None
-    return out
+def quick_digest(
+    settings: BackupSettings, cache_path: Path, recipients: Sequence[str]
+) -> tuple[str | None, int, int, list[str]]:
+    """Walk the sources with ``lstat`` only and the stat cache: (content digest, or None when
+    some file would need reading; files; bytes; notes). The totals feed the progress."""
+    roots, notes = resolve_roots(settings)
+    digest: ContentDigest | None = ContentDigest(recipients)
+    files = total = 0
+    with StatCache(cache_path) as cache:
+        for e in walk_sources(settings, roots, notes):
+            sha = None
+            if e.kind == "file":
+                files += 1
+                total += e.size
+                if digest is not None:
+                    sha = cache.lookup(e)
+                    if sha is None:
+                        digest = None
+            if digest is not None:
+                try:
+                    digest.add(manifest_entry(e, sha))
+                except OSError:
+                    digest = None
+    return (digest.hexdigest() if digest is not None else None), files, total, notes

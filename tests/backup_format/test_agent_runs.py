@@ -58,7 +58,18 @@ def test_full_then_unchanged_then_changed(collector, tree: Path, tmp_path: Path)
     read = read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
     assert read.manifest.content_digest == stored.header.content_digest
 
-    second = run(runner.run_once())
+    # the unchanged tree is re-checked from the stat cache alone: no archive is written
+    import agent.backup.runner as runner_module
+
+    def no_archive(*a, **kw):
+        raise AssertionError("an unchanged tree must not be archived again")
+
+    real = runner_module._write_archive_file
+    runner_module._write_archive_file = no_archive
+    try:
+        second = run(runner.run_once())
+    finally:
+        runner_module._write_archive_file = real
     assert second.outcome == "unchanged" and second.seq == 2
     assert collector.backups[-1].header.kind == "unchanged"
     assert collector.backups[-1].header.base_seq == 1

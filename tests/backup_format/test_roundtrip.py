@@ -18,13 +18,15 @@ def test_round_trip_exact(tree: Path, tmp_path: Path) -> None:
     secret, recipient = generate_identity()
     blob, result = archive_tree(tree, [recipient])
     assert result.size == len(blob)
-    assert result.files == len(result.manifest.entries)
     dest = tmp_path / "restored"
     dest.mkdir()
     read = read_archive(
         io.BytesIO(blob), read_identities(secret), recipients=[recipient], dest=dest
     )
     assert read.manifest.content_digest == result.content_digest
+    assert result.files == len(read.manifest.entries)
+    paths = [e.path for e in read.manifest.entries]
+    assert paths == sorted(paths, key=lambda p: p.replace("/", "\x00"))  # archive order
     assert read.ciphertext_sha256 == result.sha256
     src_root = tree
     rel = src_root.relative_to("/")
