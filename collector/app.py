@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector import agent_settings, api, enrollment, ingest, openapi, pages
+from collector import agent_settings, api, enrollment, entitlements, ingest, openapi, pages
 from collector.appkeys import CONFIG, DB, METRICS, NONCES
 from collector.auth import Handler, auth_middleware
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
+from collector.contracts import routes as contract_routes
 from collector.errors import ApiError
 from collector.fleet import FleetView, status_counts
 from collector.metrics import CONTENT_TYPE, Metrics
@@ -140,6 +141,7 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app.cleanup_ctx.append(_housekeeping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
-    for module in (enrollment, ingest, api, openapi, pages, backup_handlers):
+    for module in (enrollment, ingest, api, openapi, pages, backup_handlers, contract_routes):
         module.setup_routes(app)
+    entitlements.setup(app)
     return app

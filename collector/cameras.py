@@ -14,6 +14,7 @@ import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from protocol.camera_digest import cameras_digest, stable_json
 from protocol.messages import Camera
@@ -26,19 +27,25 @@ def counts(cameras: Iterable[Camera]) -> dict[str, int]:
     return dict(Counter(c.verdict for c in cameras))
 
 
+class Transition(NamedTuple):
+    key: str
+    before: str | None
+    after: str
+
+
 def apply_report(
     conn: sqlite3.Connection,
     server_id: str,
     cameras: list[Camera],
     at: float,
     digest: str | None = None,
-) -> int:
-    """Write what changed since the stored state; return how many cameras changed.
+) -> list[Transition]:
+    """Write what changed since the stored state; return the verdict changes.
     ``digest`` is the agent's :func:`cameras_digest` of ``cameras`` (computed if None)."""
     new_digest = digest or cameras_digest(cameras)
     row = conn.execute("SELECT cameras_digest FROM servers WHERE id = ?", (server_id,)).fetchone()
     if row is not None and row[0] == new_digest:
-        return 0
+        return []
     stored = {
         r["key"]: r
         for r in conn.execute(
@@ -46,7 +53,7 @@ def apply_report(
             (server_id,),
         )
     }
-    changed = 0
+    changed: list[Transition] = []
     seen: set[str] = set()
     for cam in cameras:
         seen.add(cam.key)
@@ -54,7 +61,6 @@ def apply_report(
         old = stored.get(cam.key)
         if old is not None and old["details"] == details and old["removed_at"] is None:
             continue
-        changed += 1
         if old is None:
             conn.execute(
                 "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
@@ -75,6 +81,7 @@ def apply_report(
                 ),
             )
             _event(conn, server_id, cam, None, at)
+            changed.append(Transition(cam.key, None, cam.verdict))
             continue
         verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
         conn.execute(
@@ -97,12 +104,12 @@ def apply_report(
             ),
         )
         if verdict_changed:
-            _event(
-                conn, server_id, cam, None if old["removed_at"] is not None else old["verdict"], at
-            )
+            before = None if old["removed_at"] is not None else old["verdict"]
+            _event(conn, server_id, cam, before, at)
+            changed.append(Transition(cam.key, before, cam.verdict))
     for key, old in stored.items():
         if key not in seen and old["removed_at"] is None:
-            changed += 1
+            changed.append(Transition(key, old["verdict"], "removed"))
             conn.execute(
                 "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
                 (at, at, server_id, key),

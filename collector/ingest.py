@@ -8,7 +8,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from collector import cameras
+from collector import cameras, entitlements, health_incidents
 from collector.agent_settings import settings_for
 from collector.appkeys import DB, METRICS
 from collector.auth import agent_of, body_of
@@ -25,7 +25,19 @@ def _volumes_compact(report: Report) -> str:
     ).decode()
 
 
-def _state(report: Report, camera_counts: dict[str, int] | None) -> str:
+def _state(report: Report, camera_counts: dict[str, int] | None, heartbeat_only: str) -> str:
+    if heartbeat_only:
+        # Not entitled to health monitoring: the partner sees that the server is alive
+        # and why nothing more is shown, and nothing more is kept.
+        host = {"hostname": report.host.hostname, "agent_version": report.host.agent_version}
+        return _encode(
+            {
+                "collected_at": report.collected_at,
+                "seq": report.seq,
+                "host": host,
+                "heartbeat_only": heartbeat_only,
+            }
+        ).decode()
     state = {
         "collected_at": report.collected_at,
         "seq": report.seq,
@@ -39,13 +51,18 @@ def _state(report: Report, camera_counts: dict[str, int] | None) -> str:
 
 
 def store_batch(
-    conn: sqlite3.Connection, server_id: str, reports: list[Report], received_at: float
+    conn: sqlite3.Connection,
+    server_id: str,
+    reports: list[Report],
+    received_at: float,
+    heartbeat_only: str = "",
 ) -> tuple[list[str], list[str]]:
     """Store each report not yet stored; return (accepted ids, duplicate ids).
 
     The primary key (server, report id) is what makes a retried report land once. The
     server's latest state moves forward only with a newer report (by sequence number),
-    so a late retry never overwrites fresher state.
+    so a late retry never overwrites fresher state. With ``heartbeat_only`` (the reason
+    the contract does not include health monitoring) only the heartbeat is kept.
     """
     accepted: list[str] = []
     duplicates: list[str] = []
@@ -63,9 +80,9 @@ def store_batch(
                 rep.seq,
                 rep.collected_at,
                 received_at,
-                host.cpu_percent,
-                host.memory_percent,
-                _volumes_compact(rep),
+                None if heartbeat_only else host.cpu_percent,
+                None if heartbeat_only else host.memory_percent,
+                "[]" if heartbeat_only else _volumes_compact(rep),
             ),
         )
         if cur.rowcount == 0:
@@ -81,9 +98,14 @@ def store_batch(
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
         counts = None
-        if rep.cameras is not None:
-            cameras.apply_report(conn, server_id, rep.cameras, rep.collected_at, rep.cameras_digest)
+        if rep.cameras is not None and not heartbeat_only:
+            changes = cameras.apply_report(
+                conn, server_id, rep.cameras, rep.collected_at, rep.cameras_digest
+            )
             counts = cameras.counts(rep.cameras)
+            health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
+        if not heartbeat_only:
+            health_incidents.volumes_reported(conn, server_id, rep.volumes, rep.collected_at)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "
@@ -97,7 +119,7 @@ def store_batch(
                 host.hostname,
                 host.agent_version,
                 host.os,
-                _state(rep, counts),
+                _state(rep, counts, heartbeat_only),
                 server_id,
             ),
         )
@@ -110,8 +132,10 @@ async def post_reports(request: web.Request) -> web.Response:
     batch = parse(await body_of(request), ReportBatch, limits.MAX_BATCH_BYTES)
     received = time.time()
     metrics = request.app[METRICS]
+    monitoring = entitlements.answer(request.app, agent.server_id, entitlements.MONITORING)
+    heartbeat_only = "" if monitoring.entitled else monitoring.reason or "not entitled"
     accepted, dups = await request.app[DB].write(
-        lambda c: store_batch(c, agent.server_id, batch.reports, received)
+        lambda c: store_batch(c, agent.server_id, batch.reports, received, heartbeat_only)
     )
     metrics.reports_received.inc(len(accepted))
     if dups:

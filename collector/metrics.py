@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from collector.status import STATUSES
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -36,7 +38,7 @@ class Metrics:
         self.requests_rejected.labels(reason=reason).inc()
 
     def set_servers_by_status(self, counts: dict[str, int]) -> None:
-        for status in ("ok", "warning", "critical", "offline", "pending", "revoked"):
+        for status in STATUSES:
             self.servers.labels(status=status).set(counts.get(status, 0))
 
     def render(self) -> bytes:

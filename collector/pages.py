@@ -21,6 +21,7 @@ from collector.fleet import FleetView, status_counts, storage_history
 from collector.status import STATUSES
 
 COOKIE = "vigil_key"
+STATUSES_BY_URGENCY = ("critical", "offline", "warning", "pending", "unmonitored", "ok", "revoked")
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("collector", "templates"), autoescape=True, trim_blocks=True
 )
@@ -123,9 +124,7 @@ async def fleet_page(request: web.Request) -> web.Response:
     )
     counts = status_counts(views)
     wanted = request.query.get("status")
-    order = {
-        s: i for i, s in enumerate(("critical", "offline", "warning", "pending", "ok", "revoked"))
-    }
+    order = {s: i for i, s in enumerate(STATUSES_BY_URGENCY)}
     shown = sorted(
         (v for v in views if not wanted or v["status"] == wanted),
         key=lambda v: (order.get(v["status"], 9), v["hostname"]),

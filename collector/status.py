@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("ok", "warning", "critical", "offline", "pending", "revoked")
+STATUSES = ("ok", "warning", "critical", "offline", "unmonitored", "pending", "revoked")
 
 VOLUME_WARN_PERCENT = 90.0
 VOLUME_CRIT_PERCENT = 97.0
@@ -47,6 +47,10 @@ def evaluate(
         return Status(
             "offline",
             [f"no report for {int(silent)} s (expected every {interval_s} s)"],
+        )
+    if state.get("heartbeat_only"):
+        return Status(
+            "unmonitored", [f"reporting; health monitoring not offered: {state['heartbeat_only']}"]
         )
     level = "ok"
     reasons: list[str] = []

@@ -1,0 +1,44 @@
+"""Health findings that open incidents on the server's contract (issue 5's priority map).
+
+Ingest calls these inside its write, only on the events that matter: a camera that
+goes down, a recording volume forecast full within 48 hours. The contract engine decides
+the priority from the partner's map, the due times from the contract's calendar, and
+opens no second incident while one for the same server and kind is open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from collector.cameras import Transition
+from collector.contracts.service import open_incident_for_finding
+from collector.status import CAMERA_DOWN
+from protocol.messages import Volume
+
+FULL_WITHIN_S = 48 * 3600
+
+
+def cameras_changed(
+    conn: sqlite3.Connection, server_id: str, changes: list[Transition], at: float
+) -> str | None:
+    down = [t for t in changes if t.after in CAMERA_DOWN and t.before not in CAMERA_DOWN]
+    if not down:
+        return None
+    names = ", ".join(f"{t.key} ({t.after})" for t in down[:5])
+    return open_incident_for_finding(conn, server_id, "camera_offline", f"camera down: {names}", at)
+
+
+def volumes_reported(
+    conn: sqlite3.Connection, server_id: str, volumes: list[Volume], at: float
+) -> str | None:
+    for v in volumes:
+        if v.recording and v.full_at is not None and v.full_at - at <= FULL_WITHIN_S:
+            hours = max(0.0, (v.full_at - at) / 3600)
+            return open_incident_for_finding(
+                conn,
+                server_id,
+                "volume_full_48h",
+                f"recording volume {v.mountpoint} full within {hours:.0f} h",
+                at,
+            )
+    return None
