@@ -247,8 +247,11 @@ def restic(args: list[str], repo: Path) -> float:
     env = dict(os.environ, RESTIC_PASSWORD="bench-password", RESTIC_REPOSITORY=str(repo))
     env.setdefault("RESTIC_CACHE_DIR", str(repo.parent / "restic-cache"))
     t0 = time.perf_counter()
-    subprocess.run(["restic", *args], check=True, capture_output=True, env=env)
-    return time.perf_counter() - t0
+    done = subprocess.run(["restic", *args], capture_output=True, env=env, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"restic {args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed
 
 
 # --- age layer alone -------------------------------------------------------------------------

@@ -188,7 +188,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vigil-backup", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="vigil-backup",
+        description="The partner's tool for Vigil backups: keygen, list, verify, restore, diff.",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     remote = argparse.ArgumentParser(add_help=False)
