@@ -93,6 +93,7 @@ def check_backup(
     dest: Path | None = None,
     progress: Progress | None = None,
     keep_small: int = 0,
+    skip_unsafe_links: bool = False,
 ) -> Checked:
     """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
     backups = api.backups(server)
@@ -124,6 +125,7 @@ def check_backup(
             progress=progress,
             total_size=full.ciphertext_size,
             keep_small=keep_small,
+            skip_unsafe_links=skip_unsafe_links,
         )
     except ArchiveRefused as exc:
         raise BackupRefused(f"backup {full_record['id']}: {exc}") from None
@@ -159,6 +161,7 @@ def restore(
     identities: Sequence[X25519PrivateKey],
     to: Path,
     progress: Progress | None = None,
+    skip_unsafe_links: bool = False,
 ) -> Checked:
     """Verify and extract into ``to`` (which must not exist, or be empty). The tree is built
     in a temporary directory beside ``to`` and renamed into place only when every check
@@ -169,7 +172,15 @@ def restore(
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.vigil-restore-", dir=to.parent))
     try:
-        checked = check_backup(api, server, spec, identities, dest=tmp, progress=progress)
+        checked = check_backup(
+            api,
+            server,
+            spec,
+            identities,
+            dest=tmp,
+            progress=progress,
+            skip_unsafe_links=skip_unsafe_links,
+        )
         if to.exists():
             to.rmdir()
         os.rename(tmp, to)

@@ -158,8 +158,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         _identities(args.identity),
         to,
         progress=_Progress("restoring", args.json),
+        skip_unsafe_links=args.skip_unsafe_links,
     )
-    s = _summary(checked) | {"restored_to": str(to.resolve())}
+    skipped = checked.result.skipped_links
+    for name in skipped:
+        print(f"vigil-backup restore: left out symlink {name} (points outside)", file=sys.stderr)
+    s = _summary(checked) | {"restored_to": str(to.resolve()), "skipped_links": skipped}
     _emit(
         args,
         s,
@@ -217,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("restore", parents=[common, remote, ident], help="verify and extract")
     r.add_argument("--backup", default="latest", help="backup id, seq or 'latest'")
     r.add_argument("--to", required=True, help="target directory (new or empty)")
+    r.add_argument(
+        "--skip-unsafe-links",
+        action="store_true",
+        help="leave out symlinks that could point outside the target (e.g. absolute ones, "
+        "common in /etc) instead of refusing the restore; they are listed on stderr",
+    )
     r.set_defaults(func=cmd_restore)
 
     d = sub.add_parser("diff", parents=[common, remote, ident], help="compare two backups")

@@ -46,6 +46,8 @@ class ReadResult:
     plaintext_size: int
     texts: dict[str, bytes] = field(default_factory=dict)
     """Small files' contents when asked for (``keep_small``), for ``diff``."""
+    skipped_links: list[str] = field(default_factory=list)
+    """Symlinks left out by ``skip_unsafe_links``."""
 
 
 @dataclass
@@ -109,10 +111,15 @@ def read_archive(
     progress: Callable[[str, int, int], None] | None = None,
     total_size: int = 0,
     keep_small: int = 0,
+    skip_unsafe_links: bool = False,
 ) -> ReadResult:
     """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
     directory) when given. ``recipients`` are the signed header's (they are part of the
-    content digest). Raises ``ArchiveRefused`` (or ``AgeError``) on anything wrong."""
+    content digest). Raises ``ArchiveRefused`` (or ``AgeError``) on anything wrong.
+
+    ``skip_unsafe_links``: a symlink that could point outside ``dest`` (absolute targets
+    are common in ``/etc``) is left out instead of failing the restore; the names are in
+    ``ReadResult.skipped_links``. Every other check still applies."""
     hashed = HashingReader(src)
     last_report = 0
 
@@ -131,7 +138,7 @@ def read_archive(
     try:
         age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)
-        seen, manifest, texts, plain = _walk(zr, dest, keep_small)
+        seen, manifest, texts, plain, skipped = _walk(zr, dest, keep_small, skip_unsafe_links)
         _drain(zr)
         _drain(age)
     except AgeError as exc:
@@ -147,6 +154,8 @@ def read_archive(
         # Exact times from the manifest (tar's PAX mtime passes through a float), children
         # before their directories so setting one does not disturb the other.
         for e in reversed(manifest.entries):
+            if e.path in skipped:
+                continue
             os.utime(
                 dest.joinpath(*e.path.split("/")),
                 ns=(e.mtime_ns, e.mtime_ns),
@@ -158,12 +167,14 @@ def read_archive(
         ciphertext_size=hashed.size,
         plaintext_size=plain,
         texts=texts,
+        skipped_links=skipped,
     )
 
 
 def _walk(
-    stream: object, dest: Path | None, keep_small: int
-) -> tuple[dict[str, _Seen], Manifest, dict[str, bytes], int]:
+    stream: object, dest: Path | None, keep_small: int, skip_unsafe_links: bool
+) -> tuple[dict[str, _Seen], Manifest, dict[str, bytes], int, list[str]]:
+    skipped: list[str] = []
     seen: dict[str, _Seen] = {}
     texts: dict[str, bytes] = {}
     manifest: Manifest | None = None
@@ -210,7 +221,13 @@ def _walk(
                     dirs.append((path, member))
             elif member.issym():
                 rec.type, rec.target = "symlink", member.linkname
-                check_link(name, member.linkname)
+                try:
+                    check_link(name, member.linkname)
+                except ArchiveRefused:
+                    if not skip_unsafe_links:
+                        raise
+                    skipped.append(name)
+                    path = None
                 if path is not None:
                     try:
                         os.symlink(member.linkname, path)
@@ -233,7 +250,7 @@ def _walk(
         if as_root:
             os.chown(path, member.uid, member.gid)
         os.chmod(path, member.mode & 0o7777)
-    return seen, manifest, texts, plain
+    return seen, manifest, texts, plain, skipped
 
 
 def _take_file(

@@ -267,6 +267,24 @@ def test_restore_refuses_malicious_archive_even_if_signed(
     )
     assert rc == 1 and "pointing outside" in err
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
+    # asked to, the restore leaves such links out and says so
+    rc, out, err = cli(
+        collector,
+        capsys,
+        "restore",
+        "--server",
+        "srv-1",
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+        "--skip-unsafe-links",
+        "--json",
+    )
+    assert rc == 0, err
+    assert json.loads(out)["skipped_links"] == ["etc/link"] and "etc/link" in err
+    assert (dest / "etc" / "ok.conf").read_bytes() == b"x"
+    assert not (dest / "etc" / "link").is_symlink()
 
 
 def _digest_of(blob: bytes, key: Path, recipient: str) -> str:

@@ -134,3 +134,34 @@ def test_manifest_mismatch_refused() -> None:
 
     with pytest.raises(ArchiveRefused, match="SHA-256"):
         read_archive(io.BytesIO(craft(add)), read_identities(SECRET), recipients=[RECIPIENT])
+
+
+def test_skip_unsafe_links_leaves_them_out(tmp_path: Path) -> None:
+    blob = craft(
+        lambda t: [
+            member(t, "etc", tarfile.DIRTYPE),
+            member(t, "etc/a.conf"),
+            member(t, "etc/abs", tarfile.SYMTYPE, link="/etc/a.conf"),
+            member(t, "etc/rel", tarfile.SYMTYPE, link="a.conf"),
+        ]
+    )
+    res = read_archive(
+        io.BytesIO(blob),
+        read_identities(SECRET),
+        recipients=[RECIPIENT],
+        dest=tmp_path,
+        skip_unsafe_links=True,
+    )
+    assert res.skipped_links == ["etc/abs"]
+    assert not (tmp_path / "etc" / "abs").is_symlink()
+    assert (tmp_path / "etc" / "rel").read_bytes() == b"x"
+    # but only links: a device is still refused
+    dev = craft(lambda t: [member(t, "dev/null", tarfile.CHRTYPE)])
+    with pytest.raises(ArchiveRefused):
+        read_archive(
+            io.BytesIO(dev),
+            read_identities(SECRET),
+            recipients=[RECIPIENT],
+            dest=tmp_path / "x",
+            skip_unsafe_links=True,
+        )
