@@ -310,3 +310,19 @@ def test_stale_partial_archive_is_removed(collector, tree: Path, tmp_path: Path)
     stale.write_bytes(b"left by a killed run")
     assert run(runner.run_once()).outcome == "ok"
     assert not stale.exists()
+
+
+def test_progress_printer_shows_files_and_bytes(collector, tree: Path, tmp_path: Path) -> None:
+    from agent.backup.progress import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(out, interval_s=0.0)
+    key = enroll(collector)
+    runner, _ = make_runner(
+        collector, tmp_path / "s", key, {"paths": [str(tree)]}, [generate_identity()[1]]
+    )
+    assert run(runner.run_once(printer)).outcome == "ok"
+    text = out.getvalue()
+    assert "files " in text and "read " in text and "upload " in text
+    last = text.strip().splitlines()[-1]
+    assert "files 7/7" in last  # regular files in the tree
