@@ -368,9 +368,20 @@ class BackupRunner:
         )
 
     def _note_refusal(self, exc: Exception) -> None:
-        if isinstance(exc, upload.UploadRefused) and exc.error == "backup_not_entitled":
+        if not isinstance(exc, upload.UploadRefused):
+            return
+        if exc.error == "backup_not_entitled":
             self._state.entitled = False
             self._state.notice = exc.message
+        elif exc.error == "sequence_replay":
+            # Our numbering is behind the collector's (e.g. a state directory restored from
+            # an old copy). If the refusal names the last accepted number, continue after
+            # it from the next run on; otherwise skip one number per refused run.
+            hint = exc.body.get("last_seq")
+            if isinstance(hint, int) and not isinstance(hint, bool):
+                self._state.last_seq = max(self._state.last_seq, hint)
+            else:
+                self._state.last_seq += 1
 
     async def _upload(
         self,

@@ -75,6 +75,8 @@ class FakeCollector:
         self.puts: list[tuple[int, int]] = []
         """(offset, bytes kept) for every PUT received."""
         self.drop_after: int | None = None
+        self.last_seq_hint = False
+        """Name the last accepted seq in a sequence_replay refusal (a suggested addition)."""
         self.stall_after_puts: int | None = None
         """Hold every PUT after this many until the knob is cleared (to kill the agent)."""
         self.refuse: tuple[int, str, str] | None = None
@@ -151,7 +153,8 @@ class FakeCollector:
                         {"upload_id": up.id, "offset": len(up.data), "chunk_size": self.chunk_size}
                     )
         if header.seq <= self.last_seq.get(server, 0):
-            return _err(409, "sequence_replay", f"seq {header.seq} already used")
+            extra = {"last_seq": self.last_seq[server]} if self.last_seq_hint else {}
+            return _err(409, "sequence_replay", f"seq {header.seq} already used", **extra)
         if header.kind == "unchanged":
             base = [
                 b
