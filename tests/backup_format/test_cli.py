@@ -301,3 +301,44 @@ def _digest_of(blob: bytes, key: Path, recipient: str) -> str:
         f = t.extractfile(".vigil/manifest.json")
         assert f is not None
         return decode_manifest(f.read()).content_digest
+
+
+def test_console_entry_point(collector, tree: Path, tmp_path: Path, keyfile) -> None:
+    import subprocess
+    import sys
+
+    key, recipient = keyfile
+    backed_up(collector, tree, tmp_path, recipient)
+    env = dict(os.environ, VIGIL_COLLECTOR=collector.url, VIGIL_API_KEY=collector.api_key)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recovery.cli",
+            "verify",
+            "--server",
+            "srv-1",
+            "--identity",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0 and "verifies" in ok.stdout, ok.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recovery.cli",
+            "verify",
+            "--server",
+            "nope",
+            "--identity",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and bad.stdout == "" and "not found" in bad.stderr
