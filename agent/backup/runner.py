@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 Outcome = Literal["ok", "unchanged", "failed", "busy"]
 MAX_REASON = 1000
 MAX_UNREPORTED = 50
+RETRY_AFTER_FAILURE_S = 1800
+"""After a failed run the next is due after at most this long (not a whole interval)."""
 MAX_CHUNK = 8 << 20
 """Largest upload chunk read into memory, whatever the collector offers (the protocol
 allows any chunk up to ``chunk_size``). With the read-ahead and the HTTP client's copy
@@ -124,8 +126,11 @@ class BackupRunner:
             return None
         if settings.backup_interval_s > 0 and self._store.load_pending() is not None:
             return now  # an interrupted upload resumes now
+        interval = settings.backup_interval_s
+        if self._state.last_outcome == "failed" and interval > 0:
+            interval = min(interval, RETRY_AFTER_FAILURE_S)  # a failed run is retried sooner
         return next_run_time(
-            interval_s=settings.backup_interval_s,
+            interval_s=interval,
             window=settings.backup_window,
             server_id=self.server_id,
             last_run=self._state.last_run_at,

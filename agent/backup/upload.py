@@ -71,6 +71,18 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 TRANSIENT = _transient_errors()
 
 
+def _refusals() -> tuple[type[BaseException], ...]:
+    try:
+        from agent.client import Refused  # the lead's client: 4xx while opening a session
+
+        return (Refused,)
+    except ImportError:
+        return ()
+
+
+REFUSED = _refusals()
+
+
 async def _json(resp: Response) -> dict:
     try:
         data = resp.json()
@@ -94,6 +106,12 @@ async def call(
         resp = await client.request(method, path, body, content_type, params)
     except TRANSIENT as exc:
         raise UploadUnavailable(f"{method} {path}: {exc or type(exc).__name__}") from exc
+    except REFUSED as exc:  # the client's own refusal (e.g. opening a session was refused)
+        raise UploadRefused(
+            int(getattr(exc, "status", 0)),
+            str(getattr(exc, "code", "refused")),
+            str(getattr(exc, "message", exc)),
+        ) from exc
     data = await _json(resp)
     if resp.status in ok:
         return resp.status, data

@@ -1,0 +1,84 @@
+"""The daemon's backup job: APScheduler holds the next due run; each run schedules the next."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from agent_helpers import enroll
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fake_collector import AgentClient
+
+from agent.backup.config import parse_backup_config
+from agent.backup.service import JOB_ID, BackupService
+from protocol.backup_archive import generate_identity
+from protocol.messages import AgentSettings
+
+
+def test_service_schedules_runs_and_reschedules(collector, tree: Path, tmp_path: Path) -> None:
+    key = enroll(collector)
+    _, recipient = generate_identity()
+    settings = AgentSettings(
+        backup_interval_s=86400, backup_window="", backup_recipients=[recipient]
+    )
+
+    async def scenario() -> None:
+        scheduler = AsyncIOScheduler()
+        agent = SimpleNamespace(
+            config=SimpleNamespace(backup=parse_backup_config({"paths": [str(tree)]})),
+            state_dir=tmp_path / "state",
+            key=key,
+            identity=SimpleNamespace(server_id="srv-1"),
+            client=AgentClient(collector.url, "srv-1"),
+            scheduler=scheduler,
+            settings=settings,
+        )
+        service = BackupService.for_agent(agent)
+        await service.start(agent)
+        scheduler.start(paused=True)
+        try:
+            job = scheduler.get_job(JOB_ID)
+            assert job is not None  # never ran: due within minutes of start
+            assert job.next_run_time.timestamp() <= time.time() + 300
+
+            outcome = await service.run_job()
+            assert outcome.outcome == "ok"
+            last_run = service.runner.status()["last_run_at"]
+            job = scheduler.get_job(JOB_ID)
+            assert abs(job.next_run_time.timestamp() - (last_run + 86400)) < 1e-3
+
+            # backups switched off by the collector: the job goes away
+            service.on_settings(AgentSettings(backup_interval_s=0))
+            assert scheduler.get_job(JOB_ID) is None
+            service.on_settings(settings)
+            assert scheduler.get_job(JOB_ID) is not None
+            assert service.status()["scheduled_at"] is not None
+        finally:
+            scheduler.shutdown(wait=False)
+
+    asyncio.run(scenario())
+    assert [r["outcome"] for r in collector.runs] == ["ok"]
+
+
+def test_failed_run_is_retried_sooner(collector, tmp_path: Path) -> None:
+    key = enroll(collector)
+    settings = AgentSettings(backup_interval_s=86400, backup_recipients=[])
+
+    async def scenario() -> None:
+        service = BackupService(
+            parse_backup_config({"paths": [str(tmp_path)]}),
+            tmp_path / "state",
+            key,
+            "srv-1",
+            AgentClient(collector.url, "srv-1"),
+        )
+        service.runner.apply(settings)
+        outcome = await service.runner.run_once()
+        assert outcome.outcome == "failed"  # no recovery key yet
+        last = service.runner.status()["last_run_at"]
+        due = service.runner.next_due(settings, now=last + 1)
+        assert due == last + 1800
+
+    asyncio.run(scenario())
