@@ -262,6 +262,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--cameras", type=int, default=64)
     ap.add_argument("--rate-guess", type=int, default=4000, help="requests/s to pre-sign for")
+    ap.add_argument(
+        "--synchronous", default="FULL", help="SQLite synchronous setting (FULL, NORMAL)"
+    )
     args = ap.parse_args()
     count = int(args.rate_guess * (args.seconds + args.warmup))
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
@@ -279,7 +282,9 @@ def main() -> None:
 
         port = free_port()
         data = tmp / "collector"
-        log = open(tmp / "collector.log", "wb")
+        log = open(tmp / "collector.log", "wb")  # noqa: SIM115
+        cfg = tmp / "collector.toml"
+        cfg.write_text(f'[storage]\nsqlite_synchronous = "{args.synchronous}"\n')
         procs.append(
             subprocess.Popen(
                 [
@@ -287,6 +292,8 @@ def main() -> None:
                     "serve",
                     "--data",
                     str(data),
+                    "--config",
+                    str(cfg),
                     "--listen",
                     f"127.0.0.1:{port}",
                     "--log-level",
@@ -298,7 +305,7 @@ def main() -> None:
         )
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
-        base = ["--data", str(data)]
+        base = ["--data", str(data), "--config", str(cfg)]
         subprocess.run(
             [str(BIN / "vigil-collector"), "partner", "add", "bench", *base],
             check=True,
@@ -338,6 +345,7 @@ def main() -> None:
     ratio = vigil["per_second"] / bare["per_second"] if bare["per_second"] else 0.0
     result = {
         "agents": args.agents,
+        "sqlite_synchronous": args.synchronous,
         "cameras_per_report": args.cameras,
         "body_bytes": body_size,
         "cpu_count": os.cpu_count(),

@@ -104,7 +104,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     yield
     # Writes already queued are finished before the file is closed.
-    await asyncio.get_running_loop().run_in_executor(None, db.close)
+    await db.aclose()
 
 
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:

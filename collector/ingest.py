@@ -1,9 +1,21 @@
-"""Receiving health reports: validate, store exactly once, acknowledge with settings."""
+"""Receiving health reports: validate, store exactly once, acknowledge with settings.
+
+A report is decoded and validated whole, then reduced at once to what will be written
+(a few strings and numbers, :class:`Prepared`), and the decoded structures are dropped
+before the request waits for the group commit. Keeping 64 decoded camera lists alive
+per request while commits are in flight made every decode several times slower (the
+allocator kept handing out cold memory); measured in ``docs/benchmarks.md``.
+
+Camera details travel on only when the server's camera digest differs from the last
+one this process stored; the write compares with the database, so several processes
+stay right (a stale memory costs one report's delay, never a lost change).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from typing import NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -14,75 +26,140 @@ from collector.appkeys import DB, METRICS
 from collector.auth import agent_of, body_of
 from collector.bodies import parse
 from protocol import limits
-from protocol.messages import Report, ReportAck, ReportBatch, encode
+from protocol.camera_digest import cameras_digest
+from protocol.messages import Camera, Report, ReportAck, ReportBatch, Volume, encode
 
 _encode = msgspec.json.encode
 
-
-def _volumes_compact(report: Report) -> str:
-    return _encode(
-        [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in report.volumes]
-    ).decode()
+DIGESTS: web.AppKey[dict[str, str]] = web.AppKey("camera_digests", dict)
+"""Last camera digest this process stored, per server."""
 
 
-def _state(report: Report, camera_counts: dict[str, int] | None, heartbeat_only: str) -> str:
+class Prepared(NamedTuple):
+    """One report, reduced to what the write needs."""
+
+    report_id: str
+    seq: int
+    collected_at: float
+    cpu_percent: float | None
+    memory_percent: float | None
+    volumes_compact: str
+    state: str
+    hostname: str
+    agent_version: str
+    os: str
+    dropped_reports: int
+    camera_digest: str | None
+    camera_counts: dict[str, int] | None
+    cameras: list[Camera] | None
+    """Only when the digest may have changed; None otherwise."""
+    filling_volumes: list[Volume]
+    """Recording volumes forecast full within 48 hours (they open incidents)."""
+
+
+def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
+    host = rep.host
     if heartbeat_only:
         # Not entitled to health monitoring: the partner sees that the server is alive
         # and why nothing more is shown, and nothing more is kept.
-        host = {"hostname": report.host.hostname, "agent_version": report.host.agent_version}
-        return _encode(
-            {
-                "collected_at": report.collected_at,
-                "seq": report.seq,
-                "host": host,
-                "heartbeat_only": heartbeat_only,
-            }
-        ).decode()
+        state = {
+            "collected_at": rep.collected_at,
+            "seq": rep.seq,
+            "host": {"hostname": host.hostname, "agent_version": host.agent_version},
+            "heartbeat_only": heartbeat_only,
+        }
+        return Prepared(
+            rep.report_id,
+            rep.seq,
+            rep.collected_at,
+            None,
+            None,
+            "[]",
+            _encode(state).decode(),
+            host.hostname,
+            host.agent_version,
+            host.os,
+            rep.dropped_reports,
+            None,
+            None,
+            None,
+            [],
+        )
+    digest = counts = None
+    keep: list[Camera] | None = None
+    if rep.cameras is not None:
+        digest = rep.cameras_digest or cameras_digest(rep.cameras)
+        counts = cameras.counts(rep.cameras)
+        keep = None if digest == known_digest else rep.cameras
     state = {
-        "collected_at": report.collected_at,
-        "seq": report.seq,
-        "host": report.host,
-        "volumes": report.volumes,
-        "software": report.software,
-        "camera_counts": camera_counts,
-        "dropped_reports": report.dropped_reports,
+        "collected_at": rep.collected_at,
+        "seq": rep.seq,
+        "host": host,
+        "volumes": rep.volumes,
+        "software": rep.software,
+        "camera_counts": counts,
+        "dropped_reports": rep.dropped_reports,
     }
-    return _encode(state).decode()
+    volumes = _encode(
+        [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in rep.volumes]
+    ).decode()
+    filling = [
+        v
+        for v in rep.volumes
+        if v.recording
+        and v.full_at is not None
+        and v.full_at - rep.collected_at <= health_incidents.FULL_WITHIN_S
+    ]
+    return Prepared(
+        rep.report_id,
+        rep.seq,
+        rep.collected_at,
+        host.cpu_percent,
+        host.memory_percent,
+        volumes,
+        _encode(state).decode(),
+        host.hostname,
+        host.agent_version,
+        host.os,
+        rep.dropped_reports,
+        digest,
+        counts,
+        keep,
+        filling,
+    )
 
 
 def store_batch(
-    conn: sqlite3.Connection,
-    server_id: str,
-    reports: list[Report],
-    received_at: float,
-    heartbeat_only: str = "",
-) -> tuple[list[str], list[str]]:
-    """Store each report not yet stored; return (accepted ids, duplicate ids).
+    conn: sqlite3.Connection, server_id: str, reports: list[Prepared], received_at: float
+) -> tuple[list[str], list[str], str | None]:
+    """Store each report not yet stored; return (accepted ids, duplicate ids, the camera
+    digest now stored, or None if unknown).
 
     The primary key (server, report id) is what makes a retried report land once. The
     server's latest state moves forward only with a newer report (by sequence number),
-    so a late retry never overwrites fresher state. With ``heartbeat_only`` (the reason
-    the contract does not include health monitoring) only the heartbeat is kept.
+    so a late retry never overwrites fresher state.
     """
     accepted: list[str] = []
     duplicates: list[str] = []
-    row = conn.execute("SELECT last_seq FROM servers WHERE id = ?", (server_id,)).fetchone()
+    row = conn.execute(
+        "SELECT last_seq, cameras_digest FROM servers WHERE id = ?", (server_id,)
+    ).fetchone()
     last_seq = int(row[0]) if row else 0
+    stored_digest: str | None = row[1] if row else None
     for rep in reports:
-        host = rep.host
         cur = conn.execute(
             "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
-            "cpu_percent, "
-            "memory_percent, volumes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "cpu_percent, memory_percent, volumes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (
                 server_id,
                 rep.report_id,
                 rep.seq,
                 rep.collected_at,
                 received_at,
-                None if heartbeat_only else host.cpu_percent,
-                None if heartbeat_only else host.memory_percent,
-                "[]" if heartbeat_only else _volumes_compact(rep),
+                rep.cpu_percent,
+                rep.memory_percent,
+                rep.volumes_compact,
             ),
         )
         if cur.rowcount == 0:
@@ -97,15 +174,19 @@ def store_batch(
             continue
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
-        counts = None
-        if rep.cameras is not None and not heartbeat_only:
-            changes = cameras.apply_report(
-                conn, server_id, rep.cameras, rep.collected_at, rep.cameras_digest
+        if rep.camera_digest is not None and rep.camera_digest != stored_digest:
+            if rep.cameras is None:
+                stored_digest = None  # another process moved on: the next report brings them
+            else:
+                changes = cameras.apply_report(
+                    conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
+                )
+                stored_digest = rep.camera_digest
+                health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
+        if rep.filling_volumes:
+            health_incidents.volumes_reported(
+                conn, server_id, rep.filling_volumes, rep.collected_at
             )
-            counts = cameras.counts(rep.cameras)
-            health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
-        if not heartbeat_only:
-            health_incidents.volumes_reported(conn, server_id, rep.volumes, rep.collected_at)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "
@@ -116,31 +197,40 @@ def store_batch(
                 rep.seq,
                 gap,
                 rep.dropped_reports,
-                host.hostname,
-                host.agent_version,
-                host.os,
-                _state(rep, counts, heartbeat_only),
+                rep.hostname,
+                rep.agent_version,
+                rep.os,
+                rep.state,
                 server_id,
             ),
         )
-    return accepted, duplicates
+    return accepted, duplicates, stored_digest
 
 
 async def post_reports(request: web.Request) -> web.Response:
     started = time.perf_counter()
     agent = agent_of(request)
+    app = request.app
     batch = parse(await body_of(request), ReportBatch, limits.MAX_BATCH_BYTES)
-    received = time.time()
-    metrics = request.app[METRICS]
-    monitoring = entitlements.answer(request.app, agent.server_id, entitlements.MONITORING)
+    monitoring = entitlements.answer(app, agent.server_id, entitlements.MONITORING)
     heartbeat_only = "" if monitoring.entitled else monitoring.reason or "not entitled"
-    accepted, dups = await request.app[DB].write(
-        lambda c: store_batch(c, agent.server_id, batch.reports, received, heartbeat_only)
+    digests = app[DIGESTS]
+    known = digests.get(agent.server_id)
+    prepared = [prepare(r, heartbeat_only, known) for r in batch.reports]
+    del batch  # free the decoded structures before waiting for the commit
+    received = time.time()
+    accepted, dups, digest = await app[DB].write(
+        lambda c: store_batch(c, agent.server_id, prepared, received)
     )
+    if digest is None:
+        digests.pop(agent.server_id, None)
+    else:
+        digests[agent.server_id] = digest
+    metrics = app[METRICS]
     metrics.reports_received.inc(len(accepted))
     if dups:
         metrics.reports_duplicate.inc(len(dups))
-    settings = await settings_for(request.app, agent.server_id)
+    settings = await settings_for(app, agent.server_id)
     metrics.ingest_latency.observe(time.perf_counter() - started)
     ack = ReportAck(accepted=accepted, duplicates=dups, settings=settings)
     return web.Response(body=encode(ack), content_type="application/json")
@@ -156,4 +246,5 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[DIGESTS] = {}
     app.router.add_post("/api/v1/agent/reports", post_reports)
