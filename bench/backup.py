@@ -32,16 +32,19 @@ import os
 import random
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
 
 
 # --- the tree ------------------------------------------------------------------------------
@@ -203,21 +206,45 @@ def agent_child(url: str, state: str, tree: str, recipient: str, key_hex: str) -
             marks["archive_peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     async def main() -> dict:
-        client = Client()
-        runner = BackupRunner(
-            parse_backup_config({"paths": [tree]}),
-            Path(state),
-            Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex)),
-            "bench-server",
-            client,
-            AgentSettings(backup_interval_s=86400, backup_recipients=[recipient]),
-        )
+        if url.startswith("config:"):
+            # The real collector: the agent's own config, identity and CollectorClient.
+            from agent.client import CollectorClient
+            from agent.config import load
+            from agent.identity import load_identity
+
+            cfg = load(url[len("config:") :])
+            loaded = load_identity(cfg.state_dir)
+            assert loaded is not None, "not enrolled"
+            identity, key = loaded
+            holder: list[BackupRunner] = []
+            client = CollectorClient(
+                identity.collector_url,
+                identity.server_id,
+                key,
+                on_settings=lambda st: holder and holder[0].apply(st),
+            )
+            runner = BackupRunner(cfg.backup, cfg.state_dir, key, identity.server_id, client)
+            holder.append(runner)
+            await client.open_session()  # the daemon holds a session already: not timed
+        else:
+            client = Client()
+            runner = BackupRunner(
+                parse_backup_config({"paths": [tree]}),
+                Path(state),
+                Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex)),
+                "bench-server",
+                client,
+                AgentSettings(backup_interval_s=86400, backup_recipients=[recipient]),
+            )
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
         out = await runner.run_once(progress)
         t1 = time.perf_counter()
-        if client.session:
-            await client.session.close()
+        if isinstance(client, Client):
+            if client.session:
+                await client.session.close()
+        else:
+            await client.close()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "outcome": out.outcome,
@@ -238,6 +265,90 @@ def run_agent(url: str, state: Path, tree: Path, recipient: str, key_hex: str) -
     cmd = [sys.executable, __file__, "--child", url, str(state), str(tree), recipient, key_hex]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- the real collector ---------------------------------------------------------------------
+
+
+class RealCollector:
+    """``vigil-collector serve`` on 127.0.0.1 with a partner, a recovery key and a policy;
+    ``enroll`` makes a fresh agent (its own state directory and identity) per round."""
+
+    def __init__(self, work: Path, tree: Path) -> None:
+        self.work = work
+        self.tree = tree
+        self.data = work / "collector"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(work / "collector.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "vigil-collector"),
+                "serve",
+                "--data",
+                str(self.data),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the collector did not start; see collector.log") from None
+                time.sleep(0.1)
+        self._cli("partner", "add", "bench")
+        recipient = _last_line([str(BIN / "vigil-backup"), "keygen", "--out", str(work / "rk")])
+        self._cli("recovery-key", "add", "--partner", "bench", recipient)
+        self._cli("backup", "policy", "set", "--partner", "bench", "--interval", "24h")
+
+    def _cli(self, *args: str) -> str:
+        return _last_line([str(BIN / "vigil-collector"), *args, "--data", str(self.data)])
+
+    def enroll(self, name: str) -> Path:
+        token = self._cli("token", "create", "--partner", "bench")
+        config = self.work / f"{name}.toml"
+        config.write_text(
+            f'[agent]\nstate_dir = "{self.work / name}"\nhostname = "{name}"\n'
+            f'[backup]\npaths = ["{self.tree}"]\n'
+        )
+        _last_line(
+            [
+                str(BIN / "vigil-agent"),
+                "enroll",
+                "--collector",
+                self.url,
+                "--token",
+                token,
+                "--config",
+                str(config),
+            ]
+        )
+        return config
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _last_line(cmd: list[str]) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed: {done.stderr[-1000:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 # --- restic ----------------------------------------------------------------------------------
@@ -309,6 +420,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians shown)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-age-compare", action="store_true")
+    p.add_argument(
+        "--sink",
+        action="store_true",
+        help="upload to the minimal protocol sink instead of the real collector",
+    )
     args = p.parse_args()
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -327,8 +443,13 @@ def main() -> None:
             f"(built in {time.perf_counter() - t0:.1f} s); load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
-        sink = Sink(work)
-        sink.start()
+        if args.sink:
+            sink = Sink(work)
+            sink.start()
+            target = "the minimal sink"
+        else:
+            real = RealCollector(work, tree)
+            target = "vigil-collector serve (local data directory)"
         _, recipient = generate_identity()
         key_hex = (
             Ed25519PrivateKey.generate()
@@ -338,12 +459,11 @@ def main() -> None:
         rows = []
         for rnd in range(args.rounds):
             state = work / f"state-{rnd}"
-            first = run_agent(sink.url, state, tree, recipient, key_hex)
+            url = sink.url if args.sink else "config:" + str(real.enroll(f"agent-{rnd}"))
+            first = run_agent(url, state, tree, recipient, key_hex)
             assert first["outcome"] == "ok", first
-            assert sink.completed and sink.completed[-1]["ok"]
-            again = run_agent(sink.url, state, tree, recipient, key_hex)
+            again = run_agent(url, state, tree, recipient, key_hex)
             assert again["outcome"] == "unchanged", again
-            shutil.rmtree(state)
             repo = work / f"restic-repo-{rnd}"
             restic(["init"], repo)
             r_first = restic(["backup", "--quiet", str(tree)], repo)
@@ -370,7 +490,8 @@ def main() -> None:
         print(f"--- medians of {args.rounds} rounds ---")
         print(
             f"vigil first backup, end to end: {v_first:.2f} s (archive+encrypt {v_arch:.2f} s, "
-            f"upload over HTTP on 127.0.0.1 {v_up:.2f} s; {ciphertext:.0f} MiB ciphertext)"
+            f"upload over HTTP on 127.0.0.1 to {target} {v_up:.2f} s; "
+            f"{ciphertext:.0f} MiB ciphertext)"
         )
         print(
             f"vigil agent RSS: baseline {rows[0][0]['baseline_rss_mib']:.1f} MiB, "
@@ -399,6 +520,8 @@ def main() -> None:
                     f"on {big.stat().st_size / 2**20:.0f} MiB"
                 )
     finally:
+        if not args.sink and "real" in locals():
+            real.stop()
         if args.keep:
             print(f"kept {work}")
         else:
