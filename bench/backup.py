@@ -319,6 +319,7 @@ class RealCollector:
         config = self.work / f"{name}.toml"
         config.write_text(
             f'[agent]\nstate_dir = "{self.work / name}"\nhostname = "{name}"\n'
+            f'machine_id = "bench-{name}"\n'
             f'[backup]\npaths = ["{self.tree}"]\n'
         )
         _last_line(

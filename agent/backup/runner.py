@@ -345,22 +345,28 @@ class BackupRunner:
     async def _unchanged(self, digest: str, files: int, started: float) -> RunOutcome:
         s = self._state
         seq = s.last_seq + 1
-        header = backup_envelope.BackupHeader(
-            kind="unchanged",
-            server_id=self.server_id,
-            seq=seq,
-            created_at=started,
-            content_digest=digest,
-            base_seq=s.last_full_seq,
-            recipients=list(s.last_recipients),
-            files=files,
-        )
-        envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
-        try:
-            reply = await upload.start(self._client, envelope)
-        except (upload.UploadRefused, upload.UploadUnavailable) as exc:
-            self._note_refusal(exc)
-            raise _RunFailed(f"unchanged record not accepted: {exc}") from None
+        for attempt in (1, 2):
+            header = backup_envelope.BackupHeader(
+                kind="unchanged",
+                server_id=self.server_id,
+                seq=seq,
+                created_at=started,
+                content_digest=digest,
+                base_seq=s.last_full_seq,
+                recipients=list(s.last_recipients),
+                files=files,
+            )
+            envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
+            try:
+                reply = await upload.start(self._client, envelope)
+                break
+            except (upload.UploadRefused, upload.UploadUnavailable) as exc:
+                hint = _last_seq_hint(exc)
+                if attempt == 1 and hint is not None and hint >= seq:
+                    seq = hint + 1  # numbering behind the collector's: once more after it
+                    continue
+                self._note_refusal(exc)
+                raise _RunFailed(f"unchanged record not accepted: {exc}") from None
         s.last_seq = seq
         s.last_backup_id = reply.get("backup_id")
         return RunOutcome(
@@ -371,6 +377,15 @@ class BackupRunner:
             backup_id=s.last_backup_id,
             files=files,
         )
+
+    def _renumber(self, pending: PendingUpload, seq: int) -> None:
+        header = backup_envelope.decode(pending.envelope.encode()).header
+        header.seq = seq
+        pending.seq = seq
+        pending.envelope = backup_envelope.encode(backup_envelope.sign(header, self._key)).decode()
+        pending.upload_id, pending.offset = None, 0
+        self._store.save_pending(pending)
+        log.info("backup renumbered %d (the collector has accepted up to %d)", seq, seq - 1)
 
     def _note_refusal(self, exc: Exception) -> None:
         if not isinstance(exc, upload.UploadRefused):
@@ -402,6 +417,7 @@ class BackupRunner:
             self._store.clear_pending(pending)
             raise _RunFailed("the archive of the interrupted upload is gone; next run starts over")
         attempt = 0
+        renumbered = False
         while True:
             try:
                 reply = await self._send(pending, path, progress)
@@ -423,6 +439,13 @@ class BackupRunner:
                     # stored this one (the answer to "complete" was lost before a restart).
                     reply = {"backup_id": None, "seq": pending.seq}
                     break
+                hint = _last_seq_hint(exc)
+                if hint is not None and hint >= pending.seq and not renumbered:
+                    # Our numbering is behind (state directory lost or restored, machine
+                    # enrolled again): sign the same archive again after the collector's.
+                    self._renumber(pending, hint + 1)
+                    renumbered = True
+                    continue
                 self._note_refusal(exc)
                 self._store.clear_pending(pending)
                 raise _RunFailed(str(exc)) from None
@@ -491,6 +514,14 @@ class BackupRunner:
             if ahead is not None:
                 ahead.cancel()
         return await upload.complete(self._client, upload_id)
+
+
+def _last_seq_hint(exc: Exception) -> int | None:
+    """The collector's last accepted sequence number, from a ``sequence_replay`` refusal."""
+    if not isinstance(exc, upload.UploadRefused) or exc.error != "sequence_replay":
+        return None
+    hint = exc.body.get("last_seq")
+    return hint if isinstance(hint, int) and not isinstance(hint, bool) else None
 
 
 def _write_archive_file(
