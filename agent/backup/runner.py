@@ -122,18 +122,22 @@ class BackupRunner:
         """When the next run is due (epoch seconds), None when backups are off for this
         server (no paths configured, interval 0, or not entitled)."""
         self.apply(settings)
-        if not self.settings.enabled or not settings.backup_entitled:
+        return self._due(now)
+
+    def _due(self, now: float) -> float | None:
+        s = self._state
+        if not self.settings.enabled or not s.entitled or s.interval_s <= 0:
             return None
-        if settings.backup_interval_s > 0 and self._store.load_pending() is not None:
+        if self._store.load_pending() is not None:
             return now  # an interrupted upload resumes now
-        interval = settings.backup_interval_s
-        if self._state.last_outcome == "failed" and interval > 0:
+        interval = s.interval_s
+        if s.last_outcome == "failed":
             interval = min(interval, RETRY_AFTER_FAILURE_S)  # a failed run is retried sooner
         return next_run_time(
             interval_s=interval,
-            window=settings.backup_window,
+            window=s.window,
             server_id=self.server_id,
-            last_run=self._state.last_run_at,
+            last_run=s.last_run_at,
             now=now,
         )
 
@@ -162,17 +166,7 @@ class BackupRunner:
                 if pending is None
                 else {"seq": pending.seq, "offset": pending.offset, "size": pending.size}
             ),
-            "next_due": (
-                next_run_time(
-                    interval_s=s.interval_s if s.entitled and self.settings.enabled else 0,
-                    window=s.window,
-                    server_id=self.server_id,
-                    last_run=s.last_run_at,
-                    now=time.time(),
-                )
-                if s.interval_s
-                else None
-            ),
+            "next_due": self._due(time.time()),
         }
 
     # --- one run -------------------------------------------------------------------------
