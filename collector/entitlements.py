@@ -13,7 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from collector.appkeys import DB
+from collector.backups.entitlement import ENTITLEMENT_CHECK, Entitlement, backup_entitled
 from collector.contracts.service import EntitlementAnswer, EntitlementCache
+from collector.contracts.service import backup_entitlement as contract_backup_entitlement
 
 CACHE: web.AppKey[EntitlementCache] = web.AppKey("entitlement_cache", EntitlementCache)
 
@@ -38,8 +40,19 @@ async def settings_provider(app: web.Application, server_id: str) -> dict[str, A
     return {"monitoring_entitled": monitoring.entitled, "notice": " ".join(notes)}
 
 
+async def backup_check(db: Any, server_id: str) -> Entitlement:
+    """Online backup needs both: the backup policy switched on (interval > 0) and a
+    contract that includes it. The first refusal names its reason."""
+    policy = await backup_entitled(db, server_id)
+    if not policy.entitled:
+        return policy
+    return await contract_backup_entitlement(db, server_id)
+
+
 def setup(app: web.Application) -> None:
+    """Cache, settings provider and the backup upload's entitlement check."""
     from collector.agent_settings import PROVIDERS
 
     app[CACHE] = EntitlementCache(ttl=60.0)
     app[PROVIDERS].append(settings_provider)
+    app[ENTITLEMENT_CHECK] = backup_check
