@@ -134,8 +134,21 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
         },
         "settings": st.get("settings"),
         "cameras": st.get("cameras"),
-        "backup": st.get("backup"),
+        "backup": st.get("backup") or _saved_backup_state(cfg),
     }
+
+
+def _saved_backup_state(cfg: agent_config.AgentConfig) -> dict[str, object] | None:
+    """The last backup run as saved on disk, when the daemon has not said more."""
+    if cfg.backup is None or not cfg.state_dir.exists():
+        return None
+    import msgspec
+
+    from agent.backup.runner import load_state
+
+    state = msgspec.to_builtins(load_state(cfg.state_dir))
+    state.pop("unreported", None)
+    return state
 
 
 def _when(t: object) -> str:

@@ -66,8 +66,12 @@ class Agent:
             from agent.cameras.monitor import CameraMonitor
 
             self.cameras = CameraMonitor(config.cameras, self.state_dir)
-        self.backup: Any = None
         self.scheduler = AsyncIOScheduler()
+        self.backup: Any = None
+        if config.backup is not None:
+            from agent.backup.service import BackupService
+
+            self.backup = BackupService.for_agent(self)
         self.stop_event = asyncio.Event()
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
@@ -86,6 +90,8 @@ class Agent:
     def _apply_settings(self, settings: AgentSettings) -> None:
         old = self.settings
         self.settings = settings
+        if getattr(self, "backup", None) is not None:
+            self.backup.on_settings(settings)
         self.status["settings"] = {
             "report_interval_s": settings.report_interval_s,
             "probe_interval_s": settings.probe_interval_s,
@@ -129,6 +135,8 @@ class Agent:
             "dropped_total": self.spool.dropped_total,
             "max_bytes": self.spool.max_bytes,
         }
+        if self.backup is not None:
+            self.status["backup"] = self.backup.status()
         job = self.scheduler.get_job("report") if self.scheduler.running else None
         self.status["next_report_at"] = (
             job.next_run_time.timestamp() if job and job.next_run_time else None

@@ -1,0 +1,81 @@
+"""The user's path for backups, with the installed commands only: the partner makes a
+recovery key offline, gives the collector its public half, the agent backs up, and the
+partner restores on another machine with the key file, the API key and the URL."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.processes import BIN, Collector
+
+
+def vigil_backup(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "vigil-backup"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_backup_now_then_restore_with_the_partners_key(
+    collector: Collector, make_agent, tmp_path: Path
+) -> None:
+    key, token = collector.partner("acme")
+    identity = tmp_path / "partner" / "recovery.key"
+    identity.parent.mkdir()
+    out = vigil_backup("keygen", "--out", str(identity), env={})
+    assert out.returncode == 0, out.stderr
+    recipient = out.stdout.strip().splitlines()[-1]
+    assert recipient.startswith("age1") and oct(identity.stat().st_mode)[-3:] == "600"
+    collector.cli("recovery-key", "add", "--partner", "acme", recipient)
+
+    src = tmp_path / "vms-config"
+    (src / "cams").mkdir(parents=True)
+    (src / "recorder.conf").write_text("[recording]\nretention_days = 30\n")
+    (src / "cams" / "camera 1.xml").write_text("<camera id='1'/>\n")
+    (src / "empty").write_bytes(b"")
+    (src / "cache.tmp").write_text("not this")
+    agent = make_agent(extra_config=f'\n[backup]\npaths = ["{src}"]\nexclude = ["*.tmp"]\n')
+    server_id = agent.enroll(collector.url, token)
+    first = agent.cmd("backup", "--now", check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "backup stored" in first.stdout
+    again = agent.cmd("backup", "--now", "--json", check=False)
+    assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "unchanged"
+    assert agent.status()["backup"]["last_outcome"] == "unchanged"
+
+    env = {"VIGIL_COLLECTOR": collector.url, "VIGIL_API_KEY": key}
+    listed = vigil_backup("list", "--server", server_id, "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(b["kind"] for b in json.loads(listed.stdout)["backups"]) == ["full", "unchanged"]
+    target = tmp_path / "new-machine" / "restored"
+    restored = vigil_backup(
+        "restore", "--server", server_id, "--identity", str(identity), "--to", str(target), env=env
+    )
+    assert restored.returncode == 0, restored.stderr
+    found = [p for p in target.rglob("recorder.conf")]
+    assert len(found) == 1
+    root = found[0].parent
+    cmp = filecmp.dircmp(src, root, ignore=["cache.tmp"])
+    assert not cmp.left_only or cmp.left_only == ["cache.tmp"]
+    assert not cmp.right_only and not cmp.diff_files
+    assert (root / "cams" / "camera 1.xml").read_text() == "<camera id='1'/>\n"
+    assert not (root / "cache.tmp").exists()
+
+    status = collector.api(key, f"/api/v1/servers/{server_id}/backup-status")[1]
+    assert status["last_success"] is not None and status["next_due"] is not None
+
+    other_key, _ = collector.partner("other")
+    denied = vigil_backup(
+        "list",
+        "--server",
+        server_id,
+        env={"VIGIL_COLLECTOR": collector.url, "VIGIL_API_KEY": other_key},
+    )
+    assert denied.returncode != 0
