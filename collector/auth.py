@@ -28,10 +28,6 @@ AGENT_PREFIX = "/api/v1/agent/"
 OPEN_AGENT_PATHS = frozenset({"/api/v1/agent/enroll", "/api/v1/agent/session"})
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json"})
 
-_AGENT = "vigil.agent"
-_PARTNER = "vigil.partner"
-_BODY = "vigil.body"
-
 
 @dataclass(frozen=True)
 class AgentIdentity:
@@ -45,6 +41,12 @@ class AgentIdentity:
 class PartnerIdentity:
     partner_id: int
     name: str
+
+
+_AGENT = web.RequestKey("vigil.agent", AgentIdentity)
+_PARTNER = web.RequestKey("vigil.partner", PartnerIdentity)
+_BODY = web.RequestKey("vigil.body", bytes)
+PARTNER_NAME = web.RequestKey("vigil.partner_name", str)
 
 
 def agent_of(request: web.Request) -> AgentIdentity:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from collector import cameras, secrets_store
 from collector.appkeys import CONFIG, DB
-from collector.auth import owned_server, set_partner
+from collector.auth import PARTNER_NAME, owned_server, partner_of, set_partner
 from collector.fleet import FleetView, status_counts, storage_history
 from collector.status import STATUSES
 
@@ -66,7 +66,7 @@ def _partner(request: web.Request) -> bool:
     if partner is None:
         return False
     set_partner(request, partner.id, partner.name)
-    request["vigil.partner_name"] = partner.name
+    request[PARTNER_NAME] = partner.name
     return True
 
 
@@ -115,7 +115,7 @@ async def fleet_page(request: web.Request) -> web.Response:
     if not _partner(request):
         raise web.HTTPFound("/login")
     cfg = request.app[CONFIG]
-    partner_id = request["vigil.partner"].partner_id
+    partner_id = partner_of(request).partner_id
     now = time.time()
     views = await request.app[DB].read(
         lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(
@@ -142,7 +142,7 @@ async def fleet_page(request: web.Request) -> web.Response:
         }
     return _render(
         "fleet.html",
-        partner=request["vigil.partner_name"],
+        partner=request[PARTNER_NAME],
         servers=shown,
         counts=counts,
         statuses=STATUSES,
@@ -184,7 +184,7 @@ async def server_page(request: web.Request) -> web.Response:
         )
     return _render(
         "server.html",
-        partner=request["vigil.partner_name"],
+        partner=request[PARTNER_NAME],
         s=view,
         volumes=vols,
         cameras=cams,
