@@ -8,8 +8,14 @@ import time
 from collections import Counter
 from typing import Any
 
+import msgspec
+
 from collector import servers, status
+from collector.backups.status import fleet_backup_status
+from collector.contracts.service import coverage_by_server
 from collector.servers import ServerRow
+
+_decode_state = msgspec.json.Decoder(dict).decode
 
 
 class FleetView:
@@ -33,7 +39,7 @@ class FleetView:
         )
 
     def view(self, row: ServerRow, now: float, *, detail: bool = False) -> dict[str, Any]:
-        state = json.loads(row.state or "{}")
+        state = _decode_state(row.state or "{}")
         interval = self.interval(row)
         st = status.evaluate(
             now=now,
@@ -66,10 +72,14 @@ class FleetView:
             "cameras": {"total": sum(cams.values()), "by_verdict": cams},
             "volumes": [
                 {
-                    k: v.get(k)
-                    for k in ("mountpoint", "total", "used", "free", "recording", "full_at")
+                    "mountpoint": v.get("mountpoint"),
+                    "total": v.get("total", 0),
+                    "used": v.get("used", 0),
+                    "free": v.get("free", 0),
+                    "full_at": v.get("full_at"),
+                    "recording": bool(v.get("recording")),
                 }
-                for v in state.get("volumes", [])
+                for v in state.get("volumes", ())
             ],
             "report_interval_s": interval,
         }
@@ -87,8 +97,25 @@ class FleetView:
         return out
 
     def all(self, partner_id: int | None, now: float | None = None) -> list[dict[str, Any]]:
+        """Every server of ``partner_id`` (all if None), each with its backup and contract
+        summary: what a partner looks at every morning."""
         t = time.time() if now is None else now
-        return [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
+        views = [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
+        backups = fleet_backup_status(self.conn, partner_id, t)
+        partner = None if partner_id is None else self.partner_names.get(partner_id)
+        contracts = coverage_by_server(self.conn, t, partner)
+        for v in views:
+            b = backups.get(v["id"])
+            v["backup"] = (
+                None
+                if b is None
+                else {
+                    k: b[k]
+                    for k in ("last_success", "last_failure", "next_due", "overdue", "interval_s")
+                }
+            )
+            v["contract"] = contracts.get(v["id"], {"coverage": "none"})
+        return views
 
 
 def status_counts(views: list[dict[str, Any]]) -> dict[str, int]:

@@ -21,6 +21,8 @@ from collector.fleet import FleetView, status_counts, storage_history
 from collector.status import STATUSES
 
 COOKIE = "vigil_key"
+PAGE_SIZE = 100
+"""Servers per page, the most urgent first; the tiles count them all."""
 STATUSES_BY_URGENCY = ("critical", "offline", "warning", "pending", "unmonitored", "ok", "revoked")
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("collector", "templates"), autoescape=True, trim_blocks=True
@@ -125,12 +127,21 @@ async def fleet_page(request: web.Request) -> web.Response:
     counts = status_counts(views)
     wanted = request.query.get("status")
     order = {s: i for i, s in enumerate(STATUSES_BY_URGENCY)}
-    shown = sorted(
+    matching = sorted(
         (v for v in views if not wanted or v["status"] == wanted),
         key=lambda v: (order.get(v["status"], 9), v["hostname"]),
     )
+    try:
+        page = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        page = 1
+    pages = max(1, -(-len(matching) // PAGE_SIZE))
+    page = min(page, pages)
+    shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     for v in shown:
         v["last_seen_text"] = _ago(v["last_seen"], now)
+        if v.get("backup"):
+            v["backup"]["last_success_text"] = _ago(v["backup"]["last_success"], now)
         fullest = max(
             (vol for vol in v["volumes"] if vol.get("total")),
             key=lambda vol: vol["used"] / vol["total"],
@@ -147,6 +158,9 @@ async def fleet_page(request: web.Request) -> web.Response:
         counts=counts,
         statuses=STATUSES,
         total=len(views),
+        page=page,
+        pages=pages,
+        wanted=wanted or "",
     )
 
 

@@ -29,7 +29,8 @@ class ServerRow:
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> ServerRow:
-        return cls(**{k: r[k] for k in r.keys() if k in cls.__dataclass_fields__})
+        """From a row selected with ``_COLUMNS`` (same order as the fields)."""
+        return cls(*r)
 
 
 _COLUMNS = (
