@@ -71,8 +71,8 @@ def fill(conn, n: int) -> str:
             )
         )
     conn.executemany(
-        "INSERT INTO servers (id, partner_id, hostname, machine_id, licence_id, public_key, enrolled_at, "
-        "last_seen, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO servers (id, partner_id, hostname, machine_id, licence_id, public_key, "
+        "enrolled_at, last_seen, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     return key
