@@ -80,14 +80,16 @@ def main() -> int:
         return p
 
     def stop_all(*_: object) -> None:
+        """Stop in order: agent, cameras, collector (each gets SIGTERM, then 15 s)."""
         for name, p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                print(f"stopped {name}")
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            print(f"stopped {name} (exit {p.returncode})")
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -101,6 +103,11 @@ def main() -> int:
             run("vigil-collector", "token", "create", "--partner", "demo-partner", *coll)
         )
         run("vigil-collector", "server", "interval", "--partner", "demo-partner", "15s", *coll)
+        # The partner's recovery key is made offline; the collector gets the public half only.
+        recovery_key = DATA / "partner" / "recovery.key"
+        recovery_key.parent.mkdir()
+        recipient = last_line(run("vigil-backup", "keygen", "--out", str(recovery_key)))
+        run("vigil-collector", "recovery-key", "add", "--partner", "demo-partner", recipient, *coll)
 
         sim = start(
             "cameras",
@@ -137,9 +144,12 @@ def main() -> int:
             f'[agent]\nstate_dir = "{agent_dir / "state"}"\nlicence_id = "DEMO-0001"\n\n'
             f'[software]\nproduct = "Demo VMS"\nversion = "2026.2.1"\nmodules = ["base", "lpr"]\n\n'
             f'[report]\nrecording_volumes = ["{DATA}"]\n\n'
+            f'[backup]\npaths = ["{etc}"]\n\n'
             f'[cameras]\ncredentials_file = "{creds}"\ntimeout_s = 5\n{devices}'
         )
         run("vigil-agent", "enroll", "--collector", url, "--token", token, "--config", str(config))
+        run("vigil-agent", "backup", "--now", "--config", str(config))
+        server_id = json.loads((agent_dir / "state" / "identity.json").read_text())["server_id"]
         start("agent", "vigil-agent", "run", "--config", str(config))
 
         print()
@@ -148,6 +158,10 @@ def main() -> int:
         print(f"  API key:     {api_key}")
         print(f"  API:         curl -H 'Authorization: Bearer {api_key}' {url}/api/v1/servers")
         print(f"  Agent:       {BIN}/vigil-agent status --config {config}")
+        print(
+            f"  Restore:     VIGIL_COLLECTOR={url} VIGIL_API_KEY={api_key} {BIN}/vigil-backup "
+            f"restore --server {server_id} --identity {recovery_key} --to /tmp/restored"
+        )
         print(f"  Logs:        {DATA / 'logs'}")
         print(f"  Cameras:     {CAMERAS} simulated, faults {FAULTS}")
         print("Press Ctrl-C to stop.", flush=True)
