@@ -35,7 +35,12 @@ def fail(message: str, code: int = 1) -> int:
 def emit_json(value: Any) -> None:
     import json
 
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+    import msgspec
+
+    def plain(o: object) -> object:
+        return msgspec.to_builtins(o) if isinstance(o, msgspec.Struct) else str(o)
+
+    print(json.dumps(value, indent=2, sort_keys=True, default=plain))
 
 
 __all__ = ["ConfigError", "common", "config_of", "database_of", "emit_json", "fail"]

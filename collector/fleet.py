@@ -13,6 +13,7 @@ import msgspec
 from collector import servers, status
 from collector.backups.status import fleet_backup_status
 from collector.contracts.service import coverage_by_server
+from collector.gc_pause import gc_paused
 from collector.servers import ServerRow
 
 _decode_state = msgspec.json.Decoder(dict).decode
@@ -39,7 +40,7 @@ class FleetView:
         )
 
     def view(self, row: ServerRow, now: float, *, detail: bool = False) -> dict[str, Any]:
-        state = _decode_state(row.state or "{}")
+        state = status.decode_summary(row.state or "{}")
         interval = self.interval(row)
         st = status.evaluate(
             now=now,
@@ -49,9 +50,7 @@ class FleetView:
             offline_after_intervals=self.offline_after,
             state=state,
         )
-        cams = state.get("camera_counts") or {}
-        host = state.get("host") or {}
-        software = state.get("software") or {}
+        cams = state.camera_counts or {}
         out: dict[str, Any] = {
             "id": row.id,
             "hostname": row.hostname,
@@ -65,30 +64,18 @@ class FleetView:
             "machine_id": row.machine_id,
             "agent_version": row.agent_version,
             "os": row.os,
-            "software": {
-                "product": software.get("product", ""),
-                "version": software.get("version", ""),
-            },
+            "software": {"product": state.software.product, "version": state.software.version},
             "cameras": {"total": sum(cams.values()), "by_verdict": cams},
-            "volumes": [
-                {
-                    "mountpoint": v.get("mountpoint"),
-                    "total": v.get("total", 0),
-                    "used": v.get("used", 0),
-                    "free": v.get("free", 0),
-                    "full_at": v.get("full_at"),
-                    "recording": bool(v.get("recording")),
-                }
-                for v in state.get("volumes", ())
-            ],
+            "volumes": state.volumes,
             "report_interval_s": interval,
         }
         if detail:
+            full = _decode_state(row.state or "{}")
             out.update(
-                host=host,
-                software=software,
-                volumes=state.get("volumes", []),
-                last_report_at=state.get("collected_at"),
+                host=full.get("host") or {},
+                software=full.get("software") or {},
+                volumes=full.get("volumes", []),
+                last_report_at=full.get("collected_at"),
                 last_seq=row.last_seq,
                 reports_received=row.reports_received,
                 dropped_reports=row.dropped_reports,
@@ -100,6 +87,10 @@ class FleetView:
         """Every server of ``partner_id`` (all if None), each with its backup and contract
         summary: what a partner looks at every morning."""
         t = time.time() if now is None else now
+        with gc_paused():
+            return self._all(partner_id, t)
+
+    def _all(self, partner_id: int | None, t: float) -> list[dict[str, Any]]:
         views = [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
         backups = fleet_backup_status(self.conn, partner_id, t)
         partner = None if partner_id is None else self.partner_names.get(partner_id)

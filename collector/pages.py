@@ -143,13 +143,13 @@ async def fleet_page(request: web.Request) -> web.Response:
         if v.get("backup"):
             v["backup"]["last_success_text"] = _ago(v["backup"]["last_success"], now)
         fullest = max(
-            (vol for vol in v["volumes"] if vol.get("total")),
-            key=lambda vol: vol["used"] / vol["total"],
+            (vol for vol in v["volumes"] if vol.total),
+            key=lambda vol: vol.used / vol.total,
             default=None,
         )
         v["fullest"] = fullest and {
-            "mountpoint": fullest["mountpoint"],
-            "pct": round(100 * fullest["used"] / fullest["total"]),
+            "mountpoint": fullest.mountpoint,
+            "pct": round(100 * fullest.used / fullest.total),
         }
     return _render(
         "fleet.html",

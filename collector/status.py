@@ -7,7 +7,8 @@ on the strength of its last good report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+import msgspec
 
 STATUSES = ("ok", "warning", "critical", "offline", "unmonitored", "pending", "revoked")
 
@@ -16,6 +17,37 @@ VOLUME_CRIT_PERCENT = 97.0
 FULL_WARN_S = 7 * 86400
 FULL_CRIT_S = 2 * 86400
 CAMERA_DOWN = frozenset({"unreachable", "auth_failed", "error"})
+
+
+class VolumeSummary(msgspec.Struct, gc=False):
+    """A volume as the fleet list shows it (decoded straight from the stored state)."""
+
+    mountpoint: str = ""
+    total: int = 0
+    used: int = 0
+    free: int = 0
+    full_at: float | None = None
+    recording: bool = False
+    error: str = ""
+
+
+class SoftwareSummary(msgspec.Struct, gc=False):
+    product: str = ""
+    version: str = ""
+    error: str = ""
+
+
+class StateSummary(msgspec.Struct, gc=False):
+    """What the status needs of a server's stored latest state; unknown fields ignored."""
+
+    collected_at: float | None = None
+    volumes: list[VolumeSummary] = []
+    software: SoftwareSummary = msgspec.field(default_factory=SoftwareSummary)
+    camera_counts: dict[str, int] | None = None
+    heartbeat_only: str = ""
+
+
+decode_summary = msgspec.json.Decoder(StateSummary).decode
 
 
 @dataclass
@@ -36,7 +68,7 @@ def evaluate(
     revoked_at: float | None,
     interval_s: int,
     offline_after_intervals: int,
-    state: dict[str, Any],
+    state: StateSummary,
 ) -> Status:
     if revoked_at is not None:
         return Status("revoked", ["credentials revoked"])
@@ -48,19 +80,18 @@ def evaluate(
             "offline",
             [f"no report for {int(silent)} s (expected every {interval_s} s)"],
         )
-    if state.get("heartbeat_only"):
+    if state.heartbeat_only:
         return Status(
-            "unmonitored", [f"reporting; health monitoring not offered: {state['heartbeat_only']}"]
+            "unmonitored", [f"reporting; health monitoring not offered: {state.heartbeat_only}"]
         )
     level = "ok"
     reasons: list[str] = []
-    for vol in state.get("volumes", []):
-        total = vol.get("total") or 0
-        pct = 100.0 * vol.get("used", 0) / total if total else 0.0
-        name = vol.get("mountpoint", "?")
-        if vol.get("error"):
+    for vol in state.volumes:
+        pct = 100.0 * vol.used / vol.total if vol.total else 0.0
+        name = vol.mountpoint or "?"
+        if vol.error:
             level = _worse(level, "warning")
-            reasons.append(f"volume {name}: {vol['error']}")
+            reasons.append(f"volume {name}: {vol.error}")
             continue
         if pct >= VOLUME_CRIT_PERCENT:
             level = _worse(level, "critical")
@@ -68,16 +99,15 @@ def evaluate(
         elif pct >= VOLUME_WARN_PERCENT:
             level = _worse(level, "warning")
             reasons.append(f"volume {name} is {pct:.0f}% full")
-        full_at = vol.get("full_at")
-        if full_at is not None and vol.get("recording"):
-            left = full_at - now
+        if vol.full_at is not None and vol.recording:
+            left = vol.full_at - now
             if left <= FULL_CRIT_S:
                 level = _worse(level, "critical")
                 reasons.append(f"recording volume {name} full within {max(left, 0) / 3600:.0f} h")
             elif left <= FULL_WARN_S:
                 level = _worse(level, "warning")
                 reasons.append(f"recording volume {name} full within {left / 86400:.1f} days")
-    cams = state.get("camera_counts") or {}
+    cams = state.camera_counts or {}
     down = sum(n for v, n in cams.items() if v in CAMERA_DOWN)
     degraded = cams.get("degraded", 0)
     if down:
@@ -86,8 +116,7 @@ def evaluate(
     if degraded:
         level = _worse(level, "warning")
         reasons.append(f"{degraded} camera(s) degraded")
-    sw = state.get("software") or {}
-    if sw.get("error"):
+    if state.software.error:
         level = _worse(level, "warning")
-        reasons.append(f"video software version unknown: {sw['error']}")
+        reasons.append(f"video software version unknown: {state.software.error}")
     return Status(level, reasons)

@@ -8,20 +8,18 @@ for speed; days are local dates in the contract's calendar zone.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
-import gc
-import threading
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from collector.contracts.plans import Plan, get_plan
 from collector.contracts.terms import Contract, Coverage, Term, best_contract
+from collector.gc_pause import gc_paused
 
 DAY = 86400.0
 
@@ -682,36 +680,6 @@ def with_installation_dates(
                 c = dataclasses.replace(c, installed_on=min(days))
         out.append(c)
     return out
-
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = True
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a fleet is evaluated.
-
-    An evaluation allocates a few objects per server and creates no reference cycles
-    (reference counting frees everything), but with millions of backup timestamps alive
-    each full collection walks all of them: measured 3 full collections costing ~5 s of
-    an ~11 s run for 100,000 servers. Nested and concurrent pauses are counted; the
-    collector is switched back on by the last one out, only if it was on before.
-    """
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 def evaluate(
