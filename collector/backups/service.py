@@ -20,6 +20,7 @@ orphan staged file, removed by the next cleanup. A backup is listed only after 3
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -314,8 +315,27 @@ class BackupService:
         return up
 
     async def upload_state(self, server_id: str, upload_id: str) -> dict:
-        up = await self._get_upload(server_id, upload_id)
+        async with self._lock(upload_id):
+            up = await self._reconciled(await self._get_upload(server_id, upload_id))
         return {"offset": up.received, "size": up.size}
+
+    async def _reconciled(self, up: Upload) -> Upload:
+        """After a power loss the staged file may hold less than was acknowledged (chunks
+        are not fsynced one by one): go back to what the file really holds."""
+        size = await asyncio.to_thread(staging.staged_size, self._part(up.id))
+        if size >= up.received:
+            return up
+        log.warning(
+            "upload %s: staged file holds %d of %d acknowledged bytes; resuming there",
+            up.id,
+            size,
+            up.received,
+        )
+        self._hash.pop(up.id, None)
+        await self.db.write(
+            lambda c: catalog.set_received(c, up.id, up.received, size, time.time())
+        )
+        return dataclasses.replace(up, received=size)
 
     async def put_chunk(self, server_id: str, upload_id: str, offset: int, data: bytes) -> int:
         """Append one chunk at ``offset``; return the new acknowledged offset."""
@@ -326,7 +346,7 @@ class BackupService:
                 f"chunk of {len(data)} bytes is above the chunk size {self.limits.chunk_size}",
             )
         async with self._lock(upload_id):
-            up = await self._get_upload(server_id, upload_id)
+            up = await self._reconciled(await self._get_upload(server_id, upload_id))
             if offset != up.received:
                 raise ApiError(
                     409,

@@ -22,8 +22,14 @@ def part_path(uploads_dir: Path, upload_id: str) -> Path:
     return uploads_dir / f"{upload_id}.part"
 
 
-def write_chunk(path: Path, offset: int, data: bytes) -> None:
-    """Write ``data`` at ``offset`` (cutting the file there first) and fsync it."""
+def write_chunk(path: Path, offset: int, data: bytes, *, sync: bool = False) -> None:
+    """Write ``data`` at ``offset`` (cutting the file there first); fsync only if ``sync``.
+
+    A chunk need not be on disk before its offset is acknowledged: a killed collector
+    loses nothing the kernel already has, and after a power loss the upload resumes at
+    what the staged file really holds (``BackupService`` reconciles the offset with the
+    file's size). The whole object is fsynced once when it is stored. Syncing each 8 MiB
+    chunk cost 22-47 ms on this disk, about half of a 1 GiB upload."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -36,7 +42,8 @@ def write_chunk(path: Path, offset: int, data: bytes) -> None:
             n = os.pwrite(fd, view, pos)
             view = view[n:]
             pos += n
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

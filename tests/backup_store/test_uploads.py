@@ -411,6 +411,9 @@ def test_offset_moves_only_from_where_it_was(fleet: Fleet) -> None:
     svc = service(fleet)
     _, opened = run(svc.begin(a.server_id, a.public_key, a.envelope(b"x" * 100)))
     uid = opened["upload_id"]
+    part = fleet.data_dir / "uploads" / f"{uid}.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"x" * 10)  # the bytes the first process staged
     assert fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
     assert not fleet.db.write_sync(lambda c: catalog.set_received(c, uid, 0, 10, 1.0))
     assert run(svc.upload_state(a.server_id, uid))["offset"] == 10
@@ -451,3 +454,38 @@ def test_complete_of_a_dropped_upload_stores_nothing(fleet: Fleet) -> None:
     assert err.code == "upload_superseded"
     assert listed(fleet, a.server_id) == []
     assert not [p for p in (fleet.data_dir / "backups").rglob("*") if p.is_file()]
+
+
+def test_resume_where_the_staged_file_really_ends_after_a_power_loss(fleet: Fleet) -> None:
+    """Chunks are not fsynced one by one: after a power loss the staged file can hold less
+    than was acknowledged. The collector then offers the offset the file really has, the
+    agent resends from there, and the object stored is whole and verified."""
+    a = fleet.agents["srv-a"]
+    data = os.urandom(4 * CHUNK)
+    env = a.envelope(data)
+    svc = service(fleet)
+
+    async def go() -> tuple[int, dict, int]:
+        status, opened = await svc.begin(a.server_id, a.public_key, env)
+        uid = opened["upload_id"]
+        offset = 0
+        for _ in range(3):
+            offset = await svc.put_chunk(a.server_id, uid, offset, data[offset : offset + CHUNK])
+        part = fleet.data_dir / "uploads" / f"{uid}.part"
+        os.truncate(part, CHUNK + 100)  # what a power loss could leave of 3 chunks
+        again = service(fleet)  # the collector after its restart
+        state = await again.upload_state(a.server_id, uid)
+        with pytest.raises(ApiError) as stale:
+            await again.put_chunk(a.server_id, uid, 3 * CHUNK, data[3 * CHUNK :])
+        assert stale.value.code == "offset_mismatch"
+        offset = state["offset"]
+        while offset < len(data):
+            offset = await again.put_chunk(a.server_id, uid, offset, data[offset : offset + CHUNK])
+        status, body = await again.complete(a.server_id, uid)
+        return status, body, state["offset"]
+
+    status, body, resumed_at = run(go())
+    assert resumed_at == CHUNK + 100
+    assert status == 201
+    obj = fleet.data_dir / "backups" / a.server_id / f"{body['backup_id']}.age"
+    assert obj.read_bytes() == data
