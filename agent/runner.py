@@ -16,7 +16,7 @@ import os
 import signal
 import time
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -217,7 +217,7 @@ class Agent:
             self.collect,
             IntervalTrigger(seconds=self.settings.report_interval_s),
             id="report",
-            next_run_time=_now_dt(),
+            next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
@@ -243,9 +243,3 @@ class Agent:
             await self.cameras.close()
         await self.client.close()
         log.info("stopped; %d report(s) kept in the spool for next time", len(self.spool))
-
-
-def _now_dt() -> Any:
-    from datetime import datetime
-
-    return datetime.now(UTC)
