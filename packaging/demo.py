@@ -11,6 +11,7 @@ as an installer would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,6 +83,8 @@ def main() -> int:
     def stop_all(*_: object) -> None:
         """Stop in order: agent, cameras, collector (each gets SIGTERM, then 15 s)."""
         for name, p in reversed(procs):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(3)  # a Ctrl-C in the terminal reached it too: let it finish that
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
             try:
@@ -108,6 +111,14 @@ def main() -> int:
         recovery_key.parent.mkdir()
         recipient = last_line(run("vigil-backup", "keygen", "--out", str(recovery_key)))
         run("vigil-collector", "recovery-key", "add", "--partner", "demo-partner", recipient, *coll)
+        # The server's maintenance contract, as an ERP would export it.
+        contracts = DATA / "partner" / "contracts.csv"
+        contracts.write_text(
+            "contract_id,customer,partner,plan,licence_ids,start,term_months,country\n"
+            f"DEMO-MS-1,Demo Museum,demo-partner,maintenance-support,DEMO-0001,"
+            f"{time.strftime('%Y-%m-%d')},12,DE\n"
+        )
+        run("vigil-collector", "contracts", "import", str(contracts), *coll)
 
         sim = start(
             "cameras",
