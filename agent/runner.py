@@ -38,6 +38,8 @@ from protocol.messages import AgentSettings, Camera, Report, encode
 log = logging.getLogger("vigil.agent")
 
 SHUTDOWN_FLUSH_S = 5.0
+HELD_MAX_BYTES = 8 * 1024 * 1024
+"""Reports kept in memory while the spool cannot be written (a full disk)."""
 
 
 class Agent:
@@ -67,6 +69,9 @@ class Agent:
 
             self.cameras = CameraMonitor(config.cameras, self.state_dir)
         self.scheduler = AsyncIOScheduler()
+        self._held: list[tuple[int, bytes]] = []
+        self._spool_failing = False
+        self._dropped_in_memory = 0
         self.backup: Any = None
         if config.backup is not None:
             from agent.backup.service import BackupService
@@ -148,9 +153,31 @@ class Agent:
 
     # -- jobs ---------------------------------------------------------------------------
 
+    def _spool_held(self) -> None:
+        """Move collected reports into the spool, oldest first. When the disk is full they
+        wait here (up to ``HELD_MAX_BYTES``, then the oldest are dropped and counted) and
+        go to the spool as soon as there is room again."""
+        while self._held:
+            seq, data = self._held[0]
+            try:
+                self.spool.append(seq, data)
+            except OSError as exc:
+                if not self._spool_failing:
+                    log.error("cannot write the spool (%s); holding reports in memory", exc)
+                    self._spool_failing = True
+                self.status["last_error"] = f"cannot write the spool: {exc}"
+                while sum(len(d) for _, d in self._held) > HELD_MAX_BYTES and len(self._held) > 1:
+                    self._held.pop(0)
+                    self._dropped_in_memory += 1
+                return
+            self._held.pop(0)
+            if self._spool_failing:
+                log.info("spool writable again")
+                self._spool_failing = False
+
     def build_report(self) -> Report:
         """Collect one report (blocking I/O: run it in a thread)."""
-        seq = self.spool.next_seq()
+        seq = max(self.spool.next_seq(), self._held[-1][0] + 1 if self._held else 0)
         return Report(
             report_id=f"{self.identity.server_id}-{seq}-{uuid.uuid4().hex[:12]}",
             seq=seq,
@@ -159,7 +186,7 @@ class Agent:
             volumes=self.volumes.read(),
             software=read_software(self.config.software),
             cameras=self.latest_cameras,
-            dropped_reports=self.spool.dropped_total,
+            dropped_reports=self.spool.dropped_total + self._dropped_in_memory,
             cameras_digest=(
                 None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
             ),
@@ -168,10 +195,11 @@ class Agent:
     async def collect(self) -> None:
         try:
             report = await asyncio.to_thread(self.build_report)
-            self.spool.append(report.seq, encode(report))
         except Exception:
             log.exception("collecting a report failed; the next run will try again")
             return
+        self._held.append((report.seq, encode(report)))
+        self._spool_held()
         self.status["last_report_seq"] = report.seq
         self.status["last_collected_at"] = report.collected_at
         self._write_status()

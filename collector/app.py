@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -73,6 +74,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
+    except sqlite3.Error as exc:
+        # The collector's storage failed (disk full, I/O error, locked too long): not the
+        # client's fault, and nothing was stored; the agent keeps the data and retries.
+        log.error("storage error in %s %s: %s", request.method, request.path, exc)
+        request.app[METRICS].rejected("storage_unavailable")
+        return _error(
+            503,
+            "storage_unavailable",
+            "the collector cannot store data right now; retry later",
+            headers={"Retry-After": "30"},
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return _error(
