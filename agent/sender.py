@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 
-from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
+from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked, retry_after
 from agent.spool import Spool
 from protocol import limits
 from protocol.messages import AgentSettings, ReportAck, decode
@@ -107,8 +107,6 @@ class Sender:
                 continue
             code, msg = resp.error()
             if resp.status in (429, 503) or resp.status >= 500:
-                from agent.client import retry_after
-
                 return self._fail(
                     f"collector answered {resp.status} {code}: {msg}", retry_after(resp.headers)
                 )
@@ -121,7 +119,7 @@ class Sender:
             return self._fail(f"collector answered {resp.status} {code}: {msg}")
         return None
 
-    def _fail(self, message: str, retry_after: float | None = None) -> float:
+    def _fail(self, message: str, wait_s: float | None = None) -> float:
         self._failures += 1
         if self._failing_since is None:
             self._failing_since = time.time()
@@ -130,8 +128,8 @@ class Sender:
             log.debug("still cannot send reports: %s", message)
         self.on_event("error", {"message": message})
         delay = backoff(self._failures, self.retry_max_s)
-        if retry_after is not None:
-            delay = min(max(retry_after, 0.1), 3600.0)
+        if wait_s is not None:  # the collector's Retry-After
+            delay = min(max(wait_s, 0.1), 3600.0)
         return delay
 
     def _recovered(self) -> None:
