@@ -150,7 +150,12 @@ async def upload_state(request: web.Request) -> web.Response:
 
 async def complete_upload(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    status, out = await _service(request).complete(agent.server_id, request.match_info["upload_id"])
+    body = await body_of(request)
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise ApiError(413, "too_large", f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes")
+    status, out = await _service(request).complete(
+        agent.server_id, request.match_info["upload_id"], body, agent.public_key
+    )
     return _json(status, out)
 
 

@@ -171,14 +171,16 @@ class BackupService:
     async def _open_upload(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
     ) -> tuple[int, dict]:
-        if header.ciphertext_sha256 is None or header.ciphertext_size is None:
+        streaming = header.ciphertext_sha256 is None and header.ciphertext_size is None
+        if not streaming and (header.ciphertext_sha256 is None or header.ciphertext_size is None):
             raise ApiError(
                 400,
                 "envelope_invalid",
-                "a full backup's header must carry ciphertext_sha256 and ciphertext_size",
+                "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
+                "or neither (a streamed upload: the final envelope comes with 'complete')",
                 field="header.ciphertext_sha256",
             )
-        if header.ciphertext_size > self.limits.max_size:
+        if not streaming and header.ciphertext_size > self.limits.max_size:
             raise ApiError(
                 413,
                 "too_large",
@@ -196,8 +198,10 @@ class BackupService:
             backup_id=upload_id,
             header=canon,
             envelope=be.encode(env).decode(),
-            size=header.ciphertext_size,
-            sha256=header.ciphertext_sha256,
+            # A streamed upload's size and hash are known only at "complete": until then
+            # the limit bounds it, and an empty hash marks it.
+            size=self.limits.max_size if streaming else header.ciphertext_size,
+            sha256="" if streaming else header.ciphertext_sha256,
             received=0,
             created_at=now,
             updated_at=now,
@@ -319,6 +323,46 @@ class BackupService:
             up = await self._reconciled(await self._get_upload(server_id, upload_id))
         return {"offset": up.received, "size": up.size}
 
+    def _finalized(self, up: Upload, final_envelope: bytes, public_key: bytes | None) -> Upload:
+        """The streamed upload ``up`` with the size, hash and envelope of its final header,
+        which must verify and match the provisional header on everything else."""
+        if not final_envelope or public_key is None:
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "a streamed upload is completed with its final signed envelope in the body",
+            )
+        try:
+            env = be.decode(final_envelope)
+            header = be.verify(env, public_key)
+        except be.EnvelopeError as exc:
+            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+        provisional = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
+        same = ("kind", "server_id", "seq", "created_at", "recipients")
+        if any(getattr(header, f) != getattr(provisional, f) for f in same):
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "the final envelope differs from the one that opened the upload "
+                "(server, sequence, time, kind or recipients)",
+            )
+        if header.ciphertext_sha256 is None or header.ciphertext_size is None:
+            raise ApiError(
+                400,
+                "envelope_invalid",
+                "the final envelope must carry ciphertext_sha256 and ciphertext_size",
+                field="header.ciphertext_sha256",
+            )
+        if header.ciphertext_size > self.limits.max_size:
+            raise ApiError(413, "too_large", "backup above this collector's limit")
+        return dataclasses.replace(
+            up,
+            size=header.ciphertext_size,
+            sha256=header.ciphertext_sha256,
+            envelope=be.encode(env).decode(),
+            header=be.canonical(header).decode(),
+        )
+
     async def _reconciled(self, up: Upload) -> Upload:
         """After a power loss the staged file may hold less than was acknowledged (chunks
         are not fsynced one by one): go back to what the file really holds."""
@@ -401,7 +445,16 @@ class BackupService:
                 self._hash[upload_id] = state
             return new_offset
 
-    async def complete(self, server_id: str, upload_id: str) -> tuple[int, dict]:
+    async def complete(
+        self,
+        server_id: str,
+        upload_id: str,
+        final_envelope: bytes = b"",
+        public_key: bytes | None = None,
+    ) -> tuple[int, dict]:
+        """Verify and store an upload. A streamed upload (opened with a header without
+        hash and size) needs ``final_envelope``: the same header, now with the
+        ciphertext's SHA-256 and size, signed again by the agent (``public_key``)."""
         async with self._lock(upload_id):
             up = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
             if up is None or up.server_id != server_id:
@@ -409,6 +462,8 @@ class BackupService:
                 if done is not None:  # a retried complete whose answer was lost
                     return 201, {"backup_id": done.id, "seq": done.seq}
                 raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+            if up.sha256 == "":
+                up = self._finalized(up, final_envelope, public_key)
             path = self._part(upload_id)
             size = await asyncio.to_thread(staging.staged_size, path)
             if up.received != up.size or size < up.size:

@@ -489,3 +489,39 @@ def test_resume_where_the_staged_file_really_ends_after_a_power_loss(fleet: Flee
     assert status == 201
     obj = fleet.data_dir / "backups" / a.server_id / f"{body['backup_id']}.age"
     assert obj.read_bytes() == data
+
+
+def test_streamed_upload_is_completed_by_its_final_envelope(fleet: Fleet) -> None:
+    """Opened with a header without hash and size (the archive is still being written),
+    completed with the same header signed again with them."""
+    a = fleet.agents["srv-a"]
+    data = os.urandom(3 * CHUNK + 7)
+    t = time.time()
+    head = be.BackupHeader(
+        server_id=a.server_id, seq=1, created_at=t, recipients=["age1examplerecipient"]
+    )
+    provisional = be.encode(be.sign(head, a.key))
+    svc = service(fleet)
+
+    async def go(final: bytes) -> tuple[int, dict]:
+        status, opened = await svc.begin(a.server_id, a.public_key, provisional)
+        assert status in (200, 201)
+        offset = opened["offset"]
+        while offset < len(data):
+            offset = await svc.put_chunk(
+                a.server_id, opened["upload_id"], offset, data[offset : offset + CHUNK]
+            )
+        return await svc.complete(a.server_id, opened["upload_id"], final, a.public_key)
+
+    wrong_seq = a.envelope(data, seq=2, created_at=t)
+    assert refused(go(wrong_seq)).code == "envelope_invalid"
+    assert refused(go(b"")).code == "envelope_invalid"
+    assert listed(fleet, a.server_id) == []
+    status, body = run(go(a.envelope(data, seq=1, created_at=t)))
+    assert status == 201 and body["seq"] == 1
+    (row,) = listed(fleet, a.server_id)
+    assert (row.status, row.size) == ("verified", len(data))
+    obj = fleet.data_dir / "backups" / a.server_id / f"{body['backup_id']}.age"
+    assert obj.read_bytes() == data
+    env = be.decode((obj.parent / f"{body['backup_id']}.envelope.json").read_bytes())
+    assert be.verify(env, a.public_key).ciphertext_size == len(data)
