@@ -58,6 +58,10 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
     """age recipients (``age1…``) every backup is encrypted to."""
     monitoring_entitled: bool = True
     backup_entitled: bool = True
+    backup_streaming: bool = False
+    """The collector accepts a full backup opened before its hash and size are known
+    (header without them), completed with the final signed envelope: the agent may
+    upload while it writes the archive. Older collectors leave it out (False)."""
     notice: Text = ""
     """Plain-words message for the installer (e.g. why backup is refused)."""
 

@@ -47,6 +47,8 @@ MAX_UNREPORTED = 50
 RETRY_AFTER_FAILURE_S = 1800
 """After a failed run the next is due after at most this long (not a whole interval)."""
 MAX_CHUNK = 8 << 20
+STREAM_POLL_S = 0.05
+"""How often the streamed upload looks for more of the archive being written."""
 """Largest upload chunk read into memory, whatever the collector offers (the protocol
 allows any chunk up to ``chunk_size``). With the read-ahead and the HTTP client's copy
 while it sends, the upload holds up to about three chunks: 24 MiB of the 64 MiB budget,
@@ -99,6 +101,8 @@ class BackupRunner:
         self._lock = asyncio.Lock()
         self._running = False
         self._failing = False
+        self.streaming = False
+        """Upload while writing the archive (when the collector says it accepts that)."""
         if agent_settings is not None:
             self.apply(agent_settings)
 
@@ -106,6 +110,7 @@ class BackupRunner:
 
     def apply(self, agent_settings: AgentSettings) -> None:
         """Take the collector's latest settings (recipients, interval, window, entitlement)."""
+        self.streaming = agent_settings.backup_streaming
         s = self._state
         new = (
             list(agent_settings.backup_recipients),
@@ -284,8 +289,8 @@ class BackupRunner:
         seq = s.last_seq + 1
         archive_name = f"backup-{seq}.age.part"
         path = self._store.dir / archive_name
-        try:
-            result = await asyncio.to_thread(
+        writer = asyncio.ensure_future(
+            asyncio.to_thread(
                 _write_archive_file,
                 path,
                 self.settings,
@@ -297,6 +302,14 @@ class BackupRunner:
                 totals=(files, total),
                 spool_dir=str(self._store.dir),
             )
+        )
+        streamed = (
+            await self._stream(seq, started, recipients, path, writer, progress)
+            if self.streaming
+            else None
+        )
+        try:
+            result = await writer
         except SourceError as exc:
             raise _RunFailed(str(exc)) from None
         except (OSError, AgeError) as exc:
@@ -319,6 +332,26 @@ class BackupRunner:
             plaintext_size=result.plaintext_size,
         )
         envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
+        if streamed is not None:
+            try:
+                reply = await upload.complete(self._client, streamed, envelope)
+            except (upload.UploadUnavailable, upload.UploadRefused) as exc:
+                log.info("streamed upload not completed (%s); sending the archive again", exc)
+            else:
+                path.unlink()
+                pending = PendingUpload(
+                    seq=seq,
+                    envelope=envelope.decode(),
+                    archive=path.name,
+                    size=result.size,
+                    sha256=result.sha256,
+                    content_digest=result.content_digest,
+                    recipients=recipients,
+                    files=result.files,
+                    plaintext_size=result.plaintext_size,
+                    started_at=started,
+                )
+                return self._succeeded(pending, reply, started)
         final_name = f"backup-{seq}.age"
         os.replace(path, self._store.dir / final_name)
         pending = PendingUpload(
@@ -405,7 +438,6 @@ class BackupRunner:
     ) -> RunOutcome:
         """Send (or resume) a pending full backup; on refusal the pending upload is dropped,
         on network trouble it is kept for the next run."""
-        s = self._state
         path = self._store.dir / pending.archive
         if not path.exists() or path.stat().st_size != pending.size:
             self._store.clear_pending(pending)
@@ -443,6 +475,11 @@ class BackupRunner:
                 self._note_refusal(exc)
                 self._store.clear_pending(pending)
                 raise _RunFailed(str(exc)) from None
+        return self._succeeded(pending, reply, started)
+
+    def _succeeded(self, pending: PendingUpload, reply: dict, started: float) -> RunOutcome:
+        """Record a full backup the collector stored."""
+        s = self._state
         s.last_seq = max(s.last_seq, pending.seq)
         s.last_full_seq = pending.seq
         s.last_full_backup_id = reply.get("backup_id")
@@ -461,6 +498,74 @@ class BackupRunner:
             files=pending.files,
             bytes=pending.size,
         )
+
+    async def _stream(
+        self,
+        seq: int,
+        started: float,
+        recipients: list[str],
+        path: Path,
+        writer: asyncio.Future[ArchiveResult],
+        progress: Callable[[str, int, int], None] | None,
+    ) -> str | None:
+        """Upload the archive while it is being written (the upload would otherwise start
+        only once it is complete, and take about as long again). The upload is opened with
+        a signed header without hash and size; the final envelope comes with "complete".
+        Returns the upload id once every byte is sent, or None after any trouble: the run
+        then goes on as before, sending the finished archive with its final envelope (the
+        collector drops the unfinished streamed upload when that one opens)."""
+        head = backup_envelope.BackupHeader(
+            kind="full",
+            server_id=self.server_id,
+            seq=seq,
+            created_at=started,
+            recipients=recipients,
+        )
+        provisional = backup_envelope.encode(backup_envelope.sign(head, self._key))
+        try:
+            opened = await upload.start(self._client, provisional)
+            upload_id = str(opened["upload_id"])
+            chunk = min(int(opened.get("chunk_size") or 8 << 20), MAX_CHUNK)
+            offset = int(opened.get("offset", 0))
+            attempt = 0
+            while True:
+                done = writer.done()
+                size = _written(path)
+                if done:
+                    if writer.exception() is not None:
+                        return None
+                    size = writer.result().size
+                if offset >= size and done:
+                    return upload_id
+                if size - offset < chunk and not done:
+                    await asyncio.sleep(STREAM_POLL_S)
+                    continue
+                data = await asyncio.to_thread(_read_at, path, offset, min(chunk, size - offset))
+                try:
+                    offset = await upload.put_chunk(self._client, upload_id, offset, data)
+                    attempt = 0
+                except upload.UploadUnavailable as exc:
+                    if attempt >= len(self.retry_delays):
+                        raise
+                    log.info(
+                        "streamed upload interrupted (%s); resuming in %ss",
+                        exc,
+                        self.retry_delays[attempt],
+                    )
+                    await asyncio.sleep(self.retry_delays[attempt])
+                    attempt += 1
+                    with contextlib.suppress(upload.UploadUnavailable):
+                        offset = await upload.upload_offset(self._client, upload_id)
+                    continue
+                if progress and done:
+                    progress("upload", offset, size)
+        except Exception as exc:  # any trouble: the finished archive is sent the usual way
+            log.info(
+                "streaming the backup while it is written failed (%s); "
+                "it is sent once complete instead",
+                exc,
+            )
+            return None
 
     async def _send(
         self,
@@ -535,6 +640,14 @@ def _write_archive_file(
         )
         cache.commit()
     return result
+
+
+def _written(path: Path) -> int:
+    """Bytes of the archive written so far (0 before the writer opened it)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:

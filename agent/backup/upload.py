@@ -156,8 +156,9 @@ async def upload_offset(client: BackupClient, upload_id: str) -> int:
     return int(data["offset"])
 
 
-async def complete(client: BackupClient, upload_id: str) -> dict:
-    _, data = await call(client, "POST", f"{BACKUPS}/uploads/{upload_id}/complete")
+async def complete(client: BackupClient, upload_id: str, final_envelope: bytes = b"") -> dict:
+    """Finish an upload; a streamed one sends its final signed envelope."""
+    _, data = await call(client, "POST", f"{BACKUPS}/uploads/{upload_id}/complete", final_envelope)
     return data
 
 

@@ -294,6 +294,7 @@ async def public_key(request: web.Request) -> web.Response:
 async def settings_provider(app: web.Application, server_id: str) -> dict[str, Any]:
     """Backup fields of ``AgentSettings``; ``backup_entitled`` also asks the hook."""
     fields = await agent_backup_settings(app[DB], server_id)
+    fields["backup_streaming"] = True  # this collector completes streamed uploads
     check = app.get(ENTITLEMENT_CHECK)
     if fields["backup_entitled"] and check is not None and check is not backup_entitled:
         fields["backup_entitled"] = (await check(app[DB], server_id)).entitled
