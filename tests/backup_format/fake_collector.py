@@ -75,6 +75,8 @@ class FakeCollector:
         self.puts: list[tuple[int, int]] = []
         """(offset, bytes kept) for every PUT received."""
         self.drop_after: int | None = None
+        self.refuse_final = False
+        self.streamed: list[str] = []
         self.last_seq_hint = False
         """Name the last accepted seq in a sequence_replay refusal (a suggested addition)."""
         self.stall_after_puts: int | None = None
@@ -207,9 +209,23 @@ class FakeCollector:
         return web.json_response({"offset": len(up.data), "size": up.header.ciphertext_size})
 
     async def h_complete(self, request: web.Request) -> web.Response:
-        up = self.uploads.pop(request.match_info["uid"], None)
+        up = self.uploads.get(request.match_info["uid"])
         if up is None:
             return _err(404, "not_found")
+        if up.header.ciphertext_sha256 is None:  # streamed: the final envelope is the body
+            body = await request.read()
+            if self.refuse_final:
+                return _err(400, "envelope_invalid", "refused by the test")
+            try:
+                final = backup_envelope.decode(body)
+                header = backup_envelope.verify(final, self.keys[up.server])
+            except (backup_envelope.EnvelopeError, KeyError) as exc:
+                return _err(400, "envelope_invalid", str(exc))
+            if (header.seq, header.created_at) != (up.header.seq, up.header.created_at):
+                return _err(400, "envelope_invalid", "final header differs")
+            up.header, up.envelope = header, body
+            self.streamed.append(up.id)
+        del self.uploads[up.id]
         if len(up.data) != up.header.ciphertext_size:
             return _err(422, "size_mismatch")
         if hashlib.sha256(up.data).hexdigest() != up.header.ciphertext_sha256:

@@ -344,3 +344,38 @@ def test_sequence_replay_recovers(collector, tree: Path, tmp_path: Path) -> None
     second = run(runner.run_once())
     assert second.outcome == "ok" and second.seq == 42, second.reason
     assert [r["outcome"] for r in collector.runs] == ["failed", "ok"]
+
+
+def test_upload_while_the_archive_is_written(collector, tree: Path, tmp_path: Path) -> None:
+    """With a collector that accepts streamed uploads, the upload opens before the archive
+    is finished (no hash, no size in the first header) and the final envelope completes
+    it; every byte is sent once."""
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    (tree / "random.bin").write_bytes(os.urandom(400_000))
+    collector.chunk_size = 64 * 1024
+    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
+    runner.streaming = True
+    out = run(runner.run_once())
+    assert out.outcome == "ok", out.reason
+    stored = collector.backups[-1]
+    assert len(collector.streamed) == 1  # opened without hash, completed by the final envelope
+    assert stored.header.ciphertext_size == len(stored.obj)
+    assert sum(n for _, n in collector.puts) == len(stored.obj)
+    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+
+
+def test_streamed_upload_refused_at_the_end_falls_back(
+    collector, tree: Path, tmp_path: Path
+) -> None:
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    collector.refuse_final = True
+    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
+    runner.streaming = True
+    out = run(runner.run_once())
+    assert out.outcome == "ok", out.reason
+    stored = collector.backups[-1]
+    assert collector.streamed == []
+    assert stored.header.ciphertext_sha256 is not None  # sent again, the usual way
+    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
