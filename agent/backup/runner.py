@@ -334,7 +334,7 @@ class BackupRunner:
         envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
         if streamed is not None:
             try:
-                reply = await upload.complete(self._client, streamed, envelope)
+                reply = await self._complete_streamed(streamed, envelope)
             except (upload.UploadUnavailable, upload.UploadRefused) as exc:
                 log.info("streamed upload not completed (%s); sending the archive again", exc)
             else:
@@ -498,6 +498,21 @@ class BackupRunner:
             files=pending.files,
             bytes=pending.size,
         )
+
+    async def _complete_streamed(self, upload_id: str, envelope: bytes) -> dict:
+        """``complete`` with the final envelope, retried while the collector is away (a
+        restart of the collector must not cost the whole upload)."""
+        attempt = 0
+        while True:
+            try:
+                return await upload.complete(self._client, upload_id, envelope)
+            except upload.UploadUnavailable as exc:
+                if attempt >= len(self.retry_delays):
+                    raise
+                delay = self.retry_delays[attempt]
+                attempt += 1
+                log.info("completing the streamed upload failed (%s); again in %ss", exc, delay)
+                await asyncio.sleep(delay)
 
     async def _stream(
         self,
