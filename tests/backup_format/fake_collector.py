@@ -76,6 +76,7 @@ class FakeCollector:
         """(offset, bytes kept) for every PUT received."""
         self.drop_after: int | None = None
         self.refuse_final = False
+        self.unavailable_completes = 0
         self.streamed: list[str] = []
         self.last_seq_hint = False
         """Name the last accepted seq in a sequence_replay refusal (a suggested addition)."""
@@ -212,6 +213,9 @@ class FakeCollector:
         up = self.uploads.get(request.match_info["uid"])
         if up is None:
             return _err(404, "not_found")
+        if self.unavailable_completes > 0:
+            self.unavailable_completes -= 1
+            return _err(503, "storage_unavailable", "try again")
         if up.header.ciphertext_sha256 is None:  # streamed: the final envelope is the body
             body = await request.read()
             if self.refuse_final:

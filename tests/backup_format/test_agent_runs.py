@@ -379,3 +379,21 @@ def test_streamed_upload_refused_at_the_end_falls_back(
     assert collector.streamed == []
     assert stored.header.ciphertext_sha256 is not None  # sent again, the usual way
     read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+
+
+def test_streamed_upload_waits_for_the_collector_to_complete(
+    collector, tree: Path, tmp_path: Path
+) -> None:
+    """The collector is away when the archive is done: 'complete' is tried again, and the
+    upload is not sent a second time."""
+    secret, recipient = generate_identity()
+    key = enroll(collector)
+    collector.unavailable_completes = 2
+    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
+    runner.streaming = True
+    out = run(runner.run_once())
+    assert out.outcome == "ok", out.reason
+    stored = collector.backups[-1]
+    assert len(collector.streamed) == 1
+    assert sum(n for _, n in collector.puts) == len(stored.obj)
+    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
