@@ -2,14 +2,14 @@
 -- Times are REAL epoch seconds (UTC); JSON is TEXT.
 
 CREATE TABLE partners (
-    id INTEGER PRIMARY KEY,
+    id {{auto_id}},
     name TEXT NOT NULL UNIQUE,
     created_at REAL NOT NULL,
     report_interval_s INTEGER
 );
 
 CREATE TABLE enrollment_tokens (
-    id INTEGER PRIMARY KEY,
+    id {{auto_id}},
     partner_id INTEGER NOT NULL REFERENCES partners(id),
     token_hash TEXT NOT NULL UNIQUE,
     uses_left INTEGER NOT NULL,
@@ -19,7 +19,7 @@ CREATE TABLE enrollment_tokens (
 );
 
 CREATE TABLE api_keys (
-    id INTEGER PRIMARY KEY,
+    id {{auto_id}},
     partner_id INTEGER NOT NULL REFERENCES partners(id),
     key_hash TEXT NOT NULL UNIQUE,
     prefix TEXT NOT NULL,

@@ -18,7 +18,7 @@ CREATE TABLE cameras (
 CREATE INDEX cameras_model ON cameras(manufacturer, model);
 
 CREATE TABLE camera_events (
-    id INTEGER PRIMARY KEY,
+    id {{auto_id}},
     server_id TEXT NOT NULL,
     key TEXT NOT NULL,
     at REAL NOT NULL,

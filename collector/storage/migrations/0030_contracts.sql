@@ -67,7 +67,7 @@ CREATE INDEX incidents_finding ON incidents(finding_key, state);
 
 -- Findings of the last check run (replaced as a whole by each run).
 CREATE TABLE contract_findings (
-    id INTEGER PRIMARY KEY,
+    id {{auto_id}},
     run_at DOUBLE PRECISION NOT NULL,
     partner TEXT NOT NULL,
     server_id TEXT,
