@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from collector import secrets_store, servers
-from collector.cli_options import common, config_of, database_of, emit_json, fail
+from collector.cli_options import common, config_of, emit_json, fail, opened_database
 from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.fleet import FleetView
@@ -40,15 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
-        p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
-    except Exception as exc:
-        if "UNIQUE" in str(exc):
+    with opened_database(args) as db:
+        try:
+            p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
+        except sqlite3.IntegrityError:
             return fail(f"partner {args.name!r} already exists")
-        raise
-    finally:
-        db.close()
     if args.json:
         emit_json({"id": p.id, "name": p.name})
     else:
@@ -57,11 +54,8 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
 
 
 def cmd_partner_list(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         partners = db.read_sync(secrets_store.list_partners)
-    finally:
-        db.close()
     if args.json:
         emit_json([{"id": p.id, "name": p.name} for p in partners])
     else:
@@ -81,12 +75,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         ttl = parse_duration(args.ttl)
     except ValueError as exc:
         return fail(f"--ttl: {exc}")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
         token = db.write_sync(lambda c: secrets_store.create_token(c, pid, args.uses, ttl))
-    finally:
-        db.close()
     expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + ttl))
     if args.json:
         emit_json({"partner": args.partner, "uses": args.uses, "expires": expires, "token": token})
@@ -97,23 +88,17 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
         key = db.write_sync(lambda c: secrets_store.create_api_key(c, pid))
-    finally:
-        db.close()
     print(f"API key for {args.partner} (shown once; use it as 'Authorization: Bearer <key>'):")
     print(key)
     return 0
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         n = db.write_sync(lambda c: secrets_store.revoke_api_key(c, args.prefix))
-    finally:
-        db.close()
     if not n:
         return fail(f"no active API key starting with {args.prefix!r}")
     print(f"revoked {n} API key(s)")
@@ -122,14 +107,11 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
 
 def cmd_servers(args: argparse.Namespace) -> int:
     cfg = config_of(args)
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner) if args.partner else None
         views = db.read_sync(
             lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(pid)
         )
-    finally:
-        db.close()
     if args.json:
         emit_json({"servers": views, "count": len(views)})
         return 0
@@ -145,12 +127,9 @@ def cmd_servers(args: argparse.Namespace) -> int:
 
 
 def cmd_server_revoke(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         done = db.write_sync(lambda c: servers.revoke(c, args.server_id, time.time()))
         exists = db.read_sync(lambda c: servers.get(c, args.server_id)) is not None
-    finally:
-        db.close()
     if not exists:
         return fail(f"no server {args.server_id!r}")
     print(
@@ -168,8 +147,7 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if seconds < 1:
         return fail("the report interval must be at least 1 s (30 s or more is usual)")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         if args.partner:
             pid = _partner_id(db, args.partner)
             db.write_sync(lambda c: servers.set_partner_report_interval(c, pid, seconds))
@@ -178,8 +156,6 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
             return fail(f"no server {args.server_id!r}")
         else:
             print(f"report interval of {args.server_id}: {seconds} s")
-    finally:
-        db.close()
     return 0
 
 

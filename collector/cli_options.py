@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError, load_config
@@ -27,6 +29,16 @@ def database_of(args: argparse.Namespace) -> Database:
     return open_database(config_of(args))
 
 
+@contextlib.contextmanager
+def opened_database(args: argparse.Namespace) -> Iterator[Database]:
+    """``with opened_database(args) as db:``: the database, closed on the way out."""
+    db = database_of(args)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
 def fail(message: str, code: int = 1) -> int:
     print(f"vigil-collector: {message}", file=sys.stderr)
     return code
@@ -43,4 +55,12 @@ def emit_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=plain))
 
 
-__all__ = ["ConfigError", "common", "config_of", "database_of", "emit_json", "fail"]
+__all__ = [
+    "ConfigError",
+    "common",
+    "config_of",
+    "database_of",
+    "emit_json",
+    "fail",
+    "opened_database",
+]

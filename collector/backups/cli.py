@@ -14,7 +14,7 @@ from collector.backups.objectstore import open_object_store
 from collector.backups.policy import BackupPolicy, check_window, format_duration, parse_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
 from collector.backups.status import backup_status, fleet_backup_status
-from collector.cli_options import common, config_of, database_of, emit_json, fail
+from collector.cli_options import common, config_of, database_of, emit_json, fail, opened_database
 
 
 def _partner_id(db: Any, name: str) -> int | None:
@@ -26,8 +26,7 @@ def cmd_recovery_key_add(args: argparse.Namespace) -> int:
         recipient = check_recipient(args.recipient)
     except RecipientInvalid as exc:
         return fail(str(exc))
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
         if pid is None:
             return fail(f"no partner {args.partner!r}")
@@ -35,8 +34,6 @@ def cmd_recovery_key_add(args: argparse.Namespace) -> int:
         added = db.write_sync(
             lambda c: catalog.add_recipient(c, pid, recipient, role, args.label, time.time())
         )
-    finally:
-        db.close()
     if args.json:
         emit_json({"partner": args.partner, "recipient": recipient, "role": role, "added": added})
     elif added:
@@ -47,14 +44,11 @@ def cmd_recovery_key_add(args: argparse.Namespace) -> int:
 
 
 def cmd_recovery_key_remove(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
         if pid is None:
             return fail(f"no partner {args.partner!r}")
         removed = db.write_sync(lambda c: catalog.remove_recipient(c, pid, args.recipient))
-    finally:
-        db.close()
     if not removed:
         return fail(f"{args.recipient} is not a recipient for {args.partner}")
     print(f"recipient removed for {args.partner}: {args.recipient}")
@@ -62,14 +56,11 @@ def cmd_recovery_key_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_recovery_key_list(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
         if pid is None:
             return fail(f"no partner {args.partner!r}")
         rows = db.read_sync(lambda c: catalog.list_recipients(c, pid))
-    finally:
-        db.close()
     if args.json:
         emit_json(rows)
     else:
@@ -122,8 +113,7 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
         changes = _policy_from_args(args)
     except ValueError as exc:
         return fail(str(exc))
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         if args.partner is not None:
             pid = _partner_id(db, args.partner)
             if pid is None:
@@ -135,8 +125,6 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
             scope, scope_id = "server", args.server_id
         db.write_sync(lambda c: catalog.set_policy(c, scope, scope_id, changes, time.time()))
         stored = db.read_sync(lambda c: catalog.get_policy(c, scope, scope_id))
-    finally:
-        db.close()
     assert stored is not None
     if args.json:
         emit_json({"scope": scope, "id": scope_id, **_policy_json(stored)})
@@ -150,13 +138,10 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
             return fail(f"no server {args.server_id!r}")
         p = db.read_sync(lambda c: catalog.policy_for_server(c, args.server_id))
-    finally:
-        db.close()
     if args.json:
         emit_json(_policy_json(p))
     else:
@@ -234,8 +219,7 @@ def _when(t: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         if args.server_id is not None:
             if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
                 return fail(f"no server {args.server_id!r}")
@@ -247,8 +231,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                 if pid is None:
                     return fail(f"no partner {args.partner!r}")
             rows = db.read_sync(lambda c: fleet_backup_status(c, pid))
-    finally:
-        db.close()
     if args.json:
         emit_json(rows)
         return 0
@@ -265,13 +247,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
             return fail(f"no server {args.server_id!r}")
         rows = db.read_sync(lambda c: catalog.list_backups(c, args.server_id))
-    finally:
-        db.close()
     if args.json:
         emit_json([b.public() for b in reversed(rows)])
         return 0

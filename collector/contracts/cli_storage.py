@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from collector.cli_options import common, database_of
+from collector.cli_options import common, opened_database
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.importer import (
@@ -179,8 +179,7 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
         return _fail(f"nothing imported: {len(exc.errors)} error(s) in {args.file}")
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         current = db.read_sync(repo.current_contracts)
         known = db.read_sync(
             lambda c: {r[0] for r in c.execute("SELECT name FROM partners").fetchall()}
@@ -197,8 +196,6 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
             db.write_sync(
                 lambda c: repo.apply_import(c, plan, now, f"import {Path(args.file).name}")
             )
-    finally:
-        db.close()
     if args.json:
         _emit({"dry_run": args.dry_run, **plan.to_json()})
     else:
@@ -214,11 +211,8 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_list(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         contracts = db.read_sync(lambda c: repo.current_contracts(c, args.partner))
-    finally:
-        db.close()
     rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
@@ -232,12 +226,9 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_show(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         c = db.read_sync(lambda conn: repo.get_contract(conn, args.contract_id))
         hist = db.read_sync(lambda conn: repo.history_json(conn, args.contract_id))
-    finally:
-        db.close()
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")
     data = {
@@ -262,8 +253,7 @@ def cmd_releases_import(args: argparse.Namespace) -> int:
         return _fail(f"nothing imported: {len(exc.errors)} error(s) in {args.file}")
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         current = db.read_sync(repo.load_releases)
         added = sum(1 for r in rel if (r.product, r.version) not in current)
         changed = sum(
@@ -274,8 +264,6 @@ def cmd_releases_import(args: argparse.Namespace) -> int:
         )
         if not args.dry_run:
             db.write_sync(lambda c: repo.upsert_releases(c, rel))
-    finally:
-        db.close()
     if args.json:
         _emit({"dry_run": args.dry_run, "added": added, "changed": changed, "total": len(rel)})
     else:
@@ -292,11 +280,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         now = _instant(args.at).timestamp()
     except ValueError as exc:
         return _fail(f"--at: {exc}")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
-    finally:
-        db.close()
     if args.json:
         _emit(result.to_json())
     else:
@@ -314,8 +299,7 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         opened = _instant(args.opened)
     except ValueError as exc:
         return _fail(f"--opened: {exc}")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         contract = db.read_sync(lambda c: repo.get_contract(c, args.contract))
         if contract is None:
             return _fail(f"no contract {args.contract!r}")
@@ -339,8 +323,6 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         )
         now = time.time()
         db.write_sync(lambda c: repo.insert_incident(c, inc, contract.partner, now))
-    finally:
-        db.close()
     data = incident_to_json(inc, dt.datetime.now(dt.UTC))
     if args.json:
         _emit(data)
@@ -351,11 +333,8 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         incs = db.read_sync(lambda c: repo.list_incidents(c, args.partner, state=args.state))
-    finally:
-        db.close()
     now = dt.datetime.now(dt.UTC)
     rows = [incident_to_json(i, now) for i in incs]
     if args.json:
@@ -371,11 +350,8 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         got = db.read_sync(lambda c: repo.get_incident(c, args.incident_id))
-    finally:
-        db.close()
     if got is None:
         return _fail(f"no incident {args.incident_id!r}")
     data = incident_to_json(got[0], dt.datetime.now(dt.UTC))
@@ -388,8 +364,7 @@ def cmd_incident_action(args: argparse.Namespace) -> int:
         at = _instant(args.at)
     except ValueError as exc:
         return _fail(f"--at: {exc}")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
 
         def change(conn: Any) -> Any:
             got = repo.get_incident(conn, args.incident_id)
@@ -405,8 +380,6 @@ def cmd_incident_action(args: argparse.Namespace) -> int:
             return _fail(str(exc.args[0]))
         except TransitionError as exc:
             return _fail(str(exc))
-    finally:
-        db.close()
     data = incident_to_json(inc, dt.datetime.now(dt.UTC))
     if args.json:
         _emit(data)
@@ -424,14 +397,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     fmt = "json" if args.json else (args.format or "csv")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         now = time.time()
         rows = db.read_sync(
             lambda c: build_report(c, year, month, args.by, args.partner, args.tz, now)
         )
-    finally:
-        db.close()
     sys.stdout.write(render_json(rows) + "\n" if fmt == "json" else render_csv(rows))
     return 0
 
@@ -457,12 +427,9 @@ def cmd_prices_import(args: argparse.Namespace) -> int:
         for e in errors:
             print(f"{args.file}: {e}", file=sys.stderr)
         return _fail(f"nothing imported: {len(errors)} error(s)")
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         now = time.time()
         db.write_sync(lambda c: repo.set_module_prices(c, prices, now))
-    finally:
-        db.close()
     if args.json:
         _emit({"imported": len(prices)})
     else:
@@ -471,12 +438,9 @@ def cmd_prices_import(args: argparse.Namespace) -> int:
 
 
 def cmd_sma_quote(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    try:
+    with opened_database(args) as db:
         modules = db.read_sync(lambda c: repo.server_modules(c, args.server))
         prices = db.read_sync(repo.module_prices)
-    finally:
-        db.close()
     plan = get_plan("sma")
     assert plan.pricing is not None
     try:
