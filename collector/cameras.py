@@ -40,12 +40,10 @@ def apply_report(
     at: float,
     digest: str | None = None,
 ) -> list[Transition]:
-    """Write what changed since the stored state; return the verdict changes.
-    ``digest`` is the agent's :func:`cameras_digest` of ``cameras`` (computed if None)."""
+    """Write what changed since the stored rows; return the verdict changes, and keep
+    ``digest`` (the agent's :func:`cameras_digest` of ``cameras``, computed if None) as
+    the server's. Callers skip the call when the digest is the one already stored."""
     new_digest = digest or cameras_digest(cameras)
-    row = conn.execute("SELECT cameras_digest FROM servers WHERE id = ?", (server_id,)).fetchone()
-    if row is not None and row[0] == new_digest:
-        return []
     stored = {
         r["key"]: r
         for r in conn.execute(

@@ -28,17 +28,27 @@ def cameras_changed(
     return open_incident_for_finding(conn, server_id, "camera_offline", f"camera down: {names}", at)
 
 
-def volumes_reported(
+def filling(volumes: list[Volume], at: float) -> list[Volume]:
+    """Recording volumes forecast full within 48 hours of ``at``."""
+    return [
+        v
+        for v in volumes
+        if v.recording and v.full_at is not None and v.full_at - at <= FULL_WITHIN_S
+    ]
+
+
+def volumes_filling(
     conn: sqlite3.Connection, server_id: str, volumes: list[Volume], at: float
 ) -> str | None:
-    for v in volumes:
-        if v.recording and v.full_at is not None and v.full_at - at <= FULL_WITHIN_S:
-            hours = max(0.0, (v.full_at - at) / 3600)
-            return open_incident_for_finding(
-                conn,
-                server_id,
-                "volume_full_48h",
-                f"recording volume {v.mountpoint} full within {hours:.0f} h",
-                at,
-            )
-    return None
+    """Open an incident for the first of ``volumes`` (from :func:`filling`)."""
+    if not volumes:
+        return None
+    v = volumes[0]
+    hours = max(0.0, ((v.full_at or at) - at) / 3600)
+    return open_incident_for_finding(
+        conn,
+        server_id,
+        "volume_full_48h",
+        f"recording volume {v.mountpoint} full within {hours:.0f} h",
+        at,
+    )

@@ -103,13 +103,7 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
     volumes = _encode(
         [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in rep.volumes]
     ).decode()
-    filling = [
-        v
-        for v in rep.volumes
-        if v.recording
-        and v.full_at is not None
-        and v.full_at - rep.collected_at <= health_incidents.FULL_WITHIN_S
-    ]
+    filling = health_incidents.filling(rep.volumes, rep.collected_at)
     return Prepared(
         rep.report_id,
         rep.seq,
@@ -183,10 +177,7 @@ def store_batch(
                 )
                 stored_digest = rep.camera_digest
                 health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
-        if rep.filling_volumes:
-            health_incidents.volumes_reported(
-                conn, server_id, rep.filling_volumes, rep.collected_at
-            )
+        health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "

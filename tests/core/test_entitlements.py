@@ -65,5 +65,26 @@ def test_maintenance_server_is_monitored_and_a_camera_down_opens_an_incident(
     assert len(mine) == 1
     assert mine[0]["priority"] == "medium" and "cam-1" in mine[0]["title"]
     assert mine[0]["response"]["target"] == "8 business hours" and mine[0]["response"]["due"]
+    full_soon = [
+        {
+            "mountpoint": "/video",
+            "total": 1000,
+            "used": 990,
+            "free": 10,
+            "recording": True,
+            "full_at": time.time() + 6 * 3600,
+        }
+    ]
+    for seq in (3, 4):  # the second report finds the incident open: no second one
+        post_signed(
+            collector.url,
+            session,
+            "/api/v1/agent/reports",
+            batch(report(seq, cameras=[down], volumes=full_soon)),
+        )
+    items = collector.api(key, "/api/v1/incidents")[1]["incidents"]
+    volume = [i for i in items if i["source"] == "finding:volume_full_48h"]
+    assert len(volume) == 1 and volume[0]["priority"] == "high"
+    assert "/video" in volume[0]["title"]
     events = collector.api(key, f"/api/v1/servers/{server_id}/camera-events")[1]["events"]
     assert [(e["from"], e["to"]) for e in events] == [("ok", "unreachable"), (None, "ok")]
