@@ -49,6 +49,7 @@ async def h(request):
     return web.Response(body=b'{"ok":true}', content_type="application/json")
 app = web.Application(client_max_size=9 * 1024 * 1024)
 app.router.add_post("/api/v1/agent/reports", h)
+app.router.add_get("/healthz", lambda request: web.Response(text="ok"))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
@@ -285,7 +286,7 @@ def main() -> None:
         # Bare handler first, on its own.
         bport = free_port()
         procs.append(subprocess.Popen([sys.executable, "-c", BARE_APP, str(bport)]))
-        wait_http(f"http://127.0.0.1:{bport}/healthz-none") if False else time.sleep(1.0)
+        wait_http(f"http://127.0.0.1:{bport}/healthz")
         bare_reqs = build_requests(bport, None, 20 * args.agents, args.agents, args.cameras)
         body_size = len(report_body(0, 1, args.cameras))
         bare = asyncio.run(closed_loop(bport, bare_reqs, args.warmup, args.seconds, reuse=True))

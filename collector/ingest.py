@@ -50,7 +50,6 @@ class Prepared(NamedTuple):
     os: str
     dropped_reports: int
     camera_digest: str | None
-    camera_counts: dict[str, int] | None
     cameras: list[Camera] | None
     """Only when the digest may have changed; None otherwise."""
     filling_volumes: list[Volume]
@@ -69,21 +68,20 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
             "heartbeat_only": heartbeat_only,
         }
         return Prepared(
-            rep.report_id,
-            rep.seq,
-            rep.collected_at,
-            None,
-            None,
-            "[]",
-            _encode(state).decode(),
-            host.hostname,
-            host.agent_version,
-            host.os,
-            rep.dropped_reports,
-            None,
-            None,
-            None,
-            [],
+            report_id=rep.report_id,
+            seq=rep.seq,
+            collected_at=rep.collected_at,
+            cpu_percent=None,
+            memory_percent=None,
+            volumes_compact="[]",
+            state=_encode(state).decode(),
+            hostname=host.hostname,
+            agent_version=host.agent_version,
+            os=host.os,
+            dropped_reports=rep.dropped_reports,
+            camera_digest=None,
+            cameras=None,
+            filling_volumes=[],
         )
     digest = counts = None
     keep: list[Camera] | None = None
@@ -105,21 +103,20 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
     ).decode()
     filling = health_incidents.filling(rep.volumes, rep.collected_at)
     return Prepared(
-        rep.report_id,
-        rep.seq,
-        rep.collected_at,
-        host.cpu_percent,
-        host.memory_percent,
-        volumes,
-        _encode(state).decode(),
-        host.hostname,
-        host.agent_version,
-        host.os,
-        rep.dropped_reports,
-        digest,
-        counts,
-        keep,
-        filling,
+        report_id=rep.report_id,
+        seq=rep.seq,
+        collected_at=rep.collected_at,
+        cpu_percent=host.cpu_percent,
+        memory_percent=host.memory_percent,
+        volumes_compact=volumes,
+        state=_encode(state).decode(),
+        hostname=host.hostname,
+        agent_version=host.agent_version,
+        os=host.os,
+        dropped_reports=rep.dropped_reports,
+        camera_digest=digest,
+        cameras=keep,
+        filling_volumes=filling,
     )
 
 
