@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "demo-data"
+DATA = Path(os.environ.get("VIGIL_DEMO_DATA") or ROOT / "demo-data").resolve()
 BIN = Path(sys.executable).parent
 FAULTS = "1:clock=3600,2:wrong_password,3:stream_down,4:offline"
 CAMERAS = 8
@@ -65,10 +65,34 @@ def wait_http(url: str, seconds: float = 20) -> None:
     sys.exit(f"demo: {url} did not answer within {seconds:.0f} s")
 
 
+def running_demo() -> int | None:
+    """The pid of a demo still running on ``demo-data/``, if there is one."""
+    try:
+        pid = int((DATA / "demo.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid if pid != os.getpid() else None
+
+
 def main() -> int:
+    other = running_demo()
+    if other is not None:
+        print(
+            f"demo: a demo is already running (pid {other}) on {DATA}; it was left alone.\n"
+            f"      Stop it with Ctrl-C in its terminal (or kill {other}), then run it again.",
+            file=sys.stderr,
+        )
+        return 1
     if DATA.exists():
         shutil.rmtree(DATA)
     (DATA / "logs").mkdir(parents=True)
+    (DATA / "demo.pid").write_text(f"{os.getpid()}\n")
     port = free_port(8700)
     url = f"http://127.0.0.1:{port}"
     coll = ["--data", str(DATA / "collector")]
@@ -174,6 +198,8 @@ def main() -> int:
             f"restore --server {server_id} --identity {recovery_key} --to /tmp/restored"
         )
         print(f"  Logs:        {DATA / 'logs'}")
+        print(f"  Data:        {DATA / 'collector'}")
+        print(f"  Admin:       {BIN}/vigil-collector servers --data {DATA / 'collector'}")
         print(f"  Cameras:     {CAMERAS} simulated, faults {FAULTS}")
         print("Press Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for _, p in procs):
@@ -186,6 +212,8 @@ def main() -> int:
         return 0
     finally:
         stop_all()
+        with contextlib.suppress(OSError):
+            (DATA / "demo.pid").unlink()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""`make demo` as a new user runs it: everything starts, a second demo leaves the first alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "packaging" / "demo.py"
+
+
+def _start(data: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "VIGIL_DEMO_DATA": str(data)}
+    return subprocess.Popen(
+        [sys.executable, str(DEMO)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _read_until_ready(proc: subprocess.Popen[str], seconds: float = 120) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            return lines
+    proc.kill()
+    err = proc.stderr.read() if proc.stderr else ""
+    raise AssertionError(f"demo did not get ready:\n{chr(10).join(lines)}\n{err}")
+
+
+def test_demo_runs_and_a_second_demo_leaves_it_alone(tmp_path: Path) -> None:
+    data = tmp_path / "demo-data"
+    first = _start(data)
+    try:
+        lines = _read_until_ready(first)
+        text = "\n".join(lines)
+        assert "Fleet view:" in text and "API key:" in text
+        assert f"Data:        {data / 'collector'}" in text
+        assert f"servers --data {data / 'collector'}" in text
+        marker = data / "collector" / "still-here"
+        marker.write_text("x")
+
+        second = subprocess.run(
+            [sys.executable, str(DEMO)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "VIGIL_DEMO_DATA": str(data)},
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert f"already running (pid {first.pid})" in second.stderr
+        assert marker.exists(), "the second demo must not delete the running demo's data"
+        assert first.poll() is None, "the first demo must keep running"
+    finally:
+        first.send_signal(signal.SIGINT)
+        out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert "stopped collector (exit 0)" in out
+    assert not (data / "demo.pid").exists()
