@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from collector import secrets_store, servers
-from collector.cli_options import common, config_of, emit_json, fail, opened_database
+from collector.cli_options import (
+    NoDatabase,
+    common,
+    config_of,
+    emit_json,
+    fail,
+    opened_database,
+)
 from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.fleet import FleetView
@@ -41,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
+    with opened_database(args, create=True) as db:
         try:
             p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
         except sqlite3.IntegrityError:
@@ -237,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, NoDatabase) as exc:
         return fail(str(exc), 2)
     except secrets_store.NotFound as exc:
         return fail(str(exc))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError, load_config
@@ -24,15 +26,39 @@ def config_of(args: argparse.Namespace) -> CollectorConfig:
     return load_config(args.config, args.data, getattr(args, "listen", None))
 
 
-def database_of(args: argparse.Namespace) -> Database:
-    """The database of the configuration ``args`` name (works while ``serve`` runs)."""
-    return open_database(config_of(args))
+class NoDatabase(Exception):
+    """An admin command found no collector database where it looked."""
+
+
+def database_of(args: argparse.Namespace, create: bool = False) -> Database:
+    """The database of the configuration ``args`` name (works while ``serve`` runs).
+
+    Only ``serve`` and the set-up command ``partner add`` create a database: any other
+    command pointed at the wrong place (a typo in ``--data``, a forgotten ``--config``)
+    says where it looked instead of printing an empty answer from a new, empty file.
+    """
+    cfg = config_of(args)
+    storage = cfg.storage
+    if storage.kind == "sqlite" and not create and not Path(storage.path).exists():
+        if args.data:
+            origin = "--data"
+        elif args.config:
+            origin = f"--config {args.config}"
+        elif os.environ.get("VIGIL_DATA"):
+            origin = "VIGIL_DATA"
+        else:
+            origin = "the default data directory"
+        raise NoDatabase(
+            f"no collector database at {storage.path} (from {origin}); point this command at "
+            "the collector's data with --data DIR, --config FILE or VIGIL_DATA=DIR"
+        )
+    return open_database(cfg)
 
 
 @contextlib.contextmanager
-def opened_database(args: argparse.Namespace) -> Iterator[Database]:
+def opened_database(args: argparse.Namespace, create: bool = False) -> Iterator[Database]:
     """``with opened_database(args) as db:``: the database, closed on the way out."""
-    db = database_of(args)
+    db = database_of(args, create)
     try:
         yield db
     finally:
@@ -57,6 +83,7 @@ def emit_json(value: Any) -> None:
 
 __all__ = [
     "ConfigError",
+    "NoDatabase",
     "common",
     "config_of",
     "database_of",

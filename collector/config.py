@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,8 @@ def load_config(
     if not isinstance(table, dict):
         raise ConfigError(source, "collector", "a table")
     p = "collector."
+    if not data_dir and "data_dir" not in table:
+        data_dir = os.environ.get("VIGIL_DATA") or None
     data = (
         Path(data_dir)
         if data_dir
