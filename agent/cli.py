@@ -203,7 +203,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from agent.cameras.probe_command import run_probe
 
-    return asyncio.run(run_probe(args.url, args.json, args.timeout))
+    settings = None
+    if args.config is not None:
+        # Only an explicit --config: a bare probe on an installer's laptop needs no file.
+        cfg = _load(args)
+        settings = cfg.cameras
+    return asyncio.run(run_probe(args.url, args.json, args.timeout, settings=settings))
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -245,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("probe", parents=[common], help="probe one camera step by step")
-    p.add_argument("url", help="onvif://USER:PASS@HOST:PORT")
+    p.add_argument(
+        "url",
+        help="onvif://USER:PASS@HOST:PORT (with --config, onvif://HOST:PORT takes the "
+        "configured credentials)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--timeout", type=float, default=10.0, help="seconds for the whole probe (default 10)"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
+from agent.cameras.config import CameraConfigError, CameraSettings, load_credentials
 from agent.cameras.probe import Prober, ProbeResult, Target
 from agent.cameras.verdict import judge
 from protocol import messages
@@ -36,16 +38,40 @@ def parse_probe_url(url: str) -> Target:
         raise ProbeUrlError("the port must be a number 1-65535") from None
     if not parts.hostname:
         raise ProbeUrlError("no host in the URL (expected onvif://USER:PASS@HOST:PORT)")
-    if parts.username is None:
-        raise ProbeUrlError("no user in the URL (expected onvif://USER:PASS@HOST:PORT)")
     host = parts.hostname
     return Target(
         key=f"{host}:{port}",
         address=host,
         port=port,
-        username=unquote(parts.username),
+        username=unquote(parts.username) if parts.username is not None else "",
         password=unquote(parts.password or ""),
     )
+
+
+def with_configured_credentials(target: Target, settings: CameraSettings | None) -> Target:
+    """``target`` with the credentials the agent's configuration gives its camera.
+
+    A URL without a user takes the credentials of the configured device at the same
+    address and port, else the credentials file's ``default`` table; a URL with a user
+    keeps its own.
+    """
+    if target.username or settings is None:
+        return target
+    for device in settings.devices:
+        if device.address == target.address and device.port == target.port:
+            creds = device.credentials
+            return replace(
+                target,
+                username=creds.username,
+                password=creds.password,
+                name=device.name,
+                site=device.site,
+            )
+    if settings.credentials_file is not None:
+        default = load_credentials(settings.credentials_file).get("default")
+        if default is not None:
+            return replace(target, username=default.username, password=default.password)
+    return target
 
 
 def _exit_code(verdict: str) -> int:
@@ -86,20 +112,31 @@ def print_human(result: ProbeResult, verdict: str, reasons: list[str], out: Text
 async def run_probe(
     url: str,
     as_json: bool,
-    timeout: float = 10,  # noqa: ASYNC109 (the lead's signature; a per-camera budget)
+    timeout: float = 10,  # noqa: ASYNC109 (a per-camera budget, not a deadline)
     *,
     snapshot: bool = True,
+    settings: CameraSettings | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """Probe the camera at ``url``, print every step (text or JSON) and return the exit
-    code (0 ok, 1 degraded, 2 auth_failed/unreachable/error, 64 bad URL)."""
+    code (0 ok, 1 degraded, 2 auth_failed/unreachable/error, 64 bad URL).
+
+    ``settings`` (the agent's ``[cameras]`` table) supplies credentials when the URL has
+    none."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        target = parse_probe_url(url)
-    except ProbeUrlError as exc:
+        target = with_configured_credentials(parse_probe_url(url), settings)
+    except (ProbeUrlError, CameraConfigError) as exc:
         print(f"vigil-agent probe: {exc}", file=err)
+        return EXIT_USAGE
+    if not target.username:
+        print(
+            "vigil-agent probe: no user in the URL and no credentials for this camera in the "
+            "configuration (expected onvif://USER:PASS@HOST:PORT, or --config FILE naming it)",
+            file=err,
+        )
         return EXIT_USAGE
     prober = Prober(timeout_s=timeout, snapshot=snapshot)
     try:
