@@ -43,6 +43,12 @@ def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from agent.collector_url import CollectorUrlError, check_collector_url
+
+    try:
+        args.collector = check_collector_url(args.collector)
+    except CollectorUrlError as exc:
+        return _err(str(exc), 2)
     cfg = _load(args)
     ensure_state_dir(cfg.state_dir)
     existing = load_identity(cfg.state_dir)
@@ -69,6 +75,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     except CollectorUnavailable as exc:
         return _err(f"{exc}; check the collector URL and the network")
     except Refused as exc:
+        if exc.status in (404, 405) and not exc.code:
+            return _err(
+                f"{args.collector} answered {exc.status} to the enrollment request: it does not "
+                "look like a Vigil collector; check the URL (host and port of the collector)"
+            )
         return _err(f"the collector refused enrollment: {exc.message}")
     ident = Identity(
         resp.server_id, args.collector.rstrip("/"), resp.partner, time.time(), ra.b64(pub)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from multidict import CIMultiDictProxy
 
+from agent.collector_url import explain_connection_error
 from protocol import request_auth as ra
 from protocol.messages import (
     AgentSettings,
@@ -98,7 +99,10 @@ async def _post_json(
         async with http.post(url, data=body, headers=headers) as r:
             return Response(r.status, r.headers, await r.read())
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise CollectorUnavailable(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+        hint = explain_connection_error(url, exc)
+        raise CollectorUnavailable(
+            hint or f"cannot reach {url}: {exc or type(exc).__name__}"
+        ) from None
 
 
 async def enroll(collector_url: str, request: EnrollRequest) -> EnrollResponse:
