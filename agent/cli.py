@@ -98,11 +98,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    level = getattr(logging, (args.log_level or cfg.log_level).upper())
     logging.basicConfig(
-        level=getattr(logging, (args.log_level or cfg.log_level).upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    if level > logging.DEBUG:
+        # APScheduler logs "Running job…" and "…executed successfully" at INFO for every
+        # run of every job: four lines a minute that say nothing. Its warnings stay.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ensure_state_dir(cfg.state_dir)
     loaded = load_identity(cfg.state_dir)
     if loaded is None:
