@@ -37,13 +37,35 @@ def _feature_registrations() -> list[Register]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import errno
+
+    from collector import instance_lock
     from collector.server import run
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run(config_of(args))
+    config = config_of(args)
+    lock = None
+    if config.storage.kind == "sqlite":
+        try:
+            lock = instance_lock.hold(config.data_dir)
+        except instance_lock.AlreadyRunning as exc:
+            return fail(str(exc), 2)
+    try:
+        run(config)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return fail(
+            f"cannot listen on {config.listen}: the address is already in use (another "
+            "collector or program); choose another with --listen HOST:PORT",
+            2,
+        )
+    finally:
+        if lock is not None:
+            lock.close()
     return 0
 
 

@@ -1,0 +1,43 @@
+"""One collector per data directory: a lock file that names the process holding it.
+
+Two collectors on one SQLite database would both accept reports and both run the
+scheduled work; the second is refused at start with the first one's pid. The lock is an
+``flock`` on ``collector.lock`` in the data directory, so it is released by the kernel
+when the holder dies (a kill -9 leaves no stale lock to clean by hand).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+
+class AlreadyRunning(Exception):
+    """Another collector holds the data directory."""
+
+
+def hold(data_dir: Path) -> IO[str]:
+    """Take the data directory's lock for this process; keep the returned file open."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "collector.lock"
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise AlreadyRunning(
+            f"another collector (pid {holder}) is serving {data_dir}; stop it first, "
+            "or give this one its own --data DIR"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
