@@ -442,18 +442,21 @@ class ImportPlan:
 
 
 def plan_import(
-    current: Mapping[str, Contract], incoming: Iterable[Contract], *, remove_missing: bool = True
+    current: Mapping[Any, Contract], incoming: Iterable[Contract], *, remove_missing: bool = True
 ) -> ImportPlan:
     """Compare. With ``remove_missing`` a contract of a partner present in the file that
     the file no longer lists is removed (an ERP export is the partner's full set);
-    partners absent from the file are left alone."""
+    partners absent from the file are left alone. Contracts are matched by (partner, id):
+    an id is unique per partner only, so a file never changes another partner's contract
+    of the same id (``current``'s keys are not used)."""
     result = ImportPlan()
     incoming = list(incoming)
     partners = {c.partner for c in incoming}
-    ids = set()
+    by_key = {(c.partner, c.id): c for c in current.values()}
+    keys = set()
     for c in incoming:
-        ids.add(c.id)
-        old = current.get(c.id)
+        keys.add((c.partner, c.id))
+        old = by_key.get((c.partner, c.id))
         if old is None:
             result.added.append(c)
         elif old != c:
@@ -467,6 +470,6 @@ def plan_import(
             result.unchanged += 1
     if remove_missing:
         result.removed = [
-            c for cid, c in sorted(current.items()) if cid not in ids and c.partner in partners
+            c for key, c in sorted(by_key.items()) if key not in keys and c.partner in partners
         ]
     return result

@@ -111,8 +111,8 @@ async def list_contracts(request: web.Request) -> web.Response:
 
 async def _own_contract(request: web.Request, contract_id: str) -> Any:
     partner = partner_of(request)
-    c = await request.app[DB].read(lambda conn: repo.get_contract(conn, contract_id))
-    if c is None or c.partner != partner.name:
+    c = await request.app[DB].read(lambda conn: repo.get_contract(conn, partner.name, contract_id))
+    if c is None:
         raise ApiError(404, "not_found", f"no contract {contract_id!r}")
     return c
 
@@ -120,7 +120,8 @@ async def _own_contract(request: web.Request, contract_id: str) -> Any:
 async def get_contract(request: web.Request) -> web.Response:
     cid = request.match_info["contract_id"]
     c = await _own_contract(request, cid)
-    hist = await request.app[DB].read(lambda conn: repo.history_json(conn, cid))
+    partner = partner_of(request)
+    hist = await request.app[DB].read(lambda conn: repo.history_json(conn, partner.name, cid))
     return web.json_response({"contract": contract_view(c), "history": hist})
 
 
@@ -140,9 +141,7 @@ async def put_contract(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_field", str(exc)) from None
 
     def write(conn: Any) -> tuple[bool, int | None]:
-        old = repo.get_contract(conn, cid)
-        if old is not None and old.partner != partner.name:
-            raise ApiError(404, "not_found", f"no contract {cid!r}")
+        old = repo.get_contract(conn, partner.name, cid)
         if old == contract:
             return False, None
         return True, repo.record_version(conn, cid, partner.name, contract, time.time(), "api")

@@ -1,4 +1,4 @@
-"""The contract engine's SQL on PostgreSQL: migrations 0030/0031 (PostgreSQL twins where
+"""The contract engine's SQL on PostgreSQL: migrations 0030-0032 (PostgreSQL twins where
 they exist) and the repository functions, on a private server started for this module
 (``initdb`` + ``pg_ctl`` in a temporary directory, Unix socket only, no TCP).
 
@@ -133,17 +133,17 @@ def test_repository_on_postgresql(pg: PgConn) -> None:
         (now - 30, now - 86400 * 40),
     )
     incoming = parse_contracts(CSV)
-    plan = plan_import(repo.current_contracts(pg), incoming)
+    plan = plan_import(repo.all_current_contracts(pg), incoming)
     repo.apply_import(pg, plan, now, "test")
     assert sorted(repo.current_contracts(pg, "acme")) == ["M-1", "W-1"]
-    assert [c.id for c in repo.contracts_for_licence(pg, "L1")] == ["M-1"]
+    assert [c.id for c in repo.contracts_for_licence(pg, "acme", "L1")] == ["M-1"]
     assert repo.partner_has_contracts(pg, "acme")
     # A change appends a version.
     changed = plan_import(
-        repo.current_contracts(pg), parse_contracts(CSV.replace("Museum", "MoMA"))
+        repo.all_current_contracts(pg), parse_contracts(CSV.replace("Museum", "MoMA"))
     )
     repo.apply_import(pg, changed, now + 1, "test")
-    assert [v.contract.customer for v in repo.history(pg, "M-1") if v.contract] == [
+    assert [v.contract.customer for v in repo.history(pg, "acme", "M-1") if v.contract] == [
         "Museum",
         "MoMA",
     ]
