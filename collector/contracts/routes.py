@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+import aiohttp.http_exceptions
 from aiohttp import web
 
 from collector.appkeys import DB
@@ -57,21 +59,58 @@ CHECK_INTERVAL_S = 300.0
 CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
 
 
+async def _whole_body(request: web.Request, limit: int, what: str = "body") -> bytes:
+    """The complete body, or a 4xx: nothing is planned from part of a file.
+
+    ``StreamReader.read(n)`` returns as soon as *some* bytes are there, so a body arriving
+    in several pieces would be cut at the first; this reads to the end. A body shorter than
+    its ``Content-Length`` (the client closed the connection) is refused."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = await request.content.read(256 * 1024)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
+            chunks.append(chunk)
+    except (
+        ConnectionError,
+        aiohttp.ClientPayloadError,
+        aiohttp.http_exceptions.HttpProcessingError,
+    ):
+        raise ApiError(
+            400, "incomplete_body", f"the {what} ended before its Content-Length; nothing changed"
+        ) from None
+    if declared is not None and size != declared:
+        raise ApiError(
+            400,
+            "incomplete_body",
+            f"the {what} has {size} of {declared} bytes; nothing changed",
+        )
+    return b"".join(chunks)
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
+    raw = await _whole_body(request, MAX_JSON_BODY)
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _instant(value: Any, field: str) -> dt.datetime:
@@ -171,11 +210,7 @@ async def import_contracts(request: web.Request) -> web.Response:
     """Body: the CSV or TOML file (``Content-Type`` text/csv or application/toml, else
     detected); ``?dry_run=1`` only reports; ``?keep_missing=1`` removes nothing."""
     partner = partner_of(request)
-    if request.content_length is not None and request.content_length > MAX_IMPORT_BODY:
-        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
-    raw = await request.content.read(MAX_IMPORT_BODY + 1)
-    if len(raw) > MAX_IMPORT_BODY:
-        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
+    raw = await _whole_body(request, MAX_IMPORT_BODY, "file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
