@@ -29,8 +29,11 @@ from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.calendar import CalendarError
 from collector.contracts.importer import (
+    MAX_YEAR,
+    MIN_YEAR,
     ImportFailed,
     _RowInvalid,
+    clean_text,
     contract_from_row,
     detect_format,
     parse_contracts,
@@ -106,6 +109,12 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "invalid_json", "the body has a string that is not valid Unicode"
+        ) from None
     return data
 
 
@@ -114,15 +123,50 @@ def _no_constant(name: str) -> Any:
 
 
 def _instant(value: Any, field: str) -> dt.datetime:
+    """An ISO 8601 time with its UTC offset, in the years 1970-9999 (now when absent)."""
     if value is None:
         return dt.datetime.now(dt.UTC)
+    if not isinstance(value, str) or len(value) > 64:
+        raise ApiError(400, "invalid_field", f"{field} must be an ISO 8601 time", field)
     try:
-        t = dt.datetime.fromisoformat(str(value))
+        t = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
     if t.tzinfo is None or t.utcoffset() is None:
         raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field)
+    try:
+        utc = t.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or not MIN_YEAR <= t.year:
+        raise ApiError(
+            400, "invalid_field", f"{field} must lie in the years {MIN_YEAR}-{MAX_YEAR}", field
+        )
     return t
+
+
+def _not_future(t: dt.datetime, field: str) -> dt.datetime:
+    if t.timestamp() > time.time() + 300:
+        raise ApiError(400, "invalid_field", f"{field} is in the future", field)
+    return t
+
+
+def _page(request: web.Request, rows: list[Any]) -> list[Any]:
+    """``?limit=N`` (1..10000) and ``?offset=N`` (0..1e9) of a listing; anything else (inf,
+    -1, 1.5, empty) is a 400 that names the parameter."""
+    values = {}
+    for name, lo, hi in (("limit", 1, 10_000), ("offset", 0, 1_000_000_000)):
+        text = request.query.get(name)
+        if text is None:
+            continue
+        if not text.isascii() or not text.isdigit() or len(text) > 10 or not lo <= int(text) <= hi:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be a whole number {lo}..{hi}", name
+            )
+        values[name] = int(text)
+    start = values.get("offset", 0)
+    limit = values.get("limit")
+    return rows[start:] if limit is None else rows[start : start + limit]
 
 
 def _str_field(
@@ -135,6 +179,9 @@ def _str_field(
         return None
     if not isinstance(v, str) or len(v) > limit:
         raise ApiError(400, "invalid_field", f"{key} must be a string of at most {limit}", key)
+    bad = clean_text(v)
+    if bad:
+        raise ApiError(400, "invalid_field", f"{key} {bad}", key)
     return v
 
 
@@ -144,7 +191,8 @@ def _str_field(
 async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
-    rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    chosen = _page(request, sorted(contracts.values(), key=lambda c: c.id))
+    rows = [contract_view(c) for c in chosen]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
 
@@ -265,14 +313,21 @@ async def list_findings(request: web.Request) -> web.Response:
     (re-evaluating a past day against the current contract record)."""
     partner = partner_of(request)
     at = request.query.get("at")
+    _page(request, [])
     if at is None:
         rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
     else:
         when = _instant(at, "at").timestamp()
-        found = await request.app[DB].read(
-            lambda c: service.findings_for_partner(c, partner.name, when)
-        )
+        try:
+            found = await request.app[DB].read(
+                lambda c: service.findings_for_partner(c, partner.name, when)
+            )
+        except (OverflowError, ValueError, CalendarError) as exc:
+            raise ApiError(
+                400, "invalid_parameter", f"cannot evaluate the contracts at {at}: {exc}", "at"
+            ) from None
         rows = [f.to_json() for f in found]
+    rows = _page(request, rows)
     return web.json_response({"findings": rows, "count": len(rows)})
 
 
@@ -282,9 +337,10 @@ async def list_findings(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     partner = partner_of(request)
     state = request.query.get("state")
+    _page(request, [])
     incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
     now = dt.datetime.now(dt.UTC)
-    rows = [incident_to_json(i, now) for i in incs]
+    rows = [incident_to_json(i, now) for i in _page(request, incs)]
     return web.json_response({"incidents": rows, "count": len(rows)})
 
 
@@ -311,9 +367,7 @@ async def create_incident(request: web.Request) -> web.Response:
     priority = _str_field(data, "priority", required=True)
     server_id = _str_field(data, "server_id")
     title = _str_field(data, "title", limit=2000) or ""
-    opened = _instant(data.get("opened_at"), "opened_at")
-    if opened.timestamp() > time.time() + 300:
-        raise ApiError(400, "invalid_field", "opened_at is in the future", "opened_at")
+    opened = _not_future(_instant(data.get("opened_at"), "opened_at"), "opened_at")
     assert cid is not None and priority is not None
     contract = await _own_contract(request, cid)
     if server_id is not None:
@@ -338,8 +392,20 @@ async def create_incident(request: web.Request) -> web.Response:
         title=title,
         by=partner.name,
     )
+    shown = _readable_incident(inc)
     await request.app[DB].write(lambda c: repo.insert_incident(c, inc, partner.name, time.time()))
-    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)), status=201)
+    return web.json_response(shown, status=201)
+
+
+def _readable_incident(inc: Any) -> dict[str, Any]:
+    """The incident as every later read shows it; an incident whose clocks cannot be
+    computed is refused before it is stored (it would break each list of incidents)."""
+    try:
+        return incident_to_json(inc, dt.datetime.now(dt.UTC))
+    except (OverflowError, ValueError, CalendarError) as exc:
+        raise ApiError(
+            400, "invalid_field", f"the incident's clocks cannot be computed: {exc}"
+        ) from None
 
 
 async def incident_action(request: web.Request) -> web.Response:
@@ -352,7 +418,7 @@ async def incident_action(request: web.Request) -> web.Response:
     if action is Action.OPEN:
         raise ApiError(404, "not_found", "open an incident with POST /api/v1/incidents")
     data = await _json_body(request)
-    at = _instant(data.get("at"), "at")
+    at = _not_future(_instant(data.get("at"), "at"), "at")
     by = _str_field(data, "by") or partner.name
     note = _str_field(data, "note", limit=4000) or ""
     iid = request.match_info["incident_id"]
@@ -365,11 +431,11 @@ async def incident_action(request: web.Request) -> web.Response:
             new = apply(got[0], action, at, by=by, note=note)
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
+        shown = _readable_incident(new)
         repo.save_incident(conn, new, time.time())
-        return new
+        return shown
 
-    inc = await request.app[DB].write(write)
-    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)))
+    return web.json_response(await request.app[DB].write(write))
 
 
 async def get_priority_map(request: web.Request) -> web.Response:
@@ -458,8 +524,8 @@ async def sla_due(request: web.Request) -> web.Response:
             hours=q.get("hours"),
         )
         result = due_times(plan, priority, opened, spec)
-    except CalendarError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    except (CalendarError, OverflowError, ValueError) as exc:
+        raise ApiError(400, "invalid_parameter", f"cannot compute the due times: {exc}") from None
     return web.json_response(result.to_json())
 
 
