@@ -377,17 +377,30 @@ def _sniff_delimiter(header: str) -> str:
 
 
 def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
+    """(line, row by lower-cased header) of a CSV text; a line the ``csv`` module cannot
+    read (a bare carriage return inside a field, a field over its size limit) ends the
+    rows with an ``__error__`` row, so the caller reports it like any other bad line."""
     text = text.lstrip("\ufeff")
     first = text.splitlines()[0] if text.strip() else ""
     delim = _sniff_delimiter(first)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     try:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as exc:
+        yield 1, {"__error__": f"CSV: {exc}"}
+        return
     names = [h.strip().lower() for h in header]
     line = reader.line_num
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line + 1, {"__error__": f"CSV: {exc}"}
+            return
         start_line = line + 1
         line = reader.line_num
         if not any(v.strip() for v in values):
@@ -409,6 +422,8 @@ def _toml_tables(text: str, key: str) -> Iterable[tuple[int, dict[str, Any]]]:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ImportFailed([RowError(int(m[1]) if m else 1, f"TOML: {exc}")]) from None
+    except RecursionError:
+        raise ImportFailed([RowError(1, "TOML: nested too deeply")]) from None
     tables = data.get(key, [])
     if not isinstance(tables, list):
         raise ImportFailed([RowError(1, f"[[{key}]] must be an array of tables")])

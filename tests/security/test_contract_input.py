@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.processes import Collector, http
+from tests.processes import BIN, Collector, http
 
 TODAY = time.strftime("%Y-%m-%d")
 GOOD = {"customer": "Museum", "plan": "maintenance-support", "licence_ids": "L1", "start": TODAY}
@@ -335,3 +336,35 @@ def test_findings_at_out_of_range_is_refused(collector: Collector, key: str, at:
 def test_findings_at_the_edges_never_fail(collector: Collector, key: str, at: str) -> None:
     status, out = send(collector, key, "GET", f"/api/v1/contract-findings?at={at}")
     assert status == 200 or 400 <= status < 500, out
+
+
+# --- the same files through the CLI ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["csv invalid utf-8", "csv 1e308", "toml nan", "toml start year 1"]
+)
+def test_cli_import_bad_file(
+    collector: Collector, key: str, name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    body, ctype = BAD_FILES[name]
+    f = tmp_path_factory.mktemp("cli") / ("upload.toml" if "toml" in ctype else "upload.csv")
+    f.write_bytes(body)
+    for extra in ((), ("--dry-run",)):
+        out = subprocess.run(
+            [
+                str(BIN / "vigil-collector"),
+                "contracts",
+                "import",
+                str(f),
+                *extra,
+                "--data",
+                str(collector.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode != 0
+        assert "Traceback" not in out.stderr and "vigil-collector:" in out.stderr, out.stderr
+    assert "I-1" not in contract_ids(collector, key)
