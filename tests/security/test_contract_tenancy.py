@@ -8,11 +8,14 @@ nothing was gained (entitlement, coverage, findings, incidents, firmware knowled
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import Collector, http
+from tests.processes import BIN, Collector, http, wait_until
 
 TODAY = time.strftime("%Y-%m-%d")
 HEADER = "contract_id,customer,partner,plan,licence_ids,start,installed_on\n"
@@ -274,3 +277,63 @@ def test_newest_firmware_is_per_partner_and_only_with_firmware_check(
     send(collector, s_a1, 2, cameras=[cam("door", "10.5.0")])
     (door,) = call(collector, acme, "GET", f"/api/v1/servers/{a1}/cameras")[1]["cameras"]
     assert door["firmware_outdated"] is False and door["verdict"] == "ok"
+
+
+def test_real_agents_firmware_is_compared_within_the_partner_only(
+    collector: Collector, make_agent: Any, tmp_path: Path
+) -> None:
+    """Two real agents probing simulated cameras: rival's run the newer firmware line of
+    each model, acme's the older one. Acme is told nothing of rival's firmware."""
+    acme, acme_token = collector.partner("acme")
+    rival, rival_token = collector.partner("rival")
+    for name in ("acme", "rival"):
+        collector.cli("server", "interval", "--partner", name, "2s")
+    table = tmp_path / "cameras.toml"
+    sim = subprocess.Popen(
+        [
+            str(BIN / "vigil-sim"),
+            "cameras",
+            "--count",
+            "10",
+            "--json",
+            "--write-agent-config",
+            str(table),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        fleet = json.loads(sim.stdout.readline())["cameras"]
+        head, *devices = table.read_text().split("[[cameras.device]]")
+        head = head.replace(
+            "[cameras]", "[cameras]\ntimeout_s = 4\nflap_threshold = 1\nfirmware_check = true", 1
+        )
+
+        def agent_for(name: str, token: str, indexes: range) -> str:
+            chosen = "".join("[[cameras.device]]" + devices[i] for i in indexes)
+            agent = make_agent(name)
+            agent.config.write_text(agent.config.read_text() + "\n" + head + chosen)
+            server_id = agent.enroll(collector.url, token)
+            agent.start()
+            return server_id
+
+        rival_server = agent_for("rival", rival_token, range(5))  # newer firmware line
+        acme_server = agent_for("acme", acme_token, range(5, 10))  # older firmware line
+
+        def cameras(key: str, server_id: str) -> list[dict[str, Any]] | None:
+            status, body = call(collector, key, "GET", f"/api/v1/servers/{server_id}/cameras")
+            cams = body["cameras"] if status == 200 else []
+            return cams if len(cams) == 5 and all(c.get("firmware") for c in cams) else None
+
+        wait_until(lambda: cameras(rival, rival_server), 60, 0.5, "rival's five cameras")
+        mine = wait_until(lambda: cameras(acme, acme_server), 60, 0.5, "acme's five cameras")
+        newer = {c["firmware"] for c in fleet[:5]} - {c["firmware"] for c in fleet[5:]}
+        assert newer, "the simulator's two firmware lines differ"
+        for cam in mine:
+            assert cam["firmware_outdated"] is False, cam
+            assert not any(fw in json.dumps(cam) for fw in newer), "rival's firmware leaked"
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(15)
