@@ -213,3 +213,19 @@ def test_check_run_on_postgresql(pg: PgConn) -> None:
     for step in service.persist_steps(inputs2.stored_findings, result2):
         step(pg)
     assert {(x["server_id"], x["kind"]) for x in repo.list_findings(pg, "beta")} == stored
+
+
+def test_contract_ids_are_unique_per_partner_on_postgresql(pg: PgConn) -> None:
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
+    head = "contract_id,customer,partner,plan,licence_ids,start\n"
+    (a,) = parse_contracts(head + "T-1,Museum,tenant-a,maintenance-support,LT,2026-01-01\n")
+    (b,) = parse_contracts(head + "T-1,Decoy,tenant-b,warranty,LT,2026-01-01\n")
+    repo.record_version(pg, "T-1", "tenant-a", a, now, "test")
+    repo.record_version(pg, "T-1", "tenant-b", b, now, "test")
+    assert repo.get_contract(pg, "tenant-a", "T-1") == a
+    assert repo.get_contract(pg, "tenant-b", "T-1") == b
+    assert [c.customer for c in repo.contracts_for_licence(pg, "tenant-a", "LT")] == ["Museum"]
+    repo.record_version(pg, "T-1", "tenant-b", None, now + 1, "test")
+    assert repo.get_contract(pg, "tenant-a", "T-1") == a
+    assert [v.contract is None for v in repo.history(pg, "tenant-b", "T-1")] == [False, True]
+    assert len(repo.history(pg, "tenant-a", "T-1")) == 1
