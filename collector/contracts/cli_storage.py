@@ -17,6 +17,8 @@ from collector.cli_options import common, opened_database
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.importer import (
+    MAX_YEAR,
+    MIN_YEAR,
     ImportFailed,
     csv_rows,
     detect_format,
@@ -56,11 +58,26 @@ def _read_file(path: str) -> str:
 
 
 def _instant(text: str | None) -> dt.datetime:
+    """ISO 8601 with an offset, in the years 1970-9999 (now when absent)."""
     if text is None:
         return dt.datetime.now(dt.UTC)
     t = dt.datetime.fromisoformat(text)
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset")
+    try:
+        utc = t.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or t.year < MIN_YEAR:
+        raise ValueError(f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
+    return t
+
+
+def _event_time(text: str | None) -> dt.datetime:
+    """An incident's opening or action time: as :func:`_instant`, not in the future."""
+    t = _instant(text)
+    if t.timestamp() > time.time() + 300:
+        raise ValueError(f"{text!r} is in the future")
     return t
 
 
@@ -321,7 +338,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"--at: {exc}")
     with opened_database(args) as db:
-        result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
+        try:
+            result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
+        except (OverflowError, ValueError) as exc:
+            return _fail(f"--at: cannot evaluate the contracts then ({exc})")
     if args.json:
         _emit(result.to_json())
     else:
@@ -336,7 +356,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_incident_open(args: argparse.Namespace) -> int:
     try:
-        opened = _instant(args.opened)
+        opened = _event_time(args.opened)
     except ValueError as exc:
         return _fail(f"--opened: {exc}")
     with opened_database(args) as db:
@@ -405,7 +425,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 def cmd_incident_action(args: argparse.Namespace) -> int:
     try:
-        at = _instant(args.at)
+        at = _event_time(args.at)
     except ValueError as exc:
         return _fail(f"--at: {exc}")
     with opened_database(args) as db:

@@ -446,11 +446,13 @@ def diff_findings(
     partner_of_server: Mapping[str, str],
     partner_of_contract: Mapping[str, str],
     partners: Sequence[str] | None = None,
+    keep_partners: Iterable[str] = (),
 ) -> FindingChanges:
     """Rows to insert, update and delete so the table holds exactly ``findings``.
 
     ``partners`` (one per finding) says whose each finding is; without it the partner is
-    looked up by server, then by contract id (only unambiguous for a single partner)."""
+    looked up by server, then by contract id (only unambiguous for a single partner).
+    Stored findings of ``keep_partners`` (whose evaluation failed) are not deleted."""
     changes = FindingChanges([], [], [])
     seen: set[str] = set()
     for i, f in enumerate(findings):
@@ -486,7 +488,12 @@ def diff_findings(
             changes.inserts.append((run_at, key, *values))
         else:
             changes.updates.append((*values, old[0]))
-    changes.deletes = [row_id for key, (row_id, _) in stored.items() if key not in seen]
+    kept = tuple(f"{p}|" for p in keep_partners)
+    changes.deletes = [
+        row_id
+        for key, (row_id, _) in stored.items()
+        if key not in seen and not (kept and key.startswith(kept))
+    ]
     return changes
 
 

@@ -50,6 +50,8 @@ class CheckResult:
     partner_of_contract: dict[str, str] = field(default_factory=dict)
     finding_partners: list[str] | None = None
     """Whose each finding is (same order as ``findings``)."""
+    failed_partners: set[str] = field(default_factory=set)
+    """Partners whose evaluation failed: their stored findings are left as they are."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -87,14 +89,22 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
         contracts_of.setdefault(partner, {})[cid] = c
     findings: list[Finding] = []
     finding_partners: list[str] = []
+    failed: set[str] = set()
     for partner in sorted(set(servers_of) | set(contracts_of)):
-        found = evaluate(
-            servers_of.get(partner, []),
-            contracts_of.get(partner, {}).values(),
-            now,
-            releases=inputs.releases,
-            cases=inputs.cases.get(partner, []),
-        )
+        try:
+            found = evaluate(
+                servers_of.get(partner, []),
+                contracts_of.get(partner, {}).values(),
+                now,
+                releases=inputs.releases,
+                cases=inputs.cases.get(partner, []),
+            )
+        except (ArithmeticError, ValueError, LookupError, TypeError):
+            # One partner's unreadable contract (stored before its values were checked)
+            # must not stop the checks of every other partner; its findings are kept.
+            log.exception("contract checks of partner %r failed; the others are checked", partner)
+            failed.add(partner)
+            continue
         findings.extend(found)
         finding_partners.extend([partner] * len(found))
     result = CheckResult(
@@ -102,6 +112,7 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
         findings=findings,
         partner_of_server=inputs.fleet.partner_of_server,
         finding_partners=finding_partners,
+        failed_partners=failed,
     )
     if not open_incidents:
         return result
@@ -150,6 +161,7 @@ def persist_steps(stored: Mapping[str, tuple[int, str]], result: CheckResult) ->
         result.partner_of_server,
         result.partner_of_contract,
         result.finding_partners,
+        keep_partners=result.failed_partners,
     )
     steps: list[Any] = [
         (lambda c, part=part: repo.apply_finding_changes(c, part))
@@ -388,10 +400,15 @@ def coverage_by_server(
             continue
         tz = covering[0].calendar_spec().timezone
         today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
-        chosen = best_contract(covering, today)
-        assert chosen is not None
-        contract, term, status = chosen
-        deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+        try:
+            chosen = best_contract(covering, today)
+            assert chosen is not None
+            contract, term, status = chosen
+            deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+        except (ArithmeticError, ValueError, LookupError):
+            # A stored contract whose term cannot be computed: shown, never a failed list.
+            out[sid] = {"coverage": "invalid"}
+            continue
         out[sid] = {
             "coverage": status.value,
             "contract_id": contract.id,

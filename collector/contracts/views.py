@@ -15,20 +15,29 @@ from collector.contracts.terms import Contract, Coverage, evaluate_term
 
 def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
     """A contract with its coverage on ``today`` (default: today in the contract's own
-    time zone), last covered day and last day to cancel."""
-    if today is None:
-        today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
-    term = evaluate_term(c)
-    st = term.status(today)
+    time zone), last covered day and last day to cancel. A stored contract whose term
+    cannot be computed (written before its values were checked) shows as ``invalid`` with
+    the reason, so one bad row never breaks the list it is in."""
+    try:
+        if today is None:
+            today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
+        term = evaluate_term(c)
+        st = term.status(today)
+        last_day = None if term.end is None else (term.end - dt.timedelta(days=1)).isoformat()
+        cancel = term.last_day_to_cancel(today) if st is Coverage.ACTIVE else None
+    except (ArithmeticError, ValueError, LookupError) as exc:
+        return {
+            **contract_to_dict(c),
+            "coverage": "invalid",
+            "error": f"the term cannot be computed: {exc}",
+            "last_covered_day": None,
+            "last_day_to_cancel": None,
+        }
     return {
         **contract_to_dict(c),
         "coverage": st.value,
-        "last_covered_day": None
-        if term.end is None
-        else (term.end - dt.timedelta(days=1)).isoformat(),
-        "last_day_to_cancel": None
-        if st is not Coverage.ACTIVE
-        else (d.isoformat() if (d := term.last_day_to_cancel(today)) else None),
+        "last_covered_day": last_day,
+        "last_day_to_cancel": None if cancel is None else cancel.isoformat(),
     }
 
 

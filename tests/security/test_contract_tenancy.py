@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -337,3 +338,51 @@ def test_real_agents_firmware_is_compared_within_the_partner_only(
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(15)
+
+
+def test_one_partners_unreadable_contract_does_not_stop_anothers_checks(
+    collector: Collector, make_agent: Any
+) -> None:
+    """A contract stored before its values were checked (its term ends after 9999) is
+    shown as invalid to its partner and never stops the check run of the others."""
+    acme, acme_token = collector.partner("acme")
+    rival, rival_token = collector.partner("rival")
+    acme_server, acme_session = enrolled(make_agent, collector, acme_token, "a1", "LIC-A")
+    rival_server, rival_session = enrolled(make_agent, collector, rival_token, "r1", "LIC-R")
+    send(collector, acme_session, 1)
+    send(collector, rival_session, 1)
+    bad = {
+        "id": "R-BAD",
+        "customer": "Depot",
+        "partner": "rival",
+        "plan": "maintenance-support",
+        "licence_ids": ["LIC-R"],
+        "start": "9999-12-01",
+        "term_months": 120,
+        "auto_renew": False,
+    }
+    db = sqlite3.connect(collector.data_dir / "vigil.db", timeout=30)
+    with db:
+        db.execute(
+            "INSERT INTO contract_versions (partner, contract_id, version, valid_from, removed, "
+            "data, source) VALUES ('rival', 'R-BAD', 1, 0, 0, ?, 'legacy')",
+            (json.dumps(bad),),
+        )
+        db.execute(
+            "INSERT INTO contracts (partner, id, version, customer, plan, data, updated_at) "
+            "VALUES ('rival', 'R-BAD', 1, 'Depot', 'maintenance-support', ?, 0)",
+            (json.dumps(bad),),
+        )
+        db.execute(
+            "INSERT INTO contract_licences (partner, licence_id, contract_id) "
+            "VALUES ('rival', 'LIC-R', 'R-BAD')"
+        )
+    db.close()
+
+    collector.cli("check")
+    mine = call(collector, acme, "GET", "/api/v1/contract-findings")[1]["findings"]
+    assert [(f["server_id"], f["kind"]) for f in mine] == [(acme_server, "no_contract")]
+    status, theirs = call(collector, rival, "GET", "/api/v1/contracts")
+    assert status == 200 and theirs["contracts"][0]["coverage"] == "invalid"
+    listed = call(collector, rival, "GET", "/api/v1/servers")[1]["servers"]
+    assert [s["contract"]["coverage"] for s in listed if s["id"] == rival_server] == ["invalid"]
