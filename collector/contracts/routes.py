@@ -622,7 +622,9 @@ def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
 
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/contracts": {"get": _op("The partner's contracts with coverage today")},
+    "/api/v1/contracts": {
+        "get": _op("The partner's contracts with coverage today (?limit=&offset=)")
+    },
     "/api/v1/contracts/import": {
         "post": _op("Import contracts (CSV or TOML body; ?dry_run=1, ?keep_missing=1)")
     },
@@ -632,10 +634,12 @@ OPENAPI_PATHS: dict[str, Any] = {
         "delete": _op("Remove a contract (a removed version)", "contract_id"),
     },
     "/api/v1/contract-findings": {
-        "get": _op("Findings of the last check run; ?at=TIME evaluates at that instant")
+        "get": _op(
+            "Findings of the last check run; ?at=TIME evaluates at that instant (?limit=&offset=)"
+        )
     },
     "/api/v1/incidents": {
-        "get": _op("Incidents with their response/resolution clocks (?state=)"),
+        "get": _op("Incidents with their response/resolution clocks (?state=&limit=&offset=)"),
         "post": _op("Open an incident by hand (opened_at kept as given)", body=True),
     },
     "/api/v1/incidents/{incident_id}": {"get": _op("One incident", "incident_id")},

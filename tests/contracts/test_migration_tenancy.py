@@ -1,6 +1,6 @@
 """Migration 0032 on SQLite: contracts recorded under the old schema (ids unique across
-the collector) keep their versions, current rows and licences, and from then on an id is
-unique per partner."""
+the collector) keep their versions, current rows, licences and findings, and from then on
+an id is unique per partner."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import sqlite3
 
 from collector.contracts import repository as repo
+from collector.contracts.checks import Finding, Severity
 from collector.contracts.codec import contract_to_dict
 from collector.contracts.terms import Contract
 from collector.storage.migrations import _statements, available
@@ -42,7 +43,16 @@ def test_contracts_survive_and_ids_become_per_partner() -> None:
         "INSERT INTO contract_licences (licence_id, contract_id) VALUES (?, 'V-1')",
         [("L1",), ("L2",)],
     )
+    conn.execute(
+        "INSERT INTO contract_findings (run_at, partner, server_id, contract_id, kind, severity, "
+        "clause, message, evidence, fkey, digest) VALUES "
+        "(50.0, 'acme', 's1', 'V-1', 'silent', 'warning', 'c', 'm', '{}', 's1|V-1|silent|', 'd')"
+    )
     _apply(conn, 32, 32)
+
+    # The stored finding keeps its identity (and so its first-seen time) under the new key.
+    silent = Finding("silent", Severity.WARNING, "s1", "V-1", "c", "m", {})
+    assert repo.stored_findings(conn) == {repo.finding_key(silent, "acme"): (1, "d")}
 
     assert repo.get_contract(conn, "acme", "V-1") == old
     assert [c.id for c in repo.contracts_for_licence(conn, "acme", "L2")] == ["V-1"]

@@ -52,3 +52,7 @@ ALTER TABLE contract_licences_by_partner RENAME TO contract_licences;
 CREATE INDEX contract_licences_contract ON contract_licences(partner, contract_id);
 
 CREATE INDEX incidents_contract ON incidents(partner, contract_id);
+
+-- A finding's key names its partner too (two partners' contracts may share an id); the
+-- stored keys are brought to that form so no finding looks new (its run_at is kept).
+UPDATE contract_findings SET fkey = partner || '|' || fkey WHERE fkey <> '';
