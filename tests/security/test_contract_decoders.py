@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from collector.contracts.codec import contract_from_dict, contract_to_dict
 from collector.contracts.importer import (
     ImportFailed,
+    _RowInvalid,
+    contract_from_row,
     detect_format,
     parse_contracts,
     parse_releases,
@@ -277,3 +279,51 @@ def test_random_toml_tables(tables: list[dict[str, object]], plausible: bool) ->
 @given(st.text(alphabet=string.printable, max_size=400))
 def test_toml_looking_text(tail: str) -> None:
     decode("[[contract]]\n" + tail, "toml")
+
+
+# --- the JSON body of PUT /api/v1/contracts/{id} ------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=30),
+        WILD_TEXT,
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@SETTINGS
+@given(
+    st.dictionaries(st.sampled_from((*COLUMNS, "list_prices")), JSON_VALUES, max_size=8),
+    st.booleans(),
+)
+def test_random_json_contract_body(fields: dict[str, object], plausible: bool) -> None:
+    """What the route catches (``_RowInvalid``, ``ValueError``, ``CalendarError``) or a
+    contract every later read can show."""
+    data: dict[str, object] = dict(fields)
+    if plausible:
+        data = {
+            "customer": "Museum",
+            "plan": "maintenance-support",
+            "licence_ids": "L1",
+            "start": "2026-01-01",
+            **fields,
+        }
+    data["contract_id"] = "C-1"
+    data["partner"] = "acme"
+    try:
+        contract = contract_from_row(data, "|;")
+    except _RowInvalid as exc:
+        assert exc.message
+        event("refused")
+        return
+    event("accepted")
+    shown([contract])
