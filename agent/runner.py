@@ -190,6 +190,9 @@ class Agent:
             cameras_digest=(
                 None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
             ),
+            firmware_check=bool(
+                self.config.cameras is not None and self.config.cameras.firmware_check
+            ),
         )
 
     async def collect(self) -> None:

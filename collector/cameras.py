@@ -139,17 +139,34 @@ def _version_key(text: str) -> tuple[tuple[int, object], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-_ ]+", text) if p)
 
 
-def newest_firmware(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
-    """Newest firmware seen per (manufacturer, model) across the collector's fleet."""
+def newest_firmware(conn: sqlite3.Connection, partner_id: int) -> dict[tuple[str, str], str]:
+    """Newest firmware seen per (manufacturer, model) among ``partner_id``'s servers: one
+    partner's cameras never reveal (or judge by) another partner's firmware."""
     best: dict[tuple[str, str], str] = {}
     for r in conn.execute(
-        "SELECT DISTINCT manufacturer, model, firmware FROM cameras "
-        "WHERE removed_at IS NULL AND firmware != '' AND model != ''"
+        "SELECT DISTINCT c.manufacturer, c.model, c.firmware FROM cameras c "
+        "JOIN servers s ON s.id = c.server_id "
+        "WHERE s.partner_id = ? AND s.revoked_at IS NULL AND c.removed_at IS NULL "
+        "AND c.firmware != '' AND c.model != ''",
+        (partner_id,),
     ):
         k = (r[0], r[1])
         if k not in best or _version_key(r[2]) > _version_key(best[k]):
             best[k] = r[2]
     return best
+
+
+def firmware_check_on(conn: sqlite3.Connection, server_id: str) -> int | None:
+    """The server's partner id when its agent reports ``[cameras] firmware_check = true``
+    (in its latest report), else None: the comparison is opt-in, as on the agent."""
+    r = conn.execute("SELECT partner_id, state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    if r is None:
+        return None
+    try:
+        state = json.loads(r[1] or "{}")
+    except ValueError:
+        return None
+    return r[0] if isinstance(state, dict) and state.get("firmware_check") is True else None
 
 
 def availability(
@@ -188,7 +205,8 @@ WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 
 def list_cameras(conn: sqlite3.Connection, server_id: str, now: float) -> list[dict[str, object]]:
     """The server's current cameras with their latest details and availability."""
-    newest = newest_firmware(conn)
+    partner_id = firmware_check_on(conn, server_id)
+    newest = {} if partner_id is None else newest_firmware(conn, partner_id)
     events: dict[str, list[tuple[float, str | None, str]]] = {}
     for r in conn.execute(
         "SELECT key, at, from_verdict, to_verdict FROM camera_events "

@@ -97,6 +97,7 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         "software": rep.software,
         "camera_counts": counts,
         "dropped_reports": rep.dropped_reports,
+        "firmware_check": rep.firmware_check,
     }
     volumes = _encode(
         [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in rep.volumes]

@@ -200,6 +200,9 @@ class Report(Message, kw_only=True, gc=False):
     cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     """``protocol.camera_digest.cameras_digest`` of ``cameras``: lets the collector skip
     unchanged inventories without hashing them itself."""
+    firmware_check: bool = False
+    """The agent's ``[cameras] firmware_check``: only then does the collector mark a camera
+    whose firmware is older than the newest its partner's servers report for the model."""
 
 
 class ReportBatch(Message, kw_only=True, gc=False):

@@ -10,8 +10,8 @@ flap_threshold = 2        # same result on N probes in a row before a verdict ch
 snapshot = false          # also fetch a JPEG snapshot
 inventory_every = 10      # re-read services, profiles and stream URI every N probes
                           # (always when the device or its stream changed)
-firmware_check = false    # compare firmware between cameras of this server (the collector
-                          # does it across the fleet)
+firmware_check = false    # compare firmware between cameras of this server (reported, so
+                          # the collector compares with the partner's other servers too)
 discovery = false         # WS-Discovery: report cameras that answer but are not configured
 discovery_interfaces = ["eth0"]   # where to send the multicast Probe (names or IPv4)
 discovery_targets = []    # extra unicast targets, "host:port"

@@ -17,6 +17,8 @@ from collector.cli_options import common, opened_database
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.importer import (
+    MAX_YEAR,
+    MIN_YEAR,
     ImportFailed,
     csv_rows,
     detect_format,
@@ -56,11 +58,26 @@ def _read_file(path: str) -> str:
 
 
 def _instant(text: str | None) -> dt.datetime:
+    """ISO 8601 with an offset, in the years 1970-9999 (now when absent)."""
     if text is None:
         return dt.datetime.now(dt.UTC)
     t = dt.datetime.fromisoformat(text)
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset")
+    try:
+        utc = t.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or t.year < MIN_YEAR:
+        raise ValueError(f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
+    return t
+
+
+def _event_time(text: str | None) -> dt.datetime:
+    """An incident's opening or action time: as :func:`_instant`, not in the future."""
+    t = _instant(text)
+    if t.timestamp() > time.time() + 300:
+        raise ValueError(f"{text!r} is in the future")
     return t
 
 
@@ -87,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_contracts_list)
     p = contracts.add_parser("show", parents=[c], help="one contract with its history")
     p.add_argument("contract_id")
+    p.add_argument("--partner", help="whose contract (needed when several partners use the id)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_contracts_show)
 
@@ -113,6 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p = inc.add_parser("open", parents=[c], help="open an incident by hand")
     p.add_argument("--contract", required=True)
+    p.add_argument("--partner", help="whose contract (needed when several partners use the id)")
     p.add_argument("--priority", required=True)
     p.add_argument("--server")
     p.add_argument("--title", default="")
@@ -180,7 +199,6 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
     with opened_database(args) as db:
-        current = db.read_sync(repo.current_contracts)
         known = db.read_sync(
             lambda c: {r[0] for r in c.execute("SELECT name FROM partners").fetchall()}
         )
@@ -190,12 +208,25 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
                 f"nobody sees them until `vigil-collector partner add {name}`",
                 file=sys.stderr,
             )
-        plan = plan_import(current, incoming, remove_missing=not args.keep_missing)
-        if not args.dry_run and not plan.empty:
-            now = time.time()
-            db.write_sync(
-                lambda c: repo.apply_import(c, plan, now, f"import {Path(args.file).name}")
+        remove = not args.keep_missing
+        if args.dry_run:
+            plan = db.read_sync(
+                lambda c: plan_import(
+                    repo.all_current_contracts(c), incoming, remove_missing=remove
+                )
             )
+        else:
+            source = f"import {Path(args.file).name}"
+
+            def write(c: Any) -> Any:
+                # Planned and applied in one transaction: nothing changes in between.
+                planned = plan_import(
+                    repo.all_current_contracts(c), incoming, remove_missing=remove
+                )
+                repo.apply_import(c, planned, time.time(), source)
+                return planned
+
+            plan = db.write_sync(write)
     if args.json:
         _emit({"dry_run": args.dry_run, **plan.to_json()})
     else:
@@ -212,8 +243,14 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
 
 def cmd_contracts_list(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
-        contracts = db.read_sync(lambda c: repo.current_contracts(c, args.partner))
-    rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
+        contracts = db.read_sync(
+            lambda c: list(
+                repo.all_current_contracts(c).values()
+                if args.partner is None
+                else repo.current_contracts(c, args.partner).values()
+            )
+        )
+    rows = [contract_view(c) for c in sorted(contracts, key=lambda c: (c.id, c.partner))]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
     else:
@@ -225,10 +262,30 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owner(conn: Any, contract_id: str, partner: str | None) -> str:
+    """The partner whose contract ``contract_id`` is meant: ``partner`` if given, else the
+    only partner that has (or had) one of that id; ``LookupError`` when none or several."""
+    if partner is not None:
+        return partner
+    owners = repo.partners_with_contract(conn, contract_id)
+    if not owners:
+        raise LookupError(f"no contract {contract_id!r}")
+    if len(owners) > 1:
+        raise LookupError(
+            f"partners {', '.join(owners)} each have a contract {contract_id!r}; "
+            "name one with --partner"
+        )
+    return owners[0]
+
+
 def cmd_contracts_show(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
-        c = db.read_sync(lambda conn: repo.get_contract(conn, args.contract_id))
-        hist = db.read_sync(lambda conn: repo.history_json(conn, args.contract_id))
+        try:
+            owner = db.read_sync(lambda conn: _owner(conn, args.contract_id, args.partner))
+        except LookupError as exc:
+            return _fail(str(exc.args[0]))
+        c = db.read_sync(lambda conn: repo.get_contract(conn, owner, args.contract_id))
+        hist = db.read_sync(lambda conn: repo.history_json(conn, owner, args.contract_id))
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")
     data = {
@@ -281,7 +338,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"--at: {exc}")
     with opened_database(args) as db:
-        result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
+        try:
+            result = service.run_checks_sync(db, now, open_incidents=not args.no_incidents)
+        except (OverflowError, ValueError) as exc:
+            return _fail(f"--at: cannot evaluate the contracts then ({exc})")
     if args.json:
         _emit(result.to_json())
     else:
@@ -296,11 +356,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_incident_open(args: argparse.Namespace) -> int:
     try:
-        opened = _instant(args.opened)
+        opened = _event_time(args.opened)
     except ValueError as exc:
         return _fail(f"--opened: {exc}")
     with opened_database(args) as db:
-        contract = db.read_sync(lambda c: repo.get_contract(c, args.contract))
+        try:
+            owner = db.read_sync(lambda c: _owner(c, args.contract, args.partner))
+        except LookupError as exc:
+            return _fail(str(exc.args[0]))
+        contract = db.read_sync(lambda c: repo.get_contract(c, owner, args.contract))
         if contract is None:
             return _fail(f"no contract {args.contract!r}")
         plan = get_plan(contract.plan)
@@ -361,7 +425,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 def cmd_incident_action(args: argparse.Namespace) -> int:
     try:
-        at = _instant(args.at)
+        at = _event_time(args.at)
     except ValueError as exc:
         return _fail(f"--at: {exc}")
     with opened_database(args) as db:

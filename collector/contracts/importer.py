@@ -43,7 +43,9 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import math
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,12 +85,47 @@ class _RowInvalid(Exception):
         self.message = message
 
 
+MIN_YEAR = 1970
+MAX_YEAR = 9999
+"""Dates of a contract lie in these years (inclusive); anything else is a typo or an attack."""
+
+MAX_PRICE = 1_000_000_000.0
+MAX_LICENCES = 1000
+MAX_RENEWALS = 100
+
+_DATE_DE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
+_DATE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+_WHOLE = re.compile(r"[+-]?\d{1,9}")
+
+
 def parse_date(text: str) -> dt.date:
+    """``YYYY-MM-DD`` or ``DD.MM.YYYY`` in years 1970-9999; ``ValueError`` otherwise."""
     text = text.strip()
-    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text)
+    m = _DATE_DE.fullmatch(text)
     if m:
-        return dt.date(int(m[3]), int(m[2]), int(m[1]))
-    return dt.date.fromisoformat(text)
+        day = dt.date(int(m[3]), int(m[2]), int(m[1]))
+    elif _DATE_ISO.fullmatch(text):
+        day = dt.date.fromisoformat(text)
+    else:
+        raise ValueError(f"not a date: {text[:40]!r}")
+    return in_years(day)
+
+
+def in_years(day: dt.date) -> dt.date:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"{day.isoformat()} is outside the years {MIN_YEAR}-{MAX_YEAR}")
+    return day
+
+
+def clean_text(v: str) -> str | None:
+    """Why ``v`` cannot be stored as text (NUL, a lone surrogate), or None if it can."""
+    if "\x00" in v:
+        return "contains a NUL character"
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
 
 
 def parse_bool(text: str) -> bool:
@@ -115,9 +152,14 @@ def _text(row: Mapping[str, Any], key: str, limit: int = 256) -> str | None:
         return None
     if isinstance(v, bool) or not isinstance(v, str | int):
         raise _RowInvalid(key, "must be text")
+    if isinstance(v, int) and not -(2**63) < v < 2**63:
+        raise _RowInvalid(key, "must be text")
     v = str(v)
     if len(v) > limit:
         raise _RowInvalid(key, f"longer than {limit} characters")
+    bad = clean_text(v)
+    if bad:
+        raise _RowInvalid(key, bad)
     return v
 
 
@@ -125,14 +167,29 @@ def _date(row: Mapping[str, Any], key: str) -> dt.date | None:
     v = _get(row, key)
     if v is None:
         return None
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
     try:
-        return parse_date(str(v))
-    except ValueError:
-        raise _RowInvalid(key, f"not a date: {v!r} (YYYY-MM-DD or DD.MM.YYYY)") from None
+        if isinstance(v, dt.datetime):
+            return in_years(v.date())
+        if isinstance(v, dt.date):
+            return in_years(v)
+        if not isinstance(v, str):
+            raise ValueError(f"not a date: {v!r}")
+        return parse_date(v)
+    except ValueError as exc:
+        raise _RowInvalid(key, f"{exc} (YYYY-MM-DD or DD.MM.YYYY)") from None
+
+
+def whole_number(v: Any) -> int:
+    """An int, or text of at most nine digits; ``ValueError`` for anything else (floats,
+    booleans, ``nan``, ``inf``, ``1e308``, 20-digit numbers)."""
+    if isinstance(v, bool):
+        raise ValueError(f"not a whole number: {v!r}")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and _WHOLE.fullmatch(v.strip()):
+        return int(v.strip())
+    shown = v[:40] if isinstance(v, str) else v
+    raise ValueError(f"not a whole number: {shown!r}")
 
 
 def _int(row: Mapping[str, Any], key: str, lo: int = 0, hi: int = 100_000) -> int | None:
@@ -140,9 +197,9 @@ def _int(row: Mapping[str, Any], key: str, lo: int = 0, hi: int = 100_000) -> in
     if v is None:
         return None
     try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise _RowInvalid(key, f"not a whole number: {v!r}") from None
+        n = whole_number(v)
+    except ValueError as exc:
+        raise _RowInvalid(key, str(exc)) from None
     if not lo <= n <= hi:
         raise _RowInvalid(key, f"{n} is outside {lo}..{hi}")
     return n
@@ -194,6 +251,13 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
         raise _RowInvalid("renewals", str(exc)) from None
     if any(len(x) > 128 for x in licences):
         raise _RowInvalid("licence_ids", "a licence id is longer than 128 characters")
+    if len(licences) > MAX_LICENCES:
+        raise _RowInvalid("licence_ids", f"more than {MAX_LICENCES} licence ids")
+    bad = next((b for b in map(clean_text, licences) if b), None)
+    if bad:
+        raise _RowInvalid("licence_ids", f"a licence id {bad}")
+    if len(renewal_parts) > MAX_RENEWALS:
+        raise _RowInvalid("renewals", f"more than {MAX_RENEWALS} renewals")
     if not licences:
         raise _RowInvalid("licence_ids", "at least one licence id is needed")
     start = _date(row, "start")
@@ -214,22 +278,16 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
     renewals = []
     for part in renewal_parts:
         try:
-            months = int(part)
+            months = whole_number(part)
         except ValueError:
-            raise _RowInvalid("renewals", f"not a number of months: {part!r}") from None
+            raise _RowInvalid("renewals", f"not a number of months: {part[:40]!r}") from None
         if not 1 <= months <= 120:
             raise _RowInvalid("renewals", f"{months} months is outside 1..120")
         renewals.append(Renewal(months))
     calendar = _calendar(row, plan.calendar)
-    prices_in = row.get("list_prices") or {}
-    if not isinstance(prices_in, Mapping):
-        raise _RowInvalid("list_prices", "must be a table of module = price")
-    try:
-        prices = tuple(sorted((str(k), float(v)) for k, v in prices_in.items()))
-    except (TypeError, ValueError):
-        raise _RowInvalid("list_prices", "prices must be numbers") from None
+    prices = _prices(row.get("list_prices") or {})
     bought = _bool(row, "bought_with_software")
-    return Contract(
+    contract = Contract(
         id=required["contract_id"],
         customer=required["customer"],
         partner=required["partner"],
@@ -249,6 +307,50 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
         list_prices=prices,
         sma_bought_with_software=True if bought is None else bought,
     )
+    _readable(contract)
+    return contract
+
+
+def _prices(prices_in: Any) -> tuple[tuple[str, float], ...]:
+    """Module -> list price: finite, 0..1e9 (a NaN or 1e308 would break every report)."""
+    if not isinstance(prices_in, Mapping):
+        raise _RowInvalid("list_prices", "must be a table of module = price")
+    if len(prices_in) > 1000:
+        raise _RowInvalid("list_prices", "more than 1000 modules")
+    out = []
+    for k, v in prices_in.items():
+        if not isinstance(k, str) or len(k) > 128 or clean_text(k):
+            raise _RowInvalid("list_prices", "module names must be text of at most 128")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _RowInvalid("list_prices", f"{k}: the price must be a number")
+        if not (isinstance(v, int) or math.isfinite(v)) or not 0 <= v <= MAX_PRICE:
+            raise _RowInvalid("list_prices", f"{k}: the price must be 0..{MAX_PRICE:.0f}")
+        out.append((k, float(v)))
+    return tuple(sorted(out))
+
+
+def _readable(contract: Contract) -> None:
+    """Refuse a contract whose term, coverage or checks cannot be computed (a date so near
+    9999 that its end overflows): stored, it would break every later list and check run."""
+    from collector.contracts.checks import ServerFacts, check_server
+    from collector.contracts.terms import evaluate_term
+
+    try:
+        term = evaluate_term(contract)
+        today = dt.date.today()
+        for day in (today, term.anchor, term.end, term.grace_until):
+            if day is not None:
+                term.status(day)
+                term.period_end_after(day)
+                term.last_day_to_cancel(day)
+        server = ServerFacts(
+            server_id="-", licence_id=contract.licence_ids[0], installed_on=contract.installed_on
+        )
+        check_server(server, [contract], time.time())
+    except (ValueError, OverflowError, ArithmeticError, CalendarError) as exc:
+        raise _RowInvalid(
+            None, f"the term cannot be computed ({exc}); check the dates and lengths"
+        ) from None
 
 
 def _calendar(row: Mapping[str, Any], default: CalendarSpec) -> CalendarSpec | None:
@@ -275,17 +377,30 @@ def _sniff_delimiter(header: str) -> str:
 
 
 def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
+    """(line, row by lower-cased header) of a CSV text; a line the ``csv`` module cannot
+    read (a bare carriage return inside a field, a field over its size limit) ends the
+    rows with an ``__error__`` row, so the caller reports it like any other bad line."""
     text = text.lstrip("\ufeff")
     first = text.splitlines()[0] if text.strip() else ""
     delim = _sniff_delimiter(first)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     try:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as exc:
+        yield 1, {"__error__": f"CSV: {exc}"}
+        return
     names = [h.strip().lower() for h in header]
     line = reader.line_num
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line + 1, {"__error__": f"CSV: {exc}"}
+            return
         start_line = line + 1
         line = reader.line_num
         if not any(v.strip() for v in values):
@@ -307,6 +422,8 @@ def _toml_tables(text: str, key: str) -> Iterable[tuple[int, dict[str, Any]]]:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ImportFailed([RowError(int(m[1]) if m else 1, f"TOML: {exc}")]) from None
+    except RecursionError:
+        raise ImportFailed([RowError(1, "TOML: nested too deeply")]) from None
     tables = data.get(key, [])
     if not isinstance(tables, list):
         raise ImportFailed([RowError(1, f"[[{key}]] must be an array of tables")])
@@ -442,18 +559,21 @@ class ImportPlan:
 
 
 def plan_import(
-    current: Mapping[str, Contract], incoming: Iterable[Contract], *, remove_missing: bool = True
+    current: Mapping[Any, Contract], incoming: Iterable[Contract], *, remove_missing: bool = True
 ) -> ImportPlan:
     """Compare. With ``remove_missing`` a contract of a partner present in the file that
     the file no longer lists is removed (an ERP export is the partner's full set);
-    partners absent from the file are left alone."""
+    partners absent from the file are left alone. Contracts are matched by (partner, id):
+    an id is unique per partner only, so a file never changes another partner's contract
+    of the same id (``current``'s keys are not used)."""
     result = ImportPlan()
     incoming = list(incoming)
     partners = {c.partner for c in incoming}
-    ids = set()
+    by_key = {(c.partner, c.id): c for c in current.values()}
+    keys = set()
     for c in incoming:
-        ids.add(c.id)
-        old = current.get(c.id)
+        keys.add((c.partner, c.id))
+        old = by_key.get((c.partner, c.id))
         if old is None:
             result.added.append(c)
         elif old != c:
@@ -467,6 +587,6 @@ def plan_import(
             result.unchanged += 1
     if remove_missing:
         result.removed = [
-            c for cid, c in sorted(current.items()) if cid not in ids and c.partner in partners
+            c for key, c in sorted(by_key.items()) if key not in keys and c.partner in partners
         ]
     return result

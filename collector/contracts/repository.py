@@ -37,11 +37,9 @@ def _dumps(v: object) -> str:
 # --- contracts -------------------------------------------------------------------------
 
 
-def current_contracts(conn: Conn, partner: str | None = None) -> dict[str, Contract]:
-    if partner is None:
-        rows = conn.execute("SELECT data FROM contracts").fetchall()
-    else:
-        rows = conn.execute("SELECT data FROM contracts WHERE partner = ?", (partner,)).fetchall()
+def current_contracts(conn: Conn, partner: str) -> dict[str, Contract]:
+    """One partner's current contracts by id (ids are unique per partner only)."""
+    rows = conn.execute("SELECT data FROM contracts WHERE partner = ?", (partner,)).fetchall()
     out = {}
     for r in rows:
         c = contract_from_dict(json.loads(r[0]))
@@ -49,16 +47,45 @@ def current_contracts(conn: Conn, partner: str | None = None) -> dict[str, Contr
     return out
 
 
-def get_contract(conn: Conn, contract_id: str) -> Contract | None:
-    r = conn.execute("SELECT data FROM contracts WHERE id = ?", (contract_id,)).fetchone()
+def all_current_contracts(conn: Conn) -> dict[tuple[str, str], Contract]:
+    """Every partner's current contracts by (partner, id), for the check run and the
+    administrator's import (which may name several partners)."""
+    out = {}
+    for r in conn.execute("SELECT data FROM contracts").fetchall():
+        c = contract_from_dict(json.loads(r[0]))
+        out[(c.partner, c.id)] = c
+    return out
+
+
+def get_contract(conn: Conn, partner: str, contract_id: str) -> Contract | None:
+    r = conn.execute(
+        "SELECT data FROM contracts WHERE partner = ? AND id = ?", (partner, contract_id)
+    ).fetchone()
     return None if r is None else contract_from_dict(json.loads(r[0]))
 
 
-def contracts_for_licence(conn: Conn, licence_id: str) -> list[Contract]:
+def partners_with_contract(conn: Conn, contract_id: str) -> list[str]:
+    """The partners that have (or had) a contract ``contract_id``: for the administrator's
+    CLI, which names a contract by id and must not guess between partners."""
+    return sorted(
+        {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT partner FROM contract_versions WHERE contract_id = ?",
+                (contract_id,),
+            )
+        }
+    )
+
+
+def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Contract]:
+    """``partner``'s current contracts covering ``licence_id``; another partner's contract
+    naming the same licence id never counts."""
     rows = conn.execute(
-        "SELECT c.data FROM contract_licences l JOIN contracts c ON c.id = l.contract_id "
-        "WHERE l.licence_id = ?",
-        (licence_id,),
+        "SELECT c.data FROM contract_licences l JOIN contracts c "
+        "ON c.partner = l.partner AND c.id = l.contract_id "
+        "WHERE l.partner = ? AND l.licence_id = ?",
+        (partner, licence_id),
     ).fetchall()
     return [contract_from_dict(json.loads(r[0])) for r in rows]
 
@@ -70,28 +97,27 @@ def partner_has_contracts(conn: Conn, partner: str) -> bool:
     )
 
 
-def history(conn: Conn, contract_id: str) -> list[ContractVersion]:
-    rows = conn.execute(
+def _version_rows(conn: Conn, partner: str, contract_id: str) -> list[Any]:
+    return conn.execute(
         "SELECT version, valid_from, removed, data, source FROM contract_versions "
-        "WHERE contract_id = ? ORDER BY version",
-        (contract_id,),
+        "WHERE partner = ? AND contract_id = ? ORDER BY version",
+        (partner, contract_id),
     ).fetchall()
+
+
+def history(conn: Conn, partner: str, contract_id: str) -> list[ContractVersion]:
+    """Every version of ``partner``'s contract ``contract_id`` (never another partner's)."""
     return [
         ContractVersion(
             dt.datetime.fromtimestamp(r[1], dt.UTC),
             None if r[2] else contract_from_dict(json.loads(r[3])),
             r[4],
         )
-        for r in rows
+        for r in _version_rows(conn, partner, contract_id)
     ]
 
 
-def history_json(conn: Conn, contract_id: str) -> list[dict[str, object]]:
-    rows = conn.execute(
-        "SELECT version, valid_from, removed, data, source FROM contract_versions "
-        "WHERE contract_id = ? ORDER BY version",
-        (contract_id,),
-    ).fetchall()
+def history_json(conn: Conn, partner: str, contract_id: str) -> list[dict[str, object]]:
     return [
         {
             "version": r[0],
@@ -100,7 +126,7 @@ def history_json(conn: Conn, contract_id: str) -> list[dict[str, object]]:
             "contract": None if r[2] else json.loads(r[3]),
             "source": r[4],
         }
-        for r in rows
+        for r in _version_rows(conn, partner, contract_id)
     ]
 
 
@@ -112,29 +138,39 @@ def record_version(
     now: float,
     source: str,
 ) -> int:
-    """Append a version (``None`` = removed) and update the current-contract cache."""
+    """Append a version (``None`` = removed) of ``partner``'s contract and update the
+    current-contract cache; nothing of another partner is read or written."""
+    if contract is not None and (contract.partner != partner or contract.id != contract_id):
+        raise ValueError(
+            f"contract {contract.id!r} of {contract.partner!r} recorded as "
+            f"{contract_id!r} of {partner!r}"
+        )
     r = conn.execute(
-        "SELECT MAX(version) FROM contract_versions WHERE contract_id = ?", (contract_id,)
+        "SELECT MAX(version) FROM contract_versions WHERE partner = ? AND contract_id = ?",
+        (partner, contract_id),
     ).fetchone()
     version = (r[0] or 0) + 1
     data = _dumps(contract_to_dict(contract)) if contract is not None else "{}"
     conn.execute(
-        "INSERT INTO contract_versions (contract_id, version, valid_from, partner, removed, "
+        "INSERT INTO contract_versions (partner, contract_id, version, valid_from, removed, "
         "data, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (contract_id, version, now, partner, 0 if contract else 1, data, source),
+        (partner, contract_id, version, now, 0 if contract else 1, data, source),
     )
-    conn.execute("DELETE FROM contract_licences WHERE contract_id = ?", (contract_id,))
-    conn.execute("DELETE FROM contracts WHERE id = ?", (contract_id,))
+    conn.execute(
+        "DELETE FROM contract_licences WHERE partner = ? AND contract_id = ?",
+        (partner, contract_id),
+    )
+    conn.execute("DELETE FROM contracts WHERE partner = ? AND id = ?", (partner, contract_id))
     if contract is not None:
         conn.execute(
-            "INSERT INTO contracts (id, version, partner, customer, plan, data, updated_at) "
+            "INSERT INTO contracts (partner, id, version, customer, plan, data, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (contract.id, version, contract.partner, contract.customer, contract.plan, data, now),
+            (partner, contract.id, version, contract.customer, contract.plan, data, now),
         )
         for lic in sorted(set(contract.licence_ids)):
             conn.execute(
-                "INSERT INTO contract_licences (licence_id, contract_id) VALUES (?, ?)",
-                (lic, contract.id),
+                "INSERT INTO contract_licences (partner, licence_id, contract_id) VALUES (?, ?, ?)",
+                (partner, lic, contract.id),
             )
     return version
 
@@ -274,7 +310,8 @@ def _fleet_facts(
     since = now - window_days * DAY if since is None else since
     sql = (
         "SELECT s.id, s.machine_id, s.licence_id, s.last_seen, s.enrolled_at, "
-        "s.reports_received, s.state, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "s.reports_received, s.state, p.name, s.partner_id "
+        "FROM servers s JOIN partners p ON p.id = s.partner_id "
         "WHERE s.revoked_at IS NULL"
     )
     params: tuple[Any, ...] = ()
@@ -282,13 +319,16 @@ def _fleet_facts(
         sql += " AND p.name = ?"
         params = (partner,)
     rows = conn.execute(sql, params).fetchall()
-    first_machine: dict[str, tuple[float, str]] = {}
+    # The machine a licence was first bound to, per partner: another partner's server
+    # claiming the same licence id says nothing about this partner's hardware.
+    first_machine: dict[tuple[int, str], tuple[float, str]] = {}
     for r in conn.execute(
-        "SELECT licence_id, machine_id, enrolled_at FROM servers WHERE licence_id IS NOT NULL"
+        "SELECT partner_id, licence_id, machine_id, enrolled_at FROM servers "
+        "WHERE licence_id IS NOT NULL"
     ):
-        prev = first_machine.get(r[0])
-        if prev is None or r[2] < prev[0]:
-            first_machine[r[0]] = (r[2], r[1])
+        prev = first_machine.get((r[0], r[1]))
+        if prev is None or r[3] < prev[0]:
+            first_machine[(r[0], r[1])] = (r[3], r[2])
     made: dict[str, list[float]] = defaultdict(list)
     attempted: set[str] = set()
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
@@ -333,7 +373,7 @@ def _fleet_facts(
                 server_id=sid,
                 licence_id=lic,
                 machine_id=r[1],
-                licensed_machine_id=first_machine.get(lic, (0, None))[1] if lic else None,
+                licensed_machine_id=(first_machine.get((r[8], lic), (0, None))[1] if lic else None),
                 installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
                 last_seen=r[3],
                 uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
@@ -372,10 +412,12 @@ def server_modules(conn: Conn, server_id: str) -> list[str]:
 # --- findings ----------------------------------------------------------------------------
 
 
-def finding_key(f: Finding) -> str:
-    """What identifies a finding from one run to the next."""
+def finding_key(f: Finding, partner: str = "") -> str:
+    """What identifies a finding from one run to the next. The partner is part of it: two
+    partners may each have a contract of the same id (a support-case finding names no
+    server)."""
     window = f.evidence.get("window", "") if f.kind == "support_cases_over_limit" else ""
-    return f"{f.server_id or ''}|{f.contract_id or ''}|{f.kind}|{window}"
+    return f"{partner}|{f.server_id or ''}|{f.contract_id or ''}|{f.kind}|{window}"
 
 
 @dataclass
@@ -403,12 +445,26 @@ def diff_findings(
     run_at: float,
     partner_of_server: Mapping[str, str],
     partner_of_contract: Mapping[str, str],
+    partners: Sequence[str] | None = None,
+    keep_partners: Iterable[str] = (),
 ) -> FindingChanges:
-    """Rows to insert, update and delete so the table holds exactly ``findings``."""
+    """Rows to insert, update and delete so the table holds exactly ``findings``.
+
+    ``partners`` (one per finding) says whose each finding is; without it the partner is
+    looked up by server, then by contract id (only unambiguous for a single partner).
+    Stored findings of ``keep_partners`` (whose evaluation failed) are not deleted."""
     changes = FindingChanges([], [], [])
     seen: set[str] = set()
-    for f in findings:
-        key = finding_key(f)
+    for i, f in enumerate(findings):
+        if partners is not None:
+            partner = partners[i]
+        else:
+            partner = (
+                partner_of_server.get(f.server_id or "")
+                or partner_of_contract.get(f.contract_id or "")
+                or ""
+            )
+        key = finding_key(f, partner)
         if key in seen:
             continue
         seen.add(key)
@@ -417,11 +473,6 @@ def diff_findings(
         old = stored.get(key)
         if old is not None and old[1] == digest:
             continue
-        partner = (
-            partner_of_server.get(f.server_id or "")
-            or partner_of_contract.get(f.contract_id or "")
-            or ""
-        )
         values = (
             partner,
             f.server_id,
@@ -437,7 +488,12 @@ def diff_findings(
             changes.inserts.append((run_at, key, *values))
         else:
             changes.updates.append((*values, old[0]))
-    changes.deletes = [row_id for key, (row_id, _) in stored.items() if key not in seen]
+    kept = tuple(f"{p}|" for p in keep_partners)
+    changes.deletes = [
+        row_id
+        for key, (row_id, _) in stored.items()
+        if key not in seen and not (kept and key.startswith(kept))
+    ]
     return changes
 
 
@@ -600,15 +656,28 @@ def open_finding_keys(conn: Conn) -> set[str]:
     }
 
 
-def support_cases(conn: Conn) -> list[SupportCase]:
-    """Incidents opened by hand count as support cases of their contract."""
-    return [
-        SupportCase(r[0], r[1], float(r[2]), r[3])
-        for r in conn.execute(
-            "SELECT id, contract_id, opened_at, server_id FROM incidents "
-            "WHERE source = 'manual' AND contract_id IS NOT NULL"
-        )
-    ]
+def support_cases(conn: Conn, partner: str) -> list[SupportCase]:
+    """Incidents ``partner`` opened by hand count as support cases of its contract (a
+    contract id is ``partner``'s own: another partner's cases never count)."""
+    return support_cases_by_partner(conn, partner).get(partner, [])
+
+
+def support_cases_by_partner(
+    conn: Conn, partner: str | None = None
+) -> dict[str, list[SupportCase]]:
+    """Support cases per partner (every partner's when ``partner`` is None)."""
+    sql = (
+        "SELECT id, contract_id, opened_at, server_id, partner FROM incidents "
+        "WHERE source = 'manual' AND contract_id IS NOT NULL"
+    )
+    params: tuple[Any, ...] = ()
+    if partner is not None:
+        sql += " AND partner = ?"
+        params = (partner,)
+    out: dict[str, list[SupportCase]] = defaultdict(list)
+    for r in conn.execute(sql, params):
+        out[r[4]].append(SupportCase(r[0], r[1], float(r[2]), r[3]))
+    return dict(out)
 
 
 # --- the scheduler lease ----------------------------------------------------------------

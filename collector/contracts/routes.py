@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+import aiohttp.http_exceptions
 from aiohttp import web
 
 from collector.appkeys import DB
@@ -27,8 +29,11 @@ from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.calendar import CalendarError
 from collector.contracts.importer import (
+    MAX_YEAR,
+    MIN_YEAR,
     ImportFailed,
     _RowInvalid,
+    clean_text,
     contract_from_row,
     detect_format,
     parse_contracts,
@@ -57,33 +62,111 @@ CHECK_INTERVAL_S = 300.0
 CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
 
 
+async def _whole_body(request: web.Request, limit: int, what: str = "body") -> bytes:
+    """The complete body, or a 4xx: nothing is planned from part of a file.
+
+    ``StreamReader.read(n)`` returns as soon as *some* bytes are there, so a body arriving
+    in several pieces would be cut at the first; this reads to the end. A body shorter than
+    its ``Content-Length`` (the client closed the connection) is refused."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = await request.content.read(256 * 1024)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
+            chunks.append(chunk)
+    except (
+        ConnectionError,
+        aiohttp.ClientPayloadError,
+        aiohttp.http_exceptions.HttpProcessingError,
+    ):
+        raise ApiError(
+            400, "incomplete_body", f"the {what} ended before its Content-Length; nothing changed"
+        ) from None
+    if declared is not None and size != declared:
+        raise ApiError(
+            400,
+            "incomplete_body",
+            f"the {what} has {size} of {declared} bytes; nothing changed",
+        )
+    return b"".join(chunks)
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise ApiError(413, "too_large", f"body larger than {MAX_JSON_BODY} bytes")
+    raw = await _whole_body(request, MAX_JSON_BODY)
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "invalid_json", "the body has a string that is not valid Unicode"
+        ) from None
     return data
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _instant(value: Any, field: str) -> dt.datetime:
+    """An ISO 8601 time with its UTC offset, in the years 1970-9999 (now when absent)."""
     if value is None:
         return dt.datetime.now(dt.UTC)
+    if not isinstance(value, str) or len(value) > 64:
+        raise ApiError(400, "invalid_field", f"{field} must be an ISO 8601 time", field)
     try:
-        t = dt.datetime.fromisoformat(str(value))
+        t = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
     if t.tzinfo is None or t.utcoffset() is None:
         raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field)
+    try:
+        utc = t.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or not MIN_YEAR <= t.year:
+        raise ApiError(
+            400, "invalid_field", f"{field} must lie in the years {MIN_YEAR}-{MAX_YEAR}", field
+        )
     return t
+
+
+def _not_future(t: dt.datetime, field: str) -> dt.datetime:
+    if t.timestamp() > time.time() + 300:
+        raise ApiError(400, "invalid_field", f"{field} is in the future", field)
+    return t
+
+
+def _page(request: web.Request, rows: list[Any]) -> list[Any]:
+    """``?limit=N`` (1..10000) and ``?offset=N`` (0..1e9) of a listing; anything else (inf,
+    -1, 1.5, empty) is a 400 that names the parameter."""
+    values = {}
+    for name, lo, hi in (("limit", 1, 10_000), ("offset", 0, 1_000_000_000)):
+        text = request.query.get(name)
+        if text is None:
+            continue
+        if not text.isascii() or not text.isdigit() or len(text) > 10 or not lo <= int(text) <= hi:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be a whole number {lo}..{hi}", name
+            )
+        values[name] = int(text)
+    start = values.get("offset", 0)
+    limit = values.get("limit")
+    return rows[start:] if limit is None else rows[start : start + limit]
 
 
 def _str_field(
@@ -96,6 +179,9 @@ def _str_field(
         return None
     if not isinstance(v, str) or len(v) > limit:
         raise ApiError(400, "invalid_field", f"{key} must be a string of at most {limit}", key)
+    bad = clean_text(v)
+    if bad:
+        raise ApiError(400, "invalid_field", f"{key} {bad}", key)
     return v
 
 
@@ -105,14 +191,15 @@ def _str_field(
 async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
-    rows = [contract_view(c) for c in sorted(contracts.values(), key=lambda c: c.id)]
+    chosen = _page(request, sorted(contracts.values(), key=lambda c: c.id))
+    rows = [contract_view(c) for c in chosen]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
 
 async def _own_contract(request: web.Request, contract_id: str) -> Any:
     partner = partner_of(request)
-    c = await request.app[DB].read(lambda conn: repo.get_contract(conn, contract_id))
-    if c is None or c.partner != partner.name:
+    c = await request.app[DB].read(lambda conn: repo.get_contract(conn, partner.name, contract_id))
+    if c is None:
         raise ApiError(404, "not_found", f"no contract {contract_id!r}")
     return c
 
@@ -120,7 +207,8 @@ async def _own_contract(request: web.Request, contract_id: str) -> Any:
 async def get_contract(request: web.Request) -> web.Response:
     cid = request.match_info["contract_id"]
     c = await _own_contract(request, cid)
-    hist = await request.app[DB].read(lambda conn: repo.history_json(conn, cid))
+    partner = partner_of(request)
+    hist = await request.app[DB].read(lambda conn: repo.history_json(conn, partner.name, cid))
     return web.json_response({"contract": contract_view(c), "history": hist})
 
 
@@ -140,9 +228,7 @@ async def put_contract(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_field", str(exc)) from None
 
     def write(conn: Any) -> tuple[bool, int | None]:
-        old = repo.get_contract(conn, cid)
-        if old is not None and old.partner != partner.name:
-            raise ApiError(404, "not_found", f"no contract {cid!r}")
+        old = repo.get_contract(conn, partner.name, cid)
         if old == contract:
             return False, None
         return True, repo.record_version(conn, cid, partner.name, contract, time.time(), "api")
@@ -172,11 +258,7 @@ async def import_contracts(request: web.Request) -> web.Response:
     """Body: the CSV or TOML file (``Content-Type`` text/csv or application/toml, else
     detected); ``?dry_run=1`` only reports; ``?keep_missing=1`` removes nothing."""
     partner = partner_of(request)
-    if request.content_length is not None and request.content_length > MAX_IMPORT_BODY:
-        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
-    raw = await request.content.read(MAX_IMPORT_BODY + 1)
-    if len(raw) > MAX_IMPORT_BODY:
-        raise ApiError(413, "too_large", f"file larger than {MAX_IMPORT_BODY} bytes")
+    raw = await _whole_body(request, MAX_IMPORT_BODY, "file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -184,7 +266,10 @@ async def import_contracts(request: web.Request) -> web.Response:
     ctype = request.content_type
     fmt = "toml" if "toml" in ctype else "csv" if "csv" in ctype else detect_format("", text)
     try:
-        incoming = parse_contracts(text, fmt)
+        # Seconds of pure Python for a large file: off the event loop, as the check run.
+        incoming = await asyncio.get_running_loop().run_in_executor(
+            None, parse_contracts, text, fmt
+        )
     except ImportFailed as exc:
         raise ApiError(
             400,
@@ -231,14 +316,21 @@ async def list_findings(request: web.Request) -> web.Response:
     (re-evaluating a past day against the current contract record)."""
     partner = partner_of(request)
     at = request.query.get("at")
+    _page(request, [])
     if at is None:
         rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
     else:
         when = _instant(at, "at").timestamp()
-        found = await request.app[DB].read(
-            lambda c: service.findings_for_partner(c, partner.name, when)
-        )
+        try:
+            found = await request.app[DB].read(
+                lambda c: service.findings_for_partner(c, partner.name, when)
+            )
+        except (OverflowError, ValueError, CalendarError) as exc:
+            raise ApiError(
+                400, "invalid_parameter", f"cannot evaluate the contracts at {at}: {exc}", "at"
+            ) from None
         rows = [f.to_json() for f in found]
+    rows = _page(request, rows)
     return web.json_response({"findings": rows, "count": len(rows)})
 
 
@@ -248,9 +340,10 @@ async def list_findings(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     partner = partner_of(request)
     state = request.query.get("state")
+    _page(request, [])
     incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
     now = dt.datetime.now(dt.UTC)
-    rows = [incident_to_json(i, now) for i in incs]
+    rows = [incident_to_json(i, now) for i in _page(request, incs)]
     return web.json_response({"incidents": rows, "count": len(rows)})
 
 
@@ -277,9 +370,7 @@ async def create_incident(request: web.Request) -> web.Response:
     priority = _str_field(data, "priority", required=True)
     server_id = _str_field(data, "server_id")
     title = _str_field(data, "title", limit=2000) or ""
-    opened = _instant(data.get("opened_at"), "opened_at")
-    if opened.timestamp() > time.time() + 300:
-        raise ApiError(400, "invalid_field", "opened_at is in the future", "opened_at")
+    opened = _not_future(_instant(data.get("opened_at"), "opened_at"), "opened_at")
     assert cid is not None and priority is not None
     contract = await _own_contract(request, cid)
     if server_id is not None:
@@ -304,8 +395,20 @@ async def create_incident(request: web.Request) -> web.Response:
         title=title,
         by=partner.name,
     )
+    shown = _readable_incident(inc)
     await request.app[DB].write(lambda c: repo.insert_incident(c, inc, partner.name, time.time()))
-    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)), status=201)
+    return web.json_response(shown, status=201)
+
+
+def _readable_incident(inc: Any) -> dict[str, Any]:
+    """The incident as every later read shows it; an incident whose clocks cannot be
+    computed is refused before it is stored (it would break each list of incidents)."""
+    try:
+        return incident_to_json(inc, dt.datetime.now(dt.UTC))
+    except (OverflowError, ValueError, CalendarError) as exc:
+        raise ApiError(
+            400, "invalid_field", f"the incident's clocks cannot be computed: {exc}"
+        ) from None
 
 
 async def incident_action(request: web.Request) -> web.Response:
@@ -318,7 +421,7 @@ async def incident_action(request: web.Request) -> web.Response:
     if action is Action.OPEN:
         raise ApiError(404, "not_found", "open an incident with POST /api/v1/incidents")
     data = await _json_body(request)
-    at = _instant(data.get("at"), "at")
+    at = _not_future(_instant(data.get("at"), "at"), "at")
     by = _str_field(data, "by") or partner.name
     note = _str_field(data, "note", limit=4000) or ""
     iid = request.match_info["incident_id"]
@@ -331,11 +434,11 @@ async def incident_action(request: web.Request) -> web.Response:
             new = apply(got[0], action, at, by=by, note=note)
         except TransitionError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
+        shown = _readable_incident(new)
         repo.save_incident(conn, new, time.time())
-        return new
+        return shown
 
-    inc = await request.app[DB].write(write)
-    return web.json_response(incident_to_json(inc, dt.datetime.now(dt.UTC)))
+    return web.json_response(await request.app[DB].write(write))
 
 
 async def get_priority_map(request: web.Request) -> web.Response:
@@ -424,8 +527,8 @@ async def sla_due(request: web.Request) -> web.Response:
             hours=q.get("hours"),
         )
         result = due_times(plan, priority, opened, spec)
-    except CalendarError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    except (CalendarError, OverflowError, ValueError) as exc:
+        raise ApiError(400, "invalid_parameter", f"cannot compute the due times: {exc}") from None
     return web.json_response(result.to_json())
 
 
@@ -519,7 +622,9 @@ def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
 
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/contracts": {"get": _op("The partner's contracts with coverage today")},
+    "/api/v1/contracts": {
+        "get": _op("The partner's contracts with coverage today (?limit=&offset=)")
+    },
     "/api/v1/contracts/import": {
         "post": _op("Import contracts (CSV or TOML body; ?dry_run=1, ?keep_missing=1)")
     },
@@ -529,10 +634,12 @@ OPENAPI_PATHS: dict[str, Any] = {
         "delete": _op("Remove a contract (a removed version)", "contract_id"),
     },
     "/api/v1/contract-findings": {
-        "get": _op("Findings of the last check run; ?at=TIME evaluates at that instant")
+        "get": _op(
+            "Findings of the last check run; ?at=TIME evaluates at that instant (?limit=&offset=)"
+        )
     },
     "/api/v1/incidents": {
-        "get": _op("Incidents with their response/resolution clocks (?state=)"),
+        "get": _op("Incidents with their response/resolution clocks (?state=&limit=&offset=)"),
         "post": _op("Open an incident by hand (opened_at kept as given)", body=True),
     },
     "/api/v1/incidents/{incident_id}": {"get": _op("One incident", "incident_id")},

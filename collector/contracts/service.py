@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 class CheckInputs:
     now: float
     fleet: repo.Fleet
-    contracts: dict[str, Contract]
+    contracts: dict[tuple[str, str], Contract]
+    """Every partner's current contracts by (partner, contract id)."""
     releases: dict[tuple[str, str], dt.date]
-    cases: list[SupportCase]
+    cases: dict[str, list[SupportCase]]
+    """Support cases per partner."""
     open_keys: set[str]
     priority_maps: dict[str, dict[str, str | None]]
     stored_findings: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -46,6 +48,10 @@ class CheckResult:
     """(incident, partner, finding key)."""
     partner_of_server: dict[str, str] = field(default_factory=dict)
     partner_of_contract: dict[str, str] = field(default_factory=dict)
+    finding_partners: list[str] | None = None
+    """Whose each finding is (same order as ``findings``)."""
+    failed_partners: set[str] = field(default_factory=set)
+    """Partners whose evaluation failed: their stored findings are left as they are."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,9 +68,9 @@ def gather(conn: Any, now: float) -> CheckInputs:
     return CheckInputs(
         now=now,
         fleet=fleet,
-        contracts=repo.current_contracts(conn),
+        contracts=repo.all_current_contracts(conn),
         releases=repo.load_releases(conn),
-        cases=repo.support_cases(conn),
+        cases=repo.support_cases_by_partner(conn),
         open_keys=repo.open_finding_keys(conn),
         priority_maps={p: repo.priority_map(conn, p) for p in partners},
         stored_findings=repo.stored_findings(conn),
@@ -72,34 +78,55 @@ def gather(conn: Any, now: float) -> CheckInputs:
 
 
 def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
+    """Evaluate each partner's servers against that partner's contracts only: a contract
+    of another partner naming the same licence id never covers a server."""
     now = inputs.now
-    findings = evaluate(
-        inputs.fleet.servers,
-        inputs.contracts.values(),
-        now,
-        releases=inputs.releases,
-        cases=inputs.cases,
-    )
+    servers_of: dict[str, list[Any]] = {}
+    for s in inputs.fleet.servers:
+        servers_of.setdefault(inputs.fleet.partner_of_server.get(s.server_id, ""), []).append(s)
+    contracts_of: dict[str, dict[str, Contract]] = {}
+    for (partner, cid), c in inputs.contracts.items():
+        contracts_of.setdefault(partner, {})[cid] = c
+    findings: list[Finding] = []
+    finding_partners: list[str] = []
+    failed: set[str] = set()
+    for partner in sorted(set(servers_of) | set(contracts_of)):
+        try:
+            found = evaluate(
+                servers_of.get(partner, []),
+                contracts_of.get(partner, {}).values(),
+                now,
+                releases=inputs.releases,
+                cases=inputs.cases.get(partner, []),
+            )
+        except (ArithmeticError, ValueError, LookupError, TypeError):
+            # One partner's unreadable contract (stored before its values were checked)
+            # must not stop the checks of every other partner; its findings are kept.
+            log.exception("contract checks of partner %r failed; the others are checked", partner)
+            failed.add(partner)
+            continue
+        findings.extend(found)
+        finding_partners.extend([partner] * len(found))
     result = CheckResult(
         run_at=now,
         findings=findings,
         partner_of_server=inputs.fleet.partner_of_server,
-        partner_of_contract={c.id: c.partner for c in inputs.contracts.values()},
+        finding_partners=finding_partners,
+        failed_partners=failed,
     )
     if not open_incidents:
         return result
     opened_at = dt.datetime.fromtimestamp(now, dt.UTC)
-    for f in findings:
+    for f, partner in zip(findings, finding_partners, strict=True):
         if f.server_id is None or f.contract_id is None:
             continue
-        contract = inputs.contracts.get(f.contract_id)
+        contract = contracts_of.get(partner, {}).get(f.contract_id)
         if contract is None:
             continue
         key = f"{f.server_id}:{f.kind}"
         if key in inputs.open_keys:
             continue
         plan = get_plan(contract.plan)
-        partner = inputs.fleet.partner_of_server.get(f.server_id, contract.partner)
         priority = priority_for(f.kind, plan, inputs.priority_maps.get(partner))
         if priority is None:
             continue
@@ -128,7 +155,13 @@ def persist_steps(stored: Mapping[str, tuple[int, str]], result: CheckResult) ->
     """The writes that bring the stored findings to ``result`` and open its incidents, as
     a list of short ``fn(conn)`` pieces."""
     changes = repo.diff_findings(
-        stored, result.findings, result.run_at, result.partner_of_server, result.partner_of_contract
+        stored,
+        result.findings,
+        result.run_at,
+        result.partner_of_server,
+        result.partner_of_contract,
+        result.finding_partners,
+        keep_partners=result.failed_partners,
     )
     steps: list[Any] = [
         (lambda c, part=part: repo.apply_finding_changes(c, part))
@@ -157,7 +190,7 @@ def findings_for_partner(conn: Any, partner: str, now: float) -> list[Finding]:
     day re-evaluated with the current contract record); nothing is stored."""
     fleet = repo.fleet_facts(conn, now, partner=partner)
     contracts = repo.current_contracts(conn, partner)
-    cases = [c for c in repo.support_cases(conn) if c.contract_id in contracts]
+    cases = repo.support_cases(conn, partner)
     return evaluate(
         fleet.servers, contracts.values(), now, releases=repo.load_releases(conn), cases=cases
     )
@@ -225,7 +258,7 @@ def entitlement(
         return EntitlementAnswer(
             False, f"{words} needs a contract, and this server reported no licence id"
         )
-    contracts = repo.contracts_for_licence(conn, licence)
+    contracts = repo.contracts_for_licence(conn, partner, licence)
     if not contracts:
         return EntitlementAnswer(False, f"no maintenance contract covers licence {licence}")
     tz = contracts[0].calendar_spec().timezone
@@ -301,7 +334,7 @@ def open_incident_for_finding(
     key = f"{server_id}:{kind}"
     if key in repo.open_finding_keys(conn):
         return None
-    contracts = repo.contracts_for_licence(conn, r[0])
+    contracts = repo.contracts_for_licence(conn, r[1], r[0])
     if not contracts:
         return None
     from zoneinfo import ZoneInfo
@@ -342,7 +375,7 @@ def coverage_by_server(
 
     now = time.time() if now is None else now
     sql = (
-        "SELECT s.id, s.licence_id FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "SELECT s.id, s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
         "WHERE s.revoked_at IS NULL"
     )
     rows = (
@@ -350,19 +383,32 @@ def coverage_by_server(
         if partner is not None
         else conn.execute(sql).fetchall()
     )
-    by_licence = index_contracts(repo.current_contracts(conn, partner).values())
+    # Licence -> contracts per partner: a server is covered only by its own partner's.
+    by_partner: dict[str, dict[str, list[Contract]]] = {}
+    if partner is not None:
+        by_partner[partner] = index_contracts(repo.current_contracts(conn, partner).values())
+    else:
+        mine: dict[str, list[Contract]] = {}
+        for (owner, _), c in repo.all_current_contracts(conn).items():
+            mine.setdefault(owner, []).append(c)
+        by_partner = {owner: index_contracts(cs) for owner, cs in mine.items()}
     out: dict[str, dict[str, Any]] = {}
-    for sid, licence in ((r[0], r[1]) for r in rows):
-        covering = by_licence.get(licence or "", [])
+    for sid, licence, owner in ((r[0], r[1], r[2]) for r in rows):
+        covering = by_partner.get(owner, {}).get(licence or "", [])
         if not covering:
             out[sid] = {"coverage": "none"}
             continue
         tz = covering[0].calendar_spec().timezone
         today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
-        chosen = best_contract(covering, today)
-        assert chosen is not None
-        contract, term, status = chosen
-        deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+        try:
+            chosen = best_contract(covering, today)
+            assert chosen is not None
+            contract, term, status = chosen
+            deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+        except (ArithmeticError, ValueError, LookupError):
+            # A stored contract whose term cannot be computed: shown, never a failed list.
+            out[sid] = {"coverage": "invalid"}
+            continue
         out[sid] = {
             "coverage": status.value,
             "contract_id": contract.id,
@@ -382,10 +428,14 @@ def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) 
     or None (no covering contract, or a plan without online backup). For the backups
     module: retention must keep at least this, and the schedule run at least this often."""
     now = time.time() if now is None else now
-    r = conn.execute("SELECT licence_id FROM servers WHERE id = ?", (server_id,)).fetchone()
+    r = conn.execute(
+        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id = ?",
+        (server_id,),
+    ).fetchone()
     if r is None or not r[0]:
         return None
-    contracts = repo.contracts_for_licence(conn, r[0])
+    contracts = repo.contracts_for_licence(conn, r[1], r[0])
     if not contracts:
         return None
     from zoneinfo import ZoneInfo

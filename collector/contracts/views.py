@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,20 +15,29 @@ from collector.contracts.terms import Contract, Coverage, evaluate_term
 
 def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
     """A contract with its coverage on ``today`` (default: today in the contract's own
-    time zone), last covered day and last day to cancel."""
-    if today is None:
-        today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
-    term = evaluate_term(c)
-    st = term.status(today)
+    time zone), last covered day and last day to cancel. A stored contract whose term
+    cannot be computed (written before its values were checked) shows as ``invalid`` with
+    the reason, so one bad row never breaks the list it is in."""
+    try:
+        if today is None:
+            today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
+        term = evaluate_term(c)
+        st = term.status(today)
+        last_day = None if term.end is None else (term.end - dt.timedelta(days=1)).isoformat()
+        cancel = term.last_day_to_cancel(today) if st is Coverage.ACTIVE else None
+    except (ArithmeticError, ValueError, LookupError) as exc:
+        return {
+            **contract_to_dict(c),
+            "coverage": "invalid",
+            "error": f"the term cannot be computed: {exc}",
+            "last_covered_day": None,
+            "last_day_to_cancel": None,
+        }
     return {
         **contract_to_dict(c),
         "coverage": st.value,
-        "last_covered_day": None
-        if term.end is None
-        else (term.end - dt.timedelta(days=1)).isoformat(),
-        "last_day_to_cancel": None
-        if st is not Coverage.ACTIVE
-        else (d.isoformat() if (d := term.last_day_to_cancel(today)) else None),
+        "last_covered_day": last_day,
+        "last_day_to_cancel": None if cancel is None else cancel.isoformat(),
     }
 
 
@@ -45,22 +55,48 @@ def parse_month(text: str) -> tuple[int, int]:
 def build_report(
     conn: Any, year: int, month: int, by: str, partner: str | None, tz: str, now: float
 ) -> list[ReportRow]:
+    """The monthly rows of ``partner`` (every partner's when None, each evaluated against
+    its own contracts only: ids and licence ids are a partner's own)."""
     start, end, _ = month_bounds(year, month, tz)
-    fleet = repo.fleet_facts(conn, min(now, end), partner=partner, with_reports=True, since=start)
-    contracts = repo.current_contracts(conn, partner)
-    incidents = repo.list_incidents(conn, partner, opened_from=start, opened_to=end)
+    if partner is not None:
+        partners = [partner]
+    else:
+        partners = sorted(
+            {r[0] for r in conn.execute("SELECT name FROM partners")}
+            | {r[0] for r in conn.execute("SELECT DISTINCT partner FROM contracts")}
+        )
     oldest = repo.oldest_report_time(conn)
-    return monthly_rows(
-        year,
-        month,
-        fleet.servers,
-        contracts.values(),
-        by=by,
-        tz=tz,
-        now=now,
-        report_times=fleet.report_times if oldest is not None else None,
-        reports_known_from=oldest,
-        incidents=incidents,
-        cases=repo.support_cases(conn),
-        releases=repo.load_releases(conn),
-    )
+    releases = repo.load_releases(conn)
+    merged: dict[tuple[str, str], ReportRow] = {}
+    for name in partners:
+        fleet = repo.fleet_facts(conn, min(now, end), partner=name, with_reports=True, since=start)
+        for row in monthly_rows(
+            year,
+            month,
+            fleet.servers,
+            repo.current_contracts(conn, name).values(),
+            by=by,
+            tz=tz,
+            now=now,
+            report_times=fleet.report_times if oldest is not None else None,
+            reports_known_from=oldest,
+            incidents=repo.list_incidents(conn, name, opened_from=start, opened_to=end),
+            cases=repo.support_cases(conn, name),
+            releases=releases,
+        ):
+            key = (row.partner, row.customer)
+            if key in merged:
+                _add_row(merged[key], row)
+            else:
+                merged[key] = row
+    return [merged[k] for k in sorted(merged)]
+
+
+def _add_row(into: ReportRow, row: ReportRow) -> None:
+    """Sum two partners' rows of the same label (the "(no contract)" row)."""
+    for f in dataclasses.fields(ReportRow):
+        value = getattr(row, f.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(into, f.name, getattr(into, f.name) + value)
+    if into.backup_slots_total:
+        into.backup_compliance = round(into.backup_slots_met / into.backup_slots_total, 4)

@@ -1,4 +1,4 @@
-"""The contract engine's SQL on PostgreSQL: migrations 0030/0031 (PostgreSQL twins where
+"""The contract engine's SQL on PostgreSQL: migrations 0030-0032 (PostgreSQL twins where
 they exist) and the repository functions, on a private server started for this module
 (``initdb`` + ``pg_ctl`` in a temporary directory, Unix socket only, no TCP).
 
@@ -133,17 +133,17 @@ def test_repository_on_postgresql(pg: PgConn) -> None:
         (now - 30, now - 86400 * 40),
     )
     incoming = parse_contracts(CSV)
-    plan = plan_import(repo.current_contracts(pg), incoming)
+    plan = plan_import(repo.all_current_contracts(pg), incoming)
     repo.apply_import(pg, plan, now, "test")
     assert sorted(repo.current_contracts(pg, "acme")) == ["M-1", "W-1"]
-    assert [c.id for c in repo.contracts_for_licence(pg, "L1")] == ["M-1"]
+    assert [c.id for c in repo.contracts_for_licence(pg, "acme", "L1")] == ["M-1"]
     assert repo.partner_has_contracts(pg, "acme")
     # A change appends a version.
     changed = plan_import(
-        repo.current_contracts(pg), parse_contracts(CSV.replace("Museum", "MoMA"))
+        repo.all_current_contracts(pg), parse_contracts(CSV.replace("Museum", "MoMA"))
     )
     repo.apply_import(pg, changed, now + 1, "test")
-    assert [v.contract.customer for v in repo.history(pg, "M-1") if v.contract] == [
+    assert [v.contract.customer for v in repo.history(pg, "acme", "M-1") if v.contract] == [
         "Museum",
         "MoMA",
     ]
@@ -213,3 +213,19 @@ def test_check_run_on_postgresql(pg: PgConn) -> None:
     for step in service.persist_steps(inputs2.stored_findings, result2):
         step(pg)
     assert {(x["server_id"], x["kind"]) for x in repo.list_findings(pg, "beta")} == stored
+
+
+def test_contract_ids_are_unique_per_partner_on_postgresql(pg: PgConn) -> None:
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
+    head = "contract_id,customer,partner,plan,licence_ids,start\n"
+    (a,) = parse_contracts(head + "T-1,Museum,tenant-a,maintenance-support,LT,2026-01-01\n")
+    (b,) = parse_contracts(head + "T-1,Decoy,tenant-b,warranty,LT,2026-01-01\n")
+    repo.record_version(pg, "T-1", "tenant-a", a, now, "test")
+    repo.record_version(pg, "T-1", "tenant-b", b, now, "test")
+    assert repo.get_contract(pg, "tenant-a", "T-1") == a
+    assert repo.get_contract(pg, "tenant-b", "T-1") == b
+    assert [c.customer for c in repo.contracts_for_licence(pg, "tenant-a", "LT")] == ["Museum"]
+    repo.record_version(pg, "T-1", "tenant-b", None, now + 1, "test")
+    assert repo.get_contract(pg, "tenant-a", "T-1") == a
+    assert [v.contract is None for v in repo.history(pg, "tenant-b", "T-1")] == [False, True]
+    assert len(repo.history(pg, "tenant-a", "T-1")) == 1

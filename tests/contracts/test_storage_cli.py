@@ -227,11 +227,11 @@ def test_findings_are_rewritten_only_where_they_changed() -> None:
     # Next run: s1's evidence changed (49 days), s2's finding is gone, s3 is new.
     second = [f("s1", "expiring_60d", 49), f("s3", "silent", 0)]
     d2 = diff_findings(stored, second, 200.0, {}, {"C": "acme"})
-    assert [row[1] for row in d2.inserts] == [finding_key(second[1])]
+    assert [row[1] for row in d2.inserts] == [finding_key(second[1], "acme")]
     assert [row[-1] for row in d2.updates] == [0]  # row id of s1's finding
     assert d2.deletes == [1]  # s2's
     # Unchanged findings cost nothing.
-    assert len(diff_findings(stored, first, 300.0, {}, {})) == 0
+    assert len(diff_findings(stored, first, 300.0, {"s1": "acme", "s2": "acme"}, {})) == 0
 
 
 def test_contract_backup_policy_for_the_backups_module(fleet: Cli, tmp_path: Path) -> None:

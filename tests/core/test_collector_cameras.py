@@ -1,5 +1,5 @@
 """Cameras on the collector: only changes are written, verdict changes are events,
-availability over 24 h / 7 d / 30 d, firmware older than the fleet's newest."""
+availability over 24 h / 7 d / 30 d, firmware older than the partner's newest."""
 
 from __future__ import annotations
 
@@ -87,10 +87,14 @@ def test_availability_counts_time_up() -> None:
     )
 
 
-def test_firmware_older_than_the_fleets_newest_is_degraded(db) -> None:
+def test_firmware_older_than_the_partners_newest_is_degraded(db) -> None:
     t = 2_000_000.0
     db.write_sync(lambda c: cameras.apply_report(c, "s1", [cam("a", firmware="1.9.2")], t))
     db.write_sync(lambda c: cameras.apply_report(c, "s2", [cam("z", firmware="1.10.0")], t))
+    # Opt-in, as on the agent: without [cameras] firmware_check nothing is compared.
+    s1 = db.read_sync(lambda c: cameras.list_cameras(c, "s1", t + 60))
+    assert s1[0]["verdict"] == "ok" and not s1[0]["firmware_outdated"]
+    db.write_sync(lambda c: c.execute("UPDATE servers SET state = '{\"firmware_check\":true}'"))
     s1 = db.read_sync(lambda c: cameras.list_cameras(c, "s1", t + 60))
     assert s1[0]["verdict"] == "degraded" and s1[0]["reported_verdict"] == "ok"
     assert s1[0]["firmware_outdated"] and s1[0]["newest_firmware"] == "1.10.0"
