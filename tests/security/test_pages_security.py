@@ -96,11 +96,11 @@ def test_revoking_the_api_key_ends_its_sign_ins(collector: Collector) -> None:
 
 
 def test_sign_ins_expire(collector_with: MakeCollector) -> None:
-    c = collector_with("[pages]\nsession_ttl_s = 1\n")
+    c = collector_with("[pages]\nsession_ttl_s = 2\n")
     key, _ = c.partner("acme")
     cookie = page_session_cookie(c.url, key)
     assert _signed_in(c, cookie)
-    time.sleep(1.5)
+    time.sleep(2.5)
     assert not _signed_in(c, cookie)
 
 

@@ -7,9 +7,13 @@ import base64
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from collector import secrets_store
+from collector.storage import SQLiteDatabase
+from collector.storage.migrations import _statements, available
 from tests.core.signed import batch, post_signed, report, session_for
 from tests.processes import Collector, http, http_no_redirect, page_session_cookie
 from tests.security.conftest import MakeCollector
@@ -129,3 +133,46 @@ def test_a_copy_of_the_database_holds_no_usable_credential(
             assert status == 401, (sid, blob)
     status, _, _ = http("GET", c.url + "/healthz")
     assert status == 200
+
+
+def test_credentials_made_before_the_migration_keep_working(tmp_path: Path) -> None:
+    """A database of the previous schema: its API keys and tokens (already hashes) still
+    work; its session keys, stored in clear then, are dropped."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(
+        "CREATE TABLE schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for version, name, sql in (m for m in available("sqlite") if m[0] < 50):
+        for stmt in _statements(sql):
+            conn.execute(stmt)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+    partner = secrets_store.add_partner(conn, "acme")
+    key = secrets_store.create_api_key(conn, partner.id)
+    conn.execute(
+        "INSERT INTO enrollment_tokens (partner_id, token_hash, uses_left, expires_at, "
+        "created_at) VALUES (?, ?, 1, ?, 0)",
+        (partner.id, secrets_store.digest("vgl_enr_old"), time.time() + 3600),
+    )
+    conn.execute(
+        "INSERT INTO servers (id, partner_id, hostname, machine_id, public_key, enrolled_at) "
+        "VALUES ('srv_old', ?, 'h', 'm', ?, 0)",
+        (partner.id, b"k" * 32),
+    )
+    conn.execute(
+        "INSERT INTO sessions (id, server_id, key, created_at, expires_at) "
+        "VALUES ('ses_old', 'srv_old', ?, 0, ?)",
+        (b"s" * 32, time.time() + 3600),
+    )
+    conn.close()
+
+    db = SQLiteDatabase(path)
+    try:
+        assert db.read_sync(lambda c: secrets_store.partner_for_api_key(c, key)) == partner
+        grant = db.write_sync(lambda c: secrets_store.consume_token(c, "vgl_enr_old", time.time()))
+        assert grant.partner_id == partner.id and not grant.allow_reenroll
+        assert db.read_sync(lambda c: c.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]) == 0
+    finally:
+        db.close()
