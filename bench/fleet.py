@@ -78,15 +78,15 @@ def fill(conn, n: int) -> str:
     return key
 
 
-async def measure(data: Path, key: str, repeat: int) -> dict[str, list[float]]:
+async def measure(data: Path, key: str, page: str, repeat: int) -> dict[str, list[float]]:
     app = create_app(load_config(None, data))
     out: dict[str, list[float]] = {"/": [], "/api/v1/servers": []}
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         for path in out:
-            headers = {"Authorization": f"Bearer {key}", "Cookie": f"vigil_key={key}"}
+            headers = {"Authorization": f"Bearer {key}", "Cookie": f"vigil_session={page}"}
             for _ in range(repeat + 1):
                 t = time.perf_counter()
-                r = await client.get(path, headers=headers)
+                r = await client.get(path, headers=headers, allow_redirects=False)
                 body = await r.read()
                 out[path].append(time.perf_counter() - t)
                 assert r.status == 200, (path, r.status, body[:200])
@@ -104,8 +104,10 @@ def main() -> None:
 
     db = open_database(load_config(None, data))
     key = db.write_sync(lambda c: fill(c, args.servers))
+    page = db.write_sync(lambda c: secrets_store.create_page_session(c, key, 3600))
     db.close()
-    times = asyncio.run(measure(data, key, args.repeat))
+    assert page is not None
+    times = asyncio.run(measure(data, key, page, args.repeat))
     for path, ts in times.items():
         print(
             f"{path:18} {args.servers} servers: median {statistics.median(ts) * 1000:.0f} ms, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from collector import agent_settings, api, enrollment, entitlements, ingest, openapi, pages
-from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.auth import Handler, auth_middleware
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
@@ -21,7 +22,9 @@ from collector.contracts import routes as contract_routes
 from collector.errors import ApiError
 from collector.fleet import FleetView, status_counts
 from collector.metrics import CONTENT_TYPE, Metrics
+from collector.ratelimit import AuthLimits
 from collector.replay import NonceCache
+from collector.session_keys import SessionSealer
 from collector.storage import Database, open_database
 from protocol.messages import ErrorBody, encode
 
@@ -38,6 +41,7 @@ _REASONS = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -103,6 +107,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics_handler(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
+    if cfg.metrics_token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), cfg.metrics_token.encode()
+        ):
+            request.app[METRICS].rejected("metrics_token")
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "this collector's metrics need Authorization: Bearer <[metrics] token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     views = await request.app[DB].read(
         lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(None)
     )
@@ -145,12 +161,15 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
+    app[LIMITS] = AuthLimits(config.rate_limits)
+    app[SEALER] = SessionSealer()
     agent_settings.init(app)
     if database is not None:
         app[DB] = database
     else:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_housekeeping)
+    app.on_response_prepare.append(pages.security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     for module in (enrollment, ingest, api, openapi, pages, backup_handlers, contract_routes):

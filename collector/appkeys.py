@@ -9,10 +9,14 @@ from aiohttp import web
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
     from collector.metrics import Metrics
+    from collector.ratelimit import AuthLimits
     from collector.replay import NonceCache
+    from collector.session_keys import SessionSealer
     from collector.storage import Database
 
 DB: web.AppKey[Database] = web.AppKey("db")
 CONFIG: web.AppKey[CollectorConfig] = web.AppKey("config")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 NONCES: web.AppKey[NonceCache] = web.AppKey("nonces")
+LIMITS: web.AppKey[AuthLimits] = web.AppKey("auth_limits")
+SEALER: web.AppKey[SessionSealer] = web.AppKey("session_sealer")

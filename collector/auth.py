@@ -8,7 +8,12 @@
   HMAC (``protocol.request_auth``); a stale timestamp, a seen nonce, an unknown or
   expired session or a revoked server is refused before the handler runs;
 - every other ``/api/v1/…`` request needs ``Authorization: Bearer <partner API key>``;
-- ``/healthz``, ``/metrics``, ``/api/v1/openapi.json`` and the pages' own login are open.
+- ``/healthz``, ``/api/v1/openapi.json`` and the pages' own login are open; ``/metrics``
+  checks its own token when one is configured.
+
+Failed enrollments, session requests, API keys and sign-ins are counted per source
+address and per credential (:mod:`collector.ratelimit`); past the limit those endpoints
+answer 429 with ``Retry-After`` before looking at the credential.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from collector import secrets_store, servers
-from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.errors import ApiError
+from collector.ratelimit import credential_key, source_of
 from protocol import request_auth as ra
 
 AGENT_PREFIX = "/api/v1/agent/"
@@ -81,6 +87,35 @@ async def owned_server(request: web.Request, server_id: str) -> servers.ServerRo
     return row
 
 
+def limited_for(request: web.Request, credentials: tuple[str, ...] = ()) -> int | None:
+    """Seconds the client must wait before trying these credentials again, or None."""
+    return request.app[LIMITS].retry_after(source_of(request), credentials)
+
+
+def check_limit(request: web.Request, credentials: tuple[str, ...] = ()) -> None:
+    """Raise 429 ``rate_limited`` when the address or a credential has failed too often."""
+    wait = limited_for(request, credentials)
+    if wait is not None:
+        request.app[METRICS].rejected("rate_limited")
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many failed attempts from this address or with this credential; "
+            f"retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def note_failure(request: web.Request, credentials: tuple[str, ...] = ()) -> None:
+    """Count an authentication failure against the address and the credentials."""
+    request.app[LIMITS].failed(source_of(request), credentials)
+
+
+def api_key_credential(key: str) -> tuple[str, ...]:
+    """The rate-limit key of an API key: its printed prefix, which revocation also uses."""
+    return (credential_key("apikey", key[: len(secrets_store.APIKEY_PREFIX) + 6]),)
+
+
 def _refuse(request: web.Request, status: int, code: str, message: str) -> ApiError:
     request.app[METRICS].rejected(code)
     return ApiError(status, code, message)
@@ -116,6 +151,9 @@ async def _authenticate_agent(request: web.Request) -> None:
     if found is None:
         raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
     session, revoked_at, public_key = found
+    key = request.app[SEALER].open(session.id, session.key)
+    if key is None:  # sealed by an earlier collector process: the agent opens a new one
+        raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
     if revoked_at is not None:
         raise _refuse(request, 403, "revoked", "this server's credentials were revoked")
     if session.expires_at <= now:
@@ -124,7 +162,7 @@ async def _authenticate_agent(request: web.Request) -> None:
         body = await request.read()
     except ConnectionResetError:
         raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
-    if not ra.verify_request(session.key, request.method, request.path_qs, ts, nonce, body, sig):
+    if not ra.verify_request(key, request.method, request.path_qs, ts, nonce, body, sig):
         raise _refuse(request, 401, "bad_signature", "request signature does not verify")
     if not request.app[NONCES].check_and_add(nonce):
         raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
@@ -139,8 +177,12 @@ def _authenticate_partner(request: web.Request) -> None:
         raise _refuse(
             request, 401, "unauthenticated", "send a partner API key: Authorization: Bearer <key>"
         )
-    partner = request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key.strip()))
+    key = key.strip()
+    credential = api_key_credential(key)
+    check_limit(request, credential)
+    partner = request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key))
     if partner is None:
+        note_failure(request, credential)
         raise _refuse(request, 401, "unauthenticated", "unknown or revoked API key")
     request[_PARTNER] = PartnerIdentity(partner.id, partner.name)
 

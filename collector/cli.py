@@ -25,6 +25,7 @@ from collector.cli_options import (
 from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.fleet import FleetView
+from collector.private_files import keep_files_private
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -106,12 +107,25 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return fail(f"--ttl: {exc}")
     with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
-        token = db.write_sync(lambda c: secrets_store.create_token(c, pid, args.uses, ttl))
+        token = db.write_sync(
+            lambda c: secrets_store.create_token(
+                c, pid, args.uses, ttl, allow_reenroll=args.allow_reenroll
+            )
+        )
     expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + ttl))
     if args.json:
-        emit_json({"partner": args.partner, "uses": args.uses, "expires": expires, "token": token})
+        emit_json(
+            {
+                "partner": args.partner,
+                "uses": args.uses,
+                "expires": expires,
+                "allow_reenroll": args.allow_reenroll,
+                "token": token,
+            }
+        )
     else:
-        print(f"enrollment token for {args.partner}: {args.uses} use(s), expires {expires}")
+        also = "; may re-enroll machines already enrolled" if args.allow_reenroll else ""
+        print(f"enrollment token for {args.partner}: {args.uses} use(s), expires {expires}{also}")
     print(token)
     return 0
 
@@ -169,6 +183,29 @@ def cmd_server_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server_allow_reenroll(args: argparse.Namespace) -> int:
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError as exc:
+        return fail(f"--ttl: {exc}")
+    until = time.time() + ttl
+    with opened_database(args) as db:
+        outcome = db.write_sync(lambda c: servers.allow_reenroll(c, args.server_id, until))
+    if outcome == "unknown":
+        return fail(f"no server {args.server_id!r}")
+    if outcome == "revoked":
+        return fail(
+            f"server {args.server_id} is revoked and stays revoked; to enroll the machine again "
+            "as a new server, make a token with 'token create --partner P --allow-reenroll'"
+        )
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    print(
+        f"server {args.server_id} may be re-enrolled once (its agent gets a new key) "
+        f"until {expires}"
+    )
+    return 0
+
+
 def cmd_server_interval(args: argparse.Namespace) -> int:
     try:
         seconds = int(parse_duration(args.interval))
@@ -222,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--uses", type=int, default=1, help="how many agents may enroll with it (default 1)"
     )
     p.add_argument("--ttl", default="24h", help="how long it is valid (default 24h)")
+    p.add_argument(
+        "--allow-reenroll",
+        action="store_true",
+        help="let it re-enroll machines already enrolled (they keep their server id, "
+        "get a new key); revoked servers stay revoked",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_token_create)
 
@@ -249,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server_id")
     p.set_defaults(func=cmd_server_revoke)
     p = server.add_parser(
+        "allow-reenroll",
+        parents=[c],
+        help="consent to one re-enrollment of a server (a reinstalled agent keeps its id)",
+    )
+    p.add_argument("server_id")
+    p.add_argument("--ttl", default="24h", help="how long the consent lasts (default 24h)")
+    p.set_defaults(func=cmd_server_allow_reenroll)
+    p = server.add_parser(
         "interval", parents=[c], help="set the report interval (server or partner)"
     )
     g = p.add_mutually_exclusive_group(required=True)
@@ -264,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_files_private()
     try:
         return int(args.func(args) or 0)
     except (ConfigError, NoDatabase) as exc:

@@ -29,6 +29,29 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """How many authentication failures are tolerated before answering 429 (``[rate_limits]``).
+
+    Each source address and each credential (an enrollment token, a server id, an API
+    key's prefix) has a bucket of ``*_failures`` that refills over ``window_s``.
+    """
+
+    address_failures: int = 30
+    credential_failures: int = 10
+    window_s: int = 60
+    max_tracked: int = 100_000
+
+
+@dataclass(frozen=True)
+class PagesConfig:
+    """The browser pages' sign-in (``[pages]``)."""
+
+    session_ttl_s: int = 12 * 3600
+    secure_cookies: bool = False
+    """Mark cookies Secure even on plain HTTP: for a collector behind a TLS proxy."""
+
+
+@dataclass(frozen=True)
 class CollectorConfig:
     data_dir: Path = DEFAULT_DATA_DIR
     listen: str = DEFAULT_LISTEN
@@ -38,6 +61,10 @@ class CollectorConfig:
     session_ttl_s: int = 3600
     max_clock_skew_s: int = 300
     storage: StorageConfig = field(default_factory=StorageConfig)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
+    pages: PagesConfig = field(default_factory=PagesConfig)
+    metrics_token: str = ""
+    """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>``."""
     raw: dict[str, Any] = field(default_factory=dict)
     """The whole file, for feature sections (``[backup.storage]``, ``[contracts]``)."""
     source: str = "(defaults)"
@@ -53,7 +80,55 @@ def _get(
         raise ConfigError(source, f"{prefix}{key}", "an integer")
     if kind is str and not isinstance(value, str):
         raise ConfigError(source, f"{prefix}{key}", "a string")
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(source, f"{prefix}{key}", "true or false")
     return value
+
+
+def _table(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(source, name, "a table")
+    return table
+
+
+def _bounded_ints(
+    table: dict[str, Any], section: str, source: str, specs: tuple[tuple[str, int, int], ...]
+) -> dict[str, int]:
+    out = {}
+    for key, default, low in specs:
+        v = _get(table, key, int, source, f"{section}.", default)
+        if v < low:
+            raise ConfigError(source, f"{section}.{key}", f"an integer >= {low}")
+        out[key] = v
+    return out
+
+
+def _security_sections(
+    raw: dict[str, Any], source: str
+) -> tuple[RateLimitConfig, PagesConfig, str]:
+    rl = _bounded_ints(
+        _table(raw, "rate_limits", source),
+        "rate_limits",
+        source,
+        (
+            ("address_failures", RateLimitConfig.address_failures, 1),
+            ("credential_failures", RateLimitConfig.credential_failures, 1),
+            ("window_s", RateLimitConfig.window_s, 1),
+            ("max_tracked", RateLimitConfig.max_tracked, 100),
+        ),
+    )
+    pg = _table(raw, "pages", source)
+    pages = PagesConfig(
+        session_ttl_s=_bounded_ints(
+            pg, "pages", source, (("session_ttl_s", PagesConfig.session_ttl_s, 1),)
+        )["session_ttl_s"],
+        secure_cookies=_get(pg, "secure_cookies", bool, source, "pages.", False),
+    )
+    token = _get(_table(raw, "metrics", source), "token", str, source, "metrics.", "")
+    if token and len(token) < 16:
+        raise ConfigError(source, "metrics.token", "at least 16 characters (or leave it out)")
+    return RateLimitConfig(**rl), pages, token
 
 
 def load_config(
@@ -112,6 +187,15 @@ def load_config(
         sqlite_synchronous=sync,
         dsn=_get(st, "dsn", str, source, "storage.", ""),
     )
+    rate_limits, pages, metrics_token = _security_sections(raw, source)
     return CollectorConfig(
-        data_dir=data, listen=cfg_listen, storage=storage, raw=raw, source=source, **ints
+        data_dir=data,
+        listen=cfg_listen,
+        storage=storage,
+        rate_limits=rate_limits,
+        pages=pages,
+        metrics_token=metrics_token,
+        raw=raw,
+        source=source,
+        **ints,
     )

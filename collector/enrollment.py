@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 
@@ -13,13 +14,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from collector import secrets_store, servers
 from collector.agent_settings import settings_for
-from collector.appkeys import CONFIG, DB, METRICS, NONCES
+from collector.appkeys import CONFIG, DB, METRICS, NONCES, SEALER
+from collector.auth import check_limit, note_failure
 from collector.bodies import parse
 from collector.errors import ApiError
+from collector.ratelimit import credential_key, source_of
 from protocol import limits
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode
 from protocol.version import PROTOCOL_VERSION
+
+log = logging.getLogger("vigil.collector.enrollment")
 
 
 def _public_key(text: str, field: str) -> bytes:
@@ -36,6 +41,8 @@ def _public_key(text: str, field: str) -> bytes:
 
 async def post_enroll(request: web.Request) -> web.Response:
     req = parse(await request.read(), EnrollRequest, limits.MAX_ENROLL_BYTES)
+    credential = (credential_key("enroll", req.token),)
+    check_limit(request, credential)
     public_key = _public_key(req.public_key, "$.public_key")
     try:
         Ed25519PublicKey.from_public_bytes(public_key)
@@ -45,9 +52,10 @@ async def post_enroll(request: web.Request) -> web.Response:
         ) from None
     now = time.time()
 
-    def write(conn: sqlite3.Connection) -> tuple[str, str]:
-        partner_id = secrets_store.consume_token(conn, req.token, now)
-        server_id = servers.enroll(
+    def write(conn: sqlite3.Connection) -> tuple[servers.Enrolled, str]:
+        grant = secrets_store.consume_token(conn, req.token, now)
+        partner_id = grant.partner_id
+        enrolled = servers.register(
             conn,
             partner_id,
             hostname=req.hostname,
@@ -57,15 +65,36 @@ async def post_enroll(request: web.Request) -> web.Response:
             agent_version=req.agent_version,
             os=req.os,
             now=now,
+            token_allows_reenroll=grant.allow_reenroll,
         )
         name = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
-        return server_id, name
+        return enrolled, name
 
     try:
-        server_id, partner = await request.app[DB].write(write)
+        enrolled, partner = await request.app[DB].write(write)
     except secrets_store.TokenRefused as exc:
+        note_failure(request, credential)
         request.app[METRICS].rejected("enrollment_token")
         raise ApiError(403, "token_refused", exc.reason) from None
+    except servers.ReenrollRefused as exc:
+        request.app[METRICS].rejected("reenroll_refused")
+        log.warning(
+            "refused re-enrollment of %s (machine %r) from %s: no consent%s",
+            exc.server_id,
+            req.machine_id,
+            source_of(request),
+            " (server revoked)" if exc.revoked else "",
+        )
+        raise ApiError(409, "already_enrolled", _reenroll_message(exc)) from None
+    server_id = enrolled.server_id
+    if enrolled.reenrolled:
+        log.warning(
+            "server %s re-enrolled with a new key (machine %r, from %s, consent by %s)",
+            server_id,
+            req.machine_id,
+            source_of(request),
+            "the token" if enrolled.consent == "token" else "server allow-reenroll",
+        )
     request.app[METRICS].enrollments.inc()
     settings = await settings_for(request.app, server_id, fresh=True)
     resp = EnrollResponse(
@@ -74,11 +103,28 @@ async def post_enroll(request: web.Request) -> web.Response:
     return web.Response(status=201, body=encode(resp), content_type="application/json")
 
 
+def _reenroll_message(exc: servers.ReenrollRefused) -> str:
+    if exc.revoked:
+        return (
+            f"this machine was enrolled as server {exc.server_id}, which is revoked and stays "
+            "revoked; to enroll the machine again as a new server, the operator makes a token "
+            "with 'vigil-collector token create --partner P --allow-reenroll'"
+        )
+    return (
+        f"this machine is already enrolled as server {exc.server_id}; re-enrolling it replaces "
+        f"its key and needs the operator's consent: 'vigil-collector server allow-reenroll "
+        f"{exc.server_id}', or a token made with 'vigil-collector token create --partner P "
+        "--allow-reenroll'"
+    )
+
+
 async def post_session(request: web.Request) -> web.Response:
     body = await request.read()
     req = parse(body, SessionRequest, limits.MAX_ENROLL_BYTES)
     metrics = request.app[METRICS]
     cfg = request.app[CONFIG]
+    credential = (credential_key("session", req.server_id),)
+    check_limit(request, credential)
     now = time.time()
     if abs(now - req.timestamp) > cfg.max_clock_skew_s:
         metrics.rejected("clock_skew")
@@ -90,6 +136,7 @@ async def post_session(request: web.Request) -> web.Response:
         )
     server = await request.app[DB].read(lambda c: servers.get(c, req.server_id))
     if server is None:
+        note_failure(request, credential)
         metrics.rejected("unknown_server")
         raise ApiError(401, "unknown_server", "no enrolled server with this id: enroll again")
     if server.revoked_at is not None:
@@ -101,6 +148,7 @@ async def post_session(request: web.Request) -> web.Response:
             ra.unb64(sig), ra.session_signing_bytes(body)
         )
     except (InvalidSignature, ValueError):
+        note_failure(request, credential)
         metrics.rejected("bad_signature")
         raise ApiError(401, "bad_signature", "session request signature does not verify") from None
     if not request.app[NONCES].check_and_add("s:" + req.nonce):
@@ -110,8 +158,9 @@ async def post_session(request: web.Request) -> web.Response:
     own = X25519PrivateKey.generate()
     session_id = servers.new_session_id()
     key = ra.derive_session_key(own, peer, session_id, server.id)
+    sealed = request.app[SEALER].seal(session_id, key)
     session = servers.Session(
-        session_id, server.id, server.partner_id, key, now + cfg.session_ttl_s
+        session_id, server.id, server.partner_id, sealed, now + cfg.session_ttl_s
     )
     await request.app[DB].write(lambda c: servers.store_session(c, session, now))
     settings = await settings_for(request.app, server.id, fresh=True)

@@ -75,7 +75,9 @@ def document() -> dict[str, Any]:
     sid = ("server_id",)
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("Liveness and database reachability", auth=None)},
-        "/metrics": {"get": _op("Prometheus metrics", auth=None)},
+        "/metrics": {
+            "get": _op("Prometheus metrics (Bearer token if [metrics] token is set)", auth=None)
+        },
         "/api/v1/agent/enroll": {
             "post": _op(
                 "Enroll an agent with a one-time token",

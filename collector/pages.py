@@ -1,26 +1,54 @@
 """The fleet view in a browser: status at a glance, storage over time, cameras.
 
-Pages authenticate with the partner's API key, given once on the sign-in form and kept in
-an HttpOnly, SameSite=Strict cookie; every page shows only that partner's servers.
-Charts are inline SVG drawn on the server: no script, nothing fetched from elsewhere.
+The partner signs in once with an API key; the cookie then holds a random sign-in id
+(the collector keeps its SHA-256), never the key. A sign-in ends at its expiry
+(``[pages] session_ttl_s``), at sign-out (a POST) and when its API key is revoked. Every
+form carries a CSRF token: the sign-in form one from a cookie of its own (double
+submit), the others one derived from the sign-in id. Every page shows only that
+partner's servers, under a Content-Security-Policy that allows nothing but the
+collector's own style sheet: charts are inline SVG drawn on the server, no script.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import time
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
 from collector import cameras, secrets_store
-from collector.appkeys import CONFIG, DB
-from collector.auth import PARTNER_NAME, owned_server, partner_of, set_partner
+from collector.appkeys import CONFIG, DB, METRICS
+from collector.auth import (
+    PARTNER_NAME,
+    api_key_credential,
+    limited_for,
+    note_failure,
+    owned_server,
+    partner_of,
+    set_partner,
+)
 from collector.fleet import FleetView, status_counts, storage_history
 from collector.status import STATUSES
 
-COOKIE = "vigil_key"
+COOKIE = "vigil_session"
+CSRF_COOKIE = "vigil_csrf"
+_CSRF = web.RequestKey("vigil.csrf", str)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+"""On every page (not on the JSON API, whose clients are programs)."""
+_NOT_PAGES = ("/api/", "/metrics", "/healthz")
 PAGE_SIZE = 100
 """Servers per page, the most urgent first; the tiles count them all."""
 STATUSES_BY_URGENCY = ("critical", "offline", "warning", "pending", "unmonitored", "ok", "revoked")
@@ -29,8 +57,36 @@ _env = jinja2.Environment(
 )
 
 
-def _render(name: str, **ctx: Any) -> web.Response:
-    return web.Response(text=_env.get_template(name).render(**ctx), content_type="text/html")
+_env.filters["bar"] = lambda pct: f"w{max(0, min(100, int(pct)))}" + (" hot" if pct >= 90 else "")
+"""The CSS classes of a fill bar (its width and colour come from the style sheet)."""
+_CSS = resources.files("collector").joinpath("templates", "vigil.css").read_bytes()
+
+
+def _render(name: str, request: web.Request | None = None, **ctx: Any) -> web.Response:
+    csrf = request.get(_CSRF, "") if request is not None else ""
+    return web.Response(
+        text=_env.get_template(name).render(csrf=csrf, **ctx),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the pages' security headers, errors and redirects included."""
+    if request.path.startswith(_NOT_PAGES):
+        return
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or request.app[CONFIG].pages.secure_cookies
+
+
+def _set_cookie(request: web.Request, resp: web.StreamResponse, name: str, value: str) -> None:
+    resp.set_cookie(
+        name, value, httponly=True, samesite="Strict", secure=_secure(request), path="/"
+    )
 
 
 def _size(n: float | None) -> str:
@@ -61,15 +117,21 @@ def _date(t: float | None) -> str:
 
 
 def _partner(request: web.Request) -> bool:
-    key = request.cookies.get(COOKIE, "")
-    if not key:
+    sid = request.cookies.get(COOKIE, "")
+    if not sid or len(sid) > 200:
         return False
-    partner = request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key))
-    if partner is None:
+    now = time.time()
+    found = request.app[DB].read_now(lambda c: secrets_store.page_session(c, sid, now))
+    if found is None:
         return False
-    set_partner(request, partner.id, partner.name)
-    request[PARTNER_NAME] = partner.name
+    set_partner(request, found.partner.id, found.partner.name)
+    request[PARTNER_NAME] = found.partner.name
+    request[_CSRF] = found.csrf
     return True
+
+
+def _same(given: object, expected: str) -> bool:
+    return bool(expected) and hmac.compare_digest(str(given or "").encode(), expected.encode())
 
 
 def storage_chart(points: list[dict[str, Any]], width: int = 720, height: int = 180) -> str:
@@ -88,8 +150,8 @@ def storage_chart(points: list[dict[str, Any]], width: int = 720, height: int = 
             series.setdefault(v["mountpoint"], []).append(f"{x:.1f},{y:.1f}")
     colours = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2")
     parts = [
-        f'<svg width="{width}" height="{height}" role="img" aria-label="storage used over time" '
-        f'style="background:#fff">'
+        f'<svg width="{width}" height="{height}" role="img" aria-label="storage used over time">'
+        f'<rect width="{width}" height="{height}" fill="#fff"/>'
     ]
     for pct in (0, 50, 100):
         y = 10 + (1 - pct / 100) * (height - 30)
@@ -153,6 +215,7 @@ async def fleet_page(request: web.Request) -> web.Response:
         }
     return _render(
         "fleet.html",
+        request,
         partner=request[PARTNER_NAME],
         servers=shown,
         counts=counts,
@@ -198,6 +261,7 @@ async def server_page(request: web.Request) -> web.Response:
         )
     return _render(
         "server.html",
+        request,
         partner=request[PARTNER_NAME],
         s=view,
         volumes=vols,
@@ -207,31 +271,70 @@ async def server_page(request: web.Request) -> web.Response:
     )
 
 
+def _login_page(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
+    """The sign-in form, with a fresh CSRF token in the form and in its cookie."""
+    token = secrets.token_urlsafe(24)
+    request[_CSRF] = token
+    resp = _render("login.html", request, partner=None, error=error)
+    resp.set_status(status)
+    _set_cookie(request, resp, CSRF_COOKIE, token)
+    return resp
+
+
 async def login_form(request: web.Request) -> web.Response:
-    return _render("login.html", partner=None, error=None)
+    return _login_page(request)
 
 
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
+    if not _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")):
+        request.app[METRICS].rejected("csrf")
+        return _login_page(request, 403, "The sign-in form expired; please try again.")
     key = str(form.get("api_key", "")).strip()
-    partner = (
-        request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key))
-        if key
+    credential = api_key_credential(key)
+    wait = limited_for(request, credential)
+    if wait is not None:
+        request.app[METRICS].rejected("rate_limited")
+        resp = _login_page(request, 429, f"Too many failed sign-ins. Try again in {wait} seconds.")
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+    ttl = request.app[CONFIG].pages.session_ttl_s
+    sid = (
+        await request.app[DB].write(lambda c: secrets_store.create_page_session(c, key, ttl))
+        if key and len(key) <= 200
         else None
     )
-    if partner is None:
-        resp = _render("login.html", partner=None, error="Unknown or revoked API key.")
-        resp.set_status(401)
-        return resp
+    if sid is None:
+        note_failure(request, credential)
+        request.app[METRICS].rejected("unauthenticated")
+        return _login_page(request, 401, "Unknown or revoked API key.")
     resp = web.HTTPFound("/")
-    resp.set_cookie(COOKIE, key, httponly=True, samesite="Strict", secure=request.secure, path="/")
+    _set_cookie(request, resp, COOKIE, sid)
+    resp.del_cookie(CSRF_COOKIE, path="/")
     raise resp
 
 
 async def logout(request: web.Request) -> web.Response:
+    """POST only, with the sign-in's CSRF token: a link elsewhere cannot sign anyone out."""
+    if not _partner(request):
+        raise web.HTTPFound("/login")
+    form = await request.post()
+    if not _same(form.get("csrf"), request.get(_CSRF, "")):
+        request.app[METRICS].rejected("csrf")
+        raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    sid = request.cookies.get(COOKIE, "")
+    await request.app[DB].write(lambda c: secrets_store.end_page_session(c, sid))
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
+
+
+async def style_sheet(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_CSS,
+        content_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 def setup_routes(app: web.Application) -> None:
@@ -239,4 +342,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/servers/{server_id}", server_page)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
-    app.router.add_get("/logout", logout)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/static/vigil.css", style_sheet)

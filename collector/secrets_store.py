@@ -1,4 +1,8 @@
-"""Enrollment tokens and partner API keys: made here, stored only as hashes."""
+"""Enrollment tokens, partner API keys and browser sign-ins: made here, stored only as hashes.
+
+Each is 192 bits or more from :mod:`secrets`, so a plain SHA-256 is enough: nothing in
+the database can be turned back into a credential that the collector accepts.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 
 TOKEN_PREFIX = "vgl_enr_"
 APIKEY_PREFIX = "vgl_key_"
+PAGE_SESSION_PREFIX = "vgl_web_"
 
 
 def digest(secret: str) -> str:
@@ -45,15 +50,31 @@ def list_partners(conn: sqlite3.Connection) -> list[Partner]:
     ]
 
 
-def create_token(conn: sqlite3.Connection, partner_id: int, uses: int, ttl_s: float) -> str:
+def create_token(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    uses: int,
+    ttl_s: float,
+    *,
+    allow_reenroll: bool = False,
+) -> str:
+    """A new enrollment token; ``allow_reenroll`` lets it re-key machines already enrolled."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     now = time.time()
     conn.execute(
-        "INSERT INTO enrollment_tokens (partner_id, token_hash, uses_left, expires_at, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (partner_id, digest(token), uses, now + ttl_s, now),
+        "INSERT INTO enrollment_tokens (partner_id, token_hash, uses_left, expires_at, "
+        "created_at, allow_reenroll) VALUES (?, ?, ?, ?, ?, ?)",
+        (partner_id, digest(token), uses, now + ttl_s, now, int(allow_reenroll)),
     )
     return token
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a consumed enrollment token allows."""
+
+    partner_id: int
+    allow_reenroll: bool
 
 
 class TokenRefused(Exception):
@@ -62,10 +83,11 @@ class TokenRefused(Exception):
         self.reason = reason
 
 
-def consume_token(conn: sqlite3.Connection, token: str, now: float) -> int:
-    """Use one of the token's uses (inside the caller's write); return its partner id."""
+def consume_token(conn: sqlite3.Connection, token: str, now: float) -> TokenGrant:
+    """Use one of the token's uses (inside the caller's write); return what it grants."""
     row = conn.execute(
-        "SELECT id, partner_id, uses_left, expires_at, revoked_at FROM enrollment_tokens "
+        "SELECT id, partner_id, uses_left, expires_at, revoked_at, allow_reenroll "
+        "FROM enrollment_tokens "
         "WHERE token_hash = ?",
         (digest(token),),
     ).fetchone()
@@ -80,7 +102,7 @@ def consume_token(conn: sqlite3.Connection, token: str, now: float) -> int:
     conn.execute(
         "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?", (row["id"],)
     )
-    return int(row["partner_id"])
+    return TokenGrant(int(row["partner_id"]), bool(row["allow_reenroll"]))
 
 
 def create_api_key(conn: sqlite3.Connection, partner_id: int) -> str:
@@ -107,3 +129,54 @@ def revoke_api_key(conn: sqlite3.Connection, prefix: str) -> int:
         (time.time(), prefix),
     )
     return cur.rowcount
+
+
+# --- browser sign-ins ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageSession:
+    partner: Partner
+    csrf: str
+    """The token the session's forms carry (derived from the cookie, never stored)."""
+
+
+def csrf_for(session_id: str) -> str:
+    """The CSRF token of a sign-in: a hash of its secret cookie, so only its holder has it."""
+    return hashlib.sha256(b"vigil-csrf-v1\n" + session_id.encode()).hexdigest()
+
+
+def create_page_session(conn: sqlite3.Connection, api_key: str, ttl_s: float) -> str | None:
+    """Sign in with ``api_key``: the new cookie value, or None for an unknown or revoked key."""
+    row = conn.execute(
+        "SELECT id, partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        (digest(api_key),),
+    ).fetchone()
+    if row is None:
+        return None
+    now = time.time()
+    conn.execute("DELETE FROM page_sessions WHERE expires_at < ?", (now,))
+    session_id = PAGE_SESSION_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO page_sessions (id_hash, partner_id, api_key_id, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (digest(session_id), row["partner_id"], row["id"], now, now + ttl_s),
+    )
+    return session_id
+
+
+def page_session(conn: sqlite3.Connection, session_id: str, now: float) -> PageSession | None:
+    """The signed-in partner, unless the sign-in expired, ended or its API key was revoked."""
+    row = conn.execute(
+        "SELECT p.id, p.name FROM page_sessions s JOIN api_keys k ON k.id = s.api_key_id "
+        "JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL",
+        (digest(session_id), now),
+    ).fetchone()
+    if row is None:
+        return None
+    return PageSession(Partner(row["id"], row["name"]), csrf_for(session_id))
+
+
+def end_page_session(conn: sqlite3.Connection, session_id: str) -> None:
+    conn.execute("DELETE FROM page_sessions WHERE id_hash = ?", (digest(session_id),))

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from collector.app import create_app
 from collector.config import CollectorConfig
+from collector.private_files import keep_files_private, private_dir
 
 log = logging.getLogger("vigil.collector")
 
@@ -24,7 +25,11 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_files_private()
+    private_dir(config.data_dir)
+    for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
+        if (config.data_dir / made_before).is_dir():
+            private_dir(config.data_dir / made_before)
     app = create_app(config)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout

@@ -40,6 +40,24 @@ _COLUMNS = (
 )
 
 
+class ReenrollRefused(Exception):
+    """The machine is already enrolled with this partner and nobody consented to re-keying it."""
+
+    def __init__(self, server_id: str, revoked: bool) -> None:
+        super().__init__(server_id)
+        self.server_id = server_id
+        self.revoked = revoked
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    server_id: str
+    reenrolled: bool
+    """True when an existing server was re-keyed (with consent)."""
+    consent: str
+    """``token`` or ``server`` for a re-enrollment, empty for a new server."""
+
+
 def enroll(
     conn: sqlite3.Connection,
     partner_id: int,
@@ -52,24 +70,63 @@ def enroll(
     os: str,
     now: float,
 ) -> str:
+    """:func:`register` without a token's consent; the server id."""
+    return register(
+        conn,
+        partner_id,
+        hostname=hostname,
+        machine_id=machine_id,
+        licence_id=licence_id,
+        public_key=public_key,
+        agent_version=agent_version,
+        os=os,
+        now=now,
+    ).server_id
+
+
+def register(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    *,
+    hostname: str,
+    machine_id: str,
+    licence_id: str | None,
+    public_key: bytes,
+    agent_version: str,
+    os: str,
+    now: float,
+    token_allows_reenroll: bool = False,
+) -> Enrolled:
     """Register a server, or re-key the partner's server with the same machine identity.
 
     Re-enrolling a machine (a reinstalled agent, a lost state directory) keeps its server
-    id and history; the old key stops working at once, and so do its sessions.
+    id and history, but only with the operator's consent: a token made to allow it, or
+    ``server allow-reenroll`` for that server (used once). Otherwise anyone holding one of
+    the partner's tokens and a machine id could take the server over. The old key stops
+    working at once, and so do its sessions. A revoked server stays revoked: with consent
+    the machine is enrolled as a new server; without, it is refused like any other.
     """
     row = conn.execute(
-        "SELECT id FROM servers WHERE partner_id = ? AND machine_id = ? ORDER BY enrolled_at DESC",
+        "SELECT id, revoked_at, reenroll_allowed_until FROM servers "
+        "WHERE partner_id = ? AND machine_id = ? ORDER BY enrolled_at DESC",
         (partner_id, machine_id),
     ).fetchone()
     if row is not None:
-        server_id = row["id"]
-        conn.execute(
-            "UPDATE servers SET public_key = ?, hostname = ?, licence_id = ?, agent_version = ?, "
-            "os = ?, enrolled_at = ?, revoked_at = NULL WHERE id = ?",
-            (public_key, hostname, licence_id, agent_version, os, now, server_id),
-        )
-        conn.execute("DELETE FROM sessions WHERE server_id = ?", (server_id,))
-        return server_id
+        until = row["reenroll_allowed_until"]
+        by_server = until is not None and until > now
+        consent = "token" if token_allows_reenroll else "server" if by_server else ""
+        if not consent:
+            raise ReenrollRefused(row["id"], row["revoked_at"] is not None)
+        if row["revoked_at"] is None:
+            server_id = row["id"]
+            conn.execute(
+                "UPDATE servers SET public_key = ?, hostname = ?, licence_id = ?, "
+                "agent_version = ?, os = ?, enrolled_at = ?, reenroll_allowed_until = NULL "
+                "WHERE id = ?",
+                (public_key, hostname, licence_id, agent_version, os, now, server_id),
+            )
+            conn.execute("DELETE FROM sessions WHERE server_id = ?", (server_id,))
+            return Enrolled(server_id, True, consent)
     server_id = "srv_" + secrets.token_hex(8)
     conn.execute(
         "INSERT INTO servers (id, partner_id, hostname, machine_id, licence_id, public_key, "
@@ -86,7 +143,21 @@ def enroll(
             now,
         ),
     )
-    return server_id
+    return Enrolled(server_id, False, "")
+
+
+def allow_reenroll(conn: sqlite3.Connection, server_id: str, until: float) -> str:
+    """Consent to one re-enrollment of ``server_id`` before ``until``.
+
+    Returns ``ok``, ``unknown`` or ``revoked`` (a revoked server is never re-keyed).
+    """
+    row = conn.execute("SELECT revoked_at FROM servers WHERE id = ?", (server_id,)).fetchone()
+    if row is None:
+        return "unknown"
+    if row["revoked_at"] is not None:
+        return "revoked"
+    conn.execute("UPDATE servers SET reenroll_allowed_until = ? WHERE id = ?", (until, server_id))
+    return "ok"
 
 
 def get(conn: sqlite3.Connection, server_id: str) -> ServerRow | None:
@@ -144,6 +215,7 @@ class Session:
     server_id: str
     partner_id: int
     key: bytes
+    """As stored: sealed under the running process's key (:mod:`collector.session_keys`)."""
     expires_at: float
 
 

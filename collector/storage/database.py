@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from collector.private_files import private_sqlite_files
 from collector.storage.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,15 @@ class SQLiteDatabase:
         self.synchronous = synchronous
         self.max_batch = max_batch
         self.busy_timeout_ms = busy_timeout_ms
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
+        private_sqlite_files(self.path)
         conn = self._connect()
         try:
             apply_migrations(conn, self.dialect)
         finally:
             conn.close()
+        private_sqlite_files(self.path)
         self._pending: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wconn: Conn | None = None

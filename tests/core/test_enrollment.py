@@ -53,13 +53,20 @@ def test_unknown_token_is_refused(collector: Collector, make_agent) -> None:
     assert out.returncode != 0 and "unknown enrollment token" in out.stderr
 
 
-def test_enroll_twice_needs_force_and_keeps_server_id(collector: Collector, make_agent) -> None:
+def test_enroll_twice_needs_force_and_consent_and_keeps_server_id(
+    collector: Collector, make_agent
+) -> None:
     _, token = collector.partner("acme")
     agent = make_agent()
     first = agent.enroll(collector.url, token)
     old_key = (agent.state_dir / "agent.key").read_bytes()
     again = agent.cmd("enroll", "--collector", collector.url, "--token", token, check=False)
     assert again.returncode != 0 and "--force" in again.stderr
+    refused = agent.cmd(
+        "enroll", "--collector", collector.url, "--token", token, "--force", check=False
+    )
+    assert refused.returncode != 0 and f"server allow-reenroll {first}" in refused.stderr
+    collector.cli("server", "allow-reenroll", first)
     agent.cmd("enroll", "--collector", collector.url, "--token", token, "--force")
     ident = json.loads((agent.state_dir / "identity.json").read_text())
     assert ident["server_id"] == first, "same machine, same partner: same server"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 
-from tests.processes import Collector, http, wait_until
+from tests.processes import Collector, http, page_session_cookie, page_sign_in, wait_until
 
 
 def test_status_and_doctor_of_a_running_agent(collector: Collector, make_agent) -> None:
@@ -59,20 +58,15 @@ def test_fleet_pages_show_only_the_partners_servers(collector: Collector, make_a
 
     status, _, page = http("GET", collector.url + "/")  # urllib follows the redirect
     assert status == 200 and b"Partner API key" in page
-    status, _, page = http(
-        "POST",
-        collector.url + "/login",
-        b"api_key=wrong",
-        {"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    status, _, page = page_sign_in(collector.url, "wrong")
     assert status == 401 and b"Unknown or revoked API key" in page
-    cookie = {"Cookie": f"vigil_key={urllib.parse.quote(key)}"}
+    cookie = page_session_cookie(collector.url, key)
     status, _, page = http("GET", collector.url + "/", headers=cookie)
     assert status == 200 and sid.encode() in page and other_sid.encode() not in page
     status, _, page = http("GET", collector.url + f"/servers/{sid}", headers=cookie)
     assert status == 200 and b"Storage" in page and b"Cameras" in page
     status, _, _ = http("GET", collector.url + f"/servers/{other_sid}", headers=cookie)
     assert status == 404
-    other_cookie = {"Cookie": f"vigil_key={urllib.parse.quote(other_key)}"}
+    other_cookie = page_session_cookie(collector.url, other_key)
     status, _, page = http("GET", collector.url + "/", headers=other_cookie)
     assert status == 200 and sid.encode() not in page
