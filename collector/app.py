@@ -22,6 +22,7 @@ from collector.errors import ApiError
 from collector.fleet import FleetView, status_counts
 from collector.metrics import CONTENT_TYPE, Metrics
 from collector.replay import NonceCache
+from collector.request_limits import BodyTooSlow, limits_middleware
 from collector.storage import Database, open_database
 from protocol.messages import ErrorBody, encode
 
@@ -36,6 +37,7 @@ _REASONS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
     415: "unsupported_media_type",
 }
@@ -62,10 +64,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+        resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+        if exc.status == 413:  # the body was not read: do not wait for the rest of it
+            request.app[METRICS].rejected("too_large")
+            resp.force_close()
+        return resp
     except web.HTTPRequestEntityTooLarge as exc:
         request.app[METRICS].rejected("too_large")
-        return _error(413, "too_large", exc.text or "request body too large")
+        resp = _error(413, "too_large", exc.text or "request body too large")
+        resp.force_close()
+        return resp
+    except BodyTooSlow:
+        request.app[METRICS].rejected("too_slow")
+        resp = _error(
+            408,
+            "request_timeout",
+            "the request body did not arrive in time; the connection is closed",
+        )
+        resp.force_close()
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
             raise
@@ -141,7 +158,9 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[error_middleware, limits_middleware, auth_middleware], client_max_size=MAX_BODY
+    )
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)

@@ -36,6 +36,10 @@ class CollectorConfig:
     history_days: int = 30
     session_ttl_s: int = 3600
     max_clock_skew_s: int = 300
+    read_timeout_s: int = 30
+    """Headers, and a body's fixed allowance, must arrive within this many seconds."""
+    min_body_bytes_per_s: int = 16 * 1024
+    """A body may take ``read_timeout_s`` plus its length at this rate, not longer."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     raw: dict[str, Any] = field(default_factory=dict)
     """The whole file, for feature sections (``[backup.storage]``, ``[contracts]``)."""
@@ -89,6 +93,8 @@ def load_config(
         ("history_days", 30, 1),
         ("session_ttl_s", 3600, 60),
         ("max_clock_skew_s", 300, 5),
+        ("read_timeout_s", 30, 1),
+        ("min_body_bytes_per_s", 16 * 1024, 1),
     ):
         v = _get(table, key, int, source, p, default)
         if v < low:

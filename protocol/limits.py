@@ -11,7 +11,7 @@ MAX_BATCH_REPORTS = 50
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """One request body on the agent endpoints (except backup chunks)."""
 
-MAX_ENROLL_BYTES = 16 * 1024
+MAX_ENROLL_BYTES = 8 * 1024
 """An enrollment request."""
 
 MAX_CAMERAS = 1024
