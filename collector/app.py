@@ -91,6 +91,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
+    except UnicodeError as exc:
+        # Text a client sent that is not UTF-8 (a form field, a file): its fault, not ours.
+        log.info("undecodable input in %s %s: %s", request.method, request.path, exc)
+        return _error(400, "invalid_encoding", "the request contains text that is not UTF-8")
+    except RecursionError:
+        log.info("input nested too deeply in %s %s", request.method, request.path)
+        return _error(400, "nested_too_deeply", "the request body is nested too deeply")
     except sqlite3.Error as exc:
         # The collector's storage failed (disk full, I/O error, locked too long): not the
         # client's fault, and nothing was stored; the agent keeps the data and retries.

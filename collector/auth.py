@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,9 +100,9 @@ async def _authenticate_agent(request: web.Request) -> None:
     try:
         ts_f = float(ts)
     except ValueError:
-        raise _refuse(
-            request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a number"
-        ) from None
+        ts_f = math.nan
+    if not math.isfinite(ts_f):  # "nan" would pass any skew comparison
+        raise _refuse(request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a finite number")
     skew = request.app[CONFIG].max_clock_skew_s
     now = time.time()
     if abs(now - ts_f) > skew:

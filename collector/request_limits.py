@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -65,9 +66,34 @@ def _cut_off(request: web.Request) -> None:
     payload.set_exception(BodyTooSlow("request body not received in time"))
 
 
+def undecodable_part(request: web.Request) -> str | None:
+    """What part of the request is not valid UTF-8 (a header, the path, the query), if any.
+
+    aiohttp decodes headers leniently (undecodable bytes become lone surrogates) and the
+    path's percent-escapes likewise; a string like that fails later, wherever it is
+    hashed, stored or compared. Refusing it here gives one clear 400 instead.
+    """
+    for name, value in request.raw_headers:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"header {name.decode('latin-1')}"
+    path, _, query = request.raw_path.partition("?")
+    for part, text in (("path", path), ("query string", query.replace("+", " "))):
+        try:
+            unquote_to_bytes(text).decode("utf-8")
+        except UnicodeError:
+            return part
+    return None
+
+
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse an oversized body up front, cap unauthenticated bodies, time every body."""
+    """Refuse undecodable text and oversized bodies up front, cap unauthenticated bodies,
+    time every body."""
+    bad = undecodable_part(request)
+    if bad is not None:
+        raise ApiError(400, "invalid_encoding", f"the {bad} is not valid UTF-8", field=bad)
     cap = MAX_OPEN_BODY if request.path in OPEN_BODY_PATHS else request.client_max_size
     length = request.content_length
     if length is not None and length > cap:
