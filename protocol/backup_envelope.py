@@ -93,3 +93,5 @@ def decode(data: bytes) -> Envelope:
         return msgspec.json.decode(data, type=Envelope)
     except msgspec.MsgspecError as exc:
         raise EnvelopeError(f"malformed backup envelope: {exc}") from exc
+    except RecursionError:  # msgspec descends into unknown fields too
+        raise EnvelopeError("malformed backup envelope: nested too deeply") from None

@@ -39,7 +39,7 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 class EnrollRequest(Message, kw_only=True, gc=False):
     """First contact: a one-time token and the agent's freshly made public key."""
 
-    protocol: int
+    protocol: NonNeg
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     public_key: B64
     """Ed25519 public key, raw 32 bytes, base64."""
@@ -56,7 +56,7 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
 
     report_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
     probe_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
-    backup_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    backup_interval_s: NonNeg = 0
     """0 = online backup not offered to this server."""
     backup_window: ShortText = ""
     """``HH:MM-HH:MM`` in the server's local time, empty = any time."""
@@ -73,7 +73,7 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
 
 
 class EnrollResponse(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     server_id: Id
     partner: ShortText
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
@@ -82,7 +82,7 @@ class EnrollResponse(Message, kw_only=True, gc=False):
 class SessionRequest(Message, kw_only=True, gc=False):
     """Signed with the agent's Ed25519 key; opens a session keyed by X25519 agreement."""
 
-    protocol: int
+    protocol: NonNeg
     server_id: Id
     timestamp: Timestamp
     nonce: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
@@ -91,12 +91,12 @@ class SessionRequest(Message, kw_only=True, gc=False):
 
 
 class SessionResponse(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     session_id: Id
     ephemeral_key: B64
     """The collector's X25519 public key; both sides derive the session key with HKDF."""
-    expires_at: float
-    server_time: float
+    expires_at: Timestamp
+    server_time: Timestamp
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
 
 
@@ -209,7 +209,7 @@ class Report(Message, kw_only=True, gc=False):
 
 
 class ReportBatch(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     reports: Annotated[
         list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)
     ]

@@ -38,7 +38,7 @@ from collector.backups.status import backup_status
 from collector.errors import ApiError
 from protocol import backup_envelope as be
 from protocol import limits
-from protocol.messages import error_field
+from protocol.messages import decode, error_field
 
 log = logging.getLogger(__name__)
 
@@ -607,13 +607,11 @@ class BackupService:
 
     async def record_run(self, server_id: str, body: bytes) -> str:
         try:
-            run = msgspec.json.decode(body, type=BackupRun)
+            run = decode(body, BackupRun)
         except msgspec.ValidationError as exc:
             raise ApiError(400, "invalid_field", str(exc), field=error_field(exc)) from None
         except msgspec.DecodeError as exc:
             raise ApiError(400, "invalid_json", str(exc)) from None
-        except RecursionError:
-            raise ApiError(400, "invalid_json", "JSON is malformed: nested too deeply") from None
         if run.outcome not in ("ok", "unchanged", "failed"):
             raise ApiError(
                 400,
