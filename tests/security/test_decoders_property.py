@@ -22,6 +22,7 @@ import math
 import random
 import socket
 import string
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from protocol import backup_envelope as be
 from protocol import limits
 from protocol import messages as m
 from tests.core.signed import report, session_for, signed_headers
-from tests.processes import Collector, http
+from tests.processes import BIN, Collector, http
 
 PROPS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -427,3 +428,31 @@ def test_random_requests_over_the_wire_never_get_a_500(collector: Collector, mak
     assert http("GET", collector.url + "/healthz")[0] == 200
     assert collector.api(key, "/api/v1/servers")[1]["count"] == 1
     assert len(statuses) > 3  # the fuzz reached more than one kind of answer
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        (b'[collector]\nlisten = "127.0.0.1:99999"\n', "collector.listen"),
+        (b"[collector]\nsession_ttl_s = 9223372036854775807\n", "collector.session_ttl_s"),
+        (b"[collector]\nread_timeout_s = 0\n", "collector.read_timeout_s"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "(syntax)"),
+        (b'[collector]\ndata_dir = "\xff\xfe"\n', "(file)"),
+        (b"[backup]\nmax_size = nan\n", "max_size"),
+    ],
+)
+def test_serve_with_a_bad_configuration_says_so_in_one_line(
+    tmp_path: Path, content: bytes, key: str
+) -> None:
+    config = tmp_path / "collector.toml"
+    config.write_bytes(content)
+    out = subprocess.run(
+        [str(BIN / "vigil-collector"), "serve", "--config", str(config), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("vigil-collector: ") and f"{key}: expected" in line, out.stderr
