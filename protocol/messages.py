@@ -251,7 +251,6 @@ def decode(data: bytes, type_: type[T]) -> T:
         raise msgspec.DecodeError("JSON is malformed: nested too deeply") from None
 
 
-
 def encode(msg: object) -> bytes:
     """Encode a message (or any msgspec-encodable value) as compact JSON."""
     return _encoder.encode(msg)
