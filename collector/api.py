@@ -10,23 +10,13 @@ from aiohttp import web
 from collector import cameras
 from collector.appkeys import CONFIG, DB
 from collector.auth import owned_server, partner_of
-from collector.errors import ApiError
 from collector.fleet import FleetView, storage_history
+from collector.query_params import MAX_PAGE, int_param, time_param
 
 
 def _fleet(request: web.Request, conn: object) -> FleetView:
     cfg = request.app[CONFIG]
     return FleetView(conn, cfg.report_interval_s, cfg.offline_after_intervals)  # type: ignore[arg-type]
-
-
-def _float_param(request: web.Request, name: str, default: float) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be a number", field=name) from None
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -40,14 +30,14 @@ async def list_servers(request: web.Request) -> web.Response:
     """The partner's servers; ``?status=`` filters, ``?limit=&offset=`` pages."""
     partner = partner_of(request)
     wanted = request.query.get("status")
-    limit = int(_float_param(request, "limit", 0))
-    offset = int(_float_param(request, "offset", 0))
+    limit = int_param(request, "limit", 0, high=MAX_PAGE)  # 0 = all
+    offset = int_param(request, "offset", 0)
     views = await request.app[DB].read(lambda c: _fleet(request, c).all(partner.partner_id))
     if wanted:
         views = [v for v in views if v["status"] == wanted]
     total = len(views)
     if offset > 0 or limit > 0:
-        views = views[max(offset, 0) : (max(offset, 0) + limit) if limit > 0 else None]
+        views = views[offset : (offset + limit) if limit > 0 else None]
     return json_response({"servers": views, "count": total})
 
 
@@ -67,14 +57,14 @@ async def get_cameras(request: web.Request) -> web.Response:
 
 async def get_camera_events(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
-    since = _float_param(request, "since", time.time() - 7 * 86400)
+    since = time_param(request, "since", time.time() - 7 * 86400)
     events = await request.app[DB].read(lambda c: cameras.events_for(c, row.id, since))
     return web.json_response({"server_id": row.id, "events": events})
 
 
 async def get_storage_history(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
-    since = _float_param(request, "since", time.time() - 7 * 86400)
+    since = time_param(request, "since", time.time() - 7 * 86400)
     points = await request.app[DB].read(lambda c: storage_history(c, row.id, since))
     return web.json_response({"server_id": row.id, "points": points})
 

@@ -24,6 +24,7 @@ from collector.fleet import FleetView, status_counts
 from collector.metrics import CONTENT_TYPE, Metrics
 from collector.ratelimit import AuthLimits
 from collector.replay import NonceCache
+from collector.request_limits import BodyTooSlow, limits_middleware
 from collector.session_keys import SessionSealer
 from collector.storage import Database, open_database
 from protocol.messages import ErrorBody, encode
@@ -39,6 +40,7 @@ _REASONS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -66,10 +68,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+        resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+        if exc.status == 413:  # the body was not read: do not wait for the rest of it
+            request.app[METRICS].rejected("too_large")
+            resp.force_close()
+        return resp
     except web.HTTPRequestEntityTooLarge as exc:
         request.app[METRICS].rejected("too_large")
-        return _error(413, "too_large", exc.text or "request body too large")
+        resp = _error(413, "too_large", exc.text or "request body too large")
+        resp.force_close()
+        return resp
+    except BodyTooSlow:
+        request.app[METRICS].rejected("too_slow")
+        resp = _error(
+            408,
+            "request_timeout",
+            "the request body did not arrive in time; the connection is closed",
+        )
+        resp.force_close()
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
             raise
@@ -78,6 +95,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
+    except UnicodeError as exc:
+        # Text a client sent that is not UTF-8 (a form field, a file): its fault, not ours.
+        log.info("undecodable input in %s %s: %s", request.method, request.path, exc)
+        return _error(400, "invalid_encoding", "the request contains text that is not UTF-8")
+    except RecursionError:
+        log.info("input nested too deeply in %s %s", request.method, request.path)
+        return _error(400, "nested_too_deeply", "the request body is nested too deeply")
     except sqlite3.Error as exc:
         # The collector's storage failed (disk full, I/O error, locked too long): not the
         # client's fault, and nothing was stored; the agent keeps the data and retries.
@@ -157,7 +181,9 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[error_middleware, limits_middleware, auth_middleware], client_max_size=MAX_BODY
+    )
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)

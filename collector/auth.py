@@ -18,6 +18,7 @@ answer 429 with ``Retry-After`` before looking at the credential.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -134,9 +135,9 @@ async def _authenticate_agent(request: web.Request) -> None:
     try:
         ts_f = float(ts)
     except ValueError:
-        raise _refuse(
-            request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a number"
-        ) from None
+        ts_f = math.nan
+    if not math.isfinite(ts_f):  # "nan" would pass any skew comparison
+        raise _refuse(request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a finite number")
     skew = request.app[CONFIG].max_clock_skew_s
     now = time.time()
     if abs(now - ts_f) > skew:

@@ -60,6 +60,10 @@ class CollectorConfig:
     history_days: int = 30
     session_ttl_s: int = 3600
     max_clock_skew_s: int = 300
+    read_timeout_s: int = 30
+    """Headers, and a body's fixed allowance, must arrive within this many seconds."""
+    min_body_bytes_per_s: int = 16 * 1024
+    """A body may take ``read_timeout_s`` plus its length at this rate, not longer."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -144,8 +148,14 @@ def load_config(
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(source, "(file)", "an existing TOML file") from None
+        except OSError as exc:
+            raise ConfigError(source, "(file)", f"a readable TOML file ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(source, "(file)", "UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(source, "(syntax)", "TOML nested less deeply") from None
     table = raw.get("collector", {})
     if not isinstance(table, dict):
         raise ConfigError(source, "collector", "a table")
@@ -158,19 +168,24 @@ def load_config(
         else Path(_get(table, "data_dir", str, source, p, str(DEFAULT_DATA_DIR)))
     )
     cfg_listen = listen or _get(table, "listen", str, source, p, DEFAULT_LISTEN)
-    if ":" not in cfg_listen:
-        raise ConfigError(source, "collector.listen", "HOST:PORT")
+    _, _, port = cfg_listen.rpartition(":")
+    if not (port.isdigit() and int(port) <= 65535):
+        raise ConfigError(source, "collector.listen", "HOST:PORT with a port from 0 to 65535")
+    if "\0" in str(data):
+        raise ConfigError(source, "collector.data_dir", "a path without NUL characters")
     ints = {}
-    for key, default, low in (
-        ("report_interval_s", 60, 1),
-        ("offline_after_intervals", 3, 1),
-        ("history_days", 30, 1),
-        ("session_ttl_s", 3600, 60),
-        ("max_clock_skew_s", 300, 5),
+    for key, default, low, high in (
+        ("report_interval_s", 60, 1, 86400),
+        ("offline_after_intervals", 3, 1, 1000),
+        ("history_days", 30, 1, 36500),
+        ("session_ttl_s", 3600, 60, 30 * 86400),
+        ("max_clock_skew_s", 300, 5, 86400),
+        ("read_timeout_s", 30, 1, 3600),
+        ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),
     ):
         v = _get(table, key, int, source, p, default)
-        if v < low:
-            raise ConfigError(source, f"collector.{key}", f"an integer >= {low}")
+        if not low <= v <= high:
+            raise ConfigError(source, f"collector.{key}", f"an integer from {low} to {high}")
         ints[key] = v
     st = raw.get("storage", {})
     if not isinstance(st, dict):
@@ -181,9 +196,12 @@ def load_config(
     sync = _get(st, "sqlite_synchronous", str, source, "storage.", "FULL").upper()
     if sync not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(source, "storage.sqlite_synchronous", '"FULL", "NORMAL" or "EXTRA"')
+    db_path = _get(st, "path", str, source, "storage.", str(data / "vigil.db"))
+    if "\0" in db_path:
+        raise ConfigError(source, "storage.path", "a path without NUL characters")
     storage = StorageConfig(
         kind=kind,
-        path=Path(_get(st, "path", str, source, "storage.", str(data / "vigil.db"))),
+        path=Path(db_path),
         sqlite_synchronous=sync,
         dsn=_get(st, "dsn", str, source, "storage.", ""),
     )

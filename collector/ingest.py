@@ -25,6 +25,7 @@ from collector.agent_settings import settings_for
 from collector.appkeys import DB, METRICS
 from collector.auth import agent_of, body_of
 from collector.bodies import parse
+from collector.errors import ApiError
 from protocol import limits
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera, Report, ReportAck, ReportBatch, Volume, encode
@@ -54,6 +55,30 @@ class Prepared(NamedTuple):
     """Only when the digest may have changed; None otherwise."""
     filling_volumes: list[Volume]
     """Recording volumes forecast full within 48 hours (they open incidents)."""
+
+
+def check_bounds(batch: ReportBatch, now: float) -> None:
+    """Refuse what the schema alone cannot: a volume using more than it holds, a report
+    from the future. Agents measure these; a report that says otherwise is not stored,
+    and the 400 names the field so the agent's log shows what is wrong."""
+    for i, rep in enumerate(batch.reports):
+        if rep.collected_at > now + limits.MAX_FUTURE_S:
+            raise ApiError(
+                400,
+                "invalid_field",
+                f"report collected at {rep.collected_at:.0f}, more than "
+                f"{limits.MAX_FUTURE_S} s after the collector's clock: check the server's clock",
+                field=f"$.reports[{i}].collected_at",
+            )
+        for j, vol in enumerate(rep.volumes):
+            if vol.used > vol.total or vol.free > vol.total:
+                raise ApiError(
+                    400,
+                    "invalid_field",
+                    f"volume {vol.mountpoint!r}: used ({vol.used}) and free ({vol.free}) "
+                    f"must each be at most total ({vol.total})",
+                    field=f"$.reports[{i}].volumes[{j}]",
+                )
 
 
 def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
@@ -201,6 +226,7 @@ async def post_reports(request: web.Request) -> web.Response:
     agent = agent_of(request)
     app = request.app
     batch = parse(await body_of(request), ReportBatch, limits.MAX_BATCH_BYTES)
+    check_bounds(batch, time.time())
     monitoring = entitlements.answer(app, agent.server_id, entitlements.MONITORING)
     heartbeat_only = "" if monitoring.entitled else monitoring.reason or "not entitled"
     digests = app[DIGESTS]

@@ -31,8 +31,14 @@ async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None
         if (config.data_dir / made_before).is_dir():
             private_dir(config.data_dir / made_before)
     app = create_app(config)
+    # aiohttp's keep-alive timer runs from the moment a connection opens until a request
+    # is complete: at read_timeout_s it also cuts off a client sending its headers slowly.
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=config.read_timeout_s,
     )
     await runner.setup()
     host, port = split_listen(config.listen)

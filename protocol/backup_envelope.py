@@ -18,10 +18,14 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from protocol import limits
+
 ENVELOPE_VERSION = 1
 SIGNING_CONTEXT = b"vigil-backup-envelope-v1\n"
 
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_INT)]
+"""Sizes and counts fit a signed 64-bit column."""
 
 
 class BackupHeader(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -31,20 +35,20 @@ class BackupHeader(msgspec.Struct, kw_only=True, omit_defaults=True):
     configuration is the same as backup ``base_seq`` (no ciphertext is uploaded then).
     """
 
-    version: int = ENVELOPE_VERSION
+    version: Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_INT)] = ENVELOPE_VERSION
     kind: Literal["full", "unchanged"] = "full"
     server_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    seq: Annotated[int, msgspec.Meta(ge=1)]
-    created_at: float
+    seq: Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_INT)]
+    created_at: Annotated[float, msgspec.Meta(ge=0, le=limits.MAX_TIMESTAMP)]
     ciphertext_sha256: Sha256Hex | None = None
-    ciphertext_size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    ciphertext_size: Count | None = None
     content_digest: Sha256Hex | None = None
     """SHA-256 of the archive's manifest (plaintext side): equal digests = unchanged config."""
-    base_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    base_seq: Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_INT)] | None = None
     recipients: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
     format: str = "tar+zstd+age"
-    files: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    plaintext_size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    files: Count | None = None
+    plaintext_size: Count | None = None
 
 
 class Envelope(msgspec.Struct, kw_only=True):
@@ -93,3 +97,5 @@ def decode(data: bytes) -> Envelope:
         return msgspec.json.decode(data, type=Envelope)
     except msgspec.MsgspecError as exc:
         raise EnvelopeError(f"malformed backup envelope: {exc}") from exc
+    except RecursionError:  # msgspec descends into unknown fields too
+        raise EnvelopeError("malformed backup envelope: nested too deeply") from None

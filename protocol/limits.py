@@ -11,7 +11,7 @@ MAX_BATCH_REPORTS = 50
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """One request body on the agent endpoints (except backup chunks)."""
 
-MAX_ENROLL_BYTES = 16 * 1024
+MAX_ENROLL_BYTES = 8 * 1024
 """An enrollment request."""
 
 MAX_CAMERAS = 1024
@@ -25,3 +25,12 @@ MAX_TEXT = 1024
 
 CLOCK_SKEW_S = 300
 """How far an authenticated request's timestamp may be from the collector's clock."""
+
+MAX_INT = 2**63 - 1
+"""Every integer on the wire (sizes, counts, sequence numbers) fits a signed 64-bit column."""
+
+MAX_TIMESTAMP = 253402300799.0
+"""9999-12-31 23:59:59 UTC: every time on the wire lies in years 1970 to 9999."""
+
+MAX_FUTURE_S = 86400
+"""How far ahead of the collector's clock a report may say it was collected."""

@@ -17,9 +17,15 @@ from protocol import limits
 Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT)]
 ShortText = Annotated[str, msgspec.Meta(max_length=256)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
-NonNeg = Annotated[int, msgspec.Meta(ge=0)]
-NonNegF = Annotated[float, msgspec.Meta(ge=0)]
+NonNeg = Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_INT)]
+NonNegF = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
+"""A duration, rate or load: never negative, never absurd (1e15 s is 30 million years)."""
+Timestamp = Annotated[float, msgspec.Meta(ge=0, le=limits.MAX_TIMESTAMP)]
+"""Epoch seconds in years 1970 to 9999."""
+Finite = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+"""Any finite number (a forecast may lie beyond year 9999)."""
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 B64 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
@@ -33,7 +39,7 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 class EnrollRequest(Message, kw_only=True, gc=False):
     """First contact: a one-time token and the agent's freshly made public key."""
 
-    protocol: int
+    protocol: NonNeg
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     public_key: B64
     """Ed25519 public key, raw 32 bytes, base64."""
@@ -50,7 +56,7 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
 
     report_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
     probe_interval_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
-    backup_interval_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    backup_interval_s: NonNeg = 0
     """0 = online backup not offered to this server."""
     backup_window: ShortText = ""
     """``HH:MM-HH:MM`` in the server's local time, empty = any time."""
@@ -67,7 +73,7 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
 
 
 class EnrollResponse(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     server_id: Id
     partner: ShortText
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
@@ -76,21 +82,21 @@ class EnrollResponse(Message, kw_only=True, gc=False):
 class SessionRequest(Message, kw_only=True, gc=False):
     """Signed with the agent's Ed25519 key; opens a session keyed by X25519 agreement."""
 
-    protocol: int
+    protocol: NonNeg
     server_id: Id
-    timestamp: float
+    timestamp: Timestamp
     nonce: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
     ephemeral_key: B64
     """X25519 public key, raw 32 bytes, base64."""
 
 
 class SessionResponse(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     session_id: Id
     ephemeral_key: B64
     """The collector's X25519 public key; both sides derive the session key with HKDF."""
-    expires_at: float
-    server_time: float
+    expires_at: Timestamp
+    server_time: Timestamp
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
 
 
@@ -109,7 +115,7 @@ class HostInfo(Message, kw_only=True, gc=False):
     memory_used: NonNeg = 0
     memory_percent: Percent = 0.0
     agent_version: ShortText = ""
-    boot_time: NonNegF = 0.0
+    boot_time: Timestamp = 0.0
 
 
 class Volume(Message, kw_only=True, gc=False):
@@ -121,9 +127,9 @@ class Volume(Message, kw_only=True, gc=False):
     free: NonNeg
     recording: bool = False
     """A configured recording volume (the video software writes its footage here)."""
-    fill_rate_bytes_per_day: float | None = None
+    fill_rate_bytes_per_day: Finite | None = None
     """Growth of ``used`` per day over the agent's recent samples, None until known."""
-    full_at: float | None = None
+    full_at: Finite | None = None
     """Forecast time (epoch seconds) the volume is full at the current rate; None = never."""
     error: Text = ""
 
@@ -156,7 +162,7 @@ class Camera(Message, kw_only=True, gc=False):
     key: Id
     """Stable key of the camera within its server (configured id, else host:port)."""
     address: ShortText
-    port: NonNeg = 80
+    port: Port = 80
     name: ShortText = ""
     site: ShortText = ""
     verdict: CameraVerdict
@@ -172,14 +178,14 @@ class Camera(Message, kw_only=True, gc=False):
     firmware: ShortText = ""
     serial: ShortText = ""
     hardware_id: ShortText = ""
-    clock_offset_s: float | None = None
+    clock_offset_s: Finite | None = None
     latency_ms: NonNegF | None = None
     services_absent: list[ShortText] = []
     profiles: list[CameraProfile] = []
     stream_ok: bool | None = None
     snapshot_ok: bool | None = None
     error: Text = ""
-    probed_at: NonNegF = 0.0
+    probed_at: Timestamp = 0.0
     duration_ms: NonNegF = 0.0
 
 
@@ -189,7 +195,7 @@ class Report(Message, kw_only=True, gc=False):
     report_id: Id
     seq: NonNeg
     """Per-agent sequence number, counting from 1; a gap is a report dropped from the spool."""
-    collected_at: float
+    collected_at: Timestamp
     host: HostInfo
     volumes: Annotated[list[Volume], msgspec.Meta(max_length=limits.MAX_VOLUMES)] = []
     software: Software = msgspec.field(default_factory=Software)
@@ -206,7 +212,7 @@ class Report(Message, kw_only=True, gc=False):
 
 
 class ReportBatch(Message, kw_only=True, gc=False):
-    protocol: int
+    protocol: NonNeg
     reports: Annotated[
         list[Report], msgspec.Meta(min_length=1, max_length=limits.MAX_BATCH_REPORTS)
     ]
@@ -236,11 +242,16 @@ T = TypeVar("T")
 
 def decode(data: bytes, type_: type[T]) -> T:
     """Decode and validate JSON ``data`` as ``type_`` (raises ``msgspec.ValidationError``
-    or ``msgspec.DecodeError``)."""
+    or ``msgspec.DecodeError``, also for JSON nested more deeply than any message is)."""
     dec = _decoders.get(type_)
     if dec is None:
         dec = _decoders[type_] = msgspec.json.Decoder(type_)
-    return dec.decode(data)
+    try:
+        return dec.decode(data)
+    except RecursionError:
+        # msgspec descends into unknown fields too; a few thousand nested brackets
+        # exhaust the interpreter's recursion limit. That is malformed input, not a crash.
+        raise msgspec.DecodeError("JSON is malformed: nested too deeply") from None
 
 
 def encode(msg: object) -> bytes:

@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -37,6 +37,8 @@ from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
 from collector.errors import ApiError
 from protocol import backup_envelope as be
+from protocol import limits
+from protocol.messages import decode, error_field
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +93,21 @@ def _replay_error(seq: int, last: int) -> ApiError:
     )
 
 
+_Count = Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_INT)]
+_Time = Annotated[float, msgspec.Meta(ge=0, le=limits.MAX_TIMESTAMP)]
+
+
 class BackupRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """A run's outcome as the agent reports it; numbers bounded where they enter."""
+
     outcome: str
     reason: str = ""
-    started_at: float
-    finished_at: float
-    seq: int | None = None
-    backup_id: str | None = None
-    files: int | None = None
-    bytes: int | None = None
+    started_at: _Time
+    finished_at: _Time
+    seq: _Count | None = None
+    backup_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    files: _Count | None = None
+    bytes: _Count | None = None
 
 
 @dataclass
@@ -599,9 +607,9 @@ class BackupService:
 
     async def record_run(self, server_id: str, body: bytes) -> str:
         try:
-            run = msgspec.json.decode(body, type=BackupRun)
+            run = decode(body, BackupRun)
         except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_field", str(exc)) from None
+            raise ApiError(400, "invalid_field", str(exc), field=error_field(exc)) from None
         except msgspec.DecodeError as exc:
             raise ApiError(400, "invalid_json", str(exc)) from None
         if run.outcome not in ("ok", "unchanged", "failed"):
@@ -611,6 +619,20 @@ class BackupService:
                 'outcome must be "ok", "unchanged" or "failed"',
                 field="outcome",
             )
+        if run.outcome in ("ok", "unchanged") and run.backup_id is not None:
+            # A success is only as good as the backup it names: one this collector never
+            # stored would make the partner's status show a backup that does not exist.
+            stored = await self.db.read(
+                lambda c: catalog.get_backup(c, server_id, run.backup_id or "")
+            )
+            if stored is None or (run.seq is not None and stored.seq != run.seq):
+                raise ApiError(
+                    422,
+                    "backup_unknown",
+                    f"the run reports backup {run.backup_id[:64]!r} (seq {run.seq}) as stored, "
+                    "but this collector holds no such backup of this server",
+                    field="backup_id",
+                )
         data = msgspec.structs.asdict(run)
         data["reason"] = run.reason[-MAX_REASON:]  # the tail: where a command's error is
         if run.backup_id is not None:
