@@ -97,6 +97,30 @@ def check_link(name: str, target: str) -> None:
         raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
 
 
+class _Limited:
+    """The tar stream, refused as soon as it runs past the size the agent signed (a
+    decompression bomb, or a collector's archive padded to fill the disk)."""
+
+    def __init__(self, src: object, limit: int | None) -> None:
+        self._src = src
+        self._limit = limit
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while buf := self.read(READ_SIZE):
+                parts.append(buf)
+            return b"".join(parts)
+        data = self._src.read(n)  # type: ignore[attr-defined]
+        self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise ArchiveRefused(
+                f"the archive expands beyond its signed plaintext size ({self._limit} bytes)"
+            )
+        return data
+
+
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
@@ -110,6 +134,7 @@ def read_archive(
     dest: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     total_size: int = 0,
+    max_plaintext: int | None = None,
     keep_small: int = 0,
     skip_unsafe_links: bool = False,
 ) -> ReadResult:
@@ -119,7 +144,11 @@ def read_archive(
 
     ``skip_unsafe_links``: a symlink that could point outside ``dest`` (absolute targets
     are common in ``/etc``) is left out instead of failing the restore; the names are in
-    ``ReadResult.skipped_links``. Every other check still applies."""
+    ``ReadResult.skipped_links``. Every other check still applies.
+
+    ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
+    written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
+    fails, e.g. a full disk, is one too)."""
     hashed = HashingReader(src)
     last_report = 0
 
@@ -138,15 +167,18 @@ def read_archive(
     try:
         age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)
-        seen, manifest, texts, plain, skipped = _walk(zr, dest, keep_small, skip_unsafe_links)
-        _drain(zr)
+        limited = _Limited(zr, max_plaintext)
+        seen, manifest, texts, plain, skipped = _walk(limited, dest, keep_small, skip_unsafe_links)
+        _drain(limited)
         _drain(age)
     except AgeError as exc:
         raise ArchiveRefused(str(exc)) from None
     except zstandard.ZstdError as exc:
         raise ArchiveRefused(f"compressed stream is damaged: {exc}") from None
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError) as exc:
         raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
     if progress:
         progress("bytes", hashed.size, total_size)
     _check_manifest(seen, manifest, recipients)
@@ -156,11 +188,14 @@ def read_archive(
         for e in reversed(manifest.entries):
             if e.path in skipped:
                 continue
-            os.utime(
-                dest.joinpath(*e.path.split("/")),
-                ns=(e.mtime_ns, e.mtime_ns),
-                follow_symlinks=False,
-            )
+            try:
+                os.utime(
+                    dest.joinpath(*e.path.split("/")),
+                    ns=(e.mtime_ns, e.mtime_ns),
+                    follow_symlinks=False,
+                )
+            except (OSError, OverflowError, ValueError) as exc:
+                raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
     return ReadResult(
         manifest=manifest,
         ciphertext_sha256=hashed.sha256.hexdigest(),

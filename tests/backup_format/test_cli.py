@@ -258,6 +258,7 @@ def test_restore_refuses_malicious_archive_even_if_signed(
         ciphertext_size=len(blob),
         content_digest=_digest_of(blob, key, recipient),
         recipients=[recipient],
+        plaintext_size=1 << 20,
     )
     env = backup_envelope.encode(backup_envelope.sign(header, sk))
     collector.backups.append(Stored("evil", "srv-1", header, env, blob, 1.0))
