@@ -239,6 +239,9 @@ def _walk(
             path = dest.joinpath(*parts) if dest is not None else None
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                if not member.isdir() and os.path.lexists(path):
+                    # made as the parent of an earlier member: tar order says otherwise
+                    raise ArchiveRefused(f"refused {name!r}: a directory of that name exists")
             if member.isreg():
                 rec.type, rec.size = "file", member.size
                 rec.sha256, data = _take_file(tar, member, path, keep_small)

@@ -17,7 +17,7 @@ from agent_helpers import enroll, make_runner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fake_collector import FakeCollector, Stored
-from test_cli import backed_up, cli, keyfile  # noqa: F401  (keyfile is a fixture)
+from test_cli import backed_up, cli
 
 from protocol import backup_envelope
 from protocol.recipient_list import fingerprint
@@ -43,7 +43,11 @@ def forged_backup(
     attacker = Ed25519PrivateKey.generate()
     collector.keys[server] = raw(attacker)
     runner, _ = make_runner(
-        collector, tmp_path / "attacker" / "state", attacker, {"paths": [str(evil_tree)]}, [recipient]
+        collector,
+        tmp_path / "attacker" / "state",
+        attacker,
+        {"paths": [str(evil_tree)]},
+        [recipient],
     )
     assert asyncio.run(runner.run_once()).outcome == "ok"
     made = collector.backups[0]
@@ -77,7 +81,11 @@ def restore(collector, capsys, key: Path, dest: Path, *extra: str) -> tuple[int,
 
 
 def test_first_use_pins_the_key_and_says_so(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     key, recipient = keyfile
     _, agent_key = backed_up(collector, tree, tmp_path, recipient)
@@ -90,7 +98,11 @@ def test_first_use_pins_the_key_and_says_so(
 
 
 def test_forged_backup_signed_by_another_key_is_refused(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     """The collector keeps offering the real key but serves a newer backup it signed."""
     key, recipient = keyfile
@@ -99,7 +111,7 @@ def test_forged_backup_signed_by_another_key_is_refused(
     forged, _ = forged_backup(collector, tmp_path, recipient, seq=2)
     collector.backups.append(forged)
     dest = tmp_path / "out" / "r2"
-    rc, out, err = restore(collector, capsys, key, dest)
+    rc, _, err = restore(collector, capsys, key, dest)
     assert rc == 1 and "signed by another key" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
@@ -107,7 +119,11 @@ def test_forged_backup_signed_by_another_key_is_refused(
 
 
 def test_collector_swapping_the_servers_key_cannot_get_a_forged_sudoers_restored(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     """The worst case: the collector replaces the backups and offers its own key as the
     server's. Fetching the key from the collector (as before) restored the forged file."""
@@ -133,7 +149,11 @@ def test_collector_swapping_the_servers_key_cannot_get_a_forged_sudoers_restored
 
 
 def test_a_legitimately_changed_key_is_accepted_with_trust_and_fingerprint(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     key, recipient = keyfile
     backed_up(collector, tree, tmp_path, recipient)
@@ -150,9 +170,7 @@ def test_a_legitimately_changed_key_is_accepted_with_trust_and_fingerprint(
 
     rc, _, err = cli(collector, capsys, "trust", "--server", "srv-1")
     assert rc == 1 and "--fingerprint" in err  # no silent replacement
-    rc, _, err = cli(
-        collector, capsys, "trust", "--server", "srv-1", "--fingerprint", "ab" * 32
-    )
+    rc, _, err = cli(collector, capsys, "trust", "--server", "srv-1", "--fingerprint", "ab" * 32)
     assert rc == 1 and "not pinned" in err
     rc, out, err = cli(
         collector, capsys, "trust", "--server", "srv-1", "--fingerprint", new_fp.upper()
@@ -167,7 +185,11 @@ def test_a_legitimately_changed_key_is_accepted_with_trust_and_fingerprint(
 
 
 def test_trust_before_first_use_checks_the_fingerprint(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     key, recipient = keyfile
     _, agent_key = backed_up(collector, tree, tmp_path, recipient)
@@ -186,7 +208,11 @@ def test_trust_before_first_use_checks_the_fingerprint(
 
 
 def test_rollback_of_latest_is_refused(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     key, recipient = keyfile
     runner, _ = backed_up(collector, tree, tmp_path, recipient)
@@ -209,7 +235,11 @@ def test_rollback_of_latest_is_refused(
 
 
 def test_known_servers_path_flag_and_damaged_file(
-    collector, tree: Path, tmp_path: Path, keyfile, capsys  # noqa: F811
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
 ) -> None:
     key, recipient = keyfile
     backed_up(collector, tree, tmp_path, recipient)
