@@ -20,7 +20,10 @@ from fake_collector import FakeCollector, Stored
 from test_cli import backed_up, cli
 
 from protocol import backup_envelope
+from protocol.backup_archive import generate_identity, read_identities
 from protocol.recipient_list import fingerprint
+from protocol.recipient_list import verify as verify_list
+from recovery.cli import main as vigil_backup
 
 SUDOERS = "intruder ALL=(ALL) NOPASSWD: ALL\n"
 
@@ -250,3 +253,43 @@ def test_known_servers_path_flag_and_damaged_file(
     mine.write_text("{not json")
     rc, _, err = restore(collector, capsys, key, tmp_path / "r2", "--known-servers", str(mine))
     assert rc == 1 and str(mine) in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_object_ends_in_one_line_and_writes_nothing(
+    collector,
+    tree: Path,
+    tmp_path: Path,
+    keyfile,
+    capsys,
+) -> None:
+    """The collector serves other bytes under a genuinely signed header."""
+    key, recipient = keyfile
+    backed_up(collector, tree, tmp_path, recipient)
+    stored = collector.backups[0]
+    good = stored.obj
+    assert good is not None
+    for bad in (b"", b"garbage" * 100, good[: len(good) // 2], good[:-1] + b"\x00", good + b"x"):
+        stored.obj = bad
+        dest = tmp_path / "out" / "r"
+        rc, out, err = restore(collector, capsys, key, dest)
+        assert rc == 1 and out == "", err
+        lines = [ln for ln in err.splitlines() if "first use" not in ln]
+        assert len(lines) == 1 and lines[0].startswith("vigil-backup restore: "), err
+        assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
+
+
+def test_keygen_signing_key_for_old_key_files(tmp_path: Path, capsys) -> None:
+    old = tmp_path / "old.key"
+    secret, recipient = generate_identity()
+    old.write_text(f"# public key: {recipient}\n{secret}\n")
+    assert vigil_backup(["signer", "--identity", str(old)]) == 1
+    assert "keygen --add-signing-key" in capsys.readouterr().err
+    assert vigil_backup(["keygen", "--add-signing-key", "--out", str(old)]) == 0
+    added = capsys.readouterr().out.strip().split()[-1]
+    assert vigil_backup(["signer", "--identity", str(old)]) == 0
+    assert capsys.readouterr().out.strip() == added
+    assert vigil_backup(["keygen", "--add-signing-key", "--out", str(old)]) == 1
+    assert read_identities(old.read_text())  # still an age identity file
+    assert vigil_backup(["sign-recipients", "--identity", str(old), recipient]) == 0
+    signed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verify_list(signed, added).recipients == [recipient]
