@@ -250,6 +250,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"oldest {_when(sp['oldest_at'])}; "
         f"dropped {sp['dropped_total']}"
     )
+    backup = data.get("backup")
+    if isinstance(backup, dict) and backup.get("last_outcome"):
+        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
+        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
+            line += f": {backup['last_reason']}"
+        print(line)
     settings = data.get("settings") or {}
     if isinstance(settings, dict) and settings.get("notice"):
         print(f"notice       {settings['notice']}")

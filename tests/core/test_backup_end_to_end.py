@@ -130,6 +130,7 @@ def test_collector_adding_a_recipient_is_refused_by_a_pinned_agent(
     outcome = json.loads(run.stdout)
     assert outcome["outcome"] == "failed" and evil in outcome["reason"]
     assert evil in agent.status()["backup"]["last_reason"]
+    assert evil in agent.cmd("status").stdout
     status = collector.api(key, f"/api/v1/servers/{server_id}/backup-status")[1]
     assert evil in status["last_failure_reason"]
     listed = vigil_backup(
