@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         AgeError,
         KnownServersError,
         recipient_list.RecipientListError,
+        OSError,  # e.g. a target directory that cannot be made: one line, not a traceback
     ) as exc:
         print(f"vigil-backup {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED

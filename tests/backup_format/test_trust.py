@@ -293,3 +293,14 @@ def test_keygen_signing_key_for_old_key_files(tmp_path: Path, capsys) -> None:
     assert vigil_backup(["sign-recipients", "--identity", str(old), recipient]) == 0
     signed = capsys.readouterr().out.strip().splitlines()[-1]
     assert verify_list(signed, added).recipients == [recipient]
+
+
+def test_a_target_that_cannot_be_made_is_one_line(
+    collector, tree: Path, tmp_path: Path, keyfile, capsys
+) -> None:
+    key, recipient = keyfile
+    backed_up(collector, tree, tmp_path, recipient)
+    (tmp_path / "a-file").write_text("x")
+    rc, _, err = restore(collector, capsys, key, tmp_path / "a-file" / "below")
+    assert rc == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("vigil-backup restore: ")
