@@ -125,3 +125,22 @@ def test_enrollment_token_carries_the_fingerprint() -> None:
     assert split_token(f"vgl_enr_abc#{PARTNER_FP.upper()}") == ("vgl_enr_abc", PARTNER_FP)
     with pytest.raises(recipient_list.RecipientListError):
         split_token("vgl_enr_abc#not-a-fingerprint")
+
+
+def test_enroll_refuses_a_bad_or_conflicting_fingerprint_before_any_contact(
+    tmp_path: Path, capsys
+) -> None:
+    from agent.cli import main as vigil_agent
+
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\nmachine_id = "m"\n')
+    url = "http://127.0.0.1:9"  # nothing listens: these must fail before connecting
+    args = ["enroll", "--config", str(cfg), "--collector", url]
+    assert vigil_agent([*args, "--token", "vgl_enr_x#nothex"]) == 2
+    assert "not a signing-key fingerprint" in capsys.readouterr().err
+    other = "b" * 64
+    assert (
+        vigil_agent([*args, "--token", f"vgl_enr_x#{PARTNER_FP}", "--recovery-signer", other]) == 2
+    )
+    assert "differ" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "recovery-signer.json").exists()
