@@ -140,8 +140,8 @@ def check_backup(
     """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
     backups = api.backups(server)
     record = select(backups, spec)
-    public_key = pinned_keys(api, server, known, notice)
-    header = _verified_header(api, server, record, public_key)
+    keys = pinned_keys(api, server, known, notice)
+    header = _verified_header(api, server, record, keys)
     pinned = known.get(server)
     seen = pinned.highest_seq if pinned else 0
     if spec == "latest" and header.seq < seen:
@@ -162,7 +162,7 @@ def check_backup(
         if not base:
             raise BackupRefused(f"backup {record['id']}: its base {header.base_seq} is not stored")
         full_record = base[0]
-        full = _verified_header(api, server, full_record, public_key)
+        full = _verified_header(api, server, full_record, keys)
         if full.kind != "full" or full.content_digest != header.content_digest:
             raise BackupRefused(
                 f"backup {record['id']}: its base {header.base_seq} has different content"
