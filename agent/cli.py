@@ -122,9 +122,29 @@ def _signer_line(state_dir) -> str:
     if pin is None:
         return (
             "warning: no partner signing key pinned: backups are encrypted to whatever "
-            "recipients the collector names (enroll with --recovery-signer FINGERPRINT)"
+            "recipients the collector names (pin it: vigil-agent recovery-signer FINGERPRINT)"
         )
     return f"backups are encrypted only to recipients signed by partner key {pin.fingerprint}"
+
+
+def cmd_recovery_signer(args: argparse.Namespace) -> int:
+    """Show, or pin on this machine, the partner's recipient-signing key (for an enrollment
+    made without one, or when the partner replaced its key)."""
+    cfg = _load(args)
+    if load_identity(cfg.state_dir) is None:
+        return _err("not enrolled: run 'vigil-agent enroll' first", 2)
+    if args.fingerprint:
+        try:
+            fp = recipient_list.normalize_fingerprint(args.fingerprint)
+            old = load_pin(cfg.state_dir)
+        except recipient_list.RecipientListError as exc:
+            return _err(str(exc), 2)
+        except RecipientsRefused:
+            old = None  # a damaged pin file is replaced
+        if old is None or old.fingerprint != fp:
+            save_pin(cfg.state_dir, Pin(fingerprint=fp))
+    print(_signer_line(cfg.state_dir))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -308,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="enroll again, replacing the identity")
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser(
+        "recovery-signer",
+        parents=[common],
+        help="show or pin the partner's recipient-signing key fingerprint",
+    )
+    p.add_argument(
+        "fingerprint",
+        nargs="?",
+        help="pin this fingerprint (from the partner's 'vigil-backup keygen' or 'signer')",
+    )
+    p.set_defaults(func=cmd_recovery_signer)
 
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

@@ -1,7 +1,8 @@
 """The partner's signing key, pinned at enrollment: whom the agent may encrypt backups to.
 
-``vigil-agent enroll --recovery-signer FP`` (or a token ``vgl_enr_…#FP``) writes the
-fingerprint to ``<state_dir>/recovery-signer.json`` (0600). From then on a backup is
+``vigil-agent enroll --recovery-signer FP`` (or a token ``vgl_enr_…#FP``, or later
+``vigil-agent recovery-signer FP`` on the server itself) writes the fingerprint to
+``<state_dir>/recovery-signer.json`` (0600). From then on a backup is
 encrypted only when every recipient the collector asks for is named in a recipient list
 signed by that key (``protocol.recipient_list``); anything else fails the run with the
 reason, never a silent extra recipient. The newest list's signing time is kept too, so
@@ -114,12 +115,12 @@ def recipient_signer_check(state_dir: Path) -> tuple[str, str, str]:
     try:
         pin = load_pin(state_dir)
     except RecipientsRefused as exc:
-        return "fail", name, f"{exc}; enroll again with --recovery-signer FINGERPRINT"
+        return "fail", name, f"{exc}; pin it again: vigil-agent recovery-signer FINGERPRINT"
     if pin is None:
         return (
             "warn",
             name,
             "no partner signing key pinned: backups are encrypted to whatever recipients the "
-            "collector names; enroll again with --recovery-signer FINGERPRINT to pin it",
+            "collector names; pin the partner's key: vigil-agent recovery-signer FINGERPRINT",
         )
     return "ok", name, f"only recipients signed by partner key {pin.fingerprint}"

@@ -166,3 +166,13 @@ def test_an_enrollment_without_a_pinned_key_keeps_working_with_a_warning(
     assert line.startswith("[warn]") and "no partner signing key pinned" in line
     run = agent.cmd("backup", "--now", "--json", check=False)
     assert run.returncode == 0 and json.loads(run.stdout)["outcome"] == "ok", run.stdout
+
+    # pinned later, on the server itself: the unsigned recipients are no longer enough
+    signer = vigil_backup("signer", "--identity", str(tmp_path / "k"), env={}).stdout.strip()
+    pinned = agent.cmd("recovery-signer", signer.upper())
+    assert signer in pinned.stdout
+    assert agent.status()["recovery_signer"]["fingerprint"] == signer
+    (src / "a.conf").write_text("b\n")
+    run = agent.cmd("backup", "--now", "--json", check=False)
+    assert run.returncode != 0
+    assert "no recipient list signed" in json.loads(run.stdout)["reason"]
