@@ -32,6 +32,9 @@ from protocol.backup_archive import (
 
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
+MAX_EXTENDED_HEADER = 1 << 20
+"""Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
+writer's are a few hundred bytes: a name, a link target, sizes)."""
 
 
 class ArchiveRefused(Exception):
@@ -95,6 +98,23 @@ def check_link(name: str, target: str) -> None:
             descended = True
     if ups > depth:
         raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses an extended header larger than ``MAX_EXTENDED_HEADER`` before tarfile reads
+    it whole into memory."""
+
+    def _check_extended(self) -> None:
+        if self.size > MAX_EXTENDED_HEADER:
+            raise ArchiveRefused(f"refused an extended tar header of {self.size} bytes")
+
+    def _proc_pax(self, tarfile):  # type: ignore[no-untyped-def]
+        self._check_extended()
+        return super()._proc_pax(tarfile)  # type: ignore[misc]
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[no-untyped-def]
+        self._check_extended()
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
 
 
 class _Limited:
@@ -216,7 +236,9 @@ def _walk(
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     plain = 0
-    with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:  # type: ignore[call-overload]
+    with tarfile.open(  # type: ignore[call-overload]
+        fileobj=stream, mode="r|", errors="surrogateescape", tarinfo=_BoundedTarInfo
+    ) as tar:
         for member in tar:
             name = member.name.rstrip("/") if member.isdir() else member.name
             if manifest is not None:

@@ -282,3 +282,19 @@ def test_exactly_the_signed_size_is_accepted(tmp_path: Path) -> None:
     assert result.plaintext_size <= len(plain)
     with pytest.raises(ArchiveRefused, match="signed plaintext size"):
         read_archive(io.BytesIO(VALID), IDS, recipients=[RECIPIENT], max_plaintext=len(plain) - 1)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_an_oversized_extended_header_is_refused_before_it_is_read(fmt: int) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
+        ti = tarfile.TarInfo("a" * (2 << 20) if fmt == tarfile.GNU_FORMAT else "a")
+        if fmt == tarfile.PAX_FORMAT:
+            ti.pax_headers = {"comment": "x" * (2 << 20)}
+        tar.addfile(ti, io.BytesIO(b""))
+    out = io.BytesIO()
+    w = AgeWriter(out, [RECIPIENT])
+    w.write(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    w.close()
+    with pytest.raises(ArchiveRefused, match="extended tar header"):
+        read_archive(io.BytesIO(out.getvalue()), IDS, recipients=[RECIPIENT])
