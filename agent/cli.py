@@ -14,6 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent import config as agent_config
+from agent.backup.recipient_pin import (
+    Pin,
+    RecipientsRefused,
+    load_pin,
+    save_pin,
+    split_token,
+)
 from agent.client import CollectorUnavailable, Refused
 from agent.client import enroll as enroll_request
 from agent.health.host import agent_version, os_name
@@ -28,6 +35,7 @@ from agent.identity import (
 )
 from agent.spool import Spool
 from agent.status_file import read_status
+from protocol import recipient_list
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest
 from protocol.version import PROTOCOL_VERSION
@@ -58,11 +66,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             f"already enrolled as {ident.server_id} with {ident.collector_url}; "
             "use --force to enroll again (the old key stops working)"
         )
+    try:
+        signer = _recovery_signer(args)
+    except recipient_list.RecipientListError as exc:
+        return _err(str(exc), 2)
+    token, _ = split_token(args.token)
     key = Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     req = EnrollRequest(
         protocol=PROTOCOL_VERSION,
-        token=args.token,
+        token=token,
         public_key=ra.b64(pub),
         hostname=hostname(cfg.hostname),
         machine_id=machine_id(cfg.state_dir, cfg.machine_id),
@@ -85,14 +98,63 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         resp.server_id, args.collector.rstrip("/"), resp.partner, time.time(), ra.b64(pub)
     )
     save_identity(cfg.state_dir, ident, key)
+    if signer is not None:
+        save_pin(cfg.state_dir, Pin(fingerprint=signer))
     print(
         f"enrolled {req.hostname} as {resp.server_id} with partner {resp.partner} "
         f"at {ident.collector_url}"
     )
+    print(f"this server's signing key fingerprint: {recipient_list.fingerprint(pub)}")
+    print(_signer_line(cfg.state_dir))
     print(
         f"identity kept in {cfg.state_dir} (readable only by this user); "
         "start the agent with 'vigil-agent run'"
     )
+    return 0
+
+
+def _recovery_signer(args: argparse.Namespace) -> str | None:
+    """The partner's signing-key fingerprint from ``--recovery-signer`` or the token's
+    ``#FP`` suffix (both given: they must agree)."""
+    _, from_token = split_token(args.token)
+    flag = args.recovery_signer and recipient_list.normalize_fingerprint(args.recovery_signer)
+    if flag and from_token and flag != from_token:
+        raise recipient_list.RecipientListError(
+            "--recovery-signer and the fingerprint after '#' in the token differ"
+        )
+    return flag or from_token
+
+
+def _signer_line(state_dir) -> str:
+    try:
+        pin = load_pin(state_dir)
+    except RecipientsRefused as exc:
+        return f"WARNING: {exc}"
+    if pin is None:
+        return (
+            "warning: no partner signing key pinned: backups are encrypted to whatever "
+            "recipients the collector names (pin it: vigil-agent recovery-signer FINGERPRINT)"
+        )
+    return f"backups are encrypted only to recipients signed by partner key {pin.fingerprint}"
+
+
+def cmd_recovery_signer(args: argparse.Namespace) -> int:
+    """Show, or pin on this machine, the partner's recipient-signing key (for an enrollment
+    made without one, or when the partner replaced its key)."""
+    cfg = _load(args)
+    if load_identity(cfg.state_dir) is None:
+        return _err("not enrolled: run 'vigil-agent enroll' first", 2)
+    if args.fingerprint:
+        try:
+            fp = recipient_list.normalize_fingerprint(args.fingerprint)
+            old = load_pin(cfg.state_dir)
+        except recipient_list.RecipientListError as exc:
+            return _err(str(exc), 2)
+        except RecipientsRefused:
+            old = None  # a damaged pin file is replaced
+        if old is None or old.fingerprint != fp:
+            save_pin(cfg.state_dir, Pin(fingerprint=fp))
+    print(_signer_line(cfg.state_dir))
     return 0
 
 
@@ -131,6 +193,10 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
         "server_id": ident.server_id if ident else None,
         "collector": ident.collector_url if ident else None,
         "partner": ident.partner if ident else None,
+        "signing_key_fingerprint": (
+            recipient_list.fingerprint(ra.unb64(ident.public_key)) if ident else None
+        ),
+        "recovery_signer": _pin_status(cfg) if ident else None,
         "state_dir": str(cfg.state_dir),
         "running_pid": st.get("pid"),
         "last_success_at": st.get("last_success_at"),
@@ -149,6 +215,18 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
         "settings": st.get("settings"),
         "cameras": st.get("cameras"),
         "backup": st.get("backup") or _saved_backup_state(cfg),
+    }
+
+
+def _pin_status(cfg: agent_config.AgentConfig) -> dict[str, object]:
+    try:
+        pin = load_pin(cfg.state_dir)
+    except RecipientsRefused as exc:
+        return {"pinned": False, "fingerprint": None, "message": str(exc)}
+    return {
+        "pinned": pin is not None,
+        "fingerprint": pin.fingerprint if pin else None,
+        "message": _signer_line(cfg.state_dir),
     }
 
 
@@ -187,6 +265,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(sp, dict)
     print(f"server       {data['server_id']} (partner {data['partner']})")
     print(f"collector    {data['collector']}")
+    print(f"signing key  {data['signing_key_fingerprint']}")
+    signer = data.get("recovery_signer")
+    if isinstance(signer, dict):
+        print(f"recipients   {signer['message']}")
     print(f"last sent    {_when(data['last_success_at'])}")
     if data["last_error"]:
         print(f"last error   {data['last_error']} at {_when(data['last_error_at'])}")
@@ -202,6 +284,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"oldest {_when(sp['oldest_at'])}; "
         f"dropped {sp['dropped_total']}"
     )
+    backup = data.get("backup")
+    if isinstance(backup, dict) and backup.get("last_outcome"):
+        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
+        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
+            line += f": {backup['last_reason']}"
+        print(line)
     settings = data.get("settings") or {}
     if isinstance(settings, dict) and settings.get("notice"):
         print(f"notice       {settings['notice']}")
@@ -246,9 +334,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
     p.add_argument("--collector", required=True, metavar="URL")
-    p.add_argument("--token", required=True)
+    p.add_argument(
+        "--token",
+        required=True,
+        help="enrollment token; 'vgl_enr_…#FINGERPRINT' also pins the partner's signing key",
+    )
+    p.add_argument(
+        "--recovery-signer",
+        metavar="FINGERPRINT",
+        help="the partner's recipient-signing key fingerprint (from 'vigil-backup keygen'): "
+        "backups are then encrypted only to recipients that key signed",
+    )
     p.add_argument("--force", action="store_true", help="enroll again, replacing the identity")
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser(
+        "recovery-signer",
+        parents=[common],
+        help="show or pin the partner's recipient-signing key fingerprint",
+    )
+    p.add_argument(
+        "fingerprint",
+        nargs="?",
+        help="pin this fingerprint (from the partner's 'vigil-backup keygen' or 'signer')",
+    )
+    p.set_defaults(func=cmd_recovery_signer)
 
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 
 from agent import config as agent_config
+from agent.backup.recipient_pin import recipient_signer_check
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
 from agent.identity import StateDirError, insecure_files, load_identity
 from agent.spool import Spool
@@ -86,6 +87,7 @@ async def run_checks(config_path: str | None) -> list[Check]:
     out.append(
         Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
     )
+    out.append(Check(*recipient_signer_check(sd)))
     client = CollectorClient(ident.collector_url, ident.server_id, key)
     try:
         rtt, offset = await client.health()

@@ -62,6 +62,10 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
     """``HH:MM-HH:MM`` in the server's local time, empty = any time."""
     backup_recipients: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
     """age recipients (``age1…``) every backup is encrypted to."""
+    backup_recipient_list: Annotated[str, msgspec.Meta(max_length=8192)] = ""
+    """The partner's signed recipient list (``vigil-recipients-v1:…``), forwarded as the
+    partner gave it; an agent that pinned the partner's signing key encrypts only to
+    recipients it names. Empty when the partner gave only unsigned recipients."""
     monitoring_entitled: bool = True
     backup_entitled: bool = True
     backup_streaming: bool = False

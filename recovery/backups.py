@@ -1,9 +1,12 @@
 """Verify, restore and compare stored backups: the logic behind ``vigil-backup``.
 
 Trust comes from the agent's signature, not from the collector: the envelope is checked
-against the server's enrolled public key, the header must name the server asked for and
-the sequence number the listing shows, the ciphertext must hash to the signed value, and
-the manifest must recompute to the signed content digest.
+against the server's public key as pinned in the partner's own file (``known_servers``:
+trusted on first use or with ``vigil-backup trust``, never replaced by what the collector
+says later), the header must name the server asked for and the sequence number the
+listing shows, "latest" must not be older than a backup already seen, the ciphertext must
+hash to the signed value, the plaintext must not exceed the signed size, and the manifest
+must recompute to the signed content digest.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from protocol import backup_envelope
 from protocol.backup_archive import ManifestEntry
 from recovery.api import PartnerApi
 from recovery.extract import ArchiveRefused, ReadResult, read_archive
+from recovery.known_servers import KnownServers
 
 SMALL_TEXT = 64 * 1024
 """Files up to this size are kept in memory by ``diff`` for a unified diff."""
 
 Progress = Callable[[str, int, int], None]
+Notice = Callable[[str], None]
 
 
 class BackupRefused(Exception):
@@ -63,14 +68,49 @@ def select(backups: list[dict[str, Any]], spec: str) -> dict[str, Any]:
     raise BackupRefused(f"no backup {spec!r} for this server")
 
 
+def pinned_keys(
+    api: PartnerApi, server: str, known: KnownServers, notice: Notice | None = None
+) -> list[bytes]:
+    """The server's keys as the partner pinned them. First use pins the collector's answer
+    (and says so); later a different answer is refused, never silently taken."""
+    pinned = known.get(server)
+    offered = api.public_key(server)
+    if pinned is None:
+        ks = known.pin(server, offered)
+        known.save()
+        if notice:
+            notice(
+                f"pinned the signing key of server {server} on first use: fingerprint "
+                f"{ks.fingerprint} (compare it with 'vigil-agent status' on the server; "
+                f"kept in {known.path})"
+            )
+        return ks.keys()
+    keys = pinned.keys()
+    if offered != keys[0]:
+        raise BackupRefused(known.changed_key_message(server, offered))
+    return keys
+
+
 def _verified_header(
-    api: PartnerApi, server: str, record: dict[str, Any], public_key: bytes
+    api: PartnerApi, server: str, record: dict[str, Any], public_keys: Sequence[bytes]
 ) -> backup_envelope.BackupHeader:
     try:
         env = backup_envelope.decode(api.envelope(server, str(record["id"])))
-        header = backup_envelope.verify(env, public_key)
     except backup_envelope.EnvelopeError as exc:
         raise BackupRefused(f"backup {record.get('id')}: {exc}") from None
+    header = None
+    error: Exception | None = None
+    for key in public_keys:
+        try:
+            header = backup_envelope.verify(env, key)
+            break
+        except backup_envelope.EnvelopeError as exc:
+            error = exc
+    if header is None:
+        raise BackupRefused(
+            f"backup {record.get('id')}: {error} with the server's pinned key "
+            "(signed by another key: not made by this server's agent)"
+        )
     if header.server_id != server:
         raise BackupRefused(
             f"backup {record.get('id')}: envelope belongs to server {header.server_id!r}, "
@@ -90,6 +130,8 @@ def check_backup(
     spec: str,
     identities: Sequence[X25519PrivateKey],
     *,
+    known: KnownServers,
+    notice: Notice | None = None,
     dest: Path | None = None,
     progress: Progress | None = None,
     keep_small: int = 0,
@@ -98,8 +140,20 @@ def check_backup(
     """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
     backups = api.backups(server)
     record = select(backups, spec)
-    public_key = api.public_key(server)
-    header = _verified_header(api, server, record, public_key)
+    keys = pinned_keys(api, server, known, notice)
+    header = _verified_header(api, server, record, keys)
+    pinned = known.get(server)
+    seen = pinned.highest_seq if pinned else 0
+    if spec == "latest" and header.seq < seen:
+        raise BackupRefused(
+            f"server {server}: the newest backup the collector lists is seq {header.seq}, "
+            f"but seq {seen} was seen before: the collector is hiding newer backups (or "
+            f"they were deleted). Name a backup explicitly (--backup {header.seq}) to "
+            "restore an older one on purpose"
+        )
+    if header.seq > seen:
+        known.saw_seq(server, header.seq)
+        known.save()
     full_record, full = record, header
     if header.kind == "unchanged":
         if header.base_seq is None:
@@ -108,13 +162,15 @@ def check_backup(
         if not base:
             raise BackupRefused(f"backup {record['id']}: its base {header.base_seq} is not stored")
         full_record = base[0]
-        full = _verified_header(api, server, full_record, public_key)
+        full = _verified_header(api, server, full_record, keys)
         if full.kind != "full" or full.content_digest != header.content_digest:
             raise BackupRefused(
                 f"backup {record['id']}: its base {header.base_seq} has different content"
             )
     if full.ciphertext_sha256 is None or full.ciphertext_size is None:
         raise BackupRefused(f"backup {full_record['id']}: header has no ciphertext hash")
+    if full.plaintext_size is None:
+        raise BackupRefused(f"backup {full_record['id']}: header has no plaintext size")
     stream = api.open_object(server, str(full_record["id"]))
     try:
         result = read_archive(
@@ -124,6 +180,7 @@ def check_backup(
             dest=dest,
             progress=progress,
             total_size=full.ciphertext_size,
+            max_plaintext=full.plaintext_size,
             keep_small=keep_small,
             skip_unsafe_links=skip_unsafe_links,
         )
@@ -160,6 +217,9 @@ def restore(
     spec: str,
     identities: Sequence[X25519PrivateKey],
     to: Path,
+    *,
+    known: KnownServers,
+    notice: Notice | None = None,
     progress: Progress | None = None,
     skip_unsafe_links: bool = False,
 ) -> Checked:
@@ -177,6 +237,8 @@ def restore(
             server,
             spec,
             identities,
+            known=known,
+            notice=notice,
             dest=tmp,
             progress=progress,
             skip_unsafe_links=skip_unsafe_links,

@@ -1,8 +1,11 @@
-"""``vigil-backup``: the partner's tool for Vigil backups (keygen, list, verify, restore, diff).
+"""``vigil-backup``: the partner's tool for Vigil backups (keygen, sign-recipients, trust,
+list, verify, restore, diff).
 
-It holds the recovery key; the collector never does. It reaches the collector with
-``--collector URL --api-key KEY`` (or ``VIGIL_COLLECTOR`` / ``VIGIL_API_KEY``). Results go
-to stdout (``--json`` for scripts), progress and errors to stderr; failures exit non-zero.
+It holds the recovery key and the recipient-signing key; the collector never does. It
+reaches the collector with ``--collector URL --api-key KEY`` (or ``VIGIL_COLLECTOR`` /
+``VIGIL_API_KEY``) and keeps the servers' pinned keys in its own file (``--known-servers``,
+``VIGIL_KNOWN_SERVERS``). Results go to stdout (``--json`` for scripts), progress and
+errors to stderr; failures exit non-zero with one line saying why.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import recipient_list
 from protocol.backup_archive import AgeError, generate_identity, read_identities
 from recovery.api import ApiError, PartnerApi
 from recovery.backups import SMALL_TEXT, BackupRefused, check_backup, diff, restore
+from recovery.known_servers import KnownServers, KnownServersError
+from recovery.signing_key import SigningKeyError, read_signing_key, signing_line
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -63,12 +71,23 @@ def _api(args: argparse.Namespace) -> PartnerApi:
     )
 
 
-def _identities(path: str) -> list:
+def _key_text(path: str) -> str:
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise BackupRefused(f"cannot read the key file {path}: {exc.strerror}") from None
-    return read_identities(text)
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BackupRefused(f"cannot read the key file {path}: {exc}") from None
+
+
+def _identities(path: str) -> list:
+    return read_identities(_key_text(path))
+
+
+def _known(args: argparse.Namespace) -> KnownServers:
+    return KnownServers(Path(args.known_servers) if args.known_servers else None)
+
+
+def _notice(message: str) -> None:
+    print(f"vigil-backup: {message}", file=sys.stderr)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -79,9 +98,16 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.add_signing_key:
+        return _add_signing_key(args)
     secret, recipient = generate_identity()
+    signer = Ed25519PrivateKey.generate()
+    fp = recipient_list.key_fingerprint(signer)
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    body = f"# created: {created}\n# public key: {recipient}\n{secret}\n"
+    body = (
+        f"# created: {created}\n# public key: {recipient}\n"
+        f"# recipient-signing key fingerprint: {fp}\n{signing_line(signer)}\n{secret}\n"
+    )
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -92,11 +118,88 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         os.fchmod(f.fileno(), 0o600)
         f.write(body)
     if args.json:
-        print(json.dumps({"path": args.out, "recipient": recipient}))
+        print(json.dumps({"path": args.out, "recipient": recipient, "signer": fp}))
     else:
         print(f"wrote the recovery identity to {args.out} (mode 0600); keep it offline.")
-        print("give the collector only the public recipient below:")
+        print(f"recipient-signing key fingerprint (vigil-agent enroll --recovery-signer): {fp}")
+        print("give the collector only the public recipient below (signed: sign-recipients):")
         print(recipient)
+    return 0
+
+
+def _add_signing_key(args: argparse.Namespace) -> int:
+    """Give a key file made before signed recipient lists its signing key."""
+    text = _key_text(args.out)
+    read_identities(text)
+    try:
+        read_signing_key(text)
+    except SigningKeyError:
+        pass
+    else:
+        raise BackupRefused(f"{args.out} already has a recipient-signing key")
+    signer = Ed25519PrivateKey.generate()
+    fp = recipient_list.key_fingerprint(signer)
+    line = f"# recipient-signing key fingerprint: {fp}\n{signing_line(signer)}\n"
+    try:
+        with open(args.out, "a") as f:
+            f.write(("" if text.endswith("\n") else "\n") + line)
+    except OSError as exc:
+        raise BackupRefused(f"cannot write {args.out}: {exc.strerror}") from None
+    _emit(args, {"path": args.out, "signer": fp}, f"added a recipient-signing key: {fp}")
+    return 0
+
+
+def cmd_signer(args: argparse.Namespace) -> int:
+    fp = recipient_list.key_fingerprint(_signing_key(args.identity))
+    _emit(args, {"signer": fp}, fp)
+    return 0
+
+
+def _signing_key(path: str) -> Ed25519PrivateKey:
+    try:
+        return read_signing_key(_key_text(path))
+    except SigningKeyError as exc:
+        raise BackupRefused(f"{path}: {exc}") from None
+
+
+def cmd_sign_recipients(args: argparse.Namespace) -> int:
+    key = _signing_key(args.identity)
+    try:
+        signed = recipient_list.sign(args.recipients, key, time.time())
+    except recipient_list.RecipientListError as exc:
+        raise BackupRefused(str(exc)) from None
+    fp = recipient_list.key_fingerprint(key)
+    if args.json:
+        print(json.dumps({"signer": fp, "recipients": args.recipients, "signed": signed}))
+    else:
+        print(f"recipient list of {len(set(args.recipients))} signed by {fp}.")
+        print("give it to the collector: vigil-collector recovery-key add --partner NAME LIST")
+        print(signed)
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    known = _known(args)
+    offered = _api(args).public_key(args.server)
+    fp = recipient_list.fingerprint(offered)
+    want = args.fingerprint and recipient_list.normalize_fingerprint(args.fingerprint)
+    if want and want != fp:
+        raise BackupRefused(
+            f"server {args.server}: the collector offers key {fp}, not {want}: not pinned"
+        )
+    old = known.get(args.server)
+    if old is not None and old.fingerprint != fp and not want:
+        raise BackupRefused(
+            f"{known.changed_key_message(args.server, offered)}. 'trust' replaces a pinned "
+            "key only with --fingerprint"
+        )
+    known.pin(args.server, offered)
+    known.save()
+    _emit(
+        args,
+        {"server": args.server, "fingerprint": fp, "known_servers": str(known.path)},
+        f"pinned the signing key of server {args.server}: {fp} (in {known.path})",
+    )
     return 0
 
 
@@ -137,6 +240,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.server,
         args.backup,
         _identities(args.identity),
+        known=_known(args),
+        notice=_notice,
         progress=_Progress("verifying", args.json),
     )
     s = _summary(checked)
@@ -157,6 +262,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         args.backup,
         _identities(args.identity),
         to,
+        known=_known(args),
+        notice=_notice,
         progress=_Progress("restoring", args.json),
         skip_unsafe_links=args.skip_unsafe_links,
     )
@@ -175,8 +282,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     api = _api(args)
     ids = _identities(args.identity)
-    a = check_backup(api, args.server, args.a, ids, keep_small=SMALL_TEXT)
-    b = check_backup(api, args.server, args.b, ids, keep_small=SMALL_TEXT)
+    known = _known(args)
+    a = check_backup(
+        api, args.server, args.a, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+    )
+    b = check_backup(
+        api, args.server, args.b, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+    )
     d = diff(a, b)
     lines = [f"diff {d['a']} -> {d['b']}"]
     lines += [f"+ {p}" for p in d["added"]]
@@ -202,11 +314,48 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--collector", help="collector URL (env VIGIL_COLLECTOR)")
     remote.add_argument("--api-key", help="partner API key (env VIGIL_API_KEY)")
     remote.add_argument("--server", required=True, help="server id")
+    remote.add_argument(
+        "--known-servers",
+        metavar="FILE",
+        help="pinned server keys (env VIGIL_KNOWN_SERVERS, default ~/.config/vigil/known_servers)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     k = sub.add_parser("keygen", parents=[common], help="make a recovery identity (age key)")
     k.add_argument("--out", required=True, help="key file to create (mode 0600)")
+    k.add_argument(
+        "--add-signing-key",
+        action="store_true",
+        help="add a recipient-signing key to an existing key file (--out) made without one",
+    )
     k.set_defaults(func=cmd_keygen)
+
+    sr = sub.add_parser(
+        "sign-recipients",
+        parents=[common],
+        help="sign the recipient list agents may encrypt to (for recovery-key add)",
+    )
+    sr.add_argument("--identity", required=True, help="key file made by keygen")
+    sr.add_argument("recipients", nargs="+", metavar="RECIPIENT", help="age1…")
+    sr.set_defaults(func=cmd_sign_recipients)
+
+    sg = sub.add_parser(
+        "signer", parents=[common], help="print the key file's recipient-signing fingerprint"
+    )
+    sg.add_argument("--identity", required=True, help="key file made by keygen")
+    sg.set_defaults(func=cmd_signer)
+
+    t = sub.add_parser(
+        "trust",
+        parents=[common, remote],
+        help="pin a server's signing key (first time, or to accept a changed key)",
+    )
+    t.add_argument(
+        "--fingerprint",
+        help="the key's fingerprint as shown by 'vigil-agent status' on the server; "
+        "required to replace a pinned key",
+    )
+    t.set_defaults(func=cmd_trust)
 
     ls = sub.add_parser("list", parents=[common, remote], help="list a server's backups")
     ls.set_defaults(func=cmd_list)
@@ -240,7 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ApiError, BackupRefused, AgeError) as exc:
+    except (
+        ApiError,
+        BackupRefused,
+        AgeError,
+        KnownServersError,
+        recipient_list.RecipientListError,
+        OSError,  # e.g. a target directory that cannot be made: one line, not a traceback
+    ) as exc:
         print(f"vigil-backup {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -32,6 +32,9 @@ from protocol.backup_archive import (
 
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
+MAX_EXTENDED_HEADER = 1 << 20
+"""Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
+writer's are a few hundred bytes: a name, a link target, sizes)."""
 
 
 class ArchiveRefused(Exception):
@@ -97,6 +100,47 @@ def check_link(name: str, target: str) -> None:
         raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses an extended header larger than ``MAX_EXTENDED_HEADER`` before tarfile reads
+    it whole into memory."""
+
+    def _check_extended(self) -> None:
+        if self.size > MAX_EXTENDED_HEADER:
+            raise ArchiveRefused(f"refused an extended tar header of {self.size} bytes")
+
+    def _proc_pax(self, tarfile):  # type: ignore[no-untyped-def]
+        self._check_extended()
+        return super()._proc_pax(tarfile)  # type: ignore[misc]
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[no-untyped-def]
+        self._check_extended()
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
+
+
+class _Limited:
+    """The tar stream, refused as soon as it runs past the size the agent signed (a
+    decompression bomb, or a collector's archive padded to fill the disk)."""
+
+    def __init__(self, src: object, limit: int | None) -> None:
+        self._src = src
+        self._limit = limit
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while buf := self.read(READ_SIZE):
+                parts.append(buf)
+            return b"".join(parts)
+        data = self._src.read(n)  # type: ignore[attr-defined]
+        self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise ArchiveRefused(
+                f"the archive expands beyond its signed plaintext size ({self._limit} bytes)"
+            )
+        return data
+
+
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
@@ -110,6 +154,7 @@ def read_archive(
     dest: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     total_size: int = 0,
+    max_plaintext: int | None = None,
     keep_small: int = 0,
     skip_unsafe_links: bool = False,
 ) -> ReadResult:
@@ -119,7 +164,11 @@ def read_archive(
 
     ``skip_unsafe_links``: a symlink that could point outside ``dest`` (absolute targets
     are common in ``/etc``) is left out instead of failing the restore; the names are in
-    ``ReadResult.skipped_links``. Every other check still applies."""
+    ``ReadResult.skipped_links``. Every other check still applies.
+
+    ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
+    written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
+    fails, e.g. a full disk, is one too)."""
     hashed = HashingReader(src)
     last_report = 0
 
@@ -138,15 +187,18 @@ def read_archive(
     try:
         age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)
-        seen, manifest, texts, plain, skipped = _walk(zr, dest, keep_small, skip_unsafe_links)
-        _drain(zr)
+        limited = _Limited(zr, max_plaintext)
+        seen, manifest, texts, plain, skipped = _walk(limited, dest, keep_small, skip_unsafe_links)
+        _drain(limited)
         _drain(age)
     except AgeError as exc:
         raise ArchiveRefused(str(exc)) from None
     except zstandard.ZstdError as exc:
         raise ArchiveRefused(f"compressed stream is damaged: {exc}") from None
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError) as exc:
         raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
     if progress:
         progress("bytes", hashed.size, total_size)
     _check_manifest(seen, manifest, recipients)
@@ -156,11 +208,14 @@ def read_archive(
         for e in reversed(manifest.entries):
             if e.path in skipped:
                 continue
-            os.utime(
-                dest.joinpath(*e.path.split("/")),
-                ns=(e.mtime_ns, e.mtime_ns),
-                follow_symlinks=False,
-            )
+            try:
+                os.utime(
+                    dest.joinpath(*e.path.split("/")),
+                    ns=(e.mtime_ns, e.mtime_ns),
+                    follow_symlinks=False,
+                )
+            except (OSError, OverflowError, ValueError) as exc:
+                raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
     return ReadResult(
         manifest=manifest,
         ciphertext_sha256=hashed.sha256.hexdigest(),
@@ -181,7 +236,9 @@ def _walk(
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     plain = 0
-    with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:  # type: ignore[call-overload]
+    with tarfile.open(  # type: ignore[call-overload]
+        fileobj=stream, mode="r|", errors="surrogateescape", tarinfo=_BoundedTarInfo
+    ) as tar:
         for member in tar:
             name = member.name.rstrip("/") if member.isdir() else member.name
             if manifest is not None:
@@ -204,6 +261,9 @@ def _walk(
             path = dest.joinpath(*parts) if dest is not None else None
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                if not member.isdir() and os.path.lexists(path):
+                    # made as the parent of an earlier member: tar order says otherwise
+                    raise ArchiveRefused(f"refused {name!r}: a directory of that name exists")
             if member.isreg():
                 rec.type, rec.size = "file", member.size
                 rec.sha256, data = _take_file(tar, member, path, keep_small)

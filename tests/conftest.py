@@ -15,6 +15,13 @@ from tests.processes import Agent, Collector
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 
+@pytest.fixture(autouse=True)
+def _known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vigil-backup`` pins server keys in a file of its own: one per test, never the
+    user's ``~/.config/vigil/known_servers``."""
+    monkeypatch.setenv("VIGIL_KNOWN_SERVERS", str(tmp_path / "known_servers"))
+
+
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[Collector]:
     c = Collector(tmp_path / "collector").start()

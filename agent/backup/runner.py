@@ -26,6 +26,7 @@ from agent.backup import upload
 from agent.backup.archive import write_archive
 from agent.backup.config import BackupSettings
 from agent.backup.pre_command import run_pre_command
+from agent.backup.recipient_pin import RecipientsRefused, approved_recipients, load_pin
 from agent.backup.schedule import next_run_time
 from agent.backup.sources import (
     SourceError,
@@ -96,6 +97,7 @@ class BackupRunner:
         self.server_id = server_id
         self._key = signing_key
         self._client = client
+        self._state_root = Path(state_dir)
         self._store = StateStore(Path(state_dir))
         self._state = self._store.load()
         self._lock = asyncio.Lock()
@@ -118,9 +120,11 @@ class BackupRunner:
             agent_settings.backup_window,
             agent_settings.backup_entitled,
             agent_settings.notice,
+            agent_settings.backup_recipient_list,
         )
-        if new != (s.recipients, s.interval_s, s.window, s.entitled, s.notice):
-            s.recipients, s.interval_s, s.window, s.entitled, s.notice = new
+        old = (s.recipients, s.interval_s, s.window, s.entitled, s.notice, s.recipient_list)
+        if new != old:
+            s.recipients, s.interval_s, s.window, s.entitled, s.notice, s.recipient_list = new
             self._store.save(s)
 
     def next_due(self, settings: AgentSettings, now: float) -> float | None:
@@ -157,6 +161,7 @@ class BackupRunner:
             "interval_s": s.interval_s,
             "window": s.window,
             "recipients": len(s.recipients),
+            "recovery_signer": _pinned(self._state_root),
             "last_run_at": s.last_run_at,
             "last_outcome": s.last_outcome,
             "last_reason": s.last_reason,
@@ -262,12 +267,17 @@ class BackupRunner:
         if pending is not None:
             return await self._upload(pending, progress, started)
         self._store.remove_stale_archives()
-        if not s.recipients:
+        try:
+            recipients, _ = approved_recipients(
+                self._state_root, list(s.recipients), s.recipient_list
+            )
+        except RecipientsRefused as exc:
+            raise _RunFailed(str(exc)) from None
+        if not recipients:
             raise _RunFailed(
                 "no recovery key: the partner has not added one on the collector "
                 "(vigil-collector recovery-key add)"
             )
-        recipients = list(s.recipients)
         if self.settings.pre_command:
             result = await run_pre_command(
                 self.settings.pre_command, self.settings.pre_command_timeout
@@ -628,6 +638,15 @@ class BackupRunner:
             if ahead is not None:
                 ahead.cancel()
         return await upload.complete(self._client, upload_id)
+
+
+def _pinned(state_dir: Path) -> str | None:
+    """The pinned partner signing-key fingerprint, for status (None: none pinned)."""
+    try:
+        pin = load_pin(state_dir)
+    except RecipientsRefused as exc:
+        return f"unreadable: {exc}"
+    return pin.fingerprint if pin else None
 
 
 def _last_seq_hint(exc: Exception) -> int | None:

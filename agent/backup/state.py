@@ -54,6 +54,8 @@ class BackupState(msgspec.Struct, kw_only=True):
     unreported: list[RunRecord] = []
     """Run records not yet acknowledged by the collector (sent with the next run)."""
     recipients: list[str] = []
+    recipient_list: str = ""
+    """The partner's signed recipient list as the collector last sent it."""
     interval_s: int = 0
     window: str = ""
     entitled: bool = True

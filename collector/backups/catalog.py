@@ -419,6 +419,36 @@ def remove_recipient(conn: Conn, partner_id: int, recipient: str) -> bool:
     return bool(cur.rowcount)
 
 
+def put_recipient_list(
+    conn: Conn, partner_id: int, signed: str, signer: str, signed_at: float, now: float
+) -> bool:
+    """Store the partner's signed recipient list unless a newer one is stored already
+    (False then: agents refuse a list older than one they used)."""
+    row = conn.execute(
+        "SELECT signed_at FROM backup_recipient_lists WHERE partner_id = ?", (partner_id,)
+    ).fetchone()
+    if row is not None and float(row[0]) > signed_at:
+        return False
+    conn.execute("DELETE FROM backup_recipient_lists WHERE partner_id = ?", (partner_id,))
+    conn.execute(
+        "INSERT INTO backup_recipient_lists (partner_id, signed, signer, signed_at, added_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (partner_id, signed, signer, signed_at, now),
+    )
+    return True
+
+
+def get_recipient_list(conn: Conn, partner_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT signed, signer, signed_at, added_at FROM backup_recipient_lists "
+        "WHERE partner_id = ?",
+        (partner_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"signed": row[0], "signer": row[1], "signed_at": row[2], "added_at": row[3]}
+
+
 def list_recipients(conn: Conn, partner_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT recipient, role, label, created_at FROM backup_recipients WHERE partner_id = ? "

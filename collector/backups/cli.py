@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import sys
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from collector.backups.policy import BackupPolicy, check_window, format_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
 from collector.backups.status import backup_status, fleet_backup_status
 from collector.cli_options import common, config_of, database_of, emit_json, fail, opened_database
+from protocol import recipient_list
 
 
 def _partner_id(db: Any, name: str) -> int | None:
@@ -22,6 +24,8 @@ def _partner_id(db: Any, name: str) -> int | None:
 
 
 def cmd_recovery_key_add(args: argparse.Namespace) -> int:
+    if recipient_list.is_signed_list(args.recipient):
+        return _add_signed_list(args)
     try:
         recipient = check_recipient(args.recipient)
     except RecipientInvalid as exc:
@@ -43,6 +47,62 @@ def cmd_recovery_key_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_signed_list(args: argparse.Namespace) -> int:
+    """A list signed by the partner's offline key: stored whole (agents check the signature
+    against the key they pinned), its recipients added as recovery keys."""
+    try:
+        signed = recipient_list.verify(args.recipient)
+    except recipient_list.RecipientListError as exc:
+        return fail(str(exc))
+    signer = recipient_list.fingerprint(base64.b64decode(signed.signer))
+    now = time.time()
+    with opened_database(args) as db:
+        pid = _partner_id(db, args.partner)
+        if pid is None:
+            return fail(f"no partner {args.partner!r}")
+
+        def store(c: Any) -> tuple[bool, list[str]]:
+            if not catalog.put_recipient_list(
+                c, pid, args.recipient.strip(), signer, signed.created_at, now
+            ):
+                return False, []
+            for r in signed.recipients:
+                catalog.add_recipient(c, pid, r, "recovery", args.label, now)
+            named = set(signed.recipients)
+            return True, [
+                r["recipient"]
+                for r in catalog.list_recipients(c, pid)
+                if r["recipient"] not in named
+            ]
+
+        stored, unsigned = db.write_sync(store)
+    if not stored:
+        return fail(f"{args.partner} already has a newer signed recipient list; not replaced")
+    if args.json:
+        emit_json(
+            {
+                "partner": args.partner,
+                "signer": signer,
+                "signed_at": signed.created_at,
+                "recipients": signed.recipients,
+                "unsigned": unsigned,
+            }
+        )
+        return 0
+    print(
+        f"signed recipient list stored for {args.partner}: {len(signed.recipients)} "
+        f"recipient(s), signed by partner key {signer}"
+    )
+    for r in unsigned:
+        print(
+            f"warning: {r} is not in the signed list: agents that pinned the partner's key "
+            "will not back up until it is removed (vigil-collector recovery-key remove) "
+            "or a list naming it is added",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_recovery_key_remove(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
@@ -61,9 +121,12 @@ def cmd_recovery_key_list(args: argparse.Namespace) -> int:
         if pid is None:
             return fail(f"no partner {args.partner!r}")
         rows = db.read_sync(lambda c: catalog.list_recipients(c, pid))
+        signed = db.read_sync(lambda c: catalog.get_recipient_list(c, pid))
     if args.json:
         emit_json(rows)
     else:
+        if signed is not None:
+            print(f"signed recipient list from partner key {signed['signer']}", file=sys.stderr)
         if not rows:
             print(
                 f"no recovery key for {args.partner}: its servers cannot back up", file=sys.stderr
@@ -275,7 +338,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default="", help="a note (whose key, where it is kept)")
     p.add_argument("--extra", action="store_true", help="a further recipient, not the recovery key")
     p.add_argument("--json", action="store_true")
-    p.add_argument("recipient", metavar="RECIPIENT", help="age1… (from `vigil-backup keygen`)")
+    p.add_argument(
+        "recipient",
+        metavar="RECIPIENT",
+        help="age1… (from `vigil-backup keygen`), or a signed list vigil-recipients-v1:… "
+        "(from `vigil-backup sign-recipients`) that pinned agents require",
+    )
     p.set_defaults(func=cmd_recovery_key_add)
     p = rk.add_parser("remove", parents=[c], help="stop encrypting new backups to a recipient")
     p.add_argument("--partner", required=True)

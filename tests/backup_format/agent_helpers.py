@@ -26,6 +26,7 @@ def make_runner(
     backup_table: dict,
     recipients: list[str],
     server_id: str = "srv-1",
+    recipient_list: str = "",
 ) -> tuple[BackupRunner, AgentClient]:
     client = AgentClient(collector.url, server_id)
     runner = BackupRunner(
@@ -35,7 +36,10 @@ def make_runner(
         server_id,
         client,
         agent_settings=AgentSettings(
-            backup_interval_s=86400, backup_window="", backup_recipients=recipients
+            backup_interval_s=86400,
+            backup_window="",
+            backup_recipients=recipients,
+            backup_recipient_list=recipient_list,
         ),
     )
     runner.retry_delays = (0.0, 0.0)

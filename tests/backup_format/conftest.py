@@ -10,6 +10,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from fake_collector import FakeCollector
 
+from recovery.cli import main as vigil_backup
+
 
 @pytest.fixture
 def collector():
@@ -45,3 +47,12 @@ def tree(tmp_path: Path) -> Path:
     if os.geteuid() == 0:
         os.chown(root / "sub dir" / "with space.conf", 1234, 5678)
     return tmp_path / "src"
+
+
+@pytest.fixture
+def keyfile(tmp_path: Path, capsys) -> tuple[Path, str]:
+    """A partner key file made by ``vigil-backup keygen``: (path, age1… recipient)."""
+    path = tmp_path / "recovery.key"
+    assert vigil_backup(["keygen", "--out", str(path)]) == 0
+    recipient = capsys.readouterr().out.strip().splitlines()[-1]
+    return path, recipient

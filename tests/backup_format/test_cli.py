@@ -22,14 +22,6 @@ from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
 from recovery.cli import main
 
 
-@pytest.fixture
-def keyfile(tmp_path: Path, capsys) -> tuple[Path, str]:
-    path = tmp_path / "recovery.key"
-    assert main(["keygen", "--out", str(path)]) == 0
-    recipient = capsys.readouterr().out.strip().splitlines()[-1]
-    return path, recipient
-
-
 def cli(collector: FakeCollector, capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main([*args, "--collector", collector.url, "--api-key", collector.api_key])
@@ -258,6 +250,7 @@ def test_restore_refuses_malicious_archive_even_if_signed(
         ciphertext_size=len(blob),
         content_digest=_digest_of(blob, key, recipient),
         recipients=[recipient],
+        plaintext_size=1 << 20,
     )
     env = backup_envelope.encode(backup_envelope.sign(header, sk))
     collector.backups.append(Stored("evil", "srv-1", header, env, blob, 1.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.backups import catalog
 from collector.backups.policy import (
@@ -16,6 +17,7 @@ from collector.backups.policy import (
     parse_duration,
 )
 from collector.backups.settings import agent_backup_settings
+from protocol import recipient_list
 
 from .conftest import Fleet
 from .test_uploads import run
@@ -70,8 +72,23 @@ def test_agent_settings_from_policy_and_recipients(fleet: Fleet) -> None:
         "backup_interval_s": 3600,
         "backup_window": "02:00-04:00",
         "backup_recipients": [r1],
+        "backup_recipient_list": "",
         "backup_entitled": True,
     }
+    # the partner's signed list is forwarded as given; an older one does not replace it
+    signer = Ed25519PrivateKey.generate()
+    newer = recipient_list.sign([r1], signer, 2000.0)
+    older = recipient_list.sign([r1], signer, 1000.0)
+    fp = recipient_list.key_fingerprint(signer)
+    assert fleet.db.write_sync(
+        lambda x: catalog.put_recipient_list(x, a.partner_id, newer, fp, 2000.0, 3)
+    )
+    assert not fleet.db.write_sync(
+        lambda x: catalog.put_recipient_list(x, a.partner_id, older, fp, 1000.0, 4)
+    )
+    got = run(agent_backup_settings(fleet.db, a.server_id))
+    assert got["backup_recipient_list"] == newer
+    assert recipient_list.verify(got["backup_recipient_list"], fp).recipients == [r1]
     other = run(agent_backup_settings(fleet.db, c.server_id))  # another partner: defaults
     assert other["backup_recipients"] == [] and other["backup_interval_s"] == 86400
     fleet.db.write_sync(

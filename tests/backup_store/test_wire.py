@@ -521,3 +521,43 @@ def test_openapi_lists_backup_endpoints(env: Env) -> None:
     paths = asyncio.run(get())["paths"]
     assert "put" in paths["/api/v1/agent/backups/uploads/{upload_id}"]
     assert "get" in paths["/api/v1/servers/{server_id}/backups/{backup_id}/object"]
+
+
+def test_signed_recipient_list_is_stored_and_forwarded(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from protocol import recipient_list
+
+    partner = Ed25519PrivateKey.generate()
+    r1 = str(x25519.Identity.generate().to_public())
+    extra = str(x25519.Identity.generate().to_public())
+    assert env.cli("recovery-key", "add", "--partner", "acme", "--extra", extra) == 0
+    signed = recipient_list.sign([r1], partner, 2000.0)
+    capsys.readouterr()
+    assert env.cli("recovery-key", "add", "--partner", "acme", signed) == 0
+    out = capsys.readouterr()
+    assert recipient_list.key_fingerprint(partner) in out.out
+    assert extra in out.err and "not in the signed list" in out.err  # pinned agents refuse
+    # damaged, or older than the stored one: refused in one line
+    assert env.cli("recovery-key", "add", "--partner", "acme", signed[:-4] + "AAAA") == 1
+    older = recipient_list.sign([r1, extra], partner, 1000.0)
+    capsys.readouterr()
+    assert env.cli("recovery-key", "add", "--partner", "acme", older) == 1
+    assert "newer signed recipient list" in capsys.readouterr().err
+    assert env.cli("recovery-key", "list", "--partner", "acme", "--json") == 0
+    assert {r["recipient"] for r in json.loads(capsys.readouterr().out)} == {r1, extra}
+
+    agent = enroll_agent(env.collector.url, env.acme, "rec-signed")
+    seen: list[AgentSettings] = []
+
+    async def first() -> None:
+        client = agent.client(env.collector.url, on_settings=seen.append)
+        status, _ = await full_upload(client, envelope(agent, b"abc", 1), b"abc")
+        assert status == 201
+        await client.close()
+
+    asyncio.run(first())
+    assert seen[-1].backup_recipient_list == signed
+    assert sorted(seen[-1].backup_recipients) == sorted([r1, extra])
