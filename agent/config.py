@@ -51,6 +51,8 @@ class AgentConfig:
     ignore_fstypes: tuple[str, ...] = ("squashfs", "tmpfs", "devtmpfs", "overlay", "iso9660")
     spool_max_bytes: int = DEFAULT_SPOOL_BYTES
     retry_max_s: float = 300.0
+    refused_check_s: float = 600.0
+    """How often an agent the collector refuses (unknown or revoked) checks again."""
     software: SoftwareConfig = field(default_factory=SoftwareConfig)
     cameras: Any = None
     """``agent.cameras.config.CameraSettings`` when a ``[cameras]`` table is present."""
@@ -126,7 +128,17 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         if k not in _TABLES:
             raise AgentConfigError(source, k, f"one of the tables [{'], ['.join(_TABLES)}]")
     a = _Table(raw.get("agent", {}), "agent", source)
-    a.only({"state_dir", "licence_id", "machine_id", "hostname", "log_level", "retry_max_s"})
+    a.only(
+        {
+            "state_dir",
+            "licence_id",
+            "machine_id",
+            "hostname",
+            "log_level",
+            "retry_max_s",
+            "refused_check_s",
+        }
+    )
     level = a.str("log_level", "info") or "info"
     if level not in ("debug", "info", "warning", "error"):
         raise AgentConfigError(source, "agent.log_level", '"debug", "info", "warning" or "error"')
@@ -182,6 +194,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         hostname=a.str("hostname", None),
         log_level=level,
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
+        refused_check_s=a.num("refused_check_s", 600.0, 1.0, 86400.0),
         report_interval_s=r.int("interval_s", 60, 1, 86400),
         recording_volumes=r.strs("recording_volumes"),
         ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,
