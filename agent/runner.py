@@ -81,6 +81,7 @@ class Agent:
         self.scheduler = AsyncIOScheduler()
         self._held: list[tuple[int, bytes]] = []
         self._spool_failing = False
+        self._status_failing = False
         self.supervisor = Supervisor(self._write_status)
         self.exit_code = 0
         self.backup: Any = None
@@ -166,7 +167,11 @@ class Agent:
         try:
             write_status(self.state_dir, self.status)
         except OSError as exc:
-            log.warning("cannot write status file: %s", exc)
+            if not self._status_failing:
+                log.warning("cannot write the status file (will retry): %s", exc)
+            self._status_failing = True
+        else:
+            self._status_failing = False
 
     # -- jobs ---------------------------------------------------------------------------
 

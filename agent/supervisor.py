@@ -13,6 +13,7 @@ that is alive but does nothing. Each task's state goes into the status file, whe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -92,6 +93,7 @@ class Supervisor:
         scheduler runs it again at its next time)."""
         st = self.tasks.setdefault(name, TaskState(state="running"))
 
+        @functools.wraps(fn)
         async def guarded() -> Any:
             try:
                 result = await fn()
