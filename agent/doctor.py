@@ -151,7 +151,7 @@ async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Che
         out.append(Check("ok", "collector", f"{ident.collector_url} answers ({rtt * 1000:.0f} ms)"))
         credentials = await _credentials_check(client)
         limit = settings[-1].max_clock_skew_s if settings else DEFAULT_CLOCK_LIMIT_S
-        out.append(clock_check(-offset, limit))
+        out.append(clock_check(-offset, limit, refused="(clock_skew:" in credentials.text))
         out.append(credentials)
     except CollectorUnavailable as exc:
         out.append(
@@ -162,14 +162,15 @@ async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Che
     return out
 
 
-def clock_check(agent_minus_collector: float, limit_s: float) -> Check:
-    """The same sign as ``vigil-agent status``: positive = this server's clock is ahead."""
+def clock_check(agent_minus_collector: float, limit_s: float, refused: bool = False) -> Check:
+    """The same sign as ``vigil-agent status``: positive = this server's clock is ahead.
+    ``refused``: the collector refused a session for the clock (``clock_skew``)."""
     n = abs(agent_minus_collector)
     side = "ahead of" if agent_minus_collector > 0 else "behind"
     words = f"agent clock is {n:.1f} s {side} the collector (collector's limit {limit_s:.0f} s)"
-    if n < CLOCK_WARN_S:
+    if n < CLOCK_WARN_S and not refused:
         return Check("ok", "clock", words)
-    level = "warn" if n < limit_s else "fail"
+    level = "fail" if refused or n >= limit_s else "warn"
     if level == "fail":
         words += ": the collector refuses this agent's requests"
     return Check(

@@ -64,9 +64,7 @@ def test_reports_held_in_memory_at_shutdown_are_counted_never_reused(
     agent.start()
     wait_until(lambda: len(stored_reports(collector, server_id)) >= 2, 30, what="reports")
     filler = fill_disk(agent.state_dir)
-    wait_until(
-        lambda: "holding reports in memory" in agent.log_path.read_text(), 30, what="held"
-    )
+    wait_until(lambda: "holding reports in memory" in agent.log_path.read_text(), 30, what="held")
     time.sleep(2.5)  # a few more reports collected into memory
     agent.kill(signal.SIGTERM)
     log = agent.log_path.read_text()

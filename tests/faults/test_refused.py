@@ -66,9 +66,7 @@ def test_revoked_agent_stops_collecting_and_resumes_when_enrolled_again(
 ) -> None:
     agent, server_id = enrolled(collector, make_agent)
     collector.cli("server", "revoke", server_id)
-    wait_until(
-        lambda: (refusal(agent) or {}).get("code") == "revoked", 30, what="the revocation"
-    )
+    wait_until(lambda: (refusal(agent) or {}).get("code") == "revoked", 30, what="the revocation")
     before = agent.status()
     time.sleep(3)  # three report intervals
     after = agent.status()
