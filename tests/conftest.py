@@ -61,4 +61,3 @@ def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
     yield mount
     for path in reversed(mounted):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
