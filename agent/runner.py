@@ -22,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -255,6 +256,13 @@ class Agent:
         self._write_status()
         self.sender.wake()
 
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        """Jobs scheduled by features themselves (backups) count like supervised ones."""
+        if event.exception is not None:
+            self.supervisor.job_failed(event.job_id, event.exception)
+        else:
+            self.supervisor.job_succeeded(event.job_id)
+
     def _identity_changed(self) -> bool:
         """Enrolled again while refused: stop, so that a fresh process uses the new identity."""
         try:
@@ -320,6 +328,7 @@ class Agent:
         )
         if self.backup is not None:
             await self.backup.start(self)
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
         self.scheduler.start()
         self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
         self._write_status()

@@ -60,6 +60,7 @@ class Supervisor:
         self.gave_up = asyncio.Event()
         self.failed_task: str | None = None
         self._running: list[asyncio.Task[None]] = []
+        self._wrapped: set[str] = set()
 
     # -- loops --------------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class Supervisor:
         """``fn`` for a scheduler: its failures are counted and logged like a loop's (the
         scheduler runs it again at its next time)."""
         st = self.tasks.setdefault(name, TaskState(state="running"))
+        self._wrapped.add(name)
 
         @functools.wraps(fn)
         async def guarded() -> Any:
@@ -108,9 +110,23 @@ class Supervisor:
 
         return guarded
 
+    def job_failed(self, name: str, exc: BaseException) -> None:
+        """A scheduled job that is not wrapped by :meth:`job` (one a feature schedules
+        itself) raised; the scheduler has logged it, this counts it."""
+        if name in self._wrapped:
+            return
+        st = self.tasks.setdefault(name, TaskState(state="running"))
+        if isinstance(exc, Exception) and self._failed(name, st, exc, logged=True):
+            self._set(st, "restarting")
+
+    def job_succeeded(self, name: str) -> None:
+        st = self.tasks.get(name)
+        if name not in self._wrapped and st is not None and st.state == "restarting":
+            self._set(st, "running")
+
     # -- bookkeeping --------------------------------------------------------------------
 
-    def _failed(self, name: str, st: TaskState, exc: Exception) -> bool:
+    def _failed(self, name: str, st: TaskState, exc: Exception, logged: bool = False) -> bool:
         """Record a failure; False when the task failed too often (the daemon exits)."""
         now = time.time()
         st.failures += 1
@@ -119,11 +135,12 @@ class Supervisor:
         st._recent.append(time.monotonic())
         while st._recent and time.monotonic() - st._recent[0] > self.window_s:
             st._recent.popleft()
-        if st.last_error not in st._logged:
-            st._logged.add(st.last_error)
-            log.error("task %s failed unexpectedly; it will run again", name, exc_info=exc)
-        else:
-            log.error("task %s failed again: %s", name, st.last_error)
+        if not logged:  # (``logged``: the scheduler has logged it already)
+            if st.last_error not in st._logged:
+                st._logged.add(st.last_error)
+                log.error("task %s failed unexpectedly; it will run again", name, exc_info=exc)
+            else:
+                log.error("task %s failed again: %s", name, st.last_error)
         if len(st._recent) >= self.max_failures:
             log.critical(
                 "task %s failed %d times within %.0f s: stopping the agent so that it is "
