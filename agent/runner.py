@@ -14,6 +14,7 @@ keeps failing stops the process with a non-zero status so systemd restarts it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -142,7 +143,8 @@ class Agent:
             self.status["last_error"] = info.get("message")
             self.status["last_error_at"] = now
         self.status["revoked"] = self.sender.revoked
-        self.status["refusal"] = self.sender.refusal
+        refusal = self.sender.refusal
+        self.status["refusal"] = None if refusal is None else dataclasses.asdict(refusal)
         self._write_status()
 
     def _write_status(self) -> None:

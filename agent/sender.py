@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 
@@ -36,6 +37,17 @@ STANDING_REFUSALS = ("unknown_server", "revoked")
 
 
 _rng = random.Random()
+
+
+@dataclass
+class Refusal:
+    """The collector refuses this agent itself (unknown or revoked) since ``since``."""
+
+    code: str
+    message: str
+    since: float
+    checked_at: float
+    attempts: int = 0
 
 
 def backoff(attempt: int, max_s: float, rng: random.Random = _rng) -> float:
@@ -66,9 +78,7 @@ class Sender:
         self._failing_since: float | None = None
         self._failure_logged: tuple[str, float] | None = None
         self.revoked = False
-        self.refusal: dict[str, object] | None = None
-        """``code``, ``message``, ``since``, ``checked_at``, ``attempts`` while the
-        collector refuses this agent (unknown or revoked); None otherwise."""
+        self.refusal: Refusal | None = None
         self._refusal_logged_at = 0.0
 
     def wake(self) -> None:
@@ -95,7 +105,7 @@ class Sender:
         batch_size = limits.MAX_BATCH_REPORTS
         self.spool.flush_marks()
         if self.refusal is not None:
-            wait = float(self.refusal["checked_at"]) + self.refused_check_s - time.time()  # type: ignore[arg-type]
+            wait = self.refusal.checked_at + self.refused_check_s - time.time()
             if wait > 0:
                 return wait
         while len(self.spool):
@@ -166,11 +176,11 @@ class Sender:
     def _refused(self, code: str, message: str) -> float:
         """The collector refuses this agent itself: say why, check again slowly."""
         now = time.time()
-        if self.refusal is None or self.refusal["code"] != code:
-            self.refusal = {"code": code, "message": message, "since": now, "attempts": 0}
+        if self.refusal is None or self.refusal.code != code:
+            self.refusal = Refusal(code, message, since=now, checked_at=now)
             self._refusal_logged_at = 0.0
-        self.refusal["checked_at"] = now
-        self.refusal["attempts"] = int(self.refusal["attempts"]) + 1  # type: ignore[call-overload]
+        self.refusal.checked_at = now
+        self.refusal.attempts += 1
         self.revoked = code == "revoked"
         if now - self._refusal_logged_at >= REFUSAL_LOG_EVERY_S:
             self._refusal_logged_at = now
@@ -182,15 +192,15 @@ class Sender:
         """What the installer should read in the log and in ``vigil-agent status``."""
         if self.refusal is None:
             return ""
-        if self.refusal["code"] == "revoked":
+        if self.refusal.code == "revoked":
             return (
-                f"the collector revoked this agent ({self.refusal['message']}): it collects "
+                f"the collector revoked this agent ({self.refusal.message}): it collects "
                 "no new reports and keeps those it has; enroll again "
                 "('vigil-agent enroll --force --collector URL --token TOKEN')"
             )
         return (
             f"the collector does not know this agent (unknown_server: "
-            f"{self.refusal['message']}); enroll again "
+            f"{self.refusal.message}); enroll again "
             "('vigil-agent enroll --force --collector URL --token TOKEN')"
         )
 

@@ -27,6 +27,7 @@ A full disk loses nothing silently:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -68,7 +69,8 @@ class Spool:
         for p in paths:
             if p.name.startswith(".") and p.name.endswith(".tmp"):
                 if not readonly:
-                    p.unlink(missing_ok=True)  # a write cut short by a crash: never acknowledged
+                    with contextlib.suppress(OSError):  # cut short by a crash: never acknowledged
+                        p.unlink(missing_ok=True)
                 continue
             if p.suffix == ".json" and p.stem.isdigit():
                 seq = int(p.stem)

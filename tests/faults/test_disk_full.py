@@ -88,3 +88,31 @@ def test_reports_held_in_memory_at_shutdown_are_counted_never_reused(
     assert dropped == lost
     assert missing == lost
     assert agent.status()["spool"]["dropped_total"] == lost
+
+
+def test_acknowledged_reports_leave_the_queue_when_the_marks_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    """The marks stay unwritable (their temporary file's name is taken by a directory):
+    acknowledging neither raises nor sends anything twice, and a crash before the marks
+    are written costs one duplicate at most, never a reused number."""
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    for seq in (1, 2, 3):
+        spool.append(seq, b'{"seq":%d}' % seq)
+    blocker = tmp_path / "spool" / ".marks.json.tmp"
+    blocker.mkdir()
+    spool.ack([1, 2, 3])
+    assert len(spool) == 0 and spool.peek(10, 1 << 30) == []
+    assert spool.next_seq() == 4
+    files = sorted(p.name for p in (tmp_path / "spool").glob("0*.json"))
+    assert files == ["000000000003.json"]  # the highest carries the number forward
+
+    blocker.rmdir()
+    after_crash = Spool(tmp_path / "spool", 1 << 20)
+    assert [seq for seq, _ in after_crash.peek(10, 1 << 30)] == [3]  # sent again: a duplicate
+    assert after_crash.next_seq() == 4
+    assert after_crash.dropped_total == 0
+
+    spool.append(4, b'{"seq":4}')  # room again: the marks are written, the kept file goes
+    assert sorted(p.name for p in (tmp_path / "spool").glob("0*.json")) == ["000000000004.json"]
+    assert Spool(tmp_path / "spool", 1 << 20).next_seq() == 5
