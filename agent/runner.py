@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -33,8 +34,8 @@ from agent.config import AgentConfig
 from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
-from agent.identity import Identity, hostname, load_identity
-from agent.sender import Sender
+from agent.identity import Identity, hostname, load_identity, write_atomic
+from agent.sender import Refusal, Sender
 from agent.spool import Spool
 from agent.status_file import write_status
 from agent.supervisor import Supervisor
@@ -46,6 +47,11 @@ log = logging.getLogger("vigil.agent")
 SHUTDOWN_FLUSH_S = 5.0
 EXIT_TASK_FAILED = 1
 """A task kept failing: systemd should start a fresh process."""
+ENROLLMENT_CHECK_S = 5
+"""How often a refused agent looks whether it was enrolled again (two small files)."""
+REVOKED_FILE = "revoked.json"
+"""Kept while the collector has revoked this identity, so that a restarted daemon does
+not collect again before it has asked the collector."""
 EXIT_REENROLLED = 75
 """The identity changed under the running daemon (enrolled again): start afresh with it
 (``Restart=always`` in the unit does)."""
@@ -92,6 +98,7 @@ class Agent:
 
             self.backup = BackupService.for_agent(self)
         self.stop_event = asyncio.Event()
+        self._load_revocation()
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
             "started_at": time.time(),
@@ -100,7 +107,8 @@ class Agent:
             "last_success_at": None,
             "last_error": None,
             "last_error_at": None,
-            "revoked": False,
+            "revoked": self.sender.revoked,
+            "refusal": self._refusal_status(),
             "last_report_seq": self.spool.next_seq() - 1,
         }
 
@@ -143,9 +151,41 @@ class Agent:
             self.status["last_error"] = info.get("message")
             self.status["last_error_at"] = now
         self.status["revoked"] = self.sender.revoked
-        refusal = self.sender.refusal
-        self.status["refusal"] = None if refusal is None else dataclasses.asdict(refusal)
+        self.status["refusal"] = self._refusal_status()
+        self._keep_revocation()
         self._write_status()
+
+    def _refusal_status(self) -> dict[str, Any] | None:
+        refusal = self.sender.refusal
+        return None if refusal is None else dataclasses.asdict(refusal)
+
+    def _load_revocation(self) -> None:
+        """A revocation seen before a restart holds for this identity until the collector
+        accepts it again (checked at the first send)."""
+        try:
+            data = json.loads((self.state_dir / REVOKED_FILE).read_text())
+            if data["public_key"] != self.identity.public_key:
+                return
+            self.sender.refusal = Refusal(
+                "revoked", str(data["message"]), since=float(data["since"]), checked_at=0.0
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self.sender.revoked = True
+        self.sender.refusal_logged()
+        log.error("%s", self.sender.refusal_words())
+
+    def _keep_revocation(self) -> None:
+        path = self.state_dir / REVOKED_FILE
+        refusal = self.sender.refusal
+        try:
+            if refusal is None or refusal.code != "revoked":
+                path.unlink(missing_ok=True)
+            elif not path.exists():
+                data = {**dataclasses.asdict(refusal), "public_key": self.identity.public_key}
+                write_atomic(path, json.dumps(data).encode())
+        except OSError as exc:
+            log.warning("cannot record the revocation in %s: %s", path, exc)
 
     def _write_status(self) -> None:
         self.status["spool"] = {
@@ -238,9 +278,12 @@ class Agent:
             ),
         )
 
+    async def check_enrollment(self) -> None:
+        """While the collector refuses this agent, look for a new enrollment."""
+        if self.sender.refusal is not None:
+            self._identity_changed()
+
     async def collect(self) -> None:
-        if self.sender.refusal is not None and self._identity_changed():
-            return
         if self.sender.revoked:
             # A revoked agent keeps what it has but collects nothing more.
             self.status["last_error"] = self.sender.refusal_words()
@@ -324,6 +367,14 @@ class Agent:
             IntervalTrigger(seconds=self.settings.report_interval_s),
             id="report",
             next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            self.supervisor.job("enrollment", self.check_enrollment),
+            IntervalTrigger(seconds=ENROLLMENT_CHECK_S),
+            id="enrollment",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

@@ -188,6 +188,10 @@ class Sender:
         self.on_event("error", {"message": self.refusal_words()})
         return self.refused_check_s
 
+    def refusal_logged(self) -> None:
+        """The refusal was just logged (by the daemon, at start): not again for an hour."""
+        self._refusal_logged_at = time.time()
+
     def refusal_words(self) -> str:
         """What the installer should read in the log and in ``vigil-agent status``."""
         if self.refusal is None:

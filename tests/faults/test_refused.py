@@ -79,7 +79,18 @@ def test_revoked_agent_stops_collecting_and_resumes_when_enrolled_again(
     assert "no new reports are collected" in text
     log = agent.log_path.read_text()
     assert log.count("the collector revoked this agent") == 1, log
+    assert "Traceback" not in log
     stored = max(s for s, _ in stored_reports(collector, server_id))
+
+    agent.kill(signal.SIGTERM)  # a restart (systemd's, or a reboot) changes nothing
+    agent.start()
+    wait_until(lambda: agent.status()["running_pid"] == agent.proc.pid, 30, what="the restart")
+    time.sleep(3)
+    st = agent.status()
+    assert st["revoked"] is True and st["refusal"]["code"] == "revoked"
+    assert st["last_report_seq"] == after["last_report_seq"]
+    assert st["spool"]["reports"] == after["spool"]["reports"]
+    assert "REVOKED" in agent.cmd("status").stdout
 
     token = collector.last_line("token", "create", "--partner", "acme")
     agent.cmd("enroll", "--force", "--collector", collector.url, "--token", token)
