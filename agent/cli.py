@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -176,17 +177,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             "run 'vigil-agent enroll --collector URL --token TOKEN' first",
             2,
         )
+    from agent.instance_lock import AlreadyRunning, hold_instance_lock
     from agent.runner import Agent
 
-    agent = Agent(cfg, *loaded)
-    asyncio.run(agent.run())
-    return 0
+    try:
+        lock = hold_instance_lock(cfg.state_dir)
+    except AlreadyRunning as exc:
+        return _err(str(exc), 3)
+    try:
+        agent = Agent(cfg, *loaded)
+        return asyncio.run(agent.run())
+    finally:
+        os.close(lock)
 
 
 def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
     loaded = load_identity(cfg.state_dir) if cfg.state_dir.exists() else None
     st = read_status(cfg.state_dir)
-    spool = Spool(cfg.state_dir / "spool", cfg.spool_max_bytes) if cfg.state_dir.exists() else None
+    spool = (
+        Spool(cfg.state_dir / "spool", cfg.spool_max_bytes, readonly=True)
+        if cfg.state_dir.exists()
+        else None
+    )
     ident = loaded[0] if loaded else None
     return {
         "enrolled": ident is not None,
@@ -203,14 +215,19 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
         "last_error": st.get("last_error"),
         "last_error_at": st.get("last_error_at"),
         "revoked": bool(st.get("revoked")),
+        "refusal": st.get("refusal"),
+        "tasks": st.get("tasks") or {},
+        "held_in_memory": st.get("held_in_memory") or 0,
+        "clock_offset_s": st.get("clock_offset_s"),
+        "exit_reason": st.get("exit_reason"),
         "next_report_at": st.get("next_report_at"),
         "last_report_seq": st.get("last_report_seq"),
         "spool": {
-            "reports": len(spool) if spool else 0,
-            "bytes": spool.bytes if spool else 0,
-            "oldest_seq": spool.oldest_seq() if spool else None,
-            "oldest_at": spool.oldest_mtime() if spool else None,
-            "dropped_total": spool.dropped_total if spool else 0,
+            "reports": len(spool) if spool is not None else 0,
+            "bytes": spool.bytes if spool is not None else 0,
+            "oldest_seq": spool.oldest_seq() if spool is not None else None,
+            "oldest_at": spool.oldest_mtime() if spool is not None else None,
+            "dropped_total": spool.dropped_total if spool is not None else 0,
         },
         "settings": st.get("settings"),
         "cameras": st.get("cameras"),
@@ -272,8 +289,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"last sent    {_when(data['last_success_at'])}")
     if data["last_error"]:
         print(f"last error   {data['last_error']} at {_when(data['last_error_at'])}")
+    refusal = data.get("refusal")
     if data["revoked"]:
         print("REVOKED      the collector revoked this agent's credentials: enroll again")
+    if isinstance(refusal, dict):
+        print(
+            f"refused      {refusal.get('code')}: {refusal.get('message')} "
+            f"(since {_when(refusal.get('since'))}); "
+            + (
+                "no new reports are collected; "
+                if refusal.get("code") == "revoked"
+                else "reports are kept; "
+            )
+            + "enroll again ('vigil-agent enroll --force ...')"
+        )
+    tasks = data.get("tasks")
+    for name, task in sorted(tasks.items()) if isinstance(tasks, dict) else ():
+        if isinstance(task, dict) and task.get("state") in ("restarting", "failed"):
+            print(
+                f"TASK DOWN    {name}: {task.get('state')} after {task.get('failures')} "
+                f"failure(s); last: {task.get('last_error')}"
+            )
+    if data.get("exit_reason"):
+        print(f"stopped      because {data['exit_reason']}")
+    offset = data.get("clock_offset_s")
+    if isinstance(offset, (int, float)):
+        side = "ahead of" if offset > 0 else "behind"
+        print(f"clock        agent clock is {abs(offset):.1f} s {side} the collector")
     nxt = data["next_report_at"]
     print(
         "next report  "
@@ -283,6 +325,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"spool        {sp['reports']} report(s), {sp['bytes']} bytes; "
         f"oldest {_when(sp['oldest_at'])}; "
         f"dropped {sp['dropped_total']}"
+        + (f"; {data['held_in_memory']} held in memory" if data.get("held_in_memory") else "")
     )
     backup = data.get("backup")
     if isinstance(backup, dict) and backup.get("last_outcome"):
@@ -403,8 +446,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (| head, grep -q): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -6,6 +6,8 @@ than showing up next week as an agent that silently does nothing.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,12 @@ DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
 DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
 
 _TABLES = ("agent", "report", "software", "spool", "cameras", "backup")
+
+
+def _shown(key: object) -> str:
+    """A key as the error names it: quoted when it is empty or unusual."""
+    text = str(key)
+    return text if re.fullmatch(r"[A-Za-z0-9_.-]+", text) else json.dumps(text)
 
 
 class AgentConfigError(ValueError):
@@ -51,6 +59,8 @@ class AgentConfig:
     ignore_fstypes: tuple[str, ...] = ("squashfs", "tmpfs", "devtmpfs", "overlay", "iso9660")
     spool_max_bytes: int = DEFAULT_SPOOL_BYTES
     retry_max_s: float = 300.0
+    refused_check_s: float = 600.0
+    """How often an agent the collector refuses (unknown or revoked) checks again."""
     software: SoftwareConfig = field(default_factory=SoftwareConfig)
     cameras: Any = None
     """``agent.cameras.config.CameraSettings`` when a ``[cameras]`` table is present."""
@@ -65,7 +75,7 @@ class _Table:
         self.data, self.name, self.source = data, name, source
 
     def key(self, k: str) -> str:
-        return f"{self.name}.{k}"
+        return f"{self.name}.{_shown(k)}"
 
     def str(self, k: str, default: str | None) -> str | None:
         if k not in self.data:
@@ -118,15 +128,29 @@ def load(path: str | Path | None) -> AgentConfig:
         raise AgentConfigError(source, "(file)", "a file this user can read") from None
     except tomllib.TOMLDecodeError as exc:
         raise AgentConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise AgentConfigError(source, "(encoding)", f"UTF-8 text ({exc.reason})") from None
+    except IsADirectoryError:
+        raise AgentConfigError(source, "(file)", "a file, not a directory") from None
     return parse(raw, source)
 
 
 def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     for k in raw:
         if k not in _TABLES:
-            raise AgentConfigError(source, k, f"one of the tables [{'], ['.join(_TABLES)}]")
+            raise AgentConfigError(source, _shown(k), f"one of the tables [{'], ['.join(_TABLES)}]")
     a = _Table(raw.get("agent", {}), "agent", source)
-    a.only({"state_dir", "licence_id", "machine_id", "hostname", "log_level", "retry_max_s"})
+    a.only(
+        {
+            "state_dir",
+            "licence_id",
+            "machine_id",
+            "hostname",
+            "log_level",
+            "retry_max_s",
+            "refused_check_s",
+        }
+    )
     level = a.str("log_level", "info") or "info"
     if level not in ("debug", "info", "warning", "error"):
         raise AgentConfigError(source, "agent.log_level", '"debug", "info", "warning" or "error"')
@@ -143,8 +167,6 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         raise AgentConfigError(source, "software.version_command", "a command as a list of strings")
     regex = sw.str("version_regex", "") or ""
     if regex:
-        import re
-
         try:
             re.compile(regex)
         except re.error as exc:
@@ -166,14 +188,15 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         try:
             cameras = parse_camera_config(raw["cameras"], source)
         except CameraConfigError as exc:
-            raise AgentConfigError(source, exc.key, exc.expected) from None
+            raise AgentConfigError(source, exc.key or "cameras", exc.expected) from None
     if "backup" in raw:
         from agent.backup.config import BackupConfigError, parse_backup_config
 
         try:
             backup = parse_backup_config(raw["backup"], source)
         except BackupConfigError as exc:
-            raise AgentConfigError(source, exc.key, exc.expected) from None
+            key = exc.key if exc.key.startswith("[backup]") else f"backup.{_shown(exc.key)}"
+            raise AgentConfigError(source, key, exc.expected) from None
     return AgentConfig(
         source=source,
         state_dir=Path(a.str("state_dir", str(DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR),
@@ -182,6 +205,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         hostname=a.str("hostname", None),
         log_level=level,
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
+        refused_check_s=a.num("refused_check_s", 600.0, 1.0, 86400.0),
         report_interval_s=r.int("interval_s", 60, 1, 86400),
         recording_volumes=r.strs("recording_volumes"),
         ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,

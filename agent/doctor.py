@@ -9,17 +9,25 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import config as agent_config
 from agent.backup.recipient_pin import recipient_signer_check
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
-from agent.identity import StateDirError, insecure_files, load_identity
+from agent.identity import Identity, StateDirError, insecure_files, load_identity
+from agent.instance_lock import LOCK_FILE, lock_holder
 from agent.spool import Spool
 from agent.status_file import read_status
+from protocol.messages import AgentSettings
 
 CLOCK_WARN_S = 5.0
-CLOCK_FAIL_S = 120.0
+DEFAULT_CLOCK_LIMIT_S = 300
+"""The collector's ``max_clock_skew_s`` when it does not say (older collectors)."""
 
 
 @dataclass
@@ -88,44 +96,8 @@ async def run_checks(config_path: str | None) -> list[Check]:
         Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
     )
     out.append(Check(*recipient_signer_check(sd)))
-    client = CollectorClient(ident.collector_url, ident.server_id, key)
-    try:
-        rtt, offset = await client.health()
-        out.append(Check("ok", "collector", f"{ident.collector_url} answers ({rtt * 1000:.0f} ms)"))
-        level = (
-            "ok" if abs(offset) < CLOCK_WARN_S else "warn" if abs(offset) < CLOCK_FAIL_S else "fail"
-        )
-        words = f"this server's clock is {offset:+.1f} s from the collector's"
-        if level != "ok":
-            words += ": enable time synchronisation (NTP, e.g. 'timedatectl set-ntp true')"
-        out.append(Check(level, "clock", words))
-        try:
-            await client.open_session()
-            out.append(Check("ok", "credentials", "the collector accepts this agent's key"))
-        except Revoked:
-            out.append(
-                Check(
-                    "fail",
-                    "credentials",
-                    "the collector revoked this agent: ask the partner for a "
-                    "new enrollment token and enroll again",
-                )
-            )
-        except Refused as exc:
-            out.append(
-                Check(
-                    "fail",
-                    "credentials",
-                    f"the collector refused this agent ({exc.code}: {exc.message})",
-                )
-            )
-    except CollectorUnavailable as exc:
-        out.append(
-            Check("fail", "collector", f"{exc}: check the URL, DNS, firewall and proxy settings")
-        )
-    finally:
-        await client.close()
-    spool = Spool(sd / "spool", cfg.spool_max_bytes)
+    out.extend(await _collector_checks(ident, key))
+    spool = Spool(sd / "spool", cfg.spool_max_bytes, readonly=True)
     st = read_status(sd)
     if len(spool):
         out.append(
@@ -154,13 +126,136 @@ async def run_checks(config_path: str | None) -> list[Check]:
                 "the agent has not run yet: start it ('systemctl start vigil-agent')",
             )
         )
-    elif not _alive(int(st["pid"])):
-        out.append(Check("warn", "daemon", f"the agent (pid {st['pid']}) is not running"))
+    elif not _running(sd, int(st["pid"])):
+        why = f": it stopped because {st['exit_reason']}" if st.get("exit_reason") else ""
+        out.append(
+            Check(
+                "fail" if why else "warn",
+                "daemon",
+                f"the agent (pid {st['pid']}) is not running{why}",
+            )
+        )
     else:
         out.append(Check("ok", "daemon", f"running as pid {st['pid']}"))
+        out.extend(_daemon_checks(st))
     if cfg.cameras is not None:
         out.extend(_camera_checks(cfg))
     return out
+
+
+async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Check]:
+    """Reachability, credentials, and the clock against the collector's own limit."""
+    out: list[Check] = []
+    settings: list[AgentSettings] = []
+    client = CollectorClient(ident.collector_url, ident.server_id, key, on_settings=settings.append)
+    try:
+        rtt, offset = await client.health()
+        out.append(Check("ok", "collector", f"{ident.collector_url} answers ({rtt * 1000:.0f} ms)"))
+        credentials = await _credentials_check(client)
+        limit = settings[-1].max_clock_skew_s if settings else DEFAULT_CLOCK_LIMIT_S
+        out.append(clock_check(-offset, limit, refused="(clock_skew:" in credentials.text))
+        out.append(credentials)
+    except CollectorUnavailable as exc:
+        out.append(
+            Check("fail", "collector", f"{exc}: check the URL, DNS, firewall and proxy settings")
+        )
+    finally:
+        await client.close()
+    return out
+
+
+def clock_check(agent_minus_collector: float, limit_s: float, refused: bool = False) -> Check:
+    """The same sign as ``vigil-agent status``: positive = this server's clock is ahead.
+    ``refused``: the collector refused a session for the clock (``clock_skew``)."""
+    n = abs(agent_minus_collector)
+    side = "ahead of" if agent_minus_collector > 0 else "behind"
+    words = f"agent clock is {n:.1f} s {side} the collector (collector's limit {limit_s:.0f} s)"
+    if n < CLOCK_WARN_S and not refused:
+        return Check("ok", "clock", words)
+    level = "fail" if refused or n >= limit_s else "warn"
+    if level == "fail":
+        words += ": the collector refuses this agent's requests"
+    return Check(
+        level, "clock", words + ": enable time synchronisation (NTP, 'timedatectl set-ntp true')"
+    )
+
+
+async def _credentials_check(client: CollectorClient) -> Check:
+    try:
+        await client.open_session()
+    except Revoked:
+        return Check(
+            "fail",
+            "credentials",
+            "the collector revoked this agent: ask the partner for a new enrollment token "
+            "and enroll again ('vigil-agent enroll --force ...')",
+        )
+    except Refused as exc:
+        if exc.code == "unknown_server":
+            return Check(
+                "fail",
+                "credentials",
+                "the collector does not know this agent (unknown_server; e.g. its database "
+                "was recreated): ask the partner for a new enrollment token and enroll again "
+                "('vigil-agent enroll --force ...')",
+            )
+        return Check(
+            "fail", "credentials", f"the collector refused this agent ({exc.code}: {exc.message})"
+        )
+    return Check("ok", "credentials", "the collector accepts this agent's key")
+
+
+def _daemon_checks(st: dict[str, Any]) -> list[Check]:
+    """What the running daemon wrote down: tasks that are not running, a refusal."""
+    out: list[Check] = []
+    tasks = st.get("tasks") if isinstance(st.get("tasks"), dict) else {}
+    for name, task in sorted(tasks.items()):
+        if isinstance(task, dict) and task.get("state") in ("restarting", "failed"):
+            out.append(
+                Check(
+                    "fail",
+                    "daemon",
+                    f"task {name} is not running ({task.get('state')} after "
+                    f"{task.get('failures')} failure(s); last: {task.get('last_error')}): "
+                    "see the agent's log ('journalctl -u vigil-agent')",
+                )
+            )
+    refusal = st.get("refusal")
+    if isinstance(refusal, dict):
+        out.append(
+            Check(
+                "fail",
+                "daemon",
+                f"the collector refuses this agent ({refusal.get('code')}) since "
+                f"{_when(refusal.get('since'))}: enroll again",
+            )
+        )
+    if st.get("held_in_memory"):
+        out.append(
+            Check(
+                "warn",
+                "spool",
+                f"{st['held_in_memory']} report(s) held in memory: the spool cannot be written",
+            )
+        )
+    return out
+
+
+def _when(t: object) -> str:
+    if not isinstance(t, (int, float)):
+        return "unknown"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _running(state_dir: Path, pid: int) -> bool:
+    """The daemon holds the state directory's lock; without a lock file (an agent from
+    before the lock), a live pid will do."""
+    holder = lock_holder(state_dir)
+    if holder is not None:
+        return holder in (pid, -1)
+    if (state_dir / LOCK_FILE).exists():
+        return False
+    return _alive(pid)
 
 
 def _alive(pid: int) -> bool:

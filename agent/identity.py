@@ -7,6 +7,7 @@ an identity.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -44,13 +45,28 @@ def ensure_state_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` whole or not at all. A nearly full disk makes
+    ``write`` return short: every byte is written (or ``OSError`` raised), the size is
+    checked after ``fsync``, and on any failure the temporary file is removed."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, f"cannot write {tmp}: nothing written")
+                view = view[n:]
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            if size != len(data):
+                raise OSError(errno.EIO, f"{tmp} holds {size} of {len(data)} bytes")
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:

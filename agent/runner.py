@@ -5,12 +5,17 @@ bookkeeping, verdicts) beside it; a failure is logged once and its recovery once
 uvicorn's server, configuration is apart from runtime state and shutdown is ordered:
 stop the schedule, let the collection in progress finish into the spool, give the
 sender a last short chance, close.
+
+Every loop and scheduled job runs under one :class:`~agent.supervisor.Supervisor`: an
+unexpected exception is logged with its traceback and the work restarts; work that
+keeps failing stops the process with a non-zero status so systemd restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -19,6 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,16 +34,27 @@ from agent.config import AgentConfig
 from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
-from agent.identity import Identity, hostname
-from agent.sender import Sender
+from agent.identity import Identity, hostname, load_identity, write_atomic
+from agent.sender import Refusal, Sender
 from agent.spool import Spool
 from agent.status_file import write_status
+from agent.supervisor import Supervisor
 from protocol.camera_digest import cameras_digest
 from protocol.messages import AgentSettings, Camera, Report, encode
 
 log = logging.getLogger("vigil.agent")
 
 SHUTDOWN_FLUSH_S = 5.0
+EXIT_TASK_FAILED = 1
+"""A task kept failing: systemd should start a fresh process."""
+ENROLLMENT_CHECK_S = 5
+"""How often a refused agent looks whether it was enrolled again (two small files)."""
+REVOKED_FILE = "revoked.json"
+"""Kept while the collector has revoked this identity, so that a restarted daemon does
+not collect again before it has asked the collector."""
+EXIT_REENROLLED = 75
+"""The identity changed under the running daemon (enrolled again): start afresh with it
+(``Restart=always`` in the unit does)."""
 HELD_MAX_BYTES = 8 * 1024 * 1024
 """Reports kept in memory while the spool cannot be written (a full disk)."""
 
@@ -57,6 +74,7 @@ class Agent:
             self.spool,
             self.client,
             retry_max_s=config.retry_max_s,
+            refused_check_s=config.refused_check_s,
             on_settings=self._apply_settings,
             on_event=self._on_send_event,
         )
@@ -71,13 +89,16 @@ class Agent:
         self.scheduler = AsyncIOScheduler()
         self._held: list[tuple[int, bytes]] = []
         self._spool_failing = False
-        self._dropped_in_memory = 0
+        self._status_failing = False
+        self.supervisor = Supervisor(self._write_status)
+        self.exit_code = 0
         self.backup: Any = None
         if config.backup is not None:
             from agent.backup.service import BackupService
 
             self.backup = BackupService.for_agent(self)
         self.stop_event = asyncio.Event()
+        self._load_revocation()
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
             "started_at": time.time(),
@@ -86,7 +107,8 @@ class Agent:
             "last_success_at": None,
             "last_error": None,
             "last_error_at": None,
-            "revoked": False,
+            "revoked": self.sender.revoked,
+            "refusal": self._refusal_status(),
             "last_report_seq": self.spool.next_seq() - 1,
         }
 
@@ -129,7 +151,41 @@ class Agent:
             self.status["last_error"] = info.get("message")
             self.status["last_error_at"] = now
         self.status["revoked"] = self.sender.revoked
+        self.status["refusal"] = self._refusal_status()
+        self._keep_revocation()
         self._write_status()
+
+    def _refusal_status(self) -> dict[str, Any] | None:
+        refusal = self.sender.refusal
+        return None if refusal is None else dataclasses.asdict(refusal)
+
+    def _load_revocation(self) -> None:
+        """A revocation seen before a restart holds for this identity until the collector
+        accepts it again (checked at the first send)."""
+        try:
+            data = json.loads((self.state_dir / REVOKED_FILE).read_text())
+            if data["public_key"] != self.identity.public_key:
+                return
+            self.sender.refusal = Refusal(
+                "revoked", str(data["message"]), since=float(data["since"]), checked_at=0.0
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self.sender.revoked = True
+        self.sender.refusal_logged()
+        log.error("%s", self.sender.refusal_words())
+
+    def _keep_revocation(self) -> None:
+        path = self.state_dir / REVOKED_FILE
+        refusal = self.sender.refusal
+        try:
+            if refusal is None or refusal.code != "revoked":
+                path.unlink(missing_ok=True)
+            elif not path.exists():
+                data = {**dataclasses.asdict(refusal), "public_key": self.identity.public_key}
+                write_atomic(path, json.dumps(data).encode())
+        except OSError as exc:
+            log.warning("cannot record the revocation in %s: %s", path, exc)
 
     def _write_status(self) -> None:
         self.status["spool"] = {
@@ -142,6 +198,11 @@ class Agent:
         }
         if self.backup is not None:
             self.status["backup"] = self.backup.status()
+        self.status["tasks"] = self.supervisor.snapshot()
+        self.status["held_in_memory"] = len(self._held)
+        offset = self.client.clock_offset
+        # Our clock minus the collector's, the sign `doctor` uses too.
+        self.status["clock_offset_s"] = None if offset is None else -offset
         job = self.scheduler.get_job("report") if self.scheduler.running else None
         self.status["next_report_at"] = (
             job.next_run_time.timestamp() if job and job.next_run_time else None
@@ -149,14 +210,19 @@ class Agent:
         try:
             write_status(self.state_dir, self.status)
         except OSError as exc:
-            log.warning("cannot write status file: %s", exc)
+            if not self._status_failing:
+                log.warning("cannot write the status file (will retry): %s", exc)
+            self._status_failing = True
+        else:
+            self._status_failing = False
 
     # -- jobs ---------------------------------------------------------------------------
 
     def _spool_held(self) -> None:
         """Move collected reports into the spool, oldest first. When the disk is full they
-        wait here (up to ``HELD_MAX_BYTES``, then the oldest are dropped and counted) and
-        go to the spool as soon as there is room again."""
+        wait here (their numbers reserved first, so never used twice; up to
+        ``HELD_MAX_BYTES``, then the oldest are dropped and counted) and go to the spool
+        as soon as there is room again."""
         while self._held:
             seq, data = self._held[0]
             try:
@@ -166,14 +232,34 @@ class Agent:
                     log.error("cannot write the spool (%s); holding reports in memory", exc)
                     self._spool_failing = True
                 self.status["last_error"] = f"cannot write the spool: {exc}"
+                self.spool.reserve(self._held[-1][0])
+                dropped = []
                 while sum(len(d) for _, d in self._held) > HELD_MAX_BYTES and len(self._held) > 1:
-                    self._held.pop(0)
-                    self._dropped_in_memory += 1
+                    dropped.append(self._held.pop(0)[0])
+                self.spool.note_dropped(dropped)
                 return
             self._held.pop(0)
             if self._spool_failing:
                 log.info("spool writable again")
                 self._spool_failing = False
+
+    def _drop_held_at_exit(self) -> None:
+        """Last chance for reports held in memory; those that cannot be written are
+        counted as dropped, and their numbers stay taken."""
+        self._spool_held()
+        if not self._held:
+            return
+        seqs = [seq for seq, _ in self._held]
+        self.spool.reserve(seqs[-1])
+        self.spool.note_dropped(seqs)
+        log.error(
+            "stopping with %d report(s) (numbers %d to %d) that could not be written to the "
+            "spool (disk full): they are lost and counted as dropped",
+            len(seqs),
+            seqs[0],
+            seqs[-1],
+        )
+        self._held.clear()
 
     def build_report(self) -> Report:
         """Collect one report (blocking I/O: run it in a thread)."""
@@ -186,7 +272,7 @@ class Agent:
             volumes=self.volumes.read(),
             software=read_software(self.config.software),
             cameras=self.latest_cameras,
-            dropped_reports=self.spool.dropped_total + self._dropped_in_memory,
+            dropped_reports=self.spool.dropped_total,
             cameras_digest=(
                 None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
             ),
@@ -195,7 +281,17 @@ class Agent:
             ),
         )
 
+    async def check_enrollment(self) -> None:
+        """While the collector refuses this agent, look for a new enrollment."""
+        if self.sender.refusal is not None:
+            self._identity_changed()
+
     async def collect(self) -> None:
+        if self.sender.revoked:
+            # A revoked agent keeps what it has but collects nothing more.
+            self.status["last_error"] = self.sender.refusal_words()
+            self._write_status()
+            return
         try:
             report = await asyncio.to_thread(self.build_report)
         except Exception:
@@ -207,6 +303,30 @@ class Agent:
         self.status["last_collected_at"] = report.collected_at
         self._write_status()
         self.sender.wake()
+
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        """Jobs scheduled by features themselves (backups) count like supervised ones."""
+        if event.exception is not None:
+            self.supervisor.job_failed(event.job_id, event.exception)
+        else:
+            self.supervisor.job_succeeded(event.job_id)
+
+    def _identity_changed(self) -> bool:
+        """Enrolled again while refused: stop, so that a fresh process uses the new identity."""
+        try:
+            loaded = load_identity(self.state_dir)
+        except Exception as exc:  # half-written by a concurrent enroll: look next time
+            log.debug("cannot read the identity: %s", exc)
+            return False
+        if loaded is None or (
+            loaded[0].server_id == self.identity.server_id
+            and loaded[0].public_key == self.identity.public_key
+        ):
+            return False
+        log.warning("enrolled again as %s: restarting to use the new identity", loaded[0].server_id)
+        self.exit_code = EXIT_REENROLLED
+        self.stop_event.set()
+        return True
 
     async def probe_cameras(self) -> None:
         if self.cameras is None:
@@ -223,7 +343,8 @@ class Agent:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (0) or a task that keeps failing (non-zero)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_event.set)
@@ -235,9 +356,9 @@ class Agent:
             len(self.spool),
         )
         if self.cameras is not None:
-            await self.probe_cameras()
+            await self.supervisor.job("cameras", self.probe_cameras)()
             self.scheduler.add_job(
-                self.probe_cameras,
+                self.supervisor.job("cameras", self.probe_cameras),
                 IntervalTrigger(seconds=self.settings.probe_interval_s),
                 id="cameras",
                 max_instances=1,
@@ -245,7 +366,7 @@ class Agent:
                 misfire_grace_time=None,
             )
         self.scheduler.add_job(
-            self.collect,
+            self.supervisor.job("report", self.collect),
             IntervalTrigger(seconds=self.settings.report_interval_s),
             id="report",
             next_run_time=datetime.now(UTC),
@@ -253,24 +374,44 @@ class Agent:
             coalesce=True,
             misfire_grace_time=None,
         )
+        self.scheduler.add_job(
+            self.supervisor.job("enrollment", self.check_enrollment),
+            IntervalTrigger(seconds=ENROLLMENT_CHECK_S),
+            id="enrollment",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         if self.backup is not None:
             await self.backup.start(self)
+        self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
         self.scheduler.start()
-        sender = asyncio.create_task(self.sender.run(self.stop_event), name="sender")
+        self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
         self._write_status()
-        await self.stop_event.wait()
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        gave_up = asyncio.ensure_future(self.supervisor.gave_up.wait())
+        await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        gave_up.cancel()
+        if self.supervisor.gave_up.is_set():
+            self.exit_code = EXIT_TASK_FAILED
+            self.status["exit_reason"] = f"task {self.supervisor.failed_task} kept failing"
         log.info("stopping: schedule stopped, flushing the spool")
         self.scheduler.shutdown(wait=False)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
-        if len(self.spool):
+        self.stop_event.set()
+        await self.supervisor.stop()
+        if len(self.spool) and not self.supervisor.gave_up.is_set():
             try:
                 await asyncio.wait_for(self.sender.send_pending(limit_batches=20), SHUTDOWN_FLUSH_S)
             except TimeoutError:
                 pass
+            except Exception:
+                log.exception("last send before stopping failed; the spool keeps the reports")
+        self._drop_held_at_exit()
+        self.status["stopped_at"] = time.time()
         self._write_status()
         if self.cameras is not None:
             await self.cameras.close()
         await self.client.close()
         log.info("stopped; %d report(s) kept in the spool for next time", len(self.spool))
+        return self.exit_code

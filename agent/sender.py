@@ -4,6 +4,11 @@ A report leaves the spool only when the collector acknowledged it (accepted now,
 duplicate of one it already has). Failures back off exponentially with jitter, and a
 ``Retry-After`` from the collector is honoured. A report the collector refuses as
 invalid is set aside (it would block the queue forever) and logged.
+
+A collector that refuses the agent itself — it no longer knows this server
+(``401 unknown_server``, e.g. its database was recreated) or revoked it (``403``) — is
+not retried at full rate: the reason is logged once (then once an hour), shown in the
+status file, and the agent checks again every ``refused_check_s`` (default 10 min).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
 
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked, retry_after
 from agent.spool import Spool
@@ -23,9 +31,23 @@ from protocol.version import PROTOCOL_VERSION
 log = logging.getLogger("vigil.agent.sender")
 
 BASE_DELAY_S = 1.0
+REFUSAL_LOG_EVERY_S = 3600.0
+STANDING_REFUSALS = ("unknown_server", "revoked")
+"""Refusals of the agent itself: retrying sooner changes nothing until someone acts."""
 
 
 _rng = random.Random()
+
+
+@dataclass
+class Refusal:
+    """The collector refuses this agent itself (unknown or revoked) since ``since``."""
+
+    code: str
+    message: str
+    since: float
+    checked_at: float
+    attempts: int = 0
 
 
 def backoff(attempt: int, max_s: float, rng: random.Random = _rng) -> float:
@@ -41,18 +63,23 @@ class Sender:
         client: CollectorClient,
         *,
         retry_max_s: float,
+        refused_check_s: float = 600.0,
         on_settings: Callable[[AgentSettings], None],
         on_event: Callable[[str, dict[str, object]], None],
     ) -> None:
         self.spool = spool
         self.client = client
         self.retry_max_s = retry_max_s
+        self.refused_check_s = refused_check_s
         self.on_settings = on_settings
         self.on_event = on_event
         self._wake = asyncio.Event()
         self._failures = 0
         self._failing_since: float | None = None
+        self._failure_logged: tuple[str, float] | None = None
         self.revoked = False
+        self.refusal: Refusal | None = None
+        self._refusal_logged_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -76,7 +103,12 @@ class Sender:
         """Send until the spool is empty (None) or a failure asks to wait (seconds)."""
         batches = 0
         batch_size = limits.MAX_BATCH_REPORTS
-        while len(self.spool) and not self.revoked:
+        self.spool.flush_marks()
+        if self.refusal is not None:
+            wait = self.refusal.checked_at + self.refused_check_s - time.time()
+            if wait > 0:
+                return wait
+        while len(self.spool):
             if limit_batches is not None and batches >= limit_batches:
                 return 0.0
             entries = self.spool.peek(batch_size, limits.MAX_BATCH_BYTES - 1024)
@@ -89,15 +121,18 @@ class Sender:
             try:
                 resp = await self.client.request("POST", "/api/v1/agent/reports", body)
             except Revoked as exc:
-                self.revoked = True
-                self._fail(f"credentials revoked by the collector: {exc.message}")
-                return None
+                return self._refused(exc.code, exc.message)
             except Refused as exc:
+                if exc.code in STANDING_REFUSALS:
+                    return self._refused(exc.code, exc.message)
                 return self._fail(f"collector refused the session: {exc}")
             except CollectorUnavailable as exc:
                 return self._fail(str(exc), exc.retry_after)
             if resp.status == 200:
-                ack = decode(resp.body, ReportAck)
+                try:
+                    ack = decode(resp.body, ReportAck)
+                except (msgspec.MsgspecError, ValueError) as exc:
+                    return self._fail(f"collector answered 200 with an unreadable ack: {exc}")
                 self.spool.ack([seq for seq, _ in entries])
                 self._recovered()
                 self.on_settings(ack.settings)
@@ -121,8 +156,14 @@ class Sender:
 
     def _fail(self, message: str, wait_s: float | None = None) -> float:
         self._failures += 1
+        now = time.time()
         if self._failing_since is None:
-            self._failing_since = time.time()
+            self._failing_since = now
+        # Logged when the streak starts, when its reason changes, and once an hour.
+        kind = message.split(":", 1)[0]
+        last = self._failure_logged
+        if last is None or last[0] != kind or now - last[1] >= REFUSAL_LOG_EVERY_S:
+            self._failure_logged = (kind, now)
             log.warning("cannot send reports (will retry, reports are kept): %s", message)
         else:
             log.debug("still cannot send reports: %s", message)
@@ -132,7 +173,47 @@ class Sender:
             delay = min(max(wait_s, 0.1), 3600.0)
         return delay
 
+    def _refused(self, code: str, message: str) -> float:
+        """The collector refuses this agent itself: say why, check again slowly."""
+        now = time.time()
+        if self.refusal is None or self.refusal.code != code:
+            self.refusal = Refusal(code, message, since=now, checked_at=now)
+            self._refusal_logged_at = 0.0
+        self.refusal.checked_at = now
+        self.refusal.attempts += 1
+        self.revoked = code == "revoked"
+        if now - self._refusal_logged_at >= REFUSAL_LOG_EVERY_S:
+            self._refusal_logged_at = now
+            log.error("%s; checking again every %.0f s", self.refusal_words(), self.refused_check_s)
+        self.on_event("error", {"message": self.refusal_words()})
+        return self.refused_check_s
+
+    def refusal_logged(self) -> None:
+        """The refusal was just logged (by the daemon, at start): not again for an hour."""
+        self._refusal_logged_at = time.time()
+
+    def refusal_words(self) -> str:
+        """What the installer should read in the log and in ``vigil-agent status``."""
+        if self.refusal is None:
+            return ""
+        if self.refusal.code == "revoked":
+            return (
+                f"the collector revoked this agent ({self.refusal.message}): it collects "
+                "no new reports and keeps those it has; enroll again "
+                "('vigil-agent enroll --force --collector URL --token TOKEN')"
+            )
+        return (
+            f"the collector does not know this agent (unknown_server: "
+            f"{self.refusal.message}); enroll again "
+            "('vigil-agent enroll --force --collector URL --token TOKEN')"
+        )
+
     def _recovered(self) -> None:
+        if self.refusal is not None:
+            log.info("the collector accepts this agent again")
+            self.refusal = None
+            self.revoked = False
+        self._failure_logged = None
         if self._failing_since is not None:
             log.info(
                 "sending reports again after %.0f s and %d failed attempt(s)",

@@ -34,7 +34,11 @@ async def _core(app: web.Application, server_id: str) -> dict[str, Any]:
         return default if row is None else servers.effective_report_interval(conn, row, default)
 
     interval = await app[DB].read(q)
-    return {"report_interval_s": interval, "probe_interval_s": interval}
+    return {
+        "report_interval_s": interval,
+        "probe_interval_s": interval,
+        "max_clock_skew_s": app[CONFIG].max_clock_skew_s,
+    }
 
 
 async def settings_for(

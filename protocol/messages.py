@@ -74,6 +74,10 @@ class AgentSettings(Message, kw_only=True, omit_defaults=False, gc=False):
     upload while it writes the archive. Older collectors leave it out (False)."""
     notice: Text = ""
     """Plain-words message for the installer (e.g. why backup is refused)."""
+    max_clock_skew_s: Annotated[int, msgspec.Meta(ge=1)] = 300
+    """How far the agent's clock may be from the collector's before its requests are
+    refused (``clock_skew``); ``vigil-agent doctor`` measures against it. Older
+    collectors leave it out: 300, their fixed default."""
 
 
 class EnrollResponse(Message, kw_only=True, gc=False):

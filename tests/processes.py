@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client as http_client
 import json
+import os
 import re
 import signal
 import socket
@@ -101,6 +102,8 @@ class Collector:
     config: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the process's environment (e.g. the fault tests' injected faults)."""
 
     @property
     def url(self) -> str:
@@ -125,6 +128,7 @@ class Collector:
             ],
             stdout=log,
             stderr=log,
+            env={**os.environ, **self.env} if self.env else None,
         )
         wait_until(self._healthy, 30, what=f"collector on {self.url}")
         return self
@@ -182,6 +186,8 @@ class Agent:
     extra_config: str = ""
     machine_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the ``run`` process's environment (e.g. the fault tests' injected faults)."""
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -234,6 +240,7 @@ class Agent:
             ],
             stdout=log,
             stderr=log,
+            env={**os.environ, **self.env} if self.env else None,
         )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tests.disk_full import fill_disk
 from tests.processes import Agent, Collector, wait_until
 
 
@@ -117,3 +118,45 @@ def test_silent_server_shows_offline_after_three_intervals(
     )
     body = collector.api(key, f"/api/v1/servers/{server_id}")[1]
     assert "no report for" in body["status_reasons"][0]
+
+
+def test_disk_full_while_acknowledging_loses_and_doubles_nothing(
+    tmp_path: Path, make_agent, tmpfs
+) -> None:
+    """The marks cannot be written when the collector acknowledges: sending goes on (no
+    restart), the reports collected meanwhile wait in memory and follow once there is room."""
+    collector = Collector(tmp_path / "collector").start()
+    try:
+        collector.cli("partner", "add", "acme")
+        collector.cli("server", "interval", "--partner", "acme", "1s")
+        token = collector.last_line("token", "create", "--partner", "acme")
+        agent = make_agent()
+        tmpfs(agent.state_dir, "512k")
+        server_id = agent.enroll(collector.url, token)
+        agent.start()
+        wait_until(lambda: len(stored_reports(collector, server_id)) >= 2, 30, what="reports")
+        collector.kill(signal.SIGKILL)
+        wait_until(lambda: agent.status()["spool"]["reports"] >= 3, 30, what="reports to spool")
+        filler = fill_disk(agent.state_dir)
+        spooled = agent.status()["spool"]["oldest_seq"] + agent.status()["spool"]["reports"] - 1
+        collector.start()  # the spooled reports go out; acknowledging them hits the full disk
+        wait_until(
+            lambda: max((s for s, _ in stored_reports(collector, server_id)), default=0) >= spooled,
+            30,
+            what="the spooled reports sent",
+        )
+        time.sleep(2)  # reports collected now wait in memory
+        filler.unlink()
+        before = len(stored_reports(collector, server_id))
+        wait_until(
+            lambda: len(stored_reports(collector, server_id)) >= before + 3,
+            30,
+            what="sending again after the disk has room, without a restart",
+        )
+        wait_until(lambda: drained(agent), 60, what="the spool to drain")
+        assert agent.proc is not None and agent.proc.poll() is None
+        assert "Traceback" not in agent.log_path.read_text()
+        assert "cannot write the spool" in agent.log_path.read_text()
+        assert assert_exactly_once(collector, agent, server_id) >= spooled + 3
+    finally:
+        collector.kill(signal.SIGTERM)
