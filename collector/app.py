@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -23,6 +22,14 @@ from collector.fleet import FleetView, status_counts
 from collector.metrics import CONTENT_TYPE, Metrics
 from collector.replay import NonceCache
 from collector.storage import Database, open_database
+from collector.storage_health import (
+    health_context,
+    healthz,
+    open_storage,
+    storage_middleware,
+    writes_refused,
+)
+from collector.supervision import TASKS, Supervisor, stop_tasks
 from protocol.messages import ErrorBody, encode
 
 log = logging.getLogger("vigil.collector")
@@ -92,15 +99,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    db = request.app[DB]
-    try:
-        await db.read(lambda c: c.execute("SELECT 1").fetchone())
-    except Exception as exc:  # a health check reports, it does not raise
-        return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "time": time.time()})
-
-
 async def metrics_handler(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     views = await request.app[DB].read(
@@ -112,7 +110,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = open_database(app[CONFIG])
+    db = open_storage(app[CONFIG], open_database)
     app[DB] = db
     yield
     # Writes already queued are finished before the file is closed.
@@ -120,29 +118,32 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(600)
-            cutoff = time.time() - app[CONFIG].history_days * 86400
-            try:
-                n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
-                if n:
-                    log.info(
-                        "pruned %d history rows older than %d days", n, app[CONFIG].history_days
-                    )
-            except Exception:
-                log.exception("history pruning failed; will retry")
+    async def prune() -> None:
+        cutoff = time.time() - app[CONFIG].history_days * 86400
+        n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
+        if n:
+            log.info("pruned %d history rows older than %d days", n, app[CONFIG].history_days)
 
-    task = asyncio.create_task(loop())
+    handle = app[TASKS].every(
+        "housekeeping",
+        app[CONFIG].housekeeping_interval_s,
+        prune,
+        paused_when=lambda: writes_refused(app),
+    )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await handle.stop()
 
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[error_middleware, storage_middleware, auth_middleware],
+        client_max_size=MAX_BODY,
+    )
     app[CONFIG] = config
+    app[TASKS] = Supervisor(
+        retry_max_s=config.task_retry_max_s, give_up_after=config.task_give_up_after
+    )
+    app.cleanup_ctx.append(stop_tasks)
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
     agent_settings.init(app)
@@ -150,6 +151,7 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
         app[DB] = database
     else:
         app.cleanup_ctx.append(_database)
+        app.cleanup_ctx.append(health_context)
     app.cleanup_ctx.append(_housekeeping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)

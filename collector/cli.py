@@ -36,8 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run(config_of(args))
-    return 0
+    return run(config_of(args))
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.sizes import parse_bytes
+
 DEFAULT_DATA_DIR = Path("/var/lib/vigil-collector")
 DEFAULT_LISTEN = "127.0.0.1:8700"
 
@@ -36,6 +38,19 @@ class CollectorConfig:
     history_days: int = 30
     session_ttl_s: int = 3600
     max_clock_skew_s: int = 300
+    housekeeping_interval_s: int = 600
+    """How often history older than ``history_days`` is pruned."""
+    storage_check_interval_s: int = 5
+    """How often the storage checks of ``/healthz`` run in the background (writes are
+    refused between a failed check and the next good one)."""
+    report_reserve: int = 64 * 1024 * 1024
+    """Reports (and every other small write) are refused below this much free space in the
+    data directory; backup uploads stop earlier, at ``[backup] upload_reserve``."""
+    task_retry_max_s: int = 300
+    """Longest wait before a failed background task is run again (the wait doubles from 1 s)."""
+    task_give_up_after: int = 10
+    """A background task failing this many times in a row stops the collector (exit 1),
+    for the service manager to restart it."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     raw: dict[str, Any] = field(default_factory=dict)
     """The whole file, for feature sections (``[backup.storage]``, ``[contracts]``)."""
@@ -89,11 +104,19 @@ def load_config(
         ("history_days", 30, 1),
         ("session_ttl_s", 3600, 60),
         ("max_clock_skew_s", 300, 5),
+        ("housekeeping_interval_s", 600, 1),
+        ("storage_check_interval_s", 5, 1),
+        ("task_retry_max_s", 300, 1),
+        ("task_give_up_after", 10, 1),
     ):
         v = _get(table, key, int, source, p, default)
         if v < low:
             raise ConfigError(source, f"collector.{key}", f"an integer >= {low}")
         ints[key] = v
+    try:
+        ints["report_reserve"] = parse_bytes(table.get("report_reserve", 64 * 1024 * 1024))
+    except ValueError:
+        raise ConfigError(source, "collector.report_reserve", 'a size (e.g. "64MiB")') from None
     st = raw.get("storage", {})
     if not isinstance(st, dict):
         raise ConfigError(source, "storage", "a table")
