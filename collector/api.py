@@ -12,11 +12,17 @@ from collector.appkeys import CONFIG, DB
 from collector.auth import owned_server, partner_of
 from collector.errors import ApiError
 from collector.fleet import FleetView, storage_history
+from collector.refusals import clock_offsets
 
 
 def _fleet(request: web.Request, conn: object) -> FleetView:
     cfg = request.app[CONFIG]
-    return FleetView(conn, cfg.report_interval_s, cfg.offline_after_intervals)  # type: ignore[arg-type]
+    return FleetView(
+        conn,  # type: ignore[arg-type]
+        cfg.report_interval_s,
+        cfg.offline_after_intervals,
+        clock_offsets(request.app),
+    )
 
 
 def _float_param(request: web.Request, name: str, default: float) -> float:

@@ -11,7 +11,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector import agent_settings, api, enrollment, entitlements, ingest, openapi, pages
+from collector import (
+    agent_settings,
+    api,
+    enrollment,
+    entitlements,
+    ingest,
+    openapi,
+    pages,
+    refusals,
+)
 from collector.appkeys import CONFIG, DB, METRICS, NONCES
 from collector.auth import Handler, auth_middleware
 from collector.backups import handlers as backup_handlers
@@ -146,6 +155,7 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app.cleanup_ctx.append(stop_tasks)
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
+    refusals.setup(app, config.refusal_log_interval_s)
     agent_settings.init(app)
     if database is not None:
         app[DB] = database

@@ -46,6 +46,8 @@ class CollectorConfig:
     report_reserve: int = 64 * 1024 * 1024
     """Reports (and every other small write) are refused below this much free space in the
     data directory; backup uploads stop earlier, at ``[backup] upload_reserve``."""
+    refusal_log_interval_s: int = 600
+    """A refused agent is logged once per server and reason in this interval."""
     task_retry_max_s: int = 300
     """Longest wait before a failed background task is run again (the wait doubles from 1 s)."""
     task_give_up_after: int = 10
@@ -106,6 +108,7 @@ def load_config(
         ("max_clock_skew_s", 300, 5),
         ("housekeeping_interval_s", 600, 1),
         ("storage_check_interval_s", 5, 1),
+        ("refusal_log_interval_s", 600, 1),
         ("task_retry_max_s", 300, 1),
         ("task_give_up_after", 10, 1),
     ):

@@ -18,6 +18,7 @@ from collector import cameras, secrets_store
 from collector.appkeys import CONFIG, DB
 from collector.auth import PARTNER_NAME, owned_server, partner_of, set_partner
 from collector.fleet import FleetView, status_counts, storage_history
+from collector.refusals import clock_offsets
 from collector.status import STATUSES
 
 COOKIE = "vigil_key"
@@ -119,8 +120,9 @@ async def fleet_page(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     partner_id = partner_of(request).partner_id
     now = time.time()
+    offsets = clock_offsets(request.app)
     views = await request.app[DB].read(
-        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(
+        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).all(
             partner_id, now
         )
     )
@@ -170,9 +172,10 @@ async def server_page(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     cfg = request.app[CONFIG]
     now = time.time()
+    offsets = clock_offsets(request.app)
 
     def load(c: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        view = FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).view(
+        view = FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).view(
             row, now, detail=True
         )
         return (
