@@ -277,14 +277,24 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             headers={"Retry-After": "60"},
         ) from None
     await resp.prepare(request)
+    sent = 0
     try:
         if first:
             await resp.write(first)
+            sent += len(first)
         async for chunk in chunks:
             await resp.write(chunk)
+            sent += len(chunk)
     except ObjectStoreError as exc:
         log.error("download of backup %s broke off: %s", b.id, exc)
         raise ConnectionResetError("object store failed mid-download") from exc
+    except ConnectionError:
+        # The client went away (closed the window, a timeout, a Range probe): nothing is
+        # wrong here, and there is no one left to answer.
+        log.info(
+            "download of backup %s closed by the client after %d of %d bytes", b.id, sent, length
+        )
+        return resp
     finally:
         await chunks.aclose()
     await resp.write_eof()
