@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.client import CollectorClient, enroll
+from agent.client import CollectorClient, Response, enroll
 from protocol import backup_envelope as be
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, SessionRequest, encode
@@ -114,7 +114,7 @@ async def upload(
     refusal. Every answer, in order."""
     answers: list[Answer] = []
 
-    def note(r) -> Answer:  # noqa: ANN001 - agent.client.Response
+    def note(r: Response) -> Answer:
         a = Answer(r.status, r.json() if r.body else {}, dict(r.headers))
         answers.append(a)
         return a

@@ -73,7 +73,7 @@ def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs):
     assert agent.send_report()[0] == 200
 
     filler = fill(disk, 1024 * 1024)
-    status, body = wait_until(
+    _, body = wait_until(
         lambda: (h := health(c.url))[0] == 503 and h, what="/healthz to fail on a full disk"
     )
     assert "disk_space" in body["failed"], body

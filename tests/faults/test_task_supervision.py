@@ -21,7 +21,7 @@ from tests.processes import http, wait_until
 
 
 def housekeeping(url: str) -> dict:
-    status, _, body = http("GET", url + "/healthz")
+    _, _, body = http("GET", url + "/healthz")
     return json.loads(body)["tasks"]["housekeeping"]
 
 
