@@ -14,7 +14,7 @@ from collector.backups.handlers import backup_config
 from collector.backups.objectstore import LocalObjectStore
 from collector.backups.service import DEFAULT_UPLOAD_TTL_S
 from tests.faults.agents import FakeAgent, enroll_fake, envelope, upload
-from tests.faults.test_storage_vanished import fill
+from tests.faults.inject import fill, rename
 from tests.processes import wait_until
 
 CHUNK = 64 * 1024
@@ -133,3 +133,32 @@ def test_download_closed_early_is_an_info_line(make_collector, tmp_path: Path):
     line = next(ln for ln in log.splitlines() if "closed by the client" in ln)
     assert " INFO " in line, line
     assert "Traceback" not in log and " ERROR " not in log, log
+
+
+def test_retried_completion_leaves_no_hidden_link(make_collector, tmp_path: Path):
+    """The first completion stores the object, then its database write fails (the table
+    it writes is renamed away); the agent's retry stores the same staged file again."""
+    data_dir = tmp_path / "data"
+    c = make_collector(data_dir, '[backup]\nchunk_size = "64KiB"\n')
+    _, token = c.partner("acme")
+    agent = enroll_fake(c.url, token)
+    data = os.urandom(300 * 1024)
+    answers = run_upload(agent, data, 1, complete=False)
+    upload_id = answers[0].body["upload_id"]
+    assert answers[-1].status == 200
+
+    async def complete() -> int:
+        client = agent.client()
+        try:
+            path = f"/api/v1/agent/backups/uploads/{upload_id}/complete"
+            return (await client.request("POST", path)).status
+        finally:
+            await client.close()
+
+    rename(data_dir / "vigil.db", "backup_sequences", "backup_sequences_away")
+    assert asyncio.run(complete()) == 503
+    rename(data_dir / "vigil.db", "backup_sequences_away", "backup_sequences")
+    assert asyncio.run(complete()) == 201
+    objects = data_dir / "backups"
+    assert [p.name for p in objects.rglob("*.age")], "the object is stored"
+    assert _hidden(objects) == []

@@ -5,11 +5,11 @@ writes are refused with a reason, the failure and the recovery are each logged o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from tests.faults.agents import enroll_fake
+from tests.faults.inject import fill
 from tests.processes import http, wait_until
 
 SMALL = """
@@ -22,25 +22,6 @@ storage_check_interval_s = 1
 def health(url: str) -> tuple[int, dict]:
     status, _, body = http("GET", url + "/healthz")
     return status, json.loads(body)
-
-
-def fill(directory: Path, leave: int) -> Path:
-    """Fill the filesystem of ``directory`` until about ``leave`` bytes are free."""
-    filler = directory / "filler"
-    st = os.statvfs(directory)
-    free = st.f_bavail * st.f_frsize
-    with open(filler, "ab") as fh:
-        left = max(0, free - leave)
-        block = b"\xa5" * (1024 * 1024)
-        while left > 0:
-            n = min(left, len(block))
-            try:
-                fh.write(block[:n])
-                fh.flush()
-            except OSError:
-                break
-            left -= n
-    return filler
 
 
 def test_deleted_data_directory_is_unhealthy_and_refuses_reports(make_collector, tmp_path: Path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -17,21 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.config import load_config
 from collector.storage.database import SQLiteDatabase
+from tests.faults.inject import rename
 from tests.processes import http, wait_until
 
 
 def housekeeping(url: str) -> dict:
     _, _, body = http("GET", url + "/healthz")
     return json.loads(body)["tasks"]["housekeeping"]
-
-
-def rename(db: Path, old: str, new: str) -> None:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def test_failing_task_is_logged_once_retried_and_recovers(make_collector, tmp_path: Path):
