@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+from tests.core.signed import signed_headers
 from tests.faults.agents import enroll_fake
 from tests.faults.inject import fill
 from tests.processes import http, wait_until
@@ -95,4 +96,27 @@ def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, t
 
     filler.unlink()
     wait_until(lambda: health(c.url)[0] == 200, what="/healthz to recover")
+    assert agent.send_report()[0] == 200
+
+
+def test_vanished_object_store_refuses_uploads_not_reports(make_collector, tmp_path: Path):
+    data = tmp_path / "data"
+    c = make_collector(data, SMALL)
+    _, token = c.partner("acme")
+    agent = enroll_fake(c.url, token)
+    shutil.rmtree(data / "backups")
+
+    status, body = health(c.url)
+    assert status == 503 and body["failed"] == ["object_store"], body
+    assert "deleted" in body["checks"]["object_store"]["detail"]
+    agent.open_session()
+    status, _, out = http(
+        "POST",
+        c.url + "/api/v1/agent/backups",
+        b"{}",
+        signed_headers(agent.session, "POST", "/api/v1/agent/backups", b"{}"),
+    )
+    answer = json.loads(out)
+    assert status == 503 and answer["error"] == "storage_unavailable", answer
+    assert "object_store" in answer["message"]
     assert agent.send_report()[0] == 200
