@@ -154,6 +154,8 @@ class StorageHealth:
         self.probes: dict[str, Probe] = {}
         self.results: dict[str, Check] = {}
         self._logged_failed: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._ran_at = float("-inf")
 
     # -- cheap checks (every write request) -------------------------------------------
 
@@ -213,7 +215,7 @@ class StorageHealth:
             return Check(False, f"the database refuses writes: {exc}")
         return Check(True)
 
-    async def run(self, tasks_stopped: list[str] | None = None) -> dict[str, Check]:
+    async def run(self) -> dict[str, Check]:
         results = await asyncio.to_thread(self.cheap)
         results["database_write"] = await self._heartbeat()
         for name, probe in self.probes.items():
@@ -222,13 +224,25 @@ class StorageHealth:
                 results[name] = Check(True)
             except Exception as exc:  # a probe reports, it does not raise
                 results[name] = Check(False, f"{type(exc).__name__}: {exc}")
-        if tasks_stopped is not None:
-            results["tasks"] = (
-                Check(False, "stopped: " + ", ".join(sorted(tasks_stopped)))
-                if tasks_stopped
-                else Check(True)
-            )
         self._update(results)
+        return results
+
+    async def fresh(self, tasks_stopped: list[str], max_age_s: float = 1.0) -> dict[str, Check]:
+        """For ``/healthz``: the checks run now, unless they ran less than ``max_age_s``
+        ago (an open endpoint must not turn a flood of requests into a flood of commits)."""
+        async with self._lock:
+            if time.monotonic() - self._ran_at > max_age_s:
+                await self.run()
+                self._ran_at = time.monotonic()
+            else:  # the stat checks cost nothing: always now
+                self._update(await asyncio.to_thread(self.cheap))
+        results = dict(self.results)
+        results["tasks"] = (
+            Check(False, "stopped: " + ", ".join(sorted(tasks_stopped)))
+            if tasks_stopped
+            else Check(True)
+        )
+        self._update({"tasks": results["tasks"]})
         return results
 
     def _update(self, results: dict[str, Check]) -> None:
@@ -322,7 +336,7 @@ async def healthz(request: web.Request) -> web.Response:
             checks = {"database_read": Check(False, str(exc))}
         checks["tasks"] = Check(not stopped, ", ".join(stopped))
     else:
-        checks = await health.run(stopped)
+        checks = await health.fresh(stopped)
     failed = sorted(name for name, c in checks.items() if not c.ok)
     body: dict[str, Any] = {
         "status": "unhealthy" if failed else "ok",
@@ -387,6 +401,13 @@ async def health_context(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await handle.stop()
+
+
+def check_failed(app: web.Application, name: str) -> bool:
+    """The last run of check ``name`` failed (False when it has not run)."""
+    health = app.get(HEALTH)
+    check = health.results.get(name) if health is not None else None
+    return check is not None and not check.ok
 
 
 def writes_refused(app: web.Application) -> bool:

@@ -40,7 +40,12 @@ from collector.backups.service import (
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
 from collector.errors import ApiError
-from collector.storage_health import register_probe, set_upload_reserve, writes_refused
+from collector.storage_health import (
+    check_failed,
+    register_probe,
+    set_upload_reserve,
+    writes_refused,
+)
 from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
@@ -334,7 +339,10 @@ async def run_maintenance(app: web.Application, now: float | None = None) -> Non
     await svc.expire_uploads(now)
     await app[STORE].sweep()
     if isinstance(app[STORE], S3ObjectStore):
-        await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
+        try:
+            await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
+        except ObjectStoreError as exc:  # the store's own trouble: /healthz reports it
+            log.warning("cannot abort stale multipart uploads now: %s", exc)
     await maintenance.prune(app[DB], app[STORE])
     if cfg.integrity_every_s > 0:
         report = await maintenance.check_integrity(
@@ -370,7 +378,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         cfg.maintenance_interval_s,
         lambda: run_maintenance(app),
         first_delay_s=0,
-        paused_when=lambda: writes_refused(app),
+        # An unreachable store is reported by /healthz; the task waits for it rather
+        # than counting failures that would stop the collector.
+        paused_when=lambda: writes_refused(app) or check_failed(app, "object_store"),
     )
     yield
     await handle.stop()
