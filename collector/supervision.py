@@ -119,6 +119,8 @@ class Supervisor:
                 t.state = "paused"
                 await asyncio.sleep(min(t.interval_s, 5.0))
                 continue
+            if t.state == "paused":
+                log.info("background task %s resumes: storage is back", t.name)
             t.state = "running" if t.failures == 0 else "retrying"
             try:
                 await t.round()
