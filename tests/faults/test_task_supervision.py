@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from collector.app import create_app
 from collector.config import load_config
 from collector.storage.database import SQLiteDatabase
-from tests.faults.inject import rename
+from tests.faults.inject import fill, rename
 from tests.processes import http, wait_until
 
 
@@ -80,3 +80,19 @@ def test_healthz_names_a_stopped_task(tmp_path: Path) -> None:
     assert status == 503
     assert "tasks" in body["failed"]
     assert "housekeeping" in body["checks"]["tasks"]["detail"]
+
+
+def test_a_full_disk_pauses_writing_tasks_instead_of_stopping_the_collector(make_collector, tmpfs):
+    disk = tmpfs("32m")
+    c = make_collector(
+        disk / "data",
+        '[collector]\nreport_reserve = "4MiB"\nstorage_check_interval_s = 1\n'
+        "housekeeping_interval_s = 1\ntask_retry_max_s = 1\ntask_give_up_after = 2\n",
+    )
+    filler = fill(disk, 1024 * 1024)
+    wait_until(lambda: housekeeping(c.url)["state"] == "paused", what="housekeeping to pause")
+    assert c.proc is not None and c.proc.poll() is None
+    filler.unlink()
+    wait_until(lambda: housekeeping(c.url)["state"] == "running", what="housekeeping to resume")
+    assert c.proc.poll() is None
+    assert "background task housekeeping resumes" in c.log()
