@@ -12,11 +12,17 @@ from collector.appkeys import CONFIG, DB
 from collector.auth import owned_server, partner_of
 from collector.fleet import FleetView, storage_history
 from collector.query_params import MAX_PAGE, int_param, time_param
+from collector.refusals import clock_offsets
 
 
 def _fleet(request: web.Request, conn: object) -> FleetView:
     cfg = request.app[CONFIG]
-    return FleetView(conn, cfg.report_interval_s, cfg.offline_after_intervals)  # type: ignore[arg-type]
+    return FleetView(
+        conn,  # type: ignore[arg-type]
+        cfg.report_interval_s,
+        cfg.offline_after_intervals,
+        clock_offsets(request.app),
+    )
 
 
 def json_response(data: object, status: int = 200) -> web.Response:

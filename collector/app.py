@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -13,7 +12,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector import agent_settings, api, enrollment, entitlements, ingest, openapi, pages
+from collector import (
+    agent_settings,
+    api,
+    enrollment,
+    entitlements,
+    ingest,
+    openapi,
+    pages,
+    refusals,
+)
 from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.auth import Handler, auth_middleware
 from collector.backups import handlers as backup_handlers
@@ -27,6 +35,14 @@ from collector.replay import NonceCache
 from collector.request_limits import BodyTooSlow, limits_middleware
 from collector.session_keys import SessionSealer
 from collector.storage import Database, open_database
+from collector.storage_health import (
+    health_context,
+    healthz,
+    open_storage,
+    storage_middleware,
+    writes_refused,
+)
+from collector.supervision import TASKS, Supervisor, stop_tasks
 from protocol.messages import ErrorBody, encode
 
 log = logging.getLogger("vigil.collector")
@@ -120,15 +136,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    db = request.app[DB]
-    try:
-        await db.read(lambda c: c.execute("SELECT 1").fetchone())
-    except Exception as exc:  # a health check reports, it does not raise
-        return web.json_response({"status": "unhealthy", "database": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "time": time.time()})
-
-
 async def metrics_handler(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     if cfg.metrics_token:
@@ -152,7 +159,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = open_database(app[CONFIG])
+    db = open_storage(app[CONFIG], open_database)
     app[DB] = db
     yield
     # Writes already queued are finished before the file is closed.
@@ -160,40 +167,43 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(600)
-            cutoff = time.time() - app[CONFIG].history_days * 86400
-            try:
-                n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
-                if n:
-                    log.info(
-                        "pruned %d history rows older than %d days", n, app[CONFIG].history_days
-                    )
-            except Exception:
-                log.exception("history pruning failed; will retry")
+    async def prune() -> None:
+        cutoff = time.time() - app[CONFIG].history_days * 86400
+        n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
+        if n:
+            log.info("pruned %d history rows older than %d days", n, app[CONFIG].history_days)
 
-    task = asyncio.create_task(loop())
+    handle = app[TASKS].every(
+        "housekeeping",
+        app[CONFIG].housekeeping_interval_s,
+        prune,
+        paused_when=lambda: writes_refused(app),
+    )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await handle.stop()
 
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, limits_middleware, auth_middleware], client_max_size=MAX_BODY
+        middlewares=[error_middleware, limits_middleware, storage_middleware, auth_middleware],
+        client_max_size=MAX_BODY,
     )
     app[CONFIG] = config
+    app[TASKS] = Supervisor(
+        retry_max_s=config.task_retry_max_s, give_up_after=config.task_give_up_after
+    )
+    app.cleanup_ctx.append(stop_tasks)
     app[METRICS] = Metrics()
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
     app[LIMITS] = AuthLimits(config.rate_limits)
     app[SEALER] = SessionSealer()
+    refusals.setup(app, config.refusal_log_interval_s)
     agent_settings.init(app)
     if database is not None:
         app[DB] = database
     else:
         app.cleanup_ctx.append(_database)
+        app.cleanup_ctx.append(health_context)
     app.cleanup_ctx.append(_housekeeping)
     app.on_response_prepare.append(pages.security_headers)
     app.router.add_get("/healthz", healthz)

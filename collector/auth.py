@@ -29,6 +29,7 @@ from collector import secrets_store, servers
 from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.errors import ApiError
 from collector.ratelimit import credential_key, source_of
+from collector.refusals import refused
 from protocol import request_auth as ra
 
 AGENT_PREFIX = "/api/v1/agent/"
@@ -117,8 +118,10 @@ def api_key_credential(key: str) -> tuple[str, ...]:
     return (credential_key("apikey", key[: len(secrets_store.APIKEY_PREFIX) + 6]),)
 
 
-def _refuse(request: web.Request, status: int, code: str, message: str) -> ApiError:
+def _refuse(request: web.Request, status: int, code: str, message: str, who: str = "") -> ApiError:
     request.app[METRICS].rejected(code)
+    if who:
+        refused(request, who, code, message)
     return ApiError(status, code, message)
 
 
@@ -147,16 +150,25 @@ async def _authenticate_agent(request: web.Request) -> None:
             "clock_skew",
             f"request time is {now - ts_f:+.0f} s from the collector's clock (limit {skew} s): "
             "fix the server's clock (NTP)",
+            who=f"session {session_id[:24]!r}",
         )
     found = request.app[DB].read_now(lambda c: servers.session_with_server(c, session_id))
     if found is None:
-        raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
+        raise _refuse(
+            request,
+            401,
+            "session_unknown",
+            "unknown session: open a new one",
+            who=f"session {session_id[:24]!r}",
+        )
     session, revoked_at, public_key = found
     key = request.app[SEALER].open(session.id, session.key)
     if key is None:  # sealed by an earlier collector process: the agent opens a new one
         raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
     if revoked_at is not None:
-        raise _refuse(request, 403, "revoked", "this server's credentials were revoked")
+        raise _refuse(
+            request, 403, "revoked", "this server's credentials were revoked", session.server_id
+        )
     if session.expires_at <= now:
         raise _refuse(request, 401, "session_expired", "session expired: open a new one")
     try:
@@ -164,7 +176,9 @@ async def _authenticate_agent(request: web.Request) -> None:
     except ConnectionResetError:
         raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
     if not ra.verify_request(key, request.method, request.path_qs, ts, nonce, body, sig):
-        raise _refuse(request, 401, "bad_signature", "request signature does not verify")
+        raise _refuse(
+            request, 401, "bad_signature", "request signature does not verify", session.server_id
+        )
     if not request.app[NONCES].check_and_add(nonce):
         raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
     request[_BODY] = body

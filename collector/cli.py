@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except instance_lock.AlreadyRunning as exc:
             return fail(str(exc), 2)
     try:
-        run(config)
+        return run(config)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -67,7 +67,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.close()
-    return 0
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:

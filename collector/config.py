@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.sizes import parse_bytes
+
 DEFAULT_DATA_DIR = Path("/var/lib/vigil-collector")
 DEFAULT_LISTEN = "127.0.0.1:8700"
 
@@ -64,6 +66,21 @@ class CollectorConfig:
     """Headers, and a body's fixed allowance, must arrive within this many seconds."""
     min_body_bytes_per_s: int = 16 * 1024
     """A body may take ``read_timeout_s`` plus its length at this rate, not longer."""
+    housekeeping_interval_s: int = 600
+    """How often history older than ``history_days`` is pruned."""
+    storage_check_interval_s: int = 5
+    """How often the storage checks of ``/healthz`` run in the background (writes are
+    refused between a failed check and the next good one)."""
+    report_reserve: int = 64 * 1024 * 1024
+    """Reports (and every other small write) are refused below this much free space in the
+    data directory; backup uploads stop earlier, at ``[backup] upload_reserve``."""
+    refusal_log_interval_s: int = 600
+    """A refused agent is logged once per server and reason in this interval."""
+    task_retry_max_s: int = 300
+    """Longest wait before a failed background task is run again (the wait doubles from 1 s)."""
+    task_give_up_after: int = 10
+    """A background task failing this many times in a row stops the collector (exit 1),
+    for the service manager to restart it."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -182,11 +199,20 @@ def load_config(
         ("max_clock_skew_s", 300, 5, 86400),
         ("read_timeout_s", 30, 1, 3600),
         ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),
+        ("housekeeping_interval_s", 600, 1, 30 * 86400),
+        ("storage_check_interval_s", 5, 1, 3600),
+        ("refusal_log_interval_s", 600, 1, 30 * 86400),
+        ("task_retry_max_s", 300, 1, 86400),
+        ("task_give_up_after", 10, 1, 1_000_000),
     ):
         v = _get(table, key, int, source, p, default)
         if not low <= v <= high:
             raise ConfigError(source, f"collector.{key}", f"an integer from {low} to {high}")
         ints[key] = v
+    try:
+        ints["report_reserve"] = parse_bytes(table.get("report_reserve", 64 * 1024 * 1024))
+    except ValueError:
+        raise ConfigError(source, "collector.report_reserve", 'a size (e.g. "64MiB")') from None
     st = raw.get("storage", {})
     if not isinstance(st, dict):
         raise ConfigError(source, "storage", "a table")

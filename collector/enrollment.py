@@ -19,6 +19,7 @@ from collector.auth import check_limit, note_failure
 from collector.bodies import parse
 from collector.errors import ApiError
 from collector.ratelimit import credential_key, source_of
+from collector.refusals import clear_offset, note_offset, refused
 from protocol import limits
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode
@@ -118,6 +119,29 @@ def _reenroll_message(exc: servers.ReenrollRefused) -> str:
     )
 
 
+def _shown(server_id: str) -> str:
+    return repr(server_id if len(server_id) <= 40 else server_id[:40] + "…")
+
+
+async def _note_skew(request: web.Request, server_id: str, body: bytes, offset: float) -> None:
+    """Log a session refused for a stale clock; remember the offset for the partner only
+    when the request is really the server's (its signature verifies)."""
+    server = await request.app[DB].read(lambda c: servers.get(c, server_id))
+    verified = False
+    if server is not None and server.revoked_at is None:
+        try:
+            Ed25519PublicKey.from_public_bytes(server.public_key).verify(
+                ra.unb64(request.headers.get(ra.H_SIGNATURE, "")), ra.session_signing_bytes(body)
+            )
+            verified = True
+        except (InvalidSignature, ValueError):
+            pass
+    if verified:
+        note_offset(request.app, server_id, offset)
+    who = server_id if verified else _shown(server_id) + " (unverified)"
+    refused(request, who, "clock_skew", f"its clock is {offset:+.0f} s from the collector's")
+
+
 async def post_session(request: web.Request) -> web.Response:
     body = await request.read()
     req = parse(body, SessionRequest, limits.MAX_ENROLL_BYTES)
@@ -128,6 +152,7 @@ async def post_session(request: web.Request) -> web.Response:
     now = time.time()
     if abs(now - req.timestamp) > cfg.max_clock_skew_s:
         metrics.rejected("clock_skew")
+        await _note_skew(request, req.server_id, body, req.timestamp - now)
         raise ApiError(
             401,
             "clock_skew",
@@ -138,9 +163,11 @@ async def post_session(request: web.Request) -> web.Response:
     if server is None:
         note_failure(request, credential)
         metrics.rejected("unknown_server")
+        refused(request, _shown(req.server_id), "unknown_server", "no enrolled server with this id")
         raise ApiError(401, "unknown_server", "no enrolled server with this id: enroll again")
     if server.revoked_at is not None:
         metrics.rejected("revoked")
+        refused(request, server.id, "revoked", "its credentials were revoked")
         raise ApiError(403, "revoked", "this server's credentials were revoked")
     sig = request.headers.get(ra.H_SIGNATURE, "")
     try:
@@ -150,6 +177,7 @@ async def post_session(request: web.Request) -> web.Response:
     except (InvalidSignature, ValueError):
         note_failure(request, credential)
         metrics.rejected("bad_signature")
+        refused(request, server.id, "bad_signature", "session request signature does not verify")
         raise ApiError(401, "bad_signature", "session request signature does not verify") from None
     if not request.app[NONCES].check_and_add("s:" + req.nonce):
         metrics.rejected("replay")
@@ -163,6 +191,7 @@ async def post_session(request: web.Request) -> web.Response:
         session_id, server.id, server.partner_id, sealed, now + cfg.session_ttl_s
     )
     await request.app[DB].write(lambda c: servers.store_session(c, session, now))
+    clear_offset(request.app, server.id)
     settings = await settings_for(request.app, server.id, fresh=True)
     resp = SessionResponse(
         protocol=PROTOCOL_VERSION,

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -22,8 +23,16 @@ _decode_state = msgspec.json.Decoder(dict).decode
 class FleetView:
     """Builds server views for one read: partner intervals are looked up once."""
 
-    def __init__(self, conn: sqlite3.Connection, default_interval: int, offline_after: int) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        default_interval: int,
+        offline_after: int,
+        clock_offsets: Mapping[str, float] | None = None,
+    ) -> None:
         self.conn = conn
+        self.clock_offsets = clock_offsets or {}
+        """Offsets of servers refused for a stale clock (``collector.refusals``)."""
         self.default_interval = default_interval
         self.offline_after = offline_after
         self.partner_names: dict[int, str] = {}
@@ -50,6 +59,14 @@ class FleetView:
             offline_after_intervals=self.offline_after,
             state=state,
         )
+        offset = self.clock_offsets.get(row.id)
+        if offset is not None:
+            # Its requests are refused: whatever else the status says, this is why.
+            st.reasons.insert(
+                0,
+                f"clock off by {offset:+.0f} s: the collector refuses its requests "
+                "(fix the server's time, NTP)",
+            )
         cams = state.camera_counts or {}
         out: dict[str, Any] = {
             "id": row.id,
@@ -68,6 +85,7 @@ class FleetView:
             "cameras": {"total": sum(cams.values()), "by_verdict": cams},
             "volumes": state.volumes,
             "report_interval_s": interval,
+            "clock_offset_s": None if offset is None else round(offset),
         }
         if detail:
             full = _decode_state(row.state or "{}")

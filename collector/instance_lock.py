@@ -36,8 +36,11 @@ def hold(data_dir: Path) -> IO[str]:
             f"another collector (pid {holder}) is serving {data_dir}; stop it first, "
             "or give this one its own --data DIR"
         ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+    except OSError:  # a full disk: the lock holds all the same, only its pid is not shown
+        pass
     return fh

@@ -74,7 +74,13 @@ def document() -> dict[str, Any]:
     )
     sid = ("server_id",)
     paths: dict[str, Any] = {
-        "/healthz": {"get": _op("Liveness and database reachability", auth=None)},
+        "/healthz": {
+            "get": _op(
+                "Storage, database, object store and background tasks; 503 naming each "
+                "failed check",
+                auth=None,
+            )
+        },
         "/metrics": {
             "get": _op("Prometheus metrics (Bearer token if [metrics] token is set)", auth=None)
         },

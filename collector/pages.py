@@ -33,6 +33,7 @@ from collector.auth import (
     set_partner,
 )
 from collector.fleet import FleetView, status_counts, storage_history
+from collector.refusals import clock_offsets
 from collector.status import STATUSES
 
 COOKIE = "vigil_session"
@@ -181,8 +182,9 @@ async def fleet_page(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     partner_id = partner_of(request).partner_id
     now = time.time()
+    offsets = clock_offsets(request.app)
     views = await request.app[DB].read(
-        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).all(
+        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).all(
             partner_id, now
         )
     )
@@ -233,9 +235,10 @@ async def server_page(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     cfg = request.app[CONFIG]
     now = time.time()
+    offsets = clock_offsets(request.app)
 
     def load(c: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        view = FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals).view(
+        view = FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).view(
             row, now, detail=True
         )
         return (

@@ -1,7 +1,9 @@
 """Running the collector: configuration apart from runtime, signals, ordered shutdown.
 
 On SIGTERM or SIGINT the collector stops accepting connections, lets requests in flight
-finish (up to ``shutdown_timeout``), commits the writes they queued, and exits 0.
+finish (up to ``shutdown_timeout``), commits the writes they queued, and exits 0. A
+background task that cannot be kept running stops it the same way, with exit status 1;
+storage that cannot be opened at all is said in one line, with exit status 2.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from aiohttp import web
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.private_files import keep_files_private, private_dir
+from collector.storage_health import StorageStartError
+from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector")
 
@@ -24,13 +28,22 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None:
+async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> int:
+    """Serve until a signal (exit status 0) or a background task gives up (1)."""
     keep_files_private()
     private_dir(config.data_dir)
     for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
         if (config.data_dir / made_before).is_dir():
             private_dir(config.data_dir / made_before)
     app = create_app(config)
+    stop = asyncio.Event()
+    gave_up: list[str] = []
+
+    def give_up(task: str) -> None:
+        gave_up.append(task)
+        stop.set()
+
+    app[TASKS].on_give_up = give_up
     # aiohttp's keep-alive timer runs from the moment a connection opens until a request
     # is complete: at read_timeout_s it also cuts off a client sending its headers slowly.
     runner = web.AppRunner(
@@ -40,7 +53,12 @@ async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None
         shutdown_timeout=shutdown_timeout,
         keepalive_timeout=config.read_timeout_s,
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except StorageStartError as exc:
+        log.critical("%s", exc)
+        await runner.cleanup()
+        return 2
     host, port = split_listen(config.listen)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
@@ -51,15 +69,19 @@ async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> None
         bound[1],
         config.data_dir,
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")
     await runner.cleanup()
+    if gave_up:
+        log.critical("stopped: background task %s could not be kept running", gave_up[0])
+        return 1
     log.info("stopped")
+    return 0
 
 
-def run(config: CollectorConfig) -> None:
-    asyncio.run(serve(config))
+def run(config: CollectorConfig) -> int:
+    """Serve; the process's exit status."""
+    return asyncio.run(serve(config))

@@ -115,7 +115,8 @@ class Collector:
             args += ["--config", str(self.config)]
         return args
 
-    def start(self) -> Collector:
+    def start(self, healthy: bool = True) -> Collector:
+        """Start; wait for ``/healthz`` to answer 200 (``healthy``) or to answer at all."""
         self.log_path = self.data_dir.parent / f"collector-{self.port}.log"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -130,16 +131,17 @@ class Collector:
             stderr=log,
             env={**os.environ, **self.env} if self.env else None,
         )
-        wait_until(self._healthy, 30, what=f"collector on {self.url}")
+        wait_until(lambda: self._healthy(healthy), 30, what=f"collector on {self.url}")
         return self
 
-    def _healthy(self) -> bool:
+    def _healthy(self, healthy: bool = True) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"collector exited with {self.proc.returncode}: {self.log()}")
         try:
-            return http("GET", self.url + "/healthz")[0] == 200
+            status = http("GET", self.url + "/healthz")[0]
         except OSError:
             return False
+        return status == 200 if healthy else status in (200, 503)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""

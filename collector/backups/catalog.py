@@ -154,6 +154,11 @@ def stale_uploads(conn: Conn, before: float) -> list[Upload]:
     return [u for u in map(_upload, rows) if u is not None]
 
 
+def staged_bytes(conn: Conn) -> int:
+    """Bytes held by every half-finished upload together (what the staging quota bounds)."""
+    return int(conn.execute("SELECT COALESCE(SUM(received), 0) FROM backup_uploads").fetchone()[0])
+
+
 def upload_ids(conn: Conn) -> set[str]:
     return {r[0] for r in conn.execute("SELECT id FROM backup_uploads").fetchall()}
 

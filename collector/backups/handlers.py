@@ -6,8 +6,6 @@ See ``docs/backup-storage.md`` for the protocol.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +31,8 @@ from collector.backups.policy import parse_duration
 from collector.backups.service import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_SIZE,
+    DEFAULT_STAGING_QUOTA,
+    DEFAULT_UPLOAD_RESERVE,
     DEFAULT_UPLOAD_TTL_S,
     BackupLimits,
     BackupService,
@@ -40,6 +40,13 @@ from collector.backups.service import (
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
 from collector.errors import ApiError
+from collector.storage_health import (
+    check_failed,
+    register_probe,
+    set_upload_reserve,
+    writes_refused,
+)
+from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,9 @@ class BackupConfig:
     integrity_every_s: float = 7 * 86400.0
     """Each stored object is re-read and re-hashed at least this often (0 = never)."""
     runs_keep_s: float = 400 * 86400.0
+    upload_reserve: int = DEFAULT_UPLOAD_RESERVE
+    """Uploads are refused (507) below this much free space in the data directory: more
+    than reports need (``[collector] report_reserve``), so uploads stop first."""
 
 
 def backup_config(raw: dict[str, Any]) -> BackupConfig:
@@ -82,9 +92,16 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         max_size=parse_size(table.get("max_size", DEFAULT_MAX_SIZE), "max_size"),
         chunk_size=parse_size(table.get("chunk_size", DEFAULT_CHUNK_SIZE), "chunk_size"),
         upload_ttl_s=dur("upload_ttl", DEFAULT_UPLOAD_TTL_S),
+        staging_quota=parse_size(
+            table.get("staging_quota", DEFAULT_STAGING_QUOTA), "staging_quota"
+        ),
     )
     if limits.chunk_size < 64 * 1024 or limits.chunk_size > 8 * 1024 * 1024:
         raise ConfigError("[backup]", "chunk_size", "between 64KiB and 8MiB")
+    if limits.staging_quota < limits.chunk_size:
+        raise ConfigError("[backup]", "staging_quota", "a size of at least chunk_size")
+    if limits.upload_ttl_s < 60:
+        raise ConfigError("[backup]", "upload_ttl", "a duration of at least 60s")
     interval = dur("maintenance_interval", 3600.0)
     if interval < 10:
         raise ConfigError("[backup]", "maintenance_interval", "a duration of at least 10s")
@@ -94,6 +111,9 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         maintenance_interval_s=interval,
         integrity_every_s=dur("integrity_every", 7 * 86400.0),
         runs_keep_s=dur("runs_keep", 400 * 86400.0),
+        upload_reserve=parse_size(
+            table.get("upload_reserve", DEFAULT_UPLOAD_RESERVE), "upload_reserve"
+        ),
     )
 
 
@@ -262,14 +282,24 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             headers={"Retry-After": "60"},
         ) from None
     await resp.prepare(request)
+    sent = 0
     try:
         if first:
             await resp.write(first)
+            sent += len(first)
         async for chunk in chunks:
             await resp.write(chunk)
+            sent += len(chunk)
     except ObjectStoreError as exc:
         log.error("download of backup %s broke off: %s", b.id, exc)
         raise ConnectionResetError("object store failed mid-download") from exc
+    except ConnectionError:
+        # The client went away (closed the window, a timeout, a Range probe): nothing is
+        # wrong here, and there is no one left to answer.
+        log.info(
+            "download of backup %s closed by the client after %d of %d bytes", b.id, sent, length
+        )
+        return resp
     finally:
         await chunks.aclose()
     await resp.write_eof()
@@ -307,8 +337,12 @@ async def run_maintenance(app: web.Application, now: float | None = None) -> Non
     svc = app[BACKUPS]
     now = time.time() if now is None else now
     await svc.expire_uploads(now)
+    await app[STORE].sweep()
     if isinstance(app[STORE], S3ObjectStore):
-        await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
+        try:
+            await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
+        except ObjectStoreError as exc:  # the store's own trouble: /healthz reports it
+            log.warning("cannot abort stale multipart uploads now: %s", exc)
     await maintenance.prune(app[DB], app[STORE])
     if cfg.integrity_every_s > 0:
         report = await maintenance.check_integrity(
@@ -337,25 +371,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         entitlement=app.get(ENTITLEMENT_CHECK, backup_entitled),
     )
 
-    async def loop() -> None:
-        failing = False
-        while True:
-            try:
-                await run_maintenance(app)
-                if failing:
-                    log.info("backup maintenance works again")
-                failing = False
-            except Exception:
-                if not failing:
-                    log.exception("backup maintenance failed; retrying every round")
-                failing = True
-            await asyncio.sleep(cfg.maintenance_interval_s)
-
-    task = asyncio.create_task(loop())
+    register_probe(app, "object_store", store.probe)
+    set_upload_reserve(app, cfg.upload_reserve)
+    handle = app[TASKS].every(
+        "backup-maintenance",
+        cfg.maintenance_interval_s,
+        lambda: run_maintenance(app),
+        first_delay_s=0,
+        # An unreachable store is reported by /healthz; the task waits for it rather
+        # than counting failures that would stop the collector.
+        paused_when=lambda: writes_refused(app) or check_failed(app, "object_store"),
+    )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await handle.stop()
     await store.close()
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import ConfigError
+from collector.sizes import parse_bytes
 
 READ_CHUNK = 1024 * 1024
 _SEGMENT = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9._:-]*$")
@@ -101,6 +102,14 @@ class ObjectStore(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release locally
         """Release connections."""
 
+    @abstractmethod
+    async def probe(self) -> None:
+        """Raise ObjectStoreError unless the store answers now (``/healthz``)."""
+
+    async def sweep(self) -> int:
+        """Remove leftovers of interrupted writes; how many (a periodic clean-up)."""
+        return 0
+
 
 # --- local directory ------------------------------------------------------------------
 
@@ -121,21 +130,32 @@ class LocalObjectStore(ObjectStore):
     def __init__(self, root: Path, *, stale_tmp_s: float = 3600.0) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        st = os.stat(self.root)
+        self._root_id = (st.st_dev, st.st_ino)
+        self.stale_tmp_s = stale_tmp_s
         self._remove_stale_tmp(stale_tmp_s)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
-    def _remove_stale_tmp(self, older_than_s: float) -> None:
+    def _remove_stale_tmp(self, older_than_s: float) -> int:
         """Temporary files a killed process left behind (never visible as objects)."""
         cutoff = time.time() - older_than_s
+        n = 0
         for tmp in self.root.rglob(f"{_TMP_PREFIX}*"):
             with contextlib.suppress(OSError):
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
+                    n += 1
+        return n
 
     def _commit(self, tmp: Path, final: Path) -> ObjectInfo:
         os.replace(tmp, final)
+        # rename() between two links of one file does nothing and succeeds: a retried
+        # put_file of the same staged file (its hard link already the object) would
+        # leave the temporary link behind, holding the object's blocks after a prune.
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         _fsync_dir(final.parent)
         st = final.stat()
         return ObjectInfo(str(final.relative_to(self.root).as_posix()), st.st_size, st.st_mtime)
@@ -222,6 +242,11 @@ class LocalObjectStore(ObjectStore):
 
     def _delete_sync(self, key: str) -> None:
         path = self._path(key)
+        # Temporary links of this object (an interrupted write of it) go with it: nothing
+        # may keep a deleted object's blocks on the disk.
+        for tmp in path.parent.glob(f"{_TMP_PREFIX}*-{path.name}"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         try:
             path.unlink()
         except FileNotFoundError:
@@ -233,6 +258,26 @@ class LocalObjectStore(ObjectStore):
             await asyncio.to_thread(self._delete_sync, key)
         except OSError as exc:
             raise ObjectStoreError(f"cannot delete {key}: {exc}") from exc
+
+    def _probe_sync(self) -> None:
+        st = os.stat(self.root)
+        if (st.st_dev, st.st_ino) != self._root_id:
+            raise ObjectStoreError(f"{self.root} was replaced after the collector opened it")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ObjectStoreError(f"{self.root} is not writable")
+
+    async def probe(self) -> None:
+        try:
+            await asyncio.to_thread(self._probe_sync)
+        except FileNotFoundError:
+            raise ObjectStoreError(
+                f"{self.root} was deleted after the collector opened it"
+            ) from None
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot reach {self.root}: {exc}") from exc
+
+    async def sweep(self) -> int:
+        return await asyncio.to_thread(self._remove_stale_tmp, self.stale_tmp_s)
 
     def _stat_sync(self, key: str) -> ObjectInfo | None:
         try:
@@ -432,27 +477,22 @@ class S3ObjectStore(ObjectStore):
         visible as objects, but the store bills their parts)."""
         return await self._call(self._abort_stale_sync, older_than_s)
 
+    async def probe(self) -> None:
+        await self._call(self._client.head_bucket, Bucket=self.bucket)
+
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 
 
 # --- configuration ------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": MIB, "G": 1024 * MIB}
-
 
 def parse_size(value: int | str, key: str) -> int:
     """``16777216``, ``"16MiB"``, ``"64M"`` -> bytes (binary units)."""
-    if isinstance(value, bool):
-        raise ConfigError(_SOURCE, key, 'a size (bytes or e.g. "16MiB")')
-    if isinstance(value, int):
-        return value
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ConfigError(_SOURCE, key, 'a size (bytes or e.g. "16MiB")')
-    unit = (m.group(2) or "").upper()[:1]
-    return int(m.group(1)) * _UNITS[unit]
+    try:
+        return parse_bytes(value)
+    except ValueError:
+        raise ConfigError(_SOURCE, key, 'a size (bytes or e.g. "16MiB")') from None
 
 
 def _str(config: dict[str, Any], key: str, default: str | None = None) -> str | None:

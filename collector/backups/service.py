@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 DEFAULT_MAX_SIZE = 4 * GIB
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
-DEFAULT_UPLOAD_TTL_S = 48 * 3600
+DEFAULT_UPLOAD_TTL_S = 6 * 3600
+DEFAULT_STAGING_QUOTA = 8 * GIB
+DEFAULT_UPLOAD_RESERVE = 1 * GIB
 MAX_REASON = 8192
 
 
@@ -54,6 +56,8 @@ class BackupLimits:
     max_size: int = DEFAULT_MAX_SIZE
     chunk_size: int = DEFAULT_CHUNK_SIZE
     upload_ttl_s: float = DEFAULT_UPLOAD_TTL_S
+    staging_quota: int = DEFAULT_STAGING_QUOTA
+    """All half-finished uploads together hold at most this many staged bytes."""
 
 
 def object_key(server_id: str, backup_id: str) -> str:
@@ -415,6 +419,22 @@ class BackupService:
                 )
             if not data:
                 return offset
+            staged = await self.db.read(catalog.staged_bytes)
+            if staged + len(data) > self.limits.staging_quota:
+                log.warning(
+                    "upload %s of %s refused: staged uploads hold %d bytes, quota %d",
+                    upload_id,
+                    server_id,
+                    staged,
+                    self.limits.staging_quota,
+                )
+                raise ApiError(
+                    507,
+                    "staging_quota_exceeded",
+                    f"half-finished uploads on this collector already hold {staged} bytes "
+                    f"(quota {self.limits.staging_quota}); retry later",
+                    headers={"Retry-After": "3600"},
+                )
             path = self._part(upload_id)
             new_offset = offset + len(data)
             # SHA-256 of the chunk runs beside its write + fsync (both release the GIL).

@@ -9,7 +9,6 @@ incidents and findings of those. Everything a client sends is validated; a refus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -52,6 +51,8 @@ from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
 from collector.errors import ApiError
+from collector.storage_health import writes_refused
+from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -572,33 +573,25 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     interval = check_interval(app)
     ttl = max(60.0, 3 * interval)
 
-    async def loop() -> None:
-        failing = False
-        await asyncio.sleep(min(30.0, interval))
-        while True:
-            try:
-                now = time.time()
-                mine = await app[DB].write(
-                    lambda c, t=now: repo.acquire_lease(c, "contract-checks", holder, t, ttl)
-                )
-                if mine:
-                    result = await service.run_checks(app[DB], now)
-                    if result.new_incidents:
-                        log.info("contract checks opened %d incident(s)", len(result.new_incidents))
-                if failing:
-                    log.info("contract checks recovered")
-                    failing = False
-            except Exception:
-                if not failing:
-                    log.exception("contract checks failed; retrying every %.0f s", interval)
-                    failing = True
-            await asyncio.sleep(interval)
+    async def checks() -> None:
+        now = time.time()
+        mine = await app[DB].write(
+            lambda c, t=now: repo.acquire_lease(c, "contract-checks", holder, t, ttl)
+        )
+        if mine:
+            result = await service.run_checks(app[DB], now)
+            if result.new_incidents:
+                log.info("contract checks opened %d incident(s)", len(result.new_incidents))
 
-    task = asyncio.create_task(loop())
+    handle = app[TASKS].every(
+        "contract-checks",
+        interval,
+        checks,
+        first_delay_s=min(30.0, interval),
+        paused_when=lambda: writes_refused(app),
+    )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await handle.stop()
 
 
 def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:

@@ -239,7 +239,7 @@ def test_backup_config_table() -> None:
 
     cfg = backup_config({})
     assert cfg.limits.max_size == 4 * 2**30 and cfg.limits.chunk_size == 8 * 2**20
-    assert cfg.limits.upload_ttl_s == 48 * 3600 and cfg.storage == {}
+    assert cfg.limits.upload_ttl_s == 6 * 3600 and cfg.storage == {}
     cfg = backup_config(
         {
             "backup": {
