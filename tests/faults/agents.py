@@ -72,7 +72,13 @@ class FakeAgent:
         if self.session is None:
             self.open_session()
         assert self.session is not None
-        return post_signed(self.url, self.session, "/api/v1/agent/reports", batch(report(self.seq)))
+        body = batch(report(self.seq))
+        status, doc = post_signed(self.url, self.session, "/api/v1/agent/reports", body)
+        if status == 401 and doc.get("error") == "session_unknown":
+            # Sessions live as long as the collector process, as a real agent's do.
+            self.open_session()
+            status, doc = post_signed(self.url, self.session, "/api/v1/agent/reports", body)
+        return status, doc
 
 
 def enroll_fake(url: str, token: str, hostname: str = "rec-01") -> FakeAgent:

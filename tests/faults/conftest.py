@@ -1,40 +1,15 @@
-"""Fixtures for fault injection against a real collector process: a small tmpfs to fill
-(a full disk), collectors with a configuration of the test's own."""
+"""Fixtures for fault injection against a real collector process: collectors with a
+configuration of the test's own (the tmpfs for a full disk is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.processes import Collector
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """``tmpfs("24m")`` mounts a tmpfs of that size and returns its directory; unmounted
-    at teardown. Skipped (with the reason) where mounting is not allowed."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        where = tmp_path / f"tmpfs{len(mounted)}"
-        where.mkdir()
-        out = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs for a full-disk test: {out.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounted):
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_staged_uploads_count_against_the_quota(make_collector, tmp_path: Path):
     assert second.send_report()[0] == 200  # reports are not touched
 
 
-def test_uploads_stop_at_their_reserve_while_reports_go_on(make_collector, tmpfs):
-    disk = tmpfs("40m")
+def test_uploads_stop_at_their_reserve_while_reports_go_on(make_collector, tmpfs, tmp_path):
+    disk = tmpfs(tmp_path / "disk", "40m")
     c = make_collector(
         disk / "data",
         '[collector]\nreport_reserve = "2MiB"\nstorage_check_interval_s = 1\n'

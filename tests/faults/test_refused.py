@@ -4,6 +4,7 @@ of retries at full rate. A revoked agent collects nothing new until enrolled aga
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -92,17 +93,23 @@ def test_revoked_agent_stops_collecting_and_resumes_when_enrolled_again(
     assert st["spool"]["reports"] == after["spool"]["reports"]
     assert "REVOKED" in agent.cmd("status").stdout
 
-    token = collector.last_line("token", "create", "--partner", "acme")
+    token = collector.last_line(
+        "token", "create", "--partner", "acme", "--allow-reenroll"
+    )  # a revoked machine comes back only as a new server, with the operator's consent
     agent.cmd("enroll", "--force", "--collector", collector.url, "--token", token)
     assert agent.proc is not None
     assert agent.proc.wait(30) == 75  # restarts with the new identity (systemd starts it)
     assert "enrolled again as" in agent.log_path.read_text()
+    # A revoked server stays revoked: the machine comes back as a new server.
+    new_id = json.loads((agent.state_dir / "identity.json").read_text())["server_id"]
+    assert new_id != server_id
     agent.start()
     wait_until(
-        lambda: max(s for s, _ in stored_reports(collector, server_id)) > stored + 2,
+        lambda: len(stored_reports(collector, new_id)) >= 2,
         30,
         what="reports after enrolling again",
     )
+    assert max(s for s, _ in stored_reports(collector, server_id)) <= stored
     st = agent.status()
     assert st["refusal"] is None and st["revoked"] is False
     seqs = [s for s, _ in stored_reports(collector, server_id)]

@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collector.pages import COOKIE
 from tests.faults.agents import enroll_fake
-from tests.processes import http, wait_until
+from tests.processes import http, page_session_cookie, wait_until
 
 
 def test_agents_of_a_recreated_database_are_logged_once(make_collector, tmp_path: Path):
@@ -80,7 +79,7 @@ def test_server_page_shows_the_clock_reason(make_collector, tmp_path: Path):
     agent = enroll_fake(c.url, token)
     agent.session_request(clock_offset_s=900)
     status, _, body = http(
-        "GET", f"{c.url}/servers/{agent.server_id}", headers={"Cookie": f"{COOKIE}={key}"}
+        "GET", f"{c.url}/servers/{agent.server_id}", headers=page_session_cookie(c.url, key)
     )
     assert status == 200, body[:300]
     assert b"clock off by +9" in body

@@ -47,8 +47,8 @@ def test_deleted_data_directory_is_unhealthy_and_refuses_reports(make_collector,
     assert log.count("health check data_dir failed") == 1, log
 
 
-def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs):
-    disk = tmpfs("32m")
+def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs, tmp_path):
+    disk = tmpfs(tmp_path / "disk", "32m")
     c = make_collector(disk / "data", SMALL)
     key, token = c.partner("acme")
     agent = enroll_fake(c.url, token)
@@ -72,8 +72,8 @@ def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs):
     assert log.count("health check disk_space is ok again") == 1, log
 
 
-def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, tmpfs):
-    disk = tmpfs("32m")
+def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, tmpfs, tmp_path):
+    disk = tmpfs(tmp_path / "disk", "32m")
     c = make_collector(disk / "data", SMALL)
     key, token = c.partner("acme")
     agent = enroll_fake(c.url, token)

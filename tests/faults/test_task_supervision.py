@@ -82,8 +82,10 @@ def test_healthz_names_a_stopped_task(tmp_path: Path) -> None:
     assert "housekeeping" in body["checks"]["tasks"]["detail"]
 
 
-def test_a_full_disk_pauses_writing_tasks_instead_of_stopping_the_collector(make_collector, tmpfs):
-    disk = tmpfs("32m")
+def test_a_full_disk_pauses_writing_tasks_instead_of_stopping_the_collector(
+    make_collector, tmpfs, tmp_path
+):
+    disk = tmpfs(tmp_path / "disk", "32m")
     c = make_collector(
         disk / "data",
         '[collector]\nreport_reserve = "4MiB"\nstorage_check_interval_s = 1\n'

@@ -147,7 +147,8 @@ def test_invalid_utf8_in_paths_and_queries(
 def test_invalid_utf8_in_bodies(collector: Collector, path: str, ctype: str, body: bytes) -> None:
     head = f"POST {path} HTTP/1.1\r\nContent-Type: {ctype}".encode()
     status, doc = raw_request(collector, head, body)
-    assert_clean_4xx(status, doc, 400, 401)
+    # The sign-in form refuses a post without its CSRF token (403) before reading fields.
+    assert_clean_4xx(status, doc, 400, 401, *((403,) if path == "/login" else ()))
 
 
 # --- nesting -------------------------------------------------------------------------------
@@ -338,7 +339,16 @@ def _run(**extra: object) -> dict[str, object]:
         _run(outcome="ok", seq=3, backup_id="never-stored"),
         _run(outcome="unchanged", seq=3, backup_id="never-stored"),
     ],
-    ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items() if k not in ("reason",)),
+    ids=[
+        "bytes=-5",
+        "files=2**63",
+        "seq=2**70",
+        "started_at=-1",
+        "finished_at=1e308",
+        "started_at=year 10000",
+        "ok run of a backup never stored",
+        "unchanged run of a backup never stored",
+    ],
 )
 def test_backup_run_records_out_of_range_or_unfounded_are_refused(
     collector: Collector, enrolled: Enrolled, run: dict
