@@ -177,6 +177,9 @@ class Supervisor:
         return {n: s for n, s in self.snapshot().items() if s["state"] in ("restarting", "failed")}
 
     async def stop(self) -> None:
-        for t in self._running:
-            t.cancel()
+        # Cancel until done: Python 3.11's asyncio.wait_for can swallow one cancellation.
+        while pending := [t for t in self._running if not t.done()]:
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         await asyncio.gather(*self._running, return_exceptions=True)

@@ -161,7 +161,12 @@ class Supervisor:
         t = self._tasks.pop(name, None)
         if t is None or t.task is None:
             return
-        t.task.cancel()
+        # Python 3.11's asyncio.wait_for can swallow a cancellation that arrives as its
+        # inner awaitable finishes; the task then sleeps on as if nothing happened. So
+        # cancel until it is really done instead of awaiting one cancellation.
+        while not t.task.done():
+            t.task.cancel()
+            await asyncio.wait({t.task}, timeout=1.0)
         with contextlib.suppress(asyncio.CancelledError):
             await t.task
 
