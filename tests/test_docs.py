@@ -1,0 +1,30 @@
+"""The docs stay true to the code: every test a doc names exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_threat_model_names_only_tests_that_exist() -> None:
+    text = (ROOT / "docs" / "threat-model.md").read_text()
+    missing: list[str] = []
+    current: Path | None = None
+    named = 0
+    for m in re.finditer(r"`(tests/[\w/]+\.py)(?:::(\w+))?`|`::(\w+)`", text):
+        path, test, same_file_test = m.groups()
+        if path:
+            current = ROOT / path
+            if not current.exists():
+                missing.append(path)
+                continue
+        name = test or same_file_test
+        if name:
+            assert current is not None
+            named += 1
+            if not re.search(rf"^(async )?def {name}\(", current.read_text(), re.M):
+                missing.append(f"{current.relative_to(ROOT)}::{name}")
+    assert named > 20
+    assert not missing, missing
