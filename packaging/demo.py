@@ -134,7 +134,13 @@ def main() -> int:
         recovery_key = DATA / "partner" / "recovery.key"
         recovery_key.parent.mkdir()
         recipient = last_line(run("vigil-backup", "keygen", "--out", str(recovery_key)))
-        run("vigil-collector", "recovery-key", "add", "--partner", "demo-partner", recipient, *coll)
+        signer = last_line(run("vigil-backup", "signer", "--identity", str(recovery_key)))
+        # The recipient list is signed by the partner's offline key; the agent pins that key
+        # at enrollment, so the collector cannot add a recipient of its own.
+        signed = last_line(
+            run("vigil-backup", "sign-recipients", "--identity", str(recovery_key), recipient)
+        )
+        run("vigil-collector", "recovery-key", "add", "--partner", "demo-partner", signed, *coll)
         # The server's maintenance contract, as an ERP would export it.
         contracts = DATA / "partner" / "contracts.csv"
         contracts.write_text(
@@ -182,7 +188,18 @@ def main() -> int:
             f'[backup]\npaths = ["{etc}"]\n\n'
             f'[cameras]\ncredentials_file = "{creds}"\ntimeout_s = 5\n{devices}'
         )
-        run("vigil-agent", "enroll", "--collector", url, "--token", token, "--config", str(config))
+        run(
+            "vigil-agent",
+            "enroll",
+            "--collector",
+            url,
+            "--token",
+            token,
+            "--recovery-signer",
+            signer,
+            "--config",
+            str(config),
+        )
         run("vigil-agent", "backup", "--now", "--config", str(config))
         server_id = json.loads((agent_dir / "state" / "identity.json").read_text())["server_id"]
         start("agent", "vigil-agent", "run", "--config", str(config))

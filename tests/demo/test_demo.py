@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,22 @@ def test_demo_runs_and_a_second_demo_leaves_it_alone(tmp_path: Path) -> None:
         lines = _read_until_ready(first)
         text = "\n".join(lines)
         assert "Fleet view:" in text and "API key:" in text
+        agent_status = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "vigil-agent"),
+                "status",
+                "--json",
+                "--config",
+                str(data / "agent" / "agent.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert agent_status.returncode == 0, agent_status.stderr
+        pin = json.loads(agent_status.stdout)["recovery_signer"]
+        assert pin["pinned"] is True, pin
+        assert (data / "partner" / "recovery.key").exists()
         assert f"Data:        {data / 'collector'}" in text
         assert f"servers --data {data / 'collector'}" in text
         marker = data / "collector" / "still-here"
