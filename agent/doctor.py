@@ -43,7 +43,18 @@ async def run_checks(config_path: str | None) -> list[Check]:
         cfg = agent_config.load(config_path)
     except agent_config.AgentConfigError as exc:
         return [Check("fail", "configuration", f"{exc}. Fix that line and run doctor again.")]
-    out.append(Check("ok", "configuration", f"{cfg.source} is valid"))
+    if config_path is None and not agent_config.DEFAULT_CONFIG.exists():
+        # The daemon runs on defaults without the file; doctor does not pretend it exists.
+        out.append(
+            Check(
+                "fail",
+                "configuration",
+                f"{agent_config.DEFAULT_CONFIG} does not exist: write it (see "
+                "agent.toml.example) or name another file with --config FILE",
+            )
+        )
+    else:
+        out.append(Check("ok", "configuration", f"{cfg.source} is valid"))
     sd = cfg.state_dir
     if not sd.exists():
         out.append(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 
 
@@ -39,3 +41,16 @@ def test_vigil_data_points_admin_commands_at_the_collector(tmp_path: Path) -> No
     missing = _vc("servers", env={"VIGIL_DATA": str(tmp_path / "nowhere")})
     assert missing.returncode == 2
     assert "(from VIGIL_DATA)" in missing.stderr
+
+
+def test_doctor_reports_a_missing_default_configuration(tmp_path: Path) -> None:
+    if Path("/etc/vigil/agent.toml").exists():
+        # A machine with a real agent installed: the case cannot be staged here.
+        pytest.skip("/etc/vigil/agent.toml exists on this machine")
+    out = subprocess.run(
+        [str(BIN / "vigil-agent"), "doctor"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 1
+    assert "[FAIL] configuration" in out.stdout
+    assert "/etc/vigil/agent.toml does not exist" in out.stdout
+    assert "is valid" not in out.stdout
