@@ -24,6 +24,7 @@ from multidict import CIMultiDictProxy
 
 from agent.collector_url import explain_connection_error
 from protocol import request_auth as ra
+from protocol import routes
 from protocol.messages import (
     AgentSettings,
     EnrollRequest,
@@ -110,7 +111,7 @@ async def enroll(collector_url: str, request: EnrollRequest) -> EnrollResponse:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         r = await _post_json(
             http,
-            collector_url.rstrip("/") + "/api/v1/agent/enroll",
+            collector_url.rstrip("/") + routes.ENROLL,
             encode(request),
             {"Content-Type": "application/json", HEADER: str(PROTOCOL_VERSION)},
         )
@@ -167,7 +168,7 @@ class CollectorClient:
         sent = time.time()
         r = await _post_json(
             await self._client(),
-            self.base_url + "/api/v1/agent/session",
+            self.base_url + routes.SESSION,
             body,
             {
                 "Content-Type": "application/json",

@@ -24,7 +24,7 @@ import msgspec
 
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked, retry_after
 from agent.spool import Spool
-from protocol import limits
+from protocol import limits, routes
 from protocol.messages import AgentSettings, ReportAck, decode
 from protocol.version import PROTOCOL_VERSION
 
@@ -119,7 +119,7 @@ class Sender:
                 b",".join(d for _, d in entries),
             )
             try:
-                resp = await self.client.request("POST", "/api/v1/agent/reports", body)
+                resp = await self.client.request("POST", routes.REPORTS, body)
             except Revoked as exc:
                 return self._refused(exc.code, exc.message)
             except Refused as exc:

@@ -20,7 +20,7 @@ from collector.bodies import parse
 from collector.errors import ApiError
 from collector.ratelimit import credential_key, source_of
 from collector.refusals import clear_offset, note_offset, refused
-from protocol import limits
+from protocol import limits, routes
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode
 from protocol.version import PROTOCOL_VERSION
@@ -205,5 +205,5 @@ async def post_session(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/agent/enroll", post_enroll)
-    app.router.add_post("/api/v1/agent/session", post_session)
+    app.router.add_post(routes.ENROLL, post_enroll)
+    app.router.add_post(routes.SESSION, post_session)

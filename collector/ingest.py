@@ -26,7 +26,7 @@ from collector.appkeys import DB, METRICS
 from collector.auth import agent_of, body_of
 from collector.bodies import parse
 from collector.errors import ApiError
-from protocol import limits
+from protocol import limits, routes
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera, Report, ReportAck, ReportBatch, Volume, encode
 
@@ -262,4 +262,4 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
 
 def setup_routes(app: web.Application) -> None:
     app[DIGESTS] = {}
-    app.router.add_post("/api/v1/agent/reports", post_reports)
+    app.router.add_post(routes.REPORTS, post_reports)

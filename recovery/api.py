@@ -13,6 +13,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, BinaryIO
 
+from protocol import routes
+
 TIMEOUT_S = 60.0
 
 
@@ -65,20 +67,25 @@ class PartnerApi:
         return urllib.parse.quote(value, safe="")
 
     def backups(self, server: str) -> list[dict[str, Any]]:
-        data = self._get_json(f"/api/v1/servers/{self._q(server)}/backups")
+        data = self._get_json(routes.SERVER_BACKUPS.format(server_id=self._q(server)))
         return list(data.get("backups", []))
 
     def envelope(self, server: str, backup_id: str) -> bytes:
         return self._get_bytes(
-            f"/api/v1/servers/{self._q(server)}/backups/{self._q(backup_id)}/envelope"
+            routes.SERVER_BACKUP_ENVELOPE.format(
+                server_id=self._q(server), backup_id=self._q(backup_id)
+            )
         )
 
     def open_object(self, server: str, backup_id: str) -> BinaryIO:
         """The age file, as a stream (close it when done)."""
-        return self._open(f"/api/v1/servers/{self._q(server)}/backups/{self._q(backup_id)}/object")
+        path = routes.SERVER_BACKUP_OBJECT.format(
+            server_id=self._q(server), backup_id=self._q(backup_id)
+        )
+        return self._open(path)
 
     def public_key(self, server: str) -> bytes:
-        data = self._get_json(f"/api/v1/servers/{self._q(server)}/public-key")
+        data = self._get_json(routes.SERVER_PUBLIC_KEY.format(server_id=self._q(server)))
         try:
             raw = base64.b64decode(data["public_key"], validate=True)
         except (KeyError, ValueError, TypeError):

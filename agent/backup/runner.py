@@ -35,9 +35,10 @@ from agent.backup.sources import (
     resolve_roots,
     walk_sources,
 )
-from agent.backup.state import BackupState, PendingUpload, RunRecord, StateStore
+from agent.backup.state import BackupState, PendingUpload, StateStore
 from protocol import backup_envelope
 from protocol.backup_archive import AgeError, ArchiveResult
+from protocol.backup_messages import BackupRun, BackupStored
 from protocol.messages import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ class BackupRunner:
                 log.info("backup succeeded again (%s)", outcome.outcome)
             self._failing = False
         s.unreported.append(
-            RunRecord(
+            BackupRun(
                 outcome=outcome.outcome,
                 reason=outcome.reason,
                 started_at=outcome.started_at,
@@ -395,7 +396,7 @@ class BackupRunner:
             )
             envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
             try:
-                reply = await upload.start(self._client, envelope)
+                reply = await upload.record_unchanged(self._client, envelope)
                 break
             except (upload.UploadRefused, upload.UploadUnavailable) as exc:
                 hint = _last_seq_hint(exc)
@@ -405,7 +406,7 @@ class BackupRunner:
                 self._note_refusal(exc)
                 raise _RunFailed(f"unchanged record not accepted: {exc}") from None
         s.last_seq = seq
-        s.last_backup_id = reply.get("backup_id")
+        s.last_backup_id = reply.backup_id
         return RunOutcome(
             "unchanged",
             f"unchanged since backup {s.last_full_seq}",
@@ -473,7 +474,7 @@ class BackupRunner:
                 if exc.error == "sequence_replay" and pending.upload_id is not None:
                     # Only this agent makes its sequence numbers: the collector already
                     # stored this one (the answer to "complete" was lost before a restart).
-                    reply = {"backup_id": None, "seq": pending.seq}
+                    reply = BackupStored(backup_id=None, seq=pending.seq)
                     break
                 hint = _last_seq_hint(exc)
                 if hint is not None and hint >= pending.seq and not renumbered:
@@ -487,13 +488,13 @@ class BackupRunner:
                 raise _RunFailed(str(exc)) from None
         return self._succeeded(pending, reply, started)
 
-    def _succeeded(self, pending: PendingUpload, reply: dict, started: float) -> RunOutcome:
+    def _succeeded(self, pending: PendingUpload, reply: BackupStored, started: float) -> RunOutcome:
         """Record a full backup the collector stored."""
         s = self._state
         s.last_seq = max(s.last_seq, pending.seq)
         s.last_full_seq = pending.seq
-        s.last_full_backup_id = reply.get("backup_id")
-        s.last_backup_id = reply.get("backup_id")
+        s.last_full_backup_id = reply.backup_id
+        s.last_backup_id = reply.backup_id
         s.last_digest = pending.content_digest
         s.last_recipients = list(pending.recipients)
         self._store.save(s)
@@ -504,12 +505,12 @@ class BackupRunner:
             f"resumed upload of backup {pending.seq}" if resumed else "",
             started,
             seq=pending.seq,
-            backup_id=reply.get("backup_id"),
+            backup_id=reply.backup_id,
             files=pending.files,
             bytes=pending.size,
         )
 
-    async def _complete_streamed(self, upload_id: str, envelope: bytes) -> dict:
+    async def _complete_streamed(self, upload_id: str, envelope: bytes) -> BackupStored:
         """``complete`` with the final envelope, retried while the collector is away (a
         restart of the collector must not cost the whole upload)."""
         attempt = 0
@@ -548,10 +549,10 @@ class BackupRunner:
         )
         provisional = backup_envelope.encode(backup_envelope.sign(head, self._key))
         try:
-            opened = await upload.start(self._client, provisional)
-            upload_id = str(opened["upload_id"])
-            chunk = min(int(opened.get("chunk_size") or 8 << 20), MAX_CHUNK)
-            offset = int(opened.get("offset", 0))
+            opened = await upload.start_upload(self._client, provisional)
+            upload_id = opened.upload_id
+            chunk = min(opened.chunk_size or 8 << 20, MAX_CHUNK)
+            offset = opened.offset
             attempt = 0
             while True:
                 done = writer.done()
@@ -597,11 +598,11 @@ class BackupRunner:
         pending: PendingUpload,
         path: Path,
         progress: Callable[[str, int, int], None] | None,
-    ) -> dict:
-        start = await upload.start(self._client, pending.envelope.encode())
-        upload_id = str(start["upload_id"])
-        chunk = min(int(start.get("chunk_size") or 8 << 20), MAX_CHUNK)
-        offset = int(start.get("offset", 0))
+    ) -> BackupStored:
+        start = await upload.start_upload(self._client, pending.envelope.encode())
+        upload_id = start.upload_id
+        chunk = min(start.chunk_size or 8 << 20, MAX_CHUNK)
+        offset = start.offset
         if upload_id != pending.upload_id or offset != pending.offset:
             pending.upload_id, pending.offset = upload_id, offset
             self._store.save_pending(pending)

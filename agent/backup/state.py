@@ -23,18 +23,7 @@ from pathlib import Path
 
 import msgspec
 
-
-class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One run's outcome as sent to ``POST /api/v1/agent/backup-runs``."""
-
-    outcome: str
-    reason: str = ""
-    started_at: float
-    finished_at: float
-    seq: int | None = None
-    backup_id: str | None = None
-    files: int | None = None
-    bytes: int | None = None
+from protocol.backup_messages import BackupRun
 
 
 class BackupState(msgspec.Struct, kw_only=True):
@@ -51,7 +40,7 @@ class BackupState(msgspec.Struct, kw_only=True):
     last_success_at: float | None = None
     last_failure_at: float | None = None
     last_backup_id: str | None = None
-    unreported: list[RunRecord] = []
+    unreported: list[BackupRun] = []
     """Run records not yet acknowledged by the collector (sent with the next run)."""
     recipients: list[str] = []
     recipient_list: str = ""

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-BACKUPS = "/api/v1/agent/backups"
-RUNS = "/api/v1/agent/backup-runs"
+import msgspec
+
+from protocol import routes
+from protocol.backup_messages import (
+    BackupStored,
+    ChunkAccepted,
+    Reply,
+    UnchangedStored,
+    UploadOpened,
+    UploadState,
+)
+
+R = TypeVar("R", bound=Reply)
 
 
 class Response(Protocol):
@@ -125,11 +136,21 @@ async def call(
     )
 
 
-async def start(client: BackupClient, envelope: bytes) -> dict:
-    """POST the signed envelope: a new or resumed upload (full) or the stored record
-    (unchanged)."""
-    _, data = await call(client, "POST", BACKUPS, envelope)
-    return data
+def _reply(data: dict, type_: type[R]) -> R:
+    """A reply as its message type (``msgspec.ValidationError`` when it is not one)."""
+    return msgspec.convert(data, type_, strict=False)
+
+
+async def start_upload(client: BackupClient, envelope: bytes) -> UploadOpened:
+    """POST a full backup's signed envelope: a new or resumed upload."""
+    _, data = await call(client, "POST", routes.BACKUPS, envelope)
+    return _reply(data, UploadOpened)
+
+
+async def record_unchanged(client: BackupClient, envelope: bytes) -> UnchangedStored:
+    """POST an ``unchanged`` envelope: the collector stores the record."""
+    _, data = await call(client, "POST", routes.BACKUPS, envelope)
+    return _reply(data, UnchangedStored)
 
 
 async def put_chunk(client: BackupClient, upload_id: str, offset: int, data: bytes) -> int:
@@ -139,7 +160,7 @@ async def put_chunk(client: BackupClient, upload_id: str, offset: int, data: byt
         _, reply = await call(
             client,
             "PUT",
-            f"{BACKUPS}/uploads/{upload_id}",
+            routes.BACKUP_UPLOAD.format(upload_id=upload_id),
             data,
             "application/octet-stream",
             {"offset": str(offset)},
@@ -148,19 +169,22 @@ async def put_chunk(client: BackupClient, upload_id: str, offset: int, data: byt
         if exc.status == 409 and exc.error == "offset_mismatch" and "offset" in exc.body:
             return int(exc.body["offset"])
         raise
-    return int(reply["offset"])
+    return _reply(reply, ChunkAccepted).offset
 
 
 async def upload_offset(client: BackupClient, upload_id: str) -> int:
-    _, data = await call(client, "GET", f"{BACKUPS}/uploads/{upload_id}")
-    return int(data["offset"])
+    _, data = await call(client, "GET", routes.BACKUP_UPLOAD.format(upload_id=upload_id))
+    return _reply(data, UploadState).offset
 
 
-async def complete(client: BackupClient, upload_id: str, final_envelope: bytes = b"") -> dict:
+async def complete(
+    client: BackupClient, upload_id: str, final_envelope: bytes = b""
+) -> BackupStored:
     """Finish an upload; a streamed one sends its final signed envelope."""
-    _, data = await call(client, "POST", f"{BACKUPS}/uploads/{upload_id}/complete", final_envelope)
-    return data
+    path = routes.BACKUP_UPLOAD_COMPLETE.format(upload_id=upload_id)
+    _, data = await call(client, "POST", path, final_envelope)
+    return _reply(data, BackupStored)
 
 
 async def report_run(client: BackupClient, record: bytes) -> None:
-    await call(client, "POST", RUNS, record)
+    await call(client, "POST", routes.BACKUP_RUNS, record)

@@ -47,6 +47,8 @@ from collector.storage_health import (
     writes_refused,
 )
 from collector.supervision import TASKS
+from protocol import routes
+from protocol.backup_messages import ChunkAccepted, RunRecorded, reply_body
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ async def put_chunk(request: web.Request) -> web.Response:
     new = await _service(request).put_chunk(
         agent.server_id, request.match_info["upload_id"], offset, body
     )
-    return _json(200, {"offset": new})
+    return _json(200, reply_body(ChunkAccepted(offset=new)))
 
 
 async def upload_state(request: web.Request) -> web.Response:
@@ -185,7 +187,7 @@ async def record_run(request: web.Request) -> web.Response:
     if len(body) > MAX_RUN_BYTES:
         raise ApiError(413, "too_large", f"run report above {MAX_RUN_BYTES} bytes")
     run_id = await _service(request).record_run(agent.server_id, body)
-    return _json(201, {"id": run_id})
+    return _json(201, reply_body(RunRecorded(id=run_id)))
 
 
 # --- partner endpoints --------------------------------------------------------------------
@@ -459,16 +461,16 @@ def openapi_paths() -> dict[str, Any]:
 def setup_routes(app: web.Application) -> None:
     """Add the backup endpoints, the store's lifecycle and the settings provider."""
     r = app.router
-    r.add_post("/api/v1/agent/backups", begin_backup)
-    r.add_put("/api/v1/agent/backups/uploads/{upload_id}", put_chunk)
-    r.add_get("/api/v1/agent/backups/uploads/{upload_id}", upload_state)
-    r.add_post("/api/v1/agent/backups/uploads/{upload_id}/complete", complete_upload)
-    r.add_post("/api/v1/agent/backup-runs", record_run)
-    r.add_get("/api/v1/servers/{server_id}/backups", list_backups)
-    r.add_get("/api/v1/servers/{server_id}/backups/{backup_id}/envelope", get_envelope)
-    r.add_get("/api/v1/servers/{server_id}/backups/{backup_id}/object", get_object)
-    r.add_get("/api/v1/servers/{server_id}/backup-status", backup_status)
-    r.add_get("/api/v1/servers/{server_id}/public-key", public_key)
+    r.add_post(routes.BACKUPS, begin_backup)
+    r.add_put(routes.BACKUP_UPLOAD, put_chunk)
+    r.add_get(routes.BACKUP_UPLOAD, upload_state)
+    r.add_post(routes.BACKUP_UPLOAD_COMPLETE, complete_upload)
+    r.add_post(routes.BACKUP_RUNS, record_run)
+    r.add_get(routes.SERVER_BACKUPS, list_backups)
+    r.add_get(routes.SERVER_BACKUP_ENVELOPE, get_envelope)
+    r.add_get(routes.SERVER_BACKUP_OBJECT, get_object)
+    r.add_get(routes.SERVER_BACKUP_STATUS, backup_status)
+    r.add_get(routes.SERVER_PUBLIC_KEY, public_key)
     app.cleanup_ctx.append(_lifecycle)
     if agent_settings.PROVIDERS in app:
         app[agent_settings.PROVIDERS].append(settings_provider)

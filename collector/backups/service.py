@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
@@ -37,7 +37,15 @@ from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
 from collector.errors import ApiError
 from protocol import backup_envelope as be
-from protocol import limits
+from protocol.backup_messages import (
+    RUN_OUTCOMES,
+    BackupRun,
+    BackupStored,
+    UnchangedStored,
+    UploadOpened,
+    UploadState,
+    reply_body,
+)
 from protocol.messages import decode, error_field
 
 log = logging.getLogger(__name__)
@@ -95,23 +103,6 @@ def _replay_error(seq: int, last: int) -> ApiError:
         field="header.seq",
         extra={"last_seq": last},
     )
-
-
-_Count = Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_INT)]
-_Time = Annotated[float, msgspec.Meta(ge=0, le=limits.MAX_TIMESTAMP)]
-
-
-class BackupRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """A run's outcome as the agent reports it; numbers bounded where they enter."""
-
-    outcome: str
-    reason: str = ""
-    started_at: _Time
-    finished_at: _Time
-    seq: _Count | None = None
-    backup_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
-    files: _Count | None = None
-    bytes: _Count | None = None
 
 
 @dataclass
@@ -245,7 +236,9 @@ class BackupService:
                 await self._delete_quietly(envelope_key(server_id, old.backup_id))
                 await self._discard_files(old)
             self._locks.pop(old.id, None)
-        body = {"upload_id": up.id, "offset": up.received, "chunk_size": self.limits.chunk_size}
+        body = reply_body(
+            UploadOpened(upload_id=up.id, offset=up.received, chunk_size=self.limits.chunk_size)
+        )
         return (200 if resumed else 201), body
 
     async def _unchanged(
@@ -320,7 +313,7 @@ class BackupService:
                 f"content_digest differs from backup {header.base_seq}'s: not unchanged",
                 field="header.content_digest",
             ) from None
-        return 201, {"backup_id": backup_id, "status": "unchanged", "seq": header.seq}
+        return 201, reply_body(UnchangedStored(backup_id=backup_id, seq=header.seq))
 
     # -- uploads ---------------------------------------------------------------------------
 
@@ -333,7 +326,7 @@ class BackupService:
     async def upload_state(self, server_id: str, upload_id: str) -> dict:
         async with self._lock(upload_id):
             up = await self._reconciled(await self._get_upload(server_id, upload_id))
-        return {"offset": up.received, "size": up.size}
+        return reply_body(UploadState(offset=up.received, size=up.size))
 
     def _finalized(self, up: Upload, final_envelope: bytes, public_key: bytes | None) -> Upload:
         """The streamed upload ``up`` with the size, hash and envelope of its final header,
@@ -488,7 +481,7 @@ class BackupService:
             if up is None or up.server_id != server_id:
                 done = await self.db.read(lambda c: catalog.get_backup(c, server_id, upload_id))
                 if done is not None:  # a retried complete whose answer was lost
-                    return 201, {"backup_id": done.id, "seq": done.seq}
+                    return 201, reply_body(BackupStored(backup_id=done.id, seq=done.seq))
                 raise ApiError(404, "upload_not_found", "no upload in progress with this id")
             if up.sha256 == "":
                 up = self._finalized(up, final_envelope, public_key)
@@ -573,7 +566,7 @@ class BackupService:
             await asyncio.to_thread(staging.remove, path)
         self._locks.pop(upload_id, None)
         log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
-        return 201, {"backup_id": row.id, "seq": row.seq}
+        return 201, reply_body(BackupStored(backup_id=row.id, seq=row.seq))
 
     async def _discard(self, up: Upload) -> None:
         await self.db.write(lambda c: catalog.delete_upload(c, up.id))
@@ -632,7 +625,7 @@ class BackupService:
             raise ApiError(400, "invalid_field", str(exc), field=error_field(exc)) from None
         except msgspec.DecodeError as exc:
             raise ApiError(400, "invalid_json", str(exc)) from None
-        if run.outcome not in ("ok", "unchanged", "failed"):
+        if run.outcome not in RUN_OUTCOMES:
             raise ApiError(
                 400,
                 "invalid_field",
