@@ -13,28 +13,10 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from protocol.backup_window import parse_window
+
 STARTUP_SPREAD_S = 300.0
 """A missed or first run starts within this many seconds after the agent (spread by jitter)."""
-
-
-class WindowError(ValueError):
-    """The window is not ``HH:MM-HH:MM``."""
-
-
-def parse_window(window: str) -> tuple[time, time] | None:
-    """``"01:00-05:00"`` -> (01:00, 05:00); empty -> None (any time)."""
-    window = window.strip()
-    if not window:
-        return None
-    try:
-        a, b = window.split("-")
-        start = time.fromisoformat(a.strip())
-        end = time.fromisoformat(b.strip())
-    except ValueError:
-        raise WindowError(f"backup window {window!r}: expected HH:MM-HH:MM") from None
-    if start == end:
-        return None
-    return start, end
 
 
 def jitter_fraction(server_id: str) -> float:

@@ -12,11 +12,12 @@ from typing import Any
 from collector.backups import catalog, maintenance
 from collector.backups.handlers import backup_config
 from collector.backups.objectstore import open_object_store
-from collector.backups.policy import BackupPolicy, check_window, format_duration, parse_duration
+from collector.backups.policy import BackupPolicy, format_duration, parse_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
 from collector.backups.status import backup_status, fleet_backup_status
 from collector.cli_options import common, config_of, database_of, emit_json, fail, opened_database
 from protocol import recipient_list
+from protocol.backup_window import check_window
 
 
 def _partner_id(db: Any, name: str) -> int | None:

@@ -14,7 +14,6 @@ from collector.backups.retention import RetentionPolicy
 
 _DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNIT_S = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 def parse_duration(text: str) -> int:
@@ -43,16 +42,6 @@ def format_duration(seconds: int) -> str:
         if n:
             out += f"{n}{unit}"
     return out
-
-
-def check_window(text: str) -> str:
-    """``HH:MM-HH:MM`` (may cross midnight, e.g. ``22:00-04:00``) or ``""`` for any time."""
-    if text == "":
-        return text
-    m = _WINDOW.match(text.strip())
-    if not m or m.group(1, 2) == m.group(3, 4):
-        raise ValueError(f"invalid window {text!r} (expected HH:MM-HH:MM, e.g. 01:00-05:00)")
-    return text.strip()
 
 
 @dataclass(frozen=True)

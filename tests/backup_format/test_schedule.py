@@ -9,12 +9,11 @@ import pytest
 
 from agent.backup.schedule import (
     STARTUP_SPREAD_S,
-    WindowError,
     in_window,
     jitter_fraction,
     next_run_time,
-    parse_window,
 )
+from protocol.backup_window import WindowError, parse_window
 
 TZ = ZoneInfo("Europe/Berlin")
 

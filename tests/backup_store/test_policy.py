@@ -11,13 +11,13 @@ from collector.backups import catalog
 from collector.backups.policy import (
     DEFAULTS,
     BackupPolicy,
-    check_window,
     effective,
     format_duration,
     parse_duration,
 )
 from collector.backups.settings import agent_backup_settings
 from protocol import recipient_list
+from protocol.backup_window import check_window
 
 from .conftest import Fleet
 from .test_uploads import run
