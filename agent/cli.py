@@ -177,8 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "run 'vigil-agent enroll --collector URL --token TOKEN' first",
             2,
         )
+    from agent.daemon import Agent
     from agent.instance_lock import AlreadyRunning, hold_instance_lock
-    from agent.runner import Agent
 
     try:
         lock = hold_instance_lock(cfg.state_dir)
@@ -359,7 +359,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     if not args.now:
         return _err("say 'vigil-agent backup --now' to run a backup now", 2)
-    from agent.backup_command import backup_now
+    from agent.backup.command import backup_now
 
     return backup_now(_load(args), as_json=args.json)
 

@@ -1,6 +1,6 @@
 """The backup job inside the agent daemon: APScheduler glue around ``BackupRunner``.
 
-``agent.runner.Agent`` keeps ``self.backup`` and calls ``await self.backup.start(self)``
+``agent.daemon.Agent`` keeps ``self.backup`` and calls ``await self.backup.start(self)``
 before its scheduler starts; it should also call ``self.backup.on_settings(settings)``
 from its settings callback. One ``DateTrigger`` job (id ``backup``) always holds the next
 due run; each run reschedules the next when it ends, so runs never overlap and a run
@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.date import DateTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +22,9 @@ from agent.backup.config import BackupSettings
 from agent.backup.runner import BackupRunner, RunOutcome
 from agent.backup.upload import BackupClient
 from protocol.messages import AgentSettings
+
+if TYPE_CHECKING:  # the daemon imports this module; only the type goes the other way
+    from agent.daemon import Agent
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class BackupService:
         self.last_outcome: RunOutcome | None = None
 
     @classmethod
-    def for_agent(cls, agent: Any) -> BackupService:
+    def for_agent(cls, agent: Agent) -> BackupService:
         """From the daemon's ``Agent`` (its config's ``[backup]``, state dir, key, client)."""
         return cls(
             agent.config.backup,
@@ -56,7 +59,7 @@ class BackupService:
             agent.client,
         )
 
-    async def start(self, agent: Any) -> None:
+    async def start(self, agent: Agent) -> None:
         """Schedule the first run on ``agent.scheduler`` with ``agent.settings``."""
         self._scheduler = agent.scheduler
         self.on_settings(agent.settings)

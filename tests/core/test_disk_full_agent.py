@@ -11,8 +11,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import parse
+from agent.daemon import Agent
 from agent.identity import Identity
-from agent.runner import Agent
 
 
 def test_reports_survive_a_full_disk(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import signal
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,6 +41,10 @@ from agent.status_file import write_status
 from agent.supervisor import Supervisor
 from protocol.camera_digest import cameras_digest
 from protocol.messages import AgentSettings, Camera, Report, encode
+
+if TYPE_CHECKING:  # imported when configured: the feature's libraries load only then
+    from agent.backup.service import BackupService
+    from agent.cameras.monitor import CameraMonitor
 
 log = logging.getLogger("vigil.agent")
 
@@ -80,7 +84,7 @@ class Agent:
         )
         self.host = HostProbe(hostname(config.hostname))
         self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
-        self.cameras: Any = None
+        self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
         if config.cameras is not None:
             from agent.cameras.monitor import CameraMonitor
@@ -92,7 +96,7 @@ class Agent:
         self._status_failing = False
         self.supervisor = Supervisor(self._write_status)
         self.exit_code = 0
-        self.backup: Any = None
+        self.backup: BackupService | None = None
         if config.backup is not None:
             from agent.backup.service import BackupService
 
@@ -117,8 +121,9 @@ class Agent:
     def _apply_settings(self, settings: AgentSettings) -> None:
         old = self.settings
         self.settings = settings
-        if getattr(self, "backup", None) is not None:
-            self.backup.on_settings(settings)
+        backup = getattr(self, "backup", None)  # None too while __init__ makes the client
+        if backup is not None:
+            backup.on_settings(settings)
         self.status["settings"] = {
             "report_interval_s": settings.report_interval_s,
             "probe_interval_s": settings.probe_interval_s,
