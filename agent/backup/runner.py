@@ -259,6 +259,9 @@ class BackupRunner:
     async def _run(
         self, progress: Callable[[str, int, int], None] | None, started: float
     ) -> RunOutcome:
+        """Resume an interrupted upload, or: recipients -> pre-command -> "unchanged?" from
+        the stat cache -> archive (uploaded while written when the collector takes that)
+        -> "unchanged?" from the archive's digest -> upload."""
         s = self._state
         if not self.settings.enabled:
             raise _RunFailed("no [backup] paths configured in the agent configuration")
@@ -268,6 +271,26 @@ class BackupRunner:
         if pending is not None:
             return await self._upload(pending, progress, started)
         self._store.remove_stale_archives()
+        recipients = self._recipients()
+        await self._pre_command()
+        cache_path = self._store.dir / "statcache.json"
+        quick, files, total = await self._quick_digest(cache_path, recipients)
+        same_keys = sorted(s.last_recipients) == sorted(recipients)
+        if s.last_digest and s.last_full_seq and same_keys and quick == s.last_digest:
+            return await self._unchanged(s.last_digest, files, started)
+        seq = s.last_seq + 1
+        path = self._store.dir / f"backup-{seq}.age.part"
+        result, streamed = await self._archive(
+            seq, started, recipients, path, cache_path, (files, total), progress
+        )
+        if result.content_digest == s.last_digest and s.last_full_seq and same_keys:
+            path.unlink()
+            return await self._unchanged(result.content_digest, result.files, started)
+        return await self._send_full(seq, started, recipients, path, result, streamed, progress)
+
+    def _recipients(self) -> list[str]:
+        """The recipients to encrypt to (only those a pinned signer approves)."""
+        s = self._state
         try:
             recipients, _ = approved_recipients(
                 self._state_root, list(s.recipients), s.recipient_list
@@ -279,13 +302,18 @@ class BackupRunner:
                 "no recovery key: the partner has not added one on the collector "
                 "(vigil-collector recovery-key add)"
             )
+        return recipients
+
+    async def _pre_command(self) -> None:
         if self.settings.pre_command:
             result = await run_pre_command(
                 self.settings.pre_command, self.settings.pre_command_timeout
             )
             if not result.ok:
                 raise _RunFailed(result.reason(self.settings.pre_command))
-        cache_path = self._store.dir / "statcache.json"
+
+    async def _quick_digest(self, cache_path: Path, recipients: list[str]) -> tuple[str, int, int]:
+        """The stat cache's digest of the sources, their file count and total size."""
         try:
             quick, files, total, notes = await asyncio.to_thread(
                 quick_digest, self.settings, cache_path, recipients
@@ -294,12 +322,20 @@ class BackupRunner:
             raise _RunFailed(str(exc)) from None
         for note in notes:
             log.info("backup: %s", note)
-        same_keys = sorted(s.last_recipients) == sorted(recipients)
-        if s.last_digest and s.last_full_seq and same_keys and quick == s.last_digest:
-            return await self._unchanged(s.last_digest, files, started)
-        seq = s.last_seq + 1
-        archive_name = f"backup-{seq}.age.part"
-        path = self._store.dir / archive_name
+        return quick, files, total
+
+    async def _archive(
+        self,
+        seq: int,
+        started: float,
+        recipients: list[str],
+        path: Path,
+        cache_path: Path,
+        totals: tuple[int, int],
+        progress: Callable[[str, int, int], None] | None,
+    ) -> tuple[ArchiveResult, str | None]:
+        """Write the archive to ``path`` in a worker thread, streaming it to the collector
+        meanwhile when it takes that; the id of a fully streamed upload, else None."""
         writer = asyncio.ensure_future(
             asyncio.to_thread(
                 _write_archive_file,
@@ -310,7 +346,7 @@ class BackupRunner:
                 server_id=self.server_id,
                 created_at=started,
                 progress=progress,
-                totals=(files, total),
+                totals=totals,
                 spool_dir=str(self._store.dir),
             )
         )
@@ -325,11 +361,22 @@ class BackupRunner:
             raise _RunFailed(str(exc)) from None
         except (OSError, AgeError) as exc:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
             raise _RunFailed(f"could not write the archive: {exc}") from None
-        if result.content_digest == s.last_digest and s.last_full_seq and same_keys:
-            path.unlink()
-            return await self._unchanged(result.content_digest, result.files, started)
+        return result, streamed
+
+    async def _send_full(
+        self,
+        seq: int,
+        started: float,
+        recipients: list[str],
+        path: Path,
+        result: ArchiveResult,
+        streamed: str | None,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> RunOutcome:
+        """Sign the final envelope; complete the streamed upload with it, or (when there is
+        none or it failed) keep the archive as a pending upload and send it."""
         header = backup_envelope.BackupHeader(
             kind="full",
             server_id=self.server_id,
@@ -343,40 +390,32 @@ class BackupRunner:
             plaintext_size=result.plaintext_size,
         )
         envelope = backup_envelope.encode(backup_envelope.sign(header, self._key))
+
+        def pending_as(archive: str) -> PendingUpload:
+            return PendingUpload(
+                seq=seq,
+                envelope=envelope.decode(),
+                archive=archive,
+                size=result.size,
+                sha256=result.sha256,
+                content_digest=result.content_digest,
+                recipients=recipients,
+                files=result.files,
+                plaintext_size=result.plaintext_size,
+                started_at=started,
+            )
+
         if streamed is not None:
             try:
                 reply = await self._complete_streamed(streamed, envelope)
             except (upload.UploadUnavailable, upload.UploadRefused) as exc:
                 log.info("streamed upload not completed (%s); sending the archive again", exc)
             else:
-                path.unlink()
-                pending = PendingUpload(
-                    seq=seq,
-                    envelope=envelope.decode(),
-                    archive=path.name,
-                    size=result.size,
-                    sha256=result.sha256,
-                    content_digest=result.content_digest,
-                    recipients=recipients,
-                    files=result.files,
-                    plaintext_size=result.plaintext_size,
-                    started_at=started,
-                )
-                return self._succeeded(pending, reply, started)
+                os.unlink(path)
+                return self._succeeded(pending_as(path.name), reply, started)
         final_name = f"backup-{seq}.age"
         os.replace(path, self._store.dir / final_name)
-        pending = PendingUpload(
-            seq=seq,
-            envelope=envelope.decode(),
-            archive=final_name,
-            size=result.size,
-            sha256=result.sha256,
-            content_digest=result.content_digest,
-            recipients=recipients,
-            files=result.files,
-            plaintext_size=result.plaintext_size,
-            started_at=started,
-        )
+        pending = pending_as(final_name)
         self._store.save_pending(pending)
         return await self._upload(pending, progress, started)
 
