@@ -266,10 +266,18 @@ class Prober:
         return result
 
     async def _run(self, target: Target, result: ProbeResult) -> None:
+        """The steps in order; a step that decides the outcome raises ``_Stop``."""
         clients = self._clients_for(target)
         clients.wsse.dt_diff = None
         device_xaddr = target.device_xaddr
+        await self._tcp_connect(target, result)
+        device_open = clients.service(onvif_lib.DEVICE, device_xaddr, auth=False)
+        device = clients.service(onvif_lib.DEVICE, device_xaddr)
+        await self._clock(clients, device_open, device, result)
+        await self._device_information(device, result)
+        await self._inventory_and_stream(clients, device, target, result)
 
+    async def _tcp_connect(self, target: Target, result: ProbeResult) -> None:
         # 1. TCP reachability and latency.
         self._begin(result, "tcp_connect")
         began = time.monotonic()
@@ -289,15 +297,16 @@ class Prober:
         writer.close()
         self._record(result, "ok", began, f"connected to {target.address}:{target.port}")
 
+    async def _clock(
+        self, clients: onvif_lib.OnvifClients, device_open: Any, device: Any, result: ProbeResult
+    ) -> None:
         # 2. Clock, unauthenticated (a camera with a wrong clock rejects our token otherwise).
-        device_open = clients.service(onvif_lib.DEVICE, device_xaddr, auth=False)
-        device = clients.service(onvif_lib.DEVICE, device_xaddr)
         self._begin(result, "get_system_date_and_time")
         began = time.monotonic()
         try:
             answer = await device_open.GetSystemDateAndTime()
         except Exception as exc:
-            kind, text = classify(exc)
+            kind, _text = classify(exc)
             if kind in ("auth", "fault"):
                 # Some cameras want credentials even for this; try with them (no offset).
                 try:
@@ -332,6 +341,7 @@ class Prober:
                 f"camera clock {camera_time:%Y-%m-%d %H:%M:%S}Z, offset {offset:+.1f} s",
             )
 
+    async def _device_information(self, device: Any, result: ProbeResult) -> None:
         # 3. Who the camera is.
         self._begin(result, "get_device_information")
         began = time.monotonic()
@@ -360,6 +370,9 @@ class Prober:
                 f"serial {result.serial}",
             )
 
+    async def _inventory_and_stream(
+        self, clients: onvif_lib.OnvifClients, device: Any, target: Target, result: ProbeResult
+    ) -> None:
         # 4-6. Inventory (services, profiles, stream URI), re-read every `inventory_every`
         # probes, when the device changed, or when the stream fails with a remembered URI.
         inventory = self._inventory.get(target.key)
