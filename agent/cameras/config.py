@@ -137,35 +137,13 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
     snapshot = _bool(table, "snapshot", False, source)
     inventory_every = _int(table, "inventory_every", 10, 1, 10000, source)
     firmware_check = _bool(table, "firmware_check", False, source)
-    discovery = DiscoverySettings(
-        enabled=_bool(table, "discovery", False, source),
-        interfaces=tuple(_strings(table, "discovery_interfaces", source)),
-        targets=tuple(
-            _hostport(t, f"cameras.discovery_targets[{i}]", 3702, source)
-            for i, t in enumerate(_strings(table, "discovery_targets", source))
-        ),
-        timeout_s=_number(table, "discovery_timeout_s", 3.0, 0.1, 60, source),
-    )
-    if discovery.enabled and not (discovery.interfaces or discovery.targets):
-        raise CameraConfigError(
-            "cameras.discovery_interfaces",
-            "at least one interface (or discovery_targets) when discovery = true",
-            source,
-        )
+    discovery = _discovery(table, source)
 
     raw_devices = table.get("device", [])
     if not isinstance(raw_devices, list) or not all(isinstance(d, dict) for d in raw_devices):
         raise CameraConfigError("cameras.device", "an array of tables ([[cameras.device]])", source)
 
-    cred_path: Path | None = None
-    if "credentials_file" in table:
-        value = table["credentials_file"]
-        if not isinstance(value, str) or not value:
-            raise CameraConfigError("cameras.credentials_file", "a path (string)", source, value)
-        cred_path = Path(value).expanduser()
-        if not cred_path.is_absolute():
-            base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
-            cred_path = base / cred_path
+    cred_path = _credentials_path(table, source)
     credentials = load_credentials(cred_path, source) if (cred_path and raw_devices) else {}
 
     devices: list[CameraDevice] = []
@@ -173,59 +151,8 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
     seen_addr: dict[tuple[str, int], int] = {}
     for i, raw in enumerate(raw_devices):
         where = f"cameras.device[{i}]"
-        for key in raw:
-            if key in ("username", "password", "user"):
-                raise CameraConfigError(
-                    f"{where}.{key}",
-                    "no credentials here: put them in the credentials file and name its "
-                    'table with `credentials = "NAME"`',
-                    source,
-                )
-            if key not in _DEVICE_KEYS:
-                raise CameraConfigError(
-                    f"{where}.{key}", "one of " + ", ".join(sorted(_DEVICE_KEYS)), source
-                )
-        address = raw.get("address")
-        if not isinstance(address, str) or not _valid_host(address):
-            raise CameraConfigError(
-                f"{where}.address", "an IP address or host name", source, address
-            )
-        port = raw.get("port", 80)
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise CameraConfigError(f"{where}.port", "an integer 1-65535", source, port)
-        ref = raw.get("credentials", "default")
-        if not isinstance(ref, str) or not ref:
-            raise CameraConfigError(
-                f"{where}.credentials", "the name of a credentials table", source, ref
-            )
-        if cred_path is None:
-            raise CameraConfigError(
-                "cameras.credentials_file",
-                "the path of the camera credentials file (cameras are configured)",
-                source,
-            )
-        if ref not in credentials:
-            known = ", ".join(sorted(credentials)) or "none"
-            raise CameraConfigError(
-                f"{where}.credentials",
-                f"a table of {cred_path} (it has: {known})",
-                source,
-                ref,
-            )
-        name, site = raw.get("name", ""), raw.get("site", "")
-        for k, v in (("name", name), ("site", site)):
-            if not isinstance(v, str) or len(v) > 256:
-                raise CameraConfigError(
-                    f"{where}.{k}", "a string of at most 256 characters", source, v
-                )
-        key = raw.get("id") or _KEY_UNSAFE.sub("_", f"{address}:{port}")
-        if not isinstance(key, str) or not _KEY_RE.match(key):
-            raise CameraConfigError(
-                f"{where}.id",
-                "1-128 characters of letters, digits, '.', '_', ':', '-'",
-                source,
-                key,
-            )
+        device = _device(raw, where, cred_path, credentials, source)
+        address, port, key = device.address, device.port, device.key
         if (address, port) in seen_addr:
             raise CameraConfigError(
                 f"{where}.address",
@@ -242,17 +169,7 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
                 key,
             )
         seen_keys[key] = seen_addr[(address, port)] = i
-        devices.append(
-            CameraDevice(
-                key=key,
-                address=address,
-                port=port,
-                credentials_ref=ref,
-                credentials=credentials[ref],
-                name=name,
-                site=site,
-            )
-        )
+        devices.append(device)
     return CameraSettings(
         devices=tuple(devices),
         concurrency=concurrency,
@@ -264,6 +181,107 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
         firmware_check=firmware_check,
         credentials_file=cred_path,
         discovery=discovery,
+    )
+
+
+def _discovery(table: dict[str, Any], source: str) -> DiscoverySettings:
+    discovery = DiscoverySettings(
+        enabled=_bool(table, "discovery", False, source),
+        interfaces=tuple(_strings(table, "discovery_interfaces", source)),
+        targets=tuple(
+            _hostport(t, f"cameras.discovery_targets[{i}]", 3702, source)
+            for i, t in enumerate(_strings(table, "discovery_targets", source))
+        ),
+        timeout_s=_number(table, "discovery_timeout_s", 3.0, 0.1, 60, source),
+    )
+    if discovery.enabled and not (discovery.interfaces or discovery.targets):
+        raise CameraConfigError(
+            "cameras.discovery_interfaces",
+            "at least one interface (or discovery_targets) when discovery = true",
+            source,
+        )
+    return discovery
+
+
+def _credentials_path(table: dict[str, Any], source: str) -> Path | None:
+    """``credentials_file``, a relative one taken from the configuration's folder."""
+    if "credentials_file" not in table:
+        return None
+    value = table["credentials_file"]
+    if not isinstance(value, str) or not value:
+        raise CameraConfigError("cameras.credentials_file", "a path (string)", source, value)
+    cred_path = Path(value).expanduser()
+    if not cred_path.is_absolute():
+        base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+        cred_path = base / cred_path
+    return cred_path
+
+
+def _device(
+    raw: dict[str, Any],
+    where: str,
+    cred_path: Path | None,
+    credentials: dict[str, Credentials],
+    source: str,
+) -> CameraDevice:
+    """One ``[[cameras.device]]`` table (duplicates among them are the caller's check)."""
+    for key in raw:
+        if key in ("username", "password", "user"):
+            raise CameraConfigError(
+                f"{where}.{key}",
+                "no credentials here: put them in the credentials file and name its "
+                'table with `credentials = "NAME"`',
+                source,
+            )
+        if key not in _DEVICE_KEYS:
+            raise CameraConfigError(
+                f"{where}.{key}", "one of " + ", ".join(sorted(_DEVICE_KEYS)), source
+            )
+    address = raw.get("address")
+    if not isinstance(address, str) or not _valid_host(address):
+        raise CameraConfigError(f"{where}.address", "an IP address or host name", source, address)
+    port = raw.get("port", 80)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise CameraConfigError(f"{where}.port", "an integer 1-65535", source, port)
+    ref = raw.get("credentials", "default")
+    if not isinstance(ref, str) or not ref:
+        raise CameraConfigError(
+            f"{where}.credentials", "the name of a credentials table", source, ref
+        )
+    if cred_path is None:
+        raise CameraConfigError(
+            "cameras.credentials_file",
+            "the path of the camera credentials file (cameras are configured)",
+            source,
+        )
+    if ref not in credentials:
+        known = ", ".join(sorted(credentials)) or "none"
+        raise CameraConfigError(
+            f"{where}.credentials",
+            f"a table of {cred_path} (it has: {known})",
+            source,
+            ref,
+        )
+    name, site = raw.get("name", ""), raw.get("site", "")
+    for k, v in (("name", name), ("site", site)):
+        if not isinstance(v, str) or len(v) > 256:
+            raise CameraConfigError(f"{where}.{k}", "a string of at most 256 characters", source, v)
+    key = raw.get("id") or _KEY_UNSAFE.sub("_", f"{address}:{port}")
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise CameraConfigError(
+            f"{where}.id",
+            "1-128 characters of letters, digits, '.', '_', ':', '-'",
+            source,
+            key,
+        )
+    return CameraDevice(
+        key=key,
+        address=address,
+        port=port,
+        credentials_ref=ref,
+        credentials=credentials[ref],
+        name=name,
+        site=site,
     )
 
 
