@@ -38,29 +38,64 @@ class Check:
 
 
 async def run_checks(config_path: str | None) -> list[Check]:
-    out: list[Check] = []
     try:
         cfg = agent_config.load(config_path)
     except agent_config.AgentConfigError as exc:
         return [Check("fail", "configuration", f"{exc}. Fix that line and run doctor again.")]
-    if config_path is None and not agent_config.DEFAULT_CONFIG.exists():
-        # The daemon runs on defaults without the file; doctor does not pretend it exists.
-        out.append(
-            Check(
-                "fail",
-                "configuration",
-                f"{agent_config.DEFAULT_CONFIG} does not exist: write it (see "
-                "agent.toml.example) or name another file with --config FILE",
-            )
-        )
-    else:
-        out.append(Check("ok", "configuration", f"{cfg.source} is valid"))
+    out = [_config_check(cfg, config_path)]
     sd = cfg.state_dir
     if not sd.exists():
         out.append(
             Check("fail", "state directory", f"{sd} does not exist: run 'vigil-agent enroll' first")
         )
         return out
+    out.extend(_state_dir_checks(cfg))
+    try:
+        loaded = load_identity(sd)
+    except (OSError, ValueError, StateDirError) as exc:
+        out.append(
+            Check("fail", "identity", f"cannot read the identity in {sd}: {exc}; enroll again")
+        )
+        return out
+    if loaded is None:
+        out.append(
+            Check(
+                "fail",
+                "enrollment",
+                "not enrolled: run 'vigil-agent enroll --collector URL --token TOKEN'",
+            )
+        )
+        return out
+    ident, key = loaded
+    out.append(
+        Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
+    )
+    out.append(Check(*recipient_signer_check(sd)))
+    out.extend(await _collector_checks(ident, key))
+    st = read_status(sd)
+    out.extend(_spool_checks(cfg, st))
+    out.extend(_daemon_state_checks(sd, st))
+    if cfg.cameras is not None:
+        out.extend(_camera_checks(cfg))
+    return out
+
+
+def _config_check(cfg: agent_config.AgentConfig, config_path: str | None) -> Check:
+    if config_path is None and not agent_config.DEFAULT_CONFIG.exists():
+        # The daemon runs on defaults without the file; doctor does not pretend it exists.
+        return Check(
+            "fail",
+            "configuration",
+            f"{agent_config.DEFAULT_CONFIG} does not exist: write it (see "
+            "agent.toml.example) or name another file with --config FILE",
+        )
+    return Check("ok", "configuration", f"{cfg.source} is valid")
+
+
+def _state_dir_checks(cfg: agent_config.AgentConfig) -> list[Check]:
+    """Owner, permissions and free space of the (existing) state directory."""
+    out: list[Check] = []
+    sd = cfg.state_dir
     if sd.stat().st_uid != os.geteuid():
         out.append(
             Check(
@@ -86,30 +121,12 @@ async def run_checks(config_path: str | None) -> list[Check]:
                 f"(spool may grow to {cfg.spool_max_bytes // 2**20} MiB)",
             )
         )
-    try:
-        loaded = load_identity(sd)
-    except (OSError, ValueError, StateDirError) as exc:
-        out.append(
-            Check("fail", "identity", f"cannot read the identity in {sd}: {exc}; enroll again")
-        )
-        return out
-    if loaded is None:
-        out.append(
-            Check(
-                "fail",
-                "enrollment",
-                "not enrolled: run 'vigil-agent enroll --collector URL --token TOKEN'",
-            )
-        )
-        return out
-    ident, key = loaded
-    out.append(
-        Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
-    )
-    out.append(Check(*recipient_signer_check(sd)))
-    out.extend(await _collector_checks(ident, key))
-    spool = Spool(sd / "spool", cfg.spool_max_bytes, readonly=True)
-    st = read_status(sd)
+    return out
+
+
+def _spool_checks(cfg: agent_config.AgentConfig, st: dict[str, Any]) -> list[Check]:
+    out: list[Check] = []
+    spool = Spool(cfg.state_dir / "spool", cfg.spool_max_bytes, readonly=True)
     if len(spool):
         out.append(
             Check(
@@ -129,29 +146,29 @@ async def run_checks(config_path: str | None) -> list[Check]:
                 f"{spool.dropped_total} report(s) were dropped when the spool was full",
             )
         )
+    return out
+
+
+def _daemon_state_checks(sd: Path, st: dict[str, Any]) -> list[Check]:
+    """Whether the daemon runs, from its status file; its own checks when it does."""
     if not st.get("pid"):
-        out.append(
+        return [
             Check(
                 "warn",
                 "daemon",
                 "the agent has not run yet: start it ('systemctl start vigil-agent')",
             )
-        )
-    elif not _running(sd, int(st["pid"])):
+        ]
+    if not _running(sd, int(st["pid"])):
         why = f": it stopped because {st['exit_reason']}" if st.get("exit_reason") else ""
-        out.append(
+        return [
             Check(
                 "fail" if why else "warn",
                 "daemon",
                 f"the agent (pid {st['pid']}) is not running{why}",
             )
-        )
-    else:
-        out.append(Check("ok", "daemon", f"running as pid {st['pid']}"))
-        out.extend(_daemon_checks(st))
-    if cfg.cameras is not None:
-        out.extend(_camera_checks(cfg))
-    return out
+        ]
+    return [Check("ok", "daemon", f"running as pid {st['pid']}"), *_daemon_checks(st)]
 
 
 async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Check]:
