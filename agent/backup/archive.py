@@ -245,21 +245,12 @@ def write_archive(
     digest = ContentDigest(recipients)
     spool = tempfile.TemporaryFile(dir=spool_dir)
     spool_size = 0
-    count = files = 0
-    done_bytes = 0
-    last_report = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done_bytes, last_report
-        done_bytes += n
-        if progress and done_bytes - last_report >= (8 << 20):
-            last_report = done_bytes
-            progress("bytes", done_bytes, total_bytes)
-
+    count = 0
+    counter = _Counter(progress, total_files, total_bytes)
     try:
         for entry in entries:
             try:
-                m = _archive_entry(entry, tar, on_bytes, cache)
+                m = _archive_entry(entry, tar, counter.on_bytes, cache)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
                 log.info("%s vanished before it was archived; left out (%s)", entry.path, exc)
                 continue
@@ -274,35 +265,11 @@ def write_archive(
             spool_size += len(line)
             count += 1
             if m.type == "file":
-                files += 1
-                if progress:
-                    progress("files", files, max(total_files, files))
-        if progress:
-            progress("bytes", done_bytes, max(total_bytes, done_bytes))
+                counter.file_done()
+        counter.end()
         content = digest.hexdigest()
-        # The manifest as msgspec would encode Manifest(...), with the entries streamed in.
-        head = encode_manifest(
-            Manifest(created_at=created_at, server_id=server_id, content_digest=content)
-        )
-        assert head.endswith(b"[]}")
-        head, tail = head[:-2], b"]}"
-        tar.write(
-            _header(
-                ManifestEntry(
-                    path=MANIFEST_NAME,
-                    type="file",
-                    mode=0o644,
-                    size=len(head) + spool_size + len(tail),
-                    mtime_ns=int(created_at * 1e9),
-                )
-            )
-        )
-        tar.write(head)
-        spool.seek(0)
-        while block := spool.read(READ_SIZE):
-            tar.write(block)
-        tar.write(tail)
-        tar.pad()
+        manifest = Manifest(created_at=created_at, server_id=server_id, content_digest=content)
+        _write_manifest(tar, manifest, spool, spool_size)
         tar.finish()
     except BaseException:
         tar.abort()
@@ -320,6 +287,55 @@ def write_archive(
 
 
 _entry_enc = msgspec.json.Encoder()
+
+
+class _Counter:
+    """Progress of one archive: files and bytes done against the totals listed before."""
+
+    def __init__(self, progress: Progress | None, total_files: int, total_bytes: int) -> None:
+        self.progress = progress
+        self.total_files, self.total_bytes = total_files, total_bytes
+        self.files = self.done_bytes = self.last_report = 0
+
+    def on_bytes(self, n: int) -> None:
+        self.done_bytes += n
+        if self.progress and self.done_bytes - self.last_report >= (8 << 20):
+            self.last_report = self.done_bytes
+            self.progress("bytes", self.done_bytes, self.total_bytes)
+
+    def file_done(self) -> None:
+        self.files += 1
+        if self.progress:
+            self.progress("files", self.files, max(self.total_files, self.files))
+
+    def end(self) -> None:
+        if self.progress:
+            self.progress("bytes", self.done_bytes, max(self.total_bytes, self.done_bytes))
+
+
+def _write_manifest(tar: _TarStream, manifest: Manifest, spool: BinaryIO, spool_size: int) -> None:
+    """The manifest as msgspec would encode ``manifest``, with the entries (``spool_size``
+    bytes of JSON in ``spool``) streamed in."""
+    head = encode_manifest(manifest)
+    assert head.endswith(b"[]}")
+    head, tail = head[:-2], b"]}"
+    tar.write(
+        _header(
+            ManifestEntry(
+                path=MANIFEST_NAME,
+                type="file",
+                mode=0o644,
+                size=len(head) + spool_size + len(tail),
+                mtime_ns=int(manifest.created_at * 1e9),
+            )
+        )
+    )
+    tar.write(head)
+    spool.seek(0)
+    while block := spool.read(READ_SIZE):
+        tar.write(block)
+    tar.write(tail)
+    tar.pad()
 
 
 def _archive_entry(
