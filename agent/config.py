@@ -11,7 +11,11 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # each feature's modules load only when its table is present
+    from agent.backup.config import BackupSettings
+    from agent.cameras.config import CameraSettings
 
 DEFAULT_CONFIG = Path("/etc/vigil/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
@@ -62,10 +66,10 @@ class AgentConfig:
     refused_check_s: float = 600.0
     """How often an agent the collector refuses (unknown or revoked) checks again."""
     software: SoftwareConfig = field(default_factory=SoftwareConfig)
-    cameras: Any = None
-    """``agent.cameras.config.CameraSettings`` when a ``[cameras]`` table is present."""
-    backup: Any = None
-    """``agent.backup.config.BackupSettings`` when a ``[backup]`` table is present."""
+    cameras: CameraSettings | None = None
+    """Present with a ``[cameras]`` table."""
+    backup: BackupSettings | None = None
+    """Present with a ``[backup]`` table."""
 
 
 class _Table:
@@ -135,6 +139,53 @@ def load(path: str | Path | None) -> AgentConfig:
     return parse(raw, source)
 
 
+def _software(sw: _Table, source: str) -> SoftwareConfig:
+    cmd = sw.data.get("version_command", [])
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not isinstance(cmd, list) or not all(isinstance(x, str) and x for x in cmd):
+        raise AgentConfigError(source, "software.version_command", "a command as a list of strings")
+    regex = sw.str("version_regex", "") or ""
+    if regex:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise AgentConfigError(
+                source, "software.version_regex", f"a regular expression ({exc})"
+            ) from None
+    return SoftwareConfig(
+        product=sw.str("product", "") or "",
+        version=sw.str("version", "") or "",
+        version_file=sw.str("version_file", "") or "",
+        version_command=tuple(cmd),
+        version_regex=regex,
+        modules=sw.strs("modules"),
+    )
+
+
+def _features(
+    raw: dict[str, Any], source: str
+) -> tuple[CameraSettings | None, BackupSettings | None]:
+    """The ``[cameras]`` and ``[backup]`` tables (their modules load only when configured)."""
+    cameras = backup = None
+    if "cameras" in raw:
+        from agent.cameras.config import CameraConfigError, parse_camera_config
+
+        try:
+            cameras = parse_camera_config(raw["cameras"], source)
+        except CameraConfigError as exc:
+            raise AgentConfigError(source, exc.key or "cameras", exc.expected) from None
+    if "backup" in raw:
+        from agent.backup.config import BackupConfigError, parse_backup_config
+
+        try:
+            backup = parse_backup_config(raw["backup"], source)
+        except BackupConfigError as exc:
+            key = exc.key if exc.key.startswith("[backup]") else f"backup.{_shown(exc.key)}"
+            raise AgentConfigError(source, key, exc.expected) from None
+    return cameras, backup
+
+
 def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     for k in raw:
         if k not in _TABLES:
@@ -160,43 +211,8 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     s.only({"max_bytes"})
     sw = _Table(raw.get("software", {}), "software", source)
     sw.only({"product", "version", "version_file", "version_command", "version_regex", "modules"})
-    cmd = sw.data.get("version_command", [])
-    if isinstance(cmd, str):
-        cmd = [cmd]
-    if not isinstance(cmd, list) or not all(isinstance(x, str) and x for x in cmd):
-        raise AgentConfigError(source, "software.version_command", "a command as a list of strings")
-    regex = sw.str("version_regex", "") or ""
-    if regex:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise AgentConfigError(
-                source, "software.version_regex", f"a regular expression ({exc})"
-            ) from None
-    software = SoftwareConfig(
-        product=sw.str("product", "") or "",
-        version=sw.str("version", "") or "",
-        version_file=sw.str("version_file", "") or "",
-        version_command=tuple(cmd),
-        version_regex=regex,
-        modules=sw.strs("modules"),
-    )
-    cameras = backup = None
-    if "cameras" in raw:
-        from agent.cameras.config import CameraConfigError, parse_camera_config
-
-        try:
-            cameras = parse_camera_config(raw["cameras"], source)
-        except CameraConfigError as exc:
-            raise AgentConfigError(source, exc.key or "cameras", exc.expected) from None
-    if "backup" in raw:
-        from agent.backup.config import BackupConfigError, parse_backup_config
-
-        try:
-            backup = parse_backup_config(raw["backup"], source)
-        except BackupConfigError as exc:
-            key = exc.key if exc.key.startswith("[backup]") else f"backup.{_shown(exc.key)}"
-            raise AgentConfigError(source, key, exc.expected) from None
+    software = _software(sw, source)
+    cameras, backup = _features(raw, source)
     return AgentConfig(
         source=source,
         state_dir=Path(a.str("state_dir", str(DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR),

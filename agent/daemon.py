@@ -360,6 +360,21 @@ class Agent:
             self.settings.report_interval_s,
             len(self.spool),
         )
+        await self._schedule_jobs()
+        self.scheduler.start()
+        self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
+        self._write_status()
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        gave_up = asyncio.ensure_future(self.supervisor.gave_up.wait())
+        await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        gave_up.cancel()
+        await self._shutdown()
+        return self.exit_code
+
+    async def _schedule_jobs(self) -> None:
+        """Cameras (probed once before anything else), reports, the enrollment check and
+        the backup job; then the listener that counts feature-scheduled jobs."""
         if self.cameras is not None:
             await self.supervisor.job("cameras", self.probe_cameras)()
             self.scheduler.add_job(
@@ -390,14 +405,9 @@ class Agent:
         if self.backup is not None:
             await self.backup.start(self)
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
-        self.scheduler.start()
-        self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
-        self._write_status()
-        stop = asyncio.ensure_future(self.stop_event.wait())
-        gave_up = asyncio.ensure_future(self.supervisor.gave_up.wait())
-        await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        gave_up.cancel()
+
+    async def _shutdown(self) -> None:
+        """Stop the schedule, a last short chance for the sender, then close."""
         if self.supervisor.gave_up.is_set():
             self.exit_code = EXIT_TASK_FAILED
             self.status["exit_reason"] = f"task {self.supervisor.failed_task} kept failing"
@@ -419,4 +429,3 @@ class Agent:
             await self.cameras.close()
         await self.client.close()
         log.info("stopped; %d report(s) kept in the spool for next time", len(self.spool))
-        return self.exit_code
