@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -269,24 +270,8 @@ def _when(t: object) -> str:
     )
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    data = status_data(cfg)
-    if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
-        return 0
-    if not data["enrolled"]:
-        print(f"not enrolled (state directory {cfg.state_dir})")
-        return 1
-    sp = data["spool"]
-    assert isinstance(sp, dict)
-    print(f"server       {data['server_id']} (partner {data['partner']})")
-    print(f"collector    {data['collector']}")
-    print(f"signing key  {data['signing_key_fingerprint']}")
-    signer = data.get("recovery_signer")
-    if isinstance(signer, dict):
-        print(f"recipients   {signer['message']}")
-    print(f"last sent    {_when(data['last_success_at'])}")
+def _print_problems(data: dict[str, Any]) -> None:
+    """The status lines that say what is wrong: errors, refusals, tasks down, exit reason."""
     if data["last_error"]:
         print(f"last error   {data['last_error']} at {_when(data['last_error_at'])}")
     refusal = data.get("refusal")
@@ -312,6 +297,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
     if data.get("exit_reason"):
         print(f"stopped      because {data['exit_reason']}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    data = status_data(cfg)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    if not data["enrolled"]:
+        print(f"not enrolled (state directory {cfg.state_dir})")
+        return 1
+    sp = data["spool"]
+    assert isinstance(sp, dict)
+    print(f"server       {data['server_id']} (partner {data['partner']})")
+    print(f"collector    {data['collector']}")
+    print(f"signing key  {data['signing_key_fingerprint']}")
+    signer = data.get("recovery_signer")
+    if isinstance(signer, dict):
+        print(f"recipients   {signer['message']}")
+    print(f"last sent    {_when(data['last_success_at'])}")
+    _print_problems(data)
     offset = data.get("clock_offset_s")
     if isinstance(offset, (int, float)):
         side = "ahead of" if offset > 0 else "behind"
