@@ -589,41 +589,10 @@ class BackupRunner:
         provisional = backup_envelope.encode(backup_envelope.sign(head, self._key))
         try:
             opened = await upload.start_upload(self._client, provisional)
-            upload_id = opened.upload_id
             chunk = min(opened.chunk_size or 8 << 20, MAX_CHUNK)
-            offset = opened.offset
-            attempt = 0
-            while True:
-                done = writer.done()
-                size = _written(path)
-                if done:
-                    if writer.exception() is not None:
-                        return None
-                    size = writer.result().size
-                if offset >= size and done:
-                    return upload_id
-                if size - offset < chunk and not done:
-                    await asyncio.sleep(STREAM_POLL_S)
-                    continue
-                data = await asyncio.to_thread(_read_at, path, offset, min(chunk, size - offset))
-                try:
-                    offset = await upload.put_chunk(self._client, upload_id, offset, data)
-                    attempt = 0
-                except upload.UploadUnavailable as exc:
-                    if attempt >= len(self.retry_delays):
-                        raise
-                    log.info(
-                        "streamed upload interrupted (%s); resuming in %ss",
-                        exc,
-                        self.retry_delays[attempt],
-                    )
-                    await asyncio.sleep(self.retry_delays[attempt])
-                    attempt += 1
-                    with contextlib.suppress(upload.UploadUnavailable):
-                        offset = await upload.upload_offset(self._client, upload_id)
-                    continue
-                if progress and done:
-                    progress("upload", offset, size)
+            return await self._stream_chunks(
+                opened.upload_id, opened.offset, chunk, path, writer, progress
+            )
         except Exception as exc:  # any trouble: the finished archive is sent the usual way
             log.info(
                 "streaming the backup while it is written failed (%s); "
@@ -631,6 +600,50 @@ class BackupRunner:
                 exc,
             )
             return None
+
+    async def _stream_chunks(
+        self,
+        upload_id: str,
+        offset: int,
+        chunk: int,
+        path: Path,
+        writer: asyncio.Future[ArchiveResult],
+        progress: Callable[[str, int, int], None] | None,
+    ) -> str | None:
+        """Send the archive from ``offset`` as it grows, a whole chunk at a time until the
+        writer is done; the upload id once every byte is sent, None if the writer failed."""
+        attempt = 0
+        while True:
+            done = writer.done()
+            size = _written(path)
+            if done:
+                if writer.exception() is not None:
+                    return None
+                size = writer.result().size
+            if offset >= size and done:
+                return upload_id
+            if size - offset < chunk and not done:
+                await asyncio.sleep(STREAM_POLL_S)
+                continue
+            data = await asyncio.to_thread(_read_at, path, offset, min(chunk, size - offset))
+            try:
+                offset = await upload.put_chunk(self._client, upload_id, offset, data)
+                attempt = 0
+            except upload.UploadUnavailable as exc:
+                if attempt >= len(self.retry_delays):
+                    raise
+                log.info(
+                    "streamed upload interrupted (%s); resuming in %ss",
+                    exc,
+                    self.retry_delays[attempt],
+                )
+                await asyncio.sleep(self.retry_delays[attempt])
+                attempt += 1
+                with contextlib.suppress(upload.UploadUnavailable):
+                    offset = await upload.upload_offset(self._client, upload_id)
+                continue
+            if progress and done:
+                progress("upload", offset, size)
 
     async def _send(
         self,

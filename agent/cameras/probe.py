@@ -450,25 +450,28 @@ class Prober:
         )
         main = result.profiles[0]
         inventory.main_token = main.token
+        await self._stream_uri(media, main.token, inventory, result)
+        inventory.services_absent = list(result.services_absent)
+        return inventory
 
-        # 6. The main stream's URI (the DESCRIBE follows in the caller).
+    async def _stream_uri(
+        self, media: Any, token: str, inventory: Inventory, result: ProbeResult
+    ) -> None:
+        """6. The main stream's URI (the DESCRIBE follows in the caller)."""
         self._begin(result, "get_stream_uri")
         began = time.monotonic()
         try:
             uri = await media.GetStreamUri(
                 StreamSetup={"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
-                ProfileToken=main.token,
+                ProfileToken=token,
             )
         except Exception as exc:
             if self._fail(result, began, exc, absent_as="stream_uri"):
                 result.stream_ok, result.stream_detail = False, "GetStreamUri not supported"
                 inventory.stream_problem = result.stream_detail
-                inventory.services_absent = list(result.services_absent)
-                return inventory
+                return
         result.stream_uri = inventory.stream_uri = _clip(_attr(uri, "Uri"), 1000)
-        inventory.services_absent = list(result.services_absent)
         self._record(result, "ok", began, _redact(result.stream_uri))
-        return inventory
 
     async def _describe(self, target: Target, result: ProbeResult) -> None:
         self._begin(result, "rtsp_describe")
