@@ -217,6 +217,7 @@ def _credentials_path(table: dict[str, Any], source: str) -> Path | None:
     return cred_path
 
 
+# Longer than 60 lines: one check per key, in the order its errors are reported.
 def _device(
     raw: dict[str, Any],
     where: str,

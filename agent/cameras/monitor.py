@@ -133,21 +133,7 @@ class CameraMonitor:
         results = await asyncio.gather(*(one(t) for t in targets))
         self.last_results = {r.target.key: r for r in results}
 
-        raw: dict[str, tuple[str, list[str]]] = {}
-        for result in results:
-            raw[result.target.key] = judge(
-                result, settings.clock_threshold_s, self._store.serial(result.target.key)
-            )
-        if settings.firmware_check:
-            rows = [
-                (r.target.key, r.manufacturer, r.model, r.firmware)
-                for r in results
-                if r.outcome == "ok"
-            ]
-            for key, reason in firmware.outdated(rows).items():
-                verdict, reasons = raw[key]
-                raw[key] = ("degraded", [*reasons, reason])
-
+        raw = self._raw_verdicts(results)
         cameras: list[Camera] = []
         now = time.time()
         for result in results:
@@ -171,6 +157,25 @@ class CameraMonitor:
         if discovery_task is not None:
             cameras += await self._discovered(discovery_task, targets)
         return cameras
+
+    def _raw_verdicts(self, results: list[ProbeResult]) -> dict[str, tuple[str, list[str]]]:
+        """Each camera's verdict and reasons from this probe, before flap damping."""
+        settings = self.settings
+        raw: dict[str, tuple[str, list[str]]] = {}
+        for result in results:
+            raw[result.target.key] = judge(
+                result, settings.clock_threshold_s, self._store.serial(result.target.key)
+            )
+        if settings.firmware_check:
+            rows = [
+                (r.target.key, r.manufacturer, r.model, r.firmware)
+                for r in results
+                if r.outcome == "ok"
+            ]
+            for key, reason in firmware.outdated(rows).items():
+                _verdict, reasons = raw[key]
+                raw[key] = ("degraded", [*reasons, reason])
+        return raw
 
     async def _discovered(self, task: asyncio.Task, targets: list[Target]) -> list[Camera]:
         try:
