@@ -134,11 +134,17 @@ class BackupRunner:
         self.apply(settings)
         return self._due(now)
 
-    def _due(self, now: float) -> float | None:
+    def _due(
+        self, now: float, pending: PendingUpload | None = None, *, pending_read: bool = False
+    ) -> float | None:
+        """``pending_read``: ``pending`` is what ``pending.json`` holds now (else it is read:
+        ``vigil-agent backup --now`` in another process may have left one)."""
         s = self._state
         if not self.settings.enabled or not s.entitled or s.interval_s <= 0:
             return None
-        if self._store.load_pending() is not None:
+        if not pending_read:
+            pending = self._store.load_pending()
+        if pending is not None:
             return now  # an interrupted upload resumes now
         interval = s.interval_s
         if s.last_outcome == "failed":
@@ -177,7 +183,7 @@ class BackupRunner:
                 if pending is None
                 else {"seq": pending.seq, "offset": pending.offset, "size": pending.size}
             ),
-            "next_due": self._due(time.time()),
+            "next_due": self._due(time.time(), pending, pending_read=True),
         }
 
     # --- one run -------------------------------------------------------------------------
@@ -270,7 +276,7 @@ class BackupRunner:
         pending = self._store.load_pending()
         if pending is not None:
             return await self._upload(pending, progress, started)
-        self._store.remove_stale_archives()
+        self._store.remove_stale_archives(pending)
         recipients = self._recipients()
         await self._pre_command()
         cache_path = self._store.dir / "statcache.json"

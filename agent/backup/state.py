@@ -118,9 +118,9 @@ class StateStore:
         with contextlib.suppress(FileNotFoundError):
             self._pending_path.unlink()
 
-    def remove_stale_archives(self) -> None:
-        """Archives left by a run killed while writing (no pending upload refers to them)."""
-        pending = self.load_pending()
+    def remove_stale_archives(self, pending: PendingUpload | None) -> None:
+        """Archives left by a run killed while writing: all but ``pending``'s (the pending
+        upload as just loaded)."""
         keep = pending.archive if pending is not None else None
         for path in self.dir.glob("backup-*.age*"):
             if path.name != keep:
