@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from apscheduler.triggers.date import DateTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.backup.config import BackupSettings
 from agent.backup.runner import BackupRunner, RunOutcome
 from agent.backup.upload import BackupClient
+from protocol.backup_window import WindowError, check_window
 from protocol.messages import AgentSettings
 
 if TYPE_CHECKING:  # the daemon imports this module; only the type goes the other way
@@ -67,6 +69,15 @@ class BackupService:
     def on_settings(self, settings: AgentSettings) -> None:
         """New settings from the collector: reschedule only when the schedule changed."""
         old = self._settings
+        try:
+            check_window(settings.backup_window)
+        except WindowError as exc:
+            # The collector checks windows before it sends them; a collector that does not
+            # must not stop backups: the last good window stays, and the log says why.
+            log.warning(
+                "the collector sent %s; keeping the backup window %r", exc, old.backup_window
+            )
+            settings = msgspec.structs.replace(settings, backup_window=old.backup_window)
         self._settings = settings
         self.runner.apply(settings)
         changed = (

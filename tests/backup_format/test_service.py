@@ -82,3 +82,23 @@ def test_failed_run_is_retried_sooner(collector, tmp_path: Path) -> None:
         assert due == last + 1800
 
     asyncio.run(scenario())
+
+
+def test_a_bad_window_from_the_collector_keeps_the_last_good_one(
+    collector, tmp_path: Path, caplog
+) -> None:
+    key = enroll(collector)
+    service = BackupService(
+        parse_backup_config({"paths": [str(tmp_path)]}),
+        tmp_path / "state",
+        key,
+        "srv-1",
+        AgentClient(collector.url, "srv-1"),
+    )
+    good = AgentSettings(backup_interval_s=86400, backup_window="01:00-05:00")
+    service.on_settings(good)
+    for bad in ("25:00-26:00", "01:00-01:00", "nonsense"):
+        service.on_settings(AgentSettings(backup_interval_s=3600, backup_window=bad))
+        assert service.runner.status()["window"] == "01:00-05:00"
+    assert service.runner.status()["interval_s"] == 3600
+    assert "keeping the backup window '01:00-05:00'" in caplog.text
