@@ -14,9 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from collector import agent_settings, openapi
-from collector.appkeys import CONFIG, DB
-from collector.auth import agent_of, body_of, owned_server
 from collector.backups import catalog, maintenance
 from collector.backups.entitlement import ENTITLEMENT_CHECK, backup_entitled
 from collector.backups.objectstore import (
@@ -39,13 +36,17 @@ from collector.backups.service import (
 )
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
-from collector.errors import ApiError
-from collector.storage_health import (
+from collector.health import agent_settings
+from collector.health.storage_health import (
     check_failed,
     register_probe,
     set_upload_reserve,
     writes_refused,
 )
+from collector.http import openapi
+from collector.http.appkeys import CONFIG, DB
+from collector.http.auth import agent_of, body_of, owned_server
+from collector.http.errors import ApiError
 from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from collector.backups.catalog import Backup, Upload
 from collector.backups.entitlement import EntitlementCheck, backup_entitled
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
-from collector.errors import ApiError
+from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol.messages import decode, error_field

@@ -22,8 +22,6 @@ import aiohttp
 import aiohttp.http_exceptions
 from aiohttp import web
 
-from collector.appkeys import DB
-from collector.auth import owned_server, partner_of
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.calendar import CalendarError
@@ -50,8 +48,10 @@ from collector.contracts.pricing import sma_quote
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
-from collector.errors import ApiError
-from collector.storage_health import writes_refused
+from collector.health.storage_health import writes_refused
+from collector.http.appkeys import DB
+from collector.http.auth import owned_server, partner_of
+from collector.http.errors import ApiError
 from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
@@ -555,7 +555,7 @@ async def server_sma_quote(request: web.Request) -> web.Response:
 
 def check_interval(app: web.Application) -> float:
     """``[contracts] check_interval_s`` of the collector's configuration (default 300)."""
-    from collector.appkeys import CONFIG
+    from collector.http.appkeys import CONFIG
 
     cfg = app.get(CONFIG)
     table = (cfg.raw.get("contracts") if cfg is not None else None) or {}
@@ -676,7 +676,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/sla/due", sla_due)
     r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
     app.cleanup_ctx.append(_scheduler)
-    from collector.openapi import EXTRA_PATHS
+    from collector.http.openapi import EXTRA_PATHS
 
     if EXTRA_PATHS in app:
         app[EXTRA_PATHS].update(OPENAPI_PATHS)

@@ -199,9 +199,9 @@ def test_periodic_round_expires_prunes_and_checks(
 ) -> None:
     from aiohttp import web
 
-    from collector.appkeys import DB
     from collector.backups import handlers
     from collector.backups.service import BackupLimits
+    from collector.http.appkeys import DB
 
     store = open_object_store(store_config, tmp_path)
     ids = _fill(fleet, store, "srv-a", 3)

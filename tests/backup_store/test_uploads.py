@@ -15,7 +15,7 @@ from collector.backups import catalog
 from collector.backups.entitlement import Entitlement
 from collector.backups.objectstore import LocalObjectStore, ObjectStore
 from collector.backups.service import BackupLimits, BackupService
-from collector.errors import ApiError
+from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 
 from .conftest import Fleet

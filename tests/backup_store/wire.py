@@ -28,7 +28,7 @@ from protocol.version import PROTOCOL_VERSION
 
 LAUNCHER = r"""
 import logging, sys
-import collector.app as app_mod
+import collector.http.app as app_mod
 import collector.server as server_mod
 from collector.backups.handlers import setup_routes
 from collector.config import load_config

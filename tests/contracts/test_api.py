@@ -19,10 +19,11 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from collector import secrets_store, servers
-from collector.app import create_app
+from collector import secrets_store
 from collector.config import load_config
 from collector.contracts import routes
+from collector.health import servers
+from collector.http.app import create_app
 from collector.storage import open_database
 
 T = dt.datetime.fromisoformat

@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 
 from collector.backups.handlers import backup_config
 from collector.backups.service import BackupRun, BackupService
-from collector.bodies import parse
 from collector.config import ConfigError, load_config
-from collector.errors import ApiError
+from collector.http.bodies import parse
+from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol import messages as m

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.appkeys import DB
 from collector.backups.entitlement import ENTITLEMENT_CHECK, Entitlement, backup_entitled
 from collector.contracts.service import EntitlementAnswer, EntitlementCache
 from collector.contracts.service import backup_entitlement as contract_backup_entitlement
+from collector.http.appkeys import DB
 
 CACHE: web.AppKey[EntitlementCache] = web.AppKey("entitlement_cache", EntitlementCache)
 
@@ -51,7 +51,7 @@ async def backup_check(db: Any, server_id: str) -> Entitlement:
 
 def setup(app: web.Application) -> None:
     """Cache, settings provider and the backup upload's entitlement check."""
-    from collector.agent_settings import PROVIDERS
+    from collector.health.agent_settings import PROVIDERS
 
     app[CACHE] = EntitlementCache(ttl=60.0)
     app[PROVIDERS].append(settings_provider)

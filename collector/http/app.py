@@ -12,36 +12,28 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector import (
-    agent_settings,
-    api,
-    enrollment,
-    entitlements,
-    ingest,
-    openapi,
-    pages,
-    refusals,
-)
-from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
-from collector.auth import Handler, auth_middleware
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
-from collector.errors import ApiError
-from collector.fleet import FleetView, status_counts
-from collector.metrics import CONTENT_TYPE, Metrics
-from collector.ratelimit import AuthLimits
-from collector.replay import NonceCache
-from collector.request_limits import BodyTooSlow, limits_middleware
-from collector.session_keys import SessionSealer
-from collector.storage import Database, open_database
-from collector.storage_health import (
+from collector.health import agent_settings, api, enrollment, entitlements, ingest, refusals
+from collector.health.fleet import FleetView, status_counts
+from collector.health.storage_health import (
     health_context,
     healthz,
     open_storage,
     storage_middleware,
     writes_refused,
 )
+from collector.http import openapi, pages
+from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
+from collector.http.auth import Handler, auth_middleware
+from collector.http.errors import ApiError
+from collector.http.metrics import CONTENT_TYPE, Metrics
+from collector.http.ratelimit import AuthLimits
+from collector.http.replay import NonceCache
+from collector.http.request_limits import BodyTooSlow, limits_middleware
+from collector.http.session_keys import SessionSealer
+from collector.storage import Database, open_database
 from collector.supervision import TASKS, Supervisor, stop_tasks
 from protocol.messages import ErrorBody, encode
 
