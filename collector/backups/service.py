@@ -33,9 +33,19 @@ import msgspec
 from collector.backups import catalog, staging
 from collector.backups.catalog import Backup, Upload
 from collector.backups.entitlement import EntitlementCheck, backup_entitled
+from collector.backups.errors import (
+    BackupRefused,
+    Conflict,
+    Invalid,
+    Mismatch,
+    NotEntitled,
+    StagingFull,
+    StorageUnavailable,
+    TooLarge,
+    UploadNotFound,
+)
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
-from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol.messages import decode, error_field
@@ -86,9 +96,8 @@ class _BaseDiffers(Exception):
     pass
 
 
-def _replay_error(seq: int, last: int) -> ApiError:
-    return ApiError(
-        409,
+def _replay_error(seq: int, last: int) -> BackupRefused:
+    return Conflict(
         "sequence_replay",
         f"backup sequence {seq} is not newer than the last accepted ({last}): "
         "a replayed or rolled-back backup is refused",
@@ -121,7 +130,8 @@ class _HashState:
 
 
 class BackupService:
-    """Everything the backup endpoints do, independent of HTTP routing."""
+    """Everything the backup endpoints do, independent of HTTP: refusals are the domain
+    errors of :mod:`collector.backups.errors`, which the handlers turn into answers."""
 
     def __init__(
         self,
@@ -151,15 +161,16 @@ class BackupService:
 
     # -- POST /api/v1/agent/backups --------------------------------------------------------
 
-    async def begin(self, server_id: str, public_key: bytes, body: bytes) -> tuple[int, dict]:
-        """Check an envelope; open (or resume) an upload, or record an unchanged run."""
+    async def begin(self, server_id: str, public_key: bytes, body: bytes) -> tuple[bool, dict]:
+        """Check an envelope; open (or resume) an upload, or record an unchanged run.
+
+        Returns whether something was created (False: an upload in progress resumed)."""
         try:
             env = be.decode(body)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc)) from None
+            raise Invalid("envelope_invalid", str(exc)) from None
         if env.header.server_id != server_id:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the envelope names another server than the one uploading it",
                 field="header.server_id",
@@ -167,11 +178,11 @@ class BackupService:
         try:
             header = be.verify(env, public_key)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+            raise Invalid("envelope_invalid", str(exc), field="signature") from None
         ent = await self.entitlement(self.db, server_id)
         if not ent.entitled:
-            raise ApiError(
-                403, "backup_not_entitled", ent.reason or "online backup is not available"
+            raise NotEntitled(
+                "backup_not_entitled", ent.reason or "online backup is not available"
             )
         last = await self.db.read(lambda c: catalog.last_seq(c, server_id))
         if header.seq <= last:
@@ -182,19 +193,17 @@ class BackupService:
 
     async def _open_upload(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
-    ) -> tuple[int, dict]:
+    ) -> tuple[bool, dict]:
         streaming = header.ciphertext_sha256 is None and header.ciphertext_size is None
         if not streaming and (header.ciphertext_sha256 is None or header.ciphertext_size is None):
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
                 "or neither (a streamed upload: the final envelope comes with 'complete')",
                 field="header.ciphertext_sha256",
             )
         if not streaming and header.ciphertext_size > self.limits.max_size:
-            raise ApiError(
-                413,
+            raise TooLarge(
                 "too_large",
                 f"backup of {header.ciphertext_size} bytes is above this collector's limit of "
                 f"{self.limits.max_size} bytes",
@@ -246,14 +255,13 @@ class BackupService:
                 await self._discard_files(old)
             self._locks.pop(old.id, None)
         body = {"upload_id": up.id, "offset": up.received, "chunk_size": self.limits.chunk_size}
-        return (200 if resumed else 201), body
+        return not resumed, body
 
     async def _unchanged(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
-    ) -> tuple[int, dict]:
+    ) -> tuple[bool, dict]:
         if header.base_seq is None or header.base_seq >= header.seq:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "an unchanged record must name an earlier backup (base_seq < seq)",
                 field="header.base_seq",
@@ -305,8 +313,7 @@ class BackupService:
             raise _replay_error(header.seq, exc.last) from None
         except _BaseMissing:
             await self._delete_quietly(ekey)
-            raise ApiError(
-                409,
+            raise Conflict(
                 "base_missing",
                 f"backup {header.base_seq} of this server is not a stored, verified full "
                 "backup; send a full backup",
@@ -314,20 +321,19 @@ class BackupService:
             ) from None
         except _BaseDiffers:
             await self._delete_quietly(ekey)
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 f"content_digest differs from backup {header.base_seq}'s: not unchanged",
                 field="header.content_digest",
             ) from None
-        return 201, {"backup_id": backup_id, "status": "unchanged", "seq": header.seq}
+        return True, {"backup_id": backup_id, "status": "unchanged", "seq": header.seq}
 
     # -- uploads ---------------------------------------------------------------------------
 
     async def _get_upload(self, server_id: str, upload_id: str) -> Upload:
         up = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
         if up is None or up.server_id != server_id:
-            raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+            raise UploadNotFound("upload_not_found", "no upload in progress with this id")
         return up
 
     async def upload_state(self, server_id: str, upload_id: str) -> dict:
@@ -339,8 +345,7 @@ class BackupService:
         """The streamed upload ``up`` with the size, hash and envelope of its final header,
         which must verify and match the provisional header on everything else."""
         if not final_envelope or public_key is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "a streamed upload is completed with its final signed envelope in the body",
             )
@@ -348,25 +353,23 @@ class BackupService:
             env = be.decode(final_envelope)
             header = be.verify(env, public_key)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+            raise Invalid("envelope_invalid", str(exc), field="signature") from None
         provisional = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
         same = ("kind", "server_id", "seq", "created_at", "recipients")
         if any(getattr(header, f) != getattr(provisional, f) for f in same):
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the final envelope differs from the one that opened the upload "
                 "(server, sequence, time, kind or recipients)",
             )
         if header.ciphertext_sha256 is None or header.ciphertext_size is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the final envelope must carry ciphertext_sha256 and ciphertext_size",
                 field="header.ciphertext_sha256",
             )
         if header.ciphertext_size > self.limits.max_size:
-            raise ApiError(413, "too_large", "backup above this collector's limit")
+            raise TooLarge("too_large", "backup above this collector's limit")
         return dataclasses.replace(
             up,
             size=header.ciphertext_size,
@@ -396,24 +399,21 @@ class BackupService:
     async def put_chunk(self, server_id: str, upload_id: str, offset: int, data: bytes) -> int:
         """Append one chunk at ``offset``; return the new acknowledged offset."""
         if len(data) > self.limits.chunk_size:
-            raise ApiError(
-                413,
+            raise TooLarge(
                 "too_large",
                 f"chunk of {len(data)} bytes is above the chunk size {self.limits.chunk_size}",
             )
         async with self._lock(upload_id):
             up = await self._reconciled(await self._get_upload(server_id, upload_id))
             if offset != up.received:
-                raise ApiError(
-                    409,
+                raise Conflict(
                     "offset_mismatch",
                     f"upload is at offset {up.received}, not {offset}",
                     field="offset",
                     extra={"offset": up.received},
                 )
             if offset + len(data) > up.size:
-                raise ApiError(
-                    413,
+                raise TooLarge(
                     "too_large",
                     f"chunk goes past the signed size ({offset + len(data)} > {up.size} bytes)",
                 )
@@ -428,12 +428,11 @@ class BackupService:
                     staged,
                     self.limits.staging_quota,
                 )
-                raise ApiError(
-                    507,
+                raise StagingFull(
                     "staging_quota_exceeded",
                     f"half-finished uploads on this collector already hold {staged} bytes "
                     f"(quota {self.limits.staging_quota}); retry later",
-                    headers={"Retry-After": "3600"},
+                    retry_after_s=3600,
                 )
             path = self._part(upload_id)
             new_offset = offset + len(data)
@@ -452,8 +451,8 @@ class BackupService:
                 await asyncio.gather(*jobs)
             except (OSError, ValueError) as exc:
                 log.error("cannot stage upload %s: %s", upload_id, exc)
-                raise ApiError(
-                    503, "storage_unavailable", "the collector cannot store the chunk now"
+                raise StorageUnavailable(
+                    "storage_unavailable", "the collector cannot store the chunk now"
                 ) from None
             moved = await self.db.write(
                 lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
@@ -461,8 +460,7 @@ class BackupService:
             if not moved:
                 current = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
                 now_at = current.received if current is not None else 0
-                raise ApiError(
-                    409,
+                raise Conflict(
                     "offset_mismatch",
                     f"upload moved to offset {now_at} meanwhile",
                     field="offset",
@@ -479,7 +477,7 @@ class BackupService:
         upload_id: str,
         final_envelope: bytes = b"",
         public_key: bytes | None = None,
-    ) -> tuple[int, dict]:
+    ) -> dict:
         """Verify and store an upload. A streamed upload (opened with a header without
         hash and size) needs ``final_envelope``: the same header, now with the
         ciphertext's SHA-256 and size, signed again by the agent (``public_key``)."""
@@ -488,16 +486,15 @@ class BackupService:
             if up is None or up.server_id != server_id:
                 done = await self.db.read(lambda c: catalog.get_backup(c, server_id, upload_id))
                 if done is not None:  # a retried complete whose answer was lost
-                    return 201, {"backup_id": done.id, "seq": done.seq}
-                raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+                    return {"backup_id": done.id, "seq": done.seq}
+                raise UploadNotFound("upload_not_found", "no upload in progress with this id")
             if up.sha256 == "":
                 up = self._finalized(up, final_envelope, public_key)
             path = self._part(upload_id)
             size = await asyncio.to_thread(staging.staged_size, path)
             if up.received != up.size or size < up.size:
                 await self._discard(up)
-                raise ApiError(
-                    422,
+                raise Mismatch(
                     "size_mismatch",
                     f"received {up.received} bytes, the signed header says {up.size}",
                 )
@@ -508,8 +505,7 @@ class BackupService:
                 digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
             if digest != up.sha256:
                 await self._discard(up)
-                raise ApiError(
-                    422,
+                raise Mismatch(
                     "hash_mismatch",
                     "the SHA-256 of the received bytes differs from the signed header",
                 )
@@ -564,8 +560,7 @@ class BackupService:
                 await self._delete_quietly(okey)
                 await self._delete_quietly(ekey)
                 await self._discard_files(up)
-                raise ApiError(
-                    409,
+                raise Conflict(
                     "upload_superseded",
                     "a newer backup of this server was opened meanwhile; this upload was dropped",
                 ) from None
@@ -573,7 +568,7 @@ class BackupService:
             await asyncio.to_thread(staging.remove, path)
         self._locks.pop(upload_id, None)
         log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
-        return 201, {"backup_id": row.id, "seq": row.seq}
+        return {"backup_id": row.id, "seq": row.seq}
 
     async def _discard(self, up: Upload) -> None:
         await self.db.write(lambda c: catalog.delete_upload(c, up.id))
@@ -590,13 +585,12 @@ class BackupService:
             log.warning("could not delete %s (left for cleanup): %s", key, exc)
 
     @staticmethod
-    def _store_unavailable(exc: Exception) -> ApiError:
+    def _store_unavailable(exc: Exception) -> BackupRefused:
         log.error("backup object store unavailable: %s", exc)
-        return ApiError(
-            503,
+        return StorageUnavailable(
             "storage_unavailable",
             "the collector cannot reach its backup storage now; retry later",
-            headers={"Retry-After": "60"},
+            retry_after_s=60,
         )
 
     async def expire_uploads(self, now: float | None = None) -> int:
@@ -629,12 +623,11 @@ class BackupService:
         try:
             run = decode(body, BackupRun)
         except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_field", str(exc), field=error_field(exc)) from None
+            raise Invalid("invalid_field", str(exc), field=error_field(exc)) from None
         except msgspec.DecodeError as exc:
-            raise ApiError(400, "invalid_json", str(exc)) from None
+            raise Invalid("invalid_json", str(exc)) from None
         if run.outcome not in ("ok", "unchanged", "failed"):
-            raise ApiError(
-                400,
+            raise Invalid(
                 "invalid_field",
                 'outcome must be "ok", "unchanged" or "failed"',
                 field="outcome",
@@ -646,8 +639,7 @@ class BackupService:
                 lambda c: catalog.get_backup(c, server_id, run.backup_id or "")
             )
             if stored is None or (run.seq is not None and stored.seq != run.seq):
-                raise ApiError(
-                    422,
+                raise Mismatch(
                     "backup_unknown",
                     f"the run reports backup {run.backup_id[:64]!r} (seq {run.seq}) as stored, "
                     "but this collector holds no such backup of this server",
