@@ -496,8 +496,9 @@ def openapi_paths() -> dict[str, Any]:
     }
 
 
-def setup_routes(app: web.Application) -> None:
-    """Add the backup endpoints, the store's lifecycle and the settings provider."""
+def setup(app: web.Application) -> None:
+    """Add the backup endpoints, the store's lifecycle, the settings provider and the
+    OpenAPI paths (the registries are set up by the features before it)."""
     r = app.router
     r.add_post("/api/v1/agent/backups", begin_backup)
     r.add_put("/api/v1/agent/backups/uploads/{upload_id}", put_chunk)
@@ -510,7 +511,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/servers/{server_id}/backup-status", backup_status)
     r.add_get("/api/v1/servers/{server_id}/public-key", public_key)
     app.cleanup_ctx.append(_lifecycle)
-    if agent_settings.PROVIDERS in app:
-        app[agent_settings.PROVIDERS].append(settings_provider)
-    if openapi.EXTRA_PATHS in app:  # openapi.setup_routes ran first
-        app[openapi.EXTRA_PATHS].update(openapi_paths())
+    app[agent_settings.PROVIDERS].append(settings_provider)
+    app[openapi.EXTRA_PATHS].update(openapi_paths())

@@ -52,6 +52,7 @@ from collector.health.storage_health import writes_refused
 from collector.http.appkeys import DB
 from collector.http.auth import owned_server, partner_of
 from collector.http.errors import ApiError
+from collector.http.openapi import EXTRA_PATHS
 from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
@@ -658,7 +659,8 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def setup_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The contract, incident, report and SLA routes, the scheduler and the OpenAPI paths."""
     r = app.router
     r.add_get("/api/v1/contracts", list_contracts)
     r.add_post("/api/v1/contracts/import", import_contracts)
@@ -676,13 +678,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/sla/due", sla_due)
     r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
     app.cleanup_ctx.append(_scheduler)
-    from collector.http.openapi import EXTRA_PATHS
-
-    if EXTRA_PATHS in app:
-        app[EXTRA_PATHS].update(OPENAPI_PATHS)
-    try:
-        from collector.backups.entitlement import ENTITLEMENT_CHECK
-    except ImportError:  # pragma: no cover - the backups module is part of the collector
-        return
-    if ENTITLEMENT_CHECK not in app:
-        app[ENTITLEMENT_CHECK] = service.backup_entitlement
+    app[EXTRA_PATHS].update(OPENAPI_PATHS)

@@ -341,7 +341,9 @@ async def style_sheet(request: web.Request) -> web.Response:
     )
 
 
-def setup_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The pages' routes, and security headers on every response of the app."""
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/", fleet_page)
     app.router.add_get("/servers/{server_id}", server_page)
     app.router.add_get("/login", login_form)

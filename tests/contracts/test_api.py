@@ -106,7 +106,7 @@ def run_api(
         config.write_text(config_text)
     app = create_app(load_config(config, data))
     if not any(getattr(r, "canonical", "") == "/api/v1/contracts" for r in app.router.resources()):
-        routes.setup_routes(app)
+        routes.setup(app)
 
     async def main() -> None:
         server = TestServer(app, host="127.0.0.1", port=0)
