@@ -25,7 +25,6 @@ from collector.backups.objectstore import (
     open_object_store,
     parse_size,
 )
-from collector.backups.policy import parse_duration
 from collector.backups.service import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_SIZE,
@@ -37,6 +36,7 @@ from collector.backups.service import (
 )
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
+from collector.durations import parse_interval
 from collector.health import agent_settings
 from collector.health.storage_health import (
     check_failed,
@@ -83,7 +83,7 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         if value is None:
             return default
         try:
-            return float(parse_duration(str(value)))
+            return float(parse_interval(str(value)))
         except ValueError:
             raise ConfigError("[backup]", key, "a duration (e.g. 48h, 7d, 0)") from None
 

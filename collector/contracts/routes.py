@@ -22,6 +22,7 @@ import aiohttp
 import aiohttp.http_exceptions
 from aiohttp import web
 
+from collector import instants
 from collector.contracts import repository as repo
 from collector.contracts import service
 from collector.contracts.calendar import CalendarError
@@ -131,20 +132,15 @@ def _instant(value: Any, field: str) -> dt.datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise ApiError(400, "invalid_field", f"{field} must be an ISO 8601 time", field)
     try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field)
-    try:
-        utc = t.astimezone(dt.UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or not MIN_YEAR <= t.year:
+        return instants.within_years(instants.parse_instant(value))
+    except instants.NoOffset:
+        raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field) from None
+    except instants.OutOfRange:
         raise ApiError(
             400, "invalid_field", f"{field} must lie in the years {MIN_YEAR}-{MAX_YEAR}", field
-        )
-    return t
+        ) from None
+    except ValueError:
+        raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
 
 
 def _not_future(t: dt.datetime, field: str) -> dt.datetime:
