@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from collector.backups import catalog, errors, maintenance
-from collector.backups.entitlement import ENTITLEMENT_CHECK, backup_entitled
 from collector.backups.objectstore import (
     ObjectNotFound,
     ObjectStore,
@@ -37,6 +36,7 @@ from collector.backups.service import (
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
 from collector.durations import parse_interval
+from collector.entitlements import ENTITLEMENT_CHECK, backup_entitled
 from collector.health import agent_settings
 from collector.health.storage_health import (
     check_failed,

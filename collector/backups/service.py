@@ -32,7 +32,6 @@ import msgspec
 
 from collector.backups import catalog, staging
 from collector.backups.catalog import Backup, Upload
-from collector.backups.entitlement import EntitlementCheck, backup_entitled
 from collector.backups.errors import (
     BackupRefused,
     Conflict,
@@ -46,6 +45,7 @@ from collector.backups.errors import (
 )
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
+from collector.entitlements import EntitlementCheck, backup_entitled
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol.messages import decode, error_field

@@ -310,7 +310,7 @@ class EntitlementCache:
 
 async def backup_entitlement(db: Any, server_id: str) -> Any:
     """The backups module's ``ENTITLEMENT_CHECK`` hook, answered from contracts."""
-    from collector.backups.entitlement import Entitlement
+    from collector.entitlements import Entitlement
 
     ans = await db.read(lambda c: entitlement(c, server_id, "online_backup"))
     return Entitlement(ans.entitled, ans.reason)

@@ -20,7 +20,8 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from collector.health import cameras, entitlements, health_incidents
+from collector import entitlements
+from collector.health import cameras, health_incidents
 from collector.health.agent_settings import settings_for
 from collector.http.appkeys import DB, METRICS
 from collector.http.auth import agent_of, body_of

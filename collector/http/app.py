@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from collector import entitlements
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
-from collector.health import entitlements
 from collector.health import feature as health_feature
 from collector.health.fleet import FleetView, status_counts
 from collector.health.storage_health import (

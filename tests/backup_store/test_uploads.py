@@ -12,11 +12,11 @@ import msgspec
 import pytest
 
 from collector.backups import catalog
-from collector.backups.entitlement import Entitlement
 from collector.backups.errors import BackupRefused
 from collector.backups.handlers import api_error
 from collector.backups.objectstore import LocalObjectStore, ObjectStore
 from collector.backups.service import BackupLimits, BackupService
+from collector.entitlements import Entitlement
 from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 
