@@ -491,84 +491,101 @@ class BackupService:
             if up.sha256 == "":
                 up = self._finalized(up, final_envelope, public_key)
             path = self._part(upload_id)
-            size = await asyncio.to_thread(staging.staged_size, path)
-            if up.received != up.size or size < up.size:
-                await self._discard(up)
-                raise Mismatch(
-                    "size_mismatch",
-                    f"received {up.received} bytes, the signed header says {up.size}",
-                )
-            state = self._hash.get(upload_id)
-            if state is not None and state.offset == up.size:
-                digest = state.hasher.hexdigest()
-            else:
-                digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
-            if digest != up.sha256:
-                await self._discard(up)
-                raise Mismatch(
-                    "hash_mismatch",
-                    "the SHA-256 of the received bytes differs from the signed header",
-                )
-            okey = object_key(server_id, up.backup_id)
-            ekey = envelope_key(server_id, up.backup_id)
-            try:
-                await asyncio.to_thread(staging.truncate_to, path, up.size)
-                await self.store.put_file(okey, path)
-                await self.store.put_bytes(ekey, up.envelope.encode())
-            except (ObjectStoreError, OSError) as exc:
-                raise self._store_unavailable(exc) from None
-            header = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
-            now = time.time()
-            row = Backup(
-                id=up.backup_id,
-                server_id=server_id,
-                seq=up.seq,
-                kind="full",
-                created_at=header.created_at,
-                stored_at=now,
-                size=up.size,
-                sha256=up.sha256,
-                base_seq=header.base_seq,
-                content_digest=header.content_digest,
-                envelope=up.envelope,
-                object_key=okey,
-                envelope_key=ekey,
-                verified_at=now,
-                checked_at=now,
-                status="verified",
-                status_reason="",
-            )
-
-            def record(conn: Any) -> None:
-                if catalog.get_upload(conn, up.id) is None:
-                    raise _Superseded()
-                last = catalog.last_seq(conn, server_id)
-                if up.seq <= last:
-                    raise _Replay(last)
-                catalog.insert_backup(conn, row)
-                catalog.accept_seq(conn, server_id, up.seq, now)
-                catalog.delete_upload(conn, up.id)
-
-            try:
-                await self.db.write(record)
-            except _Replay as exc:
-                await self._delete_quietly(okey)
-                await self._delete_quietly(ekey)
-                await self._discard(up)
-                raise _replay_error(up.seq, exc.last) from None
-            except _Superseded:
-                await self._delete_quietly(okey)
-                await self._delete_quietly(ekey)
-                await self._discard_files(up)
-                raise Conflict(
-                    "upload_superseded",
-                    "a newer backup of this server was opened meanwhile; this upload was dropped",
-                ) from None
+            await self._check_staged(up, path)
+            row = await self._store_objects(up, path)
+            await self._record_stored(up, row)
             self._hash.pop(upload_id, None)
             await asyncio.to_thread(staging.remove, path)
         self._locks.pop(upload_id, None)
         log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
         return {"backup_id": row.id, "seq": row.seq}
+
+    async def _check_staged(self, up: Upload, path: Path) -> None:
+        """Step 1 of ``complete``: size and SHA-256 of the staged bytes against the signed
+        header; on a mismatch the upload is discarded."""
+        size = await asyncio.to_thread(staging.staged_size, path)
+        if up.received != up.size or size < up.size:
+            await self._discard(up)
+            raise Mismatch(
+                "size_mismatch",
+                f"received {up.received} bytes, the signed header says {up.size}",
+            )
+        state = self._hash.get(up.id)
+        if state is not None and state.offset == up.size:
+            digest = state.hasher.hexdigest()
+        else:
+            digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
+        if digest != up.sha256:
+            await self._discard(up)
+            raise Mismatch(
+                "hash_mismatch",
+                "the SHA-256 of the received bytes differs from the signed header",
+            )
+
+    async def _store_objects(self, up: Upload, path: Path) -> Backup:
+        """Step 2 of ``complete``: the age object, then its envelope, to the object store;
+        returns the catalog row to record."""
+        okey = object_key(up.server_id, up.backup_id)
+        ekey = envelope_key(up.server_id, up.backup_id)
+        try:
+            await asyncio.to_thread(staging.truncate_to, path, up.size)
+            await self.store.put_file(okey, path)
+            await self.store.put_bytes(ekey, up.envelope.encode())
+        except (ObjectStoreError, OSError) as exc:
+            raise self._store_unavailable(exc) from None
+        header = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
+        now = time.time()
+        return Backup(
+            id=up.backup_id,
+            server_id=up.server_id,
+            seq=up.seq,
+            kind="full",
+            created_at=header.created_at,
+            stored_at=now,
+            size=up.size,
+            sha256=up.sha256,
+            base_seq=header.base_seq,
+            content_digest=header.content_digest,
+            envelope=up.envelope,
+            object_key=okey,
+            envelope_key=ekey,
+            verified_at=now,
+            checked_at=now,
+            status="verified",
+            status_reason="",
+        )
+
+    async def _record_stored(self, up: Upload, row: Backup) -> None:
+        """Step 3 of ``complete``: one database write (sequence re-checked, backup row in,
+        last sequence raised, upload row out); on a refusal the stored objects go."""
+        assert row.object_key is not None and row.envelope_key is not None
+        okey, ekey = row.object_key, row.envelope_key
+
+        def record(conn: Any) -> None:
+            if catalog.get_upload(conn, up.id) is None:
+                raise _Superseded()
+            last = catalog.last_seq(conn, up.server_id)
+            if up.seq <= last:
+                raise _Replay(last)
+            catalog.insert_backup(conn, row)
+            catalog.accept_seq(conn, up.server_id, up.seq, row.stored_at)
+            catalog.delete_upload(conn, up.id)
+
+        try:
+            await self.db.write(record)
+        except _Replay as exc:
+            await self._delete_quietly(okey)
+            await self._delete_quietly(ekey)
+            await self._discard(up)
+            raise _replay_error(up.seq, exc.last) from None
+        except _Superseded:
+            await self._delete_quietly(okey)
+            await self._delete_quietly(ekey)
+            await self._discard_files(up)
+            raise Conflict(
+                "upload_superseded",
+                "a newer backup of this server was opened meanwhile; this upload was dropped",
+            ) from None
 
     async def _discard(self, up: Upload) -> None:
         await self.db.write(lambda c: catalog.delete_upload(c, up.id))
