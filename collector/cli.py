@@ -226,6 +226,8 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
+    # the command line's reference; split up, the shape of the CLI would be scattered.
     parser = argparse.ArgumentParser(prog="vigil-collector", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = common()

@@ -326,6 +326,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``recovery-key add|remove|list`` and ``backup policy|prune|check``."""
+    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
+    # the command line's reference; split up, the shape of the CLI would be scattered.
     c = common()
     rk = subparsers.add_parser(
         "recovery-key", help="partners' backup recipients (public age keys only)"

@@ -78,6 +78,8 @@ def _event_time(text: str | None) -> dt.datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
+    # the command line's reference; split up, the shape of the CLI would be scattered.
     c = common()
 
     contracts = sub.add_parser("contracts", help="maintenance contracts").add_subparsers(
