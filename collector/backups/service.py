@@ -181,9 +181,7 @@ class BackupService:
             raise Invalid("envelope_invalid", str(exc), field="signature") from None
         ent = await self.entitlement(self.db, server_id)
         if not ent.entitled:
-            raise NotEntitled(
-                "backup_not_entitled", ent.reason or "online backup is not available"
-            )
+            raise NotEntitled("backup_not_entitled", ent.reason or "online backup is not available")
         last = await self.db.read(lambda c: catalog.last_seq(c, server_id))
         if header.seq <= last:
             raise _replay_error(header.seq, last)
