@@ -38,16 +38,6 @@ class Covering:
         return self.status in (Coverage.ACTIVE, Coverage.GRACE)
 
 
-def server_licence(conn: Any, server_id: str) -> tuple[str | None, str] | None:
-    """``(licence id, partner name)`` of an enrolled server, or None if it is unknown."""
-    r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
-    ).fetchone()
-    return None if r is None else (r[0], r[1])
-
-
 def covering_contract(conn: Any, partner: str, licence: str, now: float) -> Covering | None:
     """The contract of ``partner`` that counts for ``licence`` at ``now``, or None when
     none of the partner's current contracts covers the licence."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from collector.contracts import repository as repo
 from collector.contracts.checks import Finding, SupportCase, evaluate
-from collector.contracts.covering import covering_contract, server_licence
+from collector.contracts.covering import covering_contract
 from collector.contracts.incidents import Incident, open_incident, priority_for
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
@@ -244,7 +244,7 @@ def entitlement(
     or grace) by a contract whose plan includes ``what``.
     """
     now = time.time() if now is None else now
-    found = server_licence(conn, server_id)
+    found = repo.server_licence(conn, server_id)
     if found is None:
         return EntitlementAnswer(False, "server is not enrolled")
     licence, partner = found
@@ -314,7 +314,7 @@ def open_incident_for_finding(
     partner's priority for ``kind``, unless one for this server and kind is still open.
     Call inside ``Database.write``. Returns the new incident's id, or None."""
     now = time.time() if now is None else now
-    found = server_licence(conn, server_id)
+    found = repo.server_licence(conn, server_id)
     if found is None or not found[0]:
         return None
     licence, partner = found
@@ -408,7 +408,7 @@ def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) 
     or None (no covering contract, or a plan without online backup). For the backups
     module: retention must keep at least this, and the schedule run at least this often."""
     now = time.time() if now is None else now
-    found = server_licence(conn, server_id)
+    found = repo.server_licence(conn, server_id)
     if found is None or not found[0]:
         return None
     covering = covering_contract(conn, found[1], found[0], now)
