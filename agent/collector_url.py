@@ -62,7 +62,5 @@ def explain_connection_error(url: str, exc: BaseException) -> str | None:
         exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError)
     ):
         secure = url.replace("http://", "https://", 1)
-        return (
-            f"{parts.netloc} did not answer plain HTTP ({exc}); if it serves TLS use {secure}"
-        )
+        return f"{parts.netloc} did not answer plain HTTP ({exc}); if it serves TLS use {secure}"
     return None

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp.test_utils import TestClient, TestServer
 
 from collector import secrets_store
-from collector.app import create_app
 from collector.config import load_config
+from collector.http.app import create_app
 
 
 def fill(conn, n: int) -> str:

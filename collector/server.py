@@ -14,10 +14,10 @@ import signal
 
 from aiohttp import web
 
-from collector.app import create_app
 from collector.config import CollectorConfig
+from collector.health.storage_health import StorageStartError
+from collector.http.app import create_app
 from collector.private_files import keep_files_private, private_dir
-from collector.storage_health import StorageStartError
 from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector")

@@ -6,6 +6,7 @@ See ``docs/backup-storage.md`` for the protocol.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,11 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector import agent_settings, openapi
-from collector.appkeys import CONFIG, DB
-from collector.auth import agent_of, body_of, owned_server
-from collector.backups import catalog, maintenance
-from collector.backups.entitlement import ENTITLEMENT_CHECK, backup_entitled
+from collector.backups import catalog, errors, maintenance
 from collector.backups.objectstore import (
     ObjectNotFound,
     ObjectStore,
@@ -27,7 +24,6 @@ from collector.backups.objectstore import (
     open_object_store,
     parse_size,
 )
-from collector.backups.policy import parse_duration
 from collector.backups.service import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_SIZE,
@@ -39,13 +35,19 @@ from collector.backups.service import (
 )
 from collector.backups.settings import agent_backup_settings
 from collector.config import ConfigError
-from collector.errors import ApiError
-from collector.storage_health import (
+from collector.durations import parse_interval
+from collector.entitlements import ENTITLEMENT_CHECK, backup_entitled
+from collector.health import agent_settings
+from collector.health.storage_health import (
     check_failed,
     register_probe,
     set_upload_reserve,
     writes_refused,
 )
+from collector.http import openapi
+from collector.http.appkeys import CONFIG, DB
+from collector.http.auth import Handler, agent_of, body_of, owned_server
+from collector.http.errors import ApiError
 from collector.supervision import TASKS
 from protocol import routes
 from protocol.backup_messages import ChunkAccepted, RunRecorded, reply_body
@@ -83,7 +85,7 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         if value is None:
             return default
         try:
-            return float(parse_duration(str(value)))
+            return float(parse_interval(str(value)))
         except ValueError:
             raise ConfigError("[backup]", key, "a duration (e.g. 48h, 7d, 0)") from None
 
@@ -127,6 +129,39 @@ def _service(request: web.Request) -> BackupService:
     return request.app[BACKUPS]
 
 
+_HTTP_STATUS: dict[type[errors.BackupRefused], int] = {
+    errors.Invalid: 400,
+    errors.NotEntitled: 403,
+    errors.UploadNotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.Mismatch: 422,
+    errors.StorageUnavailable: 503,
+    errors.StagingFull: 507,
+}
+
+
+def api_error(exc: errors.BackupRefused) -> ApiError:
+    """The HTTP answer to a refusal of the backup service: the one place they are mapped."""
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return ApiError(
+        _HTTP_STATUS[type(exc)], exc.code, exc.message, exc.field, headers, exc.extra or None
+    )
+
+
+def _answers_refusals(handler: Handler) -> Handler:
+    """Wrap an endpoint that calls the service: its refusals become HTTP errors."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.BackupRefused as exc:
+            raise api_error(exc) from None
+
+    return wrapped
+
+
 def _json(status: int, body: dict) -> web.Response:
     return web.json_response(body, status=status)
 
@@ -134,13 +169,14 @@ def _json(status: int, body: dict) -> web.Response:
 # --- agent endpoints ----------------------------------------------------------------------
 
 
+@_answers_refusals
 async def begin_backup(request: web.Request) -> web.Response:
     agent = agent_of(request)
     body = await body_of(request)
     if len(body) > MAX_ENVELOPE_BYTES:
         raise ApiError(413, "too_large", f"envelope above {MAX_ENVELOPE_BYTES} bytes")
-    status, out = await _service(request).begin(agent.server_id, agent.public_key, body)
-    return _json(status, out)
+    created, out = await _service(request).begin(agent.server_id, agent.public_key, body)
+    return _json(201 if created else 200, out)
 
 
 def _offset(request: web.Request) -> int:
@@ -154,6 +190,7 @@ def _offset(request: web.Request) -> int:
     return value
 
 
+@_answers_refusals
 async def put_chunk(request: web.Request) -> web.Response:
     agent = agent_of(request)
     offset = _offset(request)
@@ -164,23 +201,26 @@ async def put_chunk(request: web.Request) -> web.Response:
     return _json(200, reply_body(ChunkAccepted(offset=new)))
 
 
+@_answers_refusals
 async def upload_state(request: web.Request) -> web.Response:
     agent = agent_of(request)
     state = await _service(request).upload_state(agent.server_id, request.match_info["upload_id"])
     return _json(200, state)
 
 
+@_answers_refusals
 async def complete_upload(request: web.Request) -> web.Response:
     agent = agent_of(request)
     body = await body_of(request)
     if len(body) > MAX_ENVELOPE_BYTES:
         raise ApiError(413, "too_large", f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes")
-    status, out = await _service(request).complete(
+    out = await _service(request).complete(
         agent.server_id, request.match_info["upload_id"], body, agent.public_key
     )
-    return _json(status, out)
+    return _json(201, out)
 
 
+@_answers_refusals
 async def record_run(request: web.Request) -> web.Response:
     agent = agent_of(request)
     body = await body_of(request)
@@ -458,8 +498,9 @@ def openapi_paths() -> dict[str, Any]:
     }
 
 
-def setup_routes(app: web.Application) -> None:
-    """Add the backup endpoints, the store's lifecycle and the settings provider."""
+def setup(app: web.Application) -> None:
+    """Add the backup endpoints, the store's lifecycle, the settings provider and the
+    OpenAPI paths (the registries are set up by the features before it)."""
     r = app.router
     r.add_post(routes.BACKUPS, begin_backup)
     r.add_put(routes.BACKUP_UPLOAD, put_chunk)
@@ -472,7 +513,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(routes.SERVER_BACKUP_STATUS, backup_status)
     r.add_get(routes.SERVER_PUBLIC_KEY, public_key)
     app.cleanup_ctx.append(_lifecycle)
-    if agent_settings.PROVIDERS in app:
-        app[agent_settings.PROVIDERS].append(settings_provider)
-    if openapi.EXTRA_PATHS in app:  # openapi.setup_routes ran first
-        app[openapi.EXTRA_PATHS].update(openapi_paths())
+    app[agent_settings.PROVIDERS].append(settings_provider)
+    app[openapi.EXTRA_PATHS].update(openapi_paths())

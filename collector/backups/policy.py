@@ -7,30 +7,11 @@ the SQL is in :mod:`collector.backups.catalog`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields, replace
 
 from collector.backups.retention import RetentionPolicy
 
-_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNIT_S = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> int:
-    """``"24h"``, ``"1d12h"``, ``"90m"``, ``"3600"``, ``"0"`` -> seconds."""
-    t = text.strip().lower()
-    if t.isdigit():
-        return int(t)
-    pos = 0
-    total = 0
-    for m in _DURATION.finditer(t):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNIT_S[m.group(2).lower()]
-        pos = m.end()
-    if pos != len(t) or not t:
-        raise ValueError(f"invalid duration {text!r} (examples: 24h, 1d12h, 90m, 0)")
-    return total
 
 
 def format_duration(seconds: int) -> str:

@@ -32,10 +32,20 @@ import msgspec
 
 from collector.backups import catalog, staging
 from collector.backups.catalog import Backup, Upload
-from collector.backups.entitlement import EntitlementCheck, backup_entitled
+from collector.backups.errors import (
+    BackupRefused,
+    Conflict,
+    Invalid,
+    Mismatch,
+    NotEntitled,
+    StagingFull,
+    StorageUnavailable,
+    TooLarge,
+    UploadNotFound,
+)
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
-from collector.errors import ApiError
+from collector.entitlements import EntitlementCheck, backup_entitled
 from protocol import backup_envelope as be
 from protocol.backup_messages import (
     RUN_OUTCOMES,
@@ -94,9 +104,8 @@ class _BaseDiffers(Exception):
     pass
 
 
-def _replay_error(seq: int, last: int) -> ApiError:
-    return ApiError(
-        409,
+def _replay_error(seq: int, last: int) -> BackupRefused:
+    return Conflict(
         "sequence_replay",
         f"backup sequence {seq} is not newer than the last accepted ({last}): "
         "a replayed or rolled-back backup is refused",
@@ -112,7 +121,8 @@ class _HashState:
 
 
 class BackupService:
-    """Everything the backup endpoints do, independent of HTTP routing."""
+    """Everything the backup endpoints do, independent of HTTP: refusals are the domain
+    errors of :mod:`collector.backups.errors`, which the handlers turn into answers."""
 
     def __init__(
         self,
@@ -142,15 +152,16 @@ class BackupService:
 
     # -- POST /api/v1/agent/backups --------------------------------------------------------
 
-    async def begin(self, server_id: str, public_key: bytes, body: bytes) -> tuple[int, dict]:
-        """Check an envelope; open (or resume) an upload, or record an unchanged run."""
+    async def begin(self, server_id: str, public_key: bytes, body: bytes) -> tuple[bool, dict]:
+        """Check an envelope; open (or resume) an upload, or record an unchanged run.
+
+        Returns whether something was created (False: an upload in progress resumed)."""
         try:
             env = be.decode(body)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc)) from None
+            raise Invalid("envelope_invalid", str(exc)) from None
         if env.header.server_id != server_id:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the envelope names another server than the one uploading it",
                 field="header.server_id",
@@ -158,12 +169,10 @@ class BackupService:
         try:
             header = be.verify(env, public_key)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+            raise Invalid("envelope_invalid", str(exc), field="signature") from None
         ent = await self.entitlement(self.db, server_id)
         if not ent.entitled:
-            raise ApiError(
-                403, "backup_not_entitled", ent.reason or "online backup is not available"
-            )
+            raise NotEntitled("backup_not_entitled", ent.reason or "online backup is not available")
         last = await self.db.read(lambda c: catalog.last_seq(c, server_id))
         if header.seq <= last:
             raise _replay_error(header.seq, last)
@@ -173,19 +182,17 @@ class BackupService:
 
     async def _open_upload(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
-    ) -> tuple[int, dict]:
+    ) -> tuple[bool, dict]:
         streaming = header.ciphertext_sha256 is None and header.ciphertext_size is None
         if not streaming and (header.ciphertext_sha256 is None or header.ciphertext_size is None):
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
                 "or neither (a streamed upload: the final envelope comes with 'complete')",
                 field="header.ciphertext_sha256",
             )
         if not streaming and header.ciphertext_size > self.limits.max_size:
-            raise ApiError(
-                413,
+            raise TooLarge(
                 "too_large",
                 f"backup of {header.ciphertext_size} bytes is above this collector's limit of "
                 f"{self.limits.max_size} bytes",
@@ -239,14 +246,13 @@ class BackupService:
         body = reply_body(
             UploadOpened(upload_id=up.id, offset=up.received, chunk_size=self.limits.chunk_size)
         )
-        return (200 if resumed else 201), body
+        return not resumed, body
 
     async def _unchanged(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
-    ) -> tuple[int, dict]:
+    ) -> tuple[bool, dict]:
         if header.base_seq is None or header.base_seq >= header.seq:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "an unchanged record must name an earlier backup (base_seq < seq)",
                 field="header.base_seq",
@@ -298,8 +304,7 @@ class BackupService:
             raise _replay_error(header.seq, exc.last) from None
         except _BaseMissing:
             await self._delete_quietly(ekey)
-            raise ApiError(
-                409,
+            raise Conflict(
                 "base_missing",
                 f"backup {header.base_seq} of this server is not a stored, verified full "
                 "backup; send a full backup",
@@ -307,20 +312,19 @@ class BackupService:
             ) from None
         except _BaseDiffers:
             await self._delete_quietly(ekey)
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 f"content_digest differs from backup {header.base_seq}'s: not unchanged",
                 field="header.content_digest",
             ) from None
-        return 201, reply_body(UnchangedStored(backup_id=backup_id, seq=header.seq))
+        return True, reply_body(UnchangedStored(backup_id=backup_id, seq=header.seq))
 
     # -- uploads ---------------------------------------------------------------------------
 
     async def _get_upload(self, server_id: str, upload_id: str) -> Upload:
         up = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
         if up is None or up.server_id != server_id:
-            raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+            raise UploadNotFound("upload_not_found", "no upload in progress with this id")
         return up
 
     async def upload_state(self, server_id: str, upload_id: str) -> dict:
@@ -332,8 +336,7 @@ class BackupService:
         """The streamed upload ``up`` with the size, hash and envelope of its final header,
         which must verify and match the provisional header on everything else."""
         if not final_envelope or public_key is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "a streamed upload is completed with its final signed envelope in the body",
             )
@@ -341,25 +344,23 @@ class BackupService:
             env = be.decode(final_envelope)
             header = be.verify(env, public_key)
         except be.EnvelopeError as exc:
-            raise ApiError(400, "envelope_invalid", str(exc), field="signature") from None
+            raise Invalid("envelope_invalid", str(exc), field="signature") from None
         provisional = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
         same = ("kind", "server_id", "seq", "created_at", "recipients")
         if any(getattr(header, f) != getattr(provisional, f) for f in same):
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the final envelope differs from the one that opened the upload "
                 "(server, sequence, time, kind or recipients)",
             )
         if header.ciphertext_sha256 is None or header.ciphertext_size is None:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "envelope_invalid",
                 "the final envelope must carry ciphertext_sha256 and ciphertext_size",
                 field="header.ciphertext_sha256",
             )
         if header.ciphertext_size > self.limits.max_size:
-            raise ApiError(413, "too_large", "backup above this collector's limit")
+            raise TooLarge("too_large", "backup above this collector's limit")
         return dataclasses.replace(
             up,
             size=header.ciphertext_size,
@@ -389,24 +390,21 @@ class BackupService:
     async def put_chunk(self, server_id: str, upload_id: str, offset: int, data: bytes) -> int:
         """Append one chunk at ``offset``; return the new acknowledged offset."""
         if len(data) > self.limits.chunk_size:
-            raise ApiError(
-                413,
+            raise TooLarge(
                 "too_large",
                 f"chunk of {len(data)} bytes is above the chunk size {self.limits.chunk_size}",
             )
         async with self._lock(upload_id):
             up = await self._reconciled(await self._get_upload(server_id, upload_id))
             if offset != up.received:
-                raise ApiError(
-                    409,
+                raise Conflict(
                     "offset_mismatch",
                     f"upload is at offset {up.received}, not {offset}",
                     field="offset",
                     extra={"offset": up.received},
                 )
             if offset + len(data) > up.size:
-                raise ApiError(
-                    413,
+                raise TooLarge(
                     "too_large",
                     f"chunk goes past the signed size ({offset + len(data)} > {up.size} bytes)",
                 )
@@ -421,12 +419,11 @@ class BackupService:
                     staged,
                     self.limits.staging_quota,
                 )
-                raise ApiError(
-                    507,
+                raise StagingFull(
                     "staging_quota_exceeded",
                     f"half-finished uploads on this collector already hold {staged} bytes "
                     f"(quota {self.limits.staging_quota}); retry later",
-                    headers={"Retry-After": "3600"},
+                    retry_after_s=3600,
                 )
             path = self._part(upload_id)
             new_offset = offset + len(data)
@@ -445,8 +442,8 @@ class BackupService:
                 await asyncio.gather(*jobs)
             except (OSError, ValueError) as exc:
                 log.error("cannot stage upload %s: %s", upload_id, exc)
-                raise ApiError(
-                    503, "storage_unavailable", "the collector cannot store the chunk now"
+                raise StorageUnavailable(
+                    "storage_unavailable", "the collector cannot store the chunk now"
                 ) from None
             moved = await self.db.write(
                 lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
@@ -454,8 +451,7 @@ class BackupService:
             if not moved:
                 current = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
                 now_at = current.received if current is not None else 0
-                raise ApiError(
-                    409,
+                raise Conflict(
                     "offset_mismatch",
                     f"upload moved to offset {now_at} meanwhile",
                     field="offset",
@@ -472,7 +468,7 @@ class BackupService:
         upload_id: str,
         final_envelope: bytes = b"",
         public_key: bytes | None = None,
-    ) -> tuple[int, dict]:
+    ) -> dict:
         """Verify and store an upload. A streamed upload (opened with a header without
         hash and size) needs ``final_envelope``: the same header, now with the
         ciphertext's SHA-256 and size, signed again by the agent (``public_key``)."""
@@ -481,92 +477,106 @@ class BackupService:
             if up is None or up.server_id != server_id:
                 done = await self.db.read(lambda c: catalog.get_backup(c, server_id, upload_id))
                 if done is not None:  # a retried complete whose answer was lost
-                    return 201, reply_body(BackupStored(backup_id=done.id, seq=done.seq))
-                raise ApiError(404, "upload_not_found", "no upload in progress with this id")
+                    return reply_body(BackupStored(backup_id=done.id, seq=done.seq))
+                raise UploadNotFound("upload_not_found", "no upload in progress with this id")
             if up.sha256 == "":
                 up = self._finalized(up, final_envelope, public_key)
             path = self._part(upload_id)
-            size = await asyncio.to_thread(staging.staged_size, path)
-            if up.received != up.size or size < up.size:
-                await self._discard(up)
-                raise ApiError(
-                    422,
-                    "size_mismatch",
-                    f"received {up.received} bytes, the signed header says {up.size}",
-                )
-            state = self._hash.get(upload_id)
-            if state is not None and state.offset == up.size:
-                digest = state.hasher.hexdigest()
-            else:
-                digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
-            if digest != up.sha256:
-                await self._discard(up)
-                raise ApiError(
-                    422,
-                    "hash_mismatch",
-                    "the SHA-256 of the received bytes differs from the signed header",
-                )
-            okey = object_key(server_id, up.backup_id)
-            ekey = envelope_key(server_id, up.backup_id)
-            try:
-                await asyncio.to_thread(staging.truncate_to, path, up.size)
-                await self.store.put_file(okey, path)
-                await self.store.put_bytes(ekey, up.envelope.encode())
-            except (ObjectStoreError, OSError) as exc:
-                raise self._store_unavailable(exc) from None
-            header = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
-            now = time.time()
-            row = Backup(
-                id=up.backup_id,
-                server_id=server_id,
-                seq=up.seq,
-                kind="full",
-                created_at=header.created_at,
-                stored_at=now,
-                size=up.size,
-                sha256=up.sha256,
-                base_seq=header.base_seq,
-                content_digest=header.content_digest,
-                envelope=up.envelope,
-                object_key=okey,
-                envelope_key=ekey,
-                verified_at=now,
-                checked_at=now,
-                status="verified",
-                status_reason="",
-            )
-
-            def record(conn: Any) -> None:
-                if catalog.get_upload(conn, up.id) is None:
-                    raise _Superseded()
-                last = catalog.last_seq(conn, server_id)
-                if up.seq <= last:
-                    raise _Replay(last)
-                catalog.insert_backup(conn, row)
-                catalog.accept_seq(conn, server_id, up.seq, now)
-                catalog.delete_upload(conn, up.id)
-
-            try:
-                await self.db.write(record)
-            except _Replay as exc:
-                await self._delete_quietly(okey)
-                await self._delete_quietly(ekey)
-                await self._discard(up)
-                raise _replay_error(up.seq, exc.last) from None
-            except _Superseded:
-                await self._delete_quietly(okey)
-                await self._delete_quietly(ekey)
-                await self._discard_files(up)
-                raise ApiError(
-                    409,
-                    "upload_superseded",
-                    "a newer backup of this server was opened meanwhile; this upload was dropped",
-                ) from None
+            await self._check_staged(up, path)
+            row = await self._store_objects(up, path)
+            await self._record_stored(up, row)
             self._hash.pop(upload_id, None)
             await asyncio.to_thread(staging.remove, path)
         self._locks.pop(upload_id, None)
         log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
-        return 201, reply_body(BackupStored(backup_id=row.id, seq=row.seq))
+        return reply_body(BackupStored(backup_id=row.id, seq=row.seq))
+
+    async def _check_staged(self, up: Upload, path: Path) -> None:
+        """Step 1 of ``complete``: size and SHA-256 of the staged bytes against the signed
+        header; on a mismatch the upload is discarded."""
+        size = await asyncio.to_thread(staging.staged_size, path)
+        if up.received != up.size or size < up.size:
+            await self._discard(up)
+            raise Mismatch(
+                "size_mismatch",
+                f"received {up.received} bytes, the signed header says {up.size}",
+            )
+        state = self._hash.get(up.id)
+        if state is not None and state.offset == up.size:
+            digest = state.hasher.hexdigest()
+        else:
+            digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
+        if digest != up.sha256:
+            await self._discard(up)
+            raise Mismatch(
+                "hash_mismatch",
+                "the SHA-256 of the received bytes differs from the signed header",
+            )
+
+    async def _store_objects(self, up: Upload, path: Path) -> Backup:
+        """Step 2 of ``complete``: the age object, then its envelope, to the object store;
+        returns the catalog row to record."""
+        okey = object_key(up.server_id, up.backup_id)
+        ekey = envelope_key(up.server_id, up.backup_id)
+        try:
+            await asyncio.to_thread(staging.truncate_to, path, up.size)
+            await self.store.put_file(okey, path)
+            await self.store.put_bytes(ekey, up.envelope.encode())
+        except (ObjectStoreError, OSError) as exc:
+            raise self._store_unavailable(exc) from None
+        header = msgspec.json.decode(up.header.encode(), type=be.BackupHeader)
+        now = time.time()
+        return Backup(
+            id=up.backup_id,
+            server_id=up.server_id,
+            seq=up.seq,
+            kind="full",
+            created_at=header.created_at,
+            stored_at=now,
+            size=up.size,
+            sha256=up.sha256,
+            base_seq=header.base_seq,
+            content_digest=header.content_digest,
+            envelope=up.envelope,
+            object_key=okey,
+            envelope_key=ekey,
+            verified_at=now,
+            checked_at=now,
+            status="verified",
+            status_reason="",
+        )
+
+    async def _record_stored(self, up: Upload, row: Backup) -> None:
+        """Step 3 of ``complete``: one database write (sequence re-checked, backup row in,
+        last sequence raised, upload row out); on a refusal the stored objects go."""
+        assert row.object_key is not None and row.envelope_key is not None
+        okey, ekey = row.object_key, row.envelope_key
+
+        def record(conn: Any) -> None:
+            if catalog.get_upload(conn, up.id) is None:
+                raise _Superseded()
+            last = catalog.last_seq(conn, up.server_id)
+            if up.seq <= last:
+                raise _Replay(last)
+            catalog.insert_backup(conn, row)
+            catalog.accept_seq(conn, up.server_id, up.seq, row.stored_at)
+            catalog.delete_upload(conn, up.id)
+
+        try:
+            await self.db.write(record)
+        except _Replay as exc:
+            await self._delete_quietly(okey)
+            await self._delete_quietly(ekey)
+            await self._discard(up)
+            raise _replay_error(up.seq, exc.last) from None
+        except _Superseded:
+            await self._delete_quietly(okey)
+            await self._delete_quietly(ekey)
+            await self._discard_files(up)
+            raise Conflict(
+                "upload_superseded",
+                "a newer backup of this server was opened meanwhile; this upload was dropped",
+            ) from None
 
     async def _discard(self, up: Upload) -> None:
         await self.db.write(lambda c: catalog.delete_upload(c, up.id))
@@ -583,13 +593,12 @@ class BackupService:
             log.warning("could not delete %s (left for cleanup): %s", key, exc)
 
     @staticmethod
-    def _store_unavailable(exc: Exception) -> ApiError:
+    def _store_unavailable(exc: Exception) -> BackupRefused:
         log.error("backup object store unavailable: %s", exc)
-        return ApiError(
-            503,
+        return StorageUnavailable(
             "storage_unavailable",
             "the collector cannot reach its backup storage now; retry later",
-            headers={"Retry-After": "60"},
+            retry_after_s=60,
         )
 
     async def expire_uploads(self, now: float | None = None) -> int:
@@ -622,12 +631,11 @@ class BackupService:
         try:
             run = decode(body, BackupRun)
         except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_field", str(exc), field=error_field(exc)) from None
+            raise Invalid("invalid_field", str(exc), field=error_field(exc)) from None
         except msgspec.DecodeError as exc:
-            raise ApiError(400, "invalid_json", str(exc)) from None
+            raise Invalid("invalid_json", str(exc)) from None
         if run.outcome not in RUN_OUTCOMES:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "invalid_field",
                 'outcome must be "ok", "unchanged" or "failed"',
                 field="outcome",
@@ -639,8 +647,7 @@ class BackupService:
                 lambda c: catalog.get_backup(c, server_id, run.backup_id or "")
             )
             if stored is None or (run.seq is not None and stored.seq != run.seq):
-                raise ApiError(
-                    422,
+                raise Mismatch(
                     "backup_unknown",
                     f"the run reports backup {run.backup_id[:64]!r} (seq {run.seq}) as stored, "
                     "but this collector holds no such backup of this server",

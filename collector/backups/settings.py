@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.backups import catalog
-from collector.backups.entitlement import decide_entitlement
+from collector.entitlements import decide_entitlement
 
 
 def backup_settings_for(conn: Any, server_id: str) -> dict[str, Any]:

@@ -198,6 +198,23 @@ def check_server(
     return findings
 
 
+_NOT_ACTIVE = {
+    Coverage.PENDING: ("coverage_pending", Severity.INFO, "the contract's term has not started"),
+    Coverage.GRACE: (
+        "coverage_grace",
+        Severity.WARNING,
+        "the contract has ended; the grace period is running",
+    ),
+    Coverage.EXPIRED: ("coverage_expired", Severity.HIGH, "the contract has expired"),
+    Coverage.CANCELLED: (
+        "coverage_cancelled",
+        Severity.WARNING,
+        "the contract was cancelled and has ended",
+    ),
+}
+"""Coverage other than active: one finding each (kind, severity, words)."""
+
+
 def _coverage(
     server: ServerFacts,
     contract: Contract,
@@ -207,7 +224,6 @@ def _coverage(
     today: dt.date,
     settings: CheckSettings,
 ) -> list[Finding]:
-    sid = server.server_id
     if status is Coverage.ACTIVE:
         # Fast path (most servers): nothing to say until a threshold is near.
         horizon = max(settings.expiry_warnings_days)
@@ -218,99 +234,93 @@ def _coverage(
     base = {"coverage": status.value, "day": today.isoformat()}
     if term.end is not None:
         base["last_covered_day"] = (term.end - dt.timedelta(days=1)).isoformat()
-    clause = _clause(plan, "term")
-    if status is Coverage.PENDING:
-        return [
-            Finding(
-                "coverage_pending",
-                Severity.INFO,
-                sid,
-                contract.id,
-                clause,
-                "the contract's term has not started",
-                base,
-            )
-        ]
+    if status is not Coverage.ACTIVE:
+        return [_not_active(server, contract, plan, term, status, base)]
+    found = (
+        _expiry_warning(server, contract, plan, term, today, settings, base)
+        if term.end is not None
+        else _cancel_deadline(server, contract, plan, term, today, settings, base)
+    )
+    return [] if found is None else [found]
+
+
+def _not_active(
+    server: ServerFacts,
+    contract: Contract,
+    plan: Plan,
+    term: Term,
+    status: Coverage,
+    base: dict[str, str],
+) -> Finding:
+    kind, severity, words = _NOT_ACTIVE[status]
+    evidence = base
     if status is Coverage.GRACE:
         assert term.grace_until is not None
-        ev = {**base, "grace_until": (term.grace_until - dt.timedelta(days=1)).isoformat()}
-        return [
-            Finding(
-                "coverage_grace",
-                Severity.WARNING,
-                sid,
-                contract.id,
-                clause,
-                "the contract has ended; the grace period is running",
-                ev,
-            )
-        ]
-    if status is Coverage.EXPIRED:
-        return [
-            Finding(
-                "coverage_expired",
-                Severity.HIGH,
-                sid,
-                contract.id,
-                clause,
-                "the contract has expired",
-                base,
-            )
-        ]
-    if status is Coverage.CANCELLED:
-        return [
-            Finding(
-                "coverage_cancelled",
-                Severity.WARNING,
-                sid,
-                contract.id,
-                clause,
-                "the contract was cancelled and has ended",
-                base,
-            )
-        ]
-    out: list[Finding] = []
-    if term.end is not None:
-        days_left = (term.end - today).days  # 1 = today is the last covered day
-        thresholds = sorted(settings.expiry_warnings_days)
-        hit = next((d for d in thresholds if days_left <= d), None)
-        if hit is not None:
-            sev = Severity.HIGH if hit <= 7 else Severity.WARNING if hit <= 30 else Severity.INFO
-            out.append(
-                Finding(
-                    f"expiring_{hit}d",
-                    sev,
-                    sid,
-                    contract.id,
-                    clause,
-                    f"the contract ends within {hit} days",
-                    {**base, "days_left": days_left},
-                )
-            )
-    else:
-        deadline = term.last_day_to_cancel(today)
-        if deadline is not None:
-            days = (deadline - today).days
-            if days <= max(settings.expiry_warnings_days):
-                renews = term.period_end_after(deadline)
-                out.append(
-                    Finding(
-                        "cancel_deadline",
-                        Severity.INFO,
-                        sid,
-                        contract.id,
-                        _clause(plan, "automatic renewal"),
-                        "the agreement renews automatically unless cancelled by the last "
-                        "day to cancel",
-                        {
-                            **base,
-                            "last_day_to_cancel": deadline.isoformat(),
-                            "renews_on": renews.isoformat() if renews else None,
-                            "days_to_deadline": days,
-                        },
-                    )
-                )
-    return out
+        evidence = {**base, "grace_until": (term.grace_until - dt.timedelta(days=1)).isoformat()}
+    return Finding(
+        kind, severity, server.server_id, contract.id, _clause(plan, "term"), words, evidence
+    )
+
+
+def _expiry_warning(
+    server: ServerFacts,
+    contract: Contract,
+    plan: Plan,
+    term: Term,
+    today: dt.date,
+    settings: CheckSettings,
+    base: dict[str, str],
+) -> Finding | None:
+    """An active contract with an end date: a warning at the nearest threshold reached."""
+    assert term.end is not None
+    days_left = (term.end - today).days  # 1 = today is the last covered day
+    thresholds = sorted(settings.expiry_warnings_days)
+    hit = next((d for d in thresholds if days_left <= d), None)
+    if hit is None:
+        return None
+    sev = Severity.HIGH if hit <= 7 else Severity.WARNING if hit <= 30 else Severity.INFO
+    return Finding(
+        f"expiring_{hit}d",
+        sev,
+        server.server_id,
+        contract.id,
+        _clause(plan, "term"),
+        f"the contract ends within {hit} days",
+        {**base, "days_left": days_left},
+    )
+
+
+def _cancel_deadline(
+    server: ServerFacts,
+    contract: Contract,
+    plan: Plan,
+    term: Term,
+    today: dt.date,
+    settings: CheckSettings,
+    base: dict[str, str],
+) -> Finding | None:
+    """An active contract that renews by itself: a reminder as the last day to cancel nears."""
+    deadline = term.last_day_to_cancel(today)
+    if deadline is None:
+        return None
+    days = (deadline - today).days
+    if days > max(settings.expiry_warnings_days):
+        return None
+    renews = term.period_end_after(deadline)
+    return Finding(
+        "cancel_deadline",
+        Severity.INFO,
+        server.server_id,
+        contract.id,
+        _clause(plan, "automatic renewal"),
+        "the agreement renews automatically unless cancelled by the last day to cancel",
+        {
+            **base,
+            "last_day_to_cancel": deadline.isoformat(),
+            "renews_on": renews.isoformat() if renews else None,
+            "days_to_deadline": days,
+        },
+    )
 
 
 _ENTITLEMENT_WORDS = {

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 
+from collector import instants
 from collector.contracts.calendar import CalendarError
 from collector.contracts.plans import get_plan
 from collector.contracts.sla import due_times
@@ -47,10 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_instant(text: str) -> dt.datetime:
     """ISO 8601 with an offset (``Z`` accepted); ``ValueError`` otherwise."""
-    t = dt.datetime.fromisoformat(text.strip())
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"{text!r} has no UTC offset (e.g. 2026-03-27T16:45+01:00)")
-    return t
+    try:
+        return instants.parse_instant(text.strip())
+    except instants.NoOffset:
+        raise ValueError(f"{text!r} has no UTC offset (e.g. 2026-03-27T16:45+01:00)") from None
 
 
 def cmd_sla_due(args: argparse.Namespace) -> int:

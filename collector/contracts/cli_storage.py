@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from collector import instants
 from collector.cli_options import common, opened_database
 from collector.contracts import repository as repo
 from collector.contracts import service
@@ -61,16 +62,11 @@ def _instant(text: str | None) -> dt.datetime:
     """ISO 8601 with an offset, in the years 1970-9999 (now when absent)."""
     if text is None:
         return dt.datetime.now(dt.UTC)
-    t = dt.datetime.fromisoformat(text)
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"{text!r} has no UTC offset")
+    t = instants.parse_instant(text)
     try:
-        utc = t.astimezone(dt.UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or t.year < MIN_YEAR:
-        raise ValueError(f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
-    return t
+        return instants.within_years(t)
+    except instants.OutOfRange:
+        raise ValueError(f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}") from None
 
 
 def _event_time(text: str | None) -> dt.datetime:
@@ -82,6 +78,8 @@ def _event_time(text: str | None) -> dt.datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
+    # the command line's reference; split up, the shape of the CLI would be scattered.
     c = common()
 
     contracts = sub.add_parser("contracts", help="maintenance contracts").add_subparsers(

@@ -54,6 +54,7 @@ from typing import Any
 from collector.contracts.calendar import CalendarError, CalendarSpec, business_calendar
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Renewal
+from collector.instants import MAX_YEAR, MIN_YEAR
 
 MAX_ROWS = 200_000
 
@@ -85,9 +86,7 @@ class _RowInvalid(Exception):
         self.message = message
 
 
-MIN_YEAR = 1970
-MAX_YEAR = 9999
-"""Dates of a contract lie in these years (inclusive); anything else is a typo or an attack."""
+# Dates of a contract lie in the years MIN_YEAR-MAX_YEAR (inclusive), as every time does.
 
 MAX_PRICE = 1_000_000_000.0
 MAX_LICENCES = 1000

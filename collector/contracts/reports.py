@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from zoneinfo import ZoneInfo
 
 from collector.contracts.checks import (
+    Finding,
     ServerFacts,
     SupportCase,
     backup_slots,
@@ -25,7 +26,7 @@ from collector.contracts.checks import (
     with_installation_dates,
 )
 from collector.contracts.incidents import ClockStatus, Incident, status
-from collector.contracts.plans import get_plan
+from collector.contracts.plans import Plan, get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
 
 ENTITLEMENT_KINDS = frozenset(
@@ -129,14 +130,7 @@ def monthly_rows(
         return r
 
     findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
-    server_findings: dict[str, int] = {}
-    contract_findings: dict[str, int] = {}
-    for f in findings:
-        if f.kind in ENTITLEMENT_KINDS:
-            if f.server_id is not None:
-                server_findings[f.server_id] = server_findings.get(f.server_id, 0) + 1
-            elif f.contract_id is not None:
-                contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
+    server_findings, contract_findings = _entitlement_counts(findings)
     last_day = dt.datetime.fromtimestamp(until - 1, ZoneInfo(tz)).date()
     for s in server_list:
         covering = by_licence.get(s.licence_id or "", [])
@@ -152,20 +146,10 @@ def monthly_rows(
         r = row_for(contract.partner, contract.customer)
         r.servers += 1
         r.entitlement_findings += server_findings.get(s.server_id, 0)
-        for d in days:
-            if d > last_day:
-                break
-            r.server_days += 1
-            best = best_contract(covering, d)
-            st = best[2] if best else Coverage.EXPIRED
-            if st is Coverage.ACTIVE:
-                r.days_active += 1
-            elif st is Coverage.GRACE:
-                r.days_grace += 1
-            else:
-                r.days_uncovered += 1
-        covered_end = chosen[2] in (Coverage.ACTIVE, Coverage.GRACE)
-        if covered_end and plan.entitlements.online_backup and plan.backup is not None:
+        _count_days(r, covering, days, last_day)
+        if chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
+            continue
+        if plan.entitlements.online_backup and plan.backup is not None:
             anchor = chosen[1].anchor
             covered_from = (
                 start
@@ -181,17 +165,9 @@ def monthly_rows(
             )
             r.backup_slots_met += met
             r.backup_slots_total += total
-        if covered_end and plan.entitlements.health_monitoring and report_times is not None:
+        if plan.entitlements.health_monitoring and report_times is not None:
             gap_from = start if reports_known_from is None else max(start, reports_known_from)
-            n, secs = (
-                monitoring_gaps(
-                    report_times.get(s.server_id, ()), gap_from, until, plan.health.silent_after_s
-                )
-                if gap_from < until
-                else (0, 0.0)
-            )
-            r.monitoring_gaps += n
-            r.monitoring_gap_seconds += round(secs)
+            _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
     for cid, n in contract_findings.items():
         c = contract_by_id.get(cid)
         if c is not None:
@@ -203,16 +179,7 @@ def monthly_rows(
             continue
         c = contract_by_id.get(inc.contract_id or "")
         r = row_for(c.partner, c.customer) if c else row_for("(no contract)", "(no contract)")
-        r.incidents += 1
-        st = status(inc, now_dt)
-        for clock, met_attr, total_attr in (
-            (st.response, "response_met", "response_total"),
-            (st.resolution, "resolution_met", "resolution_total"),
-        ):
-            if clock.status in (ClockStatus.MET, ClockStatus.MISSED, ClockStatus.BREACHED):
-                setattr(r, total_attr, getattr(r, total_attr) + 1)
-                if clock.status is ClockStatus.MET:
-                    setattr(r, met_attr, getattr(r, met_attr) + 1)
+        _count_incident(r, inc, now_dt)
     for r in rows.values():
         if r.backup_slots_total:
             r.backup_compliance = round(r.backup_slots_met / r.backup_slots_total, 4)
@@ -220,6 +187,63 @@ def monthly_rows(
 
 
 COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], dict[str, int]]:
+    """Entitlement findings per server, and per contract for those not about one server."""
+    server_findings: dict[str, int] = {}
+    contract_findings: dict[str, int] = {}
+    for f in findings:
+        if f.kind in ENTITLEMENT_KINDS:
+            if f.server_id is not None:
+                server_findings[f.server_id] = server_findings.get(f.server_id, 0) + 1
+            elif f.contract_id is not None:
+                contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
+    return server_findings, contract_findings
+
+
+def _count_days(
+    r: ReportRow, covering: Sequence[Contract], days: Sequence[dt.date], last_day: dt.date
+) -> None:
+    """The server's days of the month up to ``last_day``: active, grace or uncovered."""
+    for d in days:
+        if d > last_day:
+            break
+        r.server_days += 1
+        best = best_contract(covering, d)
+        st = best[2] if best else Coverage.EXPIRED
+        if st is Coverage.ACTIVE:
+            r.days_active += 1
+        elif st is Coverage.GRACE:
+            r.days_grace += 1
+        else:
+            r.days_uncovered += 1
+
+
+def _add_monitoring_gaps(
+    r: ReportRow, times: Sequence[float], gap_from: float, until: float, plan: Plan
+) -> None:
+    n, secs = (
+        monitoring_gaps(times, gap_from, until, plan.health.silent_after_s)
+        if gap_from < until
+        else (0, 0.0)
+    )
+    r.monitoring_gaps += n
+    r.monitoring_gap_seconds += round(secs)
+
+
+def _count_incident(r: ReportRow, inc: Incident, now_dt: dt.datetime) -> None:
+    """One incident opened in the month: its response and resolution clocks, once decided."""
+    r.incidents += 1
+    st = status(inc, now_dt)
+    for clock, met_attr, total_attr in (
+        (st.response, "response_met", "response_total"),
+        (st.resolution, "resolution_met", "resolution_total"),
+    ):
+        if clock.status in (ClockStatus.MET, ClockStatus.MISSED, ClockStatus.BREACHED):
+            setattr(r, total_attr, getattr(r, total_attr) + 1)
+            if clock.status is ClockStatus.MET:
+                setattr(r, met_attr, getattr(r, met_attr) + 1)
 
 
 def render_json(rows: Iterable[ReportRow]) -> str:

@@ -78,6 +78,16 @@ def partners_with_contract(conn: Conn, contract_id: str) -> list[str]:
     )
 
 
+def server_licence(conn: Conn, server_id: str) -> tuple[str | None, str] | None:
+    """``(licence id, partner name)`` of an enrolled server, or None if it is unknown."""
+    r = conn.execute(
+        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id = ?",
+        (server_id,),
+    ).fetchone()
+    return None if r is None else (r[0], r[1])
+
+
 def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Contract]:
     """``partner``'s current contracts covering ``licence_id``; another partner's contract
     naming the same licence id never counts."""

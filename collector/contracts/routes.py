@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -18,21 +17,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import aiohttp.http_exceptions
 from aiohttp import web
 
-from collector.appkeys import DB
-from collector.auth import owned_server, partner_of
+from collector.contracts import inputs, service
 from collector.contracts import repository as repo
-from collector.contracts import service
 from collector.contracts.calendar import CalendarError
 from collector.contracts.importer import (
-    MAX_YEAR,
-    MIN_YEAR,
     ImportFailed,
     _RowInvalid,
-    clean_text,
     contract_from_row,
     detect_format,
     parse_contracts,
@@ -45,145 +37,24 @@ from collector.contracts.incidents import (
     incident_to_json,
     open_incident,
 )
+from collector.contracts.openapi_paths import OPENAPI_PATHS
 from collector.contracts.plans import get_plan
 from collector.contracts.pricing import sma_quote
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
-from collector.errors import ApiError
-from collector.storage_health import writes_refused
+from collector.health.storage_health import writes_refused
+from collector.http.appkeys import DB
+from collector.http.auth import owned_server, partner_of
+from collector.http.errors import ApiError
+from collector.http.openapi import EXTRA_PATHS
 from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
 
-MAX_IMPORT_BODY = 8 * 1024 * 1024
-MAX_JSON_BODY = 64 * 1024
 CHECK_INTERVAL_S = 300.0
 
 CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
-
-
-async def _whole_body(request: web.Request, limit: int, what: str = "body") -> bytes:
-    """The complete body, or a 4xx: nothing is planned from part of a file.
-
-    ``StreamReader.read(n)`` returns as soon as *some* bytes are there, so a body arriving
-    in several pieces would be cut at the first; this reads to the end. A body shorter than
-    its ``Content-Length`` (the client closed the connection) is refused."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            chunk = await request.content.read(256 * 1024)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
-            chunks.append(chunk)
-    except (
-        ConnectionError,
-        aiohttp.ClientPayloadError,
-        aiohttp.http_exceptions.HttpProcessingError,
-    ):
-        raise ApiError(
-            400, "incomplete_body", f"the {what} ended before its Content-Length; nothing changed"
-        ) from None
-    if declared is not None and size != declared:
-        raise ApiError(
-            400,
-            "incomplete_body",
-            f"the {what} has {size} of {declared} bytes; nothing changed",
-        )
-    return b"".join(chunks)
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await _whole_body(request, MAX_JSON_BODY)
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(
-            400, "invalid_json", "the body has a string that is not valid Unicode"
-        ) from None
-    return data
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _instant(value: Any, field: str) -> dt.datetime:
-    """An ISO 8601 time with its UTC offset, in the years 1970-9999 (now when absent)."""
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    if not isinstance(value, str) or len(value) > 64:
-        raise ApiError(400, "invalid_field", f"{field} must be an ISO 8601 time", field)
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "invalid_field", f"{field} is not an ISO 8601 time", field) from None
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ApiError(400, "invalid_field", f"{field} needs its UTC offset", field)
-    try:
-        utc = t.astimezone(dt.UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR or not MIN_YEAR <= t.year:
-        raise ApiError(
-            400, "invalid_field", f"{field} must lie in the years {MIN_YEAR}-{MAX_YEAR}", field
-        )
-    return t
-
-
-def _not_future(t: dt.datetime, field: str) -> dt.datetime:
-    if t.timestamp() > time.time() + 300:
-        raise ApiError(400, "invalid_field", f"{field} is in the future", field)
-    return t
-
-
-def _page(request: web.Request, rows: list[Any]) -> list[Any]:
-    """``?limit=N`` (1..10000) and ``?offset=N`` (0..1e9) of a listing; anything else (inf,
-    -1, 1.5, empty) is a 400 that names the parameter."""
-    values = {}
-    for name, lo, hi in (("limit", 1, 10_000), ("offset", 0, 1_000_000_000)):
-        text = request.query.get(name)
-        if text is None:
-            continue
-        if not text.isascii() or not text.isdigit() or len(text) > 10 or not lo <= int(text) <= hi:
-            raise ApiError(
-                400, "invalid_parameter", f"{name} must be a whole number {lo}..{hi}", name
-            )
-        values[name] = int(text)
-    start = values.get("offset", 0)
-    limit = values.get("limit")
-    return rows[start:] if limit is None else rows[start : start + limit]
-
-
-def _str_field(
-    data: dict[str, Any], key: str, *, required: bool = False, limit: int = 256
-) -> str | None:
-    v = data.get(key)
-    if v is None:
-        if required:
-            raise ApiError(400, "missing_field", f"{key} is required", key)
-        return None
-    if not isinstance(v, str) or len(v) > limit:
-        raise ApiError(400, "invalid_field", f"{key} must be a string of at most {limit}", key)
-    bad = clean_text(v)
-    if bad:
-        raise ApiError(400, "invalid_field", f"{key} {bad}", key)
-    return v
 
 
 # --- contracts -------------------------------------------------------------------------------
@@ -192,7 +63,7 @@ def _str_field(
 async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
-    chosen = _page(request, sorted(contracts.values(), key=lambda c: c.id))
+    chosen = inputs.page(request, sorted(contracts.values(), key=lambda c: c.id))
     rows = [contract_view(c) for c in chosen]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
@@ -218,7 +89,7 @@ async def put_contract(request: web.Request) -> web.Response:
     taken from the path, ``partner`` always the caller)."""
     partner = partner_of(request)
     cid = request.match_info["contract_id"]
-    data = await _json_body(request)
+    data = await inputs.json_body(request)
     data["contract_id"] = cid
     data["partner"] = partner.name
     try:
@@ -259,7 +130,7 @@ async def import_contracts(request: web.Request) -> web.Response:
     """Body: the CSV or TOML file (``Content-Type`` text/csv or application/toml, else
     detected); ``?dry_run=1`` only reports; ``?keep_missing=1`` removes nothing."""
     partner = partner_of(request)
-    raw = await _whole_body(request, MAX_IMPORT_BODY, "file")
+    raw = await inputs.whole_body(request, inputs.MAX_IMPORT_BODY, "file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -317,11 +188,11 @@ async def list_findings(request: web.Request) -> web.Response:
     (re-evaluating a past day against the current contract record)."""
     partner = partner_of(request)
     at = request.query.get("at")
-    _page(request, [])
+    inputs.page(request, [])
     if at is None:
         rows = await request.app[DB].read(lambda c: repo.list_findings(c, partner.name))
     else:
-        when = _instant(at, "at").timestamp()
+        when = inputs.time_field(at, "at").timestamp()
         try:
             found = await request.app[DB].read(
                 lambda c: service.findings_for_partner(c, partner.name, when)
@@ -331,7 +202,7 @@ async def list_findings(request: web.Request) -> web.Response:
                 400, "invalid_parameter", f"cannot evaluate the contracts at {at}: {exc}", "at"
             ) from None
         rows = [f.to_json() for f in found]
-    rows = _page(request, rows)
+    rows = inputs.page(request, rows)
     return web.json_response({"findings": rows, "count": len(rows)})
 
 
@@ -341,10 +212,10 @@ async def list_findings(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     partner = partner_of(request)
     state = request.query.get("state")
-    _page(request, [])
+    inputs.page(request, [])
     incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
     now = dt.datetime.now(dt.UTC)
-    rows = [incident_to_json(i, now) for i in _page(request, incs)]
+    rows = [incident_to_json(i, now) for i in inputs.page(request, incs)]
     return web.json_response({"incidents": rows, "count": len(rows)})
 
 
@@ -366,12 +237,12 @@ async def create_incident(request: web.Request) -> web.Response:
     """Open by hand: ``contract_id``, ``priority``, optional ``server_id``, ``title`` and
     ``opened_at`` (ISO 8601 with offset; a ticket from another help desk keeps its time)."""
     partner = partner_of(request)
-    data = await _json_body(request)
-    cid = _str_field(data, "contract_id", required=True)
-    priority = _str_field(data, "priority", required=True)
-    server_id = _str_field(data, "server_id")
-    title = _str_field(data, "title", limit=2000) or ""
-    opened = _not_future(_instant(data.get("opened_at"), "opened_at"), "opened_at")
+    data = await inputs.json_body(request)
+    cid = inputs.str_field(data, "contract_id", required=True)
+    priority = inputs.str_field(data, "priority", required=True)
+    server_id = inputs.str_field(data, "server_id")
+    title = inputs.str_field(data, "title", limit=2000) or ""
+    opened = inputs.not_future(inputs.time_field(data.get("opened_at"), "opened_at"), "opened_at")
     assert cid is not None and priority is not None
     contract = await _own_contract(request, cid)
     if server_id is not None:
@@ -421,10 +292,10 @@ async def incident_action(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no incident action {name!r}") from None
     if action is Action.OPEN:
         raise ApiError(404, "not_found", "open an incident with POST /api/v1/incidents")
-    data = await _json_body(request)
-    at = _not_future(_instant(data.get("at"), "at"), "at")
-    by = _str_field(data, "by") or partner.name
-    note = _str_field(data, "note", limit=4000) or ""
+    data = await inputs.json_body(request)
+    at = inputs.not_future(inputs.time_field(data.get("at"), "at"), "at")
+    by = inputs.str_field(data, "by") or partner.name
+    note = inputs.str_field(data, "note", limit=4000) or ""
     iid = request.match_info["incident_id"]
 
     def write(conn: Any) -> Any:
@@ -453,7 +324,7 @@ async def get_priority_map(request: web.Request) -> web.Response:
 async def put_priority_map(request: web.Request) -> web.Response:
     """Body: ``{"overrides": {"camera_offline": "high", "silent": null, ...}}``."""
     partner = partner_of(request)
-    data = await _json_body(request)
+    data = await inputs.json_body(request)
     overrides = data.get("overrides")
     allowed = {"critical", "high", "medium", "low", "P1", "P2", "P3", "P4", None}
     if not isinstance(overrides, dict) or len(overrides) > 200:
@@ -519,7 +390,7 @@ async def sla_due(request: web.Request) -> web.Response:
             f"priority must be one of {', '.join(plan.priorities)}",
             "priority",
         )
-    opened = _instant(q.get("opened"), "opened")
+    opened = inputs.time_field(q.get("opened"), "opened")
     try:
         spec = plan.calendar.with_overrides(
             timezone=q.get("tz"),
@@ -555,7 +426,7 @@ async def server_sma_quote(request: web.Request) -> web.Response:
 
 def check_interval(app: web.Application) -> float:
     """``[contracts] check_interval_s`` of the collector's configuration (default 300)."""
-    from collector.appkeys import CONFIG
+    from collector.http.appkeys import CONFIG
 
     cfg = app.get(CONFIG)
     table = (cfg.raw.get("contracts") if cfg is not None else None) or {}
@@ -594,71 +465,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     await handle.stop()
 
 
-def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "security": [{"partnerKey": []}],
-        "responses": {
-            "200": {"description": "OK"},
-            "400": {"description": "invalid input (ErrorBody)"},
-            "404": {"description": "not found, or not the partner's (ErrorBody)"},
-        },
-    }
-    if params:
-        op["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in params
-        ]
-    if body:
-        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
-    return op
-
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/contracts": {
-        "get": _op("The partner's contracts with coverage today (?limit=&offset=)")
-    },
-    "/api/v1/contracts/import": {
-        "post": _op("Import contracts (CSV or TOML body; ?dry_run=1, ?keep_missing=1)")
-    },
-    "/api/v1/contracts/{contract_id}": {
-        "get": _op("One contract and its version history", "contract_id"),
-        "put": _op("Create or change a contract", "contract_id", body=True),
-        "delete": _op("Remove a contract (a removed version)", "contract_id"),
-    },
-    "/api/v1/contract-findings": {
-        "get": _op(
-            "Findings of the last check run; ?at=TIME evaluates at that instant (?limit=&offset=)"
-        )
-    },
-    "/api/v1/incidents": {
-        "get": _op("Incidents with their response/resolution clocks (?state=&limit=&offset=)"),
-        "post": _op("Open an incident by hand (opened_at kept as given)", body=True),
-    },
-    "/api/v1/incidents/{incident_id}": {"get": _op("One incident", "incident_id")},
-    "/api/v1/incidents/{incident_id}/{action}": {
-        "post": _op(
-            "acknowledge, pause, resume, resolve, accept or reopen (body: at, by, note)",
-            "incident_id",
-            "action",
-            body=True,
-        )
-    },
-    "/api/v1/incident-priorities": {
-        "get": _op("Finding kind -> incident priority: defaults and the partner's overrides"),
-        "put": _op("Set the partner's overrides", body=True),
-    },
-    "/api/v1/reports/monthly": {
-        "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv)")
-    },
-    "/api/v1/sla/due": {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
-    "/api/v1/servers/{server_id}/sma-quote": {
-        "get": _op("SMA yearly price from the server's modules (?year=N)", "server_id")
-    },
-}
-
-
-def setup_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The contract, incident, report and SLA routes, the scheduler and the OpenAPI paths."""
     r = app.router
     r.add_get("/api/v1/contracts", list_contracts)
     r.add_post("/api/v1/contracts/import", import_contracts)
@@ -676,13 +484,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/sla/due", sla_due)
     r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
     app.cleanup_ctx.append(_scheduler)
-    from collector.openapi import EXTRA_PATHS
-
-    if EXTRA_PATHS in app:
-        app[EXTRA_PATHS].update(OPENAPI_PATHS)
-    try:
-        from collector.backups.entitlement import ENTITLEMENT_CHECK
-    except ImportError:  # pragma: no cover - the backups module is part of the collector
-        return
-    if ENTITLEMENT_CHECK not in app:
-        app[ENTITLEMENT_CHECK] = service.backup_entitlement
+    app[EXTRA_PATHS].update(OPENAPI_PATHS)

@@ -19,6 +19,7 @@ from typing import Any
 
 from collector.contracts import repository as repo
 from collector.contracts.checks import Finding, SupportCase, evaluate
+from collector.contracts.covering import covering_contract
 from collector.contracts.incidents import Incident, open_incident, priority_for
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
@@ -243,14 +244,10 @@ def entitlement(
     or grace) by a contract whose plan includes ``what``.
     """
     now = time.time() if now is None else now
-    r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
-    ).fetchone()
-    if r is None:
+    found = repo.server_licence(conn, server_id)
+    if found is None:
         return EntitlementAnswer(False, "server is not enrolled")
-    licence, partner = r[0], r[1]
+    licence, partner = found
     if not repo.partner_has_contracts(conn, partner):
         return EntitlementAnswer(True)
     words = what.replace("_", " ")
@@ -258,18 +255,11 @@ def entitlement(
         return EntitlementAnswer(
             False, f"{words} needs a contract, and this server reported no licence id"
         )
-    contracts = repo.contracts_for_licence(conn, partner, licence)
-    if not contracts:
+    covering = covering_contract(conn, partner, licence, now)
+    if covering is None:
         return EntitlementAnswer(False, f"no maintenance contract covers licence {licence}")
-    tz = contracts[0].calendar_spec().timezone
-    from zoneinfo import ZoneInfo
-
-    today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
-    chosen = best_contract(contracts, today)
-    assert chosen is not None
-    contract, _, status = chosen
-    plan = get_plan(contract.plan)
-    if status not in (Coverage.ACTIVE, Coverage.GRACE):
+    contract, status, plan = covering.contract, covering.status, covering.plan
+    if not covering.in_force:
         return EntitlementAnswer(
             False, f"contract {contract.id} ({plan.title}) is {status.value} for licence {licence}"
         )
@@ -310,7 +300,7 @@ class EntitlementCache:
 
 async def backup_entitlement(db: Any, server_id: str) -> Any:
     """The backups module's ``ENTITLEMENT_CHECK`` hook, answered from contracts."""
-    from collector.backups.entitlement import Entitlement
+    from collector.entitlements import Entitlement
 
     ans = await db.read(lambda c: entitlement(c, server_id, "online_backup"))
     return Entitlement(ans.entitled, ans.reason)
@@ -324,28 +314,18 @@ def open_incident_for_finding(
     partner's priority for ``kind``, unless one for this server and kind is still open.
     Call inside ``Database.write``. Returns the new incident's id, or None."""
     now = time.time() if now is None else now
-    r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
-    ).fetchone()
-    if r is None or not r[0]:
+    found = repo.server_licence(conn, server_id)
+    if found is None or not found[0]:
         return None
+    licence, partner = found
     key = f"{server_id}:{kind}"
     if key in repo.open_finding_keys(conn):
         return None
-    contracts = repo.contracts_for_licence(conn, r[1], r[0])
-    if not contracts:
+    covering = covering_contract(conn, partner, licence, now)
+    if covering is None or not covering.in_force:
         return None
-    from zoneinfo import ZoneInfo
-
-    tz = contracts[0].calendar_spec().timezone
-    chosen = best_contract(contracts, dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date())
-    if chosen is None or chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
-        return None
-    contract = chosen[0]
-    plan = get_plan(contract.plan)
-    priority = priority_for(kind, plan, repo.priority_map(conn, r[1]))
+    contract, plan = covering.contract, covering.plan
+    priority = priority_for(kind, plan, repo.priority_map(conn, partner))
     if priority is None:
         return None
     inc = open_incident(
@@ -359,7 +339,7 @@ def open_incident_for_finding(
         title=title,
         source=f"finding:{kind}",
     )
-    repo.insert_incident(conn, inc, r[1], now, key)
+    repo.insert_incident(conn, inc, partner, now, key)
     return inc.id
 
 
@@ -428,23 +408,13 @@ def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) 
     or None (no covering contract, or a plan without online backup). For the backups
     module: retention must keep at least this, and the schedule run at least this often."""
     now = time.time() if now is None else now
-    r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
-    ).fetchone()
-    if r is None or not r[0]:
+    found = repo.server_licence(conn, server_id)
+    if found is None or not found[0]:
         return None
-    contracts = repo.contracts_for_licence(conn, r[1], r[0])
-    if not contracts:
+    covering = covering_contract(conn, found[1], found[0], now)
+    if covering is None or not covering.in_force:
         return None
-    from zoneinfo import ZoneInfo
-
-    tz = contracts[0].calendar_spec().timezone
-    chosen = best_contract(contracts, dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date())
-    if chosen is None or chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
-        return None
-    plan = get_plan(chosen[0].plan)
+    plan = covering.plan
     return plan.backup if plan.entitlements.online_backup else None
 
 

@@ -25,7 +25,7 @@ def _fill(fleet: Fleet, store: ObjectStore, server: str, days: int) -> list[str]
     for i in range(days):
         data = os.urandom(2000)
         env = a.envelope(data, created_at=now - (days - 1 - i) * DAY)
-        ids.append(run(upload(svc, a.server_id, env, data, a.public_key))[1]["backup_id"])
+        ids.append(run(upload(svc, a.server_id, env, data, a.public_key))["backup_id"])
     return ids
 
 
@@ -199,9 +199,9 @@ def test_periodic_round_expires_prunes_and_checks(
 ) -> None:
     from aiohttp import web
 
-    from collector.appkeys import DB
     from collector.backups import handlers
     from collector.backups.service import BackupLimits
+    from collector.http.appkeys import DB
 
     store = open_object_store(store_config, tmp_path)
     ids = _fill(fleet, store, "srv-a", 3)

@@ -13,9 +13,9 @@ from collector.backups.policy import (
     BackupPolicy,
     effective,
     format_duration,
-    parse_duration,
 )
 from collector.backups.settings import agent_backup_settings
+from collector.durations import parse_interval
 from protocol import recipient_list
 from protocol.backup_window import check_window
 
@@ -24,14 +24,14 @@ from .test_uploads import run
 
 
 def test_durations() -> None:
-    assert parse_duration("24h") == 86400
-    assert parse_duration("1d12h") == 129600
-    assert parse_duration("90m") == 5400
-    assert parse_duration("0") == 0
-    assert parse_duration(" 2w ") == 14 * 86400
+    assert parse_interval("24h") == 86400
+    assert parse_interval("1d12h") == 129600
+    assert parse_interval("90m") == 5400
+    assert parse_interval("0") == 0
+    assert parse_interval(" 2w ") == 14 * 86400
     for bad in ("", "soon", "1x", "h1", "-1h", "1.5h"):
         with pytest.raises(ValueError):
-            parse_duration(bad)
+            parse_interval(bad)
     assert format_duration(129600) == "1d12h" and format_duration(0) == "0"
 
 

@@ -12,10 +12,12 @@ import msgspec
 import pytest
 
 from collector.backups import catalog
-from collector.backups.entitlement import Entitlement
+from collector.backups.errors import BackupRefused
+from collector.backups.handlers import api_error
 from collector.backups.objectstore import LocalObjectStore, ObjectStore
 from collector.backups.service import BackupLimits, BackupService
-from collector.errors import ApiError
+from collector.entitlements import Entitlement
+from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 
 from .conftest import Fleet
@@ -34,11 +36,8 @@ def run(coro):
     return asyncio.run(coro)
 
 
-async def upload(
-    svc: BackupService, server_id: str, env: bytes, data: bytes, pub: bytes
-) -> tuple[int, dict]:
-    status, opened = await svc.begin(server_id, pub, env)
-    assert status in (200, 201)
+async def upload(svc: BackupService, server_id: str, env: bytes, data: bytes, pub: bytes) -> dict:
+    _, opened = await svc.begin(server_id, pub, env)
     offset = opened["offset"]
     while offset < len(data):
         offset = await svc.put_chunk(
@@ -48,9 +47,10 @@ async def upload(
 
 
 def refused(coro) -> ApiError:
-    with pytest.raises(ApiError) as info:
+    """The HTTP answer the collector gives to the service's refusal."""
+    with pytest.raises(BackupRefused) as info:
         run(coro)
-    return info.value
+    return api_error(info.value)
 
 
 def listed(fleet: Fleet, server_id: str) -> list[catalog.Backup]:
@@ -61,8 +61,8 @@ def test_full_upload_is_stored_verified(fleet: Fleet) -> None:
     a = fleet.agents["srv-a"]
     data = os.urandom(5 * CHUNK + 123)
     svc = service(fleet)
-    status, body = run(upload(svc, a.server_id, a.envelope(data), data, a.public_key))
-    assert status == 201 and body["seq"] == 1
+    body = run(upload(svc, a.server_id, a.envelope(data), data, a.public_key))
+    assert body["seq"] == 1
     rows = listed(fleet, a.server_id)
     assert [(r.id, r.status, r.size, r.kind) for r in rows] == [
         (body["backup_id"], "verified", len(data), "full")
@@ -95,14 +95,14 @@ def test_resume_after_dropped_connection_and_restart(fleet: Fleet) -> None:
     assert listed(fleet, a.server_id) == []  # a partial upload is never listed
     svc2 = service(fleet)
 
-    async def resume() -> tuple[int, dict]:
-        status, again = await svc2.begin(a.server_id, a.public_key, env)
-        assert status == 200 and again["upload_id"] == upload_id and again["offset"] == 3 * CHUNK
+    async def resume() -> dict:
+        created, again = await svc2.begin(a.server_id, a.public_key, env)
+        assert not created and again["upload_id"] == upload_id and again["offset"] == 3 * CHUNK
         assert await svc2.upload_state(a.server_id, upload_id) == {
             "offset": 3 * CHUNK,
             "size": len(data),
         }
-        with pytest.raises(ApiError) as mismatch:
+        with pytest.raises(BackupRefused) as mismatch:
             await svc2.put_chunk(a.server_id, upload_id, 0, data[:CHUNK])
         assert mismatch.value.code == "offset_mismatch"
         assert mismatch.value.extra == {"offset": 3 * CHUNK}
@@ -111,12 +111,11 @@ def test_resume_after_dropped_connection_and_restart(fleet: Fleet) -> None:
             off = await svc2.put_chunk(a.server_id, upload_id, off, data[off : off + CHUNK])
         return await svc2.complete(a.server_id, upload_id)
 
-    status, body = run(resume())
-    assert status == 201
+    body = run(resume())
     [row] = listed(fleet, a.server_id)
     assert row.sha256 == hashlib.sha256(data).hexdigest()
     # a retried complete whose answer was lost gets the same answer
-    assert run(svc2.complete(a.server_id, upload_id)) == (201, body)
+    assert run(svc2.complete(a.server_id, upload_id)) == body
 
 
 def test_unacknowledged_bytes_past_offset_are_cut(fleet: Fleet) -> None:
@@ -132,7 +131,8 @@ def test_unacknowledged_bytes_past_offset_are_cut(fleet: Fleet) -> None:
         fh.write(b"garbage never acknowledged")
     svc2 = service(fleet)
     run(svc2.put_chunk(a.server_id, opened["upload_id"], CHUNK, data[CHUNK:]))
-    assert run(svc2.complete(a.server_id, opened["upload_id"]))[0] == 201
+    stored = run(svc2.complete(a.server_id, opened["upload_id"]))
+    assert [r.id for r in listed(fleet, a.server_id)] == [stored["backup_id"]]
 
 
 def test_hash_mismatch_refused_and_discarded(fleet: Fleet) -> None:
@@ -216,7 +216,7 @@ def test_newer_upload_replaces_unfinished_one(fleet: Fleet) -> None:
         _, o1 = await svc.begin(a.server_id, a.public_key, a.envelope(d1, seq=1))
         await svc.put_chunk(a.server_id, o1["upload_id"], 0, d1)
         await upload(svc, a.server_id, a.envelope(d2, seq=2), d2, a.public_key)
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(BackupRefused) as info:
             await svc.complete(a.server_id, o1["upload_id"])
         assert info.value.code == "upload_not_found"
 
@@ -281,7 +281,7 @@ def test_not_entitled_refused_with_reason(fleet: Fleet) -> None:
     fleet.db.write_sync(
         lambda c: catalog.set_policy(c, "server", a.server_id, BackupPolicy(interval_s=3600), 0)
     )
-    assert run(service(fleet).begin(a.server_id, a.public_key, a.envelope(b"x")))[0] == 201
+    assert run(service(fleet).begin(a.server_id, a.public_key, a.envelope(b"x")))[0] is True
     b = fleet.agents["srv-b"]
     assert refused(service(fleet).begin(b.server_id, b.public_key, b.envelope(b"x"))).status == 403
 
@@ -307,10 +307,10 @@ def test_unchanged_record_counts_and_needs_a_stored_base(fleet: Fleet) -> None:
     )
     assert (err.status, err.code) == (409, "base_missing")
     run(upload(svc, a.server_id, a.envelope(d, seq=3), d, a.public_key))
-    status, body = run(
+    created, body = run(
         svc.begin(a.server_id, a.public_key, a.envelope(kind="unchanged", seq=4, base_seq=3))
     )
-    assert status == 201 and body["status"] == "unchanged"
+    assert created is True and body["status"] == "unchanged"
     rows = listed(fleet, a.server_id)
     assert [(r.seq, r.kind, r.base_seq) for r in rows] == [(3, "full", None), (4, "unchanged", 3)]
     # the base must be a full backup itself (what `vigil-backup restore` follows: one hop)
@@ -400,7 +400,7 @@ def test_s3_store_end_to_end(fleet: Fleet, store_config: dict, tmp_path: Path) -
     store = open_object_store(store_config, tmp_path)
     svc = service(fleet, store)
     data = os.urandom(3 * CHUNK)
-    _, body = run(upload(svc, a.server_id, a.envelope(data), data, a.public_key))
+    body = run(upload(svc, a.server_id, a.envelope(data), data, a.public_key))
     got = run(store.get_bytes(f"{a.server_id}/{body['backup_id']}.age"))
     assert got == data
 
@@ -466,7 +466,7 @@ def test_resume_where_the_staged_file_really_ends_after_a_power_loss(fleet: Flee
     svc = service(fleet)
 
     async def go() -> tuple[int, dict, int]:
-        status, opened = await svc.begin(a.server_id, a.public_key, env)
+        _, opened = await svc.begin(a.server_id, a.public_key, env)
         uid = opened["upload_id"]
         offset = 0
         for _ in range(3):
@@ -475,18 +475,18 @@ def test_resume_where_the_staged_file_really_ends_after_a_power_loss(fleet: Flee
         os.truncate(part, CHUNK + 100)  # what a power loss could leave of 3 chunks
         again = service(fleet)  # the collector after its restart
         state = await again.upload_state(a.server_id, uid)
-        with pytest.raises(ApiError) as stale:
+        with pytest.raises(BackupRefused) as stale:
             await again.put_chunk(a.server_id, uid, 3 * CHUNK, data[3 * CHUNK :])
         assert stale.value.code == "offset_mismatch"
         offset = state["offset"]
         while offset < len(data):
             offset = await again.put_chunk(a.server_id, uid, offset, data[offset : offset + CHUNK])
-        status, body = await again.complete(a.server_id, uid)
-        return status, body, state["offset"]
+        body = await again.complete(a.server_id, uid)
+        return body, state["offset"]
 
-    status, body, resumed_at = run(go())
+    body, resumed_at = run(go())
     assert resumed_at == CHUNK + 100
-    assert status == 201
+    assert [r.id for r in listed(fleet, a.server_id)] == [body["backup_id"]]
     obj = fleet.data_dir / "backups" / a.server_id / f"{body['backup_id']}.age"
     assert obj.read_bytes() == data
 
@@ -503,9 +503,8 @@ def test_streamed_upload_is_completed_by_its_final_envelope(fleet: Fleet) -> Non
     provisional = be.encode(be.sign(head, a.key))
     svc = service(fleet)
 
-    async def go(final: bytes) -> tuple[int, dict]:
-        status, opened = await svc.begin(a.server_id, a.public_key, provisional)
-        assert status in (200, 201)
+    async def go(final: bytes) -> dict:
+        _, opened = await svc.begin(a.server_id, a.public_key, provisional)
         offset = opened["offset"]
         while offset < len(data):
             offset = await svc.put_chunk(
@@ -517,8 +516,8 @@ def test_streamed_upload_is_completed_by_its_final_envelope(fleet: Fleet) -> Non
     assert refused(go(wrong_seq)).code == "envelope_invalid"
     assert refused(go(b"")).code == "envelope_invalid"
     assert listed(fleet, a.server_id) == []
-    status, body = run(go(a.envelope(data, seq=1, created_at=t)))
-    assert status == 201 and body["seq"] == 1
+    body = run(go(a.envelope(data, seq=1, created_at=t)))
+    assert body["seq"] == 1
     (row,) = listed(fleet, a.server_id)
     assert (row.status, row.size) == ("verified", len(data))
     obj = fleet.data_dir / "backups" / a.server_id / f"{body['backup_id']}.age"

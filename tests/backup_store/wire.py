@@ -1,6 +1,6 @@
 """A real collector process on 127.0.0.1 with the backup routes, and enrolled agents.
 
-Until the app factory calls ``collector.backups.handlers.setup_routes`` itself, the
+Until the app factory calls ``collector.backups.handlers.setup`` itself, the
 launcher adds the routes; once it does, the launcher changes nothing.
 """
 
@@ -28,9 +28,9 @@ from protocol.version import PROTOCOL_VERSION
 
 LAUNCHER = r"""
 import logging, sys
-import collector.app as app_mod
+import collector.http.app as app_mod
 import collector.server as server_mod
-from collector.backups.handlers import setup_routes
+from collector.backups.handlers import setup
 from collector.config import load_config
 
 _orig = app_mod.create_app
@@ -39,7 +39,7 @@ def create_app(config, database=None):
     app = _orig(config, database)
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     if "/api/v1/agent/backups" not in paths:
-        setup_routes(app)
+        setup(app)
     return app
 
 server_mod.create_app = create_app

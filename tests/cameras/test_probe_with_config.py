@@ -36,8 +36,7 @@ def _config(tmp_path: Path, cam: dict, device: bool) -> Path:
     creds.write_text(f'[default]\nusername = "{cam["username"]}"\npassword = "{cam["password"]}"\n')
     os.chmod(creds, 0o600)
     text = (
-        f'[agent]\nstate_dir = "{tmp_path / "state"}"\n\n'
-        f'[cameras]\ncredentials_file = "{creds}"\n'
+        f'[agent]\nstate_dir = "{tmp_path / "state"}"\n\n[cameras]\ncredentials_file = "{creds}"\n'
     )
     if device:
         text += f'\n[[cameras.device]]\naddress = "{cam["host"]}"\nport = {cam["port"]}\n'

@@ -19,10 +19,11 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from collector import secrets_store, servers
-from collector.app import create_app
+from collector import secrets_store
 from collector.config import load_config
 from collector.contracts import routes
+from collector.health import servers
+from collector.http.app import create_app
 from collector.storage import open_database
 
 T = dt.datetime.fromisoformat
@@ -105,7 +106,7 @@ def run_api(
         config.write_text(config_text)
     app = create_app(load_config(config, data))
     if not any(getattr(r, "canonical", "") == "/api/v1/contracts" for r in app.router.resources()):
-        routes.setup_routes(app)
+        routes.setup(app)
 
     async def main() -> None:
         server = TestServer(app, host="127.0.0.1", port=0)

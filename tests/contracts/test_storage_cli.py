@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from collector import secrets_store, servers
+from collector import secrets_store
 from collector.cli import main
 from collector.config import load_config
 from collector.contracts import service
+from collector.health import servers
 from collector.storage import open_database
 
 T = dt.datetime.fromisoformat

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector import cameras
+from collector.health import cameras
 from collector.storage.database import SQLiteDatabase
 from protocol.messages import Camera
 

@@ -10,7 +10,7 @@ from agent.config import SoftwareConfig
 from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
-from collector.ingest import prune_history
+from collector.health.ingest import prune_history
 from collector.storage.database import SQLiteDatabase
 
 

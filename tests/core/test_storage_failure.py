@@ -9,9 +9,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import create_app
-from collector.appkeys import DB
 from collector.config import load_config
+from collector.http.app import create_app
+from collector.http.appkeys import DB
 from collector.storage.database import SQLiteDatabase
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.app import create_app
 from collector.config import load_config
+from collector.http.app import create_app
 from collector.storage.database import SQLiteDatabase
 from tests.faults.inject import fill, rename
 from tests.processes import http, wait_until

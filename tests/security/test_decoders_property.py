@@ -31,11 +31,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.backups.handlers import backup_config
+from collector.backups.errors import BackupRefused
+from collector.backups.handlers import api_error, backup_config
 from collector.backups.service import BackupRun, BackupService
-from collector.bodies import parse
 from collector.config import ConfigError, load_config
-from collector.errors import ApiError
+from collector.http.bodies import parse
+from collector.http.errors import ApiError
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol import messages as m
@@ -247,8 +248,8 @@ def test_run_records_are_stored_or_refused_with_a_4xx(
     body = json.dumps({**VALID[BackupRun], "backup_id": None, field: value}).encode()
     try:
         asyncio.run(svc.record_run("srv-1", body))
-    except ApiError as exc:
-        assert 400 <= exc.status < 500 and exc.message
+    except BackupRefused as exc:
+        assert 400 <= api_error(exc).status < 500 and exc.message
 
 
 # --- the collector's configuration ---------------------------------------------------------

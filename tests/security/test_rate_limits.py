@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from collector.config import ConfigError, RateLimitConfig, load_config
-from collector.ratelimit import AuthLimits, FailureLimiter
+from collector.http.ratelimit import AuthLimits, FailureLimiter
 from tests.core.signed import session_for
 from tests.processes import Collector, http, page_sign_in
 from tests.security.conftest import MakeCollector

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.ratelimit import FailureLimiter
+from collector.http.ratelimit import FailureLimiter
 
 events = st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.floats(0, 30, allow_nan=False)),

@@ -13,7 +13,7 @@ import re
 
 from aiohttp import web
 
-from collector.errors import ApiError
+from collector.http.errors import ApiError
 from protocol import limits
 
 MAX_PAGE = 100_000

@@ -12,7 +12,7 @@
   checks its own token when one is configured.
 
 Failed enrollments, session requests, API keys and sign-ins are counted per source
-address and per credential (:mod:`collector.ratelimit`); past the limit those endpoints
+address and per credential (:mod:`collector.http.ratelimit`); past the limit those endpoints
 answer 429 with ``Retry-After`` before looking at the credential.
 """
 
@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from collector import secrets_store, servers
-from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
-from collector.errors import ApiError
-from collector.ratelimit import credential_key, source_of
-from collector.refusals import refused
+from collector import secrets_store
+from collector.health import servers
+from collector.health.refusals import refused
+from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
+from collector.http.errors import ApiError
+from collector.http.ratelimit import credential_key, source_of
 from protocol import request_auth as ra
 
 AGENT_PREFIX = "/api/v1/agent/"

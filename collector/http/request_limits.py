@@ -17,7 +17,7 @@ handler or authentication runs:
   is set to it (``collector.server``).
 
 Authenticated agent routes read their body only after the session is checked
-(``collector.auth``), so an unauthenticated client never makes the collector buffer
+(``collector.http.auth``), so an unauthenticated client never makes the collector buffer
 more than the small cap.
 """
 
@@ -29,9 +29,9 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from collector.appkeys import CONFIG
-from collector.auth import Handler
-from collector.errors import ApiError
+from collector.http.appkeys import CONFIG
+from collector.http.auth import Handler
+from collector.http.errors import ApiError
 from protocol import limits
 
 log = logging.getLogger("vigil.collector")

@@ -12,14 +12,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from collector import secrets_store, servers
-from collector.agent_settings import settings_for
-from collector.appkeys import CONFIG, DB, METRICS, NONCES, SEALER
-from collector.auth import check_limit, note_failure
-from collector.bodies import parse
-from collector.errors import ApiError
-from collector.ratelimit import credential_key, source_of
-from collector.refusals import clear_offset, note_offset, refused
+from collector import secrets_store
+from collector.health import servers
+from collector.health.agent_settings import settings_for
+from collector.health.refusals import clear_offset, note_offset, refused
+from collector.http.appkeys import CONFIG, DB, METRICS, NONCES, SEALER
+from collector.http.auth import check_limit, note_failure
+from collector.http.bodies import parse
+from collector.http.errors import ApiError
+from collector.http.ratelimit import credential_key, source_of
 from protocol import limits, routes
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from collector.status import STATUSES
+from collector.health.status import STATUSES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -215,7 +215,7 @@ class Session:
     server_id: str
     partner_id: int
     key: bytes
-    """As stored: sealed under the running process's key (:mod:`collector.session_keys`)."""
+    """As stored: sealed under the running process's key (:mod:`collector.http.session_keys`)."""
     expires_at: float
 
 

@@ -8,10 +8,10 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
-    from collector.metrics import Metrics
-    from collector.ratelimit import AuthLimits
-    from collector.replay import NonceCache
-    from collector.session_keys import SessionSealer
+    from collector.http.metrics import Metrics
+    from collector.http.ratelimit import AuthLimits
+    from collector.http.replay import NonceCache
+    from collector.http.session_keys import SessionSealer
     from collector.storage import Database
 
 DB: web.AppKey[Database] = web.AppKey("db")

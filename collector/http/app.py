@@ -7,41 +7,32 @@ import hmac
 import json
 import logging
 import sqlite3
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from collector import (
-    agent_settings,
-    api,
-    enrollment,
-    entitlements,
-    ingest,
-    openapi,
-    pages,
-    refusals,
-)
-from collector.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
-from collector.auth import Handler, auth_middleware
+from collector import entitlements
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
-from collector.errors import ApiError
-from collector.fleet import FleetView, status_counts
-from collector.metrics import CONTENT_TYPE, Metrics
-from collector.ratelimit import AuthLimits
-from collector.replay import NonceCache
-from collector.request_limits import BodyTooSlow, limits_middleware
-from collector.session_keys import SessionSealer
-from collector.storage import Database, open_database
-from collector.storage_health import (
+from collector.health import feature as health_feature
+from collector.health.fleet import FleetView, status_counts
+from collector.health.storage_health import (
     health_context,
     healthz,
     open_storage,
     storage_middleware,
-    writes_refused,
 )
+from collector.http import openapi, pages
+from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
+from collector.http.auth import Handler, auth_middleware
+from collector.http.errors import ApiError
+from collector.http.metrics import CONTENT_TYPE, Metrics
+from collector.http.ratelimit import AuthLimits
+from collector.http.replay import NonceCache
+from collector.http.request_limits import BodyTooSlow, limits_middleware
+from collector.http.session_keys import SessionSealer
+from collector.storage import Database, open_database
 from collector.supervision import TASKS, Supervisor, stop_tasks
 from protocol.messages import ErrorBody, encode
 
@@ -166,21 +157,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.aclose()
 
 
-async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    async def prune() -> None:
-        cutoff = time.time() - app[CONFIG].history_days * 86400
-        n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
-        if n:
-            log.info("pruned %d history rows older than %d days", n, app[CONFIG].history_days)
-
-    handle = app[TASKS].every(
-        "housekeeping",
-        app[CONFIG].housekeeping_interval_s,
-        prune,
-        paused_when=lambda: writes_refused(app),
-    )
-    yield
-    await handle.stop()
+FEATURES: tuple[Callable[[web.Application], None], ...] = (
+    health_feature.setup,  # first: the agent-settings registry the others add to
+    openapi.setup,  # before the features that add their paths to the document
+    pages.setup,
+    backup_handlers.setup,
+    contract_routes.setup,
+    entitlements.setup,  # last: joins contracts and backups, sets the backup check
+)
+"""Each feature adds its routes, background work and cleanup contexts, in this order."""
 
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
@@ -197,18 +182,13 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
     app[LIMITS] = AuthLimits(config.rate_limits)
     app[SEALER] = SessionSealer()
-    refusals.setup(app, config.refusal_log_interval_s)
-    agent_settings.init(app)
     if database is not None:
         app[DB] = database
     else:
         app.cleanup_ctx.append(_database)
         app.cleanup_ctx.append(health_context)
-    app.cleanup_ctx.append(_housekeeping)
-    app.on_response_prepare.append(pages.security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
-    for module in (enrollment, ingest, api, openapi, pages, backup_handlers, contract_routes):
-        module.setup_routes(app)
-    entitlements.setup(app)
+    for setup in FEATURES:
+        setup(app)
     return app

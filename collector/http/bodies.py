@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import msgspec
 
-from collector.errors import ApiError
+from collector.http.errors import ApiError
 from protocol.messages import decode, error_field
 from protocol.version import SUPPORTED_VERSIONS
 

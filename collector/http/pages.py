@@ -21,9 +21,13 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector import cameras, secrets_store
-from collector.appkeys import CONFIG, DB, METRICS
-from collector.auth import (
+from collector import secrets_store
+from collector.health import cameras
+from collector.health.fleet import FleetView, status_counts, storage_history
+from collector.health.refusals import clock_offsets
+from collector.health.status import STATUSES
+from collector.http.appkeys import CONFIG, DB, METRICS
+from collector.http.auth import (
     PARTNER_NAME,
     api_key_credential,
     limited_for,
@@ -32,9 +36,6 @@ from collector.auth import (
     partner_of,
     set_partner,
 )
-from collector.fleet import FleetView, status_counts, storage_history
-from collector.refusals import clock_offsets
-from collector.status import STATUSES
 
 COOKIE = "vigil_session"
 CSRF_COOKIE = "vigil_csrf"
@@ -340,7 +341,9 @@ async def style_sheet(request: web.Request) -> web.Response:
     )
 
 
-def setup_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The pages' routes, and security headers on every response of the app."""
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/", fleet_page)
     app.router.add_get("/servers/{server_id}", server_page)
     app.router.add_get("/login", login_form)

@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 
-from collector import servers, status
 from collector.backups.status import fleet_backup_status
 from collector.contracts.service import coverage_by_server
 from collector.gc_pause import gc_paused
-from collector.servers import ServerRow
+from collector.health import servers, status
+from collector.health.servers import ServerRow
 
 _decode_state = msgspec.json.Decoder(dict).decode
 
@@ -32,7 +32,7 @@ class FleetView:
     ) -> None:
         self.conn = conn
         self.clock_offsets = clock_offsets or {}
-        """Offsets of servers refused for a stale clock (``collector.refusals``)."""
+        """Offsets of servers refused for a stale clock (``collector.health.refusals``)."""
         self.default_interval = default_interval
         self.offline_after = offline_after
         self.partner_names: dict[int, str] = {}

@@ -152,6 +152,7 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
-def setup_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The document's route, and the registry features after it add their paths to."""
     app[EXTRA_PATHS] = {}
     app.router.add_get("/api/v1/openapi.json", get_openapi)

@@ -20,12 +20,13 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from collector import cameras, entitlements, health_incidents
-from collector.agent_settings import settings_for
-from collector.appkeys import DB, METRICS
-from collector.auth import agent_of, body_of
-from collector.bodies import parse
-from collector.errors import ApiError
+from collector import entitlements
+from collector.health import cameras, health_incidents
+from collector.health.agent_settings import settings_for
+from collector.http.appkeys import DB, METRICS
+from collector.http.auth import agent_of, body_of
+from collector.http.bodies import parse
+from collector.http.errors import ApiError
 from protocol import limits, routes
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera, Report, ReportAck, ReportBatch, Volume, encode

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from collector.cameras import Transition
 from collector.contracts.service import open_incident_for_finding
-from collector.status import CAMERA_DOWN
+from collector.health.cameras import Transition
+from collector.health.status import CAMERA_DOWN
 from protocol.messages import Volume
 
 FULL_WITHIN_S = 48 * 3600

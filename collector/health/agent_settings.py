@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from collector import servers
-from collector.appkeys import CONFIG, DB
+from collector.health import servers
+from collector.http.appkeys import CONFIG, DB
 from protocol.messages import AgentSettings
 
 Provider = Callable[[web.Application, str], Awaitable[dict[str, Any]]]

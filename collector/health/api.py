@@ -7,12 +7,12 @@ import time
 import msgspec
 from aiohttp import web
 
-from collector import cameras
-from collector.appkeys import CONFIG, DB
-from collector.auth import owned_server, partner_of
-from collector.fleet import FleetView, storage_history
-from collector.query_params import MAX_PAGE, int_param, time_param
-from collector.refusals import clock_offsets
+from collector.health import cameras
+from collector.health.fleet import FleetView, storage_history
+from collector.health.refusals import clock_offsets
+from collector.http.appkeys import CONFIG, DB
+from collector.http.auth import owned_server, partner_of
+from collector.http.query_params import MAX_PAGE, int_param, time_param
 
 
 def _fleet(request: web.Request, conn: object) -> FleetView:

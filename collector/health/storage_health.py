@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.appkeys import CONFIG, DB, METRICS
+from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector.storage")
