@@ -24,6 +24,8 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: $(STAMP) system-packages lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -127,7 +128,7 @@ def _recovery_signer(args: argparse.Namespace) -> str | None:
     return flag or from_token
 
 
-def _signer_line(state_dir) -> str:
+def _signer_line(state_dir: Path) -> str:
     try:
         pin = load_pin(state_dir)
     except RecipientsRefused as exc:

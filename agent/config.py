@@ -81,7 +81,7 @@ class _Table:
     def key(self, k: str) -> str:
         return f"{self.name}.{_shown(k)}"
 
-    def str(self, k: str, default: str | None) -> str | None:
+    def text(self, k: str, default: str | None) -> str | None:
         if k not in self.data:
             return default
         v = self.data[k]
@@ -145,7 +145,7 @@ def _software(sw: _Table, source: str) -> SoftwareConfig:
         cmd = [cmd]
     if not isinstance(cmd, list) or not all(isinstance(x, str) and x for x in cmd):
         raise AgentConfigError(source, "software.version_command", "a command as a list of strings")
-    regex = sw.str("version_regex", "") or ""
+    regex = sw.text("version_regex", "") or ""
     if regex:
         try:
             re.compile(regex)
@@ -154,9 +154,9 @@ def _software(sw: _Table, source: str) -> SoftwareConfig:
                 source, "software.version_regex", f"a regular expression ({exc})"
             ) from None
     return SoftwareConfig(
-        product=sw.str("product", "") or "",
-        version=sw.str("version", "") or "",
-        version_file=sw.str("version_file", "") or "",
+        product=sw.text("product", "") or "",
+        version=sw.text("version", "") or "",
+        version_file=sw.text("version_file", "") or "",
         version_command=tuple(cmd),
         version_regex=regex,
         modules=sw.strs("modules"),
@@ -202,7 +202,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
             "refused_check_s",
         }
     )
-    level = a.str("log_level", "info") or "info"
+    level = a.text("log_level", "info") or "info"
     if level not in ("debug", "info", "warning", "error"):
         raise AgentConfigError(source, "agent.log_level", '"debug", "info", "warning" or "error"')
     r = _Table(raw.get("report", {}), "report", source)
@@ -215,10 +215,10 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     cameras, backup = _features(raw, source)
     return AgentConfig(
         source=source,
-        state_dir=Path(a.str("state_dir", str(DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR),
-        licence_id=a.str("licence_id", None),
-        machine_id=a.str("machine_id", None),
-        hostname=a.str("hostname", None),
+        state_dir=Path(a.text("state_dir", str(DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR),
+        licence_id=a.text("licence_id", None),
+        machine_id=a.text("machine_id", None),
+        hostname=a.text("hostname", None),
         log_level=level,
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
         refused_check_s=a.num("refused_check_s", 600.0, 1.0, 86400.0),

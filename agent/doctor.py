@@ -236,7 +236,8 @@ async def _credentials_check(client: CollectorClient) -> Check:
 def _daemon_checks(st: dict[str, Any]) -> list[Check]:
     """What the running daemon wrote down: tasks that are not running, a refusal."""
     out: list[Check] = []
-    tasks = st.get("tasks") if isinstance(st.get("tasks"), dict) else {}
+    raw = st.get("tasks")
+    tasks: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for name, task in sorted(tasks.items()):
         if isinstance(task, dict) and task.get("state") in ("restarting", "failed"):
             out.append(

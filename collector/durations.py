@@ -12,16 +12,17 @@ import re
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _WHOLE_PART = re.compile(r"(\d+)\s*([smhdw])")
+_PLAIN = re.compile(r"\d+(?:\.\d+)?")
 
 
-def _sum_of_parts(t: str, part: re.Pattern[str], number: type[float] | type[int]) -> float | None:
+def _sum_of_parts(t: str, part: re.Pattern[str]) -> float | None:
     """The sum of ``t``'s parts like ``1d12h``; ``None`` unless they make up all of ``t``."""
     pos = 0
-    total = number(0)
+    total = 0.0
     for m in part.finditer(t):
         if m.start() != pos:
             break
-        total += number(m.group(1)) * _UNITS[m.group(2)]
+        total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
     return total if pos == len(t) else None
 
@@ -31,12 +32,9 @@ def parse_duration(text: str) -> float:
     t = text.strip().lower()
     if not t:
         raise ValueError("empty duration")
-    try:
-        value = float(t)
-    except ValueError:
-        value = _sum_of_parts(t, _PART, float)
-        if value is None:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)") from None
+    value = _sum_of_parts(t + "s", _PART) if _PLAIN.fullmatch(t) else _sum_of_parts(t, _PART)
+    if value is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)")
     if value <= 0:
         raise ValueError(f"duration must be positive: {text!r}")
     return value
@@ -47,7 +45,7 @@ def parse_interval(text: str) -> int:
     t = text.strip().lower()
     if t.isdigit():
         return int(t)
-    total = _sum_of_parts(t, _WHOLE_PART, int) if t else None
+    total = _sum_of_parts(t, _WHOLE_PART) if t else None
     if total is None:
         raise ValueError(f"invalid duration {text!r} (examples: 24h, 1d12h, 90m, 0)")
-    return total
+    return int(total)

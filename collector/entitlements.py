@@ -62,7 +62,7 @@ async def backup_entitled(db: Any, server_id: str) -> Entitlement:
     return await db.read(lambda conn: decide_entitlement(conn, server_id))
 
 
-ENTITLEMENT_CHECK: web.AppKey[EntitlementCheck] = web.AppKey("backup_entitlement", EntitlementCheck)
+ENTITLEMENT_CHECK: web.AppKey[EntitlementCheck] = web.AppKey("backup_entitlement")
 
 CACHE: web.AppKey[EntitlementCache] = web.AppKey("entitlement_cache", EntitlementCache)
 

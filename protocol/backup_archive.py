@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable, Sequence
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -214,6 +214,14 @@ def _payload_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+class Writable(Protocol):
+    """Where an encrypted stream goes: anything with a binary ``write``."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class AgeWriter:
     """Write-only file object that encrypts to an age file on ``out`` (which it does not close).
 
@@ -222,7 +230,7 @@ class AgeWriter:
     ``close()`` writes the final chunk and must be called.
     """
 
-    def __init__(self, out: BinaryIO, recipients: Sequence[str]) -> None:
+    def __init__(self, out: Writable, recipients: Sequence[str]) -> None:
         if not recipients:
             raise AgeError("no age recipients to encrypt to")
         raw = [parse_recipient(r) for r in recipients]
@@ -397,7 +405,7 @@ class AgeReader:
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            parts = []
+            parts: list[bytes] = []
             while True:
                 part = self.read(1 << 20)
                 if not part:
@@ -534,7 +542,7 @@ class ArchiveResult(msgspec.Struct, kw_only=True):
 class HashingWriter:
     """Counts and hashes what passes through to ``out`` (for the ciphertext's sha256/size)."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Writable) -> None:
         self._out = out
         self.sha256 = hashlib.sha256()
         self.size = 0

@@ -9,7 +9,7 @@ on reply fields say what the agent assumes when an older or odd collector leaves
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -85,6 +85,7 @@ class RunRecorded(Reply, kw_only=True, gc=False):
     id: str
 
 
-def reply_body(reply: Reply) -> dict:
+def reply_body(reply: Reply) -> dict[str, Any]:
     """The reply as plain data for a JSON response."""
-    return msgspec.to_builtins(reply)
+    body: dict[str, Any] = msgspec.to_builtins(reply)
+    return body

@@ -8,7 +8,7 @@ have a default, so an older peer may leave it out. ``docs/protocol.md`` describe
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -241,7 +241,7 @@ class ErrorBody(Message, kw_only=True, gc=False):
     field: ShortText | None = None
 
 
-_decoders: dict[type, msgspec.json.Decoder] = {}
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _encoder = msgspec.json.Encoder()
 
 
@@ -255,7 +255,8 @@ def decode(data: bytes, type_: type[T]) -> T:
     if dec is None:
         dec = _decoders[type_] = msgspec.json.Decoder(type_)
     try:
-        return dec.decode(data)
+        value: T = dec.decode(data)
+        return value
     except RecursionError:
         # msgspec descends into unknown fields too; a few thousand nested brackets
         # exhaust the interpreter's recursion limit. That is malformed input, not a crash.

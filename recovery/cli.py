@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol import recipient_list
 from protocol.backup_archive import AgeError, generate_identity, read_identities
 from recovery.api import ApiError, PartnerApi
-from recovery.backups import SMALL_TEXT, BackupRefused, check_backup, diff, restore
+from recovery.backups import SMALL_TEXT, BackupRefused, Checked, check_backup, diff, restore
 from recovery.known_servers import KnownServers, KnownServersError
 from recovery.signing_key import SigningKeyError, read_signing_key, signing_line
 
@@ -215,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(checked) -> dict[str, Any]:
+def _summary(checked: Checked) -> dict[str, Any]:
     h = checked.header
     m = checked.result.manifest
     return {

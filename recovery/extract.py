@@ -110,11 +110,11 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
     def _proc_pax(self, tarfile):  # type: ignore[no-untyped-def]
         self._check_extended()
-        return super()._proc_pax(tarfile)  # type: ignore[misc]
+        return super()._proc_pax(tarfile)
 
     def _proc_gnulong(self, tarfile):  # type: ignore[no-untyped-def]
         self._check_extended()
-        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
+        return super()._proc_gnulong(tarfile)
 
 
 class _Limited:
@@ -186,7 +186,8 @@ def read_archive(
 
     try:
         age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
-        zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)
+        # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
+        zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
         limited = _Limited(zr, max_plaintext)
         seen, manifest, texts, plain, skipped = _walk(limited, dest, keep_small, skip_unsafe_links)
         _drain(limited)
@@ -246,7 +247,7 @@ def _walk(
             if name == MANIFEST_NAME and member.isreg():
                 if member.size > MAX_MANIFEST:
                     raise ArchiveRefused("manifest too large")
-                manifest = decode_manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
+                manifest = decode_manifest(tar.extractfile(member).read())
                 continue
             parts = check_name(name)
             if name in seen:

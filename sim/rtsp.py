@@ -4,7 +4,7 @@ probe. It never streams media."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sim import digest
@@ -30,7 +30,7 @@ def sdp_for(camera: SimulatedCamera) -> bytes:
 
 def make_handler(
     camera: SimulatedCamera,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]:
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonces: set[str] = set()
         try:

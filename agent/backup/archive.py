@@ -33,6 +33,7 @@ from protocol.backup_archive import (
     HashingWriter,
     Manifest,
     ManifestEntry,
+    Writable,
     encode_manifest,
 )
 
@@ -60,7 +61,7 @@ class _TarStream:
     QUEUE_BLOCKS = 4
     COALESCE = 256 << 10
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Writable) -> None:
         self._cobj = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
         self._out = out
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_BLOCKS)

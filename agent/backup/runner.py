@@ -318,7 +318,9 @@ class BackupRunner:
             if not result.ok:
                 raise _RunFailed(result.reason(self.settings.pre_command))
 
-    async def _quick_digest(self, cache_path: Path, recipients: list[str]) -> tuple[str, int, int]:
+    async def _quick_digest(
+        self, cache_path: Path, recipients: list[str]
+    ) -> tuple[str | None, int, int]:
         """The stat cache's digest of the sources, their file count and total size."""
         try:
             quick, files, total, notes = await asyncio.to_thread(

@@ -53,6 +53,7 @@ class BackupService:
     @classmethod
     def for_agent(cls, agent: Agent) -> BackupService:
         """From the daemon's ``Agent`` (its config's ``[backup]``, state dir, key, client)."""
+        assert agent.config.backup is not None, "the backup feature runs only with [backup]"
         return cls(
             agent.config.backup,
             agent.state_dir,

@@ -27,9 +27,12 @@ R = TypeVar("R", bound=Reply)
 
 
 class Response(Protocol):
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def body(self) -> bytes: ...
 
     def json(self) -> Any: ...
 
@@ -43,7 +46,7 @@ class BackupClient(Protocol):
         path: str,
         body: bytes = b"",
         content_type: str = "application/json",
-        params: dict | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Response: ...
 
 

@@ -219,8 +219,8 @@ class Prober:
 
     def forget(self, keep: set[str]) -> None:
         """Drop cached clients of cameras no longer configured."""
-        for key in [k for k in self._clients if k[0] not in keep]:
-            del self._clients[key]
+        for client_key in [k for k in self._clients if k[0] not in keep]:
+            del self._clients[client_key]
         for key in [k for k in self._inventory if k not in keep]:
             del self._inventory[key]
 

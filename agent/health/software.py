@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from agent.config import SoftwareConfig
 from protocol.messages import Software
@@ -22,7 +23,7 @@ def _extract(text: str, regex: str) -> str:
 
 
 def read_software(cfg: SoftwareConfig) -> Software:
-    base = {"product": cfg.product, "modules": list(cfg.modules)}
+    base: dict[str, Any] = {"product": cfg.product, "modules": list(cfg.modules)}
     if cfg.version:
         return Software(version=cfg.version, source="value", **base)
     if cfg.version_file:

@@ -26,11 +26,12 @@ class VolumeProbe:
         self.path = state_dir / "volumes.json"
         self.recording = tuple(os.path.realpath(p) for p in recording)
         self.ignore = set(ignore_fstypes)
+        self.samples: dict[str, list[tuple[float, int]]] = {}
         try:
             raw = json.loads(self.path.read_text())
             self.samples = {k: [(float(t), int(u)) for t, u in v] for k, v in raw.items()}
         except (OSError, ValueError):
-            self.samples: dict[str, list[tuple[float, int]]] = {}
+            pass
 
     def _mounts(self) -> list[tuple[str, str, str]]:
         seen: set[str] = set()

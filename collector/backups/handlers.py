@@ -380,9 +380,10 @@ async def run_maintenance(app: web.Application, now: float | None = None) -> Non
     now = time.time() if now is None else now
     await svc.expire_uploads(now)
     await app[STORE].sweep()
-    if isinstance(app[STORE], S3ObjectStore):
+    store = app[STORE]
+    if isinstance(store, S3ObjectStore):
         try:
-            await app[STORE].abort_stale_multipart(cfg.limits.upload_ttl_s)
+            await store.abort_stale_multipart(cfg.limits.upload_ttl_s)
         except ObjectStoreError as exc:  # the store's own trouble: /healthz reports it
             log.warning("cannot abort stale multipart uploads now: %s", exc)
     await maintenance.prune(app[DB], app[STORE])

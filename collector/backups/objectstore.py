@@ -23,7 +23,7 @@ import secrets
 import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ class ObjectStore(ABC):
     @abstractmethod
     def get(
         self, key: str, start: int = 0, length: int | None = None, chunk_size: int = READ_CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Stream ``length`` bytes (all if None) from ``start``; raises ObjectNotFound."""
 
     async def get_bytes(self, key: str) -> bytes:
@@ -217,7 +217,7 @@ class LocalObjectStore(ObjectStore):
 
     async def get(
         self, key: str, start: int = 0, length: int | None = None, chunk_size: int = READ_CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         path = self._path(key)
         try:
             fh = await asyncio.to_thread(open, path, "rb")
@@ -408,7 +408,7 @@ class S3ObjectStore(ObjectStore):
 
     async def get(
         self, key: str, start: int = 0, length: int | None = None, chunk_size: int = READ_CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         if length == 0:
             return
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
@@ -529,7 +529,7 @@ def open_object_store(config: dict[str, Any], data_dir: Path) -> ObjectStore:
     style = _str(config, "addressing_style", "auto")
     if style not in ("auto", "path", "virtual"):
         raise ConfigError(_SOURCE, "addressing_style", '"auto", "path" or "virtual"')
-    checks = {}
+    checks: dict[str, str] = {}
     for key in ("request_checksum_calculation", "response_checksum_validation"):
         value = _str(config, key, "when_required")
         if value not in _CHECKSUM:
@@ -554,5 +554,6 @@ def open_object_store(config: dict[str, Any], data_dir: Path) -> ObjectStore:
         multipart_threshold=threshold,
         multipart_chunksize=chunk,
         max_concurrency=concurrency,
-        **checks,
+        request_checksum_calculation=checks["request_checksum_calculation"],
+        response_checksum_validation=checks["response_checksum_validation"],
     )

@@ -183,18 +183,19 @@ class BackupService:
     async def _open_upload(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
     ) -> tuple[bool, dict]:
-        streaming = header.ciphertext_sha256 is None and header.ciphertext_size is None
-        if not streaming and (header.ciphertext_sha256 is None or header.ciphertext_size is None):
+        size, sha256 = header.ciphertext_size, header.ciphertext_sha256
+        streaming = sha256 is None and size is None
+        if not streaming and (sha256 is None or size is None):
             raise Invalid(
                 "envelope_invalid",
                 "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
                 "or neither (a streamed upload: the final envelope comes with 'complete')",
                 field="header.ciphertext_sha256",
             )
-        if not streaming and header.ciphertext_size > self.limits.max_size:
+        if size is not None and size > self.limits.max_size:
             raise TooLarge(
                 "too_large",
-                f"backup of {header.ciphertext_size} bytes is above this collector's limit of "
+                f"backup of {size} bytes is above this collector's limit of "
                 f"{self.limits.max_size} bytes",
                 field="header.ciphertext_size",
             )
@@ -210,8 +211,8 @@ class BackupService:
             envelope=be.encode(env).decode(),
             # A streamed upload's size and hash are known only at "complete": until then
             # the limit bounds it, and an empty hash marks it.
-            size=self.limits.max_size if streaming else header.ciphertext_size,
-            sha256="" if streaming else header.ciphertext_sha256,
+            size=self.limits.max_size if size is None else size,
+            sha256="" if sha256 is None else sha256,
             received=0,
             created_at=now,
             updated_at=now,
@@ -251,7 +252,8 @@ class BackupService:
     async def _unchanged(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
     ) -> tuple[bool, dict]:
-        if header.base_seq is None or header.base_seq >= header.seq:
+        base_seq = header.base_seq
+        if base_seq is None or base_seq >= header.seq:
             raise Invalid(
                 "envelope_invalid",
                 "an unchanged record must name an earlier backup (base_seq < seq)",
@@ -289,7 +291,7 @@ class BackupService:
             last = catalog.last_seq(conn, server_id)
             if header.seq <= last:
                 raise _Replay(last)
-            base = catalog.backup_by_seq(conn, server_id, header.base_seq)
+            base = catalog.backup_by_seq(conn, server_id, base_seq)
             if base is None or base.kind != "full" or base.status != "verified":
                 raise _BaseMissing()
             if header.content_digest and base.content_digest not in (None, header.content_digest):

@@ -64,6 +64,8 @@ def parse_hours(text: str) -> tuple[Interval, ...]:
             start_s, end_s = part.split("-")
             start = _parse_clock(start_s, allow_24=False)
             end = _parse_clock(end_s, allow_24=True)
+            if start is None:  # only an end may be 24:00
+                raise ValueError(start_s)
         except ValueError as exc:
             raise CalendarError(f"bad opening hours {part!r}: expected HH:MM-HH:MM") from exc
         if end is not None and end <= start:

@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from collector.contracts.calendar import UTC, BusinessCalendar, CalendarSpec, business_calendar
 from collector.contracts.plans import Plan, Target, get_plan
@@ -368,7 +369,7 @@ def status(incident: Incident, now: dt.datetime) -> IncidentStatus:
     return IncidentStatus(r.state, resp, reso)
 
 
-def incident_to_json(incident: Incident, now: dt.datetime) -> dict[str, object]:
+def incident_to_json(incident: Incident, now: dt.datetime) -> dict[str, Any]:
     cal = business_calendar(incident.calendar)
     return {
         "id": incident.id,

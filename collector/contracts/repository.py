@@ -535,8 +535,9 @@ def chunked(changes: FindingChanges, size: int) -> list[FindingChanges]:
     out = []
     for start in range(0, len(ops), size):
         part = FindingChanges([], [], [])
+        lists: dict[str, list[Any]] = {"i": part.inserts, "u": part.updates, "d": part.deletes}
         for kind, item in ops[start : start + size]:
-            {"i": part.inserts, "u": part.updates, "d": part.deletes}[kind].append(item)
+            lists[kind].append(item)
         out.append(part)
     return out
 

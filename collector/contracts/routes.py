@@ -447,7 +447,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     async def checks() -> None:
         now = time.time()
         mine = await app[DB].write(
-            lambda c, t=now: repo.acquire_lease(c, "contract-checks", holder, t, ttl)
+            lambda c: repo.acquire_lease(c, "contract-checks", holder, now, ttl)
         )
         if mine:
             result = await service.run_checks(app[DB], now)

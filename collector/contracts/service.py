@@ -318,6 +318,8 @@ def open_incident_for_finding(
     if found is None or not found[0]:
         return None
     licence, partner = found
+    if licence is None:
+        return None
     key = f"{server_id}:{kind}"
     if key in repo.open_finding_keys(conn):
         return None

@@ -22,7 +22,7 @@ log = logging.getLogger("vigil.collector")
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     async def prune() -> None:
         cutoff = time.time() - app[CONFIG].history_days * 86400
-        n = await app[DB].write(lambda c, t=cutoff: ingest.prune_history(c, t))
+        n = await app[DB].write(lambda c: ingest.prune_history(c, cutoff))
         if n:
             log.info("pruned %d history rows older than %d days", n, app[CONFIG].history_days)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from collector.storage.database import Database, SQLiteDatabase
 
 __all__ = ["Database", "SQLiteDatabase", "open_database"]
 
 
-def open_database(config: object) -> Database:
+def open_database(config: Any) -> Database:
     """Open the database a collector configuration names (``config.storage``)."""
     storage = config.storage
     if storage.kind == "sqlite":
