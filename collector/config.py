@@ -6,9 +6,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.sizes import parse_bytes
+
+if TYPE_CHECKING:
+    from collector.backups.config import BackupConfig
+    from collector.contracts.config import ContractsConfig
 
 DEFAULT_DATA_DIR = Path("/var/lib/vigil-collector")
 DEFAULT_LISTEN = "127.0.0.1:8700"
@@ -86,8 +90,12 @@ class CollectorConfig:
     pages: PagesConfig = field(default_factory=PagesConfig)
     metrics_token: str = ""
     """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>``."""
+    backup: BackupConfig = field(default_factory=lambda: _feature_sections({}, "")[0])
+    """``[backup]``, checked at load like every other section."""
+    contracts: ContractsConfig = field(default_factory=lambda: _feature_sections({}, "")[1])
+    """``[contracts]``."""
     raw: dict[str, Any] = field(default_factory=dict)
-    """The whole file, for feature sections (``[backup.storage]``, ``[contracts]``)."""
+    """The whole file as read."""
     source: str = "(defaults)"
 
 
@@ -150,6 +158,22 @@ def _security_sections(
     if token and len(token) < 16:
         raise ConfigError(source, "metrics.token", "at least 16 characters (or leave it out)")
     return RateLimitConfig(**rl), pages, token
+
+
+def _feature_sections(raw: dict[str, Any], source: str) -> tuple[BackupConfig, ContractsConfig]:
+    """The features' own tables, each parsed by its feature. Imported here rather than at
+    the top: the features' parsers raise this module's :class:`ConfigError`."""
+    from collector.backups.config import backup_config
+    from collector.contracts.config import contracts_config
+
+    try:
+        return backup_config(raw), contracts_config(raw)
+    except ConfigError as exc:
+        section = exc.source.strip("[]")  # a feature names its table as the source
+        key = exc.key
+        if key != section and not key.startswith(f"{section}."):
+            key = f"{section}.{key}"
+        raise ConfigError(source, key, exc.expected) from None
 
 
 def load_config(
@@ -232,6 +256,7 @@ def load_config(
         dsn=_get(st, "dsn", str, source, "storage.", ""),
     )
     rate_limits, pages, metrics_token = _security_sections(raw, source)
+    backup, contracts = _feature_sections(raw, source)
     return CollectorConfig(
         data_dir=data,
         listen=cfg_listen,
@@ -239,6 +264,8 @@ def load_config(
         rate_limits=rate_limits,
         pages=pages,
         metrics_token=metrics_token,
+        backup=backup,
+        contracts=contracts,
         raw=raw,
         source=source,
         **ints,

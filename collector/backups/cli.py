@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from collector.backups import catalog, maintenance
-from collector.backups.handlers import backup_config
 from collector.backups.objectstore import open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
@@ -217,7 +216,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 def _store_of(args: argparse.Namespace) -> Any:
     cfg = config_of(args)
-    return open_object_store(backup_config(cfg.raw).storage, cfg.data_dir)
+    return open_object_store(cfg.backup.storage, cfg.data_dir)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

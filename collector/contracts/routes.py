@@ -44,7 +44,7 @@ from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
 from collector.health.storage_health import writes_refused
-from collector.http.appkeys import DB
+from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import owned_server, partner_of
 from collector.http.errors import ApiError
 from collector.http.openapi import EXTRA_PATHS
@@ -52,7 +52,6 @@ from collector.supervision import TASKS
 
 log = logging.getLogger(__name__)
 
-CHECK_INTERVAL_S = 300.0
 
 CHECK_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("contract_check_task", asyncio.Task)
 
@@ -424,24 +423,9 @@ async def server_sma_quote(request: web.Request) -> web.Response:
 # --- the scheduled check run -------------------------------------------------------------------
 
 
-def check_interval(app: web.Application) -> float:
-    """``[contracts] check_interval_s`` of the collector's configuration (default 300)."""
-    from collector.http.appkeys import CONFIG
-
-    cfg = app.get(CONFIG)
-    table = (cfg.raw.get("contracts") if cfg is not None else None) or {}
-    value = table.get("check_interval_s", CHECK_INTERVAL_S) if isinstance(table, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86400:
-        log.error(
-            "[contracts] check_interval_s must be 1..86400 seconds; using %.0f", CHECK_INTERVAL_S
-        )
-        return CHECK_INTERVAL_S
-    return float(value)
-
-
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
-    interval = check_interval(app)
+    interval = app[CONFIG].contracts.check_interval_s
     ttl = max(60.0, 3 * interval)
 
     async def checks() -> None:

@@ -234,7 +234,7 @@ def test_periodic_round_expires_prunes_and_checks(
 def test_backup_config_table() -> None:
     import pytest
 
-    from collector.backups.handlers import backup_config
+    from collector.backups.config import backup_config
     from collector.config import ConfigError
 
     cfg = backup_config({})

@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from collector.backups.handlers import backup_config
+from collector.backups.config import backup_config
 from collector.backups.objectstore import LocalObjectStore
 from collector.backups.service import DEFAULT_UPLOAD_TTL_S
 from tests.faults.agents import FakeAgent, enroll_fake, envelope, upload

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.backups.handlers import backup_config
+from collector.backups.config import backup_config
 from collector.config import ConfigError, load_config
 
 
@@ -50,3 +50,37 @@ def test_bad_backup_settings_are_refused(table: dict) -> None:
     with pytest.raises(ConfigError) as err:
         backup_config({"backup": table})
     assert next(iter(table)) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[contracts]\ncheck_interval_s = 0\n", "contracts.check_interval_s"),
+        ('[contracts]\ncheck_interval_s = "5m"\n', "contracts.check_interval_s"),
+        ("contracts = 3\n", "contracts"),
+        ('[backup]\nupload_ttl = "10s"\n', "backup.upload_ttl"),
+        ('[backup]\nchunk_size = "1KiB"\n', "backup.chunk_size"),
+    ],
+)
+def test_feature_sections_are_checked_when_the_file_is_loaded(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    # [contracts] used to be read when the scheduler started, and a bad value was logged
+    # and replaced by the default; [backup] named "[backup]" instead of the file.
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, tmp_path)
+    assert err.value.source == str(cfg)
+    assert err.value.key == key
+
+
+def test_feature_sections_are_typed_on_the_configuration(tmp_path: Path) -> None:
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text('[contracts]\ncheck_interval_s = 60\n[backup]\nupload_ttl = "2h"\n')
+    loaded = load_config(cfg, tmp_path)
+    assert loaded.contracts.check_interval_s == 60.0
+    assert loaded.backup.limits.upload_ttl_s == 7200.0
+    defaults = load_config(None, tmp_path)
+    assert defaults.contracts.check_interval_s == 300.0
+    assert defaults.backup == backup_config({})

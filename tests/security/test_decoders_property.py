@@ -32,7 +32,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.backups.errors import BackupRefused
-from collector.backups.handlers import api_error, backup_config
+from collector.backups.config import backup_config
+from collector.backups.handlers import api_error
 from collector.backups.service import BackupRun, BackupService
 from collector.config import ConfigError, load_config
 from collector.http.bodies import parse
@@ -312,7 +313,7 @@ def toml_documents(draw: st.DrawFn) -> str:
 
 def load_everything(path: Path) -> None:
     cfg = load_config(path, data_dir=path.parent / "data")
-    backup_config(cfg.raw)
+    assert cfg.backup == backup_config(cfg.raw)
 
 
 @PROPS
