@@ -1,4 +1,4 @@
-"""Agent steady state without cameras: RSS and CPU, against the GUIDE's budget
+"""Agent steady state without cameras: RSS and CPU, against the budget
 (<= 50 MB RSS with no cameras, <= 2 % of one core averaged at a 60 s interval).
 
     .venv/bin/python bench/agent.py [--seconds 120] [--interval 60]

@@ -17,7 +17,7 @@ the same run:
 4. The age layer alone, ``cryptography`` (Vigil's) against ``pyrage``, on the same 1 GiB
    file: throughput and peak RSS (docs/decisions/backup-format.md).
 
-Budgets (GUIDE.md): end to end no slower than restic; memory flat (<= +64 MB); unchanged
+Budgets: end to end no slower than restic; memory flat (<= +64 MB); unchanged
 re-check <= 10% of the first run.
 """
 

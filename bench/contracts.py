@@ -1,5 +1,5 @@
 """Contract checks over a synthetic fleet: 100,000 servers with contracts and a month of
-backup records, evaluated on one core against the GUIDE's budget (<= 10 s).
+backup records, evaluated on one core against the budget (<= 10 s).
 
 Run: ``.venv/bin/python bench/contracts.py [--servers N] [--seed S]``. Prints the figures
 and the ratio to the budget; the build of the synthetic data is timed apart and not part

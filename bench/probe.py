@@ -3,7 +3,7 @@
     .venv/bin/python bench/probe.py [--count 256] [--cycles 3] [--faults SPEC] [--timeout 10]
 
 Prints the first cycle (WSDL parsing and cold connections included) and the steady cycles'
-wall time, the agent process's RSS and CPU time, against the budget in GUIDE.md: a full
+wall time, the agent process's RSS and CPU time, against its budget: a full
 cycle <= 10 s, the agent <= 100 MB RSS with 256 cameras, <= 2% of a core at a 60 s interval.
 """
 

@@ -1,4 +1,4 @@
-"""Encrypted configuration backups, agent side (issue 4; format in docs/backup-format.md).
+"""Encrypted configuration backups, agent side (format in docs/backup-format.md).
 
 The daemon sets ``agent.backup = BackupService.for_agent(agent)`` (scheduling, status);
 ``vigil-agent backup --now`` runs ``BackupRunner.run_once`` with a ``ProgressPrinter``; the

@@ -77,7 +77,7 @@ class _RunFailed(Exception):
 
 
 class BackupRunner:
-    """The agent's backups. The lead's daemon calls ``apply`` with every ``AgentSettings``
+    """The agent's backups. The daemon calls ``apply`` with every ``AgentSettings``
     it receives, ``next_due`` to schedule, ``run_once`` to run; ``status()`` for
     ``vigil-agent status``."""
 

@@ -74,7 +74,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - aiohttp is a dependency
         pass
     try:
-        from agent.client import CollectorUnavailable  # the lead's client, when present
+        from agent.client import CollectorUnavailable  # the daemon's client, when present
 
         errors.append(CollectorUnavailable)
     except ImportError:

@@ -1,6 +1,6 @@
 """Camera health over ONVIF: configuration, probing, verdicts, flap damping, discovery.
 
-The lead calls :class:`CameraMonitor` (``probe_cycle()`` / ``close()``),
+The daemon calls :class:`CameraMonitor` (``probe_cycle()`` / ``close()``),
 :func:`parse_camera_config` for the ``[cameras]`` table and :func:`run_probe` for
 ``vigil-agent probe``. Importing this package does not import onvif-zeep-async: that
 happens, with its side effects undone, on the first probe (see ``onvif_lib``).

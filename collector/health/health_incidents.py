@@ -1,4 +1,4 @@
-"""Health findings that open incidents on the server's contract (issue 5's priority map).
+"""Health findings that open incidents on the server's contract (through the plan's priority map).
 
 Ingest calls these inside its write, only on the events that matter: a camera that
 goes down, a recording volume forecast full within 48 hours. The contract engine decides
