@@ -87,7 +87,7 @@ TRANSIENT = _transient_errors()
 
 def _refusals() -> tuple[type[BaseException], ...]:
     try:
-        from agent.client import Refused  # the lead's client: 4xx while opening a session
+        from agent.client import Refused  # the daemon's client: 4xx while opening a session
 
         return (Refused,)
     except ImportError:

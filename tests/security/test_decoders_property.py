@@ -31,8 +31,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.backups.errors import BackupRefused
 from collector.backups.config import backup_config
+from collector.backups.errors import BackupRefused
 from collector.backups.handlers import api_error
 from collector.backups.service import BackupRun, BackupService
 from collector.config import ConfigError, load_config
