@@ -7,10 +7,11 @@ import asyncio
 import base64
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from collector.backups import catalog, maintenance
-from collector.backups.objectstore import open_object_store
+from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
 from collector.backups.status import backup_status, fleet_backup_status
@@ -18,6 +19,8 @@ from collector.cli_options import common, config_of, database_of, emit_json, fai
 from collector.durations import parse_interval
 from protocol import recipient_list
 from protocol.backup_window import check_window
+
+R = TypeVar("R")
 
 
 def _partner_id(db: Any, name: str) -> int | None:
@@ -214,25 +217,26 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_of(args: argparse.Namespace) -> Any:
+def _on_store(args: argparse.Namespace, work: Callable[[Any, ObjectStore], Awaitable[R]]) -> R:
+    """Run ``work(db, store)`` on the configured database and object store, closing both."""
     cfg = config_of(args)
-    return open_object_store(cfg.backup.storage, cfg.data_dir)
-
-
-def cmd_prune(args: argparse.Namespace) -> int:
     db = database_of(args)
-    store = _store_of(args)
+    store = open_object_store(cfg.backup.storage, cfg.data_dir)
 
-    async def run() -> maintenance.PruneReport:
+    async def run() -> R:
         try:
-            return await maintenance.prune(db, store, dry_run=args.dry_run)
+            return await work(db, store)
         finally:
             await store.close()
 
     try:
-        report = asyncio.run(run())
+        return asyncio.run(run())
     finally:
         db.close()
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    report = _on_store(args, lambda db, store: maintenance.prune(db, store, dry_run=args.dry_run))
     if args.json:
         emit_json(report.to_json())
     else:
@@ -246,19 +250,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    db = database_of(args)
-    store = _store_of(args)
-
-    async def run() -> maintenance.IntegrityReport:
-        try:
-            return await maintenance.check_integrity(db, store)
-        finally:
-            await store.close()
-
-    try:
-        report = asyncio.run(run())
-    finally:
-        db.close()
+    report = _on_store(args, maintenance.check_integrity)
     if args.json:
         emit_json(report.to_json())
     else:

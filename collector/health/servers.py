@@ -58,32 +58,6 @@ class Enrolled:
     """``token`` or ``server`` for a re-enrollment, empty for a new server."""
 
 
-def enroll(
-    conn: sqlite3.Connection,
-    partner_id: int,
-    *,
-    hostname: str,
-    machine_id: str,
-    licence_id: str | None,
-    public_key: bytes,
-    agent_version: str,
-    os: str,
-    now: float,
-) -> str:
-    """:func:`register` without a token's consent; the server id."""
-    return register(
-        conn,
-        partner_id,
-        hostname=hostname,
-        machine_id=machine_id,
-        licence_id=licence_id,
-        public_key=public_key,
-        agent_version=agent_version,
-        os=os,
-        now=now,
-    ).server_id
-
-
 def register(
     conn: sqlite3.Connection,
     partner_id: int,

@@ -45,7 +45,7 @@ def _prepare(data: Path) -> dict[str, Any]:
             "other_key": secrets_store.create_api_key(conn, other.id),
         }
         for name, lic in (("w", "LW"), ("m", "LM"), ("s", "LS"), ("p", "LP")):
-            out[name] = servers.enroll(
+            out[name] = servers.register(
                 conn,
                 acme.id,
                 hostname=name,
@@ -55,7 +55,7 @@ def _prepare(data: Path) -> dict[str, Any]:
                 agent_version="1",
                 os="debian",
                 now=ts("2026-01-15T09:00+00:00"),
-            )
+            ).server_id
         state = json.dumps({"software": {"product": "VMS", "version": "6.0"}})
         # Reporting "now" (later than every evaluated instant: never silent on those days).
         conn.execute(

@@ -52,7 +52,7 @@ def fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
             ids = []
             for host, lic, machine in (("museum", "L1", "m1"), ("bakery", "L2", "m2")):
                 ids.append(
-                    servers.enroll(
+                    servers.register(
                         conn,
                         pid,
                         hostname=host,
@@ -62,7 +62,7 @@ def fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
                         agent_version="1",
                         os="debian",
                         now=T("2026-01-15T09:00+00:00").timestamp(),
-                    )
+                    ).server_id
                 )
             state = json.dumps(
                 {"software": {"product": "VMS", "version": "6.1", "modules": ["base", "lpr"]}}
