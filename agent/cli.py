@@ -233,6 +233,7 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
         },
         "settings": st.get("settings"),
         "cameras": st.get("cameras"),
+        "disks": st.get("disks"),
         "backup": st.get("backup") or _saved_backup_state(cfg),
     }
 
@@ -334,6 +335,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"dropped {sp['dropped_total']}"
         + (f"; {data['held_in_memory']} held in memory" if data.get("held_in_memory") else "")
     )
+    disks = data.get("disks")
+    if isinstance(disks, dict) and isinstance(disks.get("by_health"), dict):
+        counts = ", ".join(f"{n} {h}" for h, n in sorted(disks["by_health"].items()))
+        print(f"disks        {counts or 'none found'} (SMART, {_when(disks.get('checked_at'))})")
     backup = data.get("backup")
     if isinstance(backup, dict) and backup.get("last_outcome"):
         line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.health.disks import DiskSettings
+
 if TYPE_CHECKING:  # each feature's modules load only when its table is present
     from agent.backup.config import BackupSettings
     from agent.cameras.config import CameraSettings
@@ -21,7 +23,7 @@ DEFAULT_CONFIG = Path("/etc/vigil/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
 DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
 
-_TABLES = ("agent", "report", "software", "spool", "cameras", "backup")
+_TABLES = ("agent", "report", "software", "spool", "disks", "cameras", "backup")
 
 
 def _shown(key: object) -> str:
@@ -66,6 +68,8 @@ class AgentConfig:
     refused_check_s: float = 600.0
     """How often an agent the collector refuses (unknown or revoked) checks again."""
     software: SoftwareConfig = field(default_factory=SoftwareConfig)
+    disks: DiskSettings = field(default_factory=DiskSettings)
+    """SMART disk health (``[disks]``): on by default where smartctl is installed."""
     cameras: CameraSettings | None = None
     """Present with a ``[cameras]`` table."""
     backup: BackupSettings | None = None
@@ -163,6 +167,24 @@ def _software(sw: _Table, source: str) -> SoftwareConfig:
     )
 
 
+def _disks(d: _Table, source: str) -> DiskSettings:
+    d.only({"enabled", "smartctl", "devices", "check_interval_s"})
+    enabled = d.data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise AgentConfigError(source, "disks.enabled", "true or false")
+    cmd = d.data.get("smartctl", [])
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not isinstance(cmd, list) or not all(isinstance(x, str) and x for x in cmd):
+        raise AgentConfigError(source, "disks.smartctl", "a command as a list of strings")
+    return DiskSettings(
+        enabled=enabled,
+        smartctl=tuple(cmd),
+        devices=d.strs("devices"),
+        check_interval_s=d.num("check_interval_s", 3600.0, 1.0, 7 * 86400.0),
+    )
+
+
 def _features(
     raw: dict[str, Any], source: str
 ) -> tuple[CameraSettings | None, BackupSettings | None]:
@@ -212,6 +234,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     sw = _Table(raw.get("software", {}), "software", source)
     sw.only({"product", "version", "version_file", "version_command", "version_regex", "modules"})
     software = _software(sw, source)
+    disks = _disks(_Table(raw.get("disks", {}), "disks", source), source)
     cameras, backup = _features(raw, source)
     return AgentConfig(
         source=source,
@@ -227,6 +250,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,
         spool_max_bytes=s.int("max_bytes", DEFAULT_SPOOL_BYTES, 64 * 1024, 16 * 1024**3),
         software=software,
+        disks=disks,
         cameras=cameras,
         backup=backup,
     )

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.client import CollectorClient
 from agent.config import AgentConfig
+from agent.health.disks import DiskProbe
 from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
@@ -84,6 +85,7 @@ class Agent:
         )
         self.host = HostProbe(hostname(config.hostname))
         self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
+        self.disks = DiskProbe(config.disks)
         self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
         if config.cameras is not None:
@@ -277,6 +279,7 @@ class Agent:
             volumes=self.volumes.read(),
             software=read_software(self.config.software),
             cameras=self.latest_cameras,
+            disks=self.disks.read(),
             dropped_reports=self.spool.dropped_total,
             cameras_digest=(
                 None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
@@ -346,6 +349,15 @@ class Agent:
             counts[c.verdict] = counts.get(c.verdict, 0) + 1
         self.status["cameras"] = {"probed_at": time.time(), "by_verdict": counts}
 
+    async def check_disks(self) -> None:
+        """Read SMART (in a thread: smartctl takes its time) and note it in the status."""
+        disks = await asyncio.to_thread(self.disks.refresh)
+        if disks is not None:
+            by_health: dict[str, int] = {}
+            for d in disks:
+                by_health[d.health] = by_health.get(d.health, 0) + 1
+            self.status["disks"] = {"checked_at": self.disks.checked_at, "by_health": by_health}
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -381,6 +393,16 @@ class Agent:
                 self.supervisor.job("cameras", self.probe_cameras),
                 IntervalTrigger(seconds=self.settings.probe_interval_s),
                 id="cameras",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        if self.disks.available:
+            self.scheduler.add_job(
+                self.supervisor.job("disks", self.check_disks),
+                IntervalTrigger(seconds=self.config.disks.check_interval_s),
+                id="disks",
+                next_run_time=datetime.now(UTC),
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,

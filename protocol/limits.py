@@ -18,6 +18,8 @@ MAX_CAMERAS = 1024
 """Cameras in one report."""
 
 MAX_VOLUMES = 256
+MAX_DISKS = 256
+MAX_DISK_ATTRIBUTES = 64
 """Volumes in one report."""
 
 MAX_TEXT = 1024

@@ -142,6 +142,33 @@ class Volume(Message, kw_only=True, gc=False):
     error: Text = ""
 
 
+DiskHealth = Literal["passed", "failing", "unknown"]
+
+
+class Disk(Message, kw_only=True, gc=False):
+    """One physical disk as SMART (``smartctl --json``) sees it."""
+
+    device: ShortText
+    """The device smartctl opened, e.g. ``/dev/sda`` or ``/dev/nvme0``."""
+    protocol: ShortText = ""
+    """``ATA``, ``NVMe`` or ``SCSI``."""
+    model: ShortText = ""
+    serial: ShortText = ""
+    health: DiskHealth = "unknown"
+    """``failing``: the disk's overall self-assessment failed, a pre-failure attribute is
+    at or below its threshold now, or an NVMe critical warning is set. ``unknown``: SMART
+    could not be read (see ``error``)."""
+    failing: Annotated[list[ShortText], msgspec.Meta(max_length=limits.MAX_DISK_ATTRIBUTES)] = []
+    """What makes it failing, e.g. ``Reallocated_Sector_Ct at threshold (FAILING_NOW)``."""
+    warnings: Annotated[list[ShortText], msgspec.Meta(max_length=limits.MAX_DISK_ATTRIBUTES)] = []
+    """Worth a look but not failing: an attribute that failed in the past, pending sectors."""
+    temperature_c: Finite | None = None
+    power_on_hours: NonNeg | None = None
+    checked_at: Timestamp | None = None
+    """When SMART was last read (it is read far less often than reports are sent)."""
+    error: Text = ""
+
+
 class Software(Message, kw_only=True, gc=False):
     product: ShortText = ""
     version: ShortText = ""
@@ -214,6 +241,8 @@ class Report(Message, kw_only=True, gc=False):
     cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     """``protocol.camera_digest.cameras_digest`` of ``cameras``: lets the collector skip
     unchanged inventories without hashing them itself."""
+    disks: Annotated[list[Disk], msgspec.Meta(max_length=limits.MAX_DISKS)] | None = None
+    """None = the agent does not read SMART (not configured, or no smartctl)."""
     firmware_check: bool = False
     """The agent's ``[cameras] firmware_check``: only then does the collector mark a camera
     whose firmware is older than the newest its partner's servers report for the model."""

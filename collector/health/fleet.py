@@ -16,6 +16,7 @@ from collector.contracts.service import coverage_by_server
 from collector.gc_pause import gc_paused
 from collector.health import servers, status
 from collector.health.servers import ServerRow
+from protocol.messages import Disk
 
 _decode_state = msgspec.json.Decoder(dict).decode
 
@@ -93,6 +94,7 @@ class FleetView:
                 host=full.get("host") or {},
                 software=full.get("software") or {},
                 volumes=full.get("volumes", []),
+                disks=_disks(full.get("disks")),
                 last_report_at=full.get("collected_at"),
                 last_seq=row.last_seq,
                 reports_received=row.reports_received,
@@ -151,3 +153,15 @@ def storage_history(
             }
         )
     return out
+
+
+def _disks(raw: Any) -> list[dict[str, Any]] | None:
+    """The stored disks with every field spelled out (the wire omits defaults); None when
+    the agent does not read SMART."""
+    if raw is None:
+        return None
+    try:
+        disks = msgspec.convert(raw, type=list[Disk])
+    except msgspec.ValidationError:
+        return None
+    return [{f: getattr(d, f) for f in Disk.__struct_fields__} for d in disks]

@@ -1,19 +1,21 @@
-"""Health findings that open incidents on the server's contract (through the plan's priority map).
+"""Health findings that open incidents on the server's contract (at the plan's priority).
 
 Ingest calls these inside its write, only on the events that matter: a camera that
-goes down, a recording volume forecast full within 48 hours. The contract engine decides
-the priority from the partner's map, the due times from the contract's calendar, and
-opens no second incident while one for the same server and kind is open.
+goes down, a recording volume forecast full within 48 hours, a disk SMART calls failing.
+The contract engine decides the priority from the partner's map, the due times from the
+contract's calendar, and opens no second incident while one for the same server and kind
+is open.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from collector.contracts.service import open_incident_for_finding
 from collector.health.cameras import Transition
 from collector.health.status import CAMERA_DOWN
-from protocol.messages import Volume
+from protocol.messages import Disk, Volume
 
 FULL_WITHIN_S = 48 * 3600
 
@@ -51,4 +53,17 @@ def volumes_filling(
         "volume_full_48h",
         f"recording volume {v.mountpoint} full within {hours:.0f} h",
         at,
+    )
+
+
+def disks_failing(
+    conn: sqlite3.Connection, server_id: str, disks: Sequence[Disk], at: float
+) -> str | None:
+    """Open a ``disk_failing`` incident naming the failing disks and the first reason."""
+    if not disks:
+        return None
+    names = ", ".join(f"{d.device} ({d.model or 'unknown model'})" for d in disks[:5])
+    why = disks[0].failing[0] if disks[0].failing else "SMART reports failing"
+    return open_incident_for_finding(
+        conn, server_id, "disk_failing", f"disk failing: {names}: {why}", at
     )

@@ -37,6 +37,13 @@ class SoftwareSummary(msgspec.Struct, gc=False):
     error: str = ""
 
 
+class DiskSummary(msgspec.Struct, gc=False):
+    device: str = ""
+    health: str = "unknown"
+    failing: list[str] = []
+    warnings: list[str] = []
+
+
 class StateSummary(msgspec.Struct, gc=False):
     """What the status needs of a server's stored latest state; unknown fields ignored."""
 
@@ -44,6 +51,7 @@ class StateSummary(msgspec.Struct, gc=False):
     volumes: list[VolumeSummary] = []
     software: SoftwareSummary = msgspec.field(default_factory=SoftwareSummary)
     camera_counts: dict[str, int] | None = None
+    disks: list[DiskSummary] | None = None
     heartbeat_only: str = ""
 
 
@@ -116,6 +124,14 @@ def evaluate(
     if degraded:
         level = _worse(level, "warning")
         reasons.append(f"{degraded} camera(s) degraded")
+    for disk in state.disks or []:
+        if disk.health == "failing":
+            level = _worse(level, "critical")
+            why = disk.failing[0] if disk.failing else "SMART says failing"
+            reasons.append(f"disk {disk.device} failing: {why}")
+        elif disk.warnings:
+            level = _worse(level, "warning")
+            reasons.append(f"disk {disk.device}: {disk.warnings[0]}")
     if state.software.error:
         level = _worse(level, "warning")
         reasons.append(f"video software version unknown: {state.software.error}")
