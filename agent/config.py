@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import platform
 from agent.health.disks import DiskSettings
 
 if TYPE_CHECKING:  # each feature's modules load only when its table is present
     from agent.backup.config import BackupSettings
     from agent.cameras.config import CameraSettings
 
-DEFAULT_CONFIG = Path("/etc/vigil/agent.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
+DEFAULT_CONFIG = platform.DEFAULT_CONFIG
+DEFAULT_STATE_DIR = platform.DEFAULT_STATE_DIR
 DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
 
 _TABLES = ("agent", "report", "software", "spool", "disks", "cameras", "backup")

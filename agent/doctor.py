@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import config as agent_config
+from agent import platform
 from agent.backup.recipient_pin import recipient_signer_check
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
 from agent.identity import Identity, StateDirError, insecure_files, load_identity
@@ -96,7 +97,7 @@ def _state_dir_checks(cfg: agent_config.AgentConfig) -> list[Check]:
     """Owner, permissions and free space of the (existing) state directory."""
     out: list[Check] = []
     sd = cfg.state_dir
-    if sd.stat().st_uid != os.geteuid():
+    if not platform.owned_by_me(sd.stat()):
         out.append(
             Check(
                 "fail",

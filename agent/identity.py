@@ -21,6 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import platform
+
 KEY_FILE = "agent.key"
 IDENTITY_FILE = "identity.json"
 
@@ -38,10 +40,12 @@ def ensure_state_dir(path: Path) -> None:
             f"cannot create the state directory {path}: permission denied"
         ) from None
     st = path.stat()
-    if st.st_uid != os.geteuid():
-        raise StateDirError(f"state directory {path} belongs to uid {st.st_uid}, not to this user")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+    if not platform.owned_by_me(st):
+        raise StateDirError(
+            f"state directory {path} belongs to {platform.owner_of(st)}, not to this user"
+        )
+    if platform.open_to_others(st):
+        platform.make_private(path, directory=True)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -122,7 +126,7 @@ def machine_id(state_dir: Path, configured: str | None = None) -> str:
     product UUID (hashed), else one made once and kept in the state directory."""
     if configured:
         return configured
-    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+    for candidate in platform.MACHINE_ID_FILES:
         try:
             text = Path(candidate).read_text().strip()
         except OSError:
@@ -130,7 +134,7 @@ def machine_id(state_dir: Path, configured: str | None = None) -> str:
         if text:
             return text
     try:
-        dmi = Path("/sys/class/dmi/id/product_uuid").read_text().strip()
+        dmi = Path(platform.HARDWARE_ID_FILE).read_text().strip()
         if dmi:
             return hashlib.sha256(dmi.encode()).hexdigest()[:32]
     except OSError:

@@ -9,9 +9,10 @@ a second start can say which process is in the way.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
+
+from agent import platform
 
 LOCK_FILE = "agent.lock"
 
@@ -30,14 +31,12 @@ def hold_instance_lock(state_dir: Path) -> int:
     """Take the lock or raise :class:`AlreadyRunning`; returns the descriptor to keep open."""
     path = state_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not platform.try_lock(fd):
         try:
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
         finally:
             os.close(fd)
-        raise AlreadyRunning(state_dir, int(text) if text.isdigit() else None) from None
+        raise AlreadyRunning(state_dir, int(text) if text.isdigit() else None)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -54,12 +53,10 @@ def lock_holder(state_dir: Path) -> int | None:
     except OSError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not platform.try_lock(fd, shared=True):
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
             return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        platform.unlock(fd)
         return None
     finally:
         os.close(fd)

@@ -7,10 +7,10 @@ exit, a timeout or a command that cannot start fails the backup run.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from agent import platform
 
 OUTPUT_TAIL = 2000
 """Characters of output kept from the command."""
@@ -70,10 +70,7 @@ async def run_pre_command(argv: Sequence[str], timeout_s: float) -> PreCommandRe
         timed_out = False
     except TimeoutError:
         timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        platform.kill_tree(proc.pid)
         await proc.wait()
         reader.cancel()
     text = tail.decode("utf-8", "replace")[-OUTPUT_TAIL:]

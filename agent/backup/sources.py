@@ -19,6 +19,7 @@ from typing import IO
 
 import msgspec
 
+from agent import platform
 from agent.backup.config import BackupSettings
 from protocol.backup_archive import ContentDigest, ManifestEntry
 
@@ -255,23 +256,13 @@ _groups: dict[int, str] = {}
 
 def user_name(uid: int) -> str:
     if uid not in _users:
-        try:
-            import pwd
-
-            _users[uid] = pwd.getpwuid(uid).pw_name
-        except (KeyError, ImportError):
-            _users[uid] = ""
+        _users[uid] = platform.user_name(uid)
     return _users[uid]
 
 
 def group_name(gid: int) -> str:
     if gid not in _groups:
-        try:
-            import grp
-
-            _groups[gid] = grp.getgrgid(gid).gr_name
-        except (KeyError, ImportError):
-            _groups[gid] = ""
+        _groups[gid] = platform.group_name(gid)
     return _groups[gid]
 
 

@@ -16,13 +16,13 @@ per-chunk upload offset (see ``save_pending``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
+from agent import platform
 from protocol.backup_messages import BackupRun
 
 
@@ -129,18 +129,16 @@ class StateStore:
 
     @contextlib.contextmanager
     def run_lock(self) -> Iterator[bool]:
-        """``flock`` on ``run.lock``; yields False (without waiting) when another process
+        """A lock on ``run.lock``; yields False (without waiting) when another process
         holds it."""
         fd = os.open(self.dir / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not platform.try_lock(fd):
                 yield False
                 return
             try:
                 yield True
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                platform.unlock(fd)
         finally:
             os.close(fd)

@@ -37,13 +37,14 @@ agent's user only (mode 0600 or 0400)::
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agent import platform
 
 
 class CameraConfigError(ValueError):
@@ -305,11 +306,11 @@ def load_credentials(path: Path, source: str = "") -> dict[str, Credentials]:
             f"readable or writable by group/others; run `chmod 600 {path}`",
             source,
         )
-    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+    if not platform.owned_by_me(st):
         raise CameraConfigError(
             key,
-            f"a file owned by the agent's user (uid {os.geteuid()}); {path} is owned by uid "
-            f"{st.st_uid}; run `chown` on it",
+            f"a file owned by the agent's user ({platform.current_user()}); {path} is owned "
+            f"by {platform.owner_of(st)}; run `chown` on it",
             source,
         )
     try:
