@@ -1,23 +1,22 @@
+"""Fixtures for the backup tests: a source tree with every oddity, a partner's key file,
+and a site (a real collector, a server enrolled on it through a cutting proxy)."""
+
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from fake_collector import FakeCollector
-
+from harness.processes import Collector
 from recovery.cli import main as vigil_backup
+from tests.backup_format.backup_site import CONFIG, BackupSite, open_site
 
 
 @pytest.fixture
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
+def site(tmp_path: Path, make_collector, make_proxy) -> BackupSite:
+    collector: Collector = make_collector(CONFIG)
+    return open_site(tmp_path, collector, make_proxy(collector.port))
 
 
 @pytest.fixture

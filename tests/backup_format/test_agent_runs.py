@@ -1,4 +1,5 @@
-"""The agent's backup runs against a fake collector over real sockets on 127.0.0.1."""
+"""The agent's backup runs against the real collector over real sockets on 127.0.0.1: the
+agent's own runner and client, a server enrolled with ``vigil-agent enroll``."""
 
 from __future__ import annotations
 
@@ -9,17 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from agent_helpers import enroll, make_runner
 
 from agent.backup.config import BackupConfigError, parse_backup_config
 from agent.backup.state import StateStore
-from protocol import backup_envelope
 from protocol.backup_archive import generate_identity, read_identities
 from recovery.extract import read_archive
-
-
-def run(coro):
-    return asyncio.run(coro)
+from tests.backup_format.backup_site import CHUNK, BackupSite
 
 
 def test_config_errors_name_the_key() -> None:
@@ -43,20 +39,22 @@ def test_config_errors_name_the_key() -> None:
         assert exc.value.key == key and "agent.toml" in str(exc.value)
 
 
-def test_full_then_unchanged_then_changed(collector, tree: Path, tmp_path: Path) -> None:
+def test_full_then_unchanged_then_changed(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     secret, recipient = generate_identity()
-    key = enroll(collector)
     state = tmp_path / "state"
-    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner, _ = site.runner(state, {"paths": [str(tree)]}, [recipient])
     progress: list[tuple[str, int, int]] = []
-    first = run(runner.run_once(lambda *a: progress.append(a)))
+    first = site.run(runner.run_once(lambda *a: progress.append(a)))
     assert first.outcome == "ok", first.reason
     assert first.seq == 1 and first.backup_id
     assert any(p[0] == "files" for p in progress) and any(p[0] == "upload" for p in progress)
-    stored = collector.backups[-1]
-    assert stored.obj is not None and stored.header.kind == "full"
-    read = read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
-    assert read.manifest.content_digest == stored.header.content_digest
+    [stored] = site.backups()
+    assert stored["kind"] == "full" and stored["id"] == first.backup_id
+    header = site.header(stored)
+    read = read_archive(
+        io.BytesIO(site.object(stored)), read_identities(secret), recipients=[recipient]
+    )
+    assert read.manifest.content_digest == header.content_digest
 
     # the unchanged tree is re-checked from the stat cache alone: no archive is written
     import agent.backup.runner as runner_module
@@ -67,333 +65,346 @@ def test_full_then_unchanged_then_changed(collector, tree: Path, tmp_path: Path)
     real = runner_module._write_archive_file
     runner_module._write_archive_file = no_archive
     try:
-        second = run(runner.run_once())
+        second = site.run(runner.run_once())
     finally:
         runner_module._write_archive_file = real
     assert second.outcome == "unchanged" and second.seq == 2
-    assert collector.backups[-1].header.kind == "unchanged"
-    assert collector.backups[-1].header.base_seq == 1
-    assert len([b for b in collector.backups if b.obj is not None]) == 1
+    latest = site.backups()[-1]
+    assert latest["kind"] == "unchanged" and site.header(latest).base_seq == 1
+    assert len([b for b in site.backups() if b["kind"] == "full"]) == 1
 
     # only the mtime changes (a re-export of identical data): still unchanged
     os.utime(tree / "etc" / "vms" / "agent.toml", (1, 1))
-    third = run(runner.run_once())
+    third = site.run(runner.run_once())
     assert third.outcome == "unchanged", third.reason
 
     (tree / "etc" / "vms" / "agent.toml").write_text("[agent]\nname = 'changed'\n")
-    fourth = run(runner.run_once())
+    fourth = site.run(runner.run_once())
     assert fourth.outcome == "ok" and fourth.seq == 4
-    assert [r["outcome"] for r in collector.runs] == ["ok", "unchanged", "unchanged", "ok"]
+    assert [r["outcome"] for r in site.runs()] == ["ok", "unchanged", "unchanged", "ok"]
     assert not list((state / "backup").glob("*.age*"))  # archives removed once stored
     status = runner.status()
     assert status["last_outcome"] == "ok" and status["last_full_seq"] == 4
 
 
-def test_new_recipient_forces_full_backup(collector, tree: Path, tmp_path: Path) -> None:
+def test_new_recipient_forces_full_backup(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, r1 = generate_identity()
     _, r2 = generate_identity()
-    key = enroll(collector)
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [r1])
-    assert run(runner.run_once()).outcome == "ok"
-    from protocol.messages import AgentSettings
-
-    runner.apply(AgentSettings(backup_interval_s=3600, backup_recipients=[r1, r2]))
-    again = run(runner.run_once())
+    runner, _ = site.runner(tmp_path / "s", {"paths": [str(tree)]}, [r1])
+    assert site.run(runner.run_once()).outcome == "ok"
+    site.set_recipients([r1, r2])  # the partner adds a key; the agent hears it next session
+    runner2, _ = site.runner(tmp_path / "s", {"paths": [str(tree)]})
+    again = site.run(runner2.run_once())
     assert again.outcome == "ok"
-    assert collector.backups[-1].header.recipients == [r1, r2]
+    latest = site.backups()[-1]
+    assert latest["kind"] == "full" and site.header(latest).recipients == [r1, r2]
 
 
-def test_pre_command_failure_keeps_output(collector, tree: Path, tmp_path: Path) -> None:
+def test_pre_command_failure_keeps_output(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
-    key = enroll(collector)
     cmd = [
         sys.executable,
         "-c",
         "import sys; print('dumping ' * 900); sys.exit('export failed: disk')",
     ]
-    runner, _ = make_runner(
-        collector, tmp_path / "s", key, {"paths": [str(tree)], "pre_command": cmd}, [recipient]
-    )
-    out = run(runner.run_once())
+    runner, _ = site.runner(tmp_path / "s", {"paths": [str(tree)], "pre_command": cmd}, [recipient])
+    out = site.run(runner.run_once())
     assert out.outcome == "failed"
     assert "exited with status 1" in out.reason and "export failed: disk" in out.reason
-    assert collector.runs[-1]["outcome"] == "failed"
-    assert "export failed: disk" in collector.runs[-1]["reason"]
-    assert collector.backups == []
+    assert site.runs()[-1]["outcome"] == "failed"
+    assert "export failed: disk" in site.runs()[-1]["reason"]
+    assert site.backups() == []
 
 
-def test_pre_command_timeout(collector, tree: Path, tmp_path: Path) -> None:
+def test_pre_command_timeout(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
-    key = enroll(collector)
     cmd = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
-    runner, _ = make_runner(
-        collector,
+    runner, _ = site.runner(
         tmp_path / "s",
-        key,
         {"paths": [str(tree)], "pre_command": cmd, "pre_command_timeout": 0.5},
         [recipient],
     )
-    out = run(runner.run_once())
+    out = site.run(runner.run_once())
     assert out.outcome == "failed" and "timed out" in out.reason and "started" in out.reason
-    assert collector.runs[-1]["outcome"] == "failed"
+    assert site.runs()[-1]["outcome"] == "failed"
 
 
-def test_missing_path_and_no_recipient_fail_with_reason(collector, tmp_path: Path) -> None:
-    key = enroll(collector)
-    runner, _ = make_runner(
-        collector,
-        tmp_path / "s",
-        key,
-        {"paths": [str(tmp_path / "nope")]},
-        [generate_identity()[1]],
+def test_missing_path_and_no_recipient_fail_with_reason(site: BackupSite, tmp_path: Path) -> None:
+    runner, _ = site.runner(
+        tmp_path / "s", {"paths": [str(tmp_path / "nope")]}, [generate_identity()[1]]
     )
-    out = run(runner.run_once())
+    out = site.run(runner.run_once())
     assert out.outcome == "failed" and "not found" in out.reason
-    runner2, _ = make_runner(collector, tmp_path / "s2", key, {"paths": [str(tmp_path)]}, [])
-    out2 = run(runner2.run_once())
+    runner2, _ = site.runner(tmp_path / "s2", {"paths": [str(tmp_path)]}, [])
+    out2 = site.run(runner2.run_once())
     assert out2.outcome == "failed" and "recovery key" in out2.reason
-    assert [r["outcome"] for r in collector.runs] == ["failed", "failed"]
+    assert [r["outcome"] for r in site.runs()] == ["failed", "failed"]
 
 
-def test_not_entitled_is_shown(collector, tree: Path, tmp_path: Path) -> None:
-    key = enroll(collector)
-    collector.refuse = (403, "backup_not_entitled", "no active maintenance agreement")
-    runner, _ = make_runner(
-        collector, tmp_path / "s", key, {"paths": [str(tree)]}, [generate_identity()[1]]
-    )
-    out = run(runner.run_once())
-    assert out.outcome == "failed" and "no active maintenance agreement" in out.reason
+def test_not_entitled_is_shown(site: BackupSite, tree: Path, tmp_path: Path) -> None:
+    """Backups switched off for this server by the collector's policy (interval 0) after
+    the agent last heard its settings: the upload is refused, and the agent says why."""
+    runner, _ = site.runner(tmp_path / "s", {"paths": [str(tree)]}, [generate_identity()[1]])
+    site.collector.cli("backup", "policy", "set", "--server", site.server_id, "--interval", "0")
+    out = site.run(runner.run_once())
+    assert out.outcome == "failed" and "switched off for this server" in out.reason
     status = runner.status()
-    assert status["entitled"] is False and "maintenance" in status["notice"]
+    assert status["entitled"] is False and "switched off" in status["notice"]
     assert status["pending_upload"] is None
+    assert site.backups() == []
 
 
-def test_upload_resumes_after_dropped_connection(collector, tree: Path, tmp_path: Path) -> None:
+def test_upload_resumes_after_dropped_connection(
+    site: BackupSite, tree: Path, tmp_path: Path
+) -> None:
+    """The connection dies half-way through the third chunk (the proxy cuts it): the
+    collector keeps only whole chunks, the agent asks where it stands and resumes there."""
     secret, recipient = generate_identity()
-    key = enroll(collector)
     (tree / "random.bin").write_bytes(os.urandom(400_000))
-    collector.chunk_size = 64 * 1024
-    collector.drop_after = int(2.5 * collector.chunk_size)
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
-    out = run(runner.run_once())
+    runner, client = site.runner(tmp_path / "s", {"paths": [str(tree)]}, [recipient])
+    # aiohttp sends an idempotent request once more on a fresh connection by itself: both
+    # are cut, so the agent's own resume is what carries on
+    site.proxy.cut(b"PUT ", skip=2, after=CHUNK // 2, times=2)
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    stored = collector.backups[-1]
-    assert len(stored.obj) == stored.header.ciphertext_size
-    # the interrupted chunk resumed at the byte where the collector stopped, not at zero
-    offsets = [o for o, _ in collector.puts]
-    assert int(2.5 * collector.chunk_size) in offsets
-    assert sum(n for _, n in collector.puts) == stored.header.ciphertext_size
-    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    assert site.proxy.cuts == 2
+    [stored] = site.backups()
+    data = site.object(stored)
+    assert len(data) == stored["size"]
+    # the interrupted chunk was sent again from the collector's offset, not from zero
+    puts = client.puts()
+    offsets = [p.offset for p in puts]
+    assert offsets[:4] == [0, CHUNK, 2 * CHUNK, 2 * CHUNK] and puts[2].status is None
+    assert client.put_bytes() == stored["size"]
+    assert sum(p.size for p in puts) == stored["size"] + CHUNK  # one chunk sent twice
+    read_archive(io.BytesIO(data), read_identities(secret), recipients=[recipient])
 
 
-def test_restart_resumes_pending_upload(collector, tree: Path, tmp_path: Path) -> None:
-    """The agent dies mid-upload (its client stops working, as after kill -9); a new runner
-    on the same state directory resumes the same upload at the collector's offset."""
+def test_restart_resumes_pending_upload(site: BackupSite, tree: Path, tmp_path: Path) -> None:
+    """The agent's connection is cut during its third chunk and it gives up (as after
+    kill -9); a new runner on the same state directory resumes the same upload at the
+    collector's offset."""
     _, recipient = generate_identity()
-    key = enroll(collector)
     state = tmp_path / "s"
     (tree / "random.bin").write_bytes(os.urandom(400_000))
-    collector.chunk_size = 64 * 1024
-    runner, client = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner, client = site.runner(state, {"paths": [str(tree)]}, [recipient])
     runner.retry_delays = ()
-    client.fail_after_puts = 2
-    out = run(runner.run_once())
+    site.proxy.cut(b"PUT ", skip=2, times=2)  # and aiohttp's own second try
+    out = site.run(runner.run_once())
     assert out.outcome == "failed" and "resumes" in out.reason
     pending = StateStore(state).load_pending()
-    assert pending is not None and pending.offset == 2 * collector.chunk_size
-    sent_before = sum(n for _, n in collector.puts)
+    assert pending is not None and pending.offset == 2 * CHUNK
+    sent_before = client.put_bytes()
+    assert sent_before == 2 * CHUNK
 
-    runner2, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner2, client2 = site.runner(state, {"paths": [str(tree)]})
     from protocol.messages import AgentSettings
 
     assert runner2.next_due(AgentSettings(backup_interval_s=86400), now=1000.0) == 1000.0
-    out2 = run(runner2.run_once())
+    out2 = site.run(runner2.run_once())
     assert out2.outcome == "ok" and out2.seq == pending.seq and "resumed" in out2.reason
-    stored = collector.backups[-1]
-    assert (
-        sum(n for _, n in collector.puts) - sent_before
-        == stored.header.ciphertext_size - sent_before
-    )
-    assert collector.puts[len(collector.puts) - 1][0] > 0
-    assert backup_envelope.decode(stored.envelope).header.seq == pending.seq
+    [stored] = site.backups()
+    assert client2.put_bytes() == stored["size"] - sent_before
+    assert client2.puts()[0].offset == 2 * CHUNK
+    assert site.header(stored).seq == pending.seq
     assert StateStore(state).load_pending() is None
 
 
-def test_never_two_runs_at_once(collector, tree: Path, tmp_path: Path) -> None:
+def test_never_two_runs_at_once(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
-    key = enroll(collector)
     state = tmp_path / "s"
-    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner, _ = site.runner(state, {"paths": [str(tree)]}, [recipient])
 
     async def both():
         return await asyncio.gather(runner.run_once(), runner.run_once())
 
-    a, b = run(both())
+    a, b = site.run(both())
     assert sorted([a.outcome, b.outcome]) == ["busy", "ok"]
     # another process holding the lock file
     with StateStore(state).run_lock() as got:
         assert got
-        runner2, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
-        assert run(runner2.run_once()).outcome == "busy"
-    assert [r["outcome"] for r in collector.runs] == ["ok"]
+        runner2, _ = site.runner(state, {"paths": [str(tree)]})
+        assert site.run(runner2.run_once()).outcome == "busy"
+    assert [r["outcome"] for r in site.runs()] == ["ok"]
 
 
 AGENT_SCRIPT = """
-import asyncio, sys
-sys.path[:0] = {paths!r}
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from agent_helpers import make_runner
-from fake_collector import FakeCollector
-c = FakeCollector()
-c.url = {url!r}
-key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex({key!r}))
-runner, _ = make_runner(c, {state!r}, key, {{"paths": [{tree!r}]}}, [{recipient!r}])
-asyncio.run(runner.run_once())
+import asyncio, msgspec
+from pathlib import Path
+from agent.backup.config import parse_backup_config
+from agent.backup.runner import BackupRunner
+from agent.client import CollectorClient
+from agent.identity import load_identity
+ident, key = load_identity(Path({state!r}))
+client = CollectorClient(ident.collector_url, ident.server_id, key)
+runner = BackupRunner(
+    parse_backup_config({{"paths": [{tree!r}]}}), Path({state!r}), key, ident.server_id, client
+)
+client.on_settings = lambda s: runner.apply(msgspec.structs.replace(s, backup_streaming=False))
+
+
+async def main():
+    await client.open_session()
+    await runner.run_once()
+
+
+asyncio.run(main())
 """
 
 
-def test_kill_9_mid_upload_then_resume(collector, tree: Path, tmp_path: Path) -> None:
+def test_kill_9_mid_upload_then_resume(site: BackupSite, tree: Path, tmp_path: Path) -> None:
+    """An agent process (the enrolled identity, the agent's runner and client) is killed
+    with SIGKILL while its fourth chunk is held on the wire; a runner on its state
+    directory resumes the upload."""
     import signal
     import subprocess
     import time
 
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
     secret, recipient = generate_identity()
-    key = enroll(collector)
+    site.set_recipients([recipient])
     (tree / "random.bin").write_bytes(os.urandom(600_000))
-    collector.chunk_size = 64 * 1024
-    collector.stall_after_puts = 3
-    state = tmp_path / "state"
-    script = AGENT_SCRIPT.format(
-        paths=[str(Path(__file__).parent), str(Path(__file__).parents[2])],
-        url=collector.url,
-        key=key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex(),
-        state=str(state),
-        tree=str(tree),
-        recipient=recipient,
-    )
+    site.proxy.hold(b"PUT ", skip=3)
+    state = site.agent.state_dir
+    script = AGENT_SCRIPT.format(state=str(state), tree=str(tree))
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 60
         pending = None
         while time.monotonic() < deadline:
             pending = StateStore(state).load_pending() if (state / "backup").exists() else None
-            if pending is not None and pending.offset >= 3 * collector.chunk_size:
+            if pending is not None and pending.offset >= 3 * CHUNK:
                 break
             assert proc.poll() is None, "agent exited before it was killed"
             time.sleep(0.05)
-        assert pending is not None and pending.offset == 3 * collector.chunk_size
+        assert pending is not None and pending.offset == 3 * CHUNK
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
-    assert collector.backups == []  # nothing half-stored
-    collector.stall_after_puts = None
+    assert site.backups() == []  # nothing half-stored
+    site.proxy.release()
 
-    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
-    out = run(runner.run_once())
+    runner, client = site.runner(state, {"paths": [str(tree)]})
+    out = site.run(runner.run_once())
     assert out.outcome == "ok" and out.seq == pending.seq, out.reason
-    stored = collector.backups[-1]
+    [stored] = site.backups()
     # resumed at the collector's offset: every byte was sent exactly once
-    assert sum(n for _, n in collector.puts) == stored.header.ciphertext_size
-    assert collector.puts[3][0] == 3 * collector.chunk_size
-    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    assert client.puts()[0].offset == 3 * CHUNK
+    assert 3 * CHUNK + client.put_bytes() == stored["size"]
+    data = site.object(stored)
+    read_archive(io.BytesIO(data), read_identities(secret), recipients=[recipient])
 
 
-def test_stale_partial_archive_is_removed(collector, tree: Path, tmp_path: Path) -> None:
+def test_stale_partial_archive_is_removed(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
-    key = enroll(collector)
     state = tmp_path / "s"
-    runner, _ = make_runner(collector, state, key, {"paths": [str(tree)]}, [recipient])
+    runner, _ = site.runner(state, {"paths": [str(tree)]}, [recipient])
     stale = state / "backup" / "backup-7.age.part"
     stale.write_bytes(b"left by a killed run")
-    assert run(runner.run_once()).outcome == "ok"
+    assert site.run(runner.run_once()).outcome == "ok"
     assert not stale.exists()
 
 
-def test_progress_printer_shows_files_and_bytes(collector, tree: Path, tmp_path: Path) -> None:
+def test_progress_printer_shows_files_and_bytes(
+    site: BackupSite, tree: Path, tmp_path: Path
+) -> None:
     from agent.backup.progress import ProgressPrinter
 
     out = io.StringIO()
     printer = ProgressPrinter(out, interval_s=0.0)
-    key = enroll(collector)
-    runner, _ = make_runner(
-        collector, tmp_path / "s", key, {"paths": [str(tree)]}, [generate_identity()[1]]
-    )
-    assert run(runner.run_once(printer)).outcome == "ok"
+    runner, _ = site.runner(tmp_path / "s", {"paths": [str(tree)]}, [generate_identity()[1]])
+    assert site.run(runner.run_once(printer)).outcome == "ok"
     text = out.getvalue()
     assert "files " in text and "read " in text and "upload " in text
     last = text.strip().splitlines()[-1]
     assert "files 7/7" in last  # regular files in the tree
 
 
-def test_sequence_replay_recovers(collector, tree: Path, tmp_path: Path) -> None:
+def test_sequence_replay_recovers(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     """A state directory lost or restored from an old copy (or the machine enrolled again)
-    numbers backups the collector already has. When the refusal names the collector's last
-    number the same archive is signed again after it; otherwise the run fails, reported,
-    and numbering moves on by one per run."""
+    numbers backups the collector already has. The collector's refusal names its last
+    number and the same archive is signed again after it; a refusal without that number
+    (an older collector) fails the run, reported, and numbering moves on by one per run."""
     _, recipient = generate_identity()
-    key = enroll(collector)
-    collector.last_seq["srv-1"] = 41
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
-    first = run(runner.run_once())  # no hint in the refusal
-    assert first.outcome == "failed" and "sequence_replay" in first.reason
-    assert runner.status()["last_seq"] == 1
-    collector.last_seq_hint = True  # as the real collector does (``last_seq`` in the body)
-    second = run(runner.run_once())
-    assert second.outcome == "ok" and second.seq == 42, second.reason
-    assert [r["outcome"] for r in collector.runs] == ["failed", "ok"]
+    first_state, second_state = tmp_path / "first", tmp_path / "lost"
+    runner, _ = site.runner(first_state, {"paths": [str(tree)]}, [recipient])
+    for _ in range(3):
+        (tree / "etc" / "vms" / "agent.toml").write_text(f"[agent]\nname = '{_}'\n")
+        assert site.run(runner.run_once()).outcome == "ok"
+    (tree / "etc" / "vms" / "agent.toml").write_text("[agent]\nname = 'again'\n")
+    runner2, _ = site.runner(second_state, {"paths": [str(tree)]})
+    second = site.run(runner2.run_once())
+    assert second.outcome == "ok" and second.seq == 4, second.reason
+    assert [r["outcome"] for r in site.runs()] == ["ok", "ok", "ok", "ok"]
+    assert [b["seq"] for b in site.backups()] == [1, 2, 3, 4]
 
 
-def test_upload_while_the_archive_is_written(collector, tree: Path, tmp_path: Path) -> None:
-    """With a collector that accepts streamed uploads, the upload opens before the archive
-    is finished (no hash, no size in the first header) and the final envelope completes
-    it; every byte is sent once."""
+def test_sequence_replay_without_the_last_number_moves_on() -> None:
+    """The refusal of an older collector (no ``last_seq``): numbering moves on by one."""
+    from agent.backup import upload
+    from agent.backup.runner import _last_seq_hint
+
+    bare = upload.UploadRefused(409, "sequence_replay", "seq 1 already used", {})
+    hinted = upload.UploadRefused(409, "sequence_replay", "seq 1 already used", {"last_seq": 41})
+    assert _last_seq_hint(bare) is None and _last_seq_hint(hinted) == 41
+
+
+def test_upload_while_the_archive_is_written(site: BackupSite, tree: Path, tmp_path: Path) -> None:
+    """The collector accepts streamed uploads: the upload opens before the archive is
+    finished (no hash, no size in the first header) and the final envelope completes it;
+    every byte is sent once."""
     secret, recipient = generate_identity()
-    key = enroll(collector)
     (tree / "random.bin").write_bytes(os.urandom(400_000))
-    collector.chunk_size = 64 * 1024
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
-    runner.streaming = True
-    out = run(runner.run_once())
+    runner, client = site.runner(
+        tmp_path / "s", {"paths": [str(tree)]}, [recipient], streaming=True
+    )
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    stored = collector.backups[-1]
-    assert len(collector.streamed) == 1  # opened without hash, completed by the final envelope
-    assert stored.header.ciphertext_size == len(stored.obj)
-    assert sum(n for _, n in collector.puts) == len(stored.obj)
-    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    [stored] = site.backups()
+    opened = [s for s in client.sent if s.method == "POST" and s.path.endswith("/backups")]
+    completes = [s for s in client.sent if s.path.endswith("/complete")]
+    assert len(opened) == 1 and len(completes) == 1 and completes[0].size > 0
+    data = site.object(stored)
+    assert site.header(stored).ciphertext_size == len(data)
+    assert client.put_bytes() == len(data) == sum(p.size for p in client.puts())
+    read_archive(io.BytesIO(data), read_identities(secret), recipients=[recipient])
 
 
 def test_streamed_upload_refused_at_the_end_falls_back(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
+    """'complete' never gets through (the proxy cuts each one, three in a row): the
+    finished archive is sent again the usual way, with its hash in the first header."""
     secret, recipient = generate_identity()
-    key = enroll(collector)
-    collector.refuse_final = True
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
-    runner.streaming = True
-    out = run(runner.run_once())
+    runner, client = site.runner(
+        tmp_path / "s", {"paths": [str(tree)]}, [recipient], streaming=True
+    )
+    site.proxy.cut(b"/complete ", times=3)
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    stored = collector.backups[-1]
-    assert collector.streamed == []
-    assert stored.header.ciphertext_sha256 is not None  # sent again, the usual way
-    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    [stored] = site.backups()
+    completes = [s for s in client.sent if s.path.endswith("/complete")]
+    assert [c.status for c in completes[:3]] == [None, None, None]
+    assert completes[-1].status == 201 and completes[-1].size == 0  # the usual way
+    assert site.header(stored).ciphertext_sha256 is not None
+    read_archive(io.BytesIO(site.object(stored)), read_identities(secret), recipients=[recipient])
 
 
 def test_streamed_upload_waits_for_the_collector_to_complete(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
-    """The collector is away when the archive is done: 'complete' is tried again, and the
-    upload is not sent a second time."""
+    """The collector is away when the archive is done (the proxy cuts two 'complete's):
+    'complete' is tried again, and the upload is not sent a second time."""
     secret, recipient = generate_identity()
-    key = enroll(collector)
-    collector.unavailable_completes = 2
-    runner, _ = make_runner(collector, tmp_path / "s", key, {"paths": [str(tree)]}, [recipient])
-    runner.streaming = True
-    out = run(runner.run_once())
+    runner, client = site.runner(
+        tmp_path / "s", {"paths": [str(tree)]}, [recipient], streaming=True
+    )
+    site.proxy.cut(b"/complete ", times=2)
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    stored = collector.backups[-1]
-    assert len(collector.streamed) == 1
-    assert sum(n for _, n in collector.puts) == len(stored.obj)
-    read_archive(io.BytesIO(stored.obj), read_identities(secret), recipients=[recipient])
+    [stored] = site.backups()
+    completes = [s for s in client.sent if s.path.endswith("/complete")]
+    assert [c.status for c in completes] == [None, None, 201]
+    data = site.object(stored)
+    assert client.put_bytes() == len(data) == sum(p.size for p in client.puts())
+    read_archive(io.BytesIO(data), read_identities(secret), recipients=[recipient])

@@ -62,9 +62,9 @@ def bench_local(tmp: Path, src: Path, mib: int) -> None:
 
 def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
     import psutil
+    from tests.backup_store.wire import CollectorProcess, add_partner, enroll_agent
 
     from protocol import backup_envelope as be
-    from tests.backup_store.wire import CollectorProcess, add_partner, enroll_agent
 
     data_dir = tmp / "data"
     data_dir.mkdir()

@@ -22,13 +22,14 @@ from pyrage import x25519
 from agent.client import CollectorClient
 from collector.backups.cli import register
 from collector.backups.objectstore import open_object_store
+from harness.enrolled import EnrolledAgent, enroll_agent
+from harness.processes import Collector, Partner
 from protocol import backup_envelope as be
 from protocol import request_auth as ra
 from protocol.messages import AgentSettings
 from protocol.version import HEADER, PROTOCOL_VERSION
 
 from .conftest import new_bucket, s3_config
-from .wire import CollectorProcess, Partner, WireAgent, add_partner, enroll_agent
 
 CHUNK = 64 * 1024
 JSON = "application/json"
@@ -36,7 +37,7 @@ JSON = "application/json"
 
 @dataclass
 class Env:
-    collector: CollectorProcess
+    collector: Collector
     data: Path
     config: Path
     acme: Partner
@@ -60,14 +61,15 @@ def _env(tmp_path: Path, storage: dict | None = None) -> Iterator[Env]:
             f"{k} = {json.dumps(v)}\n" for k, v in storage.items()
         )
     config.write_text(text)
-    acme = add_partner(data, "acme")
-    other = add_partner(data, "other")
-    proc = CollectorProcess(config, data).start()
+    proc = Collector(data, config=config)
+    acme, other = proc.add_partner("acme"), proc.add_partner("other")
+    proc.start()
     try:
         yield Env(proc, data, config, acme, other, storage or {"kind": "local"})
     finally:
         proc.stop()
-    log = proc.log.read_text(errors="replace")
+    assert proc.log_path is not None
+    log = proc.log_path.read_text(errors="replace")
     assert "unhandled error" not in log, log[-4000:]  # the error middleware's 500 path
 
 
@@ -86,7 +88,7 @@ def env_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     yield from _env(tmp_path, storage)
 
 
-def header(agent: WireAgent, data: bytes, seq: int, **kw: object) -> be.BackupHeader:
+def header(agent: EnrolledAgent, data: bytes, seq: int, **kw: object) -> be.BackupHeader:
     fields: dict = {
         "server_id": agent.server_id,
         "seq": seq,
@@ -98,7 +100,7 @@ def header(agent: WireAgent, data: bytes, seq: int, **kw: object) -> be.BackupHe
     return be.BackupHeader(**fields)
 
 
-def envelope(agent: WireAgent, data: bytes, seq: int, **kw: object) -> bytes:
+def envelope(agent: EnrolledAgent, data: bytes, seq: int, **kw: object) -> bytes:
     return be.encode(be.sign(header(agent, data, seq, **kw), agent.key))
 
 
@@ -138,7 +140,7 @@ async def partner_get(
         return r.status, await r.read(), dict(r.headers)
 
 
-def listed(env: Env, agent: WireAgent, key: str | None = None) -> list[dict]:
+def listed(env: Env, agent: EnrolledAgent, key: str | None = None) -> list[dict]:
     status, body, _ = asyncio.run(
         partner_get(
             env.collector.url, key or env.acme.api_key, f"/api/v1/servers/{agent.server_id}/backups"
@@ -150,7 +152,7 @@ def listed(env: Env, agent: WireAgent, key: str | None = None) -> list[dict]:
 
 def test_upload_resumes_after_collector_sigkill(env_any: Env) -> None:
     env = env_any
-    agent = enroll_agent(env.collector.url, env.acme, "rec-01")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-01")
     data = os.urandom(20 * CHUNK + 17)
     env_bytes = envelope(agent, data, 1)
 
@@ -172,7 +174,7 @@ def test_upload_resumes_after_collector_sigkill(env_any: Env) -> None:
             )
         )
         await asyncio.sleep(0)
-        env.collector.kill9()
+        env.collector.kill()
         try:
             await inflight
         except Exception:  # the connection dies with the process (or the answer got out)
@@ -249,7 +251,7 @@ def test_upload_resumes_after_collector_sigkill(env_any: Env) -> None:
 def test_resume_after_dropped_connection(env: Env) -> None:
     """A PUT cut off mid-body acknowledges nothing; the agent asks for the offset and
     resumes from there."""
-    agent = enroll_agent(env.collector.url, env.acme, "rec-02")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-02")
     data = os.urandom(4 * CHUNK)
 
     async def go() -> tuple[int, dict]:
@@ -286,8 +288,8 @@ def test_resume_after_dropped_connection(env: Env) -> None:
 
 
 def test_refusals_over_the_wire(env: Env) -> None:
-    a = enroll_agent(env.collector.url, env.acme, "rec-a")
-    b = enroll_agent(env.collector.url, env.acme, "rec-b")
+    a = enroll_agent(env.collector.url, env.acme.token, "rec-a")
+    b = enroll_agent(env.collector.url, env.acme.token, "rec-b")
     good = os.urandom(3 * CHUNK)
 
     async def go() -> None:
@@ -366,7 +368,7 @@ def test_not_entitled_and_settings(env: Env, capsys: pytest.CaptureFixture[str])
     assert "private" in capsys.readouterr().err
     assert env.cli("recovery-key", "list", "--partner", "acme", "--json") == 0
     assert json.loads(capsys.readouterr().out)[0]["recipient"] == recipient
-    agent = enroll_agent(env.collector.url, env.acme, "rec-s")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-s")
     seen: list[AgentSettings] = []
 
     async def first() -> None:
@@ -425,7 +427,7 @@ def test_not_entitled_and_settings(env: Env, capsys: pytest.CaptureFixture[str])
 
 
 def test_partner_sees_only_own_servers(env: Env) -> None:
-    agent = enroll_agent(env.collector.url, env.acme, "rec-p")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-p")
 
     async def up() -> dict:
         client = agent.client(env.collector.url)
@@ -454,7 +456,7 @@ def test_partner_sees_only_own_servers(env: Env) -> None:
 
 
 def test_cli_prune_and_check(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    agent = enroll_agent(env.collector.url, env.acme, "rec-c")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-c")
     blobs = [os.urandom(1000 + i) for i in range(4)]
 
     async def up() -> None:
@@ -549,7 +551,7 @@ def test_signed_recipient_list_is_stored_and_forwarded(
     assert env.cli("recovery-key", "list", "--partner", "acme", "--json") == 0
     assert {r["recipient"] for r in json.loads(capsys.readouterr().out)} == {r1, extra}
 
-    agent = enroll_agent(env.collector.url, env.acme, "rec-signed")
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-signed")
     seen: list[AgentSettings] = []
 
     async def first() -> None:

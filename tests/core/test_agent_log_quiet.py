@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.processes import Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Collector
 
 
 def test_no_scheduler_lines_at_info(collector: Collector, make_agent) -> None:

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from harness.net import http, wait_until
+from harness.processes import Collector
+from harness.signed import batch, post_signed, report, session_for, signed_headers
 from protocol import limits
-from tests.core.signed import batch, post_signed, report, session_for, signed_headers
-from tests.processes import Collector, http, wait_until
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.processes import BIN, Collector
+from harness.processes import BIN, Collector
 
 
 def vigil_backup(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

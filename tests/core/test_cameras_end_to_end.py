@@ -8,7 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.processes import BIN, Collector, wait_until
+from harness.net import wait_until
+from harness.processes import BIN, Collector
 
 
 def test_camera_verdicts_reach_the_partner(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.collector_url import CollectorUrlError, check_collector_url
-from tests.processes import Collector
+from harness.processes import Collector
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import json
 import stat
 import time
 
-from tests.processes import Collector, http
+from harness.net import http
+from harness.processes import Collector
 
 
 def test_enroll_makes_private_identity_and_registers_server(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Collector
+from harness.signed import batch, post_signed, report, session_for
 
 
 def contract_file(tmp_path: Path, plan: str, licence: str, partner: str = "acme") -> Path:

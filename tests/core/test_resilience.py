@@ -7,8 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from harness.net import wait_until
+from harness.processes import Agent, Collector
 from tests.disk_full import fill_disk
-from tests.processes import Agent, Collector, wait_until
 
 
 def stored_reports(collector: Collector, server_id: str) -> list[tuple[int, str]]:

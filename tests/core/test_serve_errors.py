@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.processes import Collector
+from harness.processes import Collector
 
 BIN = Path(sys.executable).parent
 

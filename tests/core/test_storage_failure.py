@@ -7,24 +7,20 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from collector.config import load_config
-from collector.http.app import create_app
 from collector.http.appkeys import DB
 from collector.storage.database import SQLiteDatabase
+from harness.app import app_client
 
 
 def test_disk_full_answers_503_with_retry_after(tmp_path: Path) -> None:
     async def go() -> tuple[int, str | None, dict]:
         db = SQLiteDatabase(tmp_path / "vigil.db")
-        app = create_app(load_config(None, tmp_path), database=db)
 
         async def full(fn):  # what SQLite raises when the disk is full
             raise sqlite3.OperationalError("database or disk is full")
 
-        app[DB].write = full  # type: ignore[method-assign]
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        async with app_client(tmp_path, database=db) as client:
+            client.app[DB].write = full
             r = await client.post(
                 "/api/v1/agent/enroll",
                 json={

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-from tests.processes import Collector, http, page_session_cookie, page_sign_in, wait_until
+from harness.net import http, page_session_cookie, page_sign_in, wait_until
+from harness.processes import Collector
 
 
 def test_status_and_doctor_of_a_running_agent(collector: Collector, make_agent) -> None:

@@ -9,8 +9,9 @@ import signal
 import time
 from pathlib import Path
 
+from harness.net import wait_until
+from harness.processes import Agent, Collector
 from tests.core.test_resilience import stored_reports
-from tests.processes import Agent, Collector, wait_until
 
 SLOW = "refused_check_s = 3600\n"
 

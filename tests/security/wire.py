@@ -9,8 +9,8 @@ import uuid
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from harness.net import http
 from protocol import request_auth as ra
-from tests.processes import http
 
 
 def enroll_raw(

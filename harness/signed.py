@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent.client import CollectorClient
 from agent.identity import load_identity
+from harness.net import http
 from protocol import request_auth as ra
-from tests.processes import http
 
 
 def session_for(state_dir: Path, url: str) -> tuple[str, bytes]:

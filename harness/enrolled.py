@@ -1,40 +1,48 @@
-"""Agent requests built by hand (enrolment, sessions with a chosen clock, reports,
-backup uploads), to drive a collector through its faults."""
+"""An agent identity enrolled with the real enrolment call (``agent.client.enroll``) against a
+real collector, and the real ``agent.client.CollectorClient`` speaking for it: for tests and
+benchmarks that drive the agent's code (or hand-built agent requests) in this process."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.client import CollectorClient, Response, enroll
-from protocol import backup_envelope as be
+from agent.client import CollectorClient, enroll
+from harness.net import http
+from harness.signed import batch, post_signed, report
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, SessionRequest, encode
 from protocol.version import HEADER, PROTOCOL_VERSION
-from tests.core.signed import batch, post_signed, report
-from tests.processes import http
 
 
 @dataclass
-class FakeAgent:
+class EnrolledAgent:
+    """A server enrolled on the collector at ``url``: its id and signing key."""
+
     server_id: str
     key: Ed25519PrivateKey
     url: str
     seq: int = 0
     session: tuple[str, bytes] | None = None
 
-    def client(self) -> CollectorClient:
-        return CollectorClient(self.url, self.server_id, self.key)
+    @property
+    def public_key(self) -> bytes:
+        return self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
-    def session_request(self, clock_offset_s: float = 0.0) -> tuple[int, dict]:
+    def client(self, url: str | None = None, **kw: Any) -> CollectorClient:
+        """The agent's own client, to ``url`` (a proxy in front of the collector) or the
+        collector it enrolled with."""
+        return CollectorClient(url or self.url, self.server_id, self.key, **kw)
+
+    def session_request(self, clock_offset_s: float = 0.0) -> tuple[int, dict[str, Any]]:
         """POST /api/v1/agent/session signed by this agent, its clock ``clock_offset_s`` off."""
         eph = X25519PrivateKey.generate()
         req = SessionRequest(
@@ -66,7 +74,7 @@ class FakeAgent:
         self.session = asyncio.run(go())
         return self.session
 
-    def send_report(self) -> tuple[int, dict]:
+    def send_report(self) -> tuple[int, dict[str, Any]]:
         """One report on the agent's session (opened once); (status, JSON body)."""
         self.seq += 1
         if self.session is None:
@@ -81,7 +89,10 @@ class FakeAgent:
         return status, doc
 
 
-def enroll_fake(url: str, token: str, hostname: str = "rec-01") -> FakeAgent:
+def enroll_agent(
+    url: str, token: str, hostname: str = "rec-01", machine_id: str | None = None
+) -> EnrolledAgent:
+    """Enroll a fresh key with ``token`` on the collector at ``url``."""
     key = Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     req = EnrollRequest(
@@ -89,59 +100,7 @@ def enroll_fake(url: str, token: str, hostname: str = "rec-01") -> FakeAgent:
         token=token,
         public_key=base64.b64encode(pub).decode(),
         hostname=hostname,
-        machine_id=f"machine-{hostname}-{time.time_ns()}",
+        machine_id=machine_id or f"machine-{hostname}-{time.time_ns()}",
     )
     resp = asyncio.run(enroll(url, req))
-    return FakeAgent(resp.server_id, key, url)
-
-
-def envelope(agent: FakeAgent, data: bytes, seq: int) -> bytes:
-    header = be.BackupHeader(
-        server_id=agent.server_id,
-        seq=seq,
-        created_at=time.time(),
-        ciphertext_sha256=hashlib.sha256(data).hexdigest(),
-        ciphertext_size=len(data),
-    )
-    return be.encode(be.sign(header, agent.key))
-
-
-@dataclass
-class Answer:
-    status: int
-    body: dict
-    headers: dict
-
-
-async def upload(
-    client: CollectorClient, env_bytes: bytes, data: bytes, chunk: int, complete: bool = True
-) -> list[Answer]:
-    """Open an upload, send ``data`` chunk by chunk, complete it; stops at the first
-    refusal. Every answer, in order."""
-    answers: list[Answer] = []
-
-    def note(r: Response) -> Answer:
-        a = Answer(r.status, r.json() if r.body else {}, dict(r.headers))
-        answers.append(a)
-        return a
-
-    opened = note(await client.request("POST", "/api/v1/agent/backups", env_bytes))
-    if opened.status not in (200, 201):
-        return answers
-    upload_id, offset = opened.body["upload_id"], opened.body["offset"]
-    while offset < len(data):
-        a = note(
-            await client.request(
-                "PUT",
-                f"/api/v1/agent/backups/uploads/{upload_id}",
-                data[offset : offset + chunk],
-                "application/octet-stream",
-                params={"offset": offset},
-            )
-        )
-        if a.status != 200:
-            return answers
-        offset = a.body["offset"]
-    if complete:
-        note(await client.request("POST", f"/api/v1/agent/backups/uploads/{upload_id}/complete"))
-    return answers
+    return EnrolledAgent(resp.server_id, key, url)
