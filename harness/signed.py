@@ -1,11 +1,16 @@
-"""Signed agent requests built by hand, to test what the collector refuses."""
+"""Agent requests built by hand (signed with a session, or with a key that is not the
+server's), to test what the collector accepts and refuses."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.client import CollectorClient
 from agent.identity import load_identity
@@ -67,3 +72,47 @@ def report(seq: int, report_id: str | None = None, **extra: object) -> dict[str,
 
 def batch(*reports: dict[str, object], protocol: int = 1) -> bytes:
     return json.dumps({"protocol": protocol, "reports": list(reports)}).encode()
+
+
+def enroll_raw(
+    url: str, token: str, machine_id: str | None = None
+) -> tuple[int, dict[str, str], dict]:
+    """``POST /api/v1/agent/enroll`` with a fresh key: (status, headers, JSON body)."""
+    key = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body = json.dumps(
+        {
+            "protocol": 1,
+            "token": token,
+            "public_key": ra.b64(key),
+            "hostname": "rec",
+            "machine_id": machine_id or uuid.uuid4().hex,
+            "agent_version": "t",
+            "os": "linux",
+        }
+    ).encode()
+    status, headers, out = http(
+        "POST", url + "/api/v1/agent/enroll", body, {"Content-Type": "application/json"}
+    )
+    return status, headers, json.loads(out)
+
+
+def session_raw(url: str, server_id: str) -> tuple[int, dict[str, str], dict]:
+    """A session request for ``server_id`` signed by a key that is not its own."""
+    eph = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body = json.dumps(
+        {
+            "protocol": 1,
+            "server_id": server_id,
+            "timestamp": time.time(),
+            "nonce": ra.new_nonce(),
+            "ephemeral_key": ra.b64(eph),
+        }
+    ).encode()
+    sig = Ed25519PrivateKey.generate().sign(ra.session_signing_bytes(body))
+    status, headers, out = http(
+        "POST",
+        url + "/api/v1/agent/session",
+        body,
+        {"Content-Type": "application/json", ra.H_SIGNATURE: ra.b64(sig)},
+    )
+    return status, headers, json.loads(out)

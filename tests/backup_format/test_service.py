@@ -1,24 +1,22 @@
-"""The daemon's backup job: APScheduler holds the next due run; each run schedules the next."""
+"""The daemon's backup job: APScheduler holds the next due run; each run schedules the next.
+The agent's client speaks to the real collector for a server enrolled on it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from agent_helpers import enroll
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from fake_collector import AgentClient
 
 from agent.backup.config import parse_backup_config
 from agent.backup.service import JOB_ID, BackupService
 from protocol.backup_archive import generate_identity
 from protocol.messages import AgentSettings
+from tests.backup_format.backup_site import BackupSite
 
 
-def test_service_schedules_runs_and_reschedules(collector, tree: Path, tmp_path: Path) -> None:
-    key = enroll(collector)
+def test_service_schedules_runs_and_reschedules(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     _, recipient = generate_identity()
     settings = AgentSettings(
         backup_interval_s=86400, backup_window="", backup_recipients=[recipient]
@@ -29,9 +27,9 @@ def test_service_schedules_runs_and_reschedules(collector, tree: Path, tmp_path:
         agent = SimpleNamespace(
             config=SimpleNamespace(backup=parse_backup_config({"paths": [str(tree)]})),
             state_dir=tmp_path / "state",
-            key=key,
-            identity=SimpleNamespace(server_id="srv-1"),
-            client=AgentClient(collector.url, "srv-1"),
+            key=site.key,
+            identity=SimpleNamespace(server_id=site.server_id),
+            client=site.client(),
             scheduler=scheduler,
             settings=settings,
         )
@@ -58,21 +56,21 @@ def test_service_schedules_runs_and_reschedules(collector, tree: Path, tmp_path:
         finally:
             scheduler.shutdown(wait=False)
 
-    asyncio.run(scenario())
-    assert [r["outcome"] for r in collector.runs] == ["ok"]
+    site.run(scenario())
+    assert [r["outcome"] for r in site.runs()] == ["ok"]
+    assert [b["kind"] for b in site.backups()] == ["full"]
 
 
-def test_failed_run_is_retried_sooner(collector, tmp_path: Path) -> None:
-    key = enroll(collector)
+def test_failed_run_is_retried_sooner(site: BackupSite, tmp_path: Path) -> None:
     settings = AgentSettings(backup_interval_s=86400, backup_recipients=[])
 
     async def scenario() -> None:
         service = BackupService(
             parse_backup_config({"paths": [str(tmp_path)]}),
             tmp_path / "state",
-            key,
-            "srv-1",
-            AgentClient(collector.url, "srv-1"),
+            site.key,
+            site.server_id,
+            site.client(),
         )
         service.runner.apply(settings)
         outcome = await service.runner.run_once()
@@ -81,19 +79,18 @@ def test_failed_run_is_retried_sooner(collector, tmp_path: Path) -> None:
         due = service.runner.next_due(settings, now=last + 1)
         assert due == last + 1800
 
-    asyncio.run(scenario())
+    site.run(scenario())
 
 
 def test_a_bad_window_from_the_collector_keeps_the_last_good_one(
-    collector, tmp_path: Path, caplog
+    site: BackupSite, tmp_path: Path, caplog
 ) -> None:
-    key = enroll(collector)
     service = BackupService(
         parse_backup_config({"paths": [str(tmp_path)]}),
         tmp_path / "state",
-        key,
-        "srv-1",
-        AgentClient(collector.url, "srv-1"),
+        site.key,
+        site.server_id,
+        site.client(),
     )
     good = AgentSettings(backup_interval_s=86400, backup_window="01:00-05:00")
     service.on_settings(good)

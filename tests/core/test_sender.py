@@ -1,108 +1,101 @@
-"""The sender against a collector that says 'later': Retry-After, backoff, refusals."""
+"""The sender against the real collector saying 'later' (429 with Retry-After while the
+server's credential is rate-limited after a failed signature) and refusing one report as
+invalid: Retry-After honoured, backoff, nothing lost, the refused report set aside."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.client import CollectorClient
 from agent.sender import Sender, backoff
 from agent.spool import Spool
-from protocol.messages import AgentSettings, ReportAck, SessionResponse, encode
+from harness.enrolled import EnrolledAgent, enroll_agent
+from harness.processes import Collector
+from harness.signed import report, session_raw
+from protocol.messages import AgentSettings
+from tests.core.test_resilience import stored_reports
+
+# One failed signature limits the server's credential for two seconds.
+LIMITED = "[rate_limits]\naddress_failures = 1000\ncredential_failures = 1\nwindow_s = 2\n"
 
 
-class FakeCollector:
-    """Answers sessions; answers reports from a script of statuses."""
+@dataclass
+class NotingClient(CollectorClient):
+    """The agent's client, noting when it tried to open a session and what it got."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]]) -> None:
-        self.script = script
-        self.report_times: list[float] = []
-        self.received: list[int] = []
-        self.want = 0
-        self.enough = asyncio.Event()
+    attempts: list[tuple[float, str]] = field(default_factory=list)
 
-    async def session(self, request: web.Request) -> web.Response:
-        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-        pub = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        import base64
-
-        resp = SessionResponse(
-            protocol=1,
-            session_id="ses_1",
-            ephemeral_key=base64.b64encode(pub).decode(),
-            expires_at=time.time() + 3600,
-            server_time=time.time(),
-        )
-        return web.Response(status=201, body=encode(resp), content_type="application/json")
-
-    async def reports(self, request: web.Request) -> web.Response:
-        self.report_times.append(time.monotonic())
-        body = json.loads(await request.read())
-        status, headers = self.script.pop(0) if self.script else (200, {})
-        if status == 200:
-            ids = [r["report_id"] for r in body["reports"]]
-            self.received += [r["seq"] for r in body["reports"]]
-            if len(self.received) >= self.want:
-                self.enough.set()
-            ack = ReportAck(accepted=ids, settings=AgentSettings(report_interval_s=30))
-            return web.Response(body=encode(ack), content_type="application/json")
-        err = {"error": "busy" if status != 400 else "invalid_field", "message": "scripted"}
-        return web.json_response(err, status=status, headers=headers)
+    async def open_session(self) -> None:
+        try:
+            await super().open_session()
+        except Exception as exc:
+            self.attempts.append((time.monotonic(), str(exc)))
+            raise
+        self.attempts.append((time.monotonic(), "open"))
 
 
-async def run_sender(
-    tmp_path: Path, fake: FakeCollector, reports: int, until: int
-) -> tuple[Sender, list]:
-    app = web.Application()
-    app.router.add_post("/api/v1/agent/session", fake.session)
-    app.router.add_post("/api/v1/agent/reports", fake.reports)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    spool = Spool(tmp_path / "spool", 1 << 20)
-    for seq in range(1, reports + 1):
-        spool.append(seq, json.dumps({"report_id": f"r{seq}", "seq": seq}).encode())
+def site(
+    make_collector: Callable[..., Collector], config: str = ""
+) -> tuple[Collector, EnrolledAgent]:
+    c = make_collector(config)
+    _, token = c.partner("acme")
+    c.cli("server", "interval", "--partner", "acme", "30s")
+    return c, enroll_agent(c.url, token)
+
+
+async def drain(spool: Spool, client: CollectorClient) -> list[AgentSettings]:
+    """Run the sender until the spool is empty."""
     settings: list[AgentSettings] = []
-    client = CollectorClient(f"http://127.0.0.1:{port}", "srv_x", Ed25519PrivateKey.generate())
     sender = Sender(
         spool, client, retry_max_s=5, on_settings=settings.append, on_event=lambda *_: None
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
-    fake.want = until
-    await asyncio.wait_for(fake.enough.wait(), 30)
+    deadline = time.monotonic() + 30
+    while len(spool) and time.monotonic() < deadline:  # noqa: ASYNC110 - the spool is a file
+        await asyncio.sleep(0.05)
     stop.set()
     await task
     await client.close()
-    await runner.cleanup()
-    return sender, settings
+    return settings
 
 
-def test_retry_after_is_honoured_and_nothing_is_lost(tmp_path: Path) -> None:
-    fake = FakeCollector([(503, {"Retry-After": "1"}), (429, {"Retry-After": "1"})])
-    sender, settings = asyncio.run(run_sender(tmp_path, fake, 3, 3))
-    assert fake.received == [1, 2, 3]
-    gaps = [b - a for a, b in zip(fake.report_times, fake.report_times[1:], strict=False)]
-    assert gaps[0] >= 0.9 and gaps[1] >= 0.9, gaps  # waited as told, not hammering
-    assert len(sender.spool) == 0
+def test_retry_after_is_honoured_and_nothing_is_lost(make_collector, tmp_path: Path) -> None:
+    c, agent = site(make_collector, LIMITED)
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    for seq in range(1, 4):
+        spool.append(seq, json.dumps(report(seq, f"r{seq}")).encode())
+    client = NotingClient(c.url, agent.server_id, agent.key)
+    status = session_raw(c.url, agent.server_id)[0]
+    assert status == 401  # a failed signature: the server's credential is limited now
+    settings = asyncio.run(drain(spool, client))
+    outcomes = [what for _, what in client.attempts]
+    assert len(outcomes) == 2 and outcomes[1] == "open", outcomes
+    assert "429 rate_limited" in outcomes[0] and "retry in 2 s" in outcomes[0], outcomes
+    gap = client.attempts[1][0] - client.attempts[0][0]
+    assert gap >= 1.9, gap  # waited as told (Retry-After: 2), not hammering
+    assert [seq for seq, _ in stored_reports(c, agent.server_id)] == [1, 2, 3]
+    assert len(spool) == 0
     assert settings[-1].report_interval_s == 30
 
 
-def test_a_refused_report_is_set_aside_and_the_rest_go_through(tmp_path: Path) -> None:
-    fake = FakeCollector([(400, {}), (400, {})])  # the batch, then report 1 alone
-    sender, _ = asyncio.run(run_sender(tmp_path, fake, 3, 2))
-    assert fake.received == [2, 3]
+def test_a_refused_report_is_set_aside_and_the_rest_go_through(
+    make_collector, tmp_path: Path
+) -> None:
+    c, agent = site(make_collector)
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    spool.append(1, json.dumps(report(1, "r1", collected_at="yesterday")).encode())
+    for seq in (2, 3):
+        spool.append(seq, json.dumps(report(seq, f"r{seq}")).encode())
+    asyncio.run(drain(spool, CollectorClient(c.url, agent.server_id, agent.key)))
+    assert [seq for seq, _ in stored_reports(c, agent.server_id)] == [2, 3]
     assert (tmp_path / "spool" / "rejected" / f"{1:012d}.json").exists()
-    assert len(sender.spool) == 0
+    assert len(spool) == 0
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:

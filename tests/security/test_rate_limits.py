@@ -12,9 +12,8 @@ from collector.config import ConfigError, RateLimitConfig, load_config
 from collector.http.ratelimit import AuthLimits, FailureLimiter
 from harness.net import http, page_sign_in
 from harness.processes import Collector
-from harness.signed import session_for
+from harness.signed import enroll_raw, session_for, session_raw
 from tests.conftest import MakeCollector
-from tests.security.wire import enroll_raw, session_raw
 
 # A window of an hour: no failure is refilled while a test runs, however slow the machine.
 BY_ADDRESS = "[rate_limits]\naddress_failures = 5\ncredential_failures = 1000\nwindow_s = 3600\n"

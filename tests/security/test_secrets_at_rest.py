@@ -16,9 +16,8 @@ from collector.storage import SQLiteDatabase
 from collector.storage.migrations import _statements, available
 from harness.net import http, http_no_redirect, page_session_cookie
 from harness.processes import Collector
-from harness.signed import batch, post_signed, report, session_for
+from harness.signed import batch, enroll_raw, post_signed, report, session_for
 from tests.conftest import MakeCollector
-from tests.security.wire import enroll_raw
 
 UNLIMITED = "[rate_limits]\naddress_failures = 1000000\ncredential_failures = 1000000\n"
 REPORTS = "/api/v1/agent/reports"
