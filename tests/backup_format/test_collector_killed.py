@@ -6,66 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
-from test_real_collector import BIN, _cli, _free_port
-
-
-class CollectorProcess:
-    def __init__(self, data: Path, log: Path) -> None:
-        self.data = data
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "vigil-collector"),
-                    "serve",
-                    "--data",
-                    str(self.data),
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
-                return
-            except OSError:
-                assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "collector did not start"
-                time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+from harness.processes import BIN, Collector
+from tests.backup_format.test_real_collector import _cli
 
 
 def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:
-    col = CollectorProcess(tmp_path / "collector", tmp_path / "collector.log")
-    col.start()
+    col = Collector(tmp_path / "collector").start()
     try:
-        vc, data = str(BIN / "vigil-collector"), str(col.data)
+        vc, data = str(BIN / "vigil-collector"), str(col.data_dir)
         _cli(vc, "partner", "add", "acme", "--data", data)
         token = _cli(vc, "token", "create", "--partner", "acme", "--data", data)
         api_key = _cli(vc, "apikey", "create", "--partner", "acme", "--data", data)

@@ -8,24 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-from archive_helpers import snapshot
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness.processes import BIN, Collector
+from tests.backup_format.archive_helpers import snapshot
 
 
 def _cli(*args: str) -> str:
@@ -34,47 +22,8 @@ def _cli(*args: str) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-@pytest.fixture
-def real_collector(tmp_path: Path):
-    data = tmp_path / "collector"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "collector.log", "wb")
-    proc = subprocess.Popen(
-        [
-            str(BIN / "vigil-collector"),
-            "serve",
-            "--data",
-            str(data),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "collector.log").read_text()
-                assert time.monotonic() < deadline, "collector did not start"
-                time.sleep(0.1)
-        yield url, data
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-
-
-def test_backup_through_real_collector(real_collector, tree: Path, tmp_path: Path) -> None:
-    url, data = real_collector
+def test_backup_through_real_collector(collector: Collector, tree: Path, tmp_path: Path) -> None:
+    url, data = collector.url, collector.data_dir
     vc = str(BIN / "vigil-collector")
     _cli(vc, "partner", "add", "acme", "--data", str(data))
     token = _cli(vc, "token", "create", "--partner", "acme", "--data", str(data))

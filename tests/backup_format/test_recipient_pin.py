@@ -1,13 +1,12 @@
 """An agent that pinned the partner's signing key encrypts to no recipient the partner did
-not sign, whatever the collector (here a fake one playing a compromised collector) sends."""
+not sign, whatever the collector sends (the real collector, given extra recipients, a list
+signed by another key, or a compromised data directory)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from agent_helpers import enroll, make_runner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.backup.recipient_pin import (
@@ -17,9 +16,9 @@ from agent.backup.recipient_pin import (
     save_pin,
     split_token,
 )
-from protocol import backup_envelope, recipient_list
+from protocol import recipient_list
 from protocol.backup_archive import generate_identity
-from protocol.messages import AgentSettings
+from tests.backup_format.backup_site import BackupSite
 
 PARTNER = Ed25519PrivateKey.generate()
 PARTNER_FP = recipient_list.key_fingerprint(PARTNER)
@@ -27,84 +26,99 @@ _, RECOVERY = generate_identity()
 _, EVIL = generate_identity()
 
 
-def pinned_runner(collector, tmp_path: Path, tree: Path, offered: list[str], signed: str):
-    key = enroll(collector)
+def offer(site: BackupSite, signed: str, plain: list[str], extra: list[str] = ()) -> None:
+    """What the collector holds for the partner: ``signed`` stored as its signed list (as
+    given: the collector's own check is bypassed on its disk for a list it would refuse),
+    ``plain`` recovery keys and ``extra`` recipients added without a signature."""
+    name = site.partner.name
+    if signed:
+        site.collector.cli("recovery-key", "add", "--partner", name, signed, check=False)
+        if not site.sql("SELECT 1 FROM backup_recipient_lists WHERE signed = ?", (signed,)):
+            pid = site.sql("SELECT id FROM partners WHERE name = ?", (name,))[0][0]
+            site.sql(
+                "INSERT INTO backup_recipient_lists (partner_id, signed, signer, signed_at, "
+                "added_at) VALUES (?, ?, 'forged', 0, 0)",
+                (pid, signed),
+            )
+    for r in plain:
+        site.collector.cli("recovery-key", "add", "--partner", name, r)
+    for r in extra:
+        site.collector.cli("recovery-key", "add", "--partner", name, "--extra", r)
+
+
+def pinned_runner(site: BackupSite, tmp_path: Path, tree: Path):
     state = tmp_path / "state"
-    state.mkdir()
+    state.mkdir(exist_ok=True)
     save_pin(state, Pin(fingerprint=PARTNER_FP))
-    runner, _ = make_runner(
-        collector, state, key, {"paths": [str(tree)]}, offered, recipient_list=signed
-    )
+    runner, _ = site.runner(state, {"paths": [str(tree)]})
     return runner
 
 
-def refused(collector, runner, words: str) -> None:
-    out = asyncio.run(runner.run_once())
+def refused(site: BackupSite, runner, words: str) -> None:
+    out = site.run(runner.run_once())
     assert out.outcome == "failed" and words in out.reason, out.reason
-    assert collector.backups == [] and collector.uploads == {}
-    assert collector.runs[-1]["outcome"] == "failed" and words in collector.runs[-1]["reason"]
+    assert site.backups() == [] and site.open_uploads() == 0
+    assert site.runs()[-1]["outcome"] == "failed" and words in site.runs()[-1]["reason"]
     assert words in runner.status()["last_reason"]
 
 
 def test_extra_recipient_not_signed_by_the_partner_is_refused(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
-    signed = recipient_list.sign([RECOVERY], PARTNER, 1000.0)
-    runner = pinned_runner(collector, tmp_path, tree, [RECOVERY, EVIL], signed)
-    refused(collector, runner, EVIL)
+    offer(site, recipient_list.sign([RECOVERY], PARTNER, 1000.0), [], [EVIL])
+    refused(site, pinned_runner(site, tmp_path, tree), EVIL)
 
 
 def test_list_signed_by_the_collectors_own_key_is_refused(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
-    forged = recipient_list.sign([RECOVERY, EVIL], Ed25519PrivateKey.generate(), 2000.0)
-    runner = pinned_runner(collector, tmp_path, tree, [RECOVERY, EVIL], forged)
-    refused(collector, runner, f"not by the partner's pinned signing key {PARTNER_FP}")
+    offer(site, recipient_list.sign([RECOVERY, EVIL], Ed25519PrivateKey.generate(), 2000.0), [])
+    runner = pinned_runner(site, tmp_path, tree)
+    refused(site, runner, f"not by the partner's pinned signing key {PARTNER_FP}")
 
 
-def test_unsigned_recipients_are_refused_once_pinned(collector, tree: Path, tmp_path: Path) -> None:
-    runner = pinned_runner(collector, tmp_path, tree, [RECOVERY], "")
-    refused(collector, runner, "no recipient list signed")
+def test_unsigned_recipients_are_refused_once_pinned(
+    site: BackupSite, tree: Path, tmp_path: Path
+) -> None:
+    offer(site, "", [RECOVERY])
+    refused(site, pinned_runner(site, tmp_path, tree), "no recipient list signed")
 
 
-def test_tampered_list_is_refused(collector, tree: Path, tmp_path: Path) -> None:
+def test_tampered_list_is_refused(site: BackupSite, tree: Path, tmp_path: Path) -> None:
     signed = recipient_list.sign([RECOVERY], PARTNER, 1000.0)
     body = signed[len(recipient_list.PREFIX) :]
     tampered = recipient_list.PREFIX + body[:-6] + ("A" if body[-6] != "A" else "B") + body[-5:]
-    runner = pinned_runner(collector, tmp_path, tree, [RECOVERY], tampered)
-    refused(collector, runner, "recipient list refused")
+    offer(site, tampered, [RECOVERY])
+    refused(site, pinned_runner(site, tmp_path, tree), "recipient list refused")
 
 
 def test_signed_list_is_honoured_and_an_older_one_cannot_come_back(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
-    newer = recipient_list.sign([RECOVERY], PARTNER, 2000.0)
-    runner = pinned_runner(collector, tmp_path, tree, [RECOVERY], newer)
-    out = asyncio.run(runner.run_once())
+    offer(site, recipient_list.sign([RECOVERY], PARTNER, 2000.0), [])
+    runner = pinned_runner(site, tmp_path, tree)
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    header = backup_envelope.decode(collector.backups[0].envelope).header
-    assert header.recipients == [RECOVERY]
+    [stored] = site.backups()
+    assert site.header(stored).recipients == [RECOVERY]
     assert runner.status()["recovery_signer"] == PARTNER_FP
-    # an older list, once signed by the partner, naming a recipient since dropped
+    # an older list, once signed by the partner, naming a recipient since dropped, put
+    # back on the collector's disk (the collector itself keeps the newer one)
     older = recipient_list.sign([RECOVERY, EVIL], PARTNER, 1000.0)
-    runner.apply(
-        AgentSettings(
-            backup_interval_s=86400,
-            backup_recipients=[RECOVERY, EVIL],
-            backup_recipient_list=older,
-        )
-    )
-    refused_run = asyncio.run(runner.run_once())
+    site.sql("UPDATE backup_recipient_lists SET signed = ?, signed_at = 1000", (older,))
+    offer(site, "", [], [EVIL])
+    (tree / "etc" / "vms" / "agent.toml").write_text("[agent]\nname = 'changed'\n")
+    again, _ = site.runner(tmp_path / "state", {"paths": [str(tree)]})  # the same pin
+    refused_run = site.run(again.run_once())
     assert refused_run.outcome == "failed" and "older than one already used" in refused_run.reason
-    assert len(collector.backups) == 1
+    assert len(site.backups()) == 1
 
 
 def test_enrollment_without_a_pin_keeps_working_and_says_so(
-    collector, tree: Path, tmp_path: Path
+    site: BackupSite, tree: Path, tmp_path: Path
 ) -> None:
-    key = enroll(collector)
-    runner, _ = make_runner(collector, tmp_path / "state", key, {"paths": [str(tree)]}, [RECOVERY])
-    assert asyncio.run(runner.run_once()).outcome == "ok"
+    runner, _ = site.runner(tmp_path / "state", {"paths": [str(tree)]}, [RECOVERY])
+    assert site.run(runner.run_once()).outcome == "ok"
     assert runner.status()["recovery_signer"] is None
     level, _, text = recipient_signer_check(tmp_path / "state")
     assert level == "warn" and "no partner signing key pinned" in text

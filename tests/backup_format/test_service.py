@@ -16,7 +16,9 @@ from protocol.messages import AgentSettings
 from tests.backup_format.backup_site import BackupSite
 
 
-def test_service_schedules_runs_and_reschedules(site: BackupSite, tree: Path, tmp_path: Path) -> None:
+def test_service_schedules_runs_and_reschedules(
+    site: BackupSite, tree: Path, tmp_path: Path
+) -> None:
     _, recipient = generate_identity()
     settings = AgentSettings(
         backup_interval_s=86400, backup_window="", backup_recipients=[recipient]
