@@ -114,6 +114,12 @@ class BackupSite:
             self.collector.cli("recovery-key", "add", "--partner", self.partner.name, "--extra", r)
         self.recipients = [*recipients, *extra]
 
+    def another_server(self, root: Path) -> BackupSite:
+        """A second server of the same partner, enrolled on the same collector."""
+        other = enrolled(root, self.collector, self.proxy, self.partner)
+        other.recipients = self.recipients
+        return other
+
     def client(self, url: str | None = None) -> RecordingClient:
         c = RecordingClient(url or self.proxy.url, self.server_id, self.key)
         self.clients.append(c)
@@ -204,6 +210,36 @@ class BackupSite:
             ][0]
         )
 
+    # --- a compromised collector: its data directory edited ---------------------------
+
+    def row(self, backup_id: str) -> dict[str, Any]:
+        cols = [c[1] for c in self.sql("PRAGMA table_info(backups)")]
+        [values] = self.sql("SELECT * FROM backups WHERE id = ?", (backup_id,))
+        return dict(zip(cols, values, strict=True))
+
+    def insert_backup(self, row: dict[str, Any]) -> None:
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.sql(f"INSERT INTO backups ({names}) VALUES ({marks})", tuple(row.values()))
+
+    def hide(self, backup_id: str) -> dict[str, Any]:
+        """Take a backup's row away (``insert_backup`` puts it back)."""
+        row = self.row(backup_id)
+        self.sql("DELETE FROM backups WHERE id = ?", (backup_id,))
+        return row
+
+    def set_envelope(self, backup_id: str, envelope: bytes) -> None:
+        self.sql("UPDATE backups SET envelope = ? WHERE id = ?", (envelope.decode(), backup_id))
+
+    def object_file(self, backup_id: str) -> Path:
+        """The stored object's file (the default local store)."""
+        key = self.row(backup_id)["object_key"]
+        return self.collector.data_dir / "backups" / key
+
+    def offer_key(self, public_key: bytes) -> None:
+        """The collector says this is the server's key."""
+        self.sql("UPDATE servers SET public_key = ? WHERE id = ?", (public_key, self.server_id))
+
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """One statement on the collector's database (another connection, as an intruder
         on its disk would have): the rows it returns."""
@@ -222,7 +258,11 @@ def open_site(
     """A partner with a daily backup policy, a server enrolled through ``proxy``."""
     partner = collector.add_partner(name)
     collector.cli("backup", "policy", "set", "--partner", name, "--interval", "24h")
-    agent = Agent(tmp_path / f"agent-{name}")
+    return enrolled(tmp_path / "agent", collector, proxy, partner)
+
+
+def enrolled(root: Path, collector: Collector, proxy: CuttingProxy, partner: Partner) -> BackupSite:
+    agent = Agent(root)
     server_id = agent.enroll(proxy.url, partner.token)
     loaded = load_identity(agent.state_dir)
     assert loaded is not None

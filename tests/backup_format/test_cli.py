@@ -1,8 +1,8 @@
-"""``vigil-backup`` against the fake collector's partner endpoints (real sockets)."""
+"""``vigil-backup`` against the real collector's partner endpoints (real sockets), with backups
+the agent's runner made; tampering is done on the collector's data directory."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -11,32 +11,31 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from agent_helpers import enroll, make_runner
-from archive_helpers import snapshot
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fake_collector import FakeCollector, Stored
-from test_malicious import craft, member
 
 from protocol import backup_envelope
 from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
 from recovery.cli import main
+from tests.backup_format.archive_helpers import snapshot
+from tests.backup_format.backup_site import BackupSite
+from tests.backup_format.test_malicious import craft, member
 
 
-def cli(collector: FakeCollector, capsys, *args: str) -> tuple[int, str, str]:
+def cli(site: BackupSite, capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    rc = main([*args, "--collector", collector.url, "--api-key", collector.api_key])
+    rc = main([*args, "--collector", site.collector.url, "--api-key", site.partner.api_key])
     out = capsys.readouterr()
     return rc, out.out, out.err
 
 
-def backed_up(collector, tree: Path, tmp_path: Path, recipient: str, server: str = "srv-1"):
-    key = enroll(collector, server)
-    runner, _ = make_runner(
-        collector, tmp_path / f"state-{server}", key, {"paths": [str(tree)]}, [recipient], server
+def backed_up(site: BackupSite, tree: Path, tmp_path: Path, recipient: str):
+    """One backup of ``tree`` by the site's server: (its runner, its signing key)."""
+    runner, _ = site.runner(
+        tmp_path / f"state-{site.server_id}", {"paths": [str(tree)]}, [recipient]
     )
-    out = asyncio.run(runner.run_once())
+    out = site.run(runner.run_once())
     assert out.outcome == "ok", out.reason
-    return runner, key
+    return runner, site.key
 
 
 def test_keygen(tmp_path: Path, capsys) -> None:
@@ -50,29 +49,29 @@ def test_keygen(tmp_path: Path, capsys) -> None:
     assert "exists" in capsys.readouterr().err
 
 
-def test_list_verify_restore(collector, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
+def test_list_verify_restore(site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
     key, recipient = keyfile
-    runner, _ = backed_up(collector, tree, tmp_path, recipient)
-    assert asyncio.run(runner.run_once()).outcome == "unchanged"
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
+    assert site.run(runner.run_once()).outcome == "unchanged"
 
-    rc, out, _ = cli(collector, capsys, "list", "--server", "srv-1", "--json")
+    rc, out, _ = cli(site, capsys, "list", "--server", site.server_id, "--json")
     assert rc == 0
     kinds = [b["kind"] for b in json.loads(out)["backups"]]
-    assert kinds == ["full", "unchanged"]
+    assert kinds == ["unchanged", "full"]  # newest first, as the collector lists them
 
     rc, out, err = cli(
-        collector, capsys, "verify", "--server", "srv-1", "--identity", str(key), "--json"
+        site, capsys, "verify", "--server", site.server_id, "--identity", str(key), "--json"
     )
     assert rc == 0, err
     assert json.loads(out)["verified"] is True and json.loads(out)["kind"] == "unchanged"
 
     dest = tmp_path / "restore-here"
     rc, out, err = cli(
-        collector,
+        site,
         capsys,
         "restore",
         "--server",
-        "srv-1",
+        site.server_id,
         "--backup",
         "latest",
         "--identity",
@@ -87,35 +86,54 @@ def test_list_verify_restore(collector, tree: Path, tmp_path: Path, keyfile, cap
 
     # the target must be new or empty
     rc, _, err = cli(
-        collector, capsys, "restore", "--server", "srv-1", "--identity", str(key), "--to", str(dest)
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
     )
     assert rc == 1 and "not an empty directory" in err
 
 
-def test_env_vars_and_errors(collector, tree, tmp_path: Path, keyfile, capsys, monkeypatch) -> None:
+def test_env_vars_and_errors(
+    site: BackupSite, tree, tmp_path: Path, keyfile, capsys, monkeypatch
+) -> None:
     _, recipient = keyfile
-    backed_up(collector, tree, tmp_path, recipient)
-    monkeypatch.setenv("VIGIL_COLLECTOR", collector.url)
-    monkeypatch.setenv("VIGIL_API_KEY", collector.api_key)
-    assert main(["list", "--server", "srv-1"]) == 0
+    backed_up(site, tree, tmp_path, recipient)
+    monkeypatch.setenv("VIGIL_COLLECTOR", site.collector.url)
+    monkeypatch.setenv("VIGIL_API_KEY", site.partner.api_key)
+    assert main(["list", "--server", site.server_id]) == 0
     assert main(["list", "--server", "no-such-server"]) == 1
     assert "not found" in capsys.readouterr().err
     monkeypatch.setenv("VIGIL_API_KEY", "wrong")
-    assert main(["list", "--server", "srv-1"]) == 1
+    assert main(["list", "--server", site.server_id]) == 1
     assert "API key" in capsys.readouterr().err
 
 
-def test_diff(collector, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
+def test_diff(site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
     key, recipient = keyfile
-    runner, _ = backed_up(collector, tree, tmp_path, recipient)
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
     vms = tree / "etc" / "vms"
     (vms / "agent.toml").write_text("[agent]\nname = 'y'\n")
     (vms / "added.conf").write_text("new\n")
     (vms / "empty").unlink()
     os.chmod(vms / "sub dir" / "with space.conf", 0o600)
-    assert asyncio.run(runner.run_once()).outcome == "ok"
+    assert site.run(runner.run_once()).outcome == "ok"
     rc, out, err = cli(
-        collector, capsys, "diff", "1", "2", "--server", "srv-1", "--identity", str(key), "--json"
+        site,
+        capsys,
+        "diff",
+        "1",
+        "2",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--json",
     )
     assert rc == 0, err
     d = json.loads(out)
@@ -127,54 +145,57 @@ def test_diff(collector, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
     assert "+name = 'y'" in changed[f"{prefix}/agent.toml"]["diff"]
     assert changed[f"{prefix}/sub dir/with space.conf"]["changes"] == ["metadata"]
     rc, out, _ = cli(
-        collector, capsys, "diff", "1", "2", "--server", "srv-1", "--identity", str(key)
+        site, capsys, "diff", "1", "2", "--server", site.server_id, "--identity", str(key)
     )
     assert rc == 0 and "-name = 'x'" in out and f"+ {prefix}/added.conf" in out
 
 
-def _tampered(collector: FakeCollector, how: str, tmp_path: Path, tree: Path, recipient: str):
-    full = collector.backups[0]
-    obj = bytearray(full.obj or b"")
+def _tampered(site: BackupSite, how: str, tmp_path: Path, tree: Path, recipient: str, runner):
+    """The collector's data directory edited so that it serves backup 1 (or "replay")
+    otherwise than the agent made it."""
+    full = site.backups()[0]
+    fid = full["id"]
+    obj_file = site.object_file(fid)
+    obj = bytearray(obj_file.read_bytes())
+    envelope = site.row(fid)["envelope"].encode()
     if how == "flipped bit":
         obj[len(obj) // 2] ^= 0x10
-        full.obj = bytes(obj)
+        obj_file.write_bytes(bytes(obj))
     elif how == "truncated":
-        full.obj = bytes(obj[: -CHUNK_SIZE // 2])
+        obj_file.write_bytes(bytes(obj[: -CHUNK_SIZE // 2]))
     elif how == "chunks reordered":
         hdr_end = bytes(obj).index(b"\n--- ")
         start = hdr_end + bytes(obj)[hdr_end + 1 :].index(b"\n") + 2 + 16
         c = CHUNK_SIZE + 16
         a, b = obj[start : start + c], obj[start + c : start + 2 * c]
         obj[start : start + c], obj[start + c : start + 2 * c] = b, a
-        full.obj = bytes(obj)
+        obj_file.write_bytes(bytes(obj))
     elif how == "signed by another agent":
-        env = backup_envelope.decode(full.envelope)
-        full.envelope = backup_envelope.encode(
-            backup_envelope.sign(env.header, Ed25519PrivateKey.generate())
+        env = backup_envelope.decode(envelope)
+        site.set_envelope(
+            fid,
+            backup_envelope.encode(backup_envelope.sign(env.header, Ed25519PrivateKey.generate())),
         )
     elif how == "header swapped between servers":
-        other = tmp_path / "other-tree"
-        (other / "x").mkdir(parents=True)
-        (other / "x" / "f").write_text("other server\n")
-        backed_up(collector, other, tmp_path, recipient, server="srv-2")
-        theirs = collector.backups[-1]
-        collector.backups.remove(theirs)
-        full.envelope, full.obj = theirs.envelope, theirs.obj
+        other_tree = tmp_path / "other-tree"
+        (other_tree / "x").mkdir(parents=True)
+        (other_tree / "x" / "f").write_text("other server\n")
+        other = site.another_server(tmp_path / "other-agent")
+        backed_up(other, other_tree, tmp_path, recipient)
+        theirs = other.backups()[0]
+        site.set_envelope(fid, other.row(theirs["id"])["envelope"].encode())
+        obj_file.write_bytes(other.object_file(theirs["id"]).read_bytes())
     elif how == "same key, header of another server":
         # even with one key for both, the header names its server
-        env = backup_envelope.decode(full.envelope)
+        env = backup_envelope.decode(envelope)
         env.header.server_id = "srv-2"
-        full.envelope = backup_envelope.encode(backup_envelope.sign(env.header, collector.sk))
+        site.set_envelope(fid, backup_envelope.encode(backup_envelope.sign(env.header, site.key)))
     elif how == "replayed (old backup served as new)":
-        env = backup_envelope.decode(full.envelope)
-        collector.backups.append(
-            Stored("replay", "srv-1", env.header, full.envelope, full.obj, 0.0)
-        )
-        collector.backups[-1].listing = lambda: {"id": "replay", "seq": 9, "kind": "full"}
+        site.insert_backup({**site.row(fid), "id": "replay", "seq": 9})
     elif how == "object of another backup":
         (tree / "etc" / "vms" / "agent.toml").write_text("changed\n")
-        asyncio.run(collector.runner.run_once())
-        full.obj = collector.backups[-1].obj
+        assert site.run(runner.run_once()).outcome == "ok"
+        obj_file.write_bytes(site.object_file(site.backups()[-1]["id"]).read_bytes())
     else:
         raise AssertionError(how)
 
@@ -193,29 +214,44 @@ TAMPER = [
 
 @pytest.mark.parametrize("how", TAMPER)
 def test_tampered_backups_refused(
-    how: str, collector, tree: Path, tmp_path: Path, keyfile, capsys
+    how: str, site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys
 ) -> None:
     key, recipient = keyfile
     (tree / "random.bin").write_bytes(os.urandom(3 * CHUNK_SIZE))
-    runner, sk = backed_up(collector, tree, tmp_path, recipient)
-    collector.sk, collector.runner = sk, runner  # type: ignore[attr-defined]
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
     rc, _, err = cli(
-        collector, capsys, "verify", "--server", "srv-1", "--backup", "1", "--identity", str(key)
+        site,
+        capsys,
+        "verify",
+        "--server",
+        site.server_id,
+        "--backup",
+        "1",
+        "--identity",
+        str(key),
     )
     assert rc == 0, err
-    _tampered(collector, how, tmp_path, tree, recipient)
+    _tampered(site, how, tmp_path, tree, recipient, runner)
     spec = "replay" if how.startswith("replayed") else "1"
     rc, _, err = cli(
-        collector, capsys, "verify", "--server", "srv-1", "--backup", spec, "--identity", str(key)
+        site,
+        capsys,
+        "verify",
+        "--server",
+        site.server_id,
+        "--backup",
+        spec,
+        "--identity",
+        str(key),
     )
     assert rc == 1 and "vigil-backup verify: " in err, err
     dest = tmp_path / "dest"
     rc, _, err = cli(
-        collector,
+        site,
         capsys,
         "restore",
         "--server",
-        "srv-1",
+        site.server_id,
         "--backup",
         spec,
         "--identity",
@@ -228,10 +264,10 @@ def test_tampered_backups_refused(
 
 
 def test_restore_refuses_malicious_archive_even_if_signed(
-    collector, tmp_path: Path, keyfile, capsys
+    site: BackupSite, tmp_path: Path, keyfile, capsys
 ) -> None:
     key, recipient = keyfile
-    sk = enroll(collector, "srv-1")
+    sk = site.key
     blob = craft(
         lambda t: [
             member(t, "etc", tarfile.DIRTYPE),
@@ -243,7 +279,7 @@ def test_restore_refuses_malicious_archive_even_if_signed(
     import hashlib
 
     header = backup_envelope.BackupHeader(
-        server_id="srv-1",
+        server_id=site.server_id,
         seq=1,
         created_at=1.0,
         ciphertext_sha256=hashlib.sha256(blob).hexdigest(),
@@ -253,20 +289,29 @@ def test_restore_refuses_malicious_archive_even_if_signed(
         plaintext_size=1 << 20,
     )
     env = backup_envelope.encode(backup_envelope.sign(header, sk))
-    collector.backups.append(Stored("evil", "srv-1", header, env, blob, 1.0))
+    site.set_recipients([recipient])
+    assert site.run(upload(site, env, blob)) == 201  # the agent's key signed it: stored
     dest = tmp_path / "out" / "dest"
     rc, _, err = cli(
-        collector, capsys, "restore", "--server", "srv-1", "--identity", str(key), "--to", str(dest)
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
     )
     assert rc == 1 and "pointing outside" in err
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
     # asked to, the restore leaves such links out and says so
     rc, out, err = cli(
-        collector,
+        site,
         capsys,
         "restore",
         "--server",
-        "srv-1",
+        site.server_id,
         "--identity",
         str(key),
         "--to",
@@ -278,6 +323,29 @@ def test_restore_refuses_malicious_archive_even_if_signed(
     assert json.loads(out)["skipped_links"] == ["etc/link"] and "etc/link" in err
     assert (dest / "etc" / "ok.conf").read_bytes() == b"x"
     assert not (dest / "etc" / "link").is_symlink()
+
+
+async def upload(site: BackupSite, envelope: bytes, blob: bytes) -> int:
+    """Upload ``blob`` under ``envelope`` as the site's server; the status of 'complete'."""
+    client = site.client()
+    r = await client.request("POST", "/api/v1/agent/backups", envelope)
+    assert r.status == 201, r.body
+    opened = r.json()
+    offset = 0
+    while offset < len(blob):
+        r = await client.request(
+            "PUT",
+            f"/api/v1/agent/backups/uploads/{opened['upload_id']}",
+            blob[offset : offset + opened["chunk_size"]],
+            "application/octet-stream",
+            params={"offset": offset},
+        )
+        assert r.status == 200, r.body
+        offset = r.json()["offset"]
+    r = await client.request(
+        "POST", f"/api/v1/agent/backups/uploads/{opened['upload_id']}/complete"
+    )
+    return r.status
 
 
 def _digest_of(blob: bytes, key: Path, recipient: str) -> str:
@@ -296,13 +364,13 @@ def _digest_of(blob: bytes, key: Path, recipient: str) -> str:
         return decode_manifest(f.read()).content_digest
 
 
-def test_console_entry_point(collector, tree: Path, tmp_path: Path, keyfile) -> None:
+def test_console_entry_point(site: BackupSite, tree: Path, tmp_path: Path, keyfile) -> None:
     import subprocess
     import sys
 
     key, recipient = keyfile
-    backed_up(collector, tree, tmp_path, recipient)
-    env = dict(os.environ, VIGIL_COLLECTOR=collector.url, VIGIL_API_KEY=collector.api_key)
+    backed_up(site, tree, tmp_path, recipient)
+    env = dict(os.environ, VIGIL_COLLECTOR=site.collector.url, VIGIL_API_KEY=site.partner.api_key)
     ok = subprocess.run(
         [
             sys.executable,
@@ -310,7 +378,7 @@ def test_console_entry_point(collector, tree: Path, tmp_path: Path, keyfile) -> 
             "recovery.cli",
             "verify",
             "--server",
-            "srv-1",
+            site.server_id,
             "--identity",
             str(key),
         ],
