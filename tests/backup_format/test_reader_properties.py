@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_malicious import RECIPIENT, SECRET, craft, member
 
 from protocol import backup_envelope, recipient_list
 from protocol.backup_archive import AgeWriter, ManifestEntry, read_identities
 from recovery.extract import ArchiveRefused, read_archive
+from tests.backup_format.test_malicious import RECIPIENT, SECRET, craft, member
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IDS = read_identities(SECRET)
