@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -27,11 +28,18 @@ from agent.backup.config import parse_backup_config
 from agent.backup.runner import BackupRunner
 from agent.client import CollectorClient, Response
 from agent.identity import load_identity
+from collector import secrets_store
+from collector.backups import catalog
+from collector.backups.policy import BackupPolicy
+from collector.config import load_config
+from collector.storage import open_database
 from harness.net import http
 from harness.processes import Agent, Collector, Partner
 from harness.proxy import CuttingProxy
 from protocol import backup_envelope
 from protocol.messages import AgentSettings
+
+T = TypeVar("T")
 
 CHUNK = 64 * 1024
 CONFIG = f'[backup]\nchunk_size = "{CHUNK // 1024}KiB"\n'
@@ -104,15 +112,20 @@ class BackupSite:
 
     def set_recipients(self, recipients: list[str], *, extra: tuple[str, ...] = ()) -> None:
         """Make the partner's recipients on the collector exactly these (``extra``: added
-        as further recipients, not recovery keys)."""
-        for r in self.recipients:
-            if r not in recipients and r not in extra:
-                self.collector.cli("recovery-key", "remove", "--partner", self.partner.name, r)
-        for r in recipients:
-            self.collector.cli("recovery-key", "add", "--partner", self.partner.name, r)
-        for r in extra:
-            self.collector.cli("recovery-key", "add", "--partner", self.partner.name, "--extra", r)
-        self.recipients = [*recipients, *extra]
+        as further recipients, not recovery keys), as ``recovery-key add|remove`` does."""
+        wanted = {**{r: "recovery" for r in recipients}, **{r: "extra" for r in extra}}
+
+        def change(conn: Any) -> None:
+            pid = catalog.partner_id_by_name(conn, self.partner.name)
+            assert pid is not None
+            for r in self.recipients:
+                if r not in wanted:
+                    catalog.remove_recipient(conn, pid, r)
+            for r, role in wanted.items():
+                catalog.add_recipient(conn, pid, r, role, "", time.time())
+
+        write(self.collector.data_dir, change)
+        self.recipients = list(wanted)
 
     def another_server(self, root: Path) -> BackupSite:
         """A second server of the same partner, enrolled on the same collector."""
@@ -252,13 +265,35 @@ class BackupSite:
             conn.close()
 
 
+def write(data_dir: Path, change: Callable[[Any], T]) -> T:
+    """One write transaction on the collector's database from this process (quicker than
+    the admin command's process, and the same functions)."""
+    db = open_database(load_config(None, data_dir))
+    try:
+        return db.write_sync(change)
+    finally:
+        db.close()
+
+
 def open_site(
-    tmp_path: Path, collector: Collector, proxy: CuttingProxy, name: str = "acme"
+    tmp_path: Path,
+    make_collector: Callable[..., Collector],
+    proxy_for: Callable[[int], CuttingProxy],
 ) -> BackupSite:
-    """A partner with a daily backup policy, a server enrolled through ``proxy``."""
-    partner = collector.add_partner(name)
-    collector.cli("backup", "policy", "set", "--partner", name, "--interval", "24h")
-    return enrolled(tmp_path / "agent", collector, proxy, partner)
+    """A collector with a partner ("acme", a daily backup policy) and a server enrolled
+    through a proxy in front of it."""
+    data = tmp_path / "collector"
+
+    def prepare(conn: Any) -> Partner:
+        p = secrets_store.add_partner(conn, "acme")
+        token = secrets_store.create_token(conn, p.id, 10, 3600)
+        key = secrets_store.create_api_key(conn, p.id)
+        catalog.set_policy(conn, "partner", str(p.id), BackupPolicy(interval_s=86400), time.time())
+        return Partner(p.name, key, token)
+
+    partner = write(data, prepare)
+    collector = make_collector(CONFIG, data_dir=data)
+    return enrolled(tmp_path / "agent", collector, proxy_for(collector.port), partner)
 
 
 def enrolled(root: Path, collector: Collector, proxy: CuttingProxy, partner: Partner) -> BackupSite:

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import Collector
 from recovery.cli import main as vigil_backup
-from tests.backup_format.backup_site import CONFIG, BackupSite, open_site
+from tests.backup_format.backup_site import BackupSite, open_site
 
 
 @pytest.fixture
 def site(tmp_path: Path, make_collector, make_proxy) -> BackupSite:
-    collector: Collector = make_collector(CONFIG)
-    return open_site(tmp_path, collector, make_proxy(collector.port))
+    return open_site(tmp_path, make_collector, make_proxy)
 
 
 @pytest.fixture
