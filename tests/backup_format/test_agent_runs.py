@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.backup.config import BackupConfigError, parse_backup_config
-from agent.backup.state import StateStore
+from agent.backup.state import PendingUpload, StateStore
+from harness.net import wait_until
 from protocol.backup_archive import generate_identity, read_identities
 from recovery.extract import read_archive
 from tests.backup_format.backup_site import CHUNK, BackupSite
@@ -258,7 +259,6 @@ def test_kill_9_mid_upload_then_resume(site: BackupSite, tree: Path, tmp_path: P
     directory resumes the upload."""
     import signal
     import subprocess
-    import time
 
     secret, recipient = generate_identity()
     site.set_recipients([recipient])
@@ -267,16 +267,15 @@ def test_kill_9_mid_upload_then_resume(site: BackupSite, tree: Path, tmp_path: P
     state = site.agent.state_dir
     script = AGENT_SCRIPT.format(state=str(state), tree=str(tree))
     proc = subprocess.Popen([sys.executable, "-c", script])
+
+    def held_at_the_fourth_chunk() -> PendingUpload | None:
+        assert proc.poll() is None, "agent exited before it was killed"
+        found = StateStore(state).load_pending() if (state / "backup").exists() else None
+        return found if found is not None and found.offset >= 3 * CHUNK else None
+
     try:
-        deadline = time.monotonic() + 60
-        pending = None
-        while time.monotonic() < deadline:
-            pending = StateStore(state).load_pending() if (state / "backup").exists() else None
-            if pending is not None and pending.offset >= 3 * CHUNK:
-                break
-            assert proc.poll() is None, "agent exited before it was killed"
-            time.sleep(0.05)
-        assert pending is not None and pending.offset == 3 * CHUNK
+        pending = wait_until(held_at_the_fourth_chunk, 60, 0.05, "three chunks acknowledged")
+        assert pending.offset == 3 * CHUNK
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

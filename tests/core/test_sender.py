@@ -15,6 +15,7 @@ from agent.client import CollectorClient
 from agent.sender import Sender, backoff
 from agent.spool import Spool
 from harness.enrolled import EnrolledAgent, enroll_agent
+from harness.net import wait_until
 from harness.processes import Collector
 from harness.signed import report, session_raw
 from protocol.messages import AgentSettings
@@ -56,9 +57,7 @@ async def drain(spool: Spool, client: CollectorClient) -> list[AgentSettings]:
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
-    deadline = time.monotonic() + 30
-    while len(spool) and time.monotonic() < deadline:  # noqa: ASYNC110 - the spool is a file
-        await asyncio.sleep(0.05)
+    await asyncio.to_thread(wait_until, lambda: not len(spool), 30, 0.05, "an empty spool")
     stop.set()
     await task
     await client.close()

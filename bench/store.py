@@ -1,6 +1,6 @@
 """Figures for the collector's backup storage (not a test; prints what it measured).
 
-    .venv/bin/python tests/backup_store/bench_store.py [--mib 256]
+    .venv/bin/python bench/store.py [--mib 256]
 
 1. Local store: committing a staged upload by hard link vs by copy (fsync included).
 2. Upload over the wire: a real collector process, signed 8 MiB chunks (HMAC per request,
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MIB = 1024 * 1024
@@ -62,18 +62,19 @@ def bench_local(tmp: Path, src: Path, mib: int) -> None:
 
 def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
     import psutil
-    from tests.backup_store.wire import CollectorProcess, add_partner, enroll_agent
 
+    from harness.enrolled import enroll_agent
+    from harness.processes import Collector
     from protocol import backup_envelope as be
 
     data_dir = tmp / "data"
-    data_dir.mkdir()
     cfg = tmp / "c.toml"
     cfg.write_text('[backup]\nmax_size = "8GiB"\n')
-    partner = add_partner(data_dir, "bench")
-    proc = CollectorProcess(cfg, data_dir).start()
+    proc = Collector(data_dir, config=cfg)
+    partner = proc.add_partner("bench")
+    proc.start()
     try:
-        agent = enroll_agent(proc.url, partner, "bench-host")
+        agent = enroll_agent(proc.url, partner.token, "bench-host")
         size = src.stat().st_size
         header = be.BackupHeader(
             server_id=agent.server_id,
@@ -87,7 +88,7 @@ def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
         peak = [ps.memory_info().rss]
 
         async def go() -> tuple[float, float]:
-            client = agent.client(proc.url)
+            client = agent.client()
             r = await client.request("POST", "/api/v1/agent/backups", env)
             up = r.json()
             chunk = up["chunk_size"]
