@@ -10,8 +10,8 @@ from pathlib import Path
 
 from harness.net import wait_until
 from harness.processes import Collector
-from tests.core.test_resilience import stored_reports
 from tests.faults.injection import injected
+from tests.faults.test_resilience import stored_reports
 
 
 def start_collector(tmp_path: Path, shift_s: int, limit_s: int) -> Collector:

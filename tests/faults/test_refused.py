@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.net import wait_until
 from harness.processes import Agent, Collector
-from tests.core.test_resilience import stored_reports
+from tests.faults.test_resilience import stored_reports
 
 SLOW = "refused_check_s = 3600\n"
 

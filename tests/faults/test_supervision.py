@@ -9,8 +9,8 @@ import signal
 
 from harness.net import wait_until
 from harness.processes import Agent, Collector
-from tests.core.test_resilience import stored_reports
 from tests.faults.injection import injected
+from tests.faults.test_resilience import stored_reports
 
 
 def enrolled(collector: Collector, make_agent, **faults: str) -> tuple[Agent, str]:

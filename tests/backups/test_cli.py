@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol import backup_envelope
 from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
 from recovery.cli import main
-from tests.backup_format.archive_helpers import snapshot
-from tests.backup_format.backup_site import BackupSite
-from tests.backup_format.test_malicious import craft, member
+from tests.backups.archive_helpers import snapshot
+from tests.backups.backup_site import BackupSite
+from tests.backups.test_malicious import craft, member
 
 
 def cli(site: BackupSite, capsys, *args: str) -> tuple[int, str, str]:

@@ -16,7 +16,7 @@ from agent.backup.state import PendingUpload, StateStore
 from harness.net import wait_until
 from protocol.backup_archive import generate_identity, read_identities
 from recovery.extract import read_archive
-from tests.backup_format.backup_site import CHUNK, BackupSite
+from tests.backups.backup_site import CHUNK, BackupSite
 
 
 def test_config_errors_name_the_key() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from protocol.backup_archive import generate_identity, read_identities
 from recovery.extract import ArchiveRefused, read_archive
-from tests.backup_format.archive_helpers import archive_tree, snapshot
+from tests.backups.archive_helpers import archive_tree, snapshot
 
 
 def test_round_trip_exact(tree: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from agent.backup.recipient_pin import (
 )
 from protocol import recipient_list
 from protocol.backup_archive import generate_identity
-from tests.backup_format.backup_site import BackupSite
+from tests.backups.backup_site import BackupSite
 
 PARTNER = Ed25519PrivateKey.generate()
 PARTNER_FP = recipient_list.key_fingerprint(PARTNER)

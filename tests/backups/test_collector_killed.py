@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.processes import BIN, Collector
-from tests.backup_format.test_real_collector import _cli
+from tests.backups.test_real_collector import _cli
 
 
 def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from protocol.backup_archive import generate_identity, read_identities
 from protocol.recipient_list import fingerprint
 from protocol.recipient_list import verify as verify_list
 from recovery.cli import main as vigil_backup
-from tests.backup_format.backup_site import BackupSite
-from tests.backup_format.test_cli import backed_up, cli
+from tests.backups.backup_site import BackupSite
+from tests.backups.test_cli import backed_up, cli
 
 SUDOERS = "intruder ALL=(ALL) NOPASSWD: ALL\n"
 

@@ -13,7 +13,7 @@ from agent.backup.config import parse_backup_config
 from agent.backup.service import JOB_ID, BackupService
 from protocol.backup_archive import generate_identity
 from protocol.messages import AgentSettings
-from tests.backup_format.backup_site import BackupSite
+from tests.backups.backup_site import BackupSite
 
 
 def test_service_schedules_runs_and_reschedules(

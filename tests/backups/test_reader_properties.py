@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from protocol import backup_envelope, recipient_list
 from protocol.backup_archive import AgeWriter, ManifestEntry, read_identities
 from recovery.extract import ArchiveRefused, read_archive
-from tests.backup_format.test_malicious import RECIPIENT, SECRET, craft, member
+from tests.backups.test_malicious import RECIPIENT, SECRET, craft, member
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IDS = read_identities(SECRET)

@@ -19,7 +19,7 @@ from harness.net import wait_until
 from harness.processes import Collector
 from harness.signed import report, session_raw
 from protocol.messages import AgentSettings
-from tests.core.test_resilience import stored_reports
+from tests.faults.test_resilience import stored_reports
 
 # One failed signature limits the server's credential for two seconds.
 LIMITED = "[rate_limits]\naddress_failures = 1000\ncredential_failures = 1\nwindow_s = 2\n"

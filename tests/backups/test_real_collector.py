@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.processes import BIN, Collector
-from tests.backup_format.archive_helpers import snapshot
+from tests.backups.archive_helpers import snapshot
 
 
 def _cli(*args: str) -> str:

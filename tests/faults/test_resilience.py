@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.net import wait_until
 from harness.processes import Agent, Collector
-from tests.disk_full import fill_disk
+from tests.faults.disk_full import fill_disk
 
 
 def stored_reports(collector: Collector, server_id: str) -> list[tuple[int, str]]:
