@@ -24,7 +24,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import Agent, Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Agent, Collector
 
 
 def main() -> None:

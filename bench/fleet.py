@@ -21,11 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp.test_utils import TestClient, TestServer
 
 from collector import secrets_store
 from collector.config import load_config
-from collector.http.app import create_app
+from harness.app import app_client
 
 
 def fill(conn, n: int) -> str:
@@ -79,9 +78,8 @@ def fill(conn, n: int) -> str:
 
 
 async def measure(data: Path, key: str, page: str, repeat: int) -> dict[str, list[float]]:
-    app = create_app(load_config(None, data))
     out: dict[str, list[float]] = {"/": [], "/api/v1/servers": []}
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    async with app_client(data) as client:
         for path in out:
             headers = {"Authorization": f"Bearer {key}", "Cookie": f"vigil_session={page}"}
             for _ in range(repeat + 1):

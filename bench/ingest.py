@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.client import CollectorClient, enroll
+from harness.net import free_port, wait_until
 from protocol import request_auth as ra
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera, EnrollRequest
@@ -54,20 +54,15 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str) -> None:
-    for _ in range(200):
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=1)
-            return
+            return True
         except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not answer")
+            return False
+
+    wait_until(answers, 10, 0.05, url)
 
 
 def camera(i: int, verdict: str = "ok") -> dict[str, object]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.processes import Agent, Collector
+from harness.processes import Agent, Collector
+from harness.proxy import CuttingProxy
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -23,13 +24,39 @@ def _known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_KNOWN_SERVERS", str(tmp_path / "known_servers"))
 
 
+MakeCollector = Callable[..., Collector]
+
+
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    c = Collector(tmp_path / "collector").start()
-    try:
-        yield c
-    finally:
+def make_collector(tmp_path: Path) -> Iterator[MakeCollector]:
+    """``make_collector(config="", data_dir=None, healthy=True, name="collector")``: a
+    started ``vigil-collector serve`` with ``config`` (TOML text) as its configuration file
+    and its data in ``data_dir`` (``tmp_path/name`` by default); several may run. Each is
+    stopped at teardown."""
+    made: list[Collector] = []
+
+    def make(
+        config: str = "",
+        data_dir: Path | None = None,
+        healthy: bool = True,
+        name: str = "collector",
+        env: dict[str, str] | None = None,
+    ) -> Collector:
+        cfg = tmp_path / f"{name}-{len(made)}.toml"
+        cfg.write_text(config)
+        c = Collector(data_dir or tmp_path / name, config=cfg, env=env or {})
+        made.append(c)
+        return c.start(healthy=healthy)
+
+    yield make
+    for c in made:
         c.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def collector(make_collector: MakeCollector) -> Collector:
+    """A collector with the default configuration."""
+    return make_collector()
 
 
 @pytest.fixture
@@ -68,3 +95,19 @@ def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
     yield mount
     for path in reversed(mounted):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def make_proxy() -> Iterator[Callable[[int], CuttingProxy]]:
+    """``make_proxy(port)``: a ``CuttingProxy`` on 127.0.0.1 in front of ``port`` (a
+    collector's), to cut or hold its connections; stopped at teardown."""
+    made: list[CuttingProxy] = []
+
+    def make(port: int) -> CuttingProxy:
+        p = CuttingProxy(port).start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()

@@ -1,4 +1,4 @@
-"""The contract engine over the wire: a collector app on 127.0.0.1 (aiohttp TestServer,
+"""The contract engine over the wire: the collector app on 127.0.0.1 (``harness.app``,
 port 0) with the partner API, one server under each preset through its life.
 
 Servers are enrolled with the core's repository function and their backup runs written
@@ -16,15 +16,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp.test_utils import TestServer
-
 from collector import secrets_store
 from collector.config import load_config
-from collector.contracts import routes
 from collector.health import servers
-from collector.http.app import create_app
 from collector.storage import open_database
+from harness.app import app_client
 
 T = dt.datetime.fromisoformat
 
@@ -104,42 +100,34 @@ def run_api(
     if config_text is not None:
         config = tmp_path / "collector.toml"
         config.write_text(config_text)
-    app = create_app(load_config(config, data))
-    if not any(getattr(r, "canonical", "") == "/api/v1/contracts" for r in app.router.resources()):
-        routes.setup(app)
 
     async def main() -> None:
-        server = TestServer(app, host="127.0.0.1", port=0)
-        await server.start_server()
-        try:
-            async with aiohttp.ClientSession() as session:
+        async with app_client(data, config) as client:
 
-                async def call(
-                    method: str,
-                    path: str,
-                    body: Any = None,
-                    *,
-                    key: str = "key",
-                    raw: str | None = None,
-                    ctype: str = "application/json",
-                ) -> tuple[int, Any]:
-                    headers = {"Authorization": f"Bearer {ids[key]}"}
-                    kwargs: dict[str, Any] = {"headers": headers}
-                    if raw is not None:
-                        kwargs["data"] = raw.encode()
-                        headers["Content-Type"] = ctype
-                    elif body is not None:
-                        kwargs["json"] = body
-                    async with session.request(method, server.make_url(path), **kwargs) as r:
-                        text = await r.text()
-                        try:
-                            return r.status, json.loads(text)
-                        except ValueError:
-                            return r.status, text
+            async def call(
+                method: str,
+                path: str,
+                body: Any = None,
+                *,
+                key: str = "key",
+                raw: str | None = None,
+                ctype: str = "application/json",
+            ) -> tuple[int, Any]:
+                headers = {"Authorization": f"Bearer {ids[key]}"}
+                kwargs: dict[str, Any] = {"headers": headers}
+                if raw is not None:
+                    kwargs["data"] = raw.encode()
+                    headers["Content-Type"] = ctype
+                elif body is not None:
+                    kwargs["json"] = body
+                async with client.request(method, path, **kwargs) as r:
+                    text = await r.text()
+                    try:
+                        return r.status, json.loads(text)
+                    except ValueError:
+                        return r.status, text
 
-                await scenario(call, ids)
-        finally:
-            await server.close()
+            await scenario(call, ids)
 
     asyncio.run(main())
 

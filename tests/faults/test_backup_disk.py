@@ -13,14 +13,17 @@ from pathlib import Path
 from collector.backups.config import backup_config
 from collector.backups.objectstore import LocalObjectStore
 from collector.backups.service import DEFAULT_UPLOAD_TTL_S
-from tests.faults.agents import FakeAgent, enroll_fake, envelope, upload
+from harness.enrolled import EnrolledAgent, enroll_agent
+from harness.net import wait_until
 from tests.faults.inject import fill, rename
-from tests.processes import wait_until
+from tests.faults.uploads import envelope, upload
 
 CHUNK = 64 * 1024
 
 
-def run_upload(agent: FakeAgent, data: bytes, seq: int, chunk: int = CHUNK, complete: bool = True):
+def run_upload(
+    agent: EnrolledAgent, data: bytes, seq: int, chunk: int = CHUNK, complete: bool = True
+):
     async def go():
         client = agent.client()
         try:
@@ -33,12 +36,11 @@ def run_upload(agent: FakeAgent, data: bytes, seq: int, chunk: int = CHUNK, comp
 
 def test_staged_uploads_count_against_the_quota(make_collector, tmp_path: Path):
     c = make_collector(
-        tmp_path / "data",
-        '[backup]\nchunk_size = "64KiB"\nstaging_quota = "256KiB"\n',
+        '[backup]\nchunk_size = "64KiB"\nstaging_quota = "256KiB"\n', data_dir=tmp_path / "data"
     )
     _, token = c.partner("acme")
-    first = enroll_fake(c.url, token, "rec-01")
-    second = enroll_fake(c.url, token, "rec-02")
+    first = enroll_agent(c.url, token, "rec-01")
+    second = enroll_agent(c.url, token, "rec-02")
     # a half-finished upload holds 192 KiB of the quota...
     answers = run_upload(first, os.urandom(512 * 1024), 1, complete=False)
     answers = answers[:4]
@@ -55,12 +57,12 @@ def test_staged_uploads_count_against_the_quota(make_collector, tmp_path: Path):
 def test_uploads_stop_at_their_reserve_while_reports_go_on(make_collector, tmpfs, tmp_path):
     disk = tmpfs(tmp_path / "disk", "40m")
     c = make_collector(
-        disk / "data",
         '[collector]\nreport_reserve = "2MiB"\nstorage_check_interval_s = 1\n'
         '[backup]\nchunk_size = "64KiB"\nupload_reserve = "16MiB"\n',
+        data_dir=disk / "data",
     )
     _, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     fill(disk, 8 * 1024 * 1024)  # between the two reserves
 
     answers = run_upload(agent, os.urandom(256 * 1024), 1)
@@ -113,9 +115,9 @@ def test_delete_takes_the_objects_temporary_links_with_it(tmp_path: Path):
 
 
 def test_download_closed_early_is_an_info_line(make_collector, tmp_path: Path):
-    c = make_collector(tmp_path / "data", '[backup]\nchunk_size = "1MiB"\n')
+    c = make_collector('[backup]\nchunk_size = "1MiB"\n', data_dir=tmp_path / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     data = os.urandom(24 * 1024 * 1024)
     answers = run_upload(agent, data, 1, chunk=1024 * 1024)
     assert answers[-1].status == 201, answers[-1]
@@ -139,9 +141,9 @@ def test_retried_completion_leaves_no_hidden_link(make_collector, tmp_path: Path
     """The first completion stores the object, then its database write fails (the table
     it writes is renamed away); the agent's retry stores the same staged file again."""
     data_dir = tmp_path / "data"
-    c = make_collector(data_dir, '[backup]\nchunk_size = "64KiB"\n')
+    c = make_collector('[backup]\nchunk_size = "64KiB"\n', data_dir=data_dir)
     _, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     data = os.urandom(300 * 1024)
     answers = run_upload(agent, data, 1, complete=False)
     upload_id = answers[0].body["upload_id"]

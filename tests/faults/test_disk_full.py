@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent.spool import Spool
-from tests.core.test_resilience import stored_reports
-from tests.disk_full import fill_disk
-from tests.processes import Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Collector
+from tests.faults.disk_full import fill_disk
+from tests.faults.test_resilience import stored_reports
 
 
 def test_a_report_is_never_written_short(tmp_path: Path, tmpfs) -> None:

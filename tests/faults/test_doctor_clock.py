@@ -8,9 +8,10 @@ import re
 import signal
 from pathlib import Path
 
-from tests.core.test_resilience import stored_reports
+from harness.net import wait_until
+from harness.processes import Collector
 from tests.faults.injection import injected
-from tests.processes import Collector, wait_until
+from tests.faults.test_resilience import stored_reports
 
 
 def start_collector(tmp_path: Path, shift_s: int, limit_s: int) -> Collector:

@@ -9,8 +9,9 @@ import signal
 import time
 from pathlib import Path
 
-from tests.core.test_resilience import stored_reports
-from tests.processes import Agent, Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Agent, Collector
+from tests.faults.test_resilience import stored_reports
 
 SLOW = "refused_check_s = 3600\n"
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.faults.agents import enroll_fake
-from tests.processes import http, page_session_cookie, wait_until
+from harness.enrolled import enroll_agent
+from harness.net import http, page_session_cookie, wait_until
 
 
 def test_agents_of_a_recreated_database_are_logged_once(make_collector, tmp_path: Path):
     data = tmp_path / "data"
-    c = make_collector(data, "[collector]\nrefusal_log_interval_s = 2\n")
+    c = make_collector("[collector]\nrefusal_log_interval_s = 2\n", data_dir=data)
     _, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     c.stop()
     for f in data.glob("vigil.db*"):  # the database is recreated: the agent is unknown now
         f.unlink()
@@ -37,9 +37,9 @@ def test_agents_of_a_recreated_database_are_logged_once(make_collector, tmp_path
 
 
 def test_stale_clock_is_shown_to_the_partner(make_collector, tmp_path: Path):
-    c = make_collector(tmp_path / "data")
+    c = make_collector(data_dir=tmp_path / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     status, body = agent.session_request(clock_offset_s=-1000)
     assert status == 401 and body["error"] == "clock_skew", body
 
@@ -61,10 +61,10 @@ def test_stale_clock_is_shown_to_the_partner(make_collector, tmp_path: Path):
 
 def test_stale_clock_of_someone_else_is_not_pinned_on_the_server(make_collector, tmp_path: Path):
     """A session request naming the server but signed by another key puts no offset on it."""
-    c = make_collector(tmp_path / "data")
+    c = make_collector(data_dir=tmp_path / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token, "rec-01")
-    other = enroll_fake(c.url, token, "rec-02")
+    agent = enroll_agent(c.url, token, "rec-01")
+    other = enroll_agent(c.url, token, "rec-02")
     other.server_id = agent.server_id
     status, _ = other.session_request(clock_offset_s=5000)
     assert status == 401
@@ -74,9 +74,9 @@ def test_stale_clock_of_someone_else_is_not_pinned_on_the_server(make_collector,
 
 
 def test_server_page_shows_the_clock_reason(make_collector, tmp_path: Path):
-    c = make_collector(tmp_path / "data")
+    c = make_collector(data_dir=tmp_path / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     agent.session_request(clock_offset_s=900)
     status, _, body = http(
         "GET", f"{c.url}/servers/{agent.server_id}", headers=page_session_cookie(c.url, key)

@@ -8,10 +8,10 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.core.signed import signed_headers
-from tests.faults.agents import enroll_fake
+from harness.enrolled import enroll_agent
+from harness.net import http, wait_until
+from harness.signed import signed_headers
 from tests.faults.inject import fill
-from tests.processes import http, wait_until
 
 SMALL = """
 [collector]
@@ -27,9 +27,9 @@ def health(url: str) -> tuple[int, dict]:
 
 def test_deleted_data_directory_is_unhealthy_and_refuses_reports(make_collector, tmp_path: Path):
     data = tmp_path / "data"
-    c = make_collector(data, SMALL)
+    c = make_collector(SMALL, data_dir=data)
     _, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     assert agent.send_report()[0] == 200
 
     shutil.rmtree(data)
@@ -49,9 +49,9 @@ def test_deleted_data_directory_is_unhealthy_and_refuses_reports(make_collector,
 
 def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs, tmp_path):
     disk = tmpfs(tmp_path / "disk", "32m")
-    c = make_collector(disk / "data", SMALL)
+    c = make_collector(SMALL, data_dir=disk / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     assert agent.send_report()[0] == 200
 
     filler = fill(disk, 1024 * 1024)
@@ -74,9 +74,9 @@ def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs, tmp_path):
 
 def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, tmpfs, tmp_path):
     disk = tmpfs(tmp_path / "disk", "32m")
-    c = make_collector(disk / "data", SMALL)
+    c = make_collector(SMALL, data_dir=disk / "data")
     key, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     assert agent.send_report()[0] == 200
     wait_until(lambda: (disk / "data" / ".vigil-ballast").exists(), what="the ballast file")
     c.stop()
@@ -101,9 +101,9 @@ def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, t
 
 def test_vanished_object_store_refuses_uploads_not_reports(make_collector, tmp_path: Path):
     data = tmp_path / "data"
-    c = make_collector(data, SMALL)
+    c = make_collector(SMALL, data_dir=data)
     _, token = c.partner("acme")
-    agent = enroll_fake(c.url, token)
+    agent = enroll_agent(c.url, token)
     shutil.rmtree(data / "backups")
 
     # the heartbeat and the store's probe run at most once a second for /healthz

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import signal
 
-from tests.core.test_resilience import stored_reports
+from harness.net import wait_until
+from harness.processes import Agent, Collector
 from tests.faults.injection import injected
-from tests.processes import Agent, Collector, wait_until
+from tests.faults.test_resilience import stored_reports
 
 
 def enrolled(collector: Collector, make_agent, **faults: str) -> tuple[Agent, str]:

@@ -11,13 +11,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from collector.config import load_config
-from collector.http.app import create_app
 from collector.storage.database import SQLiteDatabase
+from harness.app import app_client
+from harness.net import http, wait_until
 from tests.faults.inject import fill, rename
-from tests.processes import http, wait_until
 
 
 def housekeeping(url: str) -> dict:
@@ -28,9 +25,9 @@ def housekeeping(url: str) -> dict:
 def test_failing_task_is_logged_once_retried_and_recovers(make_collector, tmp_path: Path):
     data = tmp_path / "data"
     c = make_collector(
-        data,
         "[collector]\nhousekeeping_interval_s = 1\ntask_retry_max_s = 1\n"
         "task_give_up_after = 1000\n",
+        data_dir=data,
     )
     rename(data / "vigil.db", "reports", "reports_moved")
     wait_until(lambda: housekeeping(c.url)["failures"] >= 3, what="three failed rounds")
@@ -49,8 +46,8 @@ def test_failing_task_is_logged_once_retried_and_recovers(make_collector, tmp_pa
 def test_task_that_keeps_failing_stops_the_collector_non_zero(make_collector, tmp_path: Path):
     data = tmp_path / "data"
     c = make_collector(
-        data,
         "[collector]\nhousekeeping_interval_s = 1\ntask_retry_max_s = 1\ntask_give_up_after = 3\n",
+        data_dir=data,
     )
     rename(data / "vigil.db", "reports", "reports_moved")
     assert c.proc is not None
@@ -65,8 +62,7 @@ def test_healthz_names_a_stopped_task(tmp_path: Path) -> None:
             "task_give_up_after = 2\n"
         )
         db = SQLiteDatabase(tmp_path / "vigil.db")
-        app = create_app(load_config(tmp_path / "collector.toml", tmp_path), database=db)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        async with app_client(tmp_path, tmp_path / "collector.toml", database=db) as client:
             db.write_sync(lambda c: c.execute("ALTER TABLE reports RENAME TO reports_moved"))
             for _ in range(100):
                 r = await client.get("/healthz")
@@ -87,9 +83,9 @@ def test_a_full_disk_pauses_writing_tasks_instead_of_stopping_the_collector(
 ):
     disk = tmpfs(tmp_path / "disk", "32m")
     c = make_collector(
-        disk / "data",
         '[collector]\nreport_reserve = "4MiB"\nstorage_check_interval_s = 1\n'
         "housekeeping_interval_s = 1\ntask_retry_max_s = 1\ntask_give_up_after = 2\n",
+        data_dir=disk / "data",
     )
     filler = fill(disk, 1024 * 1024)
     wait_until(lambda: housekeeping(c.url)["state"] == "paused", what="housekeeping to pause")

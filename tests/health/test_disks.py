@@ -14,9 +14,10 @@ import pytest
 
 from agent.config import AgentConfigError, parse
 from agent.health.disks import DiskProbe, DiskSettings, disk_verdict
+from harness.net import wait_until
+from harness.processes import Collector
 from protocol.messages import Report
-from tests.core.test_entitlements import contract_file
-from tests.processes import Collector, wait_until
+from tests.contracts.test_entitlements import contract_file
 
 RECORDED = Path(__file__).parent / "smartctl"
 FAKE = Path(__file__).parent / "fake_smartctl.py"

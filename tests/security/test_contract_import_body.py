@@ -9,7 +9,8 @@ import socket
 import time
 from typing import Any
 
-from tests.processes import Collector, http
+from harness.net import http
+from harness.processes import Collector
 
 TODAY = time.strftime("%Y-%m-%d")
 HEADER = "contract_id,customer,partner,plan,licence_ids,start\n"

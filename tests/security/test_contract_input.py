@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.processes import BIN, Collector, http
+from harness.net import http
+from harness.processes import BIN, Collector
 
 TODAY = time.strftime("%Y-%m-%d")
 GOOD = {"customer": "Museum", "plan": "maintenance-support", "licence_ids": "L1", "start": TODAY}

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import BIN, Collector, http, wait_until
+from harness.net import http, wait_until
+from harness.processes import BIN, Collector
+from harness.signed import batch, post_signed, report, session_for
 
 TODAY = time.strftime("%Y-%m-%d")
 HEADER = "contract_id,customer,partner,plan,licence_ids,start,installed_on\n"

@@ -38,11 +38,12 @@ from collector.backups.service import BackupRun, BackupService
 from collector.config import ConfigError, load_config
 from collector.http.bodies import parse
 from collector.http.errors import ApiError
+from harness.net import http
+from harness.processes import BIN, Collector
+from harness.signed import report, session_for, signed_headers
 from protocol import backup_envelope as be
 from protocol import limits
 from protocol import messages as m
-from tests.core.signed import report, session_for, signed_headers
-from tests.processes import BIN, Collector, http
 
 PROPS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

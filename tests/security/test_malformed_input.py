@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from harness.net import http
+from harness.processes import Agent, Collector
+from harness.signed import batch, report, session_for, signed_headers
 from protocol import request_auth as ra
-from tests.core.signed import batch, report, session_for, signed_headers
-from tests.processes import Agent, Collector, http
 
 Enrolled = tuple[str, str, tuple[str, bytes]]
 

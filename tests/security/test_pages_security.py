@@ -8,16 +8,10 @@ import re
 import time
 import urllib.parse
 
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import (
-    Collector,
-    http,
-    http_no_redirect,
-    page_session_cookie,
-    page_sign_in,
-    set_cookies,
-)
-from tests.security.conftest import MakeCollector
+from harness.net import http, http_no_redirect, page_session_cookie, page_sign_in, set_cookies
+from harness.processes import Collector
+from harness.signed import batch, post_signed, report, session_for
+from tests.conftest import MakeCollector
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -95,8 +89,8 @@ def test_revoking_the_api_key_ends_its_sign_ins(collector: Collector) -> None:
     assert _signed_in(collector, kept)
 
 
-def test_sign_ins_expire(collector_with: MakeCollector) -> None:
-    c = collector_with("[pages]\nsession_ttl_s = 2\n")
+def test_sign_ins_expire(make_collector: MakeCollector) -> None:
+    c = make_collector("[pages]\nsession_ttl_s = 2\n")
     key, _ = c.partner("acme")
     cookie = page_session_cookie(c.url, key)
     assert _signed_in(c, cookie)
@@ -104,8 +98,8 @@ def test_sign_ins_expire(collector_with: MakeCollector) -> None:
     assert not _signed_in(c, cookie)
 
 
-def test_cookies_are_secure_behind_a_tls_proxy(collector_with: MakeCollector) -> None:
-    c = collector_with("[pages]\nsecure_cookies = true\n")
+def test_cookies_are_secure_behind_a_tls_proxy(make_collector: MakeCollector) -> None:
+    c = make_collector("[pages]\nsecure_cookies = true\n")
     key, _ = c.partner("acme")
     _, headers, _ = http_no_redirect("GET", c.url + "/login")
     assert "secure" in set_cookies(headers)["vigil_csrf"].lower()
@@ -154,9 +148,9 @@ def test_pages_send_security_headers_and_need_no_inline_code(
     assert "x-frame-options" not in headers, "the JSON API is not a page"
 
 
-def test_metrics_need_the_configured_token(collector_with: MakeCollector) -> None:
+def test_metrics_need_the_configured_token(make_collector: MakeCollector) -> None:
     secret = "metrics-token-0123456789"
-    c = collector_with(f'[metrics]\ntoken = "{secret}"\n')
+    c = make_collector(f'[metrics]\ntoken = "{secret}"\n')
     c.partner("acme")
     assert http("GET", c.url + "/metrics")[0] == 401
     assert http("GET", c.url + "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401

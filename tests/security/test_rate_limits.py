@@ -10,10 +10,10 @@ import pytest
 
 from collector.config import ConfigError, RateLimitConfig, load_config
 from collector.http.ratelimit import AuthLimits, FailureLimiter
-from tests.core.signed import session_for
-from tests.processes import Collector, http, page_sign_in
-from tests.security.conftest import MakeCollector
-from tests.security.wire import enroll_raw, session_raw
+from harness.net import http, page_sign_in
+from harness.processes import Collector
+from harness.signed import enroll_raw, session_for, session_raw
+from tests.conftest import MakeCollector
 
 # A window of an hour: no failure is refilled while a test runs, however slow the machine.
 BY_ADDRESS = "[rate_limits]\naddress_failures = 5\ncredential_failures = 1000\nwindow_s = 3600\n"
@@ -26,8 +26,8 @@ def _assert_limited(status: int, headers: dict[str, str], body: dict) -> None:
     assert body["error"] == "rate_limited" and "retry in" in body["message"]
 
 
-def test_bad_enrollment_tokens_are_limited_per_address(collector_with: MakeCollector) -> None:
-    c = collector_with(BY_ADDRESS)
+def test_bad_enrollment_tokens_are_limited_per_address(make_collector: MakeCollector) -> None:
+    c = make_collector(BY_ADDRESS)
     _, token = c.partner("acme")
     for i in range(5):
         status, _, body = enroll_raw(c.url, f"vgl_enr_guess{i}")
@@ -40,9 +40,9 @@ def test_bad_enrollment_tokens_are_limited_per_address(collector_with: MakeColle
 
 
 def test_bad_session_signatures_are_limited_per_server(
-    collector_with: MakeCollector, make_agent
+    make_collector: MakeCollector, make_agent
 ) -> None:
-    c = collector_with(BY_CREDENTIAL)
+    c = make_collector(BY_CREDENTIAL)
     _, token_a = c.partner("acme")
     _, token_b = c.partner("other")
     victim = make_agent("victim").enroll(c.url, token_a)
@@ -57,8 +57,8 @@ def test_bad_session_signatures_are_limited_per_server(
     assert sid.startswith("ses_") and bystander_id
 
 
-def test_unknown_servers_count_against_the_address(collector_with: MakeCollector) -> None:
-    c = collector_with(BY_ADDRESS)
+def test_unknown_servers_count_against_the_address(make_collector: MakeCollector) -> None:
+    c = make_collector(BY_ADDRESS)
     for i in range(5):
         status, _, body = session_raw(c.url, f"srv_{i:016x}")
         assert status == 401 and body["error"] == "unknown_server"
@@ -66,9 +66,9 @@ def test_unknown_servers_count_against_the_address(collector_with: MakeCollector
 
 
 def test_api_key_guesses_are_limited_and_good_keys_are_not(
-    collector_with: MakeCollector,
+    make_collector: MakeCollector,
 ) -> None:
-    c = collector_with(BY_ADDRESS)
+    c = make_collector(BY_ADDRESS)
     key, _ = c.partner("acme")
     for _ in range(40):  # successes never spend from the budget
         assert c.api(key, "/api/v1/servers")[0] == 200
@@ -83,8 +83,8 @@ def test_api_key_guesses_are_limited_and_good_keys_are_not(
     _assert_limited(status, headers, json.loads(body))
 
 
-def test_api_key_guesses_are_limited_per_key_prefix(collector_with: MakeCollector) -> None:
-    c = collector_with(BY_CREDENTIAL)
+def test_api_key_guesses_are_limited_per_key_prefix(make_collector: MakeCollector) -> None:
+    c = make_collector(BY_CREDENTIAL)
     key, _ = c.partner("acme")
     other_key, _ = c.partner("other")
     prefix = key[:14]
@@ -98,9 +98,9 @@ def test_api_key_guesses_are_limited_per_key_prefix(collector_with: MakeCollecto
 
 
 def test_sign_in_failures_are_limited_with_an_html_answer(
-    collector_with: MakeCollector,
+    make_collector: MakeCollector,
 ) -> None:
-    c = collector_with(BY_ADDRESS)
+    c = make_collector(BY_ADDRESS)
     key, _ = c.partner("acme")
     for _ in range(5):
         assert page_sign_in(c.url, "vgl_key_" + uuid.uuid4().hex)[0] == 401

@@ -9,9 +9,17 @@ import time
 import pytest
 
 from agent.client import Refused
-from tests.core.signed import batch, post_signed, report, session_for, signed_headers
-from tests.processes import Collector, http, wait_until
-from tests.security.wire import enroll_raw, session_raw
+from harness.net import http, wait_until
+from harness.processes import Collector
+from harness.signed import (
+    batch,
+    enroll_raw,
+    post_signed,
+    report,
+    session_for,
+    session_raw,
+    signed_headers,
+)
 
 REPORTS = "/api/v1/agent/reports"
 

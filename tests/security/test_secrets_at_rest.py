@@ -14,20 +14,20 @@ from pathlib import Path
 from collector import secrets_store
 from collector.storage import SQLiteDatabase
 from collector.storage.migrations import _statements, available
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import Collector, http, http_no_redirect, page_session_cookie
-from tests.security.conftest import MakeCollector
-from tests.security.wire import enroll_raw
+from harness.net import http, http_no_redirect, page_session_cookie
+from harness.processes import Collector
+from harness.signed import batch, enroll_raw, post_signed, report, session_for
+from tests.conftest import MakeCollector
 
 UNLIMITED = "[rate_limits]\naddress_failures = 1000000\ncredential_failures = 1000000\n"
 REPORTS = "/api/v1/agent/reports"
 
 
-def _busy_collector(collector_with: MakeCollector, make_agent) -> tuple[Collector, dict]:
+def _busy_collector(make_collector: MakeCollector, make_agent) -> tuple[Collector, dict]:
     """Two partners, an agent each with a session and a report, a browser sign-in."""
     old = os.umask(0o022)  # what a service manager usually gives
     try:
-        c = collector_with(UNLIMITED)
+        c = make_collector(UNLIMITED)
     finally:
         os.umask(old)
     made: dict = {"keys": [], "tokens": [], "sessions": [], "cookies": []}
@@ -58,8 +58,8 @@ def _values(db: Path) -> Iterator[tuple[str, str, object]]:
         conn.close()
 
 
-def test_the_data_directory_is_private(collector_with: MakeCollector, make_agent) -> None:
-    c, _ = _busy_collector(collector_with, make_agent)
+def test_the_data_directory_is_private(make_collector: MakeCollector, make_agent) -> None:
+    c, _ = _busy_collector(make_collector, make_agent)
     assert stat.S_IMODE(c.data_dir.stat().st_mode) == 0o700
     seen = set()
     for path in c.data_dir.rglob("*"):
@@ -70,7 +70,7 @@ def test_the_data_directory_is_private(collector_with: MakeCollector, make_agent
     assert {"vigil.db", "vigil.db-wal", "vigil.db-shm"} <= seen, seen
 
 
-def test_existing_files_are_made_private_at_start(tmp_path: Path, collector_with) -> None:
+def test_existing_files_are_made_private_at_start(tmp_path: Path, make_collector) -> None:
     data = tmp_path / "collector"
     (data / "backups").mkdir(parents=True)
     data.chmod(0o755)
@@ -79,16 +79,16 @@ def test_existing_files_are_made_private_at_start(tmp_path: Path, collector_with
     db.execute("PRAGMA journal_mode=WAL")
     db.close()
     (data / "vigil.db").chmod(0o644)
-    collector_with("")
+    make_collector("")
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "backups").stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "vigil.db").stat().st_mode) == 0o600
 
 
 def test_a_copy_of_the_database_holds_no_usable_credential(
-    tmp_path: Path, collector_with: MakeCollector, make_agent
+    tmp_path: Path, make_collector: MakeCollector, make_agent
 ) -> None:
-    c, made = _busy_collector(collector_with, make_agent)
+    c, made = _busy_collector(make_collector, make_agent)
     copy = tmp_path / "stolen.db"
     src = sqlite3.connect(c.data_dir / "vigil.db")
     dst = sqlite3.connect(copy)

@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.processes import Agent, Collector, wait_until
+from harness.net import wait_until
+from harness.processes import Agent, Collector
 
 READ_TIMEOUT_S = 2
 ENROLL = "/api/v1/agent/enroll"

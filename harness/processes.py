@@ -1,0 +1,191 @@
+"""Real processes on 127.0.0.1: ``vigil-collector serve`` with its own data directory and
+CLI, ``vigil-agent`` with its own state directory and configuration file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.net import free_port, http, wait_until
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Partner:
+    name: str
+    api_key: str
+    token: str
+    """An enrollment token with 10 uses."""
+
+
+@dataclass
+class Collector:
+    """A ``vigil-collector serve`` process with its own data directory."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    config: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the process's environment (e.g. the fault tests' injected faults)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _base(self) -> list[str]:
+        args = ["--data", str(self.data_dir)]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        return args
+
+    def start(self, healthy: bool = True) -> Collector:
+        """Start; wait for ``/healthz`` to answer 200 (``healthy``) or to answer at all."""
+        self.log_path = self.data_dir.parent / f"collector-{self.port}.log"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "vigil-collector"),
+                "serve",
+                *self._base(),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **self.env} if self.env else None,
+        )
+        wait_until(lambda: self._healthy(healthy), 30, what=f"collector on {self.url}")
+        return self
+
+    def _healthy(self, healthy: bool = True) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"collector exited with {self.proc.returncode}: {self.log()}")
+        try:
+            status = http("GET", self.url + "/healthz")[0]
+        except OSError:
+            return False
+        return status == 200 if healthy else status in (200, 503)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        out = subprocess.run(
+            [str(BIN / "vigil-collector"), *args, *self._base()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"vigil-collector {' '.join(args)} failed: {out.stderr}")
+        return out.stdout if check else out.stdout + out.stderr
+
+    def last_line(self, *args: str) -> str:
+        return self.cli(*args).strip().splitlines()[-1].strip()
+
+    def partner(self, name: str) -> tuple[str, str]:
+        """Add a partner; return (API key, enrollment token with 10 uses)."""
+        self.cli("partner", "add", name)
+        key = self.last_line("apikey", "create", "--partner", name)
+        token = self.last_line("token", "create", "--partner", name, "--uses", "10")
+        return key, token
+
+    def add_partner(self, name: str) -> Partner:
+        """``partner`` as a record (the collector need not be running)."""
+        return Partner(name, *self.partner(name))
+
+    def api(self, key: str, path: str) -> tuple[int, Any]:
+        status, _, body = http("GET", self.url + path, headers={"Authorization": f"Bearer {key}"})
+        return status, json.loads(body) if body else None
+
+
+@dataclass
+class Agent:
+    """A configured agent (state dir, config file); enroll it, run it as a process."""
+
+    root: Path
+    extra_config: str = ""
+    machine_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the ``run`` process's environment (e.g. the fault tests' injected faults)."""
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            f'[agent]\nstate_dir = "{self.state_dir}"\nmachine_id = "{self.machine_id}"\n'
+            f"retry_max_s = 2\n{self.extra_config}"
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "agent.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "agent.log"
+
+    def cmd(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [str(BIN / "vigil-agent"), *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"vigil-agent {' '.join(args)} failed ({out.returncode}): {out.stderr}"
+            )
+        return out
+
+    def enroll(self, url: str, token: str) -> str:
+        self.cmd("enroll", "--collector", url, "--token", token)
+        return json.loads((self.state_dir / "identity.json").read_text())["server_id"]
+
+    def start(self, log_level: str = "info") -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "vigil-agent"),
+                "run",
+                "--config",
+                str(self.config),
+                "--log-level",
+                log_level,
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **self.env} if self.env else None,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.cmd("status", "--json").stdout)

@@ -1,0 +1,405 @@
+"""``vigil-backup`` against the real collector's partner endpoints (real sockets), with backups
+the agent's runner made; tampering is done on the collector's data directory."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import backup_envelope
+from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
+from recovery.cli import main
+from tests.backups.archive_helpers import snapshot
+from tests.backups.backup_site import BackupSite
+from tests.backups.test_malicious import craft, member
+
+
+def cli(site: BackupSite, capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([*args, "--collector", site.collector.url, "--api-key", site.partner.api_key])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def backed_up(site: BackupSite, tree: Path, tmp_path: Path, recipient: str):
+    """One backup of ``tree`` by the site's server: (its runner, its signing key)."""
+    runner, _ = site.runner(
+        tmp_path / f"state-{site.server_id}", {"paths": [str(tree)]}, [recipient]
+    )
+    out = site.run(runner.run_once())
+    assert out.outcome == "ok", out.reason
+    return runner, site.key
+
+
+def test_keygen(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "k"
+    assert main(["keygen", "--out", str(path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    secret = next(ln for ln in path.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-1"))
+    assert last.startswith("age1") and recipient_of(parse_identity(secret)) == last
+    assert main(["keygen", "--out", str(path)]) == 1
+    assert "exists" in capsys.readouterr().err
+
+
+def test_list_verify_restore(site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
+    key, recipient = keyfile
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
+    assert site.run(runner.run_once()).outcome == "unchanged"
+
+    rc, out, _ = cli(site, capsys, "list", "--server", site.server_id, "--json")
+    assert rc == 0
+    kinds = [b["kind"] for b in json.loads(out)["backups"]]
+    assert kinds == ["unchanged", "full"]  # newest first, as the collector lists them
+
+    rc, out, err = cli(
+        site, capsys, "verify", "--server", site.server_id, "--identity", str(key), "--json"
+    )
+    assert rc == 0, err
+    assert json.loads(out)["verified"] is True and json.loads(out)["kind"] == "unchanged"
+
+    dest = tmp_path / "restore-here"
+    rc, out, err = cli(
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--backup",
+        "latest",
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+    )
+    assert rc == 0, err
+    rel = tree.relative_to("/")
+    assert snapshot(dest / rel) == snapshot(tree)
+    assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
+
+    # the target must be new or empty
+    rc, _, err = cli(
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+    )
+    assert rc == 1 and "not an empty directory" in err
+
+
+def test_env_vars_and_errors(
+    site: BackupSite, tree, tmp_path: Path, keyfile, capsys, monkeypatch
+) -> None:
+    _, recipient = keyfile
+    backed_up(site, tree, tmp_path, recipient)
+    monkeypatch.setenv("VIGIL_COLLECTOR", site.collector.url)
+    monkeypatch.setenv("VIGIL_API_KEY", site.partner.api_key)
+    assert main(["list", "--server", site.server_id]) == 0
+    assert main(["list", "--server", "no-such-server"]) == 1
+    assert "not found" in capsys.readouterr().err
+    monkeypatch.setenv("VIGIL_API_KEY", "wrong")
+    assert main(["list", "--server", site.server_id]) == 1
+    assert "API key" in capsys.readouterr().err
+
+
+def test_diff(site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys) -> None:
+    key, recipient = keyfile
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
+    vms = tree / "etc" / "vms"
+    (vms / "agent.toml").write_text("[agent]\nname = 'y'\n")
+    (vms / "added.conf").write_text("new\n")
+    (vms / "empty").unlink()
+    os.chmod(vms / "sub dir" / "with space.conf", 0o600)
+    assert site.run(runner.run_once()).outcome == "ok"
+    rc, out, err = cli(
+        site,
+        capsys,
+        "diff",
+        "1",
+        "2",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--json",
+    )
+    assert rc == 0, err
+    d = json.loads(out)
+    prefix = str(vms.relative_to("/"))
+    assert d["added"] == [f"{prefix}/added.conf"]
+    assert d["removed"] == [f"{prefix}/empty"]
+    changed = {c["path"]: c for c in d["changed"]}
+    assert changed[f"{prefix}/agent.toml"]["changes"] == ["content"]
+    assert "+name = 'y'" in changed[f"{prefix}/agent.toml"]["diff"]
+    assert changed[f"{prefix}/sub dir/with space.conf"]["changes"] == ["metadata"]
+    rc, out, _ = cli(
+        site, capsys, "diff", "1", "2", "--server", site.server_id, "--identity", str(key)
+    )
+    assert rc == 0 and "-name = 'x'" in out and f"+ {prefix}/added.conf" in out
+
+
+def _tampered(site: BackupSite, how: str, tmp_path: Path, tree: Path, recipient: str, runner):
+    """The collector's data directory edited so that it serves backup 1 (or "replay")
+    otherwise than the agent made it."""
+    full = site.backups()[0]
+    fid = full["id"]
+    obj_file = site.object_file(fid)
+    obj = bytearray(obj_file.read_bytes())
+    envelope = site.row(fid)["envelope"].encode()
+    if how == "flipped bit":
+        obj[len(obj) // 2] ^= 0x10
+        obj_file.write_bytes(bytes(obj))
+    elif how == "truncated":
+        obj_file.write_bytes(bytes(obj[: -CHUNK_SIZE // 2]))
+    elif how == "chunks reordered":
+        hdr_end = bytes(obj).index(b"\n--- ")
+        start = hdr_end + bytes(obj)[hdr_end + 1 :].index(b"\n") + 2 + 16
+        c = CHUNK_SIZE + 16
+        a, b = obj[start : start + c], obj[start + c : start + 2 * c]
+        obj[start : start + c], obj[start + c : start + 2 * c] = b, a
+        obj_file.write_bytes(bytes(obj))
+    elif how == "signed by another agent":
+        env = backup_envelope.decode(envelope)
+        site.set_envelope(
+            fid,
+            backup_envelope.encode(backup_envelope.sign(env.header, Ed25519PrivateKey.generate())),
+        )
+    elif how == "header swapped between servers":
+        other_tree = tmp_path / "other-tree"
+        (other_tree / "x").mkdir(parents=True)
+        (other_tree / "x" / "f").write_text("other server\n")
+        other = site.another_server(tmp_path / "other-agent")
+        backed_up(other, other_tree, tmp_path, recipient)
+        theirs = other.backups()[0]
+        site.set_envelope(fid, other.row(theirs["id"])["envelope"].encode())
+        obj_file.write_bytes(other.object_file(theirs["id"]).read_bytes())
+    elif how == "same key, header of another server":
+        # even with one key for both, the header names its server
+        env = backup_envelope.decode(envelope)
+        env.header.server_id = "srv-2"
+        site.set_envelope(fid, backup_envelope.encode(backup_envelope.sign(env.header, site.key)))
+    elif how == "replayed (old backup served as new)":
+        site.insert_backup({**site.row(fid), "id": "replay", "seq": 9})
+    elif how == "object of another backup":
+        (tree / "etc" / "vms" / "agent.toml").write_text("changed\n")
+        assert site.run(runner.run_once()).outcome == "ok"
+        obj_file.write_bytes(site.object_file(site.backups()[-1]["id"]).read_bytes())
+    else:
+        raise AssertionError(how)
+
+
+TAMPER = [
+    "flipped bit",
+    "truncated",
+    "chunks reordered",
+    "signed by another agent",
+    "header swapped between servers",
+    "same key, header of another server",
+    "replayed (old backup served as new)",
+    "object of another backup",
+]
+
+
+@pytest.mark.parametrize("how", TAMPER)
+def test_tampered_backups_refused(
+    how: str, site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys
+) -> None:
+    key, recipient = keyfile
+    (tree / "random.bin").write_bytes(os.urandom(3 * CHUNK_SIZE))
+    runner, _ = backed_up(site, tree, tmp_path, recipient)
+    rc, _, err = cli(
+        site,
+        capsys,
+        "verify",
+        "--server",
+        site.server_id,
+        "--backup",
+        "1",
+        "--identity",
+        str(key),
+    )
+    assert rc == 0, err
+    _tampered(site, how, tmp_path, tree, recipient, runner)
+    spec = "replay" if how.startswith("replayed") else "1"
+    rc, _, err = cli(
+        site,
+        capsys,
+        "verify",
+        "--server",
+        site.server_id,
+        "--backup",
+        spec,
+        "--identity",
+        str(key),
+    )
+    assert rc == 1 and "vigil-backup verify: " in err, err
+    dest = tmp_path / "dest"
+    rc, _, err = cli(
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--backup",
+        spec,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+    )
+    assert rc == 1 and not dest.exists()
+    assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
+
+
+def test_restore_refuses_malicious_archive_even_if_signed(
+    site: BackupSite, tmp_path: Path, keyfile, capsys
+) -> None:
+    key, recipient = keyfile
+    sk = site.key
+    blob = craft(
+        lambda t: [
+            member(t, "etc", tarfile.DIRTYPE),
+            member(t, "etc/ok.conf"),
+            member(t, "etc/link", tarfile.SYMTYPE, link="../../../../etc/passwd"),
+        ],
+        recipient=recipient,
+    )
+    import hashlib
+
+    header = backup_envelope.BackupHeader(
+        server_id=site.server_id,
+        seq=1,
+        created_at=1.0,
+        ciphertext_sha256=hashlib.sha256(blob).hexdigest(),
+        ciphertext_size=len(blob),
+        content_digest=_digest_of(blob, key, recipient),
+        recipients=[recipient],
+        plaintext_size=1 << 20,
+    )
+    env = backup_envelope.encode(backup_envelope.sign(header, sk))
+    site.set_recipients([recipient])
+    assert site.run(upload(site, env, blob)) == 201  # the agent's key signed it: stored
+    dest = tmp_path / "out" / "dest"
+    rc, _, err = cli(
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+    )
+    assert rc == 1 and "pointing outside" in err
+    assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
+    # asked to, the restore leaves such links out and says so
+    rc, out, err = cli(
+        site,
+        capsys,
+        "restore",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--to",
+        str(dest),
+        "--skip-unsafe-links",
+        "--json",
+    )
+    assert rc == 0, err
+    assert json.loads(out)["skipped_links"] == ["etc/link"] and "etc/link" in err
+    assert (dest / "etc" / "ok.conf").read_bytes() == b"x"
+    assert not (dest / "etc" / "link").is_symlink()
+
+
+async def upload(site: BackupSite, envelope: bytes, blob: bytes) -> int:
+    """Upload ``blob`` under ``envelope`` as the site's server; the status of 'complete'."""
+    client = site.client()
+    r = await client.request("POST", "/api/v1/agent/backups", envelope)
+    assert r.status == 201, r.body
+    opened = r.json()
+    offset = 0
+    while offset < len(blob):
+        r = await client.request(
+            "PUT",
+            f"/api/v1/agent/backups/uploads/{opened['upload_id']}",
+            blob[offset : offset + opened["chunk_size"]],
+            "application/octet-stream",
+            params={"offset": offset},
+        )
+        assert r.status == 200, r.body
+        offset = r.json()["offset"]
+    r = await client.request(
+        "POST", f"/api/v1/agent/backups/uploads/{opened['upload_id']}/complete"
+    )
+    return r.status
+
+
+def _digest_of(blob: bytes, key: Path, recipient: str) -> str:
+    import zstandard
+
+    from protocol.backup_archive import AgeReader, decode_manifest, read_identities
+
+    plain = (
+        zstandard.ZstdDecompressor()
+        .stream_reader(AgeReader(io.BytesIO(blob), read_identities(key.read_text())))
+        .read()
+    )
+    with tarfile.open(fileobj=io.BytesIO(plain)) as t:
+        f = t.extractfile(".vigil/manifest.json")
+        assert f is not None
+        return decode_manifest(f.read()).content_digest
+
+
+def test_console_entry_point(site: BackupSite, tree: Path, tmp_path: Path, keyfile) -> None:
+    import subprocess
+    import sys
+
+    key, recipient = keyfile
+    backed_up(site, tree, tmp_path, recipient)
+    env = dict(os.environ, VIGIL_COLLECTOR=site.collector.url, VIGIL_API_KEY=site.partner.api_key)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recovery.cli",
+            "verify",
+            "--server",
+            site.server_id,
+            "--identity",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0 and "verifies" in ok.stdout, ok.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recovery.cli",
+            "verify",
+            "--server",
+            "nope",
+            "--identity",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and bad.stdout == "" and "not found" in bad.stderr

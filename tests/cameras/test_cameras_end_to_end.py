@@ -1,0 +1,78 @@
+"""Agent, simulated cameras and collector as separate processes: the partner sees each
+camera's verdict, the counts by verdict, and the server's status takes them into account."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from harness.net import wait_until
+from harness.processes import BIN, Collector
+
+
+def test_camera_verdicts_reach_the_partner(
+    collector: Collector, make_agent, tmp_path: Path
+) -> None:
+    key, token = collector.partner("acme")
+    collector.cli("server", "interval", "--partner", "acme", "2s")
+    table = tmp_path / "cameras.toml"
+    sim = subprocess.Popen(
+        [
+            str(BIN / "vigil-sim"),
+            "cameras",
+            "--count",
+            "4",
+            "--faults",
+            "1:wrong_password,2:offline,3:clock=3600",
+            "--json",
+            "--write-agent-config",
+            str(table),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        fleet = json.loads(sim.stdout.readline())
+        assert len(fleet["cameras"]) == 4
+        extra = table.read_text().replace(
+            "[cameras]", "[cameras]\ntimeout_s = 4\nflap_threshold = 1", 1
+        )
+        agent = make_agent()
+        agent.config.write_text(agent.config.read_text() + "\n" + extra)
+        server_id = agent.enroll(collector.url, token)
+        agent.start()
+
+        def verdicts() -> dict[str, str] | None:
+            status, body = collector.api(key, f"/api/v1/servers/{server_id}/cameras")
+            if status != 200 or body["count"] < 4:
+                return None
+            return {c["key"]: c["verdict"] for c in body["cameras"]}
+
+        got = wait_until(verdicts, 60, interval=0.5, what="four camera verdicts")
+        assert set(got) == {f"sim-{i}" for i in range(4)}  # the ids --write-agent-config gave
+        assert {int(k[4:]): v for k, v in got.items()} == {
+            0: "ok",
+            1: "auth_failed",
+            2: "unreachable",
+            3: "degraded",
+        }
+        cams = collector.api(key, f"/api/v1/servers/{server_id}/cameras")[1]["cameras"]
+        skewed = next(c for c in cams if c["key"] == "sim-3")
+        assert skewed["serial"] == fleet["cameras"][3]["serial"], "probed in full despite the clock"
+        assert any("clock" in r for r in skewed["reasons"])
+        view = collector.api(key, f"/api/v1/servers/{server_id}")[1]
+        assert view["cameras"]["total"] == 4
+        assert view["cameras"]["by_verdict"] == {
+            "ok": 1,
+            "auth_failed": 1,
+            "unreachable": 1,
+            "degraded": 1,
+        }
+        assert view["status"] == "warning" and "2 camera(s) down" in view["status_reasons"]
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(15)

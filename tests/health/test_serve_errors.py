@@ -1,0 +1,37 @@
+"""`vigil-collector serve` mistakes: one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.processes import Collector
+
+BIN = Path(sys.executable).parent
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "vigil-collector"), "serve", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_second_collector_on_the_same_data_is_refused(collector: Collector) -> None:
+    out = _serve("--data", str(collector.data_dir), "--listen", "127.0.0.1:0")
+    assert out.returncode == 2
+    assert f"another collector (pid {collector.proc.pid}) is serving" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert collector.proc.poll() is None
+
+
+def test_taken_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _serve("--data", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}")
+    assert out.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in out.stderr
+    assert "Traceback" not in out.stderr
