@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.backup.config import parse_backup_config
 from agent.backup.runner import BackupRunner
+from agent.cli import main as vigil_agent
 from agent.client import CollectorClient, Response
 from agent.identity import load_identity
 from collector import secrets_store
@@ -297,8 +298,11 @@ def open_site(
 
 
 def enrolled(root: Path, collector: Collector, proxy: CuttingProxy, partner: Partner) -> BackupSite:
+    """A server of ``partner`` enrolled by ``vigil-agent enroll`` (its code, in this
+    process: one interpreter less per test) through ``proxy``."""
     agent = Agent(root)
-    server_id = agent.enroll(proxy.url, partner.token)
+    args = ["--collector", proxy.url, "--token", partner.token, "--config", str(agent.config)]
+    assert vigil_agent(["enroll", *args]) == 0
     loaded = load_identity(agent.state_dir)
     assert loaded is not None
-    return BackupSite(collector, proxy, partner, agent, server_id, loaded[1])
+    return BackupSite(collector, proxy, partner, agent, loaded[0].server_id, loaded[1])
