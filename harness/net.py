@@ -37,7 +37,7 @@ def http_no_redirect(
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """One HTTP request, redirects not followed; headers as a list (Set-Cookie repeats)."""
     parts = urllib.parse.urlsplit(url)
-    conn = http_client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = http_client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
         path = parts.path + ("?" + parts.query if parts.query else "")
         conn.request(method, path or "/", body=body, headers=headers or {})
