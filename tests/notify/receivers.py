@@ -41,7 +41,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(n)
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -98,7 +98,7 @@ class MailCatcher:
         catcher = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 msg = message_from_bytes(envelope.content, policy=policy.default)
                 catcher.messages.append(msg)  # type: ignore[arg-type]
                 return "250 OK"
