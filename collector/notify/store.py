@@ -480,3 +480,19 @@ def event_log(
             }
         )
     return out
+
+
+def unhealthy_channels(conn: sqlite3.Connection, partner_id: int | None) -> list[dict[str, Any]]:
+    """Channels whose last attempts failed: what the fleet view shows above the servers."""
+    return [
+        {
+            "id": ch.id,
+            "type": ch.type,
+            "name": ch.name,
+            "last_error": ch.last_error,
+            "failures_in_a_row": ch.failures,
+            "last_ok_at": ch.last_ok_at,
+        }
+        for ch in list_channels(conn, partner_id)
+        if not ch.healthy
+    ]
