@@ -46,6 +46,12 @@ class _Lookups:
         self._routes: dict[int | None, list[store.Route]] = {}
         self._silences: dict[int | None, list[dict[str, Any]]] = {}
         self._labels: dict[str | None, tuple[str, str]] = {}
+        self.channel_customer = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT id, customer FROM notify_channels WHERE removed_at IS NULL"
+            )
+        }
 
     def routes(self, partner_id: int | None) -> list[store.Route]:
         if partner_id not in self._routes:
@@ -110,7 +116,10 @@ def route_events(conn: sqlite3.Connection, now: float, limit: int = ROUTE_BATCH)
         n += 1
         customer, site = look.labels(server_id)
         matched = [
-            r for r in look.routes(partner_id) if rules.matches(r, kind, severity, customer, site)
+            r
+            for r in look.routes(partner_id)
+            if rules.matches(r, kind, severity, customer, site)
+            and look.channel_customer.get(r.channel_id, "") in ("", customer)
         ]
         if not matched:
             _log(conn, eid, None, "no_route", now)

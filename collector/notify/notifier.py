@@ -69,6 +69,7 @@ class Notifier:
         now = self.clock()
         interval, after = self.offline
         changes = await self.db.read(lambda c: sweep.judge(c, now, interval, after))
+        await self.db.write(lambda c: sweep.prune(c, now))
         if not changes:
             return 0
         return await self.db.write(lambda c: sweep.apply(c, changes, now))

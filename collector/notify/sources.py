@@ -96,7 +96,16 @@ def report_stored(
             )
 
 
-_PRIORITY_SEVERITY = {"P1": "critical", "P2": "high", "P3": "warning", "P4": "info"}
+_PRIORITY_SEVERITY = {
+    "P1": "critical",
+    "P2": "high",
+    "P3": "warning",
+    "P4": "info",
+    "HIGH": "high",
+    "MEDIUM": "warning",
+    "LOW": "info",
+}
+"""An incident's severity from its priority (both plan spellings)."""
 
 
 def _partner_id(conn: sqlite3.Connection, partner: str) -> int | None:
@@ -135,18 +144,26 @@ def incident_changed(
             severity=sev,
             **more,
         )
-    elif after == "resolved":
+    elif after == "resolved" or (after == "closed" and before != "resolved"):
+        # Resolved; a plan without customer acceptance closes it at once.
         events.emit(conn, "incident.resolved", key, f"incident {incident_id} resolved", at, **more)
+        if after == "closed":
+            _closed(conn, incident_id, key, f"incident {incident_id} closed", at, more)
     elif after == "closed":
-        events.clear(conn, key, f"incident {incident_id} accepted", at, **more)
+        _closed(conn, incident_id, key, f"incident {incident_id} accepted", at, more)
         events.emit(conn, "incident.accepted", key, f"incident {incident_id} accepted", at, **more)
-        conn.execute(
-            "DELETE FROM notify_conditions WHERE dedup_key LIKE ?", (f"sla:{incident_id}:%",)
-        )
-    elif before in ("resolved", "closed") and after == "open":
+    elif before in ("resolved", "closed") and after in ("open", "acknowledged"):
         events.fire(
             conn, "incident.opened", key, f"incident {incident_id} reopened: {title}", at, **more
         )
+
+
+def _closed(
+    conn: sqlite3.Connection, incident_id: str, key: str, subject: str, at: float, more: Any
+) -> None:
+    """The incident's condition ends; its SLA warnings are done with."""
+    events.clear(conn, key, subject, at, **more)
+    conn.execute("DELETE FROM notify_conditions WHERE dedup_key LIKE ?", (f"sla:{incident_id}:%",))
 
 
 def findings_changed(

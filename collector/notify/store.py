@@ -290,7 +290,9 @@ def _hhmm(t: str) -> bool:
 
 def add_route(conn: sqlite3.Connection, route: Route, now: float) -> Route:
     _check_route(route)
-    get_channel(conn, route.partner_id, route.channel_id)
+    ch = get_channel(conn, route.partner_id, route.channel_id)
+    if ch.customer and route.customer not in ("", ch.customer):
+        raise NotifyError(f"channel {ch.id} is only for customer {ch.customer!r}", "customer")
     cur = conn.execute(
         "INSERT INTO notify_routes (partner_id, channel_id, kinds, min_severity, customer, site, "
         "group_wait_s, repeat_s, send_resolved, digest, digest_hour, quiet_from, quiet_until, "

@@ -129,3 +129,27 @@ def apply(conn: sqlite3.Connection, changes: list[Any], now: float) -> int:
             is not None
         )
     return n
+
+
+KEEP_S = 31 * 86400.0
+"""Events, messages and attempts are kept 31 days (the delivery log's reach)."""
+
+
+def prune(conn: sqlite3.Connection, now: float) -> int:
+    """Drop what is older than :data:`KEEP_S` and done with."""
+    before = now - KEEP_S
+    n = conn.execute(
+        "DELETE FROM notify_event_log WHERE event_id IN "
+        "(SELECT id FROM notify_events WHERE at < ? AND routed_at IS NOT NULL)",
+        (before,),
+    ).rowcount
+    n += conn.execute(
+        "DELETE FROM notify_events WHERE at < ? AND routed_at IS NOT NULL "
+        "AND id NOT IN (SELECT event_id FROM notify_alerts)",
+        (before,),
+    ).rowcount
+    n += conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
+    n += conn.execute(
+        "DELETE FROM notify_messages WHERE created_at < ? AND state <> 'pending'", (before,)
+    ).rowcount
+    return n
