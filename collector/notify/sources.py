@@ -175,8 +175,12 @@ def findings_changed(
     """Contract findings stored for the first time fire; removed ones clear.
     ``inserted`` rows: (run_at, fkey, partner, server_id, contract_id, kind, severity,
     clause, message, ...); ``deleted``: (fkey, partner, server_id, kind, message)."""
+    inserted = list(inserted)
+    escalated = set()
     for row in inserted:
         _, fkey, partner, server_id, contract_id, kind, severity, clause, message = row[:9]
+        if kind.startswith("expiring_"):
+            escalated.add((partner, server_id, contract_id))
         events.fire(
             conn,
             "contract.finding",
@@ -189,6 +193,11 @@ def findings_changed(
             data={"finding": kind, "contract": contract_id, "clause": clause},
         )
     for fkey, partner, server_id, kind, message in deleted:
+        contract_id = fkey.split("|")[2] if fkey.count("|") >= 3 else None
+        if kind.startswith("expiring_") and (partner, server_id, contract_id) in escalated:
+            # 90 days became 60: the new threshold's event says it; no "resolved" between.
+            conn.execute("DELETE FROM notify_conditions WHERE dedup_key = ?", (f"finding:{fkey}",))
+            continue
         events.clear(
             conn,
             f"finding:{fkey}",

@@ -12,7 +12,7 @@ import pytest
 from collector.notify import store
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
 from tests.core.signed import batch, post_signed, report, session_for
-from tests.notify.receivers import MailCatcher, WebhookReceiver
+from tests.notify.receivers import MailCatcher, WebhookReceiver, self_signed
 from tests.notify.support import T0, Clock, make_db, notifier
 from tests.notify.test_webhook_delivery import api, cams
 from tests.processes import Collector, wait_until
@@ -152,3 +152,36 @@ def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(tmp_path) 
     only_old.close()
     only_new.close()
     db.close()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_mail_over_starttls_or_tls_with_a_login(tmp_path, security) -> None:
+    """The server requires TLS and a login (aiosmtpd refuses mail without both)."""
+    ctx, ca = self_signed(tmp_path)
+    mail = MailCatcher(auth=("desk", "pw"), tls=ctx, implicit_tls=security == "tls")
+    db = make_db(tmp_path)
+    box = SecretBox(tmp_path)
+    config = {
+        "host": "127.0.0.1",
+        "port": mail.port,
+        "security": security,
+        "username": "desk",
+        "from": "vigil@example.net",
+        "to": "desk@example.net",
+        "cafile": str(ca),
+    }
+    ids = [db.write_sync(lambda c: store.add_channel(c, box, 1, "smtp", "m", config, "pw", T0).id)]
+    n = notifier(db, box, Clock())
+
+    async def send():
+        try:
+            return [await n.send_test(cid) for cid in ids]
+        finally:
+            await n.close()
+
+    [good] = asyncio.run(send())
+    mail.close()
+    db.close()
+    assert good.ok, good.answer
+    [msg] = mail.messages
+    assert "Vigil test message" in msg["Subject"]

@@ -96,6 +96,34 @@ def test_contract_findings_and_incidents_write_their_events_in_the_same_write(tm
         ("contract.finding", "firing", key, "warning"),
         ("contract.finding", "resolved", key, "warning"),
     ]
+
+    # 90 days left became 60: one new event, no "resolved" for the 90 in between.
+    def expiring(days):
+        return (
+            T0,
+            f"acme|s0|C1|expiring_{days}d|",
+            "acme",
+            "s0",
+            "C1",
+            f"expiring_{days}d",
+            "info",
+            "term",
+            f"the contract ends within {days} days",
+            "{}",
+            "d",
+        )
+
+    db.write_sync(
+        lambda c: repo.apply_finding_changes(c, repo.FindingChanges([expiring(90)], [], []))
+    )
+    fid = db.read_sync(lambda c: c.execute("SELECT id FROM contract_findings").fetchone()[0])
+    db.write_sync(
+        lambda c: repo.apply_finding_changes(c, repo.FindingChanges([expiring(60)], [], [fid]))
+    )
+    assert [e[2] for e in _events(db)[2:]] == [
+        "finding:acme|s0|C1|expiring_90d|",
+        "finding:acme|s0|C1|expiring_60d|",
+    ]
     start = len(_events(db))
     opened = dt.datetime.fromtimestamp(T0, dt.UTC)
 
@@ -123,4 +151,31 @@ def test_contract_findings_and_incidents_write_their_events_in_the_same_write(tm
         ("incident.resolved", "firing"),
         ("incident.opened", "resolved"),
     ]
+    db.close()
+
+
+def test_sla_clocks_warn_at_50_and_75_percent_and_breach_once_each(tmp_path):
+    db = make_db(tmp_path)
+    opened = dt.datetime.fromtimestamp(T0, dt.UTC)
+    inc = open_incident("INC-9", get_plan("premium-24x7"), "P1", opened, server_id="s0", title="x")
+    db.write_sync(lambda c: repo.insert_incident(c, inc, "acme", T0))
+    db.write_sync(
+        lambda c: c.execute("UPDATE servers SET last_seen = ?, enrolled_at = ?", (T0, T0))
+    )
+    clock = Clock(T0)
+    n = notifier(db, SecretBox(tmp_path), clock)
+
+    async def sweep_for(hours):
+        for _ in range(int(hours * 12)):
+            clock.t += 300
+            db.write_sync(lambda c: c.execute("UPDATE servers SET last_seen = ?", (clock.t,)))
+            await n.sweep()
+
+    asyncio.run(sweep_for(72))
+    sla = [e[2] for e in _events(db) if e[0].startswith("sla.")]
+    response = [k.split(":", 2)[2] for k in sla if ":response:" in k]
+    assert response == ["response:50", "response:75", "response:breached"]
+    assert len(sla) == len(set(sla))
+    kinds = {e[2]: (e[0], e[3]) for e in _events(db)}
+    assert kinds["sla:INC-9:response:breached"] == ("sla.breached", "critical")
     db.close()
