@@ -203,3 +203,78 @@ def test_cli_routes_and_silences_and_the_openapi_document(tmp_path: Path) -> Non
         assert api(c, key, "GET", "/api/v1/notify/routes")[1]["routes"] == []
     finally:
         c.stop()
+
+
+def test_bad_requests_are_refused_with_the_field_never_a_500(tmp_path: Path) -> None:
+    c = _collector(tmp_path).start()
+    try:
+        key, _ = c.partner("acme")
+        other, _ = c.partner("other")
+        _, ch = api(
+            c,
+            key,
+            "POST",
+            "/api/v1/notify/channels",
+            {"type": "webhook", "config": {"url": "http://127.0.0.1:9/"}},
+        )
+        cases = [
+            ("POST", "/api/v1/notify/channels", {"type": "pigeon"}),
+            ("POST", "/api/v1/notify/channels", {"type": "webhook", "config": []}),
+            ("POST", "/api/v1/notify/channels", {"type": "webhook", "config": {"url": "ftp://x"}}),
+            (
+                "POST",
+                "/api/v1/notify/channels",
+                {"type": "webhook", "secret": "nope", "config": {"url": "http://x/"}},
+            ),
+            ("POST", "/api/v1/notify/channels", {"type": "smtp", "config": {"host": "x"}}),
+            ("POST", "/api/v1/notify/channels", {"type": "apprise"}),
+            ("POST", "/api/v1/notify/channels", {"type": 5}),
+            ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "repeat_s": 1}),
+            ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "group_wait_s": -1}),
+            ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "digest_hour": 99}),
+            ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "kinds": [1]}),
+            ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "quiet_hours": "night"}),
+            (
+                "POST",
+                "/api/v1/notify/routes",
+                {"channel": ch["id"], "quiet_hours": {"from": "25:00", "until": "06:00"}},
+            ),
+            (
+                "POST",
+                "/api/v1/notify/routes",
+                {
+                    "channel": ch["id"],
+                    "quiet_hours": {"from": "22:00", "until": "06:00", "timezone": "Mars/Olympus"},
+                },
+            ),
+            ("POST", "/api/v1/notify/routes", {"channel": "ch_nope"}),
+            (
+                "POST",
+                "/api/v1/notify/silences",
+                {"scope": "galaxy", "value": "x", "duration_s": 60},
+            ),
+            ("POST", "/api/v1/notify/silences", {"scope": "site", "value": "x"}),
+            ("POST", "/api/v1/notify/silences", {"scope": "site", "value": "x", "ends_at": 1}),
+            (
+                "POST",
+                "/api/v1/notify/silences",
+                {"scope": "server", "value": "srv_x", "duration_s": 60},
+            ),
+            ("PUT", "/api/v1/notify/servers/srv_nope/labels", {"site": "x"}),
+            ("DELETE", "/api/v1/notify/routes/abc", None),
+            ("DELETE", "/api/v1/notify/silences/99", None),
+            ("POST", f"/api/v1/notify/channels/{ch['id']}/rotate-secret", {"overlap_s": "x"}),
+        ]
+        for method, path, body in cases:
+            status, answer = api(c, key, method, path, body)
+            assert status in (400, 404), (method, path, body, status, answer)
+            assert answer["error"] in ("invalid_field", "not_found"), answer
+        # Another partner's channel is not there for it.
+        assert api(c, other, "POST", "/api/v1/notify/routes", {"channel": ch["id"]})[0] == 404
+        assert api(c, other, "GET", f"/api/v1/notify/channels/{ch['id']}/deliveries")[0] == 404
+        status, _, _ = http(
+            "POST", c.url + "/api/v1/notify/routes", b"{nope", {"Authorization": f"Bearer {key}"}
+        )
+        assert status == 400
+    finally:
+        c.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from collector.notify import store
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
 from collector.notify.delivery import Outcome, RetryPolicy, record
@@ -180,4 +182,32 @@ def test_a_digest_route_sends_one_message_a_day(tmp_path):
     assert len(digest.json["data"]["events"]) == 3
     w.step(3600, rounds=3)
     assert len(w.rx.delivered()) == 1
+    w.close()
+
+
+def test_a_customer_channel_hears_only_of_that_customers_servers(tmp_path):
+    w = World(tmp_path, group_wait_s=0)
+    secret = new_webhook_secret()
+    own = WebhookReceiver(secrets=[secret])
+
+    def setup(c):
+        store.set_labels(c, 1, "s1", "Hotel Nord", "Lobby")
+        ch = store.add_channel(
+            c, w.box, 1, "webhook", "hotel desk", {"url": own.url}, secret, T0, "Hotel Nord"
+        )
+        store.add_route(c, store.Route(id=0, partner_id=1, channel_id=ch.id, group_wait_s=0), T0)
+        with pytest.raises(store.NotifyError):
+            store.add_route(
+                c, store.Route(id=0, partner_id=1, channel_id=ch.id, customer="Other"), T0
+            )
+
+    w.db.write_sync(setup)
+    camera(w.db, "s0", "a", "ok", "unreachable", T0)
+    camera(w.db, "s1", "a", "ok", "unreachable", T0)
+    w.step(10, rounds=2)
+    assert sorted(k for k, _ in w.sent()) == ["camera:s0:a", "camera:s1:a"]
+    [hit] = own.delivered()
+    assert [e["key"] for e in hit.json["data"]["events"]] == ["camera:s1:a"]
+    assert hit.json["data"]["customer"] == "Hotel Nord" and hit.json["data"]["site"] == "Lobby"
+    own.close()
     w.close()
