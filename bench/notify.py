@@ -150,14 +150,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def hook_cost(servers: int = 1000, n: int = 20_000) -> dict[str, Any]:
+    """What the outbox adds to every stored report when nothing changes: the look-up of the
+    server's active conditions (``sources.report_stored``), in µs per report."""
+    tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-notify-"))
+    db = SQLiteDatabase(tmp / "vigil.db")
+    db.write_sync(
+        lambda c: c.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'b', 0)")
+    )
+    conn = db._connect()
+    conn.execute("BEGIN")
+    started = time.perf_counter()
+    for i in range(n):
+        sources.report_stored(conn, f"s{i % servers}", [], 0.0)
+    per = (time.perf_counter() - started) / n * 1e6
+    conn.execute("ROLLBACK")
+    conn.close()
+    db.close()
+    return {"report_stored_us_per_report": round(per, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=10_000)
     ap.add_argument("--cameras", type=int, default=16, help="cameras per server")
     ap.add_argument("--share", type=float, default=0.05, help="share of cameras that go down")
     ap.add_argument("--sites", type=int, default=100, help="sites (0: none)")
+    ap.add_argument("--hook-cost", action="store_true", help="only the per-report outbox cost")
     args = ap.parse_args()
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    result = hook_cost() if args.hook_cost else asyncio.run(run(args))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
