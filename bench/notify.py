@@ -113,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             T(f"cam-{i % args.cameras:02d}", "ok", "unreachable")
         )
     rx.expected = len(changed)
-    notifier = Notifier(db, box, NotifySettings(), clock=time.time)
+    notifier = Notifier(db, box, NotifySettings(allow_private_targets=True), clock=time.time)
     done = asyncio.Event()
 
     async def notify_loop() -> None:

@@ -98,7 +98,10 @@ def main() -> int:
     (DATA / "demo.pid").write_text(f"{os.getpid()}\n")
     port = free_port(8700)
     url = f"http://127.0.0.1:{port}"
-    coll = ["--data", str(DATA / "collector")]
+    # The demo's receivers listen on 127.0.0.1: the collector may send there (a production
+    # collector sends to public addresses only unless told otherwise).
+    (DATA / "collector.toml").write_text("[notify]\nallow_private_targets = true\n")
+    coll = ["--data", str(DATA / "collector"), "--config", str(DATA / "collector.toml")]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     closers: list[Any] = []
 

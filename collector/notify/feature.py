@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
@@ -66,7 +65,6 @@ def _context(settings: NotifySettings) -> Callable[[web.Application], AsyncItera
             app[DB],
             app[BOX],
             settings,
-            session=aiohttp.ClientSession(),
             offline=(cfg.report_interval_s, cfg.offline_after_intervals),
         )
         app[NOTIFIER] = notifier

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from collector.notify import apprise_channel, dispatch, email, store, sweep, webhook
+from collector.notify import apprise_channel, dispatch, email, store, sweep, targets, webhook
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.delivery import Deliverer, Outcome, Send, record
 from collector.notify.settings import NotifySettings
@@ -37,15 +38,45 @@ class Notifier:
         self.offline = offline
         senders: dict[str, Send] = {
             "webhook": self._webhook,
-            "smtp": email.send,
-            "apprise": apprise_channel.send,
+            "smtp": self._smtp,
+            "apprise": self._apprise,
         }
         self.deliverer = Deliverer(db, box, senders, settings.policy(), clock)
 
     async def _webhook(self, ch: store.Channel, mid: str, body: bytes, now: float) -> Outcome:
         if self.session is None:
-            self.session = aiohttp.ClientSession()
+            connector = (
+                None
+                if self.settings.allow_private_targets
+                else aiohttp.TCPConnector(resolver=targets.PublicResolver())
+            )
+            self.session = aiohttp.ClientSession(connector=connector)
+        if not self.settings.allow_private_targets:
+            try:
+                targets.check_url(str(ch.config.get("url", "")))
+            except targets.TargetRefused as exc:
+                return Outcome(False, str(exc), 0.0)
         return await webhook.send(self.session, ch, mid, body, now)
+
+    async def _checked(self, host: tuple[str, int] | None) -> Outcome | None:
+        """A refusal if ``host`` resolves to a private address (and that is not allowed)."""
+        if host is None or self.settings.allow_private_targets:
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, targets.check_host, *host)
+        except targets.TargetRefused as exc:
+            return Outcome(False, str(exc), 0.0)
+        return None
+
+    async def _smtp(self, ch: store.Channel, mid: str, body: bytes, now: float) -> Outcome:
+        port = int(ch.config.get("port") or 25)
+        refused = await self._checked((str(ch.config.get("host", "")), port))
+        return refused or await email.send(ch, mid, body, now)
+
+    async def _apprise(self, ch: store.Channel, mid: str, body: bytes, now: float) -> Outcome:
+        refused = await self._checked(targets.apprise_host(ch.secret))
+        return refused or await apprise_channel.send(ch, mid, body, now)
 
     async def dispatch(self) -> int:
         """Route every unrouted event, then make the messages that are due."""

@@ -21,6 +21,8 @@ class NotifySettings:
     lease_s: float = 60.0
     public_url: str = ""
     """The collector's address as partners open it, for links in messages."""
+    allow_private_targets: bool = False
+    """Send to private, loopback and link-local addresses too (:mod:`.targets`)."""
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.retry_base_s, self.retry_max_s, self.give_up_s, self.lease_s)
@@ -35,6 +37,11 @@ def notify_settings(raw: dict[str, Any]) -> NotifySettings:
         if f.name not in table:
             continue
         v = table[f.name]
+        if f.name == "allow_private_targets":
+            if not isinstance(v, bool):
+                raise ConfigError("config", f"notify.{f.name}", "true or false")
+            values[f.name] = v
+            continue
         if f.name == "public_url":
             if not isinstance(v, str):
                 raise ConfigError("config", f"notify.{f.name}", "a string")

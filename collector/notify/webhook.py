@@ -18,6 +18,7 @@ import aiohttp
 
 from collector.notify.delivery import Outcome
 from collector.notify.store import Channel
+from collector.notify.targets import TargetRefused
 
 TIMEOUT_S = 15.0
 
@@ -66,4 +67,6 @@ async def send(
             return Outcome(200 <= resp.status < 300, answer, ms)
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
         ms = (time.perf_counter() - started) * 1000
+        if isinstance(exc.__cause__, TargetRefused):  # our resolver said no
+            return Outcome(False, str(exc.__cause__), ms)
         return Outcome(False, f"{type(exc).__name__}: {exc}"[:300], ms)

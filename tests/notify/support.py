@@ -59,7 +59,12 @@ def webhook_channel(db: Any, box: SecretBox, url: str, secret: str, **route: Any
 
 
 def notifier(db: Any, box: SecretBox, clock: Clock, **settings: Any) -> Notifier:
-    base = {"retry_base_s": 30.0, "retry_max_s": 600.0, "lease_s": 60.0}
+    base = {
+        "retry_base_s": 30.0,
+        "retry_max_s": 600.0,
+        "lease_s": 60.0,
+        "allow_private_targets": True,
+    }
     return Notifier(db, box, NotifySettings(**{**base, **settings}), clock=clock)
 
 

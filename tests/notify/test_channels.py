@@ -21,6 +21,7 @@ CONFIG = """
 [notify]
 interval_s = 0.2
 retry_base_s = 0.3
+allow_private_targets = true
 sweep_interval_s = 3600
 public_url = "https://vigil.example.net"
 """
@@ -185,3 +186,35 @@ def test_mail_over_starttls_or_tls_with_a_login(tmp_path, security) -> None:
     assert good.ok, good.answer
     [msg] = mail.messages
     assert "Vigil test message" in msg["Subject"]
+
+
+def test_private_targets_are_refused_unless_allowed(tmp_path) -> None:
+    """A partner cannot make the collector call its own network and read the answer."""
+    db = make_db(tmp_path)
+    box = SecretBox(tmp_path)
+    rx = WebhookReceiver()
+    smtp_config = {"host": "localhost", "port": 25, "from": "a@b.c", "to": "d@e.f"}
+
+    def add(c):
+        return [
+            store.add_channel(c, box, 1, "webhook", "w", {"url": rx.url}, "", T0).id,
+            store.add_channel(c, box, 1, "webhook", "w", {"url": "http://localhost:9/"}, "", T0).id,
+            store.add_channel(c, box, 1, "smtp", "m", smtp_config, "", T0).id,
+            store.add_channel(c, box, 1, "apprise", "a", {}, rx.url.replace("http", "json"), T0).id,
+        ]
+
+    ids = db.write_sync(add)
+    n = notifier(db, box, Clock(), allow_private_targets=False)
+
+    async def send():
+        try:
+            return [await n.send_test(cid) for cid in ids]
+        finally:
+            await n.close()
+
+    results = asyncio.run(send())
+    rx.close()
+    db.close()
+    assert [r.ok for r in results] == [False] * 4
+    assert all("private address" in r.answer for r in results), results
+    assert rx.hits == []

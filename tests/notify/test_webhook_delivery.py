@@ -16,6 +16,7 @@ NOTIFY_CONFIG = """
 [notify]
 interval_s = 0.2
 retry_base_s = 0.3
+allow_private_targets = true
 retry_max_s = 1
 sweep_interval_s = 3600
 """
