@@ -50,9 +50,8 @@ def cameras_changed(
                 data=data,
             )
         else:
-            events.clear(
-                conn, key, f"camera {t.key} back ({t.after})", at, server_id=server_id, data=data
-            )
+            what = "removed" if t.after == "removed" else f"back ({t.after})"
+            events.clear(conn, key, f"camera {t.key} {what}", at, server_id=server_id, data=data)
 
 
 def report_stored(
@@ -94,6 +93,32 @@ def report_stored(
                 server_id=server_id,
                 data={"mountpoint": mount},
             )
+
+
+def backup_damaged(
+    conn: sqlite3.Connection, server_id: str, backup_id: str, seq: int, reason: str, at: float
+) -> None:
+    """A stored backup failed its integrity check."""
+    events.fire(
+        conn,
+        "backup.integrity",
+        f"backup-integrity:{backup_id}",
+        f"stored backup {seq} is damaged",
+        at,
+        server_id=server_id,
+        data={"backup": backup_id, "seq": seq, "reason": reason},
+    )
+
+
+def backup_repaired(conn: sqlite3.Connection, server_id: str, backup_id: str, at: float) -> None:
+    events.clear(
+        conn,
+        f"backup-integrity:{backup_id}",
+        "stored backup reads back correctly again",
+        at,
+        server_id=server_id,
+        data={"backup": backup_id},
+    )
 
 
 _PRIORITY_SEVERITY = {

@@ -62,7 +62,8 @@ def judge(conn: sqlite3.Connection, now: float, interval_s: int, offline_after: 
         for key, want in _server_conditions(v).items():
             have = active.get(key)
             if want is None and have is not None:
-                changes.append((key, v["id"], None, v["hostname"], {}))
+                extra = {"subject": "server revoked: no longer watched"} if v["revoked"] else {}
+                changes.append((key, v["id"], None, v["hostname"], extra))
             elif want is not None and have != want[0]:
                 changes.append((key, v["id"], want, v["hostname"], {}))
     changes.extend(_sla_changes(conn, now, active))
@@ -117,7 +118,11 @@ def apply(conn: sqlite3.Connection, changes: list[Any], now: float) -> int:
             partner_id = None if row is None else int(row[0])
         if want is None:
             what = key.split(":", 1)[0]
-            subject = {"server": "server back online"}.get(what, f"{what} back to normal")
+            subject = extra.get("subject") or {
+                "server": "server back online",
+                "backup-overdue": "backup back on time",
+                "backup-failed": "backup succeeded again",
+            }.get(what, f"{what} back to normal")
             n += events.clear(conn, key, subject, now, server_id=server_id) is not None
             continue
         kind, subject, data = want
