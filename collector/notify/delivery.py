@@ -78,6 +78,28 @@ def claim_next(
     return int(head[0]), row[0], float(row[1])
 
 
+def _log_attempt(
+    conn: sqlite3.Connection, message_id: int, channel_id: str, outcome: Outcome, now: float
+) -> None:
+    """The attempt in the delivery log, and the channel's health after it."""
+    conn.execute(
+        "INSERT INTO notify_attempts (message_id, channel_id, at, ok, answer, latency_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (message_id, channel_id, now, int(outcome.ok), outcome.answer, outcome.latency_ms),
+    )
+    if outcome.ok:
+        conn.execute(
+            "UPDATE notify_channels SET failures = 0, last_ok_at = ? WHERE id = ?",
+            (now, channel_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE notify_channels SET failures = failures + 1, last_error = ?, "
+            "last_failed_at = ? WHERE id = ?",
+            (outcome.answer, now, channel_id),
+        )
+
+
 def record(
     conn: sqlite3.Connection,
     message_id: int,
@@ -88,20 +110,12 @@ def record(
     policy: RetryPolicy,
 ) -> str:
     """Log the attempt; move the message on. Returns its new state."""
-    conn.execute(
-        "INSERT INTO notify_attempts (message_id, channel_id, at, ok, answer, latency_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (message_id, channel_id, now, int(outcome.ok), outcome.answer, outcome.latency_ms),
-    )
+    _log_attempt(conn, message_id, channel_id, outcome, now)
     if outcome.ok:
         conn.execute(
             "UPDATE notify_messages SET state = 'delivered', delivered_at = ?, "
             "attempts = attempts + 1, claimed_by = NULL, last_error = '' WHERE id = ?",
             (now, message_id),
-        )
-        conn.execute(
-            "UPDATE notify_channels SET failures = 0, last_ok_at = ? WHERE id = ?",
-            (now, channel_id),
         )
         return "delivered"
     attempts = (
@@ -116,12 +130,25 @@ def record(
         "claimed_by = NULL, last_error = ? WHERE id = ?",
         (state, attempts, now + policy.backoff(attempts), outcome.answer, message_id),
     )
-    conn.execute(
-        "UPDATE notify_channels SET failures = failures + 1, last_error = ?, last_failed_at = ? "
-        "WHERE id = ?",
-        (outcome.answer, now, channel_id),
-    )
     return state
+
+
+def record_test(
+    conn: sqlite3.Connection, message_id: int, channel_id: str, outcome: Outcome, now: float
+) -> None:
+    """A test message's one attempt: logged like any, never retried (it never is
+    ``pending``, so no sender picks it up)."""
+    _log_attempt(conn, message_id, channel_id, outcome, now)
+    conn.execute(
+        "UPDATE notify_messages SET state = ?, attempts = 1, delivered_at = ?, last_error = ? "
+        "WHERE id = ?",
+        (
+            "delivered" if outcome.ok else "failed",
+            now if outcome.ok else None,
+            "" if outcome.ok else outcome.answer,
+            message_id,
+        ),
+    )
 
 
 class Deliverer:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from collector.notify import apprise_channel, dispatch, email, store, sweep, targets, webhook
 from collector.notify.channel_secrets import SecretBox
-from collector.notify.delivery import Deliverer, Outcome, Send, record
+from collector.notify.delivery import Deliverer, Outcome, Send, record_test
 from collector.notify.settings import NotifySettings
 
 
@@ -120,15 +120,8 @@ class Notifier:
             )
         )
         outcome = await self.deliverer.send_one(channel_id, mid, body.encode(), now)
-        await self.db.write(
-            lambda c: record(c, mid, channel_id, outcome, self.clock(), now, self.deliverer.policy)
-        )
-        await self.db.write(
-            lambda c: c.execute(
-                "UPDATE notify_messages SET state = ? WHERE id = ?",
-                ("delivered" if outcome.ok else "failed", mid),
-            )
-        )
+        after = self.clock()
+        await self.db.write(lambda c: record_test(c, mid, channel_id, outcome, after))
         return outcome
 
     async def close(self) -> None:

@@ -112,6 +112,9 @@ def check_channel(type_: str, config: dict[str, Any], secret: str) -> None:
         for key in ("host", "to", "from"):
             if not config.get(key):
                 raise NotifyError(f"an e-mail channel needs {key!r}", key)
+        port = config.get("port", 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise NotifyError("port is a number from 1 to 65535 (0: the default)", "port")
         if config.get("security", "starttls") not in ("starttls", "tls", "none"):
             raise NotifyError("security must be starttls, tls or none", "security")
     elif type_ == "apprise" and not secret:

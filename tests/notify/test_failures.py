@@ -229,6 +229,11 @@ def test_bad_requests_are_refused_with_the_field_never_a_500(tmp_path: Path) -> 
             ),
             ("POST", "/api/v1/notify/channels", {"type": "smtp", "config": {"host": "x"}}),
             ("POST", "/api/v1/notify/channels", {"type": "apprise"}),
+            (
+                "POST",
+                "/api/v1/notify/channels",
+                {"type": "smtp", "config": {"host": "x", "to": "a", "from": "b", "port": "25"}},
+            ),
             ("POST", "/api/v1/notify/channels", {"type": 5}),
             ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "repeat_s": 1}),
             ("POST", "/api/v1/notify/routes", {"channel": ch["id"], "group_wait_s": -1}),
