@@ -72,7 +72,7 @@ def emit(
         partner_id = _partner_of(conn, server_id)
     cur = conn.execute(
         "INSERT INTO notify_events (kind, status, severity, dedup_key, partner_id, server_id, "
-        "subject, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "subject, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             kind,
             status,
@@ -85,7 +85,7 @@ def emit(
             at,
         ),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def fire(
