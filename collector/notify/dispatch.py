@@ -327,10 +327,10 @@ def _message(
     }
     cur = conn.execute(
         "INSERT INTO notify_messages (channel_id, route_id, kind, body, created_at, "
-        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (route.channel_id, route.id, kind, json.dumps(body), now, now),
     )
-    mid = int(cur.lastrowid or 0)
+    mid = int(cur.fetchone()[0])
     for a, _ in items:
         _log(conn, a.event_id, route.id, f"message:{mid}", now)
     return mid

@@ -113,10 +113,9 @@ class Notifier:
             lambda c: int(
                 c.execute(
                     "INSERT INTO notify_messages (channel_id, kind, body, created_at, state, "
-                    "next_attempt_at) VALUES (?, 'test', ?, ?, 'test', ?)",
+                    "next_attempt_at) VALUES (?, 'test', ?, ?, 'test', ?) RETURNING id",
                     (channel_id, body, now, now),
-                ).lastrowid
-                or 0
+                ).fetchone()[0]
             )
         )
         outcome = await self.deliverer.send_one(channel_id, mid, body.encode(), now)

@@ -299,7 +299,7 @@ def add_route(conn: sqlite3.Connection, route: Route, now: float) -> Route:
     cur = conn.execute(
         "INSERT INTO notify_routes (partner_id, channel_id, kinds, min_severity, customer, site, "
         "group_wait_s, repeat_s, send_resolved, digest, digest_hour, quiet_from, quiet_until, "
-        "timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             route.partner_id,
             route.channel_id,
@@ -318,7 +318,7 @@ def add_route(conn: sqlite3.Connection, route: Route, now: float) -> Route:
             now,
         ),
     )
-    route.id = int(cur.lastrowid or 0)
+    route.id = int(cur.fetchone()[0])
     return route
 
 
@@ -367,10 +367,10 @@ def add_silence(
             raise NotFound(f"no server {value!r}")
     cur = conn.execute(
         "INSERT INTO notify_silences (partner_id, scope, value, starts_at, ends_at, reason, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (partner_id, scope, value, starts_at, ends_at, reason, now),
     )
-    return _silence_json(int(cur.lastrowid or 0), scope, value, starts_at, ends_at, reason)
+    return _silence_json(int(cur.fetchone()[0]), scope, value, starts_at, ends_at, reason)
 
 
 def _silence_json(
