@@ -34,8 +34,9 @@ Register = Callable[[argparse._SubParsersAction], None]
 def _feature_registrations() -> list[Register]:
     from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
+    from collector.notify import cli as notify_cli
 
-    return [backups_cli.register, contracts_cli.register]
+    return [backups_cli.register, contracts_cli.register, notify_cli.register]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

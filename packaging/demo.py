@@ -22,6 +22,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+from demo_notify import Receivers
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("VIGIL_DEMO_DATA") or ROOT / "demo-data").resolve()
@@ -95,8 +98,12 @@ def main() -> int:
     (DATA / "demo.pid").write_text(f"{os.getpid()}\n")
     port = free_port(8700)
     url = f"http://127.0.0.1:{port}"
-    coll = ["--data", str(DATA / "collector")]
+    # The demo's receivers listen on 127.0.0.1: the collector may send there (a production
+    # collector sends to public addresses only unless told otherwise).
+    (DATA / "collector.toml").write_text("[notify]\nallow_private_targets = true\n")
+    coll = ["--data", str(DATA / "collector"), "--config", str(DATA / "collector.toml")]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    closers: list[Any] = []
 
     def start(name: str, *args: str, stdout: int | None = None) -> subprocess.Popen[bytes]:
         log = open(DATA / "logs" / f"{name}.log", "wb")
@@ -149,6 +156,74 @@ def main() -> int:
             f"{time.strftime('%Y-%m-%d')},12,DE\n"
         )
         run("vigil-collector", "contracts", "import", str(contracts), *coll)
+        # Notifications go to a webhook receiver and a mail catcher the demo runs itself.
+        receivers = Receivers(DATA / "notifications")
+        closers.append(receivers.close)
+        hook = last_line(
+            run(
+                "vigil-collector",
+                "channel",
+                "add",
+                "--partner",
+                "demo-partner",
+                "--type",
+                "webhook",
+                "--name",
+                "demo webhook",
+                "--url",
+                receivers.webhook_url,
+                *coll,
+            )
+        )
+        run(
+            "vigil-collector",
+            "route",
+            "add",
+            "--partner",
+            "demo-partner",
+            "--channel",
+            hook,
+            "--group-wait",
+            "10s",
+            *coll,
+        )
+        if receivers.smtp_port is not None:
+            mail = last_line(
+                run(
+                    "vigil-collector",
+                    "channel",
+                    "add",
+                    "--partner",
+                    "demo-partner",
+                    "--type",
+                    "smtp",
+                    "--name",
+                    "demo mail",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(receivers.smtp_port),
+                    "--security",
+                    "none",
+                    "--from",
+                    "vigil@demo.invalid",
+                    "--to",
+                    "desk@demo.invalid",
+                    *coll,
+                )
+            )
+            run(
+                "vigil-collector",
+                "route",
+                "add",
+                "--partner",
+                "demo-partner",
+                "--channel",
+                mail,
+                "--group-wait",
+                "10s",
+                *coll,
+            )
 
         sim = start(
             "cameras",
@@ -218,6 +293,12 @@ def main() -> int:
         print(f"  Data:        {DATA / 'collector'}")
         print(f"  Admin:       {BIN}/vigil-collector servers --data {DATA / 'collector'}")
         print(f"  Cameras:     {CAMERAS} simulated, faults {FAULTS}")
+        print(f"  Webhooks:    {receivers.webhooks} (received, one JSON line each)")
+        if receivers.smtp_port is not None:
+            print(
+                f"  Mail:        {receivers.mail_dir}/*.eml "
+                f"(SMTP on 127.0.0.1:{receivers.smtp_port})"
+            )
         print("Press Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)
@@ -229,6 +310,8 @@ def main() -> int:
         return 0
     finally:
         stop_all()
+        for close in closers:
+            close()
         with contextlib.suppress(OSError):
             (DATA / "demo.pid").unlink()
 

@@ -24,6 +24,7 @@ from collector.backups import catalog
 from collector.backups.catalog import Backup
 from collector.backups.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
 from collector.backups.retention import UTC, plan_retention
+from collector.notify import sources as notify_sources
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,19 @@ async def _problems(store: ObjectStore, b: Backup) -> list[str]:
     return problems
 
 
+def _mark_corrupt(conn: Any, b: Backup, reason: str, now: float) -> None:
+    """The status and its notification event, in one write."""
+    catalog.set_status(conn, b.id, "corrupt", reason, checked_at=now)
+    if b.status != "corrupt":
+        notify_sources.backup_damaged(conn, b.server_id, b.id, b.seq, reason, now)
+
+
+def _mark_verified(conn: Any, b: Backup, now: float) -> None:
+    catalog.set_status(conn, b.id, "verified", "", checked_at=now)
+    if b.status == "corrupt":
+        notify_sources.backup_repaired(conn, b.server_id, b.id, now)
+
+
 async def check_integrity(
     db: Any, store: ObjectStore, *, older_than_s: float = 0.0, now: float | None = None
 ) -> IntegrityReport:
@@ -161,15 +175,11 @@ async def check_integrity(
                     b.seq,
                     reason,
                 )
-            await db.write(
-                lambda c, b=b, r=reason: catalog.set_status(c, b.id, "corrupt", r, checked_at=now)
-            )
+            await db.write(lambda c, b=b, r=reason: _mark_corrupt(c, b, r, now))
         else:
             report.ok += 1
             if b.status == "corrupt":
                 report.repaired.append(_entry(b))
                 log.info("integrity: backup %s of %s reads back correctly again", b.id, b.server_id)
-            await db.write(
-                lambda c, b=b: catalog.set_status(c, b.id, "verified", "", checked_at=now)
-            )
+            await db.write(lambda c, b=b: _mark_verified(c, b, now))
     return report

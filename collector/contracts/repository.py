@@ -25,6 +25,7 @@ from collector.contracts.codec import (
 from collector.contracts.importer import ImportPlan, Release
 from collector.contracts.incidents import Incident, replay
 from collector.contracts.terms import Contract, ContractVersion
+from collector.notify import sources as notify_sources
 
 Conn = Any
 DAY = 86400.0
@@ -508,6 +509,15 @@ def diff_findings(
 
 
 def apply_finding_changes(conn: Conn, changes: FindingChanges) -> None:
+    gone = [
+        tuple(r)
+        for row_id in changes.deletes
+        for r in conn.execute(
+            "SELECT fkey, partner, server_id, kind, message FROM contract_findings WHERE id = ?",
+            (row_id,),
+        )
+    ]
+    notify_sources.findings_changed(conn, changes.inserts, gone, time.time())
     for row in changes.inserts:
         conn.execute(
             "INSERT INTO contract_findings (run_at, fkey, partner, server_id, contract_id, kind, "
@@ -595,9 +605,26 @@ def insert_incident(
             now,
         ),
     )
+    notify_sources.incident_changed(
+        conn,
+        inc.id,
+        partner,
+        inc.server_id,
+        inc.title,
+        inc.priority,
+        None,
+        replay(inc).state.value,
+        now,
+    )
 
 
 def save_incident(conn: Conn, inc: Incident, now: float) -> None:
+    before = conn.execute("SELECT state, partner FROM incidents WHERE id = ?", (inc.id,)).fetchone()
+    after = replay(inc).state.value
+    if before is not None:
+        notify_sources.incident_changed(
+            conn, inc.id, before[1], inc.server_id, inc.title, inc.priority, before[0], after, now
+        )
     conn.execute(
         "UPDATE incidents SET state = ?, events = ?, updated_at = ? WHERE id = ?",
         (replay(inc).state.value, _dumps(events_to_list(inc)), now, inc.id),

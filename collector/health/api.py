@@ -13,6 +13,7 @@ from collector.health.refusals import clock_offsets
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import owned_server, partner_of
 from collector.http.query_params import MAX_PAGE, int_param, time_param
+from collector.notify import store as notify_store
 
 
 def _fleet(request: web.Request, conn: object) -> FleetView:
@@ -38,13 +39,18 @@ async def list_servers(request: web.Request) -> web.Response:
     wanted = request.query.get("status")
     limit = int_param(request, "limit", 0, high=MAX_PAGE)  # 0 = all
     offset = int_param(request, "offset", 0)
-    views = await request.app[DB].read(lambda c: _fleet(request, c).all(partner.partner_id))
+    views, unhealthy = await request.app[DB].read(
+        lambda c: (
+            _fleet(request, c).all(partner.partner_id),
+            notify_store.unhealthy_channels(c, partner.partner_id),
+        )
+    )
     if wanted:
         views = [v for v in views if v["status"] == wanted]
     total = len(views)
     if offset > 0 or limit > 0:
         views = views[offset : (offset + limit) if limit > 0 else None]
-    return json_response({"servers": views, "count": total})
+    return json_response({"servers": views, "count": total, "notify_channels_unhealthy": unhealthy})
 
 
 async def get_server(request: web.Request) -> web.Response:

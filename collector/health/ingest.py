@@ -27,6 +27,7 @@ from collector.http.appkeys import DB, METRICS
 from collector.http.auth import agent_of, body_of
 from collector.http.bodies import parse
 from collector.http.errors import ApiError
+from collector.notify import sources as notify_sources
 from protocol import limits, routes
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera, Disk, Report, ReportAck, ReportBatch, Volume, encode
@@ -205,8 +206,12 @@ def store_batch(
                 )
                 stored_digest = rep.camera_digest
                 health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
+                notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
         health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
         health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
+        notify_sources.report_stored(
+            conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
+        )
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "

@@ -32,6 +32,7 @@ from collector.http.ratelimit import AuthLimits
 from collector.http.replay import NonceCache
 from collector.http.request_limits import BodyTooSlow, limits_middleware
 from collector.http.session_keys import SessionSealer
+from collector.notify import feature as notify_feature
 from collector.storage import Database, open_database
 from collector.supervision import TASKS, Supervisor, stop_tasks
 from protocol.messages import ErrorBody, encode
@@ -163,7 +164,8 @@ FEATURES: tuple[Callable[[web.Application], None], ...] = (
     pages.setup,
     backup_handlers.setup,
     contract_routes.setup,
-    entitlements.setup,  # last: joins contracts and backups, sets the backup check
+    entitlements.setup,  # joins contracts and backups, sets the backup check
+    notify_feature.setup,
 )
 """Each feature adds its routes, background work and cleanup contexts, in this order."""
 

@@ -103,6 +103,15 @@ def test_integrity_pass_finds_a_flipped_bit(
     }
     rows = {b.id: b for b in fleet.db.read_sync(lambda c: catalog.list_backups(c, "srv-a"))}
     assert rows[ids[1]].status == "corrupt" and rows[ids[0]].status == "verified"
+    # each damaged backup is a notification event, written with its status, and only once
+    run(maintenance.check_integrity(fleet.db, store))
+    events = fleet.db.read_sync(
+        lambda c: c.execute("SELECT kind, dedup_key FROM notify_events ORDER BY id").fetchall()
+    )
+    assert [tuple(e) for e in events] == [
+        ("backup.integrity", f"backup-integrity:{ids[1]}"),
+        ("backup.integrity", f"backup-integrity:{ids[2]}"),
+    ]
     # a corrupt backup is no longer "latest verified": retention keeps ids[0] as well
     fleet.db.write_sync(
         lambda c: catalog.set_policy(

@@ -1,6 +1,7 @@
 """The contract engine's SQL on PostgreSQL: migrations 0030-0032 (PostgreSQL twins where
-they exist) and the repository functions, on a private server started for this module
-(``initdb`` + ``pg_ctl`` in a temporary directory, Unix socket only, no TCP).
+they exist), the notification tables its writes fill (0120) and the repository functions,
+on a private server started for this module (``initdb`` + ``pg_ctl`` in a temporary
+directory, Unix socket only, no TCP).
 
 The collector's own PostgreSQL backend is not there yet; a small adapter here translates
 ``?`` placeholders to psycopg's ``%s``, as the backend will.
@@ -105,7 +106,7 @@ def pg() -> Iterator[Any]:
             )
             c.execute("CREATE TABLE reports (server_id TEXT, collected_at DOUBLE PRECISION)")
             for version, _, sql in available("postgresql"):
-                if 30 <= version <= 49:
+                if 30 <= version <= 49 or 120 <= version <= 139:  # contracts, notifications
                     for stmt in _statements(sql):
                         c.execute(stmt)
             yield c

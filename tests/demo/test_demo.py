@@ -41,6 +41,10 @@ def _read_until_ready(proc: subprocess.Popen[str], seconds: float = 120) -> list
     raise AssertionError(f"demo did not get ready:\n{chr(10).join(lines)}\n{err}")
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_demo_runs_and_a_second_demo_leaves_it_alone(tmp_path: Path) -> None:
     data = tmp_path / "demo-data"
     first = _start(data)
@@ -66,6 +70,20 @@ def test_demo_runs_and_a_second_demo_leaves_it_alone(tmp_path: Path) -> None:
         assert (data / "partner" / "recovery.key").exists()
         assert f"Data:        {data / 'collector'}" in text
         assert f"servers --data {data / 'collector'}" in text
+        # The simulated cameras with faults are down: the demo's own receivers hear of it.
+        hooks = data / "notifications" / "webhooks.jsonl"
+        assert f"Webhooks:    {hooks}" in text
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "camera.down" not in _text(hooks):
+            time.sleep(0.5)
+        got = [json.loads(line) for line in _text(hooks).splitlines()]
+        assert "camera.down" in [h["body"]["type"] for h in got], got
+        assert all(h["headers"]["webhook-signature"].startswith("v1,") for h in got)
+        mails = sorted((data / "notifications" / "mail").glob("*.eml"))
+        while time.monotonic() < deadline and not mails:
+            time.sleep(0.5)
+            mails = sorted((data / "notifications" / "mail").glob("*.eml"))
+        assert b"What to do:" in mails[0].read_bytes()
         marker = data / "collector" / "still-here"
         marker.write_text("x")
 

@@ -1,0 +1,103 @@
+"""The outbox: events commit or roll back with the change that causes them, a condition
+writes one event per change, and sending is claimed per message in the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collector.notify import events
+from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from tests.notify.receivers import WebhookReceiver
+from tests.notify.support import T0, Clock, T, camera, make_db, notifier, webhook_channel
+
+
+def _events(db):
+    return db.read_sync(
+        lambda c: [
+            (r[0], r[1], r[2])
+            for r in c.execute("SELECT kind, status, dedup_key FROM notify_events ORDER BY id")
+        ]
+    )
+
+
+def test_an_event_rolls_back_with_its_change_and_a_state_reported_twice_is_one_event(tmp_path):
+    db = make_db(tmp_path)
+    from collector.notify import sources
+
+    def change_then_fail(c):
+        c.execute("UPDATE servers SET hostname = 'changed' WHERE id = 's0'")
+        sources.cameras_changed(c, "s0", [T("a", "ok", "unreachable")], T0)
+        raise RuntimeError("the write fails after the change")
+
+    with pytest.raises(RuntimeError):
+        db.write_sync(change_then_fail)
+    assert _events(db) == []
+
+    camera(db, "s0", "a", "ok", "unreachable", T0)
+    camera(db, "s0", "a", "unreachable", "auth_failed", T0 + 1)  # still down: no new event
+    camera(db, "s0", "a", "auth_failed", "degraded", T0 + 2)  # another kind: an event
+    camera(db, "s0", "a", "degraded", "ok", T0 + 3)
+    camera(db, "s0", "a", "ok", "ok", T0 + 4)  # nothing active: nothing to resolve
+    assert _events(db) == [
+        ("camera.down", "firing", "camera:s0:a"),
+        ("camera.degraded", "firing", "camera:s0:a"),
+        ("camera.degraded", "resolved", "camera:s0:a"),
+    ]
+    db.close()
+
+
+def test_two_processes_never_send_one_message_and_a_dead_claim_expires(tmp_path):
+    """Two notifiers on one database file (as two collector processes) route and deliver
+    at the same time: each message reaches the receiver once. A claim left by a process
+    killed mid-send is taken over only after its lease."""
+    from collector.storage.database import SQLiteDatabase
+
+    db = make_db(tmp_path, servers=30)
+    other = SQLiteDatabase(tmp_path / "vigil.db")
+    box = SecretBox(tmp_path)
+    secret = new_webhook_secret()
+    rx = WebhookReceiver(secrets=[secret])
+    webhook_channel(db, box, rx.url, secret, group_wait_s=0)
+    clock = Clock()
+    for i in range(30):
+        camera(db, f"s{i}", "a", "ok", "unreachable", T0)
+    a, b = notifier(db, box, clock), notifier(other, box, clock)
+    b.deliverer.holder = "other-process"
+
+    async def both():
+        await asyncio.gather(a.dispatch(), b.dispatch())
+        await asyncio.gather(a.deliverer.round(), b.deliverer.round())
+        await a.close()
+        await b.close()
+
+    asyncio.run(both())
+    ids = [h.headers["webhook-id"] for h in rx.delivered()]
+    assert len(ids) == 30 and len(set(ids)) == 30
+    routed = db.read_sync(lambda c: c.execute("SELECT COUNT(*) FROM notify_event_log").fetchone())
+    assert routed[0] == 30 + 30  # each event queued once, and once in its message
+
+    # A process claims the next message and dies before sending it.
+    camera(db, "s0", "b", "ok", "unreachable", T0)
+    from collector.notify.delivery import claim_next
+
+    asyncio.run(a.dispatch())
+    cid = db.read_sync(lambda c: c.execute("SELECT id FROM notify_channels").fetchone()[0])
+    assert db.write_sync(lambda c: claim_next(c, cid, "dead", T0, 60)) is not None
+    clock.t = T0 + 30
+    asyncio.run(b.deliverer.round())
+    assert len(rx.delivered()) == 30  # the lease still holds
+    clock.t = T0 + 61
+    asyncio.run(b.deliverer.round())
+    assert len(rx.delivered()) == 31
+    rx.close()
+    other.close()
+    db.close()
+
+
+def test_every_kind_has_a_severity_and_advice():
+    from collector.notify.texts import ADVICE
+
+    assert set(events.KINDS) == set(ADVICE)
+    assert all(s in events.SEVERITIES for s in events.KINDS.values())
