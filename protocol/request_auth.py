@@ -20,10 +20,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 SESSION_CONTEXT = b"vigil-session-v1\n"
 """Prefix of the bytes the agent signs to open a session."""
@@ -51,17 +51,27 @@ def session_signing_bytes(body: bytes) -> bytes:
     return SESSION_CONTEXT + body
 
 
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    """32 bytes of HKDF-SHA256 (RFC 5869: one extract, one expand block) on the standard
+    library, so the agent derives its session key without loading ``cryptography``; a
+    test holds it equal to ``cryptography``'s HKDF."""
+    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def session_key(shared: bytes, session_id: str, server_id: str) -> bytes:
+    """Both sides: HKDF-SHA256 over the X25519 shared secret, bound to session and server."""
+    return hkdf_sha256(shared, session_id.encode(), b"vigil-session-key-v1|" + server_id.encode())
+
+
 def derive_session_key(
     own: X25519PrivateKey, peer_public: bytes, session_id: str, server_id: str
 ) -> bytes:
-    """Both sides: HKDF-SHA256 over the X25519 shared secret, bound to session and server."""
+    """``session_key`` from a ``cryptography`` X25519 key (the collector's side)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
     shared = own.exchange(X25519PublicKey.from_public_bytes(peer_public))
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=session_id.encode(),
-        info=b"vigil-session-key-v1|" + server_id.encode(),
-    ).derive(shared)
+    return session_key(shared, session_id, server_id)
 
 
 def canonical_request(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:

@@ -17,29 +17,29 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.backup import upload
-from agent.backup.archive import write_archive
 from agent.backup.config import BackupSettings
 from agent.backup.pre_command import run_pre_command
 from agent.backup.recipient_pin import RecipientsRefused, approved_recipients, load_pin
 from agent.backup.schedule import next_run_time
-from agent.backup.sources import (
-    SourceError,
-    StatCache,
-    quick_digest,
-    resolve_roots,
-    walk_sources,
-)
 from agent.backup.state import BackupState, PendingUpload, StateStore
 from protocol import backup_envelope
-from protocol.backup_archive import AgeError, ArchiveResult
 from protocol.backup_messages import BackupRun, BackupStored
 from protocol.messages import AgentSettings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.agent_key import AgentKey
+    from protocol.backup_archive import ArchiveResult
+
+# The archive stack (``agent.backup.sources``, ``agent.backup.archive``, zstd, the age
+# ciphers) is imported by the functions that run a backup, not here: the daemon holds a
+# runner from its start, and an agent between backups should not carry those modules.
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class BackupRunner:
         self,
         settings: BackupSettings,
         state_dir: Path,
-        signing_key: Ed25519PrivateKey,
+        signing_key: AgentKey | Ed25519PrivateKey,
         server_id: str,
         client: upload.BackupClient,
         agent_settings: AgentSettings | None = None,
@@ -320,6 +320,8 @@ class BackupRunner:
 
     async def _quick_digest(self, cache_path: Path, recipients: list[str]) -> tuple[str, int, int]:
         """The stat cache's digest of the sources, their file count and total size."""
+        from agent.backup.sources import SourceError, quick_digest
+
         try:
             quick, files, total, notes = await asyncio.to_thread(
                 quick_digest, self.settings, cache_path, recipients
@@ -342,6 +344,9 @@ class BackupRunner:
     ) -> tuple[ArchiveResult, str | None]:
         """Write the archive to ``path`` in a worker thread, streaming it to the collector
         meanwhile when it takes that; the id of a fully streamed upload, else None."""
+        from agent.backup.sources import SourceError
+        from protocol.backup_archive import AgeError
+
         writer = asyncio.ensure_future(
             asyncio.to_thread(
                 _write_archive_file,
@@ -726,6 +731,9 @@ def _write_archive_file(
     # Not fsynced on purpose: after a crash a damaged archive is caught by the collector's
     # SHA-256 check on "complete" (422), and the next run starts over; fsyncing 1 GiB
     # costs seconds on every run.
+    from agent.backup.archive import write_archive
+    from agent.backup.sources import StatCache, resolve_roots, walk_sources
+
     roots, notes = resolve_roots(settings)
     with StatCache(cache_path) as cache, open(path, "wb", buffering=1 << 20) as out:
         result = write_archive(
