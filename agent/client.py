@@ -201,9 +201,11 @@ class CollectorClient:
         body: bytes = b"",
         content_type: str = "application/json",
         params: dict[str, Any] | None = None,
+        body_digest: str | None = None,
     ) -> Response:
         """A signed request. Returns any response but 401-session (handled) and network
-        errors (raised); callers look at ``status``."""
+        errors (raised); callers look at ``status``. ``body_digest`` stands for the body's
+        SHA-256 in the signature (``request_auth.BODY_IN_ENVELOPE`` for upload chunks)."""
         path_qs = path + ("?" + urlencode(params) if params else "")
         for attempt in (1, 2):
             async with self._lock:
@@ -219,7 +221,9 @@ class CollectorClient:
                 ra.H_SESSION: session.id,
                 ra.H_TIMESTAMP: ts,
                 ra.H_NONCE: nonce,
-                ra.H_SIGNATURE: ra.sign_request(session.key, method, path_qs, ts, nonce, body),
+                ra.H_SIGNATURE: ra.sign_request(
+                    session.key, method, path_qs, ts, nonce, body, body_digest
+                ),
             }
             http = await self._client()
             try:

@@ -74,21 +74,51 @@ def derive_session_key(
     return session_key(shared, session_id, server_id)
 
 
-def canonical_request(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return "\n".join(
-        (method.upper(), path_qs, timestamp, nonce, hashlib.sha256(body).hexdigest())
-    ).encode()
+BODY_IN_ENVELOPE = "body-in-envelope"
+"""Stands in the canonical request for the body's SHA-256 on ``PUT`` of an upload chunk
+(``routes.BACKUP_UPLOAD``), when the collector offers it (``UploadOpened.chunk_body_bound``).
+A chunk's bytes are bound by the SHA-256 of the whole archive in the agent's Ed25519-signed
+envelope, which the collector checks before it stores anything; hashing each chunk once
+more for its HMAC cost a SHA-256 pass over every uploaded byte on both sides. Method,
+path, offset, time and nonce stay under the HMAC (docs/security.md)."""
+
+
+def canonical_request(
+    method: str,
+    path_qs: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    body_digest: str | None = None,
+) -> bytes:
+    digest = hashlib.sha256(body).hexdigest() if body_digest is None else body_digest
+    return "\n".join((method.upper(), path_qs, timestamp, nonce, digest)).encode()
 
 
 def sign_request(
-    key: bytes, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes
+    key: bytes,
+    method: str,
+    path_qs: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    body_digest: str | None = None,
 ) -> str:
-    mac = hmac.new(key, canonical_request(method, path_qs, timestamp, nonce, body), hashlib.sha256)
-    return b64(mac.digest())
+    """``body_digest`` replaces the body's SHA-256 (only ``BODY_IN_ENVELOPE`` is accepted,
+    and only for upload chunks)."""
+    canonical = canonical_request(method, path_qs, timestamp, nonce, body, body_digest)
+    return b64(hmac.new(key, canonical, hashlib.sha256).digest())
 
 
 def verify_request(
-    key: bytes, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes, signature: str
+    key: bytes,
+    method: str,
+    path_qs: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    signature: str,
+    body_digest: str | None = None,
 ) -> bool:
-    expected = sign_request(key, method, path_qs, timestamp, nonce, body)
+    expected = sign_request(key, method, path_qs, timestamp, nonce, body, body_digest)
     return hmac.compare_digest(expected, signature)
