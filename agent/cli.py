@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from agent import config as agent_config
+from agent.agent_key import AgentKey
 from agent.backup.recipient_pin import (
     Pin,
     RecipientsRefused,
@@ -74,8 +72,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     except recipient_list.RecipientListError as exc:
         return _err(str(exc), 2)
     token, _ = split_token(args.token)
-    key = Ed25519PrivateKey.generate()
-    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key = AgentKey.generate()
+    pub = key.public_bytes_raw()
     req = EnrollRequest(
         protocol=PROTOCOL_VERSION,
         token=token,

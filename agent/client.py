@@ -17,11 +17,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from multidict import CIMultiDictProxy
 
+from agent.agent_key import AgentKey, EphemeralX25519
 from agent.collector_url import explain_connection_error
 from protocol import request_auth as ra
 from protocol import routes
@@ -132,7 +130,7 @@ class _Session:
 class CollectorClient:
     base_url: str
     server_id: str
-    signing_key: Ed25519PrivateKey
+    signing_key: AgentKey
     on_settings: Callable[[AgentSettings], None] | None = None
     timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT
     clock_offset: float | None = None
@@ -155,13 +153,13 @@ class CollectorClient:
 
     async def open_session(self) -> None:
         """Sign a session request with the agent key; derive the session key (X25519)."""
-        eph = X25519PrivateKey.generate()
+        eph = EphemeralX25519()
         req = SessionRequest(
             protocol=PROTOCOL_VERSION,
             server_id=self.server_id,
             timestamp=time.time(),
             nonce=ra.new_nonce(),
-            ephemeral_key=ra.b64(eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+            ephemeral_key=ra.b64(eph.public_bytes_raw()),
         )
         body = encode(req)
         sig = ra.b64(self.signing_key.sign(ra.session_signing_bytes(body)))
@@ -179,9 +177,8 @@ class CollectorClient:
         if r.status != 201:
             self._raise(r)
         resp = decode(r.body, SessionResponse)
-        key = ra.derive_session_key(
-            eph, ra.unb64(resp.ephemeral_key), resp.session_id, self.server_id
-        )
+        shared = eph.exchange(ra.unb64(resp.ephemeral_key))
+        key = ra.session_key(shared, resp.session_id, self.server_id)
         self._session = _Session(resp.session_id, key, resp.expires_at)
         self.clock_offset = resp.server_time - (sent + time.time()) / 2
         if self.on_settings is not None:
@@ -204,9 +201,11 @@ class CollectorClient:
         body: bytes = b"",
         content_type: str = "application/json",
         params: dict[str, Any] | None = None,
+        body_digest: str | None = None,
     ) -> Response:
         """A signed request. Returns any response but 401-session (handled) and network
-        errors (raised); callers look at ``status``."""
+        errors (raised); callers look at ``status``. ``body_digest`` stands for the body's
+        SHA-256 in the signature (``request_auth.BODY_IN_ENVELOPE`` for upload chunks)."""
         path_qs = path + ("?" + urlencode(params) if params else "")
         for attempt in (1, 2):
             async with self._lock:
@@ -222,7 +221,9 @@ class CollectorClient:
                 ra.H_SESSION: session.id,
                 ra.H_TIMESTAMP: ts,
                 ra.H_NONCE: nonce,
-                ra.H_SIGNATURE: ra.sign_request(session.key, method, path_qs, ts, nonce, body),
+                ra.H_SIGNATURE: ra.sign_request(
+                    session.key, method, path_qs, ts, nonce, body, body_digest
+                ),
             }
             http = await self._client()
             try:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.agent_key import AgentKey
 from agent.client import CollectorClient
 from agent.config import AgentConfig
 from agent.health.disks import DiskProbe
@@ -65,7 +65,7 @@ HELD_MAX_BYTES = 8 * 1024 * 1024
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, identity: Identity, key: Ed25519PrivateKey) -> None:
+    def __init__(self, config: AgentConfig, identity: Identity, key: AgentKey) -> None:
         self.config = config
         self.identity = identity
         self.key = key

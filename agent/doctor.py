@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from agent import config as agent_config
 from agent import platform
+from agent.agent_key import AgentKey
 from agent.backup.recipient_pin import recipient_signer_check
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
 from agent.identity import Identity, StateDirError, insecure_files, load_identity
@@ -172,7 +171,7 @@ def _daemon_state_checks(sd: Path, st: dict[str, Any]) -> list[Check]:
     return [Check("ok", "daemon", f"running as pid {st['pid']}"), *_daemon_checks(st)]
 
 
-async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Check]:
+async def _collector_checks(ident: Identity, key: AgentKey) -> list[Check]:
     """Reachability, credentials, and the clock against the collector's own limit."""
     out: list[Check] = []
     settings: list[AgentSettings] = []

@@ -18,10 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from agent import platform
+from agent.agent_key import AgentKey
 
 KEY_FILE = "agent.key"
 IDENTITY_FILE = "identity.json"
@@ -88,23 +86,22 @@ class Identity:
     public_key: str
 
 
-def load_identity(state_dir: Path) -> tuple[Identity, Ed25519PrivateKey] | None:
+def load_identity(state_dir: Path) -> tuple[Identity, AgentKey] | None:
     """The enrolled identity, or None if the agent is not enrolled."""
     ipath = state_dir / IDENTITY_FILE
     kpath = state_dir / KEY_FILE
     if not ipath.exists():
         return None
     data: dict[str, Any] = json.loads(ipath.read_text())
-    key = serialization.load_pem_private_key(kpath.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise StateDirError(f"{kpath} is not an Ed25519 key")
+    try:
+        key = AgentKey.from_pem(kpath.read_bytes())
+    except ValueError as exc:
+        raise StateDirError(f"{kpath} is not an Ed25519 private key: {exc}") from None
     return Identity(**{k: data[k] for k in Identity.__dataclass_fields__}), key
 
 
-def save_identity(state_dir: Path, identity: Identity, key: Ed25519PrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+def save_identity(state_dir: Path, identity: Identity, key: AgentKey) -> None:
+    pem = key.to_pem()
     write_atomic(state_dir / KEY_FILE, pem)
     write_atomic(state_dir / IDENTITY_FILE, json.dumps(asdict(identity), indent=2).encode())
 

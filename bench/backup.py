@@ -14,11 +14,16 @@ the same run:
 2. Vigil unchanged re-run (stat cache), in a fresh agent process.
 3. ``restic init`` + ``restic backup`` of the same tree to a local repository, and its
    unchanged re-run.
-4. The age layer alone, ``cryptography`` (Vigil's) against ``pyrage``, on the same 1 GiB
+4. With the real collector: ``vigil-backup restore`` (download, verify, decrypt,
+   decompress, extract) against ``restic restore``, and ``vigil-backup verify`` against
+   ``restic check --read-data``, each with its peak RSS.
+5. The age layer alone, ``cryptography`` (Vigil's) against ``pyrage``, on the same 1 GiB
    file: throughput and peak RSS (docs/decisions/backup-format.md).
 
-Budgets: end to end no slower than restic; memory flat (<= +64 MB); unchanged
-re-check <= 10% of the first run.
+Budgets: end to end at most 0.9 of restic's time, memory flat (<= +64 MiB); unchanged
+re-check <= 10% of the first run; restore at most 0.9 of ``restic restore``, verify at
+most the time of ``restic check --read-data``, both with flat memory. The agent runs with
+its default ``[backup] threads`` (half the cores, 1 to 4) unless ``--threads`` says.
 """
 
 from __future__ import annotations
@@ -274,9 +279,10 @@ class RealCollector:
     """``vigil-collector serve`` on 127.0.0.1 with a partner, a recovery key and a policy;
     ``enroll`` makes a fresh agent (its own state directory and identity) per round."""
 
-    def __init__(self, work: Path, tree: Path) -> None:
+    def __init__(self, work: Path, tree: Path, threads: int | None = None) -> None:
         self.work = work
         self.tree = tree
+        self.threads = threads
         self.data = work / "collector"
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -309,6 +315,13 @@ class RealCollector:
         self._cli("partner", "add", "bench")
         recipient = _last_line([str(BIN / "vigil-backup"), "keygen", "--out", str(work / "rk")])
         self._cli("recovery-key", "add", "--partner", "bench", recipient)
+        self.api_key = self._cli("apikey", "create", "--partner", "bench")
+        self.env = dict(
+            os.environ,
+            VIGIL_COLLECTOR=self.url,
+            VIGIL_API_KEY=self.api_key,
+            VIGIL_KNOWN_SERVERS=str(work / "known-servers.json"),
+        )
         self._cli("backup", "policy", "set", "--partner", "bench", "--interval", "24h")
 
     def _cli(self, *args: str) -> str:
@@ -321,6 +334,7 @@ class RealCollector:
             f'[agent]\nstate_dir = "{self.work / name}"\nhostname = "{name}"\n'
             f'machine_id = "bench-{name}"\n'
             f'[backup]\npaths = ["{self.tree}"]\n'
+            + (f"threads = {self.threads}\n" if self.threads else "")
         )
         _last_line(
             [
@@ -335,6 +349,39 @@ class RealCollector:
             ]
         )
         return config
+
+    def server_id(self, name: str) -> str:
+        return json.loads((self.work / name / "identity.json").read_text())["server_id"]
+
+    def restore(self, server: str, target: Path) -> tuple[float, float]:
+        """``vigil-backup restore`` of the latest backup: (seconds, peak RSS MiB)."""
+        return timed(
+            [
+                str(BIN / "vigil-backup"),
+                "restore",
+                "--server",
+                server,
+                "--identity",
+                str(self.work / "rk"),
+                "--to",
+                str(target),
+            ],
+            self.env,
+        )
+
+    def verify(self, server: str) -> tuple[float, float]:
+        """``vigil-backup verify`` of the latest backup: (seconds, peak RSS MiB)."""
+        return timed(
+            [
+                str(BIN / "vigil-backup"),
+                "verify",
+                "--server",
+                server,
+                "--identity",
+                str(self.work / "rk"),
+            ],
+            self.env,
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -352,18 +399,47 @@ def _last_line(cmd: list[str]) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``: (wall seconds, peak RSS in MiB, sampled every 20 ms)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - t0
+    proc.wait()
+    errors.seek(0)
+    err = errors.read()[-2000:].decode(errors="replace")
+    errors.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:2])} failed ({proc.returncode}): {err}")
+    return elapsed, peak / 2**20
+
+
 # --- restic ----------------------------------------------------------------------------------
 
 
-def restic(args: list[str], repo: Path) -> float:
+def restic_env(repo: Path) -> dict[str, str]:
     env = dict(os.environ, RESTIC_PASSWORD="bench-password", RESTIC_REPOSITORY=str(repo))
     env.setdefault("RESTIC_CACHE_DIR", str(repo.parent / "restic-cache"))
-    t0 = time.perf_counter()
-    done = subprocess.run(["restic", *args], capture_output=True, env=env, text=True)
-    elapsed = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"restic {args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return elapsed
+    return env
+
+
+def restic(args: list[str], repo: Path) -> float:
+    return restic_timed(args, repo)[0]
+
+
+def restic_timed(args: list[str], repo: Path) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) of one restic command on ``repo``."""
+    return timed(["restic", *args], restic_env(repo))
 
 
 # --- age layer alone -------------------------------------------------------------------------
@@ -408,6 +484,55 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dict:
+    """Restore and verify this round's backup, Vigil's and restic's, in turns."""
+    server = real.server_id(f"agent-{rnd}")
+    out: dict[str, tuple[float, float]] = {}
+    for name, run, target in (
+        ("vigil restore", lambda t: real.restore(server, t), work / "restore-vigil"),
+        (
+            "restic restore",
+            lambda t: restic_timed(["restore", "latest", "--target", str(t)], repo),
+            work / "restore-restic",
+        ),
+    ):
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run(["sync"], check=False)
+        out[name] = run(target)
+        shutil.rmtree(target, ignore_errors=True)
+    out["vigil verify"] = real.verify(server)
+    out["restic check --read-data"] = restic_timed(["check", "--read-data"], repo)
+    print(
+        f"round {rnd + 1} recovery: "
+        + "; ".join(f"{k} {s:.2f} s ({rss:.0f} MiB)" for k, (s, rss) in out.items())
+        + f"; ratios restore {out['vigil restore'][0] / out['restic restore'][0]:.2f}, "
+        f"verify {out['vigil verify'][0] / out['restic check --read-data'][0]:.2f}"
+    )
+    return out
+
+
+def _print_recovery(rows: list[dict[str, tuple[float, float]]]) -> None:
+    def med(key: str) -> float:
+        return _median([r[key][0] for r in rows])
+
+    def peak(key: str) -> float:
+        return max(r[key][1] for r in rows)
+
+    restore = _median([r["vigil restore"][0] / r["restic restore"][0] for r in rows])
+    verify = _median([r["vigil verify"][0] / r["restic check --read-data"][0] for r in rows])
+    print(
+        f"vigil-backup restore: {med('vigil restore'):.2f} s, peak RSS "
+        f"{peak('vigil restore'):.0f} MiB; restic restore {med('restic restore'):.2f} s, "
+        f"{peak('restic restore'):.0f} MiB; ratio {restore:.2f} (budget <= 0.90)"
+    )
+    print(
+        f"vigil-backup verify: {med('vigil verify'):.2f} s, peak RSS "
+        f"{peak('vigil verify'):.0f} MiB; restic check --read-data "
+        f"{med('restic check --read-data'):.2f} s, {peak('restic check --read-data'):.0f} MiB; "
+        f"ratio {verify:.2f} (budget <= 1.00)"
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         agent_child(*sys.argv[2:7])
@@ -421,6 +546,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians shown)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-age-compare", action="store_true")
+    p.add_argument("--threads", type=int, help="[backup] threads for the agent (default: its own)")
     p.add_argument(
         "--sink",
         action="store_true",
@@ -449,7 +575,7 @@ def main() -> None:
             sink.start()
             target = "the minimal sink"
         else:
-            real = RealCollector(work, tree)
+            real = RealCollector(work, tree, args.threads)
             target = "vigil-collector serve (local data directory)"
         _, recipient = generate_identity()
         key_hex = (
@@ -458,6 +584,7 @@ def main() -> None:
             .hex()
         )
         rows = []
+        recovered: list[dict[str, tuple[float, float]]] = []
         for rnd in range(args.rounds):
             state = work / f"state-{rnd}"
             url = sink.url if args.sink else "config:" + str(real.enroll(f"agent-{rnd}"))
@@ -469,6 +596,8 @@ def main() -> None:
             restic(["init"], repo)
             r_first = restic(["backup", "--quiet", str(tree)], repo)
             r_again = restic(["backup", "--quiet", str(tree)], repo)
+            if not args.sink:
+                recovered.append(_recover_round(rnd, real, repo, work))
             shutil.rmtree(repo)
             growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
             rows.append((first, again, r_first, r_again, growth))
@@ -504,9 +633,11 @@ def main() -> None:
         )
         print(f"restic backup: {r_first:.2f} s; unchanged re-run {r_again:.2f} s")
         print(
-            f"ratio vigil/restic end to end: {ratio:.2f} (budget <= 1.00); "
+            f"ratio vigil/restic end to end: {ratio:.2f} (budget <= 0.90); "
             f"archive+encrypt only: {v_arch / r_first:.2f}"
         )
+        if recovered:
+            _print_recovery(recovered)
         if not args.no_age_compare:
             big = next(tree.rglob("*.sql"))
             res: dict[str, list[dict]] = {"cryptography": [], "pyrage": []}

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.agent_key import AgentKey
 from agent.client import CollectorClient, enroll
 from harness.net import http
 from harness.signed import batch, post_signed, report
@@ -40,7 +41,8 @@ class EnrolledAgent:
     def client(self, url: str | None = None, **kw: Any) -> CollectorClient:
         """The agent's own client, to ``url`` (a proxy in front of the collector) or the
         collector it enrolled with."""
-        return CollectorClient(url or self.url, self.server_id, self.key, **kw)
+        key = AgentKey(self.key.private_bytes_raw())
+        return CollectorClient(url or self.url, self.server_id, key, **kw)
 
     def session_request(self, clock_offset_s: float = 0.0) -> tuple[int, dict[str, Any]]:
         """POST /api/v1/agent/session signed by this agent, its clock ``clock_offset_s`` off."""

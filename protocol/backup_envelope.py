@@ -12,13 +12,18 @@ partner's ``vigil-backup`` verifies it again before it decrypts. See
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocol import limits
+
+
+class Signer(Protocol):
+    """An Ed25519 private key: ``cryptography``'s, or the agent's own (libsodium)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
 
 ENVELOPE_VERSION = 1
 SIGNING_CONTEXT = b"vigil-backup-envelope-v1\n"
@@ -65,7 +70,7 @@ def canonical(header: BackupHeader) -> bytes:
     return _enc.encode(header)
 
 
-def sign(header: BackupHeader, key: Ed25519PrivateKey) -> Envelope:
+def sign(header: BackupHeader, key: Signer) -> Envelope:
     sig = key.sign(SIGNING_CONTEXT + canonical(header))
     return Envelope(header=header, signature=base64.b64encode(sig).decode())
 
@@ -76,6 +81,9 @@ class EnvelopeError(ValueError):
 
 def verify(envelope: Envelope, public_key: bytes) -> BackupHeader:
     """Check the signature with the agent's raw Ed25519 public key; return the header."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         sig = base64.b64decode(envelope.signature, validate=True)
         Ed25519PublicKey.from_public_bytes(public_key).verify(

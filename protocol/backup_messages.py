@@ -49,6 +49,9 @@ class UploadOpened(Reply, kw_only=True, gc=False):
     """Bytes the collector already holds: the agent continues there."""
     chunk_size: int = 0
     """Largest chunk the collector takes; 0 = not said (the agent picks its own)."""
+    chunk_body_bound: bool = False
+    """The collector takes chunks signed with ``request_auth.BODY_IN_ENVELOPE`` in place of
+    the body's SHA-256 (an older collector leaves this out: the agent hashes each chunk)."""
 
 
 class UnchangedStored(Reply, kw_only=True, gc=False):

@@ -18,14 +18,19 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocol.backup_archive import AgeError, parse_recipient
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+# ``cryptography`` is imported by the functions that sign and verify: the agent reads
+# fingerprints from this module at every start, and an agent that is not running a
+# backup does without that library (see agent/agent_key.py).
 
 LIST_VERSION = 1
 PREFIX = "vigil-recipients-v1:"
@@ -68,8 +73,10 @@ def fingerprint(public_key: bytes) -> str:
 
 
 def key_fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return fingerprint(pub.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return fingerprint(pub.public_bytes_raw())
 
 
 def normalize_fingerprint(text: str) -> str:
@@ -93,7 +100,7 @@ def is_signed_list(text: str) -> bool:
 def sign(recipients: list[str], key: Ed25519PrivateKey, created_at: float) -> str:
     """The text form of ``recipients`` signed by ``key``."""
     checked = sorted({_check_recipient(r) for r in recipients})
-    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    pub = key.public_key().public_bytes_raw()
     body = RecipientList(
         signer=base64.b64encode(pub).decode(), created_at=created_at, recipients=checked
     )
@@ -103,6 +110,10 @@ def sign(recipients: list[str], key: Ed25519PrivateKey, created_at: float) -> st
 
 
 def _check_recipient(text: str) -> str:
+    # Imported here: the agent reads its pinned list at start, and the age module (with
+    # its ciphers) should load only when a backup runs.
+    from protocol.backup_archive import AgeError, parse_recipient
+
     try:
         parse_recipient(text)
     except AgeError as exc:
@@ -113,6 +124,9 @@ def _check_recipient(text: str) -> str:
 def verify(text: str, pinned: str | None = None) -> RecipientList:
     """Decode and verify a signed list. With ``pinned`` (a fingerprint) the signer must be
     that key. Raises ``RecipientListError`` saying what is wrong; never anything else."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     value = text.strip()
     if not value.startswith(PREFIX):
         raise RecipientListError(f"not a signed recipient list (expected {PREFIX}…)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tarfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,63 @@ class _Limited:
         return data
 
 
+class _ReadAhead:
+    """The plaintext, read ahead on a second thread: downloading, hashing the ciphertext,
+    ChaCha20 and zstd (which release the GIL) run beside the tar parsing, the files'
+    SHA-256 and the writes on the caller's thread. At most ``BLOCKS`` blocks of ``BLOCK``
+    bytes wait; an error on the reading side is raised by ``read`` in the caller's thread.
+    """
+
+    BLOCK = 1 << 20
+    BLOCKS = 4
+
+    def __init__(self, src: object) -> None:
+        self._src = src
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.BLOCKS)
+        self._buf = memoryview(b"")
+        self._ended = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="restore-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop:
+                data = self._src.read(self.BLOCK)  # type: ignore[attr-defined]
+                self._queue.put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the caller's thread
+            self._queue.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while part := self.read(READ_SIZE):
+                parts.append(part)
+            return b"".join(parts)
+        while not self._buf and not self._ended:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if not item:
+                self._ended = True
+            self._buf = memoryview(item)
+        out = bytes(self._buf[:n])
+        self._buf = self._buf[len(out) :]
+        return out
+
+    def close(self) -> None:
+        """Stop the reading thread (it may be waiting to hand over a block)."""
+        self._stop = True
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
@@ -188,9 +247,15 @@ def read_archive(
         age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
         # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
-        limited = _Limited(zr, max_plaintext)
-        seen, manifest, texts, plain, skipped = _walk(limited, dest, keep_small, skip_unsafe_links)
-        _drain(limited)
+        ahead = _ReadAhead(zr)
+        try:
+            limited = _Limited(ahead, max_plaintext)
+            seen, manifest, texts, plain, skipped = _walk(
+                limited, dest, keep_small, skip_unsafe_links
+            )
+            _drain(limited)
+        finally:
+            ahead.close()
         _drain(age)
     except AgeError as exc:
         raise ArchiveRefused(str(exc)) from None
@@ -235,6 +300,7 @@ def _walk(
     texts: dict[str, bytes] = {}
     manifest: Manifest | None = None
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    made: set[Path] = set()  # directories known to exist: one mkdir each, not one per file
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     plain = 0
     with tarfile.open(  # type: ignore[call-overload]
@@ -261,7 +327,9 @@ def _walk(
             rec = _Seen(type="", mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
             path = dest.joinpath(*parts) if dest is not None else None
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                if path.parent not in made:
+                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                    made.add(path.parent)
                 if not member.isdir() and os.path.lexists(path):
                     # made as the parent of an earlier member: tar order says otherwise
                     raise ArchiveRefused(f"refused {name!r}: a directory of that name exists")
@@ -279,6 +347,7 @@ def _walk(
                 rec.type = "dir"
                 if path is not None:
                     path.mkdir(mode=0o700, exist_ok=True)
+                    made.add(path)
                     dirs.append((path, member))
             elif member.issym():
                 rec.type, rec.target = "symlink", member.linkname

@@ -50,26 +50,34 @@ Progress = Callable[[str, int, int], None]
 
 class _TarStream:
     """Tar bytes -> zstd -> ``out``, with compression (and what ``out`` does: encryption,
-    hashing, writing) on a second thread.
+    hashing, writing) on a second thread, and zstd's own workers beyond that.
 
-    The caller's thread reads and hashes the files; this one compresses and encrypts. The
-    heavy parts (file reads, SHA-256, zstd, ChaCha20) release the GIL, so on two cores the
-    two halves overlap. The queue is bounded (``QUEUE_BLOCKS`` blocks of about 256 KiB), so
-    memory stays flat; an error on the consumer side is raised in the caller's thread.
+    ``threads`` is how many threads may be busy at once (``[backup] threads``): 1 does
+    everything in the caller's thread; 2 reads and hashes the files in the caller's
+    thread and compresses and encrypts in a second one (the heavy parts, file reads,
+    SHA-256, zstd, ChaCha20, release the GIL, so the halves overlap); from 3 on, zstd
+    compresses on ``threads - 2`` workers of its own while the second thread encrypts.
+    The queue is bounded (``QUEUE_BLOCKS`` blocks of about 256 KiB) and so are zstd's jobs,
+    so memory stays flat; an error on the consumer side is raised in the caller's thread.
     """
 
     QUEUE_BLOCKS = 4
     COALESCE = 256 << 10
 
-    def __init__(self, out: Writable) -> None:
-        self._cobj = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
+    def __init__(self, out: Writable, threads: int = 2) -> None:
+        workers = threads - 2 if threads >= 3 else 0
+        self._cobj = zstandard.ZstdCompressor(
+            level=ZSTD_LEVEL, write_checksum=True, threads=workers
+        ).compressobj()
         self._out = out
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_BLOCKS)
         self._error: BaseException | None = None
         self._small = bytearray()
         self.size = 0
-        self._thread = threading.Thread(target=self._consume, name="backup-zstd", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if threads >= 2:
+            self._thread = threading.Thread(target=self._consume, name="backup-zstd", daemon=True)
+            self._thread.start()
 
     def _consume(self) -> None:
         try:
@@ -86,7 +94,14 @@ class _TarStream:
     def _put(self, block: bytes | None) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(block)
+        if self._thread is not None:
+            self._queue.put(block)
+        elif block is not None:
+            piece = self._cobj.compress(block)
+            if piece:
+                self._out.write(piece)
+        else:
+            self._out.write(self._cobj.flush())
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -115,14 +130,15 @@ class _TarStream:
             self._put(bytes(self._small))
             self._small.clear()
         self._put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
 
     def abort(self) -> None:
         """Stop the consumer after a failure on the producer side (it is always draining
         the queue, so the blocking put returns)."""
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
@@ -223,7 +239,7 @@ def _copy_file(f: BinaryIO, size: int, tar: _TarStream, on_bytes: Callable[[int]
 # manifest spool file; its parts are _archive_entry, _Counter and _write_manifest.
 def write_archive(
     entries: Iterable[SourceEntry],
-    out: BinaryIO,
+    out: Writable,
     recipients: Sequence[str],
     *,
     server_id: str = "",
@@ -232,19 +248,21 @@ def write_archive(
     cache: StatCache | None = None,
     totals: tuple[int, int] | None = None,
     spool_dir: str | None = None,
+    threads: int = 2,
 ) -> ArchiveResult:
     """Archive ``entries`` (``walk_sources``, in archive order) encrypted to ``recipients``
     into ``out`` (not closed). Files that vanished since they were listed are left out.
 
     Nothing is held per file: manifest lines go to a temporary file (in ``spool_dir``) and
     the content digest is computed as they are written; ``cache`` receives the new stat
-    records. ``totals`` (files, bytes) is only for ``progress``.
+    records. ``totals`` (files, bytes) is only for ``progress``. ``threads``: the most
+    threads kept busy at once (see ``_TarStream``).
     """
     created_at = time.time() if created_at is None else created_at
     total_files, total_bytes = totals or (0, 0)
     hashed = HashingWriter(out)
     age = AgeWriter(hashed, recipients)
-    tar = _TarStream(age)
+    tar = _TarStream(age, threads)
     digest = ContentDigest(recipients)
     spool = tempfile.TemporaryFile(dir=spool_dir)
     spool_size = 0

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 
 DEFAULT_PRE_COMMAND_TIMEOUT = 600.0
 MAX_PRE_COMMAND_TIMEOUT = 24 * 3600.0
+MAX_THREADS = 64
+
+
+def default_threads(cores: int | None = None) -> int:
+    """Half the machine's cores, at least 1 and at most 4: the video software recording
+    on the same machine keeps the rest."""
+    cores = os.cpu_count() if cores is None else cores
+    return max(1, min(4, (cores or 1) // 2))
 
 
 class BackupConfigError(ValueError):
@@ -29,6 +38,8 @@ class BackupSettings:
     pre_command: tuple[str, ...] = ()
     """argv of a command run before each backup (a string in TOML is split like a shell)."""
     pre_command_timeout: float = DEFAULT_PRE_COMMAND_TIMEOUT
+    threads: int = field(default_factory=default_threads)
+    """The most threads a backup keeps busy at once (reading, compressing, encrypting)."""
     source: str = field(default="", compare=False)
 
     @property
@@ -53,7 +64,7 @@ def parse_backup_config(table: dict, source: str = "") -> BackupSettings:
     """
     if not isinstance(table, dict):
         raise BackupConfigError("[backup]", "a table", source)
-    known = {"paths", "exclude", "pre_command", "pre_command_timeout"}
+    known = {"paths", "exclude", "pre_command", "pre_command_timeout", "threads"}
     for key in table:
         if key not in known:
             raise BackupConfigError(str(key), "one of " + ", ".join(sorted(known)), source)
@@ -85,10 +96,16 @@ def parse_backup_config(table: dict, source: str = "") -> BackupSettings:
         raise BackupConfigError(
             "pre_command_timeout", f"seconds between 0 and {int(MAX_PRE_COMMAND_TIMEOUT)}", source
         )
+    threads = table.get("threads", default_threads())
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise BackupConfigError("threads", "a whole number of threads", source)
+    if not 1 <= threads <= MAX_THREADS:
+        raise BackupConfigError("threads", f"between 1 and {MAX_THREADS}", source)
     return BackupSettings(
         paths=paths,
         exclude=exclude,
         pre_command=cmd,
         pre_command_timeout=float(timeout),
+        threads=threads,
         source=source,
     )

@@ -17,29 +17,30 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.backup import upload
-from agent.backup.archive import write_archive
+from agent.backup.chunk_feed import ChunkFeed, ChunkTee
 from agent.backup.config import BackupSettings
 from agent.backup.pre_command import run_pre_command
 from agent.backup.recipient_pin import RecipientsRefused, approved_recipients, load_pin
 from agent.backup.schedule import next_run_time
-from agent.backup.sources import (
-    SourceError,
-    StatCache,
-    quick_digest,
-    resolve_roots,
-    walk_sources,
-)
 from agent.backup.state import BackupState, PendingUpload, StateStore
 from protocol import backup_envelope
-from protocol.backup_archive import AgeError, ArchiveResult
 from protocol.backup_messages import BackupRun, BackupStored
 from protocol.messages import AgentSettings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.agent_key import AgentKey
+    from protocol.backup_archive import ArchiveResult
+
+# The archive stack (``agent.backup.sources``, ``agent.backup.archive``, zstd, the age
+# ciphers) is imported by the functions that run a backup, not here: the daemon holds a
+# runner from its start, and an agent between backups should not carry those modules.
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class BackupRunner:
         self,
         settings: BackupSettings,
         state_dir: Path,
-        signing_key: Ed25519PrivateKey,
+        signing_key: AgentKey | Ed25519PrivateKey,
         server_id: str,
         client: upload.BackupClient,
         agent_settings: AgentSettings | None = None,
@@ -322,6 +323,8 @@ class BackupRunner:
         self, cache_path: Path, recipients: list[str]
     ) -> tuple[str | None, int, int]:
         """The stat cache's digest of the sources, their file count and total size."""
+        from agent.backup.sources import SourceError, quick_digest
+
         try:
             quick, files, total, notes = await asyncio.to_thread(
                 quick_digest, self.settings, cache_path, recipients
@@ -344,6 +347,10 @@ class BackupRunner:
     ) -> tuple[ArchiveResult, str | None]:
         """Write the archive to ``path`` in a worker thread, streaming it to the collector
         meanwhile when it takes that; the id of a fully streamed upload, else None."""
+        from agent.backup.sources import SourceError
+        from protocol.backup_archive import AgeError
+
+        feed = ChunkFeed(asyncio.get_running_loop(), MAX_CHUNK) if self.streaming else None
         writer = asyncio.ensure_future(
             asyncio.to_thread(
                 _write_archive_file,
@@ -351,18 +358,23 @@ class BackupRunner:
                 self.settings,
                 recipients,
                 cache_path,
+                feed,
                 server_id=self.server_id,
                 created_at=started,
                 progress=progress,
                 totals=totals,
                 spool_dir=str(self._store.dir),
+                threads=self.settings.threads,
             )
         )
-        streamed = (
-            await self._stream(seq, started, recipients, path, writer, progress)
-            if self.streaming
-            else None
-        )
+        streamed = None
+        if feed is not None:
+            try:
+                streamed = await self._stream(
+                    seq, started, recipients, path, writer, feed, progress
+                )
+            finally:
+                feed.detach()
         try:
             result = await writer
         except SourceError as exc:
@@ -579,6 +591,7 @@ class BackupRunner:
         recipients: list[str],
         path: Path,
         writer: asyncio.Future[ArchiveResult],
+        feed: ChunkFeed,
         progress: Callable[[str, int, int], None] | None,
     ) -> str | None:
         """Upload the archive while it is being written (the upload would otherwise start
@@ -598,8 +611,9 @@ class BackupRunner:
         try:
             opened = await upload.start_upload(self._client, provisional)
             chunk = min(opened.chunk_size or 8 << 20, MAX_CHUNK)
+            send = _ChunkSender(self._client, opened.upload_id, opened.chunk_body_bound)
             return await self._stream_chunks(
-                opened.upload_id, opened.offset, chunk, path, writer, progress
+                send, opened.offset, chunk, path, writer, feed, progress
             )
         except Exception as exc:  # any trouble: the finished archive is sent the usual way
             log.info(
@@ -611,31 +625,40 @@ class BackupRunner:
 
     async def _stream_chunks(
         self,
-        upload_id: str,
+        send: _ChunkSender,
         offset: int,
         chunk: int,
         path: Path,
         writer: asyncio.Future[ArchiveResult],
+        feed: ChunkFeed,
         progress: Callable[[str, int, int], None] | None,
     ) -> str | None:
         """Send the archive from ``offset`` as it grows, a whole chunk at a time until the
-        writer is done; the upload id once every byte is sent, None if the writer failed."""
+        writer is done: from the feed (what the writer just encrypted), else read from the
+        file. The upload id once every byte is sent, None if the writer failed."""
         attempt = 0
+        held, held_at = memoryview(b""), 0
         while True:
+            if not held_at <= offset < held_at + len(held):
+                got = await feed.take(offset, STREAM_POLL_S)
+                held, held_at = memoryview(got if got is not None else b""), offset
             done = writer.done()
-            size = _written(path)
-            if done:
-                if writer.exception() is not None:
-                    return None
-                size = writer.result().size
-            if offset >= size and done:
-                return upload_id
-            if size - offset < chunk and not done:
-                await asyncio.sleep(STREAM_POLL_S)
-                continue
-            data = await asyncio.to_thread(_read_at, path, offset, min(chunk, size - offset))
+            if held:
+                data: bytes | memoryview = held[offset - held_at : offset - held_at + chunk]
+            else:
+                size = _written(path)
+                if done:
+                    if writer.exception() is not None:
+                        return None
+                    size = writer.result().size
+                if offset >= size and done:
+                    return send.upload_id
+                if size - offset < chunk and not done:
+                    await asyncio.sleep(STREAM_POLL_S)
+                    continue
+                data = await asyncio.to_thread(_read_at, path, offset, min(chunk, size - offset))
             try:
-                offset = await upload.put_chunk(self._client, upload_id, offset, data)
+                offset = await send(offset, data)
                 attempt = 0
             except upload.UploadUnavailable as exc:
                 if attempt >= len(self.retry_delays):
@@ -648,10 +671,10 @@ class BackupRunner:
                 await asyncio.sleep(self.retry_delays[attempt])
                 attempt += 1
                 with contextlib.suppress(upload.UploadUnavailable):
-                    offset = await upload.upload_offset(self._client, upload_id)
+                    offset = await upload.upload_offset(self._client, send.upload_id)
                 continue
             if progress and done:
-                progress("upload", offset, size)
+                progress("upload", offset, writer.result().size)
 
     async def _send(
         self,
@@ -666,6 +689,7 @@ class BackupRunner:
         if upload_id != pending.upload_id or offset != pending.offset:
             pending.upload_id, pending.offset = upload_id, offset
             self._store.save_pending(pending)
+        send = _ChunkSender(self._client, upload_id, start.chunk_body_bound)
         ahead: asyncio.Future[bytes] | None = None
         ahead_at = -1
         try:
@@ -682,7 +706,7 @@ class BackupRunner:
                     else None
                 )
                 try:
-                    offset = await upload.put_chunk(self._client, upload_id, offset, data)
+                    offset = await send(offset, data)
                 except upload.UploadUnavailable:
                     # Ask where the collector is before the next attempt resumes.
                     with contextlib.suppress(upload.UploadUnavailable, upload.UploadRefused):
@@ -699,6 +723,21 @@ class BackupRunner:
             if ahead is not None:
                 ahead.cancel()
         return await upload.complete(self._client, upload_id)
+
+
+class _ChunkSender:
+    """``put_chunk`` for one upload; signed with ``BODY_IN_ENVELOPE`` when the collector
+    takes that (no SHA-256 pass over the chunk for its HMAC), else over the body's hash."""
+
+    def __init__(self, client: upload.BackupClient, upload_id: str, bound: bool) -> None:
+        self._client = client
+        self.upload_id = upload_id
+        self._bound = bound
+
+    async def __call__(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        if not self._bound:
+            return await upload.put_chunk(self._client, self.upload_id, offset, bytes(data))
+        return await upload.put_chunk(self._client, self.upload_id, offset, data, body_bound=True)
 
 
 def _pinned(state_dir: Path) -> str | None:
@@ -723,17 +762,28 @@ def _write_archive_file(
     settings: BackupSettings,
     recipients: list[str],
     cache_path: Path,
+    feed: ChunkFeed | None,
     **kw: Any,
 ) -> ArchiveResult:
     # Not fsynced on purpose: after a crash a damaged archive is caught by the collector's
     # SHA-256 check on "complete" (422), and the next run starts over; fsyncing 1 GiB
     # costs seconds on every run.
+    from agent.backup.archive import write_archive
+    from agent.backup.sources import StatCache, resolve_roots, walk_sources
+
     roots, notes = resolve_roots(settings)
-    with StatCache(cache_path) as cache, open(path, "wb", buffering=1 << 20) as out:
-        result = write_archive(
-            walk_sources(settings, roots, notes), out, recipients, cache=cache, **kw
-        )
-        cache.commit()
+    try:
+        with StatCache(cache_path) as cache, open(path, "wb", buffering=1 << 20) as f:
+            out = f if feed is None else ChunkTee(f, feed)
+            result = write_archive(
+                walk_sources(settings, roots, notes), out, recipients, cache=cache, **kw
+            )
+            if isinstance(out, ChunkTee):
+                out.finish()
+            cache.commit()
+    finally:
+        if feed is not None:
+            feed.end()  # also after a failure: the uploader stops waiting for chunks
     return result
 
 

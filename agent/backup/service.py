@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from apscheduler.triggers.date import DateTrigger
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.backup.config import BackupSettings
 from agent.backup.runner import BackupRunner, RunOutcome
@@ -26,6 +25,9 @@ from protocol.backup_window import WindowError, check_window
 from protocol.messages import AgentSettings
 
 if TYPE_CHECKING:  # the daemon imports this module; only the type goes the other way
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.agent_key import AgentKey
     from agent.daemon import Agent
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class BackupService:
         self,
         settings: BackupSettings,
         state_dir: Path,
-        signing_key: Ed25519PrivateKey,
+        signing_key: AgentKey | Ed25519PrivateKey,
         server_id: str,
         client: BackupClient,
     ) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from protocol import request_auth as ra
 from protocol import routes
 from protocol.backup_messages import (
     BackupStored,
@@ -47,6 +48,7 @@ class BackupClient(Protocol):
         body: bytes = b"",
         content_type: str = "application/json",
         params: dict[str, Any] | None = None,
+        body_digest: str | None = None,
     ) -> Response: ...
 
 
@@ -115,9 +117,15 @@ async def call(
     content_type: str = "application/json",
     params: dict | None = None,
     ok: tuple[int, ...] = (200, 201),
+    body_digest: str | None = None,
 ) -> tuple[int, dict]:
     try:
-        resp = await client.request(method, path, body, content_type, params)
+        if body_digest is None:
+            resp = await client.request(method, path, body, content_type, params)
+        else:
+            resp = await client.request(
+                method, path, body, content_type, params, body_digest=body_digest
+            )
     except TRANSIENT as exc:
         raise UploadUnavailable(f"{method} {path}: {exc or type(exc).__name__}") from exc
     except REFUSED as exc:  # the client's own refusal (e.g. opening a session was refused)
@@ -156,17 +164,26 @@ async def record_unchanged(client: BackupClient, envelope: bytes) -> UnchangedSt
     return _reply(data, UnchangedStored)
 
 
-async def put_chunk(client: BackupClient, upload_id: str, offset: int, data: bytes) -> int:
+async def put_chunk(
+    client: BackupClient,
+    upload_id: str,
+    offset: int,
+    data: bytes | bytearray | memoryview,
+    body_bound: bool = False,
+) -> int:
     """Send bytes at ``offset``; returns the collector's new offset. An ``offset_mismatch``
-    answer returns the collector's current offset instead (the caller continues there)."""
+    answer returns the collector's current offset instead (the caller continues there).
+    ``body_bound``: the collector said ``chunk_body_bound`` (the HMAC leaves out the body's
+    hash, ``request_auth.BODY_IN_ENVELOPE``)."""
     try:
         _, reply = await call(
             client,
             "PUT",
             routes.BACKUP_UPLOAD.format(upload_id=upload_id),
-            data,
+            data,  # type: ignore[arg-type]  # aiohttp sends any bytes-like body
             "application/octet-stream",
             {"offset": str(offset)},
+            body_digest=ra.BODY_IN_ENVELOPE if body_bound else None,
         )
     except UploadRefused as exc:
         if exc.status == 409 and exc.error == "offset_mismatch" and "offset" in exc.body:

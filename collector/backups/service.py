@@ -245,7 +245,12 @@ class BackupService:
                 await self._discard_files(old)
             self._locks.pop(old.id, None)
         body = reply_body(
-            UploadOpened(upload_id=up.id, offset=up.received, chunk_size=self.limits.chunk_size)
+            UploadOpened(
+                upload_id=up.id,
+                offset=up.received,
+                chunk_size=self.limits.chunk_size,
+                chunk_body_bound=True,
+            )
         )
         return not resumed, body
 

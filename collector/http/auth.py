@@ -32,6 +32,7 @@ from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
 from protocol import request_auth as ra
+from protocol import routes
 
 AGENT_PREFIX = "/api/v1/agent/"
 OPEN_AGENT_PATHS = frozenset({"/api/v1/agent/enroll", "/api/v1/agent/session"})
@@ -176,7 +177,7 @@ async def _authenticate_agent(request: web.Request) -> None:
         body = await request.read()
     except ConnectionResetError:
         raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
-    if not ra.verify_request(key, request.method, request.path_qs, ts, nonce, body, sig):
+    if not _signature_verifies(request, key, ts, nonce, body, sig):
         raise _refuse(
             request, 401, "bad_signature", "request signature does not verify", session.server_id
         )
@@ -184,6 +185,30 @@ async def _authenticate_agent(request: web.Request) -> None:
         raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
     request[_BODY] = body
     request[_AGENT] = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)
+
+
+def _is_upload_chunk(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return (
+        request.method == "PUT"
+        and resource is not None
+        and resource.canonical == routes.BACKUP_UPLOAD
+    )
+
+
+def _signature_verifies(
+    request: web.Request, key: bytes, ts: str, nonce: str, body: bytes, sig: str
+) -> bool:
+    """The HMAC over the request. An upload chunk may be signed with
+    ``BODY_IN_ENVELOPE`` for its body (the staged bytes are checked against the signed
+    SHA-256 before anything is stored); tried first there, as it costs no pass over the
+    body. Any request may be signed over its body's SHA-256 (older agents)."""
+    method, path_qs = request.method, request.path_qs
+    if _is_upload_chunk(request) and ra.verify_request(
+        key, method, path_qs, ts, nonce, body, sig, body_digest=ra.BODY_IN_ENVELOPE
+    ):
+        return True
+    return ra.verify_request(key, method, path_qs, ts, nonce, body, sig)
 
 
 def _authenticate_partner(request: web.Request) -> None:

@@ -14,11 +14,11 @@ from protocol.backup_archive import ArchiveResult
 
 
 def archive_tree(
-    src: Path, recipients: list[str], server_id: str = "srv-1"
+    src: Path, recipients: list[str], server_id: str = "srv-1", threads: int = 2
 ) -> tuple[bytes, ArchiveResult]:
     entries, _ = collect_sources(parse_backup_config({"paths": [str(src)]}))
     out = io.BytesIO()
-    result = write_archive(entries, out, recipients, server_id=server_id)
+    result = write_archive(entries, out, recipients, server_id=server_id, threads=threads)
     return out.getvalue(), result
 
 

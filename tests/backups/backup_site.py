@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.agent_key import AgentKey
 from agent.backup.config import parse_backup_config
 from agent.backup.runner import BackupRunner
 from agent.cli import main as vigil_agent
@@ -78,11 +77,12 @@ class RecordingClient(CollectorClient):
         body: bytes = b"",
         content_type: str = "application/json",
         params: dict[str, Any] | None = None,
+        body_digest: str | None = None,
     ) -> Response:
         offset = int(params["offset"]) if params and "offset" in params else None
         note = Sent(method, path, offset, len(body), None)
         self.sent.append(note)
-        resp = await super().request(method, path, body, content_type, params)
+        resp = await super().request(method, path, body, content_type, params, body_digest)
         note.status = resp.status
         return resp
 
@@ -101,13 +101,13 @@ class BackupSite:
     partner: Partner
     agent: Agent
     server_id: str
-    key: Ed25519PrivateKey
+    key: AgentKey
     clients: list[RecordingClient] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
 
     @property
     def public_key(self) -> bytes:
-        return self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return self.key.public_bytes_raw()
 
     # --- the agent side ------------------------------------------------------------------
 

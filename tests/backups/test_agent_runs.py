@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.backup.config import BackupConfigError, parse_backup_config
+from agent.backup.config import BackupConfigError, default_threads, parse_backup_config
 from agent.backup.state import PendingUpload, StateStore
 from harness.net import wait_until
 from protocol.backup_archive import generate_identity, read_identities
@@ -33,11 +33,20 @@ def test_config_errors_name_the_key() -> None:
         ({"pre_command_timeout": "10"}, "pre_command_timeout"),
         ({"pre_command_timeout": -1}, "pre_command_timeout"),
         ({"pathz": ["/etc"]}, "pathz"),
+        ({"threads": 0}, "threads"),
+        ({"threads": "4"}, "threads"),
+        ({"threads": True}, "threads"),
     ]
     for table, key in bad:
         with pytest.raises(BackupConfigError) as exc:
             parse_backup_config(table, "agent.toml")
         assert exc.value.key == key and "agent.toml" in str(exc.value)
+
+
+def test_threads_default_to_half_the_cores_at_most_four() -> None:
+    assert [default_threads(n) for n in (1, 2, 3, 4, 8, 9, 64)] == [1, 1, 1, 2, 4, 4, 4]
+    assert parse_backup_config({}).threads == default_threads()
+    assert parse_backup_config({"threads": 6}).threads == 6
 
 
 def test_full_then_unchanged_then_changed(site: BackupSite, tree: Path, tmp_path: Path) -> None:

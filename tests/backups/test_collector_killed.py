@@ -65,7 +65,7 @@ def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:
             back on the second request after that (the first one fails, as it would)."""
 
             async def request(
-                self, method, path, body=b"", content_type="application/json", params=None
+                self, method, path, body=b"", content_type="application/json", params=None, **kw
             ):
                 if seen.get("killed") and not seen.get("restarted"):
                     seen["failed_requests"] = int(seen.get("failed_requests", 0)) + 1
@@ -75,7 +75,7 @@ def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:
                         seen["listed_after_restart"] = await asyncio.to_thread(partner_list)
                 if method == "PUT":
                     seen["puts"].append(int(params["offset"]))  # type: ignore[union-attr]
-                resp = await super().request(method, path, body, content_type, params)
+                resp = await super().request(method, path, body, content_type, params, **kw)
                 if method == "PUT" and len(seen["puts"]) == 2 and not seen.get("killed"):
                     col.kill()
                     seen["killed"] = True

@@ -14,9 +14,10 @@ from recovery.extract import ArchiveRefused, read_archive
 from tests.backups.archive_helpers import archive_tree, snapshot
 
 
-def test_round_trip_exact(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2, 3])  # inline; a second thread; zstd's workers
+def test_round_trip_exact(tree: Path, tmp_path: Path, threads: int) -> None:
     secret, recipient = generate_identity()
-    blob, result = archive_tree(tree, [recipient])
+    blob, result = archive_tree(tree, [recipient], threads=threads)
     assert result.size == len(blob)
     dest = tmp_path / "restored"
     dest.mkdir()
@@ -39,9 +40,10 @@ def test_round_trip_exact(tree: Path, tmp_path: Path) -> None:
     assert len(original) >= 14
 
 
-def test_stock_tools_give_the_same_tree(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 3])
+def test_stock_tools_give_the_same_tree(tree: Path, tmp_path: Path, threads: int) -> None:
     secret, recipient = generate_identity()
-    blob, _ = archive_tree(tree, [recipient])
+    blob, _ = archive_tree(tree, [recipient], threads=threads)
     (tmp_path / "b.age").write_bytes(blob)
     (tmp_path / "key").write_text(secret + "\n")
     out = tmp_path / "stock"

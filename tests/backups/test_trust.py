@@ -16,6 +16,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.agent_key import AgentKey
 from agent.identity import load_identity
 from harness.processes import Agent
 from protocol import backup_envelope
@@ -29,7 +30,9 @@ from tests.backups.test_cli import backed_up, cli
 SUDOERS = "intruder ALL=(ALL) NOPASSWD: ALL\n"
 
 
-def raw(key: Ed25519PrivateKey) -> bytes:
+def raw(key: Ed25519PrivateKey | AgentKey) -> bytes:
+    if isinstance(key, AgentKey):
+        return key.public_bytes_raw()
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 

@@ -563,3 +563,62 @@ def test_signed_recipient_list_is_stored_and_forwarded(
     asyncio.run(first())
     assert seen[-1].backup_recipient_list == signed
     assert sorted(seen[-1].backup_recipients) == sorted([r1, extra])
+
+
+def test_chunks_signed_without_their_body_hash(env: Env) -> None:
+    """The collector offers ``chunk_body_bound``: chunks signed with ``BODY_IN_ENVELOPE``
+    are taken (the archive's signed SHA-256 binds their bytes: altered ones are refused at
+    ``complete``); the marker is refused on any other request, and chunks signed over
+    their body's hash (older agents) are still taken."""
+    agent = enroll_agent(env.collector.url, env.acme.token, "rec-bound")
+    data = os.urandom(3 * CHUNK)
+
+    async def put(client: CollectorClient, upload_id: str, offset: int, body: bytes, **kw):
+        return await client.request(
+            "PUT",
+            f"/api/v1/agent/backups/uploads/{upload_id}",
+            body,
+            "application/octet-stream",
+            params={"offset": offset},
+            **kw,
+        )
+
+    async def go() -> None:
+        client = agent.client(env.collector.url)
+        bound = {"body_digest": ra.BODY_IN_ENVELOPE}
+        # not an upload chunk: the marker does not stand for a body
+        r = await client.request("POST", "/api/v1/agent/backups", envelope(agent, data, 1), **bound)
+        assert (r.status, r.json()["error"]) == (401, "bad_signature")
+        r = await client.request("POST", "/api/v1/agent/backups", envelope(agent, data, 1))
+        opened = r.json()
+        assert r.status == 201 and opened["chunk_body_bound"] is True
+        uid = opened["upload_id"]
+        r = await put(client, uid, 0, data[:CHUNK], **bound)
+        assert (r.status, r.json()["offset"]) == (200, CHUNK)
+        r = await put(client, uid, CHUNK, data[CHUNK : 2 * CHUNK])  # signed over its hash
+        assert (r.status, r.json()["offset"]) == (200, 2 * CHUNK)
+        altered = bytearray(data[2 * CHUNK :])
+        altered[7] ^= 1  # as if changed on the way: the HMAC does not see it
+        r = await put(client, uid, 2 * CHUNK, bytes(altered), **bound)
+        assert r.status == 200
+        r = await client.request("POST", f"/api/v1/agent/backups/uploads/{uid}/complete")
+        assert (r.status, r.json()["error"]) == (422, "hash_mismatch")
+        # the same bytes unaltered, bound: stored
+        status, body = await full_upload_bound(client, envelope(agent, data, 2), data)
+        assert status == 201, body
+        await client.close()
+
+    async def full_upload_bound(client: CollectorClient, env_bytes: bytes, body: bytes):
+        r = await client.request("POST", "/api/v1/agent/backups", env_bytes)
+        uid, offset = r.json()["upload_id"], r.json()["offset"]
+        while offset < len(body):
+            r = await put(
+                client, uid, offset, body[offset : offset + CHUNK], body_digest=ra.BODY_IN_ENVELOPE
+            )
+            assert r.status == 200, r.body
+            offset = r.json()["offset"]
+        r = await client.request("POST", f"/api/v1/agent/backups/uploads/{uid}/complete")
+        return r.status, r.json()
+
+    asyncio.run(go())
+    assert len(listed(env, agent)) == 1

@@ -1,0 +1,76 @@
+"""The streamed upload's chunks come from the archive writer in memory: what the feed
+hands over is byte for byte what went to the file, cut at the chunk size; an uploader
+that gives up never leaves the writer waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.backup.chunk_feed import ChunkFeed, ChunkTee
+
+
+async def _collect(writes: list[bytes], chunk: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+    feed = ChunkFeed(asyncio.get_running_loop(), chunk)
+    out = io.BytesIO()
+
+    def writer() -> None:
+        tee = ChunkTee(out, feed)
+        for w in writes:
+            tee.write(w)
+        tee.finish()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    got: list[tuple[int, bytes]] = []
+    offset = 0
+    while True:
+        data = await feed.take(offset, 5.0)
+        if data is None:
+            break
+        got.append((offset, bytes(data)))
+        offset += len(data)
+    thread.join()
+    return out.getvalue(), got
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    writes=st.lists(st.binary(min_size=0, max_size=300), max_size=30),
+    chunk=st.integers(min_value=1, max_value=257),
+)
+def test_chunks_are_the_file_cut_at_the_chunk_size(writes: list[bytes], chunk: int) -> None:
+    written, got = asyncio.run(_collect(writes, chunk))
+    assert b"".join(w for w in writes) == written
+    assert b"".join(d for _, d in got) == written
+    assert all(len(d) == chunk for _, d in got[:-1])
+    assert [o for o, _ in got] == list(range(0, len(got) * chunk, chunk))
+
+
+def test_an_offset_not_in_the_feed_is_read_from_the_file_and_detach_frees_the_writer() -> None:
+    async def go() -> None:
+        feed = ChunkFeed(asyncio.get_running_loop(), 4, depth=1)
+        tee = ChunkTee(io.BytesIO(), feed)
+        wrote = threading.Event()
+
+        def writer() -> None:
+            tee.write(os.urandom(4 * 8))  # eight chunks, room for one: waits
+            tee.finish()
+            wrote.set()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        assert await feed.take(0, 5.0) is not None
+        assert await feed.take(0, 5.0) is None  # offset 4 is next: the caller reads the file
+        assert await feed.take(12, 5.0) is not None  # those before it are dropped
+        assert not wrote.is_set()
+        feed.detach()
+        await asyncio.to_thread(wrote.wait, 10)
+        assert wrote.is_set()
+
+    asyncio.run(go())
