@@ -32,10 +32,11 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 
 def _feature_registrations() -> list[Register]:
+    from collector.accounts import cli as accounts_cli
     from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
 
-    return [backups_cli.register, contracts_cli.register]
+    return [backups_cli.register, contracts_cli.register, accounts_cli.register]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

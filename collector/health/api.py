@@ -39,6 +39,8 @@ async def list_servers(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 0, high=MAX_PAGE)  # 0 = all
     offset = int_param(request, "offset", 0)
     views = await request.app[DB].read(lambda c: _fleet(request, c).all(partner.partner_id))
+    if partner.servers is not None:  # a customer's user: its customer's servers only
+        views = [v for v in views if v["id"] in partner.servers]
     if wanted:
         views = [v for v in views if v["status"] == wanted]
     total = len(views)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from collector import entitlements
+from collector.accounts import api as accounts_api
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
@@ -161,6 +162,7 @@ FEATURES: tuple[Callable[[web.Application], None], ...] = (
     health_feature.setup,  # first: the agent-settings registry the others add to
     openapi.setup,  # before the features that add their paths to the document
     pages.setup,
+    accounts_api.setup,
     backup_handlers.setup,
     contract_routes.setup,
     entitlements.setup,  # last: joins contracts and backups, sets the backup check

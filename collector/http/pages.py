@@ -11,6 +11,7 @@ collector's own style sheet: charts are inline SVG drawn on the server, no scrip
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector import secrets_store
+from collector.accounts import passwords, store
 from collector.health import cameras
 from collector.health.fleet import FleetView, status_counts, storage_history
 from collector.health.refusals import clock_offsets
@@ -29,17 +30,22 @@ from collector.health.status import STATUSES
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import (
     PARTNER_NAME,
+    PartnerIdentity,
     api_key_credential,
+    check_role,
+    identity_for,
     limited_for,
     note_failure,
     owned_server,
     partner_of,
     set_partner,
 )
+from collector.http.ratelimit import credential_key
 
 COOKIE = "vigil_session"
 CSRF_COOKIE = "vigil_csrf"
 _CSRF = web.RequestKey("vigil.csrf", str)
+USER = web.RequestKey("vigil.user", store.User)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -119,17 +125,43 @@ def _date(t: float | None) -> str:
 
 
 def _partner(request: web.Request) -> bool:
+    """Signed in? Sets the request's identity; 403 when its role may not do this."""
     sid = request.cookies.get(COOKIE, "")
     if not sid or len(sid) > 200:
         return False
     now = time.time()
-    found = request.app[DB].read_now(lambda c: secrets_store.page_session(c, sid, now))
+
+    def lookup(c: Any) -> tuple[store.SignIn, PartnerIdentity] | None:
+        found = store.session_user(c, sid, now)
+        return None if found is None else (found, identity_for(c, found.user))
+
+    found = request.app[DB].read_now(lookup)
     if found is None:
         return False
-    set_partner(request, found.partner.id, found.partner.name)
-    request[PARTNER_NAME] = found.partner.name
-    request[_CSRF] = found.csrf
+    sign_in, identity = found
+    set_partner(request, identity)
+    request[PARTNER_NAME] = identity.customer or identity.name
+    request[USER] = sign_in.user
+    request[_CSRF] = sign_in.csrf
+    check_role(request, identity)
     return True
+
+
+def signed_in(request: web.Request) -> PartnerIdentity:
+    """The signed-in identity; a browser that is not signed in is sent to the sign-in form."""
+    if not _partner(request):
+        raise web.HTTPFound("/login")
+    return partner_of(request)
+
+
+async def checked_form(request: web.Request) -> Any:
+    """A signed-in POST's form, refused (403) without the sign-in's CSRF token."""
+    signed_in(request)
+    form = await request.post()
+    if not _same(form.get("csrf"), request.get(_CSRF, "")):
+        request.app[METRICS].rejected("csrf")
+        raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    return form
 
 
 def _same(given: object, expected: str) -> bool:
@@ -178,10 +210,9 @@ def storage_chart(points: list[dict[str, Any]], width: int = 720, height: int = 
 
 
 async def fleet_page(request: web.Request) -> web.Response:
-    if not _partner(request):
-        raise web.HTTPFound("/login")
+    identity = signed_in(request)
     cfg = request.app[CONFIG]
-    partner_id = partner_of(request).partner_id
+    partner_id = identity.partner_id
     now = time.time()
     offsets = clock_offsets(request.app)
     views = await request.app[DB].read(
@@ -231,8 +262,7 @@ async def fleet_page(request: web.Request) -> web.Response:
 
 
 async def server_page(request: web.Request) -> web.Response:
-    if not _partner(request):
-        raise web.HTTPFound("/login")
+    signed_in(request)
     row = await owned_server(request, request.match_info["server_id"])
     cfg = request.app[CONFIG]
     now = time.time()
@@ -289,13 +319,40 @@ async def login_form(request: web.Request) -> web.Response:
     return _login_page(request)
 
 
+def _key_sign_in(conn: Any, key: str, ttl: float) -> str | None:
+    owner = store.key_owner(conn, key)
+    if owner is None:
+        return None
+    return store.create_session(conn, owner.user.id, ttl, api_key_id=owner.key_id)
+
+
+async def _password_sign_in(
+    request: web.Request, email: str, password: str, ttl: float
+) -> str | None:
+    found = await request.app[DB].read(lambda c: store.user_by_email(c, email))
+    user, stored = found if found is not None else (None, None)
+    ok = await asyncio.to_thread(passwords.verify, stored, password)
+    if not ok or user is None or user.disabled_at is not None or user.service:
+        return None
+    now = time.time()
+
+    def write(c: Any) -> str:
+        store.note_login(c, user.id, now)
+        return store.create_session(c, user.id, ttl)
+
+    return await request.app[DB].write(write)
+
+
 async def login(request: web.Request) -> web.Response:
+    """Sign in with an e-mail address and password, or (programs, old habits) an API key."""
     form = await request.post()
     if not _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")):
         request.app[METRICS].rejected("csrf")
         return _login_page(request, 403, "The sign-in form expired; please try again.")
     key = str(form.get("api_key", "")).strip()
-    credential = api_key_credential(key)
+    email = str(form.get("email", "")).strip().lower()[:254]
+    password = str(form.get("password", ""))
+    credential = api_key_credential(key) if key else (credential_key("user", email or "(none)"),)
     wait = limited_for(request, credential)
     if wait is not None:
         request.app[METRICS].rejected("rate_limited")
@@ -303,15 +360,21 @@ async def login(request: web.Request) -> web.Response:
         resp.headers["Retry-After"] = str(wait)
         return resp
     ttl = request.app[CONFIG].pages.session_ttl_s
-    sid = (
-        await request.app[DB].write(lambda c: secrets_store.create_page_session(c, key, ttl))
-        if key and len(key) <= 200
-        else None
-    )
+    if key:
+        sid = (
+            await request.app[DB].write(lambda c: _key_sign_in(c, key, ttl))
+            if len(key) <= 200
+            else None
+        )
+    elif email and password:
+        sid = await _password_sign_in(request, email, password, ttl)
+    else:
+        sid = None
     if sid is None:
         note_failure(request, credential)
         request.app[METRICS].rejected("unauthenticated")
-        return _login_page(request, 401, "Unknown or revoked API key.")
+        what = "API key" if key else "e-mail address or password"
+        return _login_page(request, 401, f"Unknown {what}, or the account is disabled.")
     resp = web.HTTPFound("/")
     _set_cookie(request, resp, COOKIE, sid)
     resp.del_cookie(CSRF_COOKIE, path="/")
@@ -320,14 +383,9 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """POST only, with the sign-in's CSRF token: a link elsewhere cannot sign anyone out."""
-    if not _partner(request):
-        raise web.HTTPFound("/login")
-    form = await request.post()
-    if not _same(form.get("csrf"), request.get(_CSRF, "")):
-        request.app[METRICS].rejected("csrf")
-        raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    await checked_form(request)
     sid = request.cookies.get(COOKIE, "")
-    await request.app[DB].write(lambda c: secrets_store.end_page_session(c, sid))
+    await request.app[DB].write(lambda c: store.end_session(c, sid))
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
