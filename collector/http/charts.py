@@ -19,7 +19,7 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 44, 12, 10, 40
 
 
 def _label(t: float, span: float) -> str:
-    fmt = "%H:%M" if span < 2 * 86400 else "%d %b"
+    fmt = "%H:%M:%S" if span < 3600 else "%H:%M" if span < 2 * 86400 else "%d %b"
     return datetime.fromtimestamp(t, UTC).strftime(fmt)
 
 
@@ -59,10 +59,11 @@ def storage_chart(points: list[dict[str, Any]], volumes: list[dict[str, Any]]) -
     for i in range(5):
         t = t0 + width * i / 4
         xx = x(t)
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
         parts.append(
             f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_H - _BOTTOM}" y2="{_H - _BOTTOM + 4}" '
             f'stroke="#374151"/><text x="{xx:.1f}" y="{_H - _BOTTOM + 16}" font-size="11" '
-            f'fill="#374151" text-anchor="middle">{_label(t, width)}</text>'
+            f'fill="#374151" text-anchor="{anchor}">{_label(t, width)}</text>'
         )
     by_mount = {v["mountpoint"]: v for v in volumes}
     for i, (name, pts) in enumerate(sorted(series.items())):

@@ -104,6 +104,10 @@ async def fleet_page(request: web.Request) -> web.Response:
     fq = ff.parse(request.query)
     views, at_risk = await request.app[DB].read(lambda c: fleet_rows(c, request, identity, now))
     shown, page, pages, matching = ff.select(views, fq, at_risk)
+    try:
+        refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
+    except ValueError:
+        refresh = 30
     for v in shown:
         _decorate(v, now, at_risk)
 
@@ -126,6 +130,7 @@ async def fleet_page(request: web.Request) -> web.Response:
         link=link,
         choices=ff.choices(views),
         customer_view=identity.customer is not None,
+        refresh=refresh,
         refreshed=dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S UTC"),
     )
 

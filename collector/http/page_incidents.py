@@ -53,7 +53,7 @@ def incident_rows(conn: Any, identity: PartnerIdentity, state: str = "") -> list
         if not identity.sees_incident(inc.server_id, inc.contract_id):
             continue
         j = incident_to_json(inc, now)
-        if state == "open" and j["state"] in ("resolved", "closed"):
+        if state == "open" and j["state"] == "closed":  # resolved waits for acceptance
             continue
         j["hostname"] = names.get(inc.server_id or "", "")
         j["actions"] = actions_for(identity, str(j["state"]))

@@ -67,6 +67,10 @@ _env.filters["day"] = lambda t: date_text(t)
 _env.filters["when"] = lambda t: (
     "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 )
+_env.filters["iso"] = lambda text: (
+    "—" if not text else f"{text[:10]} {text[11:16]} {text[-6:] if text[-6] in '+-' else 'UTC'}"
+)
+"""An ISO 8601 time with its offset as "2026-12-04 08:55 +01:00" (local to its calendar)."""
 _env.filters["bar"] = lambda pct: f"w{max(0, min(100, int(pct)))}" + (" hot" if pct >= 90 else "")
 """The CSS classes of a fill bar (its width and colour come from the style sheet)."""
 _STATIC = {

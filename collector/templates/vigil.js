@@ -5,7 +5,7 @@
 (function () {
   var live = document.getElementById("live");
   if (!live || !window.fetch || !window.DOMParser) return;
-  var every = Math.max(10, parseInt(live.getAttribute("data-refresh"), 10) || 30) * 1000;
+  var every = Math.max(2, parseInt(live.getAttribute("data-refresh"), 10) || 30) * 1000;
   function refresh() {
     if (document.hidden) return;
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })

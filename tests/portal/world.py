@@ -1,8 +1,9 @@
 """Two partners on one real collector, one of them with two customers: each with its own
 agents (servers reporting health), contracts, incidents, users and API keys.
 
-acme: customers "Museum" (server museum-1, contract A-M) and "Bakery" (bakery-1, A-B),
-plus an uncovered server acme-free; rival: server rival-1 under contract R-1.
+acme: customers "Museum" (server museum-1, contract A-M on premium-24x7, whose incidents
+wait for the customer's acceptance) and "Bakery" (bakery-1, A-B), plus an uncovered
+server acme-free; rival: server rival-1 under contract R-1.
 """
 
 from __future__ import annotations
@@ -75,15 +76,32 @@ SERVERS = (
 )
 
 
+PLANS = {"A-M": "premium-24x7"}
+"""Contracts not on maintenance-support."""
+
+
 def _enroll(c: Collector, root: Path, token: str, name: str, licence: str) -> tuple[Agent, str]:
     agent = Agent(root / name, f'licence_id = "{licence}"\n')
     server_id = agent.enroll(c.url, token)
     session = session_for(agent.state_dir, c.url)
     host = {"hostname": name, "cpu_percent": 3.5}
-    for seq in (1, 2):
-        status, ack = post_signed(
-            c.url, session, "/api/v1/agent/reports", batch(report(seq, host=host))
-        )
+    now = time.time()
+    for seq in range(1, 9):  # two days of history, the video volume filling up 160 B a day
+        used, at = 400 + 40 * seq, now - (8 - seq) * 6 * 3600
+        volumes = [
+            {
+                "mountpoint": "/video",
+                "total": 1000,
+                "used": used,
+                "free": 1000 - used,
+                "recording": True,
+                "fill_rate_bytes_per_day": 160.0,
+                "full_at": at + (1000 - used) / 160.0 * 86400,
+            },
+            {"mountpoint": "/", "total": 1000, "used": 200, "free": 800},
+        ]
+        rep = report(seq, host=host, volumes=volumes, collected_at=at)
+        status, ack = post_signed(c.url, session, "/api/v1/agent/reports", batch(rep))
         assert status == 200, ack
     return agent, server_id
 
@@ -96,7 +114,8 @@ def build(root: Path) -> World:
         w.keys[partner], tokens[partner] = c.partner(partner)
     for partner in ("acme", "rival"):  # an import replaces the partner's contracts: one file
         rows = [
-            f"{cid},{customer},{partner},maintenance-support,{lic},{TODAY},{TODAY}\n"
+            f"{cid},{customer},{partner},{PLANS.get(cid, 'maintenance-support')},{lic},"
+            f"{TODAY},{TODAY}\n"
             for _name, p, lic, cid, customer in SERVERS
             if p == partner and cid is not None
         ]
@@ -120,7 +139,7 @@ def build(root: Path) -> World:
             continue
         body = {
             "contract_id": cid,
-            "priority": "high",
+            "priority": "P2" if PLANS.get(cid) == "premium-24x7" else "high",
             "server_id": w.servers[name],
             "title": f"disk trouble on {name}",
         }
