@@ -2,7 +2,8 @@
 
 Pure functions of the rows and the query string, so the page, its live refresh and the
 benchmark share them. The most urgent servers come first: critical, offline, warning,
-then the rest; within a status, those with an overdue backup or an SLA at risk first.
+then the rest; within a status, those with an overdue backup (or, when the "SLA at risk"
+filter is on, every one of them has an SLA at risk) first.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The contracts page (partner users only): contracts by the nearest date to act on (last
 day to cancel, end of term), servers no contract covers, versions a contract does not
-cover, and the monthly report as a table and as CSV.
+cover; and the monthly report as a table (a page of its own) and as CSV.
 """
 
 from __future__ import annotations
@@ -70,21 +70,26 @@ async def contracts_page(request: web.Request) -> web.Response:
     identity = _partner_only(request)
     year, month = _month(request)
     now = time.time()
-
-    def read(conn: Any) -> tuple[dict[str, Any], list[Any]]:
-        return (
-            contracts_data(conn, identity, now),
-            build_report(conn, year, month, "customer", identity.name, REPORT_TZ, now),
-        )
-
-    data, report = await request.app[DB].read(read)
+    data = await request.app[DB].read(lambda c: contracts_data(c, identity, now))
     return render(
-        "contracts.html",
+        "contracts.html", request, tab="contracts", month=f"{year:04d}-{month:02d}", **data
+    )
+
+
+async def report_page(request: web.Request) -> web.Response:
+    """The monthly report as a table (its own page: it evaluates every day of the month)."""
+    identity = _partner_only(request)
+    year, month = _month(request)
+    now = time.time()
+    rows = await request.app[DB].read(
+        lambda c: build_report(c, year, month, "customer", identity.name, REPORT_TZ, now)
+    )
+    return render(
+        "report.html",
         request,
         tab="contracts",
         month=f"{year:04d}-{month:02d}",
-        report=[asdict(r) for r in report],
-        **data,
+        report=[asdict(r) for r in rows],
     )
 
 
@@ -106,4 +111,5 @@ async def report_csv(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/contracts", contracts_page)
+    app.router.add_get("/contracts/report", report_page)
     app.router.add_get("/contracts/report.csv", report_csv)

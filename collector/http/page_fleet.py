@@ -45,33 +45,29 @@ AT_RISK = frozenset({"warning_75", "breached"})
 OPEN_STATES = frozenset({State.OPEN, State.ACKNOWLEDGED, State.PAUSED})
 
 
-def open_incidents(conn: Any, identity: PartnerIdentity) -> list[Any]:
-    """The identity's incidents that are not resolved or closed."""
-    now = dt.datetime.now(dt.UTC)
-    return [
-        i
-        for i in repo.list_incidents(conn, identity.name)
-        if identity.sees_incident(i.server_id, i.contract_id)
-        and status(i, now).state in OPEN_STATES
-    ]
-
-
-def sla_at_risk(incidents: list[Any]) -> set[str]:
-    """Servers with an open incident past 75 % of a due time (or past it)."""
+def sla_at_risk(conn: Any, identity: PartnerIdentity, only: set[str] | None = None) -> set[str]:
+    """Servers (of ``only``, when given) with an incident not yet resolved that is past
+    75 % of a due time or past it. Only incidents stored as open, acknowledged or paused
+    are evaluated, once each: their clocks are the expensive part."""
     now = dt.datetime.now(dt.UTC)
     risky = set()
-    for i in incidents:
-        s = status(i, now)
-        if i.server_id and (
-            s.response.status.value in AT_RISK or s.resolution.status.value in AT_RISK
-        ):
-            risky.add(i.server_id)
+    for state in OPEN_STATES:
+        for i in repo.list_incidents(conn, identity.name, state=state.value):
+            if not i.server_id or not identity.sees_incident(i.server_id, i.contract_id):
+                continue
+            if only is not None and i.server_id not in only:
+                continue
+            s = status(i, now)
+            if {s.response.status.value, s.resolution.status.value} & AT_RISK:
+                risky.add(i.server_id)
     return risky
 
 
 def fleet_rows(
-    conn: Any, request: web.Request, identity: PartnerIdentity, now: float
+    conn: Any, request: web.Request, identity: PartnerIdentity, now: float, risk: bool
 ) -> tuple[list[dict[str, Any]], set[str]]:
+    """The identity's servers' views, and the servers with an SLA at risk when ``risk``
+    (the filter asks for them; otherwise they are found for the shown page only)."""
     cfg = request.app[CONFIG]
     fleet = FleetView(
         conn, cfg.report_interval_s, cfg.offline_after_intervals, clock_offsets(request.app)
@@ -79,7 +75,7 @@ def fleet_rows(
     views = fleet.all(identity.partner_id, now)
     if identity.servers is not None:
         views = [v for v in views if v["id"] in identity.servers]
-    return views, sla_at_risk(open_incidents(conn, identity))
+    return views, sla_at_risk(conn, identity) if risk else set()
 
 
 def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
@@ -102,8 +98,13 @@ async def fleet_page(request: web.Request) -> web.Response:
     identity = signed_in(request)
     now = time.time()
     fq = ff.parse(request.query)
-    views, at_risk = await request.app[DB].read(lambda c: fleet_rows(c, request, identity, now))
+    views, at_risk = await request.app[DB].read(
+        lambda c: fleet_rows(c, request, identity, now, fq.sla_at_risk)
+    )
     shown, page, pages, matching = ff.select(views, fq, at_risk)
+    if not fq.sla_at_risk:
+        ids = {v["id"] for v in shown}
+        at_risk = await request.app[DB].read(lambda c: sla_at_risk(c, identity, ids))
     try:
         refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
     except ValueError:

@@ -115,6 +115,14 @@ def test_partner_admin_runs_the_fleet_from_the_browser(browser: Browser, world: 
     expect(page.locator("main")).to_contain_text("A-M")
     expect(page.locator("main")).to_contain_text("acme-free")  # not covered
     shot(page, "contracts")
+    page.get_by_role("button", name="Show the report").click()
+    expect(page.get_by_role("heading", name=re.compile("Monthly report"))).to_be_visible()
+    expect(page.locator("main table")).to_contain_text("Museum")
+    shot(page, "report")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    csv = Path(download.value.path()).read_text()
+    assert csv.splitlines()[0].startswith("month,") and "Museum" in csv
 
     # Settings: an API key made and revoked; a user added with a role.
     page.get_by_role("link", name="Settings").click()
@@ -192,6 +200,7 @@ def test_every_page_reflows_at_phone_width(browser: Browser, world: World) -> No
         "server": f"/servers/{world.servers['museum-1']}",
         "incidents": "/incidents?state=all",
         "contracts": "/contracts",
+        "report": "/contracts/report",
         "settings": "/settings",
     }
     for name, path in pages.items():
