@@ -64,7 +64,7 @@ def fill_contracts(conn, partner: str, n: int, incidents_every: int, now: float)
             repo.insert_incident(conn, inc, partner, now)
 
 
-def fill(conn, n: int, incidents_every: int = 10) -> str:
+def fill(conn, n: int, incidents_every: int = 10, contracts: bool = True) -> str:
     p = secrets_store.add_partner(conn, "bench")
     key = secrets_store.create_api_key(conn, p.id)
     now = time.time()
@@ -111,11 +111,19 @@ def fill(conn, n: int, incidents_every: int = 10) -> str:
         "enrolled_at, last_seen, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
-    fill_contracts(conn, p.name, n, incidents_every, now)
+    if contracts:
+        fill_contracts(conn, p.name, n, incidents_every, now)
     return key
 
 
-PATHS = ("/", "/incidents", "/incidents?state=all", "/contracts", "/api/v1/servers")
+PATHS = (
+    "/",
+    "/incidents",
+    "/incidents?state=all",
+    "/contracts",
+    "/contracts/report",
+    "/api/v1/servers",
+)
 
 
 def _sign_in(conn, key: str) -> str:
@@ -145,13 +153,18 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--incidents-every", type=int, default=10)
+    ap.add_argument(
+        "--no-contracts", action="store_true", help="no contracts nor incidents (as before)"
+    )
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="vigil-bench-fleet-"))
     from collector.storage import open_database
 
     db = open_database(load_config(None, data))
     t = time.perf_counter()
-    key = db.write_sync(lambda c: fill(c, args.servers, args.incidents_every))
+    key = db.write_sync(
+        lambda c: fill(c, args.servers, args.incidents_every, not args.no_contracts)
+    )
     page = db.write_sync(lambda c: _sign_in(c, key))
     db.close()
     print(f"filled in {time.perf_counter() - t:.0f} s", file=sys.stderr)

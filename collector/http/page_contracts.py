@@ -14,7 +14,6 @@ from aiohttp import web
 
 from collector.contracts import repository as repo
 from collector.contracts.reports import render_csv
-from collector.contracts.service import coverage_by_server
 from collector.contracts.views import build_report, contract_view, parse_month
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
@@ -42,22 +41,22 @@ def _month(request: web.Request) -> tuple[int, int]:
         raise ApiError(400, "invalid_parameter", str(exc), "month") from None
 
 
-def contracts_data(conn: Any, identity: PartnerIdentity, now: float) -> dict[str, Any]:
+def contracts_data(conn: Any, identity: PartnerIdentity) -> dict[str, Any]:
     contracts = [contract_view(c) for c in repo.current_contracts(conn, identity.name).values()]
     far = "9999-12-31"
     contracts.sort(
         key=lambda c: (c.get("last_day_to_cancel") or far, c.get("last_covered_day") or far)
     )
-    coverage = coverage_by_server(conn, now, identity.name)
-    names = {
-        r["id"]: r["hostname"]
-        for r in conn.execute(
-            "SELECT id, hostname FROM servers WHERE partner_id = ? AND revoked_at IS NULL",
-            (identity.partner_id,),
-        )
-    }
+    # Uncovered: no current contract of the partner names the server's licence (what the
+    # fleet's coverage lookup calls "none"), found from the contracts already read.
+    licences = {lic for c in contracts for lic in c.get("licence_ids", ())}
+    rows = conn.execute(
+        "SELECT id, hostname, licence_id FROM servers WHERE partner_id = ? AND revoked_at IS NULL",
+        (identity.partner_id,),
+    ).fetchall()
+    names = {r["id"]: r["hostname"] for r in rows}
     uncovered = sorted(
-        ((sid, names.get(sid, sid)) for sid, c in coverage.items() if c["coverage"] == "none"),
+        ((r["id"], r["hostname"]) for r in rows if (r["licence_id"] or "") not in licences),
         key=lambda x: x[1],
     )
     versions = [
@@ -69,8 +68,7 @@ def contracts_data(conn: Any, identity: PartnerIdentity, now: float) -> dict[str
 async def contracts_page(request: web.Request) -> web.Response:
     identity = _partner_only(request)
     year, month = _month(request)
-    now = time.time()
-    data = await request.app[DB].read(lambda c: contracts_data(c, identity, now))
+    data = await request.app[DB].read(lambda c: contracts_data(c, identity))
     return render(
         "contracts.html", request, tab="contracts", month=f"{year:04d}-{month:02d}", **data
     )

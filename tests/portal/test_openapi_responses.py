@@ -101,7 +101,7 @@ def test_real_responses_validate_against_the_document(world: World, doc: dict[st
         "POST",
         "/api/v1/incidents",
         "/api/v1/incidents",
-        {"contract_id": "A-M", "priority": "low", "server_id": sid, "title": "schema"},
+        {"contract_id": "A-M", "priority": "P3", "server_id": sid, "title": "schema"},
     )
     post(
         "POST",
