@@ -24,9 +24,8 @@ _CUSTOMER_READS = re.compile(
 _CUSTOMER_ACTIONS = re.compile(r"^/api/v1/incidents/[^/]+/(accept|reopen)$")
 _OPERATOR_ACTIONS = re.compile(r"^/api/v1/incidents(/[^/]+/[a-z_]+)?$")
 _OWN_KEYS = re.compile(r"^/api/v1/api-keys(/\d+)?$")
-_PAGE_CUSTOMER = re.compile(
-    r"^/(|servers/[^/]+|incidents|incidents/[^/]+/(accept|reopen)|fleet\.json)$"
-)
+_PAGE_CUSTOMER = re.compile(r"^/(|servers/[^/]+|incidents)$")
+_PAGE_CUSTOMER_ACTIONS = re.compile(r"^/incidents/[^/]+/(accept|reopen)$")
 _PAGE_OPERATOR = re.compile(r"^/incidents/[^/]+/[a-z_]+$")
 _PAGE_OWN_KEYS = re.compile(r"^/settings(/api-keys(/\d+/revoke)?)?$")
 
@@ -37,8 +36,8 @@ def needed(method: str, path: str) -> str:
         return READ
     if _OPERATOR_ACTIONS.match(path) or _PAGE_OPERATOR.match(path):
         return OPERATE
-    if _OWN_KEYS.match(path) or _PAGE_OWN_KEYS.match(path):
-        return READ  # everyone manages their own API keys; others' need admin (handler)
+    if _OWN_KEYS.match(path) or _PAGE_OWN_KEYS.match(path) or path == "/logout":
+        return READ  # everyone signs out and manages its own API keys (others': admin)
     return ADMIN
 
 
@@ -52,7 +51,7 @@ def allowed(role: str, customer: bool, method: str, path: str) -> bool:
             return bool(_CUSTOMER_ACTIONS.match(path)) and RANK.get(role, -1) >= 1
         if reading:
             return bool(_PAGE_CUSTOMER.match(path)) or path == "/settings"
-        if re.match(r"^/incidents/[^/]+/(accept|reopen)$", path):
+        if _PAGE_CUSTOMER_ACTIONS.match(path):
             return RANK.get(role, -1) >= 1
         return path in ("/logout",) or bool(_PAGE_OWN_KEYS.match(path))
     return RANK.get(role, -1) >= RANK[needed(method, path)]

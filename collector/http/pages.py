@@ -90,9 +90,6 @@ def render(name: str, request: web.Request | None = None, **ctx: Any) -> web.Res
     )
 
 
-_render = render
-
-
 def is_page(request: web.Request) -> bool:
     """Does a browser ask (a page, not the JSON API): errors then answer in HTML."""
     return not request.path.startswith(_NOT_PAGES)
@@ -220,7 +217,7 @@ def _login_page(request: web.Request, status: int = 200, error: str | None = Non
     """The sign-in form, with a fresh CSRF token in the form and in its cookie."""
     token = secrets.token_urlsafe(24)
     request[_CSRF] = token
-    resp = _render("login.html", request, partner=None, error=error)
+    resp = render("login.html", request, partner=None, error=error)
     resp.set_status(status)
     _set_cookie(request, resp, CSRF_COOKIE, token)
     return resp

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.portal.world import World, call, page, post_form, sign_in
 from tests.processes import Agent
 
@@ -121,9 +123,10 @@ def test_a_disabled_user_loses_its_sign_ins_and_keys(world: World) -> None:
     assert sign_in(c, "leaver@example.test", password)[0] == 302
 
 
-def test_signing_out_ends_the_session_on_the_server(world: World) -> None:
+@pytest.mark.parametrize("user", ["acme-admin", "acme-viewer", "museum"])
+def test_signing_out_ends_the_session_on_the_server(world: World, user: str) -> None:
     c = world.collector
-    status, cookie, _ = sign_in(c, world.email("acme-admin"), world.passwords["acme-admin"])
+    status, cookie, _ = sign_in(c, world.email(user), world.passwords[user])
     assert status == 302
     assert post_form(c, "/logout", cookie, {})[0] == 302
     assert page(c, "/", cookie)[0] == 302
