@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from collector import secrets_store
-from collector.accounts import passwords, store
+from collector.accounts import passwords, store, totp
 from collector.cli_options import common, emit_json, fail, opened_database
 
 
@@ -82,6 +82,20 @@ def cmd_user_disable(args: argparse.Namespace, off: bool = True) -> int:
     return 0
 
 
+def cmd_user_totp(args: argparse.Namespace) -> int:
+    """Turn two-step sign-in on (the otpauth:// address last) or off for a user."""
+    secret = None if args.off else totp.new_secret()
+    with opened_database(args) as db:
+        db.write_sync(lambda c: store.set_totp(c, _by_email(c, args.email).id, secret))
+    if secret is None:
+        print(f"two-step sign-in off for {args.email}; its sign-ins ended")
+        return 0
+    print(f"two-step sign-in on for {args.email}; its sign-ins ended. Give this address to")
+    print("the user's authenticator app (as text or a QR code), shown once:")
+    print(totp.uri(secret, args.email))
+    return 0
+
+
 def cmd_org_add(args: argparse.Namespace) -> int:
     with opened_database(args, create=args.customer_of is None) as db:
         if args.customer_of is None:
@@ -141,6 +155,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = user.add_parser("disable", parents=[c], help="disable a user: its sign-ins and keys end")
     p.add_argument("email")
     p.set_defaults(func=cmd_user_disable)
+    p = user.add_parser(
+        "totp", parents=[c], help="two-step sign-in on (otpauth:// address last) or off"
+    )
+    p.add_argument("email")
+    p.add_argument("--off", action="store_true")
+    p.set_defaults(func=cmd_user_totp)
     p = user.add_parser("enable", parents=[c], help="enable a disabled user again")
     p.add_argument("email")
     p.set_defaults(func=lambda a: cmd_user_disable(a, off=False))

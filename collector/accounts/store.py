@@ -247,6 +247,31 @@ def grant(
     return True
 
 
+def totp_of(conn: sqlite3.Connection, user_id: int) -> tuple[str | None, int]:
+    """(TOTP secret or None when the second factor is off, last accepted step)."""
+    row = conn.execute(
+        "SELECT totp_secret, totp_last_step FROM users WHERE id = ?", (user_id,)
+    ).fetchone()
+    return (None, 0) if row is None else (row["totp_secret"], int(row["totp_last_step"]))
+
+
+def set_totp(conn: sqlite3.Connection, user_id: int, secret: str | None) -> None:
+    """Turn the second factor on (with ``secret``) or off; the user's sign-ins end."""
+    conn.execute(
+        "UPDATE users SET totp_secret = ?, totp_last_step = 0 WHERE id = ?", (secret, user_id)
+    )
+    conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (user_id,))
+
+
+def use_totp_step(conn: sqlite3.Connection, user_id: int, step: int) -> bool:
+    """Record ``step`` as used; False when it (or a later one) was used already."""
+    cur = conn.execute(
+        "UPDATE users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?",
+        (step, user_id, step),
+    )
+    return cur.rowcount == 1
+
+
 def note_login(conn: sqlite3.Connection, user_id: int, now: float) -> None:
     conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
 

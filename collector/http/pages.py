@@ -26,7 +26,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector.accounts import passwords, store
+from collector.accounts import passwords, store, totp
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import (
     PARTNER_NAME,
@@ -235,8 +235,10 @@ def _key_sign_in(conn: Any, key: str, ttl: float) -> str | None:
 
 
 async def _password_sign_in(
-    request: web.Request, email: str, password: str, ttl: float
+    request: web.Request, email: str, password: str, code: str, ttl: float
 ) -> str | None:
+    """A new sign-in id, or None: unknown address, wrong password, disabled, or (with the
+    second factor on) a missing, wrong or already used code."""
     found = await request.app[DB].read(lambda c: store.user_by_email(c, email))
     user, stored = found if found is not None else (None, None)
     ok = await asyncio.to_thread(passwords.verify, stored, password)
@@ -244,7 +246,12 @@ async def _password_sign_in(
         return None
     now = time.time()
 
-    def write(c: Any) -> str:
+    def write(c: Any) -> str | None:
+        secret, last_step = store.totp_of(c, user.id)
+        if secret is not None:
+            step = totp.accepted_step(secret, code, last_step, now)
+            if step is None or not store.use_totp_step(c, user.id, step):
+                return None
         store.note_login(c, user.id, now)
         return store.create_session(c, user.id, ttl)
 
@@ -260,6 +267,7 @@ async def login(request: web.Request) -> web.Response:
     key = str(form.get("api_key", "")).strip()
     email = str(form.get("email", "")).strip().lower()[:254]
     password = str(form.get("password", ""))
+    code = str(form.get("code", ""))[:12]
     credential = api_key_credential(key) if key else (credential_key("user", email or "(none)"),)
     wait = limited_for(request, credential)
     if wait is not None:
@@ -275,13 +283,13 @@ async def login(request: web.Request) -> web.Response:
             else None
         )
     elif email and password:
-        sid = await _password_sign_in(request, email, password, ttl)
+        sid = await _password_sign_in(request, email, password, code, ttl)
     else:
         sid = None
     if sid is None:
         note_failure(request, credential)
         request.app[METRICS].rejected("unauthenticated")
-        what = "API key" if key else "e-mail address or password"
+        what = "API key" if key else "e-mail address, password or one-time code"
         return _login_page(request, 401, f"Unknown {what}, or the account is disabled.")
     resp = web.HTTPFound("/")
     _set_cookie(request, resp, COOKIE, sid)

@@ -5,7 +5,9 @@ made before accounts existed (their partner's service account)."""
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 
+import pyotp
 import pytest
 
 from tests.portal.world import World, call, page, post_form, sign_in
@@ -19,7 +21,7 @@ def test_a_user_signs_in_with_email_and_password_and_sees_its_partner(world: Wor
     status, body = page(c, "/", cookie)
     assert status == 200 and b"museum-1" in body and b"rival-1" not in body
     status, none, body = sign_in(c, world.email("acme-viewer"), "not the password at all")
-    assert status == 401 and not none and b"Unknown e-mail address or password" in body
+    assert status == 401 and not none and b"Unknown e-mail address, password" in body
     status, none, _ = sign_in(c, "nobody@example.test", world.passwords["acme-viewer"])
     assert status == 401 and not none
 
@@ -47,8 +49,10 @@ def test_password_guessing_is_rate_limited_per_account(world: World) -> None:
         {"email": "guessed@example.test", "password": "correct horse battery", "role": "viewer"},
     )
     assert status == 201, new
-    statuses = [sign_in(c, "guessed@example.test", f"wrong guess {i}")[0] for i in range(11)]
-    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+    statuses: list[int] = []
+    while 429 not in statuses and len(statuses) < 20:  # the bucket refills 1 per 6 s
+        statuses.append(sign_in(c, "guessed@example.test", f"wrong guess {len(statuses)}")[0])
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {401} and len(statuses) >= 11
     # Limited before the password is looked at: the right one is refused too, for now.
     assert sign_in(c, "guessed@example.test", "correct horse battery")[0] == 429
 
@@ -159,3 +163,41 @@ def test_partner_keys_made_before_accounts_are_the_service_accounts(world: World
     assert me["email"].endswith(".invalid")
     listed = world.collector.cli("user", "list", "--partner", "acme")
     assert "service-account.partner-" in listed and world.email("museum") in listed
+
+
+def _sign_in_with_code(world: World, email: str, password: str, code: str) -> int:
+    from tests.portal.world import csrf_of, set_cookies
+    from tests.processes import http_no_redirect
+
+    c = world.collector
+    _, headers, body = http_no_redirect("GET", c.url + "/login")
+    csrf_cookie = set_cookies(headers)["vigil_csrf"].split(";", 1)[0]
+    form = urllib.parse.urlencode(
+        {"csrf": csrf_of(body), "email": email, "password": password, "code": code}
+    ).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf_cookie}
+    return http_no_redirect("POST", c.url + "/login", form, headers)[0]
+
+
+def test_two_step_sign_in_needs_a_fresh_code(world: World) -> None:
+    c = world.collector
+    email, password = "twostep@example.test", "correct horse battery"
+    status, _ = call(
+        c,
+        world.keys["acme-admin"],
+        "POST",
+        "/api/v1/users",
+        {"email": email, "password": password, "role": "viewer"},
+    )
+    assert status == 201
+    address = c.last_line("user", "totp", email)
+    assert address.startswith("otpauth://totp/Vigil:")
+    secret = urllib.parse.parse_qs(urllib.parse.urlsplit(address).query)["secret"][0]
+    assert _sign_in_with_code(world, email, password, "") == 401
+    assert _sign_in_with_code(world, email, password, "000000") in (401, 302)
+    code = pyotp.TOTP(secret).now()
+    assert _sign_in_with_code(world, email, "wrong password!", code) == 401
+    assert _sign_in_with_code(world, email, password, code) == 302
+    assert _sign_in_with_code(world, email, password, code) == 401, "a code is good once"
+    c.cli("user", "totp", email, "--off")
+    assert _sign_in_with_code(world, email, password, "") == 302
