@@ -77,8 +77,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         if pages.is_page(request):
-            return pages.error_page(request, exc.status, exc.message, exc.headers)
-        resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+            resp = pages.error_page(request, exc.status, exc.message, exc.headers, exc.code)
+        else:
+            resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
         if exc.status == 413:  # the body was not read: do not wait for the rest of it
             request.app[METRICS].rejected("too_large")
             resp.force_close()
@@ -103,7 +104,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _REASONS.get(exc.status, "http_error")
         keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         if pages.is_page(request):
-            return pages.error_page(request, exc.status, exc.reason, keep)
+            return pages.error_page(request, exc.status, exc.reason, keep, code)
         return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise

@@ -108,13 +108,19 @@ _TITLES = {
 
 
 def error_page(
-    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
+    request: web.Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str = "",
 ) -> web.Response:
-    """The HTML page of a refusal, for browsers (the API answers JSON)."""
+    """The HTML page of a refusal, for browsers (the API answers JSON); ``code`` is the
+    machine-readable reason the JSON would carry."""
     resp = render(
         "error.html",
         request,
         status=status,
+        code=code,
         title=_TITLES.get(status, "Something went wrong"),
         message=message,
     )
