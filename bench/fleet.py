@@ -1,17 +1,20 @@
-"""Fleet view with 10,000 servers: server time of the page and of GET /api/v1/servers.
+"""The portal with 10,000 servers: server time of the fleet, incidents and contracts
+pages and of GET /api/v1/servers.
 
-    .venv/bin/python bench/fleet.py [--servers 10000] [--repeat 5]
+    .venv/bin/python bench/fleet.py [--servers 10000] [--repeat 5] [--incidents-every 10]
 
 Fills a collector database (one partner, N servers with a realistic latest state: two
-volumes, 32 cameras' counts, a backup policy, contracts for every server) and times the
-partner's fleet page and server list in-process through aiohttp's test client on
-127.0.0.1 (server time = the handler's wall time, measured around the request).
+volumes, 32 cameras' counts, a backup policy, a contract for every server with ten
+servers per customer, and an open incident on every tenth server) and times the pages and
+the server list in-process through aiohttp's test client on 127.0.0.1 (server time = the
+handler's wall time, measured around the request), signed in as the partner's admin.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import statistics
 import sys
@@ -23,11 +26,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from collector import secrets_store
+from collector.accounts import store
 from collector.config import load_config
+from collector.contracts import repository as repo
+from collector.contracts.incidents import open_incident
+from collector.contracts.plans import get_plan
+from collector.contracts.terms import Contract
 from harness.app import app_client
 
 
-def fill(conn, n: int) -> str:
+def fill_contracts(conn, partner: str, n: int, incidents_every: int, now: float) -> None:
+    """A contract per server (ten servers per customer) and some open incidents."""
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    plan = get_plan("maintenance-support")
+    for i in range(n):
+        c = Contract(
+            id=f"C{i:06d}",
+            customer=f"cust{i // 10:04d}",
+            partner=partner,
+            plan=plan.name,
+            licence_ids=(f"LIC-{i}",),
+            start=today - dt.timedelta(days=i % 700),
+        )
+        repo.record_version(conn, c.id, partner, c, now, "bench")
+        if incidents_every and i % incidents_every == 0:
+            inc = open_incident(
+                f"INC-{i:08d}",
+                plan,
+                "high",
+                dt.datetime.fromtimestamp(now - (i % 96) * 3600, dt.UTC),
+                contract_id=c.id,
+                server_id=f"srv_{i:08d}",
+                title="bench",
+                by=partner,
+            )
+            repo.insert_incident(conn, inc, partner, now)
+
+
+def fill(conn, n: int, incidents_every: int = 10, contracts: bool = True) -> str:
     p = secrets_store.add_partner(conn, "bench")
     key = secrets_store.create_api_key(conn, p.id)
     now = time.time()
@@ -74,11 +110,29 @@ def fill(conn, n: int) -> str:
         "enrolled_at, last_seen, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    if contracts:
+        fill_contracts(conn, p.name, n, incidents_every, now)
     return key
 
 
+PATHS = (
+    "/",
+    "/incidents",
+    "/incidents?state=all",
+    "/contracts",
+    "/contracts/report",
+    "/api/v1/servers",
+)
+
+
+def _sign_in(conn, key: str) -> str:
+    owner = store.key_owner(conn, key)
+    assert owner is not None
+    return store.create_session(conn, owner.user.id, 3600, api_key_id=owner.key_id)
+
+
 async def measure(data: Path, key: str, page: str, repeat: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"/": [], "/api/v1/servers": []}
+    out: dict[str, list[float]] = {p: [] for p in PATHS}
     async with app_client(data) as client:
         for path in out:
             headers = {"Authorization": f"Bearer {key}", "Cookie": f"vigil_session={page}"}
@@ -96,19 +150,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--incidents-every", type=int, default=10)
+    ap.add_argument(
+        "--no-contracts", action="store_true", help="no contracts nor incidents (as before)"
+    )
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="vigil-bench-fleet-"))
     from collector.storage import open_database
 
     db = open_database(load_config(None, data))
-    key = db.write_sync(lambda c: fill(c, args.servers))
-    page = db.write_sync(lambda c: secrets_store.create_page_session(c, key, 3600))
+    t = time.perf_counter()
+    key = db.write_sync(
+        lambda c: fill(c, args.servers, args.incidents_every, not args.no_contracts)
+    )
+    page = db.write_sync(lambda c: _sign_in(c, key))
     db.close()
+    print(f"filled in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     assert page is not None
     times = asyncio.run(measure(data, key, page, args.repeat))
     for path, ts in times.items():
         print(
-            f"{path:18} {args.servers} servers: median {statistics.median(ts) * 1000:.0f} ms, "
+            f"{path:22} {args.servers} servers: median {statistics.median(ts) * 1000:.0f} ms, "
             f"max {max(ts) * 1000:.0f} ms (budget 200 ms)"
         )
 

@@ -32,11 +32,17 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 
 def _feature_registrations() -> list[Register]:
+    from collector.accounts import cli as accounts_cli
     from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
     from collector.notify import cli as notify_cli
 
-    return [backups_cli.register, contracts_cli.register, notify_cli.register]
+    return [
+        backups_cli.register,
+        contracts_cli.register,
+        notify_cli.register,
+        accounts_cli.register,
+    ]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -132,10 +138,23 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from collector.accounts import store
+
     with opened_database(args) as db:
         pid = _partner_id(db, args.partner)
-        key = db.write_sync(lambda c: secrets_store.create_api_key(c, pid))
-    print(f"API key for {args.partner} (shown once; use it as 'Authorization: Bearer <key>'):")
+        if args.user:
+
+            def for_user(c: sqlite3.Connection) -> str:
+                found = store.user_by_email(c, args.user)
+                if found is None or found[0].partner_id != pid:
+                    raise secrets_store.NotFound(f"no user {args.user!r} of {args.partner}")
+                return store.create_key(c, found[0], args.label or "")
+
+            key = db.write_sync(for_user)
+        else:
+            key = db.write_sync(lambda c: secrets_store.create_api_key(c, pid))
+    owner = args.user or f"{args.partner}'s service account"
+    print(f"API key of {owner} (shown once; use it as 'Authorization: Bearer <key>'):")
     print(key)
     return 0
 
@@ -278,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         "create", parents=[c], help="create an API key (printed on the last line)"
     )
     p.add_argument("--partner", required=True)
+    p.add_argument("--user", metavar="EMAIL", help="the user whose role the key carries")
+    p.add_argument("--label", help="what the key is for")
     p.set_defaults(func=cmd_apikey_create)
     p = apikey.add_parser("revoke", parents=[c], help="revoke API keys by their first characters")
     p.add_argument("prefix", help="the key's first 14 characters (vgl_key_xxxxxx)")

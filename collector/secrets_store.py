@@ -1,4 +1,4 @@
-"""Enrollment tokens, partner API keys and browser sign-ins: made here, stored only as hashes.
+"""Enrollment tokens, partner API keys and browser sign-ins: stored only as hashes.
 
 Each is 192 bits or more from :mod:`secrets`, so a plain SHA-256 is enough: nothing in
 the database can be turned back into a credential that the collector accepts.
@@ -106,12 +106,12 @@ def consume_token(conn: sqlite3.Connection, token: str, now: float) -> TokenGran
 
 
 def create_api_key(conn: sqlite3.Connection, partner_id: int) -> str:
-    key = APIKEY_PREFIX + secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO api_keys (partner_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?)",
-        (partner_id, digest(key), key[: len(APIKEY_PREFIX) + 6], time.time()),
-    )
-    return key
+    """A key of the partner's service account (full rights over the partner's data)."""
+    from collector.accounts import store
+
+    user = store.get_user(conn, partner_id, store.service_account(conn, partner_id))
+    assert user is not None
+    return store.create_key(conn, user)
 
 
 def partner_for_api_key(conn: sqlite3.Connection, key: str) -> Partner | None:
@@ -134,49 +134,6 @@ def revoke_api_key(conn: sqlite3.Connection, prefix: str) -> int:
 # --- browser sign-ins ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PageSession:
-    partner: Partner
-    csrf: str
-    """The token the session's forms carry (derived from the cookie, never stored)."""
-
-
 def csrf_for(session_id: str) -> str:
     """The CSRF token of a sign-in: a hash of its secret cookie, so only its holder has it."""
     return hashlib.sha256(b"vigil-csrf-v1\n" + session_id.encode()).hexdigest()
-
-
-def create_page_session(conn: sqlite3.Connection, api_key: str, ttl_s: float) -> str | None:
-    """Sign in with ``api_key``: the new cookie value, or None for an unknown or revoked key."""
-    row = conn.execute(
-        "SELECT id, partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-        (digest(api_key),),
-    ).fetchone()
-    if row is None:
-        return None
-    now = time.time()
-    conn.execute("DELETE FROM page_sessions WHERE expires_at < ?", (now,))
-    session_id = PAGE_SESSION_PREFIX + secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO page_sessions (id_hash, partner_id, api_key_id, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (digest(session_id), row["partner_id"], row["id"], now, now + ttl_s),
-    )
-    return session_id
-
-
-def page_session(conn: sqlite3.Connection, session_id: str, now: float) -> PageSession | None:
-    """The signed-in partner, unless the sign-in expired, ended or its API key was revoked."""
-    row = conn.execute(
-        "SELECT p.id, p.name FROM page_sessions s JOIN api_keys k ON k.id = s.api_key_id "
-        "JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL",
-        (digest(session_id), now),
-    ).fetchone()
-    if row is None:
-        return None
-    return PageSession(Partner(row["id"], row["name"]), csrf_for(session_id))
-
-
-def end_page_session(conn: sqlite3.Connection, session_id: str) -> None:
-    conn.execute("DELETE FROM page_sessions WHERE id_hash = ?", (digest(session_id),))

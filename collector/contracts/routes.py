@@ -213,6 +213,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     inputs.page(request, [])
     incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
+    incs = [i for i in incs if partner.sees_incident(i.server_id, i.contract_id)]
     now = dt.datetime.now(dt.UTC)
     rows = [incident_to_json(i, now) for i in inputs.page(request, incs)]
     return web.json_response({"incidents": rows, "count": len(rows)})
@@ -222,7 +223,11 @@ async def _own_incident(request: web.Request) -> Any:
     partner = partner_of(request)
     iid = request.match_info["incident_id"]
     got = await request.app[DB].read(lambda c: repo.get_incident(c, iid))
-    if got is None or got[1] != partner.name:
+    if (
+        got is None
+        or got[1] != partner.name
+        or not partner.sees_incident(got[0].server_id, got[0].contract_id)
+    ):
         raise ApiError(404, "not_found", f"no incident {iid!r}")
     return got[0]
 
@@ -293,13 +298,18 @@ async def incident_action(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "open an incident with POST /api/v1/incidents")
     data = await inputs.json_body(request)
     at = inputs.not_future(inputs.time_field(data.get("at"), "at"), "at")
-    by = inputs.str_field(data, "by") or partner.name
+    by = inputs.str_field(data, "by") if partner.customer is None else None
+    by = by or partner.actor
     note = inputs.str_field(data, "note", limit=4000) or ""
     iid = request.match_info["incident_id"]
 
     def write(conn: Any) -> Any:
         got = repo.get_incident(conn, iid)
-        if got is None or got[1] != partner.name:
+        if (
+            got is None
+            or got[1] != partner.name
+            or not partner.sees_incident(got[0].server_id, got[0].contract_id)
+        ):
             raise ApiError(404, "not_found", f"no incident {iid!r}")
         try:
             new = apply(got[0], action, at, by=by, note=note)

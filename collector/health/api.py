@@ -45,6 +45,8 @@ async def list_servers(request: web.Request) -> web.Response:
             notify_store.unhealthy_channels(c, partner.partner_id),
         )
     )
+    if partner.servers is not None:  # a customer's user: its customer's servers only
+        views = [v for v in views if v["id"] in partner.servers]
     if wanted:
         views = [v for v in views if v["status"] == wanted]
     total = len(views)

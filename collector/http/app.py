@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from collector import entitlements
+from collector.accounts import api as accounts_api
 from collector.backups import handlers as backup_handlers
 from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
@@ -76,7 +77,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
+        if pages.is_page(request):
+            resp = pages.error_page(request, exc.status, exc.message, exc.headers, exc.code)
+        else:
+            resp = _error(exc.status, exc.code, exc.message, exc.field, exc.headers, exc.extra)
         if exc.status == 413:  # the body was not read: do not wait for the rest of it
             request.app[METRICS].rejected("too_large")
             resp.force_close()
@@ -100,6 +104,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _REASONS.get(exc.status, "http_error")
         keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        if pages.is_page(request):
+            return pages.error_page(request, exc.status, exc.reason, keep, code)
         return _error(exc.status, code, exc.reason, headers=keep)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
@@ -162,6 +168,7 @@ FEATURES: tuple[Callable[[web.Application], None], ...] = (
     health_feature.setup,  # first: the agent-settings registry the others add to
     openapi.setup,  # before the features that add their paths to the document
     pages.setup,
+    accounts_api.setup,
     backup_handlers.setup,
     contract_routes.setup,
     entitlements.setup,  # joins contracts and backups, sets the backup check

@@ -7,7 +7,11 @@
 - every other ``/api/v1/agent/…`` request carries a session id, timestamp, nonce and
   HMAC (``protocol.request_auth``); a stale timestamp, a seen nonce, an unknown or
   expired session or a revoked server is refused before the handler runs;
-- every other ``/api/v1/…`` request needs ``Authorization: Bearer <partner API key>``;
+- every other ``/api/v1/…`` request needs ``Authorization: Bearer <API key>``: the key
+  belongs to a user (a person or a partner's service account) and carries that user's
+  role and organisation; :mod:`collector.accounts.roles` decides whether the role may
+  make the request (403 if not), and a customer's user sees only its customer's servers
+  and incidents (another's answer 404, as if they did not exist);
 - ``/healthz``, ``/api/v1/openapi.json`` and the pages' own login are open; ``/metrics``
   checks its own token when one is configured.
 
@@ -19,13 +23,16 @@ answer 429 with ``Retry-After`` before looking at the credential.
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from collector import secrets_store
+from collector.accounts import roles, store
 from collector.health import servers
 from collector.health.refusals import refused
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
@@ -49,8 +56,33 @@ class AgentIdentity:
 
 @dataclass(frozen=True)
 class PartnerIdentity:
+    """Who asks on behalf of a partner: a user of it or of one of its customers."""
+
     partner_id: int
     name: str
+    user_id: int = 0
+    email: str = ""
+    role: str = "admin"
+    customer: str | None = None
+    servers: frozenset[str] | None = None
+    """The server ids a customer's user sees (None: all of the partner's)."""
+    contracts: frozenset[str] | None = None
+    """The contract ids a customer's user sees (None: all of the partner's)."""
+
+    def sees_server(self, server_id: str | None) -> bool:
+        return self.servers is None or (server_id is not None and server_id in self.servers)
+
+    def sees_incident(self, server_id: str | None, contract_id: str | None) -> bool:
+        if self.customer is None:
+            return True
+        return (server_id is not None and self.sees_server(server_id)) or (
+            server_id is None and contract_id is not None and contract_id in (self.contracts or ())
+        )
+
+    @property
+    def actor(self) -> str:
+        """The name an incident's events record for this user's actions."""
+        return self.email if self.user_id and not self.email.endswith(".invalid") else self.name
 
 
 _AGENT = web.RequestKey("vigil.agent", AgentIdentity)
@@ -85,7 +117,7 @@ async def owned_server(request: web.Request, server_id: str) -> servers.ServerRo
     """The partner's server ``server_id``; 404 for anyone else's, as if it did not exist."""
     partner = partner_of(request)
     row = await request.app[DB].read(lambda c: servers.get(c, server_id))
-    if row is None or row.partner_id != partner.partner_id:
+    if row is None or row.partner_id != partner.partner_id or not partner.sees_server(row.id):
         shown = server_id if len(server_id) <= 40 else server_id[:40] + "…"
         raise ApiError(404, "not_found", f"no server {shown!r}")
     return row
@@ -211,7 +243,39 @@ def _signature_verifies(
     return ra.verify_request(key, method, path_qs, ts, nonce, body, sig)
 
 
-def _authenticate_partner(request: web.Request) -> None:
+KEY_USE_RESOLUTION_S = 60.0
+"""An API key's "last used" time is written at most this often (a read is not a write)."""
+
+
+def identity_for(conn: Any, user: store.User) -> PartnerIdentity:
+    """A user's identity, with its customer's servers and contracts when it has one."""
+    servers_seen = contracts_seen = None
+    if user.customer is not None:
+        servers_seen, contracts_seen = store.customer_scope(
+            conn, user.partner_id, user.partner, user.customer
+        )
+    return PartnerIdentity(
+        user.partner_id,
+        user.partner,
+        user.id,
+        user.email,
+        user.role,
+        user.customer,
+        servers_seen,
+        contracts_seen,
+    )
+
+
+def check_role(request: web.Request, identity: PartnerIdentity) -> None:
+    """403 ``forbidden`` when the identity's role may not make this request."""
+    if not roles.allowed(
+        identity.role, identity.customer is not None, request.method, request.path
+    ):
+        request.app[METRICS].rejected("forbidden")
+        raise ApiError(403, "forbidden", f"the {identity.role} role may not do this")
+
+
+async def _authenticate_partner(request: web.Request) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -221,16 +285,29 @@ def _authenticate_partner(request: web.Request) -> None:
     key = key.strip()
     credential = api_key_credential(key)
     check_limit(request, credential)
-    partner = request.app[DB].read_now(lambda c: secrets_store.partner_for_api_key(c, key))
-    if partner is None:
+
+    def lookup(conn: Any) -> tuple[store.KeyOwner, PartnerIdentity] | None:
+        owner = store.key_owner(conn, key)
+        return None if owner is None else (owner, identity_for(conn, owner.user))
+
+    found = request.app[DB].read_now(lookup)
+    if found is None:
         note_failure(request, credential)
         raise _refuse(request, 401, "unauthenticated", "unknown or revoked API key")
-    request[_PARTNER] = PartnerIdentity(partner.id, partner.name)
+    owner, identity = found
+    now = time.time()
+    if owner.last_used_at is None or now - owner.last_used_at >= KEY_USE_RESOLUTION_S:
+        try:
+            await request.app[DB].write(lambda c: store.note_key_used(c, owner.key_id, now))
+        except sqlite3.Error:  # storage trouble must not refuse a read; the time is a hint
+            pass
+    request[_PARTNER] = identity
+    check_role(request, identity)
 
 
-def set_partner(request: web.Request, partner_id: int, name: str) -> None:
+def set_partner(request: web.Request, identity: PartnerIdentity) -> None:
     """For the web pages, which authenticate by their own session cookie."""
-    request[_PARTNER] = PartnerIdentity(partner_id, name)
+    request[_PARTNER] = identity
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -243,5 +320,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if path not in OPEN_AGENT_PATHS:
             await _authenticate_agent(request)
     elif path.startswith("/api/v1/") and path not in OPEN_PATHS:
-        _authenticate_partner(request)
+        await _authenticate_partner(request)
     return await handler(request)

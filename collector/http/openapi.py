@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from collector.http.openapi_schemas import ACCOUNT_PATHS, add_response_schemas
 from protocol import messages as m
 from protocol.version import PROTOCOL_VERSION
 
@@ -120,6 +122,9 @@ def document() -> dict[str, Any]:
             "get": _op("Volume usage over time", params=sid)
         },
     }
+    for path, ops in ACCOUNT_PATHS.items():
+        names = tuple(re.findall(r"\{(\w+)\}", path))
+        paths[path] = {method: _op(summary, params=names) for method, summary in ops.items()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vigil collector", "version": f"protocol {PROTOCOL_VERSION}"},
@@ -130,7 +135,7 @@ def document() -> dict[str, Any]:
                 "partnerKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "partner API key",
+                    "description": "API key of a user or a partner's service account",
                 },
                 "agentSession": {
                     "type": "apiKey",
@@ -149,6 +154,7 @@ EXTRA_PATHS: web.AppKey[dict[str, Any]] = web.AppKey("openapi_extra_paths", dict
 async def get_openapi(request: web.Request) -> web.Response:
     doc = document()
     doc["paths"].update(request.app.get(EXTRA_PATHS, {}))
+    add_response_schemas(doc)
     return web.json_response(doc)
 
 

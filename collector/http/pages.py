@@ -1,16 +1,21 @@
-"""The fleet view in a browser: status at a glance, storage over time, cameras.
+"""The pages' common ground: sign-in and sign-out, sessions, CSRF, rendering, error pages.
 
-The partner signs in once with an API key; the cookie then holds a random sign-in id
-(the collector keeps its SHA-256), never the key. A sign-in ends at its expiry
-(``[pages] session_ttl_s``), at sign-out (a POST) and when its API key is revoked. Every
-form carries a CSRF token: the sign-in form one from a cookie of its own (double
-submit), the others one derived from the sign-in id. Every page shows only that
-partner's servers, under a Content-Security-Policy that allows nothing but the
-collector's own style sheet: charts are inline SVG drawn on the server, no script.
+A user signs in with an e-mail address and password (or one of its API keys); the
+cookie then holds a random sign-in id (the collector keeps its SHA-256), never a
+secret the user knows. A sign-in ends at its expiry (``[pages] session_ttl_s``), at
+sign-out (a POST), when its user is disabled or its role changed, and when the API key
+it was made with is revoked. Every form carries a CSRF token: the sign-in form one from
+a cookie of its own (double submit), the others one derived from the sign-in id. Every
+page shows only what the user's organisation may see (its partner's, or its customer's),
+under a Content-Security-Policy that allows only the collector's own style sheet and
+script: charts are inline SVG drawn on the server, and every page works without script
+(the script only refreshes the fleet in place). The pages themselves live in
+``page_fleet``, ``page_incidents``, ``page_contracts`` and ``page_settings``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -21,28 +26,29 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector import secrets_store
-from collector.health import cameras
-from collector.health.fleet import FleetView, status_counts, storage_history
-from collector.health.refusals import clock_offsets
-from collector.health.status import STATUSES
+from collector.accounts import passwords, store, totp
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import (
     PARTNER_NAME,
+    PartnerIdentity,
     api_key_credential,
+    check_role,
+    identity_for,
     limited_for,
     note_failure,
-    owned_server,
     partner_of,
     set_partner,
 )
+from collector.http.ratelimit import credential_key
 
 COOKIE = "vigil_session"
 CSRF_COOKIE = "vigil_csrf"
 _CSRF = web.RequestKey("vigil.csrf", str)
+USER = web.RequestKey("vigil.user", store.User)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
@@ -51,26 +57,77 @@ SECURITY_HEADERS = {
 }
 """On every page (not on the JSON API, whose clients are programs)."""
 _NOT_PAGES = ("/api/", "/metrics", "/healthz")
-PAGE_SIZE = 100
-"""Servers per page, the most urgent first; the tiles count them all."""
-STATUSES_BY_URGENCY = ("critical", "offline", "warning", "pending", "unmonitored", "ok", "revoked")
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("collector", "templates"), autoescape=True, trim_blocks=True
 )
 
 
+_env.filters["size"] = lambda n: size_text(n)
+_env.filters["day"] = lambda t: date_text(t)
+_env.filters["when"] = lambda t: (
+    "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+)
+_env.filters["iso"] = lambda text: (
+    "—" if not text else f"{text[:10]} {text[11:16]} {text[-6:] if text[-6] in '+-' else 'UTC'}"
+)
+"""An ISO 8601 time with its offset as "2026-12-04 08:55 +01:00" (local to its calendar)."""
 _env.filters["bar"] = lambda pct: f"w{max(0, min(100, int(pct)))}" + (" hot" if pct >= 90 else "")
 """The CSS classes of a fill bar (its width and colour come from the style sheet)."""
-_CSS = resources.files("collector").joinpath("templates", "vigil.css").read_bytes()
+_STATIC = {
+    name: (resources.files("collector").joinpath("templates", name).read_bytes(), ctype)
+    for name, ctype in (("vigil.css", "text/css"), ("vigil.js", "text/javascript"))
+}
 
 
-def _render(name: str, request: web.Request | None = None, **ctx: Any) -> web.Response:
+def render(name: str, request: web.Request | None = None, **ctx: Any) -> web.Response:
+    """A page: the template with the signed-in user, its CSRF token and the active tab."""
     csrf = request.get(_CSRF, "") if request is not None else ""
+    me = request.get(USER) if request is not None else None
     return web.Response(
-        text=_env.get_template(name).render(csrf=csrf, **ctx),
+        text=_env.get_template(name).render(csrf=csrf, me=me, **ctx),
         content_type="text/html",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def is_page(request: web.Request) -> bool:
+    """Does a browser ask (a page, not the JSON API): errors then answer in HTML."""
+    return not request.path.startswith(_NOT_PAGES)
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    413: "Too large",
+    429: "Too many requests",
+}
+
+
+def error_page(
+    request: web.Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str = "",
+) -> web.Response:
+    """The HTML page of a refusal, for browsers (the API answers JSON); ``code`` is the
+    machine-readable reason the JSON would carry."""
+    resp = render(
+        "error.html",
+        request,
+        status=status,
+        code=code,
+        title=_TITLES.get(status, "Something went wrong"),
+        message=message,
+    )
+    resp.set_status(status)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -91,7 +148,7 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, name: str, value
     )
 
 
-def _size(n: float | None) -> str:
+def size_text(n: float | None) -> str:
     if n is None:
         return "—"
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
@@ -101,7 +158,7 @@ def _size(n: float | None) -> str:
     return str(n)
 
 
-def _ago(t: float | None, now: float) -> str:
+def ago(t: float | None, now: float) -> str:
     if t is None:
         return "never"
     s = int(now - t)
@@ -114,172 +171,59 @@ def _ago(t: float | None, now: float) -> str:
     return f"{s // 86400} days ago"
 
 
-def _date(t: float | None) -> str:
+def date_text(t: float | None) -> str:
     return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
 
 
 def _partner(request: web.Request) -> bool:
+    """Signed in? Sets the request's identity; 403 when its role may not do this."""
     sid = request.cookies.get(COOKIE, "")
     if not sid or len(sid) > 200:
         return False
     now = time.time()
-    found = request.app[DB].read_now(lambda c: secrets_store.page_session(c, sid, now))
+
+    def lookup(c: Any) -> tuple[store.SignIn, PartnerIdentity] | None:
+        found = store.session_user(c, sid, now)
+        return None if found is None else (found, identity_for(c, found.user))
+
+    found = request.app[DB].read_now(lookup)
     if found is None:
         return False
-    set_partner(request, found.partner.id, found.partner.name)
-    request[PARTNER_NAME] = found.partner.name
-    request[_CSRF] = found.csrf
+    sign_in, identity = found
+    set_partner(request, identity)
+    request[PARTNER_NAME] = identity.customer or identity.name
+    request[USER] = sign_in.user
+    request[_CSRF] = sign_in.csrf
+    check_role(request, identity)
     return True
+
+
+def signed_in(request: web.Request) -> PartnerIdentity:
+    """The signed-in identity; a browser that is not signed in is sent to the sign-in form."""
+    if not _partner(request):
+        raise web.HTTPFound("/login")
+    return partner_of(request)
+
+
+async def checked_form(request: web.Request) -> Any:
+    """A signed-in POST's form, refused (403) without the sign-in's CSRF token."""
+    signed_in(request)
+    form = await request.post()
+    if not _same(form.get("csrf"), request.get(_CSRF, "")):
+        request.app[METRICS].rejected("csrf")
+        raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    return form
 
 
 def _same(given: object, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(str(given or "").encode(), expected.encode())
 
 
-def storage_chart(points: list[dict[str, Any]], width: int = 720, height: int = 180) -> str:
-    """Used share of each volume over time, as an SVG line chart."""
-    if len(points) < 2:
-        return ""
-    t0, t1 = points[0]["at"], points[-1]["at"]
-    span = max(t1 - t0, 1.0)
-    series: dict[str, list[str]] = {}
-    for p in points:
-        x = 40 + (p["at"] - t0) / span * (width - 50)
-        for v in p["volumes"]:
-            if not v["total"]:
-                continue
-            y = 10 + (1 - v["used"] / v["total"]) * (height - 30)
-            series.setdefault(v["mountpoint"], []).append(f"{x:.1f},{y:.1f}")
-    colours = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2")
-    parts = [
-        f'<svg width="{width}" height="{height}" role="img" aria-label="storage used over time">'
-        f'<rect width="{width}" height="{height}" fill="#fff"/>'
-    ]
-    for pct in (0, 50, 100):
-        y = 10 + (1 - pct / 100) * (height - 30)
-        parts.append(
-            f'<line x1="40" x2="{width - 10}" y1="{y}" y2="{y}" stroke="#e3e6ea"/>'
-            f'<text x="2" y="{y + 4}" font-size="10">{pct}%</text>'
-        )
-    for i, (name, pts) in enumerate(sorted(series.items())):
-        c = colours[i % len(colours)]
-        parts.append(
-            f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{" ".join(pts)}"/>'
-        )
-        parts.append(
-            f'<text x="{50 + i * 120}" y="{height - 4}" font-size="11" fill="{c}">'
-            f"{jinja2.utils.markupsafe.escape(name)}</text>"
-        )
-    parts.append(
-        f'<text x="{width - 150}" y="{height - 4}" font-size="10">{_date(t0)} – {_date(t1)}</text>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-async def fleet_page(request: web.Request) -> web.Response:
-    if not _partner(request):
-        raise web.HTTPFound("/login")
-    cfg = request.app[CONFIG]
-    partner_id = partner_of(request).partner_id
-    now = time.time()
-    offsets = clock_offsets(request.app)
-    views = await request.app[DB].read(
-        lambda c: FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).all(
-            partner_id, now
-        )
-    )
-    counts = status_counts(views)
-    wanted = request.query.get("status")
-    order = {s: i for i, s in enumerate(STATUSES_BY_URGENCY)}
-    matching = sorted(
-        (v for v in views if not wanted or v["status"] == wanted),
-        key=lambda v: (order.get(v["status"], 9), v["hostname"]),
-    )
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
-    pages = max(1, -(-len(matching) // PAGE_SIZE))
-    page = min(page, pages)
-    shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    for v in shown:
-        v["last_seen_text"] = _ago(v["last_seen"], now)
-        if v.get("backup"):
-            v["backup"]["last_success_text"] = _ago(v["backup"]["last_success"], now)
-        fullest = max(
-            (vol for vol in v["volumes"] if vol.total),
-            key=lambda vol: vol.used / vol.total,
-            default=None,
-        )
-        v["fullest"] = fullest and {
-            "mountpoint": fullest.mountpoint,
-            "pct": round(100 * fullest.used / fullest.total),
-        }
-    return _render(
-        "fleet.html",
-        request,
-        partner=request[PARTNER_NAME],
-        servers=shown,
-        counts=counts,
-        statuses=STATUSES,
-        total=len(views),
-        page=page,
-        pages=pages,
-        wanted=wanted or "",
-    )
-
-
-async def server_page(request: web.Request) -> web.Response:
-    if not _partner(request):
-        raise web.HTTPFound("/login")
-    row = await owned_server(request, request.match_info["server_id"])
-    cfg = request.app[CONFIG]
-    now = time.time()
-    offsets = clock_offsets(request.app)
-
-    def load(c: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        view = FleetView(c, cfg.report_interval_s, cfg.offline_after_intervals, offsets).view(
-            row, now, detail=True
-        )
-        return (
-            view,
-            cameras.list_cameras(c, row.id, now),
-            storage_history(c, row.id, now - 30 * 86400),
-        )
-
-    view, cams, points = await request.app[DB].read(load)
-    vols = []
-    for v in view["volumes"]:
-        total = v.get("total") or 0
-        rate = v.get("fill_rate_bytes_per_day")
-        vols.append(
-            {
-                **v,
-                "pct": round(100 * v.get("used", 0) / total) if total else 0,
-                "total_text": _size(total),
-                "free_text": _size(v.get("free")),
-                "rate_text": "—" if rate is None else f"{_size(rate)}/day",
-                "full_text": "not filling" if v.get("full_at") is None else _date(v["full_at"]),
-            }
-        )
-    return _render(
-        "server.html",
-        request,
-        partner=request[PARTNER_NAME],
-        s=view,
-        volumes=vols,
-        cameras=cams,
-        chart=storage_chart(points),
-        last_seen_text=_ago(view["last_seen"], now),
-    )
-
-
 def _login_page(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
     """The sign-in form, with a fresh CSRF token in the form and in its cookie."""
     token = secrets.token_urlsafe(24)
     request[_CSRF] = token
-    resp = _render("login.html", request, partner=None, error=error)
+    resp = render("login.html", request, partner=None, error=error)
     resp.set_status(status)
     _set_cookie(request, resp, CSRF_COOKIE, token)
     return resp
@@ -289,13 +233,48 @@ async def login_form(request: web.Request) -> web.Response:
     return _login_page(request)
 
 
+def _key_sign_in(conn: Any, key: str, ttl: float) -> str | None:
+    owner = store.key_owner(conn, key)
+    if owner is None:
+        return None
+    return store.create_session(conn, owner.user.id, ttl, api_key_id=owner.key_id)
+
+
+async def _password_sign_in(
+    request: web.Request, email: str, password: str, code: str, ttl: float
+) -> str | None:
+    """A new sign-in id, or None: unknown address, wrong password, disabled, or (with the
+    second factor on) a missing, wrong or already used code."""
+    found = await request.app[DB].read(lambda c: store.user_by_email(c, email))
+    user, stored = found if found is not None else (None, None)
+    ok = await asyncio.to_thread(passwords.verify, stored, password)
+    if not ok or user is None or user.disabled_at is not None or user.service:
+        return None
+    now = time.time()
+
+    def write(c: Any) -> str | None:
+        secret, last_step = store.totp_of(c, user.id)
+        if secret is not None:
+            step = totp.accepted_step(secret, code, last_step, now)
+            if step is None or not store.use_totp_step(c, user.id, step):
+                return None
+        store.note_login(c, user.id, now)
+        return store.create_session(c, user.id, ttl)
+
+    return await request.app[DB].write(write)
+
+
 async def login(request: web.Request) -> web.Response:
+    """Sign in with an e-mail address and password, or (programs, old habits) an API key."""
     form = await request.post()
     if not _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")):
         request.app[METRICS].rejected("csrf")
         return _login_page(request, 403, "The sign-in form expired; please try again.")
     key = str(form.get("api_key", "")).strip()
-    credential = api_key_credential(key)
+    email = str(form.get("email", "")).strip().lower()[:254]
+    password = str(form.get("password", ""))
+    code = str(form.get("code", ""))[:12]
+    credential = api_key_credential(key) if key else (credential_key("user", email or "(none)"),)
     wait = limited_for(request, credential)
     if wait is not None:
         request.app[METRICS].rejected("rate_limited")
@@ -303,15 +282,21 @@ async def login(request: web.Request) -> web.Response:
         resp.headers["Retry-After"] = str(wait)
         return resp
     ttl = request.app[CONFIG].pages.session_ttl_s
-    sid = (
-        await request.app[DB].write(lambda c: secrets_store.create_page_session(c, key, ttl))
-        if key and len(key) <= 200
-        else None
-    )
+    if key:
+        sid = (
+            await request.app[DB].write(lambda c: _key_sign_in(c, key, ttl))
+            if len(key) <= 200
+            else None
+        )
+    elif email and password:
+        sid = await _password_sign_in(request, email, password, code, ttl)
+    else:
+        sid = None
     if sid is None:
         note_failure(request, credential)
         request.app[METRICS].rejected("unauthenticated")
-        return _login_page(request, 401, "Unknown or revoked API key.")
+        what = "API key" if key else "e-mail address, password or one-time code"
+        return _login_page(request, 401, f"Unknown {what}, or the account is disabled.")
     resp = web.HTTPFound("/")
     _set_cookie(request, resp, COOKIE, sid)
     resp.del_cookie(CSRF_COOKIE, path="/")
@@ -320,33 +305,31 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """POST only, with the sign-in's CSRF token: a link elsewhere cannot sign anyone out."""
-    if not _partner(request):
-        raise web.HTTPFound("/login")
-    form = await request.post()
-    if not _same(form.get("csrf"), request.get(_CSRF, "")):
-        request.app[METRICS].rejected("csrf")
-        raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+    await checked_form(request)
     sid = request.cookies.get(COOKIE, "")
-    await request.app[DB].write(lambda c: secrets_store.end_page_session(c, sid))
+    await request.app[DB].write(lambda c: store.end_session(c, sid))
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
 
 
-async def style_sheet(request: web.Request) -> web.Response:
+async def static_file(request: web.Request) -> web.Response:
+    found = _STATIC.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound(reason="no such file")
     return web.Response(
-        body=_CSS,
-        content_type="text/css",
-        headers={"Cache-Control": "public, max-age=3600"},
+        body=found[0], content_type=found[1], headers={"Cache-Control": "public, max-age=3600"}
     )
 
 
 def setup(app: web.Application) -> None:
     """The pages' routes, and security headers on every response of the app."""
+    from collector.http import page_contracts, page_fleet, page_incidents, page_settings
+
     app.on_response_prepare.append(security_headers)
-    app.router.add_get("/", fleet_page)
-    app.router.add_get("/servers/{server_id}", server_page)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
-    app.router.add_get("/static/vigil.css", style_sheet)
+    app.router.add_get("/static/{name}", static_file)
+    for module in (page_fleet, page_incidents, page_contracts, page_settings):
+        module.setup(app)

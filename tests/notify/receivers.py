@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from tests.processes import free_port
+
+from harness.net import free_port
 
 
 @dataclass

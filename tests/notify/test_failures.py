@@ -7,9 +7,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import Collector, http, wait_until
-
+from harness.net import http, wait_until
+from harness.processes import Collector
+from harness.signed import batch, post_signed, report, session_for
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.test_webhook_delivery import api, cams
 

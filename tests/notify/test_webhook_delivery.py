@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.core.signed import batch, post_signed, report, session_for
-from tests.processes import Collector, http, wait_until
 
+from harness.net import http, wait_until
+from harness.processes import Collector
+from harness.signed import batch, post_signed, report, session_for
 from tests.notify.receivers import WebhookReceiver
 
 NOTIFY_CONFIG = """

@@ -1,0 +1,57 @@
+"""What each role may do, decided in one place for the API and the pages alike.
+
+A request is first classified by what it does (read, act on an incident, accept or reopen
+one, administer) from its method and path; the role must reach that level. Customer users
+are further held to a short list of paths (their servers, cameras, backup status and
+incidents, and accepting or reopening those): everything else is the partner's business.
+Which *objects* a user sees (its partner's, its customer's) is checked by each handler;
+this module only decides whether the kind of request is allowed at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+
+READ, OPERATE, ADMIN = "viewer", "operator", "admin"
+
+_SERVER = r"/api/v1/servers/[^/]+"
+_CUSTOMER_READS = re.compile(
+    r"^(/api/v1/servers|" + _SERVER + r"(/cameras|/camera-events|/storage-history|"
+    r"/backup-status|/backups)?|/api/v1/incidents(/[^/]+)?|/api/v1/me)$"
+)
+_CUSTOMER_ACTIONS = re.compile(r"^/api/v1/incidents/[^/]+/(accept|reopen)$")
+_OPERATOR_ACTIONS = re.compile(r"^/api/v1/incidents(/[^/]+/[a-z_]+)?$")
+_OWN_KEYS = re.compile(r"^/api/v1/api-keys(/\d+)?$")
+_PAGE_CUSTOMER = re.compile(r"^/(|servers/[^/]+|incidents)$")
+_PAGE_CUSTOMER_ACTIONS = re.compile(r"^/incidents/[^/]+/(accept|reopen)$")
+_PAGE_OPERATOR = re.compile(r"^/incidents/[^/]+/[a-z_]+$")
+_PAGE_OWN_KEYS = re.compile(r"^/settings(/api-keys(/\d+/revoke)?)?$")
+
+
+def needed(method: str, path: str) -> str:
+    """The least role a request needs, whoever's objects it names."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return READ
+    if _OPERATOR_ACTIONS.match(path) or _PAGE_OPERATOR.match(path):
+        return OPERATE
+    if _OWN_KEYS.match(path) or _PAGE_OWN_KEYS.match(path) or path == "/logout":
+        return READ  # everyone signs out and manages its own API keys (others': admin)
+    return ADMIN
+
+
+def allowed(role: str, customer: bool, method: str, path: str) -> bool:
+    """May a user with ``role`` (a customer's user when ``customer``) make this request?"""
+    if customer:
+        reading = method in ("GET", "HEAD")
+        if path.startswith("/api/"):
+            if reading:
+                return bool(_CUSTOMER_READS.match(path))
+            return bool(_CUSTOMER_ACTIONS.match(path)) and RANK.get(role, -1) >= 1
+        if reading:
+            return bool(_PAGE_CUSTOMER.match(path)) or path == "/settings"
+        if _PAGE_CUSTOMER_ACTIONS.match(path):
+            return RANK.get(role, -1) >= 1
+        return path in ("/logout",) or bool(_PAGE_OWN_KEYS.match(path))
+    return RANK.get(role, -1) >= RANK[needed(method, path)]

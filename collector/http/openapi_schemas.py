@@ -1,0 +1,369 @@
+"""Response schemas of the partner API for the OpenAPI document (JSON Schema 2020-12).
+
+One table says which schema each partner endpoint answers with (:data:`RESPONSES`);
+:func:`add_response_schemas` puts them into the document after every feature has added
+its paths. The schemas name the fields clients rely on, with their types; objects stay
+open (``additionalProperties`` is allowed) so that adding a field breaks no client. The
+tests validate real responses against this document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+
+
+def _opt(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def _list(key: str, item: str, count: bool = True) -> dict[str, Any]:
+    fields: dict[str, Any] = {key: {"type": "array", "items": _ref(item)}}
+    if count:
+        fields["count"] = _INT
+    return _obj(fields)
+
+
+_VOLUME = _obj({"mountpoint": _STR, "total": _NUM, "used": _NUM}, {"free": _NUM})
+_CLOCK = _obj(
+    {
+        "target": _opt(_STR),
+        "status": {
+            "enum": [
+                "none",
+                "running",
+                "warning_50",
+                "warning_75",
+                "breached",
+                "paused",
+                "met",
+                "missed",
+            ]
+        },
+        "due": _opt(_STR),
+        "warn_50": _opt(_STR),
+        "warn_75": _opt(_STR),
+        "stopped_at": _opt(_STR),
+        "used_share": _opt(_NUM),
+    }
+)
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServerSummary": _obj(
+        {
+            "id": _STR,
+            "hostname": _STR,
+            "partner": _STR,
+            "status": _STR,
+            "status_reasons": {"type": "array", "items": _STR},
+            "last_seen": _opt(_NUM),
+            "enrolled_at": _NUM,
+            "revoked": _BOOL,
+            "licence_id": _opt(_STR),
+            "software": {"type": "object"},
+            "cameras": _obj({"total": _INT, "by_verdict": {"type": "object"}}),
+            "volumes": {"type": "array", "items": _VOLUME},
+            "report_interval_s": _INT,
+            "clock_offset_s": _opt(_NUM),
+        },
+        {
+            "backup": _opt(
+                _obj(
+                    {
+                        "last_success": _opt(_NUM),
+                        "last_failure": _opt(_NUM),
+                        "next_due": _opt(_NUM),
+                        "overdue": _BOOL,
+                        "interval_s": _INT,
+                    }
+                )
+            ),
+            "contract": _obj({"coverage": _STR}, {"plan": _STR, "customer": _STR}),
+        },
+    ),
+    "ServerList": _obj(
+        {"servers": {"type": "array", "items": _ref("ServerSummary")}, "count": _INT}
+    ),
+    "ServerDetail": {
+        "allOf": [
+            _ref("ServerSummary"),
+            _obj(
+                {
+                    "last_seq": _INT,
+                    "reports_received": _INT,
+                    "dropped_reports": _INT,
+                    "missing_reports": _INT,
+                }
+            ),
+        ]
+    },
+    "Camera": _obj(
+        {
+            "verdict": _STR,
+            "reasons": {"type": "array", "items": _STR},
+            "availability": _obj({"24h": _opt(_NUM), "7d": _opt(_NUM), "30d": _opt(_NUM)}),
+            "firmware_outdated": _BOOL,
+        }
+    ),
+    "CameraList": _obj(
+        {"server_id": _STR, "cameras": {"type": "array", "items": _ref("Camera")}, "count": _INT}
+    ),
+    "CameraEvents": _obj(
+        {
+            "server_id": _STR,
+            "events": {
+                "type": "array",
+                "items": _obj({"camera": _STR, "at": _NUM, "from": _opt(_STR), "to": _STR}),
+            },
+        }
+    ),
+    "StorageHistory": _obj(
+        {
+            "server_id": _STR,
+            "points": {
+                "type": "array",
+                "items": _obj({"at": _NUM, "volumes": {"type": "array", "items": _VOLUME}}),
+            },
+        }
+    ),
+    "Backup": _obj(
+        {
+            "id": _STR,
+            "seq": _INT,
+            "kind": _STR,
+            "created_at": _NUM,
+            "size": _INT,
+            "status": _STR,
+        },
+        {"verified_at": _opt(_NUM), "base_seq": _opt(_INT), "ciphertext_sha256": _STR},
+    ),
+    "BackupList": _list("backups", "Backup", count=False),
+    "BackupStatus": _obj(
+        {
+            "last_success": _opt(_NUM),
+            "last_failure": _opt(_NUM),
+            "last_failure_reason": _opt(_STR),
+            "next_due": _opt(_NUM),
+            "overdue": _BOOL,
+            "interval_s": _INT,
+            "window": _STR,
+        }
+    ),
+    "PublicKey": _obj({"public_key": _STR}),
+    "SmaQuote": _obj(
+        {"server_id": _STR, "year": _INT, "list_total": _STR, "price": _STR, "modules": {}}
+    ),
+    "Contract": _obj(
+        {
+            "id": _STR,
+            "customer": _STR,
+            "partner": _STR,
+            "plan": _STR,
+            "licence_ids": {"type": "array", "items": _STR},
+            "start": _STR,
+            "coverage": _STR,
+            "last_covered_day": _opt(_STR),
+            "last_day_to_cancel": _opt(_STR),
+        }
+    ),
+    "ContractList": _list("contracts", "Contract"),
+    "ContractWithHistory": _obj(
+        {
+            "contract": _ref("Contract"),
+            "history": {
+                "type": "array",
+                "items": _obj({"version": _INT, "valid_from": _STR, "removed": _BOOL}),
+            },
+        }
+    ),
+    "Finding": _obj(
+        {
+            "partner": _STR,
+            "server_id": _opt(_STR),
+            "contract_id": _opt(_STR),
+            "kind": _STR,
+            "severity": _STR,
+            "clause": _STR,
+            "message": _STR,
+        }
+    ),
+    "FindingList": _list("findings", "Finding"),
+    "Incident": _obj(
+        {
+            "id": _STR,
+            "plan": _STR,
+            "priority": _STR,
+            "contract_id": _opt(_STR),
+            "server_id": _opt(_STR),
+            "title": _STR,
+            "opened_at": _STR,
+            "state": {"enum": ["open", "acknowledged", "paused", "resolved", "closed"]},
+            "response": _CLOCK,
+            "resolution": _CLOCK,
+            "events": {
+                "type": "array",
+                "items": _obj({"action": _STR, "at": _STR, "by": _STR, "note": _STR}),
+            },
+        }
+    ),
+    "IncidentList": _list("incidents", "Incident"),
+    "PriorityMap": _obj({"defaults": {"type": "object"}, "overrides": {"type": "object"}}),
+    "MonthlyReport": _obj(
+        {
+            "month": _STR,
+            "rows": {
+                "type": "array",
+                "items": _obj({"month": _STR, "partner": _STR, "customer": _STR, "servers": _INT}),
+            },
+        }
+    ),
+    "SlaDue": _obj({"plan": _STR, "priority": _STR, "opened": _STR, "response_due": _opt(_STR)}),
+    "Me": _obj(
+        {
+            "user_id": _INT,
+            "email": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+            "partner": _STR,
+            "customer": _opt(_STR),
+        }
+    ),
+    "User": _obj(
+        {
+            "id": _INT,
+            "email": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+            "customer": _opt(_STR),
+            "service_account": _BOOL,
+            "created_at": _NUM,
+            "disabled_at": _opt(_NUM),
+            "last_login_at": _opt(_NUM),
+        }
+    ),
+    "UserList": _list("users", "User"),
+    "ApiKey": _obj(
+        {
+            "id": _INT,
+            "prefix": _STR,
+            "label": _STR,
+            "owner": _opt(_STR),
+            "created_at": _NUM,
+            "last_used_at": _opt(_NUM),
+            "revoked_at": _opt(_NUM),
+        }
+    ),
+    "ApiKeyList": _list("api_keys", "ApiKey"),
+    "ApiKeyCreated": _obj({"key": _STR, "prefix": _STR, "label": _STR}),
+    "EnrollmentToken": _obj(
+        {
+            "id": _INT,
+            "uses_left": _INT,
+            "created_at": _NUM,
+            "expires_at": _NUM,
+            "revoked_at": _opt(_NUM),
+            "allow_reenroll": _BOOL,
+        }
+    ),
+    "EnrollmentTokenList": _list("enrollment_tokens", "EnrollmentToken"),
+    "EnrollmentTokenCreated": _obj({"token": _STR}),
+    "Revoked": _obj({"revoked": _INT}),
+    "ContractSaved": _obj({"contract": _ref("Contract"), "changed": _BOOL, "version": _opt(_INT)}),
+    "ContractRemoved": _obj({"removed": _STR}),
+    "ImportSummary": _obj(
+        {
+            "dry_run": _BOOL,
+            "added": {"type": "array", "items": _STR},
+            "changed": {"type": "array", "items": _STR},
+            "removed": {"type": "array", "items": _STR},
+            "unchanged": _INT,
+        }
+    ),
+    "PriorityOverrides": _obj({"overrides": {"type": "object"}}),
+}
+
+RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
+    ("get", "/api/v1/servers"): ("200", "ServerList"),
+    ("get", "/api/v1/servers/{server_id}"): ("200", "ServerDetail"),
+    ("get", "/api/v1/servers/{server_id}/cameras"): ("200", "CameraList"),
+    ("get", "/api/v1/servers/{server_id}/camera-events"): ("200", "CameraEvents"),
+    ("get", "/api/v1/servers/{server_id}/storage-history"): ("200", "StorageHistory"),
+    ("get", "/api/v1/servers/{server_id}/backups"): ("200", "BackupList"),
+    ("get", "/api/v1/servers/{server_id}/backup-status"): ("200", "BackupStatus"),
+    ("get", "/api/v1/servers/{server_id}/public-key"): ("200", "PublicKey"),
+    ("get", "/api/v1/servers/{server_id}/sma-quote"): ("200", "SmaQuote"),
+    ("get", "/api/v1/contracts"): ("200", "ContractList"),
+    ("get", "/api/v1/contracts/{contract_id}"): ("200", "ContractWithHistory"),
+    ("put", "/api/v1/contracts/{contract_id}"): ("200", "ContractSaved"),
+    ("delete", "/api/v1/contracts/{contract_id}"): ("200", "ContractRemoved"),
+    ("post", "/api/v1/contracts/import"): ("200", "ImportSummary"),
+    ("put", "/api/v1/incident-priorities"): ("200", "PriorityOverrides"),
+    ("get", "/api/v1/contract-findings"): ("200", "FindingList"),
+    ("get", "/api/v1/incidents"): ("200", "IncidentList"),
+    ("post", "/api/v1/incidents"): ("201", "Incident"),
+    ("get", "/api/v1/incidents/{incident_id}"): ("200", "Incident"),
+    ("post", "/api/v1/incidents/{incident_id}/{action}"): ("200", "Incident"),
+    ("get", "/api/v1/incident-priorities"): ("200", "PriorityMap"),
+    ("get", "/api/v1/reports/monthly"): ("200", "MonthlyReport"),
+    ("get", "/api/v1/sla/due"): ("200", "SlaDue"),
+    ("get", "/api/v1/me"): ("200", "Me"),
+    ("get", "/api/v1/users"): ("200", "UserList"),
+    ("post", "/api/v1/users"): ("201", "User"),
+    ("post", "/api/v1/users/{user_id}/{action}"): ("200", "User"),
+    ("get", "/api/v1/api-keys"): ("200", "ApiKeyList"),
+    ("post", "/api/v1/api-keys"): ("201", "ApiKeyCreated"),
+    ("delete", "/api/v1/api-keys/{key_id}"): ("200", "Revoked"),
+    ("get", "/api/v1/enrollment-tokens"): ("200", "EnrollmentTokenList"),
+    ("post", "/api/v1/enrollment-tokens"): ("201", "EnrollmentTokenCreated"),
+    ("delete", "/api/v1/enrollment-tokens/{token_id}"): ("200", "Revoked"),
+}
+"""(method, path) -> (status, schema) of the partner endpoints that answer JSON."""
+
+ACCOUNT_PATHS: dict[str, dict[str, str]] = {
+    "/api/v1/me": {"get": "The caller: user, role, partner and customer"},
+    "/api/v1/users": {
+        "get": "The partner's users with roles",
+        "post": "Add a user (admin): email, password, role, customer",
+    },
+    "/api/v1/users/{user_id}/{action}": {"post": "disable or enable a user (admin)"},
+    "/api/v1/api-keys": {
+        "get": "API keys: the caller's own (an admin: all of the partner's), last used",
+        "post": "A new key of the caller, with its role (shown once)",
+    },
+    "/api/v1/api-keys/{key_id}": {"delete": "Revoke a key (one's own; an admin: any)"},
+    "/api/v1/enrollment-tokens": {
+        "get": "The partner's enrollment tokens (never the token itself)",
+        "post": "A new enrollment token (admin): uses, ttl (shown once)",
+    },
+    "/api/v1/enrollment-tokens/{token_id}": {"delete": "Revoke an enrollment token (admin)"},
+}
+"""The accounts' paths and their summaries."""
+
+
+def add_response_schemas(doc: dict[str, Any]) -> None:
+    """Put :data:`SCHEMAS` into ``doc`` and each partner endpoint's success response."""
+    doc["components"]["schemas"].update(SCHEMAS)
+    for (method, path), (status, name) in RESPONSES.items():
+        op = doc["paths"].get(path, {}).get(method)
+        if op is None:
+            continue
+        responses = op.setdefault("responses", {})
+        responses.pop("200" if status != "200" else "", None)
+        responses[status] = {
+            "description": "OK" if status == "200" else "Created",
+            "content": {"application/json": {"schema": _ref(name)}},
+        }

@@ -1,0 +1,232 @@
+"""The fleet page (counts, attention first, search, filters, paging, live refresh) and the
+server page (storage chart with forecast, cameras, backups and the restore command,
+contract, incidents with their due times).
+
+A customer's user sees its customer's servers only; anyone else's server answers 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+
+from collector.backups import catalog
+from collector.backups.status import backup_status
+from collector.contracts import repository as repo
+from collector.contracts.covering import covering_contract
+from collector.contracts.incidents import State, incident_to_json, status
+from collector.contracts.views import contract_view
+from collector.health import cameras
+from collector.health.fleet import FleetView, status_counts, storage_history
+from collector.health.refusals import clock_offsets
+from collector.health.status import STATUSES
+from collector.http import fleet_filters as ff
+from collector.http.appkeys import CONFIG, DB
+from collector.http.auth import PartnerIdentity, owned_server
+from collector.http.charts import availability_strip, storage_chart
+from collector.http.pages import ago, date_text, render, signed_in, size_text
+
+LEGEND = {
+    "critical": "needs action now (disk nearly full, cameras down, backup failing)",
+    "offline": "has not reported for several intervals",
+    "warning": "something to look at soon",
+    "pending": "enrolled, no report yet",
+    "unmonitored": "reports, but no contract covers monitoring",
+    "ok": "all checks pass",
+    "revoked": "shut out by the operator",
+}
+"""What each status means, shown under the tiles."""
+AT_RISK = frozenset({"warning_75", "breached"})
+OPEN_STATES = frozenset({State.OPEN, State.ACKNOWLEDGED, State.PAUSED})
+
+
+def sla_at_risk(conn: Any, identity: PartnerIdentity, only: set[str] | None = None) -> set[str]:
+    """Servers (of ``only``, when given) with an incident not yet resolved that is past
+    75 % of a due time or past it. Only incidents stored as open, acknowledged or paused
+    are evaluated, once each: their clocks are the expensive part."""
+    now = dt.datetime.now(dt.UTC)
+    risky = set()
+    for state in OPEN_STATES:
+        for i in repo.list_incidents(conn, identity.name, state=state.value):
+            if not i.server_id or not identity.sees_incident(i.server_id, i.contract_id):
+                continue
+            if only is not None and i.server_id not in only:
+                continue
+            s = status(i, now)
+            if {s.response.status.value, s.resolution.status.value} & AT_RISK:
+                risky.add(i.server_id)
+    return risky
+
+
+def fleet_rows(
+    conn: Any, request: web.Request, identity: PartnerIdentity, now: float, risk: bool
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The identity's servers' views, and the servers with an SLA at risk when ``risk``
+    (the filter asks for them; otherwise they are found for the shown page only)."""
+    cfg = request.app[CONFIG]
+    fleet = FleetView(
+        conn, cfg.report_interval_s, cfg.offline_after_intervals, clock_offsets(request.app)
+    )
+    views = fleet.all(identity.partner_id, now)
+    if identity.servers is not None:
+        views = [v for v in views if v["id"] in identity.servers]
+    return views, sla_at_risk(conn, identity) if risk else set()
+
+
+def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
+    v["last_seen_text"] = ago(v["last_seen"], now)
+    v["sla_at_risk"] = v["id"] in at_risk
+    if v.get("backup"):
+        v["backup"]["last_success_text"] = ago(v["backup"]["last_success"], now)
+    fullest = max(
+        (vol for vol in v["volumes"] if vol.total),
+        key=lambda vol: vol.used / vol.total,
+        default=None,
+    )
+    v["fullest"] = fullest and {
+        "mountpoint": fullest.mountpoint,
+        "pct": round(100 * fullest.used / fullest.total),
+    }
+
+
+async def fleet_page(request: web.Request) -> web.Response:
+    identity = signed_in(request)
+    now = time.time()
+    fq = ff.parse(request.query)
+    views, at_risk = await request.app[DB].read(
+        lambda c: fleet_rows(c, request, identity, now, fq.sla_at_risk)
+    )
+    shown, page, pages, matching = ff.select(views, fq, at_risk)
+    if not fq.sla_at_risk:
+        ids = {v["id"] for v in shown}
+        at_risk = await request.app[DB].read(lambda c: sla_at_risk(c, identity, ids))
+    try:
+        refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
+    except ValueError:
+        refresh = 30
+    for v in shown:
+        _decorate(v, now, at_risk)
+
+    def link(**changes: object) -> str:
+        return "?" + urllib.parse.urlencode(fq.params(**changes))
+
+    return render(
+        "fleet.html",
+        request,
+        tab="fleet",
+        servers=shown,
+        counts=status_counts(views),
+        statuses=STATUSES,
+        legend=LEGEND,
+        total=len(views),
+        matching=matching,
+        page=page,
+        pages=pages,
+        fq=fq,
+        link=link,
+        choices=ff.choices(views),
+        customer_view=identity.customer is not None,
+        refresh=refresh,
+        refreshed=dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S UTC"),
+    )
+
+
+def _volumes(view: dict[str, Any]) -> list[dict[str, Any]]:
+    vols = []
+    for v in view["volumes"]:
+        total = v.get("total") or 0
+        rate = v.get("fill_rate_bytes_per_day")
+        vols.append(
+            {
+                **v,
+                "pct": round(100 * v.get("used", 0) / total) if total else 0,
+                "total_text": size_text(total),
+                "free_text": size_text(v.get("free")),
+                "rate_text": "—" if rate is None else f"{size_text(rate)}/day",
+                "full_text": "not filling" if v.get("full_at") is None else date_text(v["full_at"]),
+            }
+        )
+    return vols
+
+
+def _server_data(
+    conn: Any, request: web.Request, identity: PartnerIdentity, row: Any, now: float
+) -> dict[str, Any]:
+    cfg = request.app[CONFIG]
+    offsets = clock_offsets(request.app)
+    fleet = FleetView(conn, cfg.report_interval_s, cfg.offline_after_intervals, offsets)
+    view = fleet.view(row, now, detail=True)
+    contract = None
+    if row.licence_id:
+        covering = covering_contract(conn, identity.name, row.licence_id, now)
+        if covering is not None:
+            contract = contract_view(covering.contract)
+            try:
+                contract["entitlements"] = [
+                    (f.name.replace("_", " "), getattr(covering.plan.entitlements, f.name))
+                    for f in dataclasses.fields(covering.plan.entitlements)
+                ]
+            except KeyError:  # a plan this collector does not know
+                contract["entitlements"] = []
+    findings = [f for f in repo.list_findings(conn, identity.name) if f.get("server_id") == row.id]
+    incidents = [
+        incident_to_json(i, dt.datetime.now(dt.UTC))
+        for i in repo.list_incidents(conn, identity.name)
+        if i.server_id == row.id
+    ]
+    backups = list(reversed(catalog.list_backups(conn, row.id)))[:30]
+    return {
+        "view": view,
+        "contract": contract,
+        "findings": findings,
+        "incidents": incidents,
+        "cameras": cameras.list_cameras(conn, row.id, now),
+        "points": storage_history(conn, row.id, now - 30 * 86400),
+        "backups": [b.public() for b in backups],
+        "backup_status": backup_status(conn, row.id, now),
+    }
+
+
+async def server_page(request: web.Request) -> web.Response:
+    identity = signed_in(request)
+    row = await owned_server(request, request.match_info["server_id"])
+    now = time.time()
+    data = await request.app[DB].read(lambda c: _server_data(c, request, identity, row, now))
+    view = data["view"]
+    vols = _volumes(view)
+    origin = f"{request.scheme}://{request.host}"
+    restore = (
+        f"VIGIL_COLLECTOR={origin} VIGIL_API_KEY=<your API key> "
+        f"vigil-backup restore --server {row.id} --identity recovery.key --to ./restored"
+    )
+    for cam in data["cameras"]:
+        cam["strips"] = {
+            w: availability_strip(cam["availability"].get(w)) for w in ("24h", "7d", "30d")
+        }
+    return render(
+        "server.html",
+        request,
+        tab="fleet",
+        s=view,
+        contract=data["contract"],
+        findings=data["findings"],
+        incidents=data["incidents"],
+        volumes=vols,
+        cameras=data["cameras"],
+        chart=storage_chart(data["points"], vols),
+        backups=data["backups"],
+        backup_status=data["backup_status"],
+        restore=restore,
+        last_seen_text=ago(view["last_seen"], now),
+        customer_view=identity.customer is not None,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", fleet_page)
+    app.router.add_get("/servers/{server_id}", server_page)

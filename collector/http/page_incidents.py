@@ -1,0 +1,113 @@
+"""The incidents page: open incidents first with their response and resolution clocks
+(warning at 50 % and 75 % of a due time, breach past it), and the actions the user's role
+allows: the partner's operators acknowledge, pause, resume, resolve and reopen; the
+customer's operators accept a resolution or reopen it. Viewers read.
+
+Actions are forms (POST with the sign-in's CSRF token) that work without script.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from aiohttp import web
+
+from collector.contracts import repository as repo
+from collector.contracts.incidents import Action, TransitionError, apply, incident_to_json
+from collector.http.appkeys import DB
+from collector.http.auth import PartnerIdentity
+from collector.http.errors import ApiError
+from collector.http.pages import checked_form, render, signed_in
+
+PARTNER_ACTIONS = {
+    "open": ("acknowledge", "pause", "resolve"),
+    "acknowledged": ("pause", "resolve"),
+    "paused": ("resume", "resolve"),
+    "resolved": ("reopen",),
+    "closed": ("reopen",),
+}
+CUSTOMER_ACTIONS = {"resolved": ("accept", "reopen"), "closed": ("reopen",)}
+_STATE_ORDER = {"open": 0, "acknowledged": 1, "paused": 2, "resolved": 3, "closed": 4}
+
+
+def actions_for(identity: PartnerIdentity, state: str) -> tuple[str, ...]:
+    """The actions this identity may take on an incident in ``state``."""
+    if identity.role == "viewer":
+        return ()
+    table = CUSTOMER_ACTIONS if identity.customer is not None else PARTNER_ACTIONS
+    return table.get(state, ())
+
+
+def incident_rows(conn: Any, identity: PartnerIdentity, state: str = "") -> list[dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC)
+    names = {
+        r["id"]: r["hostname"]
+        for r in conn.execute(
+            "SELECT id, hostname FROM servers WHERE partner_id = ?", (identity.partner_id,)
+        )
+    }
+    rows = []
+    for inc in repo.list_incidents(conn, identity.name):
+        if not identity.sees_incident(inc.server_id, inc.contract_id):
+            continue
+        j = incident_to_json(inc, now)
+        if state == "open" and j["state"] == "closed":  # resolved waits for acceptance
+            continue
+        j["hostname"] = names.get(inc.server_id or "", "")
+        j["actions"] = actions_for(identity, str(j["state"]))
+        rows.append(j)
+    rows.sort(key=lambda j: (_STATE_ORDER.get(str(j["state"]), 9), j["opened_at"]))
+    return rows
+
+
+async def incidents_page(request: web.Request) -> web.Response:
+    identity = signed_in(request)
+    state = request.query.get("state", "open")
+    if state not in ("open", "all"):
+        state = "open"
+    rows = await request.app[DB].read(lambda c: incident_rows(c, identity, state))
+    return render(
+        "incidents.html",
+        request,
+        tab="incidents",
+        incidents=rows,
+        state=state,
+        customer_view=identity.customer is not None,
+        done=request.query.get("done", "")[:40],
+    )
+
+
+async def incident_form(request: web.Request) -> web.Response:
+    """POST /incidents/{id}/{action}: one action, then back to the list (303)."""
+    form = await checked_form(request)
+    identity = signed_in(request)
+    iid = request.match_info["incident_id"]
+    name = request.match_info["action"]
+    note = str(form.get("note", ""))[:4000]
+
+    def write(conn: Any) -> None:
+        got = repo.get_incident(conn, iid)
+        if (
+            got is None
+            or got[1] != identity.name
+            or not identity.sees_incident(got[0].server_id, got[0].contract_id)
+        ):
+            raise ApiError(404, "not_found", f"no incident {iid[:40]!r}")
+        state = incident_to_json(got[0], dt.datetime.now(dt.UTC))["state"]
+        if name not in actions_for(identity, str(state)):
+            raise ApiError(409, "invalid_transition", f"cannot {name[:20]} this incident now")
+        try:
+            new = apply(got[0], Action(name), dt.datetime.now(dt.UTC), by=identity.actor, note=note)
+        except TransitionError as exc:
+            raise ApiError(409, "invalid_transition", str(exc)) from None
+        repo.save_incident(conn, new, time.time())
+
+    await request.app[DB].write(write)
+    raise web.HTTPSeeOther(f"/incidents?done={name}#{iid}")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/incidents", incidents_page)
+    app.router.add_post("/incidents/{incident_id}/{action}", incident_form)

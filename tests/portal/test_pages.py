@@ -1,0 +1,141 @@
+"""The pages over HTTP: fleet filters, the server page's parts, roles on forms, CSRF, and
+HTML refusals for browsers while the API keeps answering JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+
+import pytest
+
+from harness.net import http_no_redirect
+from tests.portal.world import World, call, page, post_form, sign_in
+
+
+def _hosts(body: bytes) -> list[str]:
+    return re.findall(rb'<a href="/servers/[^"]+">([^<]+)</a>', body)
+
+
+@pytest.fixture(scope="module")
+def admin(world: World) -> dict[str, str]:
+    status, cookie, _ = sign_in(
+        world.collector, world.email("acme-admin"), world.passwords["acme-admin"]
+    )
+    assert status == 302
+    return cookie
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {b"museum-1", b"bakery-1", b"acme-free"}),
+        ("q=LIC-X", {b"acme-free"}),
+        ("customer=Museum", {b"museum-1"}),
+        ("plan=premium-24x7", {b"museum-1"}),
+        ("status=unmonitored", {b"acme-free"}),
+        ("sla_at_risk=1", {b"museum-1", b"bakery-1"}),
+        ("backup_overdue=1", set()),
+        ("status=ok&customer=Bakery", set()),
+        ("page=999999999999&q=%00", set()),
+    ],
+)
+def test_fleet_filters(
+    world: World, admin: dict[str, str], query: str, expected: set[bytes]
+) -> None:
+    status, body = page(world.collector, "/?" + query, admin)
+    assert status == 200
+    assert set(_hosts(body)) == expected, (query, _hosts(body))
+
+
+def test_the_most_urgent_servers_come_first(world: World, admin: dict[str, str]) -> None:
+    _, body = page(world.collector, "/", admin)
+    hosts = _hosts(body)
+    assert hosts[-1] == b"acme-free", hosts  # critical (volume filling) before unmonitored
+    assert b"SLA at risk" in body and b"What the colours mean" in body
+
+
+def test_the_server_page_shows_storage_forecast_backups_contract_incidents(
+    world: World, admin: dict[str, str]
+) -> None:
+    sid = world.servers["museum-1"]
+    status, body = page(world.collector, f"/servers/{sid}", admin)
+    assert status == 200
+    text = body.decode()
+    assert 'stroke-dasharray="6 4"' in text, "the forecast line"
+    assert text.count('text-anchor="middle"') >= 3, "a dated time axis"
+    assert "160 B/day" in text and f"vigil-backup restore --server {sid}" in text
+    assert "premium-24x7" in text and "health monitoring" in text
+    assert world.incidents["museum-1"] in text
+
+
+def test_a_viewer_reads_but_cannot_act_on_incidents(world: World) -> None:
+    c = world.collector
+    _, cookie, _ = sign_in(c, world.email("acme-viewer"), world.passwords["acme-viewer"])
+    status, body = page(c, "/incidents", cookie)
+    assert status == 200 and b"disk trouble on bakery-1" in body
+    assert b'action="/incidents/' not in body
+    inc = world.incidents["bakery-1"]
+    status, _, body = post_form(c, f"/incidents/{inc}/acknowledge", cookie, {})
+    assert status == 403 and b"<h1>Not allowed</h1>" in body
+    _, out = call(c, world.keys["acme"], "GET", f"/api/v1/incidents/{inc}")
+    assert out["state"] == "open"
+
+
+def test_incident_forms_need_the_csrf_token(world: World) -> None:
+    c = world.collector
+    _, cookie, _ = sign_in(c, world.email("acme-operator"), world.passwords["acme-operator"])
+    inc = world.incidents["bakery-1"]
+    form = urllib.parse.urlencode({"csrf": "forged"}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **cookie}
+    status, _, _ = http_no_redirect("POST", c.url + f"/incidents/{inc}/acknowledge", form, headers)
+    assert status == 403
+    _, out = call(c, world.keys["acme"], "GET", f"/api/v1/incidents/{inc}")
+    assert out["state"] == "open"
+    status, _, _ = post_form(c, f"/incidents/{inc}/acknowledge", cookie, {})
+    assert status == 303
+    _, out = call(c, world.keys["acme"], "GET", f"/api/v1/incidents/{inc}")
+    assert out["state"] == "acknowledged"
+    assert out["events"][-1]["by"] == world.email("acme-operator")
+
+
+def test_browsers_get_html_refusals_and_the_api_json(world: World, admin: dict[str, str]) -> None:
+    c = world.collector
+    status, _, body = http_no_redirect("GET", c.url + "/no/such/page", headers=admin)
+    assert status == 404 and body.startswith(b"<!doctype html>") and b"Not found" in body
+    status, body = page(c, "/servers/srv_nope", admin)
+    assert status == 404 and b"<h1>Not found</h1>" in body and b"Fleet" in body
+    status, out = call(c, world.keys["acme"], "GET", "/api/v1/servers/srv_nope")
+    assert status == 404 and out["error"] == "not_found"
+    status, out = call(c, world.keys["acme"], "GET", "/api/v1/no-such-endpoint")
+    assert status == 404 and json.dumps(out).startswith('{"error"')
+
+
+def test_settings_make_and_show_a_key_once_and_policy_is_validated(
+    world: World, admin: dict[str, str]
+) -> None:
+    c = world.collector
+    status, _, body = post_form(c, "/settings/api-keys", admin, {"label": "once"})
+    assert status == 201
+    key = re.search(rb'id="new-secret">(vgl_key_[^<]+)<', body)
+    assert key is not None
+    assert call(c, key.group(1).decode(), "GET", "/api/v1/me")[1]["email"] == world.email(
+        "acme-admin"
+    )
+    _, again = page(c, "/settings", admin)
+    assert key.group(1) not in again
+    bad = {
+        "interval": "soon",
+        "window": "",
+        **{
+            k: "1"
+            for k in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+        },
+    }
+    status, _, body = post_form(c, "/settings/backup-policy", admin, bad)
+    assert status == 400 and b"Backup policy" in body
+    good = {**bad, "interval": "12h", "window": "01:00-05:00"}
+    assert post_form(c, "/settings/backup-policy", admin, good)[0] == 303
+    sid = world.servers["museum-1"]
+    _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
+    assert out["interval_s"] == 12 * 3600 and out["window"] == "01:00-05:00"
