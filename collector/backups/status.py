@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective
+from collector.backups.promise import Promise, effective_for_server, promise_for_server, resolve
 
 
 def _status(
@@ -43,9 +44,9 @@ def _status(
 def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[str, Any]:
     """One server's status (``GET /api/v1/servers/{id}/backup-status``)."""
     srv = catalog.get_server(conn, server_id)
-    policy = catalog.policy_for_server(
-        conn, server_id, None if srv is None else int(srv["partner_id"])
-    )
+    policy = effective_for_server(
+        conn, server_id, None if srv is None else int(srv["partner_id"]), now
+    ).policy
     row = catalog.status_row(conn, server_id)
     return _status(
         policy,
@@ -60,7 +61,8 @@ def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[s
 def fleet_backup_status(
     conn: Any, partner_id: int | None = None, now: float | None = None
 ) -> dict[str, dict[str, Any]]:
-    """server id -> status, for all servers (or one partner's), in three queries."""
+    """server id -> status, for all servers (or one partner's): three queries, plus the
+    contract lookups for the servers of partners that have contracts."""
     now = time.time() if now is None else now
     sql = (
         "SELECT s.id, s.partner_id, s.enrolled_at, b.last_stored_at, b.last_ok_at, "
@@ -73,11 +75,20 @@ def fleet_backup_status(
         else conn.execute(sql + " AND s.partner_id = ?", (partner_id,)).fetchall()
     )
     policies: dict[tuple[str, str], BackupPolicy] = {}
+    overrides: dict[tuple[str, str], str] = {}
     for row in conn.execute(
         "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, keep_weekly, "
-        "keep_monthly, keep_yearly FROM backup_policies"
+        "keep_monthly, keep_yearly, contract_override FROM backup_policies"
     ).fetchall():
         policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
+        if row[9] is not None:
+            overrides[(row[0], row[1])] = row[9]
+    with_contracts = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
+        ).fetchall()
+    }
     out: dict[str, dict[str, Any]] = {}
     per_partner: dict[int, BackupPolicy] = {}
     for sid, pid, enrolled_at, stored, ok, failed_at, reason in rows:
@@ -88,6 +99,10 @@ def fleet_backup_status(
                 policy = per_partner[pid] = effective(policies.get(("partner", str(pid))), None)
         else:
             policy = effective(policies.get(("partner", str(pid))), override)
+        if pid in with_contracts:
+            promise: Promise | None = promise_for_server(conn, sid, now)
+            reason = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
+            policy = resolve(policy, promise, reason).policy
         failed = None if failed_at is None else (failed_at, reason)
         out[sid] = _status(policy, enrolled_at, stored, ok, failed, now)
     return out

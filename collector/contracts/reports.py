@@ -61,6 +61,9 @@ class ReportRow:
     response_total: int = 0
     resolution_met: int = 0
     resolution_total: int = 0
+    backup_policy_overrides: str = ""
+    """Servers whose backup policy runs below the promise by the partner's override:
+    ``server: reason (breaks: ...)``, ``; `` between servers."""
 
 
 def month_bounds(year: int, month: int, tz: str) -> tuple[float, float, list[dt.date]]:
@@ -106,11 +109,13 @@ def monthly_rows(
     cases: Sequence[SupportCase] = (),
     releases: Mapping[tuple[str, str], dt.date] | None = None,
     reports_known_from: float | None = None,
+    policy_overrides: Mapping[str, str] | None = None,
 ) -> list[ReportRow]:
     """One row per partner (``by="partner"``) or per (partner, customer).
 
     ``reports_known_from``: the oldest report time storage still has (history is pruned);
-    monitoring gaps are counted only from then on, never from missing history."""
+    monitoring gaps are counted only from then on, never from missing history.
+    ``policy_overrides``: server id -> the override of its backup policy, in words."""
     if by not in ("partner", "customer"):
         raise ValueError("by must be 'partner' or 'customer'")
     label = f"{year:04d}-{month:02d}"
@@ -146,6 +151,9 @@ def monthly_rows(
         r = row_for(contract.partner, contract.customer)
         r.servers += 1
         r.entitlement_findings += server_findings.get(s.server_id, 0)
+        if policy_overrides and s.server_id in policy_overrides:
+            note = f"{s.server_id}: {policy_overrides[s.server_id]}"
+            r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
         _count_days(r, covering, days, last_day)
         if chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
             continue
