@@ -249,6 +249,11 @@ def insert_backup(conn: Conn, b: Backup) -> None:
         ),
     )
     note_stored(conn, b.server_id, b.stored_at)
+    conn.execute(
+        "INSERT INTO backup_stored_times (server_id, seq, stored_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (server_id, seq) DO NOTHING",
+        (b.server_id, b.seq, b.stored_at),
+    )
 
 
 def get_backup(conn: Conn, server_id: str, backup_id: str) -> Backup | None:

@@ -328,7 +328,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     for sid, st in sorted(rows.items(), key=lambda kv: (not kv[1]["overdue"], kv[0])):
-        flag = "OVERDUE" if st["overdue"] else ("off" if not st["interval_s"] else "ok")
+        flag = "OVERDUE" if st["overdue"] else st["state"].replace("_", " ")
         line = (
             f"{sid}\t{flag}\tlast success {_when(st['last_success'])}\t"
             f"next due {_when(st['next_due'])}"

@@ -12,6 +12,23 @@ from typing import Any
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective
 from collector.backups.promise import Promise, effective_for_server, promise_for_server, resolve
+from collector.contracts.service import entitlement
+from protocol.backup_window import parse_window
+
+
+def window_delay_s(window: str) -> int:
+    """How long a daily window can hold a due backup back: its longest closed stretch.
+
+    The window is in the server's local time, which the collector does not know; the
+    closed stretch is the same in every zone, so a backup is overdue only once the
+    interval plus this delay has passed (never a false alarm for a backup waiting for
+    its window)."""
+    parsed = parse_window(window or "")
+    if parsed is None:
+        return 0
+    start, end = parsed
+    open_s = ((end.hour - start.hour) * 3600 + (end.minute - start.minute) * 60) % 86400
+    return 86400 - open_s
 
 
 def _status(
@@ -21,21 +38,36 @@ def _status(
     ok_run: float | None,
     failed: tuple[float, str] | None,
     now: float,
+    entitled: bool = True,
 ) -> dict[str, Any]:
-    candidates = [t for t in (stored, ok_run) if t]
-    last_success = max(candidates) if candidates else None
+    """``last_success`` is the last backup the collector stored and verified; a run the
+    agent reports as ok without a stored backup shows as ``last_reported_ok`` only."""
     interval = int(policy.interval_s or 0)
     next_due = None
-    if interval > 0:
-        base = last_success if last_success is not None else enrolled_at
+    if entitled and interval > 0:
+        base = stored if stored is not None else enrolled_at
         if base is not None:
-            next_due = base + interval
+            next_due = base + interval + window_delay_s(policy.window or "")
+    overdue = bool(next_due is not None and now > next_due)
+    if not entitled:
+        state = "not_entitled"
+    elif interval == 0:
+        state = "off"
+    elif overdue:
+        state = "overdue"
+    elif stored is None:
+        state = "new"
+    else:
+        state = "ok"
     return {
-        "last_success": last_success,
+        "state": state,
+        "entitled": entitled,
+        "last_success": stored,
+        "last_reported_ok": ok_run,
         "last_failure": None if failed is None else failed[0],
         "last_failure_reason": None if failed is None else failed[1],
         "next_due": next_due,
-        "overdue": bool(next_due is not None and now > next_due),
+        "overdue": overdue,
         "interval_s": interval,
         "window": policy.window or "",
     }
@@ -48,13 +80,15 @@ def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[s
         conn, server_id, None if srv is None else int(srv["partner_id"]), now
     ).policy
     row = catalog.status_row(conn, server_id)
+    now = time.time() if now is None else now
     return _status(
         policy,
         None if srv is None else srv["enrolled_at"],
         None if row is None else row[0],
         None if row is None else row[1],
         None if row is None or row[2] is None else (row[2], row[3]),
-        time.time() if now is None else now,
+        now,
+        srv is not None and entitlement(conn, server_id, "online_backup", now).entitled,
     )
 
 
@@ -99,10 +133,12 @@ def fleet_backup_status(
                 policy = per_partner[pid] = effective(policies.get(("partner", str(pid))), None)
         else:
             policy = effective(policies.get(("partner", str(pid))), override)
+        entitled = True
         if pid in with_contracts:
             promise: Promise | None = promise_for_server(conn, sid, now)
-            reason = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
-            policy = resolve(policy, promise, reason).policy
+            why = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
+            policy = resolve(policy, promise, why).policy
+            entitled = entitlement(conn, sid, "online_backup", now).entitled
         failed = None if failed_at is None else (failed_at, reason)
-        out[sid] = _status(policy, enrolled_at, stored, ok, failed, now)
+        out[sid] = _status(policy, enrolled_at, stored, ok, failed, now, entitled)
     return out

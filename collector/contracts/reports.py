@@ -27,7 +27,7 @@ from collector.contracts.checks import (
 )
 from collector.contracts.incidents import ClockStatus, Incident, status
 from collector.contracts.plans import Plan, get_plan
-from collector.contracts.terms import Contract, Coverage, best_contract
+from collector.contracts.terms import Contract, Coverage, best_contract, evaluate_term
 
 ENTITLEMENT_KINDS = frozenset(
     {
@@ -137,14 +137,21 @@ def monthly_rows(
     findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
     server_findings, contract_findings = _entitlement_counts(findings)
     last_day = dt.datetime.fromtimestamp(until - 1, ZoneInfo(tz)).date()
+    zone = ZoneInfo(tz)
     for s in server_list:
         covering = by_licence.get(s.licence_id or "", [])
         chosen = best_contract(covering, last_day)
+        # Every count runs from the later of enrollment, contract start and the month's.
+        counted_from = max(start, s.enrolled_at or start, _contract_start(covering, zone))
+        if counted_from >= until:
+            continue
+        first_day = dt.datetime.fromtimestamp(counted_from, zone).date()
         if chosen is None:
             r = row_for("(no contract)", "(no contract)")
             r.servers += 1
-            r.server_days += len(days)
-            r.days_uncovered += len(days)
+            n = sum(1 for d in days if first_day <= d <= last_day)
+            r.server_days += n
+            r.days_uncovered += n
             continue
         contract, _, _ = chosen
         plan = get_plan(contract.plan)
@@ -154,15 +161,15 @@ def monthly_rows(
         if policy_overrides and s.server_id in policy_overrides:
             note = f"{s.server_id}: {policy_overrides[s.server_id]}"
             r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
-        _count_days(r, covering, days, last_day)
+        _count_days(r, covering, [d for d in days if d >= first_day], last_day)
         if chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
             continue
         if plan.entitlements.online_backup and plan.backup is not None:
             anchor = chosen[1].anchor
             covered_from = (
-                start
+                counted_from
                 if anchor is None
-                else max(start, dt.datetime.combine(anchor, dt.time(0), ZoneInfo(tz)).timestamp())
+                else max(counted_from, dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
             )
             met, total = backup_slots(
                 s.backups,
@@ -174,7 +181,7 @@ def monthly_rows(
             r.backup_slots_met += met
             r.backup_slots_total += total
         if plan.entitlements.health_monitoring and report_times is not None:
-            gap_from = start if reports_known_from is None else max(start, reports_known_from)
+            gap_from = max(counted_from, reports_known_from or counted_from)
             _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
     for cid, n in contract_findings.items():
         c = contract_by_id.get(cid)
@@ -208,6 +215,20 @@ def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], di
             elif f.contract_id is not None:
                 contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
     return server_findings, contract_findings
+
+
+def _contract_start(covering: Sequence[Contract], zone: ZoneInfo) -> float:
+    """Midnight of the earliest anchor among the server's contracts (0 when none is known:
+    a pending warranty without an installation date starts nothing)."""
+    anchors = []
+    for c in covering:
+        try:
+            anchor = evaluate_term(c).anchor
+        except (ArithmeticError, ValueError, LookupError):
+            continue
+        if anchor is not None:
+            anchors.append(dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
+    return min(anchors, default=0.0)
 
 
 def _count_days(

@@ -343,14 +343,18 @@ def _fleet_facts(
     attempted: set[str] = set()
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
     # few dozen times are sorted below instead.
-    for sid, finished, outcome in conn.execute(
-        "SELECT server_id, finished_at, outcome FROM backup_runs "
-        "WHERE finished_at >= ? AND finished_at <= ?",
+    for (sid,) in conn.execute(
+        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?",
         (since, now),
     ):
         attempted.add(sid)
-        if outcome in ("ok", "unchanged"):
-            made[sid].append(float(finished))
+    # A backup counts when the collector stored and verified it, whatever the agent said.
+    for sid, stored in conn.execute(
+        "SELECT server_id, stored_at FROM backup_stored_times "
+        "WHERE stored_at >= ? AND stored_at <= ?",
+        (since, now),
+    ):
+        made[sid].append(float(stored))
     for times in made.values():
         times.sort()
     kept: dict[str, list[float]] = defaultdict(list)
@@ -385,6 +389,7 @@ def _fleet_facts(
                 machine_id=r[1],
                 licensed_machine_id=(first_machine.get((r[8], lic), (0, None))[1] if lic else None),
                 installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
+                enrolled_at=float(r[4]),
                 last_seen=r[3],
                 uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
                 uses_backup=sid in attempted or bool(made.get(sid)),

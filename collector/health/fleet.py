@@ -120,7 +120,14 @@ class FleetView:
                 if b is None
                 else {
                     k: b[k]
-                    for k in ("last_success", "last_failure", "next_due", "overdue", "interval_s")
+                    for k in (
+                        "state",
+                        "last_success",
+                        "last_failure",
+                        "next_due",
+                        "overdue",
+                        "interval_s",
+                    )
                 }
             )
             v["contract"] = contracts.get(v["id"], {"coverage": "none"})

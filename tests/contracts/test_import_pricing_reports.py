@@ -288,3 +288,24 @@ def test_monitoring_gaps_count_only_where_history_is_kept() -> None:
     # 14 days minus the 15-minute allowance.
     (naive,) = monthly_rows(2026, 2, [s], [ms], **kwargs)
     assert (naive.monitoring_gaps, naive.monitoring_gap_seconds) == (1, 14 * 86400 - 900)
+
+
+def test_counts_start_at_enrollment_and_contract_start_not_the_first_of_the_month() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    # Enrolled 20 Feb 10:00 under a contract from 1 Jan; daily backups at 03:00 from 21 Feb.
+    enrolled = dt.datetime(2026, 2, 20, 10, tzinfo=zone).timestamp()
+    backups = [dt.datetime(2026, 2, d, 3, tzinfo=zone).timestamp() for d in range(21, 29)]
+    ms = Contract("M-1", "Museum", "acme", "maintenance-support", ("L1",), start=D("2026-01-01"))
+    s1 = ServerFacts("s1", "L1", enrolled_at=enrolled, uses_backup=True, backups=backups)
+    # A second server enrolled long ago whose contract starts 25 Feb.
+    late = Contract("M-2", "Museum", "acme", "maintenance-support", ("L2",), start=D("2026-02-25"))
+    s2 = ServerFacts("s2", "L2", enrolled_at=mar1 - 400 * 86400)
+    (row,) = monthly_rows(2026, 2, [s1, s2], [ms, late], tz=tz, now=mar1)
+    # Server-days: 20..28 Feb = 9 for s1, 25..28 Feb = 4 for s2; none before they counted.
+    assert (row.server_days, row.days_active, row.days_uncovered) == (13, 13, 0)
+    # s1's daily slots from 20 Feb 10:00: those ending (+6 h) by 1 Mar 00:00 are the 8
+    # starting 20..27 Feb 10:00, each met by the next morning's 03:00 backup. s2's slots
+    # from 25 Feb 00:00: 25, 26, 27 Feb (28 Feb's ends 1 Mar 06:00) -> 3, none met.
+    assert (row.backup_slots_met, row.backup_slots_total) == (8, 11)
