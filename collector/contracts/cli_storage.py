@@ -248,6 +248,7 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
                 else repo.current_contracts(c, args.partner).values()
             )
         )
+        contracts = db.read_sync(lambda c: repo.with_enrollment_dates(c, contracts))
     rows = [contract_view(c) for c in sorted(contracts, key=lambda c: (c.id, c.partner))]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
@@ -283,6 +284,8 @@ def cmd_contracts_show(args: argparse.Namespace) -> int:
         except LookupError as exc:
             return _fail(str(exc.args[0]))
         c = db.read_sync(lambda conn: repo.get_contract(conn, owner, args.contract_id))
+        if c is not None:
+            (c,) = db.read_sync(lambda conn: repo.with_enrollment_dates(conn, [c]))
         hist = db.read_sync(lambda conn: repo.history_json(conn, owner, args.contract_id))
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -98,6 +99,33 @@ def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Con
         (partner, licence_id),
     ).fetchall()
     return [contract_from_dict(json.loads(r[0])) for r in rows]
+
+
+def with_enrollment_dates(conn: Conn, contracts: Iterable[Contract]) -> list[Contract]:
+    """Contracts anchored at installation that name no installation date get the
+    enrollment day (UTC) of the partner's first server with one of their licences: the
+    same rule the checks and reports apply, so every view shows the same coverage."""
+    out = []
+    for c in contracts:
+        if c.installed_on is None and c.licence_ids and _anchored_at_installation(c):
+            marks = ", ".join("?" for _ in c.licence_ids)
+            row = conn.execute(
+                "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
+                f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
+                (c.partner, *c.licence_ids),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                day = dt.datetime.fromtimestamp(float(row[0]), dt.UTC).date()
+                c = dataclasses.replace(c, installed_on=day)
+        out.append(c)
+    return out
+
+
+def _anchored_at_installation(c: Contract) -> bool:
+    try:
+        return c.plan_obj().term.anchor == "installation"
+    except KeyError:
+        return False
 
 
 def partner_has_contracts(conn: Conn, partner: str) -> bool:

@@ -63,6 +63,7 @@ async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
     chosen = inputs.page(request, sorted(contracts.values(), key=lambda c: c.id))
+    chosen = await request.app[DB].read(lambda c: repo.with_enrollment_dates(c, chosen))
     rows = [contract_view(c) for c in chosen]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
@@ -80,6 +81,7 @@ async def get_contract(request: web.Request) -> web.Response:
     c = await _own_contract(request, cid)
     partner = partner_of(request)
     hist = await request.app[DB].read(lambda conn: repo.history_json(conn, partner.name, cid))
+    (c,) = await request.app[DB].read(lambda conn: repo.with_enrollment_dates(conn, [c]))
     return web.json_response({"contract": contract_view(c), "history": hist})
 
 

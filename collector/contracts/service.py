@@ -368,11 +368,13 @@ def coverage_by_server(
     # Licence -> contracts per partner: a server is covered only by its own partner's.
     by_partner: dict[str, dict[str, list[Contract]]] = {}
     if partner is not None:
-        by_partner[partner] = index_contracts(repo.current_contracts(conn, partner).values())
+        by_partner[partner] = index_contracts(
+            repo.with_enrollment_dates(conn, repo.current_contracts(conn, partner).values())
+        )
     else:
         mine: dict[str, list[Contract]] = {}
-        for (owner, _), c in repo.all_current_contracts(conn).items():
-            mine.setdefault(owner, []).append(c)
+        for c in repo.with_enrollment_dates(conn, repo.all_current_contracts(conn).values()):
+            mine.setdefault(c.partner, []).append(c)
         by_partner = {owner: index_contracts(cs) for owner, cs in mine.items()}
     out: dict[str, dict[str, Any]] = {}
     for sid, licence, owner in ((r[0], r[1], r[2]) for r in rows):
