@@ -51,13 +51,16 @@ class FleetView:
     def view(self, row: ServerRow, now: float, *, detail: bool = False) -> dict[str, Any]:
         state = status.decode_summary(row.state or "{}")
         interval = self.interval(row)
+        # Offline is judged against the interval the server was last told (a new setting
+        # reaches it with its next report), plus one new interval after a change.
         st = status.evaluate(
             now=now,
             last_seen=row.last_seen,
             revoked_at=row.revoked_at,
-            interval_s=interval,
+            interval_s=row.told_interval_s or interval,
             offline_after_intervals=self.offline_after,
             state=state,
+            grace_s=row.told_grace_s or 0,
         )
         offset = self.clock_offsets.get(row.id)
         if offset is not None:
@@ -85,6 +88,7 @@ class FleetView:
             "cameras": {"total": sum(cams.values()), "by_verdict": cams},
             "volumes": state.volumes,
             "report_interval_s": interval,
+            "told_interval_s": row.told_interval_s,
             "clock_offset_s": None if offset is None else round(offset),
         }
         if detail:

@@ -148,14 +148,20 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
 
 
 def store_batch(
-    conn: sqlite3.Connection, server_id: str, reports: list[Prepared], received_at: float
+    conn: sqlite3.Connection,
+    server_id: str,
+    reports: list[Prepared],
+    received_at: float,
+    told_interval_s: int | None = None,
 ) -> tuple[list[str], list[str], str | None]:
     """Store each report not yet stored; return (accepted ids, duplicate ids, the camera
     digest now stored, or None if unknown).
 
     The primary key (server, report id) is what makes a retried report land once. The
     server's latest state moves forward only with a newer report (by sequence number),
-    so a late retry never overwrites fresher state.
+    so a late retry never overwrites fresher state. ``told_interval_s`` is the report
+    interval this batch's acknowledgement tells the agent; a change of it owes one new
+    interval of grace until the next report (``servers.told_grace_s``).
     """
     accepted: list[str] = []
     duplicates: list[str] = []
@@ -206,7 +212,9 @@ def store_batch(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "
             "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
-            "agent_version = ?, os = ?, state = ? WHERE id = ?",
+            "agent_version = ?, os = ?, state = ?, "
+            "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
+            "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
             (
                 received_at,
                 rep.seq,
@@ -216,6 +224,9 @@ def store_batch(
                 rep.agent_version,
                 rep.os,
                 rep.state,
+                told_interval_s,
+                told_interval_s or 0,
+                told_interval_s,
                 server_id,
             ),
         )
@@ -234,9 +245,12 @@ async def post_reports(request: web.Request) -> web.Response:
     known = digests.get(agent.server_id)
     prepared = [prepare(r, heartbeat_only, known) for r in batch.reports]
     del batch  # free the decoded structures before waiting for the commit
+    # The settings this acknowledgement carries, first: the report interval they tell the
+    # agent is stored with the report (offline is judged against it).
+    settings = await settings_for(app, agent.server_id)
     received = time.time()
     accepted, dups, digest = await app[DB].write(
-        lambda c: store_batch(c, agent.server_id, prepared, received)
+        lambda c: store_batch(c, agent.server_id, prepared, received, settings.report_interval_s)
     )
     if digest is None:
         digests.pop(agent.server_id, None)
@@ -246,7 +260,6 @@ async def post_reports(request: web.Request) -> web.Response:
     metrics.reports_received.inc(len(accepted))
     if dups:
         metrics.reports_duplicate.inc(len(dups))
-    settings = await settings_for(app, agent.server_id)
     metrics.ingest_latency.observe(time.perf_counter() - started)
     ack = ReportAck(accepted=accepted, duplicates=dups, settings=settings)
     return web.Response(body=encode(ack), content_type="application/json")

@@ -69,13 +69,14 @@ def evaluate(
     interval_s: int,
     offline_after_intervals: int,
     state: StateSummary,
+    grace_s: float = 0,
 ) -> Status:
     if revoked_at is not None:
         return Status("revoked", ["credentials revoked"])
     if last_seen is None:
         return Status("pending", ["enrolled, no report yet"])
     silent = now - last_seen
-    if silent > offline_after_intervals * interval_s:
+    if silent > offline_after_intervals * interval_s + grace_s:
         return Status(
             "offline",
             [f"no report for {int(silent)} s (expected every {interval_s} s)"],
