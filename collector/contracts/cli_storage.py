@@ -35,7 +35,7 @@ from collector.contracts.incidents import (
     open_incident,
 )
 from collector.contracts.plans import get_plan
-from collector.contracts.pricing import sma_quote
+from collector.contracts.pricing import edition_upgrade, sma_quote
 from collector.contracts.reports import render_csv, render_json
 from collector.contracts.views import build_report, contract_view, parse_month
 
@@ -180,6 +180,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bought-later", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sma_quote)
+    p = sma.add_parser(
+        "upgrade",
+        parents=[c],
+        help="edition upgrade price for a server (old edition credited with an active SMA)",
+    )
+    p.add_argument("--server", required=True)
+    p.add_argument("--from", dest="from_edition", required=True, metavar="EDITION")
+    p.add_argument("--to", dest="to_edition", required=True, metavar="EDITION")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sma_upgrade)
 
 
 # --- contracts -----------------------------------------------------------------------------
@@ -499,6 +509,26 @@ def cmd_prices_import(args: argparse.Namespace) -> int:
         _emit({"imported": len(prices)})
     else:
         print(f"{len(prices)} module price(s) imported")
+    return 0
+
+
+def cmd_sma_upgrade(args: argparse.Namespace) -> int:
+    with opened_database(args) as db:
+        if not db.read_sync(lambda c: repo.server_licence(c, args.server)):
+            return _fail(f"no server {args.server!r}")
+        active = db.read_sync(lambda c: service.sma_in_force(c, args.server))
+        prices = db.read_sync(repo.module_prices)
+    pricing = get_plan("sma").pricing
+    assert pricing is not None
+    try:
+        data = edition_upgrade(args.from_edition, args.to_edition, prices, active, pricing)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    if args.json:
+        _emit({"server_id": args.server, **data})
+    else:
+        credit = "old edition credited" if active else "no active SMA: no credit"
+        print(f"{args.from_edition} -> {args.to_edition}: {data['price']} ({credit})")
     return 0
 
 

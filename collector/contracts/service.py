@@ -422,6 +422,21 @@ def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) 
     return plan.backup if plan.entitlements.online_backup else None
 
 
+def sma_in_force(conn: Any, server_id: str, now: float | None = None) -> bool:
+    """Whether a software maintenance agreement (a plan with SMA pricing) covers the server
+    now, active or in grace: the edition upgrade then credits the old edition in full."""
+    found = repo.server_licence(conn, server_id)
+    if found is None or not found[0]:
+        return False
+    covering = covering_contract(conn, found[1], found[0], time.time() if now is None else now)
+    if covering is None or not covering.in_force:
+        return False
+    try:
+        return covering.plan.pricing is not None
+    except KeyError:
+        return False
+
+
 def monitoring_entitled(conn: Any, server_id: str) -> EntitlementAnswer:
     """For ``AgentSettings.monitoring_entitled`` (and its ``notice``)."""
     return entitlement(conn, server_id, "health_monitoring")

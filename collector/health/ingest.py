@@ -86,11 +86,15 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
     host = rep.host
     if heartbeat_only:
         # Not entitled to health monitoring: the partner sees that the server is alive
-        # and why nothing more is shown, and nothing more is kept.
+        # and why nothing more is shown, and no health data is kept. The software product,
+        # version and modules are kept: every plan's version entitlement and the SMA
+        # price basis are checked against them.
+        sw = rep.software
         state = {
             "collected_at": rep.collected_at,
             "seq": rep.seq,
             "host": {"hostname": host.hostname, "agent_version": host.agent_version},
+            "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
             "heartbeat_only": heartbeat_only,
         }
         return Prepared(
