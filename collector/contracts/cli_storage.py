@@ -146,7 +146,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("incident_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_incident_show)
-    for action in ("acknowledge", "pause", "resume", "resolve", "accept", "reopen"):
+    for action in (
+        "acknowledge",
+        "pause",
+        "resume",
+        "workaround",
+        "contact",
+        "answer",
+        "resolve",
+        "accept",
+        "reopen",
+    ):
         p = inc.add_parser(action, parents=[c], help=f"{action} an incident")
         p.add_argument("incident_id")
         p.add_argument("--at", metavar="TIME", help="when (default now)")

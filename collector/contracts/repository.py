@@ -690,6 +690,18 @@ def list_incidents(
     return [_incident(r)[0] for r in conn.execute(sql, tuple(params))]
 
 
+def open_incidents_for_key(conn: Conn, finding_key: str) -> list[Incident]:
+    """Incidents opened for ``finding_key`` that are neither resolved nor closed."""
+    return [
+        _incident(r)[0]
+        for r in conn.execute(
+            f"SELECT {_INC_COLS} FROM incidents WHERE finding_key = ? "
+            "AND state NOT IN ('resolved', 'closed') ORDER BY opened_at, id",
+            (finding_key,),
+        )
+    ]
+
+
 def open_finding_keys(conn: Conn) -> set[str]:
     return {
         r[0]
