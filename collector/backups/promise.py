@@ -66,12 +66,14 @@ def promise_for_server(conn: Any, server_id: str, now: float | None = None) -> P
     found = repo.server_licence(conn, server_id)
     if found is None or not found[0]:
         return None
-    covering = covering_contract(conn, found[1], found[0], time.time() if now is None else now)
-    if covering is None or not covering.in_force:
-        return None
     try:
+        covering = covering_contract(conn, found[1], found[0], time.time() if now is None else now)
+        if covering is None or not covering.in_force:
+            return None
         plan = covering.plan
-    except KeyError:
+    except (ArithmeticError, ValueError, LookupError):
+        # A stored contract whose term cannot be computed promises nothing it can keep:
+        # shown as invalid elsewhere, never a failed policy.
         return None
     if not plan.entitlements.online_backup or plan.backup is None:
         return None

@@ -73,6 +73,14 @@ def _status(
     }
 
 
+def _entitled(conn: Any, server_id: str, now: float) -> bool:
+    """The contract's answer; a contract whose term cannot be computed judges nothing."""
+    try:
+        return entitlement(conn, server_id, "online_backup", now).entitled
+    except (ArithmeticError, ValueError, LookupError):
+        return True
+
+
 def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[str, Any]:
     """One server's status (``GET /api/v1/servers/{id}/backup-status``)."""
     srv = catalog.get_server(conn, server_id)
@@ -88,7 +96,7 @@ def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[s
         None if row is None else row[1],
         None if row is None or row[2] is None else (row[2], row[3]),
         now,
-        srv is not None and entitlement(conn, server_id, "online_backup", now).entitled,
+        srv is not None and _entitled(conn, server_id, now),
     )
 
 
@@ -138,7 +146,7 @@ def fleet_backup_status(
             promise: Promise | None = promise_for_server(conn, sid, now)
             why = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
             policy = resolve(policy, promise, why).policy
-            entitled = entitlement(conn, sid, "online_backup", now).entitled
+            entitled = _entitled(conn, sid, now)
         failed = None if failed_at is None else (failed_at, reason)
         out[sid] = _status(policy, enrolled_at, stored, ok, failed, now, entitled)
     return out
