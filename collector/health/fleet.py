@@ -158,7 +158,9 @@ def storage_history(
         out.append(
             {
                 "at": r[0],
-                "volumes": [{"mountpoint": v[0], "total": v[1], "used": v[2]} for v in vols],
+                "volumes": [
+                    {"mountpoint": v[0], "total": v[1], "used": v[2], "free": v[3]} for v in vols
+                ],
             }
         )
     return out

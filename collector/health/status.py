@@ -50,6 +50,14 @@ class StateSummary(msgspec.Struct, gc=False):
 decode_summary = msgspec.json.Decoder(StateSummary).decode
 
 
+def used_percent(used: float, free: float) -> float:
+    """A volume's use as ``df`` and psutil show it: used / (used + available), where the
+    available space excludes the blocks reserved for root (5 % on ext4 by default). A full
+    ext4 volume is 100 %, not the 95 % that used / total would say."""
+    room = used + free
+    return 100.0 * used / room if room > 0 else 0.0
+
+
 @dataclass
 class Status:
     status: str
@@ -88,7 +96,7 @@ def evaluate(
     level = "ok"
     reasons: list[str] = []
     for vol in state.volumes:
-        pct = 100.0 * vol.used / vol.total if vol.total else 0.0
+        pct = used_percent(vol.used, vol.free) if vol.total else 0.0
         name = vol.mountpoint or "?"
         if vol.error:
             level = _worse(level, "warning")

@@ -25,7 +25,7 @@ from collector import secrets_store
 from collector.health import cameras
 from collector.health.fleet import FleetView, status_counts, storage_history
 from collector.health.refusals import clock_offsets
-from collector.health.status import STATUSES
+from collector.health.status import STATUSES, used_percent
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import (
     PARTNER_NAME,
@@ -148,7 +148,7 @@ def storage_chart(points: list[dict[str, Any]], width: int = 720, height: int = 
         for v in p["volumes"]:
             if not v["total"]:
                 continue
-            y = 10 + (1 - v["used"] / v["total"]) * (height - 30)
+            y = 10 + (1 - used_percent(v["used"], v.get("free", 0)) / 100) * (height - 30)
             series.setdefault(v["mountpoint"], []).append(f"{x:.1f},{y:.1f}")
     colours = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2")
     parts = [
@@ -209,12 +209,12 @@ async def fleet_page(request: web.Request) -> web.Response:
             v["backup"]["last_success_text"] = _ago(v["backup"]["last_success"], now)
         fullest = max(
             (vol for vol in v["volumes"] if vol.total),
-            key=lambda vol: vol.used / vol.total,
+            key=lambda vol: used_percent(vol.used, vol.free),
             default=None,
         )
         v["fullest"] = fullest and {
             "mountpoint": fullest.mountpoint,
-            "pct": round(100 * fullest.used / fullest.total),
+            "pct": round(used_percent(fullest.used, fullest.free)),
         }
     return _render(
         "fleet.html",
@@ -256,7 +256,7 @@ async def server_page(request: web.Request) -> web.Response:
         vols.append(
             {
                 **v,
-                "pct": round(100 * v.get("used", 0) / total) if total else 0,
+                "pct": round(used_percent(v.get("used", 0), v.get("free", 0))) if total else 0,
                 "total_text": _size(total),
                 "free_text": _size(v.get("free")),
                 "rate_text": "—" if rate is None else f"{_size(rate)}/day",
