@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.client import CollectorClient
 from agent.config import AgentConfig
 from agent.health.host import HostProbe
+from agent.health.smart import SmartProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
 from agent.identity import Identity, hostname, load_identity, write_atomic
@@ -84,6 +85,7 @@ class Agent:
         )
         self.host = HostProbe(hostname(config.hostname))
         self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
+        self.smart = SmartProbe()
         self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
         if config.cameras is not None:
@@ -275,6 +277,7 @@ class Agent:
             collected_at=time.time(),
             host=self.host.read(),
             volumes=self.volumes.read(),
+            disks=self.smart.read(),
             software=read_software(self.config.software),
             cameras=self.latest_cameras,
             dropped_reports=self.spool.dropped_total,

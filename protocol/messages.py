@@ -197,6 +197,27 @@ class Camera(Message, kw_only=True, gc=False):
     duration_ms: NonNegF = 0.0
 
 
+DiskHealth = Literal["ok", "pre_failing", "failing", "unknown"]
+
+
+class Disk(Message, kw_only=True, gc=False):
+    """One physical disk's health from SMART (``smartctl --json``)."""
+
+    device: ShortText
+    model: ShortText = ""
+    serial: ShortText = ""
+    health: DiskHealth = "unknown"
+    """``failing``: the drive's own verdict is FAILED, or a pre-fail attribute is at or
+    below its threshold now (NVMe: a critical warning). ``pre_failing``: an attribute
+    failed in the past or an old-age one now, or reallocated / pending / uncorrectable
+    sectors (NVMe: spare below threshold, endurance used up, media errors).
+    ``unknown``: smartctl could not read the disk (``error`` says why)."""
+    reasons: list[Text] = []
+    temperature_c: Finite | None = None
+    power_on_hours: NonNeg | None = None
+    error: Text = ""
+
+
 class Report(Message, kw_only=True, gc=False):
     """One health report. ``report_id`` makes every retry idempotent."""
 
@@ -214,6 +235,8 @@ class Report(Message, kw_only=True, gc=False):
     cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     """``protocol.camera_digest.cameras_digest`` of ``cameras``: lets the collector skip
     unchanged inventories without hashing them itself."""
+    disks: Annotated[list[Disk], msgspec.Meta(max_length=256)] | None = None
+    """SMART health per disk; None = smartctl is not installed (or not yet read)."""
     firmware_check: bool = False
     """The agent's ``[cameras] firmware_check``: only then does the collector mark a camera
     whose firmware is older than the newest its partner's servers report for the model."""

@@ -97,6 +97,7 @@ class FleetView:
                 host=full.get("host") or {},
                 software=full.get("software") or {},
                 volumes=full.get("volumes", []),
+                disks=full.get("disks"),
                 last_report_at=full.get("collected_at"),
                 last_seq=row.last_seq,
                 reports_received=row.reports_received,

@@ -13,7 +13,7 @@ import sqlite3
 from collector.contracts.service import clear_finding_incidents, open_incident_for_finding
 from collector.health.cameras import Transition
 from collector.health.status import CAMERA_DOWN
-from protocol.messages import Volume
+from protocol.messages import Disk, Volume
 
 FULL_WITHIN_S = 48 * 3600
 
@@ -65,3 +65,24 @@ def volumes_filling(
         f"recording volume {v.mountpoint} full within {hours:.0f} h",
         at,
     )
+
+
+DISK_BAD = frozenset({"failing", "pre_failing"})
+
+
+def disks_judged(
+    conn: sqlite3.Connection, server_id: str, disks: list[Disk], at: float
+) -> str | None:
+    """A failing or pre-failing disk opens ``disk_failing`` (once while it is open); when
+    every disk reads healthy again the incident awaits the customer's acceptance. A disk
+    smartctl could not read (``unknown``) changes nothing either way."""
+    bad = [d for d in disks if d.health in DISK_BAD]
+    if bad:
+        words = ", ".join(
+            f"{d.device} {d.health.replace('_', '-')}" + (f" ({d.reasons[0]})" if d.reasons else "")
+            for d in bad[:3]
+        )
+        return open_incident_for_finding(conn, server_id, "disk_failing", f"disk: {words}", at)
+    if disks and all(d.health == "ok" for d in disks):
+        clear_finding_incidents(conn, f"{server_id}:disk_failing", at, "disks healthy")
+    return None

@@ -29,7 +29,7 @@ from collector.http.bodies import parse
 from collector.http.errors import ApiError
 from protocol import limits, routes
 from protocol.camera_digest import cameras_digest
-from protocol.messages import Camera, Report, ReportAck, ReportBatch, Volume, encode
+from protocol.messages import Camera, Disk, Report, ReportAck, ReportBatch, Volume, encode
 
 _encode = msgspec.json.encode
 
@@ -56,6 +56,8 @@ class Prepared(NamedTuple):
     """Only when the digest may have changed; None otherwise."""
     filling_volumes: list[Volume]
     """Recording volumes forecast full within 48 hours (they open incidents)."""
+    disks: list[Disk] | None = None
+    """SMART health per disk (None: not read); failing disks open ``disk_failing``."""
 
 
 def check_bounds(batch: ReportBatch, now: float) -> None:
@@ -126,6 +128,7 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         "volumes": rep.volumes,
         "software": rep.software,
         "camera_counts": counts,
+        "disks": rep.disks,
         "dropped_reports": rep.dropped_reports,
         "firmware_check": rep.firmware_check,
     }
@@ -148,6 +151,7 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         camera_digest=digest,
         cameras=keep,
         filling_volumes=filling,
+        disks=rep.disks,
     )
 
 
@@ -212,6 +216,8 @@ def store_batch(
                 stored_digest = rep.camera_digest
                 health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
         health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
+        if rep.disks is not None:
+            health_incidents.disks_judged(conn, server_id, rep.disks, rep.collected_at)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "
