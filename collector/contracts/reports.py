@@ -13,9 +13,11 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.contracts.calendar import business_calendar
 from collector.contracts.checks import (
     Finding,
     ServerFacts,
@@ -64,6 +66,10 @@ class ReportRow:
     backup_policy_overrides: str = ""
     """Servers whose backup policy runs below the promise by the partner's override:
     ``server: reason (breaks: ...)``, ``; `` between servers."""
+    server_details: list[dict[str, object]] = field(default_factory=list)
+    """Per server, for the customer: counted from, coverage days, backup slots (JSON only)."""
+    incident_details: list[dict[str, object]] = field(default_factory=list)
+    """Per incident: each clock kept or missed, and why a miss (JSON only)."""
 
 
 def month_bounds(year: int, month: int, tz: str) -> tuple[float, float, list[dt.date]]:
@@ -156,33 +162,47 @@ def monthly_rows(
         contract, _, _ = chosen
         plan = get_plan(contract.plan)
         r = row_for(contract.partner, contract.customer)
+        before = (
+            r.days_active,
+            r.days_grace,
+            r.days_uncovered,
+            r.backup_slots_met,
+            r.backup_slots_total,
+        )
+        detail: dict[str, object] = {
+            "server_id": s.server_id,
+            "contract_id": contract.id,
+            "plan": plan.title,
+            "counted_from": first_day.isoformat(),
+        }
+        r.server_details.append(detail)
         r.servers += 1
         r.entitlement_findings += server_findings.get(s.server_id, 0)
         if policy_overrides and s.server_id in policy_overrides:
             note = f"{s.server_id}: {policy_overrides[s.server_id]}"
             r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
         _count_days(r, covering, [d for d in days if d >= first_day], last_day)
-        if chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
-            continue
-        if plan.entitlements.online_backup and plan.backup is not None:
-            anchor = chosen[1].anchor
-            covered_from = (
-                counted_from
-                if anchor is None
-                else max(counted_from, dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
+        if chosen[2] in (Coverage.ACTIVE, Coverage.GRACE):
+            _count_service(
+                r, s, chosen, plan, counted_from, until, zone, report_times, reports_known_from
             )
-            met, total = backup_slots(
-                s.backups,
-                covered_from,
-                until,
-                float(plan.backup.interval_s),
-                float(plan.backup.tolerance_s),
-            )
-            r.backup_slots_met += met
-            r.backup_slots_total += total
-        if plan.entitlements.health_monitoring and report_times is not None:
-            gap_from = max(counted_from, reports_known_from or counted_from)
-            _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
+        after = (
+            r.days_active,
+            r.days_grace,
+            r.days_uncovered,
+            r.backup_slots_met,
+            r.backup_slots_total,
+        )
+        keys = (
+            "days_active",
+            "days_grace",
+            "days_uncovered",
+            "backup_slots_met",
+            "backup_slots_total",
+        )
+        detail.update({k: a - b for k, a, b in zip(keys, after, before, strict=True)})
+        if policy_overrides and s.server_id in policy_overrides:
+            detail["backup_policy_override"] = policy_overrides[s.server_id]
     for cid, n in contract_findings.items():
         c = contract_by_id.get(cid)
         if c is not None:
@@ -201,7 +221,10 @@ def monthly_rows(
     return [rows[k] for k in sorted(rows)]
 
 
-COLUMNS = tuple(f.name for f in fields(ReportRow))
+COLUMNS = tuple(
+    f.name for f in fields(ReportRow) if f.name not in ("server_details", "incident_details")
+)
+"""CSV columns: the per-server and per-incident details are in the JSON only."""
 
 
 def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], dict[str, int]]:
@@ -215,6 +238,39 @@ def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], di
             elif f.contract_id is not None:
                 contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
     return server_findings, contract_findings
+
+
+def _count_service(
+    r: ReportRow,
+    s: ServerFacts,
+    chosen: tuple[Contract, Any, Coverage],
+    plan: Plan,
+    counted_from: float,
+    until: float,
+    zone: ZoneInfo,
+    report_times: Mapping[str, Sequence[float]] | None,
+    reports_known_from: float | None,
+) -> None:
+    """Backup slots and monitoring gaps of a covered server, from ``counted_from``."""
+    if plan.entitlements.online_backup and plan.backup is not None:
+        anchor = chosen[1].anchor
+        covered_from = (
+            counted_from
+            if anchor is None
+            else max(counted_from, dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
+        )
+        met, total = backup_slots(
+            s.backups,
+            covered_from,
+            until,
+            float(plan.backup.interval_s),
+            float(plan.backup.tolerance_s),
+        )
+        r.backup_slots_met += met
+        r.backup_slots_total += total
+    if plan.entitlements.health_monitoring and report_times is not None:
+        gap_from = max(counted_from, reports_known_from or counted_from)
+        _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
 
 
 def _contract_start(covering: Sequence[Contract], zone: ZoneInfo) -> float:
@@ -273,6 +329,44 @@ def _count_incident(r: ReportRow, inc: Incident, now_dt: dt.datetime) -> None:
             setattr(r, total_attr, getattr(r, total_attr) + 1)
             if clock.status is ClockStatus.MET:
                 setattr(r, met_attr, getattr(r, met_attr) + 1)
+    cal = business_calendar(inc.calendar)
+    r.incident_details.append(
+        {
+            "id": inc.id,
+            "server_id": inc.server_id,
+            "title": inc.title,
+            "priority": inc.priority,
+            "opened_at": cal.to_local(inc.opened_at).isoformat(),
+            "state": st.state.value,
+            "response": _clock_words(st.response, "answered", cal),
+            "resolution": _clock_words(st.resolution, "resolved", cal),
+        }
+    )
+
+
+def _clock_words(clock: Any, done: str, cal: Any) -> dict[str, object]:
+    """A clock for the customer: its target, due time, kept or missed and why a miss."""
+
+    def local(t: dt.datetime | None) -> str | None:
+        return None if t is None else cal.to_local(t).strftime("%Y-%m-%d %H:%M %Z")
+
+    kept: bool | None = None
+    reason = ""
+    if clock.status is ClockStatus.MET:
+        kept = True
+    elif clock.status is ClockStatus.MISSED:
+        kept = False
+        reason = f"{done} {local(clock.stopped_at)}, due {local(clock.due)} ({clock.target})"
+    elif clock.status is ClockStatus.BREACHED:
+        kept = False
+        reason = f"not {done} by {local(clock.due)} ({clock.target})"
+    return {
+        "target": clock.target,
+        "due": local(clock.due),
+        "status": clock.status.value,
+        "kept": kept,
+        "reason": reason,
+    }
 
 
 def render_json(rows: Iterable[ReportRow]) -> str:

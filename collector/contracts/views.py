@@ -110,5 +110,7 @@ def _add_row(into: ReportRow, row: ReportRow) -> None:
         value = getattr(row, f.name)
         if isinstance(value, int) and not isinstance(value, bool):
             setattr(into, f.name, getattr(into, f.name) + value)
+        elif isinstance(value, list):
+            getattr(into, f.name).extend(value)
     if into.backup_slots_total:
         into.backup_compliance = round(into.backup_slots_met / into.backup_slots_total, 4)

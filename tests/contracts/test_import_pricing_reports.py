@@ -309,3 +309,65 @@ def test_counts_start_at_enrollment_and_contract_start_not_the_first_of_the_mont
     # starting 20..27 Feb 10:00, each met by the next morning's 03:00 backup. s2's slots
     # from 25 Feb 00:00: 25, 26, 27 Feb (28 Feb's ends 1 Mar 06:00) -> 3, none met.
     assert (row.backup_slots_met, row.backup_slots_total) == (8, 11)
+
+
+def test_the_monthly_report_reads_per_server_and_per_incident() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    ms = Contract("M-1", "Museum", "acme", "maintenance-support", ("L1",), start=D("2026-01-01"))
+    enrolled = dt.datetime(2026, 2, 10, 9, tzinfo=zone).timestamp()
+    backups = [dt.datetime(2026, 2, d, 2, tzinfo=zone).timestamp() for d in range(11, 29)]
+    s1 = ServerFacts("s1", "L1", enrolled_at=enrolled, uses_backup=True, backups=backups)
+    # High: 4 business hours from Wed 4 Feb 10:00 -> due 14:00; answered 16:00: missed.
+    late = open_incident(
+        "i1",
+        MAINTENANCE_SUPPORT,
+        "high",
+        dt.datetime(2026, 2, 4, 10, tzinfo=zone),
+        contract_id="M-1",
+        server_id="s1",
+        title="camera down: door",
+    )
+    late = apply(late, "acknowledge", dt.datetime(2026, 2, 4, 16, tzinfo=zone))
+    # Medium: 8 business hours from Mon 9 Feb 10:00 -> due Tue 10:00; answered 11:00 Mon.
+    kept = open_incident(
+        "i2",
+        MAINTENANCE_SUPPORT,
+        "medium",
+        dt.datetime(2026, 2, 9, 10, tzinfo=zone),
+        contract_id="M-1",
+        server_id="s1",
+    )
+    kept = apply(kept, "acknowledge", dt.datetime(2026, 2, 9, 11, tzinfo=zone))
+    (row,) = monthly_rows(2026, 2, [s1], [ms], tz=tz, now=mar1, incidents=[late, kept])
+    (server,) = row.server_details
+    # 10..28 Feb = 19 days; daily slots from 10 Feb 09:00, the 18 ending (+6 h) by 1 Mar
+    # 00:00 (10..27 Feb), each met by the next night's 02:00 backup.
+    assert server == {
+        "server_id": "s1",
+        "contract_id": "M-1",
+        "plan": "Maintenance & Support",
+        "counted_from": "2026-02-10",
+        "days_active": 19,
+        "days_grace": 0,
+        "days_uncovered": 0,
+        "backup_slots_met": 18,
+        "backup_slots_total": 18,
+    }
+    first, second = row.incident_details
+    assert first["response"]["kept"] is False
+    assert first["response"]["reason"] == (
+        "answered 2026-02-04 16:00 CET, due 2026-02-04 14:00 CET (4 business hours)"
+    )
+    assert second["response"] == {
+        "target": "8 business hours",
+        "due": "2026-02-10 10:00 CET",
+        "status": "met",
+        "kept": True,
+        "reason": "",
+    }
+    assert first["resolution"]["status"] == "none"  # maintenance has no resolution target
+    # The CSV stays one line per customer; the details are in the JSON.
+    assert "server_details" not in render_csv([row]).splitlines()[0]
+    assert json.loads(render_json([row]))[0]["server_details"][0]["days_active"] == 19
