@@ -182,6 +182,9 @@ def monthly_rows(
             note = f"{s.server_id}: {policy_overrides[s.server_id]}"
             r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
         _count_days(r, covering, [d for d in days if d >= first_day], last_day)
+        _count_backup_slots(
+            r, s, covering, [d for d in days if d >= first_day], last_day, counted_from, until, zone
+        )
         if chosen[2] in (Coverage.ACTIVE, Coverage.GRACE):
             _count_service(
                 r, s, chosen, plan, counted_from, until, zone, report_times, reports_known_from
@@ -251,26 +254,48 @@ def _count_service(
     report_times: Mapping[str, Sequence[float]] | None,
     reports_known_from: float | None,
 ) -> None:
-    """Backup slots and monitoring gaps of a covered server, from ``counted_from``."""
-    if plan.entitlements.online_backup and plan.backup is not None:
-        anchor = chosen[1].anchor
-        covered_from = (
-            counted_from
-            if anchor is None
-            else max(counted_from, dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
-        )
-        met, total = backup_slots(
-            s.backups,
-            covered_from,
-            until,
-            float(plan.backup.interval_s),
-            float(plan.backup.tolerance_s),
-        )
-        r.backup_slots_met += met
-        r.backup_slots_total += total
+    """Monitoring gaps of a covered server, from ``counted_from``."""
     if plan.entitlements.health_monitoring and report_times is not None:
         gap_from = max(counted_from, reports_known_from or counted_from)
         _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
+
+
+def _count_backup_slots(
+    r: ReportRow,
+    s: ServerFacts,
+    covering: Sequence[Contract],
+    days: Sequence[dt.date],
+    last_day: dt.date,
+    counted_from: float,
+    until: float,
+    zone: ZoneInfo,
+) -> None:
+    """Backup slots under the contract that counted on each day: a change of contract in
+    the month (maintenance, then premium from the 15th) counts each part by its own plan."""
+    periods: list[tuple[dt.date, dt.date, Contract]] = []
+    for d in days:
+        if d > last_day:
+            break
+        best = best_contract(covering, d)
+        if best is None or best[2] not in (Coverage.ACTIVE, Coverage.GRACE):
+            continue
+        if periods and periods[-1][2] is best[0] and periods[-1][1] == d:
+            periods[-1] = (periods[-1][0], d + dt.timedelta(days=1), best[0])
+        else:
+            periods.append((d, d + dt.timedelta(days=1), best[0]))
+    for first, end, contract in periods:
+        plan = get_plan(contract.plan)
+        if not plan.entitlements.online_backup or plan.backup is None:
+            continue
+        a = max(counted_from, dt.datetime.combine(first, dt.time(0), zone).timestamp())
+        b = min(until, dt.datetime.combine(end, dt.time(0), zone).timestamp())
+        if a >= b:
+            continue
+        met, total = backup_slots(
+            s.backups, a, b, float(plan.backup.interval_s), float(plan.backup.tolerance_s)
+        )
+        r.backup_slots_met += met
+        r.backup_slots_total += total
 
 
 def _contract_start(covering: Sequence[Contract], zone: ZoneInfo) -> float:

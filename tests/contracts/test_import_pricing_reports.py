@@ -371,3 +371,32 @@ def test_the_monthly_report_reads_per_server_and_per_incident() -> None:
     # The CSV stays one line per customer; the details are in the JSON.
     assert "server_details" not in render_csv([row]).splitlines()[0]
     assert json.loads(render_json([row]))[0]["server_details"][0]["days_active"] == 19
+
+
+def test_a_contract_change_mid_month_counts_each_part_by_its_own_plan() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    ms = Contract(
+        "M-1",
+        "Museum",
+        "acme",
+        "maintenance-support",
+        ("L1",),
+        start=D("2025-03-01"),
+        ends_on=D("2026-02-15"),
+    )
+    premium = Contract("P-1", "Museum", "acme", "premium-24x7", ("L1",), start=D("2026-02-15"))
+    # Daily at 02:00 to 14 Feb, then every 6 h from 15 Feb 02:00.
+    backups = [dt.datetime(2026, 2, d, 2, tzinfo=zone).timestamp() for d in range(1, 15)]
+    t = dt.datetime(2026, 2, 15, 2, tzinfo=zone).timestamp()
+    while t < mar1:
+        backups.append(t)
+        t += 6 * 3600
+    s1 = ServerFacts("s1", "L1", enrolled_at=mar1 - 400 * 86400, uses_backup=True, backups=backups)
+    (row,) = monthly_rows(2026, 2, [s1], [ms, premium], tz=tz, now=mar1)
+    # Maintenance, 1..14 Feb: daily slots whose end + 6 h falls by 15 Feb 00:00: those of
+    # 1..13 Feb = 13, all met. Premium, 15 Feb 00:00 to 1 Mar: 6-hour slots starting up to
+    # 28 Feb 16:00 (+ 8 h = 1 Mar 00:00): 328 h / 6 + 1 = 55, all met by 02/08/14/20 h.
+    assert (row.backup_slots_met, row.backup_slots_total) == (68, 68)
+    assert (row.days_active, row.days_uncovered) == (28, 0)
