@@ -91,6 +91,29 @@ def promise_for_server(conn: Any, server_id: str, now: float | None = None) -> P
     )
 
 
+def promise_of_plan(plan_name: str, contract_id: str) -> Promise | None:
+    """The promise of a plan (by name) for a contract, or None without online backup."""
+    from collector.contracts.plans import get_plan
+
+    try:
+        plan = get_plan(plan_name)
+    except KeyError:
+        return None
+    if not plan.entitlements.online_backup or plan.backup is None:
+        return None
+    b, r = plan.backup, plan.backup.retention
+    return Promise(
+        b.interval_s,
+        b.tolerance_s,
+        r.keep_last,
+        r.keep_daily,
+        r.keep_weekly,
+        r.keep_monthly,
+        contract_id,
+        plan.title,
+    )
+
+
 def _closed_s(window: str) -> int:
     """Longest stretch a daily window stays closed, in seconds (0 = any time)."""
     parsed = parse_window(window or "")

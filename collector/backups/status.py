@@ -11,8 +11,13 @@ from typing import Any
 
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective
-from collector.backups.promise import Promise, effective_for_server, promise_for_server, resolve
-from collector.contracts.service import entitlement
+from collector.backups.promise import (
+    Promise,
+    effective_for_server,
+    promise_of_plan,
+    resolve,
+)
+from collector.contracts.service import coverage_by_server, entitlement
 from protocol.backup_window import parse_window
 
 
@@ -131,6 +136,13 @@ def fleet_backup_status(
             "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
         ).fetchall()
     }
+    coverage: dict[str, dict[str, Any]] = {}
+    if with_contracts and (partner_id is None or partner_id in with_contracts):
+        name = None
+        if partner_id is not None:
+            found = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
+            name = None if found is None else found[0]
+        coverage = coverage_by_server(conn, now, name)
     out: dict[str, dict[str, Any]] = {}
     per_partner: dict[int, BackupPolicy] = {}
     for sid, pid, enrolled_at, stored, ok, failed_at, reason in rows:
@@ -143,10 +155,15 @@ def fleet_backup_status(
             policy = effective(policies.get(("partner", str(pid))), override)
         entitled = True
         if pid in with_contracts:
-            promise: Promise | None = promise_for_server(conn, sid, now)
+            # One bulk coverage answer for the fleet, not a contract lookup per server.
+            cov = coverage.get(sid) or {"coverage": "none"}
+            in_force = cov["coverage"] in ("active", "grace")
+            promise: Promise | None = (
+                promise_of_plan(cov["plan"], cov["contract_id"]) if in_force else None
+            )
             why = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
             policy = resolve(policy, promise, why).policy
-            entitled = _entitled(conn, sid, now)
+            entitled = cov["coverage"] == "invalid" or (in_force and promise is not None)
         failed = None if failed_at is None else (failed_at, reason)
         out[sid] = _status(policy, enrolled_at, stored, ok, failed, now, entitled)
     return out
