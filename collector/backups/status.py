@@ -106,10 +106,14 @@ def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[s
 
 
 def fleet_backup_status(
-    conn: Any, partner_id: int | None = None, now: float | None = None
+    conn: Any,
+    partner_id: int | None = None,
+    now: float | None = None,
+    coverage: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """server id -> status, for all servers (or one partner's): three queries, plus the
-    contract lookups for the servers of partners that have contracts."""
+    contract lookups for the servers of partners that have contracts (``coverage``: the
+    caller's :func:`coverage_by_server` answer for the same servers, if it has one)."""
     now = time.time() if now is None else now
     sql = (
         "SELECT s.id, s.partner_id, s.enrolled_at, b.last_stored_at, b.last_ok_at, "
@@ -136,8 +140,9 @@ def fleet_backup_status(
             "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
         ).fetchall()
     }
-    coverage: dict[str, dict[str, Any]] = {}
-    if with_contracts and (partner_id is None or partner_id in with_contracts):
+    if coverage is None:
+        coverage = {}
+    if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):
         name = None
         if partner_id is not None:
             found = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()

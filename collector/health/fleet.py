@@ -115,9 +115,9 @@ class FleetView:
 
     def _all(self, partner_id: int | None, t: float) -> list[dict[str, Any]]:
         views = [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
-        backups = fleet_backup_status(self.conn, partner_id, t)
         partner = None if partner_id is None else self.partner_names.get(partner_id)
         contracts = coverage_by_server(self.conn, t, partner)
+        backups = fleet_backup_status(self.conn, partner_id, t, contracts)
         for v in views:
             b = backups.get(v["id"])
             v["backup"] = (
