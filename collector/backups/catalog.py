@@ -249,6 +249,11 @@ def insert_backup(conn: Conn, b: Backup) -> None:
         ),
     )
     note_stored(conn, b.server_id, b.stored_at)
+    conn.execute(
+        "INSERT INTO backup_stored_times (server_id, seq, stored_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (server_id, seq) DO NOTHING",
+        (b.server_id, b.seq, b.stored_at),
+    )
 
 
 def get_backup(conn: Conn, server_id: str, backup_id: str) -> Backup | None:
@@ -506,8 +511,25 @@ def set_policy(conn: Conn, scope: str, scope_id: str, changes: BackupPolicy, now
     )
 
 
+def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
+    """The reason recorded for running this policy below a contract's promise, or None."""
+    row = conn.execute(
+        "SELECT contract_override FROM backup_policies WHERE scope = ? AND scope_id = ?",
+        (scope, scope_id),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def set_override(conn: Conn, scope: str, scope_id: str, reason: str | None) -> None:
+    conn.execute(
+        "UPDATE backup_policies SET contract_override = ? WHERE scope = ? AND scope_id = ?",
+        (reason, scope, scope_id),
+    )
+
+
 def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None) -> BackupPolicy:
-    """The effective policy: server override, partner default, built-in defaults."""
+    """The configured policy: server override, partner default, built-in defaults (before
+    the contract's promise; :func:`collector.backups.promise.effective_for_server` adds it)."""
     if partner_id is None:
         srv = get_server(conn, server_id)
         partner_id = None if srv is None else int(srv["partner_id"])

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from collector.backups import catalog, maintenance
+from collector.backups import catalog, maintenance, promise
 from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
@@ -190,11 +190,34 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
             if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
                 return fail(f"no server {args.server_id!r}")
             scope, scope_id = "server", args.server_id
-        db.write_sync(lambda c: catalog.set_policy(c, scope, scope_id, changes, time.time()))
+        broken = db.read_sync(lambda c: promise.check_change(c, scope, scope_id, changes))
+        override = args.override_contract
+        if broken and override is None:
+            return fail(
+                "refused: this policy breaks the contract's promise: "
+                + "; ".join(broken)
+                + " (--override-contract REASON to run it anyway; the monthly report shows it)"
+            )
+
+        def write(c: Any) -> None:
+            catalog.set_policy(c, scope, scope_id, changes, time.time())
+            catalog.set_override(c, scope, scope_id, override if broken else None)
+
+        db.write_sync(write)
         stored = db.read_sync(lambda c: catalog.get_policy(c, scope, scope_id))
     assert stored is not None
+    if broken:
+        print("override recorded: " + "; ".join(broken), file=sys.stderr)
     if args.json:
-        emit_json({"scope": scope, "id": scope_id, **_policy_json(stored)})
+        emit_json(
+            {
+                "scope": scope,
+                "id": scope_id,
+                **_policy_json(stored),
+                "contract_override": override if broken else None,
+                "breaks": broken,
+            }
+        )
     else:
         target = f"partner {args.partner}" if scope == "partner" else f"server {scope_id}"
         shown = {
@@ -208,11 +231,17 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
             return fail(f"no server {args.server_id!r}")
-        p = db.read_sync(lambda c: catalog.policy_for_server(c, args.server_id))
+        eff = db.read_sync(lambda c: promise.effective_for_server(c, args.server_id))
+    shown = {
+        **_policy_json(eff.policy),
+        "promise": None if eff.promise is None else eff.promise.source,
+        "contract_override": eff.override,
+        "breaks": list(eff.broken) if eff.override is not None else [],
+    }
     if args.json:
-        emit_json(_policy_json(p))
+        emit_json(shown)
     else:
-        for k, v in _policy_json(p).items():
+        for k, v in shown.items():
             print(f"{k}\t{v}")
     return 0
 
@@ -291,7 +320,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     for sid, st in sorted(rows.items(), key=lambda kv: (not kv[1]["overdue"], kv[0])):
-        flag = "OVERDUE" if st["overdue"] else ("off" if not st["interval_s"] else "ok")
+        flag = "OVERDUE" if st["overdue"] else st["state"].replace("_", " ")
         line = (
             f"{sid}\t{flag}\tlast success {_when(st['last_success'])}\t"
             f"next due {_when(st['next_due'])}"
@@ -367,6 +396,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window", metavar="HH:MM-HH:MM", help='server local time; "" = any time')
     for name in ("last", "daily", "weekly", "monthly", "yearly"):
         p.add_argument(f"--keep-{name}", type=int, metavar="N")
+    p.add_argument(
+        "--override-contract",
+        metavar="REASON",
+        help="run a policy below the contract's backup promise (shown in the monthly report)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy_set)
     p = pol.add_parser("show", parents=[c], help="a server's effective policy")

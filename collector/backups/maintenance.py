@@ -23,6 +23,7 @@ from typing import Any
 from collector.backups import catalog
 from collector.backups.catalog import Backup
 from collector.backups.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
+from collector.backups.promise import effective_for_server
 from collector.backups.retention import UTC, plan_retention
 from collector.notify import sources as notify_sources
 
@@ -54,7 +55,7 @@ async def prune(
 
         def choose(conn: Any, server_id: str = server_id) -> tuple[int, list[Backup]]:
             rows = catalog.list_backups(conn, server_id, ("verified", "corrupt"))
-            policy = catalog.policy_for_server(conn, server_id).retention()
+            policy = effective_for_server(conn, server_id).policy.retention()
             plan = plan_retention([b.snapshot() for b in rows], policy, tz)
             gone = {s.id for s in plan.remove}
             if not dry_run:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.backups import catalog
+from collector.backups.promise import effective_for_server
 from collector.entitlements import decide_entitlement
 
 
@@ -20,7 +21,7 @@ def backup_settings_for(conn: Any, server_id: str) -> dict[str, Any]:
             "backup_entitled": False,
         }
     partner_id = int(srv["partner_id"])
-    policy = catalog.policy_for_server(conn, server_id, partner_id)
+    policy = effective_for_server(conn, server_id, partner_id).policy
     recipients = [r["recipient"] for r in catalog.list_recipients(conn, partner_id)]
     signed = catalog.get_recipient_list(conn, partner_id)
     return {

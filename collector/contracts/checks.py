@@ -64,6 +64,8 @@ class ServerFacts:
     licensed_machine_id: str | None = None
     """The machine identity the licence was first bound to (None = unknown)."""
     installed_on: dt.date | None = None
+    enrolled_at: float | None = None
+    """When the server enrolled: no count (slots, server-days, gaps) starts before it."""
     last_seen: float | None = None
     uses_monitoring: bool = False
     """The server sends health reports."""
@@ -72,7 +74,8 @@ class ServerFacts:
     product: str = ""
     version: str = ""
     backups: Sequence[float] = ()
-    """Times of successful backups over (at least) the last 30 days, ascending."""
+    """When the collector stored a verified backup, over (at least) the last 30 days,
+    ascending (what the agent reports does not count)."""
     kept_backups: Sequence[float] | None = None
     """Times of the backups the store keeps now; None = not known (no retention check)."""
 
@@ -412,6 +415,9 @@ def _backups(
     interval = float(policy.interval_s)
     tolerance = float(policy.tolerance_s)
     covered_from = dt.datetime.combine(term.anchor, dt.time(0), ZoneInfo(tz)).timestamp()
+    if server.enrolled_at is not None:
+        # Nothing is owed before the server existed: its first slot starts at enrollment.
+        covered_from = max(covered_from, server.enrolled_at)
     last = server.backups[-1] if server.backups else None
     due_since = (last if last is not None else covered_from) + interval + tolerance
     if now > due_since:

@@ -35,7 +35,7 @@ from collector.contracts.incidents import (
     open_incident,
 )
 from collector.contracts.plans import get_plan
-from collector.contracts.pricing import sma_quote
+from collector.contracts.pricing import edition_upgrade, sma_quote
 from collector.contracts.reports import render_csv, render_json
 from collector.contracts.views import build_report, contract_view, parse_month
 
@@ -146,7 +146,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("incident_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_incident_show)
-    for action in ("acknowledge", "pause", "resume", "resolve", "accept", "reopen"):
+    for action in (
+        "acknowledge",
+        "pause",
+        "resume",
+        "workaround",
+        "contact",
+        "answer",
+        "resolve",
+        "accept",
+        "reopen",
+    ):
         p = inc.add_parser(action, parents=[c], help=f"{action} an incident")
         p.add_argument("incident_id")
         p.add_argument("--at", metavar="TIME", help="when (default now)")
@@ -180,6 +190,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bought-later", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sma_quote)
+    p = sma.add_parser(
+        "upgrade",
+        parents=[c],
+        help="edition upgrade price for a server (old edition credited with an active SMA)",
+    )
+    p.add_argument("--server", required=True)
+    p.add_argument("--from", dest="from_edition", required=True, metavar="EDITION")
+    p.add_argument("--to", dest="to_edition", required=True, metavar="EDITION")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sma_upgrade)
 
 
 # --- contracts -----------------------------------------------------------------------------
@@ -248,6 +268,7 @@ def cmd_contracts_list(args: argparse.Namespace) -> int:
                 else repo.current_contracts(c, args.partner).values()
             )
         )
+        contracts = db.read_sync(lambda c: repo.with_enrollment_dates(c, contracts))
     rows = [contract_view(c) for c in sorted(contracts, key=lambda c: (c.id, c.partner))]
     if args.json:
         _emit({"contracts": rows, "count": len(rows)})
@@ -283,6 +304,9 @@ def cmd_contracts_show(args: argparse.Namespace) -> int:
         except LookupError as exc:
             return _fail(str(exc.args[0]))
         c = db.read_sync(lambda conn: repo.get_contract(conn, owner, args.contract_id))
+        if c is not None:
+            found = c
+            (c,) = db.read_sync(lambda conn: repo.with_enrollment_dates(conn, [found]))
         hist = db.read_sync(lambda conn: repo.history_json(conn, owner, args.contract_id))
     if c is None and not hist:
         return _fail(f"no contract {args.contract_id!r}")
@@ -496,6 +520,26 @@ def cmd_prices_import(args: argparse.Namespace) -> int:
         _emit({"imported": len(prices)})
     else:
         print(f"{len(prices)} module price(s) imported")
+    return 0
+
+
+def cmd_sma_upgrade(args: argparse.Namespace) -> int:
+    with opened_database(args) as db:
+        if not db.read_sync(lambda c: repo.server_licence(c, args.server)):
+            return _fail(f"no server {args.server!r}")
+        active = db.read_sync(lambda c: service.sma_in_force(c, args.server))
+        prices = db.read_sync(repo.module_prices)
+    pricing = get_plan("sma").pricing
+    assert pricing is not None
+    try:
+        data = edition_upgrade(args.from_edition, args.to_edition, prices, active, pricing)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    if args.json:
+        _emit({"server_id": args.server, **data})
+    else:
+        credit = "old edition credited" if active else "no active SMA: no credit"
+        print(f"{args.from_edition} -> {args.to_edition}: {data['price']} ({credit})")
     return 0
 
 

@@ -41,7 +41,7 @@ class Covering:
 def covering_contract(conn: Any, partner: str, licence: str, now: float) -> Covering | None:
     """The contract of ``partner`` that counts for ``licence`` at ``now``, or None when
     none of the partner's current contracts covers the licence."""
-    contracts = repo.contracts_for_licence(conn, partner, licence)
+    contracts = repo.with_enrollment_dates(conn, repo.contracts_for_licence(conn, partner, licence))
     if not contracts:
         return None
     tz = contracts[0].calendar_spec().timezone

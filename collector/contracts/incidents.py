@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from collector.contracts.calendar import UTC, BusinessCalendar, CalendarSpec, business_calendar
-from collector.contracts.plans import Plan, Target, get_plan
+from collector.contracts.plans import ClockKind, Plan, Target, get_plan
 from collector.contracts.sla import advance, budget, elapsed
 
 
@@ -33,6 +33,9 @@ class State(enum.StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     PAUSED = "paused"
+    WORKAROUND = "workaround"
+    """A workaround is in place; for a "continuous effort until a workaround" target (P1)
+    the resolution clock has stopped."""
     RESOLVED = "resolved"
     CLOSED = "closed"
 
@@ -45,6 +48,13 @@ class Action(enum.StrEnum):
     RESOLVE = "resolve"
     ACCEPT = "accept"
     REOPEN = "reopen"
+    WORKAROUND = "workaround"
+    CLEAR = "clear"
+    """The finding that opened the incident cleared: resolved, awaiting acceptance."""
+    CONTACT = "contact"
+    """A follow-up contact of the customer: starts a follow-up response clock."""
+    ANSWER = "answer"
+    """The follow-up contact answered (the oldest unanswered one)."""
 
 
 class TransitionError(ValueError):
@@ -127,15 +137,24 @@ class Replay:
     response_segments: tuple[tuple[dt.datetime, dt.datetime | None], ...]
     """Intervals in which the response clock ran (``None`` = still running)."""
     resolution_segments: tuple[tuple[dt.datetime, dt.datetime | None], ...]
+    workaround_at: dt.datetime | None = None
+    followups: tuple[tuple[dt.datetime, dt.datetime | None], ...] = ()
+    """(contacted, answered or None) per follow-up contact."""
 
+
+_WORKING = (State.OPEN, State.ACKNOWLEDGED, State.PAUSED, State.WORKAROUND)
 
 _ALLOWED: dict[Action, tuple[State, ...]] = {
     Action.ACKNOWLEDGE: (State.OPEN,),
     Action.PAUSE: (State.OPEN, State.ACKNOWLEDGED),
     Action.RESUME: (State.PAUSED,),
-    Action.RESOLVE: (State.OPEN, State.ACKNOWLEDGED, State.PAUSED),
+    Action.RESOLVE: _WORKING,
     Action.ACCEPT: (State.RESOLVED,),
     Action.REOPEN: (State.RESOLVED, State.CLOSED),
+    Action.WORKAROUND: (State.OPEN, State.ACKNOWLEDGED),
+    Action.CLEAR: _WORKING,
+    Action.CONTACT: (*_WORKING, State.RESOLVED),
+    Action.ANSWER: (*_WORKING, State.RESOLVED),
 }
 
 
@@ -147,6 +166,9 @@ def replay(incident: Incident, until: dt.datetime | None = None) -> Replay:
     ack = resolved = closed = None
     resp: list[list[dt.datetime | None]] = []
     reso: list[list[dt.datetime | None]] = []
+    workaround = None
+    followups: list[list[dt.datetime | None]] = []
+    continuous = _resolution_is_continuous(incident)
 
     def start(segs: list[list[dt.datetime | None]], at: dt.datetime) -> None:
         if not segs or segs[-1][1] is not None:
@@ -190,8 +212,28 @@ def replay(incident: Incident, until: dt.datetime | None = None) -> Replay:
             closed = t
         elif a is Action.REOPEN:
             state = State.ACKNOWLEDGED if ack is not None else State.OPEN
-            resolved = closed = None
+            resolved = closed = workaround = None
             start(reso, t)
+        elif a is Action.WORKAROUND:
+            stop(resp, t)  # a workaround answers the customer too
+            ack = ack or t
+            workaround = t
+            if continuous:
+                stop(reso, t)
+            state = State.WORKAROUND
+        elif a is Action.CLEAR:
+            stop(resp, t)
+            ack = ack or t
+            stop(reso, t)
+            resolved = t
+            state = State.RESOLVED
+        elif a is Action.CONTACT:
+            followups.append([t, None])
+        elif a is Action.ANSWER:
+            for f in followups:
+                if f[1] is None:
+                    f[1] = t
+                    break
     return Replay(
         state=state,
         acknowledged_at=ack,
@@ -199,7 +241,18 @@ def replay(incident: Incident, until: dt.datetime | None = None) -> Replay:
         closed_at=closed,
         response_segments=tuple((s[0], s[1]) for s in resp),  # type: ignore[misc]
         resolution_segments=tuple((s[0], s[1]) for s in reso),  # type: ignore[misc]
+        workaround_at=workaround,
+        followups=tuple((f[0], f[1]) for f in followups),  # type: ignore[misc]
     )
+
+
+def _resolution_is_continuous(incident: Incident) -> bool:
+    """The priority's resolution target is continuous effort until a workaround (P1)."""
+    try:
+        target = incident.plan_obj().targets_for(incident.priority).resolution
+    except KeyError:
+        return False
+    return target is not None and target.kind is ClockKind.CONTINUOUS
 
 
 def apply(
@@ -217,7 +270,14 @@ def apply(
         raise TransitionError(
             f"{action.value} at {at.isoformat()} is before the last event ({last.isoformat()})"
         )
-    state = replay(incident).state
+    if action is Action.PAUSE and not (by.strip() and note.strip()):
+        raise TransitionError("a pause records who pauses (by) and why (note)")
+    if action is Action.RESUME and not by.strip():
+        raise TransitionError("a resume records who resumes (by)")
+    r = replay(incident)
+    state = r.state
+    if action is Action.ANSWER and all(f[1] is not None for f in r.followups):
+        raise TransitionError("no follow-up contact is waiting for an answer")
     if state not in _ALLOWED[action]:
         if action is Action.ACCEPT and state is State.CLOSED:
             raise TransitionError("the incident is already closed")
@@ -306,9 +366,11 @@ def _clock(
     cal: BusinessCalendar,
 ) -> ClockReport:
     if target is None or not target.has_due_time:
+        # Continuous effort has no due time, but it is kept once it stops (workaround).
+        kept = target is not None and target.kind is ClockKind.CONTINUOUS and stopped is not None
         return ClockReport(
             None if target is None else target.describe(),
-            ClockStatus.NONE,
+            ClockStatus.MET if kept else ClockStatus.NONE,
             None,
             stopped_at=stopped,
         )
@@ -342,12 +404,23 @@ class IncidentStatus:
     state: State
     response: ClockReport
     resolution: ClockReport
+    followups: tuple[tuple[dt.datetime, ClockReport], ...] = ()
+    """Per follow-up contact: when it came and its response clock."""
+    workaround_at: dt.datetime | None = None
 
     def to_json(self, cal: BusinessCalendar) -> dict[str, object]:
         return {
             "state": self.state.value,
+            "awaiting_acceptance": self.state is State.RESOLVED,
+            "workaround_at": None
+            if self.workaround_at is None
+            else cal.to_local(self.workaround_at).isoformat(),
             "response": self.response.to_json(cal),
             "resolution": self.resolution.to_json(cal),
+            "followups": [
+                {"contacted_at": cal.to_local(at).isoformat(), **clock.to_json(cal)}
+                for at, clock in self.followups
+            ],
         }
 
 
@@ -363,10 +436,16 @@ def status(incident: Incident, now: dt.datetime) -> IncidentStatus:
         targets.response, incident.opened_at, r.response_segments, resp_stop, paused, now, cal
     )
     reso_stop = r.resolved_at if r.state in (State.RESOLVED, State.CLOSED) else None
+    if reso_stop is None and r.state is State.WORKAROUND and _resolution_is_continuous(incident):
+        reso_stop = r.workaround_at
     reso = _clock(
         targets.resolution, incident.opened_at, r.resolution_segments, reso_stop, paused, now, cal
     )
-    return IncidentStatus(r.state, resp, reso)
+    followups = tuple(
+        (at, _clock(targets.followup, at, ((at, answered),), answered, False, now, cal))
+        for at, answered in r.followups
+    )
+    return IncidentStatus(r.state, resp, reso, followups, r.workaround_at)
 
 
 def incident_to_json(incident: Incident, now: dt.datetime) -> dict[str, Any]:

@@ -66,4 +66,11 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/servers/{server_id}/sma-quote": {
         "get": _op("SMA yearly price from the server's modules (?year=N)", "server_id")
     },
+    "/api/v1/servers/{server_id}/sma-upgrade": {
+        "get": _op(
+            "Edition upgrade price (?from=EDITION&to=EDITION); old edition credited with an "
+            "active SMA",
+            "server_id",
+        )
+    },
 }

@@ -94,3 +94,29 @@ def edition_upgrade_cost(
         str(pricing.edition_credit_active if sma_active else pricing.edition_credit_inactive)
     )
     return _money(max(Decimal(0), new - old * share))
+
+
+def edition_upgrade(
+    old_edition: str,
+    new_edition: str,
+    price_list: Mapping[str, Decimal | float | str],
+    sma_active: bool,
+    pricing: SmaPricing,
+) -> dict[str, object]:
+    """The upgrade from one edition to another, priced from the list (``KeyError`` naming
+    an edition without a list price), as JSON-ready values."""
+    for name in (old_edition, new_edition):
+        if name not in price_list:
+            raise KeyError(f"no list price for edition {name!r} (vigil-collector prices import)")
+    old = Decimal(str(price_list[old_edition]))
+    new = Decimal(str(price_list[new_edition]))
+    share = pricing.edition_credit_active if sma_active else pricing.edition_credit_inactive
+    return {
+        "from": old_edition,
+        "to": new_edition,
+        "old_list_price": str(_money(old)),
+        "new_list_price": str(_money(new)),
+        "sma_active": sma_active,
+        "credit_share": share,
+        "price": str(edition_upgrade_cost(old, new, sma_active, pricing)),
+    }

@@ -13,9 +13,11 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.contracts.calendar import business_calendar
 from collector.contracts.checks import (
     Finding,
     ServerFacts,
@@ -27,7 +29,7 @@ from collector.contracts.checks import (
 )
 from collector.contracts.incidents import ClockStatus, Incident, status
 from collector.contracts.plans import Plan, get_plan
-from collector.contracts.terms import Contract, Coverage, best_contract
+from collector.contracts.terms import Contract, Coverage, best_contract, evaluate_term
 
 ENTITLEMENT_KINDS = frozenset(
     {
@@ -61,6 +63,13 @@ class ReportRow:
     response_total: int = 0
     resolution_met: int = 0
     resolution_total: int = 0
+    backup_policy_overrides: str = ""
+    """Servers whose backup policy runs below the promise by the partner's override:
+    ``server: reason (breaks: ...)``, ``; `` between servers."""
+    server_details: list[dict[str, object]] = field(default_factory=list)
+    """Per server, for the customer: counted from, coverage days, backup slots (JSON only)."""
+    incident_details: list[dict[str, object]] = field(default_factory=list)
+    """Per incident: each clock kept or missed, and why a miss (JSON only)."""
 
 
 def month_bounds(year: int, month: int, tz: str) -> tuple[float, float, list[dt.date]]:
@@ -106,11 +115,13 @@ def monthly_rows(
     cases: Sequence[SupportCase] = (),
     releases: Mapping[tuple[str, str], dt.date] | None = None,
     reports_known_from: float | None = None,
+    policy_overrides: Mapping[str, str] | None = None,
 ) -> list[ReportRow]:
     """One row per partner (``by="partner"``) or per (partner, customer).
 
     ``reports_known_from``: the oldest report time storage still has (history is pruned);
-    monitoring gaps are counted only from then on, never from missing history."""
+    monitoring gaps are counted only from then on, never from missing history.
+    ``policy_overrides``: server id -> the override of its backup policy, in words."""
     if by not in ("partner", "customer"):
         raise ValueError("by must be 'partner' or 'customer'")
     label = f"{year:04d}-{month:02d}"
@@ -132,42 +143,69 @@ def monthly_rows(
     findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
     server_findings, contract_findings = _entitlement_counts(findings)
     last_day = dt.datetime.fromtimestamp(until - 1, ZoneInfo(tz)).date()
+    zone = ZoneInfo(tz)
     for s in server_list:
         covering = by_licence.get(s.licence_id or "", [])
         chosen = best_contract(covering, last_day)
+        # Every count runs from the later of enrollment, contract start and the month's.
+        counted_from = max(start, s.enrolled_at or start, _contract_start(covering, zone))
+        if counted_from >= until:
+            continue
+        first_day = dt.datetime.fromtimestamp(counted_from, zone).date()
         if chosen is None:
             r = row_for("(no contract)", "(no contract)")
             r.servers += 1
-            r.server_days += len(days)
-            r.days_uncovered += len(days)
+            n = sum(1 for d in days if first_day <= d <= last_day)
+            r.server_days += n
+            r.days_uncovered += n
             continue
         contract, _, _ = chosen
         plan = get_plan(contract.plan)
         r = row_for(contract.partner, contract.customer)
+        before = (
+            r.days_active,
+            r.days_grace,
+            r.days_uncovered,
+            r.backup_slots_met,
+            r.backup_slots_total,
+        )
+        detail: dict[str, object] = {
+            "server_id": s.server_id,
+            "contract_id": contract.id,
+            "plan": plan.title,
+            "counted_from": first_day.isoformat(),
+        }
+        r.server_details.append(detail)
         r.servers += 1
         r.entitlement_findings += server_findings.get(s.server_id, 0)
-        _count_days(r, covering, days, last_day)
-        if chosen[2] not in (Coverage.ACTIVE, Coverage.GRACE):
-            continue
-        if plan.entitlements.online_backup and plan.backup is not None:
-            anchor = chosen[1].anchor
-            covered_from = (
-                start
-                if anchor is None
-                else max(start, dt.datetime.combine(anchor, dt.time(0), ZoneInfo(tz)).timestamp())
+        if policy_overrides and s.server_id in policy_overrides:
+            note = f"{s.server_id}: {policy_overrides[s.server_id]}"
+            r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
+        _count_days(r, covering, [d for d in days if d >= first_day], last_day)
+        _count_backup_slots(
+            r, s, covering, [d for d in days if d >= first_day], last_day, counted_from, until, zone
+        )
+        if chosen[2] in (Coverage.ACTIVE, Coverage.GRACE):
+            _count_service(
+                r, s, chosen, plan, counted_from, until, zone, report_times, reports_known_from
             )
-            met, total = backup_slots(
-                s.backups,
-                covered_from,
-                until,
-                float(plan.backup.interval_s),
-                float(plan.backup.tolerance_s),
-            )
-            r.backup_slots_met += met
-            r.backup_slots_total += total
-        if plan.entitlements.health_monitoring and report_times is not None:
-            gap_from = start if reports_known_from is None else max(start, reports_known_from)
-            _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
+        after = (
+            r.days_active,
+            r.days_grace,
+            r.days_uncovered,
+            r.backup_slots_met,
+            r.backup_slots_total,
+        )
+        keys = (
+            "days_active",
+            "days_grace",
+            "days_uncovered",
+            "backup_slots_met",
+            "backup_slots_total",
+        )
+        detail.update({k: a - b for k, a, b in zip(keys, after, before, strict=True)})
+        if policy_overrides and s.server_id in policy_overrides:
+            detail["backup_policy_override"] = policy_overrides[s.server_id]
     for cid, n in contract_findings.items():
         c = contract_by_id.get(cid)
         if c is not None:
@@ -186,7 +224,10 @@ def monthly_rows(
     return [rows[k] for k in sorted(rows)]
 
 
-COLUMNS = tuple(f.name for f in fields(ReportRow))
+COLUMNS = tuple(
+    f.name for f in fields(ReportRow) if f.name not in ("server_details", "incident_details")
+)
+"""CSV columns: the per-server and per-incident details are in the JSON only."""
 
 
 def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], dict[str, int]]:
@@ -200,6 +241,75 @@ def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], di
             elif f.contract_id is not None:
                 contract_findings[f.contract_id] = contract_findings.get(f.contract_id, 0) + 1
     return server_findings, contract_findings
+
+
+def _count_service(
+    r: ReportRow,
+    s: ServerFacts,
+    chosen: tuple[Contract, Any, Coverage],
+    plan: Plan,
+    counted_from: float,
+    until: float,
+    zone: ZoneInfo,
+    report_times: Mapping[str, Sequence[float]] | None,
+    reports_known_from: float | None,
+) -> None:
+    """Monitoring gaps of a covered server, from ``counted_from``."""
+    if plan.entitlements.health_monitoring and report_times is not None:
+        gap_from = max(counted_from, reports_known_from or counted_from)
+        _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
+
+
+def _count_backup_slots(
+    r: ReportRow,
+    s: ServerFacts,
+    covering: Sequence[Contract],
+    days: Sequence[dt.date],
+    last_day: dt.date,
+    counted_from: float,
+    until: float,
+    zone: ZoneInfo,
+) -> None:
+    """Backup slots under the contract that counted on each day: a change of contract in
+    the month (maintenance, then premium from the 15th) counts each part by its own plan."""
+    periods: list[tuple[dt.date, dt.date, Contract]] = []
+    for d in days:
+        if d > last_day:
+            break
+        best = best_contract(covering, d)
+        if best is None or best[2] not in (Coverage.ACTIVE, Coverage.GRACE):
+            continue
+        if periods and periods[-1][2] is best[0] and periods[-1][1] == d:
+            periods[-1] = (periods[-1][0], d + dt.timedelta(days=1), best[0])
+        else:
+            periods.append((d, d + dt.timedelta(days=1), best[0]))
+    for first, end, contract in periods:
+        plan = get_plan(contract.plan)
+        if not plan.entitlements.online_backup or plan.backup is None:
+            continue
+        a = max(counted_from, dt.datetime.combine(first, dt.time(0), zone).timestamp())
+        b = min(until, dt.datetime.combine(end, dt.time(0), zone).timestamp())
+        if a >= b:
+            continue
+        met, total = backup_slots(
+            s.backups, a, b, float(plan.backup.interval_s), float(plan.backup.tolerance_s)
+        )
+        r.backup_slots_met += met
+        r.backup_slots_total += total
+
+
+def _contract_start(covering: Sequence[Contract], zone: ZoneInfo) -> float:
+    """Midnight of the earliest anchor among the server's contracts (0 when none is known:
+    a pending warranty without an installation date starts nothing)."""
+    anchors = []
+    for c in covering:
+        try:
+            anchor = evaluate_term(c).anchor
+        except (ArithmeticError, ValueError, LookupError):
+            continue
+        if anchor is not None:
+            anchors.append(dt.datetime.combine(anchor, dt.time(0), zone).timestamp())
+    return min(anchors, default=0.0)
 
 
 def _count_days(
@@ -244,6 +354,44 @@ def _count_incident(r: ReportRow, inc: Incident, now_dt: dt.datetime) -> None:
             setattr(r, total_attr, getattr(r, total_attr) + 1)
             if clock.status is ClockStatus.MET:
                 setattr(r, met_attr, getattr(r, met_attr) + 1)
+    cal = business_calendar(inc.calendar)
+    r.incident_details.append(
+        {
+            "id": inc.id,
+            "server_id": inc.server_id,
+            "title": inc.title,
+            "priority": inc.priority,
+            "opened_at": cal.to_local(inc.opened_at).isoformat(),
+            "state": st.state.value,
+            "response": _clock_words(st.response, "answered", cal),
+            "resolution": _clock_words(st.resolution, "resolved", cal),
+        }
+    )
+
+
+def _clock_words(clock: Any, done: str, cal: Any) -> dict[str, object]:
+    """A clock for the customer: its target, due time, kept or missed and why a miss."""
+
+    def local(t: dt.datetime | None) -> str | None:
+        return None if t is None else cal.to_local(t).strftime("%Y-%m-%d %H:%M %Z")
+
+    kept: bool | None = None
+    reason = ""
+    if clock.status is ClockStatus.MET:
+        kept = True
+    elif clock.status is ClockStatus.MISSED:
+        kept = False
+        reason = f"{done} {local(clock.stopped_at)}, due {local(clock.due)} ({clock.target})"
+    elif clock.status is ClockStatus.BREACHED:
+        kept = False
+        reason = f"not {done} by {local(clock.due)} ({clock.target})"
+    return {
+        "target": clock.target,
+        "due": local(clock.due),
+        "status": clock.status.value,
+        "kept": kept,
+        "reason": reason,
+    }
 
 
 def render_json(rows: Iterable[ReportRow]) -> str:

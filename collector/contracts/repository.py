@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -99,6 +100,33 @@ def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Con
         (partner, licence_id),
     ).fetchall()
     return [contract_from_dict(json.loads(r[0])) for r in rows]
+
+
+def with_enrollment_dates(conn: Conn, contracts: Iterable[Contract]) -> list[Contract]:
+    """Contracts anchored at installation that name no installation date get the
+    enrollment day (UTC) of the partner's first server with one of their licences: the
+    same rule the checks and reports apply, so every view shows the same coverage."""
+    out = []
+    for c in contracts:
+        if c.installed_on is None and c.licence_ids and _anchored_at_installation(c):
+            marks = ", ".join("?" for _ in c.licence_ids)
+            row = conn.execute(
+                "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
+                f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
+                (c.partner, *c.licence_ids),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                day = dt.datetime.fromtimestamp(float(row[0]), dt.UTC).date()
+                c = dataclasses.replace(c, installed_on=day)
+        out.append(c)
+    return out
+
+
+def _anchored_at_installation(c: Contract) -> bool:
+    try:
+        return c.plan_obj().term.anchor == "installation"
+    except KeyError:
+        return False
 
 
 def partner_has_contracts(conn: Conn, partner: str) -> bool:
@@ -344,14 +372,18 @@ def _fleet_facts(
     attempted: set[str] = set()
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
     # few dozen times are sorted below instead.
-    for sid, finished, outcome in conn.execute(
-        "SELECT server_id, finished_at, outcome FROM backup_runs "
-        "WHERE finished_at >= ? AND finished_at <= ?",
+    for (sid,) in conn.execute(
+        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?",
         (since, now),
     ):
         attempted.add(sid)
-        if outcome in ("ok", "unchanged"):
-            made[sid].append(float(finished))
+    # A backup counts when the collector stored and verified it, whatever the agent said.
+    for sid, stored in conn.execute(
+        "SELECT server_id, stored_at FROM backup_stored_times "
+        "WHERE stored_at >= ? AND stored_at <= ?",
+        (since, now),
+    ):
+        made[sid].append(float(stored))
     for times in made.values():
         times.sort()
     kept: dict[str, list[float]] = defaultdict(list)
@@ -386,6 +418,7 @@ def _fleet_facts(
                 machine_id=r[1],
                 licensed_machine_id=(first_machine.get((r[8], lic), (0, None))[1] if lic else None),
                 installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
+                enrolled_at=float(r[4]),
                 last_seen=r[3],
                 uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
                 uses_backup=sid in attempted or bool(made.get(sid)),
@@ -682,6 +715,18 @@ def list_incidents(
         params.append(opened_to)
     sql += " ORDER BY opened_at, id"
     return [_incident(r)[0] for r in conn.execute(sql, tuple(params))]
+
+
+def open_incidents_for_key(conn: Conn, finding_key: str) -> list[Incident]:
+    """Incidents opened for ``finding_key`` that are neither resolved nor closed."""
+    return [
+        _incident(r)[0]
+        for r in conn.execute(
+            f"SELECT {_INC_COLS} FROM incidents WHERE finding_key = ? "
+            "AND state NOT IN ('resolved', 'closed') ORDER BY opened_at, id",
+            (finding_key,),
+        )
+    ]
 
 
 def open_finding_keys(conn: Conn) -> set[str]:

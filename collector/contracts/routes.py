@@ -39,7 +39,7 @@ from collector.contracts.incidents import (
 )
 from collector.contracts.openapi_paths import OPENAPI_PATHS
 from collector.contracts.plans import get_plan
-from collector.contracts.pricing import sma_quote
+from collector.contracts.pricing import edition_upgrade, sma_quote
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
@@ -63,6 +63,7 @@ async def list_contracts(request: web.Request) -> web.Response:
     partner = partner_of(request)
     contracts = await request.app[DB].read(lambda c: repo.current_contracts(c, partner.name))
     chosen = inputs.page(request, sorted(contracts.values(), key=lambda c: c.id))
+    chosen = await request.app[DB].read(lambda c: repo.with_enrollment_dates(c, chosen))
     rows = [contract_view(c) for c in chosen]
     return web.json_response({"contracts": rows, "count": len(rows)})
 
@@ -80,6 +81,7 @@ async def get_contract(request: web.Request) -> web.Response:
     c = await _own_contract(request, cid)
     partner = partner_of(request)
     hist = await request.app[DB].read(lambda conn: repo.history_json(conn, partner.name, cid))
+    (c,) = await request.app[DB].read(lambda conn: repo.with_enrollment_dates(conn, [c]))
     return web.json_response({"contract": contract_view(c), "history": hist})
 
 
@@ -430,6 +432,26 @@ async def server_sma_quote(request: web.Request) -> web.Response:
     return web.json_response({"server_id": row.id, **q.to_json()})
 
 
+async def server_sma_upgrade(request: web.Request) -> web.Response:
+    """``?from=EDITION&to=EDITION``: the edition upgrade's price for this server."""
+    row = await owned_server(request, request.match_info["server_id"])
+    editions = []
+    for name in ("from", "to"):
+        value = request.query.get(name, "")
+        if not value or len(value) > 200:
+            raise ApiError(400, "invalid_parameter", f"{name} must name an edition", name)
+        editions.append(value)
+    active = await request.app[DB].read(lambda c: service.sma_in_force(c, row.id))
+    prices = await request.app[DB].read(repo.module_prices)
+    pricing = get_plan("sma").pricing
+    assert pricing is not None
+    try:
+        data = edition_upgrade(editions[0], editions[1], prices, active, pricing)
+    except KeyError as exc:
+        raise ApiError(400, "unknown_edition", str(exc.args[0])) from None
+    return web.json_response({"server_id": row.id, **data})
+
+
 # --- the scheduled check run -------------------------------------------------------------------
 
 
@@ -477,5 +499,6 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/reports/monthly", monthly_report)
     r.add_get("/api/v1/sla/due", sla_due)
     r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
+    r.add_get("/api/v1/servers/{server_id}/sma-upgrade", server_sma_upgrade)
     app.cleanup_ctx.append(_scheduler)
     app[EXTRA_PATHS].update(OPENAPI_PATHS)

@@ -20,7 +20,14 @@ from typing import Any
 from collector.contracts import repository as repo
 from collector.contracts.checks import Finding, SupportCase, evaluate
 from collector.contracts.covering import covering_contract
-from collector.contracts.incidents import Incident, open_incident, priority_for
+from collector.contracts.incidents import (
+    Action,
+    Incident,
+    TransitionError,
+    open_incident,
+    priority_for,
+)
+from collector.contracts.incidents import apply as apply_action
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
 
@@ -47,6 +54,8 @@ class CheckResult:
     findings: list[Finding]
     new_incidents: list[tuple[Incident, str, str]] = field(default_factory=list)
     """(incident, partner, finding key)."""
+    cleared_keys: list[str] = field(default_factory=list)
+    """Finding keys of open incidents whose finding this run no longer found."""
     partner_of_server: dict[str, str] = field(default_factory=dict)
     partner_of_contract: dict[str, str] = field(default_factory=dict)
     finding_partners: list[str] | None = None
@@ -117,6 +126,14 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
     )
     if not open_incidents:
         return result
+    present = {f"{f.server_id}:{f.kind}" for f in findings if f.server_id is not None}
+    for key in sorted(inputs.open_keys):
+        sid, _, kind = key.partition(":")
+        if kind in HEALTH_KINDS or key in present:
+            continue
+        if inputs.fleet.partner_of_server.get(sid) in failed:
+            continue
+        result.cleared_keys.append(key)
     opened_at = dt.datetime.fromtimestamp(now, dt.UTC)
     for f, partner in zip(findings, finding_partners, strict=True):
         if f.server_id is None or f.contract_id is None:
@@ -177,6 +194,14 @@ def persist_steps(stored: Mapping[str, tuple[int, str]], result: CheckResult) ->
                 repo.insert_incident(c, inc, partner, result.run_at, key)
 
         steps.append(write_incidents)
+    for start in range(0, len(result.cleared_keys), WRITE_CHUNK):
+        keys = result.cleared_keys[start : start + WRITE_CHUNK]
+
+        def clear(c: Any, keys: list[str] = keys) -> None:
+            for key in keys:
+                clear_finding_incidents(c, key, result.run_at)
+
+        steps.append(clear)
     return steps
 
 
@@ -306,6 +331,29 @@ async def backup_entitlement(db: Any, server_id: str) -> Any:
     return Entitlement(ans.entitled, ans.reason)
 
 
+HEALTH_KINDS = frozenset({"camera_offline", "volume_full_48h", "disk_failing"})
+"""Findings made by ingest (not by the check run): ingest clears their incidents."""
+
+
+def clear_finding_incidents(
+    conn: Any, key: str, now: float, note: str = "the finding cleared"
+) -> list[str]:
+    """Move the open incidents opened for finding ``key`` (``server:kind``) to resolved,
+    awaiting the customer's acceptance. Inside ``Database.write``; returns their ids."""
+    at = dt.datetime.fromtimestamp(now, dt.UTC)
+    done = []
+    for inc in repo.open_incidents_for_key(conn, key):
+        try:
+            new = apply_action(
+                inc, Action.CLEAR, max(at, inc.events[-1].at), by="collector", note=note
+            )
+        except TransitionError:
+            continue  # paused by a person, or already resolved: left to them
+        repo.save_incident(conn, new, now)
+        done.append(inc.id)
+    return done
+
+
 def open_incident_for_finding(
     conn: Any, server_id: str, kind: str, title: str, now: float | None = None
 ) -> str | None:
@@ -368,11 +416,13 @@ def coverage_by_server(
     # Licence -> contracts per partner: a server is covered only by its own partner's.
     by_partner: dict[str, dict[str, list[Contract]]] = {}
     if partner is not None:
-        by_partner[partner] = index_contracts(repo.current_contracts(conn, partner).values())
+        by_partner[partner] = index_contracts(
+            repo.with_enrollment_dates(conn, repo.current_contracts(conn, partner).values())
+        )
     else:
         mine: dict[str, list[Contract]] = {}
-        for (owner, _), c in repo.all_current_contracts(conn).items():
-            mine.setdefault(owner, []).append(c)
+        for c in repo.with_enrollment_dates(conn, repo.all_current_contracts(conn).values()):
+            mine.setdefault(c.partner, []).append(c)
         by_partner = {owner: index_contracts(cs) for owner, cs in mine.items()}
     out: dict[str, dict[str, Any]] = {}
     for sid, licence, owner in ((r[0], r[1], r[2]) for r in rows):
@@ -418,6 +468,21 @@ def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) 
         return None
     plan = covering.plan
     return plan.backup if plan.entitlements.online_backup else None
+
+
+def sma_in_force(conn: Any, server_id: str, now: float | None = None) -> bool:
+    """Whether a software maintenance agreement (a plan with SMA pricing) covers the server
+    now, active or in grace: the edition upgrade then credits the old edition in full."""
+    found = repo.server_licence(conn, server_id)
+    if found is None or not found[0]:
+        return False
+    covering = covering_contract(conn, found[1], found[0], time.time() if now is None else now)
+    if covering is None or not covering.in_force:
+        return False
+    try:
+        return covering.plan.pricing is not None
+    except KeyError:
+        return False
 
 
 def monitoring_entitled(conn: Any, server_id: str) -> EntitlementAnswer:

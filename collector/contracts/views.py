@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.backups.promise import effective_for_server
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
 from collector.contracts.reports import ReportRow, month_bounds, monthly_rows
@@ -83,6 +84,7 @@ def build_report(
             incidents=repo.list_incidents(conn, name, opened_from=start, opened_to=end),
             cases=repo.support_cases(conn, name),
             releases=releases,
+            policy_overrides=_policy_overrides(conn, fleet.servers, now),
         ):
             key = (row.partner, row.customer)
             if key in merged:
@@ -92,11 +94,23 @@ def build_report(
     return [merged[k] for k in sorted(merged)]
 
 
+def _policy_overrides(conn: Any, servers: Any, now: float) -> dict[str, str]:
+    """server id -> its backup policy override and the promises it breaks, in words."""
+    out = {}
+    for s in servers:
+        eff = effective_for_server(conn, s.server_id, now=now)
+        if eff.override is not None and eff.broken:
+            out[s.server_id] = f"{eff.override} (breaks: {', '.join(eff.broken)})"
+    return out
+
+
 def _add_row(into: ReportRow, row: ReportRow) -> None:
     """Sum two partners' rows of the same label (the "(no contract)" row)."""
     for f in dataclasses.fields(ReportRow):
         value = getattr(row, f.name)
         if isinstance(value, int) and not isinstance(value, bool):
             setattr(into, f.name, getattr(into, f.name) + value)
+        elif isinstance(value, list):
+            getattr(into, f.name).extend(value)
     if into.backup_slots_total:
         into.backup_compliance = round(into.backup_slots_met / into.backup_slots_total, 4)

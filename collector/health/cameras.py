@@ -47,7 +47,8 @@ def apply_report(
     stored = {
         r["key"]: r
         for r in conn.execute(
-            "SELECT key, verdict, details, removed_at FROM cameras WHERE server_id = ?",
+            "SELECT key, verdict, details, removed_at, clock_offset_s FROM cameras "
+            "WHERE server_id = ?",
             (server_id,),
         )
     }
@@ -58,12 +59,17 @@ def apply_report(
         details = stable_json(cam)
         old = stored.get(cam.key)
         if old is not None and old["details"] == details and old["removed_at"] is None:
+            if _offset_moved(old["clock_offset_s"], cam.clock_offset_s):
+                conn.execute(
+                    "UPDATE cameras SET clock_offset_s = ? WHERE server_id = ? AND key = ?",
+                    (cam.clock_offset_s, server_id, cam.key),
+                )
             continue
         if old is None:
             conn.execute(
                 "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
-                "model, "
-                "firmware, serial, details, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "model, firmware, serial, details, first_seen, clock_offset_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     server_id,
                     cam.key,
@@ -76,6 +82,7 @@ def apply_report(
                     cam.serial,
                     details,
                     at,
+                    cam.clock_offset_s,
                 ),
             )
             _event(conn, server_id, cam, None, at)
@@ -85,8 +92,8 @@ def apply_report(
         conn.execute(
             "UPDATE cameras SET verdict = ?, since = CASE WHEN ? THEN ? ELSE since END, "
             "updated_at = ?, "
-            "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, removed_at = NULL "
-            "WHERE server_id = ? AND key = ?",
+            "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
+            "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",
             (
                 cam.verdict,
                 int(verdict_changed),
@@ -97,6 +104,7 @@ def apply_report(
                 cam.firmware,
                 cam.serial,
                 details,
+                cam.clock_offset_s,
                 server_id,
                 cam.key,
             ),
@@ -119,6 +127,14 @@ def apply_report(
             )
     conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (new_digest, server_id))
     return changed
+
+
+def _offset_moved(old: float | None, new: float | None) -> bool:
+    """Worth a write: measured now or no longer, or moved by a second or more (the offset
+    changes a little on every probe; the digest leaves it out for that reason)."""
+    if old is None or new is None:
+        return (old is None) != (new is None)
+    return abs(old - new) >= 1.0
 
 
 def _event(
@@ -217,7 +233,7 @@ def list_cameras(conn: sqlite3.Connection, server_id: str, now: float) -> list[d
     out: list[dict[str, object]] = []
     for r in conn.execute(
         "SELECT key, verdict, since, updated_at, details, first_seen, manufacturer, model, "
-        "firmware "
+        "firmware, clock_offset_s "
         "FROM cameras WHERE server_id = ? AND removed_at IS NULL ORDER BY key",
         (server_id,),
     ):
@@ -229,11 +245,11 @@ def list_cameras(conn: sqlite3.Connection, server_id: str, now: float) -> list[d
             latest and r["firmware"] and _version_key(r["firmware"]) < _version_key(latest)
         )
         if firmware_outdated:
+            # A note, not a verdict: every view (fleet row, server view, API, this table)
+            # counts the verdicts the agent reported, the same way.
             reasons.append(
                 f"firmware {r['firmware']} is older than {latest}, the newest seen for this model"
             )
-            if verdict == "ok":
-                verdict = "degraded"
         evs = events.get(r["key"], [])
         details.update(
             verdict=verdict,
@@ -243,6 +259,7 @@ def list_cameras(conn: sqlite3.Connection, server_id: str, now: float) -> list[d
             updated_at=r["updated_at"],
             firmware_outdated=firmware_outdated,
             newest_firmware=latest,
+            clock_offset_s=None if r["clock_offset_s"] is None else round(r["clock_offset_s"], 1),
             availability={
                 name: availability(evs, now, span, r["first_seen"], r["verdict"])
                 for name, span in WINDOWS.items()

@@ -52,13 +52,16 @@ class FleetView:
     def view(self, row: ServerRow, now: float, *, detail: bool = False) -> dict[str, Any]:
         state = status.decode_summary(row.state or "{}")
         interval = self.interval(row)
+        # Offline is judged against the interval the server was last told (a new setting
+        # reaches it with its next report), plus one new interval after a change.
         st = status.evaluate(
             now=now,
             last_seen=row.last_seen,
             revoked_at=row.revoked_at,
-            interval_s=interval,
+            interval_s=row.told_interval_s or interval,
             offline_after_intervals=self.offline_after,
             state=state,
+            grace_s=row.told_grace_s or 0,
         )
         offset = self.clock_offsets.get(row.id)
         if offset is not None:
@@ -86,6 +89,7 @@ class FleetView:
             "cameras": {"total": sum(cams.values()), "by_verdict": cams},
             "volumes": state.volumes,
             "report_interval_s": interval,
+            "told_interval_s": row.told_interval_s,
             "clock_offset_s": None if offset is None else round(offset),
         }
         if detail:
@@ -112,9 +116,9 @@ class FleetView:
 
     def _all(self, partner_id: int | None, t: float) -> list[dict[str, Any]]:
         views = [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
-        backups = fleet_backup_status(self.conn, partner_id, t)
         partner = None if partner_id is None else self.partner_names.get(partner_id)
         contracts = coverage_by_server(self.conn, t, partner)
+        backups = fleet_backup_status(self.conn, partner_id, t, contracts)
         for v in views:
             b = backups.get(v["id"])
             v["backup"] = (
@@ -122,7 +126,14 @@ class FleetView:
                 if b is None
                 else {
                     k: b[k]
-                    for k in ("last_success", "last_failure", "next_due", "overdue", "interval_s")
+                    for k in (
+                        "state",
+                        "last_success",
+                        "last_failure",
+                        "next_due",
+                        "overdue",
+                        "interval_s",
+                    )
                 }
             )
             v["contract"] = contracts.get(v["id"], {"coverage": "none"})
@@ -149,7 +160,9 @@ def storage_history(
         out.append(
             {
                 "at": r[0],
-                "volumes": [{"mountpoint": v[0], "total": v[1], "used": v[2]} for v in vols],
+                "volumes": [
+                    {"mountpoint": v[0], "total": v[1], "used": v[2], "free": v[3]} for v in vols
+                ],
             }
         )
     return out

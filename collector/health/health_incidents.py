@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from collector.contracts.service import open_incident_for_finding
+from collector.contracts.service import clear_finding_incidents, open_incident_for_finding
 from collector.health.cameras import Transition
 from collector.health.status import CAMERA_DOWN
 from protocol.messages import Disk, Volume
@@ -25,9 +25,22 @@ def cameras_changed(
 ) -> str | None:
     down = [t for t in changes if t.after in CAMERA_DOWN and t.before not in CAMERA_DOWN]
     if not down:
+        if any(t.before in CAMERA_DOWN for t in changes) and not _cameras_down(conn, server_id):
+            # The last camera down came back: the incident awaits the customer's acceptance.
+            clear_finding_incidents(conn, f"{server_id}:camera_offline", at, "cameras back up")
         return None
     names = ", ".join(f"{t.key} ({t.after})" for t in down[:5])
     return open_incident_for_finding(conn, server_id, "camera_offline", f"camera down: {names}", at)
+
+
+def _cameras_down(conn: sqlite3.Connection, server_id: str) -> int:
+    marks = ", ".join("?" for _ in CAMERA_DOWN)
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM cameras WHERE server_id = ? AND removed_at IS NULL "
+        f"AND verdict IN ({marks})",
+        (server_id, *sorted(CAMERA_DOWN)),
+    ).fetchone()
+    return int(row[0])
 
 
 def filling(volumes: list[Volume], at: float) -> list[Volume]:
@@ -67,3 +80,8 @@ def disks_failing(
     return open_incident_for_finding(
         conn, server_id, "disk_failing", f"disk failing: {names}: {why}", at
     )
+
+
+def disks_healthy(conn: sqlite3.Connection, server_id: str, at: float) -> None:
+    """Every disk passes again: an open ``disk_failing`` incident awaits acceptance."""
+    clear_finding_incidents(conn, f"{server_id}:disk_failing", at, "disks healthy")

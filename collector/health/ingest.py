@@ -59,6 +59,8 @@ class Prepared(NamedTuple):
     """Recording volumes forecast full within 48 hours (they open incidents)."""
     failing_disks: tuple[Disk, ...] = ()
     """Disks SMART calls failing (they open a ``disk_failing`` incident)."""
+    disks: list[Disk] | None = None
+    """SMART health per disk (None: not read): all passing clears ``disk_failing``."""
 
 
 def check_bounds(batch: ReportBatch, now: float) -> None:
@@ -89,11 +91,15 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
     host = rep.host
     if heartbeat_only:
         # Not entitled to health monitoring: the partner sees that the server is alive
-        # and why nothing more is shown, and nothing more is kept.
+        # and why nothing more is shown, and no health data is kept. The software product,
+        # version and modules are kept: every plan's version entitlement and the SMA
+        # price basis are checked against them.
+        sw = rep.software
         state = {
             "collected_at": rep.collected_at,
             "seq": rep.seq,
             "host": {"hostname": host.hostname, "agent_version": host.agent_version},
+            "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
             "heartbeat_only": heartbeat_only,
         }
         return Prepared(
@@ -149,18 +155,25 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         cameras=keep,
         filling_volumes=filling,
         failing_disks=tuple(d for d in rep.disks or [] if d.health == "failing"),
+        disks=rep.disks,
     )
 
 
 def store_batch(
-    conn: sqlite3.Connection, server_id: str, reports: list[Prepared], received_at: float
+    conn: sqlite3.Connection,
+    server_id: str,
+    reports: list[Prepared],
+    received_at: float,
+    told_interval_s: int | None = None,
 ) -> tuple[list[str], list[str], str | None]:
     """Store each report not yet stored; return (accepted ids, duplicate ids, the camera
     digest now stored, or None if unknown).
 
     The primary key (server, report id) is what makes a retried report land once. The
     server's latest state moves forward only with a newer report (by sequence number),
-    so a late retry never overwrites fresher state.
+    so a late retry never overwrites fresher state. ``told_interval_s`` is the report
+    interval this batch's acknowledgement tells the agent; a change of it owes one new
+    interval of grace until the next report (``servers.told_grace_s``).
     """
     accepted: list[str] = []
     duplicates: list[str] = []
@@ -212,11 +225,15 @@ def store_batch(
         notify_sources.report_stored(
             conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
         )
+        if rep.disks and all(d.health == "passed" for d in rep.disks):
+            health_incidents.disks_healthy(conn, server_id, rep.collected_at)
         conn.execute(
             "UPDATE servers SET last_seen = ?, last_seq = ?, "
             "reports_received = reports_received + 1, "
             "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
-            "agent_version = ?, os = ?, state = ? WHERE id = ?",
+            "agent_version = ?, os = ?, state = ?, "
+            "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
+            "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
             (
                 received_at,
                 rep.seq,
@@ -226,6 +243,9 @@ def store_batch(
                 rep.agent_version,
                 rep.os,
                 rep.state,
+                told_interval_s,
+                told_interval_s or 0,
+                told_interval_s,
                 server_id,
             ),
         )
@@ -244,9 +264,12 @@ async def post_reports(request: web.Request) -> web.Response:
     known = digests.get(agent.server_id)
     prepared = [prepare(r, heartbeat_only, known) for r in batch.reports]
     del batch  # free the decoded structures before waiting for the commit
+    # The settings this acknowledgement carries, first: the report interval they tell the
+    # agent is stored with the report (offline is judged against it).
+    settings = await settings_for(app, agent.server_id)
     received = time.time()
     accepted, dups, digest = await app[DB].write(
-        lambda c: store_batch(c, agent.server_id, prepared, received)
+        lambda c: store_batch(c, agent.server_id, prepared, received, settings.report_interval_s)
     )
     if digest is None:
         digests.pop(agent.server_id, None)
@@ -256,7 +279,6 @@ async def post_reports(request: web.Request) -> web.Response:
     metrics.reports_received.inc(len(accepted))
     if dups:
         metrics.reports_duplicate.inc(len(dups))
-    settings = await settings_for(app, agent.server_id)
     metrics.ingest_latency.observe(time.perf_counter() - started)
     ack = ReportAck(accepted=accepted, duplicates=dups, settings=settings)
     return web.Response(body=encode(ack), content_type="application/json")

@@ -26,6 +26,10 @@ class ServerRow:
     dropped_reports: int
     missing_reports: int
     state: str
+    told_interval_s: int | None = None
+    """The report interval sent in the acknowledgement of the newest report."""
+    told_grace_s: int = 0
+    """One told interval when that report's told interval differed from the one before."""
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> ServerRow:
@@ -36,7 +40,7 @@ class ServerRow:
 _COLUMNS = (
     "id, partner_id, hostname, machine_id, licence_id, public_key, enrolled_at, revoked_at, "
     "last_seen, report_interval_s, agent_version, os, last_seq, reports_received, "
-    "dropped_reports, missing_reports, state"
+    "dropped_reports, missing_reports, state, told_interval_s, told_grace_s"
 )
 
 

@@ -58,6 +58,14 @@ class StateSummary(msgspec.Struct, gc=False):
 decode_summary = msgspec.json.Decoder(StateSummary).decode
 
 
+def used_percent(used: float, free: float) -> float:
+    """A volume's use as ``df`` and psutil show it: used / (used + available), where the
+    available space excludes the blocks reserved for root (5 % on ext4 by default). A full
+    ext4 volume is 100 %, not the 95 % that used / total would say."""
+    room = used + free
+    return 100.0 * used / room if room > 0 else 0.0
+
+
 @dataclass
 class Status:
     status: str
@@ -77,13 +85,14 @@ def evaluate(
     interval_s: int,
     offline_after_intervals: int,
     state: StateSummary,
+    grace_s: float = 0,
 ) -> Status:
     if revoked_at is not None:
         return Status("revoked", ["credentials revoked"])
     if last_seen is None:
         return Status("pending", ["enrolled, no report yet"])
     silent = now - last_seen
-    if silent > offline_after_intervals * interval_s:
+    if silent > offline_after_intervals * interval_s + grace_s:
         return Status(
             "offline",
             [f"no report for {int(silent)} s (expected every {interval_s} s)"],
@@ -95,7 +104,7 @@ def evaluate(
     level = "ok"
     reasons: list[str] = []
     for vol in state.volumes:
-        pct = 100.0 * vol.used / vol.total if vol.total else 0.0
+        pct = used_percent(vol.used, vol.free) if vol.total else 0.0
         name = vol.mountpoint or "?"
         if vol.error:
             level = _worse(level, "warning")

@@ -357,12 +357,13 @@ def test_runs_and_status(fleet: Fleet) -> None:
         )
     )
     st = run(svc.status(a.server_id))
-    assert st["last_success"] == pytest.approx(now - 90)
+    # A run the agent reports as ok is not a backup the collector stored: it shows apart.
+    assert st["last_success"] is None and st["last_reported_ok"] == pytest.approx(now - 90)
     assert st["last_failure"] == pytest.approx(now - 5)
     assert st["last_failure_reason"].endswith("pg_dump: connection refused")
     assert len(st["last_failure_reason"]) == 8192
-    assert st["next_due"] == pytest.approx(now - 90 + 86400)
-    assert st["interval_s"] == 86400 and st["window"] == ""
+    assert st["next_due"] == pytest.approx(now - 3600 + 86400)  # from enrollment
+    assert st["state"] == "new" and st["interval_s"] == 86400 and st["window"] == ""
     for bad in (b"{}", b'{"outcome": "maybe", "started_at": 1, "finished_at": 2}', b"nope"):
         assert refused(svc.record_run(a.server_id, bad)).status == 400
 

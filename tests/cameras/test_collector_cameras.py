@@ -87,7 +87,7 @@ def test_availability_counts_time_up() -> None:
     )
 
 
-def test_firmware_older_than_the_partners_newest_is_degraded(db) -> None:
+def test_firmware_older_than_the_partners_newest_is_noted_not_a_verdict(db) -> None:
     t = 2_000_000.0
     db.write_sync(lambda c: cameras.apply_report(c, "s1", [cam("a", firmware="1.9.2")], t))
     db.write_sync(lambda c: cameras.apply_report(c, "s2", [cam("z", firmware="1.10.0")], t))
@@ -96,8 +96,29 @@ def test_firmware_older_than_the_partners_newest_is_degraded(db) -> None:
     assert s1[0]["verdict"] == "ok" and not s1[0]["firmware_outdated"]
     db.write_sync(lambda c: c.execute("UPDATE servers SET state = '{\"firmware_check\":true}'"))
     s1 = db.read_sync(lambda c: cameras.list_cameras(c, "s1", t + 60))
-    assert s1[0]["verdict"] == "degraded" and s1[0]["reported_verdict"] == "ok"
+    # A note with its reason; the verdict stays the reported one, as every view counts it.
+    assert s1[0]["verdict"] == "ok" and s1[0]["reported_verdict"] == "ok"
     assert s1[0]["firmware_outdated"] and s1[0]["newest_firmware"] == "1.10.0"
     assert any("older than 1.10.0" in r for r in s1[0]["reasons"])
     s2 = db.read_sync(lambda c: cameras.list_cameras(c, "s2", t + 60))
     assert s2[0]["verdict"] == "ok" and not s2[0]["firmware_outdated"]
+
+
+def test_clock_offset_is_stored_as_a_number(db) -> None:
+    t = 2_000_000.0
+    skewed = cam(
+        "a",
+        "degraded",
+        clock_offset_s=-93.4,
+        reasons=["clock off by -93 s from the recording server (threshold 5 s)"],
+    )
+    db.write_sync(lambda c: cameras.apply_report(c, "s1", [skewed], t))
+    (shown,) = db.read_sync(lambda c: cameras.list_cameras(c, "s1", t + 60))
+    assert shown["clock_offset_s"] == -93.4
+    # A drift under a second is not worth a write; a larger one is kept (the digest, and
+    # so the reported details, leave the offset out).
+    for offset, expected in ((-93.9, -93.4), (-120.0, -120.0)):
+        moved = cam("a", "degraded", clock_offset_s=offset, reasons=skewed.reasons)
+        db.write_sync(lambda c, m=moved: cameras.apply_report(c, "s1", [m], t + 120))
+        (shown,) = db.read_sync(lambda c: cameras.list_cameras(c, "s1", t + 180))
+        assert shown["clock_offset_s"] == expected

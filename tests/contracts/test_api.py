@@ -78,6 +78,11 @@ def _prepare(data: Path) -> dict[str, Any]:
             "status) VALUES (?, ?, ?, 'full', ?, ?, '{}', 'verified')",
             [(f"b{i}", r[1], i, r[4], r[4]) for i, r in enumerate(runs)],
         )
+        # ...and the collector recorded when it stored each (what the checks count).
+        conn.executemany(
+            "INSERT INTO backup_stored_times (server_id, seq, stored_at) VALUES (?, ?, ?)",
+            [(r[1], i, r[4]) for i, r in enumerate(runs)],
+        )
         return out
 
     try:

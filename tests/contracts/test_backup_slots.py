@@ -47,3 +47,20 @@ def test_week_labels() -> None:
     assert _week_text((0 + 3) // 7) == "1970-W01"
     assert _week_text((20451 + 3) // 7) == "2026-W01"
     assert _week_text((20450 + 3) // 7) == "2025-W52"
+
+
+def test_a_server_enrolled_minutes_ago_is_new_not_non_compliant() -> None:
+    import datetime as dt
+
+    from collector.contracts.checks import ServerFacts, check_server
+    from collector.contracts.terms import Contract
+
+    now = dt.datetime(2026, 3, 30, 12, tzinfo=dt.UTC).timestamp()
+    c = Contract("M-1", "Museum", "acme", "maintenance-support", ("L1",), start=dt.date(2026, 1, 1))
+    s = ServerFacts("s1", "L1", enrolled_at=now - 300, last_seen=now, uses_monitoring=True)
+    kinds = {f.kind for f in check_server(s, [c], now)}
+    assert not kinds & {"backup_overdue", "backup_compliance_low"}
+    # A day and seven hours later without a stored backup it is overdue (24 h + 6 h).
+    later = now + 31 * 3600
+    s.last_seen = later
+    assert "backup_overdue" in {f.kind for f in check_server(s, [c], later)}

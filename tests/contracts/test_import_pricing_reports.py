@@ -288,3 +288,115 @@ def test_monitoring_gaps_count_only_where_history_is_kept() -> None:
     # 14 days minus the 15-minute allowance.
     (naive,) = monthly_rows(2026, 2, [s], [ms], **kwargs)
     assert (naive.monitoring_gaps, naive.monitoring_gap_seconds) == (1, 14 * 86400 - 900)
+
+
+def test_counts_start_at_enrollment_and_contract_start_not_the_first_of_the_month() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    # Enrolled 20 Feb 10:00 under a contract from 1 Jan; daily backups at 03:00 from 21 Feb.
+    enrolled = dt.datetime(2026, 2, 20, 10, tzinfo=zone).timestamp()
+    backups = [dt.datetime(2026, 2, d, 3, tzinfo=zone).timestamp() for d in range(21, 29)]
+    ms = Contract("M-1", "Museum", "acme", "maintenance-support", ("L1",), start=D("2026-01-01"))
+    s1 = ServerFacts("s1", "L1", enrolled_at=enrolled, uses_backup=True, backups=backups)
+    # A second server enrolled long ago whose contract starts 25 Feb.
+    late = Contract("M-2", "Museum", "acme", "maintenance-support", ("L2",), start=D("2026-02-25"))
+    s2 = ServerFacts("s2", "L2", enrolled_at=mar1 - 400 * 86400)
+    (row,) = monthly_rows(2026, 2, [s1, s2], [ms, late], tz=tz, now=mar1)
+    # Server-days: 20..28 Feb = 9 for s1, 25..28 Feb = 4 for s2; none before they counted.
+    assert (row.server_days, row.days_active, row.days_uncovered) == (13, 13, 0)
+    # s1's daily slots from 20 Feb 10:00: those ending (+6 h) by 1 Mar 00:00 are the 8
+    # starting 20..27 Feb 10:00, each met by the next morning's 03:00 backup. s2's slots
+    # from 25 Feb 00:00: 25, 26, 27 Feb (28 Feb's ends 1 Mar 06:00) -> 3, none met.
+    assert (row.backup_slots_met, row.backup_slots_total) == (8, 11)
+
+
+def test_the_monthly_report_reads_per_server_and_per_incident() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    ms = Contract("M-1", "Museum", "acme", "maintenance-support", ("L1",), start=D("2026-01-01"))
+    enrolled = dt.datetime(2026, 2, 10, 9, tzinfo=zone).timestamp()
+    backups = [dt.datetime(2026, 2, d, 2, tzinfo=zone).timestamp() for d in range(11, 29)]
+    s1 = ServerFacts("s1", "L1", enrolled_at=enrolled, uses_backup=True, backups=backups)
+    # High: 4 business hours from Wed 4 Feb 10:00 -> due 14:00; answered 16:00: missed.
+    late = open_incident(
+        "i1",
+        MAINTENANCE_SUPPORT,
+        "high",
+        dt.datetime(2026, 2, 4, 10, tzinfo=zone),
+        contract_id="M-1",
+        server_id="s1",
+        title="camera down: door",
+    )
+    late = apply(late, "acknowledge", dt.datetime(2026, 2, 4, 16, tzinfo=zone))
+    # Medium: 8 business hours from Mon 9 Feb 10:00 -> due Tue 10:00; answered 11:00 Mon.
+    kept = open_incident(
+        "i2",
+        MAINTENANCE_SUPPORT,
+        "medium",
+        dt.datetime(2026, 2, 9, 10, tzinfo=zone),
+        contract_id="M-1",
+        server_id="s1",
+    )
+    kept = apply(kept, "acknowledge", dt.datetime(2026, 2, 9, 11, tzinfo=zone))
+    (row,) = monthly_rows(2026, 2, [s1], [ms], tz=tz, now=mar1, incidents=[late, kept])
+    (server,) = row.server_details
+    # 10..28 Feb = 19 days; daily slots from 10 Feb 09:00, the 18 ending (+6 h) by 1 Mar
+    # 00:00 (10..27 Feb), each met by the next night's 02:00 backup.
+    assert server == {
+        "server_id": "s1",
+        "contract_id": "M-1",
+        "plan": "Maintenance & Support",
+        "counted_from": "2026-02-10",
+        "days_active": 19,
+        "days_grace": 0,
+        "days_uncovered": 0,
+        "backup_slots_met": 18,
+        "backup_slots_total": 18,
+    }
+    first, second = row.incident_details
+    assert first["response"]["kept"] is False
+    assert first["response"]["reason"] == (
+        "answered 2026-02-04 16:00 CET, due 2026-02-04 14:00 CET (4 business hours)"
+    )
+    assert second["response"] == {
+        "target": "8 business hours",
+        "due": "2026-02-10 10:00 CET",
+        "status": "met",
+        "kept": True,
+        "reason": "",
+    }
+    assert first["resolution"]["status"] == "none"  # maintenance has no resolution target
+    # The CSV stays one line per customer; the details are in the JSON.
+    assert "server_details" not in render_csv([row]).splitlines()[0]
+    assert json.loads(render_json([row]))[0]["server_details"][0]["days_active"] == 19
+
+
+def test_a_contract_change_mid_month_counts_each_part_by_its_own_plan() -> None:
+    tz = "Europe/Berlin"
+    zone = ZoneInfo(tz)
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=zone).timestamp()
+    ms = Contract(
+        "M-1",
+        "Museum",
+        "acme",
+        "maintenance-support",
+        ("L1",),
+        start=D("2025-03-01"),
+        ends_on=D("2026-02-15"),
+    )
+    premium = Contract("P-1", "Museum", "acme", "premium-24x7", ("L1",), start=D("2026-02-15"))
+    # Daily at 02:00 to 14 Feb, then every 6 h from 15 Feb 02:00.
+    backups = [dt.datetime(2026, 2, d, 2, tzinfo=zone).timestamp() for d in range(1, 15)]
+    t = dt.datetime(2026, 2, 15, 2, tzinfo=zone).timestamp()
+    while t < mar1:
+        backups.append(t)
+        t += 6 * 3600
+    s1 = ServerFacts("s1", "L1", enrolled_at=mar1 - 400 * 86400, uses_backup=True, backups=backups)
+    (row,) = monthly_rows(2026, 2, [s1], [ms, premium], tz=tz, now=mar1)
+    # Maintenance, 1..14 Feb: daily slots whose end + 6 h falls by 15 Feb 00:00: those of
+    # 1..13 Feb = 13, all met. Premium, 15 Feb 00:00 to 1 Mar: 6-hour slots starting up to
+    # 28 Feb 16:00 (+ 8 h = 1 Mar 00:00): 328 h / 6 + 1 = 55, all met by 02/08/14/20 h.
+    assert (row.backup_slots_met, row.backup_slots_total) == (68, 68)
+    assert (row.days_active, row.days_uncovered) == (28, 0)

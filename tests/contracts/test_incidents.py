@@ -16,6 +16,7 @@ from collector.contracts.incidents import (
     State,
     TransitionError,
     apply,
+    incident_to_json,
     open_incident,
     priority_for,
     status,
@@ -47,13 +48,21 @@ def test_response_warnings_and_breach() -> None:
 
 def test_pause_while_waiting_on_customer() -> None:
     inc = open_incident("i2", MAINTENANCE_SUPPORT, "high", T("2026-11-18T10:00+01:00"))
-    inc = apply(inc, "pause", T("2026-11-18T11:00+01:00"))
+    with pytest.raises(TransitionError, match="who pauses"):
+        apply(inc, "pause", T("2026-11-18T11:00+01:00"))  # a pause says who and why
+    inc = apply(
+        inc, "pause", T("2026-11-18T11:00+01:00"), by="desk", note="waiting for the log files"
+    )
     # Paused after 1 h of the 4 h budget: at 15:00 (after the unpaused due time 14:00)
     # the clock is paused, not breached.
     s = status(inc, T("2026-11-18T15:00+01:00"))
     assert s.state is State.PAUSED
     assert s.response.status is ClockStatus.PAUSED
-    inc = apply(inc, "resume", T("2026-11-19T09:30+01:00"))
+    inc = apply(inc, "resume", T("2026-11-19T09:30+01:00"), by="customer", note="logs sent")
+    assert [(e.by, e.note) for e in inc.events[1:]] == [
+        ("desk", "waiting for the log files"),
+        ("customer", "logs sent"),
+    ]
     # 3 h left from Thursday 09:30 -> due Thursday 12:30 (the paused business time,
     # Wed 11-17 and Thu 09:00-09:30, does not count).
     s = status(inc, T("2026-11-19T10:00+01:00"))
@@ -139,3 +148,53 @@ def test_priority_map_defaults_and_partner_overrides() -> None:
     assert priority_for("silent", PREMIUM_24X7, overrides) is None
     assert priority_for("backup_overdue", PREMIUM_24X7, overrides) == "P4"
     assert priority_for("backup_overdue", MAINTENANCE_SUPPORT, overrides) == "low"
+
+
+def test_a_workaround_stops_the_p1_continuous_effort_clock() -> None:
+    p1 = open_incident("w1", PREMIUM_24X7, "P1", T("2026-11-21T03:00+01:00"))
+    p1 = apply(p1, "workaround", T("2026-11-21T03:40+01:00"), by="desk", note="failover")
+    s = status(p1, T("2026-11-22T12:00+01:00"))
+    assert s.state is State.WORKAROUND and s.workaround_at == T("2026-11-21T03:40+01:00")
+    # Continuous effort until a workaround: kept, stopped at the workaround; the response
+    # (1 h, 24x7) was answered by it after 40 minutes.
+    assert (s.resolution.status, s.resolution.stopped_at) == (
+        ClockStatus.MET,
+        T("2026-11-21T03:40+01:00"),
+    )
+    assert s.response.status is ClockStatus.MET
+    # A P2 workaround keeps its 3-working-day resolution clock running.
+    p2 = open_incident("w2", PREMIUM_24X7, "P2", T("2026-11-23T10:00+01:00"))
+    p2 = apply(p2, "workaround", T("2026-11-23T11:00+01:00"))
+    assert status(p2, T("2026-11-24T10:00+01:00")).resolution.status is ClockStatus.RUNNING
+    # Resolution after the workaround still closes through acceptance.
+    p1 = apply(p1, "resolve", T("2026-11-23T09:00+01:00"))
+    assert status(p1, T("2026-11-23T09:00+01:00")).state is State.RESOLVED
+
+
+def test_follow_up_contacts_have_due_times() -> None:
+    inc = open_incident("f1", MAINTENANCE_SUPPORT, "high", T("2026-11-18T10:00+01:00"))
+    inc = apply(inc, "acknowledge", T("2026-11-18T11:00+01:00"))
+    inc = apply(inc, "contact", T("2026-11-18T15:00+01:00"), by="customer", note="still down")
+    # High follow-up: 8 business hours: 2 h on Wednesday (15-17) + 6 h Thursday -> 15:00.
+    s = status(inc, T("2026-11-18T16:00+01:00"))
+    ((at, clock),) = s.followups
+    assert at == T("2026-11-18T15:00+01:00") and clock.due == T("2026-11-19T15:00+01:00")
+    assert clock.status is ClockStatus.RUNNING and clock.target == "8 business hours"
+    inc = apply(inc, "answer", T("2026-11-19T16:00+01:00"), by="desk")
+    ((_, clock),) = status(inc, T("2026-11-20T10:00+01:00")).followups
+    assert clock.status is ClockStatus.MISSED
+    with pytest.raises(TransitionError, match="no follow-up"):
+        apply(inc, "answer", T("2026-11-20T10:00+01:00"))
+    shown = incident_to_json(inc, T("2026-11-20T10:00+01:00"))
+    assert shown["followups"][0]["due"] == "2026-11-19T15:00:00+01:00"
+
+
+def test_a_cleared_finding_resolves_awaiting_acceptance() -> None:
+    inc = open_incident("c1", MAINTENANCE_SUPPORT, "medium", T("2026-11-18T10:00+01:00"))
+    inc = apply(inc, "clear", T("2026-11-18T12:00+01:00"), by="collector", note="camera ok")
+    s = status(inc, T("2026-11-18T12:00+01:00"))
+    # Even on a plan whose own resolution closes: a cleared finding waits for acceptance.
+    assert s.state is State.RESOLVED and s.response.status is ClockStatus.MET
+    assert incident_to_json(inc, T("2026-11-18T12:00+01:00"))["awaiting_acceptance"] is True
+    inc = apply(inc, "accept", T("2026-11-18T13:00+01:00"), by="customer")
+    assert status(inc, T("2026-11-18T13:00+01:00")).state is State.CLOSED

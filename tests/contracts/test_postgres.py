@@ -105,6 +105,10 @@ def pg() -> Iterator[Any]:
                 "created_at DOUBLE PRECISION, status TEXT)"
             )
             c.execute("CREATE TABLE reports (server_id TEXT, collected_at DOUBLE PRECISION)")
+            c.execute(
+                "CREATE TABLE backup_stored_times (server_id TEXT, seq BIGINT, "
+                "stored_at DOUBLE PRECISION, PRIMARY KEY (server_id, seq))"
+            )
             for version, _, sql in available("postgresql"):
                 if 30 <= version <= 49 or 120 <= version <= 139:  # contracts, notifications
                     for stmt in _statements(sql):

@@ -136,6 +136,12 @@ def test_settings_make_and_show_a_key_once_and_policy_is_validated(
     assert status == 400 and b"Backup policy" in body
     good = {**bad, "interval": "12h", "window": "01:00-05:00"}
     assert post_form(c, "/settings/backup-policy", admin, good)[0] == 303
-    sid = world.servers["museum-1"]
+    # bakery-1 is on maintenance-support: 12 h is within its promise (every 24 h), so the
+    # partner's policy is what it gets; museum-1's premium contract promises every 6 h,
+    # and the stricter promise wins over the partner's 12 h.
+    sid = world.servers["bakery-1"]
     _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
     assert out["interval_s"] == 12 * 3600 and out["window"] == "01:00-05:00"
+    sid = world.servers["museum-1"]
+    _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
+    assert out["interval_s"] == 6 * 3600

@@ -273,7 +273,7 @@ def test_newest_firmware_is_per_partner_and_only_with_firmware_check(
     send(collector, s_a2, 1, cameras=[cam("hall", "10.6.1")], firmware_check=True)
     (door,) = call(collector, acme, "GET", f"/api/v1/servers/{a1}/cameras")[1]["cameras"]
     assert door["firmware_outdated"] is True and door["newest_firmware"] == "10.6.1"
-    assert door["verdict"] == "degraded"
+    assert door["verdict"] == "ok"  # a note, not a verdict: counted as every view counts it
 
     # Switched off on the agent: no comparison for that server.
     send(collector, s_a1, 2, cameras=[cam("door", "10.5.0")])
