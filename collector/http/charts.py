@@ -12,6 +12,8 @@ from typing import Any
 
 from markupsafe import escape
 
+from collector.health.status import used_percent
+
 COLOURS = ("#1d4ed8", "#b45309", "#047857", "#be185d", "#6d28d9", "#0e7490")
 """Line colours, each at least 4.5:1 against white."""
 _W, _H = 720, 220
@@ -43,7 +45,8 @@ def storage_chart(points: list[dict[str, Any]], volumes: list[dict[str, Any]]) -
     for p in points:
         for v in p["volumes"]:
             if v["total"]:
-                series.setdefault(v["mountpoint"], []).append((p["at"], v["used"] / v["total"]))
+                share = used_percent(v["used"], v.get("free", v["total"] - v["used"])) / 100
+                series.setdefault(v["mountpoint"], []).append((p["at"], share))
     parts = [
         f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
         f'aria-labelledby="chart-title"><title id="chart-title">Storage used per volume, '

@@ -24,7 +24,7 @@ from collector.contracts.views import contract_view
 from collector.health import cameras
 from collector.health.fleet import FleetView, status_counts, storage_history
 from collector.health.refusals import clock_offsets
-from collector.health.status import STATUSES
+from collector.health.status import STATUSES, used_percent
 from collector.http import fleet_filters as ff
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import PartnerIdentity, owned_server
@@ -85,12 +85,12 @@ def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
         v["backup"]["last_success_text"] = ago(v["backup"]["last_success"], now)
     fullest = max(
         (vol for vol in v["volumes"] if vol.total),
-        key=lambda vol: vol.used / vol.total,
+        key=lambda vol: used_percent(vol.used, vol.free),
         default=None,
     )
     v["fullest"] = fullest and {
         "mountpoint": fullest.mountpoint,
-        "pct": round(100 * fullest.used / fullest.total),
+        "pct": round(used_percent(fullest.used, fullest.free)),
     }
 
 
@@ -144,7 +144,7 @@ def _volumes(view: dict[str, Any]) -> list[dict[str, Any]]:
         vols.append(
             {
                 **v,
-                "pct": round(100 * v.get("used", 0) / total) if total else 0,
+                "pct": round(used_percent(v.get("used", 0), v.get("free", 0))) if total else 0,
                 "total_text": size_text(total),
                 "free_text": size_text(v.get("free")),
                 "rate_text": "—" if rate is None else f"{size_text(rate)}/day",
