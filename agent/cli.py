@@ -54,7 +54,13 @@ def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from agent.collector_url import CollectorUrlError, check_collector_url
+    from agent.enroll_seed import SeedError, resolve
 
+    try:
+        source = resolve(args.collector, args.token, args.seed)
+    except SeedError as exc:
+        return _err(str(exc), 2)
+    args.collector, args.token = source.collector, source.token
     try:
         args.collector = check_collector_url(args.collector)
     except CollectorUrlError as exc:
@@ -108,11 +114,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     )
     print(f"this server's signing key fingerprint: {recipient_list.fingerprint(pub)}")
     print(_signer_line(cfg.state_dir))
+    if source.seed_path is not None:
+        _delete_seed(source.seed_path)
     print(
         f"identity kept in {cfg.state_dir} (readable only by this user); "
         "start the agent with 'vigil-agent run'"
     )
     return 0
+
+
+def _delete_seed(path) -> None:
+    """The seed's token is spent: remove the file, or say it should go."""
+    try:
+        path.unlink()
+    except OSError as exc:
+        print(f"warning: could not delete the seed file {path} ({exc.strerror}): delete it")
+    else:
+        print(f"deleted the seed file {path}")
 
 
 def _recovery_signer(args: argparse.Namespace) -> str | None:
@@ -383,11 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
-    p.add_argument("--collector", required=True, metavar="URL")
+    p.add_argument(
+        "--collector", metavar="URL", help="collector URL (default: $VIGIL_COLLECTOR, the seed)"
+    )
     p.add_argument(
         "--token",
-        required=True,
-        help="enrollment token; 'vgl_enr_…#FINGERPRINT' also pins the partner's signing key",
+        help="enrollment token; 'vgl_enr_…#FINGERPRINT' also pins the partner's signing key "
+        "(default: $VIGIL_ENROLL_TOKEN, the seed)",
+    )
+    p.add_argument(
+        "--seed",
+        metavar="FILE",
+        help='TOML seed with collector = "…" and token = "…" used when a flag is absent '
+        "(default /etc/vigil/enroll.toml if it exists; '-' reads standard input); deleted "
+        "after a successful enrollment",
     )
     p.add_argument(
         "--recovery-signer",
