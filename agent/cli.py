@@ -37,7 +37,7 @@ from agent.identity import (
 )
 from agent.spool import Spool
 from agent.status_file import read_status
-from protocol import recipient_list
+from protocol import log_format, recipient_list
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest
 from protocol.version import PROTOCOL_VERSION
@@ -181,9 +181,7 @@ def cmd_recovery_signer(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
     level = getattr(logging, (args.log_level or cfg.log_level).upper())
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    log_format.configure(cfg.log_format, level)
     if level > logging.DEBUG:
         # APScheduler logs "Running job…" and "…executed successfully" at INFO for every
         # run of every job: four lines a minute that say nothing. Its warnings stay.

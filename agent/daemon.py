@@ -43,7 +43,9 @@ from protocol.camera_digest import cameras_digest
 from protocol.messages import AgentSettings, Camera, Report, encode
 
 if TYPE_CHECKING:  # imported when configured: the feature's libraries load only then
+    from agent.backup.config import BackupSettings
     from agent.backup.service import BackupService
+    from agent.cameras.config import CameraSettings
     from agent.cameras.monitor import CameraMonitor
 
 log = logging.getLogger("vigil.agent")
@@ -102,6 +104,8 @@ class Agent:
 
             self.backup = BackupService.for_agent(self)
         self.stop_event = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Future[None]] = set()
         self._load_revocation()
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
@@ -353,6 +357,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         log.info(
             "agent %s reporting to %s every %d s (spool %d report(s) pending)",
             self.identity.server_id,
@@ -372,19 +377,74 @@ class Agent:
         await self._shutdown()
         return self.exit_code
 
+    # -- reload (SIGHUP) ------------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        """SIGHUP: re-read the configuration file in the loop, one reload at a time."""
+        task = asyncio.ensure_future(self._reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload(self) -> None:
+        from agent.reload import reload
+
+        async with self._reload_lock:
+            try:
+                await reload(self)
+            except Exception:
+                log.exception("reloading the configuration failed; running as before")
+            self._write_status()
+
+    def _schedule_cameras(self) -> None:
+        self.scheduler.add_job(
+            self.supervisor.job("cameras", self.probe_cameras),
+            IntervalTrigger(seconds=self.settings.probe_interval_s),
+            id="cameras",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def replace_cameras(self, settings: CameraSettings | None) -> None:
+        """A reloaded ``[cameras]`` table: a new monitor; the old one closes after the
+        cycle it may be in."""
+        old = self.cameras
+        if settings is None:
+            self.cameras = None
+            self.latest_cameras = None
+            self.status.pop("cameras", None)
+            if self.scheduler.get_job("cameras"):
+                self.scheduler.remove_job("cameras")
+        else:
+            from agent.cameras.monitor import CameraMonitor
+
+            self.cameras = CameraMonitor(settings, self.state_dir)
+            self._schedule_cameras()
+            self.scheduler.modify_job("cameras", next_run_time=datetime.now(UTC))
+        if old is not None:
+            await old.close_when_idle()
+
+    async def replace_backup(self, settings: BackupSettings | None) -> None:
+        """A reloaded ``[backup]`` table; a run in progress ends as it started."""
+        if settings is None:
+            if self.backup is not None:
+                self.backup.retire()
+            self.backup = None
+        elif self.backup is None:
+            from agent.backup.service import BackupService
+
+            self.backup = BackupService.for_agent(self)
+            await self.backup.start(self)
+        else:
+            self.backup.replace_settings(settings)
+
     async def _schedule_jobs(self) -> None:
         """Cameras (probed once before anything else), reports, the enrollment check and
         the backup job; then the listener that counts feature-scheduled jobs."""
         if self.cameras is not None:
             await self.supervisor.job("cameras", self.probe_cameras)()
-            self.scheduler.add_job(
-                self.supervisor.job("cameras", self.probe_cameras),
-                IntervalTrigger(seconds=self.settings.probe_interval_s),
-                id="cameras",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+            self._schedule_cameras()
         self.scheduler.add_job(
             self.supervisor.job("report", self.collect),
             IntervalTrigger(seconds=self.settings.report_interval_s),
