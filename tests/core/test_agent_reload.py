@@ -64,7 +64,7 @@ def test_sighup_keeps_spool_and_running_backup(
         pid = agent.proc.pid
         agent.config.write_text(
             agent.config.read_text().replace("retry_max_s = 2", "retry_max_s = 1")
-            + "\n[log]\nformat = \"logfmt\"\n"
+            + '\n[log]\nformat = "logfmt"\n'
         )
         os.kill(pid, signal.SIGHUP)
         wait_until(lambda: "event=reloaded" in agent.log_path.read_text(), 30, what="reload")
@@ -108,6 +108,7 @@ def test_sighup_with_an_invalid_file_keeps_the_running_configuration(
         agent.config.write_text("[agent\n")  # not TOML at all
         os.kill(agent.proc.pid, signal.SIGHUP)
         wait_until(lambda: 'key="(syntax)"' in agent.log_path.read_text(), 30, what="refusal")
+
         # The daemon's own status file (the status command would read the broken file too).
         def daemon_status() -> dict:
             return json.loads((agent.state_dir / "status.json").read_text())
