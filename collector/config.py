@@ -86,6 +86,10 @@ class CollectorConfig:
     pages: PagesConfig = field(default_factory=PagesConfig)
     metrics_token: str = ""
     """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>``."""
+    log_format: str = "text"
+    """``[log] format``: "text" (for people), "logfmt" or "json" (for log shippers)."""
+    log_level: str = "info"
+    """``[log] level``; ``serve --log-level`` wins over it."""
     raw: dict[str, Any] = field(default_factory=dict)
     """The whole file, for feature sections (``[backup.storage]``, ``[contracts]``)."""
     source: str = "(defaults)"
@@ -150,6 +154,20 @@ def _security_sections(
     if token and len(token) < 16:
         raise ConfigError(source, "metrics.token", "at least 16 characters (or leave it out)")
     return RateLimitConfig(**rl), pages, token
+
+
+def _log_section(raw: dict[str, Any], source: str) -> tuple[str, str]:
+    lg = _table(raw, "log", source)
+    for key in lg:
+        if key not in ("format", "level"):
+            raise ConfigError(source, f"log.{key}", "one of the known keys (format, level)")
+    kind = _get(lg, "format", str, source, "log.", "text")
+    if kind not in ("text", "logfmt", "json"):
+        raise ConfigError(source, "log.format", '"text", "logfmt" or "json"')
+    level = _get(lg, "level", str, source, "log.", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(source, "log.level", '"debug", "info", "warning" or "error"')
+    return kind, level
 
 
 def load_config(
@@ -232,7 +250,10 @@ def load_config(
         dsn=_get(st, "dsn", str, source, "storage.", ""),
     )
     rate_limits, pages, metrics_token = _security_sections(raw, source)
+    log_format, log_level = _log_section(raw, source)
     return CollectorConfig(
+        log_format=log_format,
+        log_level=log_level,
         data_dir=data,
         listen=cfg_listen,
         storage=storage,
