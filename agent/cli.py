@@ -247,7 +247,7 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
             "dropped_total": spool.dropped_total if spool is not None else 0,
         },
         "settings": st.get("settings"),
-        "cameras": st.get("cameras"),
+        "cameras": None if cfg.cameras is None else (st.get("cameras") or {}),
         "backup": st.get("backup") or _saved_backup_state(cfg),
     }
 
@@ -315,6 +315,51 @@ def _print_problems(data: dict[str, Any]) -> None:
         print(f"stopped      because {data['exit_reason']}")
 
 
+def _print_cameras(cameras: object) -> None:
+    """One line for the last probe cycle, then one per camera."""
+    if not isinstance(cameras, dict):
+        print("cameras      none configured" if cameras is None else "cameras      —")
+        return
+    counts = cameras.get("by_verdict") or {}
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "none"
+    print(f"cameras      {summary}; probed {_when(cameras.get('probed_at'))}")
+    for cam in cameras.get("list") or []:
+        if not isinstance(cam, dict):
+            continue
+        line = f"  {cam.get('key')!s:<16} {cam.get('verdict')!s:<12} {cam.get('address')}"
+        if cam.get("name"):
+            line += f" ({cam['name']})"
+        if cam.get("reason"):
+            line += f": {cam['reason']}"
+        print(line)
+
+
+def _print_backup(backup: object) -> None:
+    """Backups: configured or not, the last run, the next one, an upload waiting."""
+    if not isinstance(backup, dict):
+        print("backups      none configured")
+        return
+    if backup.get("running"):
+        print("backup       running now")
+    if backup.get("last_outcome"):
+        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
+        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
+            line += f": {backup['last_reason']}"
+        print(line)
+    else:
+        print("last backup  never")
+    if backup.get("last_success_at"):
+        print(f"last stored  {_when(backup['last_success_at'])} (seq {backup.get('last_seq')})")
+    due = backup.get("scheduled_at") or backup.get("next_due")
+    if isinstance(due, (int, float)):
+        print(f"next backup  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(due))}")
+    elif backup.get("entitled") is False:
+        print("next backup  — (this server is not entitled to backups)")
+    pending = backup.get("pending_upload")
+    if isinstance(pending, dict):
+        print(f"upload       #{pending.get('seq')} waiting at {pending.get('offset')} bytes")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args)
     data = status_data(cfg)
@@ -349,12 +394,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"dropped {sp['dropped_total']}"
         + (f"; {data['held_in_memory']} held in memory" if data.get("held_in_memory") else "")
     )
-    backup = data.get("backup")
-    if isinstance(backup, dict) and backup.get("last_outcome"):
-        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
-        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
-            line += f": {backup['last_reason']}"
-        print(line)
+    _print_cameras(data.get("cameras"))
+    _print_backup(data.get("backup"))
     settings = data.get("settings") or {}
     if isinstance(settings, dict) and settings.get("notice"):
         print(f"notice       {settings['notice']}")

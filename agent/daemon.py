@@ -348,7 +348,20 @@ class Agent:
         counts: dict[str, int] = {}
         for c in self.latest_cameras:
             counts[c.verdict] = counts.get(c.verdict, 0) + 1
-        self.status["cameras"] = {"probed_at": time.time(), "by_verdict": counts}
+        self.status["cameras"] = {
+            "probed_at": time.time(),
+            "by_verdict": counts,
+            "list": [
+                {
+                    "key": c.key,
+                    "name": c.name,
+                    "address": f"{c.address}:{c.port}",
+                    "verdict": c.verdict,
+                    "reason": "; ".join(c.reasons),
+                }
+                for c in self.latest_cameras
+            ],
+        }
 
     # -- lifecycle ----------------------------------------------------------------------
 
