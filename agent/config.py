@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.platform import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+
 if TYPE_CHECKING:  # each feature's modules load only when its table is present
     from agent.backup.config import BackupSettings
     from agent.cameras.config import CameraSettings
 
-DEFAULT_CONFIG = Path("/etc/vigil/agent.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/vigil-agent")
 DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
 
 _TABLES = ("agent", "report", "software", "spool", "cameras", "backup", "log", "collector")

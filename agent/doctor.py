@@ -7,6 +7,7 @@ Each check prints ``ok``, ``warn`` or ``FAIL`` with what to do about it; the exi
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import config as agent_config
+from agent import platform
 from agent.backup.recipient_pin import recipient_signer_check
 from agent.client import CollectorClient, CollectorUnavailable, Refused, Revoked
 from agent.identity import Identity, StateDirError, insecure_files, load_identity
@@ -43,6 +45,8 @@ async def run_checks(config_path: str | None) -> list[Check]:
     except agent_config.AgentConfigError as exc:
         return [Check("fail", "configuration", f"{exc}. Fix that line and run doctor again.")]
     out = [_config_check(cfg, config_path)]
+    if cfg.backup is not None:
+        out.extend(backup_path_checks(cfg.backup.paths))
     sd = cfg.state_dir
     if not sd.exists():
         out.append(
@@ -90,6 +94,41 @@ def _config_check(cfg: agent_config.AgentConfig, config_path: str | None) -> Che
             "agent.toml.example) or name another file with --config FILE",
         )
     return Check("ok", "configuration", f"{cfg.source} is valid")
+
+
+def backup_path_checks(paths: tuple[str, ...] | list[str]) -> list[Check]:
+    """One check per configured backup path: can this user read all of it? If not, the
+    entries it cannot read (the first few) and the grant that fixes it."""
+    user = platform.current_user()
+    out = []
+    roots: list[Path] = []
+    for raw in paths:
+        if any(c in raw for c in "*?["):
+            matched = sorted(glob.glob(raw, recursive=True))
+            if not matched:
+                out.append(Check("warn", "backup path", f"{raw} matches nothing (yet)"))
+            roots.extend(Path(m) for m in matched[:50])
+        else:
+            roots.append(Path(raw))
+    for root in roots:
+        problems = platform.unreadable_under(root)
+        if not problems:
+            out.append(Check("ok", "backup path", f"{root}: readable by {user}"))
+            continue
+        if problems[0].reason == "does not exist":
+            out.append(Check("fail", "backup path", f"{root} does not exist: fix [backup] paths"))
+            continue
+        shown = "; ".join(f"{p.path} ({p.reason})" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        out.append(
+            Check(
+                "fail",
+                "backup path",
+                f"{user} cannot read {shown}{more}; grant read access as root: "
+                + platform.grant_hint(root, problems, user),
+            )
+        )
+    return out
 
 
 def _state_dir_checks(cfg: agent_config.AgentConfig) -> list[Check]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-DEFAULT_SEED = Path("/etc/vigil/enroll.toml")
+from agent.platform import DEFAULT_SEED
+
 ENV_COLLECTOR = "VIGIL_COLLECTOR"
 ENV_TOKEN = "VIGIL_ENROLL_TOKEN"
 _KEYS = {"collector", "token"}

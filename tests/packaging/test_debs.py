@@ -13,6 +13,9 @@ import pytest
 
 from tests.packaging.deb_build import Debs
 
+# The first test builds both packages (minutes on a busy machine; cached after that).
+pytestmark = pytest.mark.timeout(1500)
+
 PACKAGES = ("agent", "collector")
 
 

@@ -25,6 +25,9 @@ from tests.packaging.debian_root import (
 )
 from tests.processes import Collector
 
+# The first test builds both packages (minutes on a busy machine; cached after that).
+pytestmark = pytest.mark.timeout(1500)
+
 STATE = "var/lib/vigil-agent"
 
 
