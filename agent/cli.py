@@ -92,7 +92,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         os=os_name(),
     )
     try:
-        resp = asyncio.run(enroll_request(args.collector, req))
+        resp = asyncio.run(enroll_request(args.collector, req, proxy=cfg.collector_proxy))
     except CollectorUnavailable as exc:
         return _err(f"{exc}; check the collector URL and the network")
     except Refused as exc:

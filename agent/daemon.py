@@ -74,7 +74,11 @@ class Agent:
         self.spool = Spool(self.state_dir / "spool", config.spool_max_bytes)
         self.settings = AgentSettings(report_interval_s=config.report_interval_s)
         self.client = CollectorClient(
-            identity.collector_url, identity.server_id, key, on_settings=self._apply_settings
+            identity.collector_url,
+            identity.server_id,
+            key,
+            on_settings=self._apply_settings,
+            proxy=config.collector_proxy,
         )
         self.sender = Sender(
             self.spool,

@@ -75,7 +75,7 @@ async def run_checks(config_path: str | None) -> list[Check]:
         Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
     )
     out.append(Check(*recipient_signer_check(sd)))
-    out.extend(await _collector_checks(ident, key))
+    out.extend(await _collector_checks(ident, key, cfg.collector_proxy))
     st = read_status(sd)
     out.extend(_spool_checks(cfg, st))
     out.extend(_daemon_state_checks(sd, st))
@@ -210,14 +210,22 @@ def _daemon_state_checks(sd: Path, st: dict[str, Any]) -> list[Check]:
     return [Check("ok", "daemon", f"running as pid {st['pid']}"), *_daemon_checks(st)]
 
 
-async def _collector_checks(ident: Identity, key: Ed25519PrivateKey) -> list[Check]:
-    """Reachability, credentials, and the clock against the collector's own limit."""
+async def _collector_checks(
+    ident: Identity, key: Ed25519PrivateKey, proxy: str | None = None
+) -> list[Check]:
+    """Reachability (through ``proxy`` when configured), credentials, and the clock against
+    the collector's own limit."""
     out: list[Check] = []
     settings: list[AgentSettings] = []
-    client = CollectorClient(ident.collector_url, ident.server_id, key, on_settings=settings.append)
+    client = CollectorClient(
+        ident.collector_url, ident.server_id, key, on_settings=settings.append, proxy=proxy
+    )
     try:
         rtt, offset = await client.health()
-        out.append(Check("ok", "collector", f"{ident.collector_url} answers ({rtt * 1000:.0f} ms)"))
+        via = f" through the proxy {proxy}" if proxy else ""
+        out.append(
+            Check("ok", "collector", f"{ident.collector_url} answers{via} ({rtt * 1000:.0f} ms)")
+        )
         credentials = await _credentials_check(client)
         limit = settings[-1].max_clock_skew_s if settings else DEFAULT_CLOCK_LIMIT_S
         out.append(clock_check(-offset, limit, refused="(clock_skew:" in credentials.text))

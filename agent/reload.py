@@ -4,7 +4,8 @@ What a reload may change takes effect at once, without touching what is in fligh
 spool stays as it is (only its size limit follows the file), the link to the collector is
 kept (its identity does not come from the file), and a backup that is running finishes
 with the settings it started with (the new ``[backup]`` table applies from the next run).
-What cannot change under a running process (the state directory) is kept and named in
+What cannot change under a running process (the state directory, the collector link's
+proxy: changing it would cut an upload in progress) is kept and named in
 the log: it takes effect at the next restart.
 
 A file that does not load (bad TOML, a wrong key, unreadable) changes nothing: the
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vigil.agent")
 
-RESTART_ONLY = ("state_dir",)
+RESTART_ONLY = ("state_dir", "collector_proxy")
 """Keys a running agent keeps until it is restarted."""
 
 

@@ -19,7 +19,7 @@ async def _run(cfg: AgentConfig, as_json: bool) -> int:
         print("vigil-agent: not enrolled: run 'vigil-agent enroll' first", file=sys.stderr)
         return 2
     ident, key = loaded
-    client = CollectorClient(ident.collector_url, ident.server_id, key)
+    client = CollectorClient(ident.collector_url, ident.server_id, key, proxy=cfg.collector_proxy)
     runner = BackupRunner(cfg.backup, cfg.state_dir, key, ident.server_id, client)
     client.on_settings = runner.apply
     try:
