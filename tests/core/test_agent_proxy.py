@@ -104,8 +104,15 @@ def test_collector_link_goes_through_the_proxy_cameras_do_not(
     token = collector.last_line("token", "create", "--partner", "acme")
     table = tmp_path / "cameras.toml"
     sim = subprocess.Popen(
-        [str(BIN / "vigil-sim"), "cameras", "--count", "1", "--json"]
-        + ["--write-agent-config", str(table)],
+        [
+            str(BIN / "vigil-sim"),
+            "cameras",
+            "--count",
+            "1",
+            "--json",
+            "--write-agent-config",
+            str(table),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
