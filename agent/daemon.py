@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import platform
 from agent.client import CollectorClient
 from agent.config import AgentConfig
 from agent.health.host import HostProbe
@@ -372,9 +372,7 @@ class Agent:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (0) or a task that keeps failing (non-zero)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop_event.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        platform.install_signal_handlers(loop, self.stop_event.set, self._reload_soon)
         log.info(
             "agent %s reporting to %s every %d s (spool %d report(s) pending)",
             self.identity.server_id,
@@ -386,6 +384,7 @@ class Agent:
         self.scheduler.start()
         self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
         self._write_status()
+        platform.notify_service("READY=1")
         stop = asyncio.ensure_future(self.stop_event.wait())
         gave_up = asyncio.ensure_future(self.supervisor.gave_up.wait())
         await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
@@ -406,11 +405,13 @@ class Agent:
         from agent.reload import reload
 
         async with self._reload_lock:
+            platform.notify_service("RELOADING=1")
             try:
                 await reload(self)
             except Exception:
                 log.exception("reloading the configuration failed; running as before")
             self._write_status()
+            platform.notify_service("READY=1")
 
     def _schedule_cameras(self) -> None:
         self.scheduler.add_job(
@@ -488,6 +489,7 @@ class Agent:
         if self.supervisor.gave_up.is_set():
             self.exit_code = EXIT_TASK_FAILED
             self.status["exit_reason"] = f"task {self.supervisor.failed_task} kept failing"
+        platform.notify_service("STOPPING=1")
         log.info("stopping: schedule stopped, flushing the spool")
         self.scheduler.shutdown(wait=False)
         self.stop_event.set()

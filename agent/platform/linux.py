@@ -6,12 +6,15 @@ described in ``docs/windows.md``.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import grp
 import os
 import pwd
+import signal
 import socket
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,39 @@ def notify_service(state: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[], None], reload: Callable[[], None]
+) -> None:
+    """SIGTERM and SIGINT stop the daemon in order; SIGHUP reloads its configuration."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+# -- one daemon per state directory ---------------------------------------------------------
+
+
+def lock_exclusive(fd: int) -> bool:
+    """Take an exclusive lock on the open file without waiting; False when another
+    process holds it. The kernel releases it when the process ends, however it ends."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock_is_held(fd: int) -> bool:
+    """Whether another process holds the lock on the open file (checked without keeping
+    one)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 # -- disks -----------------------------------------------------------------------------------

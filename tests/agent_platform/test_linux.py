@@ -127,3 +127,20 @@ def test_grant_hint_prefers_a_group_that_can_already_read() -> None:
     assert platform.grant_hint(Path("/srv"), mixed, "vigil-agent") == (
         "setfacl -R -m u:vigil-agent:rX /srv && setfacl -R -d -m u:vigil-agent:rX /srv"
     )
+
+
+def test_lock_is_exclusive_per_open_file_and_seen_by_others(tmp_path: Path) -> None:
+    path = tmp_path / "agent.lock"
+    first = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    second = os.open(path, os.O_RDWR)
+    try:
+        assert not platform.lock_is_held(second)
+        assert platform.lock_exclusive(first)
+        assert not platform.lock_exclusive(second)
+        assert platform.lock_is_held(second)
+    finally:
+        os.close(first)
+    try:
+        assert not platform.lock_is_held(second), "released when its holder closes it"
+    finally:
+        os.close(second)
