@@ -101,7 +101,7 @@ def test_configuration_is_a_conffile_from_the_example(
 def test_depends(debs: Debs, which: str) -> None:
     depends = _run("dpkg-deb", "-f", str(_deb(debs, which)), "Depends")
     names = {d.strip().split()[0] for d in depends.split(",")}
-    assert {"adduser", "python3.11", "libc6"} <= names
+    assert {"adduser", "python3.11", "libc6", "procps"} <= names
 
 
 @pytest.mark.parametrize("which", PACKAGES)
@@ -181,6 +181,9 @@ def test_systemd_analyze_verify_is_clean(debs: Debs, which: str, tmp_path: Path)
     if not (host_units / "multi-user.target").exists():
         pytest.skip("this host has no systemd units to verify against")
     shutil.copytree(host_units, root / "lib/systemd/system", dirs_exist_ok=True, symlinks=True)
+    # ExecReload's /bin/kill comes from procps, a dependency of the package.
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy2("/bin/kill", root / "bin" / "kill")
     out = subprocess.run(
         ["systemd-analyze", "verify", f"--root={root}", f"vigil-{which}.service"],
         capture_output=True,
