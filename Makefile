@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint venv system-packages bench clean
+.PHONY: demo test lint venv system-packages package-tools packages bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ venv: $(STAMP)
 system-packages:
 	@bash packaging/dev/system-packages.sh
 
+# Debian tools that build and check the .deb files: dh-virtualenv, debhelper, lintian, mmdebstrap.
+package-tools:
+	@bash packaging/dev/package-tools.sh
+
+# dist/vigil-agent_<version>_<arch>.deb and dist/vigil-collector_<version>_<arch>.deb.
+packages: package-tools
+	bash packaging/build-debs.sh
+
 demo: $(STAMP)
 	$(BIN)/python packaging/demo.py
 
@@ -27,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-packages lint
+test: $(STAMP) system-packages package-tools lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(STAMP) system-packages
@@ -37,4 +45,4 @@ bench: $(STAMP) system-packages
 	$(BIN)/python bench/backup.py
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache .cache dist

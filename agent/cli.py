@@ -36,7 +36,7 @@ from agent.identity import (
 )
 from agent.spool import Spool
 from agent.status_file import read_status
-from protocol import recipient_list
+from protocol import log_format, recipient_list
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest
 from protocol.version import PROTOCOL_VERSION
@@ -53,7 +53,13 @@ def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from agent.collector_url import CollectorUrlError, check_collector_url
+    from agent.enroll_seed import SeedError, resolve
 
+    try:
+        source = resolve(args.collector, args.token, args.seed)
+    except SeedError as exc:
+        return _err(str(exc), 2)
+    args.collector, args.token = source.collector, source.token
     try:
         args.collector = check_collector_url(args.collector)
     except CollectorUrlError as exc:
@@ -85,7 +91,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         os=os_name(),
     )
     try:
-        resp = asyncio.run(enroll_request(args.collector, req))
+        resp = asyncio.run(enroll_request(args.collector, req, proxy=cfg.collector_proxy))
     except CollectorUnavailable as exc:
         return _err(f"{exc}; check the collector URL and the network")
     except Refused as exc:
@@ -107,11 +113,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     )
     print(f"this server's signing key fingerprint: {recipient_list.fingerprint(pub)}")
     print(_signer_line(cfg.state_dir))
+    if source.seed_path is not None:
+        _delete_seed(source.seed_path)
     print(
         f"identity kept in {cfg.state_dir} (readable only by this user); "
         "start the agent with 'vigil-agent run'"
     )
     return 0
+
+
+def _delete_seed(path: Path) -> None:
+    """The seed's token is spent: remove the file, or say it should go."""
+    try:
+        path.unlink()
+    except OSError as exc:
+        print(f"warning: could not delete the seed file {path} ({exc.strerror}): delete it")
+    else:
+        print(f"deleted the seed file {path}")
 
 
 def _recovery_signer(args: argparse.Namespace) -> str | None:
@@ -162,9 +180,7 @@ def cmd_recovery_signer(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
     level = getattr(logging, (args.log_level or cfg.log_level).upper())
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    log_format.configure(cfg.log_format, level)
     if level > logging.DEBUG:
         # APScheduler logs "Running job…" and "…executed successfully" at INFO for every
         # run of every job: four lines a minute that say nothing. Its warnings stay.
@@ -230,7 +246,7 @@ def status_data(cfg: agent_config.AgentConfig) -> dict[str, object]:
             "dropped_total": spool.dropped_total if spool is not None else 0,
         },
         "settings": st.get("settings"),
-        "cameras": st.get("cameras"),
+        "cameras": None if cfg.cameras is None else (st.get("cameras") or {}),
         "disks": st.get("disks"),
         "backup": st.get("backup") or _saved_backup_state(cfg),
     }
@@ -299,6 +315,51 @@ def _print_problems(data: dict[str, Any]) -> None:
         print(f"stopped      because {data['exit_reason']}")
 
 
+def _print_cameras(cameras: object) -> None:
+    """One line for the last probe cycle, then one per camera."""
+    if not isinstance(cameras, dict):
+        print("cameras      none configured" if cameras is None else "cameras      —")
+        return
+    counts = cameras.get("by_verdict") or {}
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "none"
+    print(f"cameras      {summary}; probed {_when(cameras.get('probed_at'))}")
+    for cam in cameras.get("list") or []:
+        if not isinstance(cam, dict):
+            continue
+        line = f"  {cam.get('key')!s:<16} {cam.get('verdict')!s:<12} {cam.get('address')}"
+        if cam.get("name"):
+            line += f" ({cam['name']})"
+        if cam.get("reason"):
+            line += f": {cam['reason']}"
+        print(line)
+
+
+def _print_backup(backup: object) -> None:
+    """Backups: configured or not, the last run, the next one, an upload waiting."""
+    if not isinstance(backup, dict):
+        print("backups      none configured")
+        return
+    if backup.get("running"):
+        print("backup       running now")
+    if backup.get("last_outcome"):
+        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
+        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
+            line += f": {backup['last_reason']}"
+        print(line)
+    else:
+        print("last backup  never")
+    if backup.get("last_success_at"):
+        print(f"last stored  {_when(backup['last_success_at'])} (seq {backup.get('last_seq')})")
+    due = backup.get("scheduled_at") or backup.get("next_due")
+    if isinstance(due, (int, float)):
+        print(f"next backup  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(due))}")
+    elif backup.get("entitled") is False:
+        print("next backup  — (this server is not entitled to backups)")
+    pending = backup.get("pending_upload")
+    if isinstance(pending, dict):
+        print(f"upload       #{pending.get('seq')} waiting at {pending.get('offset')} bytes")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args)
     data = status_data(cfg)
@@ -333,16 +394,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"dropped {sp['dropped_total']}"
         + (f"; {data['held_in_memory']} held in memory" if data.get("held_in_memory") else "")
     )
+    _print_cameras(data.get("cameras"))
     disks = data.get("disks")
     if isinstance(disks, dict) and isinstance(disks.get("by_health"), dict):
         counts = ", ".join(f"{n} {h}" for h, n in sorted(disks["by_health"].items()))
         print(f"disks        {counts or 'none found'} (SMART, {_when(disks.get('checked_at'))})")
-    backup = data.get("backup")
-    if isinstance(backup, dict) and backup.get("last_outcome"):
-        line = f"last backup  {backup['last_outcome']} at {_when(backup.get('last_run_at'))}"
-        if backup["last_outcome"] == "failed" and backup.get("last_reason"):
-            line += f": {backup['last_reason']}"
-        print(line)
+    _print_backup(data.get("backup"))
     settings = data.get("settings") or {}
     if isinstance(settings, dict) and settings.get("notice"):
         print(f"notice       {settings['notice']}")
@@ -387,11 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
-    p.add_argument("--collector", required=True, metavar="URL")
+    p.add_argument(
+        "--collector", metavar="URL", help="collector URL (default: $VIGIL_COLLECTOR, the seed)"
+    )
     p.add_argument(
         "--token",
-        required=True,
-        help="enrollment token; 'vgl_enr_…#FINGERPRINT' also pins the partner's signing key",
+        help="enrollment token; 'vgl_enr_…#FINGERPRINT' also pins the partner's signing key "
+        "(default: $VIGIL_ENROLL_TOKEN, the seed)",
+    )
+    p.add_argument(
+        "--seed",
+        metavar="FILE",
+        help='TOML seed with collector = "…" and token = "…" used when a flag is absent '
+        "(default /etc/vigil/enroll.toml if it exists; '-' reads standard input); deleted "
+        "after a successful enrollment",
     )
     p.add_argument(
         "--recovery-signer",

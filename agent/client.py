@@ -104,9 +104,12 @@ async def _post_json(
         ) from None
 
 
-async def enroll(collector_url: str, request: EnrollRequest) -> EnrollResponse:
-    """Register this agent with a one-time token (no session yet)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+async def enroll(
+    collector_url: str, request: EnrollRequest, proxy: str | None = None
+) -> EnrollResponse:
+    """Register this agent with a one-time token (no session yet), through ``proxy`` when
+    one is configured for the collector link."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), proxy=proxy) as http:
         r = await _post_json(
             http,
             collector_url.rstrip("/") + routes.ENROLL,
@@ -135,6 +138,9 @@ class CollectorClient:
     timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT
     clock_offset: float | None = None
     """Collector time minus ours, as seen when the last session opened."""
+    proxy: str | None = None
+    """``[collector] proxy``: an HTTP(S) proxy for this link only (cameras stay direct;
+    the environment's ``HTTP_PROXY`` is not used)."""
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
     _session: _Session | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -144,7 +150,7 @@ class CollectorClient:
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
+            self._http = aiohttp.ClientSession(timeout=self.timeout, proxy=self.proxy)
         return self._http
 
     async def close(self) -> None:

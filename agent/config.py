@@ -13,18 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import platform
 from agent.health.disks import DiskSettings
+from agent.platform import DEFAULT_CONFIG, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:  # each feature's modules load only when its table is present
     from agent.backup.config import BackupSettings
     from agent.cameras.config import CameraSettings
 
-DEFAULT_CONFIG = platform.DEFAULT_CONFIG
-DEFAULT_STATE_DIR = platform.DEFAULT_STATE_DIR
 DEFAULT_SPOOL_BYTES = 64 * 1024 * 1024
 
-_TABLES = ("agent", "report", "software", "spool", "disks", "cameras", "backup")
+_TABLES = (
+    "agent",
+    "report",
+    "software",
+    "spool",
+    "disks",
+    "cameras",
+    "backup",
+    "log",
+    "collector",
+)
 
 
 def _shown(key: object) -> str:
@@ -61,6 +69,10 @@ class AgentConfig:
     machine_id: str | None = None
     hostname: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
+    """``[log] format``: "text" (for people), "logfmt" or "json" (for log shippers)."""
+    collector_proxy: str | None = None
+    """``[collector] proxy``: an HTTP(S) proxy for the link to the collector only."""
     report_interval_s: int = 60
     recording_volumes: tuple[str, ...] = ()
     ignore_fstypes: tuple[str, ...] = ("squashfs", "tmpfs", "devtmpfs", "overlay", "iso9660")
@@ -236,6 +248,20 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     sw.only({"product", "version", "version_file", "version_command", "version_regex", "modules"})
     software = _software(sw, source)
     disks = _disks(_Table(raw.get("disks", {}), "disks", source), source)
+    lg = _Table(raw.get("log", {}), "log", source)
+    lg.only({"format", "level"})
+    log_format = lg.text("format", "text") or "text"
+    if log_format not in ("text", "logfmt", "json"):
+        raise AgentConfigError(source, "log.format", '"text", "logfmt" or "json"')
+    if "level" in lg.data:
+        level = lg.text("level", level) or level
+        if level not in ("debug", "info", "warning", "error"):
+            raise AgentConfigError(source, "log.level", '"debug", "info", "warning" or "error"')
+    co = _Table(raw.get("collector", {}), "collector", source)
+    co.only({"proxy"})
+    proxy = co.text("proxy", None)
+    if proxy is not None and not re.fullmatch(r"https?://[^/\s]+/?", proxy):
+        raise AgentConfigError(source, "collector.proxy", 'a proxy URL such as "http://proxy:3128"')
     cameras, backup = _features(raw, source)
     return AgentConfig(
         source=source,
@@ -244,6 +270,8 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         machine_id=a.text("machine_id", None),
         hostname=a.text("hostname", None),
         log_level=level,
+        log_format=log_format,
+        collector_proxy=proxy,
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
         refused_check_s=a.num("refused_check_s", 600.0, 1.0, 86400.0),
         report_interval_s=r.int("interval_s", 60, 1, 86400),

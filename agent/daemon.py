@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent import platform
 from agent.agent_key import AgentKey
 from agent.client import CollectorClient
 from agent.config import AgentConfig
@@ -44,7 +44,9 @@ from protocol.camera_digest import cameras_digest
 from protocol.messages import AgentSettings, Camera, Report, encode
 
 if TYPE_CHECKING:  # imported when configured: the feature's libraries load only then
+    from agent.backup.config import BackupSettings
     from agent.backup.service import BackupService
+    from agent.cameras.config import CameraSettings
     from agent.cameras.monitor import CameraMonitor
 
 log = logging.getLogger("vigil.agent")
@@ -73,7 +75,11 @@ class Agent:
         self.spool = Spool(self.state_dir / "spool", config.spool_max_bytes)
         self.settings = AgentSettings(report_interval_s=config.report_interval_s)
         self.client = CollectorClient(
-            identity.collector_url, identity.server_id, key, on_settings=self._apply_settings
+            identity.collector_url,
+            identity.server_id,
+            key,
+            on_settings=self._apply_settings,
+            proxy=config.collector_proxy,
         )
         self.sender = Sender(
             self.spool,
@@ -104,6 +110,8 @@ class Agent:
 
             self.backup = BackupService.for_agent(self)
         self.stop_event = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Future[None]] = set()
         self._load_revocation()
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
@@ -347,7 +355,20 @@ class Agent:
         counts: dict[str, int] = {}
         for c in self.latest_cameras:
             counts[c.verdict] = counts.get(c.verdict, 0) + 1
-        self.status["cameras"] = {"probed_at": time.time(), "by_verdict": counts}
+        self.status["cameras"] = {
+            "probed_at": time.time(),
+            "by_verdict": counts,
+            "list": [
+                {
+                    "key": c.key,
+                    "name": c.name,
+                    "address": f"{c.address}:{c.port}",
+                    "verdict": c.verdict,
+                    "reason": "; ".join(c.reasons),
+                }
+                for c in self.latest_cameras
+            ],
+        }
 
     async def check_disks(self) -> None:
         """Read SMART (in a thread: smartctl takes its time) and note it in the status."""
@@ -363,8 +384,7 @@ class Agent:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (0) or a task that keeps failing (non-zero)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop_event.set)
+        platform.install_signal_handlers(loop, self.stop_event.set, self._reload_soon)
         log.info(
             "agent %s reporting to %s every %d s (spool %d report(s) pending)",
             self.identity.server_id,
@@ -376,6 +396,7 @@ class Agent:
         self.scheduler.start()
         self.supervisor.start("sender", lambda: self.sender.run(self.stop_event))
         self._write_status()
+        platform.notify_service("READY=1")
         stop = asyncio.ensure_future(self.stop_event.wait())
         gave_up = asyncio.ensure_future(self.supervisor.gave_up.wait())
         await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
@@ -384,19 +405,76 @@ class Agent:
         await self._shutdown()
         return self.exit_code
 
+    # -- reload (SIGHUP) ------------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        """SIGHUP: re-read the configuration file in the loop, one reload at a time."""
+        task = asyncio.ensure_future(self._reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload(self) -> None:
+        from agent.reload import reload
+
+        async with self._reload_lock:
+            platform.notify_service("RELOADING=1")
+            try:
+                await reload(self)
+            except Exception:
+                log.exception("reloading the configuration failed; running as before")
+            self._write_status()
+            platform.notify_service("READY=1")
+
+    def _schedule_cameras(self) -> None:
+        self.scheduler.add_job(
+            self.supervisor.job("cameras", self.probe_cameras),
+            IntervalTrigger(seconds=self.settings.probe_interval_s),
+            id="cameras",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def replace_cameras(self, settings: CameraSettings | None) -> None:
+        """A reloaded ``[cameras]`` table: a new monitor; the old one closes after the
+        cycle it may be in."""
+        old = self.cameras
+        if settings is None:
+            self.cameras = None
+            self.latest_cameras = None
+            self.status.pop("cameras", None)
+            if self.scheduler.get_job("cameras"):
+                self.scheduler.remove_job("cameras")
+        else:
+            from agent.cameras.monitor import CameraMonitor
+
+            self.cameras = CameraMonitor(settings, self.state_dir)
+            self._schedule_cameras()
+            self.scheduler.modify_job("cameras", next_run_time=datetime.now(UTC))
+        if old is not None:
+            await old.close_when_idle()
+
+    async def replace_backup(self, settings: BackupSettings | None) -> None:
+        """A reloaded ``[backup]`` table; a run in progress ends as it started."""
+        if settings is None:
+            if self.backup is not None:
+                self.backup.retire()
+            self.backup = None
+        elif self.backup is None:
+            from agent.backup.service import BackupService
+
+            self.backup = BackupService.for_agent(self)
+            await self.backup.start(self)
+        else:
+            self.backup.replace_settings(settings)
+
     async def _schedule_jobs(self) -> None:
         """Cameras (probed once before anything else), reports, the enrollment check and
         the backup job; then the listener that counts feature-scheduled jobs."""
         if self.cameras is not None:
             await self.supervisor.job("cameras", self.probe_cameras)()
-            self.scheduler.add_job(
-                self.supervisor.job("cameras", self.probe_cameras),
-                IntervalTrigger(seconds=self.settings.probe_interval_s),
-                id="cameras",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+            self._schedule_cameras()
         if self.disks.available:
             self.scheduler.add_job(
                 self.supervisor.job("disks", self.check_disks),
@@ -433,6 +511,7 @@ class Agent:
         if self.supervisor.gave_up.is_set():
             self.exit_code = EXIT_TASK_FAILED
             self.status["exit_reason"] = f"task {self.supervisor.failed_task} kept failing"
+        platform.notify_service("STOPPING=1")
         log.info("stopping: schedule stopped, flushing the spool")
         self.scheduler.shutdown(wait=False)
         self.stop_event.set()

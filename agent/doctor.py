@@ -7,6 +7,7 @@ Each check prints ``ok``, ``warn`` or ``FAIL`` with what to do about it; the exi
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import shutil
 import time
@@ -43,6 +44,8 @@ async def run_checks(config_path: str | None) -> list[Check]:
     except agent_config.AgentConfigError as exc:
         return [Check("fail", "configuration", f"{exc}. Fix that line and run doctor again.")]
     out = [_config_check(cfg, config_path)]
+    if cfg.backup is not None:
+        out.extend(backup_path_checks(cfg.backup.paths))
     sd = cfg.state_dir
     if not sd.exists():
         out.append(
@@ -71,7 +74,7 @@ async def run_checks(config_path: str | None) -> list[Check]:
         Check("ok", "enrollment", f"enrolled as {ident.server_id} with partner {ident.partner}")
     )
     out.append(Check(*recipient_signer_check(sd)))
-    out.extend(await _collector_checks(ident, key))
+    out.extend(await _collector_checks(ident, key, cfg.collector_proxy))
     st = read_status(sd)
     out.extend(_spool_checks(cfg, st))
     out.extend(_daemon_state_checks(sd, st))
@@ -90,6 +93,41 @@ def _config_check(cfg: agent_config.AgentConfig, config_path: str | None) -> Che
             "agent.toml.example) or name another file with --config FILE",
         )
     return Check("ok", "configuration", f"{cfg.source} is valid")
+
+
+def backup_path_checks(paths: tuple[str, ...] | list[str]) -> list[Check]:
+    """One check per configured backup path: can this user read all of it? If not, the
+    entries it cannot read (the first few) and the grant that fixes it."""
+    user = platform.current_user()
+    out = []
+    roots: list[Path] = []
+    for raw in paths:
+        if any(c in raw for c in "*?["):
+            matched = sorted(glob.glob(raw, recursive=True))
+            if not matched:
+                out.append(Check("warn", "backup path", f"{raw} matches nothing (yet)"))
+            roots.extend(Path(m) for m in matched[:50])
+        else:
+            roots.append(Path(raw))
+    for root in roots:
+        problems = platform.unreadable_under(root)
+        if not problems:
+            out.append(Check("ok", "backup path", f"{root}: readable by {user}"))
+            continue
+        if problems[0].reason == "does not exist":
+            out.append(Check("fail", "backup path", f"{root} does not exist: fix [backup] paths"))
+            continue
+        shown = "; ".join(f"{p.path} ({p.reason})" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        out.append(
+            Check(
+                "fail",
+                "backup path",
+                f"{user} cannot read {shown}{more}; grant read access as root: "
+                + platform.grant_hint(root, problems, user),
+            )
+        )
+    return out
 
 
 def _state_dir_checks(cfg: agent_config.AgentConfig) -> list[Check]:
@@ -171,14 +209,22 @@ def _daemon_state_checks(sd: Path, st: dict[str, Any]) -> list[Check]:
     return [Check("ok", "daemon", f"running as pid {st['pid']}"), *_daemon_checks(st)]
 
 
-async def _collector_checks(ident: Identity, key: AgentKey) -> list[Check]:
-    """Reachability, credentials, and the clock against the collector's own limit."""
+async def _collector_checks(
+    ident: Identity, key: AgentKey, proxy: str | None = None
+) -> list[Check]:
+    """Reachability (through ``proxy`` when configured), credentials, and the clock against
+    the collector's own limit."""
     out: list[Check] = []
     settings: list[AgentSettings] = []
-    client = CollectorClient(ident.collector_url, ident.server_id, key, on_settings=settings.append)
+    client = CollectorClient(
+        ident.collector_url, ident.server_id, key, on_settings=settings.append, proxy=proxy
+    )
     try:
         rtt, offset = await client.health()
-        out.append(Check("ok", "collector", f"{ident.collector_url} answers ({rtt * 1000:.0f} ms)"))
+        via = f" through the proxy {proxy}" if proxy else ""
+        out.append(
+            Check("ok", "collector", f"{ident.collector_url} answers{via} ({rtt * 1000:.0f} ms)")
+        )
         credentials = await _credentials_check(client)
         limit = settings[-1].max_clock_skew_s if settings else DEFAULT_CLOCK_LIMIT_S
         out.append(clock_check(-offset, limit, refused="(clock_skew:" in credentials.text))

@@ -1,10 +1,10 @@
 """One daemon per state directory: two would share a spool and hand out every sequence
 number twice.
 
-``vigil-agent run`` holds an exclusive ``flock`` on ``agent.lock`` in the state
-directory for as long as it runs; the kernel releases it when the process ends, however
-it ends, so a stale file never blocks a start. The file holds the holder's pid so that
-a second start can say which process is in the way.
+``vigil-agent run`` holds an exclusive lock (``agent.platform.lock_exclusive``) on
+``agent.lock`` in the state directory for as long as it runs; the kernel releases it
+when the process ends, however it ends, so a stale file never blocks a start. The file
+holds the holder's pid so that a second start can say which process is in the way.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def hold_instance_lock(state_dir: Path) -> int:
     """Take the lock or raise :class:`AlreadyRunning`; returns the descriptor to keep open."""
     path = state_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    if not platform.try_lock(fd):
+    if not platform.lock_exclusive(fd):
         try:
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
         finally:
@@ -53,10 +53,9 @@ def lock_holder(state_dir: Path) -> int | None:
     except OSError:
         return None
     try:
-        if not platform.try_lock(fd, shared=True):
+        if platform.lock_is_held(fd):
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
             return int(text) if text.isdigit() else -1
-        platform.unlock(fd)
         return None
     finally:
         os.close(fd)

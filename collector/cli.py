@@ -7,7 +7,6 @@ while it runs. A command that creates a token or key prints it alone on its last
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 import sys
 import time
@@ -27,6 +26,7 @@ from collector.durations import parse_duration
 from collector.health import servers
 from collector.health.fleet import FleetView
 from collector.private_files import keep_files_private
+from protocol import log_format
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -51,11 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from collector import instance_lock
     from collector.server import run
 
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     config = config_of(args)
+    log_format.configure(config.log_format, args.log_level or config.log_level)
     lock = None
     if config.storage.kind == "sqlite":
         try:
@@ -63,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except instance_lock.AlreadyRunning as exc:
             return fail(str(exc), 2)
     try:
-        return run(config)
+        return run(config, reload_from=lambda: config_of(args), log_level_flag=args.log_level)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -256,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8700)"
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="default: [log] level of the configuration, else info",
+    )
     p.set_defaults(func=cmd_serve)
 
     partner = sub.add_parser("partner", help="partners (integrators, resellers)").add_subparsers(

@@ -94,6 +94,10 @@ class CollectorConfig:
     """``[backup]``, checked at load like every other section."""
     contracts: ContractsConfig = field(default_factory=lambda: _feature_sections({}, "")[1])
     """``[contracts]``."""
+    log_format: str = "text"
+    """``[log] format``: "text" (for people), "logfmt" or "json" (for log shippers)."""
+    log_level: str = "info"
+    """``[log] level``; ``serve --log-level`` wins over it."""
     raw: dict[str, Any] = field(default_factory=dict)
     """The whole file as read."""
     source: str = "(defaults)"
@@ -174,6 +178,20 @@ def _feature_sections(raw: dict[str, Any], source: str) -> tuple[BackupConfig, C
         if key != section and not key.startswith(f"{section}."):
             key = f"{section}.{key}"
         raise ConfigError(source, key, exc.expected) from None
+
+
+def _log_section(raw: dict[str, Any], source: str) -> tuple[str, str]:
+    lg = _table(raw, "log", source)
+    for key in lg:
+        if key not in ("format", "level"):
+            raise ConfigError(source, f"log.{key}", "one of the known keys (format, level)")
+    kind = _get(lg, "format", str, source, "log.", "text")
+    if kind not in ("text", "logfmt", "json"):
+        raise ConfigError(source, "log.format", '"text", "logfmt" or "json"')
+    level = _get(lg, "level", str, source, "log.", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(source, "log.level", '"debug", "info", "warning" or "error"')
+    return kind, level
 
 
 def load_config(
@@ -257,7 +275,10 @@ def load_config(
     )
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts = _feature_sections(raw, source)
+    log_format, log_level = _log_section(raw, source)
     return CollectorConfig(
+        log_format=log_format,
+        log_level=log_level,
         data_dir=data,
         listen=cfg_listen,
         storage=storage,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
 from collector.config import CollectorConfig
+from collector.config_reload import reload_config
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
 from collector.private_files import keep_files_private, private_dir
@@ -28,8 +30,14 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> int:
-    """Serve until a signal (exit status 0) or a background task gives up (1)."""
+async def serve(
+    config: CollectorConfig,
+    shutdown_timeout: float = 10.0,
+    reload_from: Callable[[], CollectorConfig] | None = None,
+    log_level_flag: str | None = None,
+) -> int:
+    """Serve until a signal (exit status 0) or a background task gives up (1). SIGHUP
+    re-reads the configuration with ``reload_from`` (see ``collector.config_reload``)."""
     keep_files_private()
     private_dir(config.data_dir)
     for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
@@ -72,6 +80,9 @@ async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if reload_from is not None:
+        load = reload_from
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload_config(app, load, log_level_flag))
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")
     await runner.cleanup()
@@ -82,6 +93,10 @@ async def serve(config: CollectorConfig, shutdown_timeout: float = 10.0) -> int:
     return 0
 
 
-def run(config: CollectorConfig) -> int:
+def run(
+    config: CollectorConfig,
+    reload_from: Callable[[], CollectorConfig] | None = None,
+    log_level_flag: str | None = None,
+) -> int:
     """Serve; the process's exit status."""
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, reload_from=reload_from, log_level_flag=log_level_flag))

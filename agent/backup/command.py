@@ -20,7 +20,7 @@ async def _run(cfg: AgentConfig, as_json: bool) -> int:
         return 2
     ident, key = loaded
     assert cfg.backup is not None, "checked by backup_now"
-    client = CollectorClient(ident.collector_url, ident.server_id, key)
+    client = CollectorClient(ident.collector_url, ident.server_id, key, proxy=cfg.collector_proxy)
     runner = BackupRunner(cfg.backup, cfg.state_dir, key, ident.server_id, client)
     client.on_settings = runner.apply
     try:

@@ -51,6 +51,9 @@ class BackupService:
         self._scheduler: Any = None
         self._settings = AgentSettings()
         self.last_outcome: RunOutcome | None = None
+        self._next_settings: BackupSettings | None = None
+        """A reloaded ``[backup]`` table waiting for the run in progress to end."""
+        self._retired = False
 
     @classmethod
     def for_agent(cls, agent: Agent) -> BackupService:
@@ -118,10 +121,29 @@ class BackupService:
         )
         return due
 
+    def replace_settings(self, settings: BackupSettings) -> None:
+        """A reloaded ``[backup]`` table: now, or when the run in progress has ended (a run
+        keeps the paths, exclusions and pre-command it started with)."""
+        if self.runner.status()["running"]:
+            self._next_settings = settings
+            return
+        self.runner.settings = settings
+        self.reschedule()
+
+    def retire(self) -> None:
+        """``[backup]`` left the configuration: no further run; one in progress finishes."""
+        self._retired = True
+        if self._scheduler is not None and self._scheduler.get_job(JOB_ID) is not None:
+            self._scheduler.remove_job(JOB_ID)
+
     async def run_job(self) -> RunOutcome:
         """The scheduled run: one backup, then the next one on the schedule."""
         outcome = await self.runner.run_once()
         self.last_outcome = outcome
+        if self._next_settings is not None:
+            self.runner.settings, self._next_settings = self._next_settings, None
+        if self._retired:
+            return outcome
         if outcome.outcome == "busy":
             self.reschedule(at=time.time() + BUSY_RETRY_S)
         else:

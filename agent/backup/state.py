@@ -133,7 +133,7 @@ class StateStore:
         holds it."""
         fd = os.open(self.dir / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if not platform.try_lock(fd):
+            if not platform.lock_exclusive(fd):
                 yield False
                 return
             try:

@@ -223,3 +223,8 @@ class CameraMonitor:
 
     async def close(self) -> None:
         await self._prober.close()
+
+    async def close_when_idle(self) -> None:
+        """Close after the cycle in progress, if any (a reload replaced this monitor)."""
+        async with self._cycle_lock:
+            await self.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 
+from agent import platform
 from agent.health.forecast import fill_rate, full_at, keep_sample
 from agent.identity import write_atomic
 from protocol.messages import Volume
@@ -34,13 +35,9 @@ class VolumeProbe:
             pass
 
     def _mounts(self) -> list[tuple[str, str, str]]:
-        seen: set[str] = set()
-        out = []
-        for part in psutil.disk_partitions(all=False):
-            if part.fstype in self.ignore or part.mountpoint in seen:
-                continue
-            seen.add(part.mountpoint)
-            out.append((part.mountpoint, part.device, part.fstype))
+        found = platform.mounts(self.ignore)
+        seen = {m.mountpoint for m in found}
+        out = [(m.mountpoint, m.device, m.fstype) for m in found]
         for rec in self.recording:
             if rec not in seen:
                 seen.add(rec)

@@ -56,6 +56,9 @@ def test_backup_now_then_restore_with_the_partners_key(
     again = agent.cmd("backup", "--now", "--json", check=False)
     assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "unchanged"
     assert agent.status()["backup"]["last_outcome"] == "unchanged"
+    plain = agent.cmd("status").stdout
+    assert "last backup  unchanged at" in plain and "last stored  " in plain, plain
+    assert "cameras      none configured" in plain
 
     env = {"VIGIL_COLLECTOR": collector.url, "VIGIL_API_KEY": key}
     listed = vigil_backup("list", "--server", server_id, "--json", env=env)

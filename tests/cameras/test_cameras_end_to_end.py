@@ -73,6 +73,16 @@ def test_camera_verdicts_reach_the_partner(
             "degraded": 1,
         }
         assert view["status"] == "warning" and "2 camera(s) down" in view["status_reasons"]
+
+        # The plain status names each camera and its verdict, not only the counts.
+        def plain_status() -> str | None:
+            out = agent.cmd("status").stdout
+            return out if "sim-3" in out else None
+
+        plain = wait_until(plain_status, 30, what="cameras in the plain status")
+        lines = {line.split()[0]: line for line in plain.splitlines() if line.startswith("  ")}
+        assert "1 auth_failed, 1 degraded, 1 ok, 1 unreachable" in plain
+        assert lines["sim-2"].split()[1] == "unreachable" and "clock off" in lines["sim-3"]
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(15)
