@@ -169,6 +169,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "SmaQuote": _obj(
         {"server_id": _STR, "year": _INT, "list_total": _STR, "price": _STR, "modules": {}}
     ),
+    "SmaUpgrade": _obj({"server_id": _STR}),
     "Contract": _obj(
         {
             "id": _STR,
@@ -306,6 +307,7 @@ RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/api/v1/servers/{server_id}/backup-status"): ("200", "BackupStatus"),
     ("get", "/api/v1/servers/{server_id}/public-key"): ("200", "PublicKey"),
     ("get", "/api/v1/servers/{server_id}/sma-quote"): ("200", "SmaQuote"),
+    ("get", "/api/v1/servers/{server_id}/sma-upgrade"): ("200", "SmaUpgrade"),
     ("get", "/api/v1/contracts"): ("200", "ContractList"),
     ("get", "/api/v1/contracts/{contract_id}"): ("200", "ContractWithHistory"),
     ("put", "/api/v1/contracts/{contract_id}"): ("200", "ContractSaved"),
