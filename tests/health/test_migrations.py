@@ -17,6 +17,8 @@ def test_every_migration_is_spelled_out_for_each_dialect(dialect: str) -> None:
     contracts = next(sql for v, _, sql in found if v == 30)
     expected = migrations.TOKENS[dialect]["{{auto_id}}"]
     assert f"id {expected}," in contracts
+    notify = next(sql for v, _, sql in found if v == 120)
+    assert f"secret {migrations.TOKENS[dialect]['{{bytes}}']}," in notify
 
 
 def test_an_unknown_token_is_refused() -> None:
