@@ -280,10 +280,10 @@ def _saved_backup_state(cfg: agent_config.AgentConfig) -> dict[str, object] | No
 def _when(t: object) -> str:
     if not isinstance(t, (int, float)):
         return "never"
-    return (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-        + f" ({int(time.time() - t):+d} s ago)"
-    )
+    age = int(time.time() - t)
+    shown = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    # A time ahead of this clock (the file was written by a clock set later) says so.
+    return f"{shown} ({age} s ago)" if age >= 0 else f"{shown} (in {-age} s)"
 
 
 def _print_problems(data: dict[str, Any]) -> None:
