@@ -94,6 +94,7 @@ class Agent:
         self.disks = DiskProbe(config.disks)
         self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
+        self._last_cameras_digest: str | None = None
         if config.cameras is not None:
             from agent.cameras.monitor import CameraMonitor
 
@@ -279,6 +280,13 @@ class Agent:
     def build_report(self) -> Report:
         """Collect one report (blocking I/O: run it in a thread)."""
         seq = max(self.spool.next_seq(), self._held[-1][0] + 1 if self._held else 0)
+        cams = self.latest_cameras
+        digest = None if cams is None else cameras_digest(cams)
+        # Left out when the collector acknowledged this very inventory and no report in
+        # between carried another (which it may not have stored yet).
+        unchanged = digest is not None and digest == self.sender.acked_cameras_digest
+        unchanged = unchanged and digest == self._last_cameras_digest
+        self._last_cameras_digest = digest
         return Report(
             report_id=f"{self.identity.server_id}-{seq}-{uuid.uuid4().hex[:12]}",
             seq=seq,
@@ -286,12 +294,11 @@ class Agent:
             host=self.host.read(),
             volumes=self.volumes.read(),
             software=read_software(self.config.software),
-            cameras=self.latest_cameras,
+            cameras=None if unchanged else cams,
+            cameras_unchanged=unchanged,
             disks=self.disks.read(),
             dropped_reports=self.spool.dropped_total,
-            cameras_digest=(
-                None if self.latest_cameras is None else cameras_digest(self.latest_cameras)
-            ),
+            cameras_digest=digest,
             firmware_check=bool(
                 self.config.cameras is not None and self.config.cameras.firmware_check
             ),

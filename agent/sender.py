@@ -79,6 +79,8 @@ class Sender:
         self._failure_logged: tuple[str, float] | None = None
         self.revoked = False
         self.refusal: Refusal | None = None
+        self.acked_cameras_digest: str | None = None
+        """The camera digest the collector said it holds (``ReportAck.cameras_digest``)."""
         self._refusal_logged_at = 0.0
 
     def wake(self) -> None:
@@ -134,6 +136,7 @@ class Sender:
                 except (msgspec.MsgspecError, ValueError) as exc:
                     return self._fail(f"collector answered 200 with an unreadable ack: {exc}")
                 self.spool.ack([seq for seq, _ in entries])
+                self.acked_cameras_digest = ack.cameras_digest
                 self._recovered()
                 self.on_settings(ack.settings)
                 self.on_event("sent", {"reports": len(entries), "duplicates": len(ack.duplicates)})

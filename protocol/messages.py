@@ -241,6 +241,10 @@ class Report(Message, kw_only=True, gc=False):
     cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     """``protocol.camera_digest.cameras_digest`` of ``cameras``: lets the collector skip
     unchanged inventories without hashing them itself."""
+    cameras_unchanged: bool = False
+    """``cameras`` is left out because the inventory's digest (``cameras_digest``) is the
+    one the collector acknowledged last (``ReportAck.cameras_digest``): a steady report
+    is a few KiB whatever the number of cameras."""
     disks: Annotated[list[Disk], msgspec.Meta(max_length=limits.MAX_DISKS)] | None = None
     """None = the agent does not read SMART (not configured, or no smartctl)."""
     firmware_check: bool = False
@@ -259,6 +263,9 @@ class ReportAck(Message, kw_only=True, gc=False):
     accepted: list[Id] = []
     duplicates: list[Id] = []
     settings: AgentSettings = msgspec.field(default_factory=AgentSettings)
+    cameras_digest: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """The camera digest the collector holds for this server after the batch (None:
+    none, or unknown): the agent may leave out an inventory with this digest."""
 
 
 class ErrorBody(Message, kw_only=True, gc=False):

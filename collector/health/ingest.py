@@ -8,7 +8,10 @@ allocator kept handing out cold memory); measured in ``docs/benchmarks.md``.
 
 Camera details travel on only when the server's camera digest differs from the last
 one this process stored; the write compares with the database, so several processes
-stay right (a stale memory costs one report's delay, never a lost change).
+stay right (a stale memory costs one report's delay, never a lost change). An agent
+whose inventory is the one acknowledged last leaves it out (``cameras_unchanged``): the
+acknowledgement carries the digest the database holds, and a report whose digest is not
+that one changes no camera (the agent sends the whole inventory next time).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class Prepared(NamedTuple):
     """Disks SMART calls failing (they open a ``disk_failing`` incident)."""
     disks: list[Disk] | None = None
     """SMART health per disk (None: not read): all passing clears ``disk_failing``."""
+    counts_stored: bool = False
+    """The cameras were left out as unchanged: ``state`` lacks ``camera_counts``, which
+    the write copies from the server's stored state."""
 
 
 def check_bounds(batch: ReportBatch, now: float) -> None:
@@ -120,21 +126,26 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         )
     digest = counts = None
     keep: list[Camera] | None = None
+    counts_stored = False
     if rep.cameras is not None:
         digest = rep.cameras_digest or cameras_digest(rep.cameras)
         counts = cameras.counts(rep.cameras)
         keep = None if digest == known_digest else rep.cameras
+    elif rep.cameras_unchanged and rep.cameras_digest:
+        digest = rep.cameras_digest
+        counts_stored = True
     state = {
         "collected_at": rep.collected_at,
         "seq": rep.seq,
         "host": host,
         "volumes": rep.volumes,
         "software": rep.software,
-        "camera_counts": counts,
         "disks": rep.disks,
         "dropped_reports": rep.dropped_reports,
         "firmware_check": rep.firmware_check,
     }
+    if not counts_stored:
+        state["camera_counts"] = counts
     volumes = _encode(
         [[v.mountpoint, v.total, v.used, v.free, int(v.recording)] for v in rep.volumes]
     ).decode()
@@ -156,7 +167,22 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         filling_volumes=filling,
         failing_disks=tuple(d for d in rep.disks or [] if d.health == "failing"),
         disks=rep.disks,
+        counts_stored=counts_stored,
     )
+
+
+class _StoredCounts(msgspec.Struct):
+    camera_counts: dict[str, int] | None = None
+
+
+_read_counts = msgspec.json.Decoder(_StoredCounts)
+
+
+def _with_stored_counts(state: str, stored_state: str | None) -> tuple[str, bool]:
+    """``state`` (a JSON object without ``camera_counts``) with the stored state's, and
+    whether there were any (a heartbeat-only state has none)."""
+    counts = _read_counts.decode(stored_state).camera_counts if stored_state else None
+    return f'{state[:-1]},"camera_counts":{_encode(counts).decode()}}}', counts is not None
 
 
 def store_batch(
@@ -178,10 +204,11 @@ def store_batch(
     accepted: list[str] = []
     duplicates: list[str] = []
     row = conn.execute(
-        "SELECT last_seq, cameras_digest FROM servers WHERE id = ?", (server_id,)
+        "SELECT last_seq, cameras_digest, state FROM servers WHERE id = ?", (server_id,)
     ).fetchone()
     last_seq = int(row[0]) if row else 0
     stored_digest: str | None = row[1] if row else None
+    stored_state: str | None = row[2] if row else None
     for rep in reports:
         cur = conn.execute(
             "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
@@ -210,9 +237,18 @@ def store_batch(
             continue
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
+        state = rep.state
+        if rep.counts_stored:
+            state, counted = _with_stored_counts(state, stored_state)
+            if not counted:
+                stored_digest = None  # nothing to carry over: ask for the whole inventory
+        stored_state = state
         if rep.camera_digest is not None and rep.camera_digest != stored_digest:
             if rep.cameras is None:
-                stored_digest = None  # another process moved on: the next report brings them
+                # Another process moved on, or the agent left out an inventory this
+                # database does not hold: no camera changes; the acknowledgement's
+                # digest makes the agent send the whole inventory next time.
+                stored_digest = None
             else:
                 changes = cameras.apply_report(
                     conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
@@ -242,7 +278,7 @@ def store_batch(
                 rep.hostname,
                 rep.agent_version,
                 rep.os,
-                rep.state,
+                state,
                 told_interval_s,
                 told_interval_s or 0,
                 told_interval_s,
@@ -263,6 +299,7 @@ async def post_reports(request: web.Request) -> web.Response:
     digests = app[DIGESTS]
     known = digests.get(agent.server_id)
     prepared = [prepare(r, heartbeat_only, known) for r in batch.reports]
+    unchanged = sum(1 for r in batch.reports if r.cameras_unchanged)
     del batch  # free the decoded structures before waiting for the commit
     # The settings this acknowledgement carries, first: the report interval they tell the
     # agent is stored with the report (offline is judged against it).
@@ -279,8 +316,17 @@ async def post_reports(request: web.Request) -> web.Response:
     metrics.reports_received.inc(len(accepted))
     if dups:
         metrics.reports_duplicate.inc(len(dups))
+    if unchanged:
+        metrics.reports_cameras_unchanged.inc(unchanged)
     metrics.ingest_latency.observe(time.perf_counter() - started)
-    ack = ReportAck(accepted=accepted, duplicates=dups, settings=settings)
+    # A heartbeat-only server's cameras are not kept: it is never told it may leave
+    # them out, so the first report after monitoring returns carries them.
+    ack = ReportAck(
+        accepted=accepted,
+        duplicates=dups,
+        settings=settings,
+        cameras_digest=None if heartbeat_only else digest,
+    )
     return web.Response(body=encode(ack), content_type="application/json")
 
 

@@ -22,6 +22,11 @@ class Metrics:
             "Reports received again (a retry) and not stored twice",
             registry=r,
         )
+        self.reports_cameras_unchanged = Counter(
+            "vigil_reports_cameras_unchanged",
+            "Reports whose agent left out its camera inventory as unchanged",
+            registry=r,
+        )
         self.requests_rejected = Counter(
             "vigil_requests_rejected", "Requests refused, by reason", ["reason"], registry=r
         )
