@@ -65,7 +65,7 @@ def wait_http(url: str) -> None:
         except OSError:
             return False
 
-    wait_until(answers, 10, 0.05, url)
+    wait_until(answers, 60, 0.05, url)
 
 
 def camera(i: int, verdict: str = "ok") -> dict[str, object]:
