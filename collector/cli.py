@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from collector.health import servers
 from collector.health.fleet import FleetView
 from collector.private_files import keep_files_private
 from protocol import log_format
+from collector.storage import INTEGRITY_ERRORS
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -78,7 +80,7 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
     with opened_database(args, create=True) as db:
         try:
             p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             return fail(f"partner {args.name!r} already exists")
     if args.json:
         emit_json({"id": p.id, "name": p.name})

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.database import BACKEND, PrivatePostgres, private_postgres
 from harness.processes import Agent, Collector
 from harness.proxy import CuttingProxy
 
@@ -22,6 +23,25 @@ def _known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``vigil-backup`` pins server keys in a file of its own: one per test, never the
     user's ``~/.config/vigil/known_servers``."""
     monkeypatch.setenv("VIGIL_KNOWN_SERVERS", str(tmp_path / "known_servers"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres | None]:
+    """With ``VIGIL_TEST_DB=postgresql``, one private PostgreSQL for the session."""
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _storage_backend(
+    postgres_server: PrivatePostgres | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, a fresh database per test, named to every collector it starts."""
+    if postgres_server is not None:
+        monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_database())
 
 
 MakeCollector = Callable[..., Collector]

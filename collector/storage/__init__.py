@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from collector.storage.database import Database, SQLiteDatabase
 
-__all__ = ["Database", "SQLiteDatabase", "open_database"]
+__all__ = [
+    "INTEGRITY_ERRORS",
+    "STORAGE_ERRORS",
+    "Database",
+    "SQLiteDatabase",
+    "StorageUnavailable",
+    "open_database",
+]
+
+STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+"""What a backend raises when it cannot do what was asked (disk full, a broken
+connection, a constraint): the HTTP layer answers 503 to these, never 500."""
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+"""A unique or foreign-key constraint refused a write, whatever the backend."""
+
+try:  # PostgreSQL support is the optional ``postgres`` extra
+    import psycopg
+except ImportError:  # pragma: no cover - the embedded build
+    pass
+else:
+    STORAGE_ERRORS += (psycopg.Error,)
+    INTEGRITY_ERRORS += (psycopg.IntegrityError,)
 
 
 def open_database(config: Any) -> Database:
@@ -15,4 +37,16 @@ def open_database(config: Any) -> Database:
     storage = config.storage
     if storage.kind == "sqlite":
         return SQLiteDatabase(Path(storage.path), synchronous=storage.sqlite_synchronous)
-    raise ValueError(f"storage kind {storage.kind!r} is not available in this build")
+    if storage.kind == "postgresql":
+        try:
+            from collector.storage.postgres import PostgresDatabase
+        except ImportError as exc:
+            raise StorageUnavailable(
+                "PostgreSQL storage needs psycopg: pip install 'vigil[postgres]'"
+            ) from exc
+        return PostgresDatabase(storage.dsn)
+    raise StorageUnavailable(f"storage kind {storage.kind!r} is not available in this build")
+
+
+class StorageUnavailable(RuntimeError):
+    """The configured storage cannot be opened by this build."""

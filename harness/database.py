@@ -1,0 +1,85 @@
+"""A private PostgreSQL for the tests: Debian's server binaries, ``initdb`` in a temporary
+directory, listening on a Unix socket only (no TCP), stopped and removed afterwards.
+
+``VIGIL_TEST_DB=postgresql`` runs the collector tests on it: one server per test session
+(per pytest-xdist worker), one fresh database per test, handed to every collector the
+test starts (processes and in-process) through ``VIGIL_STORAGE_URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+BACKEND = os.environ.get("VIGIL_TEST_DB", "sqlite")
+"""The collector tests' storage backend: ``sqlite`` (default) or ``postgresql``."""
+
+
+def _bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found or shutil.which("runuser") is None:
+        raise RuntimeError(
+            "PostgreSQL server binaries (Debian postgresql) and runuser are required: "
+            "packaging/dev/system-packages.sh installs them"
+        )
+    return Path(found[-1]).parent
+
+
+class PrivatePostgres:
+    """A running private server; :meth:`new_database` gives a fresh database's URL."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.sock = base / "sock"
+        self._names = itertools.count(1)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://vigil@/{database}?host={self.sock}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = f"t{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    bindir = _bindir()
+    base = Path(tempfile.mkdtemp(prefix="vigil-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_pg: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "vigil"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-c listen_addresses='' -k {sock} -c fsync=off -c max_connections=300"
+    start = [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log")]
+    subprocess.run(
+        [*as_pg, *start, "-o", opts, "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield PrivatePostgres(base)
+    finally:
+        subprocess.run(
+            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
