@@ -37,10 +37,13 @@ def postgres_server() -> Iterator[PrivatePostgres | None]:
 
 @pytest.fixture(autouse=True)
 def _storage_backend(
-    postgres_server: PrivatePostgres | None, monkeypatch: pytest.MonkeyPatch
+    postgres_server: PrivatePostgres | None,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """On PostgreSQL, a fresh database per test, named to every collector it starts."""
-    if postgres_server is not None:
+    """On PostgreSQL, a fresh database per test, named to every collector it starts
+    (a test about the SQLite file itself, marked ``sqlite_only``, keeps SQLite)."""
+    if postgres_server is not None and request.node.get_closest_marker("sqlite_only") is None:
         monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_database())
 
 
