@@ -38,12 +38,14 @@ def _feature_registrations() -> list[Register]:
     from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
     from collector.notify import cli as notify_cli
+    from collector.storage import cli as storage_cli
 
     return [
         backups_cli.register,
         contracts_cli.register,
         notify_cli.register,
         accounts_cli.register,
+        storage_cli.register,
     ]
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "SQLiteDatabase",
     "StorageUnavailable",
     "open_database",
+    "open_url",
 ]
 
 STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
@@ -46,6 +47,21 @@ def open_database(config: Any) -> Database:
             ) from exc
         return PostgresDatabase(storage.dsn)
     raise StorageUnavailable(f"storage kind {storage.kind!r} is not available in this build")
+
+
+def open_url(url: str, *, create: bool = True) -> Database:
+    """Open the database a storage URL names: ``sqlite:///path`` or ``postgresql://…``.
+    With ``create=False`` a SQLite file must exist and a PostgreSQL schema is not made."""
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        path = Path(url[len("sqlite://") :])
+        if not create and not path.exists():
+            raise StorageUnavailable(f"no SQLite database at {path}")
+        return SQLiteDatabase(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from collector.storage.postgres import PostgresDatabase
+
+        return PostgresDatabase(url, migrate=create)
+    raise StorageUnavailable(f"not a storage URL: {url!r} (sqlite:///path or postgresql://…)")
 
 
 class StorageUnavailable(RuntimeError):

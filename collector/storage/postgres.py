@@ -134,11 +134,14 @@ class PostgresDatabase(GroupCommitDatabase):
 
     dialect = "postgresql"
 
-    def __init__(self, dsn: str, *, max_batch: int = 512, readers: int = 2) -> None:
+    def __init__(
+        self, dsn: str, *, max_batch: int = 512, readers: int = 2, migrate: bool = True
+    ) -> None:
         self.dsn = dsn
         conn = self._connect()
         try:
-            apply_migrations(conn, self.dialect)
+            if migrate:
+                apply_migrations(conn, self.dialect)
         finally:
             conn.close()
         super().__init__(max_batch=max_batch, readers=readers)
