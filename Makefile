@@ -35,8 +35,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The collector-side folders run a second time on PostgreSQL (a private server per worker).
+PG_TESTS ?= tests/health tests/security tests/contracts tests/faults
+
 test: $(STAMP) system-packages package-tools lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	VIGIL_TEST_DB=postgresql $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PG_TESTS)
 
 bench: $(STAMP) system-packages
 	$(BIN)/python bench/ingest.py

@@ -5,7 +5,7 @@ The collector's repositories are synchronous functions over a connection that sp
 column name (``sqlite3.Row``). :class:`PgConnection` gives a psycopg 3 connection that
 face, so every repository runs unchanged on both backends: placeholders become ``%s``
 (a literal ``%`` is doubled), a Python ``bool`` is sent as the integer SQLite would have
-stored, and rows come back as :class:`PgRow`. The group commit is the SQLite one
+stored, a NUL in text (which PostgreSQL refuses) as U+FFFD, and rows come back as :class:`PgRow`. The group commit is the SQLite one
 (:class:`~collector.storage.database.GroupCommitDatabase`): one writer connection,
 each job in its own SAVEPOINT, one COMMIT per batch.
 
@@ -70,8 +70,18 @@ def translate(sql: str) -> str:
     return "".join(out)
 
 
+def _param(p: Any) -> Any:
+    if isinstance(p, bool):
+        return int(p)
+    if isinstance(p, str) and "\x00" in p:
+        # PostgreSQL text cannot hold NUL; SQLite can. What a client sent with one is
+        # looked up (and finds nothing) or stored with U+FFFD in its place, not refused.
+        return p.replace("\x00", "\ufffd")
+    return p
+
+
 def _params(params: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+    return tuple(_param(p) for p in params)
 
 
 class PgCursor:
