@@ -17,6 +17,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from collector.storage import Database, SQLiteDatabase
 
 BACKEND = os.environ.get("VIGIL_TEST_DB", "sqlite")
 """The collector tests' storage backend: ``sqlite`` (default) or ``postgresql``."""
@@ -83,3 +86,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def collector_database(path: Path, **sqlite_options: Any) -> Database:
+    """The database a test opens in-process: the test's PostgreSQL database when the
+    suite runs on PostgreSQL (``VIGIL_STORAGE_URL``), else SQLite at ``path``."""
+    url = os.environ.get("VIGIL_STORAGE_URL")
+    if url:
+        from collector.storage.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    return SQLiteDatabase(path, **sqlite_options)
