@@ -13,6 +13,7 @@ import glob
 import itertools
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -97,3 +98,36 @@ def collector_database(path: Path, **sqlite_options: Any) -> Database:
 
         return PostgresDatabase(url)
     return SQLiteDatabase(path, **sqlite_options)
+
+
+@contextlib.contextmanager
+def collector_sql(data_dir: Path) -> Iterator[Any]:
+    """A connection of the test's own to a collector's database, in autocommit, taking
+    ``?`` placeholders on either backend (to count what was stored, or to corrupt it)."""
+    url = os.environ.get("VIGIL_STORAGE_URL")
+    if url:
+        from collector.storage.postgres import PgConnection
+
+        conn: Any = PgConnection(url)
+    else:
+        conn = sqlite3.connect(data_dir / "vigil.db", timeout=30, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def database_text(data_dir: Path) -> bytes:
+    """Every row of a PostgreSQL collector database as text (what a dump would hold), for
+    tests that search a collector's data for a secret; empty on SQLite, whose database is
+    a file in ``data_dir`` already."""
+    if not os.environ.get("VIGIL_STORAGE_URL"):
+        return b""
+    with collector_sql(data_dir) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        rows = [
+            conn.execute(f'SELECT CAST(t AS TEXT) FROM "{name}" t').fetchall() for (name,) in tables
+        ]
+    return "\n".join(r[0] for part in rows for r in part).encode()

@@ -28,6 +28,7 @@ from protocol import backup_envelope as be
 from protocol import request_auth as ra
 from protocol.messages import AgentSettings
 from protocol.version import HEADER, PROTOCOL_VERSION
+from harness.database import database_text
 
 from .conftest import new_bucket, s3_config
 
@@ -422,6 +423,7 @@ def test_not_entitled_and_settings(env: Env, capsys: pytest.CaptureFixture[str])
     # nothing the collector keeps can decrypt: only the public recipient is anywhere
     env.collector.stop()
     blobs = [p.read_bytes() for p in env.data.rglob("*") if p.is_file()]
+    blobs.append(database_text(env.data))
     assert not [b for b in blobs if b"AGE-SECRET-KEY-" in b.upper()]
     assert any(recipient.encode() in b for b in blobs)
 

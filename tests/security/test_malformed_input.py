@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from harness.net import http
 from harness.processes import Agent, Collector
 from harness.signed import batch, report, session_for, signed_headers
 from protocol import request_auth as ra
+from harness.database import collector_sql
 
 Enrolled = tuple[str, str, tuple[str, bytes]]
 
@@ -78,11 +78,8 @@ def assert_clean_4xx(status: int, doc: dict, *codes: int) -> None:
 
 
 def count(collector: Collector, table: str) -> int:
-    db = sqlite3.connect(collector.data_dir / "vigil.db")
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
+    with collector_sql(collector.data_dir) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 # --- invalid UTF-8 -------------------------------------------------------------------------
