@@ -35,3 +35,18 @@ def test_taken_port_is_named(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_unreachable_postgresql_is_one_line(tmp_path: Path) -> None:
+    """``kind = "postgresql"`` used to be accepted, then ``serve`` died with a traceback."""
+    config = tmp_path / "collector.toml"
+    nowhere = tmp_path / "no-server-here"
+    config.write_text(
+        f'[storage]\nkind = "postgresql"\ndsn = "postgresql://vigil@/vigil?host={nowhere}"\n'
+    )
+    out = _serve(
+        "--config", str(config), "--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0"
+    )
+    assert out.returncode == 2
+    assert "cannot open the PostgreSQL database" in out.stderr
+    assert "Traceback" not in out.stderr
