@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from collector import secrets_store
 from collector.cli_options import (
@@ -27,8 +28,8 @@ from collector.durations import parse_duration
 from collector.health import servers
 from collector.health.fleet import FleetView
 from collector.private_files import keep_files_private
+from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS
 from protocol import log_format
-from collector.storage import INTEGRITY_ERRORS
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -57,12 +58,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     log_format.configure(config.log_format, args.log_level or config.log_level)
-    lock = None
-    if config.storage.kind == "sqlite":
-        try:
+    lock: Any = None
+    try:
+        if config.storage.kind == "sqlite":
             lock = instance_lock.hold(config.data_dir)
-        except instance_lock.AlreadyRunning as exc:
-            return fail(str(exc), 2)
+        else:
+            lock = instance_lock.hold_database(config.storage.dsn)
+    except instance_lock.AlreadyRunning as exc:
+        return fail(str(exc), 2)
+    except (ImportError, *STORAGE_ERRORS) as exc:
+        return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         return run(config, reload_from=lambda: config_of(args), log_level_flag=args.log_level)
     except OSError as exc:

@@ -5,7 +5,8 @@ The collector's repositories are synchronous functions over a connection that sp
 column name (``sqlite3.Row``). :class:`PgConnection` gives a psycopg 3 connection that
 face, so every repository runs unchanged on both backends: placeholders become ``%s``
 (a literal ``%`` is doubled), a Python ``bool`` is sent as the integer SQLite would have
-stored, a NUL in text (which PostgreSQL refuses) as U+FFFD, and rows come back as :class:`PgRow`. The group commit is the SQLite one
+stored, a NUL in text (which PostgreSQL refuses) as U+FFFD, and rows come back as
+:class:`PgRow`. The group commit is the SQLite one
 (:class:`~collector.storage.database.GroupCommitDatabase`): one writer connection,
 each job in its own SAVEPOINT, one COMMIT per batch.
 
