@@ -356,6 +356,8 @@ def open_storage(config: Any, opener: Callable[[Any], Any]) -> Any:
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         release_ballast(directory, config.report_reserve)
+    else:  # PostgreSQL: the data directory still holds staged uploads and local backups
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         return opener(config)
     except StorageUnavailable as exc:
