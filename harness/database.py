@@ -131,3 +131,20 @@ def database_text(data_dir: Path) -> bytes:
             conn.execute(f'SELECT CAST(t AS TEXT) FROM "{name}" t').fetchall() for (name,) in tables
         ]
     return "\n".join(r[0] for part in rows for r in part).encode()
+
+
+def drop_collector_database(data_dir: Path) -> None:
+    """Throw a stopped collector's database away (the next start makes an empty one)."""
+    if os.environ.get("VIGIL_STORAGE_URL"):
+        with collector_sql(data_dir) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        return
+    for f in data_dir.glob("vigil.db*"):
+        f.unlink()
+
+
+def own_database_env(server: PrivatePostgres | None) -> dict[str, str]:
+    """The environment for a second collector in one test that must not share the first
+    one's database (on SQLite its own data directory is enough)."""
+    return {"VIGIL_STORAGE_URL": server.new_database()} if server is not None else {}

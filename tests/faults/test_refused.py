@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 from tests.faults.test_resilience import stored_reports
+from harness.database import PrivatePostgres, own_database_env
 
 SLOW = "refused_check_s = 3600\n"
 
@@ -31,9 +32,11 @@ def refusal(agent: Agent) -> dict | None:
     return agent.status().get("refusal")
 
 
-def test_unknown_server_is_said_once_and_checked_slowly(tmp_path: Path, make_agent) -> None:
+def test_unknown_server_is_said_once_and_checked_slowly(
+    tmp_path: Path, make_agent, postgres_server: PrivatePostgres | None
+) -> None:
     old = Collector(tmp_path / "collector").start()
-    fresh = Collector(tmp_path / "recreated", port=old.port)
+    fresh = Collector(tmp_path / "recreated", port=old.port, env=own_database_env(postgres_server))
     try:
         agent, _ = enrolled(old, make_agent)
         old.kill(signal.SIGKILL)
