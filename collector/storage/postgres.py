@@ -45,7 +45,9 @@ def _row_factory(cursor: Any) -> Any:
     desc = cursor.description
     if desc is None:
         return lambda values: values
-    names = {d.name: i for i, d in reversed(list(enumerate(desc)))}
+    names: dict[str, int] = {}
+    for i, d in enumerate(desc):
+        names.setdefault(d.name, i)  # the first of two same-named columns, as sqlite3.Row
     row_type = type("PgRow", (PgRow,), {"_names": names})
 
     def make(values: Sequence[Any]) -> PgRow:
