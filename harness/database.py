@@ -101,10 +101,11 @@ def collector_database(path: Path, **sqlite_options: Any) -> Database:
 
 
 @contextlib.contextmanager
-def collector_sql(data_dir: Path) -> Iterator[Any]:
+def collector_sql(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
     """A connection of the test's own to a collector's database, in autocommit, taking
-    ``?`` placeholders on either backend (to count what was stored, or to corrupt it)."""
-    url = os.environ.get("VIGIL_STORAGE_URL")
+    ``?`` placeholders on either backend (to count what was stored, or to corrupt it);
+    ``env`` is the collector's own environment, if it was given one."""
+    url = (env or {}).get("VIGIL_STORAGE_URL") or os.environ.get("VIGIL_STORAGE_URL")
     if url:
         from collector.storage.postgres import PgConnection
 

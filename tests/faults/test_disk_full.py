@@ -44,7 +44,7 @@ def test_a_report_is_never_written_short(tmp_path: Path, tmpfs) -> None:
 
 
 def server_row(collector: Collector, server_id: str) -> tuple[int, int]:
-    with collector_sql(collector.data_dir) as db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         row = db.execute(
             "SELECT dropped_reports, missing_reports FROM servers WHERE id = ?", (server_id,)
         ).fetchone()

@@ -13,7 +13,7 @@ from tests.faults.disk_full import fill_disk
 
 
 def stored_reports(collector: Collector, server_id: str) -> list[tuple[int, str]]:
-    with collector_sql(collector.data_dir) as db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         rows = db.execute(
             "SELECT seq, report_id FROM reports WHERE server_id = ? ORDER BY seq", (server_id,)
         ).fetchall()

@@ -362,7 +362,7 @@ def test_one_partners_unreadable_contract_does_not_stop_anothers_checks(
         "term_months": 120,
         "auto_renew": False,
     }
-    with collector_sql(collector.data_dir) as db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         db.execute(
             "INSERT INTO contract_versions (partner, contract_id, version, valid_from, removed, "
             "data, source) VALUES ('rival', 'R-BAD', 1, 0, 0, ?, 'legacy')",

@@ -20,16 +20,18 @@ from harness.net import http
 from harness.processes import Agent, Collector
 from harness.signed import batch, report, session_for, signed_headers
 from protocol import request_auth as ra
-from harness.database import collector_sql
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 
 Enrolled = tuple[str, str, tuple[str, bytes]]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, Enrolled]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[tuple[Collector, Enrolled]]:
     """One collector and one enrolled agent for the module: each attack leaves no trace."""
     root = tmp_path_factory.mktemp("malformed")
-    collector = Collector(root / "collector").start()
+    collector = Collector(root / "collector", env=own_database_env(postgres_server)).start()
     try:
         key, token = collector.partner("acme")
         agent = Agent(root / "agent")
@@ -78,7 +80,7 @@ def assert_clean_4xx(status: int, doc: dict, *codes: int) -> None:
 
 
 def count(collector: Collector, table: str) -> int:
-    with collector_sql(collector.data_dir) as db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 

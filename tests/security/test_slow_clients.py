@@ -42,7 +42,7 @@ def guarded(tmp_path: Path, make_agent) -> Iterator[tuple[Collector, Agent, str]
 
 
 def reports_stored(collector: Collector, server_id: str) -> int:
-    with collector_sql(collector.data_dir) as db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         row = db.execute("SELECT COUNT(*) FROM reports WHERE server_id = ?", (server_id,))
         return int(row.fetchone()[0])
 
