@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import logging
 import sys
 import time
 from collections.abc import Callable, Sequence

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.backups.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
 from collector.storage import Database
-from protocol import backup_envelope as be
 from harness.database import collector_database
+from protocol import backup_envelope as be
 from recovery.cli import main as vigil_backup
 from tests.backups.backup_site import BackupSite, open_site
 

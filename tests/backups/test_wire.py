@@ -22,13 +22,13 @@ from pyrage import x25519
 from agent.client import CollectorClient
 from collector.backups.cli import register
 from collector.backups.objectstore import open_object_store
+from harness.database import database_text
 from harness.enrolled import EnrolledAgent, enroll_agent
 from harness.processes import Collector, Partner
 from protocol import backup_envelope as be
 from protocol import request_auth as ra
 from protocol.messages import AgentSettings
 from protocol.version import HEADER, PROTOCOL_VERSION
-from harness.database import database_text
 
 from .conftest import new_bucket, s3_config
 

@@ -9,10 +9,10 @@ import signal
 import time
 from pathlib import Path
 
+from harness.database import PrivatePostgres, own_database_env
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 from tests.faults.test_resilience import stored_reports
-from harness.database import PrivatePostgres, own_database_env
 
 SLOW = "refused_check_s = 3600\n"
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.database import drop_collector_database
 from harness.enrolled import enroll_agent
 from harness.net import http, page_session_cookie, wait_until
-from harness.database import drop_collector_database
 
 
 def test_agents_of_a_recreated_database_are_logged_once(make_collector, tmp_path: Path):

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.signed import batch, post_signed, report, session_for
 from harness.database import PrivatePostgres, private_postgres
 from harness.processes import BIN, Collector
+from harness.signed import batch, post_signed, report, session_for
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.processes import Collector
 from harness.database import PrivatePostgres, private_postgres
+from harness.processes import Collector
 
 BIN = Path(sys.executable).parent
 

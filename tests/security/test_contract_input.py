@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from harness.database import PrivatePostgres, own_database_env
 from harness.net import http
 from harness.processes import BIN, Collector
-from harness.database import PrivatePostgres, own_database_env
 
 TODAY = time.strftime("%Y-%m-%d")
 GOOD = {"customer": "Museum", "plan": "maintenance-support", "licence_ids": "L1", "start": TODAY}

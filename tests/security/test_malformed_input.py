@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 from harness.net import http
 from harness.processes import Agent, Collector
 from harness.signed import batch, report, session_for, signed_headers
 from protocol import request_auth as ra
-from harness.database import PrivatePostgres, collector_sql, own_database_env
 
 Enrolled = tuple[str, str, tuple[str, bytes]]
 
