@@ -32,6 +32,9 @@ from protocol import log_format
 
 Register = Callable[[argparse._SubParsersAction], None]
 
+_UNREACHABLE: tuple[type[Exception], ...] = (ImportError, *STORAGE_ERRORS)
+"""What opening a PostgreSQL database raises when it is not there or not reachable."""
+
 
 def _feature_registrations() -> list[Register]:
     from collector.accounts import cli as accounts_cli
@@ -65,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lock = instance_lock.hold_database(config.storage.dsn)
     except instance_lock.AlreadyRunning as exc:
         return fail(str(exc), 2)
-    except (ImportError, *STORAGE_ERRORS) as exc:
+    except _UNREACHABLE as exc:
         return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         return run(config, reload_from=lambda: config_of(args), log_level_flag=args.log_level)

@@ -47,6 +47,9 @@ from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector.storage")
 
+_WRITE_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError, RuntimeError)
+_OPEN_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError)
+
 BALLAST_NAME = ".vigil-ballast"
 BALLAST_SIZE = 2 * 1024 * 1024
 STORAGE_CHECKS = ("data_dir", "database_file", "database_write", "disk_space")
@@ -211,7 +214,7 @@ class StorageHealth:
             await asyncio.wait_for(self.db.write(beat), HEARTBEAT_TIMEOUT_S)
         except TimeoutError:
             return Check(False, f"the database did not commit within {HEARTBEAT_TIMEOUT_S:.0f} s")
-        except (*STORAGE_ERRORS, OSError, RuntimeError) as exc:
+        except _WRITE_REFUSED as exc:
             return Check(False, f"the database refuses writes: {exc}")
         return Check(True)
 
@@ -362,7 +365,7 @@ def open_storage(config: Any, opener: Callable[[Any], Any]) -> Any:
         return opener(config)
     except StorageUnavailable as exc:
         raise StorageStartError(f"cannot open the database: {exc}") from exc
-    except (*STORAGE_ERRORS, OSError) as exc:
+    except _OPEN_REFUSED as exc:
         if directory is None:
             raise StorageStartError(f"cannot open the PostgreSQL database: {exc}") from exc
         where = directory

@@ -9,6 +9,8 @@ from collector.cli_options import emit_json, fail
 from collector.storage import STORAGE_ERRORS, StorageUnavailable, open_url
 from collector.storage.transfer import TransferError, plan, transfer
 
+_REFUSED: tuple[type[Exception], ...] = (TransferError, StorageUnavailable, *STORAGE_ERRORS)
+
 
 def cmd_migrate_storage(args: argparse.Namespace) -> int:
     """Copy every table from ``--from`` to ``--to``; with ``--dry-run`` only say what would be."""
@@ -21,7 +23,7 @@ def cmd_migrate_storage(args: argparse.Namespace) -> int:
             order, report = plan(source, target)
             if not args.dry_run:
                 report = transfer(source, target, order)
-    except (TransferError, StorageUnavailable, *STORAGE_ERRORS) as exc:
+    except _REFUSED as exc:
         return fail(f"migrate-storage: {exc}")
     total = sum(report.tables.values())
     if args.json:
