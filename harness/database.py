@@ -100,6 +100,15 @@ def collector_database(path: Path, **sqlite_options: Any) -> Database:
     return SQLiteDatabase(path, **sqlite_options)
 
 
+def empty_collector_database(path: Path, **sqlite_options: Any) -> Database:
+    """:func:`collector_database`, emptied first: on PostgreSQL the test's database is
+    dropped and made again (for a test that makes a fresh database per example); on
+    SQLite ``path`` must be a new file."""
+    if os.environ.get("VIGIL_STORAGE_URL"):
+        drop_collector_database(path.parent)
+    return collector_database(path, **sqlite_options)
+
+
 @contextlib.contextmanager
 def collector_sql(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
     """A connection of the test's own to a collector's database, in autocommit, taking

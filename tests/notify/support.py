@@ -13,7 +13,7 @@ from collector.notify.channel_secrets import SecretBox
 from collector.notify.notifier import Notifier
 from collector.notify.settings import NotifySettings
 from collector.storage import Database
-from harness.database import collector_database
+from harness.database import empty_collector_database
 
 T0 = 1_800_000_000.0
 
@@ -35,7 +35,7 @@ class T(NamedTuple):
 
 
 def make_db(tmp_path: Path, servers: int = 3) -> Database:
-    db = collector_database(tmp_path / "vigil.db")
+    db = empty_collector_database(tmp_path / "vigil.db")
 
     def setup(c: Any) -> None:
         c.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'acme', 0)")
