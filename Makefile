@@ -35,8 +35,27 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The collector's tests run a second time on PostgreSQL (a private server per worker):
+# every feature's SQL (health, cameras, backups, contracts, notify, portal, security,
+# faults), not the agent-, camera- and archive-side files that never open a collector's
+# database, nor the browser screenshots or tests about the SQLite file (sqlite_only).
+# The whole collector set instead:
+#   make test PG_TESTS="tests/health tests/cameras tests/backups tests/contracts \
+#     tests/notify tests/portal tests/security tests/faults"
+PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
+	tests/health/test_api.py tests/health/test_enrollment.py \
+	tests/health/test_migrations.py tests/health/test_postgres_backend.py \
+	tests/health/test_serve_errors.py tests/health/test_health_probes.py \
+	tests/cameras/test_collector_cameras.py tests/cameras/test_cameras_end_to_end.py \
+	tests/backups/test_uploads.py tests/backups/test_counting.py \
+	tests/backups/test_maintenance.py tests/backups/test_policy.py tests/backups/test_wire.py \
+	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_roles.py \
+	tests/portal/test_tenancy_walk.py tests/portal/test_openapi_responses.py
+
 test: $(STAMP) system-packages package-tools lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	VIGIL_TEST_DB=postgresql $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
+		-m 'not sqlite_only' $(PG_TESTS)
 
 bench: $(STAMP) system-packages
 	$(BIN)/python bench/ingest.py

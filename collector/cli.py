@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from collector import secrets_store
 from collector.cli_options import (
@@ -26,9 +27,13 @@ from collector.durations import parse_duration
 from collector.health import servers
 from collector.health.fleet import FleetView
 from collector.private_files import keep_files_private
+from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS
 from protocol import log_format
 
 Register = Callable[[argparse._SubParsersAction], None]
+
+_UNREACHABLE: tuple[type[Exception], ...] = (ImportError, *STORAGE_ERRORS)
+"""What opening a PostgreSQL database raises when it is not there or not reachable."""
 
 
 def _feature_registrations() -> list[Register]:
@@ -36,12 +41,14 @@ def _feature_registrations() -> list[Register]:
     from collector.backups import cli as backups_cli
     from collector.contracts import cli as contracts_cli
     from collector.notify import cli as notify_cli
+    from collector.storage import cli as storage_cli
 
     return [
         backups_cli.register,
         contracts_cli.register,
         notify_cli.register,
         accounts_cli.register,
+        storage_cli.register,
     ]
 
 
@@ -53,12 +60,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     log_format.configure(config.log_format, args.log_level or config.log_level)
-    lock = None
-    if config.storage.kind == "sqlite":
-        try:
+    lock: Any = None
+    try:
+        if config.storage.kind == "sqlite":
             lock = instance_lock.hold(config.data_dir)
-        except instance_lock.AlreadyRunning as exc:
-            return fail(str(exc), 2)
+        else:
+            lock = instance_lock.hold_database(config.storage.dsn)
+    except instance_lock.AlreadyRunning as exc:
+        return fail(str(exc), 2)
+    except _UNREACHABLE as exc:
+        return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         return run(config, reload_from=lambda: config_of(args), log_level_flag=args.log_level)
     except OSError as exc:
@@ -78,7 +89,7 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
     with opened_database(args, create=True) as db:
         try:
             p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             return fail(f"partner {args.name!r} already exists")
     if args.json:
         emit_json({"id": p.id, "name": p.name})

@@ -34,6 +34,15 @@ class StorageConfig:
     dsn: str = ""
 
 
+def _storage_url(url: str, source: str) -> tuple[str, str, str]:
+    """(kind, dsn, sqlite path) of a storage URL: ``postgresql://…`` or ``sqlite:///path``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql", url, ""
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return "sqlite", "", url[len("sqlite://") :]
+    raise ConfigError(source, "storage.url", "postgresql://user@host/database or sqlite:///path")
+
+
 @dataclass(frozen=True)
 class RateLimitConfig:
     """How many authentication failures are tolerated before answering 429 (``[rate_limits]``).
@@ -258,9 +267,19 @@ def load_config(
     st = raw.get("storage", {})
     if not isinstance(st, dict):
         raise ConfigError(source, "storage", "a table")
+    url = _get(st, "url", str, source, "storage.", "")
+    if not url and "kind" not in st and "path" not in st:
+        url = os.environ.get("VIGIL_STORAGE_URL", "")
     kind = _get(st, "kind", str, source, "storage.", "sqlite")
     if kind not in ("sqlite", "postgresql"):
         raise ConfigError(source, "storage.kind", '"sqlite" or "postgresql"')
+    dsn = _get(st, "dsn", str, source, "storage.", "")
+    if url:
+        kind, dsn, url_path = _storage_url(url, source)
+        if url_path:
+            st = {**st, "path": url_path}
+    if kind == "postgresql" and not dsn:
+        raise ConfigError(source, "storage.url", "a postgresql://user@host/database URL")
     sync = _get(st, "sqlite_synchronous", str, source, "storage.", "FULL").upper()
     if sync not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError(source, "storage.sqlite_synchronous", '"FULL", "NORMAL" or "EXTRA"')
@@ -271,7 +290,7 @@ def load_config(
         kind=kind,
         path=Path(db_path),
         sqlite_synchronous=sync,
-        dsn=_get(st, "dsn", str, source, "storage.", ""),
+        dsn=dsn,
     )
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts = _feature_sections(raw, source)

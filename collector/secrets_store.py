@@ -32,8 +32,10 @@ class Partner:
 
 
 def add_partner(conn: sqlite3.Connection, name: str) -> Partner:
-    cur = conn.execute("INSERT INTO partners (name, created_at) VALUES (?, ?)", (name, time.time()))
-    return Partner(int(cur.lastrowid or 0), name)
+    row = conn.execute(
+        "INSERT INTO partners (name, created_at) VALUES (?, ?) RETURNING id", (name, time.time())
+    ).fetchone()
+    return Partner(int(row[0]), name)
 
 
 def partner_by_name(conn: sqlite3.Connection, name: str) -> Partner:

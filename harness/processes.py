@@ -93,6 +93,7 @@ class Collector:
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, **self.env} if self.env else None,
         )
         if check and out.returncode != 0:
             raise AssertionError(f"vigil-collector {' '.join(args)} failed: {out.stderr}")

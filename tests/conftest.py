@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.database import BACKEND, PrivatePostgres, own_database_env, private_postgres
 from harness.processes import Agent, Collector
 from harness.proxy import CuttingProxy
 
@@ -24,16 +25,41 @@ def _known_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_KNOWN_SERVERS", str(tmp_path / "known_servers"))
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres | None]:
+    """With ``VIGIL_TEST_DB=postgresql``, one private PostgreSQL for the session."""
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _storage_backend(
+    postgres_server: PrivatePostgres | None,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """On PostgreSQL, a fresh database per test, named to every collector it starts
+    (a test about the SQLite file itself, marked ``sqlite_only``, keeps SQLite)."""
+    if postgres_server is not None and request.node.get_closest_marker("sqlite_only") is None:
+        monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_database())
+
+
 MakeCollector = Callable[..., Collector]
 
 
 @pytest.fixture
-def make_collector(tmp_path: Path) -> Iterator[MakeCollector]:
+def make_collector(
+    tmp_path: Path, postgres_server: PrivatePostgres | None
+) -> Iterator[MakeCollector]:
     """``make_collector(config="", data_dir=None, healthy=True, name="collector")``: a
     started ``vigil-collector serve`` with ``config`` (TOML text) as its configuration file
     and its data in ``data_dir`` (``tmp_path/name`` by default); several may run. Each is
-    stopped at teardown."""
+    stopped at teardown. Each data directory has its own database (on PostgreSQL too)."""
     made: list[Collector] = []
+    databases: dict[Path, dict[str, str]] = {}
 
     def make(
         config: str = "",
@@ -44,7 +70,10 @@ def make_collector(tmp_path: Path) -> Iterator[MakeCollector]:
     ) -> Collector:
         cfg = tmp_path / f"{name}-{len(made)}.toml"
         cfg.write_text(config)
-        c = Collector(data_dir or tmp_path / name, config=cfg, env=env or {})
+        data = data_dir or tmp_path / name
+        if data not in databases:
+            databases[data] = own_database_env(postgres_server) if databases else {}
+        c = Collector(data, config=cfg, env={**databases[data], **(env or {})})
         made.append(c)
         return c.start(healthy=healthy)
 

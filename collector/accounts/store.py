@@ -94,11 +94,11 @@ def add_customer(conn: sqlite3.Connection, partner_id: int, name: str) -> int:
     ).fetchone()
     if found is not None:
         return int(found["id"])
-    cur = conn.execute(
-        "INSERT INTO customers (partner_id, name, created_at) VALUES (?, ?, ?)",
+    row = conn.execute(
+        "INSERT INTO customers (partner_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
         (partner_id, name, time.time()),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])
 
 
 def customer_id(conn: sqlite3.Connection, partner_id: int, name: str) -> int:
@@ -160,12 +160,12 @@ def add_user(
     email = email if service else normal_email(email)
     if conn.execute("SELECT 1 FROM users WHERE email = ?", (email,)).fetchone():
         raise AccountError(f"a user {email!r} already exists")
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO users (email, password_hash, partner_id, customer_id, role, service, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (email, password_hash, partner_id, customer_id, role, int(service), time.time()),
-    )
-    found = get_user(conn, partner_id, int(cur.lastrowid or 0))
+    ).fetchone()
+    found = get_user(conn, partner_id, int(row[0]))
     assert found is not None
     return found
 

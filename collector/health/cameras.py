@@ -90,7 +90,7 @@ def apply_report(
             continue
         verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
         conn.execute(
-            "UPDATE cameras SET verdict = ?, since = CASE WHEN ? THEN ? ELSE since END, "
+            "UPDATE cameras SET verdict = ?, since = CASE WHEN ? = 1 THEN ? ELSE since END, "
             "updated_at = ?, "
             "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
             "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",

@@ -33,7 +33,6 @@ import contextlib
 import errno
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -43,9 +42,13 @@ from typing import Any
 from aiohttp import web
 
 from collector.http.appkeys import CONFIG, DB, METRICS
+from collector.storage import STORAGE_ERRORS, StorageUnavailable
 from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector.storage")
+
+_WRITE_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError, RuntimeError)
+_OPEN_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError)
 
 BALLAST_NAME = ".vigil-ballast"
 BALLAST_SIZE = 2 * 1024 * 1024
@@ -211,7 +214,7 @@ class StorageHealth:
             await asyncio.wait_for(self.db.write(beat), HEARTBEAT_TIMEOUT_S)
         except TimeoutError:
             return Check(False, f"the database did not commit within {HEARTBEAT_TIMEOUT_S:.0f} s")
-        except (sqlite3.Error, OSError, RuntimeError) as exc:
+        except _WRITE_REFUSED as exc:
             return Check(False, f"the database refuses writes: {exc}")
         return Check(True)
 
@@ -356,10 +359,16 @@ def open_storage(config: Any, opener: Callable[[Any], Any]) -> Any:
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         release_ballast(directory, config.report_reserve)
+    else:  # PostgreSQL: the data directory still holds staged uploads and local backups
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         return opener(config)
-    except (sqlite3.Error, OSError) as exc:
-        where = directory or config.data_dir
+    except StorageUnavailable as exc:
+        raise StorageStartError(f"cannot open the database: {exc}") from exc
+    except _OPEN_REFUSED as exc:
+        if directory is None:
+            raise StorageStartError(f"cannot open the PostgreSQL database: {exc}") from exc
+        where = directory
         free = None
         with contextlib.suppress(OSError):
             free = free_bytes(where)

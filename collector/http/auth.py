@@ -23,7 +23,6 @@ answer 429 with ``Retry-After`` before looking at the credential.
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from collector.health.refusals import refused
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
+from collector.storage import STORAGE_ERRORS
 from protocol import request_auth as ra
 from protocol import routes
 
@@ -299,7 +299,7 @@ async def _authenticate_partner(request: web.Request) -> None:
     if owner.last_used_at is None or now - owner.last_used_at >= KEY_USE_RESOLUTION_S:
         try:
             await request.app[DB].write(lambda c: store.note_key_used(c, owner.key_id, now))
-        except sqlite3.Error:  # storage trouble must not refuse a read; the time is a hint
+        except STORAGE_ERRORS:  # storage trouble must not refuse a read; the time is a hint
             pass
     request[_PARTNER] = identity
     check_role(request, identity)

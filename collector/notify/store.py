@@ -465,8 +465,7 @@ def event_log(
         outcomes = [
             {"route": o[0], "outcome": o[1], "at": o[2]}
             for o in conn.execute(
-                "SELECT route_id, outcome, at FROM notify_event_log WHERE event_id = ? "
-                "ORDER BY rowid",
+                "SELECT route_id, outcome, at FROM notify_event_log WHERE event_id = ? ORDER BY id",
                 (r[0],),
             )
         ]

@@ -53,33 +53,14 @@ class Database(Protocol):
     async def aclose(self) -> None: ...
 
 
-class SQLiteDatabase:
-    """SQLite (WAL) behind the :class:`Database` interface."""
+class GroupCommitDatabase:
+    """The group commit, the reader pool and the blocking entry points, over whatever
+    connection :meth:`_connect` opens (a subclass per backend)."""
 
-    dialect = "sqlite"
+    dialect = ""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        synchronous: str = "FULL",
-        max_batch: int = 512,
-        readers: int = 2,
-        busy_timeout_ms: int = 10_000,
-    ) -> None:
-        self.path = Path(path)
-        self.synchronous = synchronous
+    def __init__(self, *, max_batch: int, readers: int) -> None:
         self.max_batch = max_batch
-        self.busy_timeout_ms = busy_timeout_ms
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
-        private_sqlite_files(self.path)
-        conn = self._connect()
-        try:
-            apply_migrations(conn, self.dialect)
-        finally:
-            conn.close()
-        private_sqlite_files(self.path)
         self._pending: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wconn: Conn | None = None
@@ -91,28 +72,14 @@ class SQLiteDatabase:
         self.commits = 0
         self.committed_jobs = 0
 
-    # -- connections --------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
 
-    def _connect(self) -> Conn:
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self.busy_timeout_ms / 1000,
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+    def _read_only(self, conn: Any) -> None:
+        raise NotImplementedError
 
-    def _reader_conn(self) -> Conn:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-        return conn
+    def _begin(self, conn: Any) -> None:
+        raise NotImplementedError
 
     # -- reads --------------------------------------------------------------------------
 
@@ -120,6 +87,13 @@ class SQLiteDatabase:
         """Run ``fn`` on a read connection in a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, fn)
+
+    def _reader_conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._read_only(conn)
+        return conn
 
     def _run_read(self, fn: Callable[[Conn], T]) -> T:
         conn = self._reader_conn()
@@ -134,7 +108,7 @@ class SQLiteDatabase:
         where a thread hop would cost more than the query (per-request authentication)."""
         if self._inline is None:
             self._inline = self._connect()
-            self._inline.execute("PRAGMA query_only=ON")
+            self._read_only(self._inline)
         return fn(self._inline)
 
     def read_sync(self, fn: Callable[[Conn], T]) -> T:
@@ -229,6 +203,63 @@ class SQLiteDatabase:
             await asyncio.shield(self._flusher)
         self.close()
 
+    def close(self) -> None:
+        """Close every connection (with writes queued, use :meth:`aclose`)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._committer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        for conn in (self._inline, self._wconn):
+            if conn is not None:
+                conn.close()
+
+
+class SQLiteDatabase(GroupCommitDatabase):
+    """SQLite (WAL) behind the :class:`Database` interface."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        max_batch: int = 512,
+        readers: int = 2,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
+        private_sqlite_files(self.path)
+        conn = self._connect()
+        try:
+            apply_migrations(conn, self.dialect)
+        finally:
+            conn.close()
+        private_sqlite_files(self.path)
+        super().__init__(max_batch=max_batch, readers=readers)
+
+    def _connect(self) -> Conn:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout_ms / 1000,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _read_only(self, conn: Conn) -> None:
+        conn.execute("PRAGMA query_only=ON")
+
     def _begin(self, conn: Conn) -> None:
         """BEGIN IMMEDIATE, waiting (up to the busy timeout) for another process's write."""
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
@@ -240,14 +271,3 @@ class SQLiteDatabase:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-
-    def close(self) -> None:
-        """Close every connection (with writes queued, use :meth:`aclose`)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._committer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
-        for conn in (self._inline, self._wconn):
-            if conn is not None:
-                conn.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from collector.backups import catalog
 from collector.backups.policy import BackupPolicy
 from collector.config import load_config
 from collector.storage import open_database
+from harness.database import collector_sql
 from harness.net import http
 from harness.processes import Agent, Collector, Partner
 from harness.proxy import CuttingProxy
@@ -257,13 +257,8 @@ class BackupSite:
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """One statement on the collector's database (another connection, as an intruder
         on its disk would have): the rows it returns."""
-        conn = sqlite3.connect(self.collector.data_dir / "vigil.db", timeout=30)
-        try:
-            rows = conn.execute(statement, params).fetchall()
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
+        with collector_sql(self.collector.data_dir, self.collector.env) as conn:
+            return [tuple(r) for r in conn.execute(statement, params).fetchall()]
 
 
 def write(data_dir: Path, change: Callable[[Any], T]) -> T:

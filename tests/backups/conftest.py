@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.backups.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
-from collector.storage import SQLiteDatabase
+from collector.storage import Database
+from harness.database import collector_database
 from protocol import backup_envelope as be
 from recovery.cli import main as vigil_backup
 from tests.backups.backup_site import BackupSite, open_site
@@ -133,12 +134,12 @@ class Agent:
 
 @dataclass
 class Fleet:
-    db: SQLiteDatabase
+    db: Database
     data_dir: Path
     agents: dict[str, Agent]
 
 
-def add_server(db: SQLiteDatabase, partner: str, server_id: str) -> Agent:
+def add_server(db: Database, partner: str, server_id: str) -> Agent:
     key = Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     now = time.time()
@@ -163,7 +164,7 @@ def add_server(db: SQLiteDatabase, partner: str, server_id: str) -> Agent:
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     data = tmp_path / "data"
     data.mkdir()
-    db = SQLiteDatabase(data / "vigil.db", synchronous="NORMAL")
+    db = collector_database(data / "vigil.db", synchronous="NORMAL")
     agents = {
         "srv-a": add_server(db, "acme", "srv-a"),
         "srv-b": add_server(db, "acme", "srv-b"),

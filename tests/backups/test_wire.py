@@ -22,6 +22,7 @@ from pyrage import x25519
 from agent.client import CollectorClient
 from collector.backups.cli import register
 from collector.backups.objectstore import open_object_store
+from harness.database import database_text
 from harness.enrolled import EnrolledAgent, enroll_agent
 from harness.processes import Collector, Partner
 from protocol import backup_envelope as be
@@ -422,6 +423,7 @@ def test_not_entitled_and_settings(env: Env, capsys: pytest.CaptureFixture[str])
     # nothing the collector keeps can decrypt: only the public recipient is anywhere
     env.collector.stop()
     blobs = [p.read_bytes() for p in env.data.rglob("*") if p.is_file()]
+    blobs.append(database_text(env.data))
     assert not [b for b in blobs if b"AGE-SECRET-KEY-" in b.upper()]
     assert any(recipient.encode() in b for b in blobs)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from collector.health import cameras
-from collector.storage.database import SQLiteDatabase
+from harness.database import collector_database
 from protocol.messages import Camera
 
 H = 3600.0
@@ -27,15 +27,15 @@ def cam(key: str, verdict: str = "ok", **kw: object) -> Camera:
 
 @pytest.fixture
 def db(tmp_path):
-    d = SQLiteDatabase(tmp_path / "v.db")
+    d = collector_database(tmp_path / "v.db")
 
     def setup(c):
         c.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'p', 0)")
         for sid in ("s1", "s2"):
             c.execute(
                 "INSERT INTO servers (id, partner_id, hostname, machine_id, public_key, "
-                "enrolled_at) VALUES (?, 1, 'h', ?, x'00', 0)",
-                (sid, sid),
+                "enrolled_at) VALUES (?, 1, 'h', ?, ?, 0)",
+                (sid, sid, b"\x00"),
             )
 
     d.write_sync(setup)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from collector.health import servers
 from collector.health.fleet import FleetView
-from collector.storage import SQLiteDatabase
+from collector.storage import Database
+from harness.database import collector_database
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
 
@@ -37,7 +38,7 @@ def test_the_told_interval_is_stored_with_each_report(
     assert view["told_interval_s"] == 5
 
 
-def _view(db: SQLiteDatabase, server_id: str, now: float) -> dict:
+def _view(db: Database, server_id: str, now: float) -> dict:
     def go(c):
         row = servers.get(c, server_id)
         return FleetView(c, 60, 3).view(row, now)
@@ -46,7 +47,7 @@ def _view(db: SQLiteDatabase, server_id: str, now: float) -> dict:
 
 
 def test_offline_uses_the_told_interval_and_a_grace_after_a_change(tmp_path: Path) -> None:
-    db = SQLiteDatabase(tmp_path / "vigil.db", synchronous="NORMAL")
+    db = collector_database(tmp_path / "vigil.db", synchronous="NORMAL")
     seen = 1_800_000_000.0
 
     def setup(c):
@@ -54,8 +55,8 @@ def test_offline_uses_the_told_interval_and_a_grace_after_a_change(tmp_path: Pat
         c.execute(
             "INSERT INTO servers (id, partner_id, hostname, machine_id, public_key, enrolled_at, "
             "last_seen, state, report_interval_s, told_interval_s, told_grace_s) "
-            "VALUES ('s1', 1, 'h', 'm', x'00', 0, ?, '{}', 60, 3600, 0)",
-            (seen,),
+            "VALUES ('s1', 1, 'h', 'm', ?, 0, ?, '{}', 60, 3600, 0)",
+            (b"\x00", seen),
         )
 
     db.write_sync(setup)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from typing import Any
 
+from harness.database import collector_sql
 from harness.net import http
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
@@ -62,14 +62,12 @@ def test_premium_server_through_february(collector: Collector, make_agent: Any) 
         if not gap[0] <= t <= gap[1]:
             stored.append(t)
         t += 6 * 3600
-    db = sqlite3.connect(collector.data_dir / "vigil.db", timeout=30)
-    with db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         db.execute("UPDATE servers SET enrolled_at = ? WHERE id = ?", (enrolled, sid))
         db.executemany(
             "INSERT INTO backup_stored_times (server_id, seq, stored_at) VALUES (?, ?, ?)",
             [(sid, i + 1, at) for i, at in enumerate(stored)],
         )
-    db.close()
 
     # One hour after enrollment the server is new: nothing owed yet, although the
     # contract started on 1 January.

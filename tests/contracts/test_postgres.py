@@ -1,25 +1,14 @@
-"""The contract engine's SQL on PostgreSQL: migrations 0030-0032 (PostgreSQL twins where
-they exist), the notification tables its writes fill (0120) and the repository functions,
-on a private server started for this module (``initdb`` + ``pg_ctl`` in a temporary
-directory, Unix socket only, no TCP).
-
-The collector's own PostgreSQL backend is not there yet; a small adapter here translates
-``?`` placeholders to psycopg's ``%s``, as the backend will.
+"""The contract engine's SQL on PostgreSQL by itself: migrations 0030-0032, the
+notification tables its writes fill (0120) and the repository functions over the
+backend's connection, on a private server started for this module
+(``harness/database.py``), beside only the columns of the core tables it joins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from collector.contracts import repository as repo
@@ -28,64 +17,18 @@ from collector.contracts.importer import parse_contracts, plan_import
 from collector.contracts.incidents import apply, open_incident
 from collector.contracts.plans import MAINTENANCE_SUPPORT
 from collector.storage.migrations import _statements, available
+from collector.storage.postgres import PgConnection
+from harness.database import private_postgres
 
 D = dt.date.fromisoformat
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-class PgConn:
-    """``execute(sql with ?, params)`` over a psycopg connection in autocommit-off mode."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self.conn.execute(sql.replace("?", "%s"), params)
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Any]:
-    bindir = _pg_bin()
-    if bindir is None or shutil.which("runuser") is None:
-        pytest.fail("PostgreSQL server binaries (Debian postgresql) and runuser are required")
-    base = Path(tempfile.mkdtemp(prefix="vigil-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_pg: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "vigil"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_pg,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(base / "log"),
-            "-o",
-            f"-c listen_addresses='' -k {sock} -c fsync=off",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        conn = psycopg.connect(host=str(sock), user="vigil", dbname="postgres", autocommit=True)
-        with conn:
-            c = PgConn(conn)
-            # The core tables the repository joins (as in 0001/0020, reduced to the columns used).
+def pg() -> Iterator[PgConnection]:
+    with private_postgres() as server:
+        c = PgConnection(server.new_database())
+        try:
+            # The core tables the repository joins (0001/0020, reduced to the columns used).
             c.execute(
                 "CREATE TABLE partners (id INTEGER PRIMARY KEY, name TEXT UNIQUE, "
                 "created_at DOUBLE PRECISION)"
@@ -114,12 +57,8 @@ def pg() -> Iterator[Any]:
                     for stmt in _statements(sql):
                         c.execute(stmt)
             yield c
-    finally:
-        subprocess.run(
-            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        finally:
+            c.close()
 
 
 CSV = """\
@@ -129,7 +68,7 @@ W-1,Bakery,acme,warranty,L2,,2026-01-15
 """
 
 
-def test_repository_on_postgresql(pg: PgConn) -> None:
+def test_repository_on_postgresql(pg: PgConnection) -> None:
     now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
     pg.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'acme', 0)")
     pg.execute(
@@ -188,7 +127,7 @@ def test_repository_on_postgresql(pg: PgConn) -> None:
     assert repo.priority_map(pg, "acme") == {"silent": None}
 
 
-def test_check_run_on_postgresql(pg: PgConn) -> None:
+def test_check_run_on_postgresql(pg: PgConnection) -> None:
     from collector.contracts import service
 
     # Its own partner, server (licence L9, never backed up) and contract (Maintenance &
@@ -220,7 +159,7 @@ def test_check_run_on_postgresql(pg: PgConn) -> None:
     assert {(x["server_id"], x["kind"]) for x in repo.list_findings(pg, "beta")} == stored
 
 
-def test_contract_ids_are_unique_per_partner_on_postgresql(pg: PgConn) -> None:
+def test_contract_ids_are_unique_per_partner_on_postgresql(pg: PgConnection) -> None:
     now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()
     head = "contract_id,customer,partner,plan,licence_ids,start\n"
     (a,) = parse_contracts(head + "T-1,Museum,tenant-a,maintenance-support,LT,2026-01-01\n")

@@ -4,8 +4,9 @@ away under it (and back)."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
+
+from harness.database import collector_sql
 
 
 def fill(directory: Path, leave: int) -> Path:
@@ -30,9 +31,5 @@ def fill(directory: Path, leave: int) -> Path:
 
 def rename(db: Path, old: str, new: str) -> None:
     """Rename a table of the collector's database (another process, its own connection)."""
-    conn = sqlite3.connect(db, timeout=30)
-    try:
+    with collector_sql(db.parent) as conn:
         conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
-        conn.commit()
-    finally:
-        conn.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from agent.spool import Spool
+from harness.database import collector_sql
 from harness.net import wait_until
 from harness.processes import Collector
 from tests.faults.disk_full import fill_disk
@@ -44,13 +44,11 @@ def test_a_report_is_never_written_short(tmp_path: Path, tmpfs) -> None:
 
 
 def server_row(collector: Collector, server_id: str) -> tuple[int, int]:
-    db = sqlite3.connect(collector.data_dir / "vigil.db")
-    try:
-        return db.execute(
+    with collector_sql(collector.data_dir, collector.env) as db:
+        row = db.execute(
             "SELECT dropped_reports, missing_reports FROM servers WHERE id = ?", (server_id,)
         ).fetchone()
-    finally:
-        db.close()
+    return (row[0], row[1])
 
 
 def test_reports_held_in_memory_at_shutdown_are_counted_never_reused(

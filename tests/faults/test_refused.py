@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+from harness.database import PrivatePostgres, own_database_env
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 from tests.faults.test_resilience import stored_reports
@@ -31,9 +32,11 @@ def refusal(agent: Agent) -> dict | None:
     return agent.status().get("refusal")
 
 
-def test_unknown_server_is_said_once_and_checked_slowly(tmp_path: Path, make_agent) -> None:
+def test_unknown_server_is_said_once_and_checked_slowly(
+    tmp_path: Path, make_agent, postgres_server: PrivatePostgres | None
+) -> None:
     old = Collector(tmp_path / "collector").start()
-    fresh = Collector(tmp_path / "recreated", port=old.port)
+    fresh = Collector(tmp_path / "recreated", port=old.port, env=own_database_env(postgres_server))
     try:
         agent, _ = enrolled(old, make_agent)
         old.kill(signal.SIGKILL)

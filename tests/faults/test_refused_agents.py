@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.database import drop_collector_database
 from harness.enrolled import enroll_agent
 from harness.net import http, page_session_cookie, wait_until
 
@@ -17,8 +18,7 @@ def test_agents_of_a_recreated_database_are_logged_once(make_collector, tmp_path
     _, token = c.partner("acme")
     agent = enroll_agent(c.url, token)
     c.stop()
-    for f in data.glob("vigil.db*"):  # the database is recreated: the agent is unknown now
-        f.unlink()
+    drop_collector_database(data)  # the database is recreated: the agent is unknown now
     c.start()
 
     for _ in range(5):

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
+from harness.database import collector_sql
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 from tests.faults.disk_full import fill_disk
 
 
 def stored_reports(collector: Collector, server_id: str) -> list[tuple[int, str]]:
-    db = sqlite3.connect(collector.data_dir / "vigil.db")
-    try:
-        return db.execute(
+    with collector_sql(collector.data_dir, collector.env) as db:
+        rows = db.execute(
             "SELECT seq, report_id FROM reports WHERE server_id = ? ORDER BY seq", (server_id,)
         ).fetchall()
-    finally:
-        db.close()
+    return [(r[0], r[1]) for r in rows]
 
 
 def drained(agent: Agent) -> bool:

@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from harness.enrolled import enroll_agent
 from harness.net import http, wait_until
 from harness.signed import signed_headers
@@ -25,6 +27,7 @@ def health(url: str) -> tuple[int, dict]:
     return status, json.loads(body)
 
 
+@pytest.mark.sqlite_only  # the database file is in the data directory
 def test_deleted_data_directory_is_unhealthy_and_refuses_reports(make_collector, tmp_path: Path):
     data = tmp_path / "data"
     c = make_collector(SMALL, data_dir=data)
@@ -72,6 +75,7 @@ def test_full_disk_refuses_writes_and_recovers(make_collector, tmpfs, tmp_path):
     assert log.count("health check disk_space is ok again") == 1, log
 
 
+@pytest.mark.sqlite_only  # the database file is in the data directory
 def test_starts_on_a_full_disk_serves_reads_and_refuses_writes(make_collector, tmpfs, tmp_path):
     disk = tmpfs(tmp_path / "disk", "32m")
     c = make_collector(SMALL, data_dir=disk / "data")

@@ -11,8 +11,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from collector.storage.database import SQLiteDatabase
 from harness.app import app_client
+from harness.database import collector_database
 from harness.net import http, wait_until
 from tests.faults.inject import fill, rename
 
@@ -61,7 +61,7 @@ def test_healthz_names_a_stopped_task(tmp_path: Path) -> None:
             "[collector]\nhousekeeping_interval_s = 1\ntask_retry_max_s = 1\n"
             "task_give_up_after = 2\n"
         )
-        db = SQLiteDatabase(tmp_path / "vigil.db")
+        db = collector_database(tmp_path / "vigil.db")
         async with app_client(tmp_path, tmp_path / "collector.toml", database=db) as client:
             db.write_sync(lambda c: c.execute("ALTER TABLE reports RENAME TO reports_moved"))
             for _ in range(100):

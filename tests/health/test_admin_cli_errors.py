@@ -22,6 +22,7 @@ def _vc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.sqlite_only
 def test_admin_command_without_a_database_says_where_it_looked(tmp_path: Path) -> None:
     typo = tmp_path / "vigil-colector"
     out = _vc("servers", "--data", str(typo))
@@ -32,6 +33,7 @@ def test_admin_command_without_a_database_says_where_it_looked(tmp_path: Path) -
     assert not typo.exists(), "a listing must not create an empty database"
 
 
+@pytest.mark.sqlite_only
 def test_vigil_data_points_admin_commands_at_the_collector(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert _vc("partner", "add", "acme", "--data", str(data)).returncode == 0

@@ -11,7 +11,7 @@ from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
 from collector.health.ingest import prune_history
-from collector.storage.database import SQLiteDatabase
+from harness.database import collector_database
 
 
 def test_version_from_value_file_and_command(tmp_path: Path) -> None:
@@ -55,14 +55,15 @@ def test_host_facts() -> None:
 
 
 def test_history_retention_keeps_the_latest_state(tmp_path: Path) -> None:
-    db = SQLiteDatabase(tmp_path / "v.db")
+    db = collector_database(tmp_path / "v.db")
     now = time.time()
 
     def setup(c):
         c.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'p', 0)")
         c.execute(
             "INSERT INTO servers (id, partner_id, hostname, machine_id, public_key, enrolled_at, "
-            "state) VALUES ('s', 1, 'h', 'm', x'00', 0, '{}')"
+            "state) VALUES ('s', 1, 'h', 'm', ?, 0, '{}')",
+            (b"\x00",),
         )
         for i, age in enumerate((40 * 86400, 10)):
             c.execute(

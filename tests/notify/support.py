@@ -1,5 +1,6 @@
-"""An in-process notifier on a real SQLite database with a clock the test moves: for what
-takes hours of simulated time (retries, repeat intervals, a receiver down for an hour)."""
+"""An in-process notifier on a real database (SQLite, or the suite's PostgreSQL) with a
+clock the test moves: for what takes hours of simulated time (retries, repeat intervals,
+a receiver down for an hour)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from collector.notify import sources, store
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.notifier import Notifier
 from collector.notify.settings import NotifySettings
-from collector.storage.database import SQLiteDatabase
+from collector.storage import Database
+from harness.database import empty_collector_database
 
 T0 = 1_800_000_000.0
 
@@ -32,8 +34,8 @@ class T(NamedTuple):
     after: str
 
 
-def make_db(tmp_path: Path, servers: int = 3) -> SQLiteDatabase:
-    db = SQLiteDatabase(tmp_path / "vigil.db")
+def make_db(tmp_path: Path, servers: int = 3) -> Database:
+    db = empty_collector_database(tmp_path / "vigil.db")
 
     def setup(c: Any) -> None:
         c.execute("INSERT INTO partners (id, name, created_at) VALUES (1, 'acme', 0)")
@@ -41,8 +43,8 @@ def make_db(tmp_path: Path, servers: int = 3) -> SQLiteDatabase:
         for i in range(servers):
             c.execute(
                 "INSERT INTO servers (id, partner_id, hostname, machine_id, public_key, "
-                "enrolled_at) VALUES (?, 1, ?, ?, x'00', 0)",
-                (f"s{i}", f"nvr-{i}", f"m{i}"),
+                "enrolled_at) VALUES (?, 1, ?, ?, ?, 0)",
+                (f"s{i}", f"nvr-{i}", f"m{i}", b"\x00"),
             )
 
     db.write_sync(setup)

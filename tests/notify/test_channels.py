@@ -11,6 +11,7 @@ import pytest
 
 from collector.notify import store
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from harness.database import database_text
 from harness.net import wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
@@ -148,8 +149,9 @@ def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(tmp_path) 
     first = only_old.hits[0].headers["webhook-signature"].split(" ")
     assert len(first) == 2 and all(s.startswith("v1,") for s in first)
     assert len(only_old.hits[1].headers["webhook-signature"].split(" ")) == 1
-    # Stored encrypted: the secret is not in the database file.
+    # Stored encrypted: the secret is not in the database (file, or PostgreSQL rows).
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("vigil.db*"))
+    stored += database_text(tmp_path)
     assert new.encode() not in stored and old.encode() not in stored
     only_old.close()
     only_new.close()

@@ -4,9 +4,9 @@ fleet view and in /metrics), the CLI's set-up commands."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
+from harness.database import collector_sql
 from harness.net import http, wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
@@ -30,12 +30,13 @@ def _collector(tmp_path: Path) -> Collector:
 
 
 def _events(data_dir: Path) -> list[tuple[str, object]]:
-    with sqlite3.connect(data_dir / "vigil.db") as conn:
-        return conn.execute("SELECT dedup_key, routed_at FROM notify_events ORDER BY id").fetchall()
+    with collector_sql(data_dir) as conn:
+        rows = conn.execute("SELECT dedup_key, routed_at FROM notify_events ORDER BY id")
+        return [tuple(r) for r in rows.fetchall()]
 
 
 def _messages(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "vigil.db") as conn:
+    with collector_sql(data_dir) as conn:
         return conn.execute("SELECT COUNT(*) FROM notify_messages").fetchone()[0]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from collector.notify import events
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from harness.database import collector_database
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.support import T0, Clock, T, camera, make_db, notifier, webhook_channel
 
@@ -49,13 +50,11 @@ def test_an_event_rolls_back_with_its_change_and_a_state_reported_twice_is_one_e
 
 
 def test_two_processes_never_send_one_message_and_a_dead_claim_expires(tmp_path):
-    """Two notifiers on one database file (as two collector processes) route and deliver
+    """Two notifiers on one database (as two collector processes) route and deliver
     at the same time: each message reaches the receiver once. A claim left by a process
     killed mid-send is taken over only after its lease."""
-    from collector.storage.database import SQLiteDatabase
-
     db = make_db(tmp_path, servers=30)
-    other = SQLiteDatabase(tmp_path / "vigil.db")
+    other = collector_database(tmp_path / "vigil.db")
     box = SecretBox(tmp_path)
     secret = new_webhook_secret()
     rx = WebhookReceiver(secrets=[secret])

@@ -71,13 +71,11 @@ def test_retries_go_on_for_more_than_a_day_then_the_message_is_given_up(tmp_path
         )
     )
     mid = db.write_sync(
-        lambda c: (
-            c.execute(
-                "INSERT INTO notify_messages (channel_id, kind, body, created_at, next_attempt_at) "
-                "VALUES ('ch', 'test', '{}', ?, ?)",
-                (T0, T0),
-            ).lastrowid
-        )
+        lambda c: c.execute(
+            "INSERT INTO notify_messages (channel_id, kind, body, created_at, next_attempt_at) "
+            "VALUES ('ch', 'test', '{}', ?, ?) RETURNING id",
+            (T0, T0),
+        ).fetchone()[0]
     )
     t, states = T0, []
     while True:

@@ -4,12 +4,12 @@ made before accounts existed (their partner's service account)."""
 
 from __future__ import annotations
 
-import sqlite3
 import urllib.parse
 
 import pyotp
 import pytest
 
+from harness.database import collector_sql
 from harness.processes import Agent
 from tests.portal.world import World, call, page, post_form, sign_in
 
@@ -27,12 +27,8 @@ def test_a_user_signs_in_with_email_and_password_and_sees_its_partner(world: Wor
 
 
 def test_the_password_hash_is_argon2id_and_never_the_password(world: World) -> None:
-    db = world.collector.data_dir / "vigil.db"
-    conn = sqlite3.connect(db)
-    try:
+    with collector_sql(world.collector.data_dir, world.collector.env) as conn:
         rows = conn.execute("SELECT email, password_hash FROM users WHERE service = 0").fetchall()
-    finally:
-        conn.close()
     assert rows
     for email, hashed in rows:
         assert hashed.startswith("$argon2id$"), email

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import tempfile
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ import pytest
 
 from collector.config import load_config
 from collector.http.app import create_app
+from harness.database import collector_sql
 from harness.net import http, http_no_redirect
 from tests.portal.world import World, csrf_of, page, sign_in
 
@@ -52,8 +52,7 @@ def _ids(world: World, owner: str) -> dict[str, str]:
     server = {"acme-admin": "museum-1", "museum": "museum-1", "bakery": "bakery-1"}.get(
         owner, "rival-1"
     )
-    db = sqlite3.connect(world.collector.data_dir / "vigil.db")
-    try:
+    with collector_sql(world.collector.data_dir, world.collector.env) as db:
         user_id, partner_id = db.execute(
             "SELECT id, partner_id FROM users WHERE email = ?", (world.email(owner),)
         ).fetchone()
@@ -76,8 +75,6 @@ def _ids(world: World, owner: str) -> dict[str, str]:
                 ("silence_id", "notify_silences"),
             )
         }
-    finally:
-        db.close()
     return {
         "server_id": world.servers[server],
         "incident_id": world.incidents[server],

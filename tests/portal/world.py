@@ -107,10 +107,12 @@ def _enroll(c: Collector, root: Path, token: str, name: str, licence: str) -> tu
     return agent, server_id
 
 
-def build(root: Path) -> World:
+def build(root: Path, env: dict[str, str] | None = None) -> World:
+    """The world's collector, started with ``env`` added to its environment (on
+    PostgreSQL, the module's own database)."""
     config = root / "collector.toml"
     config.write_text("[notify]\nallow_private_targets = true\n")  # the walk's webhooks
-    c = Collector(root / "collector", config=config).start()
+    c = Collector(root / "collector", config=config, env=env or {}).start()
     w = World(c)
     tokens = {}
     for partner in ("acme", "rival"):

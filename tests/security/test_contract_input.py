@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.database import PrivatePostgres, own_database_env
 from harness.net import http
 from harness.processes import BIN, Collector
 
@@ -23,9 +24,12 @@ LISTINGS = ("/api/v1/contracts", "/api/v1/incidents", "/api/v1/contract-findings
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+def collector(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[Collector]:
     """One collector for the module (each case is a request that must change nothing)."""
-    c = Collector(tmp_path_factory.mktemp("input") / "collector").start()
+    root = tmp_path_factory.mktemp("input")
+    c = Collector(root / "collector", env=own_database_env(postgres_server)).start()
     try:
         yield c
     finally:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.database import collector_sql
 from harness.net import http, wait_until
 from harness.processes import BIN, Collector
 from harness.signed import batch, post_signed, report, session_for
@@ -362,8 +362,7 @@ def test_one_partners_unreadable_contract_does_not_stop_anothers_checks(
         "term_months": 120,
         "auto_renew": False,
     }
-    db = sqlite3.connect(collector.data_dir / "vigil.db", timeout=30)
-    with db:
+    with collector_sql(collector.data_dir, collector.env) as db:
         db.execute(
             "INSERT INTO contract_versions (partner, contract_id, version, valid_from, removed, "
             "data, source) VALUES ('rival', 'R-BAD', 1, 0, 0, ?, 'legacy')",
@@ -378,7 +377,6 @@ def test_one_partners_unreadable_contract_does_not_stop_anothers_checks(
             "INSERT INTO contract_licences (partner, licence_id, contract_id) "
             "VALUES ('rival', 'LIC-R', 'R-BAD')"
         )
-    db.close()
 
     collector.cli("check")
     mine = call(collector, acme, "GET", "/api/v1/contract-findings")[1]["findings"]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 from harness.net import http
 from harness.processes import Agent, Collector
 from harness.signed import batch, report, session_for, signed_headers
@@ -26,10 +26,12 @@ Enrolled = tuple[str, str, tuple[str, bytes]]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, Enrolled]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[tuple[Collector, Enrolled]]:
     """One collector and one enrolled agent for the module: each attack leaves no trace."""
     root = tmp_path_factory.mktemp("malformed")
-    collector = Collector(root / "collector").start()
+    collector = Collector(root / "collector", env=own_database_env(postgres_server)).start()
     try:
         key, token = collector.partner("acme")
         agent = Agent(root / "agent")
@@ -78,11 +80,8 @@ def assert_clean_4xx(status: int, doc: dict, *codes: int) -> None:
 
 
 def count(collector: Collector, table: str) -> int:
-    db = sqlite3.connect(collector.data_dir / "vigil.db")
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
+    with collector_sql(collector.data_dir, collector.env) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 # --- invalid UTF-8 -------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from collector import secrets_store
 from collector.storage import SQLiteDatabase
 from collector.storage.migrations import _statements, available
@@ -21,6 +23,9 @@ from tests.conftest import MakeCollector
 
 UNLIMITED = "[rate_limits]\naddress_failures = 1000000\ncredential_failures = 1000000\n"
 REPORTS = "/api/v1/agent/reports"
+
+# The database file itself (its mode, a stolen copy, an old schema): SQLite only.
+pytestmark = pytest.mark.sqlite_only
 
 
 def _busy_collector(make_collector: MakeCollector, make_agent) -> tuple[Collector, dict]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.database import collector_sql
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 
@@ -42,13 +42,9 @@ def guarded(tmp_path: Path, make_agent) -> Iterator[tuple[Collector, Agent, str]
 
 
 def reports_stored(collector: Collector, server_id: str) -> int:
-    db = sqlite3.connect(collector.data_dir / "vigil.db")
-    try:
-        return db.execute(
-            "SELECT COUNT(*) FROM reports WHERE server_id = ?", (server_id,)
-        ).fetchone()[0]
-    finally:
-        db.close()
+    with collector_sql(collector.data_dir, collector.env) as db:
+        row = db.execute("SELECT COUNT(*) FROM reports WHERE server_id = ?", (server_id,))
+        return int(row.fetchone()[0])
 
 
 def connect(collector: Collector) -> socket.socket:

@@ -2,8 +2,11 @@
 
 Where the dialects differ on one type, the SQL names it with a token that each dialect
 spells its own way (:data:`TOKENS`, e.g. ``{{auto_id}}`` for a row id the database
-numbers). For a statement that differs in more than a type, a file
-``NNNN_<name>.<dialect>.sql`` beside the plain one replaces it for that dialect.
+numbers); on PostgreSQL the SQLite storage classes are spelled as the wider types that
+hold the same values (:data:`TYPES`: ``REAL`` is an 8-byte float there only as
+``DOUBLE PRECISION``, ``INTEGER`` a 4-byte one unless ``BIGINT``). For a statement
+that differs in more than a type, a file ``NNNN_<name>.<dialect>.sql`` beside the plain
+one replaces it for that dialect.
 Applied versions are recorded in ``schema_migrations``; a database that was migrated
 by a newer collector (an unknown version is recorded) is refused rather than guessed at.
 """
@@ -14,6 +17,7 @@ import re
 import sqlite3
 import time
 from importlib import resources
+from typing import Any
 
 TOKENS: dict[str, dict[str, str]] = {
     "sqlite": {"{{auto_id}}": "INTEGER PRIMARY KEY", "{{bytes}}": "BLOB"},
@@ -24,12 +28,29 @@ TOKENS: dict[str, dict[str, str]] = {
 }
 """Per dialect, what each type token in a migration stands for."""
 
+TYPES: dict[str, dict[str, str]] = {
+    "sqlite": {},
+    "postgresql": {"REAL": "DOUBLE PRECISION", "BLOB": "BYTEA", "INTEGER": "BIGINT"},
+}
+"""Per dialect, the column types of the portable migrations spelled its way."""
+
+_TYPE_WORD = re.compile(r"\b(REAL|BLOB|INTEGER)\b")
+
+BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
+"""How a migration's transaction starts (on PostgreSQL an advisory lock then orders
+collectors migrating the same database at once)."""
+
+_MIGRATION_LOCK = 0x76696769  # "vigi": the advisory lock key of schema migrations
+
 _TOKEN = re.compile(r"\{\{\w+\}\}")
 
 
 def _spelled(sql: str, dialect: str, name: str) -> str:
     for token, spelling in TOKENS[dialect].items():
         sql = sql.replace(token, spelling)
+    types = TYPES[dialect]
+    if types:
+        sql = _TYPE_WORD.sub(lambda m: types[m.group(1)], sql)
     left = _TOKEN.search(sql)
     if left:
         raise MigrationError(f"migration {name}: unknown token {left.group(0)} for {dialect}")
@@ -80,17 +101,21 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def apply_migrations(conn: sqlite3.Connection, dialect: str = "sqlite") -> list[int]:
+def apply_migrations(conn: Any, dialect: str = "sqlite") -> list[int]:
     """Apply what is missing, each migration in its own transaction; return the versions."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at "
+        + ("DOUBLE PRECISION" if dialect == "postgresql" else "REAL")
+        + " NOT NULL)"
     )
     known = {v for v, _, _ in available(dialect)}
     applied_now: list[int] = []
     for version, name, sql in available(dialect):
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(BEGIN[dialect])
         try:
+            if dialect == "postgresql":
+                conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             unknown = done - known
             if unknown:
