@@ -16,6 +16,7 @@ from collector import secrets_store
 from collector.health import servers
 from collector.health.agent_settings import settings_for
 from collector.health.refusals import clear_offset, note_offset, refused
+from collector.http import openapi
 from collector.http.appkeys import CONFIG, DB, METRICS, NONCES, SEALER
 from collector.http.auth import check_limit, note_failure
 from collector.http.bodies import parse
@@ -41,6 +42,14 @@ def _public_key(text: str, field: str) -> bytes:
     return raw
 
 
+@openapi.documented(
+    openapi.operation(
+        "Enroll an agent with a one-time token",
+        body="EnrollRequest",
+        response="EnrollResponse",
+        auth=None,
+    )
+)
 async def post_enroll(request: web.Request) -> web.Response:
     req = parse(await request.read(), EnrollRequest, limits.MAX_ENROLL_BYTES)
     credential = (credential_key("enroll", req.token),)
@@ -143,6 +152,14 @@ async def _note_skew(request: web.Request, server_id: str, body: bytes, offset: 
     refused(request, who, "clock_skew", f"its clock is {offset:+.0f} s from the collector's")
 
 
+@openapi.documented(
+    openapi.operation(
+        "Open a session (Ed25519-signed body)",
+        body="SessionRequest",
+        response="SessionResponse",
+        auth=None,
+    )
+)
 async def post_session(request: web.Request) -> web.Response:
     body = await request.read()
     req = parse(body, SessionRequest, limits.MAX_ENROLL_BYTES)

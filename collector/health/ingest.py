@@ -23,6 +23,7 @@ from aiohttp import web
 from collector import entitlements
 from collector.health import cameras, health_incidents
 from collector.health.agent_settings import settings_for
+from collector.http import openapi
 from collector.http.appkeys import DB, METRICS
 from collector.http.auth import agent_of, body_of
 from collector.http.bodies import parse
@@ -252,6 +253,14 @@ def store_batch(
     return accepted, duplicates, stored_digest
 
 
+@openapi.documented(
+    openapi.operation(
+        "Upload health reports (idempotent by report_id)",
+        body="ReportBatch",
+        response="ReportAck",
+        auth="agent",
+    )
+)
 async def post_reports(request: web.Request) -> web.Response:
     started = time.perf_counter()
     agent = agent_of(request)

@@ -15,6 +15,7 @@ from aiohttp import web
 from collector.contracts import repository as repo
 from collector.contracts.reports import render_csv
 from collector.contracts.views import build_report, contract_view, parse_month
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -108,6 +109,6 @@ async def report_csv(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/contracts", contracts_page)
-    app.router.add_get("/contracts/report", report_page)
-    app.router.add_get("/contracts/report.csv", report_csv)
+    app.router.add_get(paths.CONTRACTS_PAGE, contracts_page)
+    app.router.add_get(paths.CONTRACTS_REPORT_PAGE, report_page)
+    app.router.add_get(paths.CONTRACTS_REPORT_CSV, report_csv)
