@@ -35,11 +35,6 @@ def get_server(conn: Conn, server_id: str) -> Any:
     ).fetchone()
 
 
-def partner_id_by_name(conn: Conn, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM partners WHERE name = ?", (name,)).fetchone()
-    return None if row is None else int(row[0])
-
-
 # --- sequence -------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from collector.accounts import partners
 from collector.backups import catalog, maintenance, promise
 from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
@@ -24,7 +25,7 @@ R = TypeVar("R")
 
 
 def _partner_id(db: Any, name: str) -> int | None:
-    return db.read_sync(lambda c: catalog.partner_id_by_name(c, name))
+    return db.read_sync(lambda c: partners.id_by_name(c, name))
 
 
 def cmd_recovery_key_add(args: argparse.Namespace) -> int:

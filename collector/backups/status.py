@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from collector.accounts import partners
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective
 from collector.backups.promise import (
@@ -134,19 +135,11 @@ def fleet_backup_status(
         policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
         if row[9] is not None:
             overrides[(row[0], row[1])] = row[9]
-    with_contracts = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
-        ).fetchall()
-    }
+    with_contracts = partners.ids_with_contracts(conn)
     if coverage is None:
         coverage = {}
     if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):
-        name = None
-        if partner_id is not None:
-            found = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
-            name = None if found is None else found[0]
+        name = None if partner_id is None else partners.name_of(conn, partner_id)
         coverage = coverage_by_server(conn, now, name)
     out: dict[str, dict[str, Any]] = {}
     per_partner: dict[int, BackupPolicy] = {}

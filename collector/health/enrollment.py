@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from collector import secrets_store
+from collector.accounts import partners
 from collector.health import servers
 from collector.health.agent_settings import settings_for
 from collector.health.refusals import clear_offset, note_offset, refused
@@ -78,7 +79,8 @@ async def post_enroll(request: web.Request) -> web.Response:
             now=now,
             token_allows_reenroll=grant.allow_reenroll,
         )
-        name = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+        name = partners.name_of(conn, partner_id)
+        assert name is not None  # the token named it in this transaction
         return enrolled, name
 
     try:

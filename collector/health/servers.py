@@ -6,6 +6,8 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from collector.accounts import partners
+
 
 @dataclass(frozen=True)
 class ServerRow:
@@ -169,19 +171,10 @@ def set_report_interval(conn: sqlite3.Connection, server_id: str, seconds: int |
     return cur.rowcount > 0
 
 
-def set_partner_report_interval(
-    conn: sqlite3.Connection, partner_id: int, seconds: int | None
-) -> None:
-    conn.execute("UPDATE partners SET report_interval_s = ? WHERE id = ?", (seconds, partner_id))
-
-
 def effective_report_interval(conn: sqlite3.Connection, server: ServerRow, default: int) -> int:
     if server.report_interval_s:
         return server.report_interval_s
-    r = conn.execute(
-        "SELECT report_interval_s FROM partners WHERE id = ?", (server.partner_id,)
-    ).fetchone()
-    return int(r[0]) if r is not None and r[0] else default
+    return partners.report_interval(conn, server.partner_id) or default
 
 
 # --- sessions ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from collector.accounts import partners
 from collector.notify import rules, store, texts
 from collector.notify.events import FIRING, RESOLVED, severity_rank
 
@@ -339,8 +340,7 @@ def _message(
 
 
 def _partner_name(conn: sqlite3.Connection, partner_id: int) -> str:
-    row = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
-    return "" if row is None else row[0]
+    return partners.name_of(conn, partner_id) or ""
 
 
 def _event_json(

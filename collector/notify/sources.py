@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from collector.accounts import partners
 from collector.notify import events
 
 CAMERA_DOWN = frozenset({"unreachable", "auth_failed", "error"})
@@ -159,11 +160,6 @@ _PRIORITY_SEVERITY = {
 """An incident's severity from its priority (both plan spellings)."""
 
 
-def _partner_id(conn: sqlite3.Connection, partner: str) -> int | None:
-    row = conn.execute("SELECT id FROM partners WHERE name = ?", (partner,)).fetchone()
-    return None if row is None else int(row[0])
-
-
 def incident_changed(
     conn: sqlite3.Connection,
     incident_id: str,
@@ -181,7 +177,7 @@ def incident_changed(
     key = f"incident:{incident_id}"
     more: dict[str, Any] = {
         "server_id": server_id,
-        "partner_id": _partner_id(conn, partner),
+        "partner_id": partners.id_by_name(conn, partner),
         "data": {"incident": incident_id, "priority": priority, "state": after, "title": title},
     }
     if before is None:
@@ -239,7 +235,7 @@ def findings_changed(
             message,
             at,
             server_id=server_id,
-            partner_id=_partner_id(conn, partner),
+            partner_id=partners.id_by_name(conn, partner),
             severity=severity if severity in events.SEVERITIES else "warning",
             data={"finding": kind, "contract": contract_id, "clause": clause},
         )
@@ -255,6 +251,6 @@ def findings_changed(
             f"no longer: {message}",
             at,
             server_id=server_id,
-            partner_id=_partner_id(conn, partner),
+            partner_id=partners.id_by_name(conn, partner),
             data={"finding": kind},
         )

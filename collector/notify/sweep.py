@@ -10,6 +10,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
+from collector.accounts import partners
 from collector.contracts import incidents as inc_model
 from collector.contracts import repository as contracts_repo
 from collector.health.fleet import FleetView
@@ -112,10 +113,7 @@ def apply(conn: sqlite3.Connection, changes: list[Any], now: float) -> int:
     for key, server_id, want, hostname, extra in changes:
         partner_id = None
         if extra.get("partner"):
-            row = conn.execute(
-                "SELECT id FROM partners WHERE name = ?", (extra["partner"],)
-            ).fetchone()
-            partner_id = None if row is None else int(row[0])
+            partner_id = partners.id_by_name(conn, extra["partner"])
         if want is None:
             what = key.split(":", 1)[0]
             subject = extra.get("subject") or {
