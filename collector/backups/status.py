@@ -19,6 +19,7 @@ from collector.backups.promise import (
     resolve,
 )
 from collector.contracts.service import coverage_by_server, entitlement
+from collector.health import servers
 from protocol.backup_window import parse_window
 
 
@@ -89,7 +90,7 @@ def _entitled(conn: Any, server_id: str, now: float) -> bool:
 
 def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[str, Any]:
     """One server's status (``GET /api/v1/servers/{id}/backup-status``)."""
-    srv = catalog.get_server(conn, server_id)
+    srv = servers.brief(conn, server_id)
     policy = effective_for_server(
         conn, server_id, None if srv is None else int(srv["partner_id"]), now
     ).policy

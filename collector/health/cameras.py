@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from collector.health import servers
 from protocol.camera_digest import cameras_digest, stable_json
 from protocol.messages import Camera
 
@@ -125,7 +126,7 @@ def apply_report(
                 "VALUES (?, ?, ?, ?, 'removed', '[]')",
                 (server_id, key, at, old["verdict"]),
             )
-    conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (new_digest, server_id))
+    servers.set_cameras_digest(conn, server_id, new_digest)
     return changed
 
 
@@ -175,7 +176,7 @@ def newest_firmware(conn: sqlite3.Connection, partner_id: int) -> dict[tuple[str
 def firmware_check_on(conn: sqlite3.Connection, server_id: str) -> int | None:
     """The server's partner id when its agent reports ``[cameras] firmware_check = true``
     (in its latest report), else None: the comparison is opt-in, as on the agent."""
-    r = conn.execute("SELECT partner_id, state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    r = servers.partner_and_state(conn, server_id)
     if r is None:
         return None
     try:

@@ -21,7 +21,7 @@ import msgspec
 from aiohttp import web
 
 from collector import entitlements
-from collector.health import cameras, health_incidents
+from collector.health import cameras, health_incidents, servers
 from collector.health.agent_settings import settings_for
 from collector.http import openapi
 from collector.http.appkeys import DB, METRICS
@@ -178,11 +178,7 @@ def store_batch(
     """
     accepted: list[str] = []
     duplicates: list[str] = []
-    row = conn.execute(
-        "SELECT last_seq, cameras_digest FROM servers WHERE id = ?", (server_id,)
-    ).fetchone()
-    last_seq = int(row[0]) if row else 0
-    stored_digest: str | None = row[1] if row else None
+    last_seq, stored_digest = servers.report_position(conn, server_id)
     for rep in reports:
         cur = conn.execute(
             "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
@@ -204,10 +200,7 @@ def store_batch(
             continue
         accepted.append(rep.report_id)
         if rep.seq <= last_seq:
-            conn.execute(
-                "UPDATE servers SET reports_received = reports_received + 1 WHERE id = ?",
-                (server_id,),
-            )
+            servers.count_late_report(conn, server_id)
             continue
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
@@ -228,28 +221,10 @@ def store_batch(
         )
         if rep.disks and all(d.health == "passed" for d in rep.disks):
             health_incidents.disks_healthy(conn, server_id, rep.collected_at)
-        conn.execute(
-            "UPDATE servers SET last_seen = ?, last_seq = ?, "
-            "reports_received = reports_received + 1, "
-            "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
-            "agent_version = ?, os = ?, state = ?, "
-            "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
-            "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
-            (
-                received_at,
-                rep.seq,
-                gap,
-                rep.dropped_reports,
-                rep.hostname,
-                rep.agent_version,
-                rep.os,
-                rep.state,
-                told_interval_s,
-                told_interval_s or 0,
-                told_interval_s,
-                server_id,
-            ),
+        reported = servers.ReportedState(
+            rep.seq, gap, rep.dropped_reports, rep.hostname, rep.agent_version, rep.os, rep.state
         )
+        servers.record_report(conn, server_id, received_at, reported, told_interval_s)
     return accepted, duplicates, stored_digest
 
 
