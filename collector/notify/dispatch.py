@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.accounts import partners
-from collector.notify import rules, store, texts
+from collector.notify import delivery, rules, store, texts
 from collector.notify.events import FIRING, RESOLVED, severity_rank
 
 ROUTE_BATCH = 2000
@@ -328,12 +328,7 @@ def _message(
             "events": evs,
         },
     }
-    cur = conn.execute(
-        "INSERT INTO notify_messages (channel_id, route_id, kind, body, created_at, "
-        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        (route.channel_id, route.id, kind, json.dumps(body), now, now),
-    )
-    mid = int(cur.fetchone()[0])
+    mid = delivery.enqueue(conn, route.channel_id, route.id, kind, json.dumps(body), now)
     for a, _ in items:
         _log(conn, a.event_id, route.id, f"message:{mid}", now)
     return mid

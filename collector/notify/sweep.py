@@ -14,7 +14,7 @@ from collector.accounts import partners
 from collector.contracts import incidents as inc_model
 from collector.contracts import repository as contracts_repo
 from collector.health.fleet import FleetView
-from collector.notify import events
+from collector.notify import delivery, events
 
 _SLA_LEVELS = {
     inc_model.ClockStatus.WARNING_50: ("sla.warning", "50"),
@@ -152,7 +152,5 @@ def prune(conn: sqlite3.Connection, now: float) -> int:
         (before,),
     ).rowcount
     n += conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
-    n += conn.execute(
-        "DELETE FROM notify_messages WHERE created_at < ? AND state <> 'pending'", (before,)
-    ).rowcount
+    n += delivery.prune_messages(conn, before)
     return n
