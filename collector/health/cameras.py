@@ -45,7 +45,24 @@ def apply_report(
     ``digest`` (the agent's :func:`cameras_digest` of ``cameras``, computed if None) as
     the server's. Callers skip the call when the digest is the one already stored."""
     new_digest = digest or cameras_digest(cameras)
-    stored = {
+    stored = _stored(conn, server_id)
+    changed: list[Transition] = []
+    seen: set[str] = set()
+    for cam in cameras:
+        seen.add(cam.key)
+        step = _apply_camera(conn, server_id, cam, stored.get(cam.key), at)
+        if step is not None:
+            changed.append(step)
+    for key, old in stored.items():
+        if key not in seen and old["removed_at"] is None:
+            changed.append(Transition(key, old["verdict"], "removed"))
+            _mark_removed(conn, server_id, key, old["verdict"], at)
+    servers.set_cameras_digest(conn, server_id, new_digest)
+    return changed
+
+
+def _stored(conn: sqlite3.Connection, server_id: str) -> dict[str, sqlite3.Row]:
+    return {
         r["key"]: r
         for r in conn.execute(
             "SELECT key, verdict, details, removed_at, clock_offset_s FROM cameras "
@@ -53,81 +70,99 @@ def apply_report(
             (server_id,),
         )
     }
-    changed: list[Transition] = []
-    seen: set[str] = set()
-    for cam in cameras:
-        seen.add(cam.key)
-        details = stable_json(cam)
-        old = stored.get(cam.key)
-        if old is not None and old["details"] == details and old["removed_at"] is None:
-            if _offset_moved(old["clock_offset_s"], cam.clock_offset_s):
-                conn.execute(
-                    "UPDATE cameras SET clock_offset_s = ? WHERE server_id = ? AND key = ?",
-                    (cam.clock_offset_s, server_id, cam.key),
-                )
-            continue
-        if old is None:
+
+
+def _apply_camera(
+    conn: sqlite3.Connection, server_id: str, cam: Camera, old: sqlite3.Row | None, at: float
+) -> Transition | None:
+    """Write one reported camera against its stored row; its verdict change, if any."""
+    details = stable_json(cam)
+    if old is not None and old["details"] == details and old["removed_at"] is None:
+        if _offset_moved(old["clock_offset_s"], cam.clock_offset_s):
             conn.execute(
-                "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
-                "model, firmware, serial, details, first_seen, clock_offset_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    server_id,
-                    cam.key,
-                    cam.verdict,
-                    at,
-                    at,
-                    cam.manufacturer,
-                    cam.model,
-                    cam.firmware,
-                    cam.serial,
-                    details,
-                    at,
-                    cam.clock_offset_s,
-                ),
+                "UPDATE cameras SET clock_offset_s = ? WHERE server_id = ? AND key = ?",
+                (cam.clock_offset_s, server_id, cam.key),
             )
-            _event(conn, server_id, cam, None, at)
-            changed.append(Transition(cam.key, None, cam.verdict))
-            continue
-        verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
-        conn.execute(
-            "UPDATE cameras SET verdict = ?, since = CASE WHEN ? THEN ? ELSE since END, "
-            "updated_at = ?, "
-            "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
-            "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",
-            (
-                cam.verdict,
-                int(verdict_changed),
-                at,
-                at,
-                cam.manufacturer,
-                cam.model,
-                cam.firmware,
-                cam.serial,
-                details,
-                cam.clock_offset_s,
-                server_id,
-                cam.key,
-            ),
-        )
-        if verdict_changed:
-            before = None if old["removed_at"] is not None else old["verdict"]
-            _event(conn, server_id, cam, before, at)
-            changed.append(Transition(cam.key, before, cam.verdict))
-    for key, old in stored.items():
-        if key not in seen and old["removed_at"] is None:
-            changed.append(Transition(key, old["verdict"], "removed"))
-            conn.execute(
-                "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
-                (at, at, server_id, key),
-            )
-            conn.execute(
-                "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
-                "VALUES (?, ?, ?, ?, 'removed', '[]')",
-                (server_id, key, at, old["verdict"]),
-            )
-    servers.set_cameras_digest(conn, server_id, new_digest)
-    return changed
+        return None
+    if old is None:
+        _insert_camera(conn, server_id, cam, details, at)
+        _event(conn, server_id, cam, None, at)
+        return Transition(cam.key, None, cam.verdict)
+    verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
+    _update_camera(conn, server_id, cam, details, at, verdict_changed)
+    if not verdict_changed:
+        return None
+    before = None if old["removed_at"] is not None else old["verdict"]
+    _event(conn, server_id, cam, before, at)
+    return Transition(cam.key, before, cam.verdict)
+
+
+def _insert_camera(
+    conn: sqlite3.Connection, server_id: str, cam: Camera, details: str, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
+        "model, firmware, serial, details, first_seen, clock_offset_s) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            server_id,
+            cam.key,
+            cam.verdict,
+            at,
+            at,
+            cam.manufacturer,
+            cam.model,
+            cam.firmware,
+            cam.serial,
+            details,
+            at,
+            cam.clock_offset_s,
+        ),
+    )
+
+
+def _update_camera(
+    conn: sqlite3.Connection,
+    server_id: str,
+    cam: Camera,
+    details: str,
+    at: float,
+    verdict_changed: bool,
+) -> None:
+    conn.execute(
+        "UPDATE cameras SET verdict = ?, since = CASE WHEN ? THEN ? ELSE since END, "
+        "updated_at = ?, "
+        "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
+        "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",
+        (
+            cam.verdict,
+            int(verdict_changed),
+            at,
+            at,
+            cam.manufacturer,
+            cam.model,
+            cam.firmware,
+            cam.serial,
+            details,
+            cam.clock_offset_s,
+            server_id,
+            cam.key,
+        ),
+    )
+
+
+def _mark_removed(
+    conn: sqlite3.Connection, server_id: str, key: str, verdict: str, at: float
+) -> None:
+    conn.execute(
+        "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
+        (at, at, server_id, key),
+    )
+    conn.execute(
+        "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
+        "VALUES (?, ?, ?, ?, 'removed', '[]')",
+        (server_id, key, at, verdict),
+    )
 
 
 def _offset_moved(old: float | None, new: float | None) -> bool:

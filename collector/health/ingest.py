@@ -88,37 +88,42 @@ def check_bounds(batch: ReportBatch, now: float) -> None:
                 )
 
 
-def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
+def _heartbeat(rep: Report, heartbeat_only: str) -> Prepared:
     host = rep.host
+    # Not entitled to health monitoring: the partner sees that the server is alive
+    # and why nothing more is shown, and no health data is kept. The software product,
+    # version and modules are kept: every plan's version entitlement and the SMA
+    # price basis are checked against them.
+    sw = rep.software
+    state = {
+        "collected_at": rep.collected_at,
+        "seq": rep.seq,
+        "host": {"hostname": host.hostname, "agent_version": host.agent_version},
+        "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
+        "heartbeat_only": heartbeat_only,
+    }
+    return Prepared(
+        report_id=rep.report_id,
+        seq=rep.seq,
+        collected_at=rep.collected_at,
+        cpu_percent=None,
+        memory_percent=None,
+        volumes_compact="[]",
+        state=_encode(state).decode(),
+        hostname=host.hostname,
+        agent_version=host.agent_version,
+        os=host.os,
+        dropped_reports=rep.dropped_reports,
+        camera_digest=None,
+        cameras=None,
+        filling_volumes=[],
+    )
+
+
+def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
     if heartbeat_only:
-        # Not entitled to health monitoring: the partner sees that the server is alive
-        # and why nothing more is shown, and no health data is kept. The software product,
-        # version and modules are kept: every plan's version entitlement and the SMA
-        # price basis are checked against them.
-        sw = rep.software
-        state = {
-            "collected_at": rep.collected_at,
-            "seq": rep.seq,
-            "host": {"hostname": host.hostname, "agent_version": host.agent_version},
-            "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
-            "heartbeat_only": heartbeat_only,
-        }
-        return Prepared(
-            report_id=rep.report_id,
-            seq=rep.seq,
-            collected_at=rep.collected_at,
-            cpu_percent=None,
-            memory_percent=None,
-            volumes_compact="[]",
-            state=_encode(state).decode(),
-            hostname=host.hostname,
-            agent_version=host.agent_version,
-            os=host.os,
-            dropped_reports=rep.dropped_reports,
-            camera_digest=None,
-            cameras=None,
-            filling_volumes=[],
-        )
+        return _heartbeat(rep, heartbeat_only)
+    host = rep.host
     digest = counts = None
     keep: list[Camera] | None = None
     if rep.cameras is not None:
@@ -204,28 +209,41 @@ def store_batch(
             continue
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
-        if rep.camera_digest is not None and rep.camera_digest != stored_digest:
-            if rep.cameras is None:
-                stored_digest = None  # another process moved on: the next report brings them
-            else:
-                changes = cameras.apply_report(
-                    conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
-                )
-                stored_digest = rep.camera_digest
-                health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
-                notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
-        health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
-        health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
-        notify_sources.report_stored(
-            conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
-        )
-        if rep.disks and all(d.health == "passed" for d in rep.disks):
-            health_incidents.disks_healthy(conn, server_id, rep.collected_at)
+        stored_digest = _newest_report_effects(conn, server_id, rep, received_at, stored_digest)
         reported = servers.ReportedState(
             rep.seq, gap, rep.dropped_reports, rep.hostname, rep.agent_version, rep.os, rep.state
         )
         servers.record_report(conn, server_id, received_at, reported, told_interval_s)
     return accepted, duplicates, stored_digest
+
+
+def _newest_report_effects(
+    conn: sqlite3.Connection,
+    server_id: str,
+    rep: Prepared,
+    received_at: float,
+    stored_digest: str | None,
+) -> str | None:
+    """What a report newer than any stored changes besides the server's row: cameras,
+    health incidents, notifications. Returns the camera digest now stored."""
+    if rep.camera_digest is not None and rep.camera_digest != stored_digest:
+        if rep.cameras is None:
+            stored_digest = None  # another process moved on: the next report brings them
+        else:
+            changes = cameras.apply_report(
+                conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
+            )
+            stored_digest = rep.camera_digest
+            health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
+            notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
+    health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
+    health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
+    notify_sources.report_stored(
+        conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
+    )
+    if rep.disks and all(d.health == "passed" for d in rep.disks):
+        health_incidents.disks_healthy(conn, server_id, rep.collected_at)
+    return stored_digest
 
 
 @openapi.documented(
