@@ -80,27 +80,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     token, _ = split_token(args.token)
     key = AgentKey.generate()
     pub = key.public_bytes_raw()
-    req = EnrollRequest(
-        protocol=PROTOCOL_VERSION,
-        token=token,
-        public_key=ra.b64(pub),
-        hostname=hostname(cfg.hostname),
-        machine_id=machine_id(cfg.state_dir, cfg.machine_id),
-        licence_id=cfg.licence_id,
-        agent_version=agent_version(),
-        os=os_name(),
-    )
+    req = _enroll_body(cfg, token, pub)
     try:
         resp = asyncio.run(enroll_request(args.collector, req, proxy=cfg.collector_proxy))
     except CollectorUnavailable as exc:
         return _err(f"{exc}; check the collector URL and the network")
     except Refused as exc:
-        if exc.status in (404, 405) and not exc.code:
-            return _err(
-                f"{args.collector} answered {exc.status} to the enrollment request: it does not "
-                "look like a Vigil collector; check the URL (host and port of the collector)"
-            )
-        return _err(f"the collector refused enrollment: {exc.message}")
+        return _err(_enroll_refusal(args.collector, exc))
     ident = Identity(
         resp.server_id, args.collector.rstrip("/"), resp.partner, time.time(), ra.b64(pub)
     )
@@ -120,6 +106,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "start the agent with 'vigil-agent run'"
     )
     return 0
+
+
+def _enroll_body(cfg: agent_config.AgentConfig, token: str, pub: bytes) -> EnrollRequest:
+    return EnrollRequest(
+        protocol=PROTOCOL_VERSION,
+        token=token,
+        public_key=ra.b64(pub),
+        hostname=hostname(cfg.hostname),
+        machine_id=machine_id(cfg.state_dir, cfg.machine_id),
+        licence_id=cfg.licence_id,
+        agent_version=agent_version(),
+        os=os_name(),
+    )
+
+
+def _enroll_refusal(collector: str, exc: Refused) -> str:
+    if exc.status in (404, 405) and not exc.code:
+        return (
+            f"{collector} answered {exc.status} to the enrollment request: it does not "
+            "look like a Vigil collector; check the URL (host and port of the collector)"
+        )
+    return f"the collector refused enrollment: {exc.message}"
 
 
 def _delete_seed(path: Path) -> None:
