@@ -450,7 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"configuration file (default {agent_config.DEFAULT_CONFIG})",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _enroll_commands(sub, common)
+    _running_commands(sub, common)
+    return parser
 
+
+def _enroll_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """enroll, recovery-signer: the server's identity and the partner's pinned key."""
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
     p.add_argument(
         "--collector", metavar="URL", help="collector URL (default: $VIGIL_COLLECTOR, the seed)"
@@ -488,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_recovery_signer)
 
+
+def _running_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """run, status, doctor, probe, backup."""
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_run)
@@ -517,7 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", action="store_true", help="run one backup immediately, with progress")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backup)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
