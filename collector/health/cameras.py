@@ -97,6 +97,11 @@ def _apply_camera(
     return Transition(cam.key, before, cam.verdict)
 
 
+def _identity(cam: Camera) -> tuple[str, str, str, str]:
+    """Manufacturer, model, firmware and serial, as the cameras table's columns."""
+    return cam.manufacturer, cam.model, cam.firmware, cam.serial
+
+
 def _insert_camera(
     conn: sqlite3.Connection, server_id: str, cam: Camera, details: str, at: float
 ) -> None:
@@ -104,20 +109,7 @@ def _insert_camera(
         "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
         "model, firmware, serial, details, first_seen, clock_offset_s) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            server_id,
-            cam.key,
-            cam.verdict,
-            at,
-            at,
-            cam.manufacturer,
-            cam.model,
-            cam.firmware,
-            cam.serial,
-            details,
-            at,
-            cam.clock_offset_s,
-        ),
+        (server_id, cam.key, cam.verdict, at, at, *_identity(cam), details, at, cam.clock_offset_s),
     )
 
 
@@ -139,10 +131,7 @@ def _update_camera(
             int(verdict_changed),
             at,
             at,
-            cam.manufacturer,
-            cam.model,
-            cam.firmware,
-            cam.serial,
+            *_identity(cam),
             details,
             cam.clock_offset_s,
             server_id,
