@@ -130,11 +130,17 @@ _PUT_CHUNK["parameters"] = [
 @_answers_refusals
 async def begin_backup(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ApiError(413, "too_large", f"envelope above {MAX_ENVELOPE_BYTES} bytes")
+    body = await _body_within(request, MAX_ENVELOPE_BYTES, "envelope above")
     created, out = await _service(request).begin(agent.server_id, agent.public_key, body)
     return _json(201 if created else 200, out)
+
+
+async def _body_within(request: web.Request, limit: int, refusal: str) -> bytes:
+    """The signed body, refused with 413 "``refusal`` ``limit`` bytes" when larger."""
+    body = await body_of(request)
+    if len(body) > limit:
+        raise ApiError(413, "too_large", f"{refusal} {limit} bytes")
+    return body
 
 
 def _offset(request: web.Request) -> int:
@@ -172,9 +178,7 @@ async def upload_state(request: web.Request) -> web.Response:
 @_answers_refusals
 async def complete_upload(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ApiError(413, "too_large", f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes")
+    body = await _body_within(request, MAX_ENVELOPE_BYTES, "an envelope is at most")
     out = await _service(request).complete(
         agent.server_id, request.match_info["upload_id"], body, agent.public_key
     )
@@ -191,9 +195,7 @@ async def complete_upload(request: web.Request) -> web.Response:
 @_answers_refusals
 async def record_run(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_RUN_BYTES:
-        raise ApiError(413, "too_large", f"run report above {MAX_RUN_BYTES} bytes")
+    body = await _body_within(request, MAX_RUN_BYTES, "run report above")
     run_id = await _service(request).record_run(agent.server_id, body)
     return _json(201, reply_body(RunRecorded(id=run_id)))
 
