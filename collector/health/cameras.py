@@ -154,6 +154,23 @@ def _mark_removed(
     )
 
 
+def count_with_verdicts(conn: sqlite3.Connection, server_id: str, verdicts: Iterable[str]) -> int:
+    """How many of the server's present cameras have one of ``verdicts``."""
+    wanted = sorted(verdicts)
+    marks = ", ".join("?" for _ in wanted)
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM cameras WHERE server_id = ? AND removed_at IS NULL "
+        f"AND verdict IN ({marks})",
+        (server_id, *wanted),
+    ).fetchone()
+    return int(row[0])
+
+
+def prune_events(conn: sqlite3.Connection, before: float) -> int:
+    """Drop verdict changes older than ``before``."""
+    return conn.execute("DELETE FROM camera_events WHERE at < ?", (before,)).rowcount
+
+
 def _offset_moved(old: float | None, new: float | None) -> bool:
     """Worth a write: measured now or no longer, or moved by a second or more (the offset
     changes a little on every probe; the digest leaves it out for that reason)."""

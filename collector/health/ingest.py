@@ -291,7 +291,7 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
     Camera events are kept at least 31 days, which the 30-day availability needs."""
     n = conn.execute("DELETE FROM reports WHERE received_at < ?", (before,)).rowcount
     events_before = min(before, time.time() - 31 * 86400)
-    n += conn.execute("DELETE FROM camera_events WHERE at < ?", (events_before,)).rowcount
+    n += cameras.prune_events(conn, events_before)
     return n
 
 

@@ -163,11 +163,14 @@ def pending_count(conn: sqlite3.Connection) -> int:
     )
 
 
-def prune_messages(conn: sqlite3.Connection, before: float) -> int:
-    """Drop the messages created before ``before`` that are done with."""
-    return conn.execute(
+def prune(conn: sqlite3.Connection, before: float) -> int:
+    """Drop the attempts made before ``before``, and the messages created before it that
+    are done with."""
+    n = conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
+    n += conn.execute(
         "DELETE FROM notify_messages WHERE created_at < ? AND state <> 'pending'", (before,)
     ).rowcount
+    return n
 
 
 def record_test(

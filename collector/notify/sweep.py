@@ -151,6 +151,5 @@ def prune(conn: sqlite3.Connection, now: float) -> int:
         "AND id NOT IN (SELECT event_id FROM notify_alerts)",
         (before,),
     ).rowcount
-    n += conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
-    n += delivery.prune_messages(conn, before)
+    n += delivery.prune(conn, before)
     return n
