@@ -121,7 +121,8 @@ def document(app: web.Application) -> dict[str, Any]:
         _MESSAGES, ref_template="#/components/schemas/{name}"
     )
     doc_paths = registered_paths(app)
-    doc_paths.update(copy.deepcopy(app.get(EXTRA_PATHS, {})))
+    extra: dict[str, Any] = app.get(EXTRA_PATHS) or {}
+    doc_paths.update(copy.deepcopy(extra))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vigil collector", "version": f"protocol {PROTOCOL_VERSION}"},
