@@ -80,27 +80,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     token, _ = split_token(args.token)
     key = AgentKey.generate()
     pub = key.public_bytes_raw()
-    req = EnrollRequest(
-        protocol=PROTOCOL_VERSION,
-        token=token,
-        public_key=ra.b64(pub),
-        hostname=hostname(cfg.hostname),
-        machine_id=machine_id(cfg.state_dir, cfg.machine_id),
-        licence_id=cfg.licence_id,
-        agent_version=agent_version(),
-        os=os_name(),
-    )
+    req = _enroll_body(cfg, token, pub)
     try:
         resp = asyncio.run(enroll_request(args.collector, req, proxy=cfg.collector_proxy))
     except CollectorUnavailable as exc:
         return _err(f"{exc}; check the collector URL and the network")
     except Refused as exc:
-        if exc.status in (404, 405) and not exc.code:
-            return _err(
-                f"{args.collector} answered {exc.status} to the enrollment request: it does not "
-                "look like a Vigil collector; check the URL (host and port of the collector)"
-            )
-        return _err(f"the collector refused enrollment: {exc.message}")
+        return _err(_enroll_refusal(args.collector, exc))
     ident = Identity(
         resp.server_id, args.collector.rstrip("/"), resp.partner, time.time(), ra.b64(pub)
     )
@@ -120,6 +106,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "start the agent with 'vigil-agent run'"
     )
     return 0
+
+
+def _enroll_body(cfg: agent_config.AgentConfig, token: str, pub: bytes) -> EnrollRequest:
+    return EnrollRequest(
+        protocol=PROTOCOL_VERSION,
+        token=token,
+        public_key=ra.b64(pub),
+        hostname=hostname(cfg.hostname),
+        machine_id=machine_id(cfg.state_dir, cfg.machine_id),
+        licence_id=cfg.licence_id,
+        agent_version=agent_version(),
+        os=os_name(),
+    )
+
+
+def _enroll_refusal(collector: str, exc: Refused) -> str:
+    if exc.status in (404, 405) and not exc.code:
+        return (
+            f"{collector} answered {exc.status} to the enrollment request: it does not "
+            "look like a Vigil collector; check the URL (host and port of the collector)"
+        )
+    return f"the collector refused enrollment: {exc.message}"
 
 
 def _delete_seed(path: Path) -> None:
@@ -442,7 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"configuration file (default {agent_config.DEFAULT_CONFIG})",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _enroll_commands(sub, common)
+    _running_commands(sub, common)
+    return parser
 
+
+def _enroll_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """enroll, recovery-signer: the server's identity and the partner's pinned key."""
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time token")
     p.add_argument(
         "--collector", metavar="URL", help="collector URL (default: $VIGIL_COLLECTOR, the seed)"
@@ -480,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_recovery_signer)
 
+
+def _running_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """run, status, doctor, probe, backup."""
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_run)
@@ -509,7 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", action="store_true", help="run one backup immediately, with progress")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backup)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

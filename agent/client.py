@@ -258,7 +258,7 @@ class CollectorClient:
         http = await self._client()
         began = time.time()
         try:
-            async with http.get(self.base_url + "/healthz") as r:
+            async with http.get(self.base_url + routes.HEALTHZ) as r:
                 data = await r.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             raise CollectorUnavailable(

@@ -221,6 +221,29 @@ def _features(
     return cameras, backup
 
 
+def _log_table(raw: dict[str, Any], level: str, source: str) -> tuple[str, str]:
+    """``[log]``: the format, and the level (``[agent] log_level`` unless set here)."""
+    lg = _Table(raw.get("log", {}), "log", source)
+    lg.only({"format", "level"})
+    log_format = lg.text("format", "text") or "text"
+    if log_format not in ("text", "logfmt", "json"):
+        raise AgentConfigError(source, "log.format", '"text", "logfmt" or "json"')
+    if "level" in lg.data:
+        level = lg.text("level", level) or level
+        if level not in ("debug", "info", "warning", "error"):
+            raise AgentConfigError(source, "log.level", '"debug", "info", "warning" or "error"')
+    return log_format, level
+
+
+def _collector_proxy(raw: dict[str, Any], source: str) -> str | None:
+    co = _Table(raw.get("collector", {}), "collector", source)
+    co.only({"proxy"})
+    proxy = co.text("proxy", None)
+    if proxy is not None and not re.fullmatch(r"https?://[^/\s]+/?", proxy):
+        raise AgentConfigError(source, "collector.proxy", 'a proxy URL such as "http://proxy:3128"')
+    return proxy
+
+
 def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     for k in raw:
         if k not in _TABLES:
@@ -248,20 +271,8 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     sw.only({"product", "version", "version_file", "version_command", "version_regex", "modules"})
     software = _software(sw, source)
     disks = _disks(_Table(raw.get("disks", {}), "disks", source), source)
-    lg = _Table(raw.get("log", {}), "log", source)
-    lg.only({"format", "level"})
-    log_format = lg.text("format", "text") or "text"
-    if log_format not in ("text", "logfmt", "json"):
-        raise AgentConfigError(source, "log.format", '"text", "logfmt" or "json"')
-    if "level" in lg.data:
-        level = lg.text("level", level) or level
-        if level not in ("debug", "info", "warning", "error"):
-            raise AgentConfigError(source, "log.level", '"debug", "info", "warning" or "error"')
-    co = _Table(raw.get("collector", {}), "collector", source)
-    co.only({"proxy"})
-    proxy = co.text("proxy", None)
-    if proxy is not None and not re.fullmatch(r"https?://[^/\s]+/?", proxy):
-        raise AgentConfigError(source, "collector.proxy", 'a proxy URL such as "http://proxy:3128"')
+    log_format, level = _log_table(raw, level, source)
+    proxy = _collector_proxy(raw, source)
     cameras, backup = _features(raw, source)
     return AgentConfig(
         source=source,

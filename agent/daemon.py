@@ -20,6 +20,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -432,15 +433,24 @@ class Agent:
             self._write_status()
             platform.notify_service("READY=1")
 
-    def _schedule_cameras(self) -> None:
+    def _every(
+        self, name: str, fn: Callable[[], Awaitable[Any]], seconds: float, **kw: Any
+    ) -> None:
+        """Run ``fn`` under the supervisor every ``seconds``, one run at a time, late runs
+        folded into one."""
         self.scheduler.add_job(
-            self.supervisor.job("cameras", self.probe_cameras),
-            IntervalTrigger(seconds=self.settings.probe_interval_s),
-            id="cameras",
-            replace_existing=True,
+            self.supervisor.job(name, fn),
+            IntervalTrigger(seconds=seconds),
+            id=name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+            **kw,
+        )
+
+    def _schedule_cameras(self) -> None:
+        self._every(
+            "cameras", self.probe_cameras, self.settings.probe_interval_s, replace_existing=True
         )
 
     async def replace_cameras(self, settings: CameraSettings | None) -> None:
@@ -483,32 +493,16 @@ class Agent:
             await self.supervisor.job("cameras", self.probe_cameras)()
             self._schedule_cameras()
         if self.disks.available:
-            self.scheduler.add_job(
-                self.supervisor.job("disks", self.check_disks),
-                IntervalTrigger(seconds=self.config.disks.check_interval_s),
-                id="disks",
+            self._every(
+                "disks",
+                self.check_disks,
+                self.config.disks.check_interval_s,
                 next_run_time=datetime.now(UTC),
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
             )
-        self.scheduler.add_job(
-            self.supervisor.job("report", self.collect),
-            IntervalTrigger(seconds=self.settings.report_interval_s),
-            id="report",
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
+        self._every(
+            "report", self.collect, self.settings.report_interval_s, next_run_time=datetime.now(UTC)
         )
-        self.scheduler.add_job(
-            self.supervisor.job("enrollment", self.check_enrollment),
-            IntervalTrigger(seconds=ENROLLMENT_CHECK_S),
-            id="enrollment",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        self._every("enrollment", self.check_enrollment, ENROLLMENT_CHECK_S)
         if self.backup is not None:
             await self.backup.start(self)
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)

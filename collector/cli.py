@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector import secrets_store
+from collector.accounts import partners
 from collector.cli_options import (
     NoDatabase,
     common,
@@ -88,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_partner_add(args: argparse.Namespace) -> int:
     with opened_database(args, create=True) as db:
         try:
-            p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
+            p = db.write_sync(lambda c: partners.add_partner(c, args.name))
         except INTEGRITY_ERRORS:
             return fail(f"partner {args.name!r} already exists")
     if args.json:
@@ -100,17 +101,17 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
 
 def cmd_partner_list(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
-        partners = db.read_sync(secrets_store.list_partners)
+        listed = db.read_sync(partners.list_partners)
     if args.json:
-        emit_json([{"id": p.id, "name": p.name} for p in partners])
+        emit_json([{"id": p.id, "name": p.name} for p in listed])
     else:
-        for p in partners:
+        for p in listed:
             print(f"{p.id}\t{p.name}")
     return 0
 
 
 def _partner_id(db: object, name: str) -> int:
-    return db.read_sync(lambda c: secrets_store.partner_by_name(c, name)).id  # type: ignore[attr-defined]
+    return db.read_sync(lambda c: partners.partner_by_name(c, name)).id  # type: ignore[attr-defined]
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -244,7 +245,7 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         if args.partner:
             pid = _partner_id(db, args.partner)
-            db.write_sync(lambda c: servers.set_partner_report_interval(c, pid, seconds))
+            db.write_sync(lambda c: partners.set_report_interval(c, pid, seconds))
             print(f"report interval of {args.partner}'s servers: {seconds} s")
         elif not db.write_sync(lambda c: servers.set_report_interval(c, args.server_id, seconds)):
             return fail(f"no server {args.server_id!r}")

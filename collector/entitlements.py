@@ -22,6 +22,7 @@ from aiohttp import web
 from collector.backups import catalog
 from collector.contracts.service import EntitlementAnswer, EntitlementCache
 from collector.contracts.service import backup_entitlement as contract_backup_entitlement
+from collector.health import servers
 from collector.http.appkeys import DB
 
 
@@ -37,7 +38,7 @@ EntitlementCheck = Callable[[Any, str], Awaitable[Entitlement]]
 
 
 def decide_entitlement(conn: Any, server_id: str) -> Entitlement:
-    srv = catalog.get_server(conn, server_id)
+    srv = servers.brief(conn, server_id)
     if srv is None:
         return Entitlement(False, "server is not enrolled")
     if srv["revoked_at"] is not None:

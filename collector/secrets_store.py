@@ -12,6 +12,17 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from collector.accounts.partners import (  # the partners table; named here for older callers
+    NotFound,
+    Partner,
+    add_partner,
+    list_partners,
+    partner_by_id,
+    partner_by_name,
+)
+
+__all__ = ["NotFound", "Partner", "add_partner", "list_partners", "partner_by_name"]
+
 TOKEN_PREFIX = "vgl_enr_"
 APIKEY_PREFIX = "vgl_key_"
 PAGE_SESSION_PREFIX = "vgl_web_"
@@ -19,37 +30,6 @@ PAGE_SESSION_PREFIX = "vgl_web_"
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class NotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class Partner:
-    id: int
-    name: str
-
-
-def add_partner(conn: sqlite3.Connection, name: str) -> Partner:
-    row = conn.execute(
-        "INSERT INTO partners (name, created_at) VALUES (?, ?) RETURNING id", (name, time.time())
-    ).fetchone()
-    return Partner(int(row[0]), name)
-
-
-def partner_by_name(conn: sqlite3.Connection, name: str) -> Partner:
-    row = conn.execute("SELECT id, name FROM partners WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise NotFound(f"no partner named {name!r}")
-    return Partner(row["id"], row["name"])
-
-
-def list_partners(conn: sqlite3.Connection) -> list[Partner]:
-    return [
-        Partner(r["id"], r["name"])
-        for r in conn.execute("SELECT id, name FROM partners ORDER BY name")
-    ]
 
 
 def create_token(
@@ -118,11 +98,10 @@ def create_api_key(conn: sqlite3.Connection, partner_id: int) -> str:
 
 def partner_for_api_key(conn: sqlite3.Connection, key: str) -> Partner | None:
     row = conn.execute(
-        "SELECT p.id, p.name FROM api_keys k JOIN partners p ON p.id = k.partner_id "
-        "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        "SELECT partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
         (digest(key),),
     ).fetchone()
-    return None if row is None else Partner(row["id"], row["name"])
+    return None if row is None else partner_by_id(conn, row[0])
 
 
 def revoke_api_key(conn: sqlite3.Connection, prefix: str) -> int:

@@ -7,6 +7,9 @@ a client fills it with ``str.format`` (quoting each value where it may hold ``/`
 
 from __future__ import annotations
 
+HEALTHZ = "/healthz"
+"""The collector's health check; the agent's ``doctor`` asks it too."""
+
 # --- agent endpoints (docs/protocol.md) ----------------------------------------------------
 
 AGENT_PREFIX = "/api/v1/agent/"

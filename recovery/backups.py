@@ -124,6 +124,63 @@ def _verified_header(
     return header
 
 
+def _note_seq(known: KnownServers, server: str, spec: str, seq: int) -> None:
+    """Refuse ``latest`` below the highest sequence number seen before; remember a higher."""
+    pinned = known.get(server)
+    seen = pinned.highest_seq if pinned else 0
+    if spec == "latest" and seq < seen:
+        raise BackupRefused(
+            f"server {server}: the newest backup the collector lists is seq {seq}, "
+            f"but seq {seen} was seen before: the collector is hiding newer backups (or "
+            f"they were deleted). Name a backup explicitly (--backup {seq}) to "
+            "restore an older one on purpose"
+        )
+    if seq > seen:
+        known.saw_seq(server, seq)
+        known.save()
+
+
+def _base_of(
+    api: PartnerApi,
+    server: str,
+    backups: list[dict[str, Any]],
+    record: dict[str, Any],
+    header: backup_envelope.BackupHeader,
+    keys: Sequence[bytes],
+) -> tuple[dict[str, Any], backup_envelope.BackupHeader]:
+    """The stored full backup an unchanged record names, with its verified header."""
+    if header.base_seq is None:
+        raise BackupRefused(f"backup {record['id']}: unchanged record without base_seq")
+    base = [b for b in backups if int(b.get("seq", -1)) == header.base_seq]
+    if not base:
+        raise BackupRefused(f"backup {record['id']}: its base {header.base_seq} is not stored")
+    full = _verified_header(api, server, base[0], keys)
+    if full.kind != "full" or full.content_digest != header.content_digest:
+        raise BackupRefused(
+            f"backup {record['id']}: its base {header.base_seq} has different content"
+        )
+    return base[0], full
+
+
+def _check_matches_header(
+    full_id: str, full: backup_envelope.BackupHeader, result: ReadResult, server: str
+) -> None:
+    """The object read is the one the signed header describes, made for this server."""
+    if (result.ciphertext_sha256, result.ciphertext_size) != (
+        full.ciphertext_sha256,
+        full.ciphertext_size,
+    ):
+        raise BackupRefused(
+            f"backup {full_id}: the stored object's SHA-256/size differ from the signed header"
+        )
+    if result.manifest.content_digest != full.content_digest:
+        raise BackupRefused(
+            f"backup {full_id}: the manifest does not match the signed content digest"
+        )
+    if result.manifest.server_id and result.manifest.server_id != server:
+        raise BackupRefused(f"backup {full_id}: archive made for another server")
+
+
 def check_backup(
     api: PartnerApi,
     server: str,
@@ -142,31 +199,10 @@ def check_backup(
     record = select(backups, spec)
     keys = pinned_keys(api, server, known, notice)
     header = _verified_header(api, server, record, keys)
-    pinned = known.get(server)
-    seen = pinned.highest_seq if pinned else 0
-    if spec == "latest" and header.seq < seen:
-        raise BackupRefused(
-            f"server {server}: the newest backup the collector lists is seq {header.seq}, "
-            f"but seq {seen} was seen before: the collector is hiding newer backups (or "
-            f"they were deleted). Name a backup explicitly (--backup {header.seq}) to "
-            "restore an older one on purpose"
-        )
-    if header.seq > seen:
-        known.saw_seq(server, header.seq)
-        known.save()
+    _note_seq(known, server, spec, header.seq)
     full_record, full = record, header
     if header.kind == "unchanged":
-        if header.base_seq is None:
-            raise BackupRefused(f"backup {record['id']}: unchanged record without base_seq")
-        base = [b for b in backups if int(b.get("seq", -1)) == header.base_seq]
-        if not base:
-            raise BackupRefused(f"backup {record['id']}: its base {header.base_seq} is not stored")
-        full_record = base[0]
-        full = _verified_header(api, server, full_record, keys)
-        if full.kind != "full" or full.content_digest != header.content_digest:
-            raise BackupRefused(
-                f"backup {record['id']}: its base {header.base_seq} has different content"
-            )
+        full_record, full = _base_of(api, server, backups, record, header, keys)
     if full.ciphertext_sha256 is None or full.ciphertext_size is None:
         raise BackupRefused(f"backup {full_record['id']}: header has no ciphertext hash")
     if full.plaintext_size is None:
@@ -188,20 +224,7 @@ def check_backup(
         raise BackupRefused(f"backup {full_record['id']}: {exc}") from None
     finally:
         stream.close()
-    if (result.ciphertext_sha256, result.ciphertext_size) != (
-        full.ciphertext_sha256,
-        full.ciphertext_size,
-    ):
-        raise BackupRefused(
-            f"backup {full_record['id']}: the stored object's SHA-256/size differ from the "
-            "signed header"
-        )
-    if result.manifest.content_digest != full.content_digest:
-        raise BackupRefused(
-            f"backup {full_record['id']}: the manifest does not match the signed content digest"
-        )
-    if result.manifest.server_id and result.manifest.server_id != server:
-        raise BackupRefused(f"backup {full_record['id']}: archive made for another server")
+    _check_matches_header(str(full_record["id"]), full, result, server)
     return Checked(
         record=record,
         header=header,

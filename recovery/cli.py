@@ -320,7 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pinned server keys (env VIGIL_KNOWN_SERVERS, default ~/.config/vigil/known_servers)",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    _key_commands(sub, common)
+    _backup_commands(sub, common, remote)
+    return p
 
+
+def _key_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """keygen, sign-recipients, signer: the partner's own keys, no collector needed."""
     k = sub.add_parser("keygen", parents=[common], help="make a recovery identity (age key)")
     k.add_argument("--out", required=True, help="key file to create (mode 0600)")
     k.add_argument(
@@ -345,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--identity", required=True, help="key file made by keygen")
     sg.set_defaults(func=cmd_signer)
 
+
+def _backup_commands(
+    sub: Any, common: argparse.ArgumentParser, remote: argparse.ArgumentParser
+) -> None:
+    """trust, list, verify, restore, diff: a server's backups on a collector."""
     t = sub.add_parser(
         "trust",
         parents=[common, remote],
@@ -382,7 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("a", help="older backup id, seq or 'latest'")
     d.add_argument("b", help="newer backup id, seq or 'latest'")
     d.set_defaults(func=cmd_diff)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,6 +205,45 @@ def _drain(reader: object) -> None:
         pass
 
 
+class _Counting:
+    """Reads ``hashed``, reporting ``progress`` every 4 MiB."""
+
+    def __init__(
+        self,
+        hashed: HashingReader,
+        progress: Callable[[str, int, int], None] | None,
+        total_size: int,
+    ) -> None:
+        self.hashed, self.progress, self.total_size = hashed, progress, total_size
+        self.last_report = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.hashed.read(n)
+        if self.progress and self.hashed.size - self.last_report >= (4 << 20):
+            self.last_report = self.hashed.size
+            self.progress("bytes", self.hashed.size, self.total_size)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self.hashed.readline(limit)
+
+
+def _set_times(dest: Path, manifest: Manifest, skipped: list[str]) -> None:
+    """Exact times from the manifest (tar's PAX mtime passes through a float), children
+    before their directories so setting one does not disturb the other."""
+    for e in reversed(manifest.entries):
+        if e.path in skipped:
+            continue
+        try:
+            os.utime(
+                dest.joinpath(*e.path.split("/")),
+                ns=(e.mtime_ns, e.mtime_ns),
+                follow_symlinks=False,
+            )
+        except (OSError, OverflowError, ValueError) as exc:
+            raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
+
+
 def read_archive(
     src: BinaryIO,
     identities: Sequence[X25519PrivateKey],
@@ -229,22 +268,8 @@ def read_archive(
     written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
     fails, e.g. a full disk, is one too)."""
     hashed = HashingReader(src)
-    last_report = 0
-
-    class _Counting:
-        def read(self, n: int = -1) -> bytes:
-            nonlocal last_report
-            data = hashed.read(n)
-            if progress and hashed.size - last_report >= (4 << 20):
-                last_report = hashed.size
-                progress("bytes", hashed.size, total_size)
-            return data
-
-        def readline(self, limit: int = -1) -> bytes:
-            return hashed.readline(limit)
-
     try:
-        age = AgeReader(_Counting(), identities)  # type: ignore[arg-type]
+        age = AgeReader(_Counting(hashed, progress, total_size), identities)  # type: ignore[arg-type]
         # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
         ahead = _ReadAhead(zr)
@@ -269,19 +294,7 @@ def read_archive(
         progress("bytes", hashed.size, total_size)
     _check_manifest(seen, manifest, recipients)
     if dest is not None:
-        # Exact times from the manifest (tar's PAX mtime passes through a float), children
-        # before their directories so setting one does not disturb the other.
-        for e in reversed(manifest.entries):
-            if e.path in skipped:
-                continue
-            try:
-                os.utime(
-                    dest.joinpath(*e.path.split("/")),
-                    ns=(e.mtime_ns, e.mtime_ns),
-                    follow_symlinks=False,
-                )
-            except (OSError, OverflowError, ValueError) as exc:
-                raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
+        _set_times(dest, manifest, skipped)
     return ReadResult(
         manifest=manifest,
         ciphertext_sha256=hashed.sha256.hexdigest(),
@@ -315,24 +328,9 @@ def _walk(
                     raise ArchiveRefused("manifest too large")
                 manifest = decode_manifest(tar.extractfile(member).read())
                 continue
-            parts = check_name(name)
-            if name in seen:
-                raise ArchiveRefused(f"refused duplicate member: {name!r}")
-            for i in range(1, len(parts)):
-                parent = seen.get("/".join(parts[:i]))
-                if parent is not None and parent.type != "dir":
-                    raise ArchiveRefused(f"refused member below a {parent.type}: {name!r}")
-            if parts[0] == ".vigil":
-                raise ArchiveRefused(f"refused member in the reserved .vigil/: {name!r}")
+            parts = _checked_parts(name, seen)
             rec = _Seen(type="", mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
-            path = dest.joinpath(*parts) if dest is not None else None
-            if path is not None:
-                if path.parent not in made:
-                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-                    made.add(path.parent)
-                if not member.isdir() and os.path.lexists(path):
-                    # made as the parent of an earlier member: tar order says otherwise
-                    raise ArchiveRefused(f"refused {name!r}: a directory of that name exists")
+            path = _prepared_path(dest, parts, member, made)
             if member.isreg():
                 rec.type, rec.size = "file", member.size
                 rec.sha256, data = _take_file(tar, member, path, keep_small)
@@ -351,22 +349,8 @@ def _walk(
                     dirs.append((path, member))
             elif member.issym():
                 rec.type, rec.target = "symlink", member.linkname
-                try:
-                    check_link(name, member.linkname)
-                except ArchiveRefused:
-                    if not skip_unsafe_links:
-                        raise
+                if not _restore_symlink(member, path, skip_unsafe_links, as_root):
                     skipped.append(name)
-                    path = None
-                if path is not None:
-                    try:
-                        os.symlink(member.linkname, path)
-                    except FileExistsError:
-                        raise ArchiveRefused(
-                            f"refused symlink over a directory: {name!r}"
-                        ) from None
-                    if as_root:
-                        os.lchown(path, member.uid, member.gid)
             elif member.islnk():
                 raise ArchiveRefused(f"refused hard link: {name!r}")
             elif member.isdev() or member.isfifo():
@@ -381,6 +365,58 @@ def _walk(
             os.chown(path, member.uid, member.gid)
         os.chmod(path, member.mode & 0o7777)
     return seen, manifest, texts, plain, skipped
+
+
+def _checked_parts(name: str, seen: dict[str, _Seen]) -> list[str]:
+    """The member name's parts; refused when seen before, below a non-directory, or in
+    the reserved ``.vigil/``."""
+    parts = check_name(name)
+    if name in seen:
+        raise ArchiveRefused(f"refused duplicate member: {name!r}")
+    for i in range(1, len(parts)):
+        parent = seen.get("/".join(parts[:i]))
+        if parent is not None and parent.type != "dir":
+            raise ArchiveRefused(f"refused member below a {parent.type}: {name!r}")
+    if parts[0] == ".vigil":
+        raise ArchiveRefused(f"refused member in the reserved .vigil/: {name!r}")
+    return parts
+
+
+def _prepared_path(
+    dest: Path | None, parts: list[str], member: tarfile.TarInfo, made: set[Path]
+) -> Path | None:
+    """Where the member goes below ``dest`` (None: checking only), its parent made."""
+    if dest is None:
+        return None
+    path = dest.joinpath(*parts)
+    if path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        made.add(path.parent)
+    if not member.isdir() and os.path.lexists(path):
+        # made as the parent of an earlier member: tar order says otherwise
+        raise ArchiveRefused(f"refused {member.name!r}: a directory of that name exists")
+    return path
+
+
+def _restore_symlink(
+    member: tarfile.TarInfo, path: Path | None, skip_unsafe_links: bool, as_root: bool
+) -> bool:
+    """Check (and at ``path``, make) a symlink; False when it is unsafe and skipped."""
+    name = member.name
+    try:
+        check_link(name, member.linkname)
+    except ArchiveRefused:
+        if not skip_unsafe_links:
+            raise
+        return False
+    if path is not None:
+        try:
+            os.symlink(member.linkname, path)
+        except FileExistsError:
+            raise ArchiveRefused(f"refused symlink over a directory: {name!r}") from None
+        if as_root:
+            os.lchown(path, member.uid, member.gid)
+    return True
 
 
 def _take_file(

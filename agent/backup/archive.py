@@ -270,15 +270,8 @@ def write_archive(
     counter = _Counter(progress, total_files, total_bytes)
     try:
         for entry in entries:
-            try:
-                m = _archive_entry(entry, tar, counter.on_bytes, cache)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-                log.info("%s vanished before it was archived; left out (%s)", entry.path, exc)
-                continue
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:  # ELOOP: replaced by a symlink since listed
-                    raise
-                log.info("%s changed type before it was archived; left out", entry.path)
+            m = _archive_present(entry, tar, counter, cache)
+            if m is None:
                 continue
             digest.add(m)
             line = (b"," if count else b"") + _entry_enc.encode(m)
@@ -305,6 +298,22 @@ def write_archive(
         files=count,
         plaintext_size=tar.size,
     )
+
+
+def _archive_present(
+    entry: SourceEntry, tar: _TarStream, counter: _Counter, cache: StatCache | None
+) -> ManifestEntry | None:
+    """Archive ``entry``; None when it vanished or changed type since it was listed."""
+    try:
+        return _archive_entry(entry, tar, counter.on_bytes, cache)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        log.info("%s vanished before it was archived; left out (%s)", entry.path, exc)
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:  # ELOOP: replaced by a symlink since listed
+            raise
+        log.info("%s changed type before it was archived; left out", entry.path)
+        return None
 
 
 _entry_enc = msgspec.json.Encoder()

@@ -147,6 +147,28 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
     cred_path = _credentials_path(table, source)
     credentials = load_credentials(cred_path, source) if (cred_path and raw_devices) else {}
 
+    devices = _devices(raw_devices, cred_path, credentials, source)
+    return CameraSettings(
+        devices=devices,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        clock_threshold_s=clock,
+        flap_threshold=flap,
+        snapshot=snapshot,
+        inventory_every=inventory_every,
+        firmware_check=firmware_check,
+        credentials_file=cred_path,
+        discovery=discovery,
+    )
+
+
+def _devices(
+    raw_devices: list[dict[str, Any]],
+    cred_path: Path | None,
+    credentials: dict[str, Credentials],
+    source: str,
+) -> tuple[CameraDevice, ...]:
+    """Each ``[[cameras.device]]``; no address:port and no key twice."""
     devices: list[CameraDevice] = []
     seen_keys: dict[str, int] = {}
     seen_addr: dict[tuple[str, int], int] = {}
@@ -171,18 +193,7 @@ def parse_camera_config(table: dict[str, Any], source: str) -> CameraSettings:
             )
         seen_keys[key] = seen_addr[(address, port)] = i
         devices.append(device)
-    return CameraSettings(
-        devices=tuple(devices),
-        concurrency=concurrency,
-        timeout_s=timeout_s,
-        clock_threshold_s=clock,
-        flap_threshold=flap,
-        snapshot=snapshot,
-        inventory_every=inventory_every,
-        firmware_check=firmware_check,
-        credentials_file=cred_path,
-        discovery=discovery,
-    )
+    return tuple(devices)
 
 
 def _discovery(table: dict[str, Any], source: str) -> DiscoverySettings:

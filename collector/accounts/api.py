@@ -16,6 +16,7 @@ from aiohttp import web
 from collector import secrets_store
 from collector.accounts import passwords, store
 from collector.durations import parse_duration
+from collector.http import openapi, paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity, partner_of
 from collector.http.errors import ApiError
@@ -90,22 +91,30 @@ async def add_user(
         raise ApiError(400, "invalid_field", str(exc)) from None
 
 
+@openapi.documented(openapi.operation("The caller: user, role, partner and customer"), schema="Me")
 async def get_me(request: web.Request) -> web.Response:
     return web.json_response(me_json(partner_of(request)))
 
 
+@openapi.documented(openapi.operation("The partner's users with roles"), schema="UserList")
 async def list_users(request: web.Request) -> web.Response:
     identity = partner_of(request)
     users = await request.app[DB].read(lambda c: store.list_users(c, identity.partner_id))
     return web.json_response({"users": [u.to_json() for u in users], "count": len(users)})
 
 
+@openapi.documented(
+    openapi.operation("Add a user (admin): email, password, role, customer"),
+    schema="User",
+    status="201",
+)
 async def post_user(request: web.Request) -> web.Response:
     identity = partner_of(request)
     user = await add_user(request, identity, await _body(request))
     return web.json_response(user.to_json(), status=201)
 
 
+@openapi.documented(openapi.operation("disable or enable a user (admin)"), schema="User")
 async def user_state(request: web.Request) -> web.Response:
     identity = partner_of(request)
     _admin(identity)
@@ -130,6 +139,10 @@ def _keys_of(identity: PartnerIdentity) -> int | None:
     return None if identity.role == "admin" and identity.customer is None else identity.user_id
 
 
+@openapi.documented(
+    openapi.operation("API keys: the caller's own (an admin: all of the partner's), last used"),
+    schema="ApiKeyList",
+)
 async def list_keys(request: web.Request) -> web.Response:
     identity = partner_of(request)
     keys = await request.app[DB].read(
@@ -148,6 +161,11 @@ async def create_key_for(request: web.Request, identity: PartnerIdentity, label:
     return await request.app[DB].write(write)
 
 
+@openapi.documented(
+    openapi.operation("A new key of the caller, with its role (shown once)"),
+    schema="ApiKeyCreated",
+    status="201",
+)
 async def post_key(request: web.Request) -> web.Response:
     """A new key of the caller (shown once), with the caller's role."""
     identity = partner_of(request)
@@ -160,6 +178,7 @@ async def post_key(request: web.Request) -> web.Response:
     )
 
 
+@openapi.documented(openapi.operation("Revoke a key (one's own; an admin: any)"), schema="Revoked")
 async def delete_key(request: web.Request) -> web.Response:
     identity = partner_of(request)
     kid = _id(request, "key_id")
@@ -171,6 +190,10 @@ async def delete_key(request: web.Request) -> web.Response:
     return web.json_response({"revoked": kid})
 
 
+@openapi.documented(
+    openapi.operation("The partner's enrollment tokens (never the token itself)"),
+    schema="EnrollmentTokenList",
+)
 async def list_tokens(request: web.Request) -> web.Response:
     identity = partner_of(request)
     tokens = await request.app[DB].read(lambda c: store.list_tokens(c, identity.partner_id))
@@ -194,6 +217,11 @@ async def create_token_for(
     )
 
 
+@openapi.documented(
+    openapi.operation("A new enrollment token (admin): uses, ttl (shown once)"),
+    schema="EnrollmentTokenCreated",
+    status="201",
+)
 async def post_token(request: web.Request) -> web.Response:
     identity = partner_of(request)
     data = await _body(request)
@@ -201,6 +229,7 @@ async def post_token(request: web.Request) -> web.Response:
     return web.json_response({"token": token}, status=201)
 
 
+@openapi.documented(openapi.operation("Revoke an enrollment token (admin)"), schema="Revoked")
 async def delete_token(request: web.Request) -> web.Response:
     identity = partner_of(request)
     _admin(identity)
@@ -213,13 +242,13 @@ async def delete_token(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     r = app.router
-    r.add_get("/api/v1/me", get_me)
-    r.add_get("/api/v1/users", list_users)
-    r.add_post("/api/v1/users", post_user)
-    r.add_post("/api/v1/users/{user_id}/{action}", user_state)
-    r.add_get("/api/v1/api-keys", list_keys)
-    r.add_post("/api/v1/api-keys", post_key)
-    r.add_delete("/api/v1/api-keys/{key_id}", delete_key)
-    r.add_get("/api/v1/enrollment-tokens", list_tokens)
-    r.add_post("/api/v1/enrollment-tokens", post_token)
-    r.add_delete("/api/v1/enrollment-tokens/{token_id}", delete_token)
+    r.add_get(paths.ME, get_me)
+    r.add_get(paths.USERS, list_users)
+    r.add_post(paths.USERS, post_user)
+    r.add_post(paths.USER_ACTION, user_state)
+    r.add_get(paths.API_KEYS, list_keys)
+    r.add_post(paths.API_KEYS, post_key)
+    r.add_delete(paths.API_KEY, delete_key)
+    r.add_get(paths.ENROLLMENT_TOKENS, list_tokens)
+    r.add_post(paths.ENROLLMENT_TOKENS, post_token)
+    r.add_delete(paths.ENROLLMENT_TOKEN, delete_token)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from collector.http import paths
+
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
@@ -45,7 +47,7 @@ def allowed(role: str, customer: bool, method: str, path: str) -> bool:
     """May a user with ``role`` (a customer's user when ``customer``) make this request?"""
     if customer:
         reading = method in ("GET", "HEAD")
-        if path.startswith("/api/"):
+        if path.startswith(paths.API_PREFIX):
             if reading:
                 return bool(_CUSTOMER_READS.match(path))
             return bool(_CUSTOMER_ACTIONS.match(path)) and RANK.get(role, -1) >= 1

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from collector.health import servers
 from collector.secrets_store import APIKEY_PREFIX, PAGE_SESSION_PREFIX, csrf_for, digest
 
 ROLES = ("admin", "operator", "viewer")
@@ -129,17 +130,7 @@ def customer_scope(
             "SELECT id FROM contracts WHERE partner = ? AND customer = ?", (partner, customer)
         )
     )
-    servers = frozenset(
-        r["id"]
-        for r in conn.execute(
-            "SELECT DISTINCT s.id FROM servers s "
-            "JOIN contract_licences l ON l.partner = ? AND l.licence_id = s.licence_id "
-            "JOIN contracts c ON c.partner = l.partner AND c.id = l.contract_id "
-            "WHERE s.partner_id = ? AND c.customer = ?",
-            (partner, partner_id, customer),
-        )
-    )
-    return servers, contracts
+    return servers.customer_server_ids(conn, partner_id, partner, customer), contracts
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from collector.backups.policy import BackupPolicy, effective
 from collector.backups.retention import Snapshot
+from collector.health import servers
 
 Conn = Any
 """A DB-API connection as ``Database.read``/``write`` hand it over (rows by name and index)."""
@@ -23,21 +24,6 @@ LISTED_STATUSES = ("verified", "corrupt")
 
 def new_id() -> str:
     return secrets.token_hex(12)
-
-
-# --- servers (core tables, read only) -------------------------------------------------------
-
-
-def get_server(conn: Conn, server_id: str) -> Any:
-    return conn.execute(
-        "SELECT id, partner_id, public_key, enrolled_at, revoked_at FROM servers WHERE id = ?",
-        (server_id,),
-    ).fetchone()
-
-
-def partner_id_by_name(conn: Conn, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM partners WHERE name = ?", (name,)).fetchone()
-    return None if row is None else int(row[0])
 
 
 # --- sequence -------------------------------------------------------------------------------
@@ -531,7 +517,7 @@ def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None)
     """The configured policy: server override, partner default, built-in defaults (before
     the contract's promise; :func:`collector.backups.promise.effective_for_server` adds it)."""
     if partner_id is None:
-        srv = get_server(conn, server_id)
+        srv = servers.brief(conn, server_id)
         partner_id = None if srv is None else int(srv["partner_id"])
     partner = None if partner_id is None else get_policy(conn, "partner", str(partner_id))
     return effective(partner, get_policy(conn, "server", server_id))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from collector.accounts import partners
 from collector.backups import catalog, maintenance, promise
 from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
@@ -17,6 +18,7 @@ from collector.backups.recipients import RecipientInvalid, check_recipient
 from collector.backups.status import backup_status, fleet_backup_status
 from collector.cli_options import common, config_of, database_of, emit_json, fail, opened_database
 from collector.durations import parse_interval
+from collector.health import servers
 from protocol import recipient_list
 from protocol.backup_window import check_window
 
@@ -24,7 +26,7 @@ R = TypeVar("R")
 
 
 def _partner_id(db: Any, name: str) -> int | None:
-    return db.read_sync(lambda c: catalog.partner_id_by_name(c, name))
+    return db.read_sync(lambda c: partners.id_by_name(c, name))
 
 
 def cmd_recovery_key_add(args: argparse.Namespace) -> int:
@@ -187,7 +189,7 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
                 return fail(f"no partner {args.partner!r}")
             scope, scope_id = "partner", str(pid)
         else:
-            if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+            if db.read_sync(lambda c: servers.brief(c, args.server_id)) is None:
                 return fail(f"no server {args.server_id!r}")
             scope, scope_id = "server", args.server_id
         broken = db.read_sync(lambda c: promise.check_change(c, scope, scope_id, changes))
@@ -229,7 +231,7 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
-        if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+        if db.read_sync(lambda c: servers.brief(c, args.server_id)) is None:
             return fail(f"no server {args.server_id!r}")
         eff = db.read_sync(lambda c: promise.effective_for_server(c, args.server_id))
     shown = {
@@ -306,7 +308,7 @@ def _when(t: float | None) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         if args.server_id is not None:
-            if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+            if db.read_sync(lambda c: servers.brief(c, args.server_id)) is None:
                 return fail(f"no server {args.server_id!r}")
             rows = {args.server_id: db.read_sync(lambda c: backup_status(c, args.server_id))}
         else:
@@ -333,7 +335,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
-        if db.read_sync(lambda c: catalog.get_server(c, args.server_id)) is None:
+        if db.read_sync(lambda c: servers.brief(c, args.server_id)) is None:
             return fail(f"no server {args.server_id!r}")
         rows = db.read_sync(lambda c: catalog.list_backups(c, args.server_id))
     if args.json:

@@ -92,17 +92,55 @@ def _json(status: int, body: dict) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def _op(summary: str, auth: str, body: str = "") -> dict[str, Any]:
+    """An operation of this feature (path parameters come from the registered path)."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"agentSession": []}] if auth == "agent" else [{"partnerKey": []}],
+        "responses": {
+            "200": {"description": "OK"},
+            "4XX": {
+                "description": "Refused",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            },
+        },
+    }
+    if body:
+        op["requestBody"] = {"required": True, "content": {body: {"schema": {}}}}
+    return op
+
+
+_PUT_CHUNK = _op("Send bytes at ?offset=N (<= chunk_size)", "agent", "application/octet-stream")
+_PUT_CHUNK["parameters"] = [
+    {"name": "offset", "in": "query", "required": True, "schema": {"type": "integer"}}
+]
+
 # --- agent endpoints ----------------------------------------------------------------------
 
 
+@openapi.documented(
+    _op(
+        "Open (201) or resume (200) an upload; record an unchanged backup",
+        "agent",
+        body="application/json",
+    )
+)
 @_answers_refusals
 async def begin_backup(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ApiError(413, "too_large", f"envelope above {MAX_ENVELOPE_BYTES} bytes")
+    body = await _body_within(request, MAX_ENVELOPE_BYTES, "envelope above")
     created, out = await _service(request).begin(agent.server_id, agent.public_key, body)
     return _json(201 if created else 200, out)
+
+
+async def _body_within(request: web.Request, limit: int, refusal: str) -> bytes:
+    """The signed body, refused with 413 "``refusal`` ``limit`` bytes" when larger."""
+    body = await body_of(request)
+    if len(body) > limit:
+        raise ApiError(413, "too_large", f"{refusal} {limit} bytes")
+    return body
 
 
 def _offset(request: web.Request) -> int:
@@ -116,6 +154,7 @@ def _offset(request: web.Request) -> int:
     return value
 
 
+@openapi.documented(_PUT_CHUNK)
 @_answers_refusals
 async def put_chunk(request: web.Request) -> web.Response:
     agent = agent_of(request)
@@ -127,6 +166,7 @@ async def put_chunk(request: web.Request) -> web.Response:
     return _json(200, reply_body(ChunkAccepted(offset=new)))
 
 
+@openapi.documented(_op("Offset received so far and expected size", "agent"))
 @_answers_refusals
 async def upload_state(request: web.Request) -> web.Response:
     agent = agent_of(request)
@@ -134,24 +174,28 @@ async def upload_state(request: web.Request) -> web.Response:
     return _json(200, state)
 
 
+@openapi.documented(_op("Check size and SHA-256, store, record verified (201)", "agent"))
 @_answers_refusals
 async def complete_upload(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ApiError(413, "too_large", f"an envelope is at most {MAX_ENVELOPE_BYTES} bytes")
+    body = await _body_within(request, MAX_ENVELOPE_BYTES, "an envelope is at most")
     out = await _service(request).complete(
         agent.server_id, request.match_info["upload_id"], body, agent.public_key
     )
     return _json(201, out)
 
 
+@openapi.documented(
+    _op(
+        "A backup run's outcome (ok, unchanged, failed + reason)",
+        "agent",
+        body="application/json",
+    )
+)
 @_answers_refusals
 async def record_run(request: web.Request) -> web.Response:
     agent = agent_of(request)
-    body = await body_of(request)
-    if len(body) > MAX_RUN_BYTES:
-        raise ApiError(413, "too_large", f"run report above {MAX_RUN_BYTES} bytes")
+    body = await _body_within(request, MAX_RUN_BYTES, "run report above")
     run_id = await _service(request).record_run(agent.server_id, body)
     return _json(201, reply_body(RunRecorded(id=run_id)))
 
@@ -159,6 +203,7 @@ async def record_run(request: web.Request) -> web.Response:
 # --- partner endpoints --------------------------------------------------------------------
 
 
+@openapi.documented(_op("Stored backups", "partner"), schema="BackupList")
 async def list_backups(request: web.Request) -> web.Response:
     server = await owned_server(request, request.match_info["server_id"])
     rows = await request.app[DB].read(lambda c: catalog.list_backups(c, server.id))
@@ -182,6 +227,7 @@ async def _backup(request: web.Request) -> catalog.Backup:
     return b
 
 
+@openapi.documented(_op("The signed envelope (backup_id or latest)", "partner"))
 async def get_envelope(request: web.Request) -> web.Response:
     b = await _backup(request)
     return web.Response(body=b.envelope.encode(), content_type="application/json")
@@ -215,6 +261,7 @@ def _range(request: web.Request, size: int) -> tuple[int, int] | None:
     return start, stop - start
 
 
+@openapi.documented(_op("The age file, streamed; Range supported", "partner"))
 async def get_object(request: web.Request) -> web.StreamResponse:
     b = await _backup(request)
     if b.kind != "full" or not b.object_key:
@@ -274,11 +321,15 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+@openapi.documented(
+    _op("Last success, last failure with reason, next due", "partner"), schema="BackupStatus"
+)
 async def backup_status(request: web.Request) -> web.Response:
     server = await owned_server(request, request.match_info["server_id"])
     return _json(200, await _service(request).status(server.id))
 
 
+@openapi.documented(_op("The agent's enrolled Ed25519 public key", "partner"), schema="PublicKey")
 async def public_key(request: web.Request) -> web.Response:
     import base64
 
@@ -356,78 +407,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-def _op(summary: str, auth: str, params: tuple[str, ...] = (), body: str = "") -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "security": [{"agentSession": []}] if auth == "agent" else [{"partnerKey": []}],
-        "responses": {
-            "200": {"description": "OK"},
-            "4XX": {
-                "description": "Refused",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-                },
-            },
-        },
-    }
-    if params:
-        op["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in params
-        ]
-    if body:
-        op["requestBody"] = {"required": True, "content": {body: {"schema": {}}}}
-    return op
-
-
-def openapi_paths() -> dict[str, Any]:
-    """The backup endpoints for ``GET /api/v1/openapi.json`` (see docs/backup-storage.md)."""
-    up, sid, bid = ("upload_id",), ("server_id",), ("server_id", "backup_id")
-    put = _op("Send bytes at ?offset=N (<= chunk_size)", "agent", up, "application/octet-stream")
-    put["parameters"].append(
-        {"name": "offset", "in": "query", "required": True, "schema": {"type": "integer"}}
-    )
-    return {
-        "/api/v1/agent/backups": {
-            "post": _op(
-                "Open (201) or resume (200) an upload; record an unchanged backup",
-                "agent",
-                body="application/json",
-            )
-        },
-        "/api/v1/agent/backups/uploads/{upload_id}": {
-            "put": put,
-            "get": _op("Offset received so far and expected size", "agent", up),
-        },
-        "/api/v1/agent/backups/uploads/{upload_id}/complete": {
-            "post": _op("Check size and SHA-256, store, record verified (201)", "agent", up)
-        },
-        "/api/v1/agent/backup-runs": {
-            "post": _op(
-                "A backup run's outcome (ok, unchanged, failed + reason)",
-                "agent",
-                body="application/json",
-            )
-        },
-        "/api/v1/servers/{server_id}/backups": {"get": _op("Stored backups", "partner", sid)},
-        "/api/v1/servers/{server_id}/backups/{backup_id}/envelope": {
-            "get": _op("The signed envelope (backup_id or latest)", "partner", bid)
-        },
-        "/api/v1/servers/{server_id}/backups/{backup_id}/object": {
-            "get": _op("The age file, streamed; Range supported", "partner", bid)
-        },
-        "/api/v1/servers/{server_id}/backup-status": {
-            "get": _op("Last success, last failure with reason, next due", "partner", sid)
-        },
-        "/api/v1/servers/{server_id}/public-key": {
-            "get": _op("The agent's enrolled Ed25519 public key", "partner", sid)
-        },
-    }
-
-
 def setup(app: web.Application) -> None:
-    """Add the backup endpoints, the store's lifecycle, the settings provider and the
-    OpenAPI paths (the registries are set up by the features before it)."""
+    """Add the backup endpoints, the store's lifecycle and the settings provider (the
+    registry is set up by the features before it)."""
     r = app.router
     r.add_post(routes.BACKUPS, begin_backup)
     r.add_put(routes.BACKUP_UPLOAD, put_chunk)
@@ -441,4 +423,3 @@ def setup(app: web.Application) -> None:
     r.add_get(routes.SERVER_PUBLIC_KEY, public_key)
     app.cleanup_ctx.append(_lifecycle)
     app[agent_settings.PROVIDERS].append(settings_provider)
-    app[openapi.EXTRA_PATHS].update(openapi_paths())

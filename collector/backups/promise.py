@@ -23,6 +23,7 @@ from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective, format_duration
 from collector.contracts import repository as repo
 from collector.contracts.covering import covering_contract
+from collector.health import servers
 from protocol.backup_window import parse_window
 
 _DAY = 86400
@@ -183,7 +184,7 @@ def effective_for_server(
 ) -> EffectivePolicy:
     """The policy the server runs: configured policy held to its contract's promise."""
     if partner_id is None:
-        srv = catalog.get_server(conn, server_id)
+        srv = servers.brief(conn, server_id)
         partner_id = None if srv is None else int(srv["partner_id"])
     configured = catalog.policy_for_server(conn, server_id, partner_id)
     override = catalog.get_override(conn, "server", server_id)
@@ -199,17 +200,14 @@ def check_change(
     current = catalog.get_policy(conn, scope, scope_id) or BackupPolicy()
     new_row = changes.over(current)
     if scope == "server":
-        srv = catalog.get_server(conn, scope_id)
+        srv = servers.brief(conn, scope_id)
         pid = None if srv is None else str(srv["partner_id"])
         partner = None if pid is None else catalog.get_policy(conn, "partner", pid)
         targets = [(scope_id, effective(partner, new_row))]
     else:
-        rows = conn.execute(
-            "SELECT id FROM servers WHERE partner_id = ? AND revoked_at IS NULL ORDER BY id",
-            (int(scope_id),),
-        ).fetchall()
         targets = [
-            (r[0], effective(new_row, catalog.get_policy(conn, "server", r[0]))) for r in rows
+            (sid, effective(new_row, catalog.get_policy(conn, "server", sid)))
+            for sid in servers.active_ids(conn, int(scope_id))
         ]
     out: list[str] = []
     for sid, policy in targets:

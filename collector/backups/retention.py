@@ -120,6 +120,49 @@ def restorable(snapshots: Iterable[Snapshot]) -> dict[int, Snapshot]:
     return ok
 
 
+def _keep_buckets(
+    candidates: list[Snapshot],
+    name: str,
+    count: int,
+    bucket_of: Callable[[float], int],
+    keep: Callable[[Snapshot, str], None],
+) -> None:
+    """Keep the newest of each of the ``count`` newest buckets (all when negative), and
+    the oldest snapshot when fewer buckets exist than asked for."""
+    left = count
+    last: int | None = None
+    for s in candidates:
+        if left == 0:
+            break
+        b = bucket_of(s.created_at)
+        if b != last:
+            keep(s, f"{name} snapshot")
+            last = b
+            left -= 1
+    if left > 0 and candidates:
+        keep(candidates[-1], f"oldest {name} snapshot")
+
+
+def _keep_bases(
+    ordered: list[Snapshot],
+    by_seq: dict[int, Snapshot],
+    reasons: dict[str, list[str]],
+    keep: Callable[[Snapshot, str], None],
+) -> None:
+    """A kept "unchanged" record keeps its base (and the base's base...)."""
+    for s in ordered:
+        if s.id in reasons and s.kind == "unchanged":
+            cur = s
+            seen: set[int] = set()
+            while cur.kind == "unchanged" and cur.base_seq is not None and cur.seq not in seen:
+                seen.add(cur.seq)
+                base = by_seq.get(cur.base_seq)
+                if base is None:
+                    break
+                keep(base, f"base of {s.seq}")
+                cur = base
+
+
 def plan_retention(
     snapshots: Sequence[Snapshot], policy: RetentionPolicy, tz: dt.tzinfo = UTC
 ) -> RetentionPlan:
@@ -147,37 +190,13 @@ def plan_retention(
         ("monthly", policy.keep_monthly),
         ("yearly", policy.keep_yearly),
     ):
-        if count == 0:
-            continue
-        fn = buckets[name]
-        left = count
-        last: int | None = None
-        for s in candidates:
-            if left == 0:
-                break
-            b = fn(s.created_at)
-            if b != last:
-                keep(s, f"{name} snapshot")
-                last = b
-                left -= 1
-        if left > 0 and candidates:
-            keep(candidates[-1], f"oldest {name} snapshot")
+        if count != 0:
+            _keep_buckets(candidates, name, count, buckets[name], keep)
 
     newest_full = next((s for s in ordered if s.kind == "full" and s.status == "verified"), None)
     if newest_full is not None:
         keep(newest_full, "newest verified")
-    # A kept "unchanged" record keeps its base (and the base's base...).
-    for s in ordered:
-        if s.id in reasons and s.kind == "unchanged":
-            cur = s
-            seen: set[int] = set()
-            while cur.kind == "unchanged" and cur.base_seq is not None and cur.seq not in seen:
-                seen.add(cur.seq)
-                base = by_seq.get(cur.base_seq)
-                if base is None:
-                    break
-                keep(base, f"base of {s.seq}")
-                cur = base
+    _keep_bases(ordered, by_seq, reasons, keep)
 
     plan = RetentionPlan(reasons=reasons)
     for s in ordered:

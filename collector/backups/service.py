@@ -184,21 +184,7 @@ class BackupService:
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
     ) -> tuple[bool, dict]:
         size, sha256 = header.ciphertext_size, header.ciphertext_sha256
-        streaming = sha256 is None and size is None
-        if not streaming and (sha256 is None or size is None):
-            raise Invalid(
-                "envelope_invalid",
-                "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
-                "or neither (a streamed upload: the final envelope comes with 'complete')",
-                field="header.ciphertext_sha256",
-            )
-        if size is not None and size > self.limits.max_size:
-            raise TooLarge(
-                "too_large",
-                f"backup of {size} bytes is above this collector's limit of "
-                f"{self.limits.max_size} bytes",
-                field="header.ciphertext_size",
-            )
+        self._check_announced(size, sha256)
         canon = be.canonical(header).decode()
         now = time.time()
         upload_id = catalog.new_id()
@@ -218,32 +204,13 @@ class BackupService:
             updated_at=now,
         )
 
-        def open_or_resume(conn: Any) -> tuple[Upload, bool, list[Upload]]:
-            last = catalog.last_seq(conn, server_id)
-            if header.seq <= last:
-                raise _Replay(last)
-            others = catalog.uploads_of(conn, server_id)
-            same = [u for u in others if u.seq == header.seq and u.header == canon]
-            if same:
-                return same[0], True, []
-            # One open upload per server: a new backup (or this seq re-made with other
-            # content) replaces whatever the agent left unfinished, so staged bytes on
-            # the collector stay bounded by max_size per server.
-            for u in others:
-                catalog.delete_upload(conn, u.id)
-            catalog.insert_upload(conn, candidate)
-            return candidate, False, others
-
         try:
-            up, resumed, dropped = await self.db.write(open_or_resume)
+            up, resumed, dropped = await self.db.write(
+                lambda conn: _open_or_resume(conn, candidate)
+            )
         except _Replay as exc:
             raise _replay_error(header.seq, exc.last) from None
-        for old in dropped:
-            async with self._lock(old.id):  # after any complete of it in flight
-                await self._delete_quietly(object_key(server_id, old.backup_id))
-                await self._delete_quietly(envelope_key(server_id, old.backup_id))
-                await self._discard_files(old)
-            self._locks.pop(old.id, None)
+        await self._drop_uploads(server_id, dropped)
         body = reply_body(
             UploadOpened(
                 upload_id=up.id,
@@ -253,6 +220,34 @@ class BackupService:
             )
         )
         return not resumed, body
+
+    def _check_announced(self, size: int | None, sha256: str | None) -> None:
+        """A full backup announces both its size and hash (or neither: streamed), and a
+        size within this collector's limit."""
+        streaming = sha256 is None and size is None
+        if not streaming and (sha256 is None or size is None):
+            raise Invalid(
+                "envelope_invalid",
+                "a full backup's header carries both ciphertext_sha256 and ciphertext_size, "
+                "or neither (a streamed upload: the final envelope comes with 'complete')",
+                field="header.ciphertext_sha256",
+            )
+        if size is not None and size > self.limits.max_size:
+            raise TooLarge(
+                "too_large",
+                f"backup of {size} bytes is above this collector's limit of "
+                f"{self.limits.max_size} bytes",
+                field="header.ciphertext_size",
+            )
+
+    async def _drop_uploads(self, server_id: str, dropped: list[Upload]) -> None:
+        """Delete what replaced uploads had staged."""
+        for old in dropped:
+            async with self._lock(old.id):  # after any complete of it in flight
+                await self._delete_quietly(object_key(server_id, old.backup_id))
+                await self._delete_quietly(envelope_key(server_id, old.backup_id))
+                await self._discard_files(old)
+            self._locks.pop(old.id, None)
 
     async def _unchanged(
         self, server_id: str, env: be.Envelope, header: be.BackupHeader
@@ -271,41 +266,9 @@ class BackupService:
             await self.store.put_bytes(ekey, env_bytes)
         except ObjectStoreError as exc:
             raise self._store_unavailable(exc) from None
-        now = time.time()
-        row = Backup(
-            id=backup_id,
-            server_id=server_id,
-            seq=header.seq,
-            kind="unchanged",
-            created_at=header.created_at,
-            stored_at=now,
-            size=0,
-            sha256=None,
-            base_seq=header.base_seq,
-            content_digest=header.content_digest,
-            envelope=env_bytes.decode(),
-            object_key=None,
-            envelope_key=ekey,
-            verified_at=now,
-            checked_at=None,
-            status="verified",
-            status_reason="",
-        )
-
-        def record(conn: Any) -> None:
-            last = catalog.last_seq(conn, server_id)
-            if header.seq <= last:
-                raise _Replay(last)
-            base = catalog.backup_by_seq(conn, server_id, base_seq)
-            if base is None or base.kind != "full" or base.status != "verified":
-                raise _BaseMissing()
-            if header.content_digest and base.content_digest not in (None, header.content_digest):
-                raise _BaseDiffers()
-            catalog.insert_backup(conn, row)
-            catalog.accept_seq(conn, server_id, header.seq, now)
-
+        row = _unchanged_row(server_id, backup_id, header, env_bytes.decode(), ekey, time.time())
         try:
-            await self.db.write(record)
+            await self.db.write(lambda conn: _record_unchanged(conn, row, base_seq))
         except _Replay as exc:
             await self._delete_quietly(ekey)
             raise _replay_error(header.seq, exc.last) from None
@@ -417,41 +380,9 @@ class BackupService:
                 )
             if not data:
                 return offset
-            staged = await self.db.read(catalog.staged_bytes)
-            if staged + len(data) > self.limits.staging_quota:
-                log.warning(
-                    "upload %s of %s refused: staged uploads hold %d bytes, quota %d",
-                    upload_id,
-                    server_id,
-                    staged,
-                    self.limits.staging_quota,
-                )
-                raise StagingFull(
-                    "staging_quota_exceeded",
-                    f"half-finished uploads on this collector already hold {staged} bytes "
-                    f"(quota {self.limits.staging_quota}); retry later",
-                    retry_after_s=3600,
-                )
-            path = self._part(upload_id)
+            await self._check_staging_quota(server_id, upload_id, len(data))
             new_offset = offset + len(data)
-            # SHA-256 of the chunk runs beside its write + fsync (both release the GIL).
-            # The in-memory state is only trusted when it is exactly at ``offset``; on
-            # any failure it is dropped and recomputed from the staged file on complete.
-            state = self._hash.pop(upload_id, None)
-            if state is None and offset == 0:
-                state = _HashState(0, hashlib.sha256())
-            if state is not None and state.offset != offset:
-                state = None
-            jobs = [asyncio.to_thread(staging.write_chunk, path, offset, data)]
-            if state is not None:
-                jobs.append(asyncio.to_thread(state.hasher.update, data))
-            try:
-                await asyncio.gather(*jobs)
-            except (OSError, ValueError) as exc:
-                log.error("cannot stage upload %s: %s", upload_id, exc)
-                raise StorageUnavailable(
-                    "storage_unavailable", "the collector cannot store the chunk now"
-                ) from None
+            state = await self._stage(upload_id, offset, data)
             moved = await self.db.write(
                 lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
             )
@@ -468,6 +399,46 @@ class BackupService:
                 state.offset = new_offset
                 self._hash[upload_id] = state
             return new_offset
+
+    async def _check_staging_quota(self, server_id: str, upload_id: str, adding: int) -> None:
+        staged = await self.db.read(catalog.staged_bytes)
+        if staged + adding > self.limits.staging_quota:
+            log.warning(
+                "upload %s of %s refused: staged uploads hold %d bytes, quota %d",
+                upload_id,
+                server_id,
+                staged,
+                self.limits.staging_quota,
+            )
+            raise StagingFull(
+                "staging_quota_exceeded",
+                f"half-finished uploads on this collector already hold {staged} bytes "
+                f"(quota {self.limits.staging_quota}); retry later",
+                retry_after_s=3600,
+            )
+
+    async def _stage(self, upload_id: str, offset: int, data: bytes) -> _HashState | None:
+        """Write the chunk to the staged file; the running hash, when it was at ``offset``.
+
+        SHA-256 of the chunk runs beside its write + fsync (both release the GIL). The
+        in-memory state is only trusted when it is exactly at ``offset``; on any failure
+        it is dropped and recomputed from the staged file on complete."""
+        state = self._hash.pop(upload_id, None)
+        if state is None and offset == 0:
+            state = _HashState(0, hashlib.sha256())
+        if state is not None and state.offset != offset:
+            state = None
+        jobs = [asyncio.to_thread(staging.write_chunk, self._part(upload_id), offset, data)]
+        if state is not None:
+            jobs.append(asyncio.to_thread(state.hasher.update, data))
+        try:
+            await asyncio.gather(*jobs)
+        except (OSError, ValueError) as exc:
+            log.error("cannot stage upload %s: %s", upload_id, exc)
+            raise StorageUnavailable(
+                "storage_unavailable", "the collector cannot store the chunk now"
+            ) from None
+        return state
 
     async def complete(
         self,
@@ -668,3 +639,66 @@ class BackupService:
 
     async def status(self, server_id: str, now: float | None = None) -> dict:
         return await self.db.read(lambda c: backup_status(c, server_id, now))
+
+
+def _open_or_resume(conn: Any, candidate: Upload) -> tuple[Upload, bool, list[Upload]]:
+    """The upload of this backup already open (resumed), or ``candidate`` stored in place
+    of the server's others (returned, to delete what they staged)."""
+    last = catalog.last_seq(conn, candidate.server_id)
+    if candidate.seq <= last:
+        raise _Replay(last)
+    others = catalog.uploads_of(conn, candidate.server_id)
+    same = [u for u in others if u.seq == candidate.seq and u.header == candidate.header]
+    if same:
+        return same[0], True, []
+    # One open upload per server: a new backup (or this seq re-made with other
+    # content) replaces whatever the agent left unfinished, so staged bytes on
+    # the collector stay bounded by max_size per server.
+    for u in others:
+        catalog.delete_upload(conn, u.id)
+    catalog.insert_upload(conn, candidate)
+    return candidate, False, others
+
+
+def _unchanged_row(
+    server_id: str,
+    backup_id: str,
+    header: be.BackupHeader,
+    envelope: str,
+    ekey: str,
+    now: float,
+) -> Backup:
+    return Backup(
+        id=backup_id,
+        server_id=server_id,
+        seq=header.seq,
+        kind="unchanged",
+        created_at=header.created_at,
+        stored_at=now,
+        size=0,
+        sha256=None,
+        base_seq=header.base_seq,
+        content_digest=header.content_digest,
+        envelope=envelope,
+        object_key=None,
+        envelope_key=ekey,
+        verified_at=now,
+        checked_at=None,
+        status="verified",
+        status_reason="",
+    )
+
+
+def _record_unchanged(conn: Any, row: Backup, base_seq: int) -> None:
+    """Store an unchanged record whose base is a stored, verified full backup with the
+    same content."""
+    last = catalog.last_seq(conn, row.server_id)
+    if row.seq <= last:
+        raise _Replay(last)
+    base = catalog.backup_by_seq(conn, row.server_id, base_seq)
+    if base is None or base.kind != "full" or base.status != "verified":
+        raise _BaseMissing()
+    if row.content_digest and base.content_digest not in (None, row.content_digest):
+        raise _BaseDiffers()
+    catalog.insert_backup(conn, row)
+    catalog.accept_seq(conn, row.server_id, row.seq, row.stored_at)

@@ -7,11 +7,12 @@ from typing import Any
 from collector.backups import catalog
 from collector.backups.promise import effective_for_server
 from collector.entitlements import decide_entitlement
+from collector.health import servers
 
 
 def backup_settings_for(conn: Any, server_id: str) -> dict[str, Any]:
     """Synchronous form, for callers already inside a ``Database.read``."""
-    srv = catalog.get_server(conn, server_id)
+    srv = servers.brief(conn, server_id)
     if srv is None:
         return {
             "backup_interval_s": 0,

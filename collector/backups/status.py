@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from collector.accounts import partners
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy, effective
 from collector.backups.promise import (
@@ -18,6 +19,7 @@ from collector.backups.promise import (
     resolve,
 )
 from collector.contracts.service import coverage_by_server, entitlement
+from collector.health import servers
 from protocol.backup_window import parse_window
 
 
@@ -88,7 +90,7 @@ def _entitled(conn: Any, server_id: str, now: float) -> bool:
 
 def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[str, Any]:
     """One server's status (``GET /api/v1/servers/{id}/backup-status``)."""
-    srv = catalog.get_server(conn, server_id)
+    srv = servers.brief(conn, server_id)
     policy = effective_for_server(
         conn, server_id, None if srv is None else int(srv["partner_id"]), now
     ).policy
@@ -134,19 +136,11 @@ def fleet_backup_status(
         policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
         if row[9] is not None:
             overrides[(row[0], row[1])] = row[9]
-    with_contracts = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
-        ).fetchall()
-    }
+    with_contracts = partners.ids_with_contracts(conn)
     if coverage is None:
         coverage = {}
     if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):
-        name = None
-        if partner_id is not None:
-            found = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
-            name = None if found is None else found[0]
+        name = None if partner_id is None else partners.name_of(conn, partner_id)
         coverage = coverage_by_server(conn, now, name)
     out: dict[str, dict[str, Any]] = {}
     per_partner: dict[int, BackupPolicy] = {}

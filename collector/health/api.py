@@ -10,6 +10,7 @@ from aiohttp import web
 from collector.health import cameras
 from collector.health.fleet import FleetView, storage_history
 from collector.health.refusals import clock_offsets
+from collector.http import openapi, paths
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import owned_server, partner_of
 from collector.http.query_params import MAX_PAGE, int_param, time_param
@@ -33,6 +34,7 @@ def json_response(data: object, status: int = 200) -> web.Response:
     )
 
 
+@openapi.documented(openapi.operation("The partner's servers with status"), schema="ServerList")
 async def list_servers(request: web.Request) -> web.Response:
     """The partner's servers; ``?status=`` filters, ``?limit=&offset=`` pages."""
     partner = partner_of(request)
@@ -55,6 +57,7 @@ async def list_servers(request: web.Request) -> web.Response:
     return json_response({"servers": views, "count": total, "notify_channels_unhealthy": unhealthy})
 
 
+@openapi.documented(openapi.operation("One server in detail"), schema="ServerDetail")
 async def get_server(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     view = await request.app[DB].read(
@@ -63,12 +66,16 @@ async def get_server(request: web.Request) -> web.Response:
     return json_response(view)
 
 
+@openapi.documented(
+    openapi.operation("Cameras with verdicts and availability"), schema="CameraList"
+)
 async def get_cameras(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     cams = await request.app[DB].read(lambda c: cameras.list_cameras(c, row.id, time.time()))
     return json_response({"server_id": row.id, "cameras": cams, "count": len(cams)})
 
 
+@openapi.documented(openapi.operation("Camera verdict changes"), schema="CameraEvents")
 async def get_camera_events(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     since = time_param(request, "since", time.time() - 7 * 86400)
@@ -76,6 +83,7 @@ async def get_camera_events(request: web.Request) -> web.Response:
     return web.json_response({"server_id": row.id, "events": events})
 
 
+@openapi.documented(openapi.operation("Volume usage over time"), schema="StorageHistory")
 async def get_storage_history(request: web.Request) -> web.Response:
     row = await owned_server(request, request.match_info["server_id"])
     since = time_param(request, "since", time.time() - 7 * 86400)
@@ -84,8 +92,8 @@ async def get_storage_history(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/servers", list_servers)
-    app.router.add_get("/api/v1/servers/{server_id}", get_server)
-    app.router.add_get("/api/v1/servers/{server_id}/cameras", get_cameras)
-    app.router.add_get("/api/v1/servers/{server_id}/camera-events", get_camera_events)
-    app.router.add_get("/api/v1/servers/{server_id}/storage-history", get_storage_history)
+    app.router.add_get(paths.SERVERS, list_servers)
+    app.router.add_get(paths.SERVER, get_server)
+    app.router.add_get(paths.SERVER_CAMERAS, get_cameras)
+    app.router.add_get(paths.SERVER_CAMERA_EVENTS, get_camera_events)
+    app.router.add_get(paths.SERVER_STORAGE_HISTORY, get_storage_history)

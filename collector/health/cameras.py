@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from collector.health import servers
 from protocol.camera_digest import cameras_digest, stable_json
 from protocol.messages import Camera
 
@@ -44,7 +45,24 @@ def apply_report(
     ``digest`` (the agent's :func:`cameras_digest` of ``cameras``, computed if None) as
     the server's. Callers skip the call when the digest is the one already stored."""
     new_digest = digest or cameras_digest(cameras)
-    stored = {
+    stored = _stored(conn, server_id)
+    changed: list[Transition] = []
+    seen: set[str] = set()
+    for cam in cameras:
+        seen.add(cam.key)
+        step = _apply_camera(conn, server_id, cam, stored.get(cam.key), at)
+        if step is not None:
+            changed.append(step)
+    for key, old in stored.items():
+        if key not in seen and old["removed_at"] is None:
+            changed.append(Transition(key, old["verdict"], "removed"))
+            _mark_removed(conn, server_id, key, old["verdict"], at)
+    servers.set_cameras_digest(conn, server_id, new_digest)
+    return changed
+
+
+def _stored(conn: sqlite3.Connection, server_id: str) -> dict[str, sqlite3.Row]:
+    return {
         r["key"]: r
         for r in conn.execute(
             "SELECT key, verdict, details, removed_at, clock_offset_s FROM cameras "
@@ -52,81 +70,105 @@ def apply_report(
             (server_id,),
         )
     }
-    changed: list[Transition] = []
-    seen: set[str] = set()
-    for cam in cameras:
-        seen.add(cam.key)
-        details = stable_json(cam)
-        old = stored.get(cam.key)
-        if old is not None and old["details"] == details and old["removed_at"] is None:
-            if _offset_moved(old["clock_offset_s"], cam.clock_offset_s):
-                conn.execute(
-                    "UPDATE cameras SET clock_offset_s = ? WHERE server_id = ? AND key = ?",
-                    (cam.clock_offset_s, server_id, cam.key),
-                )
-            continue
-        if old is None:
+
+
+def _apply_camera(
+    conn: sqlite3.Connection, server_id: str, cam: Camera, old: sqlite3.Row | None, at: float
+) -> Transition | None:
+    """Write one reported camera against its stored row; its verdict change, if any."""
+    details = stable_json(cam)
+    if old is not None and old["details"] == details and old["removed_at"] is None:
+        if _offset_moved(old["clock_offset_s"], cam.clock_offset_s):
             conn.execute(
-                "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
-                "model, firmware, serial, details, first_seen, clock_offset_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    server_id,
-                    cam.key,
-                    cam.verdict,
-                    at,
-                    at,
-                    cam.manufacturer,
-                    cam.model,
-                    cam.firmware,
-                    cam.serial,
-                    details,
-                    at,
-                    cam.clock_offset_s,
-                ),
+                "UPDATE cameras SET clock_offset_s = ? WHERE server_id = ? AND key = ?",
+                (cam.clock_offset_s, server_id, cam.key),
             )
-            _event(conn, server_id, cam, None, at)
-            changed.append(Transition(cam.key, None, cam.verdict))
-            continue
-        verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
-        conn.execute(
-            "UPDATE cameras SET verdict = ?, since = CASE WHEN ? = 1 THEN ? ELSE since END, "
-            "updated_at = ?, "
-            "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
-            "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",
-            (
-                cam.verdict,
-                int(verdict_changed),
-                at,
-                at,
-                cam.manufacturer,
-                cam.model,
-                cam.firmware,
-                cam.serial,
-                details,
-                cam.clock_offset_s,
-                server_id,
-                cam.key,
-            ),
-        )
-        if verdict_changed:
-            before = None if old["removed_at"] is not None else old["verdict"]
-            _event(conn, server_id, cam, before, at)
-            changed.append(Transition(cam.key, before, cam.verdict))
-    for key, old in stored.items():
-        if key not in seen and old["removed_at"] is None:
-            changed.append(Transition(key, old["verdict"], "removed"))
-            conn.execute(
-                "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
-                (at, at, server_id, key),
-            )
-            conn.execute(
-                "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
-                "VALUES (?, ?, ?, ?, 'removed', '[]')",
-                (server_id, key, at, old["verdict"]),
-            )
-    conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (new_digest, server_id))
-    return changed
+        return None
+    if old is None:
+        _insert_camera(conn, server_id, cam, details, at)
+        _event(conn, server_id, cam, None, at)
+        return Transition(cam.key, None, cam.verdict)
+    verdict_changed = old["verdict"] != cam.verdict or old["removed_at"] is not None
+    _update_camera(conn, server_id, cam, details, at, verdict_changed)
+    if not verdict_changed:
+        return None
+    before = None if old["removed_at"] is not None else old["verdict"]
+    _event(conn, server_id, cam, before, at)
+    return Transition(cam.key, before, cam.verdict)
+
+
+def _identity(cam: Camera) -> tuple[str, str, str, str]:
+    """Manufacturer, model, firmware and serial, as the cameras table's columns."""
+    return cam.manufacturer, cam.model, cam.firmware, cam.serial
+
+
+def _insert_camera(
+    conn: sqlite3.Connection, server_id: str, cam: Camera, details: str, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO cameras (server_id, key, verdict, since, updated_at, manufacturer, "
+        "model, firmware, serial, details, first_seen, clock_offset_s) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (server_id, cam.key, cam.verdict, at, at, *_identity(cam), details, at, cam.clock_offset_s),
+    )
+
+
+def _update_camera(
+    conn: sqlite3.Connection,
+    server_id: str,
+    cam: Camera,
+    details: str,
+    at: float,
+    verdict_changed: bool,
+) -> None:
+    conn.execute(
+        "UPDATE cameras SET verdict = ?, since = CASE WHEN ? = 1 THEN ? ELSE since END, "
+        "updated_at = ?, "
+        "manufacturer = ?, model = ?, firmware = ?, serial = ?, details = ?, "
+        "removed_at = NULL, clock_offset_s = ? WHERE server_id = ? AND key = ?",
+        (
+            cam.verdict,
+            int(verdict_changed),
+            at,
+            at,
+            *_identity(cam),
+            details,
+            cam.clock_offset_s,
+            server_id,
+            cam.key,
+        ),
+    )
+
+
+def _mark_removed(
+    conn: sqlite3.Connection, server_id: str, key: str, verdict: str, at: float
+) -> None:
+    conn.execute(
+        "UPDATE cameras SET removed_at = ?, updated_at = ? WHERE server_id = ? AND key = ?",
+        (at, at, server_id, key),
+    )
+    conn.execute(
+        "INSERT INTO camera_events (server_id, key, at, from_verdict, to_verdict, reasons) "
+        "VALUES (?, ?, ?, ?, 'removed', '[]')",
+        (server_id, key, at, verdict),
+    )
+
+
+def count_with_verdicts(conn: sqlite3.Connection, server_id: str, verdicts: Iterable[str]) -> int:
+    """How many of the server's present cameras have one of ``verdicts``."""
+    wanted = sorted(verdicts)
+    marks = ", ".join("?" for _ in wanted)
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM cameras WHERE server_id = ? AND removed_at IS NULL "
+        f"AND verdict IN ({marks})",
+        (server_id, *wanted),
+    ).fetchone()
+    return int(row[0])
+
+
+def prune_events(conn: sqlite3.Connection, before: float) -> int:
+    """Drop verdict changes older than ``before``."""
+    return conn.execute("DELETE FROM camera_events WHERE at < ?", (before,)).rowcount
 
 
 def _offset_moved(old: float | None, new: float | None) -> bool:
@@ -175,7 +217,7 @@ def newest_firmware(conn: sqlite3.Connection, partner_id: int) -> dict[tuple[str
 def firmware_check_on(conn: sqlite3.Connection, server_id: str) -> int | None:
     """The server's partner id when its agent reports ``[cameras] firmware_check = true``
     (in its latest report), else None: the comparison is opt-in, as on the agent."""
-    r = conn.execute("SELECT partner_id, state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    r = servers.partner_and_state(conn, server_id)
     if r is None:
         return None
     try:

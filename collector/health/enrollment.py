@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -13,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from collector import secrets_store
+from collector.accounts import partners
 from collector.health import servers
 from collector.health.agent_settings import settings_for
 from collector.health.refusals import clear_offset, note_offset, refused
+from collector.http import openapi
 from collector.http.appkeys import CONFIG, DB, METRICS, NONCES, SEALER
 from collector.http.auth import check_limit, note_failure
 from collector.http.bodies import parse
@@ -41,37 +44,21 @@ def _public_key(text: str, field: str) -> bytes:
     return raw
 
 
+@openapi.documented(
+    openapi.operation(
+        "Enroll an agent with a one-time token",
+        body="EnrollRequest",
+        response="EnrollResponse",
+        auth=None,
+    )
+)
 async def post_enroll(request: web.Request) -> web.Response:
     req = parse(await request.read(), EnrollRequest, limits.MAX_ENROLL_BYTES)
     credential = (credential_key("enroll", req.token),)
     check_limit(request, credential)
-    public_key = _public_key(req.public_key, "$.public_key")
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError:
-        raise ApiError(
-            400, "invalid_field", "not an Ed25519 public key", field="$.public_key"
-        ) from None
+    public_key = _ed25519_key(req.public_key)
     now = time.time()
-
-    def write(conn: sqlite3.Connection) -> tuple[servers.Enrolled, str]:
-        grant = secrets_store.consume_token(conn, req.token, now)
-        partner_id = grant.partner_id
-        enrolled = servers.register(
-            conn,
-            partner_id,
-            hostname=req.hostname,
-            machine_id=req.machine_id,
-            licence_id=req.licence_id,
-            public_key=public_key,
-            agent_version=req.agent_version,
-            os=req.os,
-            now=now,
-            token_allows_reenroll=grant.allow_reenroll,
-        )
-        name = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
-        return enrolled, name
-
+    write = functools.partial(_register, req=req, public_key=public_key, now=now)
     try:
         enrolled, partner = await request.app[DB].write(write)
     except secrets_store.TokenRefused as exc:
@@ -103,6 +90,40 @@ async def post_enroll(request: web.Request) -> web.Response:
         protocol=PROTOCOL_VERSION, server_id=server_id, partner=partner, settings=settings
     )
     return web.Response(status=201, body=encode(resp), content_type="application/json")
+
+
+def _ed25519_key(text: str) -> bytes:
+    public_key = _public_key(text, "$.public_key")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_field", "not an Ed25519 public key", field="$.public_key"
+        ) from None
+    return public_key
+
+
+def _register(
+    conn: sqlite3.Connection, *, req: EnrollRequest, public_key: bytes, now: float
+) -> tuple[servers.Enrolled, str]:
+    """Spend the token and register (or re-key) the server; its partner's name."""
+    grant = secrets_store.consume_token(conn, req.token, now)
+    partner_id = grant.partner_id
+    enrolled = servers.register(
+        conn,
+        partner_id,
+        hostname=req.hostname,
+        machine_id=req.machine_id,
+        licence_id=req.licence_id,
+        public_key=public_key,
+        agent_version=req.agent_version,
+        os=req.os,
+        now=now,
+        token_allows_reenroll=grant.allow_reenroll,
+    )
+    name = partners.name_of(conn, partner_id)
+    assert name is not None  # the token named it in this transaction
+    return enrolled, name
 
 
 def _reenroll_message(exc: servers.ReenrollRefused) -> str:
@@ -143,6 +164,14 @@ async def _note_skew(request: web.Request, server_id: str, body: bytes, offset: 
     refused(request, who, "clock_skew", f"its clock is {offset:+.0f} s from the collector's")
 
 
+@openapi.documented(
+    openapi.operation(
+        "Open a session (Ed25519-signed body)",
+        body="SessionRequest",
+        response="SessionResponse",
+        auth=None,
+    )
+)
 async def post_session(request: web.Request) -> web.Response:
     body = await request.read()
     req = parse(body, SessionRequest, limits.MAX_ENROLL_BYTES)

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from collector.accounts import partners
 from collector.backups.status import fleet_backup_status
 from collector.contracts.service import coverage_by_server
 from collector.gc_pause import gc_paused
@@ -38,9 +39,9 @@ class FleetView:
         self.offline_after = offline_after
         self.partner_names: dict[int, str] = {}
         self.partner_intervals: dict[int, int | None] = {}
-        for r in conn.execute("SELECT id, name, report_interval_s FROM partners"):
-            self.partner_names[r[0]] = r[1]
-            self.partner_intervals[r[0]] = r[2]
+        for pid, name, interval in partners.names_and_intervals(conn):
+            self.partner_names[pid] = name
+            self.partner_intervals[pid] = interval
 
     def interval(self, row: ServerRow) -> int:
         return (

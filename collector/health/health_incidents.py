@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from collector.contracts.service import clear_finding_incidents, open_incident_for_finding
+from collector.health import cameras
 from collector.health.cameras import Transition
 from collector.health.status import CAMERA_DOWN
 from protocol.messages import Disk, Volume
@@ -25,22 +26,14 @@ def cameras_changed(
 ) -> str | None:
     down = [t for t in changes if t.after in CAMERA_DOWN and t.before not in CAMERA_DOWN]
     if not down:
-        if any(t.before in CAMERA_DOWN for t in changes) and not _cameras_down(conn, server_id):
+        if any(t.before in CAMERA_DOWN for t in changes) and not cameras.count_with_verdicts(
+            conn, server_id, CAMERA_DOWN
+        ):
             # The last camera down came back: the incident awaits the customer's acceptance.
             clear_finding_incidents(conn, f"{server_id}:camera_offline", at, "cameras back up")
         return None
     names = ", ".join(f"{t.key} ({t.after})" for t in down[:5])
     return open_incident_for_finding(conn, server_id, "camera_offline", f"camera down: {names}", at)
-
-
-def _cameras_down(conn: sqlite3.Connection, server_id: str) -> int:
-    marks = ", ".join("?" for _ in CAMERA_DOWN)
-    row = conn.execute(
-        f"SELECT COUNT(*) FROM cameras WHERE server_id = ? AND removed_at IS NULL "
-        f"AND verdict IN ({marks})",
-        (server_id, *sorted(CAMERA_DOWN)),
-    ).fetchone()
-    return int(row[0])
 
 
 def filling(volumes: list[Volume], at: float) -> list[Volume]:

@@ -24,8 +24,9 @@ import msgspec
 from aiohttp import web
 
 from collector import entitlements
-from collector.health import cameras, health_incidents
+from collector.health import cameras, health_incidents, servers
 from collector.health.agent_settings import settings_for
+from collector.http import openapi
 from collector.http.appkeys import DB, METRICS
 from collector.http.auth import agent_of, body_of
 from collector.http.bodies import parse
@@ -93,37 +94,42 @@ def check_bounds(batch: ReportBatch, now: float) -> None:
                 )
 
 
-def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
+def _heartbeat(rep: Report, heartbeat_only: str) -> Prepared:
     host = rep.host
+    # Not entitled to health monitoring: the partner sees that the server is alive
+    # and why nothing more is shown, and no health data is kept. The software product,
+    # version and modules are kept: every plan's version entitlement and the SMA
+    # price basis are checked against them.
+    sw = rep.software
+    state = {
+        "collected_at": rep.collected_at,
+        "seq": rep.seq,
+        "host": {"hostname": host.hostname, "agent_version": host.agent_version},
+        "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
+        "heartbeat_only": heartbeat_only,
+    }
+    return Prepared(
+        report_id=rep.report_id,
+        seq=rep.seq,
+        collected_at=rep.collected_at,
+        cpu_percent=None,
+        memory_percent=None,
+        volumes_compact="[]",
+        state=_encode(state).decode(),
+        hostname=host.hostname,
+        agent_version=host.agent_version,
+        os=host.os,
+        dropped_reports=rep.dropped_reports,
+        camera_digest=None,
+        cameras=None,
+        filling_volumes=[],
+    )
+
+
+def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepared:
     if heartbeat_only:
-        # Not entitled to health monitoring: the partner sees that the server is alive
-        # and why nothing more is shown, and no health data is kept. The software product,
-        # version and modules are kept: every plan's version entitlement and the SMA
-        # price basis are checked against them.
-        sw = rep.software
-        state = {
-            "collected_at": rep.collected_at,
-            "seq": rep.seq,
-            "host": {"hostname": host.hostname, "agent_version": host.agent_version},
-            "software": {"product": sw.product, "version": sw.version, "modules": sw.modules},
-            "heartbeat_only": heartbeat_only,
-        }
-        return Prepared(
-            report_id=rep.report_id,
-            seq=rep.seq,
-            collected_at=rep.collected_at,
-            cpu_percent=None,
-            memory_percent=None,
-            volumes_compact="[]",
-            state=_encode(state).decode(),
-            hostname=host.hostname,
-            agent_version=host.agent_version,
-            os=host.os,
-            dropped_reports=rep.dropped_reports,
-            camera_digest=None,
-            cameras=None,
-            filling_volumes=[],
-        )
+        return _heartbeat(rep, heartbeat_only)
+    host = rep.host
     digest = counts = None
     keep: list[Camera] | None = None
     counts_stored = False
@@ -203,12 +209,7 @@ def store_batch(
     """
     accepted: list[str] = []
     duplicates: list[str] = []
-    row = conn.execute(
-        "SELECT last_seq, cameras_digest, state FROM servers WHERE id = ?", (server_id,)
-    ).fetchone()
-    last_seq = int(row[0]) if row else 0
-    stored_digest: str | None = row[1] if row else None
-    stored_state: str | None = row[2] if row else None
+    last_seq, stored_digest, stored_state = servers.report_position(conn, server_id)
     for rep in reports:
         cur = conn.execute(
             "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
@@ -230,10 +231,7 @@ def store_batch(
             continue
         accepted.append(rep.report_id)
         if rep.seq <= last_seq:
-            conn.execute(
-                "UPDATE servers SET reports_received = reports_received + 1 WHERE id = ?",
-                (server_id,),
-            )
+            servers.count_late_report(conn, server_id)
             continue
         gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
         last_seq = rep.seq
@@ -243,51 +241,54 @@ def store_batch(
             if not counted:
                 stored_digest = None  # nothing to carry over: ask for the whole inventory
         stored_state = state
-        if rep.camera_digest is not None and rep.camera_digest != stored_digest:
-            if rep.cameras is None:
-                # Another process moved on, or the agent left out an inventory this
-                # database does not hold: no camera changes; the acknowledgement's
-                # digest makes the agent send the whole inventory next time.
-                stored_digest = None
-            else:
-                changes = cameras.apply_report(
-                    conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
-                )
-                stored_digest = rep.camera_digest
-                health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
-                notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
-        health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
-        health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
-        notify_sources.report_stored(
-            conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
+        stored_digest = _newest_report_effects(conn, server_id, rep, received_at, stored_digest)
+        reported = servers.ReportedState(
+            rep.seq, gap, rep.dropped_reports, rep.hostname, rep.agent_version, rep.os, state
         )
-        if rep.disks and all(d.health == "passed" for d in rep.disks):
-            health_incidents.disks_healthy(conn, server_id, rep.collected_at)
-        conn.execute(
-            "UPDATE servers SET last_seen = ?, last_seq = ?, "
-            "reports_received = reports_received + 1, "
-            "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
-            "agent_version = ?, os = ?, state = ?, "
-            "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
-            "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
-            (
-                received_at,
-                rep.seq,
-                gap,
-                rep.dropped_reports,
-                rep.hostname,
-                rep.agent_version,
-                rep.os,
-                state,
-                told_interval_s,
-                told_interval_s or 0,
-                told_interval_s,
-                server_id,
-            ),
-        )
+        servers.record_report(conn, server_id, received_at, reported, told_interval_s)
     return accepted, duplicates, stored_digest
 
 
+def _newest_report_effects(
+    conn: sqlite3.Connection,
+    server_id: str,
+    rep: Prepared,
+    received_at: float,
+    stored_digest: str | None,
+) -> str | None:
+    """What a report newer than any stored changes besides the server's row: cameras,
+    health incidents, notifications. Returns the camera digest now stored."""
+    if rep.camera_digest is not None and rep.camera_digest != stored_digest:
+        if rep.cameras is None:
+            # Another process moved on, or the agent left out an inventory this
+            # database does not hold: no camera changes; the acknowledgement's
+            # digest makes the agent send the whole inventory next time.
+            stored_digest = None
+        else:
+            changes = cameras.apply_report(
+                conn, server_id, rep.cameras, rep.collected_at, rep.camera_digest
+            )
+            stored_digest = rep.camera_digest
+            health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
+            notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
+    health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
+    health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
+    notify_sources.report_stored(
+        conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
+    )
+    if rep.disks and all(d.health == "passed" for d in rep.disks):
+        health_incidents.disks_healthy(conn, server_id, rep.collected_at)
+    return stored_digest
+
+
+@openapi.documented(
+    openapi.operation(
+        "Upload health reports (idempotent by report_id)",
+        body="ReportBatch",
+        response="ReportAck",
+        auth="agent",
+    )
+)
 async def post_reports(request: web.Request) -> web.Response:
     started = time.perf_counter()
     agent = agent_of(request)
@@ -335,7 +336,7 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
     Camera events are kept at least 31 days, which the 30-day availability needs."""
     n = conn.execute("DELETE FROM reports WHERE received_at < ?", (before,)).rowcount
     events_before = min(before, time.time() - 31 * 86400)
-    n += conn.execute("DELETE FROM camera_events WHERE at < ?", (events_before,)).rowcount
+    n += cameras.prune_events(conn, events_before)
     return n
 
 

@@ -6,6 +6,8 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from collector.accounts import partners
+
 
 @dataclass(frozen=True)
 class ServerRow:
@@ -169,19 +171,149 @@ def set_report_interval(conn: sqlite3.Connection, server_id: str, seconds: int |
     return cur.rowcount > 0
 
 
-def set_partner_report_interval(
-    conn: sqlite3.Connection, partner_id: int, seconds: int | None
-) -> None:
-    conn.execute("UPDATE partners SET report_interval_s = ? WHERE id = ?", (seconds, partner_id))
-
-
 def effective_report_interval(conn: sqlite3.Connection, server: ServerRow, default: int) -> int:
     if server.report_interval_s:
         return server.report_interval_s
-    r = conn.execute(
-        "SELECT report_interval_s FROM partners WHERE id = ?", (server.partner_id,)
+    return partners.report_interval(conn, server.partner_id) or default
+
+
+# --- what other features read and write of a server ----------------------------------------
+
+
+def brief(conn: sqlite3.Connection, server_id: str) -> sqlite3.Row | None:
+    """The server's id, partner_id, public_key, enrolled_at and revoked_at (a row)."""
+    return conn.execute(
+        "SELECT id, partner_id, public_key, enrolled_at, revoked_at FROM servers WHERE id = ?",
+        (server_id,),
     ).fetchone()
-    return int(r[0]) if r is not None and r[0] else default
+
+
+def partner_id_of(conn: sqlite3.Connection, server_id: str) -> int | None:
+    row = conn.execute("SELECT partner_id FROM servers WHERE id = ?", (server_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def owned_by(conn: sqlite3.Connection, server_id: str, partner_id: int) -> bool:
+    """Is ``server_id`` one of ``partner_id``'s servers (revoked or not)?"""
+    return (
+        conn.execute(
+            "SELECT 1 FROM servers WHERE id = ? AND partner_id = ?", (server_id, partner_id)
+        ).fetchone()
+        is not None
+    )
+
+
+def active_ids(conn: sqlite3.Connection, partner_id: int) -> list[str]:
+    """The partner's servers not revoked, by id."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM servers WHERE partner_id = ? AND revoked_at IS NULL ORDER BY id",
+            (partner_id,),
+        ).fetchall()
+    ]
+
+
+def active_licences(conn: sqlite3.Connection, partner_id: int) -> list[tuple[str, str, str | None]]:
+    """(id, hostname, licence id) of the partner's servers not revoked."""
+    return [
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT id, hostname, licence_id FROM servers "
+            "WHERE partner_id = ? AND revoked_at IS NULL",
+            (partner_id,),
+        ).fetchall()
+    ]
+
+
+def customer_server_ids(
+    conn: sqlite3.Connection, partner_id: int, partner: str, customer: str
+) -> frozenset[str]:
+    """The partner's servers whose licence a contract of ``customer`` names."""
+    return frozenset(
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT s.id FROM servers s "
+            "JOIN contract_licences l ON l.partner = ? AND l.licence_id = s.licence_id "
+            "JOIN contracts c ON c.partner = l.partner AND c.id = l.contract_id "
+            "WHERE s.partner_id = ? AND c.customer = ?",
+            (partner, partner_id, customer),
+        )
+    )
+
+
+def partner_and_state(conn: sqlite3.Connection, server_id: str) -> tuple[int, str] | None:
+    """The server's partner id and its latest reported state (JSON text)."""
+    r = conn.execute("SELECT partner_id, state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    return None if r is None else (r[0], r[1])
+
+
+def set_cameras_digest(conn: sqlite3.Connection, server_id: str, digest: str) -> None:
+    conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (digest, server_id))
+
+
+def report_position(
+    conn: sqlite3.Connection, server_id: str
+) -> tuple[int, str | None, str | None]:
+    """(sequence number of the newest report stored, camera digest stored or None, the
+    stored state's JSON or None)."""
+    row = conn.execute(
+        "SELECT last_seq, cameras_digest, state FROM servers WHERE id = ?", (server_id,)
+    ).fetchone()
+    return (int(row[0]), row[1], row[2]) if row else (0, None, None)
+
+
+def count_late_report(conn: sqlite3.Connection, server_id: str) -> None:
+    """A report older than the newest stored: counted, the state stays."""
+    conn.execute(
+        "UPDATE servers SET reports_received = reports_received + 1 WHERE id = ?", (server_id,)
+    )
+
+
+@dataclass(frozen=True)
+class ReportedState:
+    """What the newest report says of its server."""
+
+    seq: int
+    gap: int
+    dropped_reports: int
+    hostname: str
+    agent_version: str
+    os: str
+    state: str
+
+
+def record_report(
+    conn: sqlite3.Connection,
+    server_id: str,
+    received_at: float,
+    reported: ReportedState,
+    told_interval_s: int | None,
+) -> None:
+    """Move the server's state forward to its newest report; ``told_interval_s`` is the
+    report interval the acknowledgement tells (a change owes one interval of grace)."""
+    conn.execute(
+        "UPDATE servers SET last_seen = ?, last_seq = ?, "
+        "reports_received = reports_received + 1, "
+        "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
+        "agent_version = ?, os = ?, state = ?, "
+        "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
+        "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
+        (
+            received_at,
+            reported.seq,
+            reported.gap,
+            reported.dropped_reports,
+            reported.hostname,
+            reported.agent_version,
+            reported.os,
+            reported.state,
+            told_interval_s,
+            told_interval_s or 0,
+            told_interval_s,
+            server_id,
+        ),
+    )
 
 
 # --- sessions ----------------------------------------------------------------------------

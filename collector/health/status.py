@@ -101,47 +101,63 @@ def evaluate(
         return Status(
             "unmonitored", [f"reporting; health monitoring not offered: {state.heartbeat_only}"]
         )
+    found = [
+        *(f for vol in state.volumes for f in _volume_findings(vol, now)),
+        *_camera_findings(state.camera_counts or {}),
+        *_disk_findings(state.disks or []),
+    ]
+    if state.software.error:
+        found.append(("warning", f"video software version unknown: {state.software.error}"))
     level = "ok"
-    reasons: list[str] = []
-    for vol in state.volumes:
-        pct = used_percent(vol.used, vol.free) if vol.total else 0.0
-        name = vol.mountpoint or "?"
-        if vol.error:
-            level = _worse(level, "warning")
-            reasons.append(f"volume {name}: {vol.error}")
-            continue
-        if pct >= VOLUME_CRIT_PERCENT:
-            level = _worse(level, "critical")
-            reasons.append(f"volume {name} is {pct:.0f}% full")
-        elif pct >= VOLUME_WARN_PERCENT:
-            level = _worse(level, "warning")
-            reasons.append(f"volume {name} is {pct:.0f}% full")
-        if vol.full_at is not None and vol.recording:
-            left = vol.full_at - now
-            if left <= FULL_CRIT_S:
-                level = _worse(level, "critical")
-                reasons.append(f"recording volume {name} full within {max(left, 0) / 3600:.0f} h")
-            elif left <= FULL_WARN_S:
-                level = _worse(level, "warning")
-                reasons.append(f"recording volume {name} full within {left / 86400:.1f} days")
-    cams = state.camera_counts or {}
+    for worse, _ in found:
+        level = _worse(level, worse)
+    return Status(level, [reason for _, reason in found])
+
+
+Finding = tuple[str, str]
+"""(level, reason) of one thing a status names."""
+
+
+def _volume_findings(vol: VolumeSummary, now: float) -> list[Finding]:
+    pct = used_percent(vol.used, vol.free) if vol.total else 0.0
+    name = vol.mountpoint or "?"
+    if vol.error:
+        return [("warning", f"volume {name}: {vol.error}")]
+    found: list[Finding] = []
+    if pct >= VOLUME_CRIT_PERCENT:
+        found.append(("critical", f"volume {name} is {pct:.0f}% full"))
+    elif pct >= VOLUME_WARN_PERCENT:
+        found.append(("warning", f"volume {name} is {pct:.0f}% full"))
+    if vol.full_at is not None and vol.recording:
+        left = vol.full_at - now
+        if left <= FULL_CRIT_S:
+            found.append(
+                ("critical", f"recording volume {name} full within {max(left, 0) / 3600:.0f} h")
+            )
+        elif left <= FULL_WARN_S:
+            found.append(
+                ("warning", f"recording volume {name} full within {left / 86400:.1f} days")
+            )
+    return found
+
+
+def _camera_findings(cams: dict[str, int]) -> list[Finding]:
+    found: list[Finding] = []
     down = sum(n for v, n in cams.items() if v in CAMERA_DOWN)
     degraded = cams.get("degraded", 0)
     if down:
-        level = _worse(level, "warning")
-        reasons.append(f"{down} camera(s) down")
+        found.append(("warning", f"{down} camera(s) down"))
     if degraded:
-        level = _worse(level, "warning")
-        reasons.append(f"{degraded} camera(s) degraded")
-    for disk in state.disks or []:
+        found.append(("warning", f"{degraded} camera(s) degraded"))
+    return found
+
+
+def _disk_findings(disks: list[DiskSummary]) -> list[Finding]:
+    found: list[Finding] = []
+    for disk in disks:
         if disk.health == "failing":
-            level = _worse(level, "critical")
             why = disk.failing[0] if disk.failing else "SMART says failing"
-            reasons.append(f"disk {disk.device} failing: {why}")
+            found.append(("critical", f"disk {disk.device} failing: {why}"))
         elif disk.warnings:
-            level = _worse(level, "warning")
-            reasons.append(f"disk {disk.device}: {disk.warnings[0]}")
-    if state.software.error:
-        level = _worse(level, "warning")
-        reasons.append(f"video software version unknown: {state.software.error}")
-    return Status(level, reasons)
+            found.append(("warning", f"disk {disk.device}: {disk.warnings[0]}"))
+    return found

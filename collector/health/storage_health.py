@@ -41,9 +41,11 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.http import openapi
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.storage import STORAGE_ERRORS, StorageUnavailable
 from collector.supervision import TASKS
+from protocol import routes
 
 log = logging.getLogger("vigil.collector.storage")
 
@@ -54,7 +56,7 @@ BALLAST_NAME = ".vigil-ballast"
 BALLAST_SIZE = 2 * 1024 * 1024
 STORAGE_CHECKS = ("data_dir", "database_file", "database_write", "disk_space")
 """The checks whose failure refuses every write."""
-UPLOAD_PREFIX = "/api/v1/agent/backups"
+UPLOAD_PREFIX = routes.BACKUPS
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HEARTBEAT_TIMEOUT_S = 15.0
 
@@ -326,6 +328,12 @@ async def storage_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await handler(request)
 
 
+@openapi.documented(
+    openapi.operation(
+        "Storage, database, object store and background tasks; 503 naming each failed check",
+        auth=None,
+    )
+)
 async def healthz(request: web.Request) -> web.Response:
     """200 when every check passes; 503 with each check named otherwise."""
     app = request.app

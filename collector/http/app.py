@@ -23,7 +23,7 @@ from collector.health.storage_health import (
     open_storage,
     storage_middleware,
 )
-from collector.http import openapi, pages
+from collector.http import openapi, pages, paths
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.auth import Handler, auth_middleware
 from collector.http.errors import ApiError
@@ -35,6 +35,7 @@ from collector.http.session_keys import SessionSealer
 from collector.notify import feature as notify_feature
 from collector.storage import STORAGE_ERRORS, Database, open_database
 from collector.supervision import TASKS, Supervisor, stop_tasks
+from protocol import routes
 from protocol.messages import ErrorBody, encode
 
 log = logging.getLogger("vigil.collector")
@@ -133,6 +134,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
+@openapi.documented(
+    openapi.operation("Prometheus metrics (Bearer token if [metrics] token is set)", auth=None)
+)
 async def metrics_handler(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     if cfg.metrics_token:
@@ -195,8 +199,8 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     else:
         app.cleanup_ctx.append(_database)
         app.cleanup_ctx.append(health_context)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get(routes.HEALTHZ, healthz)
+    app.router.add_get(paths.METRICS, metrics_handler)
     for setup in FEATURES:
         setup(app)
     return app

@@ -34,6 +34,7 @@ from collector import secrets_store
 from collector.accounts import roles, store
 from collector.health import servers
 from collector.health.refusals import refused
+from collector.http import paths
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
@@ -41,9 +42,9 @@ from collector.storage import STORAGE_ERRORS
 from protocol import request_auth as ra
 from protocol import routes
 
-AGENT_PREFIX = "/api/v1/agent/"
-OPEN_AGENT_PATHS = frozenset({"/api/v1/agent/enroll", "/api/v1/agent/session"})
-OPEN_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json"})
+AGENT_PREFIX = routes.AGENT_PREFIX
+OPEN_AGENT_PATHS = frozenset({routes.ENROLL, routes.SESSION})
+OPEN_PATHS = frozenset({routes.HEALTHZ, paths.METRICS, paths.OPENAPI})
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path.startswith(AGENT_PREFIX):
         if path not in OPEN_AGENT_PATHS:
             await _authenticate_agent(request)
-    elif path.startswith("/api/v1/") and path not in OPEN_PATHS:
+    elif path.startswith(paths.API_V1_PREFIX) and path not in OPEN_PATHS:
         await _authenticate_partner(request)
     return await handler(request)

@@ -7,6 +7,7 @@ when that day is further away than the chart reaches).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,40 @@ def _label(t: float, span: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime(fmt)
 
 
+def _series(points: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """(time, used share) per mountpoint."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for p in points:
+        for v in p["volumes"]:
+            if v["total"]:
+                share = used_percent(v["used"], v.get("free", v["total"] - v["used"])) / 100
+                series.setdefault(v["mountpoint"], []).append((p["at"], share))
+    return series
+
+
+def _grid(
+    x: Callable[[float], float], y: Callable[[float], float], t0: float, width: float
+) -> list[str]:
+    """Horizontal lines at each quarter of the share, and five time ticks."""
+    parts = []
+    for pct in (0, 25, 50, 75, 100):
+        yy = y(pct / 100)
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d5d9de"/>'
+            f'<text x="4" y="{yy + 4:.1f}" font-size="11" fill="#374151">{pct}%</text>'
+        )
+    for i in range(5):
+        t = t0 + width * i / 4
+        xx = x(t)
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(
+            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_H - _BOTTOM}" y2="{_H - _BOTTOM + 4}" '
+            f'stroke="#374151"/><text x="{xx:.1f}" y="{_H - _BOTTOM + 16}" font-size="11" '
+            f'fill="#374151" text-anchor="{anchor}">{_label(t, width)}</text>'
+        )
+    return parts
+
+
 def storage_chart(points: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> str:
     """Used share of each volume over time with its forecast, as an SVG line chart."""
     if len(points) < 2:
@@ -41,33 +76,14 @@ def storage_chart(points: list[dict[str, Any]], volumes: list[dict[str, Any]]) -
     def y(share: float) -> float:
         return _TOP + (1 - share) * (_H - _TOP - _BOTTOM)
 
-    series: dict[str, list[tuple[float, float]]] = {}
-    for p in points:
-        for v in p["volumes"]:
-            if v["total"]:
-                share = used_percent(v["used"], v.get("free", v["total"] - v["used"])) / 100
-                series.setdefault(v["mountpoint"], []).append((p["at"], share))
+    series = _series(points)
     parts = [
         f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
         f'aria-labelledby="chart-title"><title id="chart-title">Storage used per volume, '
         f"{_label(t0, span)} to {_label(t1, span)}, with the forecast to the full date</title>"
         f'<rect width="{_W}" height="{_H}" fill="#fff"/>'
     ]
-    for pct in (0, 25, 50, 75, 100):
-        yy = y(pct / 100)
-        parts.append(
-            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d5d9de"/>'
-            f'<text x="4" y="{yy + 4:.1f}" font-size="11" fill="#374151">{pct}%</text>'
-        )
-    for i in range(5):
-        t = t0 + width * i / 4
-        xx = x(t)
-        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
-        parts.append(
-            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{_H - _BOTTOM}" y2="{_H - _BOTTOM + 4}" '
-            f'stroke="#374151"/><text x="{xx:.1f}" y="{_H - _BOTTOM + 16}" font-size="11" '
-            f'fill="#374151" text-anchor="{anchor}">{_label(t, width)}</text>'
-        )
+    parts.extend(_grid(x, y, t0, width))
     by_mount = {v["mountpoint"]: v for v in volumes}
     for i, (name, pts) in enumerate(sorted(series.items())):
         c = COLOURS[i % len(COLOURS)]

@@ -1,14 +1,24 @@
-"""``GET /api/v1/openapi.json``: the HTTP interface, with schemas taken from the messages."""
+"""``GET /api/v1/openapi.json``: the HTTP interface, with schemas taken from the messages.
+
+A handler carries its own operation (:func:`documented`, next to the handler); the
+document lists every registered route whose handler carries one, under the path it was
+registered at, so a path is spelled once: where its route is added. A path's ``{name}``
+parts become the operation's path parameters. Features whose operations are not attached
+to their handlers add them to :data:`EXTRA_PATHS`.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
-from collector.http.openapi_schemas import ACCOUNT_PATHS, add_response_schemas
+from collector.http import paths
+from collector.http.openapi_schemas import add_response_schemas, with_response
 from protocol import messages as m
 from protocol.version import PROTOCOL_VERSION
 
@@ -23,15 +33,21 @@ _MESSAGES = (
     m.AgentSettings,
 )
 
+H = TypeVar("H", bound=Callable[..., Any])
 
-def _op(
+_OPERATIONS: dict[Callable[..., Any], dict[str, Any]] = {}
+"""handler -> its operation (without path parameters, filled from the registered path)."""
+
+
+def operation(
     summary: str,
     *,
     body: str | None = None,
     response: str | None = None,
     auth: str | None = "partner",
-    params: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """An operation answering ``ErrorBody`` when refused; ``body`` and ``response`` name
+    message schemas."""
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
@@ -62,73 +78,55 @@ def _op(
         op["security"] = [{"agentSession": []}]
     else:
         op["security"] = []
-    if params:
-        op["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in params
-        ]
     return op
 
 
-def document() -> dict[str, Any]:
+def documented(
+    op: dict[str, Any], *, schema: str | None = None, status: str = "200"
+) -> Callable[[H], H]:
+    """Attach ``op`` to a handler; ``schema`` names its success answer's schema (in
+    :mod:`collector.http.openapi_schemas`), answered with ``status``."""
+    if schema is not None:
+        with_response(op, status, schema)
+
+    def attach(handler: H) -> H:
+        _OPERATIONS[handler] = op
+        return handler
+
+    return attach
+
+
+def registered_paths(app: web.Application) -> dict[str, Any]:
+    """The operations of the routes ``app`` has registered, by path and method."""
+    found: dict[str, Any] = {}
+    for route in app.router.routes():
+        op = _OPERATIONS.get(route.handler)
+        path = route.resource.canonical if route.resource is not None else None
+        if op is None or path is None or route.method == "HEAD":
+            continue
+        op = copy.deepcopy(op)
+        names = re.findall(r"\{(\w+)\}", path)
+        if names:
+            path_params = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in names
+            ]
+            op["parameters"] = path_params + op.get("parameters", [])
+        found.setdefault(path, {})[route.method.lower()] = op
+    return found
+
+
+def document(app: web.Application) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         _MESSAGES, ref_template="#/components/schemas/{name}"
     )
-    sid = ("server_id",)
-    paths: dict[str, Any] = {
-        "/healthz": {
-            "get": _op(
-                "Storage, database, object store and background tasks; 503 naming each "
-                "failed check",
-                auth=None,
-            )
-        },
-        "/metrics": {
-            "get": _op("Prometheus metrics (Bearer token if [metrics] token is set)", auth=None)
-        },
-        "/api/v1/agent/enroll": {
-            "post": _op(
-                "Enroll an agent with a one-time token",
-                body="EnrollRequest",
-                response="EnrollResponse",
-                auth=None,
-            )
-        },
-        "/api/v1/agent/session": {
-            "post": _op(
-                "Open a session (Ed25519-signed body)",
-                body="SessionRequest",
-                response="SessionResponse",
-                auth=None,
-            )
-        },
-        "/api/v1/agent/reports": {
-            "post": _op(
-                "Upload health reports (idempotent by report_id)",
-                body="ReportBatch",
-                response="ReportAck",
-                auth="agent",
-            )
-        },
-        "/api/v1/servers": {"get": _op("The partner's servers with status")},
-        "/api/v1/servers/{server_id}": {"get": _op("One server in detail", params=sid)},
-        "/api/v1/servers/{server_id}/cameras": {
-            "get": _op("Cameras with verdicts and availability", params=sid)
-        },
-        "/api/v1/servers/{server_id}/camera-events": {
-            "get": _op("Camera verdict changes", params=sid)
-        },
-        "/api/v1/servers/{server_id}/storage-history": {
-            "get": _op("Volume usage over time", params=sid)
-        },
-    }
-    for path, ops in ACCOUNT_PATHS.items():
-        names = tuple(re.findall(r"\{(\w+)\}", path))
-        paths[path] = {method: _op(summary, params=names) for method, summary in ops.items()}
+    doc_paths = registered_paths(app)
+    extra: dict[str, Any] = app.get(EXTRA_PATHS) or {}
+    doc_paths.update(copy.deepcopy(extra))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Vigil collector", "version": f"protocol {PROTOCOL_VERSION}"},
-        "paths": paths,
+        "paths": doc_paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
@@ -152,8 +150,7 @@ EXTRA_PATHS: web.AppKey[dict[str, Any]] = web.AppKey("openapi_extra_paths", dict
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    doc = document()
-    doc["paths"].update(request.app.get(EXTRA_PATHS, {}))
+    doc = document(request.app)
     add_response_schemas(doc)
     return web.json_response(doc)
 
@@ -161,4 +158,4 @@ async def get_openapi(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """The document's route, and the registry features after it add their paths to."""
     app[EXTRA_PATHS] = {}
-    app.router.add_get("/api/v1/openapi.json", get_openapi)
+    app.router.add_get(paths.OPENAPI, get_openapi)

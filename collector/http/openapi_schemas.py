@@ -1,10 +1,11 @@
 """Response schemas of the partner API for the OpenAPI document (JSON Schema 2020-12).
 
-One table says which schema each partner endpoint answers with (:data:`RESPONSES`);
-:func:`add_response_schemas` puts them into the document after every feature has added
-its paths. The schemas name the fields clients rely on, with their types; objects stay
-open (``additionalProperties`` is allowed) so that adding a field breaks no client. The
-tests validate real responses against this document.
+A handler names the schema it answers with where it is documented
+(:func:`collector.http.openapi.documented`); a table (:data:`RESPONSES`) names them for
+the paths a feature adds as a whole, and :func:`add_response_schemas` puts them into the
+document after every feature has added its paths. The schemas name the fields clients
+rely on, with their types; objects stay open (``additionalProperties`` is allowed) so that
+adding a field breaks no client. The tests validate real responses against this document.
 """
 
 from __future__ import annotations
@@ -298,14 +299,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
-    ("get", "/api/v1/servers"): ("200", "ServerList"),
-    ("get", "/api/v1/servers/{server_id}"): ("200", "ServerDetail"),
-    ("get", "/api/v1/servers/{server_id}/cameras"): ("200", "CameraList"),
-    ("get", "/api/v1/servers/{server_id}/camera-events"): ("200", "CameraEvents"),
-    ("get", "/api/v1/servers/{server_id}/storage-history"): ("200", "StorageHistory"),
-    ("get", "/api/v1/servers/{server_id}/backups"): ("200", "BackupList"),
-    ("get", "/api/v1/servers/{server_id}/backup-status"): ("200", "BackupStatus"),
-    ("get", "/api/v1/servers/{server_id}/public-key"): ("200", "PublicKey"),
     ("get", "/api/v1/servers/{server_id}/sma-quote"): ("200", "SmaQuote"),
     ("get", "/api/v1/servers/{server_id}/sma-upgrade"): ("200", "SmaUpgrade"),
     ("get", "/api/v1/contracts"): ("200", "ContractList"),
@@ -322,38 +315,21 @@ RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/api/v1/incident-priorities"): ("200", "PriorityMap"),
     ("get", "/api/v1/reports/monthly"): ("200", "MonthlyReport"),
     ("get", "/api/v1/sla/due"): ("200", "SlaDue"),
-    ("get", "/api/v1/me"): ("200", "Me"),
-    ("get", "/api/v1/users"): ("200", "UserList"),
-    ("post", "/api/v1/users"): ("201", "User"),
-    ("post", "/api/v1/users/{user_id}/{action}"): ("200", "User"),
-    ("get", "/api/v1/api-keys"): ("200", "ApiKeyList"),
-    ("post", "/api/v1/api-keys"): ("201", "ApiKeyCreated"),
-    ("delete", "/api/v1/api-keys/{key_id}"): ("200", "Revoked"),
-    ("get", "/api/v1/enrollment-tokens"): ("200", "EnrollmentTokenList"),
-    ("post", "/api/v1/enrollment-tokens"): ("201", "EnrollmentTokenCreated"),
-    ("delete", "/api/v1/enrollment-tokens/{token_id}"): ("200", "Revoked"),
 }
-"""(method, path) -> (status, schema) of the partner endpoints that answer JSON."""
+"""(method, path) -> (status, schema) of the partner endpoints that answer JSON and whose
+operations are not attached to their handlers (the others name theirs with
+:func:`collector.http.openapi.documented`)."""
 
-ACCOUNT_PATHS: dict[str, dict[str, str]] = {
-    "/api/v1/me": {"get": "The caller: user, role, partner and customer"},
-    "/api/v1/users": {
-        "get": "The partner's users with roles",
-        "post": "Add a user (admin): email, password, role, customer",
-    },
-    "/api/v1/users/{user_id}/{action}": {"post": "disable or enable a user (admin)"},
-    "/api/v1/api-keys": {
-        "get": "API keys: the caller's own (an admin: all of the partner's), last used",
-        "post": "A new key of the caller, with its role (shown once)",
-    },
-    "/api/v1/api-keys/{key_id}": {"delete": "Revoke a key (one's own; an admin: any)"},
-    "/api/v1/enrollment-tokens": {
-        "get": "The partner's enrollment tokens (never the token itself)",
-        "post": "A new enrollment token (admin): uses, ttl (shown once)",
-    },
-    "/api/v1/enrollment-tokens/{token_id}": {"delete": "Revoke an enrollment token (admin)"},
-}
-"""The accounts' paths and their summaries."""
+
+def with_response(op: dict[str, Any], status: str, name: str) -> dict[str, Any]:
+    """Make ``op`` answer ``status`` with the schema ``name`` on success."""
+    responses = op.setdefault("responses", {})
+    responses.pop("200" if status != "200" else "", None)
+    responses[status] = {
+        "description": "OK" if status == "200" else "Created",
+        "content": {"application/json": {"schema": _ref(name)}},
+    }
+    return op
 
 
 def add_response_schemas(doc: dict[str, Any]) -> None:
@@ -361,11 +337,5 @@ def add_response_schemas(doc: dict[str, Any]) -> None:
     doc["components"]["schemas"].update(SCHEMAS)
     for (method, path), (status, name) in RESPONSES.items():
         op = doc["paths"].get(path, {}).get(method)
-        if op is None:
-            continue
-        responses = op.setdefault("responses", {})
-        responses.pop("200" if status != "200" else "", None)
-        responses[status] = {
-            "description": "OK" if status == "200" else "Created",
-            "content": {"application/json": {"schema": _ref(name)}},
-        }
+        if op is not None:
+            with_response(op, status, name)

@@ -15,6 +15,8 @@ from aiohttp import web
 from collector.contracts import repository as repo
 from collector.contracts.reports import render_csv
 from collector.contracts.views import build_report, contract_view, parse_month
+from collector.health import servers
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -50,13 +52,10 @@ def contracts_data(conn: Any, identity: PartnerIdentity) -> dict[str, Any]:
     # Uncovered: no current contract of the partner names the server's licence (what the
     # fleet's coverage lookup calls "none"), found from the contracts already read.
     licences = {lic for c in contracts for lic in c.get("licence_ids", ())}
-    rows = conn.execute(
-        "SELECT id, hostname, licence_id FROM servers WHERE partner_id = ? AND revoked_at IS NULL",
-        (identity.partner_id,),
-    ).fetchall()
-    names = {r["id"]: r["hostname"] for r in rows}
+    rows = servers.active_licences(conn, identity.partner_id)
+    names = {sid: hostname for sid, hostname, _ in rows}
     uncovered = sorted(
-        ((r["id"], r["hostname"]) for r in rows if (r["licence_id"] or "") not in licences),
+        ((sid, hostname) for sid, hostname, licence in rows if (licence or "") not in licences),
         key=lambda x: x[1],
     )
     versions = [
@@ -108,6 +107,6 @@ async def report_csv(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/contracts", contracts_page)
-    app.router.add_get("/contracts/report", report_page)
-    app.router.add_get("/contracts/report.csv", report_csv)
+    app.router.add_get(paths.CONTRACTS_PAGE, contracts_page)
+    app.router.add_get(paths.CONTRACTS_REPORT_PAGE, report_page)
+    app.router.add_get(paths.CONTRACTS_REPORT_CSV, report_csv)

@@ -26,6 +26,7 @@ from collector.health.fleet import FleetView, status_counts, storage_history
 from collector.health.refusals import clock_offsets
 from collector.health.status import STATUSES, used_percent
 from collector.http import fleet_filters as ff
+from collector.http import paths
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import PartnerIdentity, owned_server
 from collector.http.charts import availability_strip, storage_chart
@@ -228,5 +229,5 @@ async def server_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/", fleet_page)
-    app.router.add_get("/servers/{server_id}", server_page)
+    app.router.add_get(paths.FLEET_PAGE, fleet_page)
+    app.router.add_get(paths.SERVER_PAGE, server_page)

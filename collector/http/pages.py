@@ -27,6 +27,7 @@ import jinja2
 from aiohttp import web
 
 from collector.accounts import passwords, store, totp
+from collector.http import paths
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import (
     PARTNER_NAME,
@@ -40,6 +41,7 @@ from collector.http.auth import (
     set_partner,
 )
 from collector.http.ratelimit import credential_key
+from protocol import routes
 
 COOKIE = "vigil_session"
 CSRF_COOKIE = "vigil_csrf"
@@ -56,7 +58,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 """On every page (not on the JSON API, whose clients are programs)."""
-_NOT_PAGES = ("/api/", "/metrics", "/healthz")
+_NOT_PAGES = (paths.API_PREFIX, paths.METRICS, routes.HEALTHZ)
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("collector", "templates"), autoescape=True, trim_blocks=True
 )
@@ -327,9 +329,9 @@ def setup(app: web.Application) -> None:
     from collector.http import page_contracts, page_fleet, page_incidents, page_settings
 
     app.on_response_prepare.append(security_headers)
-    app.router.add_get("/login", login_form)
-    app.router.add_post("/login", login)
-    app.router.add_post("/logout", logout)
-    app.router.add_get("/static/{name}", static_file)
+    app.router.add_get(paths.LOGIN, login_form)
+    app.router.add_post(paths.LOGIN, login)
+    app.router.add_post(paths.LOGOUT, logout)
+    app.router.add_get(paths.STATIC, static_file)
     for module in (page_fleet, page_incidents, page_contracts, page_settings):
         module.setup(app)

@@ -29,14 +29,15 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
+from collector.http import paths
 from collector.http.appkeys import CONFIG
 from collector.http.auth import Handler
 from collector.http.errors import ApiError
-from protocol import limits
+from protocol import limits, routes
 
 log = logging.getLogger("vigil.collector")
 
-OPEN_BODY_PATHS = frozenset({"/api/v1/agent/enroll", "/api/v1/agent/session", "/login"})
+OPEN_BODY_PATHS = frozenset({routes.ENROLL, routes.SESSION, paths.LOGIN})
 """Routes that read a body before anyone is authenticated."""
 
 MAX_OPEN_BODY = limits.MAX_ENROLL_BYTES

@@ -13,17 +13,16 @@ from aiohttp import web
 
 from collector.contracts.inputs import json_body
 from collector.health.api import json_response
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import partner_of
 from collector.http.errors import ApiError
-from collector.http.openapi import EXTRA_PATHS
+from collector.http.openapi import documented
 from collector.http.query_params import MAX_PAGE, int_param
+from collector.notify import openapi_operations as ops
 from collector.notify import store
 from collector.notify.channel_secrets import new_webhook_secret
 from collector.notify.notifier import BOX, NOTIFIER
-from collector.notify.openapi_paths import OPENAPI_PATHS
-
-PREFIX = "/api/v1/notify"
 
 
 def _str(data: dict[str, Any], key: str, default: str = "", *, limit: int = 2000) -> str:
@@ -56,12 +55,14 @@ async def _write(request: web.Request, fn: Any) -> Any:
         raise _refused(exc) from None
 
 
+@documented(ops.LIST_CHANNELS)
 async def list_channels(request: web.Request) -> web.Response:
     p = partner_of(request)
     chans = await request.app[DB].read(lambda c: store.list_channels(c, p.partner_id))
     return json_response({"channels": [ch.to_json() for ch in chans]})
 
 
+@documented(ops.ADD_CHANNEL)
 async def add_channel(request: web.Request) -> web.Response:
     p = partner_of(request)
     data = await json_body(request)
@@ -93,6 +94,7 @@ async def add_channel(request: web.Request) -> web.Response:
     return json_response(out, 201)
 
 
+@documented(ops.REMOVE_CHANNEL)
 async def remove_channel(request: web.Request) -> web.Response:
     p = partner_of(request)
     cid = request.match_info["channel_id"]
@@ -100,6 +102,7 @@ async def remove_channel(request: web.Request) -> web.Response:
     return json_response({"removed": cid})
 
 
+@documented(ops.ROTATE_SECRET)
 async def rotate_secret(request: web.Request) -> web.Response:
     p = partner_of(request)
     cid = request.match_info["channel_id"]
@@ -114,6 +117,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     return json_response({"channel": cid, "secret": secret, "old_secret_valid_s": overlap})
 
 
+@documented(ops.TEST_CHANNEL)
 async def test_channel(request: web.Request) -> web.Response:
     p = partner_of(request)
     cid = request.match_info["channel_id"]
@@ -132,6 +136,7 @@ async def test_channel(request: web.Request) -> web.Response:
     )
 
 
+@documented(ops.DELIVERIES)
 async def deliveries(request: web.Request) -> web.Response:
     p = partner_of(request)
     cid = request.match_info["channel_id"]
@@ -178,12 +183,14 @@ def _route_from(data: dict[str, Any], partner_id: int) -> store.Route:
     )
 
 
+@documented(ops.LIST_ROUTES)
 async def list_routes(request: web.Request) -> web.Response:
     p = partner_of(request)
     routes = await request.app[DB].read(lambda c: store.list_routes(c, p.partner_id))
     return json_response({"routes": [r.to_json() for r in routes]})
 
 
+@documented(ops.ADD_ROUTE)
 async def add_route(request: web.Request) -> web.Response:
     p = partner_of(request)
     route = _route_from(await json_body(request), p.partner_id)
@@ -191,6 +198,7 @@ async def add_route(request: web.Request) -> web.Response:
     return json_response(made.to_json(), 201)
 
 
+@documented(ops.REMOVE_ROUTE)
 async def remove_route(request: web.Request) -> web.Response:
     p = partner_of(request)
     try:
@@ -201,12 +209,14 @@ async def remove_route(request: web.Request) -> web.Response:
     return json_response({"removed": rid})
 
 
+@documented(ops.LIST_SILENCES)
 async def list_silences(request: web.Request) -> web.Response:
     p = partner_of(request)
     rows = await request.app[DB].read(lambda c: store.list_silences(c, p.partner_id, time.time()))
     return json_response({"silences": rows})
 
 
+@documented(ops.ADD_SILENCE)
 async def add_silence(request: web.Request) -> web.Response:
     p = partner_of(request)
     data = await json_body(request)
@@ -234,6 +244,7 @@ async def add_silence(request: web.Request) -> web.Response:
     return json_response(made, 201)
 
 
+@documented(ops.END_SILENCE)
 async def end_silence(request: web.Request) -> web.Response:
     p = partner_of(request)
     try:
@@ -244,6 +255,7 @@ async def end_silence(request: web.Request) -> web.Response:
     return json_response({"ended": sid})
 
 
+@documented(ops.SET_LABELS)
 async def set_labels(request: web.Request) -> web.Response:
     p = partner_of(request)
     sid = request.match_info["server_id"]
@@ -253,6 +265,7 @@ async def set_labels(request: web.Request) -> web.Response:
     return json_response({"server": sid, "customer": customer, "site": site})
 
 
+@documented(ops.LIST_EVENTS)
 async def list_events(request: web.Request) -> web.Response:
     p = partner_of(request)
     after = int_param(request, "after", 0)
@@ -265,18 +278,17 @@ async def list_events(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get(f"{PREFIX}/channels", list_channels)
-    r.add_post(f"{PREFIX}/channels", add_channel)
-    r.add_delete(f"{PREFIX}/channels/{{channel_id}}", remove_channel)
-    r.add_post(f"{PREFIX}/channels/{{channel_id}}/rotate-secret", rotate_secret)
-    r.add_post(f"{PREFIX}/channels/{{channel_id}}/test", test_channel)
-    r.add_get(f"{PREFIX}/channels/{{channel_id}}/deliveries", deliveries)
-    r.add_get(f"{PREFIX}/routes", list_routes)
-    r.add_post(f"{PREFIX}/routes", add_route)
-    r.add_delete(f"{PREFIX}/routes/{{route_id}}", remove_route)
-    r.add_get(f"{PREFIX}/silences", list_silences)
-    r.add_post(f"{PREFIX}/silences", add_silence)
-    r.add_delete(f"{PREFIX}/silences/{{silence_id}}", end_silence)
-    r.add_put(f"{PREFIX}/servers/{{server_id}}/labels", set_labels)
-    r.add_get(f"{PREFIX}/events", list_events)
-    app[EXTRA_PATHS].update(OPENAPI_PATHS)
+    r.add_get(paths.NOTIFY_CHANNELS, list_channels)
+    r.add_post(paths.NOTIFY_CHANNELS, add_channel)
+    r.add_delete(paths.NOTIFY_CHANNEL, remove_channel)
+    r.add_post(paths.NOTIFY_CHANNEL_ROTATE_SECRET, rotate_secret)
+    r.add_post(paths.NOTIFY_CHANNEL_TEST, test_channel)
+    r.add_get(paths.NOTIFY_CHANNEL_DELIVERIES, deliveries)
+    r.add_get(paths.NOTIFY_ROUTES, list_routes)
+    r.add_post(paths.NOTIFY_ROUTES, add_route)
+    r.add_delete(paths.NOTIFY_ROUTE, remove_route)
+    r.add_get(paths.NOTIFY_SILENCES, list_silences)
+    r.add_post(paths.NOTIFY_SILENCES, add_silence)
+    r.add_delete(paths.NOTIFY_SILENCE, end_silence)
+    r.add_put(paths.NOTIFY_SERVER_LABELS, set_labels)
+    r.add_get(paths.NOTIFY_EVENTS, list_events)

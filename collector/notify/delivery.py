@@ -133,6 +133,46 @@ def record(
     return state
 
 
+def enqueue(
+    conn: sqlite3.Connection, channel_id: str, route_id: int, kind: str, body: str, now: float
+) -> int:
+    """A message for a channel, due now; returns its id."""
+    cur = conn.execute(
+        "INSERT INTO notify_messages (channel_id, route_id, kind, body, created_at, "
+        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        (channel_id, route_id, kind, body, now, now),
+    )
+    return int(cur.fetchone()[0])
+
+
+def enqueue_test(conn: sqlite3.Connection, channel_id: str, body: str, now: float) -> int:
+    """A test message: sent at once by the caller, never by a sender (see :func:`record_test`)."""
+    return int(
+        conn.execute(
+            "INSERT INTO notify_messages (channel_id, kind, body, created_at, state, "
+            "next_attempt_at) VALUES (?, 'test', ?, ?, 'test', ?) RETURNING id",
+            (channel_id, body, now, now),
+        ).fetchone()[0]
+    )
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    """Messages waiting to be delivered, all channels."""
+    return int(
+        conn.execute("SELECT COUNT(*) FROM notify_messages WHERE state = 'pending'").fetchone()[0]
+    )
+
+
+def prune(conn: sqlite3.Connection, before: float) -> int:
+    """Drop the attempts made before ``before``, and the messages created before it that
+    are done with."""
+    n = conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
+    n += conn.execute(
+        "DELETE FROM notify_messages WHERE created_at < ? AND state <> 'pending'", (before,)
+    ).rowcount
+    return n
+
+
 def record_test(
     conn: sqlite3.Connection, message_id: int, channel_id: str, outcome: Outcome, now: float
 ) -> None:

@@ -26,7 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from collector.notify import rules, store, texts
+from collector.accounts import partners
+from collector.notify import delivery, rules, store, texts
 from collector.notify.events import FIRING, RESOLVED, severity_rank
 
 ROUTE_BATCH = 2000
@@ -327,20 +328,14 @@ def _message(
             "events": evs,
         },
     }
-    cur = conn.execute(
-        "INSERT INTO notify_messages (channel_id, route_id, kind, body, created_at, "
-        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        (route.channel_id, route.id, kind, json.dumps(body), now, now),
-    )
-    mid = int(cur.fetchone()[0])
+    mid = delivery.enqueue(conn, route.channel_id, route.id, kind, json.dumps(body), now)
     for a, _ in items:
         _log(conn, a.event_id, route.id, f"message:{mid}", now)
     return mid
 
 
 def _partner_name(conn: sqlite3.Connection, partner_id: int) -> str:
-    row = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
-    return "" if row is None else row[0]
+    return partners.name_of(conn, partner_id) or ""
 
 
 def _event_json(

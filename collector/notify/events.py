@@ -15,6 +15,8 @@ import json
 import sqlite3
 from typing import Any
 
+from collector.health import servers
+
 SEVERITIES = ("info", "warning", "high", "critical")
 """In increasing order; routes take events from a minimum severity up."""
 
@@ -50,8 +52,7 @@ def severity_rank(severity: str) -> int:
 def _partner_of(conn: sqlite3.Connection, server_id: str | None) -> int | None:
     if server_id is None:
         return None
-    row = conn.execute("SELECT partner_id FROM servers WHERE id = ?", (server_id,)).fetchone()
-    return None if row is None else int(row[0])
+    return servers.partner_id_of(conn, server_id)
 
 
 def emit(

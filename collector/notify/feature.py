@@ -12,7 +12,7 @@ from prometheus_client import Gauge
 
 from collector.health.storage_health import writes_refused
 from collector.http.appkeys import CONFIG, DB, METRICS
-from collector.notify import api, store
+from collector.notify import api, delivery, store
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.notifier import BOX, NOTIFIER, Notifier
 from collector.notify.settings import NotifySettings, notify_settings
@@ -53,8 +53,7 @@ def _gauge_rows(conn: Any) -> tuple[list[tuple[Any, ...]], int]:
             "JOIN partners p ON p.id = c.partner_id WHERE c.removed_at IS NULL"
         )
     ]
-    pending = conn.execute("SELECT COUNT(*) FROM notify_messages WHERE state = 'pending'")
-    return rows, int(pending.fetchone()[0])
+    return rows, delivery.pending_count(conn)
 
 
 def _context(settings: NotifySettings) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from collector.notify import apprise_channel, dispatch, email, store, sweep, targets, webhook
 from collector.notify.channel_secrets import SecretBox
-from collector.notify.delivery import Deliverer, Outcome, Send, record_test
+from collector.notify.delivery import Deliverer, Outcome, Send, enqueue_test, record_test
 from collector.notify.settings import NotifySettings
 
 
@@ -109,15 +109,7 @@ class Notifier:
         """Send a test message to one channel now, outside its queue; logged like any."""
         now = self.clock()
         body = json.dumps(test_body(now))
-        mid = await self.db.write(
-            lambda c: int(
-                c.execute(
-                    "INSERT INTO notify_messages (channel_id, kind, body, created_at, state, "
-                    "next_attempt_at) VALUES (?, 'test', ?, ?, 'test', ?) RETURNING id",
-                    (channel_id, body, now, now),
-                ).fetchone()[0]
-            )
-        )
+        mid = await self.db.write(lambda c: enqueue_test(c, channel_id, body, now))
         outcome = await self.deliverer.send_one(channel_id, mid, body.encode(), now)
         after = self.clock()
         await self.db.write(lambda c: record_test(c, mid, channel_id, outcome, after))

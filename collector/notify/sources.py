@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from collector.accounts import partners
 from collector.notify import events
 
 CAMERA_DOWN = frozenset({"unreachable", "auth_failed", "error"})
@@ -69,10 +70,20 @@ def report_stored(
     server_key = f"server:{server_id}"
     if server_key in active:
         events.clear(conn, server_key, "server back online", at, server_id=server_id)
-    filling_keys = set()
+    filling_keys = _fire_filling(conn, server_id, filling, at)
+    failing_keys = _fire_failing(conn, server_id, failing_disks, at)
+    _clear_ended(conn, server_id, active, "disk.failing", failing_keys, at)
+    _clear_ended(conn, server_id, active, "volume.filling", filling_keys, at)
+
+
+def _fire_filling(
+    conn: sqlite3.Connection, server_id: str, filling: Sequence[Any], at: float
+) -> set[str]:
+    """A ``volume.filling`` condition per volume forecast full; their keys."""
+    keys = set()
     for v in filling:
         key = f"volume:{server_id}:{v.mountpoint}"
-        filling_keys.add(key)
+        keys.add(key)
         hours = max(0.0, ((v.full_at or at) - at) / 3600)
         events.fire(
             conn,
@@ -83,10 +94,17 @@ def report_stored(
             server_id=server_id,
             data={"mountpoint": v.mountpoint, "full_at": v.full_at, "free": v.free},
         )
-    failing_keys = set()
+    return keys
+
+
+def _fire_failing(
+    conn: sqlite3.Connection, server_id: str, failing_disks: Sequence[Any], at: float
+) -> set[str]:
+    """A ``disk.failing`` condition per disk SMART calls failing; their keys."""
+    keys = set()
     for d in failing_disks:
         key = f"disk:{server_id}:{d.device}"
-        failing_keys.add(key)
+        keys.add(key)
         why = d.failing[0] if d.failing else "SMART says failing"
         events.fire(
             conn,
@@ -97,27 +115,31 @@ def report_stored(
             server_id=server_id,
             data={"device": d.device, "model": d.model, "serial": d.serial, "failing": d.failing},
         )
-    for key, kind in active.items():
-        if kind == "disk.failing" and key not in failing_keys:
-            device = key.split(":", 2)[2]
+    return keys
+
+
+_ENDED = {
+    "disk.failing": ("disk {} no longer failing", "device"),
+    "volume.filling": ("recording volume {} no longer filling", "mountpoint"),
+}
+"""kind -> (subject when its condition ends, the data key naming what it was about)."""
+
+
+def _clear_ended(
+    conn: sqlite3.Connection,
+    server_id: str,
+    active: dict[str, str],
+    kind: str,
+    still: set[str],
+    at: float,
+) -> None:
+    """Clear the active conditions of ``kind`` this report no longer has."""
+    subject, field = _ENDED[kind]
+    for key, active_kind in active.items():
+        if active_kind == kind and key not in still:
+            what = key.split(":", 2)[2]
             events.clear(
-                conn,
-                key,
-                f"disk {device} no longer failing",
-                at,
-                server_id=server_id,
-                data={"device": device},
-            )
-    for key, kind in active.items():
-        if kind == "volume.filling" and key not in filling_keys:
-            mount = key.split(":", 2)[2]
-            events.clear(
-                conn,
-                key,
-                f"recording volume {mount} no longer filling",
-                at,
-                server_id=server_id,
-                data={"mountpoint": mount},
+                conn, key, subject.format(what), at, server_id=server_id, data={field: what}
             )
 
 
@@ -159,11 +181,6 @@ _PRIORITY_SEVERITY = {
 """An incident's severity from its priority (both plan spellings)."""
 
 
-def _partner_id(conn: sqlite3.Connection, partner: str) -> int | None:
-    row = conn.execute("SELECT id FROM partners WHERE name = ?", (partner,)).fetchone()
-    return None if row is None else int(row[0])
-
-
 def incident_changed(
     conn: sqlite3.Connection,
     incident_id: str,
@@ -181,7 +198,7 @@ def incident_changed(
     key = f"incident:{incident_id}"
     more: dict[str, Any] = {
         "server_id": server_id,
-        "partner_id": _partner_id(conn, partner),
+        "partner_id": partners.id_by_name(conn, partner),
         "data": {"incident": incident_id, "priority": priority, "state": after, "title": title},
     }
     if before is None:
@@ -239,7 +256,7 @@ def findings_changed(
             message,
             at,
             server_id=server_id,
-            partner_id=_partner_id(conn, partner),
+            partner_id=partners.id_by_name(conn, partner),
             severity=severity if severity in events.SEVERITIES else "warning",
             data={"finding": kind, "contract": contract_id, "clause": clause},
         )
@@ -255,6 +272,6 @@ def findings_changed(
             f"no longer: {message}",
             at,
             server_id=server_id,
-            partner_id=_partner_id(conn, partner),
+            partner_id=partners.id_by_name(conn, partner),
             data={"finding": kind},
         )

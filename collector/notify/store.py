@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.health import servers
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.events import SEVERITIES
 
@@ -360,10 +361,7 @@ def add_silence(
     if ends_at <= starts_at:
         raise NotifyError("a silence ends after it starts", "ends_at")
     if scope == "server":
-        owned = conn.execute(
-            "SELECT 1 FROM servers WHERE id = ? AND partner_id = ?", (value, partner_id)
-        ).fetchone()
-        if owned is None:
+        if not servers.owned_by(conn, value, partner_id):
             raise NotFound(f"no server {value!r}")
     cur = conn.execute(
         "INSERT INTO notify_silences (partner_id, scope, value, starts_at, ends_at, reason, "
@@ -411,10 +409,7 @@ def end_silence(conn: sqlite3.Connection, partner_id: int, silence_id: int, now:
 def set_labels(
     conn: sqlite3.Connection, partner_id: int, server_id: str, customer: str, site: str
 ) -> None:
-    owned = conn.execute(
-        "SELECT 1 FROM servers WHERE id = ? AND partner_id = ?", (server_id, partner_id)
-    ).fetchone()
-    if owned is None:
+    if not servers.owned_by(conn, server_id, partner_id):
         raise NotFound(f"no server {server_id!r}")
     conn.execute(
         "INSERT INTO notify_server_labels (server_id, customer, site) VALUES (?, ?, ?) "

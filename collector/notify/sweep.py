@@ -10,10 +10,11 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
+from collector.accounts import partners
 from collector.contracts import incidents as inc_model
 from collector.contracts import repository as contracts_repo
 from collector.health.fleet import FleetView
-from collector.notify import events
+from collector.notify import delivery, events
 
 _SLA_LEVELS = {
     inc_model.ClockStatus.WARNING_50: ("sla.warning", "50"),
@@ -112,10 +113,7 @@ def apply(conn: sqlite3.Connection, changes: list[Any], now: float) -> int:
     for key, server_id, want, hostname, extra in changes:
         partner_id = None
         if extra.get("partner"):
-            row = conn.execute(
-                "SELECT id FROM partners WHERE name = ?", (extra["partner"],)
-            ).fetchone()
-            partner_id = None if row is None else int(row[0])
+            partner_id = partners.id_by_name(conn, extra["partner"])
         if want is None:
             what = key.split(":", 1)[0]
             subject = extra.get("subject") or {
@@ -153,8 +151,5 @@ def prune(conn: sqlite3.Connection, now: float) -> int:
         "AND id NOT IN (SELECT event_id FROM notify_alerts)",
         (before,),
     ).rowcount
-    n += conn.execute("DELETE FROM notify_attempts WHERE at < ?", (before,)).rowcount
-    n += conn.execute(
-        "DELETE FROM notify_messages WHERE created_at < ? AND state <> 'pending'", (before,)
-    ).rowcount
+    n += delivery.prune(conn, before)
     return n

@@ -28,6 +28,7 @@ from agent.cli import main as vigil_agent
 from agent.client import CollectorClient, Response
 from agent.identity import load_identity
 from collector import secrets_store
+from collector.accounts import partners
 from collector.backups import catalog
 from collector.backups.policy import BackupPolicy
 from collector.config import load_config
@@ -117,7 +118,7 @@ class BackupSite:
         wanted = {**{r: "recovery" for r in recipients}, **{r: "extra" for r in extra}}
 
         def change(conn: Any) -> None:
-            pid = catalog.partner_id_by_name(conn, self.partner.name)
+            pid = partners.id_by_name(conn, self.partner.name)
             assert pid is not None
             for r in self.recipients:
                 if r not in wanted:

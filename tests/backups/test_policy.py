@@ -16,6 +16,7 @@ from collector.backups.policy import (
 )
 from collector.backups.settings import agent_backup_settings
 from collector.durations import parse_interval
+from collector.health import servers
 from protocol import recipient_list
 from protocol.backup_window import check_window
 
@@ -128,7 +129,7 @@ def test_fleet_status_matches_per_server_status(fleet: Fleet) -> None:
         assert every[sid] == fleet.db.read_sync(lambda x, s=sid: backup_status(x, s, now))
     assert every["srv-b"]["last_failure_reason"] == "r2" and every["srv-b"]["overdue"]
     # The agent's ok run at 2000 stored nothing: due from enrollment, shown apart.
-    enrolled = fleet.db.read_sync(lambda x: catalog.get_server(x, "srv-b")["enrolled_at"])
+    enrolled = fleet.db.read_sync(lambda x: servers.brief(x, "srv-b")["enrolled_at"])
     assert every["srv-b"]["next_due"] == enrolled + 600
     assert every["srv-b"]["last_reported_ok"] == 2000 and every["srv-b"]["last_success"] is None
     acme = fleet.db.read_sync(lambda x: fleet_backup_status(x, a.partner_id, now=now))

@@ -1,0 +1,59 @@
+"""Route paths of the collector's own interface: the partner API, the pages and the
+operational endpoints. Paths that the agent or the partner's ``vigil-backup`` tool also
+spell are in :mod:`protocol.routes`; a feature registers its routes with these names, and
+the OpenAPI document lists them as registered (:mod:`collector.http.openapi`).
+
+A path with ``{name}`` parts is an aiohttp route pattern.
+"""
+
+from __future__ import annotations
+
+# --- operational ---------------------------------------------------------------------
+
+METRICS = "/metrics"
+API_PREFIX = "/api/"
+API_V1_PREFIX = "/api/v1/"
+OPENAPI = "/api/v1/openapi.json"
+
+# --- partner API: servers (collector.health.api) --------------------------------------
+
+SERVERS = "/api/v1/servers"
+SERVER = "/api/v1/servers/{server_id}"
+SERVER_CAMERAS = "/api/v1/servers/{server_id}/cameras"
+SERVER_CAMERA_EVENTS = "/api/v1/servers/{server_id}/camera-events"
+SERVER_STORAGE_HISTORY = "/api/v1/servers/{server_id}/storage-history"
+
+# --- partner API: accounts (collector.accounts.api) -----------------------------------
+
+ME = "/api/v1/me"
+USERS = "/api/v1/users"
+USER_ACTION = "/api/v1/users/{user_id}/{action}"
+API_KEYS = "/api/v1/api-keys"
+API_KEY = "/api/v1/api-keys/{key_id}"
+ENROLLMENT_TOKENS = "/api/v1/enrollment-tokens"
+ENROLLMENT_TOKEN = "/api/v1/enrollment-tokens/{token_id}"
+
+# --- partner API: notifications (collector.notify.api) --------------------------------
+
+NOTIFY_CHANNELS = "/api/v1/notify/channels"
+NOTIFY_CHANNEL = "/api/v1/notify/channels/{channel_id}"
+NOTIFY_CHANNEL_ROTATE_SECRET = "/api/v1/notify/channels/{channel_id}/rotate-secret"
+NOTIFY_CHANNEL_TEST = "/api/v1/notify/channels/{channel_id}/test"
+NOTIFY_CHANNEL_DELIVERIES = "/api/v1/notify/channels/{channel_id}/deliveries"
+NOTIFY_ROUTES = "/api/v1/notify/routes"
+NOTIFY_ROUTE = "/api/v1/notify/routes/{route_id}"
+NOTIFY_SILENCES = "/api/v1/notify/silences"
+NOTIFY_SILENCE = "/api/v1/notify/silences/{silence_id}"
+NOTIFY_SERVER_LABELS = "/api/v1/notify/servers/{server_id}/labels"
+NOTIFY_EVENTS = "/api/v1/notify/events"
+
+# --- pages (collector.http.pages, page_fleet, page_contracts) -------------------------
+
+LOGIN = "/login"
+LOGOUT = "/logout"
+STATIC = "/static/{name}"
+FLEET_PAGE = "/"
+SERVER_PAGE = "/servers/{server_id}"
+CONTRACTS_PAGE = "/contracts"
+CONTRACTS_REPORT_PAGE = "/contracts/report"
+CONTRACTS_REPORT_CSV = "/contracts/report.csv"
