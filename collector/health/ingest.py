@@ -57,10 +57,9 @@ class Prepared(NamedTuple):
     """Only when the digest may have changed; None otherwise."""
     filling_volumes: list[Volume]
     """Recording volumes forecast full within 48 hours (they open incidents)."""
-    failing_disks: tuple[Disk, ...] = ()
-    """Disks SMART calls failing (they open a ``disk_failing`` incident)."""
     disks: list[Disk] | None = None
-    """SMART health per disk (None: not read): all passing clears ``disk_failing``."""
+    """SMART health per disk (None: not read): a failing one opens a ``disk_failing``
+    incident, all passing clears it."""
 
 
 def check_bounds(batch: ReportBatch, now: float) -> None:
@@ -154,7 +153,6 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         camera_digest=digest,
         cameras=keep,
         filling_volumes=filling,
-        failing_disks=tuple(d for d in rep.disks or [] if d.health == "failing"),
         disks=rep.disks,
     )
 
@@ -221,10 +219,9 @@ def store_batch(
                 health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
                 notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
         health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
-        health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
-        notify_sources.report_stored(
-            conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
-        )
+        failing = tuple(d for d in rep.disks or [] if d.health == "failing")
+        health_incidents.disks_failing(conn, server_id, failing, rep.collected_at)
+        notify_sources.report_stored(conn, server_id, rep.filling_volumes, received_at, failing)
         if rep.disks and all(d.health == "passed" for d in rep.disks):
             health_incidents.disks_healthy(conn, server_id, rep.collected_at)
         conn.execute(
