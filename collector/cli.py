@@ -27,7 +27,7 @@ from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.health import servers
 from collector.health.fleet import FleetView
-from collector.private_files import keep_files_private
+from collector.private_files import files_private
 from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS
 from protocol import log_format
 
@@ -352,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_files_private()
     try:
-        return int(args.func(args) or 0)
+        with files_private():
+            return int(args.func(args) or 0)
     except (ConfigError, NoDatabase) as exc:
         return fail(str(exc), 2)
     except secrets_store.NotFound as exc:

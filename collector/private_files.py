@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_UMASK = 0o077
 
 
-def keep_files_private() -> None:
-    """From now on this process creates files 0600 and directories 0700."""
-    os.umask(PRIVATE_UMASK)
+@contextlib.contextmanager
+def files_private() -> Iterator[None]:
+    """While inside, this process creates files 0600 and directories 0700; the umask it
+    had is restored after, so a command run inside another program (a test calling
+    ``main()``) leaves that program's umask as it found it."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def private_dir(path: Path) -> None:

@@ -19,7 +19,7 @@ from collector.config import CollectorConfig
 from collector.config_reload import reload_config
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
-from collector.private_files import keep_files_private, private_dir
+from collector.private_files import files_private, private_dir
 from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector")
@@ -37,8 +37,8 @@ async def serve(
     log_level_flag: str | None = None,
 ) -> int:
     """Serve until a signal (exit status 0) or a background task gives up (1). SIGHUP
-    re-reads the configuration with ``reload_from`` (see ``collector.config_reload``)."""
-    keep_files_private()
+    re-reads the configuration with ``reload_from`` (see ``collector.config_reload``).
+    Run it with ``files_private`` (``run`` does)."""
     private_dir(config.data_dir)
     for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
         if (config.data_dir / made_before).is_dir():
@@ -98,5 +98,6 @@ def run(
     reload_from: Callable[[], CollectorConfig] | None = None,
     log_level_flag: str | None = None,
 ) -> int:
-    """Serve; the process's exit status."""
-    return asyncio.run(serve(config, reload_from=reload_from, log_level_flag=log_level_flag))
+    """Serve, creating files private to the collector's user; the process's exit status."""
+    with files_private():
+        return asyncio.run(serve(config, reload_from=reload_from, log_level_flag=log_level_flag))

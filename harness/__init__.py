@@ -12,5 +12,8 @@ nothing else:
   the real enrolment call, for tests that drive the agent's code in-process.
 
 ``harness.net`` holds the one ``free_port``/``wait_until`` and plain HTTP calls;
-``harness.proxy`` a TCP proxy on 127.0.0.1 that cuts a connection after N bytes.
+``harness.proxy`` a TCP proxy on 127.0.0.1 that cuts a connection after N bytes;
+``harness.forward_proxy`` a forward HTTP proxy (CONNECT tunnels too) that records what it
+was asked for; ``harness.tls`` a self-signed certificate for 127.0.0.1 and a TLS front for
+a collector, as a deployment's TLS-terminating proxy.
 """

@@ -61,10 +61,9 @@ class Prepared(NamedTuple):
     """Only when the digest may have changed; None otherwise."""
     filling_volumes: list[Volume]
     """Recording volumes forecast full within 48 hours (they open incidents)."""
-    failing_disks: tuple[Disk, ...] = ()
-    """Disks SMART calls failing (they open a ``disk_failing`` incident)."""
     disks: list[Disk] | None = None
-    """SMART health per disk (None: not read): all passing clears ``disk_failing``."""
+    """SMART health per disk (None: not read): a failing one opens a ``disk_failing``
+    incident, all passing clears it."""
     counts_stored: bool = False
     """The cameras were left out as unchanged: ``state`` lacks ``camera_counts``, which
     the write copies from the server's stored state."""
@@ -171,7 +170,6 @@ def prepare(rep: Report, heartbeat_only: str, known_digest: str | None) -> Prepa
         camera_digest=digest,
         cameras=keep,
         filling_volumes=filling,
-        failing_disks=tuple(d for d in rep.disks or [] if d.health == "failing"),
         disks=rep.disks,
         counts_stored=counts_stored,
     )
@@ -272,10 +270,9 @@ def _newest_report_effects(
             health_incidents.cameras_changed(conn, server_id, changes, rep.collected_at)
             notify_sources.cameras_changed(conn, server_id, changes, rep.collected_at)
     health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
-    health_incidents.disks_failing(conn, server_id, rep.failing_disks, rep.collected_at)
-    notify_sources.report_stored(
-        conn, server_id, rep.filling_volumes, received_at, rep.failing_disks
-    )
+    failing = tuple(d for d in rep.disks or [] if d.health == "failing")
+    health_incidents.disks_failing(conn, server_id, failing, rep.collected_at)
+    notify_sources.report_stored(conn, server_id, rep.filling_volumes, received_at, failing)
     if rep.disks and all(d.health == "passed" for d in rep.disks):
         health_incidents.disks_healthy(conn, server_id, rep.collected_at)
     return stored_digest

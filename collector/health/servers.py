@@ -252,9 +252,7 @@ def set_cameras_digest(conn: sqlite3.Connection, server_id: str, digest: str) ->
     conn.execute("UPDATE servers SET cameras_digest = ? WHERE id = ?", (digest, server_id))
 
 
-def report_position(
-    conn: sqlite3.Connection, server_id: str
-) -> tuple[int, str | None, str | None]:
+def report_position(conn: sqlite3.Connection, server_id: str) -> tuple[int, str | None, str | None]:
     """(sequence number of the newest report stored, camera digest stored or None, the
     stored state's JSON or None)."""
     row = conn.execute(

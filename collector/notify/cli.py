@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from collector.cli_options import common, config_of, emit_json, fail, opened_database
@@ -38,6 +39,35 @@ def _guarded(fn: Any) -> Any:
             return fail(str(exc))
 
     return run
+
+
+def _listed(
+    args: argparse.Namespace,
+    read: Callable[[Any, int | None], list[Any]],
+    key: str,
+    as_json: Callable[[Any], Any],
+    line: Callable[[Any], str],
+) -> int:
+    """A ``list`` command: ``read(connection, partner id or None)``, printed as JSON under
+    ``key`` or a ``line`` each."""
+    with opened_database(args) as db:
+        pid = _partner(db, args.partner) if args.partner else None
+        items = db.read_sync(lambda c: read(c, pid))
+    if args.json:
+        emit_json({key: [as_json(item) for item in items]})
+        return 0
+    for item in items:
+        print(line(item))
+    return 0
+
+
+def _changed(args: argparse.Namespace, change: Callable[[Any, int], Any], done: str) -> int:
+    """A ``remove``/``end`` command: ``change(connection, partner id)``, then ``done``."""
+    with opened_database(args) as db:
+        pid = _partner(db, args.partner)
+        db.write_sync(lambda c: change(c, pid))
+    print(done)
+    return 0
 
 
 def cmd_channel_add(args: argparse.Namespace) -> int:
@@ -80,24 +110,19 @@ def cmd_channel_add(args: argparse.Namespace) -> int:
 
 
 def cmd_channel_list(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner) if args.partner else None
-        chans = db.read_sync(lambda c: store.list_channels(c, pid))
-    if args.json:
-        emit_json({"channels": [ch.to_json() for ch in chans]})
-        return 0
-    for ch in chans:
+    def line(ch: store.Channel) -> str:
         health = "healthy" if ch.healthy else f"UNHEALTHY ({ch.last_error})"
-        print(f"{ch.id}  {ch.type:8} {ch.name}  {health}")
-    return 0
+        return f"{ch.id}  {ch.type:8} {ch.name}  {health}"
+
+    return _listed(args, store.list_channels, "channels", store.Channel.to_json, line)
 
 
 def cmd_channel_remove(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner)
-        db.write_sync(lambda c: store.remove_channel(c, pid, args.channel, time.time()))
-    print(f"removed {args.channel}")
-    return 0
+    return _changed(
+        args,
+        lambda c, pid: store.remove_channel(c, pid, args.channel, time.time()),
+        f"removed {args.channel}",
+    )
 
 
 def cmd_route_add(args: argparse.Namespace) -> int:
@@ -127,23 +152,21 @@ def cmd_route_add(args: argparse.Namespace) -> int:
 
 
 def cmd_route_list(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner) if args.partner else None
-        routes = db.read_sync(lambda c: store.list_routes(c, pid))
-    if args.json:
-        emit_json({"routes": [r.to_json() for r in routes]})
-        return 0
-    for r in routes:
-        print(f"{r.id}  {r.channel_id}  kinds={r.kinds} severity>={r.min_severity}")
-    return 0
+    return _listed(
+        args,
+        store.list_routes,
+        "routes",
+        store.Route.to_json,
+        lambda r: f"{r.id}  {r.channel_id}  kinds={r.kinds} severity>={r.min_severity}",
+    )
 
 
 def cmd_route_remove(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner)
-        db.write_sync(lambda c: store.remove_route(c, pid, args.route))
-    print(f"removed route {args.route}")
-    return 0
+    return _changed(
+        args,
+        lambda c, pid: store.remove_route(c, pid, args.route),
+        f"removed route {args.route}",
+    )
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
@@ -167,24 +190,25 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner) if args.partner else None
-        rows = db.read_sync(lambda c: store.list_silences(c, pid, time.time()))
-    if args.json:
-        emit_json({"silences": rows})
-        return 0
-    for s in rows:
+    def line(s: dict[str, Any]) -> str:
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s["ends_at"]))
-        print(f"{s['id']}  {s['scope']}={s['value']}  until {until}  {s['reason']}")
-    return 0
+        return f"{s['id']}  {s['scope']}={s['value']}  until {until}  {s['reason']}"
+
+    return _listed(
+        args,
+        lambda c, pid: store.list_silences(c, pid, time.time()),
+        "silences",
+        lambda s: s,
+        line,
+    )
 
 
 def cmd_silence_end(args: argparse.Namespace) -> int:
-    with opened_database(args) as db:
-        pid = _partner(db, args.partner)
-        db.write_sync(lambda c: store.end_silence(c, pid, args.silence, time.time()))
-    print(f"ended silence {args.silence}")
-    return 0
+    return _changed(
+        args,
+        lambda c, pid: store.end_silence(c, pid, args.silence, time.time()),
+        f"ended silence {args.silence}",
+    )
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
@@ -232,6 +256,22 @@ def _sub(parent: Any, name: str, help: str, func: Any, c: argparse.ArgumentParse
     return p
 
 
+def _sub_list(parent: Any, help: str, func: Any, c: argparse.ArgumentParser) -> None:
+    """``… list [--partner NAME] [--json]``."""
+    p = _sub(parent, "list", help, func, c)
+    p.add_argument("--partner")
+    p.add_argument("--json", action="store_true")
+
+
+def _sub_one(
+    parent: Any, name: str, help: str, func: Any, c: argparse.ArgumentParser, item: str, kind: Any
+) -> None:
+    """``… remove|end --partner NAME ITEM``: one of the partner's items by its id."""
+    p = _sub(parent, name, help, func, c)
+    p.add_argument("--partner", required=True)
+    p.add_argument(item, type=kind)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     c = common()
     channel = subparsers.add_parser("channel", help="notification channels").add_subparsers(
@@ -250,12 +290,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--username")
     p.add_argument("--from", dest="mail_from")
     p.add_argument("--to", help="recipients, comma-separated")
-    p = _sub(channel, "list", "list channels and their health", cmd_channel_list, c)
-    p.add_argument("--partner")
-    p.add_argument("--json", action="store_true")
-    p = _sub(channel, "remove", "remove a channel", cmd_channel_remove, c)
-    p.add_argument("--partner", required=True)
-    p.add_argument("channel")
+    _sub_list(channel, "list channels and their health", cmd_channel_list, c)
+    _sub_one(channel, "remove", "remove a channel", cmd_channel_remove, c, "channel", str)
 
     route = subparsers.add_parser("route", help="notification routes").add_subparsers(
         dest="route_command", required=True
@@ -274,12 +310,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--digest-hour", type=int, default=8)
     p.add_argument("--quiet", metavar="HH:MM-HH:MM", help="quiet hours (critical still sent)")
     p.add_argument("--tz", default="UTC")
-    p = _sub(route, "list", "list routes", cmd_route_list, c)
-    p.add_argument("--partner")
-    p.add_argument("--json", action="store_true")
-    p = _sub(route, "remove", "remove a route", cmd_route_remove, c)
-    p.add_argument("--partner", required=True)
-    p.add_argument("route", type=int)
+    _sub_list(route, "list routes", cmd_route_list, c)
+    _sub_one(route, "remove", "remove a route", cmd_route_remove, c, "route", int)
 
     silence = subparsers.add_parser("silence", help="maintenance windows").add_subparsers(
         dest="silence_command", required=True
@@ -290,12 +322,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--value", default="", help="server id, site or customer")
     p.add_argument("--duration", required=True, help="e.g. 2h, 90m")
     p.add_argument("--reason")
-    p = _sub(silence, "list", "silences not yet ended", cmd_silence_list, c)
-    p.add_argument("--partner")
-    p.add_argument("--json", action="store_true")
-    p = _sub(silence, "end", "end a silence now", cmd_silence_end, c)
-    p.add_argument("--partner", required=True)
-    p.add_argument("silence", type=int)
+    _sub_list(silence, "silences not yet ended", cmd_silence_list, c)
+    _sub_one(silence, "end", "end a silence now", cmd_silence_end, c, "silence", int)
 
     notify = subparsers.add_parser("notify", help="notifications").add_subparsers(
         dest="notify_command", required=True

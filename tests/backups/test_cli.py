@@ -18,24 +18,8 @@ from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
 from recovery.cli import main
 from tests.backups.archive_helpers import snapshot
 from tests.backups.backup_site import BackupSite
+from tests.backups.recovery_cli import backed_up, cli, restore
 from tests.backups.test_malicious import craft, member
-
-
-def cli(site: BackupSite, capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([*args, "--collector", site.collector.url, "--api-key", site.partner.api_key])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def backed_up(site: BackupSite, tree: Path, tmp_path: Path, recipient: str):
-    """One backup of ``tree`` by the site's server: (its runner, its signing key)."""
-    runner, _ = site.runner(
-        tmp_path / f"state-{site.server_id}", {"paths": [str(tree)]}, [recipient]
-    )
-    out = site.run(runner.run_once())
-    assert out.outcome == "ok", out.reason
-    return runner, site.key
 
 
 def test_keygen(tmp_path: Path, capsys) -> None:
@@ -66,36 +50,14 @@ def test_list_verify_restore(site: BackupSite, tree: Path, tmp_path: Path, keyfi
     assert json.loads(out)["verified"] is True and json.loads(out)["kind"] == "unchanged"
 
     dest = tmp_path / "restore-here"
-    rc, out, err = cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--backup",
-        "latest",
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-    )
+    rc, out, err = restore(site, capsys, key, dest, "--backup", "latest")
     assert rc == 0, err
     rel = tree.relative_to("/")
     assert snapshot(dest / rel) == snapshot(tree)
     assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
 
     # the target must be new or empty
-    rc, _, err = cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-    )
+    rc, _, err = restore(site, capsys, key, dest)
     assert rc == 1 and "not an empty directory" in err
 
 
@@ -246,19 +208,7 @@ def test_tampered_backups_refused(
     )
     assert rc == 1 and "vigil-backup verify: " in err, err
     dest = tmp_path / "dest"
-    rc, _, err = cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--backup",
-        spec,
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-    )
+    rc, _, err = restore(site, capsys, key, dest, "--backup", spec)
     assert rc == 1 and not dest.exists()
     assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
 
@@ -292,33 +242,11 @@ def test_restore_refuses_malicious_archive_even_if_signed(
     site.set_recipients([recipient])
     assert site.run(upload(site, env, blob)) == 201  # the agent's key signed it: stored
     dest = tmp_path / "out" / "dest"
-    rc, _, err = cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-    )
+    rc, _, err = restore(site, capsys, key, dest)
     assert rc == 1 and "pointing outside" in err
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
     # asked to, the restore leaves such links out and says so
-    rc, out, err = cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-        "--skip-unsafe-links",
-        "--json",
-    )
+    rc, out, err = restore(site, capsys, key, dest, "--skip-unsafe-links", "--json")
     assert rc == 0, err
     assert json.loads(out)["skipped_links"] == ["etc/link"] and "etc/link" in err
     assert (dest / "etc" / "ok.conf").read_bytes() == b"x"

@@ -25,7 +25,7 @@ from protocol.recipient_list import fingerprint
 from protocol.recipient_list import verify as verify_list
 from recovery.cli import main as vigil_backup
 from tests.backups.backup_site import BackupSite
-from tests.backups.test_cli import backed_up, cli
+from tests.backups.recovery_cli import backed_up, cli, restore
 
 SUDOERS = "intruder ALL=(ALL) NOPASSWD: ALL\n"
 
@@ -59,21 +59,6 @@ def forged_backup(
 
 def restored_sudoers(tmp_path: Path) -> list[Path]:
     return [p for p in tmp_path.rglob("sudoers") if "attacker" not in p.parts]
-
-
-def restore(site: BackupSite, capsys, key: Path, dest: Path, *extra: str) -> tuple[int, str, str]:
-    return cli(
-        site,
-        capsys,
-        "restore",
-        "--server",
-        site.server_id,
-        "--identity",
-        str(key),
-        "--to",
-        str(dest),
-        *extra,
-    )
 
 
 def test_first_use_pins_the_key_and_says_so(

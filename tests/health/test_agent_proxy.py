@@ -1,6 +1,7 @@
 """``[collector] proxy``: enrollment, reports and doctor reach the collector through an
-HTTP proxy (a small forward/CONNECT proxy on 127.0.0.1 here), while the cameras are
-probed directly, never through it."""
+HTTP proxy (a small forward/CONNECT proxy on 127.0.0.1 here), relayed as they are to a
+plain ``http://`` collector and through a CONNECT tunnel to an ``https://`` one, while the
+cameras are probed directly, never through it."""
 
 from __future__ import annotations
 
@@ -8,84 +9,15 @@ import json
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.forward_proxy import RelayProxy
 from harness.net import wait_until
-from harness.processes import BIN, Collector
-
-
-class RelayProxy:
-    """Forward proxy: ``CONNECT host:port`` tunnels, absolute-form requests are relayed as
-    they are (aiohttp's server accepts them). Records each target it was asked for."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.targets: list[str] = []
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-            method, target = head.split(b" ", 2)[:2]
-            if method == b"CONNECT":
-                host, _, port = target.decode().rpartition(":")
-                rest = head.split(b"\r\n\r\n", 1)[1]
-                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            else:
-                hostport = target.decode().split("/")[2]
-                host, _, port = hostport.rpartition(":")
-                rest = head
-            self.targets.append(f"{host}:{port}")
-            with socket.create_connection((host, int(port)), timeout=30) as upstream:
-                if rest:
-                    upstream.sendall(rest)
-                self._relay(conn, upstream)
-
-    @staticmethod
-    def _relay(a: socket.socket, b: socket.socket) -> None:
-        def pump(src: socket.socket, dst: socket.socket) -> None:
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                try:
-                    dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-
-        t = threading.Thread(target=pump, args=(b, a), daemon=True)
-        t.start()
-        pump(a, b)
-        t.join(60)
-
-    def close(self) -> None:
-        self._stop = True
-        self.server.close()
+from harness.processes import BIN, Agent, Collector
+from harness.tls import TlsFront, self_signed
 
 
 @pytest.fixture
@@ -97,12 +29,9 @@ def proxy() -> Iterator[RelayProxy]:
         p.close()
 
 
-def test_collector_link_goes_through_the_proxy_cameras_do_not(
-    collector: Collector, make_agent, proxy: RelayProxy, tmp_path: Path
-) -> None:
-    collector.cli("partner", "add", "acme")
-    collector.cli("server", "interval", "--partner", "acme", "1s")
-    token = collector.last_line("token", "create", "--partner", "acme")
+@pytest.fixture
+def camera(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """One simulated ONVIF camera: (the agent's configuration table for it, its port)."""
     table = tmp_path / "cameras.toml"
     sim = subprocess.Popen(
         [
@@ -120,23 +49,68 @@ def test_collector_link_goes_through_the_proxy_cameras_do_not(
     )
     try:
         assert sim.stdout is not None
-        camera_port = json.loads(sim.stdout.readline())["cameras"][0]["port"]
-        agent = make_agent(
-            extra_config=f'\n[collector]\nproxy = "{proxy.url}"\n\n' + table.read_text()
-        )
-        agent.enroll(collector.url, token)
-        collector_target = f"127.0.0.1:{collector.port}"
-        assert proxy.targets == [collector_target], "enrollment went through the proxy"
+        port = json.loads(sim.stdout.readline())["cameras"][0]["port"]
+        yield table.read_text(), port
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=15)
+
+
+def _reports_and_a_probe(agent: Agent) -> None:
+    """Wait for two reports sent and one camera probed; the camera answered."""
+    wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 2, 60, what="reports")
+    wait_until(lambda: agent.status()["cameras"].get("list"), 60, what="a camera probe")
+    assert agent.status()["cameras"]["list"][0]["verdict"] == "ok"
+
+
+def test_collector_link_goes_through_the_proxy_cameras_do_not(
+    collector: Collector, make_agent, proxy: RelayProxy, camera: tuple[str, int]
+) -> None:
+    collector.cli("partner", "add", "acme")
+    collector.cli("server", "interval", "--partner", "acme", "1s")
+    token = collector.last_line("token", "create", "--partner", "acme")
+    table, camera_port = camera
+    agent = make_agent(extra_config=f'\n[collector]\nproxy = "{proxy.url}"\n\n' + table)
+    agent.enroll(collector.url, token)
+    collector_target = f"127.0.0.1:{collector.port}"
+    assert proxy.targets == [collector_target], "enrollment went through the proxy"
+    agent.start()
+    _reports_and_a_probe(agent)
+    doctor = agent.cmd("doctor", check=False).stdout
+    assert f"answers through the proxy {proxy.url}" in doctor, doctor
+    assert set(proxy.targets) == {collector_target}
+    assert not any(t.endswith(f":{camera_port}") for t in proxy.targets)
+
+
+def test_an_https_collector_is_reached_through_a_connect_tunnel(
+    collector: Collector,
+    make_agent,
+    proxy: RelayProxy,
+    camera: tuple[str, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    context, ca_file = self_signed(tmp_path)
+    front = TlsFront(collector.port, context).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the agent trusts the front's certificate
+    try:
+        key, token = collector.partner("acme")
+        collector.cli("server", "interval", "--partner", "acme", "1s")
+        table, camera_port = camera
+        agent = make_agent(extra_config=f'\n[collector]\nproxy = "{proxy.url}"\n\n' + table)
+        server_id = agent.enroll(front.url, token)
         agent.start()
-        wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 2, 60, what="reports")
-        wait_until(lambda: agent.status()["cameras"].get("list"), 60, what="a camera probe")
-        assert agent.status()["cameras"]["list"][0]["verdict"] == "ok"
+        _reports_and_a_probe(agent)
+        status, server = collector.api(key, f"/api/v1/servers/{server_id}")
+        assert status == 200 and server["reports_received"] >= 2
         doctor = agent.cmd("doctor", check=False).stdout
         assert f"answers through the proxy {proxy.url}" in doctor, doctor
     finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(15)
-    assert set(proxy.targets) == {collector_target}
+        front.stop()
+    assert set(proxy.request_lines) == {f"CONNECT 127.0.0.1:{front.port} HTTP/1.1"}
+    assert front.peer_ports and set(front.peer_ports) <= set(proxy.source_ports), (
+        "every TLS connection the collector's front took came through a tunnel"
+    )
     assert not any(t.endswith(f":{camera_port}") for t in proxy.targets)
 
 

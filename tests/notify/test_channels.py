@@ -15,7 +15,8 @@ from harness.database import database_text
 from harness.net import wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
-from tests.notify.receivers import MailCatcher, WebhookReceiver, self_signed
+from harness.tls import self_signed
+from tests.notify.receivers import MailCatcher, WebhookReceiver
 from tests.notify.support import T0, Clock, make_db, notifier
 from tests.notify.test_webhook_delivery import api, cams
 

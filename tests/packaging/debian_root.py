@@ -86,23 +86,32 @@ def debian_root(tarball: Path, where: Path) -> Iterator[Path]:
             subprocess.run(["umount", "--lazy", str(path)], check=False)
 
 
-def in_root(
-    root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run a command inside the root, with a clean, Debian-like environment and the umask
-    of a hardened host's root shell (077): the packages must set every mode they need."""
+def _root_env(env: dict[str, str] | None) -> dict[str, str]:
+    """A clean, Debian-like environment, with ``env`` added."""
     base = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
         "DEBIAN_FRONTEND": "noninteractive",
     }
+    return {**base, **(env or {})}
+
+
+def _hardened_umask() -> None:
+    os.umask(0o077)
+
+
+def in_root(
+    root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a command inside the root, with a clean, Debian-like environment and the umask
+    of a hardened host's root shell (077): the packages must set every mode they need."""
     out = subprocess.run(
         ["chroot", str(root), *args],
-        env={**base, **(env or {})},
+        env=_root_env(env),
         capture_output=True,
         text=True,
         timeout=600,
-        preexec_fn=lambda: os.umask(0o077),
+        preexec_fn=_hardened_umask,
     )
     if check and out.returncode != 0:
         raise AssertionError(
@@ -111,17 +120,29 @@ def in_root(
     return out
 
 
+def start_in_root(root: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running command inside the root as ``in_root`` runs one, its output
+    to ``log``: a service as its unit would run it (systemd does not run in the root)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            ["chroot", str(root), *args],
+            env=_root_env(None),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_hardened_umask,
+        )
+
+
 def repack(deb: Path, version: str, out_dir: Path) -> Path:
-    """The same package under another version: what an upgrade sees (the files are the same,
-    only the version dpkg compares differs)."""
+    """The same package under another version: what an upgrade sees. The code is the same;
+    the version dpkg compares and the one the installed Python distribution carries (what
+    the agent reports) are the new one, as in a build of that version."""
     tree = out_dir / f"tree-{version}"
     subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
-    control = tree / "DEBIAN" / "control"
-    lines = [
-        f"Version: {version}" if line.startswith("Version: ") else line
-        for line in control.read_text().splitlines()
-    ]
-    control.write_text("\n".join(lines) + "\n")
+    _set_field(tree / "DEBIAN" / "control", "Version", version)
+    for dist_info in tree.glob("opt/vigil/*/lib/python3*/site-packages/vigil-*.dist-info"):
+        _set_field(dist_info / "METADATA", "Version", version)
+        dist_info.rename(dist_info.with_name(f"vigil-{version}.dist-info"))
     new = out_dir / deb.name.replace(deb.name.split("_")[1], version)
     subprocess.run(
         ["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "-b", str(tree), str(new)],
@@ -130,3 +151,11 @@ def repack(deb: Path, version: str, out_dir: Path) -> Path:
     )
     shutil.rmtree(tree)
     return new
+
+
+def _set_field(path: Path, name: str, value: str) -> None:
+    """Replace an RFC 822-style header field (control file, Python package metadata)."""
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{name}: "))
+    lines[at] = f"{name}: {value}"
+    path.write_text("\n".join(lines) + "\n")

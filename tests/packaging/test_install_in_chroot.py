@@ -2,18 +2,22 @@
 permissions, silent enrollment against a real collector on 127.0.0.1, reinstall and upgrade
 keeping identity, spool and configuration, a downgrade across a state-format change refused,
 remove keeping and purge deleting the state. systemd does not run in the chroot: the units
-are enabled there, not started (the unit tests check them)."""
+are enabled there, not started (the unit tests check them); the installed agent is run as
+its unit runs it (its user, its command line) around the upgrade, so the collector on
+127.0.0.1 (the chroot shares the host's network) records the version it reports."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
+import signal
 import stat
 from pathlib import Path
 
 import pytest
 
+from harness.net import wait_until
 from harness.processes import Collector
 from tests.packaging.deb_build import Debs
 from tests.packaging.debian_root import (
@@ -23,6 +27,7 @@ from tests.packaging.debian_root import (
     missing_reason,
     repack,
     root_tarball,
+    start_in_root,
 )
 
 # The first test builds both packages (minutes on a busy machine; cached after that).
@@ -77,6 +82,36 @@ def _installed_version(root: Path, pkg: str) -> str:
     return in_root(root, "dpkg-query", "-W", "-f=${Version} ${Status}", pkg).stdout
 
 
+def _run_agent(root: Path, log: Path, until: object, what: str) -> None:
+    """The installed agent as its unit's ExecStart runs it, as its user, until ``until()``;
+    then SIGTERM, and it must stop cleanly. ``setpriv`` executes the agent as that user,
+    as systemd's ``User=`` does (``runuser`` would stay its parent and die of the signal)."""
+    agent = start_in_root(
+        root,
+        *("setpriv", "--reuid=vigil-agent", "--regid=vigil-agent", "--init-groups", "--"),
+        *("/usr/bin/vigil-agent", "run", "--config", "/etc/vigil/agent.toml"),
+        log=log,
+    )
+    try:
+        wait_until(lambda: until() or agent.poll() is not None, 60, what=what)
+        assert agent.poll() is None, f"the agent exited ({agent.returncode}): {log.read_text()}"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        code = agent.wait(30)
+    assert code == 0, log.read_text()
+
+
+def _reported(collector: Collector, key: str, server_id: str) -> tuple[str, int, int]:
+    """What the collector holds of the server: (agent_version, reports received, last seq)."""
+    status, body = collector.api(key, f"/api/v1/servers/{server_id}")
+    assert status == 200, body
+    return body["agent_version"], body["reports_received"], body["last_seq"]
+
+
+def _spooled(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / STATE / "spool").glob("*.json") if p.stem.isdigit())
+
+
 def test_agent_lifecycle(root: Path, debs: Debs, collector: Collector, tmp_path: Path) -> None:
     key, token = collector.partner("acme")
     seed = _seed(root, collector.url, token)
@@ -107,9 +142,22 @@ def test_agent_lifecycle(root: Path, debs: Debs, collector: Collector, tmp_path:
     leaked = in_root(root, "grep", "-rlF", token, "/etc", "/var", "/tmp", check=False)
     assert leaked.stdout == "", f"the token was written to {leaked.stdout}"
 
+    # Run: the installed agent reports its version; then, the collector away, it spools.
+    log = tmp_path / "agent.log"
+    _run_agent(
+        root,
+        log,
+        lambda: _reported(collector, key, server_id)[1] >= 1,
+        "the first report",
+    )
+    assert _reported(collector, key, server_id)[0] == debs.version
+    collector.stop()
+    _run_agent(root, log, lambda: _spooled(root), "a report spooled")
+    collector.start()
+    spooled = _spooled(root)
+    received = _reported(collector, key, server_id)[1]
+
     # Reinstall with a new seed: not enrolled again, the seed is left and named.
-    (root / STATE / "spool").mkdir(exist_ok=True)
-    (root / STATE / "spool" / "marks.json").write_text('{"acked": 3}')
     with (root / "etc/vigil/agent.toml").open("a") as f:
         f.write("\n# local change\n")
     before = _snapshot(root / STATE)
@@ -125,6 +173,20 @@ def test_agent_lifecycle(root: Path, debs: Debs, collector: Collector, tmp_path:
     assert _installed_version(root, "vigil-agent").startswith(debs.version + "+t1 ")
     assert _snapshot(root / STATE) == before
     assert (root / "etc/vigil/agent.toml").read_text().endswith("# local change\n")
+
+    # The upgraded agent sends the spooled report, then its own with the new version.
+    last_spooled = int(spooled[-1].removesuffix(".json"))
+    _run_agent(
+        root,
+        log,
+        lambda: _reported(collector, key, server_id)[2] > last_spooled,
+        "a report after the spooled ones",
+    )
+    version, now_received, _ = _reported(collector, key, server_id)
+    assert version == debs.version + "+t1"
+    assert now_received >= received + len(spooled) + 1
+    assert not set(spooled) & set(_spooled(root)), "the spooled reports were delivered"
+    before = _snapshot(root / STATE)
 
     # Downgrade across a state-format change: refused before anything is replaced.
     (root / STATE / "state-format").write_text("2\n")

@@ -7,37 +7,68 @@ import pytest
 from collector.accounts.roles import allowed
 
 INC = "/api/v1/incidents/INC-1"
+
+
+def _as(role: str, customer: bool, *cases: tuple[str, str, bool]) -> list[tuple]:
+    """Cases for one kind of user: ``role``, a customer's user or the partner's own; each
+    case (method, path, allowed)."""
+    return [(role, customer, method, path, ok) for method, path, ok in cases]
+
+
 CASES = [
-    # role, customer?, method, path, allowed
-    ("viewer", False, "GET", "/api/v1/servers", True),
-    ("viewer", False, "POST", f"{INC}/acknowledge", False),
-    ("viewer", False, "POST", "/logout", True),
-    ("viewer", False, "POST", "/api/v1/api-keys", True),
-    ("viewer", False, "DELETE", "/api/v1/api-keys/3", True),
-    ("viewer", False, "POST", "/settings/api-keys/3/revoke", True),
-    ("viewer", False, "POST", "/settings/users", False),
-    ("operator", False, "POST", f"{INC}/resolve", True),
-    ("operator", False, "POST", "/incidents/INC-1/resolve", True),
-    ("operator", False, "POST", "/api/v1/incidents", True),
-    ("operator", False, "POST", "/api/v1/users", False),
-    ("operator", False, "PUT", "/api/v1/contracts/C-1", False),
-    ("operator", False, "POST", "/settings/tokens", False),
-    ("admin", False, "POST", "/api/v1/users", True),
-    ("admin", False, "POST", "/settings/backup-policy", True),
-    ("operator", True, "GET", "/api/v1/servers/srv_1/cameras", True),
-    ("operator", True, "GET", "/api/v1/servers/srv_1/backups/latest/object", False),
-    ("operator", True, "GET", "/api/v1/contracts", False),
-    ("operator", True, "GET", "/api/v1/users", False),
-    ("operator", True, "POST", f"{INC}/accept", True),
-    ("operator", True, "POST", f"{INC}/reopen", True),
-    ("operator", True, "POST", f"{INC}/acknowledge", False),
-    ("viewer", True, "POST", f"{INC}/accept", False),
-    ("operator", True, "POST", "/incidents/INC-1/accept", True),
-    ("operator", True, "POST", "/incidents/INC-1/resolve", False),
-    ("admin", True, "POST", "/settings/users", False),
-    ("admin", True, "GET", "/contracts", False),
-    ("viewer", True, "POST", "/logout", True),
-    ("nobody", False, "GET", "/api/v1/servers", False),
+    *_as(
+        "viewer",
+        False,
+        ("GET", "/api/v1/servers", True),
+        ("POST", f"{INC}/acknowledge", False),
+        ("POST", "/logout", True),
+        ("POST", "/api/v1/api-keys", True),
+        ("DELETE", "/api/v1/api-keys/3", True),
+        ("POST", "/settings/api-keys/3/revoke", True),
+        ("POST", "/settings/users", False),
+    ),
+    *_as(
+        "operator",
+        False,
+        ("POST", f"{INC}/resolve", True),
+        ("POST", "/incidents/INC-1/resolve", True),
+        ("POST", "/api/v1/incidents", True),
+        ("POST", "/api/v1/users", False),
+        ("PUT", "/api/v1/contracts/C-1", False),
+        ("POST", "/settings/tokens", False),
+    ),
+    *_as(
+        "admin",
+        False,
+        ("POST", "/api/v1/users", True),
+        ("POST", "/settings/backup-policy", True),
+    ),
+    *_as(
+        "operator",
+        True,
+        ("GET", "/api/v1/servers/srv_1/cameras", True),
+        ("GET", "/api/v1/servers/srv_1/backups/latest/object", False),
+        ("GET", "/api/v1/contracts", False),
+        ("GET", "/api/v1/users", False),
+        ("POST", f"{INC}/accept", True),
+        ("POST", f"{INC}/reopen", True),
+        ("POST", f"{INC}/acknowledge", False),
+        ("POST", "/incidents/INC-1/accept", True),
+        ("POST", "/incidents/INC-1/resolve", False),
+    ),
+    *_as(
+        "viewer",
+        True,
+        ("POST", f"{INC}/accept", False),
+        ("POST", "/logout", True),
+    ),
+    *_as(
+        "admin",
+        True,
+        ("POST", "/settings/users", False),
+        ("GET", "/contracts", False),
+    ),
+    *_as("nobody", False, ("GET", "/api/v1/servers", False)),
 ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from collector import secrets_store
+from collector.cli import main as collector_main
 from collector.storage import SQLiteDatabase
 from collector.storage.migrations import _statements, available
 from harness.net import http, http_no_redirect, page_session_cookie
@@ -88,6 +89,27 @@ def test_existing_files_are_made_private_at_start(tmp_path: Path, make_collector
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "backups").stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "vigil.db").stat().st_mode) == 0o600
+
+
+def test_an_admin_command_in_process_makes_private_files_and_keeps_the_umask(
+    tmp_path: Path, capsys
+) -> None:
+    """``main()`` of ``vigil-collector`` called inside another program (as tests do)
+    creates its files private and gives that program its umask back."""
+    data = tmp_path / "collector"
+    before = os.umask(0o022)
+    try:
+        assert collector_main(["partner", "add", "acme", "--data", str(data)]) == 0
+        after = os.umask(0o022)
+    finally:
+        os.umask(before)
+    assert after == 0o022, f"the umask was left at {oct(after)}"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.rglob("*"):
+        expected = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path.relative_to(data)
+    (tmp_path / "probe").write_text("")
+    assert stat.S_IMODE((tmp_path / "probe").stat().st_mode) == 0o644
 
 
 def test_a_copy_of_the_database_holds_no_usable_credential(
