@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.backups import catalog, errors, maintenance
+from collector.backups import catalog, errors, maintenance, policy_routes
 from collector.backups.config import BackupConfig
 from collector.backups.objectstore import (
     ObjectNotFound,
@@ -57,6 +57,7 @@ def _service(request: web.Request) -> BackupService:
 
 _HTTP_STATUS: dict[type[errors.BackupRefused], int] = {
     errors.Invalid: 400,
+    errors.BreaksPromise: 409,
     errors.NotEntitled: 403,
     errors.UploadNotFound: 404,
     errors.Conflict: 409,
@@ -422,6 +423,7 @@ def openapi_paths() -> dict[str, Any]:
         "/api/v1/servers/{server_id}/public-key": {
             "get": _op("The agent's enrolled Ed25519 public key", "partner", sid)
         },
+        **policy_routes.openapi_paths(lambda summary, body: _op(summary, "partner", body=body)),
     }
 
 
@@ -439,6 +441,8 @@ def setup(app: web.Application) -> None:
     r.add_get(routes.SERVER_BACKUP_OBJECT, get_object)
     r.add_get(routes.SERVER_BACKUP_STATUS, backup_status)
     r.add_get(routes.SERVER_PUBLIC_KEY, public_key)
+    r.add_get(policy_routes.PATH, policy_routes.get_policy)
+    r.add_put(policy_routes.PATH, _answers_refusals(policy_routes.put_policy))
     app.cleanup_ctx.append(_lifecycle)
     app[agent_settings.PROVIDERS].append(settings_provider)
     app[openapi.EXTRA_PATHS].update(openapi_paths())
