@@ -91,7 +91,7 @@ class Agent:
         )
         self.host = HostProbe(hostname(config.hostname))
         self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
-        self.disks = DiskProbe(config.disks)
+        self.disks = DiskProbe(config.disks, self.state_dir)
         self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
         if config.cameras is not None:

@@ -166,6 +166,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "PublicKey": _obj({"public_key": _STR}),
+    "BackupPolicy": _obj(
+        {
+            "interval_s": _opt(_INT),
+            "interval": _opt(_STR),
+            "window": _opt(_STR),
+            "keep_last": _opt(_INT),
+            "keep_daily": _opt(_INT),
+            "keep_weekly": _opt(_INT),
+            "keep_monthly": _opt(_INT),
+            "keep_yearly": _opt(_INT),
+            "contract_override": _opt(_STR),
+        },
+        {"breaks": {"type": "array", "items": _STR}},
+    ),
     "SmaQuote": _obj(
         {"server_id": _STR, "year": _INT, "list_total": _STR, "price": _STR, "modules": {}}
     ),
@@ -306,6 +320,8 @@ RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/api/v1/servers/{server_id}/backups"): ("200", "BackupList"),
     ("get", "/api/v1/servers/{server_id}/backup-status"): ("200", "BackupStatus"),
     ("get", "/api/v1/servers/{server_id}/public-key"): ("200", "PublicKey"),
+    ("get", "/api/v1/backup-policy"): ("200", "BackupPolicy"),
+    ("put", "/api/v1/backup-policy"): ("200", "BackupPolicy"),
     ("get", "/api/v1/servers/{server_id}/sma-quote"): ("200", "SmaQuote"),
     ("get", "/api/v1/servers/{server_id}/sma-upgrade"): ("200", "SmaUpgrade"),
     ("get", "/api/v1/contracts"): ("200", "ContractList"),

@@ -28,7 +28,7 @@ from agent.health.disks import disk_verdict
 from harness.net import http, wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
-from tests.health.test_disks import recorded
+from tests.health.test_disks import real
 
 REPORTS = "/api/v1/agent/reports"
 MODULES = ["analytics", "base", "lpr"]
@@ -155,21 +155,33 @@ def camera(verdict: str) -> list[dict]:
     return [{"key": "cam-1", "address": "10.0.0.5", "verdict": verdict, "reasons": reasons}]
 
 
-def disks(*names: str) -> list[dict]:
-    """Disks as the agent reports them, from recorded ``smartctl --json`` outputs."""
-    return [
-        msgspec.to_builtins(disk_verdict(recorded(n), f"/dev/{n}", ts("2026-02-05T09:00+01:00")))
-        for n in names
-    ]
+def disks(state: str) -> list[dict]:
+    """Disks as the agent reports them, from recorded ``smartctl --json`` outputs of real
+    disks: a healthy WD (/dev/sdb) and a Seagate (/dev/sda) whose reallocated sectors
+    number 120 when first read (``"worn"``: a warning), then the 304 of its recording
+    (``"failing"``: grown); ``"replaced"``: the Seagate swapped for a second healthy WD."""
+    at = ts("2026-02-05T09:00+01:00")
+    healthy = disk_verdict(real("WDC_WD20EFRX-68EUZN0_17"), "/dev/sdb", at)
+    seagate = real("ST3500418AS_12")
+    if state == "worn":
+        for attr in seagate["ata_smart_attributes"]["table"]:
+            if attr["id"] == 5:
+                attr["raw"]["value"] = 120
+        second = disk_verdict(seagate, "/dev/sda", at, {5: 120})
+    elif state == "failing":
+        second = disk_verdict(seagate, "/dev/sda", at, {5: 120})
+    else:
+        second = disk_verdict(real("WDC_WD20EFRX-68EUZN0_17"), "/dev/sda", at)
+    return [msgspec.to_builtins(d) for d in (healthy, second)]
 
 
 def heartbeat_only(s: Scenario) -> None:
     """A camera going down and back and a disk going bad on a server without health
     monitoring: the collector keeps the software (for the checks) and nothing else, and
     opens no incident."""
-    s.send("2026-02-05T10:00+01:00", cameras=camera("ok"), disks=disks("sda"))
-    s.send("2026-02-05T11:00+01:00", cameras=camera("unreachable"), disks=disks("sda", "sdb"))
-    s.send("2026-02-05T15:00+01:00", cameras=camera("ok"), disks=disks("sda"))
+    s.send("2026-02-05T10:00+01:00", cameras=camera("ok"), disks=disks("worn"))
+    s.send("2026-02-05T11:00+01:00", cameras=camera("unreachable"), disks=disks("failing"))
+    s.send("2026-02-05T15:00+01:00", cameras=camera("ok"), disks=disks("replaced"))
     view = s.call("GET", f"/api/v1/servers/{s.sid}")
     assert view["status"] == "unmonitored"
     assert not view.get("disks") and not view.get("volumes")
@@ -276,7 +288,7 @@ def test_maintenance_support_through_february(shared: Collector, make_agent: Any
 
     # A camera goes down Thu 5 Feb 11:00 and is back at 15:00: a medium incident (8
     # business hours: due Fri 6 Feb 11:00), answered by the camera's return.
-    s.send("2026-02-05T10:00+01:00", cameras=camera("ok"), disks=disks("sda"))
+    s.send("2026-02-05T10:00+01:00", cameras=camera("ok"), disks=disks("worn"))
     s.send("2026-02-05T11:00+01:00", cameras=camera("unreachable"))
     (cam,) = s.incidents("camera_offline")
     assert cam["priority"] == "medium" and cam["response"]["due"].startswith("2026-02-06T11:00")
@@ -285,15 +297,16 @@ def test_maintenance_support_through_february(shared: Collector, make_agent: Any
     assert cam["state"] == "resolved" and cam["awaiting_acceptance"] is True
     assert cam["response"]["status"] == "met"
 
-    # A disk goes bad Wed 18 Feb 10:00 (a pre-failure attribute at its threshold): a
-    # high incident (4 business hours: due 14:00), acknowledged 13:00; the replaced disk
-    # passes on Thu 19 Feb 09:00.
-    s.send("2026-02-18T10:00+01:00", disks=disks("sda", "sdb"))
+    # A disk goes bad Wed 18 Feb 10:00 (its reallocated sectors grew from 120 to 304
+    # since the agent first read it): a high incident (4 business hours: due 14:00),
+    # acknowledged 13:00; the replaced disk passes on Thu 19 Feb 09:00.
+    s.send("2026-02-18T10:00+01:00", disks=disks("failing"))
     (disk,) = s.incidents("disk_failing")
     assert disk["priority"] == "high" and disk["response"]["due"].startswith("2026-02-18T14:00")
-    assert "Reallocated_Sector_Ct" in disk["title"]
+    assert "/dev/sda (ST3500418AS)" in disk["title"]
+    assert "Reallocated_Sector_Ct grew from 120 to 304" in disk["title"]
     s.call("POST", f"/api/v1/incidents/{disk['id']}/acknowledge", {"at": "2026-02-18T13:00+01:00"})
-    s.send("2026-02-19T09:00+01:00", disks=disks("sda"))
+    s.send("2026-02-19T09:00+01:00", disks=disks("replaced"))
     (disk,) = s.incidents("disk_failing")
     assert disk["state"] == "resolved" and disk["response"]["status"] == "met"
 
@@ -370,4 +383,7 @@ def test_sma_through_february(shared: Collector, make_agent: Any) -> None:
         0,
     )
     assert (server["backup_slots_met"], server["backup_slots_total"]) == (0, 0)
-    assert row["incidents"] == 0 and row["entitlement_findings"] == 0
+    # One entitlement finding at the month's end: the agent sends health reports, which
+    # SMA does not include (the collector keeps only the heartbeat).
+    assert row["incidents"] == 0 and row["entitlement_findings"] == 1
+    assert "health_monitoring_not_entitled" in s.kinds_at("2026-02-28T23:59+01:00")
