@@ -145,6 +145,18 @@ class Scenario:
         items = self.call("GET", "/api/v1/incidents")["incidents"]
         return [i for i in items if i["source"] == f"finding:{kind}" and i["server_id"] == self.sid]
 
+    def manual_incident(self, contract: str, priority: str, opened: str, answered: str) -> dict:
+        """An incident opened by hand at ``opened`` and acknowledged at ``answered``."""
+        body = {
+            "contract_id": contract,
+            "priority": priority,
+            "server_id": self.sid,
+            "title": "no recording on camera 3",
+            "opened_at": opened,
+        }
+        inc = self.call("POST", "/api/v1/incidents", body)
+        return self.call("POST", f"/api/v1/incidents/{inc['id']}/acknowledge", {"at": answered})
+
     def month(self) -> dict:
         (row,) = self.call("GET", "/api/v1/reports/monthly?month=2026-02&by=customer")["rows"]
         return row
@@ -209,6 +221,12 @@ def test_warranty_then_maintenance_from_the_16th(shared: Collector, make_agent: 
     f = s.finding_at("2026-02-12T12:00+01:00", "version_not_covered")
     assert f["evidence"]["covered_until"] == "2026-01-20"
 
+    # A high case on Fri 13 Feb 16:00: the warranty answers by the next working day's
+    # closing, Mon 16 Feb 17:00; answered 18:00, after closing -> missed.
+    inc = s.manual_incident("W-1", "high", "2026-02-13T16:00+01:00", "2026-02-16T18:00+01:00")
+    assert inc["response"]["due"].startswith("2026-02-16T17:00")
+    assert inc["response"]["status"] == "missed" and inc["resolution"]["status"] == "none"
+
     # The customer buys Maintenance & Support from 16 Feb (12 months, to 15 Feb 2027):
     # the agent's next reports (entitlements cached up to a minute) carry the daily backup.
     s.contract("M-1", plan="maintenance-support", licence_ids=["LW"], start="2026-02-16")
@@ -240,7 +258,11 @@ def test_warranty_then_maintenance_from_the_16th(shared: Collector, make_agent: 
         0,
     )
     assert (server["backup_slots_met"], server["backup_slots_total"]) == (10, 12)
-    assert row["incidents"] == 0
+    assert (row["incidents"], row["response_met"], row["response_total"]) == (1, 0, 1)
+    (detail,) = row["incident_details"]
+    assert detail["response"]["reason"] == (
+        "answered 2026-02-16 18:00 CET, due 2026-02-16 17:00 CET (next_working_day)"
+    )
 
 
 # --- maintenance & support: grace, then a renewal entered mid-month ----------------------
@@ -363,6 +385,12 @@ def test_sma_through_february(shared: Collector, make_agent: Any) -> None:
     assert deadline["evidence"]["last_day_to_cancel"] == "2026-03-02"
     assert deadline["evidence"]["renews_on"] == "2026-06-01"
 
+    # A medium case on Wed 4 Feb 10:00: 2 working days, due Fri 6 Feb 10:00 (SMA answers
+    # as the warranty does); answered Thu 5 Feb 09:30 -> met.
+    inc = s.manual_incident("S-1", "medium", "2026-02-04T10:00+01:00", "2026-02-05T09:30+01:00")
+    assert inc["response"]["due"].startswith("2026-02-06T10:00")
+    assert inc["response"]["status"] == "met"
+
     # The customer's cancellation, received 16 Feb (in time), is entered: the agreement
     # ends with 31 May 2026. Today it is over, so an edition upgrade gets no credit.
     s.contract("S-1", plan="sma", licence_ids=["LS"], start="2025-06-01", cancelled_on="2026-02-16")
@@ -385,5 +413,6 @@ def test_sma_through_february(shared: Collector, make_agent: Any) -> None:
     assert (server["backup_slots_met"], server["backup_slots_total"]) == (0, 0)
     # One entitlement finding at the month's end: the agent sends health reports, which
     # SMA does not include (the collector keeps only the heartbeat).
-    assert row["incidents"] == 0 and row["entitlement_findings"] == 1
+    assert row["entitlement_findings"] == 1
+    assert (row["incidents"], row["response_met"], row["response_total"]) == (1, 1, 1)
     assert "health_monitoring_not_entitled" in s.kinds_at("2026-02-28T23:59+01:00")
