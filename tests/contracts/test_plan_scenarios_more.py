@@ -261,7 +261,7 @@ def test_warranty_then_maintenance_from_the_16th(shared: Collector, make_agent: 
     assert (row["incidents"], row["response_met"], row["response_total"]) == (1, 0, 1)
     (detail,) = row["incident_details"]
     assert detail["response"]["reason"] == (
-        "answered 2026-02-16 18:00 CET, due 2026-02-16 17:00 CET (next_working_day)"
+        "answered 2026-02-16 18:00 CET, due 2026-02-16 17:00 CET (next working day)"
     )
 
 
