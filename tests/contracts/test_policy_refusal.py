@@ -8,6 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.backups import errors
+from collector.backups.policy_routes import policy_from_json
 from harness.processes import Collector
 from tests.contracts.test_backup_policy_contract import contract_file, policy
 from tests.portal.world import call, page, post_form, sign_in
@@ -121,3 +126,26 @@ def test_the_api_refuses_a_policy_below_the_promise_and_takes_an_override(
     for raw in ("[1]", "not json", '{"keep_last": NaN}'):
         status, _ = call(collector, key, "PUT", "/api/v1/backup-policy", raw)
         assert status in (400, 415), raw
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(["interval", "window", "override_contract", *KEEP, "other"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(FIELDS, JSON, max_size=6) | JSON)
+def test_any_body_is_a_policy_or_a_refusal_naming_the_field(body: Any) -> None:
+    """Whatever a client sends, the API reads a policy or refuses it (400), never more."""
+    try:
+        policy, override = policy_from_json(body)
+    except errors.Invalid as exc:
+        assert exc.message
+        return
+    assert override is None or isinstance(override, str)
+    for name in KEEP:
+        value = getattr(policy, name)
+        assert value is None or 0 <= value <= 100000
