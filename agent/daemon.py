@@ -92,7 +92,7 @@ class Agent:
         )
         self.host = HostProbe(hostname(config.hostname))
         self.volumes = VolumeProbe(self.state_dir, config.recording_volumes, config.ignore_fstypes)
-        self.disks = DiskProbe(config.disks)
+        self.disks = DiskProbe(config.disks, self.state_dir)
         self.cameras: CameraMonitor | None = None
         self.latest_cameras: list[Camera] | None = None
         self._last_cameras_digest: str | None = None

@@ -156,12 +156,14 @@ class Disk(Message, kw_only=True, gc=False):
     serial: ShortText = ""
     health: DiskHealth = "unknown"
     """``failing``: the disk's overall self-assessment failed, a pre-failure attribute is
-    at or below its threshold now, or an NVMe critical warning is set. ``unknown``: SMART
-    could not be read (see ``error``)."""
+    at or below its threshold now or was in the past, its reallocated, pending or
+    offline-uncorrectable sector count grew, or an NVMe critical warning is set.
+    ``unknown``: SMART could not be read (see ``error``)."""
     failing: Annotated[list[ShortText], msgspec.Meta(max_length=limits.MAX_DISK_ATTRIBUTES)] = []
     """What makes it failing, e.g. ``Reallocated_Sector_Ct at threshold (FAILING_NOW)``."""
     warnings: Annotated[list[ShortText], msgspec.Meta(max_length=limits.MAX_DISK_ATTRIBUTES)] = []
-    """Worth a look but not failing: an attribute that failed in the past, pending sectors."""
+    """Worth a look but not failing: an old-age attribute that failed in the past, sector
+    counts that have not grown."""
     temperature_c: Finite | None = None
     power_on_hours: NonNeg | None = None
     checked_at: Timestamp | None = None

@@ -11,13 +11,20 @@ SMART changes slowly and reading it wakes sleeping disks, so it is read every
 
 The verdict of one disk, from smartctl's JSON:
 
-- ``failing``: the overall self-assessment failed (``smart_status.passed`` false), an
-  attribute is at or below its threshold now (``when_failed = "now"``) and it is a
-  pre-failure attribute, or an NVMe critical warning bit is set;
-- ``passed`` with ``warnings``: an attribute that failed in the past, an old-age attribute
-  at its threshold, reallocated, pending or uncorrectable sectors, NVMe media errors or
-  wear above 90 %, entries in the error or self-test log;
+- ``failing``: the overall self-assessment failed (``smart_status.passed`` false), a
+  pre-failure attribute is at or below its threshold now or was in the past
+  (``when_failed`` ``"now"`` or ``"past"``: the drive maker's own line for "expect this
+  drive to fail"), the count of reallocated, pending or offline-uncorrectable sectors
+  grew since the first reading the agent kept for that disk, or an NVMe critical warning
+  bit is set. Each reason names the attribute;
+- ``passed`` with ``warnings``: an old-age attribute at its threshold (now or in the
+  past), reallocated, pending or uncorrectable sectors that have not grown, NVMe media
+  errors or wear above 90 %, entries in the error or self-test log;
 - ``unknown``: the device could not be opened or answered no SMART status.
+
+The sector counts of each disk (by serial number) are kept in the state directory
+(``disk-sectors.json``) from the first reading on, so growth is seen across restarts of
+the agent; a count that only ever stays where it was is a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from agent.identity import write_atomic
 from protocol.messages import Disk
 
 log = logging.getLogger("vigil.agent.disks")
@@ -68,8 +77,12 @@ class DiskSettings:
     check_interval_s: float = 3600.0
 
 
-def disk_verdict(data: dict[str, Any], device: str, at: float) -> Disk:
-    """One disk from ``smartctl --json -i -H -A``'s output (already parsed)."""
+def disk_verdict(
+    data: dict[str, Any], device: str, at: float, baseline: Mapping[int, int] | None = None
+) -> Disk:
+    """One disk from ``smartctl --json -i -H -A``'s output (already parsed).
+    ``baseline``: the sector counts (attribute id -> raw value) first read on this disk;
+    a count above it is failing."""
     status = int((data.get("smartctl") or {}).get("exit_status") or 0)
     dev = data.get("device") or {}
     base: dict[str, Any] = {
@@ -84,7 +97,7 @@ def disk_verdict(data: dict[str, Any], device: str, at: float) -> Disk:
         return Disk(health="unknown", error=_messages(data) or "no SMART status", **base)
     failing: list[str] = []
     warnings: list[str] = []
-    _ata(data, failing, warnings)
+    _ata(data, failing, warnings, baseline or {})
     _nvme(data, failing, warnings)
     if not smart.get("passed"):  # last: the attribute that failed says more
         failing.append("overall self-assessment: FAILED")
@@ -104,23 +117,52 @@ def disk_verdict(data: dict[str, Any], device: str, at: float) -> Disk:
     )
 
 
-def _ata(data: dict[str, Any], failing: list[str], warnings: list[str]) -> None:
-    table = (data.get("ata_smart_attributes") or {}).get("table") or []
-    for attr in table:
-        if not isinstance(attr, dict):
-            continue
+def _ata(
+    data: dict[str, Any], failing: list[str], warnings: list[str], baseline: Mapping[int, int]
+) -> None:
+    for attr in _attributes(data):
         name = str(attr.get("name") or f"attribute {attr.get('id')}")
         when = attr.get("when_failed") or ""
         prefail = bool((attr.get("flags") or {}).get("prefailure"))
         if when == "now":
             line = f"{name} at or below its threshold ({attr.get('value')} <= {attr.get('thresh')})"
             (failing if prefail else warnings).append(line)
+        elif when == "past" and prefail:
+            failing.append(
+                f"{name} was at or below its threshold in the past (worst {attr.get('worst')} "
+                f"<= {attr.get('thresh')})"
+            )
         elif when == "past":
             warnings.append(f"{name} was at its threshold in the past")
         raw = (attr.get("raw") or {}).get("value")
-        kind = _SECTOR_COUNTS.get(int(attr.get("id") or 0))
-        if kind and isinstance(raw, int) and raw > 0:
+        kind = _SECTOR_COUNTS.get(_attr_id(attr))
+        if not kind or not isinstance(raw, int) or raw <= 0:
+            continue
+        before = baseline.get(_attr_id(attr))
+        if before is not None and raw > before:
+            failing.append(f"{name} grew from {before} to {raw} {kind} sector(s)")
+        else:
             warnings.append(f"{raw} {kind} sector(s) ({name})")
+
+
+def _attributes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    table = (data.get("ata_smart_attributes") or {}).get("table") or []
+    return [a for a in table if isinstance(a, dict)] if isinstance(table, list) else []
+
+
+def _attr_id(attr: dict[str, Any]) -> int:
+    value = attr.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def sector_counts(data: dict[str, Any]) -> dict[int, int]:
+    """The reallocated, pending and offline-uncorrectable sector counts of an ATA disk."""
+    out = {}
+    for attr in _attributes(data):
+        raw = (attr.get("raw") or {}).get("value")
+        if _attr_id(attr) in _SECTOR_COUNTS and isinstance(raw, int) and raw >= 0:
+            out[_attr_id(attr)] = raw
+    return out
 
 
 def _nvme(data: dict[str, Any], failing: list[str], warnings: list[str]) -> None:
@@ -148,11 +190,40 @@ class DiskProbe:
     """Reads every disk's SMART, at most every ``check_interval_s``; ``read()`` answers
     the last result (None when SMART is off or smartctl is not installed)."""
 
-    def __init__(self, settings: DiskSettings) -> None:
+    def __init__(self, settings: DiskSettings, state_dir: Path | None = None) -> None:
         self.settings = settings
         self.command = self._command(settings)
         self.latest: list[Disk] | None = None
         self.checked_at = 0.0
+        self.baseline_path = None if state_dir is None else state_dir / "disk-sectors.json"
+        self.baselines = self._load_baselines()
+
+    def _load_baselines(self) -> dict[str, dict[int, int]]:
+        """Sector counts first read per disk (serial number), from the state directory."""
+        if self.baseline_path is None:
+            return {}
+        try:
+            raw = json.loads(self.baseline_path.read_text())
+            return {
+                str(disk): {int(k): int(v) for k, v in counts.items()}
+                for disk, counts in raw.items()
+                if isinstance(counts, dict)
+            }
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def _keep_baseline(self, key: str, counts: dict[int, int]) -> dict[int, int]:
+        """The disk's baseline, extended by attributes seen for the first time."""
+        known = self.baselines.setdefault(key, {})
+        new = {k: v for k, v in counts.items() if k not in known}
+        if new:
+            known.update(new)
+            if self.baseline_path is not None:
+                try:
+                    write_atomic(self.baseline_path, json.dumps(self.baselines).encode())
+                except OSError as exc:
+                    log.warning("cannot keep SMART sector counts: %s", exc)
+        return known
 
     @staticmethod
     def _command(settings: DiskSettings) -> tuple[str, ...] | None:
@@ -208,7 +279,9 @@ class DiskProbe:
             data = self._run([*args, name])
         except _SmartctlFailed as exc:
             return Disk(device=name[:256], health="unknown", error=str(exc), checked_at=now)
-        return disk_verdict(data, name, now)
+        key = str(data.get("serial_number") or name)
+        baseline = dict(self._keep_baseline(key, sector_counts(data)))
+        return disk_verdict(data, name, now, baseline)
 
     def _run(self, args: Sequence[str]) -> dict[str, Any]:
         assert self.command is not None

@@ -471,17 +471,29 @@ def get_policy(conn: Conn, scope: str, scope_id: str) -> BackupPolicy | None:
     return BackupPolicy(*(row[i] for i in range(7)))
 
 
-def set_policy(conn: Conn, scope: str, scope_id: str, changes: BackupPolicy, now: float) -> None:
-    """Merge the fields set in ``changes`` into the stored row."""
+def write_policy(
+    conn: Conn,
+    scope: str,
+    scope_id: str,
+    changes: BackupPolicy,
+    now: float,
+    override: str | None = None,
+) -> None:
+    """Merge the fields set in ``changes`` into the stored row and record ``override``
+    (the reason for running below a contract's promise, None for none). Only
+    :func:`collector.backups.promise.store_policy` calls this: it holds the policy to
+    the contracts first."""
     current = get_policy(conn, scope, scope_id) or BackupPolicy()
     p = changes.over(current)
     conn.execute(
-        f"INSERT INTO backup_policies (scope, scope_id, {_POLICY_COLS}, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id) DO UPDATE SET "
+        f"INSERT INTO backup_policies (scope, scope_id, {_POLICY_COLS}, updated_at, "
+        "contract_override) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (scope, scope_id) DO UPDATE SET "
         "interval_s = excluded.interval_s, backup_window = excluded.backup_window, "
         "keep_last = excluded.keep_last, keep_daily = excluded.keep_daily, "
         "keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly, "
-        "keep_yearly = excluded.keep_yearly, updated_at = excluded.updated_at",
+        "keep_yearly = excluded.keep_yearly, updated_at = excluded.updated_at, "
+        "contract_override = excluded.contract_override",
         (
             scope,
             scope_id,
@@ -493,6 +505,7 @@ def set_policy(conn: Conn, scope: str, scope_id: str, changes: BackupPolicy, now
             p.keep_monthly,
             p.keep_yearly,
             now,
+            override,
         ),
     )
 
@@ -504,13 +517,6 @@ def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
         (scope, scope_id),
     ).fetchone()
     return None if row is None else row[0]
-
-
-def set_override(conn: Conn, scope: str, scope_id: str, reason: str | None) -> None:
-    conn.execute(
-        "UPDATE backup_policies SET contract_override = ? WHERE scope = ? AND scope_id = ?",
-        (reason, scope, scope_id),
-    )
 
 
 def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None) -> BackupPolicy:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from collector.accounts import partners
 from collector.backups import catalog, maintenance, promise
+from collector.backups.errors import BackupRefused, BreaksPromise
 from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy, format_duration
 from collector.backups.recipients import RecipientInvalid, check_recipient
@@ -192,20 +193,18 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
             if db.read_sync(lambda c: servers.brief(c, args.server_id)) is None:
                 return fail(f"no server {args.server_id!r}")
             scope, scope_id = "server", args.server_id
-        broken = db.read_sync(lambda c: promise.check_change(c, scope, scope_id, changes))
         override = args.override_contract
-        if broken and override is None:
-            return fail(
-                "refused: this policy breaks the contract's promise: "
-                + "; ".join(broken)
-                + " (--override-contract REASON to run it anyway; the monthly report shows it)"
+        try:
+            broken = db.write_sync(
+                lambda c: promise.store_policy(c, scope, scope_id, changes, time.time(), override)
             )
-
-        def write(c: Any) -> None:
-            catalog.set_policy(c, scope, scope_id, changes, time.time())
-            catalog.set_override(c, scope, scope_id, override if broken else None)
-
-        db.write_sync(write)
+        except BreaksPromise as exc:
+            return fail(
+                f"refused: {exc.message}"
+                " (--override-contract REASON to run it anyway; the monthly report shows it)"
+            )
+        except BackupRefused as exc:
+            return fail(exc.message)
         stored = db.read_sync(lambda c: catalog.get_policy(c, scope, scope_id))
     assert stored is not None
     if broken:

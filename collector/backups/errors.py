@@ -56,3 +56,8 @@ class StorageUnavailable(BackupRefused):
 
 class StagingFull(BackupRefused):
     """Half-finished uploads already hold the staging quota; the agent retries later."""
+
+
+class BreaksPromise(BackupRefused):
+    """A backup policy that would break a contract's promise, set without an override
+    reason; ``extra["breaks"]`` lists each promise broken, in words."""

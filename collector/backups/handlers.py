@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.backups import catalog, errors, maintenance
+from collector.backups import catalog, errors, maintenance, policy_routes
 from collector.backups.config import BackupConfig
 from collector.backups.objectstore import (
     ObjectNotFound,
@@ -57,6 +57,7 @@ def _service(request: web.Request) -> BackupService:
 
 _HTTP_STATUS: dict[type[errors.BackupRefused], int] = {
     errors.Invalid: 400,
+    errors.BreaksPromise: 409,
     errors.NotEntitled: 403,
     errors.UploadNotFound: 404,
     errors.Conflict: 409,
@@ -116,6 +117,20 @@ _PUT_CHUNK = _op("Send bytes at ?offset=N (<= chunk_size)", "agent", "applicatio
 _PUT_CHUNK["parameters"] = [
     {"name": "offset", "in": "query", "required": True, "schema": {"type": "integer"}}
 ]
+
+_GET_POLICY = openapi.documented(
+    _op("The partner's backup policy and its override of a contract, if any", "partner"),
+    schema="BackupPolicy",
+)(policy_routes.get_policy)
+_PUT_POLICY = openapi.documented(
+    _op(
+        "Change the partner's backup policy (fields named only); 409 breaks_contract "
+        "lists the promises broken unless override_contract gives a reason",
+        "partner",
+        "application/json",
+    ),
+    schema="BackupPolicy",
+)(_answers_refusals(policy_routes.put_policy))
 
 # --- agent endpoints ----------------------------------------------------------------------
 
@@ -421,5 +436,7 @@ def setup(app: web.Application) -> None:
     r.add_get(routes.SERVER_BACKUP_OBJECT, get_object)
     r.add_get(routes.SERVER_BACKUP_STATUS, backup_status)
     r.add_get(routes.SERVER_PUBLIC_KEY, public_key)
+    r.add_get(policy_routes.PATH, _GET_POLICY)
+    r.add_put(policy_routes.PATH, _PUT_POLICY)
     app.cleanup_ctx.append(_lifecycle)
     app[agent_settings.PROVIDERS].append(settings_provider)

@@ -6,7 +6,9 @@ keeps is the stricter of the two, field by field: the shorter interval, the larg
 ``keep_*``, and no window when the window would make the interval impossible. A partner
 may knowingly run below the promise only with an explicit override (a reason stored on its
 policy row); then the configured policy runs as set and the monthly report lists the
-override with the promises it breaks.
+override with the promises it breaks. :func:`store_policy` is the one way a policy is
+stored (CLI, settings page, API alike): it refuses a policy that breaks a promise unless
+an override reason comes with it, and records that reason.
 
 A window breaks a promise shorter than a day when it stays closed for longer than the
 promise's tolerance (a backup every 6 h cannot land within 6 h + 2 h across a 10-hour
@@ -20,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from collector.backups import catalog
+from collector.backups.errors import BreaksPromise, Invalid
 from collector.backups.policy import BackupPolicy, effective, format_duration
 from collector.contracts import repository as repo
 from collector.contracts.covering import covering_contract
@@ -215,3 +218,42 @@ def check_change(
         if promise is not None:
             out.extend(f"server {sid}: {b}" for b in broken_promises(policy, promise))
     return out
+
+
+MAX_OVERRIDE_CHARS = 500
+
+
+def store_policy(
+    conn: Any,
+    scope: str,
+    scope_id: str,
+    changes: BackupPolicy,
+    now: float,
+    override: str | None = None,
+) -> list[str]:
+    """Store a partner's (``scope="partner"``, its id) or a server's policy change held
+    to the contracts of every server it applies to; return the promises it breaks.
+
+    A change that breaks a promise raises :class:`BreaksPromise` naming each, unless
+    ``override`` gives the reason to run it anyway: then it is stored with the reason
+    (the monthly report shows it). A change that breaks nothing clears an old override.
+    The promises are those in force now; ``now`` is the change's time stamp. Call inside
+    ``Database.write``."""
+    reason = None if override is None else override.strip()
+    if reason is not None and not reason:
+        raise Invalid("invalid_override", "the override needs a reason", "override_contract")
+    if reason is not None and len(reason) > MAX_OVERRIDE_CHARS:
+        raise Invalid(
+            "invalid_override",
+            f"the override reason is longer than {MAX_OVERRIDE_CHARS} characters",
+            "override_contract",
+        )
+    broken = check_change(conn, scope, scope_id, changes)
+    if broken and reason is None:
+        raise BreaksPromise(
+            "breaks_contract",
+            "this policy breaks the contract's promise: " + "; ".join(broken),
+            extra={"breaks": broken},
+        )
+    catalog.write_policy(conn, scope, scope_id, changes, now, reason if broken else None)
+    return broken

@@ -385,7 +385,10 @@ def _clock(
     used = _used(target, segs, at, cal)
     share = used / total if total else 1.0
     if stopped is not None:
-        status = ClockStatus.MET if used <= total else ClockStatus.MISSED
+        # Late in real time is late: an answer after closing on the due day used no more
+        # business time than the budget, but came after the due time the customer saw.
+        kept = used <= total and (due is None or stopped <= due)
+        status = ClockStatus.MET if kept else ClockStatus.MISSED
     elif used >= total and now >= due:
         status = ClockStatus.BREACHED
     elif paused:

@@ -155,6 +155,20 @@ def _volumes(view: dict[str, Any]) -> list[dict[str, Any]]:
     return vols
 
 
+CLOCK_WARN_S = 5.0
+"""A camera clock further off than this is marked on the server page: the agent's default
+``[cameras] clock_threshold_s``, past which it calls the camera degraded."""
+
+BACKUP_STATE_WORDS = {
+    "ok": ("stored and verified", "ok"),
+    "new": ("new: the first backup is not due yet", ""),
+    "overdue": ("overdue", "breach"),
+    "not_entitled": ("not entitled", ""),
+    "off": ("off", ""),
+}
+"""``backup_status`` state -> (words on the server page, pill style)."""
+
+
 def _server_data(
     conn: Any, request: web.Request, identity: PartnerIdentity, row: Any, now: float
 ) -> dict[str, Any]:
@@ -209,6 +223,10 @@ async def server_page(request: web.Request) -> web.Response:
         cam["strips"] = {
             w: availability_strip(cam["availability"].get(w)) for w in ("24h", "7d", "30d")
         }
+        offset = cam.get("clock_offset_s")
+        cam["clock_warn"] = offset is not None and abs(float(offset)) > CLOCK_WARN_S
+    state = data["backup_status"]["state"]
+    backup_words, backup_style = BACKUP_STATE_WORDS.get(state, (state, ""))
     return render(
         "server.html",
         request,
@@ -222,6 +240,9 @@ async def server_page(request: web.Request) -> web.Response:
         chart=storage_chart(data["points"], vols),
         backups=data["backups"],
         backup_status=data["backup_status"],
+        backup_words=backup_words,
+        backup_style=backup_style,
+        clock_warn_s=CLOCK_WARN_S,
         restore=restore,
         last_seen_text=ago(view["last_seen"], now),
         customer_view=identity.customer is not None,

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from collector.accounts import api as accounts_api
 from collector.accounts import store
-from collector.backups import catalog
+from collector.backups import catalog, promise
+from collector.backups.errors import BackupRefused, BreaksPromise
 from collector.backups.policy import BackupPolicy, effective, format_duration
 from collector.durations import parse_interval
 from collector.http.appkeys import DB
@@ -41,6 +42,7 @@ def _settings_data(conn: Any, identity: PartnerIdentity) -> dict[str, Any]:
             tokens=store.list_tokens(conn, identity.partner_id),
             policy=policy,
             policy_interval=format_duration(int(policy.interval_s or 0)),
+            policy_override=catalog.get_override(conn, "partner", str(identity.partner_id)),
         )
     return data
 
@@ -56,8 +58,7 @@ async def _page(
         admin=identity.role == "admin" and identity.customer is None,
         roles=store.ROLES,
         keep=_KEEP,
-        **data,
-        **extra,
+        **{**data, **extra},
     )
     resp.set_status(status)
     return resp
@@ -168,15 +169,35 @@ def _policy_from_form(form: Any) -> BackupPolicy:
 
 
 async def set_policy(request: web.Request) -> web.Response:
+    """Store the partner's policy; one that breaks a contract's promise comes back as a
+    form error naming each promise, with the override (a reason) offered."""
     form = await checked_form(request)
     identity = signed_in(request)
     try:
         policy = _policy_from_form(form)
     except ValueError as exc:
         return await _page(request, identity, 400, error=f"Backup policy: {exc}")
-    await request.app[DB].write(
-        lambda c: catalog.set_policy(c, "partner", str(identity.partner_id), policy, time.time())
-    )
+    # The reason field is offered only with a refusal; empty means no override.
+    override = str(form.get("override_contract", "")).strip() or None
+    try:
+        await request.app[DB].write(
+            lambda c: promise.store_policy(
+                c, "partner", str(identity.partner_id), policy, time.time(), override
+            )
+        )
+    except BreaksPromise as exc:
+        shown = effective(policy, None)
+        return await _page(
+            request,
+            identity,
+            409,
+            error="Backup policy refused: it breaks the contract's promise.",
+            policy_breaks=exc.extra["breaks"],
+            policy=shown,
+            policy_interval=format_duration(int(shown.interval_s or 0)),
+        )
+    except BackupRefused as exc:
+        return await _page(request, identity, 400, error=f"Backup policy: {exc.message}")
     raise web.HTTPSeeOther("/settings?done=backup+policy+saved")
 
 

@@ -23,6 +23,10 @@ SERVER_CAMERAS = "/api/v1/servers/{server_id}/cameras"
 SERVER_CAMERA_EVENTS = "/api/v1/servers/{server_id}/camera-events"
 SERVER_STORAGE_HISTORY = "/api/v1/servers/{server_id}/storage-history"
 
+# --- partner API: backups (collector.backups.policy_routes) ---------------------------
+
+BACKUP_POLICY = "/api/v1/backup-policy"
+
 # --- partner API: accounts (collector.accounts.api) -----------------------------------
 
 ME = "/api/v1/me"

@@ -29,7 +29,7 @@ from agent.client import CollectorClient, Response
 from agent.identity import load_identity
 from collector import secrets_store
 from collector.accounts import partners
-from collector.backups import catalog
+from collector.backups import catalog, promise
 from collector.backups.policy import BackupPolicy
 from collector.config import load_config
 from collector.storage import open_database
@@ -285,7 +285,9 @@ def open_site(
         p = secrets_store.add_partner(conn, "acme")
         token = secrets_store.create_token(conn, p.id, 10, 3600)
         key = secrets_store.create_api_key(conn, p.id)
-        catalog.set_policy(conn, "partner", str(p.id), BackupPolicy(interval_s=86400), time.time())
+        promise.store_policy(
+            conn, "partner", str(p.id), BackupPolicy(interval_s=86400), time.time()
+        )
         return Partner(p.name, key, token)
 
     partner = write(data, prepare)

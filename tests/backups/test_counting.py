@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import time
 
-from collector.backups import catalog
+from collector.backups import promise
 from collector.backups.policy import BackupPolicy
 from collector.backups.status import backup_status, fleet_backup_status
 from collector.contracts import repository as repo
@@ -75,7 +75,7 @@ def test_overdue_waits_for_the_backup_window(fleet: Fleet) -> None:
     data = os.urandom(1000)
     run(upload(service(fleet), a.server_id, a.envelope(data), data, a.public_key))
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(
+        lambda c: promise.store_policy(
             c, "server", a.server_id, BackupPolicy(window="01:00-05:00"), time.time()
         )
     )

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from collector.backups import catalog, maintenance
+from collector.backups import catalog, maintenance, promise
 from collector.backups.objectstore import ObjectStore, open_object_store
 from collector.backups.policy import BackupPolicy
 
@@ -40,7 +40,7 @@ def test_prune_applies_policy_and_deletes_objects(
     ids = _fill(fleet, store, "srv-a", 6)
     other = _fill(fleet, store, "srv-c", 2)
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(
+        lambda c: promise.store_policy(
             c,
             "server",
             "srv-a",
@@ -114,7 +114,7 @@ def test_integrity_pass_finds_a_flipped_bit(
     ]
     # a corrupt backup is no longer "latest verified": retention keeps ids[0] as well
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(
+        lambda c: promise.store_policy(
             c,
             "server",
             "srv-a",
@@ -218,7 +218,7 @@ def test_periodic_round_expires_prunes_and_checks(
     svc = service(fleet, store)
     _, opened = run(svc.begin(a.server_id, a.public_key, a.envelope(b"y" * 50)))
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(
+        lambda c: promise.store_policy(
             c,
             "partner",
             str(a.partner_id),

@@ -7,7 +7,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.backups import catalog
+from collector.backups import catalog, promise
 from collector.backups.policy import (
     DEFAULTS,
     BackupPolicy,
@@ -64,7 +64,7 @@ def test_agent_settings_from_policy_and_recipients(fleet: Fleet) -> None:
     r1 = "age1qkuv8nrypqd5wxylfdfn60hnm2v0wdfvwklj83mf95xz5h75qcnqe5e8dq"
     fleet.db.write_sync(lambda x: catalog.add_recipient(x, a.partner_id, r1, "recovery", "", 1))
     fleet.db.write_sync(
-        lambda x: catalog.set_policy(
+        lambda x: promise.store_policy(
             x, "partner", str(a.partner_id), BackupPolicy(interval_s=3600, window="02:00-04:00"), 1
         )
     )
@@ -93,13 +93,13 @@ def test_agent_settings_from_policy_and_recipients(fleet: Fleet) -> None:
     other = run(agent_backup_settings(fleet.db, c.server_id))  # another partner: defaults
     assert other["backup_recipients"] == [] and other["backup_interval_s"] == 86400
     fleet.db.write_sync(
-        lambda x: catalog.set_policy(x, "server", a.server_id, BackupPolicy(interval_s=0), 1)
+        lambda x: promise.store_policy(x, "server", a.server_id, BackupPolicy(interval_s=0), 1)
     )
     got = run(agent_backup_settings(fleet.db, a.server_id))
     assert got["backup_interval_s"] == 0 and got["backup_entitled"] is False
     # setting one field keeps the others of the same row
     fleet.db.write_sync(
-        lambda x: catalog.set_policy(x, "server", a.server_id, BackupPolicy(keep_last=9), 1)
+        lambda x: promise.store_policy(x, "server", a.server_id, BackupPolicy(keep_last=9), 1)
     )
     row = fleet.db.read_sync(lambda x: catalog.get_policy(x, "server", a.server_id))
     assert row == BackupPolicy(interval_s=0, keep_last=9)
@@ -120,7 +120,7 @@ def test_fleet_status_matches_per_server_status(fleet: Fleet) -> None:
         ).encode()
         run(svc.record_run(b.server_id, body))
     fleet.db.write_sync(
-        lambda x: catalog.set_policy(x, "server", b.server_id, BackupPolicy(interval_s=600), 1)
+        lambda x: promise.store_policy(x, "server", b.server_id, BackupPolicy(interval_s=600), 1)
     )
     now = 1_800_000_000.0
     every = fleet.db.read_sync(lambda x: fleet_backup_status(x, now=now))

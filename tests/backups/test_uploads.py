@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from collector.backups import catalog
+from collector.backups import catalog, promise
 from collector.backups.errors import BackupRefused
 from collector.backups.handlers import api_error
 from collector.backups.objectstore import LocalObjectStore, ObjectStore
@@ -272,14 +272,16 @@ def test_not_entitled_refused_with_reason(fleet: Fleet) -> None:
     from collector.backups.policy import BackupPolicy
 
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(c, "partner", str(a.partner_id), BackupPolicy(interval_s=0), 0)
+        lambda c: promise.store_policy(
+            c, "partner", str(a.partner_id), BackupPolicy(interval_s=0), 0
+        )
     )
     err = refused(service(fleet).begin(a.server_id, a.public_key, a.envelope(b"x")))
     assert (err.status, err.code) == (403, "backup_not_entitled")
     assert "interval 0" in err.message
     # a server override turns it back on for that server only
     fleet.db.write_sync(
-        lambda c: catalog.set_policy(c, "server", a.server_id, BackupPolicy(interval_s=3600), 0)
+        lambda c: promise.store_policy(c, "server", a.server_id, BackupPolicy(interval_s=3600), 0)
     )
     assert run(service(fleet).begin(a.server_id, a.public_key, a.envelope(b"x")))[0] is True
     b = fleet.agents["srv-b"]

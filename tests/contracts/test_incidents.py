@@ -46,6 +46,21 @@ def test_response_warnings_and_breach() -> None:
     assert status(done, T("2026-11-18T16:00+01:00")).state is State.CLOSED
 
 
+def test_an_answer_after_closing_on_the_due_day_is_late() -> None:
+    # Warranty high: next working day. Opened Fri 13 Feb 16:00 -> due Mon 16 Feb 17:00.
+    inc = open_incident("i9", WARRANTY, "high", T("2026-02-13T16:00+01:00"))
+    later = T("2026-03-01T00:00+01:00")
+    on_time = apply(inc, "acknowledge", T("2026-02-16T17:00+01:00"))
+    assert status(on_time, later).response.status is ClockStatus.MET
+    # 18:00 uses no business time beyond 17:00, but it is an hour after the due time.
+    late = apply(inc, "acknowledge", T("2026-02-16T18:00+01:00"))
+    assert status(late, later).response.due == T("2026-02-16T17:00+01:00")
+    assert status(late, later).response.status is ClockStatus.MISSED
+    # Over the weekend (no business time at all) an answer is early, so met.
+    early = apply(inc, "acknowledge", T("2026-02-14T12:00+01:00"))
+    assert status(early, later).response.status is ClockStatus.MET
+
+
 def test_pause_while_waiting_on_customer() -> None:
     inc = open_incident("i2", MAINTENANCE_SUPPORT, "high", T("2026-11-18T10:00+01:00"))
     with pytest.raises(TransitionError, match="who pauses"):

@@ -196,3 +196,81 @@ def test_a_failing_disk_reaches_the_partner_and_opens_one_incident(
     assert scans == 1
     assert agent.status()["disks"]["by_health"] == {"passed": 1, "failing": 1, "unknown": 1}
     assert "disks        1 failing, 1 passed, 1 unknown (SMART" in agent.cmd("status").stdout
+
+
+# --- recorded outputs of real disks, and the pre-failing rules ------------------------------
+
+REAL = Path(__file__).parent / "smartctl_recorded"
+
+
+def real(name: str) -> dict:
+    return json.loads((REAL / f"{name}.json").read_text())
+
+
+def test_a_recorded_healthy_disk_passes() -> None:
+    d = disk_verdict(real("WDC_WD20EFRX-68EUZN0_17"), "/dev/sdb", 1.0)
+    assert (d.health, d.failing, d.warnings) == ("passed", [], [])
+    assert (d.model, d.power_on_hours) == ("WDC WD20EFRX-68EUZN0", 47657)
+
+
+def test_reallocated_sectors_warn_until_they_grow_then_the_disk_is_failing() -> None:
+    data = real("ST3500418AS_12")
+    d = disk_verdict(data, "/dev/sda", 1.0)
+    assert d.health == "passed"
+    assert d.warnings == ["304 reallocated sector(s) (Reallocated_Sector_Ct)"]
+    # The same count as first read: still a warning.
+    assert disk_verdict(data, "/dev/sda", 1.0, {5: 304}).health == "passed"
+    # 120 when first read, 304 now: growing, so failing, naming the attribute.
+    d = disk_verdict(data, "/dev/sda", 1.0, {5: 120, 197: 0})
+    assert d.health == "failing"
+    assert d.failing == ["Reallocated_Sector_Ct grew from 120 to 304 reallocated sector(s)"]
+
+
+def test_pending_and_offline_uncorrectable_growth_are_failing() -> None:
+    data = real("ST3500418AS_12")
+    for attr in data["ata_smart_attributes"]["table"]:
+        if attr["id"] in (197, 198):
+            attr["raw"]["value"] = 8
+    d = disk_verdict(data, "/dev/sda", 1.0, {5: 304, 197: 0, 198: 8})
+    assert d.failing == ["Current_Pending_Sector grew from 0 to 8 pending sector(s)"]
+    assert "8 offline uncorrectable sector(s) (Offline_Uncorrectable)" in d.warnings
+
+
+def test_a_prefail_attribute_failed_in_the_past_is_failing() -> None:
+    data = real("ST3500418AS_12")
+    (attr,) = [a for a in data["ata_smart_attributes"]["table"] if a["id"] == 5]
+    attr["when_failed"] = "past"
+    attr["worst"] = 30  # below the threshold of 36 once; recovered since
+    d = disk_verdict(data, "/dev/sda", 1.0)
+    assert d.health == "failing"
+    assert d.failing == [
+        "Reallocated_Sector_Ct was at or below its threshold in the past (worst 30 <= 36)"
+    ]
+    # An old-age attribute failed in the past stays a warning (see sdb.json).
+    assert "Airflow_Temperature_Cel was at its threshold in the past" in (
+        disk_verdict(recorded("sdb"), "/dev/sdb", 1.0).warnings
+    )
+
+
+def test_the_probe_keeps_the_first_counts_across_restarts(tmp_path: Path) -> None:
+    folder = tmp_path / "smartctl"
+    folder.mkdir()
+    data = real("ST3500418AS_12")
+    (folder / "sda.json").write_text(json.dumps(data))
+    settings = DiskSettings(smartctl=fake_command(folder), devices=("/dev/sda:sat",))
+    state = tmp_path / "state"
+    state.mkdir()
+    (first,) = DiskProbe(settings, state).refresh(1.0) or []
+    assert first.health == "passed"
+    # The agent restarts; meanwhile the disk reallocated 16 more sectors.
+    for attr in data["ata_smart_attributes"]["table"]:
+        if attr["id"] == 5:
+            attr["raw"]["value"] = 320
+    (folder / "sda.json").write_text(json.dumps(data))
+    (later,) = DiskProbe(settings, state).refresh(2.0) or []
+    assert later.health == "failing"
+    assert later.failing == ["Reallocated_Sector_Ct grew from 304 to 320 reallocated sector(s)"]
+    # A damaged state file only loses the history: the next reading starts it again.
+    (state / "disk-sectors.json").write_text("{not json")
+    (again,) = DiskProbe(settings, state).refresh(3.0) or []
+    assert again.health == "passed"

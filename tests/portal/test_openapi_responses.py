@@ -67,6 +67,7 @@ def test_real_responses_validate_against_the_document(world: World, doc: dict[st
         "/api/v1/servers/{server_id}/backups": f"/api/v1/servers/{sid}/backups",
         "/api/v1/servers/{server_id}/backup-status": f"/api/v1/servers/{sid}/backup-status",
         "/api/v1/servers/{server_id}/public-key": f"/api/v1/servers/{sid}/public-key",
+        "/api/v1/backup-policy": "/api/v1/backup-policy",
         "/api/v1/servers/{server_id}/sma-quote": f"/api/v1/servers/{sid}/sma-quote",
         "/api/v1/contracts": "/api/v1/contracts",
         "/api/v1/contracts/{contract_id}": "/api/v1/contracts/A-M",
@@ -136,6 +137,9 @@ def test_real_responses_validate_against_the_document(world: World, doc: dict[st
     csv = HEADER + "D-1,Dry,acme,warranty,LIC-D,2026-01-01,2026-01-01\n"
     post("POST", "/api/v1/contracts/import", "/api/v1/contracts/import?dry_run=1", csv)
     post("PUT", "/api/v1/incident-priorities", "/api/v1/incident-priorities", {"overrides": {}})
+    promised = {"interval": "6h", "window": "", "keep_last": 28, "keep_daily": 30}
+    promised.update(keep_weekly=8, keep_monthly=24)  # museum-1's premium promise
+    post("PUT", "/api/v1/backup-policy", "/api/v1/backup-policy", promised)
     _, tokens = call(c, admin, "GET", "/api/v1/enrollment-tokens")
     tid = tokens["enrollment_tokens"][0]["id"]
     post("DELETE", "/api/v1/enrollment-tokens/{token_id}", f"/api/v1/enrollment-tokens/{tid}", None)

@@ -134,14 +134,25 @@ def test_settings_make_and_show_a_key_once_and_policy_is_validated(
     }
     status, _, body = post_form(c, "/settings/backup-policy", admin, bad)
     assert status == 400 and b"Backup policy" in body
-    good = {**bad, "interval": "12h", "window": "01:00-05:00"}
-    assert post_form(c, "/settings/backup-policy", admin, good)[0] == 303
-    # bakery-1 is on maintenance-support: 12 h is within its promise (every 24 h), so the
-    # partner's policy is what it gets; museum-1's premium contract promises every 6 h,
-    # and the stricter promise wins over the partner's 12 h.
+    # Every 12 h, keep 1 of each, would break the promises of bakery-1's maintenance
+    # (keep 7 ...) and museum-1's premium (every 6 h, keep 28 ...): refused, naming them.
+    breaking = {**bad, "interval": "12h", "window": "01:00-05:00"}
+    status, _, body = post_form(c, "/settings/backup-policy", admin, breaking)
+    assert status == 409 and b"keep_last 1 is below the 28 promised by contract A-M" in body
+    keeping = {
+        **bad,
+        "interval": "6h",
+        "keep_last": "28",
+        "keep_daily": "30",
+        "keep_weekly": "8",
+        "keep_monthly": "24",
+    }
+    assert post_form(c, "/settings/backup-policy", admin, keeping)[0] == 303
+    # bakery-1 is on maintenance-support: 6 h is within its promise (every 24 h), so the
+    # partner's policy is what it gets, as museum-1's premium contract (every 6 h).
     sid = world.servers["bakery-1"]
     _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
-    assert out["interval_s"] == 12 * 3600 and out["window"] == "01:00-05:00"
+    assert out["interval_s"] == 6 * 3600 and out["window"] == ""
     sid = world.servers["museum-1"]
     _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
     assert out["interval_s"] == 6 * 3600

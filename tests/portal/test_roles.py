@@ -42,7 +42,11 @@ CASES = [
         False,
         ("POST", "/api/v1/users", True),
         ("POST", "/settings/backup-policy", True),
+        ("PUT", "/api/v1/backup-policy", True),
     ),
+    *_as("operator", False, ("PUT", "/api/v1/backup-policy", False)),
+    *_as("admin", True, ("PUT", "/api/v1/backup-policy", False)),
+    *_as("viewer", False, ("GET", "/api/v1/backup-policy", True)),
     *_as(
         "operator",
         True,
