@@ -29,6 +29,7 @@ from collector.http import fleet_filters as ff
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import PartnerIdentity, owned_server
 from collector.http.charts import availability_strip, storage_chart
+from collector.http.page_notify import server_silences
 from collector.http.pages import ago, date_text, render, signed_in, size_text
 
 LEGEND = {
@@ -131,6 +132,8 @@ async def fleet_page(request: web.Request) -> web.Response:
         link=link,
         choices=ff.choices(views),
         customer_view=identity.customer is not None,
+        may_silence=identity.customer is None and identity.role != "viewer",
+        done=request.query.get("done", "")[:60],
         refresh=refresh,
         refreshed=dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S UTC"),
     )
@@ -181,6 +184,7 @@ def _server_data(
     ]
     backups = list(reversed(catalog.list_backups(conn, row.id)))[:30]
     return {
+        "silences": server_silences(conn, identity.partner_id, row.id, now),
         "view": view,
         "contract": contract,
         "findings": findings,
@@ -224,6 +228,9 @@ async def server_page(request: web.Request) -> web.Response:
         restore=restore,
         last_seen_text=ago(view["last_seen"], now),
         customer_view=identity.customer is not None,
+        silences=data["silences"],
+        may_silence=identity.customer is None and identity.role != "viewer",
+        done=request.query.get("done", "")[:60],
     )
 
 

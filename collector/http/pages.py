@@ -10,7 +10,8 @@ page shows only what the user's organisation may see (its partner's, or its cust
 under a Content-Security-Policy that allows only the collector's own style sheet and
 script: charts are inline SVG drawn on the server, and every page works without script
 (the script only refreshes the fleet in place). The pages themselves live in
-``page_fleet``, ``page_incidents``, ``page_contracts`` and ``page_settings``.
+``page_fleet``, ``page_incidents``, ``page_contracts``, ``page_settings`` and
+``page_notify``.
 """
 
 from __future__ import annotations
@@ -324,12 +325,18 @@ async def static_file(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """The pages' routes, and security headers on every response of the app."""
-    from collector.http import page_contracts, page_fleet, page_incidents, page_settings
+    from collector.http import (
+        page_contracts,
+        page_fleet,
+        page_incidents,
+        page_notify,
+        page_settings,
+    )
 
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_get("/static/{name}", static_file)
-    for module in (page_fleet, page_incidents, page_contracts, page_settings):
+    for module in (page_fleet, page_incidents, page_contracts, page_settings, page_notify):
         module.setup(app)
