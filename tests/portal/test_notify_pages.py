@@ -80,6 +80,10 @@ def test_an_unhealthy_channel_is_marked(world: World, cookies: dict[str, dict[st
     status, body = page(c, BASE, admin)
     row = body.split(f'id="{cid}"'.encode(), 1)[1].split(b"</tr>", 1)[0]
     assert b"unhealthy" in row and b"3 failures in a row" in row
+    status, body = page(c, "/", admin)  # above the fleet too
+    assert (
+        f'href="/settings/notifications/channels/{cid}">dead desk</a> is unhealthy'.encode() in body
+    )
     status, _, _ = post_form(c, f"{BASE}/channels/{cid}/remove", admin, {})
     assert status == 303
     status, body = page(c, BASE, admin)
