@@ -101,7 +101,7 @@ async def add_channel(request: web.Request) -> web.Response:
     type_ = _field(form, "type", 20)
     fields: dict[str, Any] = {k: _field(form, k, 2000) for k in _CHANNEL_FIELDS}
     port = _field(form, "port", 10)
-    if port and not port.isdigit():
+    if port and not (port.isascii() and port.isdigit()):
         return await _page(request, identity, 400, error="Channel: the port is a number")
     fields["port"] = int(port or 0)
     config, secret = store.channel_parts(type_, fields)
@@ -190,7 +190,7 @@ def _seconds(form: Any, name: str, default: str, label: str) -> float:
 def route_from_form(form: Any, partner_id: int) -> store.Route:
     """The route a form describes (ValueError says what is wrong in words)."""
     hour = _field(form, "digest_hour", 4) or "8"
-    if not hour.isdigit():
+    if not (hour.isascii() and hour.isdigit()):
         raise ValueError("the digest hour is a whole number from 0 to 23")
     kinds = ",".join(k.strip() for k in _field(form, "kinds", 500).split(",") if k.strip())
     return store.Route(
@@ -226,7 +226,7 @@ async def add_route(request: web.Request) -> web.Response:
 
 def _number(request: web.Request, name: str, what: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", f"no such {what}")
     return int(raw)
 

@@ -308,7 +308,8 @@ def _check_route(route: Route) -> None:
 
 def _hhmm(t: str) -> bool:
     h, sep, m = t.partition(":")
-    return bool(sep) and h.isdigit() and m.isdigit() and int(h) < 24 and int(m) < 60
+    digits = (h + m).isascii() and h.isdigit() and m.isdigit()
+    return bool(sep) and digits and int(h) < 24 and int(m) < 60
 
 
 def add_route(conn: sqlite3.Connection, route: Route, now: float) -> Route:
