@@ -10,8 +10,8 @@ page shows only what the user's organisation may see (its partner's, or its cust
 under a Content-Security-Policy that allows only the collector's own style sheet and
 script: charts are inline SVG drawn on the server, and every page works without script
 (the script only refreshes the fleet in place). The pages themselves live in
-``page_fleet``, ``page_incidents``, ``page_contracts``, ``page_settings`` and
-``page_notify``.
+``page_fleet``, ``page_incidents``, ``page_contracts``, ``page_settings``,
+``page_notify`` and (password reset, for someone not signed in) ``page_reset``.
 """
 
 from __future__ import annotations
