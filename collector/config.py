@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from collector.sizes import parse_bytes
 
 if TYPE_CHECKING:
+    from collector.accounts.mail import MailConfig
     from collector.backups.config import BackupConfig
     from collector.contracts.config import ContractsConfig
 
@@ -103,6 +104,8 @@ class CollectorConfig:
     """``[backup]``, checked at load like every other section."""
     contracts: ContractsConfig = field(default_factory=lambda: _feature_sections({}, "")[1])
     """``[contracts]``."""
+    mail: MailConfig = field(default_factory=lambda: _feature_sections({}, "")[2])
+    """``[mail]``: the collector's own mail (password-reset links)."""
     log_format: str = "text"
     """``[log] format``: "text" (for people), "logfmt" or "json" (for log shippers)."""
     log_level: str = "info"
@@ -173,14 +176,17 @@ def _security_sections(
     return RateLimitConfig(**rl), pages, token
 
 
-def _feature_sections(raw: dict[str, Any], source: str) -> tuple[BackupConfig, ContractsConfig]:
+def _feature_sections(
+    raw: dict[str, Any], source: str
+) -> tuple[BackupConfig, ContractsConfig, MailConfig]:
     """The features' own tables, each parsed by its feature. Imported here rather than at
     the top: the features' parsers raise this module's :class:`ConfigError`."""
+    from collector.accounts.mail import mail_config
     from collector.backups.config import backup_config
     from collector.contracts.config import contracts_config
 
     try:
-        return backup_config(raw), contracts_config(raw)
+        return backup_config(raw), contracts_config(raw), mail_config(raw)
     except ConfigError as exc:
         section = exc.source.strip("[]")  # a feature names its table as the source
         key = exc.key
@@ -293,7 +299,7 @@ def load_config(
         dsn=dsn,
     )
     rate_limits, pages, metrics_token = _security_sections(raw, source)
-    backup, contracts = _feature_sections(raw, source)
+    backup, contracts, mail = _feature_sections(raw, source)
     log_format, log_level = _log_section(raw, source)
     return CollectorConfig(
         log_format=log_format,
@@ -306,6 +312,7 @@ def load_config(
         metrics_token=metrics_token,
         backup=backup,
         contracts=contracts,
+        mail=mail,
         raw=raw,
         source=source,
         **ints,

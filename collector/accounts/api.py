@@ -61,7 +61,7 @@ def _text(data: dict[str, Any], name: str, limit: int = 254, required: bool = Tr
 
 def _id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", f"no such {name.removesuffix('_id')}")
     return int(raw)
 

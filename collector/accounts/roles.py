@@ -25,6 +25,11 @@ _CUSTOMER_READS = re.compile(
 )
 _CUSTOMER_ACTIONS = re.compile(r"^/api/v1/incidents/[^/]+/(accept|reopen)$")
 _OPERATOR_ACTIONS = re.compile(r"^/api/v1/incidents(/[^/]+/[a-z_]+)?$")
+_SILENCES = re.compile(
+    r"^(/api/v1/notify/silences(/\d+)?|/settings/notifications/silences(/\d+/end)?"
+    r"|/servers/[^/]+/silence)$"
+)
+"""Maintenance windows: an operator's job (channels and routes are the admin's)."""
 _OWN_KEYS = re.compile(r"^/api/v1/api-keys(/\d+)?$")
 _PAGE_CUSTOMER = re.compile(r"^/(|servers/[^/]+|incidents)$")
 _PAGE_CUSTOMER_ACTIONS = re.compile(r"^/incidents/[^/]+/(accept|reopen)$")
@@ -36,7 +41,7 @@ def needed(method: str, path: str) -> str:
     """The least role a request needs, whoever's objects it names."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return READ
-    if _OPERATOR_ACTIONS.match(path) or _PAGE_OPERATOR.match(path):
+    if _OPERATOR_ACTIONS.match(path) or _PAGE_OPERATOR.match(path) or _SILENCES.match(path):
         return OPERATE
     if _OWN_KEYS.match(path) or _PAGE_OWN_KEYS.match(path) or path == "/logout":
         return READ  # everyone signs out and manages its own API keys (others': admin)

@@ -30,7 +30,9 @@ from collector.http import paths
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import PartnerIdentity, owned_server
 from collector.http.charts import availability_strip, storage_chart
+from collector.http.page_notify import server_silences
 from collector.http.pages import ago, date_text, render, signed_in, size_text
+from collector.notify import store as notify_store
 
 LEGEND = {
     "critical": "needs action now (disk nearly full, cameras down, backup failing)",
@@ -79,6 +81,14 @@ def fleet_rows(
     return views, sla_at_risk(conn, identity) if risk else set()
 
 
+def unhealthy_channels(conn: Any, identity: PartnerIdentity) -> list[dict[str, Any]]:
+    """The partner's failing notification channels, shown above its fleet (not to a
+    customer's users, whose partner's channels are not theirs to see)."""
+    if identity.customer is not None:
+        return []
+    return notify_store.unhealthy_channels(conn, identity.partner_id)
+
+
 def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
     v["last_seen_text"] = ago(v["last_seen"], now)
     v["sla_at_risk"] = v["id"] in at_risk
@@ -106,6 +116,7 @@ async def fleet_page(request: web.Request) -> web.Response:
     if not fq.sla_at_risk:
         ids = {v["id"] for v in shown}
         at_risk = await request.app[DB].read(lambda c: sla_at_risk(c, identity, ids))
+    failing = await request.app[DB].read(lambda c: unhealthy_channels(c, identity))
     try:
         refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
     except ValueError:
@@ -132,6 +143,9 @@ async def fleet_page(request: web.Request) -> web.Response:
         link=link,
         choices=ff.choices(views),
         customer_view=identity.customer is not None,
+        may_silence=identity.customer is None and identity.role != "viewer",
+        done=request.query.get("done", "")[:60],
+        failing=failing,
         refresh=refresh,
         refreshed=dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S UTC"),
     )
@@ -196,6 +210,7 @@ def _server_data(
     ]
     backups = list(reversed(catalog.list_backups(conn, row.id)))[:30]
     return {
+        "silences": server_silences(conn, identity.partner_id, row.id, now),
         "view": view,
         "contract": contract,
         "findings": findings,
@@ -246,6 +261,9 @@ async def server_page(request: web.Request) -> web.Response:
         restore=restore,
         last_seen_text=ago(view["last_seen"], now),
         customer_view=identity.customer is not None,
+        silences=data["silences"],
+        may_silence=identity.customer is None and identity.role != "viewer",
+        done=request.query.get("done", "")[:60],
     )
 
 

@@ -1,7 +1,9 @@
-"""The incidents page: open incidents first with their response and resolution clocks
-(warning at 50 % and 75 % of a due time, breach past it), and the actions the user's role
-allows: the partner's operators acknowledge, pause, resume, resolve and reopen; the
-customer's operators accept a resolution or reopen it. Viewers read.
+"""The incidents page: open incidents first with their response, resolution and follow-up
+clocks (warning at 50 % and 75 % of a due time, breach past it), and the actions the
+user's role allows: the partner's operators acknowledge, record a workaround (which stops
+a "continuous effort until a workaround" resolution clock, P1 on the premium plan),
+pause, resume, resolve and reopen; the customer's operators accept a resolution or
+reopen it. Viewers read.
 
 Actions are forms (POST with the sign-in's CSRF token) that work without script.
 """
@@ -22,14 +24,22 @@ from collector.http.errors import ApiError
 from collector.http.pages import checked_form, render, signed_in
 
 PARTNER_ACTIONS = {
-    "open": ("acknowledge", "pause", "resolve"),
-    "acknowledged": ("pause", "resolve"),
+    "open": ("acknowledge", "workaround", "pause", "resolve"),
+    "acknowledged": ("workaround", "pause", "resolve"),
+    "workaround": ("resolve",),
     "paused": ("resume", "resolve"),
     "resolved": ("reopen",),
     "closed": ("reopen",),
 }
 CUSTOMER_ACTIONS = {"resolved": ("accept", "reopen"), "closed": ("reopen",)}
-_STATE_ORDER = {"open": 0, "acknowledged": 1, "paused": 2, "resolved": 3, "closed": 4}
+_STATE_ORDER = {
+    "open": 0,
+    "acknowledged": 1,
+    "workaround": 2,
+    "paused": 3,
+    "resolved": 4,
+    "closed": 5,
+}
 
 
 def actions_for(identity: PartnerIdentity, state: str) -> tuple[str, ...]:

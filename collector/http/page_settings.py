@@ -71,7 +71,7 @@ async def settings_page(request: web.Request) -> web.Response:
 
 def _id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", "no such object")
     return int(raw)
 
@@ -159,7 +159,7 @@ def _policy_from_form(form: Any) -> BackupPolicy:
     keep: dict[str, int] = {}
     for name in _KEEP:
         raw = str(form.get(name, "")).strip()
-        value = int(raw) if raw.isdigit() and len(raw) <= 6 else -1
+        value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else -1
         if value < 0:
             raise ValueError(f"{name.replace('_', ' ')} must be a whole number, 0 or more")
         keep[name] = value

@@ -10,7 +10,8 @@ page shows only what the user's organisation may see (its partner's, or its cust
 under a Content-Security-Policy that allows only the collector's own style sheet and
 script: charts are inline SVG drawn on the server, and every page works without script
 (the script only refreshes the fleet in place). The pages themselves live in
-``page_fleet``, ``page_incidents``, ``page_contracts`` and ``page_settings``.
+``page_fleet``, ``page_incidents``, ``page_contracts``, ``page_settings``,
+``page_notify`` and (password reset, for someone not signed in) ``page_reset``.
 """
 
 from __future__ import annotations
@@ -221,14 +222,29 @@ def _same(given: object, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(str(given or "").encode(), expected.encode())
 
 
-def _login_page(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
-    """The sign-in form, with a fresh CSRF token in the form and in its cookie."""
+def open_form(request: web.Request, template: str, status: int = 200, **ctx: Any) -> web.Response:
+    """A form for someone not signed in (sign-in, password reset), with a fresh CSRF
+    token in the form and in its cookie (double submit: :func:`open_form_ok`)."""
     token = secrets.token_urlsafe(24)
     request[_CSRF] = token
-    resp = render("login.html", request, partner=None, error=error)
+    resp = render(template, request, **ctx)
     resp.set_status(status)
     _set_cookie(request, resp, CSRF_COOKIE, token)
     return resp
+
+
+def open_form_ok(request: web.Request, form: Any) -> bool:
+    """Did a form of :func:`open_form` come back with its cookie's token?"""
+    if _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")):
+        return True
+    request.app[METRICS].rejected("csrf")
+    return False
+
+
+def _login_page(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
+    """The sign-in form (with a password-reset link when the collector sends mail)."""
+    reset = request.app[CONFIG].mail.enabled
+    return open_form(request, "login.html", status, partner=None, error=error, reset=reset)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -269,8 +285,7 @@ async def _password_sign_in(
 async def login(request: web.Request) -> web.Response:
     """Sign in with an e-mail address and password, or (programs, old habits) an API key."""
     form = await request.post()
-    if not _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")):
-        request.app[METRICS].rejected("csrf")
+    if not open_form_ok(request, form):
         return _login_page(request, 403, "The sign-in form expired; please try again.")
     key = str(form.get("api_key", "")).strip()
     email = str(form.get("email", "")).strip().lower()[:254]
@@ -326,12 +341,26 @@ async def static_file(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """The pages' routes, and security headers on every response of the app."""
-    from collector.http import page_contracts, page_fleet, page_incidents, page_settings
+    from collector.http import (
+        page_contracts,
+        page_fleet,
+        page_incidents,
+        page_notify,
+        page_reset,
+        page_settings,
+    )
 
     app.on_response_prepare.append(security_headers)
     app.router.add_get(paths.LOGIN, login_form)
     app.router.add_post(paths.LOGIN, login)
     app.router.add_post(paths.LOGOUT, logout)
     app.router.add_get(paths.STATIC, static_file)
-    for module in (page_fleet, page_incidents, page_contracts, page_settings):
+    for module in (
+        page_fleet,
+        page_incidents,
+        page_contracts,
+        page_settings,
+        page_notify,
+        page_reset,
+    ):
         module.setup(app)

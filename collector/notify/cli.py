@@ -16,7 +16,7 @@ from typing import Any
 from collector.cli_options import common, config_of, emit_json, fail, opened_database
 from collector.durations import parse_duration
 from collector.notify import store
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox
 from collector.notify.notifier import Notifier
 from collector.notify.settings import notify_settings
 from collector.secrets_store import NotFound as PartnerNotFound
@@ -71,22 +71,19 @@ def _changed(args: argparse.Namespace, change: Callable[[Any, int], Any], done: 
 
 
 def cmd_channel_add(args: argparse.Namespace) -> int:
-    config: dict[str, Any] = {}
-    secret = args.secret or ""
-    if args.type == "webhook":
-        config["url"] = args.url or ""
-        secret = secret or new_webhook_secret()
-    elif args.type == "smtp":
-        config = {
-            "host": args.host or "",
+    config, secret = store.channel_parts(
+        args.type,
+        {
+            "url": args.url,
+            "secret": args.secret,
+            "host": args.host,
             "port": args.port,
             "security": args.security,
-            "username": args.username or "",
-            "from": args.mail_from or "",
-            "to": args.to or "",
-        }
-    else:
-        secret = args.url or ""
+            "username": args.username,
+            "from": args.mail_from,
+            "to": args.to,
+        },
+    )
     with opened_database(args) as db:
         pid = _partner(db, args.partner)
         box = _box(args)

@@ -12,6 +12,7 @@ import html
 import smtplib
 import ssl
 import time
+from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
@@ -89,8 +90,10 @@ def build(channel: Channel, msg_id: str, body: dict[str, Any]) -> EmailMessage:
     return msg
 
 
-def _send_sync(channel: Channel, msg: EmailMessage) -> None:
-    cfg = channel.config
+def deliver(cfg: Mapping[str, Any], password: str, msg: EmailMessage) -> None:
+    """Send ``msg`` through the SMTP server ``cfg`` describes (``host``, ``port``,
+    ``security``, ``username``, ``cafile``), blocking: run it in a thread. Shared by the
+    e-mail channels and the collector's own mail (:mod:`collector.accounts.mail`)."""
     host, security = cfg["host"], cfg.get("security", "starttls")
     port = int(cfg.get("port") or (465 if security == "tls" else 587))
     context = ssl.create_default_context()
@@ -105,8 +108,12 @@ def _send_sync(channel: Channel, msg: EmailMessage) -> None:
         if security == "starttls":
             smtp.starttls(context=context)
         if cfg.get("username"):
-            smtp.login(cfg["username"], channel.secret)
+            smtp.login(cfg["username"], password)
         smtp.send_message(msg)
+
+
+def _send_sync(channel: Channel, msg: EmailMessage) -> None:
+    deliver(channel.config, channel.secret, msg)
 
 
 async def send(channel: Channel, msg_id: str, body: bytes, now: float) -> Outcome:

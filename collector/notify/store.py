@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.health import servers
-from collector.notify.channel_secrets import SecretBox
+from collector.notify.channel_secrets import SecretBox, new_webhook_secret
 from collector.notify.events import SEVERITIES
 
 CHANNEL_TYPES = ("webhook", "smtp", "apprise")
@@ -120,6 +120,26 @@ def check_channel(type_: str, config: dict[str, Any], secret: str) -> None:
             raise NotifyError("security must be starttls, tls or none", "security")
     elif type_ == "apprise" and not secret:
         raise NotifyError("an Apprise channel needs its URL", "url")
+
+
+def channel_parts(type_: str, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A channel's config and secret from flat fields (the CLI's options, a page's form):
+    ``url`` (webhook or Apprise URL), ``secret`` (webhook secret, made if absent; SMTP
+    password), ``host``, ``port``, ``security``, ``username``, ``from``, ``to``."""
+    secret = str(fields.get("secret") or "")
+    if type_ == "webhook":
+        return {"url": str(fields.get("url") or "")}, secret or new_webhook_secret()
+    if type_ == "smtp":
+        config = {
+            "host": str(fields.get("host") or ""),
+            "port": fields.get("port") or 0,
+            "security": str(fields.get("security") or "starttls"),
+            "username": str(fields.get("username") or ""),
+            "from": str(fields.get("from") or ""),
+            "to": str(fields.get("to") or ""),
+        }
+        return config, secret
+    return {}, str(fields.get("url") or "")
 
 
 def add_channel(
@@ -289,7 +309,8 @@ def _check_route(route: Route) -> None:
 
 def _hhmm(t: str) -> bool:
     h, sep, m = t.partition(":")
-    return bool(sep) and h.isdigit() and m.isdigit() and int(h) < 24 and int(m) < 60
+    digits = (h + m).isascii() and h.isdigit() and m.isdigit()
+    return bool(sep) and digits and int(h) < 24 and int(m) < 60
 
 
 def add_route(conn: sqlite3.Connection, route: Route, now: float) -> Route:
@@ -397,6 +418,20 @@ def list_silences(
     return [_silence_json(*r) for r in conn.execute(sql + " ORDER BY ends_at", args)]
 
 
+def ended_silences(
+    conn: sqlite3.Connection, partner_id: int, now: float, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The partner's silences that have ended (ran out or were ended early), latest first."""
+    return [
+        _silence_json(*r)
+        for r in conn.execute(
+            "SELECT id, scope, value, starts_at, ends_at, reason FROM notify_silences "
+            "WHERE ends_at <= ? AND partner_id = ? ORDER BY ends_at DESC, id DESC LIMIT ?",
+            (now, partner_id, limit),
+        )
+    ]
+
+
 def end_silence(conn: sqlite3.Connection, partner_id: int, silence_id: int, now: float) -> None:
     n = conn.execute(
         "UPDATE notify_silences SET ends_at = ? WHERE id = ? AND partner_id = ? AND ends_at > ?",
@@ -416,6 +451,27 @@ def set_labels(
         "ON CONFLICT (server_id) DO UPDATE SET customer = excluded.customer, site = excluded.site",
         (server_id, customer, site),
     )
+
+
+def labels_of(conn: sqlite3.Connection, server_id: str) -> tuple[str, str]:
+    """A server's (customer, site) labels; empty when it has none."""
+    row = conn.execute(
+        "SELECT customer, site FROM notify_server_labels WHERE server_id = ?", (server_id,)
+    ).fetchone()
+    return ("", "") if row is None else (row[0], row[1])
+
+
+def label_choices(conn: sqlite3.Connection, partner_id: int) -> dict[str, list[str]]:
+    """The customers and sites the partner's servers are labelled with (for a form)."""
+    rows = conn.execute(
+        "SELECT DISTINCT l.customer, l.site FROM notify_server_labels l "
+        "JOIN servers s ON s.id = l.server_id WHERE s.partner_id = ?",
+        (partner_id,),
+    ).fetchall()
+    return {
+        "customers": sorted({r[0] for r in rows if r[0]}),
+        "sites": sorted({r[1] for r in rows if r[1]}),
+    }
 
 
 # --- logs -----------------------------------------------------------------------------

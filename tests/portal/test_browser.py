@@ -196,6 +196,32 @@ def test_customer_accepts_and_sees_only_its_sites(browser: Browser, world: World
     page.context.close()
 
 
+def test_operator_silences_a_server_from_its_page(browser: Browser, world: World) -> None:
+    page = _page(browser)
+    sign_in(page, world, "acme-operator")
+    page.get_by_role("link", name="bakery-1").click()
+    expect(page.get_by_role("heading", name=re.compile("bakery-1"))).to_be_visible()
+    page.get_by_label("Silence for").fill("90m")
+    page.get_by_label("Reason").fill("replacing a disk")
+    page.get_by_role("button", name="Silence this server").click()
+    expect(page.get_by_role("status")).to_contain_text("silence")
+    notice = page.locator("#silence ~ div.silenced", has_text="replacing a disk")
+    expect(notice).to_contain_text("silenced")
+    shot(page, "server-silenced")
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name=re.compile("Notifications")).click()
+    row = page.locator("#silences ~ div tr", has_text="replacing a disk").first
+    expect(row).to_contain_text("bakery-1")
+    shot(page, "notifications")
+
+    page.goto(world.collector.url + f"/servers/{world.servers['bakery-1']}")
+    notice.get_by_role("button", name=re.compile("end silence")).click()
+    expect(page.get_by_role("status")).to_contain_text("ended")
+    expect(page.locator("#silence ~ div.silenced", has_text="replacing a disk")).to_have_count(0)
+    page.context.close()
+
+
 def test_every_page_reflows_at_phone_width(browser: Browser, world: World) -> None:
     page = _page(browser, PHONE)
     sign_in(page, world, "acme-admin")
@@ -206,6 +232,7 @@ def test_every_page_reflows_at_phone_width(browser: Browser, world: World) -> No
         "contracts": "/contracts",
         "report": "/contracts/report",
         "settings": "/settings",
+        "notifications": "/settings/notifications",
     }
     for name, path in pages.items():
         page.goto(world.collector.url + path)

@@ -73,6 +73,22 @@ CASES = [
         ("GET", "/contracts", False),
     ),
     *_as("nobody", False, ("GET", "/api/v1/servers", False)),
+    # Silences are an operator's; channels and routes the admin's; viewers read them.
+    ("operator", False, "POST", "/settings/notifications/silences", True),
+    ("operator", False, "POST", "/settings/notifications/silences/4/end", True),
+    ("operator", False, "POST", "/servers/srv_1/silence", True),
+    ("operator", False, "POST", "/api/v1/notify/silences", True),
+    ("operator", False, "DELETE", "/api/v1/notify/silences/4", True),
+    ("viewer", False, "POST", "/settings/notifications/silences", False),
+    ("viewer", False, "POST", "/servers/srv_1/silence", False),
+    ("viewer", False, "GET", "/settings/notifications", True),
+    ("operator", False, "POST", "/settings/notifications/channels", False),
+    ("operator", False, "POST", "/settings/notifications/channels/ch_1/test", False),
+    ("operator", False, "POST", "/settings/notifications/routes", False),
+    ("operator", False, "POST", "/api/v1/notify/channels", False),
+    ("admin", False, "POST", "/settings/notifications/channels", True),
+    ("operator", True, "POST", "/servers/srv_1/silence", False),
+    ("admin", True, "GET", "/settings/notifications", False),
 ]
 
 

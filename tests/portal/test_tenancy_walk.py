@@ -33,6 +33,8 @@ NOT_TENANT_ROUTES = {
     ("PUT", "/api/v1/contracts/{contract_id}"),
 }
 """Routes with a placeholder that names no organisation's object."""
+OPEN_PAGES = ("/login", "/healthz", "/metrics", "/forgot-password", "/reset-password")
+"""Pages for someone not signed in: they list nothing."""
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -146,7 +148,19 @@ def routes() -> list[tuple[str, str]]:
         "DELETE",
         "/api/v1/api-keys/{key_id}",
     ) in found
+    assert set(NOTIFY_PAGES) <= set(found), set(NOTIFY_PAGES) - set(found)
     return found
+
+
+NOTIFY_PAGES = (
+    ("GET", "/settings/notifications/channels/{channel_id}"),
+    ("POST", "/settings/notifications/channels/{channel_id}/test"),
+    ("POST", "/settings/notifications/channels/{channel_id}/remove"),
+    ("POST", "/settings/notifications/routes/{route_id}/remove"),
+    ("POST", "/settings/notifications/silences/{silence_id}/end"),
+    ("POST", "/servers/{server_id}/silence"),
+)
+"""The notification pages' routes that name an object: walked like every other."""
 
 
 def _walks(routes: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
@@ -190,7 +204,7 @@ def test_no_list_names_another_organisations_objects(
     if owner == "rival-admin":
         secret.append(theirs["contract_id"])
     for method, template in routes:
-        if method != "GET" or "{" in template or template in ("/login", "/healthz", "/metrics"):
+        if method != "GET" or "{" in template or template in OPEN_PAGES:
             continue
         if template == "/api/v1/sla/due":  # a calculator of due times: no one's data
             continue
@@ -217,3 +231,39 @@ def test_a_customer_sees_only_its_own_servers_and_incidents(world: World) -> Non
     assert {i["server_id"] for i in incidents} == {world.servers["museum-1"]}
     status, body = museum.ask("GET", "/")
     assert status == 200 and b"museum-1" in body and b"acme-free" not in body
+
+
+def test_another_partners_notification_objects_stay_untouched(world: World) -> None:
+    """The walk's 404s changed nothing: the channel, route and silence it named are there,
+    and a silence form naming another partner's server is refused."""
+    rival = Asker(world, "rival-admin")
+    acme = _ids(world, "acme-admin")
+    for method, template in NOTIFY_PAGES:
+        status, body = rival.ask(method, _fill(template, acme, False))
+        assert status == 404 and b"acme desk" not in body, (template, status)
+    with collector_sql(world.collector.data_dir, world.collector.env) as db:
+        channel = db.execute(
+            "SELECT removed_at FROM notify_channels WHERE id = ?", (acme["channel_id"],)
+        ).fetchone()
+        route = db.execute("SELECT 1 FROM notify_routes WHERE id = ?", (acme["route_id"],))
+        silence = db.execute(
+            "SELECT ends_at FROM notify_silences WHERE id = ?", (acme["silence_id"],)
+        ).fetchone()
+        tests = db.execute(
+            "SELECT count(*) FROM notify_messages WHERE channel_id = ? AND kind = 'test'",
+            (acme["channel_id"],),
+        ).fetchone()
+        assert channel == (None,) and route.fetchone() == (1,) and silence[0] > time.time()
+        assert tests == (0,)
+        form = urllib.parse.urlencode(
+            {"csrf": rival.csrf, "scope": "server", "value": acme["server_id"], "duration": "1h"}
+        ).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **rival.cookie}
+        url = world.collector.url + "/settings/notifications/silences"
+        status, _, body = http_no_redirect("POST", url, form, headers)
+        assert status == 400 and b"no server" in body and b"museum-1" not in body
+        rival_id = db.execute("SELECT id FROM partners WHERE name = 'rival'").fetchone()[0]
+        assert not db.execute(
+            "SELECT 1 FROM notify_silences WHERE partner_id = ? AND value = ?",
+            (rival_id, acme["server_id"]),
+        ).fetchall()

@@ -127,6 +127,8 @@ def test_pages_send_security_headers_and_need_no_inline_code(
         ("/", cookie, 200),
         (f"/servers/{sid}", cookie, 200),
         ("/servers/srv_nope", cookie, 404),
+        ("/settings/notifications", cookie, 200),
+        ("/settings/notifications/channels/ch_nope", cookie, 404),
     ]
     for path, ck, expected in pages:
         status, headers, body = _headers(collector.url + path, ck)
