@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,9 @@ from collector.contracts.incidents import open_incident
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract
 from harness.app import app_client
+
+ENROLLED_DAYS_AGO = 400
+"""Servers enrolled this long ago: the monthly report counts every day of last month."""
 
 
 def fill_contracts(conn, partner: str, n: int, incidents_every: int, now: float) -> None:
@@ -100,7 +104,7 @@ def fill(conn, n: int, incidents_every: int = 10, contracts: bool = True) -> str
                 f"m{i}",
                 f"LIC-{i}",
                 b"k" * 32,
-                now - 86400,
+                now - ENROLLED_DAYS_AGO * 86400,
                 now - 30 - (i % 500),
                 json.dumps(state),
             )
@@ -167,7 +171,9 @@ def main() -> None:
     db.close()
     print(f"filled in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     assert page is not None
+    load = os.getloadavg()[0]
     times = asyncio.run(measure(data, key, page, args.repeat))
+    print(f"load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     for path, ts in times.items():
         print(
             f"{path:22} {args.servers} servers: median {statistics.median(ts) * 1000:.0f} ms, "
