@@ -425,13 +425,16 @@ def coverage_by_server(
             mine.setdefault(c.partner, []).append(c)
         by_partner = {owner: index_contracts(cs) for owner, cs in mine.items()}
     out: dict[str, dict[str, Any]] = {}
+    days: dict[str, dt.date] = {}
     for sid, licence, owner in ((r[0], r[1], r[2]) for r in rows):
         covering = by_partner.get(owner, {}).get(licence or "", [])
         if not covering:
             out[sid] = {"coverage": "none"}
             continue
         tz = covering[0].calendar_spec().timezone
-        today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
+        today = days.get(tz)
+        if today is None:
+            today = days[tz] = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
         try:
             chosen = best_contract(covering, today)
             assert chosen is not None
