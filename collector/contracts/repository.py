@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from collector.contracts.calendar import CalendarSpec
 from collector.contracts.checks import Finding, ServerFacts, SupportCase
 from collector.contracts.codec import (
@@ -433,8 +435,11 @@ def _fleet_facts(
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
     # few dozen times are sorted below instead.
     for (sid,) in conn.execute(
-        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?",
-        (since, now),
+        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?"
+        if partner is None
+        else "SELECT DISTINCT r.server_id FROM " + _PARTNER_SERVERS + " JOIN backup_runs r "
+        "ON r.server_id = s.id WHERE p.name = ? AND r.finished_at >= ? AND r.finished_at <= ?",
+        (since, now) if partner is None else (partner, since, now),
     ):
         attempted.add(sid)
     # A backup counts when the collector stored and verified it, whatever the agent said.
@@ -456,10 +461,16 @@ def _fleet_facts(
         times.sort()
     reports: dict[str, list[float]] = defaultdict(list)
     if with_reports:
+        # One partner's: through its servers, each a range of the (server, time) index;
+        # every partner's: the whole index once.
         for sid, collected in conn.execute(
             "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
-            "AND collected_at <= ?",
-            (since, now),
+            "AND collected_at <= ?"
+            if partner is None
+            else "SELECT r.server_id, r.collected_at FROM " + _PARTNER_SERVERS + " JOIN reports r "
+            "ON r.server_id = s.id WHERE p.name = ? AND r.collected_at >= ? "
+            "AND r.collected_at <= ?",
+            (since, now) if partner is None else (partner, since, now),
         ):
             reports[sid].append(float(collected))
         for times in reports.values():
@@ -468,8 +479,7 @@ def _fleet_facts(
     partner_of: dict[str, str] = {}
     for r in rows:
         sid = r[0]
-        state = _json_or_empty(r[6])
-        software = state.get("software") or {}
+        software = _software(r[6])
         lic = r[2]
         servers.append(
             ServerFacts(
@@ -490,6 +500,28 @@ def _fleet_facts(
         )
         partner_of[sid] = r[7]
     return Fleet(servers, partner_of, dict(reports))
+
+
+_PARTNER_SERVERS = "servers s JOIN partners p ON p.id = s.partner_id"
+
+
+class _StoredState(msgspec.Struct):
+    """The one part of a server's stored state the checks read (the rest is skipped)."""
+
+    software: Any = None
+
+
+_decode_software = msgspec.json.Decoder(_StoredState).decode
+
+
+def _software(text: str | None) -> dict[str, Any]:
+    """The ``software`` object of a stored state, ``{}`` when there is none or the state
+    is not a JSON object."""
+    try:
+        software = _decode_software(text or "{}").software
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+    return software if isinstance(software, dict) else {}
 
 
 def _json_or_empty(text: str | None) -> dict[str, Any]:
