@@ -2,6 +2,7 @@
 pages and of GET /api/v1/servers.
 
     .venv/bin/python bench/fleet.py [--servers 10000] [--repeat 5] [--incidents-every 10]
+        [--no-contracts] [--parts]
 
 Fills a collector database (one partner, N servers with a realistic latest state: two
 volumes, 32 cameras' counts, a backup policy, a contract for every server with ten
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -156,6 +158,47 @@ async def measure(
     return out
 
 
+def parts(data: Path, repeat: int) -> None:
+    """CPU time of the pieces of the fleet view and of the monthly report, called
+    in-process on the filled database (no HTTP): where a page's time goes."""
+    from collector.backups.status import fleet_backup_status
+    from collector.contracts.service import coverage_by_server
+    from collector.contracts.views import build_report
+    from collector.health import servers
+    from collector.health.fleet import FleetView
+    from collector.storage import open_database
+
+    db = open_database(load_config(None, data))
+    last = dt.date.today().replace(day=1) - dt.timedelta(days=1)
+
+    def run(conn: Any) -> None:
+        pid = conn.execute("SELECT id FROM partners WHERE name = 'bench'").fetchone()[0]
+        cov = coverage_by_server(conn, time.time(), "bench")
+        pieces = {
+            "servers.list_for": lambda: servers.list_for(conn, pid),
+            "coverage_by_server": lambda: coverage_by_server(conn, time.time(), "bench"),
+            "fleet_backup_status": lambda: fleet_backup_status(conn, pid, time.time(), cov),
+            "FleetView.all": lambda: FleetView(conn, 60, 3).all(pid, time.time()),
+            "build_report": lambda: build_report(
+                conn, last.year, last.month, "customer", "bench", "Europe/Berlin", time.time()
+            ),
+        }
+        for name, fn in pieces.items():
+            fn()  # warm
+            cpu = []
+            for _ in range(repeat):
+                t = time.process_time()
+                fn()
+                cpu.append(time.process_time() - t)
+            print(
+                f"{name:22} CPU median {statistics.median(cpu) * 1000:.0f} ms, "
+                f"min {min(cpu) * 1000:.0f} ms"
+            )
+
+    db.read_sync(run)
+    db.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=10_000)
@@ -163,6 +206,9 @@ def main() -> None:
     ap.add_argument("--incidents-every", type=int, default=10)
     ap.add_argument(
         "--no-contracts", action="store_true", help="no contracts nor incidents (as before)"
+    )
+    ap.add_argument(
+        "--parts", action="store_true", help="also time the pieces in-process (CPU time)"
     )
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="vigil-bench-fleet-"))
@@ -180,6 +226,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     times = asyncio.run(measure(data, key, page, args.repeat))
     print(f"load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+    if args.parts:
+        parts(data, args.repeat)
     for path, ts in times.items():
         wall = [w for w, _ in ts]
         cpu = [c for _, c in ts]
