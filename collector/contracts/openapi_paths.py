@@ -60,7 +60,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "put": _op("Set the partner's overrides", body=True),
     },
     "/api/v1/reports/monthly": {
-        "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv|pdf)")
+        "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv)")
     },
     "/api/v1/sla/due": {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
     "/api/v1/servers/{server_id}/sma-quote": {

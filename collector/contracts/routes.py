@@ -377,17 +377,8 @@ async def monthly_report(request: web.Request) -> web.Response:
     rows = await request.app[DB].read(
         lambda c: build_report(c, year, month, by, partner.name, tz, now)
     )
-    fmt = request.query.get("format", "json")
-    if fmt == "csv":
+    if request.query.get("format", "json") == "csv":
         return web.Response(text=render_csv(rows), content_type="text/csv")
-    if fmt == "pdf":
-        from collector.contracts.report_pdf import render_pdf
-
-        label = f"{year:04d}-{month:02d}"
-        body = await asyncio.get_running_loop().run_in_executor(
-            None, render_pdf, rows, label, partner.name
-        )
-        return web.Response(body=body, content_type="application/pdf")
     from dataclasses import asdict
 
     return web.json_response(

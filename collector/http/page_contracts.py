@@ -1,11 +1,10 @@
 """The contracts page (partner users only): contracts by the nearest date to act on (last
 day to cancel, end of term), servers no contract covers, versions a contract does not
-cover; and the monthly report as a table (a page of its own), as CSV and as PDF.
+cover; and the monthly report as a table (a page of its own) and as CSV.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from dataclasses import asdict
@@ -16,7 +15,6 @@ from aiohttp import web
 
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
-from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.terms import Contract
 from collector.contracts.views import build_report, coverage_dates, parse_month
@@ -151,27 +149,7 @@ async def report_csv(request: web.Request) -> web.Response:
     )
 
 
-async def report_pdf(request: web.Request) -> web.Response:
-    """The monthly report as PDF, for the partner to hand to its customers."""
-    identity = _partner_only(request)
-    year, month = _month(request)
-    now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", identity.name, REPORT_TZ, now)
-    )
-    label = f"{year:04d}-{month:02d}"
-    body = await asyncio.get_running_loop().run_in_executor(
-        None, render_pdf, rows, label, identity.name
-    )
-    return web.Response(
-        body=body,
-        content_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="vigil-report-{label}.pdf"'},
-    )
-
-
 def setup(app: web.Application) -> None:
     app.router.add_get("/contracts", contracts_page)
     app.router.add_get("/contracts/report", report_page)
     app.router.add_get("/contracts/report.csv", report_csv)
-    app.router.add_get("/contracts/report.pdf", report_pdf)
