@@ -144,6 +144,7 @@ def fleet_backup_status(
         coverage = coverage_by_server(conn, now, name)
     out: dict[str, dict[str, Any]] = {}
     per_partner: dict[int, BackupPolicy] = {}
+    resolved: dict[tuple[BackupPolicy, str | None, str | None], tuple[BackupPolicy, bool]] = {}
     for sid, pid, enrolled_at, stored, ok, failed_at, reason in rows:
         override = policies.get(("server", sid))
         if override is None:
@@ -157,12 +158,18 @@ def fleet_backup_status(
             # One bulk coverage answer for the fleet, not a contract lookup per server.
             cov = coverage.get(sid) or {"coverage": "none"}
             in_force = cov["coverage"] in ("active", "grace")
-            promise: Promise | None = (
-                promise_of_plan(cov["plan"], cov["contract_id"]) if in_force else None
-            )
             why = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
-            policy = resolve(policy, promise, why).policy
-            entitled = cov["coverage"] == "invalid" or (in_force and promise is not None)
+            # The policy held to a promise depends on the plan, not on which contract
+            # promised it: computed once per (policy, plan, override reason).
+            key = (policy, cov["plan"] if in_force else None, why)
+            held = resolved.get(key)
+            if held is None:
+                promise: Promise | None = (
+                    promise_of_plan(cov["plan"], cov["contract_id"]) if in_force else None
+                )
+                held = resolved[key] = (resolve(policy, promise, why).policy, promise is not None)
+            policy = held[0]
+            entitled = cov["coverage"] == "invalid" or (in_force and held[1])
         failed = None if failed_at is None else (failed_at, reason)
         out[sid] = _status(policy, enrolled_at, stored, ok, failed, now, entitled)
     return out

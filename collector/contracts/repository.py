@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from collector.contracts.calendar import CalendarSpec
 from collector.contracts.checks import Finding, ServerFacts, SupportCase
 from collector.contracts.codec import (
@@ -38,13 +40,33 @@ def _dumps(v: object) -> str:
 
 # --- contracts -------------------------------------------------------------------------
 
+_DECODED: dict[str, Contract] = {}
+_DECODED_MAX = 100_000
+"""Stored contract texts already decoded, at most this many (then dropped and refilled)."""
+
+
+def _contract(data: Any) -> Contract:
+    """The contract stored as ``data`` (its JSON text). The same text always decodes to
+    the same immutable contract, so each distinct text is decoded once and kept: a page
+    over 10,000 contracts would otherwise spend most of its time in ``json.loads``. The
+    kept object is also the key of the evaluated term, so both are computed once."""
+    if not isinstance(data, str):
+        return contract_from_dict(json.loads(data) if isinstance(data, bytes) else data)
+    c = _DECODED.get(data)
+    if c is None:
+        c = contract_from_dict(json.loads(data))
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[data] = c
+    return c
+
 
 def current_contracts(conn: Conn, partner: str) -> dict[str, Contract]:
     """One partner's current contracts by id (ids are unique per partner only)."""
     rows = conn.execute("SELECT data FROM contracts WHERE partner = ?", (partner,)).fetchall()
     out = {}
     for r in rows:
-        c = contract_from_dict(json.loads(r[0]))
+        c = _contract(r[0])
         out[c.id] = c
     return out
 
@@ -54,7 +76,7 @@ def all_current_contracts(conn: Conn) -> dict[tuple[str, str], Contract]:
     administrator's import (which may name several partners)."""
     out = {}
     for r in conn.execute("SELECT data FROM contracts").fetchall():
-        c = contract_from_dict(json.loads(r[0]))
+        c = _contract(r[0])
         out[(c.partner, c.id)] = c
     return out
 
@@ -63,7 +85,7 @@ def get_contract(conn: Conn, partner: str, contract_id: str) -> Contract | None:
     r = conn.execute(
         "SELECT data FROM contracts WHERE partner = ? AND id = ?", (partner, contract_id)
     ).fetchone()
-    return None if r is None else contract_from_dict(json.loads(r[0]))
+    return None if r is None else _contract(r[0])
 
 
 def partners_with_contract(conn: Conn, contract_id: str) -> list[str]:
@@ -99,26 +121,66 @@ def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Con
         "WHERE l.partner = ? AND l.licence_id = ?",
         (partner, licence_id),
     ).fetchall()
-    return [contract_from_dict(json.loads(r[0])) for r in rows]
+    return [_contract(r[0]) for r in rows]
 
 
 def with_enrollment_dates(conn: Conn, contracts: Iterable[Contract]) -> list[Contract]:
     """Contracts anchored at installation that name no installation date get the
     enrollment day (UTC) of the partner's first server with one of their licences: the
     same rule the checks and reports apply, so every view shows the same coverage."""
-    out = []
-    for c in contracts:
-        if c.installed_on is None and c.licence_ids and _anchored_at_installation(c):
-            marks = ", ".join("?" for _ in c.licence_ids)
-            row = conn.execute(
-                "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
-                f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
-                (c.partner, *c.licence_ids),
-            ).fetchone()
-            if row is not None and row[0] is not None:
-                day = dt.datetime.fromtimestamp(float(row[0]), dt.UTC).date()
-                c = dataclasses.replace(c, installed_on=day)
-        out.append(c)
+    out = list(contracts)
+    todo = [
+        i
+        for i, c in enumerate(out)
+        if c.installed_on is None and c.licence_ids and _anchored_at_installation(c)
+    ]
+    if len(todo) > _FEW:
+        first = _first_enrollments(conn, {out[i].partner for i in todo})
+        found = {
+            i: min(
+                (
+                    first[(out[i].partner, lic)]
+                    for lic in out[i].licence_ids
+                    if (out[i].partner, lic) in first
+                ),
+                default=None,
+            )
+            for i in todo
+        }
+    else:
+        found = {i: _first_enrollment(conn, out[i]) for i in todo}
+    for i, at in found.items():
+        if at is not None:
+            day = dt.datetime.fromtimestamp(float(at), dt.UTC).date()
+            out[i] = dataclasses.replace(out[i], installed_on=day)
+    return out
+
+
+_FEW = 2
+"""Up to this many contracts to date, one query each; more, one query per partner."""
+
+
+def _first_enrollment(conn: Conn, c: Contract) -> float | None:
+    marks = ", ".join("?" for _ in c.licence_ids)
+    row = conn.execute(
+        "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
+        f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
+        (c.partner, *c.licence_ids),
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def _first_enrollments(conn: Conn, partners: Iterable[str]) -> dict[tuple[str, str], float]:
+    """(partner, licence id) -> the first enrollment of a server with it, per partner."""
+    out: dict[tuple[str, str], float] = {}
+    for name in partners:
+        for lic, at in conn.execute(
+            "SELECT s.licence_id, MIN(s.enrolled_at) FROM servers s "
+            "JOIN partners p ON p.id = s.partner_id WHERE p.name = ? AND s.revoked_at IS NULL "
+            "AND s.licence_id IS NOT NULL GROUP BY s.licence_id",
+            (name,),
+        ):
+            out[(name, lic)] = float(at)
     return out
 
 
@@ -149,7 +211,7 @@ def history(conn: Conn, partner: str, contract_id: str) -> list[ContractVersion]
     return [
         ContractVersion(
             dt.datetime.fromtimestamp(r[1], dt.UTC),
-            None if r[2] else contract_from_dict(json.loads(r[3])),
+            None if r[2] else _contract(r[3]),
             r[4],
         )
         for r in _version_rows(conn, partner, contract_id)
@@ -373,8 +435,11 @@ def _fleet_facts(
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
     # few dozen times are sorted below instead.
     for (sid,) in conn.execute(
-        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?",
-        (since, now),
+        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?"
+        if partner is None
+        else "SELECT DISTINCT r.server_id FROM " + _PARTNER_SERVERS + " JOIN backup_runs r "
+        "ON r.server_id = s.id WHERE p.name = ? AND r.finished_at >= ? AND r.finished_at <= ?",
+        (since, now) if partner is None else (partner, since, now),
     ):
         attempted.add(sid)
     # A backup counts when the collector stored and verified it, whatever the agent said.
@@ -396,10 +461,16 @@ def _fleet_facts(
         times.sort()
     reports: dict[str, list[float]] = defaultdict(list)
     if with_reports:
+        # One partner's: through its servers, each a range of the (server, time) index;
+        # every partner's: the whole index once.
         for sid, collected in conn.execute(
             "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
-            "AND collected_at <= ?",
-            (since, now),
+            "AND collected_at <= ?"
+            if partner is None
+            else "SELECT r.server_id, r.collected_at FROM " + _PARTNER_SERVERS + " JOIN reports r "
+            "ON r.server_id = s.id WHERE p.name = ? AND r.collected_at >= ? "
+            "AND r.collected_at <= ?",
+            (since, now) if partner is None else (partner, since, now),
         ):
             reports[sid].append(float(collected))
         for times in reports.values():
@@ -408,8 +479,7 @@ def _fleet_facts(
     partner_of: dict[str, str] = {}
     for r in rows:
         sid = r[0]
-        state = _json_or_empty(r[6])
-        software = state.get("software") or {}
+        software = _software(r[6])
         lic = r[2]
         servers.append(
             ServerFacts(
@@ -430,6 +500,28 @@ def _fleet_facts(
         )
         partner_of[sid] = r[7]
     return Fleet(servers, partner_of, dict(reports))
+
+
+_PARTNER_SERVERS = "servers s JOIN partners p ON p.id = s.partner_id"
+
+
+class _StoredState(msgspec.Struct):
+    """The one part of a server's stored state the checks read (the rest is skipped)."""
+
+    software: Any = None
+
+
+_decode_software = msgspec.json.Decoder(_StoredState).decode
+
+
+def _software(text: str | None) -> dict[str, Any]:
+    """The ``software`` object of a stored state, ``{}`` when there is none or the state
+    is not a JSON object."""
+    try:
+        software = _decode_software(text or "{}").software
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+    return software if isinstance(software, dict) else {}
 
 
 def _json_or_empty(text: str | None) -> dict[str, Any]:

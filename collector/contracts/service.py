@@ -425,34 +425,55 @@ def coverage_by_server(
             mine.setdefault(c.partner, []).append(c)
         by_partner = {owner: index_contracts(cs) for owner, cs in mine.items()}
     out: dict[str, dict[str, Any]] = {}
+    days: dict[str, dt.date] = {}
     for sid, licence, owner in ((r[0], r[1], r[2]) for r in rows):
         covering = by_partner.get(owner, {}).get(licence or "", [])
         if not covering:
             out[sid] = {"coverage": "none"}
             continue
         tz = covering[0].calendar_spec().timezone
-        today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
-        try:
-            chosen = best_contract(covering, today)
-            assert chosen is not None
-            contract, term, status = chosen
-            deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
-        except (ArithmeticError, ValueError, LookupError):
-            # A stored contract whose term cannot be computed: shown, never a failed list.
-            out[sid] = {"coverage": "invalid"}
-            continue
-        out[sid] = {
-            "coverage": status.value,
-            "contract_id": contract.id,
-            "plan": contract.plan,
-            "customer": contract.customer,
-            "last_covered_day": None
-            if term.end is None
-            else (term.end - dt.timedelta(days=1)).isoformat(),
-            "days_left": None if term.end is None else (term.end - today).days,
-            "last_day_to_cancel": None if deadline is None else deadline.isoformat(),
-        }
+        today = days.get(tz)
+        if today is None:
+            today = days[tz] = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
+        out[sid] = dict(_coverage_answer(tuple(covering), today))
     return out
+
+
+_ANSWERS: dict[tuple[tuple[Contract, ...], dt.date], dict[str, Any]] = {}
+_ANSWERS_MAX = 100_000
+
+
+def _coverage_answer(covering: tuple[Contract, ...], today: dt.date) -> dict[str, Any]:
+    """The fleet view's coverage of a server whose licence ``covering`` names, on
+    ``today``. Contracts are immutable, so the answer is kept for the same contracts and
+    day (the caller copies it); a term that cannot be computed is shown as invalid."""
+    key = (covering, today)
+    answer = _ANSWERS.get(key)
+    if answer is not None:
+        return answer
+    try:
+        chosen = best_contract(covering, today)
+        assert chosen is not None
+        contract, term, status = chosen
+        deadline = term.last_day_to_cancel(today) if status is Coverage.ACTIVE else None
+    except (ArithmeticError, ValueError, LookupError):
+        # A stored contract whose term cannot be computed: shown, never a failed list.
+        return {"coverage": "invalid"}
+    answer = {
+        "coverage": status.value,
+        "contract_id": contract.id,
+        "plan": contract.plan,
+        "customer": contract.customer,
+        "last_covered_day": None
+        if term.end is None
+        else (term.end - dt.timedelta(days=1)).isoformat(),
+        "days_left": None if term.end is None else (term.end - today).days,
+        "last_day_to_cancel": None if deadline is None else deadline.isoformat(),
+    }
+    if len(_ANSWERS) >= _ANSWERS_MAX:
+        _ANSWERS.clear()
+    _ANSWERS[key] = answer
+    return answer
 
 
 def contract_backup_policy(conn: Any, server_id: str, now: float | None = None) -> Any:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from collector.contracts.calendar import CalendarSpec
-from collector.contracts.plans import Plan, get_plan
+from collector.contracts.plans import PRESETS, Plan, get_plan
 
 
 class Coverage(enum.StrEnum):
@@ -185,9 +185,30 @@ def _boundary_after(term: Term, day: dt.date) -> dt.date:
     return _boundary(term, k)
 
 
+_TERMS: dict[Contract, Term] = {}
+_TERMS_MAX = 100_000
+"""Evaluated terms by contract, at most this many (then dropped and filled again)."""
+
+
 def evaluate_term(contract: Contract, plan: Plan | None = None) -> Term:
-    """The term of ``contract`` under its plan's rules."""
-    plan = plan or contract.plan_obj()
+    """The term of ``contract`` under its plan's rules.
+
+    A term depends only on the contract (immutable) and its preset plan, so under the
+    contract's own plan it is computed once per distinct contract and kept: the fleet,
+    the contracts page and every day of a monthly report ask for the same terms again.
+    """
+    if plan is not None and plan is not PRESETS.get(contract.plan):
+        return _evaluate_term(contract, plan)
+    term = _TERMS.get(contract)
+    if term is None:
+        term = _evaluate_term(contract, contract.plan_obj())
+        if len(_TERMS) >= _TERMS_MAX:
+            _TERMS.clear()
+        _TERMS[contract] = term
+    return term
+
+
+def _evaluate_term(contract: Contract, plan: Plan) -> Term:
     rules = plan.term
     anchor = (
         contract.installed_on or contract.start

@@ -19,6 +19,12 @@ def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
     time zone), last covered day and last day to cancel. A stored contract whose term
     cannot be computed (written before its values were checked) shows as ``invalid`` with
     the reason, so one bad row never breaks the list it is in."""
+    return {**contract_to_dict(c), **coverage_dates(c, today)}
+
+
+def coverage_dates(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
+    """The coverage part of :func:`contract_view` alone (what a list sorts by, without
+    encoding the contract)."""
     try:
         if today is None:
             today = dt.datetime.now(ZoneInfo(c.calendar_spec().timezone)).date()
@@ -28,14 +34,12 @@ def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
         cancel = term.last_day_to_cancel(today) if st is Coverage.ACTIVE else None
     except (ArithmeticError, ValueError, LookupError) as exc:
         return {
-            **contract_to_dict(c),
             "coverage": "invalid",
             "error": f"the term cannot be computed: {exc}",
             "last_covered_day": None,
             "last_day_to_cancel": None,
         }
     return {
-        **contract_to_dict(c),
         "coverage": st.value,
         "last_covered_day": last_day,
         "last_day_to_cancel": None if cancel is None else cancel.isoformat(),
@@ -95,7 +99,17 @@ def build_report(
 
 
 def _policy_overrides(conn: Any, servers: Any, now: float) -> dict[str, str]:
-    """server id -> its backup policy override and the promises it breaks, in words."""
+    """server id -> its backup policy override and the promises it breaks, in words.
+
+    Only a server with an override of its own or its partner's can be listed, so the
+    others (most of a fleet) are not looked at: each look-up finds the server's covering
+    contract again."""
+    scopes = conn.execute(
+        "SELECT scope, scope_id FROM backup_policies WHERE contract_override IS NOT NULL"
+    ).fetchall()
+    if not any(scope == "partner" for scope, _ in scopes):
+        own = {scope_id for scope, scope_id in scopes if scope == "server"}
+        servers = [s for s in servers if s.server_id in own]
     out = {}
     for s in servers:
         eff = effective_for_server(conn, s.server_id, now=now)

@@ -9,12 +9,15 @@ import datetime as dt
 import time
 from dataclasses import asdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from collector.contracts import repository as repo
+from collector.contracts.codec import contract_to_dict
 from collector.contracts.reports import render_csv
-from collector.contracts.views import build_report, contract_view, parse_month
+from collector.contracts.terms import Contract
+from collector.contracts.views import build_report, coverage_dates, parse_month
 from collector.health import servers
 from collector.http import paths
 from collector.http.appkeys import DB
@@ -43,15 +46,25 @@ def _month(request: web.Request) -> tuple[int, int]:
         raise ApiError(400, "invalid_parameter", str(exc), "month") from None
 
 
-def contracts_data(conn: Any, identity: PartnerIdentity) -> dict[str, Any]:
-    contracts = [contract_view(c) for c in repo.current_contracts(conn, identity.name).values()]
+PAGE_SIZE = 100
+"""Contracts shown per page; the list is sorted over all of them first."""
+
+
+def contracts_data(conn: Any, identity: PartnerIdentity, page: int = 1) -> dict[str, Any]:
+    current = list(repo.current_contracts(conn, identity.name).values())
+    days: dict[str, dt.date] = {}
+    dated = [(c, coverage_dates(c, _today(c, days))) for c in current]
     far = "9999-12-31"
-    contracts.sort(
-        key=lambda c: (c.get("last_day_to_cancel") or far, c.get("last_covered_day") or far)
+    dated.sort(
+        key=lambda cd: (cd[1]["last_day_to_cancel"] or far, cd[1]["last_covered_day"] or far)
     )
+    pages = max(1, -(-len(dated) // PAGE_SIZE))
+    page = max(1, min(page, pages))
+    shown = dated[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    contracts = [{**contract_to_dict(c), **dates} for c, dates in shown]
     # Uncovered: no current contract of the partner names the server's licence (what the
     # fleet's coverage lookup calls "none"), found from the contracts already read.
-    licences = {lic for c in contracts for lic in c.get("licence_ids", ())}
+    licences = {lic for c in current for lic in c.licence_ids}
     rows = servers.active_licences(conn, identity.partner_id)
     names = {sid: hostname for sid, hostname, _ in rows}
     uncovered = sorted(
@@ -61,13 +74,42 @@ def contracts_data(conn: Any, identity: PartnerIdentity) -> dict[str, Any]:
     versions = [
         f for f in repo.list_findings(conn, identity.name) if f.get("kind") == "version_not_covered"
     ]
-    return {"contracts": contracts, "uncovered": uncovered, "versions": versions, "names": names}
+    return {
+        "contracts": contracts,
+        "contracts_total": len(dated),
+        "page": page,
+        "pages": pages,
+        "uncovered": uncovered,
+        "versions": versions,
+        "names": names,
+    }
+
+
+def _today(c: Contract, days: dict[str, dt.date]) -> dt.date | None:
+    """Today in the contract's time zone, computed once per zone (None: the contract's
+    plan is unknown; :func:`coverage_dates` reports it)."""
+    try:
+        tz = c.calendar_spec().timezone
+    except LookupError:
+        return None
+    today = days.get(tz)
+    if today is None:
+        today = days[tz] = dt.datetime.now(ZoneInfo(tz)).date()
+    return today
+
+
+def _page(request: web.Request) -> int:
+    try:
+        return max(1, int(request.query.get("page", "1")[:6]))
+    except ValueError:
+        return 1
 
 
 async def contracts_page(request: web.Request) -> web.Response:
     identity = _partner_only(request)
     year, month = _month(request)
-    data = await request.app[DB].read(lambda c: contracts_data(c, identity))
+    page = _page(request)
+    data = await request.app[DB].read(lambda c: contracts_data(c, identity, page))
     return render(
         "contracts.html", request, tab="contracts", month=f"{year:04d}-{month:02d}", **data
     )

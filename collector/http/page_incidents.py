@@ -17,7 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from collector.contracts import repository as repo
-from collector.contracts.incidents import Action, TransitionError, apply, incident_to_json
+from collector.contracts.calendar import business_calendar
+from collector.contracts.incidents import (
+    Action,
+    TransitionError,
+    apply,
+    incident_to_json,
+    replay,
+)
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -50,7 +57,15 @@ def actions_for(identity: PartnerIdentity, state: str) -> tuple[str, ...]:
     return table.get(state, ())
 
 
-def incident_rows(conn: Any, identity: PartnerIdentity, state: str = "") -> list[dict[str, Any]]:
+PAGE_SIZE = 100
+"""Incidents shown per page. The list is ordered over all of them by state (from the
+events alone); the clocks, the costly part, are computed for the page shown."""
+
+
+def incident_rows(
+    conn: Any, identity: PartnerIdentity, state: str = "", page: int = 1
+) -> tuple[list[dict[str, Any]], int, int, int]:
+    """(the rows of ``page``, the page number, the number of pages, rows in all)."""
     now = dt.datetime.now(dt.UTC)
     names = {
         r["id"]: r["hostname"]
@@ -58,18 +73,25 @@ def incident_rows(conn: Any, identity: PartnerIdentity, state: str = "") -> list
             "SELECT id, hostname FROM servers WHERE partner_id = ?", (identity.partner_id,)
         )
     }
-    rows = []
+    keyed = []
     for inc in repo.list_incidents(conn, identity.name):
         if not identity.sees_incident(inc.server_id, inc.contract_id):
             continue
-        j = incident_to_json(inc, now)
-        if state == "open" and j["state"] == "closed":  # resolved waits for acceptance
+        st = replay(inc, until=now).state.value
+        if state == "open" and st == "closed":  # resolved waits for acceptance
             continue
+        opened = business_calendar(inc.calendar).to_local(inc.opened_at).isoformat()
+        keyed.append(((_STATE_ORDER.get(st, 9), opened), inc))
+    keyed.sort(key=lambda k: k[0])
+    pages = max(1, -(-len(keyed) // PAGE_SIZE))
+    page = max(1, min(page, pages))
+    rows = []
+    for _, inc in keyed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+        j = incident_to_json(inc, now)
         j["hostname"] = names.get(inc.server_id or "", "")
         j["actions"] = actions_for(identity, str(j["state"]))
         rows.append(j)
-    rows.sort(key=lambda j: (_STATE_ORDER.get(str(j["state"]), 9), j["opened_at"]))
-    return rows
+    return rows, page, pages, len(keyed)
 
 
 async def incidents_page(request: web.Request) -> web.Response:
@@ -77,13 +99,22 @@ async def incidents_page(request: web.Request) -> web.Response:
     state = request.query.get("state", "open")
     if state not in ("open", "all"):
         state = "open"
-    rows = await request.app[DB].read(lambda c: incident_rows(c, identity, state))
+    try:
+        page = max(1, int(request.query.get("page", "1")[:6]))
+    except ValueError:
+        page = 1
+    rows, page, pages, total = await request.app[DB].read(
+        lambda c: incident_rows(c, identity, state, page)
+    )
     return render(
         "incidents.html",
         request,
         tab="incidents",
         incidents=rows,
         state=state,
+        page=page,
+        pages=pages,
+        total=total,
         customer_view=identity.customer is not None,
         done=request.query.get("done", "")[:40],
     )
