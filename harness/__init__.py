@@ -12,5 +12,6 @@ nothing else:
   the real enrolment call, for tests that drive the agent's code in-process.
 
 ``harness.net`` holds the one ``free_port``/``wait_until`` and plain HTTP calls;
-``harness.proxy`` a TCP proxy on 127.0.0.1 that cuts a connection after N bytes.
+``harness.proxy`` a TCP proxy on 127.0.0.1 that cuts a connection after N bytes;
+``harness.bytecode`` compiles the product once before a test session starts its processes.
 """
