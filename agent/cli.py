@@ -22,9 +22,6 @@ from agent.backup.recipient_pin import (
     save_pin,
     split_token,
 )
-from agent.client import CollectorUnavailable, Refused
-from agent.client import enroll as enroll_request
-from agent.health.host import agent_version, os_name
 from agent.identity import (
     Identity,
     StateDirError,
@@ -52,8 +49,13 @@ def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    # Imported here: the HTTP client (aiohttp) and the host probes (psutil) are for enrolling
+    # and running, not for status, doctor or the backup commands.
+    from agent.client import CollectorUnavailable, Refused
+    from agent.client import enroll as enroll_request
     from agent.collector_url import CollectorUrlError, check_collector_url
     from agent.enroll_seed import SeedError, resolve
+    from agent.health.host import agent_version, os_name
 
     try:
         source = resolve(args.collector, args.token, args.seed)
