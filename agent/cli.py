@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import config as agent_config
 from agent.agent_key import AgentKey
@@ -22,9 +22,6 @@ from agent.backup.recipient_pin import (
     save_pin,
     split_token,
 )
-from agent.client import CollectorUnavailable, Refused
-from agent.client import enroll as enroll_request
-from agent.health.host import agent_version, os_name
 from agent.identity import (
     Identity,
     StateDirError,
@@ -41,6 +38,9 @@ from protocol import request_auth as ra
 from protocol.messages import EnrollRequest
 from protocol.version import PROTOCOL_VERSION
 
+if TYPE_CHECKING:
+    from agent.client import Refused
+
 
 def _err(message: str, code: int = 1) -> int:
     print(f"vigil-agent: {message}", file=sys.stderr)
@@ -52,6 +52,10 @@ def _load(args: argparse.Namespace) -> agent_config.AgentConfig:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    # Imported here: the HTTP client (aiohttp) and the host probes (psutil) are for enrolling
+    # and running, not for status, doctor or the backup commands.
+    from agent.client import CollectorUnavailable, Refused
+    from agent.client import enroll as enroll_request
     from agent.collector_url import CollectorUrlError, check_collector_url
     from agent.enroll_seed import SeedError, resolve
 
@@ -109,6 +113,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _enroll_body(cfg: agent_config.AgentConfig, token: str, pub: bytes) -> EnrollRequest:
+    from agent.health.host import agent_version, os_name
+
     return EnrollRequest(
         protocol=PROTOCOL_VERSION,
         token=token,

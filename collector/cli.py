@@ -26,7 +26,6 @@ from collector.cli_options import (
 from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.health import servers
-from collector.health.fleet import FleetView
 from collector.private_files import files_private
 from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS
 from protocol import log_format
@@ -178,6 +177,10 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_servers(args: argparse.Namespace) -> int:
+    # Imported here: the fleet view brings the backup and contract engines, which the
+    # other commands need not load.
+    from collector.health.fleet import FleetView
+
     cfg = config_of(args)
     with opened_database(args) as db:
         pid = _partner_id(db, args.partner) if args.partner else None

@@ -16,4 +16,5 @@ nothing else:
 ``harness.forward_proxy`` a forward HTTP proxy (CONNECT tunnels too) that records what it
 was asked for; ``harness.tls`` a self-signed certificate for 127.0.0.1 and a TLS front for
 a collector, as a deployment's TLS-terminating proxy.
+``harness.bytecode`` compiles the product once before a test session starts its processes.
 """

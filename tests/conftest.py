@@ -11,11 +11,17 @@ from typing import Any
 
 import pytest
 
+from harness.bytecode import compile_product
 from harness.database import BACKEND, PrivatePostgres, own_database_env, private_postgres
 from harness.processes import Agent, Collector
 from harness.proxy import CuttingProxy
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once, in the process that starts the workers
+        compile_product()
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ another organisation answer 404, as if they did not exist.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -240,7 +241,15 @@ async def delete_token(request: web.Request) -> web.Response:
     return web.json_response({"revoked": tid})
 
 
+async def _prepare_passwords(app: web.Application) -> AsyncIterator[None]:
+    """The dummy password hash made in a thread while the server starts listening."""
+    made = asyncio.get_running_loop().run_in_executor(None, passwords.prepare)
+    yield
+    await made
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_prepare_passwords)
     r = app.router
     r.add_get(paths.ME, get_me)
     r.add_get(paths.USERS, list_users)

@@ -7,13 +7,28 @@ the time a sign-in takes does not tell whether the address exists.
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 10
 MAX_LENGTH = 512
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy() -> str:
+    """The hash an unknown address is checked against: made on first use, not at import,
+    since every ``vigil-collector`` command imports this module and most never verify one
+    (a hash costs about 0.2 s of CPU)."""
+    return _hasher.hash("not a password anyone has")
+
+
+def prepare() -> None:
+    """Make the dummy hash now (a server does at start, in a thread), so the first sign-in
+    with an unknown address costs no more than any other."""
+    _dummy()
 
 
 class WeakPassword(ValueError):
@@ -38,6 +53,6 @@ def verify(stored: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False

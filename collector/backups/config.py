@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from collector.backups.objectstore import parse_size
-from collector.backups.service import (
+from collector.backups.limits import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_SIZE,
     DEFAULT_STAGING_QUOTA,
@@ -15,6 +14,7 @@ from collector.backups.service import (
     DEFAULT_UPLOAD_TTL_S,
     BackupLimits,
 )
+from collector.backups.objectstore import parse_size
 from collector.config import ConfigError
 from collector.durations import parse_interval
 

@@ -43,6 +43,7 @@ from collector.backups.errors import (
     TooLarge,
     UploadNotFound,
 )
+from collector.backups.limits import BackupLimits
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
 from collector.backups.status import backup_status
 from collector.entitlements import EntitlementCheck, backup_entitled
@@ -60,22 +61,7 @@ from protocol.messages import decode, error_field
 
 log = logging.getLogger(__name__)
 
-GIB = 1024**3
-DEFAULT_MAX_SIZE = 4 * GIB
-DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
-DEFAULT_UPLOAD_TTL_S = 6 * 3600
-DEFAULT_STAGING_QUOTA = 8 * GIB
-DEFAULT_UPLOAD_RESERVE = 1 * GIB
 MAX_REASON = 8192
-
-
-@dataclass(frozen=True)
-class BackupLimits:
-    max_size: int = DEFAULT_MAX_SIZE
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    upload_ttl_s: float = DEFAULT_UPLOAD_TTL_S
-    staging_quota: int = DEFAULT_STAGING_QUOTA
-    """All half-finished uploads together hold at most this many staged bytes."""
 
 
 def object_key(server_id: str, backup_id: str) -> str:

@@ -17,7 +17,6 @@ from collector.cli_options import common, config_of, emit_json, fail, opened_dat
 from collector.durations import parse_duration
 from collector.notify import store
 from collector.notify.channel_secrets import SecretBox
-from collector.notify.notifier import Notifier
 from collector.notify.settings import notify_settings
 from collector.secrets_store import NotFound as PartnerNotFound
 from collector.secrets_store import partner_by_name
@@ -209,6 +208,10 @@ def cmd_silence_end(args: argparse.Namespace) -> int:
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
+    # Imported here: the notifier brings aiohttp's client, which the other commands (and
+    # every other vigil-collector command, which registers these) need not load.
+    from collector.notify.notifier import Notifier
+
     cfg = config_of(args)
     with opened_database(args) as db:
         db.read_sync(lambda c: store.get_channel(c, None, args.channel))

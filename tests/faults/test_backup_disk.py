@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from collector.backups.config import backup_config
+from collector.backups.limits import DEFAULT_UPLOAD_TTL_S
 from collector.backups.objectstore import LocalObjectStore
-from collector.backups.service import DEFAULT_UPLOAD_TTL_S
 from harness.enrolled import EnrolledAgent, enroll_agent
 from harness.net import wait_until
 from tests.faults.inject import fill, rename
