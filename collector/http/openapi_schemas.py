@@ -167,6 +167,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "PublicKey": _obj({"public_key": _STR}),
+    "BackupPolicy": _obj(
+        {
+            "interval_s": _opt(_INT),
+            "interval": _opt(_STR),
+            "window": _opt(_STR),
+            "keep_last": _opt(_INT),
+            "keep_daily": _opt(_INT),
+            "keep_weekly": _opt(_INT),
+            "keep_monthly": _opt(_INT),
+            "keep_yearly": _opt(_INT),
+            "contract_override": _opt(_STR),
+        },
+        {"breaks": {"type": "array", "items": _STR}},
+    ),
     "SmaQuote": _obj(
         {"server_id": _STR, "year": _INT, "list_total": _STR, "price": _STR, "modules": {}}
     ),
