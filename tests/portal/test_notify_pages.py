@@ -337,3 +337,18 @@ def test_follow_up_due_times_are_on_the_incidents_page(
     row = body.split(f'<tr id="{inc}">'.encode(), 1)[1].split(b"</tr>", 1)[0]
     shown = f"answer due {due[:10]} {due[11:16]}"
     assert shown.encode() in row, row
+
+
+def test_pause_from_the_page_records_why(world: World, cookies: dict[str, dict[str, str]]) -> None:
+    """The pause form carries its note (a pause records why); without one it is refused."""
+    c, op = world.collector, cookies["acme-operator"]
+    inc = world.incidents["museum-1"]
+    status, body = page(c, "/incidents", op)
+    row = body.split(f'<tr id="{inc}">'.encode(), 1)[1].split(b"</tr>", 1)[0]
+    assert f'action="/incidents/{inc}/pause"'.encode() in row and b'name="note"' in row
+    status, _, body = post_form(c, f"/incidents/{inc}/pause", op, {})
+    assert status == 409 and b"why (note)" in body
+    status, _, _ = post_form(c, f"/incidents/{inc}/pause", op, {"note": "waiting for a part"})
+    assert status == 303
+    status, after = call(c, world.keys["acme"], "GET", f"/api/v1/incidents/{inc}")
+    assert after["state"] == "paused" and after["events"][-1]["note"] == "waiting for a part"
