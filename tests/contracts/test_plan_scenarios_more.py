@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ import msgspec
 import pytest
 
 from agent.health.disks import disk_verdict
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 from harness.net import http, wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
@@ -39,7 +39,9 @@ def ts(text: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[Collector]:
     """One collector for the module; its own check run stays out of the way (once a day),
     so every finding below is the one asked for at a given instant."""
     folder = tmp_path_factory.mktemp("scenarios")
@@ -51,7 +53,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     prices.write_text(
         "module,price\nbase,1000\nanalytics,500\nProfessional,1000\nEnterprise,2500\n"
     )
-    c = Collector(folder / "data", config=cfg).start()
+    c = Collector(folder / "data", config=cfg, env=own_database_env(postgres_server)).start()
     c.cli("releases", "import", str(releases))
     c.cli("prices", "import", str(prices))
     yield c
@@ -91,10 +93,8 @@ class Scenario:
         )
 
     def db(self, work: Any) -> None:
-        conn = sqlite3.connect(self.collector.data_dir / "vigil.db", timeout=30)
-        with conn:
+        with collector_sql(self.collector.data_dir, self.collector.env) as conn:
             work(conn)
-        conn.close()
 
     def store_backups(self, times: list[float]) -> None:
         rows = [(self.sid, i + 1, at) for i, at in enumerate(times)]

@@ -4,11 +4,11 @@ backup state in words: new, overdue, stored and verified, not entitled."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.database import collector_sql
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
 from tests.portal.world import page, sign_in
@@ -68,8 +68,7 @@ def test_clock_offsets_and_backup_states_on_the_server_page(
     assert backup_state(body) == "new: the first backup is not due yet"
 
     def stored(ago_s: float) -> None:
-        db = sqlite3.connect(collector.data_dir / "vigil.db", timeout=30)
-        with db:
+        with collector_sql(collector.data_dir, collector.env) as db:
             at = time.time() - ago_s
             db.execute(
                 "INSERT INTO backup_status (server_id, last_stored_at, updated_at) "
@@ -77,7 +76,6 @@ def test_clock_offsets_and_backup_states_on_the_server_page(
                 "last_stored_at = excluded.last_stored_at",
                 (kept_id, at, at),
             )
-        db.close()
 
     stored(3 * 86400)  # the last stored backup 3 days ago; daily is promised
     body = page(collector, f"/servers/{kept_id}", cookie)[1].decode()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 import signal
-import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from collector.accounts.mail import mail_config
 from collector.config import ConfigError, load_config
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 from harness.net import http_no_redirect, set_cookies, wait_until
 from harness.processes import Collector
 from tests.notify.receivers import MailCatcher
@@ -37,7 +37,9 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("reset")
     mails = MailCatcher()
     config = root / "collector.toml"
@@ -46,7 +48,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         f'from = "vigil@example.test"\npublic_url = "{PUBLIC}/"\n'
         "[rate_limits]\ncredential_failures = 3\n"
     )
-    c = Collector(root / "collector", config=config).start()
+    c = Collector(root / "collector", config=config, env=own_database_env(postgres_server)).start()
     c.partner("acme")
     passwords = {}
     for user in ("ann", "bob", "cat", "dan"):
@@ -102,11 +104,8 @@ def test_a_link_by_mail_sets_a_new_password(site: Site) -> None:
     token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["t"][0]
 
     # Only the token's hash is stored.
-    db = sqlite3.connect(c.data_dir / "vigil.db")
-    try:
+    with collector_sql(c.data_dir, c.env) as db:
         stored = [r[0] for r in db.execute("SELECT token_hash FROM password_resets")]
-    finally:
-        db.close()
     assert hashlib.sha256(token.encode()).hexdigest() in stored and token not in stored
 
     path = "/reset-password?" + urllib.parse.urlsplit(link).query
@@ -154,16 +153,13 @@ def test_a_link_expires_and_a_newer_one_replaces_it(site: Site) -> None:
     first = _link(wait_until(lambda: _mails_to(site, email), 15, what="cat's mail")[0])
     query = urllib.parse.urlsplit(first).query
     assert _open_form(c, "/reset-password?" + query)[0] == 200
-    db = sqlite3.connect(c.data_dir / "vigil.db")
-    try:  # an hour passes (the expiry is stored; the clock is the collector's)
-        with db:
-            db.execute(
-                "UPDATE password_resets SET expires_at = ?, created_at = ? WHERE user_id = "
-                "(SELECT id FROM users WHERE email = ?)",
-                (time.time() - 1, time.time() - 3600, email),
-            )
-    finally:
-        db.close()
+    # An hour passes (the expiry is stored; the clock is the collector's).
+    with collector_sql(c.data_dir, c.env) as db:
+        db.execute(
+            "UPDATE password_resets SET expires_at = ?, created_at = ? WHERE user_id = "
+            "(SELECT id FROM users WHERE email = ?)",
+            (time.time() - 1, time.time() - 3600, email),
+        )
     status, _, body = _open_form(c, "/reset-password?" + query)
     assert status == 400 and b"has expired" in body
     assert _post(c, "/forgot-password", {"email": email})[0] == 200
@@ -179,16 +175,14 @@ def test_asking_is_rate_limited(site: Site) -> None:
     answers = [_post(c, "/forgot-password", {"email": email})[0] for _ in range(4)]
     assert answers == [200, 200, 200, 429]
     wait_until(lambda: _mails_to(site, email), 15, what="dan's mail")
-    db = sqlite3.connect(c.data_dir / "vigil.db")
-    try:  # one link, so one mail: the requests after it within a minute made none
+    # One link, so one mail: the requests after it within a minute made none.
+    with collector_sql(c.data_dir, c.env) as db:
         links = db.execute(
             "SELECT count(*) FROM password_resets r JOIN users u ON u.id = r.user_id "
             "WHERE u.email = ?",
             (email,),
         ).fetchone()
-    finally:
-        db.close()
-    assert links == (1,) and len(_mails_to(site, email)) == 1
+    assert tuple(links) == (1,) and len(_mails_to(site, email)) == 1
 
 
 def test_forms_refuse_without_their_token_and_garbage_never_fails(site: Site) -> None:
