@@ -38,7 +38,8 @@ lint: $(STAMP)
 # The collector's tests run a second time on PostgreSQL (a private server per worker):
 # every feature's SQL (health, cameras, backups, contracts, notify, portal, security,
 # faults), not the agent-, camera- and archive-side files that never open a collector's
-# database, nor the browser screenshots or tests about the SQLite file (sqlite_only).
+# database, the portal's role and OpenAPI-shape files (each builds its own world), the
+# browser screenshots, or tests about the SQLite file (sqlite_only).
 # The whole collector set instead:
 #   make test PG_TESTS="tests/health tests/cameras tests/backups tests/contracts \
 #     tests/notify tests/portal tests/security tests/faults"
@@ -49,8 +50,7 @@ PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 	tests/cameras/test_collector_cameras.py tests/cameras/test_cameras_end_to_end.py \
 	tests/backups/test_uploads.py tests/backups/test_counting.py \
 	tests/backups/test_maintenance.py tests/backups/test_policy.py tests/backups/test_wire.py \
-	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_roles.py \
-	tests/portal/test_tenancy_walk.py tests/portal/test_openapi_responses.py
+	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py
 
 test: $(STAMP) system-packages package-tools lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
