@@ -10,7 +10,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -23,21 +22,25 @@ READ_TIMEOUT_S = 2
 ENROLL = "/api/v1/agent/enroll"
 
 
-@pytest.fixture
-def guarded(tmp_path: Path, make_agent) -> Iterator[tuple[Collector, Agent, str]]:
-    """A collector with a 2 s read timeout and an agent reporting every second."""
-    config = tmp_path / "collector.toml"
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, Agent, str]]:
+    """A collector with a 2 s read timeout and an agent reporting every second, shared by
+    the module's tests: each opens its own connections and closes them, and none changes
+    what the collector stores beyond the agent's reports."""
+    root = tmp_path_factory.mktemp("guarded")
+    config = root / "collector.toml"
     config.write_text(f"[collector]\nread_timeout_s = {READ_TIMEOUT_S}\nreport_interval_s = 1\n")
-    collector = Collector(tmp_path / "collector", config=config).start()
+    collector = Collector(root / "collector", config=config).start()
+    agent = Agent(root / "agent")
     try:
         collector.cli("partner", "add", "acme")
         token = collector.last_line("token", "create", "--partner", "acme")
-        agent = make_agent()
         server_id = agent.enroll(collector.url, token)
         agent.start()
         wait_until(lambda: reports_stored(collector, server_id) >= 1, 30, what="first report")
         yield collector, agent, server_id
     finally:
+        agent.kill(signal.SIGKILL)
         collector.kill(signal.SIGTERM)
 
 
