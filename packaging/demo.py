@@ -113,9 +113,12 @@ def main() -> int:
 
     def stop_all(*_: object) -> None:
         """Stop in order: agent, cameras, collector (each gets SIGTERM, then 15 s)."""
+        # A Ctrl-C in the terminal reached every process at once: three seconds in all
+        # to finish that before the SIGTERMs (not three for each process).
+        grace_ends = time.monotonic() + 3
         for name, p in reversed(procs):
             with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(3)  # a Ctrl-C in the terminal reached it too: let it finish that
+                p.wait(max(0.0, grace_ends - time.monotonic()))
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
             try:
