@@ -14,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "packaging" / "demo.py"
 
 
+def _as_in_a_terminal() -> None:
+    """The demo starts as from a terminal, where Ctrl-C is delivered: whatever the test
+    process inherited (a runner may ignore or block SIGINT), the demo does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _start(data: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "VIGIL_DEMO_DATA": str(data)}
     return subprocess.Popen(
@@ -22,7 +29,28 @@ def _start(data: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_as_in_a_terminal,
     )
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, and the demo's output once it stopped (what was left running, if not)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        # Each process has 15 s after its SIGTERM before it is killed; a busy machine
+        # may need most of that, and the test is about the order, not the speed.
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        left = subprocess.run(
+            ["ps", "--ppid", str(proc.pid), "-o", "pid,args"], text=True, capture_output=True
+        ).stdout
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"the demo did not stop on Ctrl-C\n{status}\nchildren:\n{left}\n{out}\n{err[-3000:]}"
+        ) from None
+    return out
 
 
 def _read_until_ready(proc: subprocess.Popen[str], seconds: float = 120) -> list[str]:
@@ -99,10 +127,7 @@ def test_demo_runs_and_a_second_demo_leaves_it_alone(tmp_path: Path) -> None:
         assert marker.exists(), "the second demo must not delete the running demo's data"
         assert first.poll() is None, "the first demo must keep running"
     finally:
-        first.send_signal(signal.SIGINT)
-        # Each process has 15 s after its SIGTERM before it is killed; a busy machine
-        # may need most of that, and the test is about the order, not the speed.
-        out, _ = first.communicate(timeout=120)
+        out = _stop(first)
     assert first.returncode == 0
     assert "stopped collector (exit 0)" in out
     assert not (data / "demo.pid").exists()
