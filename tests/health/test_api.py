@@ -9,16 +9,8 @@ import pytest
 
 from harness.net import http, wait_until
 from harness.processes import Collector
-from harness.signed import batch, post_signed, report, session_for, signed_headers
+from harness.signed import batch, post_signed, report, signed_headers
 from protocol import limits
-
-
-@pytest.fixture
-def enrolled(collector: Collector, make_agent):
-    key, token = collector.partner("acme")
-    agent = make_agent()
-    server_id = agent.enroll(collector.url, token)
-    return key, agent, server_id, session_for(agent.state_dir, collector.url)
 
 
 def test_report_arrives_and_is_listed(collector: Collector, enrolled) -> None:

@@ -14,7 +14,7 @@ import msgspec
 
 from harness.net import http, wait_until
 from harness.processes import BIN, Collector
-from harness.signed import batch, post_signed, report, session_for
+from harness.signed import batch, post_signed, report
 from protocol.camera_digest import cameras_digest
 from protocol.messages import Camera
 
@@ -41,12 +41,9 @@ def _counts(collector: Collector, key: str, server_id: str) -> dict[str, object]
 
 
 def test_an_unchanged_inventory_is_left_out_and_the_cameras_are_kept(
-    collector: Collector, make_agent
+    collector: Collector, enrolled
 ) -> None:
-    key, token = collector.partner("acme")
-    agent = make_agent()
-    server_id = agent.enroll(collector.url, token)
-    session = session_for(agent.state_dir, collector.url)
+    key, _agent, server_id, session = enrolled
     cams = _cameras("ok", "ok", "unreachable")
     digest = _digest(cams)
 
@@ -79,12 +76,9 @@ def test_an_unchanged_inventory_is_left_out_and_the_cameras_are_kept(
 
 
 def test_an_inventory_the_collector_does_not_hold_is_asked_for_again(
-    collector: Collector, make_agent
+    collector: Collector, enrolled
 ) -> None:
-    key, token = collector.partner("acme")
-    agent = make_agent()
-    server_id = agent.enroll(collector.url, token)
-    session = session_for(agent.state_dir, collector.url)
+    key, _agent, server_id, session = enrolled
     cams = _cameras("ok", "degraded")
     digest = _digest(cams)
 
