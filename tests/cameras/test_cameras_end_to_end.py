@@ -3,13 +3,11 @@ camera's verdict, the counts by verdict, and the server's status takes them into
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
 from pathlib import Path
 
+from harness.cameras import simulated_cameras
 from harness.net import wait_until
-from harness.processes import BIN, Collector
+from harness.processes import Collector
 
 
 def test_camera_verdicts_reach_the_partner(
@@ -17,30 +15,9 @@ def test_camera_verdicts_reach_the_partner(
 ) -> None:
     key, token = collector.partner("acme")
     collector.cli("server", "interval", "--partner", "acme", "2s")
-    table = tmp_path / "cameras.toml"
-    sim = subprocess.Popen(
-        [
-            str(BIN / "vigil-sim"),
-            "cameras",
-            "--count",
-            "4",
-            "--faults",
-            "1:wrong_password,2:offline,3:clock=3600",
-            "--json",
-            "--write-agent-config",
-            str(table),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        fleet = json.loads(sim.stdout.readline())
-        assert len(fleet["cameras"]) == 4
-        extra = table.read_text().replace(
-            "[cameras]", "[cameras]\ntimeout_s = 4\nflap_threshold = 1", 1
-        )
+    with simulated_cameras(4, tmp_path, "1:wrong_password,2:offline,3:clock=3600") as fleet:
+        assert len(fleet.cameras) == 4
+        extra = fleet.table.replace("[cameras]", "[cameras]\ntimeout_s = 4\nflap_threshold = 1", 1)
         agent = make_agent()
         agent.config.write_text(agent.config.read_text() + "\n" + extra)
         server_id = agent.enroll(collector.url, token)
@@ -62,7 +39,7 @@ def test_camera_verdicts_reach_the_partner(
         }
         cams = collector.api(key, f"/api/v1/servers/{server_id}/cameras")[1]["cameras"]
         skewed = next(c for c in cams if c["key"] == "sim-3")
-        assert skewed["serial"] == fleet["cameras"][3]["serial"], "probed in full despite the clock"
+        assert skewed["serial"] == fleet.cameras[3]["serial"], "probed in full despite the clock"
         assert any("clock" in r for r in skewed["reasons"])
         view = collector.api(key, f"/api/v1/servers/{server_id}")[1]
         assert view["cameras"]["total"] == 4
@@ -83,6 +60,3 @@ def test_camera_verdicts_reach_the_partner(
         lines = {line.split()[0]: line for line in plain.splitlines() if line.startswith("  ")}
         assert "1 auth_failed, 1 degraded, 1 ok, 1 unreachable" in plain
         assert lines["sim-2"].split()[1] == "unreachable" and "clock off" in lines["sim-3"]
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(15)

@@ -12,23 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.cameras import simulated_cameras
+
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
 def camera() -> Iterator[dict]:
-    sim = subprocess.Popen(
-        [str(BIN / "vigil-sim"), "cameras", "--count", "1", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        yield json.loads(sim.stdout.readline())["cameras"][0]
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with simulated_cameras(1) as fleet:
+        yield fleet.cameras[0]
 
 
 def _config(tmp_path: Path, cam: dict, device: bool) -> Path:

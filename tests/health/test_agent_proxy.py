@@ -5,18 +5,16 @@ cameras are probed directly, never through it."""
 
 from __future__ import annotations
 
-import json
-import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.cameras import simulated_cameras
 from harness.forward_proxy import RelayProxy
 from harness.net import wait_until
-from harness.processes import BIN, Agent, Collector
+from harness.processes import Agent, Collector
 from harness.tls import TlsFront, self_signed
 
 
@@ -32,28 +30,8 @@ def proxy() -> Iterator[RelayProxy]:
 @pytest.fixture
 def camera(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """One simulated ONVIF camera: (the agent's configuration table for it, its port)."""
-    table = tmp_path / "cameras.toml"
-    sim = subprocess.Popen(
-        [
-            str(BIN / "vigil-sim"),
-            "cameras",
-            "--count",
-            "1",
-            "--json",
-            "--write-agent-config",
-            str(table),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        port = json.loads(sim.stdout.readline())["cameras"][0]["port"]
-        yield table.read_text(), port
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.communicate(timeout=15)
+    with simulated_cameras(1, tmp_path) as fleet:
+        yield fleet.table, fleet.cameras[0]["port"]
 
 
 def _reports_and_a_probe(agent: Agent) -> None:

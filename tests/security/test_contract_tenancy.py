@@ -8,15 +8,14 @@ nothing was gained (entitlement, coverage, findings, incidents, firmware knowled
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.cameras import simulated_cameras
 from harness.database import collector_sql
 from harness.net import http, wait_until
-from harness.processes import BIN, Collector
+from harness.processes import Collector
 from harness.signed import batch, post_signed, report, session_for
 
 TODAY = time.strftime("%Y-%m-%d")
@@ -290,25 +289,9 @@ def test_real_agents_firmware_is_compared_within_the_partner_only(
     rival, rival_token = collector.partner("rival")
     for name in ("acme", "rival"):
         collector.cli("server", "interval", "--partner", name, "2s")
-    table = tmp_path / "cameras.toml"
-    sim = subprocess.Popen(
-        [
-            str(BIN / "vigil-sim"),
-            "cameras",
-            "--count",
-            "10",
-            "--json",
-            "--write-agent-config",
-            str(table),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        fleet = json.loads(sim.stdout.readline())["cameras"]
-        head, *devices = table.read_text().split("[[cameras.device]]")
+    with simulated_cameras(10, tmp_path) as sim:
+        fleet = sim.cameras
+        head, *devices = sim.table.split("[[cameras.device]]")
         head = head.replace(
             "[cameras]", "[cameras]\ntimeout_s = 4\nflap_threshold = 1\nfirmware_check = true", 1
         )
@@ -336,9 +319,6 @@ def test_real_agents_firmware_is_compared_within_the_partner_only(
         for cam in mine:
             assert cam["firmware_outdated"] is False, cam
             assert not any(fw in json.dumps(cam) for fw in newer), "rival's firmware leaked"
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(15)
 
 
 def test_one_partners_unreadable_contract_does_not_stop_anothers_checks(
