@@ -48,9 +48,13 @@ def test_sighup_keeps_spool_and_running_backup(
     src.mkdir()
     (src / "recorder.conf").write_text("retention_days = 30\n")
     started = tmp_path / "pre-command-started"
+    release = tmp_path / "pre-command-release"
+    # The pre-command holds the backup running until the test releases it, so the reload
+    # meets a running backup however slowly the machine gets there.
+    hold = f"touch {started}; while [ ! -e {release} ]; do sleep 0.1; done"
     backup = (
         f'\n[backup]\npaths = ["{src}"]\n'
-        f'pre_command = ["sh", "-c", "touch {started}; sleep 6"]\npre_command_timeout = 60\n'
+        f'pre_command = ["sh", "-c", "{hold}"]\npre_command_timeout = 300\n'
     )
     agent = make_agent(extra_config=backup)
     agent.enroll(collector.url, token)
@@ -73,6 +77,7 @@ def test_sighup_keeps_spool_and_running_backup(
         assert agent.status()["backup"]["running"] is True, "the backup was not interrupted"
         assert agent.status()["spool"]["reports"] >= spooled, "no spooled report was lost"
         collector.start()
+        release.touch()
         wait_until(
             lambda: not agent.status()["backup"]["running"],
             90,
@@ -82,6 +87,7 @@ def test_sighup_keeps_spool_and_running_backup(
         wait_until(lambda: agent.status()["spool"]["reports"] == 0, 60, what="spool drained")
         assert agent.status()["spool"]["dropped_total"] == 0
     finally:
+        release.touch()
         agent.kill(signal.SIGTERM)
     log = agent.log_path.read_text()
     assert "changed=log_format,retry_max_s" in log, log[-3000:]
