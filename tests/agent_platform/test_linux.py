@@ -81,12 +81,16 @@ def _doctor_as_nobody(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_doctor_names_each_unreadable_backup_path_and_the_grant(shared_dir: Path) -> None:
+    # Every mode is set explicitly: the test must not depend on the umask the test
+    # process happens to run under (a collector command run in-process sets a private one).
     ok = shared_dir / "readable"
     ok.mkdir()
+    ok.chmod(0o755)
     (ok / "recorder.conf").write_text("x")
     (ok / "recorder.conf").chmod(0o644)
     closed = shared_dir / "closed"
     (closed / "cams").mkdir(parents=True)
+    closed.chmod(0o755)
     (closed / "open.conf").write_text("x")
     (closed / "open.conf").chmod(0o644)
     (closed / "secret.conf").write_text("x")
@@ -94,6 +98,7 @@ def test_doctor_names_each_unreadable_backup_path_and_the_grant(shared_dir: Path
     (closed / "cams").chmod(0o700)
     by_group = shared_dir / "by-group"
     by_group.mkdir()
+    by_group.chmod(0o755)
     (by_group / "db.conf").write_text("x")
     (by_group / "db.conf").chmod(0o640)
     os.chown(by_group / "db.conf", 0, 4)  # group adm (4) may read it
