@@ -30,6 +30,7 @@ from collector.contracts.incidents import (
 from collector.contracts.incidents import apply as apply_action
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
+from collector.health import servers
 
 log = logging.getLogger(__name__)
 
@@ -404,15 +405,7 @@ def coverage_by_server(
     from collector.contracts.checks import index_contracts
 
     now = time.time() if now is None else now
-    sql = (
-        "SELECT s.id, s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.revoked_at IS NULL"
-    )
-    rows = (
-        conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
-        if partner is not None
-        else conn.execute(sql).fetchall()
-    )
+    rows = servers.active_licences_with_partner(conn, partner)
     # Licence -> contracts per partner: a server is covered only by its own partner's.
     by_partner: dict[str, dict[str, list[Contract]]] = {}
     if partner is not None:
