@@ -83,6 +83,20 @@ def running_demo() -> int | None:
     return pid if pid != os.getpid() else None
 
 
+def _interrupted(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def take_stop_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the demo in order, whatever it inherited: a shell
+    or test runner may start it with SIGINT ignored or blocked, and the processes it starts
+    inherit both, so a Ctrl-C would then stop nothing. A handler of its own (reset to the
+    default in its children at exec) and an unblocked mask (inherited by them) undo that."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def main() -> int:
     other = running_demo()
     if other is not None:
@@ -128,7 +142,7 @@ def main() -> int:
                 p.wait()
             print(f"stopped {name} (exit {p.returncode})")
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    take_stop_signals()
     try:
         start("collector", "vigil-collector", "serve", *coll, "--listen", f"127.0.0.1:{port}")
         wait_http(url + "/healthz")

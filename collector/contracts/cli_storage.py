@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector import instants
+from collector.accounts.partners import list_partners
 from collector.cli_options import common, opened_database
 from collector.contracts import repository as repo
 from collector.contracts import service
@@ -217,9 +218,7 @@ def cmd_contracts_import(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
     with opened_database(args) as db:
-        known = db.read_sync(
-            lambda c: {r[0] for r in c.execute("SELECT name FROM partners").fetchall()}
-        )
+        known = db.read_sync(lambda c: {p.name for p in list_partners(c)})
         for name in sorted({c.partner for c in incoming} - known):
             print(
                 f"warning: partner {name!r} is not known yet; its contracts are stored but "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -160,90 +160,145 @@ _ALLOWED: dict[Action, tuple[State, ...]] = {
 
 def replay(incident: Incident, until: dt.datetime | None = None) -> Replay:
     """State and clock segments after the events up to ``until`` (all if None)."""
-    needs_accept = incident.plan_obj().requires_customer_acceptance
-    state = State.OPEN
-    before_pause = State.OPEN
-    ack = resolved = closed = None
-    resp: list[list[dt.datetime | None]] = []
-    reso: list[list[dt.datetime | None]] = []
-    workaround = None
-    followups: list[list[dt.datetime | None]] = []
-    continuous = _resolution_is_continuous(incident)
-
-    def start(segs: list[list[dt.datetime | None]], at: dt.datetime) -> None:
-        if not segs or segs[-1][1] is not None:
-            segs.append([at, None])
-
-    def stop(segs: list[list[dt.datetime | None]], at: dt.datetime) -> None:
-        if segs and segs[-1][1] is None:
-            segs[-1][1] = at
-
+    run = _Replaying(
+        needs_accept=incident.plan_obj().requires_customer_acceptance,
+        continuous=_resolution_is_continuous(incident),
+    )
     for ev in incident.events:
         if until is not None and ev.at > until:
             break
-        a, t = ev.action, ev.at
-        if a is Action.OPEN:
-            start(resp, t)
-            start(reso, t)
-            continue
-        if a is Action.ACKNOWLEDGE:
-            ack = ack or t
-            stop(resp, t)
-            state = State.ACKNOWLEDGED
-        elif a is Action.PAUSE:
-            before_pause = state
-            stop(resp, t)
-            stop(reso, t)
-            state = State.PAUSED
-        elif a is Action.RESUME:
-            state = before_pause
-            if ack is None:
-                start(resp, t)
-            start(reso, t)
-        elif a is Action.RESOLVE:
-            stop(resp, t)  # resolving answers the customer too
-            ack = ack or t
-            stop(reso, t)
-            resolved = t
-            state = State.RESOLVED if needs_accept else State.CLOSED
-            closed = None if needs_accept else t
-        elif a is Action.ACCEPT:
-            state = State.CLOSED
-            closed = t
-        elif a is Action.REOPEN:
-            state = State.ACKNOWLEDGED if ack is not None else State.OPEN
-            resolved = closed = workaround = None
-            start(reso, t)
-        elif a is Action.WORKAROUND:
-            stop(resp, t)  # a workaround answers the customer too
-            ack = ack or t
-            workaround = t
-            if continuous:
-                stop(reso, t)
-            state = State.WORKAROUND
-        elif a is Action.CLEAR:
-            stop(resp, t)
-            ack = ack or t
-            stop(reso, t)
-            resolved = t
-            state = State.RESOLVED
-        elif a is Action.CONTACT:
-            followups.append([t, None])
-        elif a is Action.ANSWER:
-            for f in followups:
-                if f[1] is None:
-                    f[1] = t
-                    break
+        step = _STEPS.get(ev.action)
+        if step is not None:
+            step(run, ev.at)
     return Replay(
-        state=state,
-        acknowledged_at=ack,
-        resolved_at=resolved,
-        closed_at=closed,
-        response_segments=tuple((s[0], s[1]) for s in resp),  # type: ignore[misc]
-        resolution_segments=tuple((s[0], s[1]) for s in reso),  # type: ignore[misc]
-        workaround_at=workaround,
-        followups=tuple((f[0], f[1]) for f in followups),  # type: ignore[misc]
+        state=run.state,
+        acknowledged_at=run.ack,
+        resolved_at=run.resolved,
+        closed_at=run.closed,
+        response_segments=tuple((s[0], s[1]) for s in run.resp),  # type: ignore[misc]
+        resolution_segments=tuple((s[0], s[1]) for s in run.reso),  # type: ignore[misc]
+        workaround_at=run.workaround,
+        followups=tuple((f[0], f[1]) for f in run.followups),  # type: ignore[misc]
     )
+
+
+_Segments = list[list[dt.datetime | None]]
+
+
+@dataclass
+class _Replaying:
+    """An incident's state and clocks part way through its events."""
+
+    needs_accept: bool
+    continuous: bool
+    state: State = State.OPEN
+    before_pause: State = State.OPEN
+    ack: dt.datetime | None = None
+    resolved: dt.datetime | None = None
+    closed: dt.datetime | None = None
+    workaround: dt.datetime | None = None
+    resp: _Segments = field(default_factory=list)
+    reso: _Segments = field(default_factory=list)
+    followups: _Segments = field(default_factory=list)
+
+
+def _start(segs: _Segments, at: dt.datetime) -> None:
+    if not segs or segs[-1][1] is not None:
+        segs.append([at, None])
+
+
+def _stop(segs: _Segments, at: dt.datetime) -> None:
+    if segs and segs[-1][1] is None:
+        segs[-1][1] = at
+
+
+def _open(r: _Replaying, t: dt.datetime) -> None:
+    _start(r.resp, t)
+    _start(r.reso, t)
+
+
+def _acknowledge(r: _Replaying, t: dt.datetime) -> None:
+    r.ack = r.ack or t
+    _stop(r.resp, t)
+    r.state = State.ACKNOWLEDGED
+
+
+def _pause(r: _Replaying, t: dt.datetime) -> None:
+    r.before_pause = r.state
+    _stop(r.resp, t)
+    _stop(r.reso, t)
+    r.state = State.PAUSED
+
+
+def _resume(r: _Replaying, t: dt.datetime) -> None:
+    r.state = r.before_pause
+    if r.ack is None:
+        _start(r.resp, t)
+    _start(r.reso, t)
+
+
+def _resolve(r: _Replaying, t: dt.datetime) -> None:
+    _stop(r.resp, t)  # resolving answers the customer too
+    r.ack = r.ack or t
+    _stop(r.reso, t)
+    r.resolved = t
+    r.state = State.RESOLVED if r.needs_accept else State.CLOSED
+    r.closed = None if r.needs_accept else t
+
+
+def _accept(r: _Replaying, t: dt.datetime) -> None:
+    r.state = State.CLOSED
+    r.closed = t
+
+
+def _reopen(r: _Replaying, t: dt.datetime) -> None:
+    r.state = State.ACKNOWLEDGED if r.ack is not None else State.OPEN
+    r.resolved = r.closed = r.workaround = None
+    _start(r.reso, t)
+
+
+def _workaround(r: _Replaying, t: dt.datetime) -> None:
+    _stop(r.resp, t)  # a workaround answers the customer too
+    r.ack = r.ack or t
+    r.workaround = t
+    if r.continuous:
+        _stop(r.reso, t)
+    r.state = State.WORKAROUND
+
+
+def _clear(r: _Replaying, t: dt.datetime) -> None:
+    _stop(r.resp, t)
+    r.ack = r.ack or t
+    _stop(r.reso, t)
+    r.resolved = t
+    r.state = State.RESOLVED
+
+
+def _contact(r: _Replaying, t: dt.datetime) -> None:
+    r.followups.append([t, None])
+
+
+def _answer(r: _Replaying, t: dt.datetime) -> None:
+    for f in r.followups:
+        if f[1] is None:
+            f[1] = t
+            break
+
+
+_STEPS: dict[Action, Callable[[_Replaying, dt.datetime], None]] = {
+    Action.OPEN: _open,
+    Action.ACKNOWLEDGE: _acknowledge,
+    Action.PAUSE: _pause,
+    Action.RESUME: _resume,
+    Action.RESOLVE: _resolve,
+    Action.ACCEPT: _accept,
+    Action.REOPEN: _reopen,
+    Action.WORKAROUND: _workaround,
+    Action.CLEAR: _clear,
+    Action.CONTACT: _contact,
+    Action.ANSWER: _answer,
+}
+"""What each event does to the state and the clocks."""
 
 
 def _resolution_is_continuous(incident: Incident) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.http import paths
+
 
 def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
     op: dict[str, Any] = {
@@ -26,28 +28,26 @@ def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
 
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/contracts": {
-        "get": _op("The partner's contracts with coverage today (?limit=&offset=)")
-    },
-    "/api/v1/contracts/import": {
+    paths.CONTRACTS: {"get": _op("The partner's contracts with coverage today (?limit=&offset=)")},
+    paths.CONTRACTS_IMPORT: {
         "post": _op("Import contracts (CSV or TOML body; ?dry_run=1, ?keep_missing=1)")
     },
-    "/api/v1/contracts/{contract_id}": {
+    paths.CONTRACT: {
         "get": _op("One contract and its version history", "contract_id"),
         "put": _op("Create or change a contract", "contract_id", body=True),
         "delete": _op("Remove a contract (a removed version)", "contract_id"),
     },
-    "/api/v1/contract-findings": {
+    paths.CONTRACT_FINDINGS: {
         "get": _op(
             "Findings of the last check run; ?at=TIME evaluates at that instant (?limit=&offset=)"
         )
     },
-    "/api/v1/incidents": {
+    paths.INCIDENTS: {
         "get": _op("Incidents with their response/resolution clocks (?state=&limit=&offset=)"),
         "post": _op("Open an incident by hand (opened_at kept as given)", body=True),
     },
-    "/api/v1/incidents/{incident_id}": {"get": _op("One incident", "incident_id")},
-    "/api/v1/incidents/{incident_id}/{action}": {
+    paths.INCIDENT: {"get": _op("One incident", "incident_id")},
+    paths.INCIDENT_ACTION: {
         "post": _op(
             "acknowledge, pause, resume, resolve, accept or reopen (body: at, by, note)",
             "incident_id",
@@ -55,18 +55,18 @@ OPENAPI_PATHS: dict[str, Any] = {
             body=True,
         )
     },
-    "/api/v1/incident-priorities": {
+    paths.INCIDENT_PRIORITIES: {
         "get": _op("Finding kind -> incident priority: defaults and the partner's overrides"),
         "put": _op("Set the partner's overrides", body=True),
     },
-    "/api/v1/reports/monthly": {
+    paths.MONTHLY_REPORT: {
         "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv)")
     },
-    "/api/v1/sla/due": {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
-    "/api/v1/servers/{server_id}/sma-quote": {
+    paths.SLA_DUE: {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
+    paths.SERVER_SMA_QUOTE: {
         "get": _op("SMA yearly price from the server's modules (?year=N)", "server_id")
     },
-    "/api/v1/servers/{server_id}/sma-upgrade": {
+    paths.SERVER_SMA_UPGRADE: {
         "get": _op(
             "Edition upgrade price (?from=EDITION&to=EDITION); old edition credited with an "
             "active SMA",

@@ -28,6 +28,7 @@ from collector.contracts.codec import (
 from collector.contracts.importer import ImportPlan, Release
 from collector.contracts.incidents import Incident, replay
 from collector.contracts.terms import Contract, ContractVersion
+from collector.health import servers
 from collector.notify import sources as notify_sources
 
 Conn = Any
@@ -102,14 +103,14 @@ def partners_with_contract(conn: Conn, contract_id: str) -> list[str]:
     )
 
 
+def contract_partners(conn: Conn) -> set[str]:
+    """The partner names that hold a contract (known partners or not yet)."""
+    return {r[0] for r in conn.execute("SELECT DISTINCT partner FROM contracts")}
+
+
 def server_licence(conn: Conn, server_id: str) -> tuple[str | None, str] | None:
     """``(licence id, partner name)`` of an enrolled server, or None if it is unknown."""
-    r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
-    ).fetchone()
-    return None if r is None else (r[0], r[1])
+    return servers.licence_and_partner(conn, server_id)
 
 
 def contracts_for_licence(conn: Conn, partner: str, licence_id: str) -> list[Contract]:
@@ -161,27 +162,16 @@ _FEW = 2
 
 
 def _first_enrollment(conn: Conn, c: Contract) -> float | None:
-    marks = ", ".join("?" for _ in c.licence_ids)
-    row = conn.execute(
-        "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
-        f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
-        (c.partner, *c.licence_ids),
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+    return servers.first_enrollment(conn, c.partner, c.licence_ids)
 
 
 def _first_enrollments(conn: Conn, partners: Iterable[str]) -> dict[tuple[str, str], float]:
     """(partner, licence id) -> the first enrollment of a server with it, per partner."""
-    out: dict[tuple[str, str], float] = {}
-    for name in partners:
-        for lic, at in conn.execute(
-            "SELECT s.licence_id, MIN(s.enrolled_at) FROM servers s "
-            "JOIN partners p ON p.id = s.partner_id WHERE p.name = ? AND s.revoked_at IS NULL "
-            "AND s.licence_id IS NOT NULL GROUP BY s.licence_id",
-            (name,),
-        ):
-            out[(name, lic)] = float(at)
-    return out
+    return {
+        (name, lic): at
+        for name in partners
+        for lic, at in servers.first_enrollments(conn, name).items()
+    }
 
 
 def _anchored_at_installation(c: Contract) -> bool:
@@ -409,40 +399,110 @@ def _fleet_facts(
     with_kept: bool,
 ) -> Fleet:
     since = now - window_days * DAY if since is None else since
-    sql = (
-        "SELECT s.id, s.machine_id, s.licence_id, s.last_seen, s.enrolled_at, "
-        "s.reports_received, s.state, p.name, s.partner_id "
-        "FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.revoked_at IS NULL"
+    rows = servers.active_with_partner(conn, partner)
+    # Every server of the partner, revoked ones too, when one partner's fleet is asked for.
+    scope = None if partner is None else servers.ids_of_partner_named(conn, partner)
+    activity = _Activity(
+        attempted=_attempted_backups(conn, scope, since, now),
+        made=_stored_backup_times(conn, since, now),
+        kept=_kept_backup_times(conn, now) if with_kept else None,
+        reports=_report_times(conn, scope, since, now) if with_reports else {},
     )
-    params: tuple[Any, ...] = ()
-    if partner is not None:
-        sql += " AND p.name = ?"
-        params = (partner,)
-    rows = conn.execute(sql, params).fetchall()
-    # The machine a licence was first bound to, per partner: another partner's server
-    # claiming the same licence id says nothing about this partner's hardware.
-    first_machine: dict[tuple[int, str], tuple[float, str]] = {}
-    for r in conn.execute(
-        "SELECT partner_id, licence_id, machine_id, enrolled_at FROM servers "
-        "WHERE licence_id IS NOT NULL"
-    ):
-        prev = first_machine.get((r[0], r[1]))
-        if prev is None or r[3] < prev[0]:
-            first_machine[(r[0], r[1])] = (r[3], r[2])
+    first_machine = _first_machines(conn)
+    facts = [_server_facts(r, since, first_machine, activity) for r in rows]
+    return Fleet(facts, {r[0]: r[7] for r in rows}, activity.reports)
+
+
+@dataclass
+class _Activity:
+    """What the servers did in the window, by server id (times sorted)."""
+
+    attempted: set[str]
+    made: dict[str, list[float]]
+    kept: dict[str, list[float]] | None
+    """Backups kept now; None when not loaded (``now`` is not the present)."""
+    reports: dict[str, list[float]]
+
+
+def _server_facts(
+    r: Sequence[Any],
+    since: float,
+    first_machine: Mapping[tuple[int, str], tuple[float, str]],
+    activity: _Activity,
+) -> ServerFacts:
+    """One row of :func:`collector.health.servers.active_with_partner` as the checks see it."""
+    sid, lic = r[0], r[2]
+    software = _software(r[6])
+    kept = activity.kept
+    return ServerFacts(
+        server_id=sid,
+        licence_id=lic,
+        machine_id=r[1],
+        licensed_machine_id=(first_machine.get((r[8], lic), (0, None))[1] if lic else None),
+        installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
+        enrolled_at=float(r[4]),
+        last_seen=r[3],
+        uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
+        uses_backup=sid in activity.attempted or bool(activity.made.get(sid)),
+        product=str(software.get("product") or ""),
+        version=str(software.get("version") or ""),
+        backups=activity.made.get(sid, []),
+        kept_backups=None if kept is None else kept.get(sid, []),
+    )
+
+
+def _first_machines(conn: Conn) -> dict[tuple[int, str], tuple[float, str]]:
+    """(partner id, licence id) -> (enrolled at, machine id) of the machine the licence was
+    first bound to, per partner: another partner's server claiming the same licence id says
+    nothing about this partner's hardware."""
+    first: dict[tuple[int, str], tuple[float, str]] = {}
+    for partner_id, lic, machine, enrolled_at in servers.licensed_machines(conn):
+        prev = first.get((partner_id, lic))
+        if prev is None or enrolled_at < prev[0]:
+            first[(partner_id, lic)] = (enrolled_at, machine)
+    return first
+
+
+_CHUNK = 500
+"""Server ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits."""
+
+
+def _per_server(
+    conn: Conn, sql: str, ids: Sequence[str], *params: object
+) -> Iterator[Sequence[Any]]:
+    """The rows of ``sql`` for the servers ``ids``, some hundreds at a time (``{ids}`` in
+    ``sql`` is where their ``IN`` list goes, before ``params``)."""
+    for at in range(0, len(ids), _CHUNK):
+        part = ids[at : at + _CHUNK]
+        yield from conn.execute(sql.format(ids=", ".join("?" * len(part))), (*part, *params))
+
+
+def _attempted_backups(
+    conn: Conn, scope: Sequence[str] | None, since: float, now: float
+) -> set[str]:
+    """Servers (of ``scope``, or all) that ran a backup in the window, stored or not."""
+    # No ORDER BY: SQLite would sort a month of runs for the whole fleet.
+    if scope is None:
+        rows: Iterable[Sequence[Any]] = conn.execute(
+            "SELECT DISTINCT server_id FROM backup_runs "
+            "WHERE finished_at >= ? AND finished_at <= ?",
+            (since, now),
+        )
+    else:
+        rows = _per_server(
+            conn,
+            "SELECT DISTINCT server_id FROM backup_runs WHERE server_id IN ({ids}) "
+            "AND finished_at >= ? AND finished_at <= ?",
+            scope,
+            since,
+            now,
+        )
+    return {r[0] for r in rows}
+
+
+def _stored_backup_times(conn: Conn, since: float, now: float) -> dict[str, list[float]]:
+    """A backup counts when the collector stored and verified it, whatever the agent said."""
     made: dict[str, list[float]] = defaultdict(list)
-    attempted: set[str] = set()
-    # No ORDER BY: SQLite would sort a month of runs for the whole fleet; each server's
-    # few dozen times are sorted below instead.
-    for (sid,) in conn.execute(
-        "SELECT DISTINCT server_id FROM backup_runs WHERE finished_at >= ? AND finished_at <= ?"
-        if partner is None
-        else "SELECT DISTINCT r.server_id FROM " + _PARTNER_SERVERS + " JOIN backup_runs r "
-        "ON r.server_id = s.id WHERE p.name = ? AND r.finished_at >= ? AND r.finished_at <= ?",
-        (since, now) if partner is None else (partner, since, now),
-    ):
-        attempted.add(sid)
-    # A backup counts when the collector stored and verified it, whatever the agent said.
     for sid, stored in conn.execute(
         "SELECT server_id, stored_at FROM backup_stored_times "
         "WHERE stored_at >= ? AND stored_at <= ?",
@@ -450,59 +510,48 @@ def _fleet_facts(
     ):
         made[sid].append(float(stored))
     for times in made.values():
-        times.sort()
+        times.sort()  # each server's few dozen times, not the fleet's month in SQL
+    return made
+
+
+def _kept_backup_times(conn: Conn, now: float) -> dict[str, list[float]]:
     kept: dict[str, list[float]] = defaultdict(list)
     for sid, created in conn.execute(
         "SELECT server_id, created_at FROM backups WHERE status = 'verified' AND created_at <= ?",
-        (now if with_kept else -1.0,),
+        (now,),
     ):
         kept[sid].append(float(created))
     for times in kept.values():
         times.sort()
+    return kept
+
+
+def _report_times(
+    conn: Conn, scope: Sequence[str] | None, since: float, now: float
+) -> dict[str, list[float]]:
+    """Health report times in the window. One partner's: through its servers, each a range
+    of the (server, time) index; every partner's: the whole index once."""
     reports: dict[str, list[float]] = defaultdict(list)
-    if with_reports:
-        # One partner's: through its servers, each a range of the (server, time) index;
-        # every partner's: the whole index once.
-        for sid, collected in conn.execute(
+    if scope is None:
+        rows: Iterable[Sequence[Any]] = conn.execute(
             "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
-            "AND collected_at <= ?"
-            if partner is None
-            else "SELECT r.server_id, r.collected_at FROM " + _PARTNER_SERVERS + " JOIN reports r "
-            "ON r.server_id = s.id WHERE p.name = ? AND r.collected_at >= ? "
-            "AND r.collected_at <= ?",
-            (since, now) if partner is None else (partner, since, now),
-        ):
-            reports[sid].append(float(collected))
-        for times in reports.values():
-            times.sort()
-    servers: list[ServerFacts] = []
-    partner_of: dict[str, str] = {}
-    for r in rows:
-        sid = r[0]
-        software = _software(r[6])
-        lic = r[2]
-        servers.append(
-            ServerFacts(
-                server_id=sid,
-                licence_id=lic,
-                machine_id=r[1],
-                licensed_machine_id=(first_machine.get((r[8], lic), (0, None))[1] if lic else None),
-                installed_on=dt.datetime.fromtimestamp(r[4], dt.UTC).date(),
-                enrolled_at=float(r[4]),
-                last_seen=r[3],
-                uses_monitoring=bool(r[5]) and r[3] is not None and r[3] >= since,
-                uses_backup=sid in attempted or bool(made.get(sid)),
-                product=str(software.get("product") or ""),
-                version=str(software.get("version") or ""),
-                backups=made.get(sid, []),
-                kept_backups=kept.get(sid, []) if with_kept else None,
-            )
+            "AND collected_at <= ?",
+            (since, now),
         )
-        partner_of[sid] = r[7]
-    return Fleet(servers, partner_of, dict(reports))
-
-
-_PARTNER_SERVERS = "servers s JOIN partners p ON p.id = s.partner_id"
+    else:
+        rows = _per_server(
+            conn,
+            "SELECT server_id, collected_at FROM reports WHERE server_id IN ({ids}) "
+            "AND collected_at >= ? AND collected_at <= ?",
+            scope,
+            since,
+            now,
+        )
+    for sid, collected in rows:
+        reports[sid].append(float(collected))
+    for times in reports.values():
+        times.sort()
+    return dict(reports)
 
 
 class _StoredState(msgspec.Struct):
@@ -539,10 +588,10 @@ def oldest_report_time(conn: Conn) -> float | None:
 
 
 def server_modules(conn: Conn, server_id: str) -> list[str]:
-    r = conn.execute("SELECT state FROM servers WHERE id = ?", (server_id,)).fetchone()
+    r = servers.partner_and_state(conn, server_id)
     if r is None:
         return []
-    return [str(m) for m in (_json_or_empty(r[0]).get("software") or {}).get("modules", [])]
+    return [str(m) for m in (_json_or_empty(r[1]).get("software") or {}).get("modules", [])]
 
 
 # --- findings ----------------------------------------------------------------------------

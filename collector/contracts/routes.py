@@ -44,6 +44,7 @@ from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
 from collector.health.storage_health import writes_refused
+from collector.http import paths
 from collector.http.appkeys import CONFIG, DB
 from collector.http.auth import owned_server, partner_of
 from collector.http.errors import ApiError
@@ -484,21 +485,21 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """The contract, incident, report and SLA routes, the scheduler and the OpenAPI paths."""
     r = app.router
-    r.add_get("/api/v1/contracts", list_contracts)
-    r.add_post("/api/v1/contracts/import", import_contracts)
-    r.add_get("/api/v1/contracts/{contract_id}", get_contract)
-    r.add_put("/api/v1/contracts/{contract_id}", put_contract)
-    r.add_delete("/api/v1/contracts/{contract_id}", delete_contract)
-    r.add_get("/api/v1/contract-findings", list_findings)
-    r.add_get("/api/v1/incidents", list_incidents)
-    r.add_post("/api/v1/incidents", create_incident)
-    r.add_get("/api/v1/incidents/{incident_id}", get_incident)
-    r.add_post("/api/v1/incidents/{incident_id}/{action}", incident_action)
-    r.add_get("/api/v1/incident-priorities", get_priority_map)
-    r.add_put("/api/v1/incident-priorities", put_priority_map)
-    r.add_get("/api/v1/reports/monthly", monthly_report)
-    r.add_get("/api/v1/sla/due", sla_due)
-    r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
-    r.add_get("/api/v1/servers/{server_id}/sma-upgrade", server_sma_upgrade)
+    r.add_get(paths.CONTRACTS, list_contracts)
+    r.add_post(paths.CONTRACTS_IMPORT, import_contracts)
+    r.add_get(paths.CONTRACT, get_contract)
+    r.add_put(paths.CONTRACT, put_contract)
+    r.add_delete(paths.CONTRACT, delete_contract)
+    r.add_get(paths.CONTRACT_FINDINGS, list_findings)
+    r.add_get(paths.INCIDENTS, list_incidents)
+    r.add_post(paths.INCIDENTS, create_incident)
+    r.add_get(paths.INCIDENT, get_incident)
+    r.add_post(paths.INCIDENT_ACTION, incident_action)
+    r.add_get(paths.INCIDENT_PRIORITIES, get_priority_map)
+    r.add_put(paths.INCIDENT_PRIORITIES, put_priority_map)
+    r.add_get(paths.MONTHLY_REPORT, monthly_report)
+    r.add_get(paths.SLA_DUE, sla_due)
+    r.add_get(paths.SERVER_SMA_QUOTE, server_sma_quote)
+    r.add_get(paths.SERVER_SMA_UPGRADE, server_sma_upgrade)
     app.cleanup_ctx.append(_scheduler)
     app[EXTRA_PATHS].update(OPENAPI_PATHS)

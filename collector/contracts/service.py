@@ -30,6 +30,7 @@ from collector.contracts.incidents import (
 from collector.contracts.incidents import apply as apply_action
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract, Coverage, best_contract
+from collector.health import servers
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,32 @@ def gather(conn: Any, now: float) -> CheckInputs:
 def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
     """Evaluate each partner's servers against that partner's contracts only: a contract
     of another partner naming the same licence id never covers a server."""
-    now = inputs.now
-    servers_of: dict[str, list[Any]] = {}
-    for s in inputs.fleet.servers:
-        servers_of.setdefault(inputs.fleet.partner_of_server.get(s.server_id, ""), []).append(s)
     contracts_of: dict[str, dict[str, Contract]] = {}
     for (partner, cid), c in inputs.contracts.items():
         contracts_of.setdefault(partner, {})[cid] = c
+    findings, finding_partners, failed = _evaluate_partners(inputs, contracts_of)
+    result = CheckResult(
+        run_at=inputs.now,
+        findings=findings,
+        partner_of_server=inputs.fleet.partner_of_server,
+        finding_partners=finding_partners,
+        failed_partners=failed,
+    )
+    if open_incidents:
+        result.cleared_keys.extend(_cleared_keys(inputs, findings, failed))
+        result.new_incidents.extend(
+            _new_incidents(inputs, findings, finding_partners, contracts_of)
+        )
+    return result
+
+
+def _evaluate_partners(
+    inputs: CheckInputs, contracts_of: Mapping[str, Mapping[str, Contract]]
+) -> tuple[list[Finding], list[str], set[str]]:
+    """(findings, whose each is, partners whose evaluation failed)."""
+    servers_of: dict[str, list[Any]] = {}
+    for s in inputs.fleet.servers:
+        servers_of.setdefault(inputs.fleet.partner_of_server.get(s.server_id, ""), []).append(s)
     findings: list[Finding] = []
     finding_partners: list[str] = []
     failed: set[str] = set()
@@ -105,7 +125,7 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
             found = evaluate(
                 servers_of.get(partner, []),
                 contracts_of.get(partner, {}).values(),
-                now,
+                inputs.now,
                 releases=inputs.releases,
                 cases=inputs.cases.get(partner, []),
             )
@@ -117,24 +137,33 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
             continue
         findings.extend(found)
         finding_partners.extend([partner] * len(found))
-    result = CheckResult(
-        run_at=now,
-        findings=findings,
-        partner_of_server=inputs.fleet.partner_of_server,
-        finding_partners=finding_partners,
-        failed_partners=failed,
-    )
-    if not open_incidents:
-        return result
+    return findings, finding_partners, failed
+
+
+def _cleared_keys(inputs: CheckInputs, findings: list[Finding], failed: set[str]) -> list[str]:
+    """Open findings' keys no longer found (health findings and failed partners' aside)."""
     present = {f"{f.server_id}:{f.kind}" for f in findings if f.server_id is not None}
+    cleared = []
     for key in sorted(inputs.open_keys):
         sid, _, kind = key.partition(":")
         if kind in HEALTH_KINDS or key in present:
             continue
         if inputs.fleet.partner_of_server.get(sid) in failed:
             continue
-        result.cleared_keys.append(key)
-    opened_at = dt.datetime.fromtimestamp(now, dt.UTC)
+        cleared.append(key)
+    return cleared
+
+
+def _new_incidents(
+    inputs: CheckInputs,
+    findings: list[Finding],
+    finding_partners: list[str],
+    contracts_of: Mapping[str, Mapping[str, Contract]],
+) -> list[tuple[Incident, str, str]]:
+    """An incident for each new finding of a server under a contract whose plan gives its
+    kind a priority; its key joins ``inputs.open_keys``."""
+    opened_at = dt.datetime.fromtimestamp(inputs.now, dt.UTC)
+    new: list[tuple[Incident, str, str]] = []
     for f, partner in zip(findings, finding_partners, strict=True):
         if f.server_id is None or f.contract_id is None:
             continue
@@ -160,8 +189,8 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
             source=f"finding:{f.kind}",
         )
         inputs.open_keys.add(key)
-        result.new_incidents.append((inc, partner, key))
-    return result
+        new.append((inc, partner, key))
+    return new
 
 
 WRITE_CHUNK = 500
@@ -404,15 +433,7 @@ def coverage_by_server(
     from collector.contracts.checks import index_contracts
 
     now = time.time() if now is None else now
-    sql = (
-        "SELECT s.id, s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.revoked_at IS NULL"
-    )
-    rows = (
-        conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
-        if partner is not None
-        else conn.execute(sql).fetchall()
-    )
+    rows = servers.active_licences_with_partner(conn, partner)
     # Licence -> contracts per partner: a server is covered only by its own partner's.
     by_partner: dict[str, dict[str, list[Contract]]] = {}
     if partner is not None:

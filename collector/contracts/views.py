@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.accounts.partners import list_partners
 from collector.backups.promise import effective_for_server
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
@@ -66,10 +67,7 @@ def build_report(
     if partner is not None:
         partners = [partner]
     else:
-        partners = sorted(
-            {r[0] for r in conn.execute("SELECT name FROM partners")}
-            | {r[0] for r in conn.execute("SELECT DISTINCT partner FROM contracts")}
-        )
+        partners = sorted({p.name for p in list_partners(conn)} | repo.contract_partners(conn))
     oldest = repo.oldest_report_time(conn)
     releases = repo.load_releases(conn)
     merged: dict[tuple[str, str], ReportRow] = {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from collector.accounts import partners
 
@@ -312,6 +314,97 @@ def record_report(
             server_id,
         ),
     )
+
+
+# --- what the contract checks and reports read of the fleet ---------------------------------
+
+
+def licence_and_partner(conn: sqlite3.Connection, server_id: str) -> tuple[str | None, str] | None:
+    """``(licence id, partner name)`` of an enrolled server (revoked or not), or None."""
+    r = conn.execute(
+        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.id = ?",
+        (server_id,),
+    ).fetchone()
+    return None if r is None else (r[0], r[1])
+
+
+def first_enrollment(
+    conn: sqlite3.Connection, partner: str, licence_ids: Sequence[str]
+) -> float | None:
+    """When the first of ``partner``'s servers (not revoked) with one of ``licence_ids``
+    enrolled, or None."""
+    marks = ", ".join("?" for _ in licence_ids)
+    row = conn.execute(
+        "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
+        f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
+        (partner, *licence_ids),
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def first_enrollments(conn: sqlite3.Connection, partner: str) -> dict[str, float]:
+    """Licence id -> when the first of ``partner``'s servers (not revoked) with it enrolled."""
+    return {
+        lic: float(at)
+        for lic, at in conn.execute(
+            "SELECT s.licence_id, MIN(s.enrolled_at) FROM servers s "
+            "JOIN partners p ON p.id = s.partner_id WHERE p.name = ? AND s.revoked_at IS NULL "
+            "AND s.licence_id IS NOT NULL GROUP BY s.licence_id",
+            (partner,),
+        )
+    }
+
+
+def active_with_partner(conn: sqlite3.Connection, partner: str | None) -> list[Sequence[Any]]:
+    """Every server not revoked (``partner``'s only, when named) as ``(id, machine_id,
+    licence_id, last_seen, enrolled_at, reports_received, state, partner name, partner_id)``."""
+    sql = (
+        "SELECT s.id, s.machine_id, s.licence_id, s.last_seen, s.enrolled_at, "
+        "s.reports_received, s.state, p.name, s.partner_id "
+        "FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.revoked_at IS NULL"
+    )
+    if partner is None:
+        return conn.execute(sql).fetchall()
+    return conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
+
+
+def active_licences_with_partner(
+    conn: sqlite3.Connection, partner: str | None
+) -> list[tuple[str, str | None, str]]:
+    """``(id, licence id, partner name)`` of every server not revoked (``partner``'s only,
+    when named)."""
+    sql = (
+        "SELECT s.id, s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
+        "WHERE s.revoked_at IS NULL"
+    )
+    rows = (
+        conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
+        if partner is not None
+        else conn.execute(sql).fetchall()
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def licensed_machines(conn: sqlite3.Connection) -> Iterable[Sequence[Any]]:
+    """``(partner_id, licence_id, machine_id, enrolled_at)`` of every server with a licence
+    id, revoked or not (the machine a licence was first bound to is among them)."""
+    return conn.execute(
+        "SELECT partner_id, licence_id, machine_id, enrolled_at FROM servers "
+        "WHERE licence_id IS NOT NULL"
+    )
+
+
+def ids_of_partner_named(conn: sqlite3.Connection, partner: str) -> list[str]:
+    """Every server id of the partner called ``partner``, revoked or not."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT s.id FROM servers s JOIN partners p ON p.id = s.partner_id WHERE p.name = ?",
+            (partner,),
+        ).fetchall()
+    ]
 
 
 # --- sessions ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.http import paths
+
 _NUM = {"type": "number"}
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
@@ -313,22 +315,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
-    ("get", "/api/v1/servers/{server_id}/sma-quote"): ("200", "SmaQuote"),
-    ("get", "/api/v1/servers/{server_id}/sma-upgrade"): ("200", "SmaUpgrade"),
-    ("get", "/api/v1/contracts"): ("200", "ContractList"),
-    ("get", "/api/v1/contracts/{contract_id}"): ("200", "ContractWithHistory"),
-    ("put", "/api/v1/contracts/{contract_id}"): ("200", "ContractSaved"),
-    ("delete", "/api/v1/contracts/{contract_id}"): ("200", "ContractRemoved"),
-    ("post", "/api/v1/contracts/import"): ("200", "ImportSummary"),
-    ("put", "/api/v1/incident-priorities"): ("200", "PriorityOverrides"),
-    ("get", "/api/v1/contract-findings"): ("200", "FindingList"),
-    ("get", "/api/v1/incidents"): ("200", "IncidentList"),
-    ("post", "/api/v1/incidents"): ("201", "Incident"),
-    ("get", "/api/v1/incidents/{incident_id}"): ("200", "Incident"),
-    ("post", "/api/v1/incidents/{incident_id}/{action}"): ("200", "Incident"),
-    ("get", "/api/v1/incident-priorities"): ("200", "PriorityMap"),
-    ("get", "/api/v1/reports/monthly"): ("200", "MonthlyReport"),
-    ("get", "/api/v1/sla/due"): ("200", "SlaDue"),
+    ("get", paths.SERVER_SMA_QUOTE): ("200", "SmaQuote"),
+    ("get", paths.SERVER_SMA_UPGRADE): ("200", "SmaUpgrade"),
+    ("get", paths.CONTRACTS): ("200", "ContractList"),
+    ("get", paths.CONTRACT): ("200", "ContractWithHistory"),
+    ("put", paths.CONTRACT): ("200", "ContractSaved"),
+    ("delete", paths.CONTRACT): ("200", "ContractRemoved"),
+    ("post", paths.CONTRACTS_IMPORT): ("200", "ImportSummary"),
+    ("put", paths.INCIDENT_PRIORITIES): ("200", "PriorityOverrides"),
+    ("get", paths.CONTRACT_FINDINGS): ("200", "FindingList"),
+    ("get", paths.INCIDENTS): ("200", "IncidentList"),
+    ("post", paths.INCIDENTS): ("201", "Incident"),
+    ("get", paths.INCIDENT): ("200", "Incident"),
+    ("post", paths.INCIDENT_ACTION): ("200", "Incident"),
+    ("get", paths.INCIDENT_PRIORITIES): ("200", "PriorityMap"),
+    ("get", paths.MONTHLY_REPORT): ("200", "MonthlyReport"),
+    ("get", paths.SLA_DUE): ("200", "SlaDue"),
 }
 """(method, path) -> (status, schema) of the partner endpoints that answer JSON and whose
 operations are not attached to their handlers (the others name theirs with

@@ -51,6 +51,21 @@ NOTIFY_SILENCE = "/api/v1/notify/silences/{silence_id}"
 NOTIFY_SERVER_LABELS = "/api/v1/notify/servers/{server_id}/labels"
 NOTIFY_EVENTS = "/api/v1/notify/events"
 
+# --- partner API: contracts (collector.contracts.routes) -----------------------------
+
+CONTRACTS = "/api/v1/contracts"
+CONTRACTS_IMPORT = "/api/v1/contracts/import"
+CONTRACT = "/api/v1/contracts/{contract_id}"
+CONTRACT_FINDINGS = "/api/v1/contract-findings"
+INCIDENTS = "/api/v1/incidents"
+INCIDENT = "/api/v1/incidents/{incident_id}"
+INCIDENT_ACTION = "/api/v1/incidents/{incident_id}/{action}"
+INCIDENT_PRIORITIES = "/api/v1/incident-priorities"
+MONTHLY_REPORT = "/api/v1/reports/monthly"
+SLA_DUE = "/api/v1/sla/due"
+SERVER_SMA_QUOTE = "/api/v1/servers/{server_id}/sma-quote"
+SERVER_SMA_UPGRADE = "/api/v1/servers/{server_id}/sma-upgrade"
+
 # --- pages (collector.http.pages, page_fleet, page_contracts) -------------------------
 
 LOGIN = "/login"

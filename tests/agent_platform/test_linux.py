@@ -18,6 +18,7 @@ import pytest
 from agent import platform
 from agent.platform import linux
 from harness.processes import BIN
+from tests.machine import lacking
 
 NOBODY = 65534
 
@@ -52,7 +53,7 @@ def test_notify_service_sends_the_state_to_the_socket(tmp_path: Path, monkeypatc
 def shared_dir() -> Iterator[Path]:
     """A directory an unprivileged user can enter (pytest's own is root's, mode 0700)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run doctor as another user")
+        lacking("needs root and setpriv to run doctor as another user")
     d = Path(tempfile.mkdtemp(prefix="vigil-doctor-"))
     d.chmod(0o755)
     try:

@@ -14,13 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "packaging" / "demo.py"
 
 
-def _as_in_a_terminal() -> None:
-    """The demo starts as from a terminal, where Ctrl-C is delivered: whatever the test
-    process inherited (a runner may ignore or block SIGINT), the demo does not."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def _start(data: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "VIGIL_DEMO_DATA": str(data)}
     return subprocess.Popen(
@@ -29,7 +22,6 @@ def _start(data: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        preexec_fn=_as_in_a_terminal,
     )
 
 

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from harness.database import PrivatePostgres, own_database_env
 from harness.net import http, wait_until
-from harness.processes import Collector
-from harness.signed import batch, post_signed, report, signed_headers
+from harness.processes import Agent, Collector
+from harness.signed import batch, post_signed, report, session_for, signed_headers
 from protocol import limits
+
+Enrolled = tuple[str, Agent, str, tuple[str, bytes]]
+
+
+@pytest.fixture(scope="module")
+def refusing(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[tuple[Collector, Enrolled]]:
+    """One collector and one enrolled agent (as ``enrolled``) for the tests whose every
+    request is refused, so that none leaves anything another could see: started once for
+    them all, not once each."""
+    root = tmp_path_factory.mktemp("refusing")
+    collector = Collector(root / "collector", env=own_database_env(postgres_server)).start()
+    try:
+        key, token = collector.partner("acme")
+        agent = Agent(root / "agent")
+        server_id = agent.enroll(collector.url, token)
+        yield collector, (key, agent, server_id, session_for(agent.state_dir, collector.url))
+    finally:
+        collector.kill(signal.SIGTERM)
 
 
 def test_report_arrives_and_is_listed(collector: Collector, enrolled) -> None:
@@ -51,7 +74,8 @@ def test_partner_sees_only_its_own_servers(collector: Collector, enrolled) -> No
         assert body["error"] == "not_found"
 
 
-def test_unauthenticated_and_wrong_keys_get_401(collector: Collector) -> None:
+def test_unauthenticated_and_wrong_keys_get_401(refusing: tuple[Collector, Enrolled]) -> None:
+    collector, _ = refusing
     assert http("GET", collector.url + "/api/v1/servers")[0] == 401
     assert collector.api("vgl_key_wrong", "/api/v1/servers")[0] == 401
     status, _, body = http("POST", collector.url + "/api/v1/agent/reports", batch(report(1)))
@@ -87,7 +111,10 @@ def test_replayed_request_is_refused(collector: Collector, enrolled) -> None:
     assert status == 401 and json.loads(out)["error"] == "replay"
 
 
-def test_stale_timestamp_and_bad_signature_are_refused(collector: Collector, enrolled) -> None:
+def test_stale_timestamp_and_bad_signature_are_refused(
+    refusing: tuple[Collector, Enrolled],
+) -> None:
+    collector, enrolled = refusing
     _key, _agent, _server_id, session = enrolled
     body = batch(report(1))
     url = collector.url + "/api/v1/agent/reports"
@@ -114,14 +141,16 @@ def test_stale_timestamp_and_bad_signature_are_refused(collector: Collector, enr
     ],
 )
 def test_bad_reports_get_400_naming_the_field(
-    collector: Collector, enrolled, body, code, field
+    refusing: tuple[Collector, Enrolled], body, code, field
 ) -> None:
+    collector, enrolled = refusing
     status, out = post_signed(collector.url, enrolled[3], "/api/v1/agent/reports", body)
     assert status == 400 and out["error"] == code
     assert out.get("field") == field
 
 
-def test_oversized_body_gets_413(collector: Collector, enrolled) -> None:
+def test_oversized_body_gets_413(refusing: tuple[Collector, Enrolled]) -> None:
+    collector, enrolled = refusing
     big = batch(
         report(1, volumes=[{"mountpoint": "x" * 1000, "total": 1, "used": 1, "free": 0}] * 200)
     )
@@ -152,7 +181,8 @@ def test_newer_agent_fields_are_ignored_and_optional_fields_may_be_missing(
     assert collector.api(key, f"/api/v1/servers/{server_id}")[1]["last_seq"] == 2
 
 
-def test_garbage_never_gets_a_5xx(collector: Collector, enrolled) -> None:
+def test_garbage_never_gets_a_5xx(refusing: tuple[Collector, Enrolled]) -> None:
+    collector, enrolled = refusing
     key, _agent, server_id, session = enrolled
     bodies = [
         b"",

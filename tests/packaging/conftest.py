@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.machine import lacking
 from tests.packaging.deb_build import Debs, build, missing_tools
 
 
@@ -11,5 +12,5 @@ def debs() -> Debs:
     stay the same): a build takes minutes."""
     missing = missing_tools()
     if missing:
-        pytest.skip(f"Debian packaging tools missing ({', '.join(missing)}): make package-tools")
+        lacking(f"Debian packaging tools missing ({', '.join(missing)}): make package-tools")
     return build()

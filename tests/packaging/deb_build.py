@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "debs"
+PIP_CACHE = ROOT / ".cache" / "pip"
 # What a package is made of; tests and docs outside packaging/ are not.
 INPUTS = ("agent", "collector", "protocol", "recovery", "sim", "packaging", "pyproject.toml")
 TOOLS = ("dpkg-buildpackage", "dh_virtualenv", "dh", "lintian", "systemd-analyze")
@@ -80,6 +81,9 @@ def build(version: str | None = None) -> Debs:
             "VIGIL_DEB_OUT": str(out),
             # Same contents, compressed for speed: xz is most of a release build's time.
             "VIGIL_DEB_COMPRESS": "-Zgzip -z1",
+            # One pip cache for both environments and every later build (a release build
+            # keeps none): the wheels are downloaded once, not once per environment and build.
+            "VIGIL_PIP_CACHE_DIR": str(PIP_CACHE),
         }
         env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
         result = subprocess.run(

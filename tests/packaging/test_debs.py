@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.machine import lacking
 from tests.packaging.deb_build import Debs
 
 # The first test builds both packages (minutes on a busy machine; cached after that).
@@ -180,7 +181,7 @@ def test_systemd_analyze_verify_is_clean(debs: Debs, which: str, tmp_path: Path)
     subprocess.run(["dpkg-deb", "-x", str(_deb(debs, which)), str(root)], check=True)
     host_units = Path("/lib/systemd/system")
     if not (host_units / "multi-user.target").exists():
-        pytest.skip("this host has no systemd units to verify against")
+        lacking("this host has no systemd units to verify against")
     shutil.copytree(host_units, root / "lib/systemd/system", dirs_exist_ok=True, symlinks=True)
     # ExecReload's /bin/kill comes from procps, a dependency of the package.
     (root / "bin").mkdir(exist_ok=True)

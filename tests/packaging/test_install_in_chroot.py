@@ -19,6 +19,7 @@ import pytest
 
 from harness.net import wait_until
 from harness.processes import Collector
+from tests.machine import lacking
 from tests.packaging.deb_build import Debs
 from tests.packaging.debian_root import (
     debian_root,
@@ -40,7 +41,7 @@ STATE = "var/lib/vigil-agent"
 def root(debs: Debs, tmp_path: Path):
     reason = missing_reason()
     if reason:
-        pytest.skip(reason)
+        lacking(reason)
     tarball = root_tarball(dependencies(debs.agent, debs.collector))
     with debian_root(tarball, tmp_path / "root") as r:
         yield r
