@@ -54,6 +54,7 @@ def main() -> None:
         cpu = sum(proc.cpu_times()[:2]) - c0
         wall = time.monotonic() - t0
         rss_end = proc.memory_info().rss
+        rss_peak = max(rss_peak, rss_end)
         reports = agent.status()["last_report_seq"]
         agent.kill(signal.SIGTERM)
     finally:

@@ -24,6 +24,12 @@ Budgets: end to end at most 0.9 of restic's time, memory flat (<= +64 MiB); unch
 re-check <= 10% of the first run; restore at most 0.9 of ``restic restore``, verify at
 most the time of ``restic check --read-data``, both with flat memory. The agent runs with
 its default ``[backup] threads`` (half the cores, 1 to 4) unless ``--threads`` says.
+
+Every figure comes with its wall time, its CPU time (user + system, all threads; what
+the agent or ``vigil-backup`` spent, plus, apart, what the collector spent serving it)
+and its peak RSS, and each Vigil figure with its ratios to restic's. CPU time moves far
+less than wall time when other work shares the machine; the load average is printed at
+the start and the end.
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -242,9 +250,11 @@ def agent_child(url: str, state: str, tree: str, recipient: str, key_hex: str) -
                 AgentSettings(backup_interval_s=86400, backup_recipients=[recipient]),
             )
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         out = await runner.run_once(progress)
         t1 = time.perf_counter()
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
         if isinstance(client, Client):
             if client.session:
                 await client.session.close()
@@ -255,6 +265,7 @@ def agent_child(url: str, state: str, tree: str, recipient: str, key_hex: str) -
             "outcome": out.outcome,
             "reason": out.reason,
             "seconds": t1 - t0,
+            "cpu_s": ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime,
             "archive_seconds": marks.get("upload_start", t1) - t0,
             "upload_seconds": t1 - marks.get("upload_start", t1),
             "bytes": out.bytes,
@@ -353,8 +364,15 @@ class RealCollector:
     def server_id(self, name: str) -> str:
         return json.loads((self.work / name / "identity.json").read_text())["server_id"]
 
-    def restore(self, server: str, target: Path) -> tuple[float, float]:
-        """``vigil-backup restore`` of the latest backup: (seconds, peak RSS MiB)."""
+    def cpu(self) -> float:
+        """The collector process's CPU seconds so far (user + system)."""
+        import psutil
+
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def restore(self, server: str, target: Path) -> Timed:
+        """``vigil-backup restore`` of the latest backup."""
         return timed(
             [
                 str(BIN / "vigil-backup"),
@@ -369,8 +387,8 @@ class RealCollector:
             self.env,
         )
 
-    def verify(self, server: str) -> tuple[float, float]:
-        """``vigil-backup verify`` of the latest backup: (seconds, peak RSS MiB)."""
+    def verify(self, server: str) -> Timed:
+        """``vigil-backup verify`` of the latest backup."""
         return timed(
             [
                 str(BIN / "vigil-backup"),
@@ -399,8 +417,18 @@ def _last_line(cmd: list[str]) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd``: (wall seconds, peak RSS in MiB, sampled every 20 ms)."""
+class Timed(NamedTuple):
+    """One command's figures: wall seconds, peak RSS (MiB), CPU seconds (user + system,
+    all its threads; from the kernel's accounting when it was reaped, so it does not
+    depend on sampling)."""
+
+    seconds: float
+    rss_mib: float
+    cpu_s: float
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> Timed:
+    """Run ``cmd``; its RSS is sampled every 20 ms, its CPU time read from ``wait4``."""
     import psutil
 
     t0 = time.perf_counter()
@@ -408,20 +436,24 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     peak = 0
     ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         try:
             peak = max(peak, ps.memory_info().rss)
         except psutil.Error:
             pass
         time.sleep(0.02)
     elapsed = time.perf_counter() - t0
-    proc.wait()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = max(peak, usage.ru_maxrss * 1024)  # the kernel's own peak, in KiB
     errors.seek(0)
     err = errors.read()[-2000:].decode(errors="replace")
     errors.close()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:2])} failed ({proc.returncode}): {err}")
-    return elapsed, peak / 2**20
+    return Timed(elapsed, peak / 2**20, usage.ru_utime + usage.ru_stime)
 
 
 # --- restic ----------------------------------------------------------------------------------
@@ -433,12 +465,8 @@ def restic_env(repo: Path) -> dict[str, str]:
     return env
 
 
-def restic(args: list[str], repo: Path) -> float:
-    return restic_timed(args, repo)[0]
-
-
-def restic_timed(args: list[str], repo: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one restic command on ``repo``."""
+def restic(args: list[str], repo: Path) -> Timed:
+    """Seconds, peak RSS and CPU time of one restic command on ``repo``."""
     return timed(["restic", *args], restic_env(repo))
 
 
@@ -484,52 +512,117 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dict:
-    """Restore and verify this round's backup, Vigil's and restic's, in turns."""
+def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dict[str, Timed]:
+    """Restore and verify this round's backup, Vigil's and restic's, in turns. Vigil's
+    figures also carry the collector's CPU time while it served the download (keys
+    ending in ``collector``): restic reads its repository itself."""
     server = real.server_id(f"agent-{rnd}")
-    out: dict[str, tuple[float, float]] = {}
-    for name, run, target in (
-        ("vigil restore", lambda t: real.restore(server, t), work / "restore-vigil"),
-        (
-            "restic restore",
-            lambda t: restic_timed(["restore", "latest", "--target", str(t)], repo),
-            work / "restore-restic",
-        ),
+    out: dict[str, Timed] = {}
+
+    def vigil(name: str, run: Callable[[], Timed]) -> None:
+        c0 = real.cpu()
+        out[name] = run()
+        out[name + " collector"] = Timed(0.0, 0.0, real.cpu() - c0)
+
+    for name, target in (
+        ("vigil restore", work / "restore-vigil"),
+        ("restic restore", work / "restore-restic"),
     ):
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run(["sync"], check=False)
-        out[name] = run(target)
+        if name.startswith("vigil"):
+            vigil(name, lambda t=target: real.restore(server, t))
+        else:
+            out[name] = restic(["restore", "latest", "--target", str(target)], repo)
         shutil.rmtree(target, ignore_errors=True)
-    out["vigil verify"] = real.verify(server)
-    out["restic check --read-data"] = restic_timed(["check", "--read-data"], repo)
+    vigil("vigil verify", lambda: real.verify(server))
+    out["restic check --read-data"] = restic(["check", "--read-data"], repo)
     print(
         f"round {rnd + 1} recovery: "
-        + "; ".join(f"{k} {s:.2f} s ({rss:.0f} MiB)" for k, (s, rss) in out.items())
-        + f"; ratios restore {out['vigil restore'][0] / out['restic restore'][0]:.2f}, "
-        f"verify {out['vigil verify'][0] / out['restic check --read-data'][0]:.2f}"
+        + "; ".join(
+            f"{k} {t.seconds:.2f} s, cpu {t.cpu_s:.2f} s ({t.rss_mib:.0f} MiB)"
+            + (
+                f" + collector cpu {out[k + ' collector'].cpu_s:.2f} s"
+                if k.startswith("vigil")
+                else ""
+            )
+            for k, t in out.items()
+            if not k.endswith("collector")
+        )
     )
+    for vigil_key, restic_key in (
+        ("vigil restore", "restic restore"),
+        ("vigil verify", "restic check --read-data"),
+    ):
+        v, r = out[vigil_key], out[restic_key]
+        both = v.cpu_s + out[vigil_key + " collector"].cpu_s
+        print(
+            f"  {vigil_key} / {restic_key}: wall {v.seconds / r.seconds:.2f}, "
+            f"cpu {v.cpu_s / r.cpu_s:.2f} (with the collector's {both / r.cpu_s:.2f}), "
+            f"peak RSS {v.rss_mib / r.rss_mib:.2f}"
+        )
     return out
 
 
-def _print_recovery(rows: list[dict[str, tuple[float, float]]]) -> None:
-    def med(key: str) -> float:
-        return _median([r[key][0] for r in rows])
+def _print_recovery(rows: list[dict[str, Timed]]) -> None:
+    def med(key: str, field: str = "seconds") -> float:
+        return _median([getattr(r[key], field) for r in rows])
 
     def peak(key: str) -> float:
-        return max(r[key][1] for r in rows)
+        return max(r[key].rss_mib for r in rows)
 
-    restore = _median([r["vigil restore"][0] / r["restic restore"][0] for r in rows])
-    verify = _median([r["vigil verify"][0] / r["restic check --read-data"][0] for r in rows])
+    for what, restic_key, budget in (
+        ("restore", "restic restore", "0.90"),
+        ("verify", "restic check --read-data", "1.00"),
+    ):
+        vk = f"vigil {what}"
+        wall = _median([r[vk].seconds / r[restic_key].seconds for r in rows])
+        cpu = _median([r[vk].cpu_s / r[restic_key].cpu_s for r in rows])
+        print(
+            f"vigil-backup {what}: {med(vk):.2f} s, cpu {med(vk, 'cpu_s'):.2f} s "
+            f"(collector serving: {med(vk + ' collector', 'cpu_s'):.2f} s), peak RSS "
+            f"{peak(vk):.0f} MiB; {restic_key} {med(restic_key):.2f} s, cpu "
+            f"{med(restic_key, 'cpu_s'):.2f} s, {peak(restic_key):.0f} MiB; "
+            f"ratio wall {wall:.2f} (budget <= {budget}), cpu {cpu:.2f}, "
+            f"peak RSS {peak(vk) / peak(restic_key):.2f}"
+        )
+
+
+def _print_backup(rows: list[tuple], target: str) -> None:
+    """The medians of the backup rounds: (vigil first, vigil unchanged, restic first,
+    restic unchanged, RSS growth) per round."""
+    v_first = _median([r[0]["seconds"] for r in rows])
+    v_cpu = _median([r[0]["cpu_s"] for r in rows])
+    v_coll = _median([r[0]["collector_cpu_s"] for r in rows])
+    v_arch = _median([r[0]["archive_seconds"] for r in rows])
+    v_up = _median([r[0]["upload_seconds"] for r in rows])
+    v_again = _median([r[1]["seconds"] for r in rows])
+    r_first = _median([r[2].seconds for r in rows])
+    r_cpu = _median([r[2].cpu_s for r in rows])
+    r_again = _median([r[3].seconds for r in rows])
+    growth = max(r[4] for r in rows)
+    ratio = _median([r[0]["seconds"] / r[2].seconds for r in rows])
+    cpu_ratio = _median([r[0]["cpu_s"] / r[2].cpu_s for r in rows])
+    ciphertext = rows[0][0]["bytes"] / 2**20
+    print(f"--- medians of {len(rows)} rounds ---")
     print(
-        f"vigil-backup restore: {med('vigil restore'):.2f} s, peak RSS "
-        f"{peak('vigil restore'):.0f} MiB; restic restore {med('restic restore'):.2f} s, "
-        f"{peak('restic restore'):.0f} MiB; ratio {restore:.2f} (budget <= 0.90)"
+        f"vigil first backup, end to end: {v_first:.2f} s, cpu {v_cpu:.2f} s (archive+encrypt "
+        f"{v_arch:.2f} s, upload over HTTP on 127.0.0.1 to {target} {v_up:.2f} s; "
+        f"{ciphertext:.0f} MiB ciphertext; the collector's cpu receiving it {v_coll:.2f} s)"
     )
     print(
-        f"vigil-backup verify: {med('vigil verify'):.2f} s, peak RSS "
-        f"{peak('vigil verify'):.0f} MiB; restic check --read-data "
-        f"{med('restic check --read-data'):.2f} s, {peak('restic check --read-data'):.0f} MiB; "
-        f"ratio {verify:.2f} (budget <= 1.00)"
+        f"vigil agent RSS: baseline {rows[0][0]['baseline_rss_mib']:.1f} MiB, "
+        f"largest growth {growth:.1f} MiB (budget <= 64); restic backup peak "
+        f"{max(r[2].rss_mib for r in rows):.0f} MiB"
+    )
+    print(
+        f"vigil unchanged re-run: {v_again:.2f} s = {100 * v_again / v_first:.1f}% of the "
+        f"first run (budget <= 10%)"
+    )
+    print(f"restic backup: {r_first:.2f} s, cpu {r_cpu:.2f} s; unchanged re-run {r_again:.2f} s")
+    print(
+        f"ratio vigil/restic end to end: wall {ratio:.2f} (budget <= 0.90), cpu {cpu_ratio:.2f}; "
+        f"archive+encrypt only (wall): {v_arch / r_first:.2f}"
     )
 
 
@@ -584,11 +677,13 @@ def main() -> None:
             .hex()
         )
         rows = []
-        recovered: list[dict[str, tuple[float, float]]] = []
+        recovered: list[dict[str, Timed]] = []
         for rnd in range(args.rounds):
             state = work / f"state-{rnd}"
             url = sink.url if args.sink else "config:" + str(real.enroll(f"agent-{rnd}"))
+            c0 = 0.0 if args.sink else real.cpu()
             first = run_agent(url, state, tree, recipient, key_hex)
+            first["collector_cpu_s"] = 0.0 if args.sink else real.cpu() - c0
             assert first["outcome"] == "ok", first
             again = run_agent(url, state, tree, recipient, key_hex)
             assert again["outcome"] == "unchanged", again
@@ -602,42 +697,19 @@ def main() -> None:
             growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
             rows.append((first, again, r_first, r_again, growth))
             print(
-                f"round {rnd + 1}: vigil {first['seconds']:.2f} s (archive+encrypt "
+                f"round {rnd + 1}: vigil {first['seconds']:.2f} s, cpu {first['cpu_s']:.2f} s "
+                f"+ collector cpu {first['collector_cpu_s']:.2f} s (archive+encrypt "
                 f"{first['archive_seconds']:.2f} s, upload {first['upload_seconds']:.2f} s), "
                 f"unchanged {again['seconds']:.2f} s, RSS +{growth:.1f} MiB; "
-                f"restic {r_first:.2f} s, unchanged {r_again:.2f} s; "
-                f"ratio {first['seconds'] / r_first:.2f}"
+                f"restic {r_first.seconds:.2f} s, cpu {r_first.cpu_s:.2f} s "
+                f"({r_first.rss_mib:.0f} MiB), unchanged {r_again.seconds:.2f} s; "
+                f"ratio wall {first['seconds'] / r_first.seconds:.2f}, "
+                f"cpu {first['cpu_s'] / r_first.cpu_s:.2f}"
             )
-        v_first = _median([r[0]["seconds"] for r in rows])
-        v_arch = _median([r[0]["archive_seconds"] for r in rows])
-        v_up = _median([r[0]["upload_seconds"] for r in rows])
-        v_again = _median([r[1]["seconds"] for r in rows])
-        r_first = _median([r[2] for r in rows])
-        r_again = _median([r[3] for r in rows])
-        growth = max(r[4] for r in rows)
-        ratio = _median([r[0]["seconds"] / r[2] for r in rows])
-        ciphertext = rows[0][0]["bytes"] / 2**20
-        print(f"--- medians of {args.rounds} rounds ---")
-        print(
-            f"vigil first backup, end to end: {v_first:.2f} s (archive+encrypt {v_arch:.2f} s, "
-            f"upload over HTTP on 127.0.0.1 to {target} {v_up:.2f} s; "
-            f"{ciphertext:.0f} MiB ciphertext)"
-        )
-        print(
-            f"vigil agent RSS: baseline {rows[0][0]['baseline_rss_mib']:.1f} MiB, "
-            f"largest growth {growth:.1f} MiB (budget <= 64)"
-        )
-        print(
-            f"vigil unchanged re-run: {v_again:.2f} s = {100 * v_again / v_first:.1f}% of the "
-            f"first run (budget <= 10%)"
-        )
-        print(f"restic backup: {r_first:.2f} s; unchanged re-run {r_again:.2f} s")
-        print(
-            f"ratio vigil/restic end to end: {ratio:.2f} (budget <= 0.90); "
-            f"archive+encrypt only: {v_arch / r_first:.2f}"
-        )
+        _print_backup(rows, target)
         if recovered:
             _print_recovery(recovered)
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         if not args.no_age_compare:
             big = next(tree.rglob("*.sql"))
             res: dict[str, list[dict]] = {"cryptography": [], "pyrage": []}

@@ -31,9 +31,12 @@ from protocol.backup_archive import (
     content_digest,
     decode_manifest,
 )
+from recovery.file_writers import FileWriters
 
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
+POOLED_FILE = 1 << 20
+"""Files up to this size are read whole and written by ``FileWriters``' threads."""
 MAX_EXTENDED_HEADER = 1 << 20
 """Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
 writer's are a few hundred bytes: a name, a link target, sizes)."""
@@ -311,8 +314,41 @@ def _walk(
     skipped: list[str] = []
     seen: dict[str, _Seen] = {}
     texts: dict[str, bytes] = {}
-    manifest: Manifest | None = None
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    writers = FileWriters() if dest is not None else None
+    try:
+        manifest, plain = _members(
+            stream, dest, keep_small, skip_unsafe_links, writers, seen, texts, skipped, dirs
+        )
+        if writers is not None:
+            writers.finish()  # every file on disk before its directory's mode is set
+    finally:
+        if writers is not None:
+            writers.close()
+    if manifest is None:
+        raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
+    for path, member in reversed(dirs):  # deepest first, after their contents are written
+        if as_root:
+            os.chown(path, member.uid, member.gid)
+        os.chmod(path, member.mode & 0o7777)
+    return seen, manifest, texts, plain, skipped
+
+
+def _members(
+    stream: object,
+    dest: Path | None,
+    keep_small: int,
+    skip_unsafe_links: bool,
+    writers: FileWriters | None,
+    seen: dict[str, _Seen],
+    texts: dict[str, bytes],
+    skipped: list[str],
+    dirs: list[tuple[Path, tarfile.TarInfo]],
+) -> tuple[Manifest | None, int]:
+    """Every member of the tar stream checked, and extracted below ``dest`` when given
+    (files through ``writers``); returns the manifest and the files' total size."""
+    manifest: Manifest | None = None
     made: set[Path] = set()  # directories known to exist: one mkdir each, not one per file
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     plain = 0
@@ -333,14 +369,11 @@ def _walk(
             path = _prepared_path(dest, parts, member, made)
             if member.isreg():
                 rec.type, rec.size = "file", member.size
-                rec.sha256, data = _take_file(tar, member, path, keep_small)
+                owner = (member.uid, member.gid) if as_root else None
+                rec.sha256, data = _take_file(tar, member, path, keep_small, writers, owner)
                 plain += member.size
                 if data is not None:
                     texts[name] = data
-                if path is not None:
-                    if as_root:
-                        os.chown(path, member.uid, member.gid)
-                    os.chmod(path, rec.mode)
             elif member.isdir():
                 rec.type = "dir"
                 if path is not None:
@@ -358,13 +391,7 @@ def _walk(
             else:
                 raise ArchiveRefused(f"refused member of unknown type: {name!r}")
             seen[name] = rec
-    if manifest is None:
-        raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
-    for path, member in reversed(dirs):  # deepest first, after their contents are written
-        if as_root:
-            os.chown(path, member.uid, member.gid)
-        os.chmod(path, member.mode & 0o7777)
-    return seen, manifest, texts, plain, skipped
+    return manifest, plain
 
 
 def _checked_parts(name: str, seen: dict[str, _Seen]) -> list[str]:
@@ -420,12 +447,24 @@ def _restore_symlink(
 
 
 def _take_file(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path | None, keep_small: int
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    path: Path | None,
+    keep_small: int,
+    writers: FileWriters | None,
+    owner: tuple[int, int] | None,
 ) -> tuple[str, bytes | None]:
+    """Hash a file member and, at ``path``, write it with its mode and ``owner``: a small
+    one whole through ``writers``, a large one here as it streams."""
     src = tar.extractfile(member)
     assert src is not None
-    h = hashlib.sha256()
+    mode = member.mode & 0o7777
     keep = member.size <= keep_small
+    if path is not None and writers is not None and member.size <= POOLED_FILE:
+        data = src.read(member.size)
+        writers.write(path, data, mode, owner)
+        return hashlib.sha256(data).hexdigest(), data if keep else None
+    h = hashlib.sha256()
     kept = bytearray()
     fd = None
     if path is not None:
@@ -442,6 +481,10 @@ def _take_file(
                 view = memoryview(buf)
                 while view:
                     view = view[os.write(fd, view) :]
+        if fd is not None:
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, mode)
     finally:
         if fd is not None:
             os.close(fd)

@@ -1,6 +1,7 @@
 """An agent between backups carries only what its features in use need: with backups
 configured but not running, the archive, compression and encryption stack (``zstandard``,
-``tarfile``, the age module, ``cryptography``) is not imported. Checked on a real
+``tarfile``, the age module, ``cryptography``) is not imported, and without ``[cameras]``
+neither is the ONVIF stack (``zeep``, ``lxml``, the probe). Checked on a real
 ``vigil-agent run`` process through its ``sys.modules`` at exit."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BACKUP_STACK = (
     "agent.backup.sources",
     "protocol.backup_archive",
 )
+CAMERA_STACK = ("zeep", "lxml", "agent.cameras.monitor", "agent.cameras.probe")
 
 
 def _modules_of_idle_agent(collector: Collector, make_agent, tmp_path: Path, extra: str) -> set:
@@ -47,3 +49,4 @@ def test_idle_agent_with_backups_configured_loads_no_backup_stack(
     assert "agent.backup.service" in modules  # the backup feature is on (scheduled)
     assert "agent.daemon" in modules
     assert not [m for m in BACKUP_STACK if m in modules]
+    assert not [m for m in CAMERA_STACK if m in modules]  # no [cameras] table

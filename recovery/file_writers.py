@@ -1,0 +1,125 @@
+"""Restored files written by a small pool of threads while the tar stream is parsed.
+
+Creating a file costs little CPU but can wait a long time in the kernel (journal,
+allocation; a shared disk makes every ``open(O_CREAT)`` wait its turn): one file after the
+other, a restore of 20,000 small files spends most of its time waiting. The reading
+thread (``recovery.extract``) still checks every member, makes every directory and
+hashes every file in tar order; only writing a small file's bytes, its owner and mode
+goes to a worker. Large files are written by the reading thread as they stream (they do
+not fit in memory and need no overlap).
+
+Memory is bounded: at most ``max_bytes`` of file contents wait for a worker, then the
+reader waits. The first error a worker meets is raised in the reader's thread at its
+next ``write`` or at ``finish``; after an error no further file is written.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from pathlib import Path
+
+WORKERS = 4
+"""Threads writing files: they mostly wait in the kernel, so more than the cores pays."""
+MAX_BYTES = 16 << 20
+
+
+class FileWriters:
+    """``write(path, data, mode, owner)`` from the reading thread; ``finish()`` waits
+    until every file is on disk (or raises the first error); ``close()`` always stops the
+    workers, written or not."""
+
+    def __init__(self, workers: int = WORKERS, max_bytes: int = MAX_BYTES) -> None:
+        self._jobs: collections.deque[tuple[Path, bytes, int, tuple[int, int] | None]] = (
+            collections.deque()
+        )
+        self._cond = threading.Condition()
+        self._pending_bytes = 0
+        self._busy = 0
+        self._max_bytes = max_bytes
+        self._error: BaseException | None = None
+        self._closing = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"restore-writer-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def write(self, path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+        """Create ``path`` (it must not exist) holding ``data``, with ``mode`` and, when
+        given, ``owner`` (uid, gid). Waits while ``max_bytes`` are queued."""
+        with self._cond:
+            while (
+                self._error is None
+                and self._pending_bytes
+                and self._pending_bytes + len(data) > self._max_bytes
+            ):
+                self._cond.wait()
+            self._raise_if_failed()
+            self._jobs.append((path, data, mode, owner))
+            self._pending_bytes += len(data)
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        """Wait for every queued file; raise the first error a worker met."""
+        with self._cond:
+            while (self._jobs or self._busy) and self._error is None:
+                self._cond.wait()
+            self._raise_if_failed()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._jobs.clear()
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+
+    def __enter__(self) -> FileWriters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                job = self._jobs.popleft()
+                self._busy += 1
+            try:
+                if self._error is None:
+                    write_file(*job)
+            except BaseException as exc:  # handed to the reading thread
+                with self._cond:
+                    if self._error is None:
+                        self._error = exc
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._pending_bytes -= len(job[1])
+                    self._cond.notify_all()
+
+
+def write_file(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    """Create ``path`` exclusively (never through a symlink) with ``data``, then its owner
+    and mode on the open file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
