@@ -24,14 +24,16 @@ multipart upload cannot be read back to verify them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from collector.backups.catalog import StagedChunk, Upload
-from collector.backups.objectstore import ObjectNotFound, ObjectStore
+from collector.backups.objectstore import LocalObjectStore, ObjectNotFound, ObjectStore
 from collector.backups.staging import Assembled, Staging, orphans, remove
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,13 @@ class StoreStaging(Staging):
         await asyncio.to_thread(remove, self.part(upload_id))
         for info in await self.store.list(f"{PREFIX}{upload_id}/"):
             await self.store.delete(info.key)
+        await self._drop_dir(upload_id)
+
+    async def _drop_dir(self, upload_id: str) -> None:
+        """The local store keeps directories: one per upload would pile up."""
+        if isinstance(self.store, LocalObjectStore):
+            with contextlib.suppress(OSError):  # not empty (a put in flight), or gone
+                await asyncio.to_thread(os.rmdir, self.store.root / PREFIX / upload_id)
 
     async def sweep(self, uploads: set[str], chunks: set[str], now: float) -> int:
         """Chunk objects no row accounts for (upload gone, or never acknowledged), and
@@ -118,10 +127,11 @@ class StoreStaging(Staging):
         for info in await self.store.list(PREFIX):
             if info.key in chunks or info.modified > now - SWEEP_GRACE_S:
                 continue
-            if _upload_of(info.key) not in uploads:
-                log.info("removing staged chunk %s of an upload that is gone", info.key)
             await self.store.delete(info.key)
             n += 1
+            if _upload_of(info.key) not in uploads:
+                log.info("removed staged chunk %s of an upload that is gone", info.key)
+                await self._drop_dir(_upload_of(info.key))
         for orphan in await asyncio.to_thread(orphans, self.uploads_dir, uploads, now=now):
             await asyncio.to_thread(remove, orphan)
             n += 1
