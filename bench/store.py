@@ -1,12 +1,19 @@
 """Figures for the collector's backup storage (not a test; prints what it measured).
 
     .venv/bin/python bench/store.py [--mib 256]
+    .venv/bin/python bench/store.py --mib 1024 --staging-rounds 3 \
+        [--before-bin /path/to/other/checkout/.venv/bin]
 
 1. Local store: committing a staged upload by hard link vs by copy (fsync included).
 2. Upload over the wire: a real collector process, signed 8 MiB chunks (HMAC per request,
    fsync per chunk), the complete step (SHA-256 check + store) and the collector's RSS.
 3. S3 (moto on 127.0.0.1 in its own process): put_file of the same object with 16 MiB
    parts; peak RSS of the process doing the put, to show memory stays flat.
+
+With ``--staging-rounds N`` only 2. runs, end to end (chunks + complete), N alternating
+rounds of: ``[backup] staging = "disk"`` and ``"store"`` on the local store, and, with
+``--before-bin``, the collector installed there (another checkout's code) as it is;
+medians, with the load average before and after (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -60,7 +67,12 @@ def bench_local(tmp: Path, src: Path, mib: int) -> None:
     )
 
 
-def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
+def bench_wire(
+    tmp: Path, src: Path, digest: str, mib: int, staging: str | None = None, quiet: bool = False
+) -> tuple[float, float]:
+    """Seconds to send the chunks and to complete, through a real collector process."""
+    import shutil
+
     import psutil
 
     from harness.enrolled import enroll_agent
@@ -68,8 +80,10 @@ def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
     from protocol import backup_envelope as be
 
     data_dir = tmp / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
     cfg = tmp / "c.toml"
-    cfg.write_text('[backup]\nmax_size = "8GiB"\n')
+    more = f'staging = "{staging}"\n' if staging else ""
+    cfg.write_text('[backup]\nmax_size = "8GiB"\n' + more)
     proc = Collector(data_dir, config=cfg)
     partner = proc.add_partner("bench")
     proc.start()
@@ -118,6 +132,8 @@ def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
             return sent, done
 
         sent, done = asyncio.run(go())
+        if quiet:
+            return sent, done
         print(
             f"upload over the wire, {mib} MiB in {size // (8 * MIB) or 1} chunks of 8 MiB: "
             f"{mib / sent:.0f} MiB/s (HMAC + fsync per chunk); complete {done * 1000:.0f} ms; "
@@ -125,6 +141,44 @@ def bench_wire(tmp: Path, src: Path, digest: str, mib: int) -> None:
         )
     finally:
         proc.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return sent, done
+
+
+def bench_staging(
+    tmp: Path, src: Path, digest: str, mib: int, rounds: int, before_bin: Path | None
+) -> None:
+    """Where half-finished uploads wait, compared in one run (alternating rounds)."""
+    import harness.processes
+
+    ours = harness.processes.BIN
+    variants: list[tuple[str, Path, str | None]] = []
+    if before_bin is not None:
+        variants.append((f"before ({before_bin})", before_bin, None))
+    variants += [("disk staging (auto)", ours, "disk"), ("store staging", ours, "store")]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
+    load = os.getloadavg()
+    for _ in range(rounds):
+        for name, bindir, staging in variants:
+            harness.processes.BIN = bindir
+            try:
+                times[name].append(bench_wire(tmp, src, digest, mib, staging, quiet=True))
+            finally:
+                harness.processes.BIN = ours
+    after = os.getloadavg()
+    print(
+        f"{mib} MiB upload end to end through a collector process, local store, "
+        f"{rounds} alternating rounds (medians); load average {load[0]:.1f} before, "
+        f"{after[0]:.1f} after, {os.cpu_count()} CPUs"
+    )
+    for name, values in times.items():
+        total = sorted(s + d for s, d in values)[len(values) // 2]
+        sent = sorted(s for s, _ in values)[len(values) // 2]
+        done = sorted(d for _, d in values)[len(values) // 2]
+        print(
+            f"  {name}: {total:.1f} s ({mib / total:.0f} MiB/s); chunks {sent:.1f} s, "
+            f"complete {done:.1f} s; all totals {', '.join(f'{s + d:.1f}' for s, d in values)}"
+        )
 
 
 _S3_PUT = r"""
@@ -187,11 +241,16 @@ def bench_s3(src: Path, mib: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--staging-rounds", type=int, default=0, help="only compare stagings")
+    ap.add_argument("--before-bin", type=Path, help="bin directory of another installation")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         src = tmp / "src.age"
         digest = make_file(src, args.mib)
+        if args.staging_rounds:
+            bench_staging(tmp, src, digest, args.mib, args.staging_rounds, args.before_bin)
+            return
         bench_local(tmp, src, args.mib)
         bench_wire(tmp, src, digest, args.mib)
         bench_s3(src, args.mib)

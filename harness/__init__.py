@@ -16,5 +16,6 @@ nothing else:
 ``harness.forward_proxy`` a forward HTTP proxy (CONNECT tunnels too) that records what it
 was asked for; ``harness.tls`` a self-signed certificate for 127.0.0.1 and a TLS front for
 a collector, as a deployment's TLS-terminating proxy.
+``harness.s3`` moto's S3 server on 127.0.0.1 and buckets on it, for an S3 backup store.
 ``harness.bytecode`` compiles the product once before a test session starts its processes.
 """

@@ -130,7 +130,45 @@ def set_received(conn: Conn, upload_id: str, expected: int, received: int, now: 
 
 
 def delete_upload(conn: Conn, upload_id: str) -> None:
+    conn.execute("DELETE FROM backup_upload_chunks WHERE upload_id = ?", (upload_id,))
     conn.execute("DELETE FROM backup_uploads WHERE id = ?", (upload_id,))
+
+
+@dataclass(frozen=True)
+class StagedChunk:
+    """One acknowledged chunk of an upload staged in the object store."""
+
+    offset: int
+    size: int
+    object_key: str
+
+
+def record_chunk(conn: Conn, upload_id: str, chunk: StagedChunk) -> None:
+    """Record an acknowledged chunk (called in the write that moves ``received``); rows
+    at or past its offset (never completed, or from before a rewind) are replaced."""
+    conn.execute(
+        "DELETE FROM backup_upload_chunks WHERE upload_id = ? AND chunk_offset >= ?",
+        (upload_id, chunk.offset),
+    )
+    conn.execute(
+        "INSERT INTO backup_upload_chunks (upload_id, chunk_offset, size, object_key) "
+        "VALUES (?, ?, ?, ?)",
+        (upload_id, chunk.offset, chunk.size, chunk.object_key),
+    )
+
+
+def upload_chunks(conn: Conn, upload_id: str) -> list[StagedChunk]:
+    rows = conn.execute(
+        "SELECT chunk_offset, size, object_key FROM backup_upload_chunks "
+        "WHERE upload_id = ? ORDER BY chunk_offset",
+        (upload_id,),
+    ).fetchall()
+    return [StagedChunk(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+
+def staged_chunk_keys(conn: Conn) -> set[str]:
+    rows = conn.execute("SELECT object_key FROM backup_upload_chunks").fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def stale_uploads(conn: Conn, before: float) -> list[Upload]:

@@ -12,6 +12,7 @@ from collector.backups.limits import (
     DEFAULT_STAGING_QUOTA,
     DEFAULT_UPLOAD_RESERVE,
     DEFAULT_UPLOAD_TTL_S,
+    STAGING_MODES,
     BackupLimits,
 )
 from collector.backups.objectstore import parse_size
@@ -33,6 +34,10 @@ class BackupConfig:
     upload_reserve: int = DEFAULT_UPLOAD_RESERVE
     """Uploads are refused (507) below this much free space in the data directory: more
     than reports need (``[collector] report_reserve``), so uploads stop first."""
+    staging: str = "auto"
+    """Where half-finished uploads wait: ``disk`` (``<data>/uploads``, this process
+    only), ``store`` (chunk objects in the object store, any process), ``auto`` (the
+    store when it is S3, else the disk)."""
 
 
 def backup_config(raw: dict[str, Any]) -> BackupConfig:
@@ -68,6 +73,9 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         raise ConfigError("[backup]", "staging_quota", "a size of at least chunk_size")
     if limits.upload_ttl_s < 60:
         raise ConfigError("[backup]", "upload_ttl", "a duration of at least 60s")
+    staging = table.get("staging", "auto")
+    if staging not in STAGING_MODES:
+        raise ConfigError("[backup]", "staging", '"auto", "disk" or "store"')
     interval = dur("maintenance_interval", 3600.0)
     if interval < 10:
         raise ConfigError("[backup]", "maintenance_interval", "a duration of at least 10s")
@@ -80,4 +88,5 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
         upload_reserve=parse_size(
             table.get("upload_reserve", DEFAULT_UPLOAD_RESERVE), "upload_reserve"
         ),
+        staging=staging,
     )

@@ -25,6 +25,7 @@ from collector.backups.objectstore import (
 )
 from collector.backups.service import BackupService
 from collector.backups.settings import agent_backup_settings
+from collector.backups.staging import open_staging
 from collector.entitlements import ENTITLEMENT_CHECK, backup_entitled
 from collector.health import agent_settings
 from collector.health.storage_health import (
@@ -404,6 +405,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         collector_cfg.data_dir,
         cfg.limits,
         entitlement=app.get(ENTITLEMENT_CHECK, backup_entitled),
+        staging=open_staging(cfg.staging, store, collector_cfg.data_dir),
     )
 
     register_probe(app, "object_store", store.probe)

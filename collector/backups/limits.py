@@ -21,3 +21,7 @@ class BackupLimits:
     upload_ttl_s: float = DEFAULT_UPLOAD_TTL_S
     staging_quota: int = DEFAULT_STAGING_QUOTA
     """All half-finished uploads together hold at most this many staged bytes."""
+
+
+STAGING_MODES = ("auto", "disk", "store")
+"""``[backup] staging``: where half-finished uploads wait (``collector.backups.staging``)."""

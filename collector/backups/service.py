@@ -4,17 +4,23 @@ This is the one place that does I/O for uploads (database, staged files, object 
 the rules it applies are small pure pieces beside it (envelope verification in
 ``protocol.backup_envelope``, policy and retention in this package).
 
+The staged bytes wait in a :class:`collector.backups.staging.Staging`: a file on this
+process's disk, or chunk objects in the object store that every process sharing the
+database and the store can resume and complete (``collector.backups.staging_objects``).
+
 Order on ``complete`` (kill -9 safe at every step):
 
-1. size and SHA-256 of the staged bytes against the signed header;
+1. the staged bytes as one local file; its size and SHA-256 (of the bytes read back, for
+   chunks staged in the store) against the signed header;
 2. the age object, then its envelope, put to the object store (atomic each);
 3. one database write: sequence re-checked, the backup row inserted as verified, the
-   server's last sequence raised, the upload row deleted;
-4. the staged file unlinked.
+   server's last sequence raised, the upload row (and its chunk rows) deleted;
+4. the staged bytes removed.
 
-A crash before 3 leaves the upload row: the agent's retried ``complete`` puts the same
-keys again, or expiry deletes the objects with the row. A crash after 3 leaves only an
-orphan staged file, removed by the next cleanup. A backup is listed only after 3.
+A crash before 3 leaves the upload row: the agent's retried ``complete`` (to this or
+another process) puts the same keys again, or expiry deletes the objects with the row.
+A crash after 3 leaves only orphan staged bytes, removed by the next cleanup. A backup
+is listed only after 3.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from typing import Any
 
 import msgspec
 
-from collector.backups import catalog, staging
-from collector.backups.catalog import Backup, Upload
+from collector.backups import catalog
+from collector.backups.catalog import Backup, StagedChunk, Upload
 from collector.backups.errors import (
     BackupRefused,
     Conflict,
@@ -45,6 +51,7 @@ from collector.backups.errors import (
 )
 from collector.backups.limits import BackupLimits
 from collector.backups.objectstore import ObjectStore, ObjectStoreError
+from collector.backups.staging import Assembled, Staging, open_staging
 from collector.backups.status import backup_status
 from collector.entitlements import EntitlementCheck, backup_entitled
 from protocol import backup_envelope as be
@@ -86,6 +93,10 @@ class _Superseded(Exception):
     pass
 
 
+class _AlreadyStored(Exception):
+    """Another process completed this very upload meanwhile."""
+
+
 class _BaseDiffers(Exception):
     pass
 
@@ -117,11 +128,12 @@ class BackupService:
         data_dir: Path,
         limits: BackupLimits | None = None,
         entitlement: EntitlementCheck | None = None,
+        staging: Staging | None = None,
     ) -> None:
         self.db = db
         self.store = store
-        self.uploads_dir = Path(data_dir) / "uploads"
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self.staging = staging or open_staging("auto", store, Path(data_dir))
+        self.uploads_dir = self.staging.uploads_dir
         self.limits = limits or BackupLimits()
         self.entitlement = entitlement or backup_entitled
         self._locks: dict[str, asyncio.Lock] = {}
@@ -132,9 +144,6 @@ class BackupService:
         if lock is None:
             lock = self._locks[upload_id] = asyncio.Lock()
         return lock
-
-    def _part(self, upload_id: str) -> Path:
-        return staging.part_path(self.uploads_dir, upload_id)
 
     # -- POST /api/v1/agent/backups --------------------------------------------------------
 
@@ -328,7 +337,7 @@ class BackupService:
     async def _reconciled(self, up: Upload) -> Upload:
         """After a power loss the staged file may hold less than was acknowledged (chunks
         are not fsynced one by one): go back to what the file really holds."""
-        size = await asyncio.to_thread(staging.staged_size, self._part(up.id))
+        size = await self.staging.held(up)
         if size >= up.received:
             return up
         log.warning(
@@ -368,10 +377,8 @@ class BackupService:
                 return offset
             await self._check_staging_quota(server_id, upload_id, len(data))
             new_offset = offset + len(data)
-            state = await self._stage(upload_id, offset, data)
-            moved = await self.db.write(
-                lambda c: catalog.set_received(c, upload_id, offset, new_offset, time.time())
-            )
+            state, chunk = await self._stage(upload_id, offset, data)
+            moved = await self.db.write(lambda c: self._acknowledge(c, upload_id, chunk))
             if not moved:
                 current = await self.db.read(lambda c: catalog.get_upload(c, upload_id))
                 now_at = current.received if current is not None else 0
@@ -403,28 +410,44 @@ class BackupService:
                 retry_after_s=3600,
             )
 
-    async def _stage(self, upload_id: str, offset: int, data: bytes) -> _HashState | None:
-        """Write the chunk to the staged file; the running hash, when it was at ``offset``.
+    def _acknowledge(self, conn: Any, upload_id: str, chunk: StagedChunk) -> bool:
+        """Move the offset past ``chunk`` (and record where it is staged, when the staging
+        keeps chunks in the store) in one write; False when another process moved it."""
+        end = chunk.offset + chunk.size
+        if not catalog.set_received(conn, upload_id, chunk.offset, end, time.time()):
+            return False
+        if self.staging.in_database:
+            catalog.record_chunk(conn, upload_id, chunk)
+        return True
 
-        SHA-256 of the chunk runs beside its write + fsync (both release the GIL). The
-        in-memory state is only trusted when it is exactly at ``offset``; on any failure
-        it is dropped and recomputed from the staged file on complete."""
+    async def _stage(
+        self, upload_id: str, offset: int, data: bytes
+    ) -> tuple[_HashState | None, StagedChunk]:
+        """Stage the chunk; the running hash, when it was at ``offset``.
+
+        SHA-256 of the chunk runs beside its write (both release the GIL). The in-memory
+        state is only trusted when it is exactly at ``offset``; on any failure it is
+        dropped and recomputed from the staged file on complete. Chunks staged in the
+        store are hashed as they are read back on complete instead."""
         state = self._hash.pop(upload_id, None)
-        if state is None and offset == 0:
+        if state is None and offset == 0 and not self.staging.in_database:
             state = _HashState(0, hashlib.sha256())
         if state is not None and state.offset != offset:
             state = None
-        jobs = [asyncio.to_thread(staging.write_chunk, self._part(upload_id), offset, data)]
+        staged = asyncio.ensure_future(self.staging.write(upload_id, offset, data))
+        jobs: list[Any] = [staged]
         if state is not None:
             jobs.append(asyncio.to_thread(state.hasher.update, data))
         try:
             await asyncio.gather(*jobs)
+        except ObjectStoreError as exc:
+            raise self._store_unavailable(exc) from None
         except (OSError, ValueError) as exc:
             log.error("cannot stage upload %s: %s", upload_id, exc)
             raise StorageUnavailable(
                 "storage_unavailable", "the collector cannot store the chunk now"
             ) from None
-        return state
+        return state, staged.result()
 
     async def complete(
         self,
@@ -445,37 +468,49 @@ class BackupService:
                 raise UploadNotFound("upload_not_found", "no upload in progress with this id")
             if up.sha256 == "":
                 up = self._finalized(up, final_envelope, public_key)
-            path = self._part(upload_id)
-            await self._check_staged(up, path)
-            row = await self._store_objects(up, path)
+            staged = await self._check_staged(up)
+            row = await self._store_objects(up, staged.path)
             await self._record_stored(up, row)
-            self._hash.pop(upload_id, None)
-            await asyncio.to_thread(staging.remove, path)
+            await self._discard_files(up)
         self._locks.pop(upload_id, None)
         log.info("backup %s of %s (seq %d, %d bytes) stored", row.id, server_id, row.seq, row.size)
         return reply_body(BackupStored(backup_id=row.id, seq=row.seq))
 
-    async def _check_staged(self, up: Upload, path: Path) -> None:
-        """Step 1 of ``complete``: size and SHA-256 of the staged bytes against the signed
-        header; on a mismatch the upload is discarded."""
-        size = await asyncio.to_thread(staging.staged_size, path)
-        if up.received != up.size or size < up.size:
+    async def _check_staged(self, up: Upload) -> Assembled:
+        """Step 1 of ``complete``: the staged bytes as one local file, whose size and
+        SHA-256 must be the signed header's; on a mismatch the upload is discarded."""
+        if up.received != up.size:
             await self._discard(up)
             raise Mismatch(
                 "size_mismatch",
                 f"received {up.received} bytes, the signed header says {up.size}",
             )
         state = self._hash.get(up.id)
-        if state is not None and state.offset == up.size:
-            digest = state.hasher.hexdigest()
-        else:
-            digest = await asyncio.to_thread(staging.hash_prefix, path, up.size)
-        if digest != up.sha256:
+        known = state.hasher.hexdigest() if state and state.offset == up.size else None
+        chunks: list[StagedChunk] = []
+        if self.staging.in_database:
+            chunks = await self.db.read(lambda c: catalog.upload_chunks(c, up.id))
+        try:
+            staged = await self.staging.assemble(up, chunks, known)
+        except (ObjectStoreError, OSError) as exc:
+            raise self._store_unavailable(exc) from None
+        if staged.size != up.size:
+            await self._discard(up)
+            raise Mismatch(
+                "size_mismatch",
+                f"the staged bytes hold {staged.size} of the {up.size} bytes the signed "
+                "header says",
+            )
+        if staged.sha256 != up.sha256:
+            log.error(
+                "upload %s of %s: staged bytes differ from the signed hash", up.id, up.server_id
+            )
             await self._discard(up)
             raise Mismatch(
                 "hash_mismatch",
                 "the SHA-256 of the received bytes differs from the signed header",
             )
+        return staged
 
     async def _store_objects(self, up: Upload, path: Path) -> Backup:
         """Step 2 of ``complete``: the age object, then its envelope, to the object store;
@@ -483,7 +518,6 @@ class BackupService:
         okey = object_key(up.server_id, up.backup_id)
         ekey = envelope_key(up.server_id, up.backup_id)
         try:
-            await asyncio.to_thread(staging.truncate_to, path, up.size)
             await self.store.put_file(okey, path)
             await self.store.put_bytes(ekey, up.envelope.encode())
         except (ObjectStoreError, OSError) as exc:
@@ -518,6 +552,8 @@ class BackupService:
 
         def record(conn: Any) -> None:
             if catalog.get_upload(conn, up.id) is None:
+                if catalog.get_backup(conn, up.server_id, up.backup_id) is not None:
+                    raise _AlreadyStored()
                 raise _Superseded()
             last = catalog.last_seq(conn, up.server_id)
             if up.seq <= last:
@@ -528,6 +564,10 @@ class BackupService:
 
         try:
             await self.db.write(record)
+        except _AlreadyStored:
+            # A retried complete reached another process while this one was storing:
+            # the same objects under the same keys, catalogued once. Nothing to undo.
+            log.info("upload %s was completed by another process meanwhile", up.id)
         except _Replay as exc:
             await self._delete_quietly(okey)
             await self._delete_quietly(ekey)
@@ -548,7 +588,10 @@ class BackupService:
 
     async def _discard_files(self, up: Upload) -> None:
         self._hash.pop(up.id, None)
-        await asyncio.to_thread(staging.remove, self._part(up.id))
+        try:
+            await self.staging.discard(up.id)
+        except ObjectStoreError as exc:
+            log.warning("could not remove staged chunks of %s (left for cleanup): %s", up.id, exc)
 
     async def _delete_quietly(self, key: str) -> None:
         try:
@@ -585,8 +628,11 @@ class BackupService:
                 (now - up.updated_at) / 3600,
             )
         known = await self.db.read(catalog.upload_ids)
-        for orphan in await asyncio.to_thread(staging.orphans, self.uploads_dir, known):
-            await asyncio.to_thread(staging.remove, orphan)
+        chunks = await self.db.read(catalog.staged_chunk_keys)
+        try:
+            await self.staging.sweep(known, chunks, now)
+        except ObjectStoreError as exc:
+            log.warning("cannot sweep staged chunks now: %s", exc)
         return len(stale)
 
     # -- runs and status -------------------------------------------------------------------

@@ -1,21 +1,145 @@
-"""Staged upload bytes: ``<data>/uploads/<upload_id>.part``, written chunk by chunk.
+"""Where the bytes of half-finished uploads wait until ``complete``: the :class:`Staging`
+interface, its disk form, and the choice between the forms.
 
-Blocking file functions, called in a worker thread. A chunk is on disk (fsync) before
-its offset is acknowledged, so a collector killed with SIGKILL (or a power cut) resumes
-from an offset whose bytes are really there. The database's ``received`` is the
-authority: anything in the file past it (written, never acknowledged) is cut off before
-the next chunk is written.
+The database's ``backup_uploads.received`` is the authority on what was acknowledged in
+either form; the staging holds the bytes.
+
+- :class:`DiskStaging` (the default with the local object store):
+  ``<data>/uploads/<upload_id>.part``, written chunk by chunk. Only the process whose
+  data directory holds the file can resume or complete the upload.
+- :class:`collector.backups.staging_objects.StoreStaging` (the default with S3): each
+  acknowledged chunk is its own object in the configured store, recorded in the database
+  with the offset move, so any collector process sharing the database and the store
+  resumes or completes the upload.
+
+Blocking file functions below run in a worker thread. Disk chunks are not fsynced one by
+one: a killed collector loses nothing the kernel already has, and after a power loss the
+upload resumes at what the staged file really holds (``BackupService`` reconciles the
+offset with :meth:`Staging.held`). Anything in the file past the acknowledged offset
+(written, never acknowledged) is cut off before the next chunk is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collector.backups.catalog import StagedChunk, Upload
+from collector.backups.limits import STAGING_MODES
+
+if TYPE_CHECKING:
+    from collector.backups.objectstore import ObjectStore
 
 READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The staged bytes of an upload as one local file, ready for ``ObjectStore.put_file``:
+    ``size`` bytes whose SHA-256 is ``sha256`` (of what the file really holds)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Staging(ABC):
+    """Staged bytes of uploads, keyed by upload id."""
+
+    kind: str
+    in_database: bool
+    """Whether each chunk's ``StagedChunk`` row must be recorded with the offset move."""
+
+    def __init__(self, uploads_dir: Path) -> None:
+        self.uploads_dir = Path(uploads_dir)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+
+    def part(self, upload_id: str) -> Path:
+        """The local file ``complete`` hands to the object store."""
+        return part_path(self.uploads_dir, upload_id)
+
+    @abstractmethod
+    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+        """Stage ``data`` at ``offset`` (before the offset is acknowledged). Raises
+        ``OSError``/``ValueError`` (disk) or ``ObjectStoreError`` (store)."""
+
+    @abstractmethod
+    async def held(self, up: Upload) -> int:
+        """How many of the acknowledged bytes the staging really holds."""
+
+    @abstractmethod
+    async def assemble(
+        self, up: Upload, chunks: list[StagedChunk], sha256: str | None
+    ) -> Assembled:
+        """The first ``up.size`` staged bytes as one local file, with their size and
+        SHA-256 (``sha256`` when the caller hashed exactly these bytes as they came)."""
+
+    @abstractmethod
+    async def discard(self, upload_id: str) -> None:
+        """Remove what is staged for the upload (its row is gone already)."""
+
+    @abstractmethod
+    async def sweep(self, uploads: set[str], chunks: set[str], now: float) -> int:
+        """Remove staged bytes no upload row accounts for, older than a grace period;
+        how many items."""
+
+
+class DiskStaging(Staging):
+    """``<data>/uploads/<upload_id>.part``: one file per upload on this process's disk."""
+
+    kind = "disk"
+    in_database = False
+
+    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+        await asyncio.to_thread(write_chunk, self.part(upload_id), offset, data)
+        return StagedChunk(offset, len(data), "")
+
+    async def held(self, up: Upload) -> int:
+        return await asyncio.to_thread(staged_size, self.part(up.id))
+
+    async def assemble(
+        self, up: Upload, chunks: list[StagedChunk], sha256: str | None
+    ) -> Assembled:
+        path = self.part(up.id)
+        size = await asyncio.to_thread(staged_size, path)
+        if size < up.size:
+            return Assembled(path, size, "")
+        await asyncio.to_thread(truncate_to, path, up.size)
+        if sha256 is None:
+            sha256 = await asyncio.to_thread(hash_prefix, path, up.size)
+        return Assembled(path, up.size, sha256)
+
+    async def discard(self, upload_id: str) -> None:
+        await asyncio.to_thread(remove, self.part(upload_id))
+
+    async def sweep(self, uploads: set[str], chunks: set[str], now: float) -> int:
+        found = await asyncio.to_thread(orphans, self.uploads_dir, uploads, now=now)
+        for orphan in found:
+            await asyncio.to_thread(remove, orphan)
+        return len(found)
+
+
+def open_staging(mode: str, store: ObjectStore, data_dir: Path) -> Staging:
+    """The staging ``[backup] staging`` names: ``disk``, ``store``, or ``auto`` (the
+    store when it is S3, which every process can reach; the disk with the local store)."""
+    from collector.backups.staging_objects import StoreStaging
+
+    if mode not in STAGING_MODES:
+        raise ValueError(f"staging must be one of {', '.join(STAGING_MODES)}, not {mode!r}")
+    uploads_dir = Path(data_dir) / "uploads"
+    if mode == "store" or (mode == "auto" and store.kind != "local"):
+        return StoreStaging(store, uploads_dir)
+    return DiskStaging(uploads_dir)
+
+
+# --- files --------------------------------------------------------------------------------
 
 
 def part_path(uploads_dir: Path, upload_id: str) -> Path:
@@ -74,11 +198,13 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def orphans(uploads_dir: Path, known: set[str], min_age_s: float = 60.0) -> list[Path]:
+def orphans(
+    uploads_dir: Path, known: set[str], min_age_s: float = 60.0, now: float | None = None
+) -> list[Path]:
     """Staged files whose upload row is gone (completed or discarded while we crashed)."""
     if not uploads_dir.is_dir():
         return []
-    cutoff = time.time() - min_age_s
+    cutoff = (time.time() if now is None else now) - min_age_s
     out = []
     for p in uploads_dir.glob("*.part"):
         if p.stem not in known:

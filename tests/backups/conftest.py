@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from collector.backups.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
 from collector.storage import Database
 from harness.database import collector_database
+from harness.s3 import moto_server, new_bucket, s3_config
 from protocol import backup_envelope as be
 from recovery.cli import main as vigil_backup
 from tests.backups.backup_site import BackupSite, open_site
@@ -28,46 +27,8 @@ from tests.backups.backup_site import BackupSite, open_site
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's S3 API server on 127.0.0.1, a free port, for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    mp.undo()
-
-
-def s3_config(endpoint: str, bucket: str, **more: object) -> dict:
-    return {
-        "kind": "s3",
-        "endpoint_url": endpoint,
-        "bucket": bucket,
-        "prefix": "vigil/test",
-        "region": "us-east-1",
-        "access_key_id": "testing",
-        "secret_access_key": "testing",
-        "addressing_style": "path",
-        **more,
-    }
-
-
-def new_bucket(endpoint: str) -> str:
-    name = f"vigil-{secrets.token_hex(6)}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=name)
-    client.close()
-    return name
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])
