@@ -19,6 +19,7 @@ from collector.config import CollectorConfig
 from collector.config_reload import reload_config
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
+from collector.http.session_keys import SessionKeyError
 from collector.private_files import files_private, private_dir
 from collector.supervision import TASKS
 
@@ -43,7 +44,11 @@ async def serve(
     for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
         if (config.data_dir / made_before).is_dir():
             private_dir(config.data_dir / made_before)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except SessionKeyError as exc:
+        log.critical("%s", exc)
+        return 2
     stop = asyncio.Event()
     gave_up: list[str] = []
 
