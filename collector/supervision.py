@@ -50,6 +50,8 @@ class _Task:
     paused_when: Callable[[], bool] | None
     everywhere: bool = False
     holds: bool = False
+    first_due: float = 0.0
+    """When the first round is due (``time.time()``) if no process has run one yet."""
     state: str = "starting"
     failures: int = 0
     last_error: str = ""
@@ -109,6 +111,7 @@ class Supervisor:
             paused_when,
             everywhere,
             holds=everywhere or self.leases is None,
+            first_due=time.time() + (interval_s if first_delay_s is None else first_delay_s),
         )
         self._tasks[name] = t
         t.task = asyncio.get_running_loop().create_task(self._run(t), name=f"vigil-{name}")
@@ -148,13 +151,13 @@ class Supervisor:
             )
         t.holds = held
         now = time.time()
-        if held and (last is None or now >= last + t.interval_s):
+        due = t.first_due if last is None else last + t.interval_s
+        if held and now >= due:
             return now
-        if not held:
-            t.state = "standby"
+        t.state = "running" if held else "standby"
         wait = leases.tick(t.interval_s)
-        if held and last is not None:
-            wait = min(wait, last + t.interval_s - now)
+        if held:
+            wait = min(wait, due - now)
         await asyncio.sleep(wait)
         return None
 
@@ -178,7 +181,10 @@ class Supervisor:
         await leases.ran(t.name, started)  # a failed round is retried, not counted
 
     async def _rounds(self, t: _Task) -> None:
-        await asyncio.sleep(t.first_delay_s)
+        if self._leased(t) is None:
+            await asyncio.sleep(t.first_delay_s)
+        # A leased task asks for its lease at once (a standby process shows which process
+        # holds it); its first round waits for first_due, or a period after the last one.
         while True:
             if t.paused_when is not None and t.paused_when():
                 if t.state != "paused":

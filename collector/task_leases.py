@@ -10,7 +10,8 @@ expired, and the row count says whether this process holds the task. The holder 
 it every :meth:`TaskLeases.tick` (also while a long round runs); when the holder dies,
 its lease expires ``lease_s`` after its last renewal and the next process to ask takes
 the task over. ``last_round_at`` is the start of the task's last round in any process,
-so a takeover keeps the period instead of starting it again. A process that stops
+so a takeover keeps the period instead of starting it again; ``rounds`` counts the
+rounds run, by whichever process. A process that stops
 cleanly gives its leases up at once.
 
 The clocks of the processes are compared (``expires_at``): on several machines they
@@ -56,7 +57,8 @@ def take(
 def ran(conn: Any, name: str, holder: str, started: float) -> None:
     """Record the start of a round run by ``holder`` (nothing if it lost the lease)."""
     conn.execute(
-        "UPDATE task_leases SET last_round_at = ? WHERE name = ? AND holder = ?",
+        "UPDATE task_leases SET last_round_at = ?, rounds = rounds + 1 "
+        "WHERE name = ? AND holder = ?",
         (started, name, holder),
     )
 

@@ -15,13 +15,14 @@ harmless: the collector answers 401 ``session_unknown`` and the agent opens a ne
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from collector.key_files import make_once
 
 _NONCE = 12
 KEY_BYTES = 32
@@ -33,27 +34,6 @@ class SessionKeyError(Exception):
     """The sealing key cannot be read or made: says which file and what to do."""
 
 
-def _make_once(path: Path) -> None:
-    """Write a new key to ``path`` unless a key is there already. Several processes
-    starting at once agree: the key is written to a private temporary file and linked
-    into place, which fails for all but the first."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, os.urandom(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def load_key(data_dir: Path, configured: Path | None = None) -> bytes:
     """The installation's sealing key: ``configured`` (which must exist), else
     ``data_dir/session.key`` (made at first start)."""
@@ -61,8 +41,7 @@ def load_key(data_dir: Path, configured: Path | None = None) -> bytes:
     if configured is None:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                _make_once(path)
+            make_once(path, KEY_BYTES)
         except OSError as exc:
             raise SessionKeyError(
                 f"cannot make the session key file {path}: {exc.strerror or exc}"
