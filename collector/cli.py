@@ -27,7 +27,7 @@ from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.health import servers
 from collector.private_files import files_private
-from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS
+from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS, open_url
 from protocol import log_format
 
 Register = Callable[[argparse._SubParsersAction], None]
@@ -53,36 +53,86 @@ def _feature_registrations() -> list[Register]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import errno
-
     from collector import instance_lock
-    from collector.server import run
 
     config = config_of(args)
     log_format.configure(config.log_format, args.log_level or config.log_level)
+    if args.listen_fd is not None:  # a worker of ``serve --workers``: its parent checked
+        return _serve_here(args, config)
+    if args.workers < 1:
+        return fail("--workers must be at least 1", 2)
     lock: Any = None
-    try:
-        if config.storage.kind == "sqlite":
+    if config.storage.kind == "sqlite":
+        if args.workers > 1:
+            return fail(
+                "--workers needs PostgreSQL storage: SQLite is the one-process embedded "
+                "database (one writer at a time; this collector already commits many "
+                "requests at once). Serve with one process, or move to PostgreSQL "
+                "('vigil-collector migrate-storage', docs/deploy.md)",
+                2,
+            )
+        try:
             lock = instance_lock.hold(config.data_dir)
-        else:
-            lock = instance_lock.hold_database(config.storage.dsn)
-    except instance_lock.AlreadyRunning as exc:
-        return fail(str(exc), 2)
-    except _UNREACHABLE as exc:
-        return fail(f"cannot open the PostgreSQL database: {exc}", 2)
+        except instance_lock.AlreadyRunning as exc:
+            return fail(str(exc), 2)
+    else:
+        try:  # migrated once, here, before any worker starts
+            open_url(config.storage.dsn).close()
+        except _UNREACHABLE as exc:
+            return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
-        return run(config, reload_from=lambda: config_of(args), log_level_flag=args.log_level)
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        return fail(
-            f"cannot listen on {config.listen}: the address is already in use (another "
-            "collector or program); choose another with --listen HOST:PORT",
-            2,
-        )
+        if args.workers == 1:
+            return _serve_here(args, config)
+        return _serve_workers(args, config)
     finally:
         if lock is not None:
             lock.close()
+
+
+def _listen_failed(config: Any) -> int:
+    return fail(
+        f"cannot listen on {config.listen}: the address is already in use (another "
+        "collector or program); choose another with --listen HOST:PORT",
+        2,
+    )
+
+
+def _serve_here(args: argparse.Namespace, config: Any) -> int:
+    import errno
+    import socket
+
+    from collector.server import run
+
+    sock = None
+    if args.listen_fd is not None:
+        sock = socket.socket(fileno=args.listen_fd)
+    try:
+        return run(
+            config,
+            reload_from=lambda: config_of(args),
+            log_level_flag=args.log_level,
+            sock=sock,
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return _listen_failed(config)
+
+
+def _serve_workers(args: argparse.Namespace, config: Any) -> int:
+    import errno
+
+    from collector.workers import Workers, bind, worker_command
+
+    try:
+        sock = bind(config.listen)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return _listen_failed(config)
+    command = worker_command(args.config, args.data, config.listen, args.log_level)
+    with sock:
+        return Workers(command, args.workers, sock).run()
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:
@@ -273,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="default: [log] level of the configuration, else info",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve with N collector processes on one listening socket (PostgreSQL only)",
+    )
+    p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     partner = sub.add_parser("partner", help="partners (integrators, resellers)").add_subparsers(

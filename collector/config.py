@@ -100,6 +100,12 @@ class CollectorConfig:
     pages: PagesConfig = field(default_factory=PagesConfig)
     metrics_token: str = ""
     """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>``."""
+    session_key_file: Path | None = None
+    """``[http] session_key_file``: the sealing key of agent sessions, shared by every
+    collector machine of one installation (unset: ``session.key`` in the data directory)."""
+    task_lease_s: int = 30
+    """A process holding a scheduled task's lease keeps it this long without renewing;
+    after a holder dies, another process takes the task over once its lease expires."""
     backup: BackupConfig = field(default_factory=lambda: _feature_sections({}, "")[0])
     """``[backup]``, checked at load like every other section."""
     contracts: ContractsConfig = field(default_factory=lambda: _feature_sections({}, "")[1])
@@ -261,6 +267,7 @@ def load_config(
         ("refusal_log_interval_s", 600, 1, 30 * 86400),
         ("task_retry_max_s", 300, 1, 86400),
         ("task_give_up_after", 10, 1, 1_000_000),
+        ("task_lease_s", 30, 3, 86400),
     ):
         v = _get(table, key, int, source, p, default)
         if not low <= v <= high:
@@ -301,7 +308,11 @@ def load_config(
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts, mail = _feature_sections(raw, source)
     log_format, log_level = _log_section(raw, source)
+    key_file = _get(_table(raw, "http", source), "session_key_file", str, source, "http.", "")
+    if "\0" in key_file:
+        raise ConfigError(source, "http.session_key_file", "a path without NUL characters")
     return CollectorConfig(
+        session_key_file=Path(key_file) if key_file else None,
         log_format=log_format,
         log_level=log_level,
         data_dir=data,

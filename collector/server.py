@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from collector.config import CollectorConfig
 from collector.config_reload import reload_config
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
+from collector.http.session_keys import SessionKeyError
 from collector.private_files import files_private, private_dir
 from collector.supervision import TASKS
 
@@ -35,15 +37,21 @@ async def serve(
     shutdown_timeout: float = 10.0,
     reload_from: Callable[[], CollectorConfig] | None = None,
     log_level_flag: str | None = None,
+    sock: socket.socket | None = None,
 ) -> int:
     """Serve until a signal (exit status 0) or a background task gives up (1). SIGHUP
     re-reads the configuration with ``reload_from`` (see ``collector.config_reload``).
-    Run it with ``files_private`` (``run`` does)."""
+    ``sock`` is a listening socket bound by ``serve --workers`` (else ``config.listen``
+    is bound here). Run it with ``files_private`` (``run`` does)."""
     private_dir(config.data_dir)
     for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
         if (config.data_dir / made_before).is_dir():
             private_dir(config.data_dir / made_before)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except SessionKeyError as exc:
+        log.critical("%s", exc)
+        return 2
     stop = asyncio.Event()
     gave_up: list[str] = []
 
@@ -68,7 +76,11 @@ async def serve(
         await runner.cleanup()
         return 2
     host, port = split_listen(config.listen)
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock)
+    else:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
     bound = runner.addresses[0] if runner.addresses else (host, port)
     log.info(
@@ -97,7 +109,10 @@ def run(
     config: CollectorConfig,
     reload_from: Callable[[], CollectorConfig] | None = None,
     log_level_flag: str | None = None,
+    sock: socket.socket | None = None,
 ) -> int:
     """Serve, creating files private to the collector's user; the process's exit status."""
     with files_private():
-        return asyncio.run(serve(config, reload_from=reload_from, log_level_flag=log_level_flag))
+        return asyncio.run(
+            serve(config, reload_from=reload_from, log_level_flag=log_level_flag, sock=sock)
+        )

@@ -13,6 +13,13 @@ the task. ``/healthz`` lists every task's state (:meth:`Supervisor.states`).
 A task that needs the database to write (``paused_when``) waits while the storage checks
 fail instead of counting failures: a full disk is reported by ``/healthz`` and is not a
 reason to stop the collector, which still serves reads.
+
+With :class:`~collector.task_leases.TaskLeases` (several collector processes on one
+PostgreSQL), a task's round runs only in the process holding the task's lease, once per
+period across the processes; the others wait in state ``standby`` and take the task over
+when the holder's lease expires. A task made with ``everywhere=True`` (this process's
+own storage checks; the notification sender, whose outbox claims each message) runs in
+every process. ``/healthz`` shows for each task whether this process ``holds`` it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.task_leases import TaskLeases
+
 log = logging.getLogger("vigil.collector.tasks")
 
 Round = Callable[[], Awaitable[Any]]
@@ -39,6 +48,10 @@ class _Task:
     round: Round
     first_delay_s: float
     paused_when: Callable[[], bool] | None
+    everywhere: bool = False
+    holds: bool = False
+    first_due: float = 0.0
+    """When the first round is due (``time.time()``) if no process has run one yet."""
     state: str = "starting"
     failures: int = 0
     last_error: str = ""
@@ -66,10 +79,13 @@ class Supervisor:
         retry_max_s: float = 300.0,
         give_up_after: int = 10,
         on_give_up: Callable[[str], None] | None = None,
+        leases: TaskLeases | None = None,
     ) -> None:
         self.retry_max_s = retry_max_s
         self.give_up_after = give_up_after
         self.on_give_up = on_give_up
+        self.leases = leases
+        """None: this is the only collector process, every task runs here."""
         self._tasks: dict[str, _Task] = {}
 
     def every(
@@ -80,9 +96,11 @@ class Supervisor:
         *,
         first_delay_s: float | None = None,
         paused_when: Callable[[], bool] | None = None,
+        everywhere: bool = False,
     ) -> TaskHandle:
         """Run ``round`` every ``interval_s`` (first after ``first_delay_s``, default one
-        interval) until stopped."""
+        interval) until stopped; in the process holding its lease only, unless
+        ``everywhere``."""
         if name in self._tasks and self._tasks[name].task is not None:
             raise ValueError(f"task {name!r} already runs")
         t = _Task(
@@ -91,6 +109,9 @@ class Supervisor:
             round,
             float(interval_s if first_delay_s is None else first_delay_s),
             paused_when,
+            everywhere,
+            holds=everywhere or self.leases is None,
+            first_due=time.time() + (interval_s if first_delay_s is None else first_delay_s),
         )
         self._tasks[name] = t
         t.task = asyncio.get_running_loop().create_task(self._run(t), name=f"vigil-{name}")
@@ -110,8 +131,60 @@ class Supervisor:
             return
         # _rounds only returns when the task gave up.
 
+    def _leased(self, t: _Task) -> TaskLeases | None:
+        return None if t.everywhere else self.leases
+
+    async def _turn(self, t: _Task) -> float | None:
+        """Whether this process runs ``t``'s round now: its start time, or None after
+        waiting a tick (another process holds the task, or its period has not passed
+        since the last round, wherever that ran)."""
+        leases = self._leased(t)
+        if leases is None:
+            t.holds = True
+            return time.time()
+        held, last = await leases.take(t.name)
+        if held != t.holds:
+            log.info(
+                "background task %s: %s",
+                t.name,
+                "this process holds it" if held else "another process holds it",
+            )
+        t.holds = held
+        now = time.time()
+        due = t.first_due if last is None else last + t.interval_s
+        if held and now >= due:
+            return now
+        t.state = "running" if held else "standby"
+        wait = leases.tick(t.interval_s)
+        if held:
+            wait = min(wait, due - now)
+        await asyncio.sleep(wait)
+        return None
+
+    async def _keep(self, leases: TaskLeases, t: _Task) -> None:
+        """Renew ``t``'s lease while its round runs."""
+        while True:
+            await asyncio.sleep(leases.tick(t.interval_s))
+            with contextlib.suppress(Exception):  # the next turn says if it was lost
+                t.holds, _ = await leases.take(t.name)
+
+    async def _round(self, t: _Task, started: float) -> None:
+        leases = self._leased(t)
+        if leases is None:
+            await t.round()
+            return
+        keeper = asyncio.get_running_loop().create_task(self._keep(leases, t))
+        try:
+            await t.round()
+        finally:
+            keeper.cancel()
+        await leases.ran(t.name, started)  # a failed round is retried, not counted
+
     async def _rounds(self, t: _Task) -> None:
-        await asyncio.sleep(t.first_delay_s)
+        if self._leased(t) is None:
+            await asyncio.sleep(t.first_delay_s)
+        # A leased task asks for its lease at once (a standby process shows which process
+        # holds it); its first round waits for first_due, or a period after the last one.
         while True:
             if t.paused_when is not None and t.paused_when():
                 if t.state != "paused":
@@ -121,9 +194,12 @@ class Supervisor:
                 continue
             if t.state == "paused":
                 log.info("background task %s resumes: storage is back", t.name)
-            t.state = "running" if t.failures == 0 else "retrying"
             try:
-                await t.round()
+                started = await self._turn(t)
+                if started is None:
+                    continue
+                t.state = "running" if t.failures == 0 else "retrying"
+                await self._round(t, started)
             except Exception as exc:
                 t.failures += 1
                 t.last_error = f"{type(exc).__name__}: {exc}"
@@ -143,7 +219,8 @@ class Supervisor:
             t.last_error = ""
             t.last_ok_at = time.time()
             t.state = "running"
-            await asyncio.sleep(t.interval_s)
+            leases = self._leased(t)
+            await asyncio.sleep(t.interval_s if leases is None else leases.tick(t.interval_s))
 
     def _give_up(self, t: _Task, reason: str) -> None:
         t.state = "stopped"
@@ -169,20 +246,30 @@ class Supervisor:
             await asyncio.wait({t.task}, timeout=1.0)
         with contextlib.suppress(asyncio.CancelledError):
             await t.task
+        leases = self._leased(t)
+        if leases is not None and t.holds:
+            with contextlib.suppress(Exception):  # unreleased, it expires all the same
+                await leases.release(t.name)
 
     async def stop_all(self) -> None:
         for name in list(self._tasks):
             await self.stop(name)
 
     def states(self) -> dict[str, dict[str, Any]]:
-        """Each task's state (``running``, ``retrying``, ``paused``, ``stopped``), failures
-        in a row and last error: what ``/healthz`` shows."""
+        """Each task's state (``running``, ``retrying``, ``paused``, ``standby``,
+        ``stopped``), whether this process holds it, failures in a row and last error:
+        what ``/healthz`` shows."""
         out: dict[str, dict[str, Any]] = {}
         for t in self._tasks.values():
             state = t.state
             if t.task is not None and t.task.done() and state != "stopped":
                 state = "stopped"
-            out[t.name] = {"state": state, "failures": t.failures, "last_error": t.last_error}
+            out[t.name] = {
+                "state": state,
+                "holds": t.holds,
+                "failures": t.failures,
+                "last_error": t.last_error,
+            }
         return out
 
     def not_running(self) -> list[str]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -457,19 +455,13 @@ async def server_sma_upgrade(request: web.Request) -> web.Response:
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    holder = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
     interval = app[CONFIG].contracts.check_interval_s
-    ttl = max(60.0, 3 * interval)
 
     async def checks() -> None:
-        now = time.time()
-        mine = await app[DB].write(
-            lambda c: repo.acquire_lease(c, "contract-checks", holder, now, ttl)
-        )
-        if mine:
-            result = await service.run_checks(app[DB], now)
-            if result.new_incidents:
-                log.info("contract checks opened %d incident(s)", len(result.new_incidents))
+        # One process runs a round: the one holding the task's lease (collector.task_leases).
+        result = await service.run_checks(app[DB], time.time())
+        if result.new_incidents:
+            log.info("contract checks opened %d incident(s)", len(result.new_incidents))
 
     handle = app[TASKS].every(
         "contract-checks",

@@ -209,7 +209,7 @@ async def post_session(request: web.Request) -> web.Response:
         metrics.rejected("bad_signature")
         refused(request, server.id, "bad_signature", "session request signature does not verify")
         raise ApiError(401, "bad_signature", "session request signature does not verify") from None
-    if not request.app[NONCES].check_and_add("s:" + req.nonce):
+    if not await request.app[NONCES].check_and_add("s:" + req.nonce):
         metrics.rejected("replay")
         raise ApiError(401, "replay", "session request was already received (replayed nonce)")
     peer = _public_key(req.ephemeral_key, "$.ephemeral_key")

@@ -414,7 +414,7 @@ async def health_context(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(ensure_ballast, ballast_dir, cfg.report_reserve)
 
     handle = app[TASKS].every(
-        "storage-checks", cfg.storage_check_interval_s, round, first_delay_s=0
+        "storage-checks", cfg.storage_check_interval_s, round, first_delay_s=0, everywhere=True
     )
     yield
     await handle.stop()

@@ -23,18 +23,18 @@ from collector.health.storage_health import (
     open_storage,
     storage_middleware,
 )
-from collector.http import openapi, pages, paths
+from collector.http import openapi, pages, paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.auth import Handler, auth_middleware
 from collector.http.errors import ApiError
 from collector.http.metrics import CONTENT_TYPE, Metrics
 from collector.http.ratelimit import AuthLimits
-from collector.http.replay import NonceCache
 from collector.http.request_limits import BodyTooSlow, limits_middleware
-from collector.http.session_keys import SessionSealer
+from collector.http.session_keys import SessionSealer, load_key
 from collector.notify import feature as notify_feature
 from collector.storage import STORAGE_ERRORS, Database, open_database
 from collector.supervision import TASKS, Supervisor, stop_tasks
+from collector.task_leases import TaskLeases
 from protocol import routes
 from protocol.messages import ErrorBody, encode
 
@@ -159,9 +159,18 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
+def _share_tasks(app: web.Application, db: Database) -> None:
+    """On PostgreSQL several collector processes may serve one database: each scheduled
+    task runs in the process holding its lease. SQLite is one process (its data
+    directory's lock), which runs every task itself."""
+    if db.dialect == "postgresql":
+        app[TASKS].leases = TaskLeases(lambda: app[DB], app[CONFIG].task_lease_s)
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = open_storage(app[CONFIG], open_database)
     app[DB] = db
+    _share_tasks(app, db)
     yield
     # Writes already queued are finished before the file is closed.
     await db.aclose()
@@ -191,14 +200,16 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     )
     app.cleanup_ctx.append(stop_tasks)
     app[METRICS] = Metrics()
-    app[NONCES] = NonceCache(2 * config.max_clock_skew_s)
+    app[NONCES] = replay.NonceStore(app, 2 * config.max_clock_skew_s)
     app[LIMITS] = AuthLimits(config.rate_limits)
-    app[SEALER] = SessionSealer()
+    app[SEALER] = SessionSealer(load_key(config.data_dir, config.session_key_file))
     if database is not None:
         app[DB] = database
+        _share_tasks(app, database)
     else:
         app.cleanup_ctx.append(_database)
         app.cleanup_ctx.append(health_context)
+    app.cleanup_ctx.append(replay.pruning)
     app.router.add_get(routes.HEALTHZ, healthz)
     app.router.add_get(paths.METRICS, metrics_handler)
     for setup in FEATURES:

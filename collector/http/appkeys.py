@@ -10,13 +10,13 @@ if TYPE_CHECKING:
     from collector.config import CollectorConfig
     from collector.http.metrics import Metrics
     from collector.http.ratelimit import AuthLimits
-    from collector.http.replay import NonceCache
+    from collector.http.replay import NonceStore
     from collector.http.session_keys import SessionSealer
     from collector.storage import Database
 
 DB: web.AppKey[Database] = web.AppKey("db")
 CONFIG: web.AppKey[CollectorConfig] = web.AppKey("config")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-NONCES: web.AppKey[NonceCache] = web.AppKey("nonces")
+NONCES: web.AppKey[NonceStore] = web.AppKey("nonces")
 LIMITS: web.AppKey[AuthLimits] = web.AppKey("auth_limits")
 SEALER: web.AppKey[SessionSealer] = web.AppKey("session_sealer")

@@ -214,7 +214,7 @@ async def _authenticate_agent(request: web.Request) -> None:
         raise _refuse(
             request, 401, "bad_signature", "request signature does not verify", session.server_id
         )
-    if not request.app[NONCES].check_and_add(nonce):
+    if not await request.app[NONCES].check_and_add(nonce):
         raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
     request[_BODY] = body
     request[_AGENT] = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)

@@ -1,35 +1,91 @@
-"""Session keys at rest: sealed under a key that lives only in this process's memory.
+"""Session keys at rest: sealed under the installation's session key file.
 
-A session's HMAC key is stored (so every reader thread and connection finds it) only
-encrypted with AES-256-GCM under a random key made when the collector starts, with the
-session id as associated data. A copy of the database therefore holds no key that signs
-an agent request, and after a restart every stored session is unusable: the collector
-answers 401 ``session_unknown`` and the agent opens a new session. A request captured
-before a restart cannot be replayed after it, although the nonce memory did not survive.
+A session's HMAC key is stored (so every reader thread, connection and collector process
+finds it) only encrypted with AES-256-GCM under the *sealing key*, with the session id as
+associated data. The sealing key is 32 random bytes in a file the database does not hold:
+``session.key`` in the data directory, made 0600 at first start (one machine, any number
+of ``serve --workers`` processes), or ``[http] session_key_file`` naming a file every
+machine of an installation is given (several machines on one PostgreSQL). So a session
+opened through one process works through every other and across restarts, while a copy
+of the database alone signs nothing: without the key file, its sealed keys open for no one.
+
+Changing the key file (or losing it) makes every stored session unusable, which is
+harmless: the collector answers 401 ``session_unknown`` and the agent opens a new session.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from collector.key_files import make_once
+
 _NONCE = 12
+KEY_BYTES = 32
+KEY_FILE = "session.key"
+"""The sealing key's file in the data directory when ``[http] session_key_file`` is unset."""
+
+
+class SessionKeyError(Exception):
+    """The sealing key cannot be read or made: says which file and what to do."""
+
+
+def load_key(data_dir: Path, configured: Path | None = None) -> bytes:
+    """The installation's sealing key: ``configured`` (which must exist), else
+    ``data_dir/session.key`` (made at first start)."""
+    path = configured if configured is not None else data_dir / KEY_FILE
+    if configured is None:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            make_once(path, KEY_BYTES)
+        except OSError as exc:
+            raise SessionKeyError(
+                f"cannot make the session key file {path}: {exc.strerror or exc}"
+            ) from None
+    try:
+        with open(path, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            key = fh.read(KEY_BYTES + 1)
+    except FileNotFoundError:
+        raise SessionKeyError(
+            f"[http] session_key_file {path} does not exist: make it once with "
+            f"'head -c {KEY_BYTES} /dev/urandom > {path}; chmod 600 {path}' and give every "
+            "collector machine of this installation the same file"
+        ) from None
+    except OSError as exc:
+        raise SessionKeyError(
+            f"cannot read the session key file {path}: {exc.strerror or exc}"
+        ) from None
+    if len(key) != KEY_BYTES:
+        raise SessionKeyError(
+            f"the session key file {path} must hold exactly {KEY_BYTES} bytes "
+            f"(it holds {len(key)}{' or more' if len(key) > KEY_BYTES else ''})"
+        )
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SessionKeyError(
+            f"the session key file {path} is readable by other users: chmod 600 {path}"
+        )
+    return key
 
 
 class SessionSealer:
-    """Seals and opens session keys for this process's lifetime."""
+    """Seals and opens session keys under the installation's sealing key."""
 
-    def __init__(self) -> None:
-        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    def __init__(self, key: bytes | None = None) -> None:
+        """``key`` is the sealing key (:func:`load_key`); None makes a random one that
+        lives only as long as this object (for tests of a single in-process app)."""
+        self._aead = AESGCM(key if key is not None else AESGCM.generate_key(bit_length=256))
 
     def seal(self, session_id: str, key: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
         return nonce + self._aead.encrypt(nonce, key, session_id.encode())
 
     def open(self, session_id: str, sealed: bytes) -> bytes | None:
-        """The key, or None for a session sealed by another process (or tampered with)."""
+        """The key, or None for a session sealed under another key (or tampered with)."""
         if len(sealed) <= _NONCE:
             return None
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from collector.key_files import make_once
 from collector.private_files import private_file
 
 KEY_FILE = "notify.key"
@@ -34,15 +35,8 @@ class SecretBox:
         path = Path(data_dir) / KEY_FILE
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process made it first
-                pass
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(AESGCM.generate_key(bit_length=256))
-                    f.flush()
-                    os.fsync(f.fileno())
+            # Workers starting at once all read the first one's key, never a half-made file.
+            make_once(path)
         private_file(path)
         self._aead = AESGCM(path.read_bytes()[:32])
 

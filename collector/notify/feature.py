@@ -75,7 +75,10 @@ def _context(settings: NotifySettings) -> Callable[[web.Application], AsyncItera
 
         paused = lambda: writes_refused(app)  # noqa: E731
         handles = [
-            app[TASKS].every("notify", settings.interval_s, deliver, paused_when=paused),
+            # Every process sends: the outbox claims each message for one sender.
+            app[TASKS].every(
+                "notify", settings.interval_s, deliver, paused_when=paused, everywhere=True
+            ),
             app[TASKS].every(
                 "notify-sweep", settings.sweep_interval_s, notifier.sweep, paused_when=paused
             ),

@@ -48,6 +48,8 @@ class Database(Protocol):
 
     def write_sync(self, fn: Callable[[Conn], T]) -> T: ...
 
+    async def write_unsettled(self, fn: Callable[[Conn], T]) -> T: ...
+
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -62,6 +64,7 @@ class GroupCommitDatabase:
     def __init__(self, *, max_batch: int, readers: int) -> None:
         self.max_batch = max_batch
         self._pending: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]] = []
+        self._unsettled: set[asyncio.Future[Any]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._wconn: Conn | None = None
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="vigil-db-commit")
@@ -127,6 +130,27 @@ class GroupCommitDatabase:
             self._flusher = loop.create_task(self._flush_loop(), name="vigil-db-commit")
         return await fut
 
+    async def write_unsettled(self, fn: Callable[[Conn], T]) -> T:
+        """Run ``fn`` in the next group commit; return as soon as it has run, before that
+        commit is durable. For a claim (an insert that does nothing when the row is there,
+        e.g. a request's nonce) that must be taken before the caller goes on, and need be
+        durable no sooner than the caller's own writes: those are queued after it, so they
+        commit in the same commit or a later one. Another connection's claim of the same
+        row waits for this commit (the unique index orders them); if the commit fails,
+        the claim is lost with it."""
+        if self._closed:
+            raise RuntimeError("database is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._unsettled.add(fut)
+        self._pending.append((fn, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop(), name="vigil-db-commit")
+        try:
+            return await fut
+        finally:
+            self._unsettled.discard(fut)
+
     def write_sync(self, fn: Callable[[Conn], T]) -> T:
         """The same, blocking, on a connection of its own (CLI commands, threads):
         SQLite's lock orders it with the group commits of a running collector."""
@@ -174,7 +198,10 @@ class GroupCommitDatabase:
                         results.append((fut, False, exc))
                     else:
                         conn.execute("RELEASE job")
-                        results.append((fut, True, value))
+                        if fut in self._unsettled:
+                            fut.set_result(value)
+                        else:
+                            results.append((fut, True, value))
                 await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
             except BaseException as exc:
                 log.error("group commit of %d writes failed: %s", len(batch), exc)

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import pq
 
 from collector.storage.database import GroupCommitDatabase
-from collector.storage.migrations import apply_migrations
+from collector.storage.migrations import MIGRATION_LOCK, apply_migrations
 
 
 class PgRow(tuple[Any, ...]):
@@ -154,6 +154,10 @@ class PostgresDatabase(GroupCommitDatabase):
         conn = self._connect()
         try:
             if migrate:
+                # Several collectors starting at once (``serve --workers``, machines):
+                # one migrates, the others wait and find nothing left to do. The lock is
+                # the connection's, so a collector killed while migrating releases it.
+                conn.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
                 apply_migrations(conn, self.dialect)
         finally:
             conn.close()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from harness.database import PrivatePostgres, private_postgres
+import pytest
+
 from harness.processes import Collector
 
 BIN = Path(sys.executable).parent
@@ -56,25 +54,14 @@ def test_unreachable_postgresql_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_second_collector_on_the_same_postgresql_is_refused(
-    tmp_path: Path, postgres_server: PrivatePostgres | None
-) -> None:
-    """Two collectors on one PostgreSQL would both run the scheduled work: refused, naming
-    the first one's pid, whatever their data directories."""
-    with contextlib.ExitStack() as stack:
-        server = postgres_server or stack.enter_context(private_postgres())
-        url = server.new_database()
-        first = Collector(tmp_path / "one", env={"VIGIL_STORAGE_URL": url}).start()
-        stack.callback(first.kill, signal.SIGTERM)
-        second = ["serve", "--data", str(tmp_path / "two"), "--listen", "127.0.0.1:0"]
-        out = subprocess.run(
-            [str(BIN / "vigil-collector"), *second],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "VIGIL_STORAGE_URL": url},
-        )
-        assert out.returncode == 2
-        assert f"another collector (pid {first.proc.pid}) is serving" in out.stderr
-        assert "Traceback" not in out.stderr
-        assert first.proc.poll() is None
+@pytest.mark.sqlite_only
+def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
+    """SQLite is the one-process embedded database: ``--workers 2`` on it stops at start
+    with one line saying why and what to do, before anything listens."""
+    out = _serve("--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0", "--workers", "2")
+    assert out.returncode == 2
+    assert "--workers needs PostgreSQL storage" in out.stderr
+    assert "migrate-storage" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _serve("--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0", "--workers", "0")
+    assert out.returncode == 2 and "--workers must be at least 1" in out.stderr

@@ -1,16 +1,19 @@
-"""A signed request replayed after a collector restart is refused; re-enrolling a known
-machine needs the operator's consent and never undoes a revocation."""
+"""A signed request replayed after a collector restart is refused while sessions survive
+it; re-enrolling a known machine needs the operator's consent and never undoes a
+revocation."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
 from agent.client import Refused
 from harness.net import http, wait_until
-from harness.processes import Collector
+from harness.processes import BIN, Collector
 from harness.signed import (
     batch,
     enroll_raw,
@@ -30,9 +33,12 @@ def _server(c: Collector, key: str, server_id: str) -> dict:
     return body
 
 
-def test_a_request_captured_before_a_restart_is_refused_after_it(
+def test_a_request_received_before_a_restart_is_refused_after_it(
     collector: Collector, make_agent
 ) -> None:
+    """Sessions outlive a restart (their sealing key is the installation's file), and so
+    do the nonces: a request received before the restart is a replay after it, while one
+    signed then and never delivered is still a request of an open session."""
     key, token = collector.partner("acme")
     agent = make_agent()
     sid = agent.enroll(collector.url, token)
@@ -41,21 +47,84 @@ def test_a_request_captured_before_a_restart_is_refused_after_it(
     delivered_headers = signed_headers(session, "POST", REPORTS, delivered)
     status, _, _ = http("POST", collector.url + REPORTS, delivered, delivered_headers)
     assert status == 200
-    held_back = batch(report(2))  # captured on its way, never delivered
+    held_back = batch(report(2))  # signed, never delivered before the restart
     held_headers = signed_headers(session, "POST", REPORTS, held_back)
 
     collector.stop()
     collector.start()
 
-    for body, headers in ((delivered, delivered_headers), (held_back, held_headers)):
-        status, _, out = http("POST", collector.url + REPORTS, body, headers)
-        assert status == 401 and json.loads(out)["error"] == "session_unknown", out
+    status, _, out = http("POST", collector.url + REPORTS, delivered, delivered_headers)
+    assert status == 401 and json.loads(out)["error"] == "replay", out
+    assert _server(collector, key, sid)["reports_received"] == 1, "the replay stored nothing"
+    status, _, out = http("POST", collector.url + REPORTS, held_back, held_headers)
+    assert status == 200, out
+    status, _, out = http("POST", collector.url + REPORTS, held_back, held_headers)
+    assert status == 401 and json.loads(out)["error"] == "replay", out
     view = _server(collector, key, sid)
-    assert view["reports_received"] == 1 and view["last_seq"] == 1, "nothing more was stored"
-    # The agent itself opens a new session and goes on.
+    assert view["reports_received"] == 2 and view["last_seq"] == 2
+    # The session opened before the restart goes on signing new requests.
+    assert post_signed(collector.url, session, REPORTS, batch(report(3)))[0] == 200
+
+
+def test_sessions_need_the_key_file_not_only_the_database(collector: Collector, make_agent) -> None:
+    """A copy of the database without the installation's session key file opens no
+    session: a collector given another key answers session_unknown, and the agent opens
+    a new session under the new key."""
+    _, token = collector.partner("acme")
+    agent = make_agent()
+    agent.enroll(collector.url, token)
+    session = session_for(agent.state_dir, collector.url)
+    key_file = collector.data_dir / "session.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_bytes()) == 32
+
+    collector.stop()
+    key_file.unlink()  # the database is all that is left
+    collector.start()
+
+    assert key_file.read_bytes(), "a new key was made"
+    status, body = post_signed(collector.url, session, REPORTS, batch(report(1)))
+    assert status == 401 and body["error"] == "session_unknown", body
     fresh = session_for(agent.state_dir, collector.url)
-    assert fresh[0] != session[0]
-    assert post_signed(collector.url, fresh, REPORTS, batch(report(3)))[0] == 200
+    assert post_signed(collector.url, fresh, REPORTS, batch(report(2)))[0] == 200
+
+
+def test_a_configured_key_file_is_shared_and_must_exist(
+    make_collector, make_agent, tmp_path
+) -> None:
+    """``[http] session_key_file`` names the key every machine is given: a missing or
+    loose one stops the collector at start with one line saying what to do."""
+    shared = tmp_path / "shared.key"
+    config = f'[http]\nsession_key_file = "{shared}"\n'
+    config_file = tmp_path / "shared.toml"
+    config_file.write_text(config)
+    serve = [
+        str(BIN / "vigil-collector"),
+        "serve",
+        "--data",
+        str(tmp_path / "c1"),
+        "--config",
+        str(config_file),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    out = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "does not exist" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    shared.write_bytes(os.urandom(32))
+    shared.chmod(0o644)
+    out = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "chmod 600" in out.stderr, out.stderr
+    shared.chmod(0o600)
+    collector = make_collector(config, data_dir=tmp_path / "c1")
+    _, token = collector.partner("acme")
+    agent = make_agent()
+    agent.enroll(collector.url, token)
+    session = session_for(agent.state_dir, collector.url)
+    assert not (collector.data_dir / "session.key").exists()
+    collector.stop()
+    collector.start()
+    assert post_signed(collector.url, session, REPORTS, batch(report(1)))[0] == 200
 
 
 def test_a_running_agent_reopens_its_session_after_a_restart(

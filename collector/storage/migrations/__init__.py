@@ -40,7 +40,7 @@ BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN"}
 """How a migration's transaction starts (on PostgreSQL an advisory lock then orders
 collectors migrating the same database at once)."""
 
-_MIGRATION_LOCK = 0x76696769  # "vigi": the advisory lock key of schema migrations
+MIGRATION_LOCK = 0x76696769  # "vigi": the advisory lock key of schema migrations
 
 _TOKEN = re.compile(r"\{\{\w+\}\}")
 
@@ -115,7 +115,7 @@ def apply_migrations(conn: Any, dialect: str = "sqlite") -> list[int]:
         conn.execute(BEGIN[dialect])
         try:
             if dialect == "postgresql":
-                conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             unknown = done - known
             if unknown:
