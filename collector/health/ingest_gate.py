@@ -49,11 +49,14 @@ class IngestGate:
                 f"retry in {wait} s (the reports stay in the agent's spool)",
                 headers={"Retry-After": str(wait)},
             )
+        gauge = app[METRICS].ingest_in_flight
         self.in_flight += 1
+        gauge.inc()
         try:
             yield
         finally:
             self.in_flight -= 1
+            gauge.dec()
 
 
 INGEST_GATE: web.AppKey[IngestGate] = web.AppKey("ingest_gate", IngestGate)

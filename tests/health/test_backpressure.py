@@ -138,6 +138,7 @@ def test_a_full_ingest_answers_429_with_retry_after_and_stores_nothing(tmp_path:
         assert retry_after == str(RETRY_AFTER_S)
         assert doc["error"] == "ingest_busy" and "spool" in doc["message"]
     assert 'vigil_requests_rejected_total{reason="ingest_busy"} 5.0' in metrics
+    assert "vigil_ingest_batches_in_flight 0.0" in metrics  # every place given back
     assert all(status == 200 and doc["accepted"] for status, doc in again), again
     ids = [rid for _, rid in stored(tmp_path, server_id)]
     assert len(ids) == len(set(ids)) == 7
