@@ -317,7 +317,7 @@ class Sampler:
             "collector_cpu_percent": round(100 * (cpu - cpu0) / span, 1),
             "loadgen_cpu_percent": round(100 * (own - own0) / span, 1),
             "collector_rss_mib": round(self._rss_mib(), 1),
-            "database_mib": round(self.db_size() / 2**20, 2),
+            "database_mib": round(self.db_size() / 2**20, 3),
         }
         stats.window.clear()
         self.rows.append(row)
@@ -413,6 +413,14 @@ def summary(
 ) -> dict[str, Any]:
     rows = sampler.rows
     cpu = [r["collector_cpu_percent"] for r in rows]
+    # Growth once every agent has sent its first report (which carries its whole camera
+    # inventory): what a running fleet adds per day.
+    steady = [r for r in rows if r["t_s"] >= args.interval]
+    per_day = None
+    if len(steady) >= 2 and steady[-1]["t_s"] > steady[0]["t_s"]:
+        grown_mib = steady[-1]["database_mib"] - steady[0]["database_mib"]
+        span = steady[-1]["t_s"] - steady[0]["t_s"]
+        per_day = round(grown_mib * 2**20 / args.agents / span * 86400)
     return {
         "agents": args.agents,
         "cameras": args.cameras,
@@ -434,6 +442,7 @@ def summary(
         "collector_cpu_percent_max": max(cpu) if cpu else None,
         "collector_rss_mib_max": max((r["collector_rss_mib"] for r in rows), default=None),
         "database_growth_bytes": grown[0],
+        "database_steady_bytes_per_server_day": per_day,
         "objects_growth_bytes": grown[1],
         "errors": sum(stats.errors.values()),
         "errors_by_kind": dict(stats.errors),
@@ -536,7 +545,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{result['backup_mib_per_s']} MiB/s, collector CPU mean "
         f"{result['collector_cpu_percent_mean']} % (max {result['collector_cpu_percent_max']}), "
         f"RSS max {result['collector_rss_mib_max']} MiB, database +"
-        f"{result['database_growth_bytes'] / 2**20:.2f} MiB, objects +"
+        f"{result['database_growth_bytes'] / 2**20:.2f} MiB (steady: "
+        f"{result['database_steady_bytes_per_server_day']} bytes per server per day), objects +"
         f"{result['objects_growth_bytes'] / 2**20:.2f} MiB, {result['errors']} errors "
         f"{result['errors_by_kind'] or ''}(load average {result['load_average']})"
     )
