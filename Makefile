@@ -71,6 +71,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/python bench/probe.py
 	$(BIN)/python bench/contracts.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/fleet_sim.py
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache .cache dist

@@ -1,8 +1,11 @@
 """Draining the spool to the collector: in order, with backoff, exactly once.
 
 A report leaves the spool only when the collector acknowledged it (accepted now, or a
-duplicate of one it already has). Failures back off exponentially with jitter, and a
-``Retry-After`` from the collector is honoured. A report the collector refuses as
+duplicate of one it already has). Failures back off exponentially with jitter. A
+``Retry-After`` from the collector (429 when its ingest is full, 503 when its storage
+fails) is honoured with jitter on top: never sooner than asked, and up to half as long
+again, so agents the collector turned away together do not all come back in the same
+second. A report the collector refuses as
 invalid is set aside (it would block the queue forever) and logged.
 
 A collector that refuses the agent itself — it no longer knows this server
@@ -32,6 +35,9 @@ log = logging.getLogger("vigil.agent.sender")
 
 BASE_DELAY_S = 1.0
 REFUSAL_LOG_EVERY_S = 3600.0
+RETRY_AFTER_JITTER = 0.5
+"""Up to this fraction of a ``Retry-After`` is added at random to it."""
+MAX_RETRY_AFTER_S = 3600.0
 STANDING_REFUSALS = ("unknown_server", "revoked")
 """Refusals of the agent itself: retrying sooner changes nothing until someone acts."""
 
@@ -54,6 +60,13 @@ def backoff(attempt: int, max_s: float, rng: random.Random = _rng) -> float:
     """Exponential backoff with jitter: between half and all of ``min(max, 2^attempt)``."""
     ceiling = min(max_s, BASE_DELAY_S * 2 ** min(attempt, 30))
     return ceiling * (0.5 + rng.random() / 2)
+
+
+def after_retry_after(wait_s: float, rng: random.Random = _rng) -> float:
+    """The wait for a collector's ``Retry-After: wait_s``: at least ``wait_s``, at most
+    ``RETRY_AFTER_JITTER`` more of it (never under 0.1 s, never over an hour)."""
+    wait = min(max(wait_s, 0.1), MAX_RETRY_AFTER_S)
+    return min(wait * (1 + RETRY_AFTER_JITTER * rng.random()), MAX_RETRY_AFTER_S)
 
 
 class Sender:
@@ -173,7 +186,7 @@ class Sender:
         self.on_event("error", {"message": message})
         delay = backoff(self._failures, self.retry_max_s)
         if wait_s is not None:  # the collector's Retry-After
-            delay = min(max(wait_s, 0.1), 3600.0)
+            delay = after_retry_after(wait_s)
         return delay
 
     def _refused(self, code: str, message: str) -> float:

@@ -95,6 +95,11 @@ class CollectorConfig:
     task_give_up_after: int = 10
     """A background task failing this many times in a row stops the collector (exit 1),
     for the service manager to restart it."""
+    ingest_max_pending: int = 256
+    """Report batches this process holds at once (authenticated, not yet committed); one
+    more is answered 429 with ``Retry-After`` (``collector.health.ingest_gate``)."""
+    ingest_retry_after_s: int = 10
+    """The ``Retry-After`` of that 429 (the agent adds jitter on top)."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -268,6 +273,8 @@ def load_config(
         ("task_retry_max_s", 300, 1, 86400),
         ("task_give_up_after", 10, 1, 1_000_000),
         ("task_lease_s", 30, 3, 86400),
+        ("ingest_max_pending", 256, 1, 1_000_000),
+        ("ingest_retry_after_s", 10, 1, 3600),
     ):
         v = _get(table, key, int, source, p, default)
         if not low <= v <= high:

@@ -36,6 +36,8 @@ LIVE = frozenset(
         "session_ttl_s",
         "min_body_bytes_per_s",
         "report_reserve",
+        "ingest_max_pending",
+        "ingest_retry_after_s",
         "pages",
         "metrics_token",
         "log_format",

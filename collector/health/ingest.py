@@ -26,6 +26,7 @@ from aiohttp import web
 from collector import entitlements
 from collector.health import cameras, health_incidents, servers
 from collector.health.agent_settings import settings_for
+from collector.health.ingest_gate import INGEST_GATE, IngestGate
 from collector.http import openapi
 from collector.http.appkeys import DB, METRICS
 from collector.http.auth import agent_of, body_of
@@ -284,9 +285,15 @@ def _newest_report_effects(
         body="ReportBatch",
         response="ReportAck",
         auth="agent",
+        busy=True,
     )
 )
 async def post_reports(request: web.Request) -> web.Response:
+    with request.app[INGEST_GATE].admit(request.app):
+        return await _ingest(request)
+
+
+async def _ingest(request: web.Request) -> web.Response:
     started = time.perf_counter()
     agent = agent_of(request)
     app = request.app
@@ -339,4 +346,5 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
 
 def setup_routes(app: web.Application) -> None:
     app[DIGESTS] = {}
+    app[INGEST_GATE] = IngestGate()
     app.router.add_post(routes.REPORTS, post_reports)

@@ -36,6 +36,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.ingest_in_flight = Gauge(
+            "vigil_ingest_batches_in_flight",
+            "Report batches held now (authenticated, not yet committed); past "
+            "[collector] ingest_max_pending the next is answered 429",
+            registry=r,
+        )
         self.servers = Gauge("vigil_servers", "Enrolled servers by status", ["status"], registry=r)
         self.enrollments = Counter("vigil_enrollments", "Agents enrolled", registry=r)
 

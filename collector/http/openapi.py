@@ -45,9 +45,11 @@ def operation(
     body: str | None = None,
     response: str | None = None,
     auth: str | None = "partner",
+    busy: bool = False,
 ) -> dict[str, Any]:
     """An operation answering ``ErrorBody`` when refused; ``body`` and ``response`` name
-    message schemas."""
+    message schemas. ``busy``: it may answer 429 with ``Retry-After`` when the collector
+    holds as much of that work as it takes (back-pressure)."""
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
@@ -67,6 +69,17 @@ def operation(
             },
         },
     }
+    if busy:
+        op["responses"]["429"] = {
+            "description": "Busy: nothing was stored; send it again after Retry-After",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait (an agent adds jitter)",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
     if body:
         op["requestBody"] = {
             "required": True,
