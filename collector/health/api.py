@@ -9,6 +9,7 @@ from aiohttp import web
 
 from collector.health import cameras
 from collector.health.fleet import FleetView, storage_history
+from collector.health.fleet_cache import FLEET_CACHE
 from collector.health.refusals import clock_offsets
 from collector.http import openapi, paths
 from collector.http.appkeys import CONFIG, DB
@@ -43,7 +44,7 @@ async def list_servers(request: web.Request) -> web.Response:
     offset = int_param(request, "offset", 0)
     views, unhealthy = await request.app[DB].read(
         lambda c: (
-            _fleet(request, c).all(partner.partner_id),
+            request.app[FLEET_CACHE].views(_fleet(request, c), partner.partner_id, time.time()),
             notify_store.unhealthy_channels(c, partner.partner_id),
         )
     )

@@ -120,14 +120,22 @@ def choices(views: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 
 def select(
-    views: list[dict[str, Any]], fq: FleetQuery, at_risk: set[str]
+    views: list[dict[str, Any]],
+    fq: FleetQuery,
+    at_risk: set[str],
+    by_urgency: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], int, int, int]:
-    """(the rows of the asked page, the page number, the number of pages, rows matching)."""
-    if fq == FleetQuery(page=fq.page):
-        matching = list(views)  # no filter: skip the per-row checks
+    """(the rows of the asked page, the page number, the number of pages, rows matching).
+    ``by_urgency``: ``views`` already in :func:`urgency` order with none at risk, if the
+    caller has it (the fleet's cache keeps it)."""
+    if fq == FleetQuery(page=fq.page) and by_urgency is not None and not at_risk:
+        matching = by_urgency
     else:
-        matching = [v for v in views if matches(v, fq, at_risk)]
-    matching.sort(key=lambda v: urgency(v, at_risk))
+        if fq == FleetQuery(page=fq.page):
+            matching = list(views)  # no filter: skip the per-row checks
+        else:
+            matching = [v for v in views if matches(v, fq, at_risk)]
+        matching.sort(key=lambda v: urgency(v, at_risk))
     pages = max(1, -(-len(matching) // PAGE_SIZE))
     page = min(fq.page, pages)
     return matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, pages, len(matching)
