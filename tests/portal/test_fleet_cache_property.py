@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector import secrets_store
@@ -27,7 +27,8 @@ from collector.health.fleet_cache import FleetCache
 from collector.http.page_fleet import _summary
 from collector.storage import open_database
 
-T0 = 1_790_000_000.0
+T0 = 1_790_000_100.0
+"""At a quarter hour: the kept answer may follow the clock for 900 s from here."""
 N = 6
 INTERVAL, OFFLINE_AFTER = 60, 3
 
@@ -94,14 +95,14 @@ steps = st.one_of(
         st.one_of(st.none(), st.floats(0, 30)),
         st.integers(0, 3),
     ),
-    st.tuples(st.just("wait"), st.sampled_from([1, 59, 181, 3600, 6 * 3600, 86400, 3 * 86400])),
+    st.tuples(st.just("wait"), st.sampled_from([1, 59, 61, 181, 3600, 6 * 3600, 86400, 3 * 86400])),
     st.tuples(
         st.just("contract"),
         server,
         st.sampled_from(["maintenance-support", "warranty", "premium-24x7", None]),
         st.integers(0, 800),
     ),
-    st.tuples(st.just("policy"), st.integers(0, 1), st.sampled_from([0, 3600, 86400])),
+    st.tuples(st.just("policy"), st.integers(0, 1), st.sampled_from([0, 120, 3600, 86400])),
     st.tuples(st.just("backup"), server, st.sampled_from(["stored", "failed", "ok"])),
     st.tuples(st.just("revoke"), server),
     st.tuples(st.just("clock"), server, st.sampled_from([None, 120.0])),
@@ -123,7 +124,9 @@ def _apply(conn: Any, step: tuple[Any, ...], t: float, pids: list[int]) -> None:
         repo.record_version(conn, f"C{i}", f"p{i % 2}", c, t, "test")
     elif kind == "policy":
         _, p, interval = step
-        catalog.write_policy(conn, "partner", str(pids[p]), BackupPolicy(interval_s=interval), t)
+        catalog.write_policy(
+            conn, "partner", str(pids[p]), BackupPolicy(interval_s=interval, window=""), t
+        )
     elif kind == "backup":
         _, i, what = step
         if what == "stored":
@@ -134,8 +137,14 @@ def _apply(conn: Any, step: tuple[Any, ...], t: float, pids: list[int]) -> None:
         servers.revoke(conn, f"s{step[1]}", t)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=st.lists(steps, min_size=1, max_size=14))
+@example(  # a backup falls due while the kept answer follows the clock
+    script=[("policy", 0, 120), ("backup", 0, "stored"), ("wait", 61), ("wait", 61)]
+)
+@example(  # a volume's forecast enters the warning window, then a report clears it
+    script=[("report", 2, 50, 7.001, 0), ("wait", 181), ("report", 2, 50, None, 0)]
+)
 def test_kept_fleet_views_equal_fresh_ones(script: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = open_database(load_config(None, Path(tmp)))
