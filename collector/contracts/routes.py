@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.accounts import vendor
 from collector.contracts import inputs, service
 from collector.contracts import repository as repo
 from collector.contracts.calendar import CalendarError
@@ -214,10 +215,18 @@ async def list_incidents(request: web.Request) -> web.Response:
     partner = partner_of(request)
     state = request.query.get("state")
     inputs.page(request, [])
-    incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
-    incs = [i for i in incs if partner.sees_incident(i.server_id, i.contract_id)]
+
+    def read(c: Any) -> list[tuple[str, Any]]:
+        seen = vendor.partners_read(c, partner.vendor, partner.partner_id, partner.name)
+        return [(name, i) for _, name in seen for i in repo.list_incidents(c, name, state=state)]
+
+    found = await request.app[DB].read(read)
+    incs = [(p, i) for p, i in found if partner.sees_incident(i.server_id, i.contract_id)]
     now = dt.datetime.now(dt.UTC)
-    rows = [incident_to_json(i, now) for i in inputs.page(request, incs)]
+    rows = [
+        {**incident_to_json(i, now), **({"partner": p} if partner.vendor else {})}
+        for p, i in inputs.page(request, incs)
+    ]
     return web.json_response({"incidents": rows, "count": len(rows)})
 
 

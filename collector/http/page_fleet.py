@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.accounts import partners, vendor
 from collector.backups import catalog
 from collector.backups.status import backup_status
 from collector.contracts import repository as repo
@@ -56,8 +58,9 @@ def sla_at_risk(conn: Any, identity: PartnerIdentity, only: set[str] | None = No
     are evaluated, once each: their clocks are the expensive part."""
     now = dt.datetime.now(dt.UTC)
     risky = set()
-    for state in OPEN_STATES:
-        for i in repo.list_incidents(conn, identity.name, state=state.value):
+    seen = vendor.partners_read(conn, identity.vendor, identity.partner_id, identity.name)
+    for state, (_, name) in itertools.product(OPEN_STATES, seen):
+        for i in repo.list_incidents(conn, name, state=state.value):
             if not i.server_id or not identity.sees_incident(i.server_id, i.contract_id):
                 continue
             if only is not None and i.server_id not in only:
@@ -95,12 +98,13 @@ def fleet_rows(
         conn, cfg.report_interval_s, cfg.offline_after_intervals, clock_offsets(request.app)
     )
     cache = request.app[FLEET_CACHE]
-    views = cache.views(fleet, identity.partner_id, now)
+    scope = None if identity.vendor else identity.partner_id  # the vendor: every partner
+    views = cache.views(fleet, scope, now)
     if identity.servers is not None:
         views = [v for v in views if v["id"] in identity.servers]
         counts, choices, order = _summary(views)
     else:
-        counts, choices, order = cache.derived(identity.partner_id, "page", views, _summary)
+        counts, choices, order = cache.derived(scope, "page", views, _summary)
     at_risk = sla_at_risk(conn, identity) if risk else set()
     return FleetRows(views, at_risk, counts, choices, [views[i] for i in order])
 
@@ -108,7 +112,7 @@ def fleet_rows(
 def unhealthy_channels(conn: Any, identity: PartnerIdentity) -> list[dict[str, Any]]:
     """The partner's failing notification channels, shown above its fleet (not to a
     customer's users, whose partner's channels are not theirs to see)."""
-    if identity.customer is not None:
+    if identity.customer is not None or identity.vendor:
         return []
     return notify_store.unhealthy_channels(conn, identity.partner_id)
 
@@ -170,7 +174,8 @@ async def fleet_page(request: web.Request) -> web.Response:
         link=link,
         choices=rows.choices,
         customer_view=identity.customer is not None,
-        may_silence=identity.customer is None and identity.role != "viewer",
+        vendor_view=identity.vendor,
+        may_silence=identity.customer is None and identity.role != "viewer" and not identity.vendor,
         done=request.query.get("done", "")[:60],
         failing=failing,
         refresh=refresh,
@@ -253,6 +258,9 @@ async def server_page(request: web.Request) -> web.Response:
     identity = signed_in(request)
     row = await owned_server(request, request.match_info["server_id"])
     now = time.time()
+    if identity.vendor:  # reads the server's partner's contract, incidents and silences
+        name = await request.app[DB].read(lambda c: partners.name_of(c, row.partner_id))
+        identity = identity.reading_for(row.partner_id, name or "")
     data = await request.app[DB].read(lambda c: _server_data(c, request, identity, row, now))
     view = data["view"]
     vols = _volumes(view)
@@ -289,7 +297,7 @@ async def server_page(request: web.Request) -> web.Response:
         last_seen_text=ago(view["last_seen"], now),
         customer_view=identity.customer is not None,
         silences=data["silences"],
-        may_silence=identity.customer is None and identity.role != "viewer",
+        may_silence=identity.customer is None and identity.role != "viewer" and not identity.vendor,
         done=request.query.get("done", "")[:60],
     )
 
