@@ -40,7 +40,7 @@ _PAGE_OWN_KEYS = re.compile(r"^/settings(/api-keys(/\d+/revoke)?)?$")
 _VENDOR_READS = re.compile(
     r"^(/api/v1/servers|" + _SERVER + r"(/cameras|/camera-events|/storage-history|"
     r"/backup-status|/backups)?|/api/v1/incidents|/api/v1/me|/api/v1/users|/api/v1/api-keys"
-    r"|/api/v1/contracts/report(\.pdf)?|/|/servers/[^/]+|/incidents|/contracts"
+    r"|/api/v1/reports/monthly(\.pdf)?|/|/servers/[^/]+|/incidents|/contracts"
     r"|/contracts/report(\.csv|\.pdf)?|/settings)$"
 )
 """What the vendor organisation's users read: every partner's fleet, servers, incidents

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def _pdf(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` answering a PDF document."""
+    pdf = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+    op["responses"]["200"] = {"description": "a PDF document", "content": pdf}
+    return op
+
+
 def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -61,6 +68,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/reports/monthly": {
         "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv)")
+    },
+    "/api/v1/reports/monthly.pdf": {
+        "get": _pdf(
+            _op(
+                "Monthly compliance report as PDF (?month=YYYY-MM&by=customer|partner): the "
+                "CSV's figures, a table on A4 landscape pages"
+            )
+        )
     },
     "/api/v1/sla/due": {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
     "/api/v1/servers/{server_id}/sma-quote": {

@@ -41,6 +41,7 @@ from collector.contracts.incidents import (
 from collector.contracts.openapi_paths import OPENAPI_PATHS
 from collector.contracts.plans import get_plan
 from collector.contracts.pricing import edition_upgrade, sma_quote
+from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
@@ -383,9 +384,13 @@ async def monthly_report(request: web.Request) -> web.Response:
     except (ValueError, KeyError, OSError):
         raise ApiError(400, "invalid_parameter", f"unknown time zone {tz!r}", "tz") from None
     now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, by, partner.name, tz, now)
-    )
+    whose = None if partner.vendor else partner.name  # the vendor: every partner's
+    rows = await request.app[DB].read(lambda c: build_report(c, year, month, by, whose, tz, now))
+    if request.path.endswith(".pdf") or request.query.get("format") == "pdf":
+        return web.Response(
+            body=render_pdf(rows, f"{year:04d}-{month:02d}", whose or "every partner"),
+            content_type="application/pdf",
+        )
     if request.query.get("format", "json") == "csv":
         return web.Response(text=render_csv(rows), content_type="text/csv")
     from dataclasses import asdict
@@ -506,6 +511,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/incident-priorities", get_priority_map)
     r.add_put("/api/v1/incident-priorities", put_priority_map)
     r.add_get("/api/v1/reports/monthly", monthly_report)
+    r.add_get("/api/v1/reports/monthly.pdf", monthly_report)
     r.add_get("/api/v1/sla/due", sla_due)
     r.add_get("/api/v1/servers/{server_id}/sma-quote", server_sma_quote)
     r.add_get("/api/v1/servers/{server_id}/sma-upgrade", server_sma_upgrade)

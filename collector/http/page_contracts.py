@@ -1,6 +1,6 @@
 """The contracts page (partner users only): contracts by the nearest date to act on (last
 day to cancel, end of term), servers no contract covers, versions a contract does not
-cover; and the monthly report as a table (a page of its own) and as CSV.
+cover; and the monthly report as a table (a page of its own), as CSV and as PDF.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from aiohttp import web
 from collector.accounts import vendor
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
+from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.terms import Contract
 from collector.contracts.views import build_report, coverage_dates, parse_month
@@ -161,7 +162,25 @@ async def report_csv(request: web.Request) -> web.Response:
     )
 
 
+async def report_pdf(request: web.Request) -> web.Response:
+    """The monthly report as a PDF (the CSV's figures; :mod:`collector.contracts.report_pdf`)."""
+    identity = _partner_only(request)
+    year, month = _month(request)
+    now = time.time()
+    rows = await request.app[DB].read(
+        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
+    )
+    name = f"{year:04d}-{month:02d}"
+    body = render_pdf(rows, name, "every partner" if identity.vendor else identity.name)
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="vigil-report-{name}.pdf"'},
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get(paths.CONTRACTS_PAGE, contracts_page)
     app.router.add_get(paths.CONTRACTS_REPORT_PAGE, report_page)
     app.router.add_get(paths.CONTRACTS_REPORT_CSV, report_csv)
+    app.router.add_get(paths.CONTRACTS_REPORT_PDF, report_pdf)

@@ -112,7 +112,7 @@ VENDOR_CASES = [
             "/api/v1/servers",
             "/api/v1/servers/srv_1/cameras",
             "/api/v1/incidents",
-            "/api/v1/contracts/report.pdf",
+            "/api/v1/reports/monthly.pdf",
         )
     ],
     # ... and change nothing of a partner's, whatever their role.
