@@ -2,7 +2,7 @@
 pages and of GET /api/v1/servers.
 
     .venv/bin/python bench/fleet.py [--servers 10000] [--repeat 5] [--incidents-every 10]
-        [--no-contracts] [--parts]
+        [--no-contracts] [--parts] [--uncached]
 
 Fills a collector database (one partner, N servers with a realistic latest state: two
 volumes, 32 cameras' counts, a backup policy, a contract for every server with ten
@@ -11,13 +11,17 @@ the server list in-process through aiohttp's test client on 127.0.0.1 (server ti
 handler's wall time, measured around the request), signed in as the partner's admin.
 Beside the wall time it prints the CPU time the process spent on the request (client and
 server, every thread): on a shared machine the wall time grows with the load average,
-the CPU time much less.
+the CPU time much less. ``--uncached`` builds the fleet views anew for every read
+(``collector.health.fleet_cache`` bypassed, as before it existed): run it and a plain run
+one after the other to compare under the same load. (Both in one process do not compare:
+the second app pays for the first one's garbage and threads.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,6 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +164,31 @@ async def measure(
     return out
 
 
+@contextlib.contextmanager
+def fleet_cache_bypassed() -> Iterator[None]:
+    """Every read builds the fleet views anew (what the page did before the cache)."""
+    from collector.health.fleet_cache import FleetCache
+
+    views, derived = FleetCache.views, FleetCache.derived
+    FleetCache.views = lambda self, fleet, pid, now: fleet.all(pid, now)  # type: ignore[method-assign]
+    FleetCache.derived = lambda self, pid, name, views, compute: compute(views)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        FleetCache.views, FleetCache.derived = views, derived  # type: ignore[method-assign]
+
+
+def report(label: str, servers: int, times: dict[str, list[tuple[float, float]]]) -> None:
+    for path, ts in times.items():
+        wall = [w for w, _ in ts]
+        cpu = [c for _, c in ts]
+        print(
+            f"{label}{path:22} {servers} servers: median {statistics.median(wall) * 1000:.0f} ms, "
+            f"max {max(wall) * 1000:.0f} ms (budget 200 ms); "
+            f"CPU median {statistics.median(cpu) * 1000:.0f} ms"
+        )
+
+
 def parts(data: Path, repeat: int) -> None:
     """CPU time of the pieces of the fleet view and of the monthly report, called
     in-process on the filled database (no HTTP): where a page's time goes."""
@@ -210,6 +241,9 @@ def main() -> None:
     ap.add_argument(
         "--parts", action="store_true", help="also time the pieces in-process (CPU time)"
     )
+    ap.add_argument(
+        "--uncached", action="store_true", help="the fleet views built anew for every read"
+    )
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="vigil-bench-fleet-"))
     from collector.storage import open_database
@@ -224,18 +258,12 @@ def main() -> None:
     print(f"filled in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     assert page is not None
     load = os.getloadavg()[0]
-    times = asyncio.run(measure(data, key, page, args.repeat))
+    with fleet_cache_bypassed() if args.uncached else nullcontext():
+        times = asyncio.run(measure(data, key, page, args.repeat))
     print(f"load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     if args.parts:
         parts(data, args.repeat)
-    for path, ts in times.items():
-        wall = [w for w, _ in ts]
-        cpu = [c for _, c in ts]
-        print(
-            f"{path:22} {args.servers} servers: median {statistics.median(wall) * 1000:.0f} ms, "
-            f"max {max(wall) * 1000:.0f} ms (budget 200 ms); "
-            f"CPU median {statistics.median(cpu) * 1000:.0f} ms"
-        )
+    report("uncached " if args.uncached else "", args.servers, times)
 
 
 if __name__ == "__main__":

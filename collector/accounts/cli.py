@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from collector import secrets_store
-from collector.accounts import passwords, store, totp
+from collector.accounts import partners, passwords, store, totp
 from collector.cli_options import common, emit_json, fail, opened_database
 
 
@@ -97,10 +97,13 @@ def cmd_user_totp(args: argparse.Namespace) -> int:
 
 
 def cmd_org_add(args: argparse.Namespace) -> int:
+    if args.vendor and args.customer_of is not None:
+        return fail("an organisation is the vendor or a customer, not both")
     with opened_database(args, create=args.customer_of is None) as db:
         if args.customer_of is None:
-            p = db.write_sync(lambda c: secrets_store.add_partner(c, args.name))
-            print(f"partner {p.name} added (id {p.id})")
+            p = db.write_sync(lambda c: partners.add_partner(c, args.name, vendor=args.vendor))
+            kind = "vendor organisation" if args.vendor else "partner"
+            print(f"{kind} {p.name} added (id {p.id})")
             return 0
         try:
             cid = db.write_sync(
@@ -171,6 +174,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = org.add_parser("add", parents=[c], help="add a partner, or with --customer-of a customer")
     p.add_argument("name", help="a customer's name as its contracts spell it")
     p.add_argument("--customer-of", metavar="PARTNER")
+    p.add_argument(
+        "--vendor",
+        action="store_true",
+        help="the vendor organisation: its users read every partner's fleet, incidents and "
+        "contracts (add them with user add --partner NAME)",
+    )
     p.set_defaults(func=cmd_org_add)
 
     p = sub.add_parser("grant", parents=[c], help="set a user's role (and customer)")

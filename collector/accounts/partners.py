@@ -19,9 +19,12 @@ class Partner:
     name: str
 
 
-def add_partner(conn: sqlite3.Connection, name: str) -> Partner:
+def add_partner(conn: sqlite3.Connection, name: str, *, vendor: bool = False) -> Partner:
+    """A partner, or with ``vendor`` the vendor organisation: its users see every
+    partner's fleet, incidents and contracts (:mod:`collector.accounts.vendor`)."""
     row = conn.execute(
-        "INSERT INTO partners (name, created_at) VALUES (?, ?) RETURNING id", (name, time.time())
+        "INSERT INTO partners (name, created_at, vendor) VALUES (?, ?, ?) RETURNING id",
+        (name, time.time(), int(vendor)),
     ).fetchone()
     return Partner(int(row[0]), name)
 
@@ -55,6 +58,14 @@ def name_of(conn: sqlite3.Connection, partner_id: int) -> str | None:
     """The name of partner ``partner_id``, or None."""
     row = conn.execute("SELECT name FROM partners WHERE id = ?", (partner_id,)).fetchone()
     return None if row is None else row[0]
+
+
+def customer_partners(conn: sqlite3.Connection) -> list[Partner]:
+    """Every partner but the vendor organisation(s): whose fleets the vendor sees."""
+    return [
+        Partner(r[0], r[1])
+        for r in conn.execute("SELECT id, name FROM partners WHERE vendor = 0 ORDER BY name")
+    ]
 
 
 def names_and_intervals(conn: sqlite3.Connection) -> list[tuple[int, str, int | None]]:

@@ -38,6 +38,8 @@ class User:
     created_at: float = 0.0
     disabled_at: float | None = None
     last_login_at: float | None = None
+    vendor: bool = False
+    """A user of the vendor organisation (sees every partner's fleet, changes nothing)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -54,7 +56,8 @@ class User:
 
 _USER_SQL = (
     "SELECT u.id, u.email, u.partner_id, p.name AS partner, u.role, u.customer_id, "
-    "c.name AS customer, u.service, u.created_at, u.disabled_at, u.last_login_at "
+    "c.name AS customer, u.service, u.created_at, u.disabled_at, u.last_login_at, "
+    "p.vendor AS vendor "
     "FROM users u JOIN partners p ON p.id = u.partner_id "
     "LEFT JOIN customers c ON c.id = u.customer_id "
 )
@@ -73,6 +76,7 @@ def _user(row: sqlite3.Row) -> User:
         created_at=float(row["created_at"]),
         disabled_at=row["disabled_at"],
         last_login_at=row["last_login_at"],
+        vendor=bool(row["vendor"]),
     )
 
 

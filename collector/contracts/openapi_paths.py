@@ -7,6 +7,13 @@ from typing import Any
 from collector.http import paths
 
 
+def _pdf(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` answering a PDF document."""
+    pdf = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+    op["responses"]["200"] = {"description": "a PDF document", "content": pdf}
+    return op
+
+
 def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -61,6 +68,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     paths.MONTHLY_REPORT: {
         "get": _op("Monthly compliance report (?month=YYYY-MM&by=customer|partner&format=csv)")
+    },
+    paths.MONTHLY_REPORT_PDF: {
+        "get": _pdf(
+            _op(
+                "Monthly compliance report as PDF (?month=YYYY-MM&by=customer|partner): the "
+                "CSV's figures, a table on A4 landscape pages"
+            )
+        )
     },
     paths.SLA_DUE: {"get": _op("Due times (?plan&priority&opened[&country&subdiv&tz&hours])")},
     paths.SERVER_SMA_QUOTE: {

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.accounts import vendor
 from collector.contracts import inputs, service
 from collector.contracts import repository as repo
 from collector.contracts.calendar import CalendarError
@@ -38,6 +39,7 @@ from collector.contracts.incidents import (
 from collector.contracts.openapi_paths import OPENAPI_PATHS
 from collector.contracts.plans import get_plan
 from collector.contracts.pricing import edition_upgrade, sma_quote
+from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.sla import due_times
 from collector.contracts.views import build_report, contract_view, parse_month
@@ -213,10 +215,18 @@ async def list_incidents(request: web.Request) -> web.Response:
     partner = partner_of(request)
     state = request.query.get("state")
     inputs.page(request, [])
-    incs = await request.app[DB].read(lambda c: repo.list_incidents(c, partner.name, state=state))
-    incs = [i for i in incs if partner.sees_incident(i.server_id, i.contract_id)]
+
+    def read(c: Any) -> list[tuple[str, Any]]:
+        seen = vendor.partners_read(c, partner.vendor, partner.partner_id, partner.name)
+        return [(name, i) for _, name in seen for i in repo.list_incidents(c, name, state=state)]
+
+    found = await request.app[DB].read(read)
+    incs = [(p, i) for p, i in found if partner.sees_incident(i.server_id, i.contract_id)]
     now = dt.datetime.now(dt.UTC)
-    rows = [incident_to_json(i, now) for i in inputs.page(request, incs)]
+    rows = [
+        {**incident_to_json(i, now), **({"partner": p} if partner.vendor else {})}
+        for p, i in inputs.page(request, incs)
+    ]
     return web.json_response({"incidents": rows, "count": len(rows)})
 
 
@@ -373,9 +383,13 @@ async def monthly_report(request: web.Request) -> web.Response:
     except (ValueError, KeyError, OSError):
         raise ApiError(400, "invalid_parameter", f"unknown time zone {tz!r}", "tz") from None
     now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, by, partner.name, tz, now)
-    )
+    whose = None if partner.vendor else partner.name  # the vendor: every partner's
+    rows = await request.app[DB].read(lambda c: build_report(c, year, month, by, whose, tz, now))
+    if request.path.endswith(".pdf") or request.query.get("format") == "pdf":
+        return web.Response(
+            body=render_pdf(rows, f"{year:04d}-{month:02d}", whose or "every partner"),
+            content_type="application/pdf",
+        )
     if request.query.get("format", "json") == "csv":
         return web.Response(text=render_csv(rows), content_type="text/csv")
     from dataclasses import asdict
@@ -490,6 +504,7 @@ def setup(app: web.Application) -> None:
     r.add_get(paths.INCIDENT_PRIORITIES, get_priority_map)
     r.add_put(paths.INCIDENT_PRIORITIES, put_priority_map)
     r.add_get(paths.MONTHLY_REPORT, monthly_report)
+    r.add_get(paths.MONTHLY_REPORT_PDF, monthly_report)
     r.add_get(paths.SLA_DUE, sla_due)
     r.add_get(paths.SERVER_SMA_QUOTE, server_sma_quote)
     r.add_get(paths.SERVER_SMA_UPGRADE, server_sma_upgrade)

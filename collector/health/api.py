@@ -9,6 +9,7 @@ from aiohttp import web
 
 from collector.health import cameras
 from collector.health.fleet import FleetView, storage_history
+from collector.health.fleet_cache import FLEET_CACHE
 from collector.health.refusals import clock_offsets
 from collector.http import openapi, paths
 from collector.http.appkeys import CONFIG, DB
@@ -41,10 +42,11 @@ async def list_servers(request: web.Request) -> web.Response:
     wanted = request.query.get("status")
     limit = int_param(request, "limit", 0, high=MAX_PAGE)  # 0 = all
     offset = int_param(request, "offset", 0)
+    scope = None if partner.vendor else partner.partner_id  # the vendor: every partner's
     views, unhealthy = await request.app[DB].read(
         lambda c: (
-            _fleet(request, c).all(partner.partner_id),
-            notify_store.unhealthy_channels(c, partner.partner_id),
+            request.app[FLEET_CACHE].views(_fleet(request, c), scope, time.time()),
+            [] if partner.vendor else notify_store.unhealthy_channels(c, partner.partner_id),
         )
     )
     if partner.servers is not None:  # a customer's user: its customer's servers only

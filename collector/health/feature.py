@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector.health import agent_settings, api, enrollment, ingest, refusals
+from collector.health import agent_settings, api, enrollment, fleet_cache, ingest, refusals
 from collector.health.storage_health import writes_refused
 from collector.http.appkeys import CONFIG, DB
 from collector.supervision import TASKS
@@ -41,6 +41,7 @@ def setup(app: web.Application) -> None:
     settings-provider registry in place."""
     refusals.setup(app, app[CONFIG].refusal_log_interval_s)
     agent_settings.init(app)
+    fleet_cache.setup(app)
     app.cleanup_ctx.append(_housekeeping)
     for module in (enrollment, ingest, api):
         module.setup_routes(app)

@@ -115,8 +115,19 @@ class FleetView:
         with gc_paused():
             return self._all(partner_id, t)
 
-    def _all(self, partner_id: int | None, t: float) -> list[dict[str, Any]]:
-        views = [self.view(r, t) for r in servers.list_for(self.conn, partner_id)]
+    def from_rows(
+        self, rows: list[ServerRow], partner_id: int | None, now: float
+    ) -> list[dict[str, Any]]:
+        """:meth:`all` for rows already read (every server of ``partner_id``)."""
+        with gc_paused():
+            return self._all(partner_id, now, rows)
+
+    def _all(
+        self, partner_id: int | None, t: float, rows: list[ServerRow] | None = None
+    ) -> list[dict[str, Any]]:
+        if rows is None:
+            rows = servers.list_for(self.conn, partner_id)
+        views = [self.view(r, t) for r in rows]
         partner = None if partner_id is None else self.partner_names.get(partner_id)
         contracts = coverage_by_server(self.conn, t, partner)
         backups = fleet_backup_status(self.conn, partner_id, t, contracts)

@@ -93,10 +93,7 @@ def evaluate(
         return Status("pending", ["enrolled, no report yet"])
     silent = now - last_seen
     if silent > offline_after_intervals * interval_s + grace_s:
-        return Status(
-            "offline",
-            [f"no report for {int(silent)} s (expected every {interval_s} s)"],
-        )
+        return Status("offline", [offline_reason(silent, interval_s)])
     if state.heartbeat_only:
         return Status(
             "unmonitored", [f"reporting; health monitoring not offered: {state.heartbeat_only}"]
@@ -112,6 +109,11 @@ def evaluate(
     for worse, _ in found:
         level = _worse(level, worse)
     return Status(level, [reason for _, reason in found])
+
+
+def offline_reason(silent_s: float, interval_s: int) -> str:
+    """Why an offline server is offline, in words (they change with every second)."""
+    return f"no report for {int(silent_s)} s (expected every {interval_s} s)"
 
 
 Finding = tuple[str, str]

@@ -22,6 +22,7 @@ answer 429 with ``Retry-After`` before looking at the credential.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,9 @@ class PartnerIdentity:
     """The server ids a customer's user sees (None: all of the partner's)."""
     contracts: frozenset[str] | None = None
     """The contract ids a customer's user sees (None: all of the partner's)."""
+    vendor: bool = False
+    """A user of the vendor organisation: reads every partner's fleet, incidents and
+    contracts (:mod:`collector.accounts.vendor`); its own objects are the vendor's."""
 
     def sees_server(self, server_id: str | None) -> bool:
         return self.servers is None or (server_id is not None and server_id in self.servers)
@@ -79,6 +83,17 @@ class PartnerIdentity:
         return (server_id is not None and self.sees_server(server_id)) or (
             server_id is None and contract_id is not None and contract_id in (self.contracts or ())
         )
+
+    def sees_partner(self, partner_id: int) -> bool:
+        """Are objects of ``partner_id`` this identity's to read?"""
+        return self.vendor or partner_id == self.partner_id
+
+    def reading_for(self, partner_id: int, name: str) -> PartnerIdentity:
+        """The identity a vendor user reads partner ``partner_id``'s objects with (its
+        own role); anyone else's identity is returned as it is."""
+        if not self.vendor or partner_id == self.partner_id:
+            return self
+        return dataclasses.replace(self, partner_id=partner_id, name=name)
 
     @property
     def actor(self) -> str:
@@ -118,7 +133,7 @@ async def owned_server(request: web.Request, server_id: str) -> servers.ServerRo
     """The partner's server ``server_id``; 404 for anyone else's, as if it did not exist."""
     partner = partner_of(request)
     row = await request.app[DB].read(lambda c: servers.get(c, server_id))
-    if row is None or row.partner_id != partner.partner_id or not partner.sees_server(row.id):
+    if row is None or not partner.sees_partner(row.partner_id) or not partner.sees_server(row.id):
         shown = server_id if len(server_id) <= 40 else server_id[:40] + "…"
         raise ApiError(404, "not_found", f"no server {shown!r}")
     return row
@@ -264,13 +279,18 @@ def identity_for(conn: Any, user: store.User) -> PartnerIdentity:
         user.customer,
         servers_seen,
         contracts_seen,
+        user.vendor,
     )
 
 
 def check_role(request: web.Request, identity: PartnerIdentity) -> None:
     """403 ``forbidden`` when the identity's role may not make this request."""
     if not roles.allowed(
-        identity.role, identity.customer is not None, request.method, request.path
+        identity.role,
+        identity.customer is not None,
+        request.method,
+        request.path,
+        vendor=identity.vendor,
     ):
         request.app[METRICS].rejected("forbidden")
         raise ApiError(403, "forbidden", f"the {identity.role} role may not do this")

@@ -23,6 +23,7 @@ class FleetQuery:
     q: str = ""
     status: str = ""
     customer: str = ""
+    partner: str = ""
     plan: str = ""
     version: str = ""
     backup_overdue: bool = False
@@ -35,6 +36,7 @@ class FleetQuery:
             "q": self.q,
             "status": self.status,
             "customer": self.customer,
+            "partner": self.partner,
             "plan": self.plan,
             "version": self.version,
             "backup_overdue": "1" if self.backup_overdue else "",
@@ -57,6 +59,7 @@ def parse(query: Mapping[str, str]) -> FleetQuery:
         q=text("q").lower(),
         status=text("status"),
         customer=text("customer"),
+        partner=text("partner"),
         plan=text("plan"),
         version=text("version"),
         backup_overdue=query.get("backup_overdue", "") in ("1", "on", "true"),
@@ -82,6 +85,8 @@ def matches(v: Mapping[str, Any], fq: FleetQuery, at_risk: set[str]) -> bool:
         return False
     if fq.customer and contract.get("customer") != fq.customer:
         return False
+    if fq.partner and v.get("partner") != fq.partner:
+        return False
     if fq.plan and contract.get("plan") != fq.plan:
         return False
     if fq.version and version_of(v) != fq.version:
@@ -106,9 +111,10 @@ def urgency(v: Mapping[str, Any], at_risk: set[str]) -> tuple[int, int, str]:
 
 def choices(views: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """The values each select of the filter form offers (those present in the fleet)."""
-    customers, plans, versions = set(), set(), set()
+    customers, plans, versions, owners = set(), set(), set(), set()
     for v in views:
         contract = v["contract"]
+        owners.add(v.get("partner"))
         customers.add(contract.get("customer"))
         plans.add(contract.get("plan"))
         versions.add(version_of(v))
@@ -116,18 +122,27 @@ def choices(views: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
         "customers": sorted(x for x in customers if x),
         "plans": sorted(x for x in plans if x),
         "versions": sorted(x for x in versions if x),
+        "partners": sorted(x for x in owners if x),
     }
 
 
 def select(
-    views: list[dict[str, Any]], fq: FleetQuery, at_risk: set[str]
+    views: list[dict[str, Any]],
+    fq: FleetQuery,
+    at_risk: set[str],
+    by_urgency: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], int, int, int]:
-    """(the rows of the asked page, the page number, the number of pages, rows matching)."""
-    if fq == FleetQuery(page=fq.page):
-        matching = list(views)  # no filter: skip the per-row checks
+    """(the rows of the asked page, the page number, the number of pages, rows matching).
+    ``by_urgency``: ``views`` already in :func:`urgency` order with none at risk, if the
+    caller has it (the fleet's cache keeps it)."""
+    if fq == FleetQuery(page=fq.page) and by_urgency is not None and not at_risk:
+        matching = by_urgency
     else:
-        matching = [v for v in views if matches(v, fq, at_risk)]
-    matching.sort(key=lambda v: urgency(v, at_risk))
+        if fq == FleetQuery(page=fq.page):
+            matching = list(views)  # no filter: skip the per-row checks
+        else:
+            matching = [v for v in views if matches(v, fq, at_risk)]
+        matching.sort(key=lambda v: urgency(v, at_risk))
     pages = max(1, -(-len(matching) // PAGE_SIZE))
     page = min(fq.page, pages)
     return matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, pages, len(matching)

@@ -1,6 +1,6 @@
 """The contracts page (partner users only): contracts by the nearest date to act on (last
 day to cancel, end of term), servers no contract covers, versions a contract does not
-cover; and the monthly report as a table (a page of its own) and as CSV.
+cover; and the monthly report as a table (a page of its own), as CSV and as PDF.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from collector.accounts import vendor
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
+from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.terms import Contract
 from collector.contracts.views import build_report, coverage_dates, parse_month
@@ -35,6 +37,11 @@ def _partner_only(request: web.Request) -> PartnerIdentity:
     return identity
 
 
+def _reported(identity: PartnerIdentity) -> str | None:
+    """Whose monthly report: the partner's own; every partner's for the vendor."""
+    return None if identity.vendor else identity.name
+
+
 def _month(request: web.Request) -> tuple[int, int]:
     text = request.query.get("month", "")
     if not text:
@@ -51,7 +58,8 @@ PAGE_SIZE = 100
 
 
 def contracts_data(conn: Any, identity: PartnerIdentity, page: int = 1) -> dict[str, Any]:
-    current = list(repo.current_contracts(conn, identity.name).values())
+    seen = vendor.partners_read(conn, identity.vendor, identity.partner_id, identity.name)
+    current = [c for _, name in seen for c in repo.current_contracts(conn, name).values()]
     days: dict[str, dt.date] = {}
     dated = [(c, coverage_dates(c, _today(c, days))) for c in current]
     far = "9999-12-31"
@@ -64,16 +72,17 @@ def contracts_data(conn: Any, identity: PartnerIdentity, page: int = 1) -> dict[
     contracts = [{**contract_to_dict(c), **dates} for c, dates in shown]
     # Uncovered: no current contract of the partner names the server's licence (what the
     # fleet's coverage lookup calls "none"), found from the contracts already read.
-    licences = {lic for c in current for lic in c.licence_ids}
-    rows = servers.active_licences(conn, identity.partner_id)
-    names = {sid: hostname for sid, hostname, _ in rows}
-    uncovered = sorted(
-        ((sid, hostname) for sid, hostname, licence in rows if (licence or "") not in licences),
-        key=lambda x: x[1],
-    )
-    versions = [
-        f for f in repo.list_findings(conn, identity.name) if f.get("kind") == "version_not_covered"
-    ]
+    # A licence counts for its own partner's servers only.
+    uncovered, names, versions = [], {}, []
+    for pid, name in seen:
+        licences = {lic for c in current if c.partner == name for lic in c.licence_ids}
+        rows = servers.active_licences(conn, pid)
+        names.update({sid: hostname for sid, hostname, _ in rows})
+        uncovered += [(sid, host) for sid, host, lic in rows if (lic or "") not in licences]
+        versions += [
+            f for f in repo.list_findings(conn, name) if f.get("kind") == "version_not_covered"
+        ]
+    uncovered.sort(key=lambda x: x[1])
     return {
         "contracts": contracts,
         "contracts_total": len(dated),
@@ -111,7 +120,12 @@ async def contracts_page(request: web.Request) -> web.Response:
     page = _page(request)
     data = await request.app[DB].read(lambda c: contracts_data(c, identity, page))
     return render(
-        "contracts.html", request, tab="contracts", month=f"{year:04d}-{month:02d}", **data
+        "contracts.html",
+        request,
+        tab="contracts",
+        month=f"{year:04d}-{month:02d}",
+        vendor_view=identity.vendor,
+        **data,
     )
 
 
@@ -121,7 +135,7 @@ async def report_page(request: web.Request) -> web.Response:
     year, month = _month(request)
     now = time.time()
     rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", identity.name, REPORT_TZ, now)
+        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
     )
     return render(
         "report.html",
@@ -137,7 +151,7 @@ async def report_csv(request: web.Request) -> web.Response:
     year, month = _month(request)
     now = time.time()
     rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", identity.name, REPORT_TZ, now)
+        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
     )
     return web.Response(
         text=render_csv(rows),
@@ -148,7 +162,25 @@ async def report_csv(request: web.Request) -> web.Response:
     )
 
 
+async def report_pdf(request: web.Request) -> web.Response:
+    """The monthly report as a PDF (the CSV's figures; :mod:`collector.contracts.report_pdf`)."""
+    identity = _partner_only(request)
+    year, month = _month(request)
+    now = time.time()
+    rows = await request.app[DB].read(
+        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
+    )
+    name = f"{year:04d}-{month:02d}"
+    body = render_pdf(rows, name, "every partner" if identity.vendor else identity.name)
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="vigil-report-{name}.pdf"'},
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get(paths.CONTRACTS_PAGE, contracts_page)
     app.router.add_get(paths.CONTRACTS_REPORT_PAGE, report_page)
     app.router.add_get(paths.CONTRACTS_REPORT_CSV, report_csv)
+    app.router.add_get(paths.CONTRACTS_REPORT_PDF, report_pdf)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from collector.accounts import partners, vendor
 from collector.backups import catalog
 from collector.backups.status import backup_status
 from collector.contracts import repository as repo
@@ -23,6 +26,7 @@ from collector.contracts.incidents import State, incident_to_json, status
 from collector.contracts.views import contract_view
 from collector.health import cameras
 from collector.health.fleet import FleetView, status_counts, storage_history
+from collector.health.fleet_cache import FLEET_CACHE
 from collector.health.refusals import clock_offsets
 from collector.health.status import STATUSES, used_percent
 from collector.http import fleet_filters as ff
@@ -54,8 +58,9 @@ def sla_at_risk(conn: Any, identity: PartnerIdentity, only: set[str] | None = No
     are evaluated, once each: their clocks are the expensive part."""
     now = dt.datetime.now(dt.UTC)
     risky = set()
-    for state in OPEN_STATES:
-        for i in repo.list_incidents(conn, identity.name, state=state.value):
+    seen = vendor.partners_read(conn, identity.vendor, identity.partner_id, identity.name)
+    for state, (_, name) in itertools.product(OPEN_STATES, seen):
+        for i in repo.list_incidents(conn, name, state=state.value):
             if not i.server_id or not identity.sees_incident(i.server_id, i.contract_id):
                 continue
             if only is not None and i.server_id not in only:
@@ -66,25 +71,48 @@ def sla_at_risk(conn: Any, identity: PartnerIdentity, only: set[str] | None = No
     return risky
 
 
+@dataclass(frozen=True)
+class FleetRows:
+    views: list[dict[str, Any]]
+    at_risk: set[str]
+    """Servers with an SLA at risk, when the filter asks for them (else found later for
+    the shown page only)."""
+    counts: dict[str, int]
+    choices: dict[str, list[str]]
+    by_urgency: list[dict[str, Any]]
+    """``views`` most urgent first, with no server marked at risk."""
+
+
+def _summary(views: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, list[str]], list[int]]:
+    """What the page shows of the whole fleet: tiles, filter choices, the order (indexes)."""
+    order = sorted(range(len(views)), key=lambda i: ff.urgency(views[i], set()))
+    return status_counts(views), ff.choices(views), order
+
+
 def fleet_rows(
     conn: Any, request: web.Request, identity: PartnerIdentity, now: float, risk: bool
-) -> tuple[list[dict[str, Any]], set[str]]:
-    """The identity's servers' views, and the servers with an SLA at risk when ``risk``
-    (the filter asks for them; otherwise they are found for the shown page only)."""
+) -> FleetRows:
+    """The identity's servers' views with the fleet's tiles, choices and order."""
     cfg = request.app[CONFIG]
     fleet = FleetView(
         conn, cfg.report_interval_s, cfg.offline_after_intervals, clock_offsets(request.app)
     )
-    views = fleet.all(identity.partner_id, now)
+    cache = request.app[FLEET_CACHE]
+    scope = None if identity.vendor else identity.partner_id  # the vendor: every partner
+    views = cache.views(fleet, scope, now)
     if identity.servers is not None:
         views = [v for v in views if v["id"] in identity.servers]
-    return views, sla_at_risk(conn, identity) if risk else set()
+        counts, choices, order = _summary(views)
+    else:
+        counts, choices, order = cache.derived(scope, "page", views, _summary)
+    at_risk = sla_at_risk(conn, identity) if risk else set()
+    return FleetRows(views, at_risk, counts, choices, [views[i] for i in order])
 
 
 def unhealthy_channels(conn: Any, identity: PartnerIdentity) -> list[dict[str, Any]]:
     """The partner's failing notification channels, shown above its fleet (not to a
     customer's users, whose partner's channels are not theirs to see)."""
-    if identity.customer is not None:
+    if identity.customer is not None or identity.vendor:
         return []
     return notify_store.unhealthy_channels(conn, identity.partner_id)
 
@@ -93,7 +121,8 @@ def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
     v["last_seen_text"] = ago(v["last_seen"], now)
     v["sla_at_risk"] = v["id"] in at_risk
     if v.get("backup"):
-        v["backup"]["last_success_text"] = ago(v["backup"]["last_success"], now)
+        # A copy: the fleet views are shared with their cache (collector.health.fleet_cache).
+        v["backup"] = {**v["backup"], "last_success_text": ago(v["backup"]["last_success"], now)}
     fullest = max(
         (vol for vol in v["volumes"] if vol.total),
         key=lambda vol: used_percent(vol.used, vol.free),
@@ -109,10 +138,11 @@ async def fleet_page(request: web.Request) -> web.Response:
     identity = signed_in(request)
     now = time.time()
     fq = ff.parse(request.query)
-    views, at_risk = await request.app[DB].read(
+    rows = await request.app[DB].read(
         lambda c: fleet_rows(c, request, identity, now, fq.sla_at_risk)
     )
-    shown, page, pages, matching = ff.select(views, fq, at_risk)
+    views, at_risk = rows.views, rows.at_risk
+    shown, page, pages, matching = ff.select(views, fq, at_risk, rows.by_urgency)
     if not fq.sla_at_risk:
         ids = {v["id"] for v in shown}
         at_risk = await request.app[DB].read(lambda c: sla_at_risk(c, identity, ids))
@@ -121,6 +151,7 @@ async def fleet_page(request: web.Request) -> web.Response:
         refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
     except ValueError:
         refresh = 30
+    shown = [dict(v) for v in shown]  # the fleet views are shared: decorated copies
     for v in shown:
         _decorate(v, now, at_risk)
 
@@ -132,7 +163,7 @@ async def fleet_page(request: web.Request) -> web.Response:
         request,
         tab="fleet",
         servers=shown,
-        counts=status_counts(views),
+        counts=rows.counts,
         statuses=STATUSES,
         legend=LEGEND,
         total=len(views),
@@ -141,9 +172,10 @@ async def fleet_page(request: web.Request) -> web.Response:
         pages=pages,
         fq=fq,
         link=link,
-        choices=ff.choices(views),
+        choices=rows.choices,
         customer_view=identity.customer is not None,
-        may_silence=identity.customer is None and identity.role != "viewer",
+        vendor_view=identity.vendor,
+        may_silence=identity.customer is None and identity.role != "viewer" and not identity.vendor,
         done=request.query.get("done", "")[:60],
         failing=failing,
         refresh=refresh,
@@ -226,6 +258,9 @@ async def server_page(request: web.Request) -> web.Response:
     identity = signed_in(request)
     row = await owned_server(request, request.match_info["server_id"])
     now = time.time()
+    if identity.vendor:  # reads the server's partner's contract, incidents and silences
+        name = await request.app[DB].read(lambda c: partners.name_of(c, row.partner_id))
+        identity = identity.reading_for(row.partner_id, name or "")
     data = await request.app[DB].read(lambda c: _server_data(c, request, identity, row, now))
     view = data["view"]
     vols = _volumes(view)
@@ -262,7 +297,7 @@ async def server_page(request: web.Request) -> web.Response:
         last_seen_text=ago(view["last_seen"], now),
         customer_view=identity.customer is not None,
         silences=data["silences"],
-        may_silence=identity.customer is None and identity.role != "viewer",
+        may_silence=identity.customer is None and identity.role != "viewer" and not identity.vendor,
         done=request.query.get("done", "")[:60],
     )
 

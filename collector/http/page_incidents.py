@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.accounts import vendor
 from collector.contracts import repository as repo
 from collector.contracts.calendar import business_calendar
 from collector.contracts.incidents import (
@@ -51,7 +52,7 @@ _STATE_ORDER = {
 
 def actions_for(identity: PartnerIdentity, state: str) -> tuple[str, ...]:
     """The actions this identity may take on an incident in ``state``."""
-    if identity.role == "viewer":
+    if identity.role == "viewer" or identity.vendor:  # the vendor reads partners' incidents
         return ()
     table = CUSTOMER_ACTIONS if identity.customer is not None else PARTNER_ACTIONS
     return table.get(state, ())
@@ -67,16 +68,18 @@ def incident_rows(
 ) -> tuple[list[dict[str, Any]], int, int, int]:
     """(the rows of ``page``, the page number, the number of pages, rows in all)."""
     now = dt.datetime.now(dt.UTC)
+    seen = vendor.partners_read(conn, identity.vendor, identity.partner_id, identity.name)
     names = {
         r["id"]: r["hostname"]
-        for r in conn.execute(
-            "SELECT id, hostname FROM servers WHERE partner_id = ?", (identity.partner_id,)
-        )
+        for pid, _ in seen
+        for r in conn.execute("SELECT id, hostname FROM servers WHERE partner_id = ?", (pid,))
     }
     keyed = []
-    for inc in repo.list_incidents(conn, identity.name):
+    owner: dict[int, str] = {}
+    for partner, inc in ((name, i) for _, name in seen for i in repo.list_incidents(conn, name)):
         if not identity.sees_incident(inc.server_id, inc.contract_id):
             continue
+        owner[id(inc)] = partner
         st = replay(inc, until=now).state.value
         if state == "open" and st == "closed":  # resolved waits for acceptance
             continue
@@ -89,6 +92,7 @@ def incident_rows(
     for _, inc in keyed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
         j = incident_to_json(inc, now)
         j["hostname"] = names.get(inc.server_id or "", "")
+        j["partner"] = owner[id(inc)]
         j["actions"] = actions_for(identity, str(j["state"]))
         rows.append(j)
     return rows, page, pages, len(keyed)
@@ -116,6 +120,7 @@ async def incidents_page(request: web.Request) -> web.Response:
         pages=pages,
         total=total,
         customer_view=identity.customer is not None,
+        vendor_view=identity.vendor,
         done=request.query.get("done", "")[:40],
     )
 

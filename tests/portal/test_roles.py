@@ -95,3 +95,55 @@ CASES = [
 @pytest.mark.parametrize(("role", "customer", "method", "path", "expected"), CASES)
 def test_role_table(role: str, customer: bool, method: str, path: str, expected: bool) -> None:
     assert allowed(role, customer, method, path) is expected
+
+
+VENDOR_CASES = [
+    # The vendor's users read every partner's fleet, incidents and contracts ...
+    *[
+        (role, "GET", path, True)
+        for role in ("viewer", "admin")
+        for path in (
+            "/",
+            "/servers/srv_1",
+            "/incidents",
+            "/contracts",
+            "/contracts/report",
+            "/contracts/report.pdf",
+            "/api/v1/servers",
+            "/api/v1/servers/srv_1/cameras",
+            "/api/v1/incidents",
+            "/api/v1/reports/monthly.pdf",
+        )
+    ],
+    # ... and change nothing of a partner's, whatever their role.
+    *[
+        (role, method, path, False)
+        for role in ("viewer", "operator", "admin")
+        for method, path in (
+            ("POST", INC + "/acknowledge"),
+            ("POST", "/incidents/INC-1/resolve"),
+            ("POST", "/api/v1/incidents"),
+            ("PUT", "/api/v1/contracts/C-1"),
+            ("POST", "/servers/srv_1/silence"),
+            ("POST", "/settings/backup-policy"),
+            ("POST", "/api/v1/enrollment-tokens"),
+            ("GET", "/settings/notifications"),
+            ("GET", "/api/v1/notify/channels"),
+            ("GET", "/api/v1/backup-policy"),
+        )
+    ],
+    # Their own keys, and for their admin their own organisation's users.
+    ("viewer", "POST", "/api/v1/api-keys", True),
+    ("viewer", "POST", "/api/v1/users", False),
+    ("operator", "POST", "/settings/users", False),
+    ("admin", "POST", "/api/v1/users", True),
+    ("admin", "POST", "/settings/users/7/disable", True),
+]
+
+
+@pytest.mark.parametrize(("role", "method", "path", "expected"), VENDOR_CASES)
+def test_vendor_role_table(role: str, method: str, path: str, expected: bool) -> None:
+    assert allowed(role, False, method, path, vendor=True) is expected
+    # A customer of the vendor organisation gets nothing of the vendor's reach.
+    if method == "GET" and path in ("/api/v1/incidents", "/contracts"):
+        assert allowed(role, True, method, path, vendor=True) is (path == "/api/v1/incidents")

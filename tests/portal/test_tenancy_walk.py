@@ -267,3 +267,74 @@ def test_another_partners_notification_objects_stay_untouched(world: World) -> N
             "SELECT 1 FROM notify_silences WHERE partner_id = ? AND value = ?",
             (rival_id, acme["server_id"]),
         ).fetchall()
+
+
+VENDOR_READS = (
+    "/servers/{server_id}",
+    "/api/v1/servers/{server_id}",
+    "/api/v1/servers/{server_id}/cameras",
+    "/api/v1/servers/{server_id}/storage-history",
+)
+"""Routes that name a partner's object and that the vendor reads, whoever's it is."""
+
+
+@pytest.mark.parametrize("owner", ["acme-admin", "rival-admin"])
+def test_the_vendor_reads_every_partners_objects_and_changes_none(
+    world: World, routes: list[tuple[str, str]], owner: str
+) -> None:
+    """The vendor's viewer reads each partner's servers; every route that changes
+    something answers 403 to it, with either partner's ids (nothing is changed)."""
+    me = Asker(world, "vendor-viewer")
+    theirs = _ids(world, owner)
+
+    def stored() -> tuple[object, ...]:
+        with collector_sql(world.collector.data_dir, world.collector.env) as db:
+            incident = db.execute(
+                "SELECT state, events FROM incidents WHERE id = ?", (theirs["incident_id"],)
+            ).fetchone()
+            server = db.execute(
+                "SELECT revoked_at, report_interval_s FROM servers WHERE id = ?",
+                (theirs["server_id"],),
+            ).fetchone()
+            keys = db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()
+        return tuple(incident), tuple(server), tuple(keys)
+
+    before = stored()
+    for template in VENDOR_READS:
+        status, body = me.ask("GET", _fill(template, theirs, False))
+        assert status == 200, (template, status, body[:300])
+        assert theirs["server_id"].encode() in body, template
+    status, body = me.ask("GET", _fill("/servers/{server_id}", theirs, False))
+    assert theirs["hostname"].encode() in body
+    changed = 0
+    for method, template in routes:
+        if method in ("GET", "HEAD") or template in ("/login", "/logout", "/forgot-password"):
+            continue
+        if template.startswith(("/reset-password", "/api/v1/api-keys", "/settings/api-keys")):
+            continue  # open forms, and the viewer's own keys
+        status, _ = me.ask(method, _fill(template, theirs, False))
+        assert status == 403, (method, template, status)
+        changed += 1
+    assert changed >= 20
+    assert stored() == before
+
+
+def test_the_vendor_lists_both_partners_and_partners_never_see_the_vendor(world: World) -> None:
+    me = Asker(world, "vendor-viewer")
+    status, body = me.ask("GET", "/api/v1/servers")
+    assert status == 200
+    listed = {(v["partner"], v["hostname"]) for v in json.loads(body)["servers"]}
+    assert {("acme", "museum-1"), ("rival", "rival-1")} <= listed
+    status, body = me.ask("GET", "/api/v1/incidents")
+    assert {i["partner"] for i in json.loads(body)["incidents"]} >= {"acme", "rival"}
+    for path in ("/", "/incidents", "/contracts"):
+        status, body = me.ask("GET", path)
+        assert status == 200 and (b"museum-1" in body or path == "/contracts"), path
+        assert b"rival" in body and b"acme" in body, path
+    status, body = me.ask("GET", "/?partner=rival")
+    assert b"rival-1" in body and b"museum-1" not in body
+    for partner in ("acme-admin", "rival-admin", "museum"):
+        status, body = Asker(world, partner).ask("GET", "/api/v1/servers")
+        assert status == 200 and b"vigil-ops" not in body
+        status, body = Asker(world, partner).ask("GET", "/api/v1/users")
+        assert b"vendor-viewer" not in body

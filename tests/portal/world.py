@@ -3,7 +3,8 @@ agents (servers reporting health), contracts, incidents, users and API keys.
 
 acme: customers "Museum" (server museum-1, contract A-M on premium-24x7, whose incidents
 wait for the customer's acceptance) and "Bakery" (bakery-1, A-B), plus an uncovered
-server acme-free; rival: server rival-1 under contract R-1.
+server acme-free; rival: server rival-1 under contract R-1. The vendor organisation
+"vigil-ops" (no servers of its own) has an admin and a viewer, who read both partners.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class World:
         return f"{user}@example.test"
 
 
+VENDOR = "vigil-ops"
+"""The vendor organisation's name."""
 USERS = (
     # name, partner, customer, role
     ("acme-admin", "acme", None, "admin"),
@@ -67,6 +70,8 @@ USERS = (
     ("museum", "acme", "Museum", "operator"),
     ("bakery", "acme", "Bakery", "operator"),
     ("rival-admin", "rival", None, "admin"),
+    ("vendor-admin", VENDOR, None, "admin"),
+    ("vendor-viewer", VENDOR, None, "viewer"),
 )
 SERVERS = (
     # name, partner, licence, contract id, customer
@@ -133,6 +138,7 @@ def build(root: Path, env: dict[str, str] | None = None) -> World:
         w.agents.append(agent)
     for customer in ("Museum", "Bakery"):
         c.cli("org", "add", customer, "--customer-of", "acme")
+    c.cli("org", "add", VENDOR, "--vendor")
     for name, partner, customer, role in USERS:
         args = ["user", "add", w.email(name), "--partner", partner, "--role", role]
         w.passwords[name] = c.last_line(*args, *(["--customer", customer] if customer else []))
