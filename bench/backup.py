@@ -588,12 +588,17 @@ def _print_recovery(rows: list[dict[str, Timed]]) -> None:
         )
 
 
+def _collector_cpu(seconds: float | None) -> str:
+    """The collector's share, when it ran as a process of its own (not the sink)."""
+    return "" if seconds is None else f" + collector cpu {seconds:.2f} s"
+
+
 def _print_backup(rows: list[tuple], target: str) -> None:
     """The medians of the backup rounds: (vigil first, vigil unchanged, restic first,
     restic unchanged, RSS growth) per round."""
     v_first = _median([r[0]["seconds"] for r in rows])
     v_cpu = _median([r[0]["cpu_s"] for r in rows])
-    v_coll = _median([r[0]["collector_cpu_s"] for r in rows])
+    colls = [r[0]["collector_cpu_s"] for r in rows if r[0]["collector_cpu_s"] is not None]
     v_arch = _median([r[0]["archive_seconds"] for r in rows])
     v_up = _median([r[0]["upload_seconds"] for r in rows])
     v_again = _median([r[1]["seconds"] for r in rows])
@@ -608,7 +613,8 @@ def _print_backup(rows: list[tuple], target: str) -> None:
     print(
         f"vigil first backup, end to end: {v_first:.2f} s, cpu {v_cpu:.2f} s (archive+encrypt "
         f"{v_arch:.2f} s, upload over HTTP on 127.0.0.1 to {target} {v_up:.2f} s; "
-        f"{ciphertext:.0f} MiB ciphertext; the collector's cpu receiving it {v_coll:.2f} s)"
+        f"{ciphertext:.0f} MiB ciphertext"
+        + (f"; the collector's cpu receiving it {_median(colls):.2f} s)" if colls else ")")
     )
     print(
         f"vigil agent RSS: baseline {rows[0][0]['baseline_rss_mib']:.1f} MiB, "
@@ -683,7 +689,7 @@ def main() -> None:
             url = sink.url if args.sink else "config:" + str(real.enroll(f"agent-{rnd}"))
             c0 = 0.0 if args.sink else real.cpu()
             first = run_agent(url, state, tree, recipient, key_hex)
-            first["collector_cpu_s"] = 0.0 if args.sink else real.cpu() - c0
+            first["collector_cpu_s"] = None if args.sink else real.cpu() - c0
             assert first["outcome"] == "ok", first
             again = run_agent(url, state, tree, recipient, key_hex)
             assert again["outcome"] == "unchanged", again
@@ -697,8 +703,8 @@ def main() -> None:
             growth = first["peak_rss_mib"] - first["baseline_rss_mib"]
             rows.append((first, again, r_first, r_again, growth))
             print(
-                f"round {rnd + 1}: vigil {first['seconds']:.2f} s, cpu {first['cpu_s']:.2f} s "
-                f"+ collector cpu {first['collector_cpu_s']:.2f} s (archive+encrypt "
+                f"round {rnd + 1}: vigil {first['seconds']:.2f} s, cpu {first['cpu_s']:.2f} s"
+                f"{_collector_cpu(first['collector_cpu_s'])} (archive+encrypt "
                 f"{first['archive_seconds']:.2f} s, upload {first['upload_seconds']:.2f} s), "
                 f"unchanged {again['seconds']:.2f} s, RSS +{growth:.1f} MiB; "
                 f"restic {r_first.seconds:.2f} s, cpu {r_first.cpu_s:.2f} s "

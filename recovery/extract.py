@@ -149,7 +149,8 @@ class _Limited:
 class _ReadAhead:
     """The plaintext, read ahead on a second thread: downloading, hashing the ciphertext,
     ChaCha20 and zstd (which release the GIL) run beside the tar parsing, the files'
-    SHA-256 and the writes on the caller's thread. At most ``BLOCKS`` blocks of ``BLOCK``
+    SHA-256 and the large files' writes on the caller's thread (small files are written
+    by ``FileWriters``' threads). At most ``BLOCKS`` blocks of ``BLOCK``
     bytes wait; an error on the reading side is raised by ``read`` in the caller's thread.
     """
 
