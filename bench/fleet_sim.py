@@ -154,7 +154,7 @@ class SimAgent:
         unchanged = digest == self.acked_digest
         now = time.time()
         rep = Report(
-            report_id=uuid.uuid4().hex,
+            report_id=f"{self.ident.server_id}-{self.seq}-{uuid.uuid4().hex[:12]}",  # as the agent
             seq=self.seq,
             collected_at=now,
             host=HostInfo(
