@@ -125,22 +125,8 @@ def check_server(
 ) -> list[Finding]:
     """All findings for one server at instant ``now`` given the contracts covering its
     licence (any order; the best one on that day counts)."""
-    sid = server.server_id
     if not contracts:
-        out = [
-            Finding(
-                "no_contract",
-                Severity.WARNING,
-                sid,
-                None,
-                "contract: coverage",
-                "no contract covers this server's licence",
-                {"licence_id": server.licence_id},
-            )
-        ]
-        if server.uses_backup:
-            out.append(_not_entitled(server, None, None, "online_backup"))
-        return out
+        return _uncovered(server)
     if server.installed_on is not None:
         contracts = [
             dataclasses.replace(c, installed_on=server.installed_on)
@@ -175,30 +161,54 @@ def check_server(
         f = _version(server, contract, plan, term, releases)
         if f is not None:
             findings.append(f)
-    if (
+    f = _transferred(server, contract, plan, status, covered)
+    if f is not None:
+        findings.append(f)
+    return findings
+
+
+def _uncovered(server: ServerFacts) -> list[Finding]:
+    """A server no contract covers: that, and its backups if it makes them."""
+    out = [
+        Finding(
+            "no_contract",
+            Severity.WARNING,
+            server.server_id,
+            None,
+            "contract: coverage",
+            "no contract covers this server's licence",
+            {"licence_id": server.licence_id},
+        )
+    ]
+    if server.uses_backup:
+        out.append(_not_entitled(server, None, None, "online_backup"))
+    return out
+
+
+def _transferred(
+    server: ServerFacts, contract: Contract, plan: Plan, status: Coverage, covered: bool
+) -> Finding | None:
+    """The licence runs on other hardware than it was first bound to, uncovered."""
+    if not (
         server.licensed_machine_id
         and server.machine_id
         and server.machine_id != server.licensed_machine_id
-        and not (covered and ent.licence_transfer)
-    ):
-        findings.append(
-            Finding(
-                "licence_transfer_not_entitled",
-                Severity.HIGH,
-                sid,
-                contract.id,
-                _clause(plan, "licence transfer"),
-                "the licence runs on different hardware and the contract does not "
-                "include licence transfer",
-                {
-                    "licence_id": server.licence_id,
-                    "licensed_machine_id": server.licensed_machine_id,
-                    "machine_id": server.machine_id,
-                    "coverage": status.value,
-                },
-            )
-        )
-    return findings
+    ) or (covered and plan.entitlements.licence_transfer):
+        return None
+    return Finding(
+        "licence_transfer_not_entitled",
+        Severity.HIGH,
+        server.server_id,
+        contract.id,
+        _clause(plan, "licence transfer"),
+        "the licence runs on different hardware and the contract does not include licence transfer",
+        {
+            "licence_id": server.licence_id,
+            "licensed_machine_id": server.licensed_machine_id,
+            "machine_id": server.machine_id,
+            "coverage": status.value,
+        },
+    )
 
 
 _NOT_ACTIVE = {

@@ -79,10 +79,18 @@ def _event_time(text: str | None) -> dt.datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
-    # the command line's reference; split up, the shape of the CLI would be scattered.
+    """The contract engine's subcommands, in the order ``--help`` lists them."""
     c = common()
+    _register_contracts(sub, c)
+    _register_releases(sub, c)
+    _register_check(sub, c)
+    _register_incident(sub, c)
+    _register_report(sub, c)
+    _register_prices_and_sma(sub, c)
 
+
+def _register_contracts(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``contracts import|list|show``."""
     contracts = sub.add_parser("contracts", help="maintenance contracts").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -107,6 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_contracts_show)
 
+
+def _register_releases(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``releases import``: the release catalogue."""
     releases = sub.add_parser("releases", help="release catalogue").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -117,6 +128,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_releases_import)
 
+
+def _register_check(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``check``: the contract checks now."""
     p = sub.add_parser("check", parents=[c], help="run the contract checks now")
     p.add_argument("--json", action="store_true")
     p.add_argument("--at", metavar="TIME", help="evaluate at this instant (ISO 8601 with offset)")
@@ -125,6 +139,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_check)
 
+
+def _register_incident(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``incident open|list|show`` and one subcommand per incident action."""
     inc = sub.add_parser("incident", help="incidents and their response targets").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -166,6 +183,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_incident_action, incident_action=action)
 
+
+def _register_report(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``report``: the monthly compliance report."""
     p = sub.add_parser("report", parents=[c], help="monthly contract compliance report")
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     p.add_argument("--by", choices=["partner", "customer"], default="customer")
@@ -175,6 +195,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.set_defaults(func=cmd_report)
 
+
+def _register_prices_and_sma(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``prices import`` and ``sma quote|upgrade``."""
     prices = sub.add_parser("prices", help="SMA module price list").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.contracts.calendar import CalendarError, CalendarSpec, business_calendar
-from collector.contracts.plans import get_plan
+from collector.contracts.plans import Plan, get_plan
 from collector.contracts.terms import Contract, Renewal
 from collector.instants import MAX_YEAR, MIN_YEAR
 
@@ -230,59 +230,18 @@ def _list(v: Any, seps: str) -> list[str]:
 
 def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
     """One contract from a CSV row or TOML table (keys as in the CSV header)."""
-    required = {}
-    for key in ("contract_id", "customer", "partner", "plan"):
-        v = _text(row, key)
-        if v is None:
-            raise _RowInvalid(key, "missing")
-        required[key] = v
+    required = _required(row)
     try:
         plan = get_plan(required["plan"])
     except KeyError as exc:
         raise _RowInvalid("plan", str(exc.args[0])) from None
-    try:
-        licences = _list(_get(row, "licence_ids"), list_seps)
-    except ValueError as exc:
-        raise _RowInvalid("licence_ids", str(exc)) from None
-    try:
-        renewal_parts = _list(_get(row, "renewals"), list_seps)
-    except ValueError as exc:
-        raise _RowInvalid("renewals", str(exc)) from None
-    if any(len(x) > 128 for x in licences):
-        raise _RowInvalid("licence_ids", "a licence id is longer than 128 characters")
-    if len(licences) > MAX_LICENCES:
-        raise _RowInvalid("licence_ids", f"more than {MAX_LICENCES} licence ids")
-    bad = next((b for b in map(clean_text, licences) if b), None)
-    if bad:
-        raise _RowInvalid("licence_ids", f"a licence id {bad}")
-    if len(renewal_parts) > MAX_RENEWALS:
-        raise _RowInvalid("renewals", f"more than {MAX_RENEWALS} renewals")
-    if not licences:
-        raise _RowInvalid("licence_ids", "at least one licence id is needed")
+    licences, renewal_parts = _listed(row, list_seps)
     start = _date(row, "start")
     installed = _date(row, "installed_on")
     if start is None and not (plan.term.anchor == "installation"):
         raise _RowInvalid("start", "missing (the plan's term starts at the contract start)")
-    term_months = _int(row, "term_months", 1, 120)
-    if (
-        term_months is not None
-        and plan.term.max_months
-        and not (plan.term.min_months <= term_months <= plan.term.max_months)
-    ):
-        raise _RowInvalid(
-            "term_months",
-            f"{plan.name} runs {plan.term.min_months}-{plan.term.max_months} months, "
-            f"not {term_months}",
-        )
-    renewals = []
-    for part in renewal_parts:
-        try:
-            months = whole_number(part)
-        except ValueError:
-            raise _RowInvalid("renewals", f"not a number of months: {part[:40]!r}") from None
-        if not 1 <= months <= 120:
-            raise _RowInvalid("renewals", f"{months} months is outside 1..120")
-        renewals.append(Renewal(months))
+    term_months = _term_months(row, plan)
+    renewals = _renewals(renewal_parts)
     calendar = _calendar(row, plan.calendar)
     prices = _prices(row.get("list_prices") or {})
     bought = _bool(row, "bought_with_software")
@@ -308,6 +267,68 @@ def contract_from_row(row: Mapping[str, Any], list_seps: str = "|") -> Contract:
     )
     _readable(contract)
     return contract
+
+
+def _required(row: Mapping[str, Any]) -> dict[str, str]:
+    required = {}
+    for key in ("contract_id", "customer", "partner", "plan"):
+        v = _text(row, key)
+        if v is None:
+            raise _RowInvalid(key, "missing")
+        required[key] = v
+    return required
+
+
+def _listed(row: Mapping[str, Any], list_seps: str) -> tuple[list[str], list[str]]:
+    """(licence ids, renewals as written), each list checked as a whole."""
+    try:
+        licences = _list(_get(row, "licence_ids"), list_seps)
+    except ValueError as exc:
+        raise _RowInvalid("licence_ids", str(exc)) from None
+    try:
+        renewal_parts = _list(_get(row, "renewals"), list_seps)
+    except ValueError as exc:
+        raise _RowInvalid("renewals", str(exc)) from None
+    if any(len(x) > 128 for x in licences):
+        raise _RowInvalid("licence_ids", "a licence id is longer than 128 characters")
+    if len(licences) > MAX_LICENCES:
+        raise _RowInvalid("licence_ids", f"more than {MAX_LICENCES} licence ids")
+    bad = next((b for b in map(clean_text, licences) if b), None)
+    if bad:
+        raise _RowInvalid("licence_ids", f"a licence id {bad}")
+    if len(renewal_parts) > MAX_RENEWALS:
+        raise _RowInvalid("renewals", f"more than {MAX_RENEWALS} renewals")
+    if not licences:
+        raise _RowInvalid("licence_ids", "at least one licence id is needed")
+    return licences, renewal_parts
+
+
+def _term_months(row: Mapping[str, Any], plan: Plan) -> int | None:
+    term_months = _int(row, "term_months", 1, 120)
+    if (
+        term_months is not None
+        and plan.term.max_months
+        and not (plan.term.min_months <= term_months <= plan.term.max_months)
+    ):
+        raise _RowInvalid(
+            "term_months",
+            f"{plan.name} runs {plan.term.min_months}-{plan.term.max_months} months, "
+            f"not {term_months}",
+        )
+    return term_months
+
+
+def _renewals(parts: list[str]) -> list[Renewal]:
+    renewals = []
+    for part in parts:
+        try:
+            months = whole_number(part)
+        except ValueError:
+            raise _RowInvalid("renewals", f"not a number of months: {part[:40]!r}") from None
+        if not 1 <= months <= 120:
+            raise _RowInvalid("renewals", f"{months} months is outside 1..120")
+        renewals.append(Renewal(months))
+    return renewals
 
 
 def _prices(prices_in: Any) -> tuple[tuple[str, float], ...]:

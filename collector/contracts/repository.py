@@ -482,32 +482,28 @@ def _attempted_backups(
 ) -> set[str]:
     """Servers (of ``scope``, or all) that ran a backup in the window, stored or not."""
     # No ORDER BY: SQLite would sort a month of runs for the whole fleet.
+    select = "SELECT DISTINCT server_id FROM backup_runs"
+    return {r[0] for r in _in_window(conn, select, "finished_at", scope, since, now)}
+
+
+def _in_window(
+    conn: Conn, select: str, column: str, scope: Sequence[str] | None, since: float, now: float
+) -> Iterable[Sequence[Any]]:
+    """The rows of ``select`` whose ``column`` is within [since, now]: of the servers in
+    ``scope`` (each a range of a (server, time) index), or of all (one pass)."""
+    window = f"{column} >= ? AND {column} <= ?"
     if scope is None:
-        rows: Iterable[Sequence[Any]] = conn.execute(
-            "SELECT DISTINCT server_id FROM backup_runs "
-            "WHERE finished_at >= ? AND finished_at <= ?",
-            (since, now),
-        )
-    else:
-        rows = _per_server(
-            conn,
-            "SELECT DISTINCT server_id FROM backup_runs WHERE server_id IN ({ids}) "
-            "AND finished_at >= ? AND finished_at <= ?",
-            scope,
-            since,
-            now,
-        )
-    return {r[0] for r in rows}
+        return conn.execute(f"{select} WHERE {window}", (since, now))
+    return _per_server(
+        conn, f"{select} WHERE server_id IN ({{ids}}) AND {window}", scope, since, now
+    )
 
 
 def _stored_backup_times(conn: Conn, since: float, now: float) -> dict[str, list[float]]:
     """A backup counts when the collector stored and verified it, whatever the agent said."""
     made: dict[str, list[float]] = defaultdict(list)
-    for sid, stored in conn.execute(
-        "SELECT server_id, stored_at FROM backup_stored_times "
-        "WHERE stored_at >= ? AND stored_at <= ?",
-        (since, now),
-    ):
+    select = "SELECT server_id, stored_at FROM backup_stored_times"
+    for sid, stored in _in_window(conn, select, "stored_at", None, since, now):
         made[sid].append(float(stored))
     for times in made.values():
         times.sort()  # each server's few dozen times, not the fleet's month in SQL
@@ -529,24 +525,10 @@ def _kept_backup_times(conn: Conn, now: float) -> dict[str, list[float]]:
 def _report_times(
     conn: Conn, scope: Sequence[str] | None, since: float, now: float
 ) -> dict[str, list[float]]:
-    """Health report times in the window. One partner's: through its servers, each a range
-    of the (server, time) index; every partner's: the whole index once."""
+    """Health report times in the window, of ``scope``'s servers or all."""
     reports: dict[str, list[float]] = defaultdict(list)
-    if scope is None:
-        rows: Iterable[Sequence[Any]] = conn.execute(
-            "SELECT server_id, collected_at FROM reports WHERE collected_at >= ? "
-            "AND collected_at <= ?",
-            (since, now),
-        )
-    else:
-        rows = _per_server(
-            conn,
-            "SELECT server_id, collected_at FROM reports WHERE server_id IN ({ids}) "
-            "AND collected_at >= ? AND collected_at <= ?",
-            scope,
-            since,
-            now,
-        )
+    select = "SELECT server_id, collected_at FROM reports"
+    rows = _in_window(conn, select, "collected_at", scope, since, now)
     for sid, collected in rows:
         reports[sid].append(float(collected))
     for times in reports.values():
