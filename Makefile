@@ -52,7 +52,8 @@ PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 	tests/cameras/test_collector_cameras.py tests/cameras/test_cameras_end_to_end.py \
 	tests/backups/test_uploads.py tests/backups/test_counting.py \
 	tests/backups/test_maintenance.py tests/backups/test_policy.py tests/backups/test_wire.py \
-	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py
+	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py \
+	tests/end_to_end/test_several_processes.py
 
 test: $(STAMP) system-packages package-tools lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
