@@ -53,7 +53,8 @@ PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 	tests/backups/test_uploads.py tests/backups/test_counting.py \
 	tests/backups/test_maintenance.py tests/backups/test_policy.py tests/backups/test_wire.py \
 	tests/backups/test_staging.py tests/backups/test_resume_on_another_collector.py \
-	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py
+	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py \
+	tests/end_to_end/test_several_processes.py
 
 # The machine `make test` runs on has every tool the tests use (the targets above install
 # them): a test that would skip for a missing tool elsewhere fails here (tests/machine.py).

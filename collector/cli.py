@@ -76,9 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except instance_lock.AlreadyRunning as exc:
             return fail(str(exc), 2)
     else:
+        from collector.storage.migrations import MigrationError
+
         try:  # migrated once, here, before any worker starts
             open_url(config.storage.dsn).close()
-        except _UNREACHABLE as exc:
+        except (*_UNREACHABLE, MigrationError) as exc:
             return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         if args.workers == 1:

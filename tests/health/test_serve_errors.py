@@ -20,7 +20,10 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.sqlite_only
 def test_second_collector_on_the_same_data_is_refused(collector: Collector) -> None:
+    """SQLite is one process: its data directory's lock refuses a second collector (on
+    PostgreSQL several serve one database, tests/end_to_end/test_several_processes.py)."""
     out = _serve("--data", str(collector.data_dir), "--listen", "127.0.0.1:0")
     assert out.returncode == 2
     assert f"another collector (pid {collector.proc.pid}) is serving" in out.stderr
