@@ -197,6 +197,7 @@ def parts(data: Path, repeat: int) -> None:
     from collector.contracts.views import build_report
     from collector.health import servers
     from collector.health.fleet import FleetView
+    from collector.health.fleet_cache import fingerprint
     from collector.storage import open_database
 
     db = open_database(load_config(None, data))
@@ -210,6 +211,7 @@ def parts(data: Path, repeat: int) -> None:
             "coverage_by_server": lambda: coverage_by_server(conn, time.time(), "bench"),
             "fleet_backup_status": lambda: fleet_backup_status(conn, pid, time.time(), cov),
             "FleetView.all": lambda: FleetView(conn, 60, 3).all(pid, time.time()),
+            "fleet_cache check": lambda: fingerprint(conn, FleetView(conn, 60, 3), pid),
             "build_report": lambda: build_report(
                 conn, last.year, last.month, "customer", "bench", "Europe/Berlin", time.time()
             ),

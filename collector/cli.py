@@ -80,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         try:  # migrated once, here, before any worker starts
             open_url(config.storage.dsn).close()
-        except (*_UNREACHABLE, MigrationError) as exc:
+        except _UNREACHABLE + (MigrationError,) as exc:
             return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         if args.workers == 1:

@@ -53,24 +53,24 @@ def percent(share: float) -> str:
 
 
 COLUMNS = (
-    Column("Partner", 60, lambda r: r.partner, right=False),
-    Column("Customer", 108, lambda r: r.customer, right=False),
+    Column("Partner", 56, lambda r: r.partner, right=False),
+    Column("Customer", 100, lambda r: r.customer, right=False),
     Column("Servers", 34, _num("servers")),
     Column("Server days", 44, _num("server_days")),
-    Column("Active", 34, _num("days_active")),
-    Column("Grace", 30, _num("days_grace")),
-    Column("Uncovered", 42, _num("days_uncovered")),
-    Column("Entitlement", 44, _num("entitlement_findings")),
-    Column("Backups met", 44, _num("backup_slots_met")),
-    Column("of", 30, _num("backup_slots_total")),
-    Column("Compliance", 44, _share),
-    Column("Gaps", 26, _num("monitoring_gaps")),
+    Column("Days active", 40, _num("days_active")),
+    Column("in grace", 36, _num("days_grace")),
+    Column("not covered", 40, _num("days_uncovered")),
+    Column("Entitle- ments", 40, _num("entitlement_findings")),
+    Column("Backups met", 40, _num("backup_slots_met")),
+    Column("of slots", 36, _num("backup_slots_total")),
+    Column("Backup share", 40, _share),
+    Column("Gaps", 30, _num("monitoring_gaps")),
     Column("Gap seconds", 44, _num("monitoring_gap_seconds")),
-    Column("Incidents", 38, _num("incidents")),
-    Column("Response met", 48, _num("response_met")),
-    Column("of", 24, _num("response_total")),
-    Column("Resolution met", 52, _num("resolution_met")),
-    Column("of", 24, _num("resolution_total")),
+    Column("Inci- dents", 36, _num("incidents")),
+    Column("Response met", 40, _num("response_met")),
+    Column("of", 32, _num("response_total")),
+    Column("Resolution met", 40, _num("resolution_met")),
+    Column("of", 32, _num("resolution_total")),
 )
 """The CSV's columns in its order (``collector.contracts.reports.COLUMNS``), but the
 overrides, which follow the table as notes."""
@@ -121,8 +121,8 @@ class _Pages:
         s.begin_text()
         x = MARGIN
         for col, value in zip(COLUMNS, values, strict=True):
-            limit = int(col.width / (SIZE * 0.5))
-            shown = value if len(value) <= limit else value[: limit - 1] + "…"
+            limit = int(col.width / (SIZE * 0.5))  # names are cut, figures never
+            shown = value if col.right or len(value) <= limit else value[: limit - 1] + "…"
             at = x + col.width - 4 - _width(shown) if col.right and font == "F1" else x
             s.set_font_size(font, SIZE)
             s.set_text_matrix(1, 0, 0, 1, at, self.y)
@@ -132,7 +132,10 @@ class _Pages:
         self.y -= LEADING
 
     def header(self) -> None:
-        self.cells([c.title for c in COLUMNS], font="F2")
+        """Column titles on two lines (their first word, then the rest)."""
+        titles = [c.title.partition(" ") for c in COLUMNS]
+        self.cells([first for first, _, _ in titles], font="F2")
+        self.cells([rest for _, _, rest in titles], font="F2")
 
     def skip(self, points: float) -> None:
         self.y -= points

@@ -5,7 +5,8 @@ by ``packaging/dev/system-packages.sh``).
 A partner's admin signs in, reads the fleet, filters it, opens a server and its chart,
 acknowledges and resolves an incident, creates and revokes an API key, adds a user and
 signs out; the customer's operator accepts the resolution and cannot open another
-customer's server. Screenshots of every page at desktop and phone width are written to
+customer's server; the vendor's viewer sees both partners' servers and filters by one.
+Screenshots of every page at desktop and phone width are written to
 ``.artefacts/screens/`` for a person to look at.
 """
 
@@ -193,6 +194,21 @@ def test_customer_accepts_and_sees_only_its_sites(browser: Browser, world: World
     response = page.goto(world.collector.url + "/contracts")
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    page.context.close()
+
+
+def test_the_vendor_sees_both_partners_and_filters_by_one(browser: Browser, world: World) -> None:
+    page = _page(browser)
+    sign_in(page, world, "vendor-viewer")
+    fleet = page.locator("#live")
+    for host, partner in (("museum-1", "acme"), ("rival-1", "rival")):
+        expect(fleet.locator("tr", has_text=host)).to_contain_text(partner)
+    page.get_by_label("Partner").select_option("rival")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#live tbody tr")).to_have_count(1)
+    expect(fleet).to_contain_text("rival-1")
+    expect(page.get_by_role("button", name=re.compile("^Silence"))).to_have_count(0)
+    shot(page, "vendor-fleet")
     page.context.close()
 
 

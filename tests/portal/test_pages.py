@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 
 import pytest
 
 from harness.net import http_no_redirect
+from tests.contracts.test_report_pdf import contains_in_order, csv_cells, pdf_words
 from tests.portal.world import World, call, page, post_form, sign_in
 
 
@@ -156,3 +158,47 @@ def test_settings_make_and_show_a_key_once_and_policy_is_validated(
     sid = world.servers["museum-1"]
     _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
     assert out["interval_s"] == 6 * 3600
+
+
+def test_the_monthly_report_as_pdf_holds_the_csvs_figures(
+    world: World, admin: dict[str, str]
+) -> None:
+    """The contracts page links the PDF; the PDF of a month holds the figures of the CSV
+    of the same month, from the page and from the API; the vendor's covers both partners."""
+    month = time.strftime("%Y-%m")
+    status, body = page(world.collector, f"/contracts?month={month}", admin)
+    assert status == 200 and f'href="/contracts/report.pdf?month={month}"'.encode() in body
+    status, csv_text = page(world.collector, f"/contracts/report.csv?month={month}", admin)
+    assert status == 200
+    expected = csv_cells(csv_text.decode())
+    assert {c[1] for c in expected} == {"Museum", "Bakery", "(no contract)"}
+    status, _, pdf = http_no_redirect(
+        "GET", world.collector.url + f"/contracts/report.pdf?month={month}", headers=admin
+    )
+    assert status == 200 and pdf.startswith(b"%PDF-")
+    words = pdf_words(pdf)
+    for cells in expected:
+        assert contains_in_order(words, cells), (cells, words)
+    status, api_pdf = call(
+        world.collector,
+        world.keys["acme-admin"],
+        "GET",
+        f"/api/v1/reports/monthly.pdf?month={month}",
+    )
+    assert status == 200 and all(contains_in_order(pdf_words(api_pdf), c) for c in expected)
+    status, vendor_pdf = call(
+        world.collector,
+        world.keys["vendor-viewer"],
+        "GET",
+        f"/api/v1/reports/monthly.pdf?month={month}",
+    )
+    vendor_words = pdf_words(vendor_pdf)
+    assert status == 200 and all(contains_in_order(vendor_words, c) for c in expected)
+    assert contains_in_order(vendor_words, ["rival", "Rival", "Customer"])
+    status, rival_pdf = call(
+        world.collector,
+        world.keys["rival-admin"],
+        "GET",
+        f"/api/v1/reports/monthly.pdf?month={month}",
+    )
+    assert status == 200 and "Museum" not in pdf_words(rival_pdf)
