@@ -78,9 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         from collector.storage.migrations import MigrationError
 
+        cannot_open: tuple[type[Exception], ...] = (*_UNREACHABLE, MigrationError)
         try:  # migrated once, here, before any worker starts
             open_url(config.storage.dsn).close()
-        except _UNREACHABLE + (MigrationError,) as exc:
+        except cannot_open as exc:
             return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         if args.workers == 1:
