@@ -24,14 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector import secrets_store
-from collector.config import load_config
 from collector.contracts import repository as repo
 from collector.contracts.plans import PRESETS
 from collector.contracts.reports import coverage_periods
 from collector.contracts.service import coverage_by_server
 from collector.contracts.terms import Contract, Coverage, Renewal, best_contract
 from collector.health import servers
-from collector.storage import open_database
+from harness.database import empty_collector_database
 
 NOW = dt.datetime(2026, 3, 14, 10, 0, tzinfo=dt.UTC).timestamp()
 LICENCES = [f"LIC-{i}" for i in range(8)]
@@ -146,7 +145,7 @@ fleets = st.fixed_dictionaries(
 @given(fleet=fleets)
 def test_fleet_coverage_is_each_servers_covering_contract(fleet: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_database(load_config(None, Path(tmp)))
+        db = empty_collector_database(Path(tmp) / "vigil.db")  # a fresh one per example
         try:
             db.write_sync(lambda conn: _fill(conn, fleet))
             for partner in ("acme", None):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness.database import collector_sql
+from harness.database import PrivatePostgres, collector_sql, own_database_env
 from harness.net import wait_until
 from harness.processes import Agent, Collector
 
@@ -23,14 +23,17 @@ ENROLL = "/api/v1/agent/enroll"
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, Agent, str]]:
+def guarded(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
+) -> Iterator[tuple[Collector, Agent, str]]:
     """A collector with a 2 s read timeout and an agent reporting every second, shared by
     the module's tests: each opens its own connections and closes them, and none changes
     what the collector stores beyond the agent's reports."""
     root = tmp_path_factory.mktemp("guarded")
     config = root / "collector.toml"
     config.write_text(f"[collector]\nread_timeout_s = {READ_TIMEOUT_S}\nreport_interval_s = 1\n")
-    collector = Collector(root / "collector", config=config).start()
+    env = own_database_env(postgres_server)  # on PostgreSQL, the module's own database
+    collector = Collector(root / "collector", config=config, env=env).start()
     agent = Agent(root / "agent")
     try:
         collector.cli("partner", "add", "acme")
