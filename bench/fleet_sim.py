@@ -3,11 +3,14 @@ throughput, latency, the collector's CPU and memory over time, database growth, 
 
     .venv/bin/python bench/fleet_sim.py [--agents 200] [--seconds 120] [--interval 60]
         [--cameras 16] [--camera-change-rate 0.02] [--backup-every 3600]
-        [--backup-size 1MiB] [--database sqlite|postgresql] [--json]
+        [--backup-size 1MiB] [--database sqlite|postgresql] [--collectors N] [--json]
 
 The collector runs as its own process (``harness.processes.Collector``, its default
 configuration apart from the report interval), on SQLite in its data directory or on a
-private PostgreSQL started the way the tests start theirs (``harness.database``). Each
+private PostgreSQL started the way the tests start theirs (``harness.database``); with
+``--collectors N`` (PostgreSQL) it is ``serve --workers N``, N processes on one socket,
+and the CPU and RSS shown are the sum over the parent and its workers, the database
+server's CPU beside them. Each
 simulated agent is enrolled for real (a one-time token, its own Ed25519 key, the agent's
 ``enroll`` call) and talks through the agent's own ``CollectorClient`` (sessions,
 HMAC-signed requests); reports are ``protocol.messages.Report`` values with K cameras,
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -52,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import msgspec
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -80,8 +85,6 @@ from protocol.messages import (
     encode,
 )
 from protocol.version import PROTOCOL_VERSION
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def camera(i: int) -> Camera:
@@ -295,35 +298,58 @@ async def enroll_one(
 
 
 class Sampler:
-    """The collector's CPU and RSS (``/proc``), the database size, per window."""
+    """CPU and RSS of the collector's processes (the ``serve`` process and its workers)
+    and, on PostgreSQL, of the database server's; the database size; per window."""
 
-    def __init__(self, pid: int, db_size: Any) -> None:
+    def __init__(self, pid: int, db_size: Any, db_pid: int | None = None) -> None:
         self.pid = pid
+        self.db_pid = db_pid
         self.db_size = db_size
         self.rows: list[dict[str, Any]] = []
-        self._last = (time.monotonic(), self._cpu(pid), time.process_time())
+        self._last = (time.monotonic(), self._cpu(pid), self._cpu(db_pid), time.process_time())
 
     @staticmethod
-    def _cpu(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    def _tree(pid: int | None) -> list[psutil.Process]:
+        if pid is None:
+            return []
+        try:
+            root = psutil.Process(pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    @classmethod
+    def _cpu(cls, pid: int | None) -> float:
+        """CPU seconds of the tree's processes alive now (a worker that died takes its
+        share with it: a window where one died reads low)."""
+        total = 0.0
+        for proc in cls._tree(pid):
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
 
     def _rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        total = 0
+        for proc in self._tree(self.pid):
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total / 2**20
 
     def sample(self, t: float, stats: Stats) -> dict[str, Any]:
-        now, cpu, own = time.monotonic(), self._cpu(self.pid), time.process_time()
-        then, cpu0, own0 = self._last
-        self._last = (now, cpu, own)
+        now, cpu, db_cpu = time.monotonic(), self._cpu(self.pid), self._cpu(self.db_pid)
+        own = time.process_time()
+        then, cpu0, db_cpu0, own0 = self._last
+        self._last = (now, cpu, db_cpu, own)
         span = max(now - then, 1e-6)
         row = {
             "t_s": round(t),
             "reports_per_s": round(len(stats.window) / span, 1),
             "p99_ms": pct(stats.window, 0.99),
             "collector_cpu_percent": round(100 * (cpu - cpu0) / span, 1),
+            "database_cpu_percent": round(100 * (db_cpu - db_cpu0) / span, 1)
+            if self.db_pid
+            else None,
             "loadgen_cpu_percent": round(100 * (own - own0) / span, 1),
             "collector_rss_mib": round(self._rss_mib(), 1),
             "database_mib": round(self.db_size() / 2**20, 3),
@@ -378,7 +404,9 @@ async def enroll_all(url: str, token: str, args: argparse.Namespace, http: aioht
     return await asyncio.gather(*(one(i) for i in range(args.agents)))
 
 
-async def simulate(collector: Collector, token: str, db_size: Any, args: argparse.Namespace):
+async def simulate(
+    collector: Collector, token: str, db_size: Any, db_pid: int | None, args: argparse.Namespace
+):
     connector = aiohttp.TCPConnector(limit=args.connections)
     timeout = aiohttp.ClientTimeout(total=60, sock_connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -387,14 +415,15 @@ async def simulate(collector: Collector, token: str, db_size: Any, args: argpars
         enrolled_s = time.perf_counter() - began
         print(f"enrolled {len(agents)} agents in {enrolled_s:.1f} s", flush=True)
         assert collector.proc is not None
-        sampler = Sampler(collector.proc.pid, db_size)
+        sampler = Sampler(collector.proc.pid, db_size, db_pid)
         db_start, objects_start = db_size(), objects_size(collector.data_dir)
         stats, stop = Stats(), asyncio.Event()
         t0 = time.perf_counter()
         stats.steady_after = t0 + args.interval
         tasks = [asyncio.create_task(run_agent(a, args, stats, stop)) for a in agents]
         print(
-            "t_s  reports/s  p99_ms  collector_cpu%  loadgen_cpu%  collector_rss_MiB  db_MiB",
+            "t_s  reports/s  p99_ms  collector_cpu%  db_cpu%  loadgen_cpu%  collector_rss_MiB"
+            "  db_MiB",
             flush=True,
         )
         while (elapsed := time.perf_counter() - t0) < args.seconds:
@@ -402,7 +431,8 @@ async def simulate(collector: Collector, token: str, db_size: Any, args: argpars
             r = sampler.sample(time.perf_counter() - t0, stats)
             print(
                 f"{r['t_s']:>4} {r['reports_per_s']:>10} {r['p99_ms']!s:>7} "
-                f"{r['collector_cpu_percent']:>15} {r['loadgen_cpu_percent']:>13} "
+                f"{r['collector_cpu_percent']:>15} {r['database_cpu_percent'] or '-'!s:>8} "
+                f"{r['loadgen_cpu_percent']:>13} "
                 f"{r['collector_rss_mib']:>18} {r['database_mib']:>7}",
                 flush=True,
             )
@@ -433,11 +463,15 @@ def summary(
         per_day = round(grown_mib * 2**20 / args.agents / span * 86400)
     # The CPU of the windows after the first interval: every agent's inventory is sent.
     after = [r["collector_cpu_percent"] for r in steady[1:]]
+    db_after = [
+        r["database_cpu_percent"] for r in steady[1:] if r["database_cpu_percent"] is not None
+    ]
     return {
         "agents": args.agents,
         "cameras": args.cameras,
         "interval_s": args.interval,
         "database": args.database,
+        "collectors": args.collectors,
         "seconds": round(seconds, 1),
         "enroll_seconds": round(enrolled_s, 1),
         "reports": stats.reports,
@@ -455,6 +489,9 @@ def summary(
         "collector_cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
         "collector_cpu_percent_max": max(cpu) if cpu else None,
         "collector_cpu_percent_steady": round(sum(after) / len(after), 1) if after else None,
+        "database_cpu_percent_steady": round(sum(db_after) / len(db_after), 1)
+        if db_after
+        else None,
         "collector_rss_mib_max": max((r["collector_rss_mib"] for r in rows), default=None),
         "database_growth_bytes": grown[0],
         "database_steady_bytes_per_server_day": per_day,
@@ -504,6 +541,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "PostgreSQL started for the run (Debian's server binaries) (sqlite)",
     )
     ap.add_argument(
+        "--collectors",
+        type=int,
+        default=1,
+        help="collector processes: serve --workers N (PostgreSQL only above 1) (1)",
+    )
+    ap.add_argument(
         "--connections", type=int, default=256, help="connection pool of all agents (256)"
     )
     ap.add_argument("--enroll-concurrency", type=int, default=16, help="enrollments at once (16)")
@@ -516,15 +559,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.chunk_size = parse_bytes(args.chunk_size)
     if args.agents < 1 or args.interval < 1 or args.seconds <= 0 or args.backup_size < 1:
         ap.error("--agents, --interval, --seconds and --backup-size must be positive")
+    if args.collectors < 1 or (args.collectors > 1 and args.database != "postgresql"):
+        ap.error("--collectors above 1 needs --database postgresql (serve --workers)")
     return args
 
 
-def start_collector(tmp: Path, args: argparse.Namespace, stack: ExitStack) -> tuple[Collector, Any]:
-    """The collector process on the chosen storage; (collector, database size function)."""
+def start_collector(
+    tmp: Path, args: argparse.Namespace, stack: ExitStack
+) -> tuple[Collector, Any, int | None]:
+    """The collector on the chosen storage: (collector, database size function, the
+    PostgreSQL server's pid or None)."""
     data = tmp / "collector"
+    db_pid = None
     if args.database == "postgresql":
-        dsn = stack.enter_context(private_postgres()).new_database()
+        server = stack.enter_context(private_postgres())
+        dsn = server.new_database()
         db_size = postgres_size(dsn)
+        db_pid = int((server.base / "data" / "postmaster.pid").read_text().split()[0])
     else:
         dsn = f"sqlite:///{data / 'vigil.db'}"
 
@@ -535,31 +586,35 @@ def start_collector(tmp: Path, args: argparse.Namespace, stack: ExitStack) -> tu
     cfg.write_text(
         f"[collector]\nreport_interval_s = {args.interval}\n[storage]\nurl = {json.dumps(dsn)}\n"
     )
-    collector = Collector(data, config=cfg)
+    workers = ("--workers", str(args.collectors)) if args.collectors > 1 else ()
+    collector = Collector(data, config=cfg, serve_args=workers)
 
     collector.start()
     stack.callback(collector.stop)
-    return collector, db_size
+    return collector, db_size, db_pid
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-fleet-sim-")))
-        collector, db_size = start_collector(tmp, args, stack)
+        collector, db_size, db_pid = start_collector(tmp, args, stack)
         collector.cli("partner", "add", "fleet")
         token = collector.last_line(
             "token", "create", "--partner", "fleet", "--uses", str(args.agents)
         )
-        result = asyncio.run(simulate(collector, token, db_size, args))
+        result = asyncio.run(simulate(collector, token, db_size, db_pid, args))
     print(
         f"\n{result['agents']} agents, {result['cameras']} cameras, every {args.interval} s, "
-        f"{args.database}: {result['reports_per_s']} reports/s sustained "
+        f"{args.database}, {args.collectors} collector process(es): "
+        f"{result['reports_per_s']} reports/s sustained "
         f"(offered {result['offered_reports_per_s']}), p50 {result['p50_ms']} ms, "
         f"p99 {result['p99_ms']} ms (after the first interval: p99 {result['p99_steady_ms']} ms), "
         f"{result['backups']} backups at "
         f"{result['backup_mib_per_s']} MiB/s, collector CPU mean "
         f"{result['collector_cpu_percent_mean']} % (max {result['collector_cpu_percent_max']}), "
+        f"steady {result['collector_cpu_percent_steady']} %, database server CPU steady "
+        f"{result['database_cpu_percent_steady']} %, "
         f"RSS max {result['collector_rss_mib_max']} MiB, database +"
         f"{result['database_growth_bytes'] / 2**20:.2f} MiB (steady: "
         f"{result['database_steady_bytes_per_server_day']} bytes per server per day), objects +"

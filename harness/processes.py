@@ -37,6 +37,8 @@ class Collector:
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     """Added to the process's environment (e.g. the fault tests' injected faults)."""
+    serve_args: tuple[str, ...] = ()
+    """More arguments for ``serve`` (e.g. ``("--workers", "2")``)."""
 
     @property
     def url(self) -> str:
@@ -59,6 +61,7 @@ class Collector:
                 *self._base(),
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                *self.serve_args,
             ],
             stdout=log,
             stderr=log,
