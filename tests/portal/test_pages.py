@@ -73,6 +73,16 @@ def test_the_sla_at_risk_filter_shows_the_servers_the_incident_clocks_put_at_ris
     assert set(_hosts(body)) == expected
 
 
+def test_a_server_whose_first_backup_is_not_due_is_not_shown_green(
+    world: World, admin: dict[str, str]
+) -> None:
+    # No server of the world has backed up, and none is overdue: the backup cell says so
+    # in a neutral colour, not "never" beside a green dot.
+    _, body = page(world.collector, "/", admin)
+    assert b"none yet" in body and b"first one not due" in body
+    assert b'<span class="dot ok"></span>never' not in body
+
+
 def test_the_most_urgent_servers_come_first(world: World, admin: dict[str, str]) -> None:
     _, body = page(world.collector, "/", admin)
     hosts = _hosts(body)
