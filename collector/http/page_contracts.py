@@ -129,14 +129,21 @@ async def contracts_page(request: web.Request) -> web.Response:
     )
 
 
-async def report_page(request: web.Request) -> web.Response:
-    """The monthly report as a table (its own page: it evaluates every day of the month)."""
+async def _report(request: web.Request) -> tuple[Any, int, int, list[Any]]:
+    """(identity, year, month, rows) of the monthly report the request asks for: what the
+    page, the CSV and the PDF each show."""
     identity = _partner_only(request)
     year, month = _month(request)
     now = time.time()
     rows = await request.app[DB].read(
         lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
     )
+    return identity, year, month, rows
+
+
+async def report_page(request: web.Request) -> web.Response:
+    """The monthly report as a table (its own page: it evaluates every day of the month)."""
+    _, year, month, rows = await _report(request)
     return render(
         "report.html",
         request,
@@ -147,12 +154,7 @@ async def report_page(request: web.Request) -> web.Response:
 
 
 async def report_csv(request: web.Request) -> web.Response:
-    identity = _partner_only(request)
-    year, month = _month(request)
-    now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
-    )
+    _, year, month, rows = await _report(request)
     return web.Response(
         text=render_csv(rows),
         content_type="text/csv",
@@ -164,12 +166,7 @@ async def report_csv(request: web.Request) -> web.Response:
 
 async def report_pdf(request: web.Request) -> web.Response:
     """The monthly report as a PDF (the CSV's figures; :mod:`collector.contracts.report_pdf`)."""
-    identity = _partner_only(request)
-    year, month = _month(request)
-    now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
-    )
+    identity, year, month, rows = await _report(request)
     name = f"{year:04d}-{month:02d}"
     body = render_pdf(rows, name, "every partner" if identity.vendor else identity.name)
     return web.Response(
