@@ -10,6 +10,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+from harness.backup_runs import run_backups
 from harness.processes import BIN, Collector
 from tests.backups.test_real_collector import _cli
 
@@ -43,13 +44,12 @@ def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:
             str(config),
         )
 
-        from agent.backup import BackupRunner
         from agent.client import CollectorClient
         from agent.config import load
         from agent.identity import load_identity
 
         cfg = load(config)
-        identity, key = load_identity(cfg.state_dir)  # type: ignore[misc]
+        identity, _ = load_identity(cfg.state_dir)  # type: ignore[misc]
 
         def partner_list() -> list[dict]:
             req = urllib.request.Request(
@@ -82,19 +82,7 @@ def test_collector_sigkill_mid_upload(tree: Path, tmp_path: Path) -> None:
                 return resp
 
         async def backup() -> str:
-            holder: list[BackupRunner] = []
-            client = Killing(
-                identity.collector_url,
-                identity.server_id,
-                key,
-                on_settings=lambda s: holder and holder[0].apply(s),
-            )
-            runner = BackupRunner(cfg.backup, cfg.state_dir, key, identity.server_id, client)
-            runner.retry_delays = (0.1, 0.1, 0.5, 1.0, 2.0)
-            holder.append(runner)
-            await client.open_session()
-            out = await runner.run_once()
-            await client.close()
+            (out,) = await run_backups(config, Killing, retry_delays=(0.1, 0.1, 0.5, 1.0, 2.0))
             return out.outcome + " " + out.reason
 
         assert asyncio.run(backup()).startswith("ok")

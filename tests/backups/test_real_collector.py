@@ -12,6 +12,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+from harness.backup_runs import run_backups
 from harness.processes import BIN, Collector
 from tests.backups.archive_helpers import snapshot
 
@@ -49,32 +50,15 @@ def test_backup_through_real_collector(collector: Collector, tree: Path, tmp_pat
         str(config),
     )
 
-    from agent.backup import BackupRunner
-    from agent.client import CollectorClient
     from agent.config import load
     from agent.identity import load_identity
 
-    cfg = load(config)
-    loaded = load_identity(cfg.state_dir)
+    loaded = load_identity(load(config).state_dir)
     assert loaded is not None
-    identity, key = loaded
+    identity, _ = loaded
 
-    async def two_runs() -> list[str]:
-        holder: list[BackupRunner] = []
-        client = CollectorClient(
-            identity.collector_url,
-            identity.server_id,
-            key,
-            on_settings=lambda s: holder and holder[0].apply(s),
-        )
-        runner = BackupRunner(cfg.backup, cfg.state_dir, key, identity.server_id, client)
-        holder.append(runner)
-        await client.open_session()
-        outcomes = [(await runner.run_once()).outcome, (await runner.run_once()).outcome]
-        await client.close()
-        return outcomes
-
-    assert asyncio.run(two_runs()) == ["ok", "unchanged"]
+    outcomes = asyncio.run(run_backups(config, runs=2))
+    assert [o.outcome for o in outcomes] == ["ok", "unchanged"]
 
     env = dict(os.environ, VIGIL_COLLECTOR=url, VIGIL_API_KEY=api_key)
     server = identity.server_id

@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from harness.backup_runs import run_backups
 from harness.processes import BIN, Collector
 from harness.s3 import new_bucket, s3_client, s3_config, storage_toml
 from tests.backups.archive_helpers import snapshot
@@ -78,13 +79,12 @@ def _run(
         str(agent_config),
     )
 
-    from agent.backup import BackupRunner
     from agent.client import CollectorClient
     from agent.config import load
     from agent.identity import load_identity
 
     cfg = load(agent_config)
-    identity, key = load_identity(cfg.state_dir)  # type: ignore[misc]
+    identity, _ = load_identity(cfg.state_dir)  # type: ignore[misc]
     seen: dict[str, object] = {"puts": []}
 
     class KillAndFailOver(CollectorClient):
@@ -113,19 +113,9 @@ def _run(
             return resp
 
     async def backup() -> str:
-        holder: list[BackupRunner] = []
-        client = KillAndFailOver(
-            identity.collector_url,
-            identity.server_id,
-            key,
-            on_settings=lambda s: holder and holder[0].apply(s),
+        (out,) = await run_backups(
+            agent_config, KillAndFailOver, retry_delays=(0.1, 0.1, 0.5, 1.0, 2.0)
         )
-        runner = BackupRunner(cfg.backup, cfg.state_dir, key, identity.server_id, client)
-        runner.retry_delays = (0.1, 0.1, 0.5, 1.0, 2.0)
-        holder.append(runner)
-        await client.open_session()
-        out = await runner.run_once()
-        await client.close()
         return out.outcome + " " + out.reason
 
     assert asyncio.run(backup()).startswith("ok")
