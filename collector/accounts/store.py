@@ -94,6 +94,11 @@ def add_customer(conn: sqlite3.Connection, partner_id: int, name: str) -> int:
     name = name.strip()
     if not name or len(name) > 200:
         raise AccountError("a customer needs a name of 1 to 200 characters")
+    owner = conn.execute("SELECT vendor FROM partners WHERE id = ?", (partner_id,)).fetchone()
+    if owner is not None and owner["vendor"]:
+        raise AccountError(
+            "the vendor organisation has no customers: add the customer to its partner"
+        )
     found = conn.execute(
         "SELECT id FROM customers WHERE partner_id = ? AND name = ?", (partner_id, name)
     ).fetchone()

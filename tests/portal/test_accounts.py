@@ -11,7 +11,7 @@ import pytest
 
 from harness.database import collector_sql
 from harness.processes import Agent
-from tests.portal.world import World, call, page, post_form, sign_in
+from tests.portal.world import VENDOR, World, call, page, post_form, sign_in
 
 
 def test_a_user_signs_in_with_email_and_password_and_sees_its_partner(world: World) -> None:
@@ -197,3 +197,12 @@ def test_two_step_sign_in_needs_a_fresh_code(world: World) -> None:
     assert _sign_in_with_code(world, email, password, code) == 401, "a code is good once"
     c.cli("user", "totp", email, "--off")
     assert _sign_in_with_code(world, email, password, "") == 302
+
+
+def test_the_vendor_organisation_takes_no_customers(world: World) -> None:
+    c = world.collector
+    out = c.cli("org", "add", "Stray Museum", "--customer-of", VENDOR, check=False)
+    assert "the vendor organisation has no customers" in out
+    with collector_sql(c.data_dir, c.env) as conn:
+        found = conn.execute("SELECT count(*) FROM customers WHERE name = 'Stray Museum'")
+        assert found.fetchone()[0] == 0
