@@ -416,6 +416,19 @@ def status_row(conn: Conn, server_id: str) -> Any:
     ).fetchone()
 
 
+def fleet_status_rows(conn: Conn, partner_id: int | None = None) -> list[Any]:
+    """(server id, partner id, enrolled at, last stored, last ok, last failed at, its reason)
+    of every server not revoked (or one partner's), in one query."""
+    sql = (
+        "SELECT s.id, s.partner_id, s.enrolled_at, b.last_stored_at, b.last_ok_at, "
+        "b.last_failed_at, b.last_failed_reason FROM servers s "
+        "LEFT JOIN backup_status b ON b.server_id = s.id WHERE s.revoked_at IS NULL"
+    )
+    if partner_id is None:
+        return conn.execute(sql).fetchall()
+    return conn.execute(sql + " AND s.partner_id = ?", (partner_id,)).fetchall()
+
+
 def last_run(conn: Conn, server_id: str, outcomes: tuple[str, ...]) -> Any:
     marks = ", ".join("?" for _ in outcomes)
     return conn.execute(
@@ -555,6 +568,22 @@ def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
         (scope, scope_id),
     ).fetchone()
     return None if row is None else row[0]
+
+
+def all_policies(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str], BackupPolicy], dict[tuple[str, str], str]]:
+    """Every stored policy by (scope, scope id), and the contract override reasons recorded
+    beside them, in one query (for a whole fleet's status)."""
+    policies: dict[tuple[str, str], BackupPolicy] = {}
+    overrides: dict[tuple[str, str], str] = {}
+    for row in conn.execute(
+        f"SELECT scope, scope_id, {_POLICY_COLS}, contract_override FROM backup_policies"
+    ).fetchall():
+        policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
+        if row[9] is not None:
+            overrides[(row[0], row[1])] = row[9]
+    return policies, overrides
 
 
 def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None) -> BackupPolicy:
