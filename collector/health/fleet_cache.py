@@ -158,6 +158,53 @@ def _backup_at(backup: dict[str, Any] | None, now: float) -> dict[str, Any] | No
     return backup
 
 
+def _reported_since(
+    entry: _Entry, shared: Hashable, per_server: dict[str, tuple[Any, ...]], now: float
+) -> list[str] | None:
+    """The servers whose only change since ``entry`` was built is a report; None when
+    anything else changed (or too many reported) and the answer is to be built anew."""
+    if shared != entry.shared or now >= entry.day_ends or per_server.keys() != entry.servers.keys():
+        return None
+    reported = []
+    for sid, now_row in per_server.items():
+        kept = entry.servers[sid]
+        if now_row != kept:
+            if now_row[_POSITION:] != kept[_POSITION:]:
+                return None  # not only a report: re-enrolled, revoked, a backup
+            reported.append(sid)
+    if len(reported) > max(REBUILD_MIN, REBUILD_SHARE * len(per_server)):
+        return None
+    return reported
+
+
+def _bring_forward(entry: _Entry, i: int, fleet: FleetView, now: float) -> None:
+    """Row ``i``'s view at ``now`` (the caller holds ``entry.lock``): an offline server's
+    reason and backup age are updated in place, any other view is made anew."""
+    view, kind, row = entry.views[i], entry.kinds[i], entry.rows[i]
+    if kind == OFFLINE and entry.horizons[i] != -math.inf:
+        interval = row.told_interval_s or fleet.interval(row)
+        assert row.last_seen is not None
+        reasons = [
+            *view["status_reasons"][:-1],
+            status.offline_reason(now - row.last_seen, interval),
+        ]
+        if _backup_at(view["backup"], now) is not view["backup"]:
+            entry.shape += 1
+        entry.views[i] = {
+            **view,
+            "status_reasons": reasons,
+            "backup": _backup_at(view["backup"], now),
+        }
+        return
+    fresh = fleet.view(row, now)
+    fresh["backup"] = _backup_at(view["backup"], now)
+    fresh["contract"] = view["contract"]
+    if _shape(fresh) != _shape(view):
+        entry.shape += 1
+    entry.views[i] = fresh
+    entry.kinds[i], entry.horizons[i] = _follow(fleet, row, fresh, now)
+
+
 class FleetCache:
     """Kept fleet views per partner (``None``: every partner's), for one process."""
 
@@ -222,20 +269,8 @@ class FleetCache:
     ) -> bool:
         """Bring the kept views to ``now`` and to the servers' reports since; False when
         the kept answer cannot be brought forward (then it is built anew)."""
-        if (
-            shared != entry.shared
-            or now >= entry.day_ends
-            or per_server.keys() != entry.servers.keys()
-        ):
-            return False
-        reported = []
-        for sid, now_row in per_server.items():
-            kept = entry.servers[sid]
-            if now_row != kept:
-                if now_row[_POSITION:] != kept[_POSITION:]:
-                    return False  # not only a report: re-enrolled, revoked, a backup
-                reported.append(sid)
-        if len(reported) > max(REBUILD_MIN, REBUILD_SHARE * len(per_server)):
+        reported = _reported_since(entry, shared, per_server, now)
+        if reported is None:
             return False
         with entry.lock:
             for sid in reported:
@@ -246,33 +281,10 @@ class FleetCache:
                 entry.rows[i] = row
                 entry.horizons[i] = -math.inf  # rebuilt below
                 entry.servers[sid] = per_server[sid]
-            for i, view in enumerate(entry.views):
-                kind = entry.kinds[i]
-                if kind == STATIC and now < entry.horizons[i]:
+            for i in range(len(entry.views)):
+                if entry.kinds[i] == STATIC and now < entry.horizons[i]:
                     continue
-                row = entry.rows[i]
-                if kind == OFFLINE and entry.horizons[i] != -math.inf:
-                    interval = row.told_interval_s or fleet.interval(row)
-                    assert row.last_seen is not None
-                    reasons = [
-                        *view["status_reasons"][:-1],
-                        status.offline_reason(now - row.last_seen, interval),
-                    ]
-                    if _backup_at(view["backup"], now) is not view["backup"]:
-                        entry.shape += 1
-                    entry.views[i] = {
-                        **view,
-                        "status_reasons": reasons,
-                        "backup": _backup_at(view["backup"], now),
-                    }
-                    continue
-                fresh = fleet.view(row, now)
-                fresh["backup"] = _backup_at(view["backup"], now)
-                fresh["contract"] = view["contract"]
-                if _shape(fresh) != _shape(view):
-                    entry.shape += 1
-                entry.views[i] = fresh
-                entry.kinds[i], entry.horizons[i] = _follow(fleet, row, fresh, now)
+                _bring_forward(entry, i, fleet, now)
         return True
 
     def _build(
