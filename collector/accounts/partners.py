@@ -75,16 +75,6 @@ def names_and_intervals(conn: sqlite3.Connection) -> list[tuple[int, str, int | 
     ]
 
 
-def ids_with_contracts(conn: sqlite3.Connection) -> set[int]:
-    """The partners that hold at least one contract."""
-    return {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
-        ).fetchall()
-    }
-
-
 def set_report_interval(conn: sqlite3.Connection, partner_id: int, seconds: int | None) -> None:
     """Override the report interval of every server of the partner without its own."""
     conn.execute("UPDATE partners SET report_interval_s = ? WHERE id = ?", (seconds, partner_id))

@@ -570,6 +570,15 @@ def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
     return None if row is None else row[0]
 
 
+def policy_rows(conn: Conn) -> list[Any]:
+    """Every stored policy row with its override reason, in (scope, scope id) order: what a
+    cached fleet answer compares to tell a policy changed."""
+    return conn.execute(
+        f"SELECT scope, scope_id, {_POLICY_COLS}, contract_override FROM backup_policies "
+        "ORDER BY scope, scope_id"
+    ).fetchall()
+
+
 def all_policies(
     conn: Conn,
 ) -> tuple[dict[tuple[str, str], BackupPolicy], dict[tuple[str, str], str]]:

@@ -18,6 +18,7 @@ from collector.backups.promise import (
     promise_of_plan,
     resolve,
 )
+from collector.contracts import repository as contracts_repo
 from collector.contracts.service import coverage_by_server, entitlement
 from collector.health import servers
 from protocol.backup_window import parse_window
@@ -164,7 +165,8 @@ def fleet_backup_status(
     caller's :func:`coverage_by_server` answer for the same servers, if it has one)."""
     now = time.time() if now is None else now
     rows = catalog.fleet_status_rows(conn, partner_id)
-    with_contracts = partners.ids_with_contracts(conn)
+    holders = contracts_repo.contract_partners(conn)
+    with_contracts = {p.id for p in partners.list_partners(conn) if p.name in holders}
     if coverage is None:
         coverage = {}
     if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):

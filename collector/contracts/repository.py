@@ -108,6 +108,36 @@ def contract_partners(conn: Conn) -> set[str]:
     return {r[0] for r in conn.execute("SELECT DISTINCT partner FROM contracts")}
 
 
+def customer_contracts(conn: Conn, partner: str, customer: str) -> tuple[set[str], set[str]]:
+    """(contract ids, licence ids they name) of the partner's contracts with ``customer``."""
+    ids = {
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM contracts WHERE partner = ? AND customer = ?", (partner, customer)
+        )
+    }
+    licences = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT l.licence_id FROM contract_licences l JOIN contracts c "
+            "ON c.partner = l.partner AND c.id = l.contract_id "
+            "WHERE l.partner = ? AND c.customer = ?",
+            (partner, customer),
+        )
+    }
+    return ids, licences
+
+
+def contracts_fingerprint(conn: Conn, partner: str | None) -> list[Any]:
+    """Contracts are only added, replaced by a higher version (``updated_at``: the write's
+    time) or removed: their count, version sum and newest write tell any change (of one
+    partner's, or of all)."""
+    sql = "SELECT count(*), sum(version), max(updated_at) FROM contracts"
+    if partner is None:
+        return conn.execute(sql).fetchall()
+    return conn.execute(sql + " WHERE partner = ?", (partner,)).fetchall()
+
+
 def server_licence(conn: Conn, server_id: str) -> tuple[str | None, str] | None:
     """``(licence id, partner name)`` of an enrolled server, or None if it is unknown."""
     return servers.licence_and_partner(conn, server_id)
@@ -812,6 +842,16 @@ def _incident(r: Any) -> tuple[Incident, str]:
 def get_incident(conn: Conn, incident_id: str) -> tuple[Incident, str] | None:
     r = conn.execute(f"SELECT {_INC_COLS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
     return None if r is None else _incident(r)
+
+
+def unfinished_incident_ids(conn: Conn) -> list[str]:
+    """The incidents whose SLA clocks may still run: open, acknowledged or paused."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM incidents WHERE state IN ('open', 'acknowledged', 'paused')"
+        ).fetchall()
+    ]
 
 
 def list_incidents(

@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.backups import catalog
+from collector.contracts import repository as contracts_repo
 from collector.health import servers, status
 from collector.health.fleet import FleetView
 from collector.health.servers import ServerRow
@@ -96,19 +98,8 @@ def fingerprint(
     )
     per_server = {t[0]: t for t in map(tuple, rows)}
     partner = None if partner_id is None else fleet.partner_names.get(partner_id)
-    # Contracts are only added, replaced by a higher version (updated_at: the write's time)
-    # or removed: their count, version sum and newest write tell any change.
-    contract_sql = "SELECT count(*), sum(version), max(updated_at) FROM contracts"
-    contracts = (
-        conn.execute(contract_sql).fetchall()
-        if partner is None
-        else conn.execute(contract_sql + " WHERE partner = ?", (partner,)).fetchall()
-    )
-    policies = conn.execute(
-        "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, keep_weekly, "
-        "keep_monthly, keep_yearly, contract_override FROM backup_policies "
-        "ORDER BY scope, scope_id"
-    ).fetchall()
+    contracts = contracts_repo.contracts_fingerprint(conn, partner)
+    policies = catalog.policy_rows(conn)
     shared = (
         tuple(tuple(r) for r in contracts),
         tuple(tuple(r) for r in policies),

@@ -195,6 +195,11 @@ def partner_id_of(conn: sqlite3.Connection, server_id: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def hostname_of(conn: sqlite3.Connection, server_id: str) -> str | None:
+    row = conn.execute("SELECT hostname FROM servers WHERE id = ?", (server_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def owned_by(conn: sqlite3.Connection, server_id: str, partner_id: int) -> bool:
     """Is ``server_id`` one of ``partner_id``'s servers (revoked or not)?"""
     return (
@@ -228,20 +233,37 @@ def active_licences(conn: sqlite3.Connection, partner_id: int) -> list[tuple[str
     ]
 
 
-def customer_server_ids(
-    conn: sqlite3.Connection, partner_id: int, partner: str, customer: str
+LICENCES_PER_QUERY = 500
+"""Licence ids bound into one ``IN (…)`` (well below every backend's parameter limit)."""
+
+
+def ids_with_licences(
+    conn: sqlite3.Connection, partner_id: int, licences: Iterable[str]
 ) -> frozenset[str]:
-    """The partner's servers whose licence a contract of ``customer`` names."""
-    return frozenset(
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT s.id FROM servers s "
-            "JOIN contract_licences l ON l.partner = ? AND l.licence_id = s.licence_id "
-            "JOIN contracts c ON c.partner = l.partner AND c.id = l.contract_id "
-            "WHERE s.partner_id = ? AND c.customer = ?",
-            (partner, partner_id, customer),
+    """The partner's servers (revoked or not) enrolled with one of ``licences``."""
+    wanted = sorted(licences)
+    found: set[str] = set()
+    for i in range(0, len(wanted), LICENCES_PER_QUERY):
+        chunk = wanted[i : i + LICENCES_PER_QUERY]
+        marks = ", ".join("?" for _ in chunk)
+        found.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM servers WHERE partner_id = ? AND licence_id IN ({marks})",
+                (partner_id, *chunk),
+            )
         )
-    )
+    return frozenset(found)
+
+
+def hostnames(conn: sqlite3.Connection, partner_id: int) -> dict[str, str]:
+    """server id -> host name, every server of the partner (revoked or not)."""
+    return {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT id, hostname FROM servers WHERE partner_id = ?", (partner_id,)
+        )
+    }
 
 
 def partner_and_state(conn: sqlite3.Connection, server_id: str) -> tuple[int, str] | None:

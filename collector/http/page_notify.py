@@ -25,7 +25,7 @@ from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity, owned_server
 from collector.http.errors import ApiError
 from collector.http.pages import checked_form, render, signed_in
-from collector.notify import rules, store
+from collector.notify import delivery, rules, store
 from collector.notify.events import SEVERITIES
 from collector.notify.notifier import BOX, NOTIFIER
 
@@ -140,7 +140,7 @@ async def channel_page(request: web.Request) -> web.Response:
     cid = _channel_id(request)
 
     def read(c: Any) -> tuple[store.Channel, list[dict[str, Any]]]:
-        return store.get_channel(c, identity.partner_id, cid), store.delivery_log(c, cid, 100)
+        return store.get_channel(c, identity.partner_id, cid), delivery.delivery_log(c, cid, 100)
 
     try:
         channel, attempts = await request.app[DB].read(read)

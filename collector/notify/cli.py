@@ -15,7 +15,7 @@ from typing import Any
 
 from collector.cli_options import common, config_of, emit_json, fail, opened_database
 from collector.durations import parse_duration
-from collector.notify import store
+from collector.notify import events, store
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.settings import notify_settings
 from collector.secrets_store import NotFound as PartnerNotFound
@@ -245,7 +245,7 @@ def cmd_notify_label(args: argparse.Namespace) -> int:
 def cmd_notify_events(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         pid = _partner(db, args.partner) if args.partner else None
-        rows = db.read_sync(lambda c: store.event_log(c, pid, args.after, args.limit))
+        rows = db.read_sync(lambda c: events.event_log(c, pid, args.after, args.limit))
     print(json.dumps({"events": rows}, indent=2))
     return 0
 
