@@ -166,7 +166,7 @@ def fleet_backup_status(
     now = time.time() if now is None else now
     rows = catalog.fleet_status_rows(conn, partner_id)
     holders = contracts_repo.contract_partners(conn)
-    with_contracts = {p.id for p in partners.list_partners(conn) if p.name in holders}
+    with_contracts = {pid for pid, name in partners.names_by_id(conn).items() if name in holders}
     if coverage is None:
         coverage = {}
     if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):

@@ -47,7 +47,7 @@ class ChannelGauges:
 
 
 def _gauge_rows(conn: Any) -> tuple[list[tuple[Any, ...]], int]:
-    names = {p.id: p.name for p in partners.list_partners(conn)}
+    names = partners.names_by_id(conn)
     rows = [
         (ch.id, ch.type, names[ch.partner_id], ch.failures)
         for ch in store.list_channels(conn, None)
