@@ -1,7 +1,9 @@
-"""Enrollment tokens, partner API keys and browser sign-ins: stored only as hashes.
+"""Enrollment tokens and partner API keys as the CLI and enrollment use them: made,
+consumed and revoked here, stored (only as hashes) by :mod:`collector.accounts.store`.
 
 Each is 192 bits or more from :mod:`secrets`, so a plain SHA-256 is enough: nothing in
-the database can be turned back into a credential that the collector accepts.
+the database can be turned back into a credential that the collector accepts
+(:mod:`collector.accounts.credentials`, whose names this module also gives its callers).
 """
 
 from __future__ import annotations
@@ -12,13 +14,7 @@ import time
 from dataclasses import dataclass
 
 from collector.accounts import store
-from collector.accounts.credentials import (
-    APIKEY_PREFIX,
-    PAGE_SESSION_PREFIX,
-    TOKEN_PREFIX,
-    csrf_for,
-    digest,
-)
+from collector.accounts.credentials import APIKEY_PREFIX, TOKEN_PREFIX, digest
 from collector.accounts.partners import (  # the partners table; named here for older callers
     NotFound,
     Partner,
@@ -30,12 +26,9 @@ from collector.accounts.partners import (  # the partners table; named here for 
 
 __all__ = [
     "APIKEY_PREFIX",
-    "PAGE_SESSION_PREFIX",
-    "TOKEN_PREFIX",
     "NotFound",
     "Partner",
     "add_partner",
-    "csrf_for",
     "digest",
     "list_partners",
     "partner_by_name",

@@ -27,6 +27,7 @@ from collector.contracts.incidents import (
     replay,
 )
 from collector.health import servers
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -148,9 +149,9 @@ async def incident_form(request: web.Request) -> web.Response:
         repo.save_incident(conn, new, time.time())
 
     await request.app[DB].write(write)
-    raise web.HTTPSeeOther(f"/incidents?done={name}#{iid}")
+    raise web.HTTPSeeOther(f"{paths.INCIDENTS_PAGE}?done={name}#{iid}")
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/incidents", incidents_page)
-    app.router.add_post("/incidents/{incident_id}/{action}", incident_form)
+    app.router.add_get(paths.INCIDENTS_PAGE, incidents_page)
+    app.router.add_post(paths.INCIDENT_FORM, incident_form)
