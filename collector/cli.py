@@ -310,13 +310,7 @@ def cmd_server_interval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
-    # the command line's reference; split up, the shape of the CLI would be scattered.
-    parser = argparse.ArgumentParser(prog="vigil-collector", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    c = common()
-
+def _serve_command(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[c], help="run the collector")
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8700)"
@@ -336,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
+
+def _account_commands(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``partner``, ``token`` and ``apikey``: who may enroll agents and call the API."""
     partner = sub.add_parser("partner", help="partners (integrators, resellers)").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -381,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prefix", help="the key's first 14 characters (vgl_key_xxxxxx)")
     p.set_defaults(func=cmd_apikey_revoke)
 
+
+def _server_commands(sub: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``servers`` (the list) and ``server`` (one server's revocation, re-enrollment, interval)."""
     p = sub.add_parser("servers", parents=[c], help="list enrolled servers with their status")
     p.add_argument("--partner")
     p.add_argument("--json", action="store_true")
@@ -409,6 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("interval", help="e.g. 60s, 5m")
     p.set_defaults(func=cmd_server_interval)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the collector's own commands, then each feature's (its ``register``)."""
+    parser = argparse.ArgumentParser(prog="vigil-collector", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    c = common()
+    _serve_command(sub, c)
+    _account_commands(sub, c)
+    _server_commands(sub, c)
     for register in _feature_registrations():
         register(sub)
     return parser

@@ -220,30 +220,53 @@ def _log_section(raw: dict[str, Any], source: str) -> tuple[str, str]:
     return kind, level
 
 
-def load_config(
-    path: str | Path | None = None, data_dir: str | Path | None = None, listen: str | None = None
-) -> CollectorConfig:
-    """Read ``path`` (if given), then apply the command line's ``--data`` and ``--listen``."""
-    raw: dict[str, Any] = {}
-    source = "(defaults)"
-    if path is not None:
-        source = str(path)
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(source, "(file)", "an existing TOML file") from None
-        except OSError as exc:
-            raise ConfigError(source, "(file)", f"a readable TOML file ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(source, "(file)", "UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
-        except RecursionError:
-            raise ConfigError(source, "(syntax)", "TOML nested less deeply") from None
-    table = raw.get("collector", {})
-    if not isinstance(table, dict):
-        raise ConfigError(source, "collector", "a table")
+def _read_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
+    """The TOML document at ``path`` (empty without one) and the name errors give it."""
+    if path is None:
+        return {}, "(defaults)"
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh), source
+    except FileNotFoundError:
+        raise ConfigError(source, "(file)", "an existing TOML file") from None
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"a readable TOML file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "(file)", "UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(source, "(syntax)", "TOML nested less deeply") from None
+
+
+_COLLECTOR_INTS: tuple[tuple[str, int, int, int], ...] = (
+    # key, default, lowest, highest
+    ("report_interval_s", 60, 1, 86400),
+    ("offline_after_intervals", 3, 1, 1000),
+    ("history_days", 30, 1, 36500),
+    ("session_ttl_s", 3600, 60, 30 * 86400),
+    ("max_clock_skew_s", 300, 5, 86400),
+    ("read_timeout_s", 30, 1, 3600),
+    ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),
+    ("housekeeping_interval_s", 600, 1, 30 * 86400),
+    ("storage_check_interval_s", 5, 1, 3600),
+    ("refusal_log_interval_s", 600, 1, 30 * 86400),
+    ("task_retry_max_s", 300, 1, 86400),
+    ("task_give_up_after", 10, 1, 1_000_000),
+    ("task_lease_s", 30, 3, 86400),
+    ("ingest_max_pending", 256, 1, 1_000_000),
+    ("ingest_retry_after_s", 10, 1, 3600),
+)
+
+
+def _collector_section(
+    raw: dict[str, Any], source: str, data_dir: str | Path | None, listen: str | None
+) -> tuple[Path, str, dict[str, int]]:
+    """``[collector]``: (data directory, listen address, the integer settings by name).
+
+    The command line's ``--data`` wins over the file, which wins over ``VIGIL_DATA``."""
+    table = _table(raw, "collector", source)
     p = "collector."
     if not data_dir and "data_dir" not in table:
         data_dir = os.environ.get("VIGIL_DATA") or None
@@ -259,23 +282,7 @@ def load_config(
     if "\0" in str(data):
         raise ConfigError(source, "collector.data_dir", "a path without NUL characters")
     ints = {}
-    for key, default, low, high in (
-        ("report_interval_s", 60, 1, 86400),
-        ("offline_after_intervals", 3, 1, 1000),
-        ("history_days", 30, 1, 36500),
-        ("session_ttl_s", 3600, 60, 30 * 86400),
-        ("max_clock_skew_s", 300, 5, 86400),
-        ("read_timeout_s", 30, 1, 3600),
-        ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),
-        ("housekeeping_interval_s", 600, 1, 30 * 86400),
-        ("storage_check_interval_s", 5, 1, 3600),
-        ("refusal_log_interval_s", 600, 1, 30 * 86400),
-        ("task_retry_max_s", 300, 1, 86400),
-        ("task_give_up_after", 10, 1, 1_000_000),
-        ("task_lease_s", 30, 3, 86400),
-        ("ingest_max_pending", 256, 1, 1_000_000),
-        ("ingest_retry_after_s", 10, 1, 3600),
-    ):
+    for key, default, low, high in _COLLECTOR_INTS:
         v = _get(table, key, int, source, p, default)
         if not low <= v <= high:
             raise ConfigError(source, f"collector.{key}", f"an integer from {low} to {high}")
@@ -284,9 +291,13 @@ def load_config(
         ints["report_reserve"] = parse_bytes(table.get("report_reserve", 64 * 1024 * 1024))
     except ValueError:
         raise ConfigError(source, "collector.report_reserve", 'a size (e.g. "64MiB")') from None
-    st = raw.get("storage", {})
-    if not isinstance(st, dict):
-        raise ConfigError(source, "storage", "a table")
+    return data, cfg_listen, ints
+
+
+def _storage_section(raw: dict[str, Any], source: str, data: Path) -> StorageConfig:
+    """``[storage]``: ``url`` (or ``VIGIL_STORAGE_URL`` when the table names no database)
+    wins over ``kind``/``dsn``/``path``; SQLite's file defaults to the data directory."""
+    st = _table(raw, "storage", source)
     url = _get(st, "url", str, source, "storage.", "")
     if not url and "kind" not in st and "path" not in st:
         url = os.environ.get("VIGIL_STORAGE_URL", "")
@@ -306,12 +317,16 @@ def load_config(
     db_path = _get(st, "path", str, source, "storage.", str(data / "vigil.db"))
     if "\0" in db_path:
         raise ConfigError(source, "storage.path", "a path without NUL characters")
-    storage = StorageConfig(
-        kind=kind,
-        path=Path(db_path),
-        sqlite_synchronous=sync,
-        dsn=dsn,
-    )
+    return StorageConfig(kind=kind, path=Path(db_path), sqlite_synchronous=sync, dsn=dsn)
+
+
+def load_config(
+    path: str | Path | None = None, data_dir: str | Path | None = None, listen: str | None = None
+) -> CollectorConfig:
+    """Read ``path`` (if given), then apply the command line's ``--data`` and ``--listen``."""
+    raw, source = _read_file(path)
+    data, cfg_listen, ints = _collector_section(raw, source, data_dir, listen)
+    storage = _storage_section(raw, source, data)
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts, mail = _feature_sections(raw, source)
     log_format, log_level = _log_section(raw, source)

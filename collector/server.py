@@ -32,6 +32,49 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _private_data_dir(config: CollectorConfig) -> None:
+    """The data directory, and the folders an older collector made there, private."""
+    private_dir(config.data_dir)
+    for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
+        if (config.data_dir / made_before).is_dir():
+            private_dir(config.data_dir / made_before)
+
+
+async def _listen(
+    runner: web.AppRunner, config: CollectorConfig, sock: socket.socket | None
+) -> None:
+    """Accept connections on ``sock`` if given, else on ``config.listen``."""
+    host, port = split_listen(config.listen)
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock)
+    else:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    log.info(
+        "Vigil collector listening on http://%s:%s (data in %s)",
+        bound[0],
+        bound[1],
+        config.data_dir,
+    )
+
+
+def _handle_signals(
+    app: web.Application,
+    stop: asyncio.Event,
+    reload_from: Callable[[], CollectorConfig] | None,
+    log_level_flag: str | None,
+) -> None:
+    """SIGINT and SIGTERM set ``stop``; SIGHUP reloads the configuration (with ``reload_from``)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if reload_from is not None:
+        load = reload_from
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload_config(app, load, log_level_flag))
+
+
 async def serve(
     config: CollectorConfig,
     shutdown_timeout: float = 10.0,
@@ -43,10 +86,7 @@ async def serve(
     re-reads the configuration with ``reload_from`` (see ``collector.config_reload``).
     ``sock`` is a listening socket bound by ``serve --workers`` (else ``config.listen``
     is bound here). Run it with ``files_private`` (``run`` does)."""
-    private_dir(config.data_dir)
-    for made_before in ("backups", "uploads"):  # by a collector that did not restrict them
-        if (config.data_dir / made_before).is_dir():
-            private_dir(config.data_dir / made_before)
+    _private_data_dir(config)
     try:
         app = create_app(config)
     except SessionKeyError as exc:
@@ -75,26 +115,8 @@ async def serve(
         log.critical("%s", exc)
         await runner.cleanup()
         return 2
-    host, port = split_listen(config.listen)
-    site: web.BaseSite
-    if sock is not None:
-        site = web.SockSite(runner, sock)
-    else:
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-    await site.start()
-    bound = runner.addresses[0] if runner.addresses else (host, port)
-    log.info(
-        "Vigil collector listening on http://%s:%s (data in %s)",
-        bound[0],
-        bound[1],
-        config.data_dir,
-    )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if reload_from is not None:
-        load = reload_from
-        loop.add_signal_handler(signal.SIGHUP, lambda: reload_config(app, load, log_level_flag))
+    await _listen(runner, config, sock)
+    _handle_signals(app, stop, reload_from, log_level_flag)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")
     await runner.cleanup()

@@ -265,21 +265,9 @@ def write_archive(
     tar = _TarStream(age, threads)
     digest = ContentDigest(recipients)
     spool = tempfile.TemporaryFile(dir=spool_dir)
-    spool_size = 0
-    count = 0
     counter = _Counter(progress, total_files, total_bytes)
     try:
-        for entry in entries:
-            m = _archive_present(entry, tar, counter, cache)
-            if m is None:
-                continue
-            digest.add(m)
-            line = (b"," if count else b"") + _entry_enc.encode(m)
-            spool.write(line)
-            spool_size += len(line)
-            count += 1
-            if m.type == "file":
-                counter.file_done()
+        count, spool_size = _archive_entries(entries, tar, counter, cache, digest, spool)
         counter.end()
         content = digest.hexdigest()
         manifest = Manifest(created_at=created_at, server_id=server_id, content_digest=content)
@@ -298,6 +286,32 @@ def write_archive(
         files=count,
         plaintext_size=tar.size,
     )
+
+
+def _archive_entries(
+    entries: Iterable[SourceEntry],
+    tar: _TarStream,
+    counter: _Counter,
+    cache: StatCache | None,
+    digest: ContentDigest,
+    spool: BinaryIO,
+) -> tuple[int, int]:
+    """Write each entry still present into ``tar``, its manifest line to ``spool`` and into
+    ``digest``: (entries archived, bytes spooled)."""
+    spool_size = 0
+    count = 0
+    for entry in entries:
+        m = _archive_present(entry, tar, counter, cache)
+        if m is None:
+            continue
+        digest.add(m)
+        line = (b"," if count else b"") + _entry_enc.encode(m)
+        spool.write(line)
+        spool_size += len(line)
+        count += 1
+        if m.type == "file":
+            counter.file_done()
+    return count, spool_size
 
 
 def _archive_present(

@@ -230,14 +230,9 @@ def _credentials_path(table: dict[str, Any], source: str) -> Path | None:
 
 
 # Longer than 60 lines: one check per key, in the order its errors are reported.
-def _device(
-    raw: dict[str, Any],
-    where: str,
-    cred_path: Path | None,
-    credentials: dict[str, Credentials],
-    source: str,
-) -> CameraDevice:
-    """One ``[[cameras.device]]`` table (duplicates among them are the caller's check)."""
+def _known_keys(raw: dict[str, Any], where: str, source: str) -> None:
+    """A device table names only known keys, and never a credential (those live in the
+    credentials file, named by ``credentials``)."""
     for key in raw:
         if key in ("username", "password", "user"):
             raise CameraConfigError(
@@ -250,12 +245,16 @@ def _device(
             raise CameraConfigError(
                 f"{where}.{key}", "one of " + ", ".join(sorted(_DEVICE_KEYS)), source
             )
-    address = raw.get("address")
-    if not isinstance(address, str) or not _valid_host(address):
-        raise CameraConfigError(f"{where}.address", "an IP address or host name", source, address)
-    port = raw.get("port", 80)
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise CameraConfigError(f"{where}.port", "an integer 1-65535", source, port)
+
+
+def _credentials_ref(
+    raw: dict[str, Any],
+    where: str,
+    cred_path: Path | None,
+    credentials: dict[str, Credentials],
+    source: str,
+) -> str:
+    """The device's ``credentials`` name, which must be a table of the credentials file."""
     ref = raw.get("credentials", "default")
     if not isinstance(ref, str) or not ref:
         raise CameraConfigError(
@@ -275,6 +274,25 @@ def _device(
             source,
             ref,
         )
+    return ref
+
+
+def _device(
+    raw: dict[str, Any],
+    where: str,
+    cred_path: Path | None,
+    credentials: dict[str, Credentials],
+    source: str,
+) -> CameraDevice:
+    """One ``[[cameras.device]]`` table (duplicates among them are the caller's check)."""
+    _known_keys(raw, where, source)
+    address = raw.get("address")
+    if not isinstance(address, str) or not _valid_host(address):
+        raise CameraConfigError(f"{where}.address", "an IP address or host name", source, address)
+    port = raw.get("port", 80)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise CameraConfigError(f"{where}.port", "an integer 1-65535", source, port)
+    ref = _credentials_ref(raw, where, cred_path, credentials, source)
     name, site = raw.get("name", ""), raw.get("site", "")
     for k, v in (("name", name), ("site", site)):
         if not isinstance(v, str) or len(v) > 256:

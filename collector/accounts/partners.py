@@ -43,6 +43,11 @@ def list_partners(conn: sqlite3.Connection) -> list[Partner]:
     ]
 
 
+def names_by_id(conn: sqlite3.Connection) -> dict[int, str]:
+    """partner id -> name, every partner (rows read by position: plain tuples do too)."""
+    return {int(r[0]): r[1] for r in conn.execute("SELECT id, name FROM partners")}
+
+
 def partner_by_id(conn: sqlite3.Connection, partner_id: int) -> Partner | None:
     row = conn.execute("SELECT id, name FROM partners WHERE id = ?", (partner_id,)).fetchone()
     return None if row is None else Partner(row[0], row[1])
@@ -73,16 +78,6 @@ def names_and_intervals(conn: sqlite3.Connection) -> list[tuple[int, str, int | 
     return [
         (r[0], r[1], r[2]) for r in conn.execute("SELECT id, name, report_interval_s FROM partners")
     ]
-
-
-def ids_with_contracts(conn: sqlite3.Connection) -> set[int]:
-    """The partners that hold at least one contract."""
-    return {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT p.id FROM partners p JOIN contracts c ON c.partner = p.name"
-        ).fetchall()
-    }
 
 
 def set_report_interval(conn: sqlite3.Connection, partner_id: int, seconds: int | None) -> None:

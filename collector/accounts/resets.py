@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 
 from collector.accounts import store
-from collector.secrets_store import digest
+from collector.accounts.credentials import digest
 
 COOLDOWN_S = 60.0
 
@@ -65,9 +65,4 @@ def redeem(conn: sqlite3.Connection, token: str, password_hash: str, now: float)
     ).fetchone()
     if row is None:
         return False
-    n = conn.execute(
-        "UPDATE users SET password_hash = ? WHERE id = ? AND disabled_at IS NULL",
-        (password_hash, row[0]),
-    ).rowcount
-    conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (row[0],))
-    return n == 1
+    return store.reset_password(conn, int(row[0]), password_hash)

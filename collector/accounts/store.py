@@ -13,8 +13,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from collector.accounts.credentials import APIKEY_PREFIX, PAGE_SESSION_PREFIX, csrf_for, digest
+from collector.contracts import repository as contracts_repo
 from collector.health import servers
-from collector.secrets_store import APIKEY_PREFIX, PAGE_SESSION_PREFIX, csrf_for, digest
 
 ROLES = ("admin", "operator", "viewer")
 """From most to least: admin manages users, keys, tokens and policies; operator also acts
@@ -133,13 +134,8 @@ def customer_scope(
     conn: sqlite3.Connection, partner_id: int, partner: str, customer: str
 ) -> tuple[frozenset[str], frozenset[str]]:
     """(server ids, contract ids) a customer's users see: its contracts and what they cover."""
-    contracts = frozenset(
-        r["id"]
-        for r in conn.execute(
-            "SELECT id FROM contracts WHERE partner = ? AND customer = ?", (partner, customer)
-        )
-    )
-    return servers.customer_server_ids(conn, partner_id, partner, customer), contracts
+    contracts, licences = contracts_repo.customer_contracts(conn, partner, customer)
+    return servers.ids_with_licences(conn, partner_id, licences), frozenset(contracts)
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -245,6 +241,16 @@ def grant(
         conn.execute("UPDATE users SET customer_id = ? WHERE id = ?", (customer, user_id))
     conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (user_id,))
     return True
+
+
+def reset_password(conn: sqlite3.Connection, user_id: int, password_hash: str) -> bool:
+    """A new password for an active user, ending all its sign-ins; False if disabled."""
+    n = conn.execute(
+        "UPDATE users SET password_hash = ? WHERE id = ? AND disabled_at IS NULL",
+        (password_hash, user_id),
+    ).rowcount
+    conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (user_id,))
+    return n == 1
 
 
 def totp_of(conn: sqlite3.Connection, user_id: int) -> tuple[str | None, int]:
@@ -366,6 +372,23 @@ def note_key_used(conn: sqlite3.Connection, key_id: int, now: float) -> None:
     conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
 
 
+def partner_id_of_key(conn: sqlite3.Connection, key_hash: str) -> int | None:
+    """The partner of the key with this hash, unless it was revoked."""
+    row = conn.execute(
+        "SELECT partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        (key_hash,),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def revoke_keys_with_prefix(conn: sqlite3.Connection, prefix: str, now: float) -> int:
+    """Revoke every live key starting with ``prefix`` (any partner's); how many."""
+    return conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+        (now, prefix),
+    ).rowcount
+
+
 def list_keys(
     conn: sqlite3.Connection, partner_id: int, user_id: int | None = None
 ) -> list[dict[str, object]]:
@@ -406,6 +429,36 @@ def revoke_key(
 
 
 # --- enrollment tokens -----------------------------------------------------------------------
+
+
+def insert_token(
+    conn: sqlite3.Connection,
+    partner_id: int,
+    token_hash: str,
+    uses: int,
+    expires_at: float,
+    now: float,
+    allow_reenroll: bool,
+) -> None:
+    conn.execute(
+        "INSERT INTO enrollment_tokens (partner_id, token_hash, uses_left, expires_at, "
+        "created_at, allow_reenroll) VALUES (?, ?, ?, ?, ?, ?)",
+        (partner_id, token_hash, uses, expires_at, now, int(allow_reenroll)),
+    )
+
+
+def token_by_hash(conn: sqlite3.Connection, token_hash: str) -> sqlite3.Row | None:
+    """The token's id, partner_id, uses_left, expires_at, revoked_at and allow_reenroll."""
+    return conn.execute(
+        "SELECT id, partner_id, uses_left, expires_at, revoked_at, allow_reenroll "
+        "FROM enrollment_tokens "
+        "WHERE token_hash = ?",
+        (token_hash,),
+    ).fetchone()
+
+
+def use_token(conn: sqlite3.Connection, token_id: int) -> None:
+    conn.execute("UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?", (token_id,))
 
 
 def list_tokens(conn: sqlite3.Connection, partner_id: int) -> list[dict[str, object]]:

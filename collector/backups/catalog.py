@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from collector.backups.policy import BackupPolicy, effective
 from collector.backups.retention import Snapshot
 from collector.health import servers
+from collector.storage import windows
 
 Conn = Any
 """A DB-API connection as ``Database.read``/``write`` hand it over (rows by name and index)."""
@@ -348,6 +351,40 @@ def last_stored(conn: Conn, server_id: str) -> float | None:
 # --- runs -----------------------------------------------------------------------------------
 
 
+def attempted_in_window(
+    conn: Conn, scope: Sequence[str] | None, since: float, now: float
+) -> set[str]:
+    """Servers (of ``scope``, or all) that ran a backup in the window, stored or not."""
+    # No ORDER BY: SQLite would sort a month of runs for the whole fleet.
+    select = "SELECT DISTINCT server_id FROM backup_runs"
+    return {r[0] for r in windows.in_window(conn, select, "finished_at", scope, since, now)}
+
+
+def stored_times_in_window(conn: Conn, since: float, now: float) -> dict[str, list[float]]:
+    """server id -> the times backups were stored in the window, sorted. A backup counts
+    when the collector stored and verified it, whatever the agent said."""
+    made: dict[str, list[float]] = defaultdict(list)
+    select = "SELECT server_id, stored_at FROM backup_stored_times"
+    for sid, stored in windows.in_window(conn, select, "stored_at", None, since, now):
+        made[sid].append(float(stored))
+    for times in made.values():
+        times.sort()  # each server's few dozen times, not the fleet's month in SQL
+    return made
+
+
+def verified_times(conn: Conn, now: float) -> dict[str, list[float]]:
+    """server id -> creation times of its verified backups kept now, sorted."""
+    kept: dict[str, list[float]] = defaultdict(list)
+    for sid, created in conn.execute(
+        "SELECT server_id, created_at FROM backups WHERE status = 'verified' AND created_at <= ?",
+        (now,),
+    ):
+        kept[sid].append(float(created))
+    for times in kept.values():
+        times.sort()
+    return kept
+
+
 def insert_run(conn: Conn, server_id: str, run: dict[str, Any], now: float) -> str:
     run_id = new_id()
     conn.execute(
@@ -414,6 +451,19 @@ def status_row(conn: Conn, server_id: str) -> Any:
         "FROM backup_status WHERE server_id = ?",
         (server_id,),
     ).fetchone()
+
+
+def fleet_status_rows(conn: Conn, partner_id: int | None = None) -> list[Any]:
+    """(server id, partner id, enrolled at, last stored, last ok, last failed at, its reason)
+    of every server not revoked (or one partner's), in one query."""
+    sql = (
+        "SELECT s.id, s.partner_id, s.enrolled_at, b.last_stored_at, b.last_ok_at, "
+        "b.last_failed_at, b.last_failed_reason FROM servers s "
+        "LEFT JOIN backup_status b ON b.server_id = s.id WHERE s.revoked_at IS NULL"
+    )
+    if partner_id is None:
+        return conn.execute(sql).fetchall()
+    return conn.execute(sql + " AND s.partner_id = ?", (partner_id,)).fetchall()
 
 
 def last_run(conn: Conn, server_id: str, outcomes: tuple[str, ...]) -> Any:
@@ -548,6 +598,16 @@ def write_policy(
     )
 
 
+def override_scopes(conn: Conn) -> list[tuple[str, str]]:
+    """(scope, scope id) of every policy recorded with a contract override reason."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT scope, scope_id FROM backup_policies WHERE contract_override IS NOT NULL"
+        ).fetchall()
+    ]
+
+
 def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
     """The reason recorded for running this policy below a contract's promise, or None."""
     row = conn.execute(
@@ -555,6 +615,31 @@ def get_override(conn: Conn, scope: str, scope_id: str) -> str | None:
         (scope, scope_id),
     ).fetchone()
     return None if row is None else row[0]
+
+
+def policy_rows(conn: Conn) -> list[Any]:
+    """Every stored policy row with its override reason, in (scope, scope id) order: what a
+    cached fleet answer compares to tell a policy changed."""
+    return conn.execute(
+        f"SELECT scope, scope_id, {_POLICY_COLS}, contract_override FROM backup_policies "
+        "ORDER BY scope, scope_id"
+    ).fetchall()
+
+
+def all_policies(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str], BackupPolicy], dict[tuple[str, str], str]]:
+    """Every stored policy by (scope, scope id), and the contract override reasons recorded
+    beside them, in one query (for a whole fleet's status)."""
+    policies: dict[tuple[str, str], BackupPolicy] = {}
+    overrides: dict[tuple[str, str], str] = {}
+    for row in conn.execute(
+        f"SELECT scope, scope_id, {_POLICY_COLS}, contract_override FROM backup_policies"
+    ).fetchall():
+        policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
+        if row[9] is not None:
+            overrides[(row[0], row[1])] = row[9]
+    return policies, overrides
 
 
 def policy_for_server(conn: Conn, server_id: str, partner_id: int | None = None) -> BackupPolicy:

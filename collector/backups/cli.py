@@ -346,11 +346,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``recovery-key add|remove|list`` and ``backup policy|prune|check``."""
-    # Long by nature: a flat declaration of subcommands and flags, read top to bottom as
-    # the command line's reference; split up, the shape of the CLI would be scattered.
-    c = common()
+def _recovery_key_commands(
+    subparsers: argparse._SubParsersAction, c: argparse.ArgumentParser
+) -> None:
     rk = subparsers.add_parser(
         "recovery-key", help="partners' backup recipients (public age keys only)"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -379,9 +377,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recovery_key_list)
 
-    bk = subparsers.add_parser("backup", help="backup policy, retention, integrity").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
+
+def _policy_commands(bk: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``backup policy set|show``."""
     pol = bk.add_parser("policy", help="interval, window and retention").add_subparsers(
         dest="policy_action", required=True, metavar="ACTION"
     )
@@ -408,6 +406,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--server", dest="server_id", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy_show)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``recovery-key add|remove|list`` and ``backup policy|status|list|prune|check``."""
+    c = common()
+    _recovery_key_commands(subparsers, c)
+    bk = subparsers.add_parser("backup", help="backup policy, retention, integrity").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    _policy_commands(bk, c)
     p = bk.add_parser(
         "status", parents=[c], help="last success, last failure, next due (overdue first)"
     )

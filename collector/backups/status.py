@@ -18,6 +18,7 @@ from collector.backups.promise import (
     promise_of_plan,
     resolve,
 )
+from collector.contracts import repository as contracts_repo
 from collector.contracts.service import coverage_by_server, entitlement
 from collector.health import servers
 from protocol.backup_window import parse_window
@@ -107,6 +108,52 @@ def backup_status(conn: Any, server_id: str, now: float | None = None) -> dict[s
     )
 
 
+class _FleetPolicies:
+    """Each server's policy as a contract holds it, from the fleet's stored policies: the
+    partner default is merged once per partner and a promise resolved once per (policy,
+    plan, override reason), not once per server."""
+
+    def __init__(self, conn: Any, coverage: dict[str, dict[str, Any]], contracted: set[int]):
+        self.policies, self.overrides = catalog.all_policies(conn)
+        self.coverage, self.contracted = coverage, contracted
+        self.per_partner: dict[int, BackupPolicy] = {}
+        self.resolved: dict[
+            tuple[BackupPolicy, str | None, str | None], tuple[BackupPolicy, bool]
+        ] = {}
+
+    def configured(self, sid: str, pid: int) -> BackupPolicy:
+        """Server override over partner default over built-in defaults."""
+        override = self.policies.get(("server", sid))
+        if override is not None:
+            return effective(self.policies.get(("partner", str(pid))), override)
+        policy = self.per_partner.get(pid)
+        if policy is None:
+            policy = self.per_partner[pid] = effective(
+                self.policies.get(("partner", str(pid))), None
+            )
+        return policy
+
+    def held(self, sid: str, pid: int) -> tuple[BackupPolicy, bool]:
+        """(the policy a contract holds the server to, whether it is entitled to backups)."""
+        policy = self.configured(sid, pid)
+        if pid not in self.contracted:
+            return policy, True
+        # One bulk coverage answer for the fleet, not a contract lookup per server.
+        cov = self.coverage.get(sid) or {"coverage": "none"}
+        in_force = cov["coverage"] in ("active", "grace")
+        why = self.overrides.get(("server", sid), self.overrides.get(("partner", str(pid))))
+        # The policy held to a promise depends on the plan, not on which contract
+        # promised it: computed once per (policy, plan, override reason).
+        key = (policy, cov["plan"] if in_force else None, why)
+        held = self.resolved.get(key)
+        if held is None:
+            promise: Promise | None = (
+                promise_of_plan(cov["plan"], cov["contract_id"]) if in_force else None
+            )
+            held = self.resolved[key] = (resolve(policy, promise, why).policy, promise is not None)
+        return held[0], cov["coverage"] == "invalid" or (in_force and held[1])
+
+
 def fleet_backup_status(
     conn: Any,
     partner_id: int | None = None,
@@ -117,59 +164,18 @@ def fleet_backup_status(
     contract lookups for the servers of partners that have contracts (``coverage``: the
     caller's :func:`coverage_by_server` answer for the same servers, if it has one)."""
     now = time.time() if now is None else now
-    sql = (
-        "SELECT s.id, s.partner_id, s.enrolled_at, b.last_stored_at, b.last_ok_at, "
-        "b.last_failed_at, b.last_failed_reason FROM servers s "
-        "LEFT JOIN backup_status b ON b.server_id = s.id WHERE s.revoked_at IS NULL"
-    )
-    rows = (
-        conn.execute(sql).fetchall()
-        if partner_id is None
-        else conn.execute(sql + " AND s.partner_id = ?", (partner_id,)).fetchall()
-    )
-    policies: dict[tuple[str, str], BackupPolicy] = {}
-    overrides: dict[tuple[str, str], str] = {}
-    for row in conn.execute(
-        "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, keep_weekly, "
-        "keep_monthly, keep_yearly, contract_override FROM backup_policies"
-    ).fetchall():
-        policies[(row[0], row[1])] = BackupPolicy(*(row[i] for i in range(2, 9)))
-        if row[9] is not None:
-            overrides[(row[0], row[1])] = row[9]
-    with_contracts = partners.ids_with_contracts(conn)
+    rows = catalog.fleet_status_rows(conn, partner_id)
+    holders = contracts_repo.contract_partners(conn)
+    with_contracts = {pid for pid, name in partners.names_by_id(conn).items() if name in holders}
     if coverage is None:
         coverage = {}
     if not coverage and with_contracts and (partner_id is None or partner_id in with_contracts):
         name = None if partner_id is None else partners.name_of(conn, partner_id)
         coverage = coverage_by_server(conn, now, name)
+    fleet = _FleetPolicies(conn, coverage, with_contracts)
     out: dict[str, dict[str, Any]] = {}
-    per_partner: dict[int, BackupPolicy] = {}
-    resolved: dict[tuple[BackupPolicy, str | None, str | None], tuple[BackupPolicy, bool]] = {}
     for sid, pid, enrolled_at, stored, ok, failed_at, reason in rows:
-        override = policies.get(("server", sid))
-        if override is None:
-            policy = per_partner.get(pid)
-            if policy is None:
-                policy = per_partner[pid] = effective(policies.get(("partner", str(pid))), None)
-        else:
-            policy = effective(policies.get(("partner", str(pid))), override)
-        entitled = True
-        if pid in with_contracts:
-            # One bulk coverage answer for the fleet, not a contract lookup per server.
-            cov = coverage.get(sid) or {"coverage": "none"}
-            in_force = cov["coverage"] in ("active", "grace")
-            why = overrides.get(("server", sid), overrides.get(("partner", str(pid))))
-            # The policy held to a promise depends on the plan, not on which contract
-            # promised it: computed once per (policy, plan, override reason).
-            key = (policy, cov["plan"] if in_force else None, why)
-            held = resolved.get(key)
-            if held is None:
-                promise: Promise | None = (
-                    promise_of_plan(cov["plan"], cov["contract_id"]) if in_force else None
-                )
-                held = resolved[key] = (resolve(policy, promise, why).policy, promise is not None)
-            policy = held[0]
-            entitled = cov["coverage"] == "invalid" or (in_force and held[1])
+        policy, entitled = fleet.held(sid, pid)
         failed = None if failed_at is None else (failed_at, reason)
         out[sid] = _status(policy, enrolled_at, stored, ok, failed, now, entitled)
     return out

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from collector.backups import catalog
 from collector.contracts.calendar import CalendarSpec
 from collector.contracts.checks import Finding, ServerFacts, SupportCase
 from collector.contracts.codec import (
@@ -30,6 +31,7 @@ from collector.contracts.incidents import Incident, replay
 from collector.contracts.terms import Contract, ContractVersion
 from collector.health import servers
 from collector.notify import sources as notify_sources
+from collector.storage import windows
 
 Conn = Any
 DAY = 86400.0
@@ -106,6 +108,36 @@ def partners_with_contract(conn: Conn, contract_id: str) -> list[str]:
 def contract_partners(conn: Conn) -> set[str]:
     """The partner names that hold a contract (known partners or not yet)."""
     return {r[0] for r in conn.execute("SELECT DISTINCT partner FROM contracts")}
+
+
+def customer_contracts(conn: Conn, partner: str, customer: str) -> tuple[set[str], set[str]]:
+    """(contract ids, licence ids they name) of the partner's contracts with ``customer``."""
+    ids = {
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM contracts WHERE partner = ? AND customer = ?", (partner, customer)
+        )
+    }
+    licences = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT l.licence_id FROM contract_licences l JOIN contracts c "
+            "ON c.partner = l.partner AND c.id = l.contract_id "
+            "WHERE l.partner = ? AND c.customer = ?",
+            (partner, customer),
+        )
+    }
+    return ids, licences
+
+
+def contracts_fingerprint(conn: Conn, partner: str | None) -> list[Any]:
+    """Contracts are only added, replaced by a higher version (``updated_at``: the write's
+    time) or removed: their count, version sum and newest write tell any change (of one
+    partner's, or of all)."""
+    sql = "SELECT count(*), sum(version), max(updated_at) FROM contracts"
+    if partner is None:
+        return conn.execute(sql).fetchall()
+    return conn.execute(sql + " WHERE partner = ?", (partner,)).fetchall()
 
 
 def server_licence(conn: Conn, server_id: str) -> tuple[str | None, str] | None:
@@ -403,9 +435,9 @@ def _fleet_facts(
     # Every server of the partner, revoked ones too, when one partner's fleet is asked for.
     scope = None if partner is None else servers.ids_of_partner_named(conn, partner)
     activity = _Activity(
-        attempted=_attempted_backups(conn, scope, since, now),
-        made=_stored_backup_times(conn, since, now),
-        kept=_kept_backup_times(conn, now) if with_kept else None,
+        attempted=catalog.attempted_in_window(conn, scope, since, now),
+        made=catalog.stored_times_in_window(conn, since, now),
+        kept=catalog.verified_times(conn, now) if with_kept else None,
         reports=_report_times(conn, scope, since, now) if with_reports else {},
     )
     first_machine = _first_machines(conn)
@@ -463,72 +495,13 @@ def _first_machines(conn: Conn) -> dict[tuple[int, str], tuple[float, str]]:
     return first
 
 
-_CHUNK = 500
-"""Server ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits."""
-
-
-def _per_server(
-    conn: Conn, sql: str, ids: Sequence[str], *params: object
-) -> Iterator[Sequence[Any]]:
-    """The rows of ``sql`` for the servers ``ids``, some hundreds at a time (``{ids}`` in
-    ``sql`` is where their ``IN`` list goes, before ``params``)."""
-    for at in range(0, len(ids), _CHUNK):
-        part = ids[at : at + _CHUNK]
-        yield from conn.execute(sql.format(ids=", ".join("?" * len(part))), (*part, *params))
-
-
-def _attempted_backups(
-    conn: Conn, scope: Sequence[str] | None, since: float, now: float
-) -> set[str]:
-    """Servers (of ``scope``, or all) that ran a backup in the window, stored or not."""
-    # No ORDER BY: SQLite would sort a month of runs for the whole fleet.
-    select = "SELECT DISTINCT server_id FROM backup_runs"
-    return {r[0] for r in _in_window(conn, select, "finished_at", scope, since, now)}
-
-
-def _in_window(
-    conn: Conn, select: str, column: str, scope: Sequence[str] | None, since: float, now: float
-) -> Iterable[Sequence[Any]]:
-    """The rows of ``select`` whose ``column`` is within [since, now]: of the servers in
-    ``scope`` (each a range of a (server, time) index), or of all (one pass)."""
-    window = f"{column} >= ? AND {column} <= ?"
-    if scope is None:
-        return conn.execute(f"{select} WHERE {window}", (since, now))
-    return _per_server(
-        conn, f"{select} WHERE server_id IN ({{ids}}) AND {window}", scope, since, now
-    )
-
-
-def _stored_backup_times(conn: Conn, since: float, now: float) -> dict[str, list[float]]:
-    """A backup counts when the collector stored and verified it, whatever the agent said."""
-    made: dict[str, list[float]] = defaultdict(list)
-    select = "SELECT server_id, stored_at FROM backup_stored_times"
-    for sid, stored in _in_window(conn, select, "stored_at", None, since, now):
-        made[sid].append(float(stored))
-    for times in made.values():
-        times.sort()  # each server's few dozen times, not the fleet's month in SQL
-    return made
-
-
-def _kept_backup_times(conn: Conn, now: float) -> dict[str, list[float]]:
-    kept: dict[str, list[float]] = defaultdict(list)
-    for sid, created in conn.execute(
-        "SELECT server_id, created_at FROM backups WHERE status = 'verified' AND created_at <= ?",
-        (now,),
-    ):
-        kept[sid].append(float(created))
-    for times in kept.values():
-        times.sort()
-    return kept
-
-
 def _report_times(
     conn: Conn, scope: Sequence[str] | None, since: float, now: float
 ) -> dict[str, list[float]]:
     """Health report times in the window, of ``scope``'s servers or all."""
     reports: dict[str, list[float]] = defaultdict(list)
     select = "SELECT server_id, collected_at FROM reports"
-    rows = _in_window(conn, select, "collected_at", scope, since, now)
+    rows = windows.in_window(conn, select, "collected_at", scope, since, now)
     for sid, collected in rows:
         reports[sid].append(float(collected))
     for times in reports.values():
@@ -812,6 +785,16 @@ def _incident(r: Any) -> tuple[Incident, str]:
 def get_incident(conn: Conn, incident_id: str) -> tuple[Incident, str] | None:
     r = conn.execute(f"SELECT {_INC_COLS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
     return None if r is None else _incident(r)
+
+
+def unfinished_incident_ids(conn: Conn) -> list[str]:
+    """The incidents whose SLA clocks may still run: open, acknowledged or paused."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM incidents WHERE state IN ('open', 'acknowledged', 'paused')"
+        ).fetchall()
+    ]
 
 
 def list_incidents(

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.accounts.partners import list_partners
+from collector.backups import catalog
 from collector.backups.promise import effective_for_server
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
@@ -102,9 +103,7 @@ def _policy_overrides(conn: Any, servers: Any, now: float) -> dict[str, str]:
     Only a server with an override of its own or its partner's can be listed, so the
     others (most of a fleet) are not looked at: each look-up finds the server's covering
     contract again."""
-    scopes = conn.execute(
-        "SELECT scope, scope_id FROM backup_policies WHERE contract_override IS NOT NULL"
-    ).fetchall()
+    scopes = catalog.override_scopes(conn)
     if not any(scope == "partner" for scope, _ in scopes):
         own = {scope_id for scope, scope_id in scopes if scope == "server"}
         servers = [s for s in servers if s.server_id in own]

@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.backups import catalog
+from collector.contracts import repository as contracts_repo
 from collector.health import servers, status
 from collector.health.fleet import FleetView
 from collector.health.servers import ServerRow
@@ -96,19 +98,8 @@ def fingerprint(
     )
     per_server = {t[0]: t for t in map(tuple, rows)}
     partner = None if partner_id is None else fleet.partner_names.get(partner_id)
-    # Contracts are only added, replaced by a higher version (updated_at: the write's time)
-    # or removed: their count, version sum and newest write tell any change.
-    contract_sql = "SELECT count(*), sum(version), max(updated_at) FROM contracts"
-    contracts = (
-        conn.execute(contract_sql).fetchall()
-        if partner is None
-        else conn.execute(contract_sql + " WHERE partner = ?", (partner,)).fetchall()
-    )
-    policies = conn.execute(
-        "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, keep_weekly, "
-        "keep_monthly, keep_yearly, contract_override FROM backup_policies "
-        "ORDER BY scope, scope_id"
-    ).fetchall()
+    contracts = contracts_repo.contracts_fingerprint(conn, partner)
+    policies = catalog.policy_rows(conn)
     shared = (
         tuple(tuple(r) for r in contracts),
         tuple(tuple(r) for r in policies),
@@ -156,6 +147,53 @@ def _backup_at(backup: dict[str, Any] | None, now: float) -> dict[str, Any] | No
     if now > backup["next_due"]:
         return {**backup, "overdue": True, "state": "overdue"}
     return backup
+
+
+def _reported_since(
+    entry: _Entry, shared: Hashable, per_server: dict[str, tuple[Any, ...]], now: float
+) -> list[str] | None:
+    """The servers whose only change since ``entry`` was built is a report; None when
+    anything else changed (or too many reported) and the answer is to be built anew."""
+    if shared != entry.shared or now >= entry.day_ends or per_server.keys() != entry.servers.keys():
+        return None
+    reported = []
+    for sid, now_row in per_server.items():
+        kept = entry.servers[sid]
+        if now_row != kept:
+            if now_row[_POSITION:] != kept[_POSITION:]:
+                return None  # not only a report: re-enrolled, revoked, a backup
+            reported.append(sid)
+    if len(reported) > max(REBUILD_MIN, REBUILD_SHARE * len(per_server)):
+        return None
+    return reported
+
+
+def _bring_forward(entry: _Entry, i: int, fleet: FleetView, now: float) -> None:
+    """Row ``i``'s view at ``now`` (the caller holds ``entry.lock``): an offline server's
+    reason and backup age are updated in place, any other view is made anew."""
+    view, kind, row = entry.views[i], entry.kinds[i], entry.rows[i]
+    if kind == OFFLINE and entry.horizons[i] != -math.inf:
+        interval = row.told_interval_s or fleet.interval(row)
+        assert row.last_seen is not None
+        reasons = [
+            *view["status_reasons"][:-1],
+            status.offline_reason(now - row.last_seen, interval),
+        ]
+        if _backup_at(view["backup"], now) is not view["backup"]:
+            entry.shape += 1
+        entry.views[i] = {
+            **view,
+            "status_reasons": reasons,
+            "backup": _backup_at(view["backup"], now),
+        }
+        return
+    fresh = fleet.view(row, now)
+    fresh["backup"] = _backup_at(view["backup"], now)
+    fresh["contract"] = view["contract"]
+    if _shape(fresh) != _shape(view):
+        entry.shape += 1
+    entry.views[i] = fresh
+    entry.kinds[i], entry.horizons[i] = _follow(fleet, row, fresh, now)
 
 
 class FleetCache:
@@ -222,20 +260,8 @@ class FleetCache:
     ) -> bool:
         """Bring the kept views to ``now`` and to the servers' reports since; False when
         the kept answer cannot be brought forward (then it is built anew)."""
-        if (
-            shared != entry.shared
-            or now >= entry.day_ends
-            or per_server.keys() != entry.servers.keys()
-        ):
-            return False
-        reported = []
-        for sid, now_row in per_server.items():
-            kept = entry.servers[sid]
-            if now_row != kept:
-                if now_row[_POSITION:] != kept[_POSITION:]:
-                    return False  # not only a report: re-enrolled, revoked, a backup
-                reported.append(sid)
-        if len(reported) > max(REBUILD_MIN, REBUILD_SHARE * len(per_server)):
+        reported = _reported_since(entry, shared, per_server, now)
+        if reported is None:
             return False
         with entry.lock:
             for sid in reported:
@@ -246,33 +272,10 @@ class FleetCache:
                 entry.rows[i] = row
                 entry.horizons[i] = -math.inf  # rebuilt below
                 entry.servers[sid] = per_server[sid]
-            for i, view in enumerate(entry.views):
-                kind = entry.kinds[i]
-                if kind == STATIC and now < entry.horizons[i]:
+            for i in range(len(entry.views)):
+                if entry.kinds[i] == STATIC and now < entry.horizons[i]:
                     continue
-                row = entry.rows[i]
-                if kind == OFFLINE and entry.horizons[i] != -math.inf:
-                    interval = row.told_interval_s or fleet.interval(row)
-                    assert row.last_seen is not None
-                    reasons = [
-                        *view["status_reasons"][:-1],
-                        status.offline_reason(now - row.last_seen, interval),
-                    ]
-                    if _backup_at(view["backup"], now) is not view["backup"]:
-                        entry.shape += 1
-                    entry.views[i] = {
-                        **view,
-                        "status_reasons": reasons,
-                        "backup": _backup_at(view["backup"], now),
-                    }
-                    continue
-                fresh = fleet.view(row, now)
-                fresh["backup"] = _backup_at(view["backup"], now)
-                fresh["contract"] = view["contract"]
-                if _shape(fresh) != _shape(view):
-                    entry.shape += 1
-                entry.views[i] = fresh
-                entry.kinds[i], entry.horizons[i] = _follow(fleet, row, fresh, now)
+                _bring_forward(entry, i, fleet, now)
         return True
 
     def _build(

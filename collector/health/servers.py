@@ -195,6 +195,11 @@ def partner_id_of(conn: sqlite3.Connection, server_id: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def hostname_of(conn: sqlite3.Connection, server_id: str) -> str | None:
+    row = conn.execute("SELECT hostname FROM servers WHERE id = ?", (server_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def owned_by(conn: sqlite3.Connection, server_id: str, partner_id: int) -> bool:
     """Is ``server_id`` one of ``partner_id``'s servers (revoked or not)?"""
     return (
@@ -228,20 +233,37 @@ def active_licences(conn: sqlite3.Connection, partner_id: int) -> list[tuple[str
     ]
 
 
-def customer_server_ids(
-    conn: sqlite3.Connection, partner_id: int, partner: str, customer: str
+LICENCES_PER_QUERY = 500
+"""Licence ids bound into one ``IN (…)`` (well below every backend's parameter limit)."""
+
+
+def ids_with_licences(
+    conn: sqlite3.Connection, partner_id: int, licences: Iterable[str]
 ) -> frozenset[str]:
-    """The partner's servers whose licence a contract of ``customer`` names."""
-    return frozenset(
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT s.id FROM servers s "
-            "JOIN contract_licences l ON l.partner = ? AND l.licence_id = s.licence_id "
-            "JOIN contracts c ON c.partner = l.partner AND c.id = l.contract_id "
-            "WHERE s.partner_id = ? AND c.customer = ?",
-            (partner, partner_id, customer),
+    """The partner's servers (revoked or not) enrolled with one of ``licences``."""
+    wanted = sorted(licences)
+    found: set[str] = set()
+    for i in range(0, len(wanted), LICENCES_PER_QUERY):
+        chunk = wanted[i : i + LICENCES_PER_QUERY]
+        marks = ", ".join("?" for _ in chunk)
+        found.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM servers WHERE partner_id = ? AND licence_id IN ({marks})",
+                (partner_id, *chunk),
+            )
         )
-    )
+    return frozenset(found)
+
+
+def hostnames(conn: sqlite3.Connection, partner_id: int) -> dict[str, str]:
+    """server id -> host name, every server of the partner (revoked or not)."""
+    return {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT id, hostname FROM servers WHERE partner_id = ?", (partner_id,)
+        )
+    }
 
 
 def partner_and_state(conn: sqlite3.Connection, server_id: str) -> tuple[int, str] | None:
@@ -322,11 +344,10 @@ def record_report(
 def licence_and_partner(conn: sqlite3.Connection, server_id: str) -> tuple[str | None, str] | None:
     """``(licence id, partner name)`` of an enrolled server (revoked or not), or None."""
     r = conn.execute(
-        "SELECT s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.id = ?",
-        (server_id,),
+        "SELECT licence_id, partner_id FROM servers WHERE id = ?", (server_id,)
     ).fetchone()
-    return None if r is None else (r[0], r[1])
+    name = None if r is None else partners.name_of(conn, int(r[1]))
+    return None if r is None or name is None else (r[0], name)
 
 
 def first_enrollment(
@@ -334,40 +355,63 @@ def first_enrollment(
 ) -> float | None:
     """When the first of ``partner``'s servers (not revoked) with one of ``licence_ids``
     enrolled, or None."""
+    partner_id = partners.id_by_name(conn, partner)
+    if partner_id is None:
+        return None
     marks = ", ".join("?" for _ in licence_ids)
     row = conn.execute(
-        "SELECT MIN(s.enrolled_at) FROM servers s JOIN partners p ON p.id = s.partner_id "
-        f"WHERE p.name = ? AND s.revoked_at IS NULL AND s.licence_id IN ({marks})",
-        (partner, *licence_ids),
+        "SELECT MIN(enrolled_at) FROM servers "
+        f"WHERE partner_id = ? AND revoked_at IS NULL AND licence_id IN ({marks})",
+        (partner_id, *licence_ids),
     ).fetchone()
     return None if row is None or row[0] is None else float(row[0])
 
 
 def first_enrollments(conn: sqlite3.Connection, partner: str) -> dict[str, float]:
     """Licence id -> when the first of ``partner``'s servers (not revoked) with it enrolled."""
+    partner_id = partners.id_by_name(conn, partner)
+    if partner_id is None:
+        return {}
     return {
         lic: float(at)
         for lic, at in conn.execute(
-            "SELECT s.licence_id, MIN(s.enrolled_at) FROM servers s "
-            "JOIN partners p ON p.id = s.partner_id WHERE p.name = ? AND s.revoked_at IS NULL "
-            "AND s.licence_id IS NOT NULL GROUP BY s.licence_id",
-            (partner,),
+            "SELECT licence_id, MIN(enrolled_at) FROM servers "
+            "WHERE partner_id = ? AND revoked_at IS NULL "
+            "AND licence_id IS NOT NULL GROUP BY licence_id",
+            (partner_id,),
         )
     }
+
+
+def _named(
+    conn: sqlite3.Connection, partner: str | None
+) -> tuple[dict[int, str], int | None] | None:
+    """(partner id -> name, the id of ``partner`` if named); None when ``partner`` is named
+    and unknown."""
+    names = partners.names_by_id(conn)
+    if partner is None:
+        return names, None
+    pid = next((i for i, n in names.items() if n == partner), None)
+    return None if pid is None else (names, pid)
 
 
 def active_with_partner(conn: sqlite3.Connection, partner: str | None) -> list[Sequence[Any]]:
     """Every server not revoked (``partner``'s only, when named) as ``(id, machine_id,
     licence_id, last_seen, enrolled_at, reports_received, state, partner name, partner_id)``."""
+    named = _named(conn, partner)
+    if named is None:
+        return []
+    names, pid = named
     sql = (
-        "SELECT s.id, s.machine_id, s.licence_id, s.last_seen, s.enrolled_at, "
-        "s.reports_received, s.state, p.name, s.partner_id "
-        "FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.revoked_at IS NULL"
+        "SELECT id, machine_id, licence_id, last_seen, enrolled_at, reports_received, state, "
+        "partner_id FROM servers WHERE revoked_at IS NULL"
     )
-    if partner is None:
-        return conn.execute(sql).fetchall()
-    return conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
+    rows = (
+        conn.execute(sql).fetchall()
+        if pid is None
+        else conn.execute(sql + " AND partner_id = ?", (pid,)).fetchall()
+    )
+    return [(*r[:7], names[r[7]], r[7]) for r in rows if r[7] in names]
 
 
 def active_licences_with_partner(
@@ -375,16 +419,17 @@ def active_licences_with_partner(
 ) -> list[tuple[str, str | None, str]]:
     """``(id, licence id, partner name)`` of every server not revoked (``partner``'s only,
     when named)."""
-    sql = (
-        "SELECT s.id, s.licence_id, p.name FROM servers s JOIN partners p ON p.id = s.partner_id "
-        "WHERE s.revoked_at IS NULL"
-    )
+    named = _named(conn, partner)
+    if named is None:
+        return []
+    names, pid = named
+    sql = "SELECT id, licence_id, partner_id FROM servers WHERE revoked_at IS NULL"
     rows = (
-        conn.execute(sql + " AND p.name = ?", (partner,)).fetchall()
-        if partner is not None
+        conn.execute(sql + " AND partner_id = ?", (pid,)).fetchall()
+        if pid is not None
         else conn.execute(sql).fetchall()
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], names[r[2]]) for r in rows if r[2] in names]
 
 
 def licensed_machines(conn: sqlite3.Connection) -> Iterable[Sequence[Any]]:
@@ -398,11 +443,13 @@ def licensed_machines(conn: sqlite3.Connection) -> Iterable[Sequence[Any]]:
 
 def ids_of_partner_named(conn: sqlite3.Connection, partner: str) -> list[str]:
     """Every server id of the partner called ``partner``, revoked or not."""
+    partner_id = partners.id_by_name(conn, partner)
+    if partner_id is None:
+        return []
     return [
         r[0]
         for r in conn.execute(
-            "SELECT s.id FROM servers s JOIN partners p ON p.id = s.partner_id WHERE p.name = ?",
-            (partner,),
+            "SELECT id FROM servers WHERE partner_id = ?", (partner_id,)
         ).fetchall()
     ]
 

@@ -26,6 +26,8 @@ from collector.contracts.incidents import (
     incident_to_json,
     replay,
 )
+from collector.health import servers
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -69,11 +71,7 @@ def incident_rows(
     """(the rows of ``page``, the page number, the number of pages, rows in all)."""
     now = dt.datetime.now(dt.UTC)
     seen = vendor.partners_read(conn, identity.vendor, identity.partner_id, identity.name)
-    names = {
-        r["id"]: r["hostname"]
-        for pid, _ in seen
-        for r in conn.execute("SELECT id, hostname FROM servers WHERE partner_id = ?", (pid,))
-    }
+    names = {sid: host for pid, _ in seen for sid, host in servers.hostnames(conn, pid).items()}
     keyed = []
     owner: dict[int, str] = {}
     for partner, inc in ((name, i) for _, name in seen for i in repo.list_incidents(conn, name)):
@@ -151,9 +149,9 @@ async def incident_form(request: web.Request) -> web.Response:
         repo.save_incident(conn, new, time.time())
 
     await request.app[DB].write(write)
-    raise web.HTTPSeeOther(f"/incidents?done={name}#{iid}")
+    raise web.HTTPSeeOther(f"{paths.INCIDENTS_PAGE}?done={name}#{iid}")
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/incidents", incidents_page)
-    app.router.add_post("/incidents/{incident_id}/{action}", incident_form)
+    app.router.add_get(paths.INCIDENTS_PAGE, incidents_page)
+    app.router.add_post(paths.INCIDENT_FORM, incident_form)

@@ -21,15 +21,16 @@ from aiohttp import web
 
 from collector.durations import parse_duration
 from collector.health import servers
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity, owned_server
 from collector.http.errors import ApiError
 from collector.http.pages import checked_form, render, signed_in
-from collector.notify import rules, store
+from collector.notify import delivery, rules, store
 from collector.notify.events import SEVERITIES
 from collector.notify.notifier import BOX, NOTIFIER
 
-BASE = "/settings/notifications"
+BASE = paths.NOTIFY_PAGE
 MAX_SILENCE_S = 366 * 86400.0
 """The longest silence a form sets (a forgotten maintenance window ends within a year)."""
 _BACK = re.compile(r"^/(servers/[A-Za-z0-9_.:-]{1,100})?$")
@@ -140,7 +141,7 @@ async def channel_page(request: web.Request) -> web.Response:
     cid = _channel_id(request)
 
     def read(c: Any) -> tuple[store.Channel, list[dict[str, Any]]]:
-        return store.get_channel(c, identity.partner_id, cid), store.delivery_log(c, cid, 100)
+        return store.get_channel(c, identity.partner_id, cid), delivery.delivery_log(c, cid, 100)
 
     try:
         channel, attempts = await request.app[DB].read(read)
@@ -330,12 +331,12 @@ def server_silences(conn: Any, partner_id: int, server_id: str, now: float) -> l
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get(BASE, notifications_page)
-    r.add_post(f"{BASE}/channels", add_channel)
-    r.add_get(f"{BASE}/channels/{{channel_id}}", channel_page)
-    r.add_post(f"{BASE}/channels/{{channel_id}}/test", test_channel)
-    r.add_post(f"{BASE}/channels/{{channel_id}}/remove", remove_channel)
-    r.add_post(f"{BASE}/routes", add_route)
-    r.add_post(f"{BASE}/routes/{{route_id}}/remove", remove_route)
-    r.add_post(f"{BASE}/silences", add_silence)
-    r.add_post(f"{BASE}/silences/{{silence_id}}/end", end_silence)
-    r.add_post("/servers/{server_id}/silence", silence_server)
+    r.add_post(paths.NOTIFY_PAGE_CHANNELS, add_channel)
+    r.add_get(paths.NOTIFY_PAGE_CHANNEL, channel_page)
+    r.add_post(paths.NOTIFY_PAGE_CHANNEL_TEST, test_channel)
+    r.add_post(paths.NOTIFY_PAGE_CHANNEL_REMOVE, remove_channel)
+    r.add_post(paths.NOTIFY_PAGE_ROUTES, add_route)
+    r.add_post(paths.NOTIFY_PAGE_ROUTE_REMOVE, remove_route)
+    r.add_post(paths.NOTIFY_PAGE_SILENCES, add_silence)
+    r.add_post(paths.NOTIFY_PAGE_SILENCE_END, end_silence)
+    r.add_post(paths.SERVER_PAGE_SILENCE, silence_server)

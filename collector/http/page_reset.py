@@ -23,6 +23,7 @@ from aiohttp import web
 
 from collector.accounts import passwords, resets
 from collector.accounts.mail import MailConfig, reset_mail
+from collector.http import paths
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.http.auth import limited_for, note_failure
 from collector.http.pages import open_form, open_form_ok
@@ -149,7 +150,7 @@ async def _mails(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_mails)
-    app.router.add_get("/forgot-password", forgot_form)
-    app.router.add_post("/forgot-password", forgot)
-    app.router.add_get("/reset-password", reset_form)
-    app.router.add_post("/reset-password", reset)
+    app.router.add_get(paths.FORGOT_PASSWORD_PAGE, forgot_form)
+    app.router.add_post(paths.FORGOT_PASSWORD_PAGE, forgot)
+    app.router.add_get(paths.RESET_PASSWORD_PAGE, reset_form)
+    app.router.add_post(paths.RESET_PASSWORD_PAGE, reset)

@@ -19,6 +19,7 @@ from collector.backups import catalog, promise
 from collector.backups.errors import BackupRefused, BreaksPromise
 from collector.backups.policy import BackupPolicy, effective, format_duration
 from collector.durations import parse_interval
+from collector.http import paths
 from collector.http.appkeys import DB
 from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
@@ -93,7 +94,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     )
     if not done:
         raise ApiError(404, "not_found", "no such active API key")
-    raise web.HTTPSeeOther("/settings?done=key+revoked")
+    raise web.HTTPSeeOther(f"{paths.SETTINGS_PAGE}?done=key+revoked")
 
 
 async def add_user(request: web.Request) -> web.Response:
@@ -106,7 +107,7 @@ async def add_user(request: web.Request) -> web.Response:
         if exc.status != 400:
             raise
         return await _page(request, identity, 400, error=exc.message)
-    raise web.HTTPSeeOther(f"/settings?done=user+{user.id}+added")
+    raise web.HTTPSeeOther(f"{paths.SETTINGS_PAGE}?done=user+{user.id}+added")
 
 
 async def user_state(request: web.Request) -> web.Response:
@@ -123,7 +124,7 @@ async def user_state(request: web.Request) -> web.Response:
     )
     if not done:
         raise ApiError(404, "not_found", "no such user")
-    raise web.HTTPSeeOther(f"/settings?done=user+{action}d")
+    raise web.HTTPSeeOther(f"{paths.SETTINGS_PAGE}?done=user+{action}d")
 
 
 async def create_token(request: web.Request) -> web.Response:
@@ -151,7 +152,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     done = await request.app[DB].write(lambda c: store.revoke_token(c, identity.partner_id, tid))
     if not done:
         raise ApiError(404, "not_found", "no such active enrollment token")
-    raise web.HTTPSeeOther("/settings?done=token+revoked")
+    raise web.HTTPSeeOther(f"{paths.SETTINGS_PAGE}?done=token+revoked")
 
 
 def _policy_from_form(form: Any) -> BackupPolicy:
@@ -198,16 +199,16 @@ async def set_policy(request: web.Request) -> web.Response:
         )
     except BackupRefused as exc:
         return await _page(request, identity, 400, error=f"Backup policy: {exc.message}")
-    raise web.HTTPSeeOther("/settings?done=backup+policy+saved")
+    raise web.HTTPSeeOther(f"{paths.SETTINGS_PAGE}?done=backup+policy+saved")
 
 
 def setup(app: web.Application) -> None:
     r = app.router
-    r.add_get("/settings", settings_page)
-    r.add_post("/settings/api-keys", create_key)
-    r.add_post("/settings/api-keys/{key_id}/revoke", revoke_key)
-    r.add_post("/settings/users", add_user)
-    r.add_post("/settings/users/{user_id}/{action}", user_state)
-    r.add_post("/settings/tokens", create_token)
-    r.add_post("/settings/tokens/{token_id}/revoke", revoke_token)
-    r.add_post("/settings/backup-policy", set_policy)
+    r.add_get(paths.SETTINGS_PAGE, settings_page)
+    r.add_post(paths.SETTINGS_API_KEYS, create_key)
+    r.add_post(paths.SETTINGS_API_KEY_REVOKE, revoke_key)
+    r.add_post(paths.SETTINGS_USERS, add_user)
+    r.add_post(paths.SETTINGS_USER_ACTION, user_state)
+    r.add_post(paths.SETTINGS_TOKENS, create_token)
+    r.add_post(paths.SETTINGS_TOKEN_REVOKE, revoke_token)
+    r.add_post(paths.SETTINGS_BACKUP_POLICY, set_policy)

@@ -204,7 +204,7 @@ def _partner(request: web.Request) -> bool:
 def signed_in(request: web.Request) -> PartnerIdentity:
     """The signed-in identity; a browser that is not signed in is sent to the sign-in form."""
     if not _partner(request):
-        raise web.HTTPFound("/login")
+        raise web.HTTPFound(paths.LOGIN)
     return partner_of(request)
 
 
@@ -325,7 +325,7 @@ async def logout(request: web.Request) -> web.Response:
     await checked_form(request)
     sid = request.cookies.get(COOKIE, "")
     await request.app[DB].write(lambda c: store.end_session(c, sid))
-    resp = web.HTTPFound("/login")
+    resp = web.HTTPFound(paths.LOGIN)
     resp.del_cookie(COOKIE, path="/")
     raise resp
 

@@ -78,3 +78,37 @@ CONTRACTS_PAGE = "/contracts"
 CONTRACTS_REPORT_PAGE = "/contracts/report"
 CONTRACTS_REPORT_CSV = "/contracts/report.csv"
 CONTRACTS_REPORT_PDF = "/contracts/report.pdf"
+
+# --- pages: incidents (collector.http.page_incidents) ---------------------------------
+
+INCIDENTS_PAGE = "/incidents"
+INCIDENT_FORM = "/incidents/{incident_id}/{action}"
+
+# --- pages: password reset (collector.http.page_reset) --------------------------------
+
+FORGOT_PASSWORD_PAGE = "/forgot-password"
+RESET_PASSWORD_PAGE = "/reset-password"
+
+# --- pages: settings (collector.http.page_settings) -----------------------------------
+
+SETTINGS_PAGE = "/settings"
+SETTINGS_API_KEYS = "/settings/api-keys"
+SETTINGS_API_KEY_REVOKE = "/settings/api-keys/{key_id}/revoke"
+SETTINGS_USERS = "/settings/users"
+SETTINGS_USER_ACTION = "/settings/users/{user_id}/{action}"
+SETTINGS_TOKENS = "/settings/tokens"
+SETTINGS_TOKEN_REVOKE = "/settings/tokens/{token_id}/revoke"
+SETTINGS_BACKUP_POLICY = "/settings/backup-policy"
+
+# --- pages: notifications (collector.http.page_notify) --------------------------------
+
+NOTIFY_PAGE = "/settings/notifications"
+NOTIFY_PAGE_CHANNELS = "/settings/notifications/channels"
+NOTIFY_PAGE_CHANNEL = "/settings/notifications/channels/{channel_id}"
+NOTIFY_PAGE_CHANNEL_TEST = "/settings/notifications/channels/{channel_id}/test"
+NOTIFY_PAGE_CHANNEL_REMOVE = "/settings/notifications/channels/{channel_id}/remove"
+NOTIFY_PAGE_ROUTES = "/settings/notifications/routes"
+NOTIFY_PAGE_ROUTE_REMOVE = "/settings/notifications/routes/{route_id}/remove"
+NOTIFY_PAGE_SILENCES = "/settings/notifications/silences"
+NOTIFY_PAGE_SILENCE_END = "/settings/notifications/silences/{silence_id}/end"
+SERVER_PAGE_SILENCE = "/servers/{server_id}/silence"

@@ -19,8 +19,8 @@ from collector.http.auth import partner_of
 from collector.http.errors import ApiError
 from collector.http.openapi import documented
 from collector.http.query_params import MAX_PAGE, int_param
+from collector.notify import delivery, events, store
 from collector.notify import openapi_operations as ops
-from collector.notify import store
 from collector.notify.channel_secrets import new_webhook_secret
 from collector.notify.notifier import BOX, NOTIFIER
 
@@ -144,7 +144,7 @@ async def deliveries(request: web.Request) -> web.Response:
 
     def read(c: Any) -> list[dict[str, Any]]:
         store.get_channel(c, p.partner_id, cid)
-        return store.delivery_log(c, cid, limit)
+        return delivery.delivery_log(c, cid, limit)
 
     try:
         rows = await request.app[DB].read(read)
@@ -271,7 +271,7 @@ async def list_events(request: web.Request) -> web.Response:
     after = int_param(request, "after", 0)
     limit = int_param(request, "limit", 100, high=MAX_PAGE)
     rows = await request.app[DB].read(
-        lambda c: store.event_log(c, p.partner_id, after, limit or 100)
+        lambda c: events.event_log(c, p.partner_id, after, limit or 100)
     )
     return json_response({"events": rows})
 

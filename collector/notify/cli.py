@@ -15,7 +15,7 @@ from typing import Any
 
 from collector.cli_options import common, config_of, emit_json, fail, opened_database
 from collector.durations import parse_duration
-from collector.notify import store
+from collector.notify import events, store
 from collector.notify.channel_secrets import SecretBox
 from collector.notify.settings import notify_settings
 from collector.secrets_store import NotFound as PartnerNotFound
@@ -245,7 +245,7 @@ def cmd_notify_label(args: argparse.Namespace) -> int:
 def cmd_notify_events(args: argparse.Namespace) -> int:
     with opened_database(args) as db:
         pid = _partner(db, args.partner) if args.partner else None
-        rows = db.read_sync(lambda c: store.event_log(c, pid, args.after, args.limit))
+        rows = db.read_sync(lambda c: events.event_log(c, pid, args.after, args.limit))
     print(json.dumps({"events": rows}, indent=2))
     return 0
 
@@ -272,8 +272,8 @@ def _sub_one(
     p.add_argument(item, type=kind)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    c = common()
+def _channel_commands(subparsers: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``channel add|list|remove``."""
     channel = subparsers.add_parser("channel", help="notification channels").add_subparsers(
         dest="channel_command", required=True
     )
@@ -293,6 +293,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _sub_list(channel, "list channels and their health", cmd_channel_list, c)
     _sub_one(channel, "remove", "remove a channel", cmd_channel_remove, c, "channel", str)
 
+
+def _route_commands(subparsers: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``route add|list|remove``."""
     route = subparsers.add_parser("route", help="notification routes").add_subparsers(
         dest="route_command", required=True
     )
@@ -313,6 +316,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _sub_list(route, "list routes", cmd_route_list, c)
     _sub_one(route, "remove", "remove a route", cmd_route_remove, c, "route", int)
 
+
+def _silence_commands(subparsers: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``silence add|list|end``."""
     silence = subparsers.add_parser("silence", help="maintenance windows").add_subparsers(
         dest="silence_command", required=True
     )
@@ -325,6 +331,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _sub_list(silence, "silences not yet ended", cmd_silence_list, c)
     _sub_one(silence, "end", "end a silence now", cmd_silence_end, c, "silence", int)
 
+
+def _notify_commands(subparsers: argparse._SubParsersAction, c: argparse.ArgumentParser) -> None:
+    """``notify test|label|events``."""
     notify = subparsers.add_parser("notify", help="notifications").add_subparsers(
         dest="notify_command", required=True
     )
@@ -340,3 +349,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--partner")
     p.add_argument("--after", type=int, default=0)
     p.add_argument("--limit", type=int, default=100)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``channel``, ``route``, ``silence`` and ``notify`` commands."""
+    c = common()
+    _channel_commands(subparsers, c)
+    _route_commands(subparsers, c)
+    _silence_commands(subparsers, c)
+    _notify_commands(subparsers, c)

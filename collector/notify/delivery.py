@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from collector.notify import store
 from collector.notify.channel_secrets import SecretBox, SecretUnreadable
 from collector.notify.store import Channel, NotFound, get_channel
 
@@ -87,17 +88,7 @@ def _log_attempt(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (message_id, channel_id, now, int(outcome.ok), outcome.answer, outcome.latency_ms),
     )
-    if outcome.ok:
-        conn.execute(
-            "UPDATE notify_channels SET failures = 0, last_ok_at = ? WHERE id = ?",
-            (now, channel_id),
-        )
-    else:
-        conn.execute(
-            "UPDATE notify_channels SET failures = failures + 1, last_error = ?, "
-            "last_failed_at = ? WHERE id = ?",
-            (outcome.answer, now, channel_id),
-        )
+    store.note_attempt(conn, channel_id, outcome.ok, outcome.answer, now)
 
 
 def record(
@@ -161,6 +152,35 @@ def pending_count(conn: sqlite3.Connection) -> int:
     return int(
         conn.execute("SELECT COUNT(*) FROM notify_messages WHERE state = 'pending'").fetchone()[0]
     )
+
+
+def drop_pending(conn: sqlite3.Connection, channel_id: str) -> None:
+    """The channel's undelivered messages will never be sent (it was removed)."""
+    conn.execute(
+        "UPDATE notify_messages SET state = 'dropped' WHERE channel_id = ? AND state = 'pending'",
+        (channel_id,),
+    )
+
+
+def delivery_log(conn: sqlite3.Connection, channel_id: str, limit: int) -> list[dict[str, Any]]:
+    """The channel's latest attempts, newest first."""
+    return [
+        {
+            "message": f"msg_{r[0]}",
+            "kind": r[1],
+            "at": r[2],
+            "ok": bool(r[3]),
+            "answer": r[4],
+            "latency_ms": round(r[5], 1),
+            "message_state": r[6],
+        }
+        for r in conn.execute(
+            "SELECT a.message_id, m.kind, a.at, a.ok, a.answer, a.latency_ms, m.state "
+            "FROM notify_attempts a JOIN notify_messages m ON m.id = a.message_id "
+            "WHERE a.channel_id = ? ORDER BY a.id DESC LIMIT ?",
+            (channel_id, limit),
+        )
+    ]
 
 
 def prune(conn: sqlite3.Connection, before: float) -> int:

@@ -23,11 +23,12 @@ import datetime as dt
 import json
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from collector.accounts import partners
-from collector.notify import delivery, rules, store, texts
+from collector.health import servers
+from collector.notify import alerts, delivery, events, rules, store, texts
+from collector.notify.alerts import Alert
 from collector.notify.events import FIRING, RESOLVED, severity_rank
 
 ROUTE_BATCH = 2000
@@ -47,12 +48,7 @@ class _Lookups:
         self._routes: dict[int | None, list[store.Route]] = {}
         self._silences: dict[int | None, list[dict[str, Any]]] = {}
         self._labels: dict[str | None, tuple[str, str]] = {}
-        self.channel_customer = {
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT id, customer FROM notify_channels WHERE removed_at IS NULL"
-            )
-        }
+        self.channel_customer = store.channel_customers(conn)
 
     def routes(self, partner_id: int | None) -> list[store.Route]:
         if partner_id not in self._routes:
@@ -66,55 +62,25 @@ class _Lookups:
             self._silences[partner_id] = (
                 []
                 if partner_id is None
-                else [
-                    {"id": r[0], "scope": r[1], "value": r[2], "starts_at": r[3], "ends_at": r[4]}
-                    for r in self.conn.execute(
-                        "SELECT id, scope, value, starts_at, ends_at FROM notify_silences "
-                        "WHERE partner_id = ? AND ends_at > ?",
-                        (partner_id, self.now - 86400),
-                    )
-                ]
+                else store.silences_since(self.conn, partner_id, self.now - 86400)
             )
         return self._silences[partner_id]
 
     def labels(self, server_id: str | None) -> tuple[str, str]:
         if server_id not in self._labels:
-            row = (
-                None
-                if server_id is None
-                else self.conn.execute(
-                    "SELECT customer, site FROM notify_server_labels WHERE server_id = ?",
-                    (server_id,),
-                ).fetchone()
+            self._labels[server_id] = (
+                ("", "") if server_id is None else store.labels_of(self.conn, server_id)
             )
-            self._labels[server_id] = ("", "") if row is None else (row[0], row[1])
         return self._labels[server_id]
-
-
-def _log(
-    conn: sqlite3.Connection, event_id: int, route_id: int | None, outcome: str, at: float
-) -> None:
-    conn.execute(
-        "INSERT INTO notify_event_log (event_id, route_id, outcome, at) VALUES (?, ?, ?, ?)",
-        (event_id, route_id, outcome, at),
-    )
 
 
 def route_events(conn: sqlite3.Connection, now: float, limit: int = ROUTE_BATCH) -> int:
     """Route up to ``limit`` unrouted events, oldest first; return how many."""
-    rows = conn.execute(
-        "SELECT id, kind, status, severity, dedup_key, partner_id, server_id, at "
-        "FROM notify_events WHERE routed_at IS NULL ORDER BY id LIMIT ?",
-        (limit,),
-    ).fetchall()
+    rows = events.unrouted(conn, limit)
     look = _Lookups(conn, now)
     n = 0
     for eid, kind, status, severity, key, partner_id, server_id, at in rows:
-        claimed = conn.execute(
-            "UPDATE notify_events SET routed_at = ? WHERE id = ? AND routed_at IS NULL",
-            (now, eid),
-        ).rowcount
-        if claimed != 1:
+        if not events.claim(conn, eid, now):
             continue  # another process routed it
         n += 1
         customer, site = look.labels(server_id)
@@ -125,50 +91,21 @@ def route_events(conn: sqlite3.Connection, now: float, limit: int = ROUTE_BATCH)
             and look.channel_customer.get(r.channel_id, "") in ("", customer)
         ]
         if not matched:
-            _log(conn, eid, None, "no_route", now)
+            events.log_outcome(conn, eid, None, "no_route", now)
             continue
         silence = rules.silenced(look.silences(partner_id), at, server_id, customer, site)
         if silence is not None:
             for r in matched:
-                _log(conn, eid, r.id, f"silenced:{silence}", now)
+                events.log_outcome(conn, eid, r.id, f"silenced:{silence}", now)
             continue
         group = f"{site or server_id or 'partner'}|{kind}"
         for r in matched:
-            conn.execute(
-                "INSERT INTO notify_alerts (route_id, dedup_key, event_id, status, kind, "
-                "group_key, pending_since) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (route_id, dedup_key) DO UPDATE SET event_id = excluded.event_id, "
-                "status = excluded.status, kind = excluded.kind, group_key = excluded.group_key, "
-                "pending_since = COALESCE(notify_alerts.pending_since, excluded.pending_since)",
-                (r.id, key, eid, status, kind, group, now),
-            )
-            _log(conn, eid, r.id, "digest" if r.digest else "queued", now)
+            alerts.note_event(conn, r.id, key, eid, status, kind, group, now)
+            events.log_outcome(conn, eid, r.id, "digest" if r.digest else "queued", now)
     return n
 
 
-@dataclass
-class _Alert:
-    route_id: int
-    key: str
-    event_id: int
-    status: str
-    kind: str
-    group_key: str
-    pending_since: float | None
-    sent_status: str | None
-    sent_kind: str | None
-    sent_at: float | None
-    firing_sent_at: float | None
-    resolved_sent_at: float | None
-
-
-_ALERT_COLS = (
-    "route_id, dedup_key, event_id, status, kind, group_key, pending_since, sent_status, "
-    "sent_kind, sent_at, firing_sent_at, resolved_sent_at"
-)
-
-
-def _decide(a: _Alert, route: store.Route, now: float) -> str:
+def _decide(a: Alert, route: store.Route, now: float) -> str:
     """``send``, ``repeat``, ``hold`` (ask again later) or ``drop`` (nothing to say)."""
     if a.pending_since is None:
         return "repeat"
@@ -191,42 +128,28 @@ def _decide(a: _Alert, route: store.Route, now: float) -> str:
     return "send"
 
 
-def _candidates(conn: sqlite3.Connection, now: float) -> list[_Alert]:
-    pending = conn.execute(
-        f"SELECT {_ALERT_COLS} FROM notify_alerts WHERE pending_since IS NOT NULL"
-    ).fetchall()
-    repeats = conn.execute(
-        f"SELECT {', '.join('a.' + c.strip() for c in _ALERT_COLS.split(','))} "
-        "FROM notify_alerts a JOIN notify_routes r ON r.id = a.route_id "
-        "WHERE a.pending_since IS NULL AND a.status = 'firing' AND a.sent_status = 'firing' "
-        "AND r.digest = 0 AND a.sent_at + r.repeat_s <= ?",
-        (now,),
-    ).fetchall()
-    return [_Alert(*r) for r in (*pending, *repeats)]
-
-
 def flush(conn: sqlite3.Connection, now: float, base_url: str = "") -> list[int]:
     """Make the messages that are due; return their ids."""
     routes = {r.id: r for r in store.list_routes(conn, None)}
-    groups: dict[tuple[int, str], list[_Alert]] = defaultdict(list)
-    for a in _candidates(conn, now):
+    groups: dict[tuple[int, str], list[Alert]] = defaultdict(list)
+    for a in alerts.candidates(conn, now):
         if a.route_id not in routes:
-            conn.execute("DELETE FROM notify_alerts WHERE route_id = ?", (a.route_id,))
+            alerts.forget_route(conn, a.route_id)
             continue
         groups[(a.route_id, "digest" if routes[a.route_id].digest else a.group_key)].append(a)
     made: list[int] = []
-    for (route_id, group_key), alerts in sorted(groups.items(), key=_first_pending):
+    for (route_id, group_key), group in sorted(groups.items(), key=_first_pending):
         route = routes[route_id]
         if route.digest:
-            mid = _digest(conn, route, alerts, now, base_url)
+            mid = _digest(conn, route, group, now, base_url)
         else:
-            mid = _group(conn, route, group_key, alerts, now, base_url)
+            mid = _group(conn, route, group_key, group, now, base_url)
         if mid is not None:
             made.append(mid)
     return made
 
 
-def _first_pending(item: tuple[tuple[int, str], list[_Alert]]) -> float:
+def _first_pending(item: tuple[tuple[int, str], list[Alert]]) -> float:
     return min((a.pending_since or a.sent_at or 0.0) for a in item[1])
 
 
@@ -234,29 +157,24 @@ def _group(
     conn: sqlite3.Connection,
     route: store.Route,
     group_key: str,
-    alerts: list[_Alert],
+    group: list[Alert],
     now: float,
     base_url: str,
 ) -> int | None:
-    waiting = [a.pending_since for a in alerts if a.pending_since is not None]
+    waiting = [a.pending_since for a in group if a.pending_since is not None]
     if waiting and min(waiting) + route.group_wait_s > now:
         return None
     quiet = rules.quiet_until(route, now)
-    out: list[tuple[_Alert, bool]] = []
-    for a in alerts:
+    out: list[tuple[Alert, bool]] = []
+    for a in group:
         verdict = _decide(a, route, now)
         if verdict == "hold":
             continue
         if verdict in ("drop", "mute"):
-            status = RESOLVED if verdict == "mute" else a.sent_status
-            conn.execute(
-                "UPDATE notify_alerts SET pending_since = NULL, sent_status = ? "
-                "WHERE route_id = ? AND dedup_key = ?",
-                (status, a.route_id, a.key),
-            )
+            alerts.settle(conn, a, RESOLVED if verdict == "mute" else a.sent_status)
             continue
         if quiet is not None:
-            sev = _event_severity(conn, a.event_id)
+            sev = events.severity_of(conn, a.event_id)
             if not rules.breaks_quiet(a.kind, sev):
                 continue
         out.append((a, verdict == "repeat"))
@@ -265,21 +183,13 @@ def _group(
     return _message(conn, route, group_key.split("|")[0], out, now, base_url, digest=False)
 
 
-def _event_severity(conn: sqlite3.Connection, event_id: int) -> str:
-    row = conn.execute("SELECT severity FROM notify_events WHERE id = ?", (event_id,)).fetchone()
-    return "info" if row is None else row[0]
-
-
 def _digest(
-    conn: sqlite3.Connection, route: store.Route, alerts: list[_Alert], now: float, base_url: str
+    conn: sqlite3.Connection, route: store.Route, group: list[Alert], now: float, base_url: str
 ) -> int | None:
-    last = conn.execute(
-        "SELECT last_digest_at, created_at FROM notify_routes WHERE id = ?", (route.id,)
-    ).fetchone()
-    if not rules.digest_due(route, now, last[0] if last[0] is not None else last[1]):
+    if not rules.digest_due(route, now, store.digest_base(conn, route.id)):
         return None
-    conn.execute("UPDATE notify_routes SET last_digest_at = ? WHERE id = ?", (now, route.id))
-    pending = [(a, False) for a in alerts if a.pending_since is not None]
+    store.set_digest_sent(conn, route.id, now)
+    pending = [(a, False) for a in group if a.pending_since is not None]
     if not pending:
         return None
     return _message(conn, route, "", pending, now, base_url, digest=True)
@@ -289,7 +199,7 @@ def _message(
     conn: sqlite3.Connection,
     route: store.Route,
     where: str,
-    items: list[tuple[_Alert, bool]],
+    items: list[tuple[Alert, bool]],
     now: float,
     base_url: str,
     *,
@@ -297,12 +207,7 @@ def _message(
 ) -> int:
     evs = [_event_json(conn, a.event_id, repeat, base_url) for a, repeat in items]
     for a, _ in items:
-        stamp = "firing_sent_at" if a.status == FIRING else "resolved_sent_at"
-        conn.execute(
-            f"UPDATE notify_alerts SET pending_since = NULL, sent_status = ?, sent_kind = ?, "
-            f"sent_at = ?, {stamp} = ? WHERE route_id = ? AND dedup_key = ?",
-            (a.status, a.kind, now, now, a.route_id, a.key),
-        )
+        alerts.mark_sent(conn, a, now, firing=a.status == FIRING)
     kinds = {e["type"] for e in evs}
     statuses = {e["status"] for e in evs}
     kind = "digest" if digest else (kinds.pop() if len(kinds) == 1 else "group")
@@ -330,7 +235,7 @@ def _message(
     }
     mid = delivery.enqueue(conn, route.channel_id, route.id, kind, json.dumps(body), now)
     for a, _ in items:
-        _log(conn, a.event_id, route.id, f"message:{mid}", now)
+        events.log_outcome(conn, a.event_id, route.id, f"message:{mid}", now)
     return mid
 
 
@@ -341,13 +246,9 @@ def _partner_name(conn: sqlite3.Connection, partner_id: int) -> str:
 def _event_json(
     conn: sqlite3.Connection, event_id: int, repeat: bool, base_url: str
 ) -> dict[str, Any]:
-    r = conn.execute(
-        "SELECT e.id, e.kind, e.status, e.severity, e.dedup_key, e.server_id, e.subject, e.data, "
-        "e.at, s.hostname, l.customer, l.site FROM notify_events e "
-        "LEFT JOIN servers s ON s.id = e.server_id "
-        "LEFT JOIN notify_server_labels l ON l.server_id = e.server_id WHERE e.id = ?",
-        (event_id,),
-    ).fetchone()
+    r = events.event_row(conn, event_id)
+    customer, site = ("", "") if r[5] is None else store.labels_of(conn, r[5])
+    hostname = None if r[5] is None else servers.hostname_of(conn, r[5])
     details = json.loads(r[7])
     since = details.pop("since", None)
     link = f"{base_url.rstrip('/')}/servers/{r[5]}" if base_url and r[5] else None
@@ -358,9 +259,9 @@ def _event_json(
         "severity": r[3],
         "key": r[4],
         "subject": r[6],
-        "server": None if r[5] is None else {"id": r[5], "hostname": r[9] or ""},
-        "customer": r[10] or "",
-        "site": r[11] or "",
+        "server": None if r[5] is None else {"id": r[5], "hostname": hostname or ""},
+        "customer": customer or "",
+        "site": site or "",
         "at": _iso(r[8]),
         "since": _iso(since if since is not None else r[8]),
         "repeat": repeat,

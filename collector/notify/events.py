@@ -150,3 +150,127 @@ def active(conn: sqlite3.Connection, server_id: str) -> dict[str, str]:
             "SELECT dedup_key, kind FROM notify_conditions WHERE server_id = ?", (server_id,)
         )
     }
+
+
+def forget(conn: sqlite3.Connection, dedup_key: str) -> None:
+    """End the condition ``dedup_key`` without an event (a newer one says it)."""
+    conn.execute("DELETE FROM notify_conditions WHERE dedup_key = ?", (dedup_key,))
+
+
+def forget_prefixed(conn: sqlite3.Connection, prefix: str) -> None:
+    """End, without events, every condition whose key starts with ``prefix``."""
+    conn.execute("DELETE FROM notify_conditions WHERE dedup_key LIKE ?", (f"{prefix}%",))
+
+
+def active_sweep_kinds(conn: sqlite3.Connection) -> dict[str, str]:
+    """dedup key -> kind of the active conditions the sweep judges (servers, backups, SLAs)."""
+    return {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT dedup_key, kind FROM notify_conditions WHERE kind LIKE 'server.%' "
+            "OR kind LIKE 'backup.%' OR kind LIKE 'sla.%'"
+        )
+    }
+
+
+# --- routing's side of the outbox ----------------------------------------------------------
+
+
+def unrouted(conn: sqlite3.Connection, limit: int) -> list[Any]:
+    """Up to ``limit`` events not yet routed, oldest first: (id, kind, status, severity,
+    dedup key, partner id, server id, at)."""
+    return conn.execute(
+        "SELECT id, kind, status, severity, dedup_key, partner_id, server_id, at "
+        "FROM notify_events WHERE routed_at IS NULL ORDER BY id LIMIT ?",
+        (limit,),
+    ).fetchall()
+
+
+def claim(conn: sqlite3.Connection, event_id: int, now: float) -> bool:
+    """Mark the event routed; False when another process already did."""
+    return (
+        conn.execute(
+            "UPDATE notify_events SET routed_at = ? WHERE id = ? AND routed_at IS NULL",
+            (now, event_id),
+        ).rowcount
+        == 1
+    )
+
+
+def log_outcome(
+    conn: sqlite3.Connection, event_id: int, route_id: int | None, outcome: str, at: float
+) -> None:
+    """What became of an event on a route (or on none: ``route_id`` None)."""
+    conn.execute(
+        "INSERT INTO notify_event_log (event_id, route_id, outcome, at) VALUES (?, ?, ?, ?)",
+        (event_id, route_id, outcome, at),
+    )
+
+
+def severity_of(conn: sqlite3.Connection, event_id: int) -> str:
+    row = conn.execute("SELECT severity FROM notify_events WHERE id = ?", (event_id,)).fetchone()
+    return "info" if row is None else row[0]
+
+
+def event_row(conn: sqlite3.Connection, event_id: int) -> Any:
+    """(id, kind, status, severity, dedup key, server id, subject, data JSON, at)."""
+    return conn.execute(
+        "SELECT id, kind, status, severity, dedup_key, server_id, subject, data, at "
+        "FROM notify_events WHERE id = ?",
+        (event_id,),
+    ).fetchone()
+
+
+def event_log(
+    conn: sqlite3.Connection, partner_id: int | None, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Events after id ``after``, oldest first, each with what became of it per route."""
+    sql = (
+        "SELECT id, kind, status, severity, dedup_key, server_id, subject, at, routed_at "
+        "FROM notify_events WHERE id > ?"
+    )
+    args: tuple[Any, ...] = (after,)
+    if partner_id is not None:
+        sql += " AND partner_id = ?"
+        args += (partner_id,)
+    rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+    out = []
+    for r in rows:
+        outcomes = [
+            {"route": o[0], "outcome": o[1], "at": o[2]}
+            for o in conn.execute(
+                "SELECT route_id, outcome, at FROM notify_event_log WHERE event_id = ? ORDER BY id",
+                (r[0],),
+            )
+        ]
+        out.append(
+            {
+                "id": r[0],
+                "type": r[1],
+                "status": r[2],
+                "severity": r[3],
+                "key": r[4],
+                "server": r[5],
+                "subject": r[6],
+                "at": r[7],
+                "routed_at": r[8],
+                "outcomes": outcomes,
+            }
+        )
+    return out
+
+
+def prune(conn: sqlite3.Connection, before: float) -> int:
+    """Drop the routed events from before ``before`` and their log; an event an alert
+    still points at (its route's latest state) stays."""
+    n = conn.execute(
+        "DELETE FROM notify_event_log WHERE event_id IN "
+        "(SELECT id FROM notify_events WHERE at < ? AND routed_at IS NOT NULL)",
+        (before,),
+    ).rowcount
+    n += conn.execute(
+        "DELETE FROM notify_events WHERE at < ? AND routed_at IS NOT NULL "
+        "AND id NOT IN (SELECT event_id FROM notify_alerts)",
+        (before,),
+    ).rowcount
+    return n

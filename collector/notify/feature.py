@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Gauge
 
+from collector.accounts import partners
 from collector.health.storage_health import writes_refused
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.notify import api, delivery, store
@@ -46,12 +47,11 @@ class ChannelGauges:
 
 
 def _gauge_rows(conn: Any) -> tuple[list[tuple[Any, ...]], int]:
+    names = partners.names_by_id(conn)
     rows = [
-        tuple(r)
-        for r in conn.execute(
-            "SELECT c.id, c.type, p.name, c.failures FROM notify_channels c "
-            "JOIN partners p ON p.id = c.partner_id WHERE c.removed_at IS NULL"
-        )
+        (ch.id, ch.type, names[ch.partner_id], ch.failures)
+        for ch in store.list_channels(conn, None)
+        if ch.partner_id in names
     ]
     return rows, delivery.pending_count(conn)
 

@@ -231,7 +231,7 @@ def _closed(
 ) -> None:
     """The incident's condition ends; its SLA warnings are done with."""
     events.clear(conn, key, subject, at, **more)
-    conn.execute("DELETE FROM notify_conditions WHERE dedup_key LIKE ?", (f"sla:{incident_id}:%",))
+    events.forget_prefixed(conn, f"sla:{incident_id}:")
 
 
 def findings_changed(
@@ -264,7 +264,7 @@ def findings_changed(
         contract_id = fkey.split("|")[2] if fkey.count("|") >= 3 else None
         if kind.startswith("expiring_") and (partner, server_id, contract_id) in escalated:
             # 90 days became 60: the new threshold's event says it; no "resolved" between.
-            conn.execute("DELETE FROM notify_conditions WHERE dedup_key = ?", (f"finding:{fkey}",))
+            events.forget(conn, f"finding:{fkey}")
             continue
         events.clear(
             conn,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.health import servers
+from collector.notify import alerts
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
 from collector.notify.events import SEVERITIES
 
@@ -193,10 +194,10 @@ def remove_channel(conn: sqlite3.Connection, partner_id: int, channel_id: str, n
     get_channel(conn, partner_id, channel_id)
     conn.execute("UPDATE notify_channels SET removed_at = ? WHERE id = ?", (now, channel_id))
     conn.execute("DELETE FROM notify_routes WHERE channel_id = ?", (channel_id,))
-    conn.execute(
-        "UPDATE notify_messages SET state = 'dropped' WHERE channel_id = ? AND state = 'pending'",
-        (channel_id,),
-    )
+    # Imported here: the sender reads channels from this module.
+    from collector.notify import delivery
+
+    delivery.drop_pending(conn, channel_id)
 
 
 def rotate_secret(
@@ -217,6 +218,31 @@ def rotate_secret(
         "UPDATE notify_channels SET secret = ?, old_secret = ?, old_secret_until = ? WHERE id = ?",
         (box.seal(ch.id, new_secret), box.seal(ch.id, ch.secret), now + overlap_s, ch.id),
     )
+
+
+def note_attempt(
+    conn: sqlite3.Connection, channel_id: str, ok: bool, answer: str, now: float
+) -> None:
+    """The channel's health after a delivery attempt: failures in a row, last error."""
+    if ok:
+        conn.execute(
+            "UPDATE notify_channels SET failures = 0, last_ok_at = ? WHERE id = ?",
+            (now, channel_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE notify_channels SET failures = failures + 1, last_error = ?, "
+            "last_failed_at = ? WHERE id = ?",
+            (answer, now, channel_id),
+        )
+
+
+def channel_customers(conn: sqlite3.Connection) -> dict[str, str]:
+    """channel id -> the customer it is reserved for ("" for none), every live channel."""
+    return {
+        r[0]: r[1]
+        for r in conn.execute("SELECT id, customer FROM notify_channels WHERE removed_at IS NULL")
+    }
 
 
 # --- routes ---------------------------------------------------------------------------
@@ -353,13 +379,25 @@ def list_routes(conn: sqlite3.Connection, partner_id: int | None) -> list[Route]
     return [_route(r) for r in conn.execute(sql + " ORDER BY id", args)]
 
 
+def digest_base(conn: sqlite3.Connection, route_id: int) -> float:
+    """When the route's last digest left (its creation if none has)."""
+    row = conn.execute(
+        "SELECT last_digest_at, created_at FROM notify_routes WHERE id = ?", (route_id,)
+    ).fetchone()
+    return row[0] if row[0] is not None else row[1]
+
+
+def set_digest_sent(conn: sqlite3.Connection, route_id: int, now: float) -> None:
+    conn.execute("UPDATE notify_routes SET last_digest_at = ? WHERE id = ?", (now, route_id))
+
+
 def remove_route(conn: sqlite3.Connection, partner_id: int, route_id: int) -> None:
     n = conn.execute(
         "DELETE FROM notify_routes WHERE id = ? AND partner_id = ?", (route_id, partner_id)
     ).rowcount
     if not n:
         raise NotFound(f"no route {route_id}")
-    conn.execute("DELETE FROM notify_alerts WHERE route_id = ?", (route_id,))
+    alerts.forget_route(conn, route_id)
 
 
 # --- silences and labels ------------------------------------------------------------------
@@ -432,6 +470,18 @@ def ended_silences(
     ]
 
 
+def silences_since(conn: sqlite3.Connection, partner_id: int, since: float) -> list[dict[str, Any]]:
+    """The partner's silences ending after ``since`` (id, scope, value, starts_at, ends_at)."""
+    return [
+        {"id": r[0], "scope": r[1], "value": r[2], "starts_at": r[3], "ends_at": r[4]}
+        for r in conn.execute(
+            "SELECT id, scope, value, starts_at, ends_at FROM notify_silences "
+            "WHERE partner_id = ? AND ends_at > ?",
+            (partner_id, since),
+        )
+    ]
+
+
 def end_silence(conn: sqlite3.Connection, partner_id: int, silence_id: int, now: float) -> None:
     n = conn.execute(
         "UPDATE notify_silences SET ends_at = ? WHERE id = ? AND partner_id = ? AND ends_at > ?",
@@ -472,69 +522,6 @@ def label_choices(conn: sqlite3.Connection, partner_id: int) -> dict[str, list[s
         "customers": sorted({r[0] for r in rows if r[0]}),
         "sites": sorted({r[1] for r in rows if r[1]}),
     }
-
-
-# --- logs -----------------------------------------------------------------------------
-
-
-def delivery_log(conn: sqlite3.Connection, channel_id: str, limit: int) -> list[dict[str, Any]]:
-    """The channel's latest attempts, newest first."""
-    return [
-        {
-            "message": f"msg_{r[0]}",
-            "kind": r[1],
-            "at": r[2],
-            "ok": bool(r[3]),
-            "answer": r[4],
-            "latency_ms": round(r[5], 1),
-            "message_state": r[6],
-        }
-        for r in conn.execute(
-            "SELECT a.message_id, m.kind, a.at, a.ok, a.answer, a.latency_ms, m.state "
-            "FROM notify_attempts a JOIN notify_messages m ON m.id = a.message_id "
-            "WHERE a.channel_id = ? ORDER BY a.id DESC LIMIT ?",
-            (channel_id, limit),
-        )
-    ]
-
-
-def event_log(
-    conn: sqlite3.Connection, partner_id: int | None, after: int, limit: int
-) -> list[dict[str, Any]]:
-    """Events after id ``after``, oldest first, each with what became of it per route."""
-    sql = (
-        "SELECT id, kind, status, severity, dedup_key, server_id, subject, at, routed_at "
-        "FROM notify_events WHERE id > ?"
-    )
-    args: tuple[Any, ...] = (after,)
-    if partner_id is not None:
-        sql += " AND partner_id = ?"
-        args += (partner_id,)
-    rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
-    out = []
-    for r in rows:
-        outcomes = [
-            {"route": o[0], "outcome": o[1], "at": o[2]}
-            for o in conn.execute(
-                "SELECT route_id, outcome, at FROM notify_event_log WHERE event_id = ? ORDER BY id",
-                (r[0],),
-            )
-        ]
-        out.append(
-            {
-                "id": r[0],
-                "type": r[1],
-                "status": r[2],
-                "severity": r[3],
-                "key": r[4],
-                "server": r[5],
-                "subject": r[6],
-                "at": r[7],
-                "routed_at": r[8],
-                "outcomes": outcomes,
-            }
-        )
-    return out
 
 
 def unhealthy_channels(conn: sqlite3.Connection, partner_id: int | None) -> list[dict[str, Any]]:

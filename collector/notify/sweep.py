@@ -51,13 +51,7 @@ def _server_conditions(v: dict[str, Any]) -> dict[str, tuple[str, str, dict[str,
 def judge(conn: sqlite3.Connection, now: float, interval_s: int, offline_after: int) -> list[Any]:
     """Read side: the condition changes to write (dedup key, server, kind-or-None, ...)."""
     views = FleetView(conn, interval_s, offline_after).all(None, now)
-    active = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT dedup_key, kind FROM notify_conditions WHERE kind LIKE 'server.%' "
-            "OR kind LIKE 'backup.%' OR kind LIKE 'sla.%'"
-        )
-    }
+    active = events.active_sweep_kinds(conn)
     changes: list[Any] = []
     for v in views:
         for key, want in _server_conditions(v).items():
@@ -74,10 +68,7 @@ def judge(conn: sqlite3.Connection, now: float, interval_s: int, offline_after: 
 def _sla_changes(conn: sqlite3.Connection, now: float, active: dict[str, str]) -> list[Any]:
     out: list[Any] = []
     at = dt.datetime.fromtimestamp(now, dt.UTC)
-    rows = conn.execute(
-        "SELECT id FROM incidents WHERE state IN ('open', 'acknowledged', 'paused')"
-    ).fetchall()
-    for (incident_id,) in rows:
+    for incident_id in contracts_repo.unfinished_incident_ids(conn):
         found = contracts_repo.get_incident(conn, incident_id)
         if found is None:
             continue
@@ -141,15 +132,4 @@ KEEP_S = 31 * 86400.0
 def prune(conn: sqlite3.Connection, now: float) -> int:
     """Drop what is older than :data:`KEEP_S` and done with."""
     before = now - KEEP_S
-    n = conn.execute(
-        "DELETE FROM notify_event_log WHERE event_id IN "
-        "(SELECT id FROM notify_events WHERE at < ? AND routed_at IS NOT NULL)",
-        (before,),
-    ).rowcount
-    n += conn.execute(
-        "DELETE FROM notify_events WHERE at < ? AND routed_at IS NOT NULL "
-        "AND id NOT IN (SELECT event_id FROM notify_alerts)",
-        (before,),
-    ).rowcount
-    n += delivery.prune(conn, before)
-    return n
+    return events.prune(conn, before) + delivery.prune(conn, before)

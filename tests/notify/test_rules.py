@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from collector.notify import store
+from collector.notify import events, store
 from collector.notify.channel_secrets import SecretBox, new_webhook_secret
 from collector.notify.delivery import Outcome, RetryPolicy, record
 from tests.notify.receivers import WebhookReceiver
@@ -121,7 +121,7 @@ def test_a_silence_sends_nothing_and_logs_the_event(tmp_path):
     camera(w.db, "s1", "a", "ok", "unreachable", T0 + 5)
     w.step(10, rounds=3)
     assert [k for k, _ in w.sent()] == ["camera:s1:a"]
-    log = w.db.read_sync(lambda c: store.event_log(c, 1, 0, 10))
+    log = w.db.read_sync(lambda c: events.event_log(c, 1, 0, 10))
     assert log[0]["key"] == "camera:s0:a"
     assert [o["outcome"] for o in log[0]["outcomes"]] == ["silenced:1"]
     # Once the silence ends, the next change is sent again.
