@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from standardwebhooks.webhooks import Webhook
 
 from collector.notify import sources, store
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from collector.notify.notifier import Notifier
 from collector.notify.settings import NotifySettings
 from collector.storage.database import SQLiteDatabase
@@ -101,7 +101,7 @@ def setup(db: SQLiteDatabase, box: SecretBox, n: int, sites: int, url: str, secr
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-notify-"))
     db = SQLiteDatabase(tmp / "vigil.db")
-    box = SecretBox(tmp)
+    box = SecretBox(load_notify_key(tmp))
     secret = new_webhook_secret()
     rx = Receiver(secret)
     setup(db, box, args.servers, args.sites, rx.url, secret)

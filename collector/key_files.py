@@ -1,4 +1,9 @@
-"""Key files the collector makes for itself: 32 random bytes, 0600, made exactly once.
+"""Key files the collector keeps outside its database: 32 random bytes, 0600.
+
+Each key is either made once in the data directory (one machine, any number of ``serve
+--workers`` processes) or named by a setting (``[http] session_key_file``, ``[notify]
+key_file``) that every machine of an installation is given: such a file must exist, and
+the collector never makes one there.
 
 Several collector processes may start at once on one data directory (``serve
 --workers``); each must end up reading the same key, never a file another process has
@@ -10,7 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
+
+KEY_BYTES = 32
+
+
+class KeyFileError(Exception):
+    """A key file cannot be read or made: says which file and what to do."""
 
 
 def make_once(path: Path, size: int = 32) -> None:
@@ -32,3 +44,36 @@ def make_once(path: Path, size: int = 32) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def load_key_file(path: Path, *, make: bool, setting: str, what: str) -> bytes:
+    """The 32-byte key in ``path``, made there first when ``make`` (a data directory's
+    own key). ``setting`` names the configuration key that chose ``path`` and ``what``
+    the key's use, for the error an operator reads."""
+    if make:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_once(path, KEY_BYTES)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise KeyFileError(f"cannot make the {what} file {path}: {reason}") from None
+    try:
+        with open(path, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            key = fh.read(KEY_BYTES + 1)
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"{setting} {path} does not exist: make it once with "
+            f"'head -c {KEY_BYTES} /dev/urandom > {path}; chmod 600 {path}' and give every "
+            "collector machine of this installation the same file"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if len(key) != KEY_BYTES:
+        raise KeyFileError(
+            f"the {what} file {path} must hold exactly {KEY_BYTES} bytes "
+            f"(it holds {len(key)}{' or more' if len(key) > KEY_BYTES else ''})"
+        )
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"the {what} file {path} is readable by other users: chmod 600 {path}")
+    return key

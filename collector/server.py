@@ -20,7 +20,7 @@ from collector.config import CollectorConfig
 from collector.config_reload import reload_config
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
-from collector.http.session_keys import SessionKeyError
+from collector.key_files import KeyFileError
 from collector.private_files import files_private, private_dir
 from collector.supervision import TASKS
 
@@ -89,7 +89,7 @@ async def serve(
     _private_data_dir(config)
     try:
         app = create_app(config)
-    except SessionKeyError as exc:
+    except KeyFileError as exc:
         log.critical("%s", exc)
         return 2
     stop = asyncio.Event()
@@ -111,7 +111,7 @@ async def serve(
     )
     try:
         await runner.setup()
-    except StorageStartError as exc:
+    except (StorageStartError, KeyFileError) as exc:
         log.critical("%s", exc)
         await runner.cleanup()
         return 2

@@ -16,60 +16,34 @@ harmless: the collector answers 401 ``session_unknown`` and the agent opens a ne
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from collector.key_files import make_once
+from collector.key_files import KeyFileError, load_key_file
 
 _NONCE = 12
-KEY_BYTES = 32
 KEY_FILE = "session.key"
 """The sealing key's file in the data directory when ``[http] session_key_file`` is unset."""
 
 
-class SessionKeyError(Exception):
+class SessionKeyError(KeyFileError):
     """The sealing key cannot be read or made: says which file and what to do."""
 
 
 def load_key(data_dir: Path, configured: Path | None = None) -> bytes:
     """The installation's sealing key: ``configured`` (which must exist), else
     ``data_dir/session.key`` (made at first start)."""
-    path = configured if configured is not None else data_dir / KEY_FILE
-    if configured is None:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            make_once(path, KEY_BYTES)
-        except OSError as exc:
-            raise SessionKeyError(
-                f"cannot make the session key file {path}: {exc.strerror or exc}"
-            ) from None
     try:
-        with open(path, "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            key = fh.read(KEY_BYTES + 1)
-    except FileNotFoundError:
-        raise SessionKeyError(
-            f"[http] session_key_file {path} does not exist: make it once with "
-            f"'head -c {KEY_BYTES} /dev/urandom > {path}; chmod 600 {path}' and give every "
-            "collector machine of this installation the same file"
-        ) from None
-    except OSError as exc:
-        raise SessionKeyError(
-            f"cannot read the session key file {path}: {exc.strerror or exc}"
-        ) from None
-    if len(key) != KEY_BYTES:
-        raise SessionKeyError(
-            f"the session key file {path} must hold exactly {KEY_BYTES} bytes "
-            f"(it holds {len(key)}{' or more' if len(key) > KEY_BYTES else ''})"
+        return load_key_file(
+            configured if configured is not None else data_dir / KEY_FILE,
+            make=configured is None,
+            setting="[http] session_key_file",
+            what="session key",
         )
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SessionKeyError(
-            f"the session key file {path} is readable by other users: chmod 600 {path}"
-        )
-    return key
+    except KeyFileError as exc:
+        raise SessionKeyError(str(exc)) from None
 
 
 class SessionSealer:

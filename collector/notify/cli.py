@@ -15,8 +15,9 @@ from typing import Any
 
 from collector.cli_options import common, config_of, emit_json, fail, opened_database
 from collector.durations import parse_duration
+from collector.key_files import KeyFileError
 from collector.notify import events, store
-from collector.notify.channel_secrets import SecretBox
+from collector.notify.channel_secrets import SecretBox, load_notify_key
 from collector.notify.settings import notify_settings
 from collector.secrets_store import NotFound as PartnerNotFound
 from collector.secrets_store import partner_by_name
@@ -27,14 +28,21 @@ def _partner(db: Any, name: str) -> int:
 
 
 def _box(args: argparse.Namespace) -> SecretBox:
-    return SecretBox(config_of(args).data_dir)
+    config = config_of(args)
+    return SecretBox(load_notify_key(config.data_dir, notify_settings(config.raw).key_file))
 
 
 def _guarded(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except (store.NotifyError, store.NotFound, PartnerNotFound, ValueError) as exc:
+        except (
+            store.NotifyError,
+            store.NotFound,
+            PartnerNotFound,
+            ValueError,
+            KeyFileError,
+        ) as exc:
             return fail(str(exc))
 
     return run

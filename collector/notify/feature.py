@@ -4,6 +4,7 @@ in ``/metrics``, and the JSON API."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,10 +15,12 @@ from collector.accounts import partners
 from collector.health.storage_health import writes_refused
 from collector.http.appkeys import CONFIG, DB, METRICS
 from collector.notify import api, delivery, store
-from collector.notify.channel_secrets import SecretBox
+from collector.notify.channel_secrets import SecretBox, SecretUnreadable, load_notify_key
 from collector.notify.notifier import BOX, NOTIFIER, Notifier
 from collector.notify.settings import NotifySettings, notify_settings
 from collector.supervision import TASKS
+
+log = logging.getLogger(__name__)
 
 
 class ChannelGauges:
@@ -56,10 +59,32 @@ def _gauge_rows(conn: Any) -> tuple[list[tuple[Any, ...]], int]:
     return rows, delivery.pending_count(conn)
 
 
+def _key_opens(conn: Any, box: SecretBox, settings: NotifySettings) -> None:
+    """Log, once at start, a notification key that opens none of the stored channel
+    secrets: a machine given its own key instead of the installation's. Its channels
+    would fail one by one with "secret does not open"; this line says why."""
+    sealed = store.sealed_secrets(conn)
+    for channel_id, secret in sealed:
+        try:
+            box.open(channel_id, secret)
+            return
+        except SecretUnreadable:
+            continue
+    if sealed:
+        where = settings.key_file or "notify.key in the data directory"
+        log.critical(
+            "the notification key (%s) opens none of the channel secrets in the database: "
+            "every collector machine must have the same key ([notify] key_file); until it "
+            "does, webhook, SMTP and Apprise channels fail",
+            where,
+        )
+
+
 def _context(settings: NotifySettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
         cfg = app[CONFIG]
-        app[BOX] = SecretBox(cfg.data_dir)
+        app[BOX] = SecretBox(load_notify_key(cfg.data_dir, settings.key_file))
+        await app[DB].read(lambda c: _key_opens(c, app[BOX], settings))
         notifier = Notifier(
             app[DB],
             app[BOX],

@@ -23,6 +23,9 @@ class NotifySettings:
     """The collector's address as partners open it, for links in messages."""
     allow_private_targets: bool = False
     """Send to private, loopback and link-local addresses too (:mod:`.targets`)."""
+    key_file: str = ""
+    """The key channel secrets are sealed under, the same file on every collector machine
+    (:mod:`.channel_secrets`); unset: ``notify.key`` in the data directory."""
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.retry_base_s, self.retry_max_s, self.give_up_s, self.lease_s)
@@ -42,8 +45,8 @@ def notify_settings(raw: dict[str, Any]) -> NotifySettings:
                 raise ConfigError("config", f"notify.{f.name}", "true or false")
             values[f.name] = v
             continue
-        if f.name == "public_url":
-            if not isinstance(v, str):
+        if f.name in ("public_url", "key_file"):
+            if not isinstance(v, str) or "\0" in v:
                 raise ConfigError("config", f"notify.{f.name}", "a string")
             values[f.name] = v
             continue

@@ -190,6 +190,17 @@ def list_channels(
     return [_channel(r, box) for r in conn.execute(sql + " ORDER BY created_at, id", args)]
 
 
+def sealed_secrets(conn: sqlite3.Connection, limit: int = 20) -> list[tuple[str, bytes]]:
+    """Up to ``limit`` channels' sealed secrets (id, ciphertext), to tell at start whether
+    this process's key is the one they were sealed under."""
+    rows = conn.execute(
+        "SELECT id, secret FROM notify_channels WHERE removed_at IS NULL AND secret IS NOT NULL"
+        " ORDER BY created_at DESC, id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [(r[0], bytes(r[1])) for r in rows if r[1]]
+
+
 def remove_channel(conn: sqlite3.Connection, partner_id: int, channel_id: str, now: float) -> None:
     get_channel(conn, partner_id, channel_id)
     conn.execute("UPDATE notify_channels SET removed_at = ? WHERE id = ?", (now, channel_id))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collector.notify import store
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from harness.database import database_text
 from harness.net import wait_until
 from harness.processes import Collector
@@ -125,7 +125,7 @@ def test_apprise_json_url_reaches_a_local_receiver_and_the_cli_test_message(
 
 def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(tmp_path) -> None:
     db = make_db(tmp_path)
-    box = SecretBox(tmp_path)
+    box = SecretBox(load_notify_key(tmp_path))
     old, new = new_webhook_secret(), new_webhook_secret()
     only_old, only_new = WebhookReceiver(secrets=[old]), WebhookReceiver(secrets=[new])
     clock = Clock()
@@ -165,7 +165,7 @@ def test_mail_over_starttls_or_tls_with_a_login(tmp_path, security) -> None:
     ctx, ca = self_signed(tmp_path)
     mail = MailCatcher(auth=("desk", "pw"), tls=ctx, implicit_tls=security == "tls")
     db = make_db(tmp_path)
-    box = SecretBox(tmp_path)
+    box = SecretBox(load_notify_key(tmp_path))
     config = {
         "host": "127.0.0.1",
         "port": mail.port,
@@ -195,7 +195,7 @@ def test_mail_over_starttls_or_tls_with_a_login(tmp_path, security) -> None:
 def test_private_targets_are_refused_unless_allowed(tmp_path) -> None:
     """A partner cannot make the collector call its own network and read the answer."""
     db = make_db(tmp_path)
-    box = SecretBox(tmp_path)
+    box = SecretBox(load_notify_key(tmp_path))
     rx = WebhookReceiver()
     smtp_config = {"host": "localhost", "port": 25, "from": "a@b.c", "to": "d@e.f"}
 

@@ -4,11 +4,13 @@ fleet view and in /metrics), the CLI's set-up commands."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 from harness.database import collector_sql
 from harness.net import http, wait_until
-from harness.processes import Collector
+from harness.processes import BIN, Collector
 from harness.signed import batch, post_signed, report, session_for
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.test_webhook_delivery import api, cams
@@ -286,3 +288,47 @@ def test_bad_requests_are_refused_with_the_field_never_a_500(tmp_path: Path) -> 
         assert status == 400
     finally:
         c.stop()
+
+
+def test_the_notification_key_is_shared_through_a_key_file(tmp_path: Path) -> None:
+    """``[notify] key_file`` names the key every collector machine is given: a missing one
+    stops ``serve`` with one line; a machine with another key says at start that it opens
+    none of the stored channel secrets; with the first machine's key it sends."""
+    c = _collector(tmp_path).start()
+    rx = WebhookReceiver()
+    try:
+        c.partner("acme")
+        ch_id = c.last_line(
+            "channel", "add", "--partner", "acme", "--type", "webhook", "--url", rx.url
+        )
+        c.stop()
+        shared = tmp_path / "shared-notify.key"
+        assert c.config is not None
+        c.config.write_text(CONFIG + f'key_file = "{shared}"\n')
+        serve = [str(BIN / "vigil-collector"), "serve", "--data", str(c.data_dir)]
+        serve += ["--config", str(c.config), "--listen", "127.0.0.1:0"]
+        out = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "[notify] key_file" in out.stderr, out.stderr
+        assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+        refused = c.cli("notify", "test", "--channel", ch_id, check=False)
+        assert "does not exist" in refused and "Traceback" not in refused
+
+        shared.write_bytes(os.urandom(32))
+        shared.chmod(0o600)
+        c.start()
+        wait_until(lambda: "opens none of the channel secrets" in c.log(), 30, what="the warning")
+        assert "does not open" in c.cli("notify", "test", "--channel", ch_id, check=False)
+        assert rx.hits == []
+        c.stop()
+
+        shared.write_bytes((c.data_dir / "notify.key").read_bytes())
+        assert c.log_path is not None
+        warned = "opens none of the channel secrets"
+        log_before = c.log_path.read_text().count(warned)
+        c.start()
+        assert "ok" in c.cli("notify", "test", "--channel", ch_id)
+        wait_until(lambda: rx.hits, 30, what="the test message")
+        assert c.log_path.read_text().count(warned) == log_before == 1
+    finally:
+        c.stop()
+        rx.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.support import T0, Clock, camera, make_db, notifier, webhook_channel
 
@@ -31,7 +31,7 @@ changes = st.lists(
 def test_flapping_never_floods_and_the_last_message_tells_the_truth(changes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = make_db(Path(tmp), servers=1)
-        box = SecretBox(Path(tmp))
+        box = SecretBox(load_notify_key(Path(tmp)))
         secret = new_webhook_secret()
         rx = WebhookReceiver(secrets=[secret])
         webhook_channel(db, box, rx.url, secret, group_wait_s=0, repeat_s=REPEAT)

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from collector.notify import events
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from harness.database import collector_database
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.support import T0, Clock, T, camera, make_db, notifier, webhook_channel
@@ -55,7 +55,7 @@ def test_two_processes_never_send_one_message_and_a_dead_claim_expires(tmp_path)
     killed mid-send is taken over only after its lease."""
     db = make_db(tmp_path, servers=30)
     other = collector_database(tmp_path / "vigil.db")
-    box = SecretBox(tmp_path)
+    box = SecretBox(load_notify_key(tmp_path))
     secret = new_webhook_secret()
     rx = WebhookReceiver(secrets=[secret])
     webhook_channel(db, box, rx.url, secret, group_wait_s=0)

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from collector.notify import events, store
-from collector.notify.channel_secrets import SecretBox, new_webhook_secret
+from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from collector.notify.delivery import Outcome, RetryPolicy, record
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.support import T0, Clock, camera, make_db, notifier, webhook_channel
@@ -17,7 +17,7 @@ from tests.notify.support import T0, Clock, camera, make_db, notifier, webhook_c
 class World:
     def __init__(self, tmp_path, **route):
         self.db = make_db(tmp_path, servers=5)
-        self.box = SecretBox(tmp_path)
+        self.box = SecretBox(load_notify_key(tmp_path))
         secret = new_webhook_secret()
         self.rx = WebhookReceiver(secrets=[secret])
         self.channel = webhook_channel(self.db, self.box, self.rx.url, secret, **route)

@@ -10,7 +10,7 @@ from collector.contracts import repository as repo
 from collector.contracts.incidents import Action, apply, open_incident
 from collector.contracts.plans import get_plan
 from collector.notify import sources
-from collector.notify.channel_secrets import SecretBox
+from collector.notify.channel_secrets import SecretBox, load_notify_key
 from protocol.messages import Disk, Volume
 from tests.notify.support import T0, Clock, make_db, notifier
 
@@ -38,7 +38,7 @@ def test_silent_server_goes_offline_in_the_sweep_and_is_back_with_its_next_repor
         lambda c: c.execute("UPDATE servers SET last_seen = ?, enrolled_at = ?", (T0 - 60, T0 - 60))
     )
     clock = Clock(T0)
-    n = notifier(db, SecretBox(tmp_path), clock)
+    n = notifier(db, SecretBox(load_notify_key(tmp_path)), clock)
     assert asyncio.run(n.sweep()) == 0  # seen a minute ago: online
     clock.t = T0 + 600
     assert asyncio.run(n.sweep()) == 2
@@ -181,7 +181,7 @@ def test_sla_clocks_warn_at_50_and_75_percent_and_breach_once_each(tmp_path):
         lambda c: c.execute("UPDATE servers SET last_seen = ?, enrolled_at = ?", (T0, T0))
     )
     clock = Clock(T0)
-    n = notifier(db, SecretBox(tmp_path), clock)
+    n = notifier(db, SecretBox(load_notify_key(tmp_path)), clock)
 
     async def sweep_for(hours):
         for _ in range(int(hours * 12)):
