@@ -55,6 +55,7 @@ interval_s = 0.2
 retry_base_s = 0.2
 retry_max_s = 0.5
 allow_private_targets = true
+lease_s = 3
 """
 AGENTS = 4
 REPORTS_EACH = 12
@@ -147,8 +148,9 @@ def _lease(site: Site, task: str) -> tuple[int, float]:
 
 
 def _cameras(seq: int) -> list[dict[str, object]]:
-    """cam-00 goes down at the third report and comes back at the sixth."""
-    if 3 <= seq <= 5:
+    """cam-00 goes down at the third report and comes back at the eleventh, after A's
+    kill (which waits for the "down" messages): both are sent, one before it, one after."""
+    if 3 <= seq <= 10:
         return cams(1, "unreachable") + cams(2, "ok")[1:]
     return cams(2, "ok")
 
@@ -181,9 +183,26 @@ def _staged(site: Site) -> list[str]:
         client.close()
 
 
+def _cameras_notified(site: Site, status: str) -> set[str]:
+    """The cameras whose ``camera.down`` message with ``status`` reached the receiver."""
+    with site.rx.lock:
+        docs = [hit.json for hit in site.rx.hits if hit.status == 200]
+    return {
+        event["key"]
+        for doc in docs
+        if doc["type"] == "camera.down" and doc["data"]["status"] == status
+        for event in doc["data"]["events"]
+    }
+
+
 def _kill_a_mid_upload(site: Site, server_id: str) -> None:
-    """Once a third of the reports are stored, note what is staged and SIGKILL A."""
-    wait_until(lambda: len(site.sent) >= KILL_AFTER, 120, what="a third of the reports")
+    """Once a third of the reports are stored and every agent's camera-down message
+    has gone out, note what is staged and SIGKILL A."""
+    wait_until(
+        lambda: len(site.sent) >= KILL_AFTER and len(_cameras_notified(site, "firing")) == AGENTS,
+        120,
+        what="a third of the reports, and every camera down notified",
+    )
     site.seen["staged_at_kill"] = _staged(site)
     with collector_sql(site.a.data_dir, site.env) as conn:
         site.seen["chunk_rows_at_kill"] = conn.execute(
@@ -337,7 +356,7 @@ def test_one_of_two_processes_killed_mid_run_and_mid_upload(
         _every_report_once(site, agents)
         _upload_resumed_on_b(site, outcome, server_id, tmp_path)
         _rounds_once_a_period(site, rounds_before, last_before, since)
-        _notified_once(site)
+        _notified_once(site, agents)
         _restore_through(b, site, server_id, key_file, tree, tmp_path)
         _a_rejoins(site, agents[0])
 
@@ -405,7 +424,7 @@ def _rounds_once_a_period(site: Site, rounds_before: int, last_before: float, si
     )
 
 
-def _notified_once(site: Site) -> None:
+def _notified_once(site: Site, agents: list[EnrolledAgent]) -> None:
     """Every notification went out once, whichever process sent it."""
 
     def settled() -> bool:
@@ -416,16 +435,34 @@ def _notified_once(site: Site) -> None:
             unrouted = conn.execute(
                 "SELECT COUNT(*) FROM notify_events WHERE routed_at IS NULL"
             ).fetchone()[0]
-        return pending == 0 and unrouted == 0 and bool(site.rx.delivered())
+            grouping = conn.execute(
+                "SELECT COUNT(*) FROM notify_alerts WHERE pending_since IS NOT NULL"
+            ).fetchone()[0]
+        return pending == unrouted == grouping == 0 and bool(site.rx.delivered())
 
     wait_until(settled, 60, what="every notification delivered")
     with collector_sql(site.a.data_dir, site.env) as conn:
         delivered = conn.execute(
             "SELECT COUNT(*) FROM notify_messages WHERE state = 'delivered'"
         ).fetchone()[0]
-    ids = [hit.headers["webhook-id"] for hit in site.rx.delivered()]
-    assert len(ids) == len(set(ids)) == delivered >= 1, (ids, delivered)
-    assert len(site.rx.hits) == len(ids), "no attempt failed, none was repeated"
+        attempts = dict(
+            conn.execute(
+                "SELECT message_id, COUNT(*) FROM notify_attempts GROUP BY message_id"
+            ).fetchall()
+        )
+    assert all(hit.status == 200 for hit in site.rx.hits), "no attempt failed"
+    ids = [hit.headers["webhook-id"] for hit in site.rx.hits]
+    assert len(set(ids)) == delivered >= 1, (ids, delivered)
+    cameras = {f"camera:{agent.server_id}:cam-00" for agent in agents}
+    assert _cameras_notified(site, "firing") == _cameras_notified(site, "resolved") == cameras
+    # Delivery is at least once: the message A was sending when it was killed (the
+    # receiver answered, A never recorded it) goes again after its claim's lease, with
+    # the same webhook-id and body, for the receiver to drop. Nothing else goes twice.
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    assert len(repeated) <= 1 and len(ids) == len(set(ids)) + len(repeated), ids
+    for mid in repeated:
+        assert len({h.body for h in site.rx.hits if h.headers["webhook-id"] == mid}) == 1
+        assert attempts[int(mid.removeprefix("msg_"))] == 1, "A's attempt was never logged"
 
 
 def _restore_through(
