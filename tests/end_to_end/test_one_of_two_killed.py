@@ -327,6 +327,7 @@ def test_one_of_two_processes_killed_mid_run_and_mid_upload(
             30,
             what="one process holding the contract checks",
         )
+        wait_until(lambda: _lease(site, "contract-checks")[0] >= 1, 30, what="a first round")
         rounds_before, last_before = _lease(site, "contract-checks")
         since = time.monotonic()
 
