@@ -65,7 +65,7 @@ GATE = REPORTS_EACH * 2 // 3
 """Each agent sends this many reports, then waits for the kill: reports go on after it."""
 MIB = 1 << 20
 CHUNK = 8 * MIB
-EVERYWHERE = ("storage-checks", "notify")
+EVERYWHERE = ("storage-checks", "notify", "upload-files")
 """Tasks every process runs; the others run in the process holding their lease."""
 
 
@@ -483,10 +483,16 @@ def _restore_through(
 
 def _a_rejoins(site: Site, agent: EnrolledAgent) -> None:
     """A started again on its data directory answers agents (a session opened through B
-    works, a nonce B took is refused), stands by for the leased tasks while B holds
-    them, and takes them over when B stops."""
+    works, a nonce B took is refused), clears what a ``complete`` killed on its disk
+    left there although B holds the backup maintenance, stands by for the leased tasks
+    while B holds them, and takes them over when B stops."""
     a, b = site.a, site.b
+    left = a.data_dir / "uploads" / "0123456789abcdef01234567.part"
+    left.parent.mkdir(exist_ok=True)
+    left.write_bytes(os.urandom(4096))
+    os.utime(left, (time.time() - 3600, time.time() - 3600))  # killed an hour ago
     a.start()
+    wait_until(lambda: not left.exists(), 30, what="A's leftover staged file removed")
     tasks = _tasks(a)
     assert all(tasks[name]["holds"] for name in EVERYWHERE), tasks
     leased = [name for name in tasks if name not in EVERYWHERE]
