@@ -256,12 +256,13 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def _backup_agent(site: Site, tree: Path, tmp_path: Path) -> tuple[Path, str, Path]:
     """A recording server enrolled with ``vigil-agent enroll`` through A, backing up
-    ``tree`` (with a 40 MiB file: five chunks); (its config, its id, the partner's key)."""
+    ``tree`` (with a 24 MiB file: over three chunks); (its config, its id, the partner's
+    key)."""
     key_file = tmp_path / "recovery.key"
     recipient = _cli(str(BIN / "vigil-backup"), "keygen", "--out", str(key_file))
     site.a.cli("recovery-key", "add", "--partner", "acme", recipient)
     site.a.cli("backup", "policy", "set", "--partner", "acme", "--interval", "24h")
-    (tree / "blob.bin").write_bytes(os.urandom(5 * CHUNK))
+    (tree / "blob.bin").write_bytes(os.urandom(3 * CHUNK))
     config = tmp_path / "agent.toml"
     config.write_text(
         f'[agent]\nstate_dir = "{tmp_path / "agent"}"\n[backup]\npaths = ["{tree}"]\n'
@@ -404,7 +405,7 @@ def _upload_resumed_on_b(site: Site, outcome: list[str], server_id: str, tmp_pat
         head = client.head_object(Bucket=site.bucket, Key=f"vigil/test/{key}")
     finally:
         client.close()
-    assert head["ContentLength"] == size > 5 * CHUNK
+    assert head["ContentLength"] == size > 3 * CHUNK
 
 
 def _rounds_once_a_period(site: Site, rounds_before: int, last_before: float, since: float) -> None:
