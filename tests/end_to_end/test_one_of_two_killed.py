@@ -9,12 +9,13 @@ acknowledged and a third of the reports are stored, with reports still being sen
   verified, its object in the bucket, no staged chunk left, ``vigil-backup`` verifies it
   and restores the very bytes the agent had;
 - each scheduled round ran once a period across both processes (the lease's record);
-- no notification went out twice (the webhook receiver's log);
-- A started again rejoins: it answers agents, stands by for the leased tasks and takes
-  them over when B stops.
+- no notification went out twice (the webhook receiver's log; delivery is at least
+  once, so only a message A was sending as it died may arrive again, same webhook-id);
+- A started again rejoins: it answers agents, sweeps its own disk, stands by for the
+  leased tasks and takes them over when B stops.
 
-Both passes run it: under ``VIGIL_TEST_DB=postgresql`` on the session's server, else on
-a private PostgreSQL of its own.
+``make test`` runs it on a private PostgreSQL of its own; under
+``VIGIL_TEST_DB=postgresql`` (``make test-postgres``) it uses the session's server.
 """
 
 from __future__ import annotations

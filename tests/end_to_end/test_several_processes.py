@@ -2,8 +2,9 @@
 them all on SIGTERM. Two processes of their own, one SIGKILLed mid-run and mid-upload:
 ``test_one_of_two_killed.py``.
 
-Both passes run it: under ``VIGIL_TEST_DB=postgresql`` on the session's server, else on
-a private PostgreSQL of its own (``conftest.py``).
+``make test`` runs it on a private PostgreSQL of its own; under
+``VIGIL_TEST_DB=postgresql`` (``make test-postgres``) it uses the session's server
+(``conftest.py``).
 """
 
 from __future__ import annotations
