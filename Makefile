@@ -52,9 +52,9 @@ PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 	tests/cameras/test_collector_cameras.py tests/cameras/test_cameras_end_to_end.py \
 	tests/backups/test_uploads.py tests/backups/test_counting.py \
 	tests/backups/test_maintenance.py tests/backups/test_policy.py tests/backups/test_wire.py \
-	tests/backups/test_staging.py tests/backups/test_resume_on_another_collector.py \
+	tests/backups/test_staging.py \
 	tests/portal/test_accounts.py tests/portal/test_pages.py tests/portal/test_tenancy_walk.py \
-	tests/end_to_end/test_several_processes.py
+	tests/end_to_end/test_several_processes.py tests/end_to_end/test_one_of_two_killed.py
 
 # The machine `make test` runs on has every tool the tests use (the targets above install
 # them): a test that would skip for a missing tool elsewhere fails here (tests/machine.py).

@@ -419,7 +419,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # than counting failures that would stop the collector.
         paused_when=lambda: writes_refused(app) or check_failed(app, "object_store"),
     )
+    # Every process: what a killed complete left on this process's own disk.
+    own_files = app[TASKS].every(
+        "upload-files",
+        cfg.maintenance_interval_s,
+        lambda: app[BACKUPS].sweep_own_files(),
+        first_delay_s=0,
+        paused_when=lambda: writes_refused(app),
+        everywhere=True,
+    )
     yield
+    await own_files.stop()
     await handle.stop()
     await store.close()
 

@@ -635,6 +635,13 @@ class BackupService:
             log.warning("cannot sweep staged chunks now: %s", exc)
         return len(stale)
 
+    async def sweep_own_files(self, now: float | None = None) -> int:
+        """This process's staged files no upload row accounts for (every process runs
+        it on its own disk; :meth:`expire_uploads` runs in one process)."""
+        now = time.time() if now is None else now
+        known = await self.db.read(catalog.upload_ids)
+        return await self.staging.sweep_files(known, now)
+
     # -- runs and status -------------------------------------------------------------------
 
     async def record_run(self, server_id: str, body: bytes) -> str:

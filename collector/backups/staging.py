@@ -90,6 +90,16 @@ class Staging(ABC):
         """Remove staged bytes no upload row accounts for, older than a grace period;
         how many items."""
 
+    async def sweep_files(self, uploads: set[str], now: float) -> int:
+        """Remove this process's own ``<data>/uploads`` files no upload row accounts for
+        (a ``complete`` killed midway, an upload another process expired), older than a
+        grace period; how many. Every process sweeps its own disk: with several
+        processes on several machines, the one holding the maintenance lease cannot."""
+        found = await asyncio.to_thread(orphans, self.uploads_dir, uploads, now=now)
+        for orphan in found:
+            await asyncio.to_thread(remove, orphan)
+        return len(found)
+
 
 class DiskStaging(Staging):
     """``<data>/uploads/<upload_id>.part``: one file per upload on this process's disk."""
@@ -120,10 +130,7 @@ class DiskStaging(Staging):
         await asyncio.to_thread(remove, self.part(upload_id))
 
     async def sweep(self, uploads: set[str], chunks: set[str], now: float) -> int:
-        found = await asyncio.to_thread(orphans, self.uploads_dir, uploads, now=now)
-        for orphan in found:
-            await asyncio.to_thread(remove, orphan)
-        return len(found)
+        return await self.sweep_files(uploads, now)
 
 
 def open_staging(mode: str, store: ObjectStore, data_dir: Path) -> Staging:

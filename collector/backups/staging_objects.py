@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from collector.backups.catalog import StagedChunk, Upload
 from collector.backups.objectstore import LocalObjectStore, ObjectNotFound, ObjectStore
-from collector.backups.staging import Assembled, Staging, orphans, remove
+from collector.backups.staging import Assembled, Staging, remove
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ class StoreStaging(Staging):
             if _upload_of(info.key) not in uploads:
                 log.info("removed staged chunk %s of an upload that is gone", info.key)
                 await self._drop_dir(_upload_of(info.key))
-        for orphan in await asyncio.to_thread(orphans, self.uploads_dir, uploads, now=now):
-            await asyncio.to_thread(remove, orphan)
-            n += 1
-        return n
+        return n + await self.sweep_files(uploads, now)
 
 
 def _write_hashed(fh: BinaryIO, hasher: Any, data: bytes) -> None:

@@ -2,10 +2,13 @@
 
 A sender claims a channel's oldest pending message with ``UPDATE … SET claimed_by,
 lease_until … WHERE claimed_by IS NULL OR lease_until < now``; only the process whose
-update changed the row sends it, and a process killed while sending leaves a lease that
-expires, after which any process sends it again (the ``webhook-id`` stays the same, so a
-receiver can drop what it already has). A channel's messages leave one after the other:
-while its oldest fails, the next waits, so a receiver that was down gets them in order.
+update changed the row sends it. The sender renews its claim every third of the lease
+while the send runs, so a send slower than the lease (a receiver slow to answer, an
+Apprise service with no timeout of its own) is never taken over by another process; a
+process killed while sending leaves a lease that expires, after which any process sends
+it again (the ``webhook-id`` stays the same, so a receiver can drop what it already has).
+A channel's messages leave one after the other: while its oldest fails, the next waits,
+so a receiver that was down gets them in order.
 A failed attempt is retried after ``retry_base_s`` doubling up to ``retry_max_s``, until
 the message is ``give_up_s`` old (26 h by default, so retries span at least a day). Every
 attempt is logged (answer, latency); a channel whose last attempts failed is unhealthy.
@@ -14,6 +17,7 @@ attempt is logged (answer, latency); a channel whose last attempts failed is unh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -77,6 +81,20 @@ def claim_next(
         "SELECT body, created_at FROM notify_messages WHERE id = ?", (head[0],)
     ).fetchone()
     return int(head[0]), row[0], float(row[1])
+
+
+def renew(
+    conn: sqlite3.Connection, message_id: int, holder: str, now: float, lease_s: float
+) -> bool:
+    """Extend ``holder``'s claim on a message it is sending; False once it is not its."""
+    return (
+        conn.execute(
+            "UPDATE notify_messages SET lease_until = ? WHERE id = ? AND claimed_by = ? "
+            "AND state = 'pending'",
+            (now + lease_s, message_id, holder),
+        ).rowcount
+        == 1
+    )
 
 
 def _log_attempt(
@@ -251,7 +269,9 @@ class Deliverer:
         )
         while claimed is not None:
             mid, body, created_at = claimed
-            outcome = await self.send_one(channel_id, mid, body.encode(), now)
+            outcome = await self._keeping_claim(
+                mid, self.send_one(channel_id, mid, body.encode(), now)
+            )
             attempts += 1
             now = self.clock()
 
@@ -266,6 +286,25 @@ class Deliverer:
 
             claimed = await self.db.write(settle)
         return attempts
+
+    async def _keeping_claim(self, mid: int, send: Awaitable[Outcome]) -> Outcome:
+        """``send``, renewing this process's claim on message ``mid`` while it runs."""
+        lease_s = self.policy.lease_s
+
+        def renewing(now: float) -> Callable[[Any], bool]:
+            return lambda c: renew(c, mid, self.holder, now, lease_s)
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(lease_s / 3)
+                with contextlib.suppress(Exception):  # unrenewed, the claim runs its lease
+                    await self.db.write(renewing(self.clock()))
+
+        keeper = asyncio.get_running_loop().create_task(keep())
+        try:
+            return await send
+        finally:
+            keeper.cancel()
 
     async def send_one(self, channel_id: str, mid: int, body: bytes, now: float) -> Outcome:
         try:

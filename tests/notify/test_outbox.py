@@ -100,3 +100,52 @@ def test_every_kind_has_a_severity_and_advice():
 
     assert set(events.KINDS) == set(ADVICE)
     assert all(s in events.SEVERITIES for s in events.KINDS.values())
+
+
+def test_a_send_longer_than_the_lease_keeps_its_claim(tmp_path):
+    """A send that outlasts the claim's lease (a receiver slow to answer, an Apprise
+    service with no timeout of its own, a lease set short) keeps its claim: the sending
+    process renews it while the send runs, so another process does not send the message
+    a second time. Only a dead process's claim expires (the test above)."""
+    db = make_db(tmp_path)
+    other = collector_database(tmp_path / "vigil.db")
+    box = SecretBox(tmp_path)
+    secret = new_webhook_secret()
+    rx = WebhookReceiver(secrets=[secret])
+    webhook_channel(db, box, rx.url, secret, group_wait_s=0)
+    clock = Clock()
+    camera(db, "s0", "a", "ok", "unreachable", T0)
+    a, b = notifier(db, box, clock, lease_s=0.3), notifier(other, box, clock, lease_s=0.3)
+    b.deliverer.holder = "other-process"
+    send = a.deliverer.send_one
+    answered = asyncio.Event()
+
+    async def slow(*args):
+        clock.t = T0 + 10  # the send outlasts the lease many times over
+        await answered.wait()
+        return await send(*args)
+
+    a.deliverer.send_one = slow
+
+    def lease_until() -> float:
+        return db.read_sync(
+            lambda c: c.execute("SELECT lease_until FROM notify_messages").fetchone()[0] or 0.0
+        )
+
+    async def go():
+        await a.dispatch()
+        sending = asyncio.create_task(a.deliverer.round())
+        while lease_until() <= T0 + 10:  # noqa: ASYNC110 - renewed at the send's own time
+            await asyncio.sleep(0.05)
+        await b.deliverer.round()
+        assert rx.delivered() == []  # b left a claim its holder keeps alone
+        answered.set()
+        assert await sending == 1
+        await a.close()
+        await b.close()
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+    assert [h.headers["webhook-id"] for h in rx.hits] == ["msg_1"]
+    rx.close()
+    other.close()
+    db.close()
