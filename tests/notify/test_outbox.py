@@ -109,7 +109,7 @@ def test_a_send_longer_than_the_lease_keeps_its_claim(tmp_path):
     a second time. Only a dead process's claim expires (the test above)."""
     db = make_db(tmp_path)
     other = collector_database(tmp_path / "vigil.db")
-    box = SecretBox(tmp_path)
+    box = SecretBox(load_notify_key(tmp_path))
     secret = new_webhook_secret()
     rx = WebhookReceiver(secrets=[secret])
     webhook_channel(db, box, rx.url, secret, group_wait_s=0)
