@@ -450,3 +450,8 @@ def render_csv(rows: Iterable[ReportRow]) -> str:
     for r in rows:
         w.writerow(["" if v is None else v for v in (getattr(r, c) for c in COLUMNS)])
     return buf.getvalue()
+
+
+def render_json_document(month: str, rows: Iterable[ReportRow]) -> str:
+    """The API's answer: ``{"month": ..., "rows": [...]}``."""
+    return json.dumps({"month": month, "rows": [asdict(r) for r in rows]})

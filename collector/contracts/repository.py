@@ -353,7 +353,7 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def _plain_rows(conn: Conn) -> Iterator[None]:
+def plain_rows(conn: Conn) -> Iterator[None]:
     """Tuples instead of ``sqlite3.Row`` for bulk reads (about 3x faster over a million
     rows); other backends' connections are left as they are."""
     if not isinstance(conn, sqlite3.Connection):
@@ -385,7 +385,7 @@ def fleet_facts(
     """
     if with_kept is None:
         with_kept = abs(time.time() - now) < 3600
-    with _plain_rows(conn):
+    with plain_rows(conn):
         return _fleet_facts(conn, now, window_days, partner, with_reports, since, with_kept)
 
 
@@ -432,7 +432,7 @@ def _server_facts(
 ) -> ServerFacts:
     """One row of :func:`collector.health.servers.active_with_partner` as the checks see it."""
     sid, lic = r[0], r[2]
-    software = _software(r[6])
+    software = stored_software(r[6])
     kept = activity.kept
     return ServerFacts(
         server_id=sid,
@@ -545,7 +545,7 @@ class _StoredState(msgspec.Struct):
 _decode_software = msgspec.json.Decoder(_StoredState).decode
 
 
-def _software(text: str | None) -> dict[str, Any]:
+def stored_software(text: str | None) -> dict[str, Any]:
     """The ``software`` object of a stored state, ``{}`` when there is none or the state
     is not a JSON object."""
     try:
@@ -599,7 +599,7 @@ class FindingChanges:
 
 def stored_findings(conn: Conn) -> dict[str, tuple[int, str]]:
     """fkey -> (row id, digest) of the stored findings."""
-    with _plain_rows(conn):
+    with plain_rows(conn):
         return {
             r[0]: (r[1], r[2])
             for r in conn.execute("SELECT fkey, id, digest FROM contract_findings")
