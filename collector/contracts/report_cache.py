@@ -59,7 +59,8 @@ class MonthlyReport:
 
 @dataclass
 class _Entry:
-    fingerprint: Hashable
+    fingerprint: tuple[Any, ...]
+    """Compared with ``==`` (it holds a dict: server id -> its row)."""
     holds_until: float
     report: MonthlyReport
 
@@ -80,24 +81,23 @@ _WINDOWS = (
 )
 
 
-def fingerprint(conn: Any, partner: str | None, start: float, end: float) -> Hashable:
+def fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
     """Everything :func:`collector.contracts.views.build_report` reads for a month that
     is over (``[start, end)``) that a write can change, ``partner``'s or every partner's."""
     with repo.plain_rows(conn):
         return _fingerprint(conn, partner, start, end)
 
 
-def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> Hashable:
+def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
     where = (
         "" if partner is None else " WHERE s.partner_id = (SELECT id FROM partners WHERE name = ?)"
     )
     params: tuple[Any, ...] = (start,) if partner is None else (start, partner)
-    servers = []
-    ids = []
-    for r in conn.execute(_SERVERS_SQL + where + " ORDER BY s.id", params).fetchall():
+    servers = {}
+    for r in conn.execute(_SERVERS_SQL + where, params).fetchall():
         software = repo.stored_software(r[7])
-        servers.append((*r[:7], str(software.get("product")), str(software.get("version"))))
-        ids.append(r[0])
+        servers[r[0]] = (*r[1:7], str(software.get("product")), str(software.get("version")))
+    ids = sorted(servers)
     by_partner = "" if partner is None else " WHERE partner = ?"
     named = () if partner is None else (partner,)
     contracts = conn.execute(
@@ -131,7 +131,7 @@ def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> Ha
         )
     ]
     return (
-        tuple(servers),
+        servers,
         _rows(contracts),
         _rows(incidents),
         _rows(windows),
