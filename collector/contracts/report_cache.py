@@ -122,7 +122,6 @@ def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tu
     others = [
         conn.execute(sql).fetchall()
         for sql in (
-            "SELECT MIN(collected_at) FROM reports",
             "SELECT product, version, released_on FROM releases ORDER BY product, version",
             "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, "
             "keep_weekly, keep_monthly, keep_yearly, contract_override FROM backup_policies "
@@ -136,6 +135,7 @@ def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tu
         _rows(incidents),
         _rows(windows),
         tuple(_rows(rows) for rows in others),
+        repo.oldest_report_time(conn),
         _report_counts(conn, ids if partner is not None else None, start, end),
     )
 
