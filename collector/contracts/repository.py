@@ -567,9 +567,9 @@ def oldest_report_time(conn: Conn) -> float | None:
     """The oldest health report still stored (history is pruned), or None.
 
     Each server's oldest through the ``(server_id, collected_at)`` index, then the least
-    of those: a plain ``MIN(collected_at)`` reads the whole index (107 ms of CPU over 2
-    million reports in SQLite, against 28 ms this way and 1.5 ms with no report). Every
-    report is of an enrolled server, and servers are never deleted."""
+    of those: a plain ``MIN(collected_at)`` reads the whole index (``docs/benchmarks.md``,
+    the monthly report kept). Every report is of an enrolled server, and servers are never
+    deleted."""
     r = conn.execute(
         "SELECT MIN(oldest) FROM (SELECT (SELECT MIN(r.collected_at) FROM reports r "
         "WHERE r.server_id = s.id) AS oldest FROM servers s) AS per_server"
