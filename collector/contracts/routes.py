@@ -391,7 +391,7 @@ async def monthly_report(request: web.Request) -> web.Response:
     label = f"{year:04d}-{month:02d}"
     if request.path.endswith(".pdf") or request.query.get("format") == "pdf":
         title = whose or "every partner"
-        body = report.rendered("pdf", lambda rows: render_pdf(rows, label, title))
+        body = report.rendered(f"pdf {title}", lambda rows: render_pdf(rows, label, title))
         return web.Response(body=body, content_type="application/pdf")
     if request.query.get("format", "json") == "csv":
         return web.Response(text=report.rendered("csv", render_csv), content_type="text/csv")

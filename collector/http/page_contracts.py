@@ -173,7 +173,7 @@ async def report_pdf(request: web.Request) -> web.Response:
     identity, year, month, report = await _report(request)
     name = f"{year:04d}-{month:02d}"
     whose = "every partner" if identity.vendor else identity.name
-    body = report.rendered("pdf", lambda rows: render_pdf(rows, name, whose))
+    body = report.rendered(f"pdf {whose}", lambda rows: render_pdf(rows, name, whose))
     return web.Response(
         body=body,
         content_type="application/pdf",
