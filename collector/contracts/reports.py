@@ -175,7 +175,14 @@ def monthly_rows(
     contract_list = with_installation_dates(contracts, server_list)
     by_licence = index_contracts(contract_list)
     contract_by_id = {c.id: c for c in contract_list}
-    findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
+    findings = evaluate(
+        server_list,
+        contract_list,
+        until - 1,
+        releases=releases,
+        cases=cases,
+        entitlements_only=True,
+    )
     server_findings, contract_findings = _entitlement_counts(findings)
     inputs = _ServerInputs(
         server_findings, report_times, reports_known_from, policy_overrides or {}
