@@ -122,9 +122,12 @@ def check_server(
     *,
     releases: Releases | None = None,
     settings: CheckSettings = DEFAULT_SETTINGS,
+    entitlements_only: bool = False,
 ) -> list[Finding]:
     """All findings for one server at instant ``now`` given the contracts covering its
-    licence (any order; the best one on that day counts)."""
+    licence (any order; the best one on that day counts). ``entitlements_only``: skip the
+    checks that find no entitlement (coverage dates, backups, silence), as the monthly
+    report counts only those."""
     if not contracts:
         return _uncovered(server)
     if server.installed_on is not None:
@@ -144,16 +147,17 @@ def check_server(
         today = _local_date(now, contract.calendar.timezone)
         status = term.status(today)
     findings: list[Finding] = []
-    findings.extend(_coverage(server, contract, plan, term, status, today, settings))
+    if not entitlements_only:
+        findings.extend(_coverage(server, contract, plan, term, status, today, settings))
     covered = status in (Coverage.ACTIVE, Coverage.GRACE)
     ent = plan.entitlements
     if server.uses_monitoring and not (covered and ent.health_monitoring):
         findings.append(_not_entitled(server, contract, plan, "health_monitoring"))
     if server.uses_backup and not (covered and ent.online_backup):
         findings.append(_not_entitled(server, contract, plan, "online_backup"))
-    if covered and ent.online_backup and plan.backup is not None:
+    if covered and ent.online_backup and plan.backup is not None and not entitlements_only:
         findings.extend(_backups(server, contract, plan, term, now, tz, settings))
-    if covered and ent.health_monitoring:
+    if covered and ent.health_monitoring and not entitlements_only:
         f = _silent(server, contract, plan, now)
         if f is not None:
             findings.append(f)
@@ -716,10 +720,20 @@ def evaluate(
     releases: Releases | None = None,
     cases: Sequence[SupportCase] = (),
     settings: CheckSettings = DEFAULT_SETTINGS,
+    entitlements_only: bool = False,
 ) -> list[Finding]:
-    """Every finding for a fleet at instant ``now``."""
+    """Every finding for a fleet at instant ``now`` (``entitlements_only``: see
+    :func:`check_server`)."""
     with gc_paused():
-        return _evaluate(servers, contracts, now, releases=releases, cases=cases, settings=settings)
+        return _evaluate(
+            servers,
+            contracts,
+            now,
+            releases=releases,
+            cases=cases,
+            settings=settings,
+            entitlements_only=entitlements_only,
+        )
 
 
 def _evaluate(
@@ -730,6 +744,7 @@ def _evaluate(
     releases: Releases | None,
     cases: Sequence[SupportCase],
     settings: CheckSettings,
+    entitlements_only: bool,
 ) -> list[Finding]:
     server_list = list(servers)
     contract_list = with_installation_dates(contracts, server_list)
@@ -737,7 +752,16 @@ def _evaluate(
     findings: list[Finding] = []
     for server in server_list:
         covering = by_licence.get(server.licence_id, []) if server.licence_id else []
-        findings.extend(check_server(server, covering, now, releases=releases, settings=settings))
+        findings.extend(
+            check_server(
+                server,
+                covering,
+                now,
+                releases=releases,
+                settings=settings,
+                entitlements_only=entitlements_only,
+            )
+        )
     if cases:
         by_contract: dict[str, list[SupportCase]] = defaultdict(list)
         for case in cases:

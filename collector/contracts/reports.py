@@ -102,6 +102,47 @@ def monitoring_gaps(
     return count, total
 
 
+@dataclass
+class _Month:
+    """One month's count in progress: its bounds and the rows counted so far."""
+
+    label: str
+    by: str
+    start: float
+    end: float
+    until: float
+    """The month's end, or ``now`` while the month runs."""
+    days: list[dt.date]
+    last_day: dt.date
+    """The last day counted (the day of ``until``)."""
+    zone: ZoneInfo
+    rows: dict[tuple[str, str], ReportRow] = field(default_factory=dict)
+
+    def row(self, partner: str, customer: str) -> ReportRow:
+        key = (partner, customer if self.by == "customer" else "")
+        r = self.rows.get(key)
+        if r is None:
+            r = self.rows[key] = ReportRow(self.label, key[0], key[1])
+        return r
+
+    def finished(self) -> list[ReportRow]:
+        for r in self.rows.values():
+            if r.backup_slots_total:
+                r.backup_compliance = round(r.backup_slots_met / r.backup_slots_total, 4)
+        return [self.rows[k] for k in sorted(self.rows)]
+
+
+@dataclass(frozen=True)
+class _ServerInputs:
+    """What a server's count reads beyond the server and its contracts."""
+
+    findings: Mapping[str, int]
+    """Entitlement findings per server id."""
+    report_times: Mapping[str, Sequence[float]] | None
+    reports_known_from: float | None
+    overrides: Mapping[str, str]
+
+
 def monthly_rows(
     year: int,
     month: int,
@@ -125,103 +166,98 @@ def monthly_rows(
     ``policy_overrides``: server id -> the override of its backup policy, in words."""
     if by not in ("partner", "customer"):
         raise ValueError("by must be 'partner' or 'customer'")
-    label = f"{year:04d}-{month:02d}"
     start, end, days = month_bounds(year, month, tz)
     until = end if now is None else min(end, now)
+    zone = ZoneInfo(tz)
+    last_day = dt.datetime.fromtimestamp(until - 1, zone).date()
+    m = _Month(f"{year:04d}-{month:02d}", by, start, end, until, days, last_day, zone)
     server_list = list(servers)
     contract_list = with_installation_dates(contracts, server_list)
     by_licence = index_contracts(contract_list)
     contract_by_id = {c.id: c for c in contract_list}
-    rows: dict[tuple[str, str], ReportRow] = {}
-
-    def row_for(partner: str, customer: str) -> ReportRow:
-        key = (partner, customer if by == "customer" else "")
-        r = rows.get(key)
-        if r is None:
-            r = rows[key] = ReportRow(label, key[0], key[1])
-        return r
-
-    findings = evaluate(server_list, contract_list, until - 1, releases=releases, cases=cases)
+    findings = evaluate(
+        server_list,
+        contract_list,
+        until - 1,
+        releases=releases,
+        cases=cases,
+        entitlements_only=True,
+    )
     server_findings, contract_findings = _entitlement_counts(findings)
-    last_day = dt.datetime.fromtimestamp(until - 1, ZoneInfo(tz)).date()
-    zone = ZoneInfo(tz)
+    inputs = _ServerInputs(
+        server_findings, report_times, reports_known_from, policy_overrides or {}
+    )
     for s in server_list:
-        covering = by_licence.get(s.licence_id or "", [])
-        chosen = best_contract(covering, last_day)
-        # Every count runs from the later of enrollment, contract start and the month's.
-        counted_from = max(start, s.enrolled_at or start, _contract_start(covering, zone))
-        if counted_from >= until:
-            continue
-        first_day = dt.datetime.fromtimestamp(counted_from, zone).date()
-        if chosen is None:
-            r = row_for("(no contract)", "(no contract)")
-            r.servers += 1
-            n = sum(1 for d in days if first_day <= d <= last_day)
-            r.server_days += n
-            r.days_uncovered += n
-            continue
-        contract, _, _ = chosen
-        plan = get_plan(contract.plan)
-        r = row_for(contract.partner, contract.customer)
-        before = (
-            r.days_active,
-            r.days_grace,
-            r.days_uncovered,
-            r.backup_slots_met,
-            r.backup_slots_total,
-        )
-        detail: dict[str, object] = {
-            "server_id": s.server_id,
-            "contract_id": contract.id,
-            "plan": plan.title,
-            "counted_from": first_day.isoformat(),
-        }
-        r.server_details.append(detail)
-        r.servers += 1
-        r.entitlement_findings += server_findings.get(s.server_id, 0)
-        if policy_overrides and s.server_id in policy_overrides:
-            note = f"{s.server_id}: {policy_overrides[s.server_id]}"
-            r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
-        periods = coverage_periods(covering, first_day, last_day)
-        _count_days(r, periods)
-        _count_backup_slots(r, s, periods, counted_from, until, zone)
-        if chosen[2] in (Coverage.ACTIVE, Coverage.GRACE):
-            _count_service(
-                r, s, chosen, plan, counted_from, until, zone, report_times, reports_known_from
-            )
-        after = (
-            r.days_active,
-            r.days_grace,
-            r.days_uncovered,
-            r.backup_slots_met,
-            r.backup_slots_total,
-        )
-        keys = (
-            "days_active",
-            "days_grace",
-            "days_uncovered",
-            "backup_slots_met",
-            "backup_slots_total",
-        )
-        detail.update({k: a - b for k, a, b in zip(keys, after, before, strict=True)})
-        if policy_overrides and s.server_id in policy_overrides:
-            detail["backup_policy_override"] = policy_overrides[s.server_id]
+        _count_server(m, s, by_licence.get(s.licence_id or "", []), inputs)
     for cid, n in contract_findings.items():
         c = contract_by_id.get(cid)
         if c is not None:
-            row_for(c.partner, c.customer).entitlement_findings += n
+            m.row(c.partner, c.customer).entitlement_findings += n
     now_dt = dt.datetime.fromtimestamp(until, dt.UTC)
     for inc in incidents:
-        opened = inc.opened_at.timestamp()
-        if not start <= opened < end:
-            continue
-        c = contract_by_id.get(inc.contract_id or "")
-        r = row_for(c.partner, c.customer) if c else row_for("(no contract)", "(no contract)")
-        _count_incident(r, inc, now_dt)
-    for r in rows.values():
-        if r.backup_slots_total:
-            r.backup_compliance = round(r.backup_slots_met / r.backup_slots_total, 4)
-    return [rows[k] for k in sorted(rows)]
+        if start <= inc.opened_at.timestamp() < end:
+            c = contract_by_id.get(inc.contract_id or "")
+            r = m.row(c.partner, c.customer) if c else m.row(NO_CONTRACT, NO_CONTRACT)
+            _count_incident(r, inc, now_dt)
+    return m.finished()
+
+
+NO_CONTRACT = "(no contract)"
+"""The partner and customer of the row of servers and incidents without a contract."""
+
+_DETAIL_KEYS = (
+    "days_active",
+    "days_grace",
+    "days_uncovered",
+    "backup_slots_met",
+    "backup_slots_total",
+)
+"""A server's share of its row, in its detail."""
+
+
+def _count_server(
+    m: _Month, s: ServerFacts, covering: Sequence[Contract], inputs: _ServerInputs
+) -> None:
+    """One server's days, findings, backup slots and monitoring gaps, into the row of the
+    contract that covers it on the last day counted (the "(no contract)" row: days only)."""
+    chosen = best_contract(covering, m.last_day)
+    # Every count runs from the later of enrollment, contract start and the month's.
+    counted_from = max(m.start, s.enrolled_at or m.start, _contract_start(covering, m.zone))
+    if counted_from >= m.until:
+        return
+    first_day = dt.datetime.fromtimestamp(counted_from, m.zone).date()
+    if chosen is None:
+        r = m.row(NO_CONTRACT, NO_CONTRACT)
+        r.servers += 1
+        n = sum(1 for d in m.days if first_day <= d <= m.last_day)
+        r.server_days += n
+        r.days_uncovered += n
+        return
+    contract = chosen[0]
+    plan = get_plan(contract.plan)
+    r = m.row(contract.partner, contract.customer)
+    before = [getattr(r, k) for k in _DETAIL_KEYS]
+    detail: dict[str, object] = {
+        "server_id": s.server_id,
+        "contract_id": contract.id,
+        "plan": plan.title,
+        "counted_from": first_day.isoformat(),
+    }
+    r.server_details.append(detail)
+    r.servers += 1
+    r.entitlement_findings += inputs.findings.get(s.server_id, 0)
+    override = inputs.overrides.get(s.server_id)
+    if override is not None:
+        note = f"{s.server_id}: {override}"
+        r.backup_policy_overrides = "; ".join(filter(None, [r.backup_policy_overrides, note]))
+    periods = coverage_periods(covering, first_day, m.last_day)
+    _count_days(r, periods)
+    _count_backup_slots(r, s, periods, counted_from, m.until, m.zone)
+    if chosen[2] in (Coverage.ACTIVE, Coverage.GRACE):
+        _count_service(r, s, plan, counted_from, m.until, inputs)
+    detail.update({k: getattr(r, k) - b for k, b in zip(_DETAIL_KEYS, before, strict=True)})
+    if override is not None:
+        detail["backup_policy_override"] = override
 
 
 COLUMNS = tuple(
@@ -246,18 +282,16 @@ def _entitlement_counts(findings: Iterable[Finding]) -> tuple[dict[str, int], di
 def _count_service(
     r: ReportRow,
     s: ServerFacts,
-    chosen: tuple[Contract, Any, Coverage],
     plan: Plan,
     counted_from: float,
     until: float,
-    zone: ZoneInfo,
-    report_times: Mapping[str, Sequence[float]] | None,
-    reports_known_from: float | None,
+    inputs: _ServerInputs,
 ) -> None:
     """Monitoring gaps of a covered server, from ``counted_from``."""
-    if plan.entitlements.health_monitoring and report_times is not None:
-        gap_from = max(counted_from, reports_known_from or counted_from)
-        _add_monitoring_gaps(r, report_times.get(s.server_id, ()), gap_from, until, plan)
+    if plan.entitlements.health_monitoring and inputs.report_times is not None:
+        gap_from = max(counted_from, inputs.reports_known_from or counted_from)
+        times = inputs.report_times.get(s.server_id, ())
+        _add_monitoring_gaps(r, times, gap_from, until, plan)
 
 
 def _count_backup_slots(
@@ -423,3 +457,8 @@ def render_csv(rows: Iterable[ReportRow]) -> str:
     for r in rows:
         w.writerow(["" if v is None else v for v in (getattr(r, c) for c in COLUMNS)])
     return buf.getvalue()
+
+
+def render_json_document(month: str, rows: Iterable[ReportRow]) -> str:
+    """The API's answer: ``{"month": ..., "rows": [...]}``."""
+    return json.dumps({"month": month, "rows": [asdict(r) for r in rows]})

@@ -385,7 +385,7 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def _plain_rows(conn: Conn) -> Iterator[None]:
+def plain_rows(conn: Conn) -> Iterator[None]:
     """Tuples instead of ``sqlite3.Row`` for bulk reads (about 3x faster over a million
     rows); other backends' connections are left as they are."""
     if not isinstance(conn, sqlite3.Connection):
@@ -417,7 +417,7 @@ def fleet_facts(
     """
     if with_kept is None:
         with_kept = abs(time.time() - now) < 3600
-    with _plain_rows(conn):
+    with plain_rows(conn):
         return _fleet_facts(conn, now, window_days, partner, with_reports, since, with_kept)
 
 
@@ -464,7 +464,7 @@ def _server_facts(
 ) -> ServerFacts:
     """One row of :func:`collector.health.servers.active_with_partner` as the checks see it."""
     sid, lic = r[0], r[2]
-    software = _software(r[6])
+    software = stored_software(r[6])
     kept = activity.kept
     return ServerFacts(
         server_id=sid,
@@ -518,7 +518,7 @@ class _StoredState(msgspec.Struct):
 _decode_software = msgspec.json.Decoder(_StoredState).decode
 
 
-def _software(text: str | None) -> dict[str, Any]:
+def stored_software(text: str | None) -> dict[str, Any]:
     """The ``software`` object of a stored state, ``{}`` when there is none or the state
     is not a JSON object."""
     try:
@@ -537,8 +537,16 @@ def _json_or_empty(text: str | None) -> dict[str, Any]:
 
 
 def oldest_report_time(conn: Conn) -> float | None:
-    """The oldest health report still stored (history is pruned), or None."""
-    r = conn.execute("SELECT MIN(collected_at) FROM reports").fetchone()
+    """The oldest health report still stored (history is pruned), or None.
+
+    Each server's oldest through the ``(server_id, collected_at)`` index, then the least
+    of those: a plain ``MIN(collected_at)`` reads the whole index (``docs/benchmarks.md``,
+    the monthly report kept). Every report is of an enrolled server, and servers are never
+    deleted."""
+    r = conn.execute(
+        "SELECT MIN(oldest) FROM (SELECT (SELECT MIN(r.collected_at) FROM reports r "
+        "WHERE r.server_id = s.id) AS oldest FROM servers s) AS per_server"
+    ).fetchone()
     return None if r is None or r[0] is None else float(r[0])
 
 
@@ -572,7 +580,7 @@ class FindingChanges:
 
 def stored_findings(conn: Conn) -> dict[str, tuple[int, str]]:
     """fkey -> (row id, digest) of the stored findings."""
-    with _plain_rows(conn):
+    with plain_rows(conn):
         return {
             r[0]: (r[1], r[2])
             for r in conn.execute("SELECT fkey, id, digest FROM contract_findings")

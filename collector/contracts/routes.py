@@ -39,10 +39,12 @@ from collector.contracts.incidents import (
 from collector.contracts.openapi_paths import OPENAPI_PATHS
 from collector.contracts.plans import get_plan
 from collector.contracts.pricing import edition_upgrade, sma_quote
+from collector.contracts.report_cache import REPORT_CACHE
+from collector.contracts.report_cache import setup as report_cache_setup
 from collector.contracts.report_pdf import render_pdf
-from collector.contracts.reports import render_csv
+from collector.contracts.reports import render_csv, render_json_document
 from collector.contracts.sla import due_times
-from collector.contracts.views import build_report, contract_view, parse_month
+from collector.contracts.views import contract_view, parse_month
 from collector.health.storage_health import writes_refused
 from collector.http import paths
 from collector.http.appkeys import CONFIG, DB
@@ -384,19 +386,17 @@ async def monthly_report(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_parameter", f"unknown time zone {tz!r}", "tz") from None
     now = time.time()
     whose = None if partner.vendor else partner.name  # the vendor: every partner's
-    rows = await request.app[DB].read(lambda c: build_report(c, year, month, by, whose, tz, now))
+    cache = request.app[REPORT_CACHE]
+    report = await request.app[DB].read(lambda c: cache.report(c, year, month, by, whose, tz, now))
+    label = f"{year:04d}-{month:02d}"
     if request.path.endswith(".pdf") or request.query.get("format") == "pdf":
-        return web.Response(
-            body=render_pdf(rows, f"{year:04d}-{month:02d}", whose or "every partner"),
-            content_type="application/pdf",
-        )
+        title = whose or "every partner"
+        body = report.rendered(f"pdf {title}", lambda rows: render_pdf(rows, label, title))
+        return web.Response(body=body, content_type="application/pdf")
     if request.query.get("format", "json") == "csv":
-        return web.Response(text=render_csv(rows), content_type="text/csv")
-    from dataclasses import asdict
-
-    return web.json_response(
-        {"month": f"{year:04d}-{month:02d}", "rows": [asdict(r) for r in rows]}
-    )
+        return web.Response(text=report.rendered("csv", render_csv), content_type="text/csv")
+    text = report.rendered("json", lambda rows: render_json_document(label, rows))
+    return web.Response(text=text, content_type="application/json")
 
 
 async def sla_due(request: web.Request) -> web.Response:
@@ -490,6 +490,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     """The contract, incident, report and SLA routes, the scheduler and the OpenAPI paths."""
+    report_cache_setup(app)
     r = app.router
     r.add_get(paths.CONTRACTS, list_contracts)
     r.add_post(paths.CONTRACTS_IMPORT, import_contracts)

@@ -143,6 +143,15 @@ def _volume_findings(vol: VolumeSummary, now: float) -> list[Finding]:
     return found
 
 
+def volume_level(vol: VolumeSummary, now: float) -> str:
+    """``ok``, ``warning`` or ``critical``: the worst of the volume's fill level and its
+    recording forecast, as its findings say (what its fill bar's colour shows)."""
+    level = "ok"
+    for worse, _ in _volume_findings(vol, now):
+        level = _worse(level, worse)
+    return level
+
+
 def _camera_findings(cams: dict[str, int]) -> list[Finding]:
     found: list[Finding] = []
     down = sum(n for v, n in cams.items() if v in CAMERA_DOWN)

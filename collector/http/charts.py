@@ -22,7 +22,16 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 44, 12, 10, 40
 
 
 def _label(t: float, span: float) -> str:
-    fmt = "%H:%M:%S" if span < 3600 else "%H:%M" if span < 2 * 86400 else "%d %b"
+    """A time on an axis ``span`` seconds wide: with the hour while its five ticks are
+    less than two days apart (else two ticks could read the same day)."""
+    if span < 3600:
+        fmt = "%H:%M:%S"
+    elif span < 2 * 86400:
+        fmt = "%H:%M"
+    elif span < 8 * 86400:
+        fmt = "%d %b %H:%M"
+    else:
+        fmt = "%d %b"
     return datetime.fromtimestamp(t, UTC).strftime(fmt)
 
 

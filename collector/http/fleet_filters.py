@@ -8,12 +8,13 @@ filter is on, every one of them has an SLA at risk) first.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 PAGE_SIZE = 100
-"""Servers per page; the tiles count them all."""
+"""Servers per page; the tiles count every page."""
 STATUSES_BY_URGENCY = ("critical", "offline", "warning", "pending", "unmonitored", "ok", "revoked")
 _ORDER = {s: i for i, s in enumerate(STATUSES_BY_URGENCY)}
 
@@ -146,3 +147,19 @@ def select(
     pages = max(1, -(-len(matching) // PAGE_SIZE))
     page = min(fq.page, pages)
     return matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, pages, len(matching)
+
+
+def filtered(fq: FleetQuery) -> bool:
+    """Whether ``fq`` selects by anything but the status (and the page)."""
+    return replace(fq, status="", page=1) != FleetQuery()
+
+
+def tile_counts(
+    views: Iterable[Mapping[str, Any]], fq: FleetQuery, at_risk: set[str]
+) -> tuple[dict[str, int], int]:
+    """(servers per status, all of them) among those the filter selects whatever their
+    status: what the status tiles count, each tile then selecting its own status within
+    the same filter."""
+    any_status = replace(fq, status="", page=1)
+    counts = Counter(v["status"] for v in views if matches(v, any_status, at_risk))
+    return dict(counts), sum(counts.values())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,10 +15,11 @@ from aiohttp import web
 from collector.accounts import vendor
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
+from collector.contracts.report_cache import REPORT_CACHE, MonthlyReport
 from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.terms import Contract
-from collector.contracts.views import build_report, coverage_dates, parse_month
+from collector.contracts.views import coverage_dates, parse_month
 from collector.health import servers
 from collector.http import paths
 from collector.http.appkeys import DB
@@ -129,34 +129,38 @@ async def contracts_page(request: web.Request) -> web.Response:
     )
 
 
-async def _report(request: web.Request) -> tuple[Any, int, int, list[Any]]:
-    """(identity, year, month, rows) of the monthly report the request asks for: what the
-    page, the CSV and the PDF each show."""
+async def _report(request: web.Request) -> tuple[Any, int, int, MonthlyReport]:
+    """(identity, year, month, report) of the monthly report the request asks for: what
+    the page, the CSV and the PDF each show (a month that is over from
+    :mod:`collector.contracts.report_cache`)."""
     identity = _partner_only(request)
     year, month = _month(request)
     now = time.time()
-    rows = await request.app[DB].read(
-        lambda c: build_report(c, year, month, "customer", _reported(identity), REPORT_TZ, now)
+    cache = request.app[REPORT_CACHE]
+    whose = _reported(identity)
+    report = await request.app[DB].read(
+        lambda c: cache.report(c, year, month, "customer", whose, REPORT_TZ, now)
     )
-    return identity, year, month, rows
+    return identity, year, month, report
 
 
 async def report_page(request: web.Request) -> web.Response:
-    """The monthly report as a table (its own page: it evaluates every day of the month)."""
-    _, year, month, rows = await _report(request)
+    """The monthly report as a table (its own page: it evaluates every day of the month).
+    The rows go to the template as they are (shared with the kept report: read only)."""
+    _, year, month, report = await _report(request)
     return render(
         "report.html",
         request,
         tab="contracts",
         month=f"{year:04d}-{month:02d}",
-        report=[asdict(r) for r in rows],
+        report=report.rows,
     )
 
 
 async def report_csv(request: web.Request) -> web.Response:
-    _, year, month, rows = await _report(request)
+    _, year, month, report = await _report(request)
     return web.Response(
-        text=render_csv(rows),
+        text=report.rendered("csv", render_csv),
         content_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="vigil-report-{year:04d}-{month:02d}.csv"'
@@ -166,9 +170,10 @@ async def report_csv(request: web.Request) -> web.Response:
 
 async def report_pdf(request: web.Request) -> web.Response:
     """The monthly report as a PDF (the CSV's figures; :mod:`collector.contracts.report_pdf`)."""
-    identity, year, month, rows = await _report(request)
+    identity, year, month, report = await _report(request)
     name = f"{year:04d}-{month:02d}"
-    body = render_pdf(rows, name, "every partner" if identity.vendor else identity.name)
+    whose = "every partner" if identity.vendor else identity.name
+    body = report.rendered(f"pdf {whose}", lambda rows: render_pdf(rows, name, whose))
     return web.Response(
         body=body,
         content_type="application/pdf",

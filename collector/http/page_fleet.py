@@ -28,7 +28,7 @@ from collector.health import cameras
 from collector.health.fleet import FleetView, status_counts, storage_history
 from collector.health.fleet_cache import FLEET_CACHE
 from collector.health.refusals import clock_offsets
-from collector.health.status import STATUSES, used_percent
+from collector.health.status import STATUSES, VolumeSummary, used_percent, volume_level
 from collector.http import fleet_filters as ff
 from collector.http import paths
 from collector.http.appkeys import CONFIG, DB
@@ -123,14 +123,34 @@ def _decorate(v: dict[str, Any], now: float, at_risk: set[str]) -> None:
     if v.get("backup"):
         # A copy: the fleet views are shared with their cache (collector.health.fleet_cache).
         v["backup"] = {**v["backup"], "last_success_text": ago(v["backup"]["last_success"], now)}
-    fullest = max(
-        (vol for vol in v["volumes"] if vol.total),
-        key=lambda vol: used_percent(vol.used, vol.free),
-        default=None,
-    )
-    v["fullest"] = fullest and {
-        "mountpoint": fullest.mountpoint,
-        "pct": round(used_percent(fullest.used, fullest.free)),
+    v["fullest"] = _most_urgent_volume(v["volumes"], now)
+
+
+_LEVELS = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def _most_urgent_volume(volumes: list[VolumeSummary], now: float) -> dict[str, Any] | None:
+    """The volume the fleet list shows: the one in the worst state (fill level or
+    forecast), then the fullest; its bar takes that state's colour, and a forecast that
+    makes it worse than its fill is named beside it."""
+    best: tuple[int, float, VolumeSummary, str] | None = None
+    for vol in volumes:
+        if not vol.total:
+            continue
+        level = volume_level(vol, now)
+        key = (_LEVELS[level], used_percent(vol.used, vol.free), vol, level)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    if best is None:
+        return None
+    _, pct, vol, level = best
+    fill_only = volume_level(VolumeSummary(total=vol.total, used=vol.used, free=vol.free), now)
+    soon = level != fill_only and vol.recording and not vol.error and vol.full_at is not None
+    return {
+        "mountpoint": vol.mountpoint,
+        "pct": round(pct),
+        "level": level,
+        "full_text": f"full {date_text(vol.full_at)}" if soon else "",
     }
 
 
@@ -151,6 +171,9 @@ async def fleet_page(request: web.Request) -> web.Response:
         refresh = max(2, min(int(request.query.get("refresh", "30")[:4]), 600))
     except ValueError:
         refresh = 30
+    counts, counted = rows.counts, len(views)
+    if ff.filtered(fq):  # the tiles count what the filter selects (any status)
+        counts, counted = ff.tile_counts(views, fq, rows.at_risk)
     shown = [dict(v) for v in shown]  # the fleet views are shared: decorated copies
     for v in shown:
         _decorate(v, now, at_risk)
@@ -163,7 +186,9 @@ async def fleet_page(request: web.Request) -> web.Response:
         request,
         tab="fleet",
         servers=shown,
-        counts=rows.counts,
+        counts=counts,
+        counted=counted,
+        filtered=ff.filtered(fq),
         statuses=STATUSES,
         legend=LEGEND,
         total=len(views),
@@ -183,15 +208,24 @@ async def fleet_page(request: web.Request) -> web.Response:
     )
 
 
-def _volumes(view: dict[str, Any]) -> list[dict[str, Any]]:
+def _volumes(view: dict[str, Any], now: float) -> list[dict[str, Any]]:
     vols = []
     for v in view["volumes"]:
         total = v.get("total") or 0
         rate = v.get("fill_rate_bytes_per_day")
+        summary = VolumeSummary(
+            total=total,
+            used=v.get("used") or 0,
+            free=v.get("free") or 0,
+            full_at=v.get("full_at"),
+            recording=bool(v.get("recording")),
+            error=str(v.get("error") or ""),
+        )
         vols.append(
             {
                 **v,
                 "pct": round(used_percent(v.get("used", 0), v.get("free", 0))) if total else 0,
+                "level": volume_level(summary, now),
                 "total_text": size_text(total),
                 "free_text": size_text(v.get("free")),
                 "rate_text": "—" if rate is None else f"{size_text(rate)}/day",
@@ -263,7 +297,7 @@ async def server_page(request: web.Request) -> web.Response:
         identity = identity.reading_for(row.partner_id, name or "")
     data = await request.app[DB].read(lambda c: _server_data(c, request, identity, row, now))
     view = data["view"]
-    vols = _volumes(view)
+    vols = _volumes(view, now)
     origin = f"{request.scheme}://{request.host}"
     restore = (
         f"VIGIL_COLLECTOR={origin} VIGIL_API_KEY=<your API key> "

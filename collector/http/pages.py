@@ -74,8 +74,11 @@ _env.filters["iso"] = lambda text: (
     "—" if not text else f"{text[:10]} {text[11:16]} {text[-6:] if text[-6] in '+-' else 'UTC'}"
 )
 """An ISO 8601 time with its offset as "2026-12-04 08:55 +01:00" (local to its calendar)."""
-_env.filters["bar"] = lambda pct: f"w{max(0, min(100, int(pct)))}" + (" hot" if pct >= 90 else "")
-"""The CSS classes of a fill bar (its width and colour come from the style sheet)."""
+_BAR_COLOURS = {"ok": "", "warning": " warm", "critical": " hot"}
+_env.filters["bar"] = lambda pct, level: f"w{max(0, min(100, int(pct)))}" + _BAR_COLOURS[level]
+"""The CSS classes of a fill bar: its width, and its colour from the volume's level (the
+worst of fill and forecast: :func:`collector.health.status.volume_level`); both from the
+style sheet."""
 _STATIC = {
     name: (resources.files("collector").joinpath("templates", name).read_bytes(), ctype)
     for name, ctype in (("vigil.css", "text/css"), ("vigil.js", "text/javascript"))

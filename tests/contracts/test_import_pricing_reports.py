@@ -10,8 +10,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collector.contracts.checks import ServerFacts
+from collector.contracts.checks import ServerFacts, SupportCase, evaluate
 from collector.contracts.importer import (
     ImportFailed,
     parse_contracts,
@@ -21,7 +23,13 @@ from collector.contracts.importer import (
 from collector.contracts.incidents import apply, open_incident
 from collector.contracts.plans import MAINTENANCE_SUPPORT, SMA
 from collector.contracts.pricing import edition_upgrade_cost, sma_quote
-from collector.contracts.reports import monitoring_gaps, monthly_rows, render_csv, render_json
+from collector.contracts.reports import (
+    ENTITLEMENT_KINDS,
+    monitoring_gaps,
+    monthly_rows,
+    render_csv,
+    render_json,
+)
 from collector.contracts.terms import Contract, Renewal
 
 D = dt.date.fromisoformat
@@ -400,3 +408,63 @@ def test_a_contract_change_mid_month_counts_each_part_by_its_own_plan() -> None:
     # 28 Feb 16:00 (+ 8 h = 1 Mar 00:00): 328 h / 6 + 1 = 55, all met by 02/08/14/20 h.
     assert (row.backup_slots_met, row.backup_slots_total) == (68, 68)
     assert (row.days_active, row.days_uncovered) == (28, 0)
+
+
+_PLANS = ("warranty", "maintenance-support", "sma", "premium-24x7")
+
+
+@st.composite
+def _fleet(draw: st.DrawFn) -> tuple[list[ServerFacts], list[Contract], list[SupportCase]]:
+    """Servers (monitored or not, backing up or not, moved to other hardware, on some
+    version) and contracts of every plan starting before, during or after the month."""
+    mar1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp()
+    n = draw(st.integers(1, 6))
+    servers, contracts, cases = [], [], []
+    for i in range(n):
+        lic = f"L{i}"
+        servers.append(
+            ServerFacts(
+                server_id=f"s{i}",
+                licence_id=lic,
+                machine_id=f"m{i}",
+                licensed_machine_id=draw(st.sampled_from([None, f"m{i}", "elsewhere"])),
+                installed_on=dt.date(2025, 6, 1),
+                enrolled_at=mar1 - 400 * 86400,
+                last_seen=mar1 - draw(st.sampled_from([60, 86400 * 3])),
+                uses_monitoring=draw(st.booleans()),
+                uses_backup=draw(st.booleans()),
+                product="VMS",
+                version=draw(st.sampled_from(["", "6.0", "7.0"])),
+                backups=[mar1 - 86400 * k for k in range(draw(st.integers(0, 30)), 0, -1)],
+            )
+        )
+        for j in range(draw(st.integers(0, 2))):
+            contracts.append(
+                Contract(
+                    id=f"C{i}{j}",
+                    customer=f"cust{i % 2}",
+                    partner="acme",
+                    plan=draw(st.sampled_from(_PLANS)),
+                    licence_ids=(lic,),
+                    start=dt.date(2026, 2, 1) + dt.timedelta(days=draw(st.integers(-800, 40))),
+                )
+            )
+            if draw(st.booleans()):
+                cases.append(SupportCase(f"K{i}{j}", f"C{i}{j}", mar1 - 5 * 86400, f"s{i}"))
+    return servers, contracts, cases
+
+
+@settings(max_examples=40, deadline=None)
+@given(_fleet())
+def test_the_report_asks_only_for_entitlement_findings_and_gets_the_same(
+    fleet: tuple[list[ServerFacts], list[Contract], list[SupportCase]],
+) -> None:
+    servers, contracts, cases = fleet
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp() - 1
+    releases = {("VMS", "6.0"): dt.date(2025, 1, 1), ("VMS", "7.0"): dt.date(2026, 2, 20)}
+    every = evaluate(servers, contracts, at, releases=releases, cases=cases)
+    only = evaluate(servers, contracts, at, releases=releases, cases=cases, entitlements_only=True)
+    assert [f for f in only if f.kind in ENTITLEMENT_KINDS] == [
+        f for f in every if f.kind in ENTITLEMENT_KINDS
+    ]
+    assert len(only) <= len(every)

@@ -173,3 +173,16 @@ def test_contract_ids_are_unique_per_partner_on_postgresql(pg: PgConnection) -> 
     assert repo.get_contract(pg, "tenant-a", "T-1") == a
     assert [v.contract is None for v in repo.history(pg, "tenant-b", "T-1")] == [False, True]
     assert len(repo.history(pg, "tenant-a", "T-1")) == 1
+
+
+def test_the_oldest_report_on_postgresql(pg: PgConnection) -> None:
+    # Found per server through its index; the same as the least of all report times.
+    pg.execute("INSERT INTO partners (id, name, created_at) VALUES (7, 'oldest', 0)")
+    for sid in ("o1", "o2", "o3"):
+        pg.execute("INSERT INTO servers (id, partner_id, enrolled_at) VALUES (?, 7, 0)", (sid,))
+    before = repo.oldest_report_time(pg)
+    times = [("o1", 5000.5), ("o1", 300.25), ("o2", 4000.0)]
+    for sid, t in times:
+        pg.execute("INSERT INTO reports (server_id, collected_at) VALUES (?, ?)", (sid, t))
+    least = min(t for _, t in times)
+    assert repo.oldest_report_time(pg) == (least if before is None else min(before, least))

@@ -30,7 +30,7 @@ def backup_state(body: str) -> str:
 
 
 def clock_cells(body: str) -> list[str]:
-    return re.findall(r'<td class="clock">(.*?)</td>', body)
+    return re.findall(r'<td class="clock"[^>]*>(.*?)</td>', body)
 
 
 def test_clock_offsets_and_backup_states_on_the_server_page(

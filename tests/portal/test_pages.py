@@ -90,6 +90,60 @@ def test_the_most_urgent_servers_come_first(world: World, admin: dict[str, str])
     assert b"SLA at risk" in body and b"What the colours mean" in body
 
 
+def _row_of(body: bytes, host: str) -> str:
+    """The fleet table's row of ``host``."""
+    rows = re.findall(r"<tr>\s*<td><a href=\"/servers/.*?</tr>", body.decode(), re.S)
+    mine = [r for r in rows if f">{host}</a>" in r]
+    assert len(mine) == 1, (host, rows)
+    return mine[0]
+
+
+def test_a_volume_its_forecast_says_is_full_soon_draws_a_critical_bar(
+    world: World, admin: dict[str, str]
+) -> None:
+    # Every world server's /video is 72 % full and, at 160 B a day, full within two days:
+    # critical by its forecast, so its bar is red although 72 % alone would be green.
+    _, body = page(world.collector, "/", admin)
+    row = _row_of(body, "museum-1")
+    assert '<span class="bar" title="critical"><span class="w72 hot"></span></span>' in row, row
+    assert "/video" in row and "full 20" in row  # the forecast's date beside it
+    sid = world.servers["museum-1"]
+    _, body = page(world.collector, f"/servers/{sid}", admin)
+    bars = re.findall(
+        r'<span class="bar" title="(\w+)"><span class="([\w ]+)"></span>', body.decode()
+    )
+    assert sorted(bars) == [("critical", "w72 hot"), ("ok", "w20")], bars
+
+
+def _tiles(body: bytes) -> dict[str, int]:
+    found = re.findall(rb'class="tile (\w+)[^"]*" href="[^"]*"><b>(\d+)</b>', body)
+    return {k.decode(): int(n) for k, n in found}
+
+
+@pytest.mark.parametrize(
+    ("query", "selected"),
+    [
+        ("customer=Museum", {"critical": 1}),
+        ("customer=Museum&status=ok", {"critical": 1}),  # every status of the filter
+        ("q=LIC-X", {"unmonitored": 1}),
+        ("plan=maintenance-support", {"critical": 1}),
+        ("q=nothing-matches", {}),
+    ],
+)
+def test_the_tiles_count_what_the_filter_selects(
+    world: World, admin: dict[str, str], query: str, selected: dict[str, int]
+) -> None:
+    _, body = page(world.collector, "/", admin)
+    fleet = _tiles(body)
+    assert fleet["all"] == 3 and b"all servers" in body and b"filter selects" not in body
+    _, body = page(world.collector, "/?" + query, admin)
+    tiles = _tiles(body)
+    assert {k: n for k, n in tiles.items() if n and k != "all"} == selected, tiles
+    assert tiles["all"] == sum(selected.values()) and b"all selected" in body
+    assert b"The counts below are of the servers the filter selects" in body
+    assert b"of 3 servers shown" in body  # the fleet's size still said beside the list
+
+
 def test_the_server_page_shows_storage_forecast_backups_contract_incidents(
     world: World, admin: dict[str, str]
 ) -> None:

@@ -1,0 +1,219 @@
+"""Monthly reports of months that are over, kept per (partner, month, grouping, time zone)
+and checked against the database on every read, so that the report page, its CSV and
+PDF and ``GET /api/v1/reports/monthly`` of a 10,000-server partner do not evaluate every
+server's month again for each request.
+
+A past month's report changes only when what it was computed from changes: a contract
+written or removed, an incident opened or updated, a server enrolled, revoked,
+re-licensed or updated to another version, a backup policy or release date changed,
+history pruned, or a report or backup recorded late with a time inside the month. Each
+read fetches the *fingerprint* of those inputs (narrow SQL: a row per server without its
+stored state's other parts, aggregates of the other tables) and uses the kept report only
+when it equals the kept one, so any collector process's write shows at the next read.
+The backup policy overrides are worded from today's contract coverage, so a kept report
+is also computed anew past each quarter hour (where a day may begin in some zone).
+
+The current month is never kept: it counts up to the moment of the request. Nor is a
+month that ended within the last hour (the checks still read the backups kept now).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from collector.contracts import repository as repo
+from collector.contracts.reports import ReportRow, month_bounds
+from collector.contracts.views import build_report
+
+DAY_STEP_S = 900
+"""A kept report holds until the next quarter hour (a day may begin in some zone)."""
+SETTLED_S = 3600
+"""A month is kept only this long after its end: until then the checks read the backups
+kept now (:func:`collector.contracts.repository.fleet_facts`)."""
+MAX_ENTRIES = 32
+"""Reports kept (the least recently built is dropped first); one of 10,000 servers
+holds their per-server details, a few MB."""
+
+
+@dataclass
+class MonthlyReport:
+    """A month's rows and what was rendered from them (kept with a kept report: the
+    rows are shared with other readers, never to be changed)."""
+
+    rows: list[ReportRow]
+    _rendered: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def rendered(self, name: str, render: Callable[[list[ReportRow]], Any]) -> Any:
+        """``render(rows)``, once per ``name`` for this report."""
+        with self._lock:
+            if name not in self._rendered:
+                self._rendered[name] = render(self.rows)
+            return self._rendered[name]
+
+
+@dataclass
+class _Entry:
+    fingerprint: tuple[Any, ...]
+    """Compared with ``==`` (it holds a dict: server id -> its row)."""
+    holds_until: float
+    report: MonthlyReport
+
+
+_SERVERS_SQL = (
+    "SELECT s.id, s.partner_id, s.machine_id, s.licence_id, s.enrolled_at, s.revoked_at, "
+    "CASE WHEN s.reports_received > 0 AND s.last_seen >= ? THEN 1 ELSE 0 END, s.state "
+    "FROM servers s"
+)
+"""Each server as the report reads it, its stored state for its software only (a
+report's other changes to the state and to ``last_seen`` change no figure of a month
+that is over, once the server had reported in it)."""
+_CHUNK = 500
+"""Server ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits."""
+_WINDOWS = (
+    ("backup_runs", "finished_at"),
+    ("backup_stored_times", "stored_at"),
+)
+
+
+def fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
+    """Everything :func:`collector.contracts.views.build_report` reads for a month that
+    is over (``[start, end)``) that a write can change, ``partner``'s or every partner's."""
+    with repo.plain_rows(conn):
+        return _fingerprint(conn, partner, start, end)
+
+
+def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
+    where = (
+        "" if partner is None else " WHERE s.partner_id = (SELECT id FROM partners WHERE name = ?)"
+    )
+    params: tuple[Any, ...] = (start,) if partner is None else (start, partner)
+    servers = {}
+    for r in conn.execute(_SERVERS_SQL + where, params).fetchall():
+        software = repo.stored_software(r[7])
+        servers[r[0]] = (*r[1:7], str(software.get("product")), str(software.get("version")))
+    ids = sorted(servers)
+    by_partner = "" if partner is None else " WHERE partner = ?"
+    named = () if partner is None else (partner,)
+    contracts = conn.execute(
+        "SELECT partner, count(*), sum(version), max(updated_at) FROM contracts"
+        + by_partner
+        + " GROUP BY partner ORDER BY partner",
+        named,
+    ).fetchall()
+    incidents = conn.execute(
+        "SELECT partner, count(*), sum(updated_at), max(updated_at) FROM incidents"
+        + by_partner
+        + " GROUP BY partner ORDER BY partner",
+        named,
+    ).fetchall()
+    windows = [
+        conn.execute(
+            f"SELECT count(*), sum({col}) FROM {table} WHERE {col} >= ? AND {col} <= ?",
+            (start, end),
+        ).fetchone()
+        for table, col in _WINDOWS
+    ]
+    others = [
+        conn.execute(sql).fetchall()
+        for sql in (
+            "SELECT product, version, released_on FROM releases ORDER BY product, version",
+            "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, "
+            "keep_weekly, keep_monthly, keep_yearly, contract_override FROM backup_policies "
+            "ORDER BY scope, scope_id",
+            "SELECT name FROM partners ORDER BY name",
+        )
+    ]
+    return (
+        servers,
+        _rows(contracts),
+        _rows(incidents),
+        _rows(windows),
+        tuple(_rows(rows) for rows in others),
+        repo.oldest_report_time(conn),
+        _report_counts(conn, ids if partner is not None else None, start, end),
+    )
+
+
+def _rows(rows: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(r) for r in rows)
+
+
+def _report_counts(
+    conn: Any, ids: Sequence[str] | None, start: float, end: float
+) -> tuple[tuple[Any, ...], ...]:
+    """Count and sum of the report times in the month, of the servers ``ids`` (through
+    their ``(server_id, collected_at)`` index) or of all."""
+    window = "collected_at >= ? AND collected_at <= ?"
+    if ids is None:
+        sql = f"SELECT count(*), sum(collected_at) FROM reports WHERE {window}"
+        return _rows(conn.execute(sql, (start, end)).fetchall())
+    out = []
+    for at in range(0, len(ids), _CHUNK):
+        part = ids[at : at + _CHUNK]
+        marks = ", ".join("?" * len(part))
+        sql = (
+            f"SELECT count(*), sum(collected_at) FROM reports "
+            f"WHERE server_id IN ({marks}) AND {window}"
+        )
+        out.extend(conn.execute(sql, (*part, start, end)).fetchall())
+    return _rows(out)
+
+
+class ReportCache:
+    """Kept monthly reports of months that are over, for one process."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: dict[Hashable, _Entry] = {}
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.hits = 0
+        self.builds = 0
+
+    def report(
+        self,
+        conn: Any,
+        year: int,
+        month: int,
+        by: str,
+        partner: str | None,
+        tz: str,
+        now: float,
+    ) -> MonthlyReport:
+        """What ``build_report(conn, year, month, by, partner, tz, now)`` answers, from the
+        kept report where it holds."""
+        start, end, _ = month_bounds(year, month, tz)
+        if now < end + SETTLED_S:
+            return MonthlyReport(build_report(conn, year, month, by, partner, tz, now))
+        key = (partner, year, month, by, tz)
+        fp = fingerprint(conn, partner, start, end)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry.fingerprint == fp and now < entry.holds_until:
+            self.hits += 1
+            return entry.report
+        self.builds += 1
+        rows = build_report(conn, year, month, by, partner, tz, now)
+        entry = _Entry(fp, (now // DAY_STEP_S + 1) * DAY_STEP_S, MonthlyReport(rows))
+        with self._lock:
+            self._entries.pop(key, None)
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = entry
+        return entry.report
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+REPORT_CACHE: web.AppKey[ReportCache] = web.AppKey("report_cache", ReportCache)
+
+
+def setup(app: web.Application) -> None:
+    app[REPORT_CACHE] = ReportCache()
