@@ -14,6 +14,9 @@ CHECK_INTERVAL_S = 300.0
 class ContractsConfig:
     check_interval_s: float = CHECK_INTERVAL_S
     """How often every server is checked against its contract."""
+    report_refresh_s: float = 60.0
+    """How often each process brings the monthly reports people read up to date in the
+    background (:mod:`collector.contracts.report_cache`); 0 turns that off."""
 
 
 def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
@@ -24,4 +27,11 @@ def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
     value = table.get("check_interval_s", CHECK_INTERVAL_S)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86400:
         raise ConfigError("[contracts]", "check_interval_s", "1 to 86400 seconds")
-    return ContractsConfig(check_interval_s=float(value))
+    refresh = table.get("report_refresh_s", 60.0)
+    if (
+        isinstance(refresh, bool)
+        or not isinstance(refresh, int | float)
+        or not (refresh == 0 or 10 <= refresh <= 3600)
+    ):
+        raise ConfigError("[contracts]", "report_refresh_s", "0 (off) or 10 to 3600 seconds")
+    return ContractsConfig(check_interval_s=float(value), report_refresh_s=float(refresh))

@@ -15,20 +15,34 @@ is also computed anew past each quarter hour (where a day may begin in some zone
 
 The current month is never kept: it counts up to the moment of the request. Nor is a
 month that ended within the last hour (the checks still read the backups kept now).
+
+So that a partner opening the report page does not wait for it to be computed, every
+process keeps the reports people read warm in the background (:func:`setup`): at start
+last month's report as the page shows it, for the vendor's view and the partners with
+the most servers, and then, every ``[contracts] report_refresh_s`` (a minute), each
+report read in the last day whose kept copy has expired or whose inputs changed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Callable, Hashable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from collector.accounts import partners
 from collector.contracts import repository as repo
+from collector.contracts.config import contracts_config
 from collector.contracts.reports import ReportRow, month_bounds
 from collector.contracts.views import build_report
+from collector.health import servers
+from collector.http.appkeys import CONFIG, DB
+from collector.supervision import TASKS
 
 DAY_STEP_S = 900
 """A kept report holds until the next quarter hour (a day may begin in some zone)."""
@@ -38,6 +52,12 @@ kept now (:func:`collector.contracts.repository.fleet_facts`)."""
 MAX_ENTRIES = 32
 """Reports kept (the least recently built is dropped first); one of 10,000 servers
 holds their per-server details, a few MB."""
+PAGE_TZ = "Europe/Berlin"
+"""The time zone of the report page's months (the API takes one as a parameter)."""
+READ_WITHIN_S = 86400.0
+"""A report is kept warm while someone read it within this long."""
+WARM_AT_START = MAX_ENTRIES // 2
+"""Partners (the largest first) whose last month is computed when the process starts."""
 
 
 @dataclass
@@ -165,15 +185,23 @@ def _report_counts(
     return _rows(out)
 
 
+_Key = tuple[str | None, int, int, str, str]
+"""(partner or None for every partner's, year, month, grouping, time zone)."""
+
+
 class ReportCache:
     """Kept monthly reports of months that are over, for one process."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: dict[_Key, _Entry] = {}
         self._lock = threading.Lock()
         self.max_entries = max_entries
         self.hits = 0
         self.builds = 0
+        """Reports computed for a reader (a request)."""
+        self.refreshed = 0
+        """Reports computed in the background (:meth:`refresh`, :meth:`warm`)."""
+        self._read_at: dict[_Key, float] = {}
 
     def report(
         self,
@@ -184,20 +212,30 @@ class ReportCache:
         partner: str | None,
         tz: str,
         now: float,
+        *,
+        read: bool = True,
     ) -> MonthlyReport:
         """What ``build_report(conn, year, month, by, partner, tz, now)`` answers, from the
-        kept report where it holds."""
+        kept report where it holds. ``read``: someone asked for it (a background refresh
+        does not count as reading)."""
         start, end, _ = month_bounds(year, month, tz)
         if now < end + SETTLED_S:
             return MonthlyReport(build_report(conn, year, month, by, partner, tz, now))
-        key = (partner, year, month, by, tz)
+        key: _Key = (partner, year, month, by, tz)
+        if read:
+            with self._lock:
+                self._read_at[key] = now
         fp = fingerprint(conn, partner, start, end)
         with self._lock:
             entry = self._entries.get(key)
         if entry is not None and entry.fingerprint == fp and now < entry.holds_until:
-            self.hits += 1
+            if read:
+                self.hits += 1
             return entry.report
-        self.builds += 1
+        if read:
+            self.builds += 1
+        else:
+            self.refreshed += 1
         rows = build_report(conn, year, month, by, partner, tz, now)
         entry = _Entry(fp, (now // DAY_STEP_S + 1) * DAY_STEP_S, MonthlyReport(rows))
         with self._lock:
@@ -207,13 +245,78 @@ class ReportCache:
             self._entries[key] = entry
         return entry.report
 
+    def refresh(self, conn: Any, now: float) -> int:
+        """Bring up to date each kept report read within :data:`READ_WITHIN_S`; forget
+        the others. How many were computed anew."""
+        with self._lock:
+            for key, at in list(self._read_at.items()):
+                if now - at > READ_WITHIN_S:
+                    del self._read_at[key]
+                    self._entries.pop(key, None)
+            keys = list(self._read_at)
+        before = self.refreshed
+        for partner, year, month, by, tz in keys:
+            self.report(conn, year, month, by, partner, tz, now, read=False)
+        return self.refreshed - before
+
+    def warm(self, conn: Any, now: float) -> int:
+        """Compute last month's report as the page shows it, for the vendor's view and the
+        :data:`WARM_AT_START` partners with the most servers, to be kept warm as if read."""
+        year, month = last_month(now, PAGE_TZ)
+        counts = servers.active_counts_by_partner(conn)
+        named = partners.names_by_id(conn)
+        largest = sorted(
+            (pid for pid in counts if pid in named and pid in _customer_ids(conn)),
+            key=lambda pid: -counts[pid],
+        )[:WARM_AT_START]
+        before = self.refreshed
+        for whose in [None, *(named[pid] for pid in largest)]:
+            self.report(conn, year, month, "customer", whose, PAGE_TZ, now, read=False)
+            with self._lock:
+                self._read_at.setdefault((whose, year, month, "customer", PAGE_TZ), now)
+        return self.refreshed - before
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._read_at.clear()
+
+
+def _customer_ids(conn: Any) -> set[int]:
+    return {p.id for p in partners.customer_partners(conn)}
+
+
+def last_month(now: float, tz: str) -> tuple[int, int]:
+    """(year, month) of the month before the one ``now`` falls in, in ``tz``."""
+    today = dt.datetime.fromtimestamp(now, ZoneInfo(tz)).date()
+    before = today.replace(day=1) - dt.timedelta(days=1)
+    return before.year, before.month
 
 
 REPORT_CACHE: web.AppKey[ReportCache] = web.AppKey("report_cache", ReportCache)
 
 
+async def _keep_warm(app: web.Application) -> AsyncIterator[None]:
+    interval = contracts_config(app[CONFIG].raw).report_refresh_s
+    if not interval:
+        yield
+        return
+    cache, db = app[REPORT_CACHE], app[DB]
+    state = {"warmed": False}
+
+    async def round() -> None:
+        now = time.time()
+        if not state["warmed"]:
+            await db.read(lambda c: cache.warm(c, now))
+            state["warmed"] = True
+        await db.read(lambda c: cache.refresh(c, now))
+
+    # Every process keeps its own reports: each runs the round.
+    handle = app[TASKS].every("report-cache", interval, round, first_delay_s=1.0, everywhere=True)
+    yield
+    await handle.stop()
+
+
 def setup(app: web.Application) -> None:
     app[REPORT_CACHE] = ReportCache()
+    app.cleanup_ctx.append(_keep_warm)

@@ -432,6 +432,14 @@ def active_licences_with_partner(
     return [(r[0], r[1], names[r[2]]) for r in rows if r[2] in names]
 
 
+def active_counts_by_partner(conn: sqlite3.Connection) -> dict[int, int]:
+    """Partner id -> how many servers it has that are not revoked."""
+    rows = conn.execute(
+        "SELECT partner_id, count(*) FROM servers WHERE revoked_at IS NULL GROUP BY partner_id"
+    ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
 def licensed_machines(conn: sqlite3.Connection) -> Iterable[Sequence[Any]]:
     """``(partner_id, licence_id, machine_id, enrolled_at)`` of every server with a licence
     id, revoked or not (the machine a licence was first bound to is among them)."""

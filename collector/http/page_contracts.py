@@ -15,7 +15,7 @@ from aiohttp import web
 from collector.accounts import vendor
 from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
-from collector.contracts.report_cache import REPORT_CACHE, MonthlyReport
+from collector.contracts.report_cache import PAGE_TZ, REPORT_CACHE, MonthlyReport, last_month
 from collector.contracts.report_pdf import render_pdf
 from collector.contracts.reports import render_csv
 from collector.contracts.terms import Contract
@@ -27,7 +27,7 @@ from collector.http.auth import PartnerIdentity
 from collector.http.errors import ApiError
 from collector.http.pages import render, signed_in
 
-REPORT_TZ = "Europe/Berlin"
+REPORT_TZ = PAGE_TZ
 
 
 def _partner_only(request: web.Request) -> PartnerIdentity:
@@ -45,8 +45,7 @@ def _reported(identity: PartnerIdentity) -> str | None:
 def _month(request: web.Request) -> tuple[int, int]:
     text = request.query.get("month", "")
     if not text:
-        today = dt.date.today().replace(day=1) - dt.timedelta(days=1)
-        return today.year, today.month
+        return last_month(time.time(), REPORT_TZ)
     try:
         return parse_month(text[:7])
     except ValueError as exc:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collector.contracts.report_cache import REPORT_CACHE
-from collector.contracts.reports import render_json_document
+from collector.contracts.report_cache import PAGE_TZ, REPORT_CACHE, SETTLED_S, last_month
+from collector.contracts.reports import month_bounds, render_json_document
 from collector.contracts.views import build_report
 from collector.health import servers
 from collector.http.appkeys import DB
@@ -27,9 +27,12 @@ def test_a_kept_report_changes_when_its_inputs_change(tmp_path: Path) -> None:
     data = tmp_path / "data"
     ids = _prepare(data)
     headers = {"Authorization": f"Bearer {ids['key']}"}
+    # The counts below are of what requests computed: no background refresh in between.
+    config = tmp_path / "collector.toml"
+    config.write_text("[contracts]\nreport_refresh_s = 0\n")
 
     async def main() -> None:
-        async with app_client(data) as client:
+        async with app_client(data, config) as client:
             cache = client.app[REPORT_CACHE]
             db = client.app[DB]
 
@@ -196,5 +199,58 @@ def test_a_kept_report_changes_when_its_inputs_change(tmp_path: Path) -> None:
             ) as r:
                 assert r.status == 200
             assert (cache.builds, cache.hits) == (builds, hits)
+
+    asyncio.run(main())
+
+
+def test_last_months_report_is_computed_at_start_and_kept_up_to_date(tmp_path: Path) -> None:
+    """A partner opening last month's report finds it computed when the process started,
+    and after one of its inputs changes, computed again in the background before it asks."""
+    data = tmp_path / "data"
+    ids = _prepare(data)
+    headers = {"Authorization": f"Bearer {ids['key']}"}
+    config = tmp_path / "collector.toml"
+    config.write_text("[contracts]\nreport_refresh_s = 10\n")
+    year, month = last_month(time.time(), PAGE_TZ)
+    label = f"{year:04d}-{month:02d}"
+    _, end, _ = month_bounds(year, month, PAGE_TZ)
+
+    async def main() -> None:
+        async with app_client(data, config) as client:
+            cache = client.app[REPORT_CACHE]
+
+            async def waited(done: Callable[[], bool]) -> None:
+                for _ in range(600):
+                    if done():
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError("the background round did not come")
+
+            async def get() -> str:
+                async with client.get(
+                    f"/api/v1/reports/monthly?month={label}", headers=headers
+                ) as r:
+                    assert r.status == 200
+                    return await r.text()
+
+            await waited(lambda: cache.refreshed >= 2)  # the vendor's view and acme's
+            first = await get()
+            if time.time() < end + SETTLED_S:  # within the hour after the month ended
+                assert cache.builds == 1  # not kept yet: computed for the request
+                return
+            assert (cache.builds, cache.hits) == (0, 1)
+            body = {
+                "customer": "Airport",
+                "plan": "premium-24x7",
+                "licence_ids": ["LP"],
+                "start": "2026-01-01",
+            }
+            async with client.put("/api/v1/contracts/P-9", json=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+            before = cache.refreshed
+            await waited(lambda: cache.refreshed > before)
+            text = await get()
+            assert "Airport" in text and text != first
+            assert (cache.builds, cache.hits) == (0, 2)
 
     asyncio.run(main())
