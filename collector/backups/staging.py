@@ -168,8 +168,30 @@ def write_chunk(path: Path, offset: int, data: bytes, *, sync: bool = False) -> 
             pos += n
         if sync:
             os.fsync(fd)
+        drop_behind(fd, offset, pos)
     finally:
         os.close(fd)
+
+
+DROP_BEHIND_CHUNKS = 4
+"""How many chunk lengths before the one just written ``drop_behind`` releases."""
+
+
+def drop_behind(fd: int, start: int, end: int) -> None:
+    """Start writing ``[start, end)`` of ``fd`` to disk and drop from the page cache what
+    the chunks before it (``DROP_BEHIND_CHUNKS`` of its length) left there, written by now.
+
+    A staged upload is written once and read once, on complete, where the hash is already
+    known; keeping it cached only pushes out pages that other work uses. Each chunk's
+    pages are freed while the next ones arrive, so the kernel hands the same pages out
+    again instead of new ones: on the bench's virtual machine taking a page the process
+    never held costs far more than copying into it (a 1 GiB upload: 10 s of the collector's
+    CPU before, ``docs/benchmarks.md``). The data reaches the disk either way (``complete``
+    fsyncs it); ``POSIX_FADV_DONTNEED`` only starts the writeback and drops clean pages,
+    never unwritten ones. Where the call is missing or refused, nothing changes."""
+    low = max(0, start - DROP_BEHIND_CHUNKS * (end - start))
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fd, low, end - low, os.POSIX_FADV_DONTNEED)
 
 
 def staged_size(path: Path) -> int:
