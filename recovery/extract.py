@@ -31,6 +31,7 @@ from protocol.backup_archive import (
     content_digest,
     decode_manifest,
 )
+from recovery.drop_behind import DropBehind
 from recovery.file_writers import FileWriters
 
 MAX_MANIFEST = 256 * 1024 * 1024
@@ -419,9 +420,11 @@ def _prepared_path(
     path = dest.joinpath(*parts)
     if path.parent not in made:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        made.add(path.parent)
-    if not member.isdir() and os.path.lexists(path):
-        # made as the parent of an earlier member: tar order says otherwise
+        made.update(path.parents[: len(parts) - 1])  # every directory mkdir may have made
+    if not member.isdir() and path in made:
+        # made as the parent of an earlier member: tar order says otherwise. ``dest`` was
+        # empty, so ``made`` holds every directory below it (no ``lstat`` per member);
+        # anything else in the way makes the exclusive create fail.
         raise ArchiveRefused(f"refused {member.name!r}: a directory of that name exists")
     return path
 
@@ -467,9 +470,10 @@ def _take_file(
         return hashlib.sha256(data).hexdigest(), data if keep else None
     h = hashlib.sha256()
     kept = bytearray()
-    fd = None
+    fd = dropped = None
     if path is not None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        dropped = DropBehind(fd)
     try:
         while True:
             buf = src.read(READ_SIZE)
@@ -478,10 +482,11 @@ def _take_file(
             h.update(buf)
             if keep:
                 kept += buf
-            if fd is not None:
+            if fd is not None and dropped is not None:
                 view = memoryview(buf)
                 while view:
                     view = view[os.write(fd, view) :]
+                dropped.written(len(buf))
         if fd is not None:
             if owner is not None:
                 os.fchown(fd, *owner)
