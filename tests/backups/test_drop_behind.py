@@ -1,4 +1,5 @@
-"""Bulk writes that leave the page cache behind them: a staged upload on the collector
+"""Bulk writes that leave the page cache behind them: the agent's archive file
+(``agent.backup.drop_behind``), a staged upload on the collector
 (``collector.backups.staging.write_chunk``) and a large restored file
 (``recovery.drop_behind``). The kernel's page cache is the edge here: the tests record
 what is asked of it and check that every written byte stays as written."""
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.backup import drop_behind as agent_drop_behind
 from collector.backups import staging
 from recovery import drop_behind
 
@@ -89,4 +91,24 @@ def test_a_large_restored_file_is_released_as_it_is_written(
     assert calls, "nothing was released"
     last_end = max(stop for _, stop in calls)
     assert len(data) - last_end < 64 * 1024  # at most one step not yet asked for
+    assert _covered(calls, last_end)
+
+
+def test_the_agents_archive_file_is_released_as_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_drop_behind, "STEP", 64 * 1024)
+    monkeypatch.setattr(agent_drop_behind, "BEHIND", 4 * 64 * 1024)
+    calls = _recorded(monkeypatch)
+    path = tmp_path / "backup-1.age.part"
+    pieces = [os.urandom(65_552) for _ in range(20)]  # age chunks with their tags
+    with open(path, "wb", buffering=0) as raw:
+        out = agent_drop_behind.DropBehindWriter(raw)
+        for piece in pieces:
+            assert out.write(memoryview(piece)) == len(piece)
+        out.flush()
+    assert path.read_bytes() == b"".join(pieces)
+    assert out.end == sum(map(len, pieces))
+    last_end = max(stop for _, stop in calls)
+    assert out.end - last_end < 64 * 1024
     assert _covered(calls, last_end)
