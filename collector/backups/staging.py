@@ -66,7 +66,7 @@ class Staging(ABC):
         return part_path(self.uploads_dir, upload_id)
 
     @abstractmethod
-    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+    async def write(self, upload_id: str, offset: int, data: bytes | bytearray) -> StagedChunk:
         """Stage ``data`` at ``offset`` (before the offset is acknowledged). Raises
         ``OSError``/``ValueError`` (disk) or ``ObjectStoreError`` (store)."""
 
@@ -97,7 +97,7 @@ class DiskStaging(Staging):
     kind = "disk"
     in_database = False
 
-    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+    async def write(self, upload_id: str, offset: int, data: bytes | bytearray) -> StagedChunk:
         await asyncio.to_thread(write_chunk, self.part(upload_id), offset, data)
         return StagedChunk(offset, len(data), "")
 
@@ -146,7 +146,7 @@ def part_path(uploads_dir: Path, upload_id: str) -> Path:
     return uploads_dir / f"{upload_id}.part"
 
 
-def write_chunk(path: Path, offset: int, data: bytes, *, sync: bool = False) -> None:
+def write_chunk(path: Path, offset: int, data: bytes | bytearray, *, sync: bool = False) -> None:
     """Write ``data`` at ``offset`` (cutting the file there first); fsync only if ``sync``.
 
     A chunk need not be on disk before its offset is acknowledged: a killed collector
