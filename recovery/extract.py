@@ -198,7 +198,7 @@ class _ReadAhead:
     ChaCha20 and zstd (which release the GIL) run beside the tar parsing, the files'
     SHA-256 and the large files' writes on the caller's thread (small files are written
     by ``FileWriters``' threads). At most ``BLOCKS`` blocks of ``BLOCK``
-    bytes wait; an error on the reading side is raised by ``read`` in the caller's thread.
+    bytes wait; an error on the reading side is raised by ``block`` in the caller's thread.
     """
 
     BLOCK = 1 << 20
