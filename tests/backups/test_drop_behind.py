@@ -1,7 +1,7 @@
 """Bulk writes that leave the page cache behind them: the agent's archive file
 (``agent.backup.drop_behind``), a staged upload on the collector
 (``collector.backups.staging.write_chunk``) and a large restored file
-(``recovery.drop_behind``). The kernel's page cache is the edge here: the tests record
+(``recovery.drop_behind``), and a downloaded object on the collector's local store. The kernel's page cache is the edge here: the tests record
 what is asked of it and check that every written byte stays as written."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from agent.backup import drop_behind as agent_drop_behind
 from collector.backups import staging
+from collector.backups.objectstore import LocalObjectStore
 from recovery import drop_behind
 
 
@@ -112,3 +113,21 @@ def test_the_agents_archive_file_is_released_as_it_is_written(
     last_end = max(stop for _, stop in calls)
     assert out.end - last_end < 64 * 1024
     assert _covered(calls, last_end)
+
+
+def test_a_downloaded_object_is_released_behind_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    store = LocalObjectStore(tmp_path / "objects")
+    data = os.urandom(10 * 4096 + 123)
+
+    async def roundtrip() -> bytes:
+        await store.put_bytes("s/b.age", data)
+        calls.clear()  # the put's own writes are not what is checked here
+        return b"".join([c async for c in store.get("s/b.age", chunk_size=4096)])
+
+    calls = _recorded(monkeypatch)
+    assert asyncio.run(roundtrip()) == data
+    assert _covered(calls, len(data))
