@@ -1,8 +1,9 @@
-"""Bulk writes that leave the page cache behind them: the agent's archive file
+"""Bulk writes and reads that leave the page cache behind them: the agent's archive file
 (``agent.backup.drop_behind``), a staged upload on the collector
-(``collector.backups.staging.write_chunk``) and a large restored file
-(``recovery.drop_behind``), and a downloaded object on the collector's local store. The kernel's page cache is the edge here: the tests record
-what is asked of it and check that every written byte stays as written."""
+(``collector.backups.staging.write_chunk``), a large restored file
+(``recovery.drop_behind``), and a download from the collector's local store. The
+kernel's page cache is the edge here: the tests record what is asked of it and check that
+every byte stays as written."""
 
 from __future__ import annotations
 
