@@ -415,6 +415,9 @@ class AgeReader:
             self._next_chunk()
         out = self._plain[:n]
         self._plain = self._plain[len(out) :]
+        whole = out.obj
+        if isinstance(whole, bytes) and len(whole) == len(out):
+            return whole  # a whole chunk asked for (zstd reads 128 KiB): no copy
         return bytes(out)
 
     def readinto(self, buf: bytearray | memoryview) -> int:

@@ -88,7 +88,7 @@ def canonical_request(
     path_qs: str,
     timestamp: str,
     nonce: str,
-    body: bytes,
+    body: bytes | bytearray,
     body_digest: str | None = None,
 ) -> bytes:
     digest = hashlib.sha256(body).hexdigest() if body_digest is None else body_digest
@@ -101,7 +101,7 @@ def sign_request(
     path_qs: str,
     timestamp: str,
     nonce: str,
-    body: bytes,
+    body: bytes | bytearray,
     body_digest: str | None = None,
 ) -> str:
     """``body_digest`` replaces the body's SHA-256 (only ``BODY_IN_ENVELOPE`` is accepted,
@@ -116,7 +116,7 @@ def verify_request(
     path_qs: str,
     timestamp: str,
     nonce: str,
-    body: bytes,
+    body: bytes | bytearray,
     signature: str,
     body_digest: str | None = None,
 ) -> bool:

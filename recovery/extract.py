@@ -31,6 +31,7 @@ from protocol.backup_archive import (
     content_digest,
     decode_manifest,
 )
+from recovery.drop_behind import DropBehind
 from recovery.file_writers import FileWriters
 
 MAX_MANIFEST = 256 * 1024 * 1024
@@ -122,14 +123,33 @@ class _BoundedTarInfo(tarfile.TarInfo):
         return super()._proc_gnulong(tarfile)
 
 
-class _Limited:
-    """The tar stream, refused as soon as it runs past the size the agent signed (a
-    decompression bomb, or a collector's archive padded to fill the disk)."""
+class _Plaintext:
+    """The tar stream as the forward-only file ``tarfile``'s ``r:`` mode reads: blocks of
+    the read-ahead handed out with one copy each (``r|`` mode goes through 10 KiB
+    pieces, joined and sliced again for every read). Seeking backwards is refused; a
+    forward seek skips. Refused as soon as the stream runs past the size the agent signed
+    (a decompression bomb, or a collector's archive padded to fill the disk)."""
 
-    def __init__(self, src: object, limit: int | None) -> None:
+    def __init__(self, src: _ReadAhead, limit: int | None) -> None:
         self._src = src
         self._limit = limit
+        self._buf = memoryview(b"")
+        self._pos = 0
         self.size = 0
+        """Bytes taken from ``src`` so far."""
+
+    def _fill(self) -> bool:
+        """The next block into the buffer; False at the end of the stream."""
+        block = self._src.block()
+        if not block:
+            return False
+        self.size += len(block)
+        if self._limit is not None and self.size > self._limit:
+            raise ArchiveRefused(
+                f"the archive expands beyond its signed plaintext size ({self._limit} bytes)"
+            )
+        self._buf = memoryview(block)
+        return True
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
@@ -137,13 +157,40 @@ class _Limited:
             while buf := self.read(READ_SIZE):
                 parts.append(buf)
             return b"".join(parts)
-        data = self._src.read(n)  # type: ignore[attr-defined]
-        self.size += len(data)
-        if self._limit is not None and self.size > self._limit:
-            raise ArchiveRefused(
-                f"the archive expands beyond its signed plaintext size ({self._limit} bytes)"
-            )
-        return data
+        if not self._buf and n and not self._fill():
+            return b""
+        if len(self._buf) >= n:
+            out = self._buf[:n].tobytes()
+            self._buf = self._buf[n:]
+        else:
+            parts = [self._buf.tobytes()]
+            got = len(parts[0])
+            self._buf = memoryview(b"")
+            while got < n and self._fill():
+                take = self._buf[: n - got]
+                parts.append(take.tobytes())
+                got += len(take)
+                self._buf = self._buf[len(take) :]
+            out = b"".join(parts)
+        self._pos += len(out)
+        return out
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self._pos:
+            raise tarfile.ReadError("the tar stream cannot be read backwards")
+        while self._pos < pos:
+            if not self._buf and not self._fill():
+                break
+            skip = min(pos - self._pos, len(self._buf))
+            self._buf = self._buf[skip:]
+            self._pos += skip
+        return self._pos
 
 
 class _ReadAhead:
@@ -151,7 +198,7 @@ class _ReadAhead:
     ChaCha20 and zstd (which release the GIL) run beside the tar parsing, the files'
     SHA-256 and the large files' writes on the caller's thread (small files are written
     by ``FileWriters``' threads). At most ``BLOCKS`` blocks of ``BLOCK``
-    bytes wait; an error on the reading side is raised by ``read`` in the caller's thread.
+    bytes wait; an error on the reading side is raised by ``block`` in the caller's thread.
     """
 
     BLOCK = 1 << 20
@@ -160,7 +207,6 @@ class _ReadAhead:
     def __init__(self, src: object) -> None:
         self._src = src
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.BLOCKS)
-        self._buf = memoryview(b"")
         self._ended = False
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="restore-read-ahead", daemon=True)
@@ -176,23 +222,17 @@ class _ReadAhead:
         except BaseException as exc:  # handed to the caller's thread
             self._queue.put(exc)
 
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            parts = []
-            while part := self.read(READ_SIZE):
-                parts.append(part)
-            return b"".join(parts)
-        while not self._buf and not self._ended:
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            if not item:
-                self._ended = True
-            self._buf = memoryview(item)
-        out = bytes(self._buf[:n])
-        self._buf = self._buf[len(out) :]
-        return out
+    def block(self) -> bytes:
+        """The next block as it came from ``src`` (``b""`` at the end)."""
+        if self._ended:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        if not item:
+            self._ended = True
+        return item
 
     def close(self) -> None:
         """Stop the reading thread (it may be waiting to hand over a block)."""
@@ -278,11 +318,11 @@ def read_archive(
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
         ahead = _ReadAhead(zr)
         try:
-            limited = _Limited(ahead, max_plaintext)
+            stream = _Plaintext(ahead, max_plaintext)
             seen, manifest, texts, plain, skipped = _walk(
-                limited, dest, keep_small, skip_unsafe_links
+                stream, dest, keep_small, skip_unsafe_links
             )
-            _drain(limited)
+            _drain(stream)
         finally:
             ahead.close()
         _drain(age)
@@ -310,7 +350,7 @@ def read_archive(
 
 
 def _walk(
-    stream: object, dest: Path | None, keep_small: int, skip_unsafe_links: bool
+    stream: _Plaintext, dest: Path | None, keep_small: int, skip_unsafe_links: bool
 ) -> tuple[dict[str, _Seen], Manifest, dict[str, bytes], int, list[str]]:
     skipped: list[str] = []
     seen: dict[str, _Seen] = {}
@@ -337,7 +377,7 @@ def _walk(
 
 
 def _members(
-    stream: object,
+    stream: _Plaintext,
     dest: Path | None,
     keep_small: int,
     skip_unsafe_links: bool,
@@ -354,16 +394,18 @@ def _members(
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     plain = 0
     with tarfile.open(  # type: ignore[call-overload]
-        fileobj=stream, mode="r|", errors="surrogateescape", tarinfo=_BoundedTarInfo
+        fileobj=stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
     ) as tar:
         for member in tar:
             name = member.name.rstrip("/") if member.isdir() else member.name
             if manifest is not None:
                 raise ArchiveRefused(f"member after the manifest: {name!r}")
+            if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
+                raise ArchiveRefused(f"refused sparse file: {name!r}")  # never written
             if name == MANIFEST_NAME and member.isreg():
                 if member.size > MAX_MANIFEST:
                     raise ArchiveRefused("manifest too large")
-                manifest = decode_manifest(tar.extractfile(member).read())
+                manifest = decode_manifest(_contents(stream, member))
                 continue
             parts = _checked_parts(name, seen)
             rec = _Seen(type="", mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
@@ -371,7 +413,7 @@ def _members(
             if member.isreg():
                 rec.type, rec.size = "file", member.size
                 owner = (member.uid, member.gid) if as_root else None
-                rec.sha256, data = _take_file(tar, member, path, keep_small, writers, owner)
+                rec.sha256, data = _take_file(stream, member, path, keep_small, writers, owner)
                 plain += member.size
                 if data is not None:
                     texts[name] = data
@@ -419,9 +461,11 @@ def _prepared_path(
     path = dest.joinpath(*parts)
     if path.parent not in made:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        made.add(path.parent)
-    if not member.isdir() and os.path.lexists(path):
-        # made as the parent of an earlier member: tar order says otherwise
+        made.update(path.parents[: len(parts) - 1])  # every directory mkdir may have made
+    if not member.isdir() and path in made:
+        # made as the parent of an earlier member: tar order says otherwise. ``dest`` was
+        # empty, so ``made`` holds every directory below it (no ``lstat`` per member);
+        # anything else in the way makes the exclusive create fail.
         raise ArchiveRefused(f"refused {member.name!r}: a directory of that name exists")
     return path
 
@@ -447,8 +491,17 @@ def _restore_symlink(
     return True
 
 
+def _contents(stream: _Plaintext, member: tarfile.TarInfo) -> bytes:
+    """A member's data, read whole from where it starts."""
+    stream.seek(member.offset_data)
+    data = stream.read(member.size)
+    if len(data) != member.size:
+        raise tarfile.ReadError("unexpected end of data")
+    return data
+
+
 def _take_file(
-    tar: tarfile.TarFile,
+    stream: _Plaintext,
     member: tarfile.TarInfo,
     path: Path | None,
     keep_small: int,
@@ -457,31 +510,34 @@ def _take_file(
 ) -> tuple[str, bytes | None]:
     """Hash a file member and, at ``path``, write it with its mode and ``owner``: a small
     one whole through ``writers``, a large one here as it streams."""
-    src = tar.extractfile(member)
-    assert src is not None
     mode = member.mode & 0o7777
     keep = member.size <= keep_small
     if path is not None and writers is not None and member.size <= POOLED_FILE:
-        data = src.read(member.size)
+        data = _contents(stream, member)
         writers.write(path, data, mode, owner)
         return hashlib.sha256(data).hexdigest(), data if keep else None
     h = hashlib.sha256()
     kept = bytearray()
-    fd = None
+    fd = dropped = None
     if path is not None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        dropped = DropBehind(fd)
     try:
-        while True:
-            buf = src.read(READ_SIZE)
+        stream.seek(member.offset_data)
+        left = member.size
+        while left:
+            buf = stream.read(min(READ_SIZE, left))
             if not buf:
-                break
+                raise tarfile.ReadError("unexpected end of data")
+            left -= len(buf)
             h.update(buf)
             if keep:
                 kept += buf
-            if fd is not None:
+            if fd is not None and dropped is not None:
                 view = memoryview(buf)
                 while view:
                     view = view[os.write(fd, view) :]
+                dropped.written(len(buf))
         if fd is not None:
             if owner is not None:
                 os.fchown(fd, *owner)

@@ -106,7 +106,8 @@ class ChunkTee:
         self._offset = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        n = self._out.write(data)
+        # The feed first, the file after: a chunk is in the feed before the file holds
+        # all of it, so the uploader never reads back from the file what the feed brings.
         view = memoryview(data).cast("B")
         while view:
             take = min(len(view), self._size - self._fill)
@@ -117,7 +118,7 @@ class ChunkTee:
                 self._feed.put(self._offset, self._buf)
                 self._offset += self._size
                 self._buf, self._fill = bytearray(self._size), 0
-        return n
+        return self._out.write(data)
 
     def flush(self) -> None:
         self._out.flush()

@@ -24,6 +24,7 @@ import msgspec
 from agent.backup import upload
 from agent.backup.chunk_feed import ChunkFeed, ChunkTee
 from agent.backup.config import BackupSettings
+from agent.backup.drop_behind import DropBehindWriter
 from agent.backup.pre_command import run_pre_command
 from agent.backup.recipient_pin import RecipientsRefused, approved_recipients, load_pin
 from agent.backup.schedule import next_run_time
@@ -773,8 +774,10 @@ def _write_archive_file(
 
     roots, notes = resolve_roots(settings)
     try:
-        with StatCache(cache_path) as cache, open(path, "wb", buffering=1 << 20) as f:
-            out = f if feed is None else ChunkTee(f, feed)
+        with StatCache(cache_path) as cache, open(path, "wb", buffering=0) as f:
+            # AgeWriter hands over whole 64 KiB chunks: no buffer needed in between
+            written = DropBehindWriter(f)
+            out = written if feed is None else ChunkTee(written, feed)  # type: ignore[arg-type]
             result = write_archive(
                 walk_sources(settings, roots, notes), out, recipients, cache=cache, **kw
             )

@@ -36,7 +36,7 @@ from collector.health.storage_health import (
 )
 from collector.http import openapi
 from collector.http.appkeys import CONFIG, DB
-from collector.http.auth import Handler, agent_of, body_of, owned_server
+from collector.http.auth import Handler, agent_of, body_of, chunk_body_of, owned_server
 from collector.http.errors import ApiError
 from collector.supervision import TASKS
 from protocol import routes
@@ -175,7 +175,7 @@ def _offset(request: web.Request) -> int:
 async def put_chunk(request: web.Request) -> web.Response:
     agent = agent_of(request)
     offset = _offset(request)
-    body = await body_of(request)
+    body = await chunk_body_of(request)
     new = await _service(request).put_chunk(
         agent.server_id, request.match_info["upload_id"], offset, body
     )

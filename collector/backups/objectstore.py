@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from collector.config import ConfigError
 from collector.sizes import parse_bytes
@@ -120,6 +120,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_dropping(fh: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes from ``fh``; what was read before (and these bytes, copied out)
+    leaves the page cache. An object is streamed once to whoever downloads it (a restore,
+    a verify, the integrity pass): pages the kernel can hand out again cost far less than
+    fresh ones (``collector.backups.staging.drop_behind``)."""
+    at = fh.tell()
+    data = fh.read(n)
+    low = max(0, at - 4 * n)
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fh.fileno(), low, at + len(data) - low, os.POSIX_FADV_DONTNEED)
+    return data
 
 
 class LocalObjectStore(ObjectStore):
@@ -231,7 +244,7 @@ class LocalObjectStore(ObjectStore):
             left = length
             while left is None or left > 0:
                 n = chunk_size if left is None else min(chunk_size, left)
-                data = await asyncio.to_thread(fh.read, n)
+                data = await asyncio.to_thread(_read_dropping, fh, n)
                 if not data:
                     break
                 if left is not None:

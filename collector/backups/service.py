@@ -352,7 +352,9 @@ class BackupService:
         )
         return dataclasses.replace(up, received=size)
 
-    async def put_chunk(self, server_id: str, upload_id: str, offset: int, data: bytes) -> int:
+    async def put_chunk(
+        self, server_id: str, upload_id: str, offset: int, data: bytes | bytearray
+    ) -> int:
         """Append one chunk at ``offset``; return the new acknowledged offset."""
         if len(data) > self.limits.chunk_size:
             raise TooLarge(
@@ -421,7 +423,7 @@ class BackupService:
         return True
 
     async def _stage(
-        self, upload_id: str, offset: int, data: bytes
+        self, upload_id: str, offset: int, data: bytes | bytearray
     ) -> tuple[_HashState | None, StagedChunk]:
         """Stage the chunk; the running hash, when it was at ``offset``.
 

@@ -66,7 +66,7 @@ class Staging(ABC):
         return part_path(self.uploads_dir, upload_id)
 
     @abstractmethod
-    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+    async def write(self, upload_id: str, offset: int, data: bytes | bytearray) -> StagedChunk:
         """Stage ``data`` at ``offset`` (before the offset is acknowledged). Raises
         ``OSError``/``ValueError`` (disk) or ``ObjectStoreError`` (store)."""
 
@@ -107,7 +107,7 @@ class DiskStaging(Staging):
     kind = "disk"
     in_database = False
 
-    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+    async def write(self, upload_id: str, offset: int, data: bytes | bytearray) -> StagedChunk:
         await asyncio.to_thread(write_chunk, self.part(upload_id), offset, data)
         return StagedChunk(offset, len(data), "")
 
@@ -153,7 +153,7 @@ def part_path(uploads_dir: Path, upload_id: str) -> Path:
     return uploads_dir / f"{upload_id}.part"
 
 
-def write_chunk(path: Path, offset: int, data: bytes, *, sync: bool = False) -> None:
+def write_chunk(path: Path, offset: int, data: bytes | bytearray, *, sync: bool = False) -> None:
     """Write ``data`` at ``offset`` (cutting the file there first); fsync only if ``sync``.
 
     A chunk need not be on disk before its offset is acknowledged: a killed collector
@@ -175,8 +175,30 @@ def write_chunk(path: Path, offset: int, data: bytes, *, sync: bool = False) -> 
             pos += n
         if sync:
             os.fsync(fd)
+        drop_behind(fd, offset, pos)
     finally:
         os.close(fd)
+
+
+DROP_BEHIND_CHUNKS = 4
+"""How many chunk lengths before the one just written ``drop_behind`` releases."""
+
+
+def drop_behind(fd: int, start: int, end: int) -> None:
+    """Start writing ``[start, end)`` of ``fd`` to disk and drop from the page cache what
+    the chunks before it (``DROP_BEHIND_CHUNKS`` of its length) left there, written by now.
+
+    A staged upload is written once and read once, on complete, where the hash is already
+    known; keeping it cached only pushes out pages that other work uses. Each chunk's
+    pages are freed while the next ones arrive, so the kernel hands the same pages out
+    again instead of new ones: on the bench's virtual machine taking a page the process
+    never held costs far more than copying into it (a 1 GiB upload: 10 s of the collector's
+    CPU before, ``docs/benchmarks.md``). The data reaches the disk either way (``complete``
+    fsyncs it); ``POSIX_FADV_DONTNEED`` only starts the writeback and drops clean pages,
+    never unwritten ones. Where the call is missing or refused, nothing changes."""
+    low = max(0, start - DROP_BEHIND_CHUNKS * (end - start))
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fd, low, end - low, os.POSIX_FADV_DONTNEED)
 
 
 def staged_size(path: Path) -> int:

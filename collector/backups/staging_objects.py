@@ -62,9 +62,9 @@ class StoreStaging(Staging):
         super().__init__(uploads_dir)
         self.store = store
 
-    async def write(self, upload_id: str, offset: int, data: bytes) -> StagedChunk:
+    async def write(self, upload_id: str, offset: int, data: bytes | bytearray) -> StagedChunk:
         key = chunk_key(upload_id, offset)
-        await self.store.put_bytes(key, data)
+        await self.store.put_bytes(key, bytes(data))  # sent over the network: one copy
         return StagedChunk(offset, len(data), key)
 
     async def held(self, up: Upload) -> int:

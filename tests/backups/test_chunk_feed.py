@@ -74,3 +74,35 @@ def test_an_offset_not_in_the_feed_is_read_from_the_file_and_detach_frees_the_wr
         assert wrote.is_set()
 
     asyncio.run(go())
+
+
+class _Watched(io.BytesIO):
+    """The archive file: after every write, its size and what the feed had by then."""
+
+    def __init__(self, feed: ChunkFeed) -> None:
+        super().__init__()
+        self.feed = feed
+        self.seen: list[tuple[int, int]] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        n = super().write(data)
+        self.seen.append((self.tell(), sum(len(d) for _, d in self.feed._items)))
+        return n
+
+
+def test_a_chunk_is_in_the_feed_before_the_file_holds_all_of_it() -> None:
+    """The uploader reads from the file a chunk the file holds whole and the feed does
+    not: had the file got the bytes first, the uploader could read back (and hold) a
+    chunk the feed was about to bring."""
+
+    async def run() -> list[tuple[int, int]]:
+        feed = ChunkFeed(asyncio.get_running_loop(), 1000, depth=100)
+        out = _Watched(feed)
+        tee = ChunkTee(out, feed)  # type: ignore[arg-type]
+        for _ in range(30):
+            tee.write(os.urandom(300))
+        tee.finish()
+        return out.seen
+
+    for at, handed in asyncio.run(run()):
+        assert handed >= at // 1000 * 1000  # every whole chunk the file holds is in the feed

@@ -92,6 +92,13 @@ CASES: dict[str, Callable[[tarfile.TarFile], list[ManifestEntry]]] = {
     "fifo": lambda t: [member(t, "fifo", tarfile.FIFOTYPE)],
     "duplicate": lambda t: [member(t, "a"), member(t, "a", data=b"y")],
     "reserved name": lambda t: [member(t, ".vigil/x")],
+    "file over a made parent": lambda t: [member(t, "a/b/c"), member(t, "a/b")],
+    "file over a made ancestor": lambda t: [member(t, "a/b/c"), member(t, "a")],
+    "symlink over a made ancestor": lambda t: [
+        member(t, "a/b/c"),
+        member(t, "a", tarfile.SYMTYPE, link="x"),
+    ],
+    "sparse file": lambda t: [member(t, "disk.img", tarfile.GNUTYPE_SPARSE)],
 }
 
 
