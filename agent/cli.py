@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -193,6 +194,8 @@ def cmd_recovery_signer(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    if args.report_now:
+        cfg = dataclasses.replace(cfg, first_report_spread_s=0.0)
     level = getattr(logging, (args.log_level or cfg.log_level).upper())
     log_format.configure(cfg.log_format, level)
     if level > logging.DEBUG:
@@ -505,6 +508,12 @@ def _running_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """run, status, doctor, probe, backup."""
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--report-now",
+        action="store_true",
+        help="send the first report at once, not after a random delay within the first "
+        "interval ([report] first_spread_s)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", parents=[common], help="what the agent last did")
