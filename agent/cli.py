@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -194,8 +193,6 @@ def cmd_recovery_signer(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    if args.report_now:
-        cfg = dataclasses.replace(cfg, first_report_spread_s=0.0)
     level = getattr(logging, (args.log_level or cfg.log_level).upper())
     log_format.configure(cfg.log_format, level)
     if level > logging.DEBUG:
@@ -218,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         return _err(str(exc), 3)
     try:
-        agent = Agent(cfg, *loaded)
+        agent = Agent(cfg, *loaded, report_now=args.report_now)
         return asyncio.run(agent.run())
     finally:
         os.close(lock)

@@ -69,8 +69,12 @@ HELD_MAX_BYTES = 8 * 1024 * 1024
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, identity: Identity, key: AgentKey) -> None:
+    def __init__(
+        self, config: AgentConfig, identity: Identity, key: AgentKey, *, report_now: bool = False
+    ) -> None:
         self.config = config
+        self.report_now = report_now
+        """``run --report-now``: the first report at once, not after its spread delay."""
         self.identity = identity
         self.key = key
         self.state_dir = config.state_dir
@@ -515,9 +519,8 @@ class Agent:
         """When the first report goes out: after a random delay within the first
         interval (bounded by ``[report] first_spread_s``), so agents started together do
         not all send their whole inventory at once (:mod:`agent.health.first_report`)."""
-        delay = first_report_delay(
-            self.config.first_report_spread_s, self.settings.report_interval_s
-        )
+        spread = 0.0 if self.report_now else self.config.first_report_spread_s
+        delay = first_report_delay(spread, self.settings.report_interval_s)
         at = datetime.now(UTC) + timedelta(seconds=delay)
         if delay:
             log.info("first report in %.0f s (spread over the first interval)", delay)
