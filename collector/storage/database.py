@@ -180,8 +180,8 @@ class GroupCommitDatabase:
         ping-pong, not SQLite, held a threaded writer to a fraction of this). COMMIT (the
         fsync) goes to a thread, where it releases the GIL; so does BEGIN when it would
         wait for another process's write lock (taken at once otherwise: at a few reports
-        a second every report is a batch of its own, and a second thread hop per batch
-        was a tenth of a report's cost, see ``docs/benchmarks.md``).
+        a second every report is a batch of its own and paid a second thread hop, see
+        ``docs/scaling.md``).
         """
         loop = asyncio.get_running_loop()
         if self._wconn is None:
