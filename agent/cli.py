@@ -215,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         return _err(str(exc), 3)
     try:
-        agent = Agent(cfg, *loaded)
+        agent = Agent(cfg, *loaded, report_now=args.report_now)
         return asyncio.run(agent.run())
     finally:
         os.close(lock)
@@ -505,6 +505,12 @@ def _running_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """run, status, doctor, probe, backup."""
     p = sub.add_parser("run", parents=[common], help="run the agent (foreground)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--report-now",
+        action="store_true",
+        help="send the first report at once, not after a random delay within the first "
+        "interval ([report] first_spread_s)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", parents=[common], help="what the agent last did")

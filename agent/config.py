@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.health.disks import DiskSettings
+from agent.health.first_report import DEFAULT_SPREAD_S
 from agent.platform import DEFAULT_CONFIG, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:  # each feature's modules load only when its table is present
@@ -74,6 +75,9 @@ class AgentConfig:
     collector_proxy: str | None = None
     """``[collector] proxy``: an HTTP(S) proxy for the link to the collector only."""
     report_interval_s: int = 60
+    first_report_spread_s: float = DEFAULT_SPREAD_S
+    """``[report] first_spread_s``: the first report after a start waits a random delay
+    below this and the interval (0: at once; ``vigil-agent run --report-now`` too)."""
     recording_volumes: tuple[str, ...] = ()
     ignore_fstypes: tuple[str, ...] = ("squashfs", "tmpfs", "devtmpfs", "overlay", "iso9660")
     spool_max_bytes: int = DEFAULT_SPOOL_BYTES
@@ -264,7 +268,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
     if level not in ("debug", "info", "warning", "error"):
         raise AgentConfigError(source, "agent.log_level", '"debug", "info", "warning" or "error"')
     r = _Table(raw.get("report", {}), "report", source)
-    r.only({"interval_s", "recording_volumes", "ignore_fstypes"})
+    r.only({"interval_s", "first_spread_s", "recording_volumes", "ignore_fstypes"})
     s = _Table(raw.get("spool", {}), "spool", source)
     s.only({"max_bytes"})
     sw = _Table(raw.get("software", {}), "software", source)
@@ -286,6 +290,7 @@ def parse(raw: dict[str, Any], source: str) -> AgentConfig:
         retry_max_s=a.num("retry_max_s", 300.0, 1.0, 3600.0),
         refused_check_s=a.num("refused_check_s", 600.0, 1.0, 86400.0),
         report_interval_s=r.int("interval_s", 60, 1, 86400),
+        first_report_spread_s=r.num("first_spread_s", DEFAULT_SPREAD_S, 0.0, 86400.0),
         recording_volumes=r.strs("recording_volumes"),
         ignore_fstypes=r.strs("ignore_fstypes") or AgentConfig.ignore_fstypes,
         spool_max_bytes=s.int("max_bytes", DEFAULT_SPOOL_BYTES, 64 * 1024, 16 * 1024**3),

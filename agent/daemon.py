@@ -21,7 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
@@ -33,6 +33,7 @@ from agent.agent_key import AgentKey
 from agent.client import CollectorClient
 from agent.config import AgentConfig
 from agent.health.disks import DiskProbe
+from agent.health.first_report import first_report_delay
 from agent.health.host import HostProbe
 from agent.health.software import read_software
 from agent.health.volumes import VolumeProbe
@@ -68,8 +69,12 @@ HELD_MAX_BYTES = 8 * 1024 * 1024
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, identity: Identity, key: AgentKey) -> None:
+    def __init__(
+        self, config: AgentConfig, identity: Identity, key: AgentKey, *, report_now: bool = False
+    ) -> None:
         self.config = config
+        self.report_now = report_now
+        """``run --report-now``: the first report at once, not after its spread delay."""
         self.identity = identity
         self.key = key
         self.state_dir = config.state_dir
@@ -500,12 +505,26 @@ class Agent:
                 next_run_time=datetime.now(UTC),
             )
         self._every(
-            "report", self.collect, self.settings.report_interval_s, next_run_time=datetime.now(UTC)
+            "report",
+            self.collect,
+            self.settings.report_interval_s,
+            next_run_time=self._first_report(),
         )
         self._every("enrollment", self.check_enrollment, ENROLLMENT_CHECK_S)
         if self.backup is not None:
             await self.backup.start(self)
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+
+    def _first_report(self) -> datetime:
+        """When the first report goes out: after a random delay within the first
+        interval (bounded by ``[report] first_spread_s``), so agents started together do
+        not all send their whole inventory at once (:mod:`agent.health.first_report`)."""
+        spread = 0.0 if self.report_now else self.config.first_report_spread_s
+        delay = first_report_delay(spread, self.settings.report_interval_s)
+        at = datetime.now(UTC) + timedelta(seconds=delay)
+        if delay:
+            log.info("first report in %.0f s (spread over the first interval)", delay)
+        return at
 
     async def _shutdown(self) -> None:
         """Stop the schedule, a last short chance for the sender, then close."""

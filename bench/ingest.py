@@ -12,7 +12,8 @@ acknowledged). Requests are signed before the clock starts so the load generator
 its time on sockets, not on HMACs; each carries a fresh report id (no duplicate path).
 A steady agent's first report carries its inventory (during the warm-up); the next ones
 say ``cameras_unchanged`` with its digest, as a real agent does once the collector has
-acknowledged it.
+acknowledged it. Beside the rates, the collector's CPU time per report over the
+measured seconds (``server_cpu_ms_per_request``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -175,10 +177,14 @@ async def closed_loop(
     seconds: float,
     *,
     reuse: bool = False,
+    server: psutil.Process | None = None,
 ) -> dict:
     """Each connection sends its requests one after the other until the time is up.
     ``reuse`` cycles through them (the bare handler: nothing is signed or deduplicated);
-    otherwise running out of pre-signed requests before the end is reported."""
+    otherwise running out of pre-signed requests before the end is reported. With
+    ``server``, its CPU time (user + system) over the measured seconds is divided by the
+    requests answered: a cost per request that a busy machine's scheduling moves far
+    less than it moves the rates."""
     latencies: list[float] = []
     errors = 0
     done = 0
@@ -209,7 +215,17 @@ async def closed_loop(
         finally:
             writer.close()
 
-    await asyncio.gather(*(conn(r) for r in per_conn))
+    cpu: list[float] = []
+
+    async def sample_cpu() -> None:
+        if server is None:
+            return
+        for at in (t_measure, t_end):
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            times = server.cpu_times()
+            cpu.append(times.user + times.system)
+
+    await asyncio.gather(sample_cpu(), *(conn(r) for r in per_conn))
     elapsed = min(time.perf_counter(), t_end) - t_measure
     latencies.sort()
     n = len(latencies)
@@ -221,6 +237,9 @@ async def closed_loop(
         "p50_ms": round(latencies[n // 2] * 1000, 2) if n else None,
         "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 2) if n else None,
         "connections_out_of_requests": ran_out,
+        "server_cpu_ms_per_request": (
+            round((cpu[1] - cpu[0]) * 1000 / done, 3) if len(cpu) == 2 and done else None
+        ),
     }
 
 
@@ -336,7 +355,7 @@ def summary(name: str, vigil: dict, bare: dict, body: int) -> tuple[float, str]:
         f"{name} reports: {vigil['per_second']:.0f}/s, p50 {vigil['p50_ms']} ms, "
         f"p99 {vigil['p99_ms']} ms ({vigil['errors']} errors) | bare aiohttp: "
         f"{bare['per_second']:.0f}/s, p50 {bare['p50_ms']} ms | ratio {ratio:.2f} | "
-        f"body {body} bytes"
+        f"body {body} bytes | collector CPU {vigil['server_cpu_ms_per_request']} ms a report"
     )
     return round(ratio, 3), line
 
@@ -365,7 +384,9 @@ def main() -> None:
         for mode in modes:
             reqs = build_requests(port, sessions, count, args.agents, args.cameras, mode, first)
             first += count // args.agents + 1
-            vigil[mode] = asyncio.run(closed_loop(port, reqs, args.warmup, args.seconds))
+            vigil[mode] = asyncio.run(
+                closed_loop(port, reqs, args.warmup, args.seconds, server=psutil.Process(proc.pid))
+            )
             del reqs
         with urllib.request.urlopen(url + "/metrics") as r:
             metrics = r.read().decode()

@@ -170,7 +170,9 @@ class Agent:
         self.cmd("enroll", "--collector", url, "--token", token)
         return json.loads((self.state_dir / "identity.json").read_text())["server_id"]
 
-    def start(self, log_level: str = "info") -> None:
+    def start(self, log_level: str = "info", *, report_now: bool = True) -> None:
+        """Run the agent; its first report goes out at once (``--report-now``) unless
+        ``report_now`` is False (then after the spread delay an operator's agent waits)."""
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
@@ -180,6 +182,7 @@ class Agent:
                 str(self.config),
                 "--log-level",
                 log_level,
+                *(["--report-now"] if report_now else []),
             ],
             stdout=log,
             stderr=log,

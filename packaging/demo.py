@@ -294,7 +294,7 @@ def main() -> int:
         )
         run("vigil-agent", "backup", "--now", "--config", str(config))
         server_id = json.loads((agent_dir / "state" / "identity.json").read_text())["server_id"]
-        start("agent", "vigil-agent", "run", "--config", str(config))
+        start("agent", "vigil-agent", "run", "--config", str(config), "--report-now")
 
         print()
         print("Vigil demo is running.")

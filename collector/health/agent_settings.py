@@ -33,7 +33,9 @@ async def _core(app: web.Application, server_id: str) -> dict[str, Any]:
         row = servers.get(conn, server_id)
         return default if row is None else servers.effective_report_interval(conn, row, default)
 
-    interval = await app[DB].read(q)
+    # Two point lookups by key: on the loop, as authentication's are (a thread hop would
+    # cost more than they do, and an agent reporting every minute misses the cache).
+    interval = app[DB].read_now(q)
     return {
         "report_interval_s": interval,
         "probe_interval_s": interval,

@@ -27,8 +27,8 @@ from collector import entitlements
 from collector.health import cameras, health_incidents, servers
 from collector.health.agent_settings import settings_for
 from collector.health.ingest_gate import INGEST_GATE, IngestGate
-from collector.http import openapi
-from collector.http.appkeys import DB, METRICS
+from collector.http import openapi, replay
+from collector.http.appkeys import METRICS
 from collector.http.auth import agent_of, body_of
 from collector.http.bodies import parse
 from collector.http.errors import ApiError
@@ -279,6 +279,7 @@ def _newest_report_effects(
     return stored_digest
 
 
+@replay.nonce_in_write
 @openapi.documented(
     openapi.operation(
         "Upload health reports (idempotent by report_id)",
@@ -310,8 +311,10 @@ async def _ingest(request: web.Request) -> web.Response:
     # agent is stored with the report (offline is judged against it).
     settings = await settings_for(app, agent.server_id)
     received = time.time()
-    accepted, dups, digest = await app[DB].write(
-        lambda c: store_batch(c, agent.server_id, prepared, received, settings.report_interval_s)
+    # The request's nonce is taken in this write: one commit per report batch.
+    accepted, dups, digest = await replay.write_with_nonce(
+        request,
+        lambda c: store_batch(c, agent.server_id, prepared, received, settings.report_interval_s),
     )
     if digest is None:
         digests.pop(agent.server_id, None)

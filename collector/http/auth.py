@@ -6,7 +6,9 @@
   (a one-time token; an Ed25519 signature) and are checked by their handlers;
 - every other ``/api/v1/agent/…`` request carries a session id, timestamp, nonce and
   HMAC (``protocol.request_auth``); a stale timestamp, a seen nonce, an unknown or
-  expired session or a revoked server is refused before the handler runs;
+  expired session or a revoked server is refused before the handler runs (a handler
+  that takes the nonce in its own write, :mod:`collector.http.replay`, refuses a seen
+  one there, before anything of it is kept);
 - every other ``/api/v1/…`` request needs ``Authorization: Bearer <API key>``: the key
   belongs to a user (a person or a partner's service account) and carries that user's
   role and organisation; :mod:`collector.accounts.roles` decides whether the role may
@@ -22,6 +24,7 @@ answer 429 with ``Retry-After`` before looking at the credential.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import time
@@ -35,7 +38,7 @@ from collector import secrets_store
 from collector.accounts import roles, store
 from collector.health import servers
 from collector.health.refusals import refused
-from collector.http import paths
+from collector.http import paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
@@ -260,13 +263,38 @@ async def _authenticate_agent(request: web.Request) -> None:
         raise _refuse(
             request, 401, "bad_signature", "request signature does not verify", session.server_id
         )
-    if not await request.app[NONCES].check_and_add(nonce):
-        raise _refuse(request, 401, "replay", "request was already received (replayed nonce)")
+    if replay.takes_nonce_in_write(request):
+        replay.defer(request, nonce)
+    elif not await request.app[NONCES].check_and_add(nonce):
+        raise _replayed(request)
     if isinstance(body, bytearray):
         request[_CHUNK] = body
     else:
         request[_BODY] = body
     request[_AGENT] = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)
+
+
+def _replayed(request: web.Request) -> ApiError:
+    return _refuse(request, 401, "replay", "request was already received (replayed nonce)")
+
+
+async def _taking_nonce_in_write(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run a handler that takes the request's nonce in its own write; however it ends
+    without that write, the nonce is taken after it (a replay is refused then)."""
+    try:
+        response = await handler(request)
+    except replay.Replayed:
+        raise _replayed(request) from None
+    except asyncio.CancelledError:
+        await asyncio.shield(replay.settle(request))
+        raise
+    except Exception:
+        if not await replay.settle(request):
+            raise _replayed(request) from None
+        raise
+    if not await replay.settle(request):
+        raise _replayed(request)
+    return response
 
 
 def _is_upload_chunk(request: web.Request) -> bool:
@@ -374,6 +402,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path.startswith(AGENT_PREFIX):
         if path not in OPEN_AGENT_PATHS:
             await _authenticate_agent(request)
+            if replay.takes_nonce_in_write(request):
+                return await _taking_nonce_in_write(request, handler)
     elif path.startswith(paths.API_V1_PREFIX) and path not in OPEN_PATHS:
         await _authenticate_partner(request)
     return await handler(request)

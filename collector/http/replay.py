@@ -7,14 +7,21 @@ nothing when the nonce is there: the row count says new or replayed, on SQLite a
 PostgreSQL alike, and two processes racing with one nonce cannot both see it as new (the
 primary key orders them). A request older than the window is refused by its timestamp
 alone, so a round (``replay-prune``) forgets nonces past the window.
+
+A handler whose request ends in one write of its own (a report batch) takes the nonce in
+that write (:func:`nonce_in_write`, :func:`write_with_nonce`): the insert runs first in the
+write's job, a replay rolls the job back and is refused, and the request costs one commit,
+not a claim's commit before its own. Whatever way such a handler ends without that write
+(a refusal, an error, a cancelled request), the nonce is taken after it
+(:func:`settle`), so a request answered once is a replay ever after, as before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +30,82 @@ from collector.http.appkeys import DB, NONCES
 from collector.supervision import TASKS
 
 log = logging.getLogger("vigil.collector")
+
+T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Any])
+
+_IN_WRITE: set[Callable[..., Any]] = set()
+
+
+class Replayed(Exception):
+    """The request's nonce was taken already: nothing of the write is kept."""
+
+
+class PendingNonce:
+    """An authenticated request's nonce, to be taken by its handler's write."""
+
+    __slots__ = ("nonce", "settled")
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        self.settled = False
+        """The nonce is taken: by the handler's durable write, or found taken already."""
+
+
+_PENDING = web.RequestKey("vigil.pending_nonce", PendingNonce)
+
+
+def nonce_in_write(handler: H) -> H:
+    """Mark a handler that takes its request's nonce in its own write (:func:`write_with_nonce`)."""
+    _IN_WRITE.add(handler)
+    return handler
+
+
+def takes_nonce_in_write(request: web.Request) -> bool:
+    """Does the handler of ``request`` take the nonce in its own write?"""
+    return request.match_info.handler in _IN_WRITE
+
+
+def defer(request: web.Request, nonce: str) -> None:
+    """Leave ``nonce`` to the handler's write (the handler is :func:`nonce_in_write`)."""
+    request[_PENDING] = PendingNonce(nonce)
+
+
+async def write_with_nonce(request: web.Request, fn: Callable[[Any], T]) -> T:
+    """Run ``fn`` as the request's write (``Database.write``: back once durable), taking
+    its deferred nonce first in the same job: :class:`Replayed` (the job rolled back)
+    when it was taken already. A request without a deferred nonce just writes ``fn``.
+
+    The nonce counts as settled only once the write is durable or found it a replay; a
+    write that failed (the job's error, a failed commit) leaves it to :func:`settle`."""
+    pending = request.get(_PENDING)
+    db = request.app[DB]
+    if pending is None:
+        return await db.write(fn)
+    nonce = pending.nonce
+
+    def job(conn: Any) -> T:
+        if not take(conn, nonce, time.time()):
+            raise Replayed(nonce)
+        return fn(conn)
+
+    try:
+        result = await db.write(job)
+    except Replayed:
+        pending.settled = True
+        raise
+    pending.settled = True
+    return result
+
+
+async def settle(request: web.Request) -> bool:
+    """Take the deferred nonce of a request whose handler ended without its write;
+    True if the nonce was new (or had been taken by that write), False for a replay."""
+    pending = request.get(_PENDING)
+    if pending is None or pending.settled:
+        return True
+    pending.settled = True
+    return await request.app[NONCES].check_and_add(pending.nonce)
 
 
 def take(conn: Any, nonce: str, now: float) -> bool:

@@ -84,6 +84,11 @@ class GroupCommitDatabase:
     def _begin(self, conn: Any) -> None:
         raise NotImplementedError
 
+    def _begin_at_once(self, conn: Any) -> bool:
+        """Begin the write transaction on the caller's thread if that cannot wait;
+        False to have :meth:`_begin` run in the commit thread instead."""
+        return False
+
     # -- reads --------------------------------------------------------------------------
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
@@ -172,9 +177,11 @@ class GroupCommitDatabase:
 
         The writes themselves run here, on the event loop: tens of microseconds of SQL
         per report, without handing the GIL back and forth with a writer thread (that
-        ping-pong, not SQLite, held a threaded writer to a fraction of this). Only BEGIN
-        (which may wait for another process's lock) and COMMIT (the fsync) go to a
-        thread, where they release the GIL.
+        ping-pong, not SQLite, held a threaded writer to a fraction of this). COMMIT (the
+        fsync) goes to a thread, where it releases the GIL; so does BEGIN when it would
+        wait for another process's write lock (taken at once otherwise: at a few reports
+        a second every report is a batch of its own and paid a second thread hop, see
+        ``docs/scaling.md``).
         """
         loop = asyncio.get_running_loop()
         if self._wconn is None:
@@ -185,7 +192,8 @@ class GroupCommitDatabase:
             del self._pending[: self.max_batch]
             results: list[tuple[asyncio.Future[Any], bool, Any]] = []
             try:
-                await loop.run_in_executor(self._committer, self._begin, conn)
+                if not self._begin_at_once(conn):
+                    await loop.run_in_executor(self._committer, self._begin, conn)
                 for fn, fut in batch:
                     if fut.cancelled():
                         continue
@@ -286,6 +294,19 @@ class SQLiteDatabase(GroupCommitDatabase):
 
     def _read_only(self, conn: Conn) -> None:
         conn.execute("PRAGMA query_only=ON")
+
+    def _begin_at_once(self, conn: Conn) -> bool:
+        """BEGIN IMMEDIATE if no other process holds the write lock (no busy wait)."""
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
 
     def _begin(self, conn: Conn) -> None:
         """BEGIN IMMEDIATE, waiting (up to the busy timeout) for another process's write."""

@@ -171,3 +171,8 @@ class PostgresDatabase(GroupCommitDatabase):
 
     def _begin(self, conn: PgConnection) -> None:
         conn.execute("BEGIN")
+
+    def _begin_at_once(self, conn: PgConnection) -> bool:
+        """BEGIN takes no lock in PostgreSQL: one round trip, never a wait."""
+        self._begin(conn)
+        return True

@@ -84,13 +84,14 @@ def _installed_version(root: Path, pkg: str) -> str:
 
 
 def _run_agent(root: Path, log: Path, until: object, what: str) -> None:
-    """The installed agent as its unit's ExecStart runs it, as its user, until ``until()``;
+    """The installed agent as its unit's ExecStart runs it (with ``--report-now``: the
+    first report at once, not after its spread delay), as its user, until ``until()``;
     then SIGTERM, and it must stop cleanly. ``setpriv`` executes the agent as that user,
     as systemd's ``User=`` does (``runuser`` would stay its parent and die of the signal)."""
     agent = start_in_root(
         root,
         *("setpriv", "--reuid=vigil-agent", "--regid=vigil-agent", "--init-groups", "--"),
-        *("/usr/bin/vigil-agent", "run", "--config", "/etc/vigil/agent.toml"),
+        *("/usr/bin/vigil-agent", "run", "--config", "/etc/vigil/agent.toml", "--report-now"),
         log=log,
     )
     try:
