@@ -290,7 +290,9 @@ class RealCollector:
     """``vigil-collector serve`` on 127.0.0.1 with a partner, a recovery key and a policy;
     ``enroll`` makes a fresh agent (its own state directory and identity) per round."""
 
-    def __init__(self, work: Path, tree: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, work: Path, tree: Path, threads: int | None = None, tree_bytes: int = 0
+    ) -> None:
         self.work = work
         self.tree = tree
         self.threads = threads
@@ -300,12 +302,17 @@ class RealCollector:
             port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(work / "collector.log", "wb")
+        # A tree above the default 4 GiB limit (a large run) gets room for its backup.
+        config = work / "collector.toml"
+        config.write_text(f"[backup]\nmax_size = {max(4 * 2**30, 2 * tree_bytes)}\n")
         self.proc = subprocess.Popen(
             [
                 str(BIN / "vigil-collector"),
                 "serve",
                 "--data",
                 str(self.data),
+                "--config",
+                str(config),
                 "--listen",
                 f"127.0.0.1:{port}",
                 "--log-level",
@@ -674,7 +681,7 @@ def main() -> None:
             sink.start()
             target = "the minimal sink"
         else:
-            real = RealCollector(work, tree, args.threads)
+            real = RealCollector(work, tree, args.threads, total)
             target = "vigil-collector serve (local data directory)"
         _, recipient = generate_identity()
         key_hex = (
