@@ -66,7 +66,7 @@ GATE = REPORTS_EACH * 2 // 3
 """Each agent sends this many reports, then waits for the kill: reports go on after it."""
 MIB = 1 << 20
 CHUNK = 8 * MIB
-EVERYWHERE = ("storage-checks", "notify", "upload-files")
+EVERYWHERE = ("storage-checks", "notify", "upload-files", "report-cache")
 """Tasks every process runs; the others run in the process holding their lease."""
 
 
