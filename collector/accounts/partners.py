@@ -48,6 +48,11 @@ def names_by_id(conn: sqlite3.Connection) -> dict[int, str]:
     return {int(r[0]): r[1] for r in conn.execute("SELECT id, name FROM partners")}
 
 
+def names(conn: sqlite3.Connection) -> list[str]:
+    """Every partner's name, in order (rows read by position: plain tuples do too)."""
+    return [r[0] for r in conn.execute("SELECT name FROM partners ORDER BY name")]
+
+
 def partner_by_id(conn: sqlite3.Connection, partner_id: int) -> Partner | None:
     row = conn.execute("SELECT id, name FROM partners WHERE id = ?", (partner_id,)).fetchone()
     return None if row is None else Partner(row[0], row[1])

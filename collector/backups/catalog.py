@@ -480,6 +480,22 @@ def prune_runs(conn: Conn, before: float) -> int:
     return int(cur.rowcount or 0)
 
 
+_TIMED = (("backup_runs", "finished_at"), ("backup_stored_times", "stored_at"))
+"""The backup tables with a time a late write can put inside a month that is over."""
+
+
+def window_totals(conn: Conn, start: float, end: float) -> list[Any]:
+    """``(count, sum of the times)`` within [start, end] of the backup runs finished and
+    of the backups stored, in that order: a late run or upload in the window changes them."""
+    return [
+        conn.execute(
+            f"SELECT count(*), sum({col}) FROM {table} WHERE {col} >= ? AND {col} <= ?",
+            (start, end),
+        ).fetchone()
+        for table, col in _TIMED
+    ]
+
+
 # --- recipients -----------------------------------------------------------------------------
 
 

@@ -36,11 +36,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from collector.accounts import partners
+from collector.backups import catalog
 from collector.contracts import repository as repo
 from collector.contracts.config import contracts_config
 from collector.contracts.reports import ReportRow, month_bounds
 from collector.contracts.views import build_report
-from collector.health import servers
+from collector.health import history, servers
 from collector.http.appkeys import CONFIG, DB
 from collector.supervision import TASKS
 
@@ -85,104 +86,51 @@ class _Entry:
     report: MonthlyReport
 
 
-_SERVERS_SQL = (
-    "SELECT s.id, s.partner_id, s.machine_id, s.licence_id, s.enrolled_at, s.revoked_at, "
-    "CASE WHEN s.reports_received > 0 AND s.last_seen >= ? THEN 1 ELSE 0 END, s.state "
-    "FROM servers s"
-)
-"""Each server as the report reads it, its stored state for its software only (a
-report's other changes to the state and to ``last_seen`` change no figure of a month
-that is over, once the server had reported in it)."""
-_CHUNK = 500
-"""Server ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits."""
-_WINDOWS = (
-    ("backup_runs", "finished_at"),
-    ("backup_stored_times", "stored_at"),
-)
-
-
 def fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
     """Everything :func:`collector.contracts.views.build_report` reads for a month that
-    is over (``[start, end)``) that a write can change, ``partner``'s or every partner's."""
+    is over (``[start, end)``) that a write can change, ``partner``'s or every partner's.
+
+    Each server as the report reads it, its stored state for its software only (a
+    report's other changes to the state and to ``last_seen`` change no figure of a month
+    that is over, once the server had reported in it); aggregates of the other tables."""
     with repo.plain_rows(conn):
         return _fingerprint(conn, partner, start, end)
 
 
 def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tuple[Any, ...]:
-    where = (
-        "" if partner is None else " WHERE s.partner_id = (SELECT id FROM partners WHERE name = ?)"
+    servers_rows = _server_rows(conn, partner, start)
+    ids = sorted(servers_rows)
+    others = (
+        repo.release_rows(conn),
+        catalog.policy_rows(conn),
+        [(name,) for name in partners.names(conn)],
     )
-    params: tuple[Any, ...] = (start,) if partner is None else (start, partner)
-    servers = {}
-    for r in conn.execute(_SERVERS_SQL + where, params).fetchall():
-        software = repo.stored_software(r[7])
-        servers[r[0]] = (*r[1:7], str(software.get("product")), str(software.get("version")))
-    ids = sorted(servers)
-    by_partner = "" if partner is None else " WHERE partner = ?"
-    named = () if partner is None else (partner,)
-    contracts = conn.execute(
-        "SELECT partner, count(*), sum(version), max(updated_at) FROM contracts"
-        + by_partner
-        + " GROUP BY partner ORDER BY partner",
-        named,
-    ).fetchall()
-    incidents = conn.execute(
-        "SELECT partner, count(*), sum(updated_at), max(updated_at) FROM incidents"
-        + by_partner
-        + " GROUP BY partner ORDER BY partner",
-        named,
-    ).fetchall()
-    windows = [
-        conn.execute(
-            f"SELECT count(*), sum({col}) FROM {table} WHERE {col} >= ? AND {col} <= ?",
-            (start, end),
-        ).fetchone()
-        for table, col in _WINDOWS
-    ]
-    others = [
-        conn.execute(sql).fetchall()
-        for sql in (
-            "SELECT product, version, released_on FROM releases ORDER BY product, version",
-            "SELECT scope, scope_id, interval_s, backup_window, keep_last, keep_daily, "
-            "keep_weekly, keep_monthly, keep_yearly, contract_override FROM backup_policies "
-            "ORDER BY scope, scope_id",
-            "SELECT name FROM partners ORDER BY name",
-        )
-    ]
     return (
-        servers,
-        _rows(contracts),
-        _rows(incidents),
-        _rows(windows),
+        servers_rows,
+        _rows(repo.contract_totals(conn, partner)),
+        _rows(repo.incident_totals(conn, partner)),
+        _rows(catalog.window_totals(conn, start, end)),
         tuple(_rows(rows) for rows in others),
-        repo.oldest_report_time(conn),
-        _report_counts(conn, ids if partner is not None else None, start, end),
+        history.oldest_time(conn),
+        _rows(history.window_totals(conn, ids if partner is not None else None, start, end)),
     )
+
+
+def _server_rows(conn: Any, partner: str | None, start: float) -> dict[str, tuple[Any, ...]]:
+    """Server id -> its row, the stored state reduced to its software's product and version
+    (none when ``partner`` is not a partner)."""
+    partner_id = None if partner is None else partners.id_by_name(conn, partner)
+    if partner is not None and partner_id is None:
+        return {}
+    out = {}
+    for r in servers.report_inputs(conn, start, partner_id):
+        software = repo.stored_software(r[7])
+        out[r[0]] = (*r[1:7], str(software.get("product")), str(software.get("version")))
+    return out
 
 
 def _rows(rows: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(r) for r in rows)
-
-
-def _report_counts(
-    conn: Any, ids: Sequence[str] | None, start: float, end: float
-) -> tuple[tuple[Any, ...], ...]:
-    """Count and sum of the report times in the month, of the servers ``ids`` (through
-    their ``(server_id, collected_at)`` index) or of all."""
-    window = "collected_at >= ? AND collected_at <= ?"
-    if ids is None:
-        sql = f"SELECT count(*), sum(collected_at) FROM reports WHERE {window}"
-        return _rows(conn.execute(sql, (start, end)).fetchall())
-    out = []
-    for at in range(0, len(ids), _CHUNK):
-        part = ids[at : at + _CHUNK]
-        marks = ", ".join("?" * len(part))
-        sql = (
-            f"SELECT count(*), sum(collected_at) FROM reports "
-            f"WHERE server_id IN ({marks}) AND {window}"
-        )
-        out.extend(conn.execute(sql, (*part, start, end)).fetchall())
-    return _rows(out)
 
 
 _Key = tuple[str | None, int, int, str, str]

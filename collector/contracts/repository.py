@@ -29,9 +29,9 @@ from collector.contracts.codec import (
 from collector.contracts.importer import ImportPlan, Release
 from collector.contracts.incidents import Incident, replay
 from collector.contracts.terms import Contract, ContractVersion
+from collector.health import history as report_history
 from collector.health import servers
 from collector.notify import sources as notify_sources
-from collector.storage import windows
 
 Conn = Any
 DAY = 86400.0
@@ -138,6 +138,27 @@ def contracts_fingerprint(conn: Conn, partner: str | None) -> list[Any]:
     if partner is None:
         return conn.execute(sql).fetchall()
     return conn.execute(sql + " WHERE partner = ?", (partner,)).fetchall()
+
+
+def contract_totals(conn: Conn, partner: str | None) -> list[Any]:
+    """``(partner, count, version sum, newest write)`` per partner (or of ``partner``
+    alone), in partner order: what a kept monthly report compares to tell a contract
+    changed."""
+    return _totals_by_partner(conn, "count(*), sum(version), max(updated_at)", "contracts", partner)
+
+
+def incident_totals(conn: Conn, partner: str | None) -> list[Any]:
+    """``(partner, count, sum and newest of the update times)`` per partner (or of
+    ``partner`` alone), in partner order: an incident opened or updated changes them."""
+    return _totals_by_partner(
+        conn, "count(*), sum(updated_at), max(updated_at)", "incidents", partner
+    )
+
+
+def _totals_by_partner(conn: Conn, totals: str, table: str, partner: str | None) -> list[Any]:
+    where = "" if partner is None else " WHERE partner = ?"
+    sql = f"SELECT partner, {totals} FROM {table}{where} GROUP BY partner ORDER BY partner"
+    return conn.execute(sql, () if partner is None else (partner,)).fetchall()
 
 
 def server_licence(conn: Conn, server_id: str) -> tuple[str | None, str] | None:
@@ -316,6 +337,13 @@ def load_releases(conn: Conn) -> dict[tuple[str, str], dt.date]:
         (r[0], r[1]): dt.date.fromisoformat(r[2])
         for r in conn.execute("SELECT product, version, released_on FROM releases")
     }
+
+
+def release_rows(conn: Conn) -> list[Any]:
+    """Every release as stored, ``(product, version, released_on)`` in that order."""
+    return conn.execute(
+        "SELECT product, version, released_on FROM releases ORDER BY product, version"
+    ).fetchall()
 
 
 def upsert_releases(conn: Conn, releases: Iterable[Release]) -> tuple[int, int]:
@@ -500,9 +528,7 @@ def _report_times(
 ) -> dict[str, list[float]]:
     """Health report times in the window, of ``scope``'s servers or all."""
     reports: dict[str, list[float]] = defaultdict(list)
-    select = "SELECT server_id, collected_at FROM reports"
-    rows = windows.in_window(conn, select, "collected_at", scope, since, now)
-    for sid, collected in rows:
+    for sid, collected in report_history.times_in_window(conn, scope, since, now):
         reports[sid].append(float(collected))
     for times in reports.values():
         times.sort()
@@ -534,20 +560,6 @@ def _json_or_empty(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return v if isinstance(v, dict) else {}
-
-
-def oldest_report_time(conn: Conn) -> float | None:
-    """The oldest health report still stored (history is pruned), or None.
-
-    Each server's oldest through the ``(server_id, collected_at)`` index, then the least
-    of those: a plain ``MIN(collected_at)`` reads the whole index (``docs/benchmarks.md``,
-    the monthly report kept). Every report is of an enrolled server, and servers are never
-    deleted."""
-    r = conn.execute(
-        "SELECT MIN(oldest) FROM (SELECT (SELECT MIN(r.collected_at) FROM reports r "
-        "WHERE r.server_id = s.id) AS oldest FROM servers s) AS per_server"
-    ).fetchone()
-    return None if r is None or r[0] is None else float(r[0])
 
 
 def server_modules(conn: Conn, server_id: str) -> list[str]:

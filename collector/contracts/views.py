@@ -14,6 +14,7 @@ from collector.contracts import repository as repo
 from collector.contracts.codec import contract_to_dict
 from collector.contracts.reports import ReportRow, month_bounds, monthly_rows
 from collector.contracts.terms import Contract, Coverage, evaluate_term
+from collector.health import history
 
 
 def contract_view(c: Contract, today: dt.date | None = None) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def build_report(
         partners = [partner]
     else:
         partners = sorted({p.name for p in list_partners(conn)} | repo.contract_partners(conn))
-    oldest = repo.oldest_report_time(conn)
+    oldest = history.oldest_time(conn)
     releases = repo.load_releases(conn)
     merged: dict[tuple[str, str], ReportRow] = {}
     for name in partners:

@@ -15,7 +15,7 @@ from collector.accounts import partners
 from collector.backups.status import fleet_backup_status
 from collector.contracts.service import coverage_by_server
 from collector.gc_pause import gc_paused
-from collector.health import servers, status
+from collector.health import history, servers, status
 from collector.health.servers import ServerRow
 from protocol.messages import Disk
 
@@ -160,11 +160,7 @@ def storage_history(
     conn: sqlite3.Connection, server_id: str, since: float, max_points: int = 500
 ) -> list[dict[str, Any]]:
     """Used bytes per volume over time, thinned to at most ``max_points`` samples."""
-    rows = conn.execute(
-        "SELECT collected_at, volumes FROM reports WHERE server_id = ? AND collected_at >= ? "
-        "ORDER BY collected_at",
-        (server_id, since),
-    ).fetchall()
+    rows = history.volumes_since(conn, server_id, since)
     step = max(1, len(rows) // max_points)
     out = []
     for r in rows[::step]:

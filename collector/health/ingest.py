@@ -24,7 +24,7 @@ import msgspec
 from aiohttp import web
 
 from collector import entitlements
-from collector.health import cameras, health_incidents, servers
+from collector.health import cameras, health_incidents, history, servers
 from collector.health.agent_settings import settings_for
 from collector.health.ingest_gate import INGEST_GATE, IngestGate
 from collector.http import openapi, replay
@@ -341,7 +341,7 @@ async def _ingest(request: web.Request) -> web.Response:
 def prune_history(conn: sqlite3.Connection, before: float) -> int:
     """Drop history older than the retention; the latest state stays on the server row.
     Camera events are kept at least 31 days, which the 30-day availability needs."""
-    n = conn.execute("DELETE FROM reports WHERE received_at < ?", (before,)).rowcount
+    n = history.prune_received_before(conn, before)
     events_before = min(before, time.time() - 31 * 86400)
     n += cameras.prune_events(conn, events_before)
     return n

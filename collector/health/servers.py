@@ -462,6 +462,21 @@ def ids_of_partner_named(conn: sqlite3.Connection, partner: str) -> list[str]:
     ]
 
 
+def report_inputs(conn: sqlite3.Connection, seen_since: float, partner_id: int | None) -> list[Any]:
+    """Each server (of ``partner_id``, or of every partner) as the monthly report reads
+    it: ``(id, partner_id, machine_id, licence_id, enrolled_at, revoked_at, seen,
+    state)``, ``seen`` 1 when it has reported and was last seen at ``seen_since`` or
+    later, else 0."""
+    sql = (
+        "SELECT s.id, s.partner_id, s.machine_id, s.licence_id, s.enrolled_at, s.revoked_at, "
+        "CASE WHEN s.reports_received > 0 AND s.last_seen >= ? THEN 1 ELSE 0 END, s.state "
+        "FROM servers s"
+    )
+    if partner_id is None:
+        return conn.execute(sql, (seen_since,)).fetchall()
+    return conn.execute(sql + " WHERE s.partner_id = ?", (seen_since, partner_id)).fetchall()
+
+
 # --- sessions ----------------------------------------------------------------------------
 
 

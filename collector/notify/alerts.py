@@ -32,6 +32,11 @@ _COLS = (
     "sent_kind, sent_at, firing_sent_at, resolved_sent_at"
 )
 
+EVENTS_POINTED_AT = "SELECT event_id FROM notify_alerts"
+"""The events some alert points at (its latest state), as a subquery: the events' prune
+keeps them in the same statement (:func:`collector.notify.events.prune`), with no list
+of ids to pass between two statements."""
+
 
 def note_event(
     conn: sqlite3.Connection,

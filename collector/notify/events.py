@@ -16,6 +16,7 @@ import sqlite3
 from typing import Any
 
 from collector.health import servers
+from collector.notify import alerts
 
 SEVERITIES = ("info", "warning", "high", "critical")
 """In increasing order; routes take events from a minimum severity up."""
@@ -270,7 +271,7 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     ).rowcount
     n += conn.execute(
         "DELETE FROM notify_events WHERE at < ? AND routed_at IS NOT NULL "
-        "AND id NOT IN (SELECT event_id FROM notify_alerts)",
+        f"AND id NOT IN ({alerts.EVENTS_POINTED_AT})",
         (before,),
     ).rowcount
     return n

@@ -16,6 +16,7 @@ from collector.contracts.checks import Finding, Severity
 from collector.contracts.importer import parse_contracts, plan_import
 from collector.contracts.incidents import apply, open_incident
 from collector.contracts.plans import MAINTENANCE_SUPPORT
+from collector.health import history
 from collector.storage.migrations import _statements, available
 from collector.storage.postgres import PgConnection
 from harness.database import private_postgres
@@ -180,9 +181,9 @@ def test_the_oldest_report_on_postgresql(pg: PgConnection) -> None:
     pg.execute("INSERT INTO partners (id, name, created_at) VALUES (7, 'oldest', 0)")
     for sid in ("o1", "o2", "o3"):
         pg.execute("INSERT INTO servers (id, partner_id, enrolled_at) VALUES (?, 7, 0)", (sid,))
-    before = repo.oldest_report_time(pg)
+    before = history.oldest_time(pg)
     times = [("o1", 5000.5), ("o1", 300.25), ("o2", 4000.0)]
     for sid, t in times:
         pg.execute("INSERT INTO reports (server_id, collected_at) VALUES (?, ?)", (sid, t))
     least = min(t for _, t in times)
-    assert repo.oldest_report_time(pg) == (least if before is None else min(before, least))
+    assert history.oldest_time(pg) == (least if before is None else min(before, least))

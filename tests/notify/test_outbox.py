@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from collector.notify import events
+from collector.notify import alerts, events
 from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
 from harness.database import collector_database
 from tests.notify.receivers import WebhookReceiver
@@ -148,4 +148,23 @@ def test_a_send_longer_than_the_lease_keeps_its_claim(tmp_path):
     assert [h.headers["webhook-id"] for h in rx.hits] == ["msg_1"]
     rx.close()
     other.close()
+    db.close()
+
+
+def test_the_prune_drops_old_routed_events_but_the_one_an_alert_points_at(tmp_path):
+    db = make_db(tmp_path)
+
+    def write(c):
+        old_routed = [events.emit(c, "camera.down", f"camera:s0:{n}", "down", T0) for n in "ab"]
+        unrouted = events.emit(c, "camera.down", "camera:s0:c", "down", T0)
+        recent = events.emit(c, "camera.down", "camera:s0:d", "down", T0 + 100)
+        for eid in (*old_routed, recent):
+            assert events.claim(c, eid, T0 + 100)
+        alerts.note_event(c, 1, "camera:s0:a", old_routed[0], "firing", "camera.down", "g", T0)
+        assert events.prune(c, T0 + 50) == 1
+        return old_routed, unrouted, recent
+
+    old_routed, unrouted, recent = db.write_sync(write)
+    left = db.read_sync(lambda c: [r[0] for r in c.execute("SELECT id FROM notify_events")])
+    assert sorted(left) == sorted([old_routed[0], unrouted, recent])
     db.close()
