@@ -47,10 +47,11 @@ def _storage_backend(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    """On PostgreSQL, a fresh database per test, named to every collector it starts
-    (a test about the SQLite file itself, marked ``sqlite_only``, keeps SQLite)."""
+    """On PostgreSQL, a fresh database per test (migrated, as a collector's first start
+    leaves it), named to every collector it starts (a test about the SQLite file itself,
+    marked ``sqlite_only``, keeps SQLite)."""
     if postgres_server is not None and request.node.get_closest_marker("sqlite_only") is None:
-        monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_database())
+        monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_migrated_database())
 
 
 MakeCollector = Callable[..., Collector]
