@@ -1,11 +1,12 @@
 """Real processes on 127.0.0.1: ``vigil-collector serve`` with its own data directory and
 CLI, ``vigil-agent`` with its own state directory and configuration file.
 
-A test's setup (partners, keys, tokens, users: what it needs before its subject) runs the
-admin commands through the CLI's own ``main`` in the test's process (:meth:`Collector.admin`):
-the same parser, code and database as a ``vigil-collector`` process, without the third of
-a second of CPU each Python start costs. What a test examines of the command itself (its
-output, exit status, errors) it runs as a process (:meth:`Collector.cli`).
+A test's setup (partners, keys, tokens, users, an agent's enrollment: what it needs
+before its subject) runs the commands through the CLIs' own ``main`` in the test's process
+(:meth:`Collector.admin`, :meth:`Agent.enroll`): the same parser, code, files and database
+as a ``vigil-collector`` or ``vigil-agent`` process, without the third of a second of CPU
+each Python start costs. What a test examines of a command itself (its output, exit
+status, errors) it runs as a process (:meth:`Collector.cli`, :meth:`Agent.cmd`).
 """
 
 from __future__ import annotations
@@ -210,7 +211,17 @@ class Agent:
         return out
 
     def enroll(self, url: str, token: str) -> str:
-        self.cmd("enroll", "--collector", url, "--token", token)
+        """``vigil-agent enroll`` run by ``agent.cli.main`` in this process (a test's
+        setup; ``cmd("enroll", ...)`` runs it as a process); the new server's id."""
+        from agent.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(
+                ["enroll", "--collector", url, "--token", token, "--config", str(self.config)]
+            )
+        if code != 0:
+            raise AssertionError(f"vigil-agent enroll failed ({code}): {err.getvalue()}")
         return json.loads((self.state_dir / "identity.json").read_text())["server_id"]
 
     def start(self, log_level: str = "info") -> None:
