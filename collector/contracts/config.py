@@ -8,12 +8,23 @@ from typing import Any
 from collector.config import ConfigError
 
 CHECK_INTERVAL_S = 300.0
+ENTITLEMENT_CACHE_S = 60.0
 
 
 @dataclass(frozen=True)
 class ContractsConfig:
     check_interval_s: float = CHECK_INTERVAL_S
     """How often every server is checked against its contract."""
+    entitlement_cache_s: float = ENTITLEMENT_CACHE_S
+    """How long a process keeps a server's entitlement answers (the longest a contract
+    that starts or ends waits to reach the agent's settings)."""
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, most: int) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= most:
+        raise ConfigError("[contracts]", key, f"1 to {most} seconds")
+    return float(value)
 
 
 def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
@@ -21,7 +32,7 @@ def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
     table = raw.get("contracts", {})
     if not isinstance(table, dict):
         raise ConfigError("[contracts]", "contracts", "a table")
-    value = table.get("check_interval_s", CHECK_INTERVAL_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86400:
-        raise ConfigError("[contracts]", "check_interval_s", "1 to 86400 seconds")
-    return ContractsConfig(check_interval_s=float(value))
+    return ContractsConfig(
+        check_interval_s=_seconds(table, "check_interval_s", CHECK_INTERVAL_S, 86400),
+        entitlement_cache_s=_seconds(table, "entitlement_cache_s", ENTITLEMENT_CACHE_S, 3600),
+    )
