@@ -210,18 +210,22 @@ class Agent:
             )
         return out
 
-    def enroll(self, url: str, token: str) -> str:
-        """``vigil-agent enroll`` run by ``agent.cli.main`` in this process (a test's
-        setup; ``cmd("enroll", ...)`` runs it as a process); the new server's id."""
+    def _here(self, *args: str) -> str:
+        """``vigil-agent ARGS --config ...`` run by ``agent.cli.main`` in this process;
+        its standard output. A command that fails fails the test, saying why."""
         from agent.cli import main
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(
-                ["enroll", "--collector", url, "--token", token, "--config", str(self.config)]
-            )
+            code = main([*args, "--config", str(self.config)])
         if code != 0:
-            raise AssertionError(f"vigil-agent enroll failed ({code}): {err.getvalue()}")
+            raise AssertionError(f"vigil-agent {' '.join(args)} failed ({code}): {err.getvalue()}")
+        return out.getvalue()
+
+    def enroll(self, url: str, token: str) -> str:
+        """``vigil-agent enroll`` run in this process (a test's setup; ``cmd("enroll",
+        ...)`` runs it as a process); the new server's id."""
+        self._here("enroll", "--collector", url, "--token", token)
         return json.loads((self.state_dir / "identity.json").read_text())["server_id"]
 
     def start(self, log_level: str = "info") -> None:
@@ -246,4 +250,10 @@ class Agent:
             self.proc.wait(30)
 
     def status(self) -> dict[str, Any]:
+        """``vigil-agent status --json`` run as a process."""
         return json.loads(self.cmd("status", "--json").stdout)
+
+    def polled_status(self) -> dict[str, Any]:
+        """``vigil-agent status --json`` run in this process: for ``wait_until``, which
+        asks every 0.1 s (a process each time cost more CPU than the agent waited for)."""
+        return json.loads(self._here("status", "--json"))

@@ -36,8 +36,8 @@ def camera(tmp_path: Path) -> Iterator[tuple[str, int]]:
 
 def _reports_and_a_probe(agent: Agent) -> None:
     """Wait for two reports sent and one camera probed; the camera answered."""
-    wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 2, 60, what="reports")
-    wait_until(lambda: agent.status()["cameras"].get("list"), 60, what="a camera probe")
+    wait_until(lambda: (agent.polled_status().get("last_report_seq") or 0) >= 2, 60, what="reports")
+    wait_until(lambda: agent.polled_status()["cameras"].get("list"), 60, what="a camera probe")
     assert agent.status()["cameras"]["list"][0]["verdict"] == "ok"
 
 
