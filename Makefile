@@ -35,16 +35,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# On PostgreSQL (a private server per worker, from Debian's binaries), `make test` runs a
-# pass across every collector feature that fits the suite's 15-minute budget: the backend
-# and its migrations, enrollment, pages with contracts, notifications' outbox, backups
-# counted. `make test-postgres` runs the collector's feature tests on PostgreSQL at length
-# (about 13 minutes of CPU); PG_TESTS chooses others, e.g. the whole collector set:
+# On PostgreSQL (a private server per worker, from Debian's binaries, each test's
+# database copied from one migrated once), `make test` runs the collector's feature tests
+# again: PG_TESTS, the collector's folders and the files of the mixed ones that open its
+# database. `make test-postgres` runs that pass alone; PG_TESTS chooses others, e.g.
+# every collector folder:
 #   make test-postgres PG_TESTS="tests/health tests/cameras tests/backups tests/contracts \
 #     tests/notify tests/portal tests/security tests/faults"
-PG_SMOKE := tests/health/test_postgres_backend.py tests/health/test_migrations.py \
-	tests/health/test_enrollment.py tests/contracts/test_postgres.py \
-	tests/portal/test_pages.py tests/notify/test_sources.py tests/backups/test_counting.py
 PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 	tests/health/test_api.py tests/health/test_enrollment.py \
 	tests/health/test_migrations.py tests/health/test_postgres_backend.py \
@@ -61,7 +58,7 @@ PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
 test: $(STAMP) system-packages package-tools lint
 	VIGIL_REQUIRE_TOOLS=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	VIGIL_REQUIRE_TOOLS=1 VIGIL_TEST_DB=postgresql $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
-		-m 'not sqlite_only' $(PG_SMOKE)
+		-m 'not sqlite_only' $(PG_TESTS)
 
 test-postgres: $(STAMP) system-packages
 	VIGIL_TEST_DB=postgresql $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile \

@@ -27,13 +27,18 @@ from collector.config import ConfigError
 from collector.durations import parse_duration
 from collector.health import servers
 from collector.private_files import files_private
-from collector.storage import INTEGRITY_ERRORS, STORAGE_ERRORS, open_url
+from collector.storage import integrity_errors, open_url, storage_errors
 from protocol import log_format
 
 Register = Callable[[argparse._SubParsersAction], None]
 
-_UNREACHABLE: tuple[type[Exception], ...] = (ImportError, *STORAGE_ERRORS)
-"""What opening a PostgreSQL database raises when it is not there or not reachable."""
+
+def _unreachable() -> tuple[type[Exception], ...]:
+    """What opening a PostgreSQL database raises when it is not there, not reachable or
+    not migratable by this collector."""
+    from collector.storage.migrations import MigrationError
+
+    return (ImportError, MigrationError, *storage_errors())
 
 
 def _feature_registrations() -> list[Register]:
@@ -76,12 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except instance_lock.AlreadyRunning as exc:
             return fail(str(exc), 2)
     else:
-        from collector.storage.migrations import MigrationError
-
-        cannot_open: tuple[type[Exception], ...] = (*_UNREACHABLE, MigrationError)
         try:  # migrated once, here, before any worker starts
             open_url(config.storage.dsn).close()
-        except cannot_open as exc:
+        except _unreachable() as exc:
             return fail(f"cannot open the PostgreSQL database: {exc}", 2)
     try:
         if args.workers == 1:
@@ -142,7 +144,7 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
     with opened_database(args, create=True) as db:
         try:
             p = db.write_sync(lambda c: partners.add_partner(c, args.name))
-        except INTEGRITY_ERRORS:
+        except integrity_errors():
             return fail(f"partner {args.name!r} already exists")
     if args.json:
         emit_json({"id": p.id, "name": p.name})

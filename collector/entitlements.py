@@ -3,8 +3,9 @@
 Online backup needs two things: the backup policy switched on (the effective interval,
 server override else partner default, is not 0) and a contract that includes it. The
 contract engine answers the second (``collector.contracts.service.entitlement``); this
-module caches its answers per server for a minute (every report's acknowledgement carries
-them) and turns them into ``AgentSettings`` fields and plain words for the installer.
+module caches its answers per server for a minute (``[contracts] entitlement_cache_s``;
+every report's acknowledgement carries them) and turns them into ``AgentSettings`` fields
+and plain words for the installer.
 A partner with no contracts on record is not checked: everything is offered.
 
 The upload handlers call whatever ``app[ENTITLEMENT_CHECK]`` holds: the policy alone
@@ -23,7 +24,7 @@ from collector.backups import catalog
 from collector.contracts.service import EntitlementAnswer, EntitlementCache
 from collector.contracts.service import backup_entitlement as contract_backup_entitlement
 from collector.health import servers
-from collector.http.appkeys import DB
+from collector.http.appkeys import CONFIG, DB
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,6 @@ def setup(app: web.Application) -> None:
     """Cache, settings provider and the backup upload's entitlement check."""
     from collector.health.agent_settings import PROVIDERS
 
-    app[CACHE] = EntitlementCache(ttl=60.0)
+    app[CACHE] = EntitlementCache(ttl=app[CONFIG].contracts.entitlement_cache_s)
     app[PROVIDERS].append(settings_provider)
     app[ENTITLEMENT_CHECK] = backup_check

@@ -3,7 +3,9 @@ directory, listening on a Unix socket only (no TCP), stopped and removed afterwa
 
 ``VIGIL_TEST_DB=postgresql`` runs the collector tests on it: one server per test session
 (per pytest-xdist worker), one fresh database per test, handed to every collector the
-test starts (processes and in-process) through ``VIGIL_STORAGE_URL``.
+test starts (processes and in-process) through ``VIGIL_STORAGE_URL``. Those databases are
+copies of one the server migrated once (``CREATE DATABASE ... TEMPLATE``): a copy costs a
+tenth of running every migration again, which each collector start did before.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,23 +40,66 @@ def _bindir() -> Path:
 
 
 class PrivatePostgres:
-    """A running private server; :meth:`new_database` gives a fresh database's URL."""
+    """A running private server; :meth:`new_database` gives a fresh, empty database's URL,
+    :meth:`new_migrated_database` a fresh one with the collector's schema."""
+
+    TEMPLATE = "vigil_template"
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.sock = base / "sock"
         self._names = itertools.count(1)
+        self._template_made = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://vigil@/{database}?host={self.sock}"
 
-    def new_database(self) -> str:
+    def new_database(self, template: str | None = None) -> str:
         import psycopg
 
         name = f"t{os.getpid()}_{next(self._names)}"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database :meth:`new_database` made (its files go now, a few at a time,
+        not all at the session's end); one still in use is left for the server's removal."""
+        import psycopg
+
+        name = urllib.parse.urlsplit(url).path.lstrip("/")
+        with contextlib.suppress(psycopg.Error):
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def new_migrated_database(self) -> str:
+        """A fresh database as a collector leaves it on its first start (every migration
+        applied, no rows but ``schema_migrations``'), copied from a template migrated once."""
+        if not self._template_made:
+            self._make_template()
+        return self.new_database(template=self.TEMPLATE)
+
+    def _make_template(self) -> None:
+        import psycopg
+
+        from collector.storage.postgres import PgConnection, PostgresDatabase
+
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.TEMPLATE}"')
+        PostgresDatabase(self.url(self.TEMPLATE)).close()
+        conn = PgConnection(self.url(self.TEMPLATE))
+        try:  # a copy must hold nothing a collector's first start would make its own
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_name <> 'schema_migrations'"
+            ).fetchall()
+            for (table,) in tables:
+                (rows,) = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+                assert rows == 0, f"migrations left {rows} rows in {table}: not a template"
+        finally:
+            conn.close()
+        self._template_made = True
 
 
 @contextlib.contextmanager
@@ -157,4 +203,4 @@ def drop_collector_database(data_dir: Path) -> None:
 def own_database_env(server: PrivatePostgres | None) -> dict[str, str]:
     """The environment for a second collector in one test that must not share the first
     one's database (on SQLite its own data directory is enough)."""
-    return {"VIGIL_STORAGE_URL": server.new_database()} if server is not None else {}
+    return {"VIGIL_STORAGE_URL": server.new_migrated_database()} if server is not None else {}

@@ -46,11 +46,17 @@ def _storage_backend(
     postgres_server: PrivatePostgres | None,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
-) -> None:
-    """On PostgreSQL, a fresh database per test, named to every collector it starts
-    (a test about the SQLite file itself, marked ``sqlite_only``, keeps SQLite)."""
-    if postgres_server is not None and request.node.get_closest_marker("sqlite_only") is None:
-        monkeypatch.setenv("VIGIL_STORAGE_URL", postgres_server.new_database())
+) -> Iterator[None]:
+    """On PostgreSQL, a fresh database per test (migrated, as a collector's first start
+    leaves it), named to every collector it starts (a test about the SQLite file itself,
+    marked ``sqlite_only``, keeps SQLite)."""
+    if postgres_server is None or request.node.get_closest_marker("sqlite_only") is not None:
+        yield
+        return
+    url = postgres_server.new_migrated_database()
+    monkeypatch.setenv("VIGIL_STORAGE_URL", url)
+    yield
+    postgres_server.drop_database(url)  # some 530 files: removed now, not all at the end
 
 
 MakeCollector = Callable[..., Collector]

@@ -8,6 +8,7 @@ from typing import Any
 from collector.config import ConfigError
 
 CHECK_INTERVAL_S = 300.0
+ENTITLEMENT_CACHE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -17,16 +18,19 @@ class ContractsConfig:
     report_refresh_s: float = 60.0
     """How often each process brings the monthly reports people read up to date in the
     background (:mod:`collector.contracts.report_cache`); 0 turns that off."""
+    entitlement_cache_s: float = ENTITLEMENT_CACHE_S
+    """How long a process keeps a server's entitlement answers (the longest a contract
+    that starts or ends waits to reach the agent's settings)."""
 
 
-def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
-    """``[contracts]`` of the collector's whole TOML; a bad value is a :class:`ConfigError`."""
-    table = raw.get("contracts", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[contracts]", "contracts", "a table")
-    value = table.get("check_interval_s", CHECK_INTERVAL_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86400:
-        raise ConfigError("[contracts]", "check_interval_s", "1 to 86400 seconds")
+def _seconds(table: dict[str, Any], key: str, default: float, most: int) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= most:
+        raise ConfigError("[contracts]", key, f"1 to {most} seconds")
+    return float(value)
+
+
+def _refresh_s(table: dict[str, Any]) -> float:
     refresh = table.get("report_refresh_s", 60.0)
     if (
         isinstance(refresh, bool)
@@ -34,4 +38,16 @@ def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
         or not (refresh == 0 or 10 <= refresh <= 3600)
     ):
         raise ConfigError("[contracts]", "report_refresh_s", "0 (off) or 10 to 3600 seconds")
-    return ContractsConfig(check_interval_s=float(value), report_refresh_s=float(refresh))
+    return float(refresh)
+
+
+def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
+    """``[contracts]`` of the collector's whole TOML; a bad value is a :class:`ConfigError`."""
+    table = raw.get("contracts", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[contracts]", "contracts", "a table")
+    return ContractsConfig(
+        check_interval_s=_seconds(table, "check_interval_s", CHECK_INTERVAL_S, 86400),
+        report_refresh_s=_refresh_s(table),
+        entitlement_cache_s=_seconds(table, "entitlement_cache_s", ENTITLEMENT_CACHE_S, 3600),
+    )

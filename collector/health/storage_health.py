@@ -43,14 +43,20 @@ from aiohttp import web
 
 from collector.http import openapi
 from collector.http.appkeys import CONFIG, DB, METRICS
-from collector.storage import STORAGE_ERRORS, StorageUnavailable
+from collector.storage import StorageUnavailable, storage_errors
 from collector.supervision import TASKS
 from protocol import routes
 
 log = logging.getLogger("vigil.collector.storage")
 
-_WRITE_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError, RuntimeError)
-_OPEN_REFUSED: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OSError)
+
+def _write_refused() -> tuple[type[Exception], ...]:
+    return (*storage_errors(), OSError, RuntimeError)
+
+
+def _open_refused() -> tuple[type[Exception], ...]:
+    return (*storage_errors(), OSError)
+
 
 BALLAST_NAME = ".vigil-ballast"
 BALLAST_SIZE = 2 * 1024 * 1024
@@ -216,7 +222,7 @@ class StorageHealth:
             await asyncio.wait_for(self.db.write(beat), HEARTBEAT_TIMEOUT_S)
         except TimeoutError:
             return Check(False, f"the database did not commit within {HEARTBEAT_TIMEOUT_S:.0f} s")
-        except _WRITE_REFUSED as exc:
+        except _write_refused() as exc:
             return Check(False, f"the database refuses writes: {exc}")
         return Check(True)
 
@@ -373,7 +379,7 @@ def open_storage(config: Any, opener: Callable[[Any], Any]) -> Any:
         return opener(config)
     except StorageUnavailable as exc:
         raise StorageStartError(f"cannot open the database: {exc}") from exc
-    except _OPEN_REFUSED as exc:
+    except _open_refused() as exc:
         if directory is None:
             raise StorageStartError(f"cannot open the PostgreSQL database: {exc}") from exc
         where = directory

@@ -32,7 +32,7 @@ from collector.http.ratelimit import AuthLimits
 from collector.http.request_limits import BodyTooSlow, limits_middleware
 from collector.http.session_keys import SessionSealer, load_key
 from collector.notify import feature as notify_feature
-from collector.storage import STORAGE_ERRORS, Database, open_database
+from collector.storage import Database, open_database, storage_errors
 from collector.supervision import TASKS, Supervisor, stop_tasks
 from collector.task_leases import TaskLeases
 from protocol import routes
@@ -116,7 +116,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RecursionError:
         log.info("input nested too deeply in %s %s", request.method, request.path)
         return _error(400, "nested_too_deeply", "the request body is nested too deeply")
-    except STORAGE_ERRORS as exc:
+    except storage_errors() as exc:
         # The collector's storage failed (disk full, I/O error, locked too long): not the
         # client's fault, and nothing was stored; the agent keeps the data and retries.
         log.error("storage error in %s %s: %s", request.method, request.path, exc)

@@ -42,7 +42,7 @@ from collector.http import paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
-from collector.storage import STORAGE_ERRORS
+from collector.storage import storage_errors
 from protocol import request_auth as ra
 from protocol import routes
 
@@ -382,7 +382,7 @@ async def _authenticate_partner(request: web.Request) -> None:
     if owner.last_used_at is None or now - owner.last_used_at >= KEY_USE_RESOLUTION_S:
         try:
             await request.app[DB].write(lambda c: store.note_key_used(c, owner.key_id, now))
-        except STORAGE_ERRORS:  # storage trouble must not refuse a read; the time is a hint
+        except storage_errors():  # storage trouble must not refuse a read; the time is a hint
             pass
     request[_PARTNER] = identity
     check_role(request, identity)

@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
 from collector.storage.database import Database, SQLiteDatabase
 
 __all__ = [
-    "INTEGRITY_ERRORS",
-    "STORAGE_ERRORS",
     "Database",
     "SQLiteDatabase",
     "StorageUnavailable",
+    "integrity_errors",
     "open_database",
     "open_url",
+    "storage_errors",
 ]
 
-STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-"""What a backend raises when it cannot do what was asked (disk full, a broken
-connection, a constraint): the HTTP layer answers 503 to these, never 500."""
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-"""A unique or foreign-key constraint refused a write, whatever the backend."""
 
-try:  # PostgreSQL support is the optional ``postgres`` extra
-    import psycopg
-except ImportError:  # pragma: no cover - the embedded build
-    pass
-else:
-    STORAGE_ERRORS += (psycopg.Error,)
-    INTEGRITY_ERRORS += (psycopg.IntegrityError,)
+def storage_errors() -> tuple[type[Exception], ...]:
+    """What a backend raises when it cannot do what was asked (disk full, a broken
+    connection, a constraint): the HTTP layer answers 503 to these, never 500.
+
+    Asked for where the exception is caught (``except storage_errors():``), not kept in
+    a constant: PostgreSQL's driver is imported only by a process that opens PostgreSQL
+    (it is a sixth of an admin command's start), and one that has not loaded it cannot
+    meet its errors."""
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if pg is None else (sqlite3.Error, pg.Error)
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """A unique or foreign-key constraint refused a write, whatever the backend (asked
+    for where caught, as :func:`storage_errors`)."""
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.IntegrityError,) if pg is None else (sqlite3.IntegrityError, pg.IntegrityError)
 
 
 def open_database(config: Any) -> Database:

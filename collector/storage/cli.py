@@ -6,10 +6,12 @@ import argparse
 import contextlib
 
 from collector.cli_options import emit_json, fail
-from collector.storage import STORAGE_ERRORS, StorageUnavailable, open_url
+from collector.storage import StorageUnavailable, open_url, storage_errors
 from collector.storage.transfer import TransferError, plan, transfer
 
-_REFUSED: tuple[type[Exception], ...] = (TransferError, StorageUnavailable, *STORAGE_ERRORS)
+
+def _refused() -> tuple[type[Exception], ...]:
+    return (TransferError, StorageUnavailable, *storage_errors())
 
 
 def cmd_migrate_storage(args: argparse.Namespace) -> int:
@@ -23,7 +25,7 @@ def cmd_migrate_storage(args: argparse.Namespace) -> int:
             order, report = plan(source, target)
             if not args.dry_run:
                 report = transfer(source, target, order)
-    except _REFUSED as exc:
+    except _refused() as exc:
         return fail(f"migrate-storage: {exc}")
     total = sum(report.tables.values())
     if args.json:

@@ -38,7 +38,7 @@ def test_warranty_server_gets_a_heartbeat_only_and_is_told_why(
     assert view["status"] == "unmonitored" and view["last_seen"] is not None
     assert view["volumes"] == [], "no health data kept without the entitlement"
     agent.start()
-    wait_until(lambda: (agent.status().get("settings") or {}).get("notice"), 30)
+    wait_until(lambda: (agent.polled_status().get("settings") or {}).get("notice"), 30)
     assert "not offered" in agent.cmd("status").stdout
 
 

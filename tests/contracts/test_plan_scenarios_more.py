@@ -43,10 +43,11 @@ def shared(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: PrivatePostgres | None
 ) -> Iterator[Collector]:
     """One collector for the module; its own check run stays out of the way (once a day),
-    so every finding below is the one asked for at a given instant."""
+    so every finding below is the one asked for at a given instant. Entitlements are kept
+    2 s, not a minute, so a contract change reaches the agent's settings within seconds."""
     folder = tmp_path_factory.mktemp("scenarios")
     cfg = folder / "collector.toml"
-    cfg.write_text("[contracts]\ncheck_interval_s = 86400\n")
+    cfg.write_text("[contracts]\ncheck_interval_s = 86400\nentitlement_cache_s = 2\n")
     releases = folder / "releases.csv"
     releases.write_text("product,version,released_on\nVMS,6.0,2025-11-01\nVMS,6.1,2026-02-10\n")
     prices = folder / "prices.csv"
@@ -228,7 +229,7 @@ def test_warranty_then_maintenance_from_the_16th(shared: Collector, make_agent: 
     assert inc["response"]["status"] == "missed" and inc["resolution"]["status"] == "none"
 
     # The customer buys Maintenance & Support from 16 Feb (12 months, to 15 Feb 2027):
-    # the agent's next reports (entitlements cached up to a minute) carry the daily backup.
+    # the agent's next reports (once the cached entitlement expires) carry the daily backup.
     s.contract("M-1", plan="maintenance-support", licence_ids=["LW"], start="2026-02-16")
     settings = s.settings_once_entitled()
     assert settings["backup_interval_s"] == 86400

@@ -14,7 +14,7 @@ def test_status_and_doctor_of_a_running_agent(collector: Collector, make_agent) 
     agent = make_agent(extra_config='\n[software]\nproduct = "VMS"\nversion = "7.1"\n')
     server_id = agent.enroll(collector.url, token)
     agent.start()
-    wait_until(lambda: agent.status()["last_success_at"], 30, what="a first send")
+    wait_until(lambda: agent.polled_status()["last_success_at"], 30, what="a first send")
     st = agent.status()
     assert (
         st["server_id"] == server_id

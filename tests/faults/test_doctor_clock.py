@@ -42,7 +42,9 @@ def test_doctor_sign_and_limit_follow_the_collector(tmp_path: Path, make_agent) 
 
         agent.start()
         wait_until(lambda: stored_reports(collector, server_id), 30, what="a report")
-        wait_until(lambda: agent.status().get("clock_offset_s") is not None, 30, what="offset")
+        wait_until(
+            lambda: agent.polled_status().get("clock_offset_s") is not None, 30, what="offset"
+        )
         st = agent.status()
         assert abs(st["clock_offset_s"] + 200) < 5  # the same sign: negative = behind
         assert "agent clock is 2" in agent.cmd("status").stdout

@@ -89,7 +89,9 @@ def test_revoked_agent_stops_collecting_and_resumes_when_enrolled_again(
 
     agent.kill(signal.SIGTERM)  # a restart (systemd's, or a reboot) changes nothing
     agent.start()
-    wait_until(lambda: agent.status()["running_pid"] == agent.proc.pid, 30, what="the restart")
+    wait_until(
+        lambda: agent.polled_status()["running_pid"] == agent.proc.pid, 30, what="the restart"
+    )
     time.sleep(3)
     st = agent.status()
     assert st["revoked"] is True and st["refusal"]["code"] == "revoked"

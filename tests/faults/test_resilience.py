@@ -58,7 +58,9 @@ def test_collector_killed_repeatedly_loses_and_doubles_nothing(tmp_path: Path, m
         for _ in range(4):
             time.sleep(1.3)
             collector.kill(signal.SIGKILL)
-            wait_until(lambda: agent.status()["spool"]["reports"] >= 2, 30, what="reports to spool")
+            wait_until(
+                lambda: agent.polled_status()["spool"]["reports"] >= 2, 30, what="reports to spool"
+            )
             collector.start()
         wait_until(lambda: drained(agent), 60, what="the spool to drain")
         produced = assert_exactly_once(collector, agent, server_id)
@@ -87,7 +89,9 @@ def test_reports_wait_in_the_spool_and_count_as_sent_later(tmp_path: Path, make_
         agent, server_id = setup(collector, make_agent)
         wait_until(lambda: stored_reports(collector, server_id), 30, what="a first report")
         collector.kill(signal.SIGKILL)
-        wait_until(lambda: agent.status()["spool"]["reports"] >= 3, 30, what="reports to spool")
+        wait_until(
+            lambda: agent.polled_status()["spool"]["reports"] >= 3, 30, what="reports to spool"
+        )
         st = agent.status()
         assert st["last_error"] and "cannot reach" in st["last_error"]
         assert st["spool"]["oldest_at"] is not None
@@ -135,7 +139,9 @@ def test_disk_full_while_acknowledging_loses_and_doubles_nothing(
         agent.start()
         wait_until(lambda: len(stored_reports(collector, server_id)) >= 2, 30, what="reports")
         collector.kill(signal.SIGKILL)
-        wait_until(lambda: agent.status()["spool"]["reports"] >= 3, 30, what="reports to spool")
+        wait_until(
+            lambda: agent.polled_status()["spool"]["reports"] >= 3, 30, what="reports to spool"
+        )
         filler = fill_disk(agent.state_dir)
         spooled = agent.status()["spool"]["oldest_seq"] + agent.status()["spool"]["reports"] - 1
         collector.start()  # the spooled reports go out; acknowledging them hits the full disk

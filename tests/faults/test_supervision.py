@@ -42,7 +42,7 @@ def test_send_loop_that_keeps_failing_is_shown_then_stops_the_process(
     agent, _ = enrolled(collector, make_agent, send_raises="always")
     agent.start()
     wait_until(
-        lambda: agent.status()["tasks"].get("sender", {}).get("state") == "restarting",
+        lambda: agent.polled_status()["tasks"].get("sender", {}).get("state") == "restarting",
         30,
         what="the sender shown restarting",
     )

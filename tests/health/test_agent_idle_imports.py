@@ -31,7 +31,7 @@ def _modules_of_idle_agent(collector: Collector, make_agent, tmp_path: Path, ext
     out = tmp_path / "modules.txt"
     agent.env = {"PYTHONPATH": PROBE, "VIGIL_MODULES_OUT": str(out)}
     agent.start(log_level="warning")
-    wait_until(lambda: agent.status()["last_success_at"], 60, what="a first report")
+    wait_until(lambda: agent.polled_status()["last_success_at"], 60, what="a first report")
     agent.kill(signal.SIGTERM)
     assert agent.proc is not None and agent.proc.returncode == 0
     return set(out.read_text().split())

@@ -14,7 +14,9 @@ def test_no_scheduler_lines_at_info(collector: Collector, make_agent) -> None:
     agent.enroll(collector.url, token)
     agent.start(log_level="info")
     try:
-        wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 4, 30, what="reports")
+        wait_until(
+            lambda: (agent.polled_status().get("last_report_seq") or 0) >= 4, 30, what="reports"
+        )
     finally:
         agent.kill()
     log = agent.log_path.read_text()

@@ -5,6 +5,7 @@ cameras are probed directly, never through it."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +37,8 @@ def camera(tmp_path: Path) -> Iterator[tuple[str, int]]:
 
 def _reports_and_a_probe(agent: Agent) -> None:
     """Wait for two reports sent and one camera probed; the camera answered."""
-    wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 2, 60, what="reports")
-    wait_until(lambda: agent.status()["cameras"].get("list"), 60, what="a camera probe")
+    wait_until(lambda: (agent.polled_status().get("last_report_seq") or 0) >= 2, 60, what="reports")
+    wait_until(lambda: agent.polled_status()["cameras"].get("list"), 60, what="a camera probe")
     assert agent.status()["cameras"]["list"][0]["verdict"] == "ok"
 
 
@@ -76,7 +77,9 @@ def test_an_https_collector_is_reached_through_a_connect_tunnel(
         collector.cli("server", "interval", "--partner", "acme", "1s")
         table, camera_port = camera
         agent = make_agent(extra_config=f'\n[collector]\nproxy = "{proxy.url}"\n\n' + table)
-        server_id = agent.enroll(front.url, token)
+        # As a process: it reads SSL_CERT_FILE when it starts, as an installed agent does.
+        agent.cmd("enroll", "--collector", front.url, "--token", token)
+        server_id = json.loads((agent.state_dir / "identity.json").read_text())["server_id"]
         agent.start()
         _reports_and_a_probe(agent)
         status, server = collector.api(key, f"/api/v1/servers/{server_id}")

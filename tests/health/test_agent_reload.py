@@ -61,10 +61,12 @@ def test_sighup_keeps_spool_and_running_backup(
     agent.start()
     try:
         wait_until(started.exists, 60, what="the backup's pre-command to start")
-        wait_until(lambda: agent.status()["backup"]["running"], 10, what="backup running")
+        wait_until(lambda: agent.polled_status()["backup"]["running"], 10, what="backup running")
         # The collector goes away: reports pile up in the spool.
         collector.stop()
-        wait_until(lambda: agent.status()["spool"]["reports"] >= 2, 30, what="spooled reports")
+        wait_until(
+            lambda: agent.polled_status()["spool"]["reports"] >= 2, 30, what="spooled reports"
+        )
         spooled = agent.status()["spool"]["reports"]
         pid = agent.proc.pid
         agent.config.write_text(
@@ -79,12 +81,12 @@ def test_sighup_keeps_spool_and_running_backup(
         collector.start()
         release.touch()
         wait_until(
-            lambda: not agent.status()["backup"]["running"],
+            lambda: not agent.polled_status()["backup"]["running"],
             90,
             what="the backup to end",
         )
         assert agent.status()["backup"]["last_outcome"] == "ok", agent.status()["backup"]
-        wait_until(lambda: agent.status()["spool"]["reports"] == 0, 60, what="spool drained")
+        wait_until(lambda: agent.polled_status()["spool"]["reports"] == 0, 60, what="spool drained")
         assert agent.status()["spool"]["dropped_total"] == 0
     finally:
         release.touch()
@@ -104,7 +106,9 @@ def test_sighup_with_an_invalid_file_keeps_the_running_configuration(
     agent.enroll(collector.url, token)
     agent.start()
     try:
-        wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 1, 30, what="report")
+        wait_until(
+            lambda: (agent.polled_status().get("last_report_seq") or 0) >= 1, 30, what="report"
+        )
         good = agent.config.read_text()
         agent.config.write_text(good.replace("max_bytes = 1048576", "max_bytes = -5"))
         os.kill(agent.proc.pid, signal.SIGHUP)

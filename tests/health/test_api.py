@@ -97,7 +97,7 @@ def test_revocation_shuts_the_agent_out_at_its_next_request(collector: Collector
     assert status == 403 and body["error"] == "revoked"
     assert collector.api(key, f"/api/v1/servers/{server_id}")[1]["status"] == "revoked"
     agent.start()
-    wait_until(lambda: agent.status()["revoked"], 30, what="agent status to show revocation")
+    wait_until(lambda: agent.polled_status()["revoked"], 30, what="agent status to show revocation")
     assert "revoked" in agent.cmd("status").stdout.lower()
 
 

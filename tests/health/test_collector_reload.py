@@ -41,7 +41,9 @@ def test_sighup_reloads_without_dropping_connections_or_reports(tmp_path: Path, 
         agent = make_agent()
         agent.enroll(collector.url, token)
         agent.start()
-        wait_until(lambda: (agent.status().get("last_report_seq") or 0) >= 2, 30, what="reports")
+        wait_until(
+            lambda: (agent.polled_status().get("last_report_seq") or 0) >= 2, 30, what="reports"
+        )
         conn = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=30)
         assert _metrics(conn, OLD_TOKEN) == 200
         _config(config, NEW_TOKEN, give_up_after=3)
@@ -53,8 +55,8 @@ def test_sighup_reloads_without_dropping_connections_or_reports(tmp_path: Path, 
         assert _metrics(conn, OLD_TOKEN) == 401
         conn.close()
         seq = agent.status()["last_report_seq"]
-        wait_until(lambda: agent.status()["last_report_seq"] >= seq + 2, 30, what="reports")
-        wait_until(lambda: agent.status()["spool"]["reports"] == 0, 30, what="spool drained")
+        wait_until(lambda: agent.polled_status()["last_report_seq"] >= seq + 2, 30, what="reports")
+        wait_until(lambda: agent.polled_status()["spool"]["reports"] == 0, 30, what="spool drained")
         status = agent.status()
         assert status["spool"]["dropped_total"] == 0 and status["last_error"] is None
     finally:

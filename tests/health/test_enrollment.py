@@ -15,7 +15,8 @@ def test_enroll_makes_private_identity_and_registers_server(
 ) -> None:
     key, token = collector.partner("acme")
     agent = make_agent()
-    server_id = agent.enroll(collector.url, token)
+    agent.cmd("enroll", "--collector", collector.url, "--token", token)  # as a process
+    server_id = json.loads((agent.state_dir / "identity.json").read_text())["server_id"]
     assert server_id.startswith("srv_")
     assert stat.S_IMODE(agent.state_dir.stat().st_mode) == 0o700
     for name in ("agent.key", "identity.json"):

@@ -137,12 +137,14 @@ def build(root: Path, env: dict[str, str] | None = None) -> World:
         agent, w.servers[name] = _enroll(c, root, tokens[partner], name, lic)
         w.agents.append(agent)
     for customer in ("Museum", "Bakery"):
-        c.cli("org", "add", customer, "--customer-of", "acme")
-    c.cli("org", "add", VENDOR, "--vendor")
+        c.admin("org", "add", customer, "--customer-of", "acme")
+    c.admin("org", "add", VENDOR, "--vendor")
     for name, partner, customer, role in USERS:
         args = ["user", "add", w.email(name), "--partner", partner, "--role", role]
-        w.passwords[name] = c.last_line(*args, *(["--customer", customer] if customer else []))
-        w.keys[name] = c.last_line(
+        w.passwords[name] = c.admin_last_line(
+            *args, *(["--customer", customer] if customer else [])
+        )
+        w.keys[name] = c.admin_last_line(
             "apikey", "create", "--partner", partner, "--user", w.email(name)
         )
     for name, partner, _lic, cid, _customer in SERVERS:
@@ -158,12 +160,12 @@ def build(root: Path, env: dict[str, str] | None = None) -> World:
         assert status == 201, inc
         w.incidents[name] = inc["id"]
     for partner in ("acme", "rival"):  # a channel, a route and a silence each, for the walk
-        channel = c.last_line(
+        channel = c.admin_last_line(
             "channel", "add", "--partner", partner, "--type", "webhook",
             "--name", f"{partner} desk", "--url", "http://127.0.0.1:9/hook",
         )  # fmt: skip
-        c.cli("route", "add", "--partner", partner, "--channel", channel.split()[0])
-        c.cli("silence", "add", "--partner", partner, "--scope", "customer",
+        c.admin("route", "add", "--partner", partner, "--channel", channel.split()[0])
+        c.admin("silence", "add", "--partner", partner, "--scope", "customer",
               "--value", "Museum", "--duration", "2h")  # fmt: skip
     return w
 
