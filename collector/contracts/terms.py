@@ -286,15 +286,21 @@ def best_contract(
     contracts: Iterable[Contract], day: dt.date
 ) -> tuple[Contract, Term, Coverage] | None:
     """The contract that matters for a server on ``day`` among those covering its
-    licence: active beats grace beats ended; among equals the one that ends last."""
+    licence: active beats grace beats ended; among equals the one that ends last, and of
+    those that end on the same day the smallest id (whatever order they were read in)."""
     best: tuple[int, dt.date, Contract, Term, Coverage] | None = None
     for c in contracts:
         term = evaluate_term(c)
         status = term.status(day)
         end = term.end or dt.date.max
-        key = (_RANK[status], end)
-        if best is None or key[0] < best[0] or (key[0] == best[0] and key[1] > best[1]):
-            best = (key[0], end, c, term, status)
+        rank = _RANK[status]
+        if (
+            best is None
+            or rank < best[0]
+            or (rank == best[0] and end > best[1])
+            or (rank == best[0] and end == best[1] and c.id < best[2].id)
+        ):
+            best = (rank, end, c, term, status)
     if best is None:
         return None
     return best[2], best[3], best[4]

@@ -182,3 +182,24 @@ def _per_server(conn: Any, partner: str | None) -> dict[str, dict[str, Any]]:
     )
     rows = conn.execute(sql).fetchall()
     return {r[0]: per_server_answer(conn, r[2], r[1]) for r in rows if partner in (None, r[2])}
+
+
+def test_equal_contracts_choose_the_same_whatever_the_order_they_are_read_in() -> None:
+    """Two contracts of one licence that rank and end alike (here both not started yet):
+    the one chosen must not depend on the order a query returned them in."""
+    start = dt.date(2027, 1, 1)
+    a, b = (
+        Contract(
+            id=cid,
+            customer="bakery",
+            partner="acme",
+            plan="maintenance-support",
+            licence_ids=("LIC-0",),
+            start=start,
+        )
+        for cid in ("C-10", "C-9")
+    )
+    day = dt.date(2026, 3, 14)
+    first, second = best_contract([a, b], day), best_contract([b, a], day)
+    assert first is not None and second is not None
+    assert first[2] is Coverage.PENDING and first[0].id == second[0].id == "C-10"
