@@ -30,6 +30,7 @@ from collector.health import servers
 from collector.notify import alerts, delivery, events, rules, store, texts
 from collector.notify.alerts import Alert
 from collector.notify.events import FIRING, RESOLVED, severity_rank
+from collector.storage.round_locks import try_round_lock
 
 ROUTE_BATCH = 2000
 """Events routed per write: the writer is shared with ingest."""
@@ -74,8 +75,15 @@ class _Lookups:
         return self._labels[server_id]
 
 
+DISPATCH_ROUND = "notify-dispatch"
+"""Routing and grouping run in one process at a time (each process's round tries)."""
+
+
 def route_events(conn: sqlite3.Connection, now: float, limit: int = ROUTE_BATCH) -> int:
-    """Route up to ``limit`` unrouted events, oldest first; return how many."""
+    """Route up to ``limit`` unrouted events, oldest first; return how many (0 while
+    another process routes or groups: :mod:`collector.storage.round_locks`)."""
+    if not try_round_lock(conn, DISPATCH_ROUND):
+        return 0
     rows = events.unrouted(conn, limit)
     look = _Lookups(conn, now)
     n = 0
@@ -129,7 +137,10 @@ def _decide(a: Alert, route: store.Route, now: float) -> str:
 
 
 def flush(conn: sqlite3.Connection, now: float, base_url: str = "") -> list[int]:
-    """Make the messages that are due; return their ids."""
+    """Make the messages that are due; return their ids (none while another process
+    routes or groups: it makes them)."""
+    if not try_round_lock(conn, DISPATCH_ROUND):
+        return []
     routes = {r.id: r for r in store.list_routes(conn, None)}
     groups: dict[tuple[int, str], list[Alert]] = defaultdict(list)
     for a in alerts.candidates(conn, now):

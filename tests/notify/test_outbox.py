@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from collector.notify import alerts, events
+from collector.notify import alerts, dispatch, events
 from collector.notify.channel_secrets import SecretBox, load_notify_key, new_webhook_secret
-from harness.database import collector_database
+from harness.database import collector_database, collector_sql
 from tests.notify.receivers import WebhookReceiver
 from tests.notify.support import T0, Clock, T, camera, make_db, notifier, webhook_channel
 
@@ -168,3 +168,29 @@ def test_the_prune_drops_old_routed_events_but_the_one_an_alert_points_at(tmp_pa
     left = db.read_sync(lambda c: [r[0] for r in c.execute("SELECT id FROM notify_events")])
     assert sorted(left) == sorted([old_routed[0], unrouted, recent])
     db.close()
+
+
+def test_two_processes_grouping_at_once_make_each_message_once(tmp_path):
+    """Two processes' write transactions make the due messages at the same moment (on
+    PostgreSQL they run at once; on SQLite one after the other): the pending alerts
+    become messages once, in the process that took the round."""
+    db = make_db(tmp_path, servers=5)
+    box = SecretBox(load_notify_key(tmp_path))
+    webhook_channel(db, box, "http://127.0.0.1:9/", new_webhook_secret(), group_wait_s=0)
+    for i in range(5):
+        camera(db, f"s{i}", "a", "ok", "unreachable", T0)
+    assert db.write_sync(lambda c: dispatch.route_events(c, T0 + 1)) == 5
+    db.close()
+    with collector_sql(tmp_path) as one, collector_sql(tmp_path) as two:
+        at_once = getattr(one, "dialect", "") == "postgresql"
+        one.execute("BEGIN")
+        made_one = dispatch.flush(one, T0 + 2)
+        if not at_once:
+            one.execute("COMMIT")
+        two.execute("BEGIN")
+        made_two = dispatch.flush(two, T0 + 2)
+        two.execute("COMMIT")
+        if at_once:
+            one.execute("COMMIT")
+        (stored,) = one.execute("SELECT COUNT(*) FROM notify_messages").fetchone()
+    assert len(made_one) == 5 and made_two == [] and stored == 5
