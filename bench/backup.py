@@ -302,9 +302,10 @@ class RealCollector:
             port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(work / "collector.log", "wb")
-        # A tree above the default 4 GiB limit (a large run) gets room for its backup.
+        # A tree above the default limits (4 GiB a backup, 8 GiB staged) gets room for its backup.
         config = work / "collector.toml"
-        config.write_text(f"[backup]\nmax_size = {max(4 * 2**30, 2 * tree_bytes)}\n")
+        room = max(4 * 2**30, 2 * tree_bytes)
+        config.write_text(f"[backup]\nmax_size = {room}\nstaging_quota = {room}\n")
         self.proc = subprocess.Popen(
             [
                 str(BIN / "vigil-collector"),
