@@ -42,7 +42,7 @@ lint: $(STAMP)
 # every collector folder:
 #   make test-postgres PG_TESTS="tests/health tests/cameras tests/backups tests/contracts \
 #     tests/notify tests/portal tests/security tests/faults"
-PG_TESTS ?= tests/contracts tests/notify tests/security tests/faults \
+PG_TESTS ?= tests/contracts tests/notify tests/security \
 	tests/health/test_api.py tests/health/test_enrollment.py \
 	tests/health/test_migrations.py tests/health/test_postgres_backend.py \
 	tests/health/test_serve_errors.py tests/health/test_health_probes.py \
