@@ -120,11 +120,15 @@ class Agent:
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Future[None]] = set()
         self._load_revocation()
-        self.status: dict[str, Any] = {
+        self.status: dict[str, Any] = self._first_status()
+
+    def _first_status(self) -> dict[str, Any]:
+        """What ``vigil-agent status`` shows before the first report."""
+        return {
             "pid": os.getpid(),
             "started_at": time.time(),
-            "server_id": identity.server_id,
-            "collector": identity.collector_url,
+            "server_id": self.identity.server_id,
+            "collector": self.identity.collector_url,
             "last_success_at": None,
             "last_error": None,
             "last_error_at": None,

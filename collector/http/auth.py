@@ -207,7 +207,9 @@ def _refuse(request: web.Request, status: int, code: str, message: str, who: str
     return ApiError(status, code, message)
 
 
-async def _authenticate_agent(request: web.Request) -> None:
+def _signed_headers(request: web.Request, now: float) -> tuple[str, str, str, str]:
+    """(session id, timestamp, nonce, signature) of an agent request whose timestamp is
+    within the clock skew allowed; else the refusal."""
     h = request.headers
     session_id = h.get(ra.H_SESSION)
     ts = h.get(ra.H_TIMESTAMP)
@@ -224,7 +226,6 @@ async def _authenticate_agent(request: web.Request) -> None:
     if not math.isfinite(ts_f):  # "nan" would pass any skew comparison
         raise _refuse(request, 401, "unauthenticated", f"{ra.H_TIMESTAMP} is not a finite number")
     skew = request.app[CONFIG].max_clock_skew_s
-    now = time.time()
     if abs(now - ts_f) > skew:
         raise _refuse(
             request,
@@ -234,6 +235,12 @@ async def _authenticate_agent(request: web.Request) -> None:
             "fix the server's clock (NTP)",
             who=f"session {session_id[:24]!r}",
         )
+    return session_id, ts, nonce, sig
+
+
+def _open_session(request: web.Request, session_id: str, now: float) -> tuple[Any, bytes, bytes]:
+    """(session, its HMAC key, the server's public key) of a session that is known, open
+    and of a server not revoked; else the refusal."""
     found = request.app[DB].read_now(lambda c: servers.session_with_server(c, session_id))
     if found is None:
         raise _refuse(
@@ -253,6 +260,13 @@ async def _authenticate_agent(request: web.Request) -> None:
         )
     if session.expires_at <= now:
         raise _refuse(request, 401, "session_expired", "session expired: open a new one")
+    return session, key, public_key
+
+
+async def _authenticate_agent(request: web.Request) -> None:
+    now = time.time()
+    session_id, ts, nonce, sig = _signed_headers(request, now)
+    session, key, public_key = _open_session(request, session_id, now)
     chunk = _is_upload_chunk(request)
     body: bytes | bytearray
     try:
