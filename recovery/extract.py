@@ -396,7 +396,10 @@ def _members(
     with tarfile.open(  # type: ignore[call-overload]
         fileobj=stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
     ) as tar:
-        for member in tar:
+        while (member := tar.next()) is not None:
+            # Read once, front to back: keep no TarInfo of the members already read
+            # (tarfile lists them all, which grows with the file count).
+            tar.members.clear()
             name = member.name.rstrip("/") if member.isdir() else member.name
             if manifest is not None:
                 raise ArchiveRefused(f"member after the manifest: {name!r}")
