@@ -23,22 +23,19 @@ class ContractsConfig:
     that starts or ends waits to reach the agent's settings)."""
 
 
-def _seconds(table: dict[str, Any], key: str, default: float, most: int) -> float:
+def _seconds(
+    table: dict[str, Any], key: str, default: float, least: int, most: int, off: bool = False
+) -> float:
+    """``key`` in seconds, ``least`` to ``most`` (or 0 where ``off``)."""
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= most:
-        raise ConfigError("[contracts]", key, f"1 to {most} seconds")
-    return float(value)
-
-
-def _refresh_s(table: dict[str, Any]) -> float:
-    refresh = table.get("report_refresh_s", 60.0)
     if (
-        isinstance(refresh, bool)
-        or not isinstance(refresh, int | float)
-        or not (refresh == 0 or 10 <= refresh <= 3600)
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (least <= value <= most or (off and value == 0))
     ):
-        raise ConfigError("[contracts]", "report_refresh_s", "0 (off) or 10 to 3600 seconds")
-    return float(refresh)
+        span = f"{least} to {most} seconds"
+        raise ConfigError("[contracts]", key, f"0 (off) or {span}" if off else span)
+    return float(value)
 
 
 def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
@@ -47,7 +44,7 @@ def contracts_config(raw: dict[str, Any]) -> ContractsConfig:
     if not isinstance(table, dict):
         raise ConfigError("[contracts]", "contracts", "a table")
     return ContractsConfig(
-        check_interval_s=_seconds(table, "check_interval_s", CHECK_INTERVAL_S, 86400),
-        report_refresh_s=_refresh_s(table),
-        entitlement_cache_s=_seconds(table, "entitlement_cache_s", ENTITLEMENT_CACHE_S, 3600),
+        check_interval_s=_seconds(table, "check_interval_s", CHECK_INTERVAL_S, 1, 86400),
+        report_refresh_s=_seconds(table, "report_refresh_s", 60.0, 10, 3600, off=True),
+        entitlement_cache_s=_seconds(table, "entitlement_cache_s", ENTITLEMENT_CACHE_S, 1, 3600),
     )

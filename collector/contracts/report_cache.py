@@ -212,11 +212,9 @@ class ReportCache:
         :data:`WARM_AT_START` partners with the most servers, to be kept warm as if read."""
         year, month = last_month(now, PAGE_TZ)
         counts = servers.active_counts_by_partner(conn)
-        named = partners.names_by_id(conn)
-        largest = sorted(
-            (pid for pid in counts if pid in named and pid in _customer_ids(conn)),
-            key=lambda pid: -counts[pid],
-        )[:WARM_AT_START]
+        named = {p.id: p.name for p in partners.customer_partners(conn)}
+        largest = sorted((pid for pid in counts if pid in named), key=lambda pid: -counts[pid])
+        largest = largest[:WARM_AT_START]
         before = self.refreshed
         for whose in [None, *(named[pid] for pid in largest)]:
             self.report(conn, year, month, "customer", whose, PAGE_TZ, now, read=False)
@@ -228,10 +226,6 @@ class ReportCache:
         with self._lock:
             self._entries.clear()
             self._read_at.clear()
-
-
-def _customer_ids(conn: Any) -> set[int]:
-    return {p.id for p in partners.customer_partners(conn)}
 
 
 def last_month(now: float, tz: str) -> tuple[int, int]:

@@ -21,29 +21,23 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from collector.key_files import KeyFileError, load_key_file
+from collector.key_files import load_key_file
 
 _NONCE = 12
 KEY_FILE = "session.key"
 """The sealing key's file in the data directory when ``[http] session_key_file`` is unset."""
 
 
-class SessionKeyError(KeyFileError):
-    """The sealing key cannot be read or made: says which file and what to do."""
-
-
 def load_key(data_dir: Path, configured: Path | None = None) -> bytes:
     """The installation's sealing key: ``configured`` (which must exist), else
-    ``data_dir/session.key`` (made at first start)."""
-    try:
-        return load_key_file(
-            configured if configured is not None else data_dir / KEY_FILE,
-            make=configured is None,
-            setting="[http] session_key_file",
-            what="session key",
-        )
-    except KeyFileError as exc:
-        raise SessionKeyError(str(exc)) from None
+    ``data_dir/session.key`` (made at first start). Raises
+    :class:`~collector.key_files.KeyFileError` naming the file and what to do."""
+    return load_key_file(
+        configured if configured is not None else data_dir / KEY_FILE,
+        make=configured is None,
+        setting="[http] session_key_file",
+        what="session key",
+    )
 
 
 class SessionSealer:

@@ -59,6 +59,8 @@ def test_bad_backup_settings_are_refused(table: dict) -> None:
         ('[contracts]\ncheck_interval_s = "5m"\n', "contracts.check_interval_s"),
         ("[contracts]\nentitlement_cache_s = 0\n", "contracts.entitlement_cache_s"),
         ("[contracts]\nentitlement_cache_s = 7200\n", "contracts.entitlement_cache_s"),
+        ("[contracts]\nreport_refresh_s = 5\n", "contracts.report_refresh_s"),
+        ("[contracts]\nreport_refresh_s = true\n", "contracts.report_refresh_s"),
         ("contracts = 3\n", "contracts"),
         ('[backup]\nupload_ttl = "10s"\n', "backup.upload_ttl"),
         ('[backup]\nchunk_size = "1KiB"\n', "backup.chunk_size"),
@@ -80,13 +82,16 @@ def test_feature_sections_are_checked_when_the_file_is_loaded(
 def test_feature_sections_are_typed_on_the_configuration(tmp_path: Path) -> None:
     cfg = tmp_path / "collector.toml"
     cfg.write_text(
-        '[contracts]\ncheck_interval_s = 60\nentitlement_cache_s = 5\n[backup]\nupload_ttl = "2h"\n'
+        "[contracts]\ncheck_interval_s = 60\nentitlement_cache_s = 5\nreport_refresh_s = 0\n"
+        '[backup]\nupload_ttl = "2h"\n'
     )
     loaded = load_config(cfg, tmp_path)
     assert loaded.contracts.check_interval_s == 60.0
     assert loaded.contracts.entitlement_cache_s == 5.0
+    assert loaded.contracts.report_refresh_s == 0.0  # off
     assert loaded.backup.limits.upload_ttl_s == 7200.0
     defaults = load_config(None, tmp_path)
     assert defaults.contracts.check_interval_s == 300.0
     assert defaults.contracts.entitlement_cache_s == 60.0
+    assert defaults.contracts.report_refresh_s == 60.0
     assert defaults.backup == backup_config({})
