@@ -21,7 +21,8 @@ from harness.net import http, http_no_redirect, set_cookies
 from harness.processes import Agent, Collector
 from harness.signed import batch, post_signed, report, session_for
 
-TODAY = time.strftime("%Y-%m-%d")
+START = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
+"""The contracts' start: two days back, so that they cover the reports' history at any hour."""
 HEADER = "contract_id,customer,partner,plan,licence_ids,start,installed_on\n"
 
 
@@ -92,8 +93,11 @@ def _enroll(c: Collector, root: Path, token: str, name: str, licence: str) -> tu
     session = session_for(agent.state_dir, c.url)
     host = {"hostname": name, "cpu_percent": 3.5}
     now = time.time()
-    for seq in range(1, 9):  # two days of history, the video volume filling up 160 B a day
-        used, at = 400 + 40 * seq, now - (8 - seq) * 6 * 3600
+    # Two days of history, a report every 3 hours, the video volume filling up 160 B a day:
+    # forecast full within 48 h from the 14th report on (exactly 48 h there), so the volume
+    # incident opens 6 or 3 hours back, never by a rounding at the last report.
+    for seq in range(1, 17):
+        used, at = 400 + 20 * seq, now - (16 - seq) * 3 * 3600
         volumes = [
             {
                 "mountpoint": "/video",
@@ -125,7 +129,7 @@ def build(root: Path, env: dict[str, str] | None = None) -> World:
     for partner in ("acme", "rival"):  # an import replaces the partner's contracts: one file
         rows = [
             f"{cid},{customer},{partner},{PLANS.get(cid, 'maintenance-support')},{lic},"
-            f"{TODAY},{TODAY}\n"
+            f"{START},{START}\n"
             for _name, p, lic, cid, customer in SERVERS
             if p == partner and cid is not None
         ]
