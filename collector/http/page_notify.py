@@ -303,7 +303,7 @@ async def silence_server(request: web.Request) -> web.Response:
         request, lambda c: store.add_silence(c, pid, "server", row.id, now, end, reason, now)
     )
     back = _field(form, "back", 120)
-    back = back if _BACK.match(back) else f"/servers/{row.id}"
+    back = back if _BACK.match(back) else paths.SERVER_PAGE.format(server_id=row.id)
     raise web.HTTPSeeOther(f"{back}?done=silence+{made['id']}+created")
 
 

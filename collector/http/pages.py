@@ -20,6 +20,7 @@ import asyncio
 import hmac
 import secrets
 import time
+import urllib.parse
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -65,6 +66,14 @@ _env = jinja2.Environment(
 )
 
 
+def page_path(route: str, /, **parts: object) -> str:
+    """The path of ``route`` (the name of a constant of :mod:`collector.http.paths`) with its
+    ``{part}``s filled in and quoted: the templates spell no path of their own."""
+    pattern: str = getattr(paths, route)
+    return pattern.format(**{k: urllib.parse.quote(str(v), safe="") for k, v in parts.items()})
+
+
+_env.globals["path"] = page_path
 _env.filters["size"] = lambda n: size_text(n)
 _env.filters["day"] = lambda t: date_text(t)
 _env.filters["when"] = lambda t: (

@@ -27,6 +27,7 @@ from typing import Any
 
 from collector.accounts import partners
 from collector.health import servers
+from collector.http import paths
 from collector.notify import alerts, delivery, events, rules, store, texts
 from collector.notify.alerts import Alert
 from collector.notify.events import FIRING, RESOLVED, severity_rank
@@ -262,7 +263,8 @@ def _event_json(
     hostname = None if r[5] is None else servers.hostname_of(conn, r[5])
     details = json.loads(r[7])
     since = details.pop("since", None)
-    link = f"{base_url.rstrip('/')}/servers/{r[5]}" if base_url and r[5] else None
+    page = paths.SERVER_PAGE.format(server_id=r[5])
+    link = f"{base_url.rstrip('/')}{page}" if base_url and r[5] else None
     return {
         "id": f"evt_{r[0]}",
         "type": r[1],
