@@ -70,6 +70,12 @@ def name_of(conn: sqlite3.Connection, partner_id: int) -> str | None:
     return None if row is None else row[0]
 
 
+def is_vendor(conn: sqlite3.Connection, partner_id: int) -> bool:
+    """Is partner ``partner_id`` the vendor organisation (which has no customers)?"""
+    row = conn.execute("SELECT vendor FROM partners WHERE id = ?", (partner_id,)).fetchone()
+    return row is not None and bool(row[0])
+
+
 def customer_partners(conn: sqlite3.Connection) -> list[Partner]:
     """Every partner but the vendor organisation(s): whose fleets the vendor sees."""
     return [

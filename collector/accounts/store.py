@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from collector.accounts import partners
 from collector.accounts.credentials import APIKEY_PREFIX, PAGE_SESSION_PREFIX, csrf_for, digest
 from collector.contracts import repository as contracts_repo
 from collector.health import servers
@@ -95,8 +96,7 @@ def add_customer(conn: sqlite3.Connection, partner_id: int, name: str) -> int:
     name = name.strip()
     if not name or len(name) > 200:
         raise AccountError("a customer needs a name of 1 to 200 characters")
-    owner = conn.execute("SELECT vendor FROM partners WHERE id = ?", (partner_id,)).fetchone()
-    if owner is not None and owner["vendor"]:
+    if partners.is_vendor(conn, partner_id):
         raise AccountError(
             "the vendor organisation has no customers: add the customer to its partner"
         )
