@@ -432,7 +432,8 @@ def csv_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
 
 
 def _list_seps_for(text: str) -> str:
-    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    lines = text.lstrip("\ufeff").splitlines()  # a byte order mark alone is no line
+    first = lines[0] if lines else ""
     return "|" if _sniff_delimiter(first) == ";" else "|;"
 
 

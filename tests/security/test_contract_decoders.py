@@ -11,7 +11,7 @@ import math
 import string
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from collector.contracts.codec import contract_from_dict, contract_to_dict
@@ -82,6 +82,8 @@ def decode(text: str, fmt: str) -> None:
 
 @SETTINGS
 @given(st.text(max_size=2000), st.sampled_from(["csv", "toml"]))
+@example("\ufeff", "csv")  # a byte order mark alone: once an IndexError, a 500
+@example("\ufeff\n\ufeff", "csv")
 def test_random_text_is_contracts_or_a_clean_error(text: str, fmt: str) -> None:
     decode(text, fmt)
     detect_format("upload", text)
