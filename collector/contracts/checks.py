@@ -123,13 +123,15 @@ def check_server(
     releases: Releases | None = None,
     settings: CheckSettings = DEFAULT_SETTINGS,
     entitlements_only: bool = False,
+    partner_has_contracts: bool = True,
 ) -> list[Finding]:
     """All findings for one server at instant ``now`` given the contracts covering its
     licence (any order; the best one on that day counts). ``entitlements_only``: skip the
     checks that find no entitlement (coverage dates, backups, silence), as the monthly
-    report counts only those."""
+    report counts only those. ``partner_has_contracts``: False when the server's partner
+    has none on record, so the contract engine entitles its servers to everything."""
     if not contracts:
-        return _uncovered(server)
+        return _uncovered(server, partner_has_contracts)
     if server.installed_on is not None:
         contracts = [
             dataclasses.replace(c, installed_on=server.installed_on)
@@ -171,8 +173,15 @@ def check_server(
     return findings
 
 
-def _uncovered(server: ServerFacts) -> list[Finding]:
-    """A server no contract covers: that, and its backups if it makes them."""
+def _uncovered(server: ServerFacts, partner_has_contracts: bool = True) -> list[Finding]:
+    """A server no contract covers: that, and its backups if it makes them (refused, unless
+    its partner has no contract on record at all: then nothing is refused)."""
+    message = (
+        "no contract covers this server's licence"
+        if partner_has_contracts
+        else "no contract is on record for this partner: import the maintenance contracts "
+        "to check this server's coverage (until then nothing is refused)"
+    )
     out = [
         Finding(
             "no_contract",
@@ -180,11 +189,11 @@ def _uncovered(server: ServerFacts) -> list[Finding]:
             server.server_id,
             None,
             "contract: coverage",
-            "no contract covers this server's licence",
+            message,
             {"licence_id": server.licence_id},
         )
     ]
-    if server.uses_backup:
+    if server.uses_backup and partner_has_contracts:
         out.append(_not_entitled(server, None, None, "online_backup"))
     return out
 
@@ -760,6 +769,7 @@ def _evaluate(
                 releases=releases,
                 settings=settings,
                 entitlements_only=entitlements_only,
+                partner_has_contracts=bool(contract_list),
             )
         )
     if cases:

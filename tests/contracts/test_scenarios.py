@@ -338,3 +338,21 @@ def test_premium_life() -> None:
         backups=every("2026-03-11T00:00+00:00", "2026-07-02T12:00:01+00:00", 6),
     )
     assert kinds(check_server(busy, [renewed], ts("2026-07-02T12:00+00:00"))) == set()
+
+
+def test_a_partner_without_any_contract_is_told_to_import_them_and_nothing_is_refused() -> None:
+    # The contract engine is not in use for a partner with no contract on record: its
+    # servers are entitled to everything (their uploads are accepted), so the check says
+    # what is missing and refuses nothing; once the partner has contracts, an uncovered
+    # server's backups are refused and said so.
+    now = ts("2026-06-01T12:00:00+02:00")
+    server = ServerFacts("s1", "L1", uses_monitoring=True, uses_backup=True)
+    alone = evaluate([server], [], now)
+    assert kinds(alone) == {"no_contract"}
+    assert "nothing is refused" in by_kind(alone, "no_contract").message
+    other = Contract(
+        id="C-2", customer="Depot", partner="p1", plan="maintenance-support", licence_ids=("L2",)
+    )
+    among = evaluate([server], [other], now)
+    assert kinds(among) == {"no_contract", "online_backup_not_entitled"}
+    assert "uploads are refused" in by_kind(among, "online_backup_not_entitled").message
