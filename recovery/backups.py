@@ -192,9 +192,11 @@ def check_backup(
     dest: Path | None = None,
     progress: Progress | None = None,
     keep_small: int = 0,
+    keep_entries: bool = False,
     skip_unsafe_links: bool = False,
 ) -> Checked:
-    """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
+    """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts.
+    ``keep_entries`` keeps the manifest's entries in the result (``diff`` compares them)."""
     backups = api.backups(server)
     record = select(backups, spec)
     keys = pinned_keys(api, server, known, notice)
@@ -218,6 +220,7 @@ def check_backup(
             total_size=full.ciphertext_size,
             max_plaintext=full.plaintext_size,
             keep_small=keep_small,
+            keep_entries=keep_entries,
             skip_unsafe_links=skip_unsafe_links,
         )
     except ArchiveRefused as exc:

@@ -224,8 +224,8 @@ def _summary(checked: Checked) -> dict[str, Any]:
         "kind": h.kind,
         "created_at": h.created_at,
         "archive_backup_id": checked.full_id,
-        "files": len([e for e in m.entries if e.type == "file"]),
-        "entries": len(m.entries),
+        "files": checked.result.files,
+        "entries": checked.result.entries,
         "plaintext_size": checked.result.plaintext_size,
         "ciphertext_size": checked.result.ciphertext_size,
         "ciphertext_sha256": checked.result.ciphertext_sha256,
@@ -284,10 +284,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
     ids = _identities(args.identity)
     known = _known(args)
     a = check_backup(
-        api, args.server, args.a, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+        api,
+        args.server,
+        args.a,
+        ids,
+        known=known,
+        notice=_notice,
+        keep_small=SMALL_TEXT,
+        keep_entries=True,
     )
     b = check_backup(
-        api, args.server, args.b, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+        api,
+        args.server,
+        args.b,
+        ids,
+        known=known,
+        notice=_notice,
+        keep_small=SMALL_TEXT,
+        keep_entries=True,
     )
     d = diff(a, b)
     lines = [f"diff {d['a']} -> {d['b']}"]

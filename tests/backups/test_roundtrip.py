@@ -22,10 +22,14 @@ def test_round_trip_exact(tree: Path, tmp_path: Path, threads: int) -> None:
     dest = tmp_path / "restored"
     dest.mkdir()
     read = read_archive(
-        io.BytesIO(blob), read_identities(secret), recipients=[recipient], dest=dest
+        io.BytesIO(blob),
+        read_identities(secret),
+        recipients=[recipient],
+        dest=dest,
+        keep_entries=True,
     )
     assert read.manifest.content_digest == result.content_digest
-    assert result.files == len(read.manifest.entries)
+    assert result.files == len(read.manifest.entries) == read.entries
     paths = [e.path for e in read.manifest.entries]
     assert paths == sorted(paths, key=lambda p: p.replace("/", "\x00"))  # archive order
     assert read.ciphertext_sha256 == result.sha256
