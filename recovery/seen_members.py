@@ -36,6 +36,9 @@ _blake = hashlib.blake2b
 _KEY = 16
 RECORD = _KEY + 1 + _KEY + _KEY
 """Bytes kept per member: name digest, type, metadata digest, content digest."""
+PAGE = 16384
+"""Records per page: pages are never copied to grow (a growing ``bytearray`` is, briefly
+twice its size)."""
 
 
 class SeenMembers:
@@ -44,14 +47,15 @@ class SeenMembers:
 
     def __init__(self) -> None:
         self._key = os.urandom(16)
-        self._records = bytearray()
+        self._pages: list[bytearray] = []
+        self._count = 0
         self._last_order: str | None = None
         self._last_type = 0
         self._index: dict[bytes, int] | None = None
         """Name digest -> type, once a member came out of archive order."""
 
     def __len__(self) -> int:
-        return len(self._records) // RECORD
+        return self._count
 
     def digest(self, text: str) -> bytes:
         return _blake(self._key + text.encode("utf-8", "surrogatepass"), digest_size=_KEY).digest()
@@ -81,8 +85,10 @@ class SeenMembers:
                 raise ArchiveRefused(f"refused member below a {_NAMES[parent]}: {name!r}")
 
     def _build_index(self) -> None:
-        rec = self._records
-        self._index = {bytes(rec[i : i + _KEY]): rec[i + _KEY] for i in range(0, len(rec), RECORD)}
+        self._index = {}
+        for i in range(self._count):
+            record = self.at(i)
+            self._index[record[:_KEY]] = record[_KEY]
 
     def add(
         self,
@@ -97,7 +103,11 @@ class SeenMembers:
     ) -> None:
         """Remember a member that passed ``check``."""
         record = self.record(name, type, mode, uid, gid, size, sha256, target)
-        self._records += record
+        if self._count % PAGE == 0:
+            self._pages.append(bytearray(PAGE * RECORD))
+        offset = self._count % PAGE * RECORD
+        self._pages[-1][offset : offset + RECORD] = record
+        self._count += 1
         self._last_type = record[_KEY]
         if self._index is not None:
             self._index[record[:_KEY]] = record[_KEY]
@@ -135,7 +145,9 @@ class SeenMembers:
         return ManifestMatch(self)
 
     def at(self, index: int) -> bytes:
-        return bytes(self._records[index * RECORD : (index + 1) * RECORD])
+        """The record of the ``index``-th member read."""
+        offset = index % PAGE * RECORD
+        return bytes(self._pages[index // PAGE][offset : offset + RECORD])
 
 
 class ManifestMatch:
