@@ -44,6 +44,11 @@ MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
 POOLED_FILE = 1 << 20
 """Files up to this size are read whole and written by ``FileWriters``' threads."""
+THREADS = 2
+"""Threads reading an archive by default (``vigil-backup --threads``): download, ciphertext
+hash, decryption and decompression on one; tar parsing, checks and file hashes on the
+other. A third (download and ciphertext hash apart) gained nothing on the bench's busy
+2-core machine (``docs/benchmarks.md``) and costs 8 MiB more; it is there for idle cores."""
 MAX_EXTENDED_HEADER = 1 << 20
 """Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
 writer's are a few hundred bytes: a name, a link target, sizes)."""
@@ -286,32 +291,100 @@ class _ReadAhead:
                 pass
 
 
+class _Inline:
+    """The plaintext in blocks read on the caller's thread (``threads=1``)."""
+
+    def __init__(self, src: object) -> None:
+        self._src = src
+
+    def block(self) -> bytes:
+        return self._src.read(_ReadAhead.BLOCK)  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+class _Prefetch:
+    """The stored object downloaded and its SHA-256 taken on a thread of its own, ahead of
+    decryption and decompression (the read-ahead's thread) and of the tar parsing (the
+    caller's): three threads where restic's check uses two. At most ``_ReadAhead.BLOCKS``
+    blocks of ciphertext wait. ``read``/``readline`` as ``AgeReader`` asks; ``finish``
+    once the age payload has ended: the object must end there too, and then every byte of
+    it has been hashed."""
+
+    def __init__(self, src: HashingReader) -> None:
+        self._ahead = _ReadAhead(src)
+        self._buf = b""
+        self._pos = 0
+
+    def _next(self) -> bool:
+        """A block at hand (False: the object has ended)."""
+        if self._pos == len(self._buf):
+            self._buf, self._pos = self._ahead.block(), 0
+        return bool(self._buf)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = 1 << 62
+        parts = []
+        while n > 0 and self._next():
+            take = self._buf[self._pos : self._pos + n]
+            self._pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readline(self, limit: int = -1) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while (limit < 0 or got < limit) and self._next():
+            end = self._buf.find(b"\n", self._pos)
+            stop = len(self._buf) if end < 0 else end + 1
+            if limit >= 0:
+                stop = min(stop, self._pos + limit - got)
+            parts.append(self._buf[self._pos : stop])
+            got += stop - self._pos
+            self._pos = stop
+            if parts[-1].endswith(b"\n"):
+                break
+        return b"".join(parts)
+
+    def finish(self) -> None:
+        if self.read(1):
+            raise AgeError("data after the end of the age payload")
+
+    def close(self) -> None:
+        self._ahead.close()
+
+
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
 
 
 class _Counting:
-    """Reads ``hashed``, reporting ``progress`` every 4 MiB."""
+    """Reads ``src``, reporting ``progress`` (the bytes ``hashed`` has taken) every 4 MiB."""
 
     def __init__(
         self,
+        src: HashingReader | _Prefetch,
         hashed: HashingReader,
         progress: Callable[[str, int, int], None] | None,
         total_size: int,
     ) -> None:
-        self.hashed, self.progress, self.total_size = hashed, progress, total_size
+        self.src, self.hashed = src, hashed
+        self.progress, self.total_size = progress, total_size
         self.last_report = 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self.hashed.read(n)
+        data = self.src.read(n)
         if self.progress and self.hashed.size - self.last_report >= (4 << 20):
             self.last_report = self.hashed.size
             self.progress("bytes", self.hashed.size, self.total_size)
         return data
 
     def readline(self, limit: int = -1) -> bytes:
-        return self.hashed.readline(limit)
+        return self.src.readline(limit)
 
 
 def _set_time(dest: Path, e: ManifestEntry) -> None:
@@ -339,6 +412,7 @@ def read_archive(
     keep_small: int = 0,
     keep_entries: bool = False,
     skip_unsafe_links: bool = False,
+    threads: int = THREADS,
 ) -> ReadResult:
     """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
     directory) when given. ``recipients`` are the signed header's (they are part of the
@@ -351,15 +425,20 @@ def read_archive(
     ``keep_entries``: ``ReadResult.manifest.entries`` holds every entry (for ``diff``);
     otherwise it is empty, and memory stays flat whatever the number of files.
 
+    ``threads``: 3 downloads and hashes the ciphertext on a thread of its own; 2 does that
+    on the thread that decrypts and decompresses; 1 reads everything on the caller's.
+
     ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
     written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
     fails, e.g. a full disk, is one too)."""
     hashed = HashingReader(src)
+    fetched = _Prefetch(hashed) if threads >= 3 else None
     try:
-        age = AgeReader(_Counting(hashed, progress, total_size), identities)  # type: ignore[arg-type]
+        counted = _Counting(fetched or hashed, hashed, progress, total_size)
+        age = AgeReader(counted, identities)  # type: ignore[arg-type]
         # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
-        ahead = _ReadAhead(zr)
+        ahead = _ReadAhead(zr) if threads >= 2 else _Inline(zr)
         try:
             stream = _Plaintext(ahead, max_plaintext)
             walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
@@ -368,6 +447,8 @@ def read_archive(
         finally:
             ahead.close()
         _drain(age)
+        if fetched is not None:
+            fetched.finish()
     except AgeError as exc:
         raise ArchiveRefused(str(exc)) from None
     except zstandard.ZstdError as exc:
@@ -376,6 +457,9 @@ def read_archive(
         raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
     except OSError as exc:
         raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
+    finally:
+        if fetched is not None:
+            fetched.close()
     if progress:
         progress("bytes", hashed.size, total_size)
     return ReadResult(
