@@ -496,9 +496,10 @@ class _Walk:
         self.seen = SeenMembers()
         self.texts: dict[str, bytes] = {}
         self.skipped: list[str] = []
-        self.dirs: list[tuple[Path, int, int, int]] = []
+        self.dirs: list[tuple[str, int, int, int]] = []
         """Directories made: path, uid, gid, mode (set after their contents are written)."""
-        self.made: set[Path] = set()  # directories known to exist: one mkdir each
+        self.made: set[str] = set()  # directories known to exist: one mkdir each
+        self.root = None if dest is None else os.fspath(dest)
         self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
         self.writers = FileWriters() if dest is not None else None
         self.manifest: Manifest | None = None
@@ -536,7 +537,7 @@ class _Walk:
             return
         parts = _checked_parts(name, self.seen)
         mode, uid, gid = member.mode & 0o7777, member.uid, member.gid
-        path = _prepared_path(self.dest, parts, member, self.made)
+        path = _prepared_path(self.root, parts, member, self.made)
         if member.isreg():
             owner = (uid, gid) if self.as_root else None
             sha256, data = _take_file(
@@ -548,7 +549,7 @@ class _Walk:
             self.seen.add(name, "file", mode, uid, gid, member.size, sha256)
         elif member.isdir():
             if path is not None:
-                path.mkdir(mode=0o700, exist_ok=True)
+                _make_dir(path)
                 self.made.add(path)
                 self.dirs.append((path, uid, gid, mode))
             self.seen.add(name, "dir", mode, uid, gid)
@@ -625,25 +626,38 @@ def _checked_parts(name: str, seen: SeenMembers) -> list[str]:
 
 
 def _prepared_path(
-    dest: Path | None, parts: list[str], member: tarfile.TarInfo, made: set[Path]
-) -> Path | None:
-    """Where the member goes below ``dest`` (None: checking only), its parent made."""
-    if dest is None:
+    root: str | None, parts: list[str], member: tarfile.TarInfo, made: set[str]
+) -> str | None:
+    """Where the member goes below ``root`` (None: checking only), its parent made. Paths
+    are strings: ``pathlib`` cost more than the rest of a small file's handling."""
+    if root is None:
         return None
-    path = dest.joinpath(*parts)
-    if path.parent not in made:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        made.update(path.parents[: len(parts) - 1])  # every directory mkdir may have made
+    path = os.path.join(root, *parts)
+    parent = os.path.dirname(path)
+    if parent not in made:
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        for _ in range(len(parts) - 1):  # every directory makedirs may have made
+            made.add(parent)
+            parent = os.path.dirname(parent)
     if not member.isdir() and path in made:
-        # made as the parent of an earlier member: tar order says otherwise. ``dest`` was
+        # made as the parent of an earlier member: tar order says otherwise. ``root`` was
         # empty, so ``made`` holds every directory below it (no ``lstat`` per member);
         # anything else in the way makes the exclusive create fail.
         raise ArchiveRefused(f"refused {member.name!r}: a directory of that name exists")
     return path
 
 
+def _make_dir(path: str) -> None:
+    """``mkdir`` (private until its mode is set); an existing directory will do."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
 def _restore_symlink(
-    member: tarfile.TarInfo, path: Path | None, skip_unsafe_links: bool, as_root: bool
+    member: tarfile.TarInfo, path: str | None, skip_unsafe_links: bool, as_root: bool
 ) -> bool:
     """Check (and at ``path``, make) a symlink; False when it is unsafe and skipped."""
     name = member.name
@@ -675,7 +689,7 @@ def _contents(stream: _Plaintext, member: tarfile.TarInfo) -> bytes:
 def _take_file(
     stream: _Plaintext,
     member: tarfile.TarInfo,
-    path: Path | None,
+    path: str | None,
     keep_small: int,
     writers: FileWriters | None,
     owner: tuple[int, int] | None,

@@ -31,7 +31,7 @@ class FileWriters:
     workers, written or not."""
 
     def __init__(self, workers: int = WORKERS, max_bytes: int = MAX_BYTES) -> None:
-        self._jobs: collections.deque[tuple[Path, bytes, int, tuple[int, int] | None]] = (
+        self._jobs: collections.deque[tuple[str | Path, bytes, int, tuple[int, int] | None]] = (
             collections.deque()
         )
         lock = threading.Lock()
@@ -52,7 +52,9 @@ class FileWriters:
         for t in self._threads:
             t.start()
 
-    def write(self, path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    def write(
+        self, path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None
+    ) -> None:
         """Create ``path`` (it must not exist) holding ``data``, with ``mode`` and, when
         given, ``owner`` (uid, gid). Waits while ``max_bytes`` are queued."""
         with self._room:
@@ -131,7 +133,7 @@ def process_umask() -> int | None:
 _UMASK = process_umask()
 
 
-def write_file(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+def write_file(path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
     """Create ``path`` exclusively (never through a symlink) with ``data``, then its owner
     and mode on the open file. The mode is given at creation when the umask leaves it whole
     and no ``fchown`` follows (which clears setuid/setgid): one system call less a file.
