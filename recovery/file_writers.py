@@ -136,9 +136,9 @@ _UMASK = process_umask()
 def write_file(path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
     """Create ``path`` exclusively (never through a symlink) with ``data``, then its owner
     and mode on the open file. The mode is given at creation when the umask leaves it whole
-    and no ``fchown`` follows (which clears setuid/setgid): one system call less a file.
+    and it has no setuid/setgid bit (which ``fchown`` clears): one system call less a file.
     The restore's directory is private (0700) until it is renamed into place."""
-    at_create = _UMASK is not None and owner is None and not mode & _UMASK
+    at_create = _UMASK is not None and not mode & _UMASK and not (owner and mode & 0o6000)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     fd = os.open(path, flags, mode if at_create else 0o600)
     try:
