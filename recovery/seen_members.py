@@ -1,13 +1,14 @@
 """What a restore remembers of the members it has read, until the manifest arrives.
 
 The manifest is the archive's last member (``docs/backup-format.md`` says why), so every
-member read before it must be remembered to be checked against it. Kept as Python objects
-(a name, a record with its SHA-256 in hex) that costs about 1 KiB a member: 200 MiB for
-200,000 files. Here each member is one fixed record of 49 bytes in a ``bytearray``: a keyed
-BLAKE2b digest (128 bits) of its name, its type, and digests of its metadata (mode, owner)
-and of its content (size and SHA-256, or link target). The digests are taken over a random
-prefix chosen per reader (unknown to whoever made the archive, so no archive can be made
-whose names or contents collide); about 0.4 µs each.
+member read before it must be remembered to be checked against it. As Python objects (a
+name, a record with its SHA-256 in hex) that cost about 460 bytes a member, and the
+manifest decoded whole as much again (``docs/benchmarks.md``). Here each member is one
+fixed record of 49 bytes in pages of ``bytearray``: a BLAKE2b digest (128 bits) of its
+name, its type, and digests of its metadata (mode, owner) and of its content (size and
+SHA-256, or link target). The digests are taken over a random prefix chosen per reader
+(unknown to whoever made the archive, so no archive can be made whose names or contents
+collide); about 0.4 µs each.
 
 While members come in archive order (the writer's: parents first, then by path components,
 ``name.replace("/", "\\0")``), a duplicate cannot occur and the only member that can be a
