@@ -9,9 +9,10 @@ sequence cannot occur inside a JSON string (a string holds no bare ``"``) nor an
 else in a version 1 manifest, whose entries hold no nested objects; every piece is then
 decoded and validated as one ``ManifestEntry``.
 
-A manifest laid out otherwise (another writer's key order, whitespace) that gives no
-piece to cut is decoded whole, as before: any valid version 1 manifest is read. Memory
-is one read block and one entry.
+A manifest laid out otherwise is decoded whole, as before: one whose other fields do not
+all come before ``entries``, or whose entries give no piece to cut (another writer's key
+order, whitespace). Any valid version 1 manifest is read. Memory is two read blocks and
+one entry.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _CUT = b'},{"path":'
 HEAD_LIMIT = 64 * 1024
 """The head (version, times, server, digest) is a few hundred bytes."""
 _entry = msgspec.json.Decoder(ManifestEntry)
+_HEAD_FIELDS = set(Manifest.__struct_fields__)
 
 
 class StreamedManifest:
@@ -51,10 +53,14 @@ class StreamedManifest:
         if found >= 0:
             end = found + len(_ENTRIES)
             try:
-                self.head = decode_manifest(buf[:end] + b"]}")
-                self._head_bytes, self._rest = buf[:end], buf[end:]
-                return
-            except AgeError:
+                head = buf[:end] + b"]}"
+                # every other field before the entries, as the writer puts them: then
+                # nothing but "]}" may follow them (another layout is decoded whole)
+                if set(msgspec.json.decode(head)) >= _HEAD_FIELDS:
+                    self.head = decode_manifest(head)
+                    self._head_bytes, self._rest = buf[:end], buf[end:]
+                    return
+            except (AgeError, msgspec.MsgspecError, TypeError):
                 pass  # decoded whole below, which says what is wrong
         self._whole = self._decode_whole(buf)
         self.head = msgspec.structs.replace(self._whole, entries=[])
