@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from protocol import backup_envelope
 from protocol.backup_archive import ManifestEntry
 from recovery.api import PartnerApi
-from recovery.extract import ArchiveRefused, ReadResult, read_archive
+from recovery.extract import THREADS, ArchiveRefused, ReadResult, read_archive
 from recovery.known_servers import KnownServers
 
 SMALL_TEXT = 64 * 1024
@@ -192,9 +192,12 @@ def check_backup(
     dest: Path | None = None,
     progress: Progress | None = None,
     keep_small: int = 0,
+    keep_entries: bool = False,
     skip_unsafe_links: bool = False,
+    threads: int = THREADS,
 ) -> Checked:
-    """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts."""
+    """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts.
+    ``keep_entries`` keeps the manifest's entries in the result (``diff`` compares them)."""
     backups = api.backups(server)
     record = select(backups, spec)
     keys = pinned_keys(api, server, known, notice)
@@ -218,7 +221,9 @@ def check_backup(
             total_size=full.ciphertext_size,
             max_plaintext=full.plaintext_size,
             keep_small=keep_small,
+            keep_entries=keep_entries,
             skip_unsafe_links=skip_unsafe_links,
+            threads=threads,
         )
     except ArchiveRefused as exc:
         raise BackupRefused(f"backup {full_record['id']}: {exc}") from None
@@ -245,6 +250,7 @@ def restore(
     notice: Notice | None = None,
     progress: Progress | None = None,
     skip_unsafe_links: bool = False,
+    threads: int = THREADS,
 ) -> Checked:
     """Verify and extract into ``to`` (which must not exist, or be empty). The tree is built
     in a temporary directory beside ``to`` and renamed into place only when every check
@@ -265,6 +271,7 @@ def restore(
             dest=tmp,
             progress=progress,
             skip_unsafe_links=skip_unsafe_links,
+            threads=threads,
         )
         if to.exists():
             to.rmdir()

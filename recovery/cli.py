@@ -25,6 +25,7 @@ from protocol import recipient_list
 from protocol.backup_archive import AgeError, generate_identity, read_identities
 from recovery.api import ApiError, PartnerApi
 from recovery.backups import SMALL_TEXT, BackupRefused, Checked, check_backup, diff, restore
+from recovery.extract import THREADS
 from recovery.known_servers import KnownServers, KnownServersError
 from recovery.signing_key import SigningKeyError, read_signing_key, signing_line
 
@@ -224,8 +225,8 @@ def _summary(checked: Checked) -> dict[str, Any]:
         "kind": h.kind,
         "created_at": h.created_at,
         "archive_backup_id": checked.full_id,
-        "files": len([e for e in m.entries if e.type == "file"]),
-        "entries": len(m.entries),
+        "files": checked.result.files,
+        "entries": checked.result.entries,
         "plaintext_size": checked.result.plaintext_size,
         "ciphertext_size": checked.result.ciphertext_size,
         "ciphertext_sha256": checked.result.ciphertext_sha256,
@@ -243,6 +244,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         known=_known(args),
         notice=_notice,
         progress=_Progress("verifying", args.json),
+        threads=args.threads,
     )
     s = _summary(checked)
     _emit(
@@ -266,6 +268,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notice=_notice,
         progress=_Progress("restoring", args.json),
         skip_unsafe_links=args.skip_unsafe_links,
+        threads=args.threads,
     )
     skipped = checked.result.skipped_links
     for name in skipped:
@@ -284,10 +287,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     ids = _identities(args.identity)
     known = _known(args)
     a = check_backup(
-        api, args.server, args.a, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+        api,
+        args.server,
+        args.a,
+        ids,
+        known=known,
+        notice=_notice,
+        keep_small=SMALL_TEXT,
+        keep_entries=True,
+        threads=args.threads,
     )
     b = check_backup(
-        api, args.server, args.b, ids, known=known, notice=_notice, keep_small=SMALL_TEXT
+        api,
+        args.server,
+        args.b,
+        ids,
+        known=known,
+        notice=_notice,
+        keep_small=SMALL_TEXT,
+        keep_entries=True,
+        threads=args.threads,
     )
     d = diff(a, b)
     lines = [f"diff {d['a']} -> {d['b']}"]
@@ -373,6 +392,15 @@ def _backup_commands(
 
     ident = argparse.ArgumentParser(add_help=False)
     ident.add_argument("--identity", required=True, help="age key file (AGE-SECRET-KEY-1…)")
+    ident.add_argument(
+        "--threads",
+        type=int,
+        choices=(1, 2, 3),
+        default=THREADS,
+        help="threads reading the backup (default %(default)s): 2 downloads, decrypts and "
+        "decompresses on one while the other checks and writes the files; 3 downloads and "
+        "hashes the ciphertext on a third (for idle cores); 1 does everything on one",
+    )
 
     v = sub.add_parser("verify", parents=[common, remote, ident], help="check without extracting")
     v.add_argument("--backup", default="latest", help="backup id, seq or 'latest'")

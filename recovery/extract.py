@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
 import zstandard
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -26,48 +27,48 @@ from protocol.backup_archive import (
     MANIFEST_NAME,
     AgeError,
     AgeReader,
+    ContentDigest,
     HashingReader,
     Manifest,
-    content_digest,
-    decode_manifest,
+    ManifestEntry,
 )
 from recovery.drop_behind import DropBehind
 from recovery.file_writers import FileWriters
+from recovery.manifest_stream import StreamedManifest
+from recovery.refused import ArchiveRefused
+from recovery.seen_members import SeenMembers
+
+__all__ = ["ArchiveRefused", "ReadResult", "check_link", "check_name", "read_archive"]
 
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
 POOLED_FILE = 1 << 20
 """Files up to this size are read whole and written by ``FileWriters``' threads."""
+THREADS = 2
+"""Threads reading an archive by default (``vigil-backup --threads``): download, ciphertext
+hash, decryption and decompression on one; tar parsing, checks and file hashes on the
+other. A third (download and ciphertext hash apart) gained nothing on the bench's busy
+2-core machine (``docs/benchmarks.md``) and costs 8 MiB more; it is there for idle cores."""
 MAX_EXTENDED_HEADER = 1 << 20
 """Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
 writer's are a few hundred bytes: a name, a link target, sizes)."""
 
 
-class ArchiveRefused(Exception):
-    """The archive is damaged, altered, or holds something a restore must not write."""
-
-
 @dataclass
 class ReadResult:
     manifest: Manifest
+    """The manifest; its ``entries`` only when asked for (``keep_entries``)."""
     ciphertext_sha256: str
     ciphertext_size: int
     plaintext_size: int
+    files: int = 0
+    """Files the manifest lists."""
+    entries: int = 0
+    """Entries the manifest lists (files, directories, symlinks)."""
     texts: dict[str, bytes] = field(default_factory=dict)
     """Small files' contents when asked for (``keep_small``), for ``diff``."""
     skipped_links: list[str] = field(default_factory=list)
     """Symlinks left out by ``skip_unsafe_links``."""
-
-
-@dataclass
-class _Seen:
-    type: str
-    mode: int
-    uid: int
-    gid: int
-    size: int = 0
-    sha256: str | None = None
-    target: str | None = None
 
 
 def check_name(name: str) -> list[str]:
@@ -77,7 +78,7 @@ def check_name(name: str) -> list[str]:
     if name.startswith("/"):
         raise ArchiveRefused(f"refused absolute path in archive: {name!r}")
     parts = name.rstrip("/").split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    if "" in parts or "." in parts or ".." in parts:
         raise ArchiveRefused(f"refused path with '..' or empty components: {name!r}")
     return parts
 
@@ -106,9 +107,55 @@ def check_link(name: str, target: str) -> None:
         raise ArchiveRefused(f"refused symlink {name!r} pointing outside: {target!r}")
 
 
+_FAST_TYPES = frozenset((tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.XHDTYPE))
+_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
+
+
+def _octal(field: bytes) -> int:
+    """A number field as ``tarfile.nti`` reads an octal one (up to the first NUL)."""
+    try:
+        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        raise tarfile.InvalidHeaderError("invalid header") from None
+
+
 class _BoundedTarInfo(tarfile.TarInfo):
     """Refuses an extended header larger than ``MAX_EXTENDED_HEADER`` before tarfile reads
-    it whole into memory."""
+    it whole into memory; parses the common header itself."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):  # type: ignore[no-untyped-def]
+        """The header of a file, directory, symlink or PAX record with octal numbers and a
+        POSIX magic (every header the writer makes) parsed as ``tarfile`` does, in a third
+        of its time (200,000 files: seconds); any other header (end of archive, a bad
+        checksum, base-256 numbers, other types and formats) by ``tarfile`` itself."""
+        if (
+            len(buf) != tarfile.BLOCKSIZE
+            or buf[257:263] != b"ustar\0"
+            or buf[156:157] not in _FAST_TYPES
+            or (buf[100] | buf[108] | buf[116] | buf[124] | buf[136] | buf[148]) & 0x80
+            or (buf[329] | buf[337]) & 0x80
+        ):
+            return super().frombuf(buf, encoding, errors)
+        chksum = _octal(buf[148:156])
+        if chksum != 256 + sum(buf) - sum(buf[148:156]):
+            return super().frombuf(buf, encoding, errors)  # signed sums, or refused
+        mode, uid, gid, size, mtime, devmajor, devminor = [_octal(buf[a:b]) for a, b in _NUMBERS]
+        obj = cls()
+        obj.name = tarfile.nts(buf[0:100], encoding, errors)
+        obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = mode, uid, gid, size, mtime
+        obj.chksum = chksum
+        obj.type = buf[156:157]
+        obj.linkname = tarfile.nts(buf[157:257], encoding, errors)
+        obj.uname = tarfile.nts(buf[265:297], encoding, errors)
+        obj.gname = tarfile.nts(buf[297:329], encoding, errors)
+        obj.devmajor, obj.devminor = devmajor, devminor
+        prefix = tarfile.nts(buf[345:500], encoding, errors)
+        if obj.type == tarfile.DIRTYPE:
+            obj.name = obj.name.rstrip("/")
+        if prefix:
+            obj.name = prefix + "/" + obj.name
+        return obj
 
     def _check_extended(self) -> None:
         if self.size > MAX_EXTENDED_HEADER:
@@ -244,48 +291,113 @@ class _ReadAhead:
                 pass
 
 
+class _Inline:
+    """The plaintext in blocks read on the caller's thread (``threads=1``)."""
+
+    def __init__(self, src: object) -> None:
+        self._src = src
+
+    def block(self) -> bytes:
+        return self._src.read(_ReadAhead.BLOCK)  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+class _Prefetch:
+    """The stored object downloaded and its SHA-256 taken on a thread of its own, ahead of
+    decryption and decompression (the read-ahead's thread) and of the tar parsing (the
+    caller's): three threads where restic's check uses two. At most ``_ReadAhead.BLOCKS``
+    blocks of ciphertext wait. ``read``/``readline`` as ``AgeReader`` asks; ``finish``
+    once the age payload has ended: the object must end there too, and then every byte of
+    it has been hashed."""
+
+    def __init__(self, src: HashingReader) -> None:
+        self._ahead = _ReadAhead(src)
+        self._buf = b""
+        self._pos = 0
+
+    def _next(self) -> bool:
+        """A block at hand (False: the object has ended)."""
+        if self._pos == len(self._buf):
+            self._buf, self._pos = self._ahead.block(), 0
+        return bool(self._buf)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = 1 << 62
+        parts = []
+        while n > 0 and self._next():
+            take = self._buf[self._pos : self._pos + n]
+            self._pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readline(self, limit: int = -1) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while (limit < 0 or got < limit) and self._next():
+            end = self._buf.find(b"\n", self._pos)
+            stop = len(self._buf) if end < 0 else end + 1
+            if limit >= 0:
+                stop = min(stop, self._pos + limit - got)
+            parts.append(self._buf[self._pos : stop])
+            got += stop - self._pos
+            self._pos = stop
+            if parts[-1].endswith(b"\n"):
+                break
+        return b"".join(parts)
+
+    def finish(self) -> None:
+        if self.read(1):
+            raise AgeError("data after the end of the age payload")
+
+    def close(self) -> None:
+        self._ahead.close()
+
+
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
 
 
 class _Counting:
-    """Reads ``hashed``, reporting ``progress`` every 4 MiB."""
+    """Reads ``src``, reporting ``progress`` (the bytes ``hashed`` has taken) every 4 MiB."""
 
     def __init__(
         self,
+        src: HashingReader | _Prefetch,
         hashed: HashingReader,
         progress: Callable[[str, int, int], None] | None,
         total_size: int,
     ) -> None:
-        self.hashed, self.progress, self.total_size = hashed, progress, total_size
+        self.src, self.hashed = src, hashed
+        self.progress, self.total_size = progress, total_size
         self.last_report = 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self.hashed.read(n)
+        data = self.src.read(n)
         if self.progress and self.hashed.size - self.last_report >= (4 << 20):
             self.last_report = self.hashed.size
             self.progress("bytes", self.hashed.size, self.total_size)
         return data
 
     def readline(self, limit: int = -1) -> bytes:
-        return self.hashed.readline(limit)
+        return self.src.readline(limit)
 
 
-def _set_times(dest: Path, manifest: Manifest, skipped: list[str]) -> None:
-    """Exact times from the manifest (tar's PAX mtime passes through a float), children
-    before their directories so setting one does not disturb the other."""
-    for e in reversed(manifest.entries):
-        if e.path in skipped:
-            continue
-        try:
-            os.utime(
-                dest.joinpath(*e.path.split("/")),
-                ns=(e.mtime_ns, e.mtime_ns),
-                follow_symlinks=False,
-            )
-        except (OSError, OverflowError, ValueError) as exc:
-            raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
+def _set_time(dest: Path, e: ManifestEntry) -> None:
+    """The exact time from the manifest (tar's PAX mtime passes through a float). Setting
+    a time changes no directory's own time, so the manifest's order will do."""
+    try:
+        os.utime(
+            os.path.join(dest, *e.path.split("/")),
+            ns=(e.mtime_ns, e.mtime_ns),
+            follow_symlinks=False,
+        )
+    except (OSError, OverflowError, ValueError) as exc:
+        raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
 
 
 def read_archive(
@@ -298,7 +410,9 @@ def read_archive(
     total_size: int = 0,
     max_plaintext: int | None = None,
     keep_small: int = 0,
+    keep_entries: bool = False,
     skip_unsafe_links: bool = False,
+    threads: int = THREADS,
 ) -> ReadResult:
     """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
     directory) when given. ``recipients`` are the signed header's (they are part of the
@@ -308,24 +422,33 @@ def read_archive(
     are common in ``/etc``) is left out instead of failing the restore; the names are in
     ``ReadResult.skipped_links``. Every other check still applies.
 
+    ``keep_entries``: ``ReadResult.manifest.entries`` holds every entry (for ``diff``);
+    otherwise it is empty, and memory stays flat whatever the number of files.
+
+    ``threads``: 3 downloads and hashes the ciphertext on a thread of its own; 2 does that
+    on the thread that decrypts and decompresses; 1 reads everything on the caller's.
+
     ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
     written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
     fails, e.g. a full disk, is one too)."""
     hashed = HashingReader(src)
+    fetched = _Prefetch(hashed) if threads >= 3 else None
     try:
-        age = AgeReader(_Counting(hashed, progress, total_size), identities)  # type: ignore[arg-type]
+        counted = _Counting(fetched or hashed, hashed, progress, total_size)
+        age = AgeReader(counted, identities)  # type: ignore[arg-type]
         # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
         zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
-        ahead = _ReadAhead(zr)
+        ahead = _ReadAhead(zr) if threads >= 2 else _Inline(zr)
         try:
             stream = _Plaintext(ahead, max_plaintext)
-            seen, manifest, texts, plain, skipped = _walk(
-                stream, dest, keep_small, skip_unsafe_links
-            )
+            walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
+            manifest = walk.run()
             _drain(stream)
         finally:
             ahead.close()
         _drain(age)
+        if fetched is not None:
+            fetched.finish()
     except AgeError as exc:
         raise ArchiveRefused(str(exc)) from None
     except zstandard.ZstdError as exc:
@@ -334,147 +457,207 @@ def read_archive(
         raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
     except OSError as exc:
         raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
+    finally:
+        if fetched is not None:
+            fetched.close()
     if progress:
         progress("bytes", hashed.size, total_size)
-    _check_manifest(seen, manifest, recipients)
-    if dest is not None:
-        _set_times(dest, manifest, skipped)
     return ReadResult(
         manifest=manifest,
         ciphertext_sha256=hashed.sha256.hexdigest(),
         ciphertext_size=hashed.size,
-        plaintext_size=plain,
-        texts=texts,
-        skipped_links=skipped,
+        plaintext_size=walk.plain,
+        files=walk.files,
+        entries=walk.entries,
+        texts=walk.texts,
+        skipped_links=walk.skipped,
     )
 
 
-def _walk(
-    stream: _Plaintext, dest: Path | None, keep_small: int, skip_unsafe_links: bool
-) -> tuple[dict[str, _Seen], Manifest, dict[str, bytes], int, list[str]]:
-    skipped: list[str] = []
-    seen: dict[str, _Seen] = {}
-    texts: dict[str, bytes] = {}
-    dirs: list[tuple[Path, tarfile.TarInfo]] = []
-    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    writers = FileWriters() if dest is not None else None
-    try:
-        manifest, plain = _members(
-            stream, dest, keep_small, skip_unsafe_links, writers, seen, texts, skipped, dirs
-        )
-        if writers is not None:
-            writers.finish()  # every file on disk before its directory's mode is set
-    finally:
-        if writers is not None:
-            writers.close()
-    if manifest is None:
-        raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
-    for path, member in reversed(dirs):  # deepest first, after their contents are written
-        if as_root:
-            os.chown(path, member.uid, member.gid)
-        os.chmod(path, member.mode & 0o7777)
-    return seen, manifest, texts, plain, skipped
+class _Walk:
+    """One pass over the tar members: each checked, and extracted below ``dest`` when given
+    (small files through ``FileWriters``); the manifest, when it comes last, checked entry
+    by entry against what was read (``SeenMembers``), then the exact times set. Nothing is
+    kept per member but ``SeenMembers``' fixed record (and, for ``diff``, small files'
+    contents and the manifest's entries)."""
+
+    def __init__(
+        self,
+        stream: _Plaintext,
+        dest: Path | None,
+        recipients: Sequence[str],
+        keep_small: int,
+        keep_entries: bool,
+        skip_unsafe_links: bool,
+    ) -> None:
+        self.stream, self.dest, self.recipients = stream, dest, recipients
+        self.keep_small, self.keep_entries = keep_small, keep_entries
+        self.skip_unsafe_links = skip_unsafe_links
+        self.seen = SeenMembers()
+        self.texts: dict[str, bytes] = {}
+        self.skipped: list[str] = []
+        self.dirs: list[tuple[str, int, int, int]] = []
+        """Directories made: path, uid, gid, mode (set after their contents are written)."""
+        self.made: set[str] = set()  # directories known to exist: one mkdir each
+        self.root = None if dest is None else os.fspath(dest)
+        self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.writers = FileWriters() if dest is not None else None
+        self.manifest: Manifest | None = None
+        self.plain = self.files = self.entries = 0
+
+    def run(self) -> Manifest:
+        """Read every member; the manifest (its entries only with ``keep_entries``)."""
+        try:
+            with tarfile.open(  # type: ignore[call-overload]
+                fileobj=self.stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
+            ) as tar:
+                while (member := tar.next()) is not None:
+                    # Read once, front to back: keep no TarInfo of the members already read
+                    # (tarfile lists them all, which grows with the file count).
+                    tar.members.clear()
+                    self._member(member)
+        finally:
+            if self.writers is not None:
+                self.writers.close()
+        if self.manifest is None:
+            raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
+        return self.manifest
+
+    def _member(self, member: tarfile.TarInfo) -> None:
+        name = member.name.rstrip("/") if member.isdir() else member.name
+        if self.manifest is not None:
+            raise ArchiveRefused(f"member after the manifest: {name!r}")
+        if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
+            raise ArchiveRefused(f"refused sparse file: {name!r}")  # never written
+        if name == MANIFEST_NAME and member.isreg():
+            if member.size > MAX_MANIFEST:
+                raise ArchiveRefused("manifest too large")
+            self._settle()
+            self.manifest = self._check_manifest(member)
+            return
+        parts = _checked_parts(name, self.seen)
+        mode, uid, gid = member.mode & 0o7777, member.uid, member.gid
+        path = _prepared_path(self.root, parts, member, self.made)
+        if member.isreg():
+            owner = (uid, gid) if self.as_root else None
+            sha256, data = _take_file(
+                self.stream, member, path, self.keep_small, self.writers, owner
+            )
+            self.plain += member.size
+            if data is not None:
+                self.texts[name] = data
+            self.seen.add(name, "file", mode, uid, gid, member.size, sha256)
+        elif member.isdir():
+            if path is not None:
+                _make_dir(path)
+                self.made.add(path)
+                self.dirs.append((path, uid, gid, mode))
+            self.seen.add(name, "dir", mode, uid, gid)
+        elif member.issym():
+            if not _restore_symlink(member, path, self.skip_unsafe_links, self.as_root):
+                self.skipped.append(name)
+            self.seen.add(name, "symlink", mode, uid, gid, target=member.linkname)
+        elif member.islnk():
+            raise ArchiveRefused(f"refused hard link: {name!r}")
+        elif member.isdev() or member.isfifo():
+            raise ArchiveRefused(f"refused device file or fifo: {name!r}")
+        else:
+            raise ArchiveRefused(f"refused member of unknown type: {name!r}")
+
+    def _settle(self) -> None:
+        """Every file on disk, then the directories' owners and modes, deepest first."""
+        if self.writers is not None:
+            self.writers.finish()
+        for path, uid, gid, mode in reversed(self.dirs):
+            if self.as_root:
+                os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        self.dirs.clear()
+
+    def _check_manifest(self, member: tarfile.TarInfo) -> Manifest:
+        """The manifest streamed entry by entry: each matched with the member read, added
+        to the content digest and, when extracting, its time set."""
+        streamed = StreamedManifest(_member_blocks(self.stream, member))
+        match = self.seen.matcher()
+        digest = ContentDigest(self.recipients)
+        skipped = set(self.skipped)
+        kept: list[ManifestEntry] = []
+        for e in streamed.entries():
+            match.entry(e)
+            digest.add(e)
+            self.entries += 1
+            self.files += e.type == "file"
+            if self.dest is not None and e.path not in skipped:
+                _set_time(self.dest, e)
+            if self.keep_entries:
+                kept.append(e)
+        match.finish()
+        if digest.hexdigest() != streamed.head.content_digest:
+            raise ArchiveRefused("manifest content digest does not recompute")
+        return msgspec.structs.replace(streamed.head, entries=kept)
 
 
-def _members(
-    stream: _Plaintext,
-    dest: Path | None,
-    keep_small: int,
-    skip_unsafe_links: bool,
-    writers: FileWriters | None,
-    seen: dict[str, _Seen],
-    texts: dict[str, bytes],
-    skipped: list[str],
-    dirs: list[tuple[Path, tarfile.TarInfo]],
-) -> tuple[Manifest | None, int]:
-    """Every member of the tar stream checked, and extracted below ``dest`` when given
-    (files through ``writers``); returns the manifest and the files' total size."""
-    manifest: Manifest | None = None
-    made: set[Path] = set()  # directories known to exist: one mkdir each, not one per file
-    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    plain = 0
-    with tarfile.open(  # type: ignore[call-overload]
-        fileobj=stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
-    ) as tar:
-        while (member := tar.next()) is not None:
-            # Read once, front to back: keep no TarInfo of the members already read
-            # (tarfile lists them all, which grows with the file count).
-            tar.members.clear()
-            name = member.name.rstrip("/") if member.isdir() else member.name
-            if manifest is not None:
-                raise ArchiveRefused(f"member after the manifest: {name!r}")
-            if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
-                raise ArchiveRefused(f"refused sparse file: {name!r}")  # never written
-            if name == MANIFEST_NAME and member.isreg():
-                if member.size > MAX_MANIFEST:
-                    raise ArchiveRefused("manifest too large")
-                manifest = decode_manifest(_contents(stream, member))
-                continue
-            parts = _checked_parts(name, seen)
-            rec = _Seen(type="", mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
-            path = _prepared_path(dest, parts, member, made)
-            if member.isreg():
-                rec.type, rec.size = "file", member.size
-                owner = (member.uid, member.gid) if as_root else None
-                rec.sha256, data = _take_file(stream, member, path, keep_small, writers, owner)
-                plain += member.size
-                if data is not None:
-                    texts[name] = data
-            elif member.isdir():
-                rec.type = "dir"
-                if path is not None:
-                    path.mkdir(mode=0o700, exist_ok=True)
-                    made.add(path)
-                    dirs.append((path, member))
-            elif member.issym():
-                rec.type, rec.target = "symlink", member.linkname
-                if not _restore_symlink(member, path, skip_unsafe_links, as_root):
-                    skipped.append(name)
-            elif member.islnk():
-                raise ArchiveRefused(f"refused hard link: {name!r}")
-            elif member.isdev() or member.isfifo():
-                raise ArchiveRefused(f"refused device file or fifo: {name!r}")
-            else:
-                raise ArchiveRefused(f"refused member of unknown type: {name!r}")
-            seen[name] = rec
-    return manifest, plain
+def _member_blocks(stream: _Plaintext, member: tarfile.TarInfo) -> Callable[[], bytes]:
+    """A member's data in blocks of at most ``READ_SIZE`` (``b""`` at its end)."""
+    stream.seek(member.offset_data)
+    left = member.size
+
+    def read() -> bytes:
+        nonlocal left
+        if not left:
+            return b""
+        data = stream.read(min(READ_SIZE, left))
+        if not data:
+            raise tarfile.ReadError("unexpected end of data")
+        left -= len(data)
+        return data
+
+    return read
 
 
-def _checked_parts(name: str, seen: dict[str, _Seen]) -> list[str]:
+def _checked_parts(name: str, seen: SeenMembers) -> list[str]:
     """The member name's parts; refused when seen before, below a non-directory, or in
     the reserved ``.vigil/``."""
     parts = check_name(name)
-    if name in seen:
-        raise ArchiveRefused(f"refused duplicate member: {name!r}")
-    for i in range(1, len(parts)):
-        parent = seen.get("/".join(parts[:i]))
-        if parent is not None and parent.type != "dir":
-            raise ArchiveRefused(f"refused member below a {parent.type}: {name!r}")
+    seen.check(name, parts)
     if parts[0] == ".vigil":
         raise ArchiveRefused(f"refused member in the reserved .vigil/: {name!r}")
     return parts
 
 
 def _prepared_path(
-    dest: Path | None, parts: list[str], member: tarfile.TarInfo, made: set[Path]
-) -> Path | None:
-    """Where the member goes below ``dest`` (None: checking only), its parent made."""
-    if dest is None:
+    root: str | None, parts: list[str], member: tarfile.TarInfo, made: set[str]
+) -> str | None:
+    """Where the member goes below ``root`` (None: checking only), its parent made. Paths
+    are strings: ``pathlib`` cost more than the rest of a small file's handling."""
+    if root is None:
         return None
-    path = dest.joinpath(*parts)
-    if path.parent not in made:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        made.update(path.parents[: len(parts) - 1])  # every directory mkdir may have made
+    path = os.path.join(root, *parts)
+    parent = os.path.dirname(path)
+    if parent not in made:
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        for _ in range(len(parts) - 1):  # every directory makedirs may have made
+            made.add(parent)
+            parent = os.path.dirname(parent)
     if not member.isdir() and path in made:
-        # made as the parent of an earlier member: tar order says otherwise. ``dest`` was
+        # made as the parent of an earlier member: tar order says otherwise. ``root`` was
         # empty, so ``made`` holds every directory below it (no ``lstat`` per member);
         # anything else in the way makes the exclusive create fail.
         raise ArchiveRefused(f"refused {member.name!r}: a directory of that name exists")
     return path
 
 
+def _make_dir(path: str) -> None:
+    """``mkdir`` (private until its mode is set); an existing directory will do."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
 def _restore_symlink(
-    member: tarfile.TarInfo, path: Path | None, skip_unsafe_links: bool, as_root: bool
+    member: tarfile.TarInfo, path: str | None, skip_unsafe_links: bool, as_root: bool
 ) -> bool:
     """Check (and at ``path``, make) a symlink; False when it is unsafe and skipped."""
     name = member.name
@@ -506,7 +689,7 @@ def _contents(stream: _Plaintext, member: tarfile.TarInfo) -> bytes:
 def _take_file(
     stream: _Plaintext,
     member: tarfile.TarInfo,
-    path: Path | None,
+    path: str | None,
     keep_small: int,
     writers: FileWriters | None,
     owner: tuple[int, int] | None,
@@ -549,25 +732,3 @@ def _take_file(
         if fd is not None:
             os.close(fd)
     return h.hexdigest(), bytes(kept) if keep else None
-
-
-def _check_manifest(seen: dict[str, _Seen], manifest: Manifest, recipients: Sequence[str]) -> None:
-    listed = {e.path: e for e in manifest.entries}
-    if len(listed) != len(manifest.entries):
-        raise ArchiveRefused("manifest lists a path twice")
-    if missing := sorted(set(listed) - set(seen)):
-        raise ArchiveRefused(f"manifest entry missing from the archive: {missing[0]!r}")
-    if extra := sorted(set(seen) - set(listed)):
-        raise ArchiveRefused(f"archive member not in the manifest: {extra[0]!r}")
-    for name, rec in seen.items():
-        e = listed[name]
-        if rec.type != e.type:
-            raise ArchiveRefused(f"{name!r}: type {rec.type} in tar, {e.type} in the manifest")
-        if rec.type == "file" and (rec.size != e.size or rec.sha256 != e.sha256):
-            raise ArchiveRefused(f"{name!r}: content does not match the manifest's SHA-256")
-        if (rec.mode, rec.uid, rec.gid) != (e.mode, e.uid, e.gid):
-            raise ArchiveRefused(f"{name!r}: metadata does not match the manifest")
-        if rec.type == "symlink" and rec.target != e.target:
-            raise ArchiveRefused(f"{name!r}: link target does not match the manifest")
-    if content_digest(manifest.entries, recipients) != manifest.content_digest:
-        raise ArchiveRefused("manifest content digest does not recompute")

@@ -31,10 +31,15 @@ class FileWriters:
     workers, written or not."""
 
     def __init__(self, workers: int = WORKERS, max_bytes: int = MAX_BYTES) -> None:
-        self._jobs: collections.deque[tuple[Path, bytes, int, tuple[int, int] | None]] = (
+        self._jobs: collections.deque[tuple[str | Path, bytes, int, tuple[int, int] | None]] = (
             collections.deque()
         )
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)
+        """Workers wait here for a job: one is woken per job (waking all four for every
+        small file cost more than writing it)."""
+        self._room = threading.Condition(lock)
+        """The reader waits here for room in the queue, or for the last file (``finish``)."""
         self._pending_bytes = 0
         self._busy = 0
         self._max_bytes = max_bytes
@@ -47,33 +52,35 @@ class FileWriters:
         for t in self._threads:
             t.start()
 
-    def write(self, path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    def write(
+        self, path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None
+    ) -> None:
         """Create ``path`` (it must not exist) holding ``data``, with ``mode`` and, when
         given, ``owner`` (uid, gid). Waits while ``max_bytes`` are queued."""
-        with self._cond:
+        with self._room:
             while (
                 self._error is None
                 and self._pending_bytes
                 and self._pending_bytes + len(data) > self._max_bytes
             ):
-                self._cond.wait()
+                self._room.wait()
             self._raise_if_failed()
             self._jobs.append((path, data, mode, owner))
             self._pending_bytes += len(data)
-            self._cond.notify_all()
+            self._work.notify()
 
     def finish(self) -> None:
         """Wait for every queued file; raise the first error a worker met."""
-        with self._cond:
+        with self._room:
             while (self._jobs or self._busy) and self._error is None:
-                self._cond.wait()
+                self._room.wait()
             self._raise_if_failed()
 
     def close(self) -> None:
-        with self._cond:
+        with self._work:
             self._closing = True
             self._jobs.clear()
-            self._cond.notify_all()
+            self._work.notify_all()
         for t in self._threads:
             t.join()
 
@@ -89,9 +96,9 @@ class FileWriters:
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._work:
                 while not self._jobs and not self._closing:
-                    self._cond.wait()
+                    self._work.wait()
                 if self._closing:
                     return
                 job = self._jobs.popleft()
@@ -100,26 +107,47 @@ class FileWriters:
                 if self._error is None:
                     write_file(*job)
             except BaseException as exc:  # handed to the reading thread
-                with self._cond:
+                with self._work:
                     if self._error is None:
                         self._error = exc
             finally:
-                with self._cond:
+                with self._work:
                     self._busy -= 1
                     self._pending_bytes -= len(job[1])
-                    self._cond.notify_all()
+                    self._room.notify()
 
 
-def write_file(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+def process_umask() -> int | None:
+    """The process's umask as Linux reports it (``None`` where it cannot be read without
+    changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+_UMASK = process_umask()
+
+
+def write_file(path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
     """Create ``path`` exclusively (never through a symlink) with ``data``, then its owner
-    and mode on the open file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    and mode on the open file. The mode is given at creation when the umask leaves it whole
+    and it has no setuid/setgid bit (which ``fchown`` clears): one system call less a file.
+    The restore's directory is private (0700) until it is renamed into place."""
+    at_create = _UMASK is not None and not mode & _UMASK and not (owner and mode & 0o6000)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(path, flags, mode if at_create else 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         if owner is not None:
             os.fchown(fd, *owner)
-        os.fchmod(fd, mode)
+        if not at_create:
+            os.fchmod(fd, mode)
     finally:
         os.close(fd)

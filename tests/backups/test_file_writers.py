@@ -30,8 +30,9 @@ def test_every_file_lands_whole_with_its_mode(
     with FileWriters(workers=workers, max_bytes=100_000) as writers:
         for i, size in enumerate(sizes):
             data = os.urandom(size)
-            mode = (0o600, 0o644, 0o755, 0o4755)[i % 4]
-            owner = (os.getuid(), os.getgid())
+            mode = (0o600, 0o644, 0o755, 0o4755, 0o666)[i % 5]
+            # no owner: the mode given at creation where the umask allows (0o666 does not)
+            owner = (os.getuid(), os.getgid()) if i % 3 == 0 else None
             writers.write(root / f"f{i}", data, mode, owner)
             want[f"f{i}"] = (data, mode)
         writers.finish()

@@ -172,3 +172,14 @@ def test_skip_unsafe_links_leaves_them_out(tmp_path: Path) -> None:
             dest=tmp_path / "x",
             skip_unsafe_links=True,
         )
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_every_reader_thread_count_refuses_a_cut_or_longer_object(threads: int) -> None:
+    blob = craft(lambda t: [member(t, "etc/a.conf", data=b"a = 1\n" * 50_000)])
+    ids = read_identities(SECRET)
+    whole = read_archive(io.BytesIO(blob), ids, recipients=[RECIPIENT], threads=threads)
+    assert (whole.ciphertext_size, whole.files) == (len(blob), 1)
+    for damaged in (blob + b"x", blob[:-1], blob[: len(blob) // 2]):
+        with pytest.raises(ArchiveRefused):
+            read_archive(io.BytesIO(damaged), ids, recipients=[RECIPIENT], threads=threads)

@@ -14,7 +14,9 @@ from recovery.extract import ArchiveRefused, read_archive
 from tests.backups.archive_helpers import archive_tree, snapshot
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])  # inline; a second thread; zstd's workers
+# writer: inline; a second thread; zstd's workers. Reader: all inline; decryption and
+# decompression ahead; the download and ciphertext hash on a third thread.
+@pytest.mark.parametrize("threads", [1, 2, 3])
 def test_round_trip_exact(tree: Path, tmp_path: Path, threads: int) -> None:
     secret, recipient = generate_identity()
     blob, result = archive_tree(tree, [recipient], threads=threads)
@@ -22,10 +24,15 @@ def test_round_trip_exact(tree: Path, tmp_path: Path, threads: int) -> None:
     dest = tmp_path / "restored"
     dest.mkdir()
     read = read_archive(
-        io.BytesIO(blob), read_identities(secret), recipients=[recipient], dest=dest
+        io.BytesIO(blob),
+        read_identities(secret),
+        recipients=[recipient],
+        dest=dest,
+        keep_entries=True,
+        threads=threads,
     )
     assert read.manifest.content_digest == result.content_digest
-    assert result.files == len(read.manifest.entries)
+    assert result.files == len(read.manifest.entries) == read.entries
     paths = [e.path for e in read.manifest.entries]
     assert paths == sorted(paths, key=lambda p: p.replace("/", "\x00"))  # archive order
     assert read.ciphertext_sha256 == result.sha256
