@@ -9,12 +9,13 @@ against the manifest, the last member, when it arrives.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
 import tarfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -116,7 +117,9 @@ def _octal(field: bytes) -> int:
     try:
         return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
     except ValueError:
-        raise tarfile.InvalidHeaderError("invalid header") from None
+        # The class tarfile's own number parser raises (not in its stubs): tarfile.next()
+        # tells it apart from other header errors.
+        raise tarfile.InvalidHeaderError("invalid header") from None  # type: ignore[attr-defined]
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
@@ -177,7 +180,7 @@ class _Plaintext:
     forward seek skips. Refused as soon as the stream runs past the size the agent signed
     (a decompression bomb, or a collector's archive padded to fill the disk)."""
 
-    def __init__(self, src: _ReadAhead, limit: int | None) -> None:
+    def __init__(self, src: _ReadAhead | _Inline, limit: int | None) -> None:
         self._src = src
         self._limit = limit
         self._buf = memoryview(b"")
@@ -298,7 +301,7 @@ class _Inline:
         self._src = src
 
     def block(self) -> bytes:
-        return self._src.read(_ReadAhead.BLOCK)  # type: ignore[attr-defined, no-any-return]
+        return self._src.read(_ReadAhead.BLOCK)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         pass
@@ -400,6 +403,21 @@ def _set_time(dest: Path, e: ManifestEntry) -> None:
         raise ArchiveRefused(f"{e.path!r}: cannot set its time: {exc}") from None
 
 
+@contextlib.contextmanager
+def _refused_as_one() -> Iterator[None]:
+    """Every way reading an archive or writing its tree fails, as ``ArchiveRefused``."""
+    try:
+        yield
+    except AgeError as exc:
+        raise ArchiveRefused(str(exc)) from None
+    except zstandard.ZstdError as exc:
+        raise ArchiveRefused(f"compressed stream is damaged: {exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
+        raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
+
+
 def read_archive(
     src: BinaryIO,
     identities: Sequence[X25519PrivateKey],
@@ -434,29 +452,22 @@ def read_archive(
     hashed = HashingReader(src)
     fetched = _Prefetch(hashed) if threads >= 3 else None
     try:
-        counted = _Counting(fetched or hashed, hashed, progress, total_size)
-        age = AgeReader(counted, identities)  # type: ignore[arg-type]
-        # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
-        zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
-        ahead = _ReadAhead(zr) if threads >= 2 else _Inline(zr)
-        try:
-            stream = _Plaintext(ahead, max_plaintext)
-            walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
-            manifest = walk.run()
-            _drain(stream)
-        finally:
-            ahead.close()
-        _drain(age)
-        if fetched is not None:
-            fetched.finish()
-    except AgeError as exc:
-        raise ArchiveRefused(str(exc)) from None
-    except zstandard.ZstdError as exc:
-        raise ArchiveRefused(f"compressed stream is damaged: {exc}") from None
-    except (tarfile.TarError, EOFError) as exc:
-        raise ArchiveRefused(f"tar stream is damaged: {exc}") from None
-    except OSError as exc:
-        raise ArchiveRefused(f"cannot read the archive or write the restored tree: {exc}") from None
+        with _refused_as_one():
+            counted = _Counting(fetched or hashed, hashed, progress, total_size)
+            age = AgeReader(counted, identities)  # type: ignore[arg-type]
+            # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
+            zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
+            ahead = _ReadAhead(zr) if threads >= 2 else _Inline(zr)
+            try:
+                stream = _Plaintext(ahead, max_plaintext)
+                walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
+                manifest = walk.run()
+                _drain(stream)
+            finally:
+                ahead.close()
+            _drain(age)
+            if fetched is not None:
+                fetched.finish()
     finally:
         if fetched is not None:
             fetched.close()
