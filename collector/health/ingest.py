@@ -349,5 +349,6 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
 
 def setup_routes(app: web.Application) -> None:
     app[DIGESTS] = {}
-    app[INGEST_GATE] = IngestGate()
+    gate = app[INGEST_GATE] = IngestGate()
+    gate.watch(app)
     app.router.add_post(routes.REPORTS, post_reports)
