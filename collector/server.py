@@ -18,6 +18,7 @@ from aiohttp import web
 
 from collector.config import CollectorConfig
 from collector.config_reload import reload_config
+from collector.gc_pause import settle_for_serving
 from collector.health.storage_health import StorageStartError
 from collector.http.app import create_app
 from collector.key_files import KeyFileError
@@ -116,6 +117,7 @@ async def serve(
         await runner.cleanup()
         return 2
     await _listen(runner, config, sock)
+    settle_for_serving()
     _handle_signals(app, stop, reload_from, log_level_flag)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")

@@ -41,6 +41,8 @@ _encode = msgspec.json.encode
 
 DIGESTS: web.AppKey[dict[str, str]] = web.AppKey("camera_digests", dict)
 """Last camera digest this process stored, per server."""
+REPORT_WRITES: web.AppKey[replay.NonceGroup] = web.AppKey("report_writes", replay.NonceGroup)
+"""The write group every report batch of this process is stored in."""
 
 
 class Prepared(NamedTuple):
@@ -190,62 +192,136 @@ def _with_stored_counts(state: str, stored_state: str | None) -> tuple[str, bool
     return f'{state[:-1]},"camera_counts":{_encode(counts).decode()}}}', counts is not None
 
 
+class Batch(NamedTuple):
+    """One request's reports, as the write takes them."""
+
+    server_id: str
+    reports: list[Prepared]
+    received_at: float
+    told_interval_s: int | None = None
+    """The report interval this batch's acknowledgement tells the agent."""
+
+
+Stored = tuple[list[str], list[str], str | None]
+"""(accepted ids, duplicate ids, the camera digest now stored or None if unknown)."""
+
+
 def store_batch(
     conn: sqlite3.Connection,
     server_id: str,
     reports: list[Prepared],
     received_at: float,
     told_interval_s: int | None = None,
-) -> tuple[list[str], list[str], str | None]:
-    """Store each report not yet stored; return (accepted ids, duplicate ids, the camera
-    digest now stored, or None if unknown).
+) -> Stored:
+    """Store each report not yet stored (:func:`store_batches` of one batch)."""
+    return store_batches(conn, [Batch(server_id, reports, received_at, told_interval_s)])[0]
+
+
+_ROWS_CHUNK = 100
+"""Report rows per insert statement (eight parameters each)."""
+
+
+def _insert_reports(conn: sqlite3.Connection, batches: list[Batch]) -> set[tuple[str, str]]:
+    """Insert every report row that is not there yet; the (server, report id) inserted."""
+    rows = [
+        (
+            b.server_id,
+            rep.report_id,
+            rep.seq,
+            rep.collected_at,
+            b.received_at,
+            rep.cpu_percent,
+            rep.memory_percent,
+            rep.volumes_compact,
+        )
+        for b in batches
+        for rep in b.reports
+    ]
+    inserted: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _ROWS_CHUNK):
+        chunk = rows[start : start + _ROWS_CHUNK]
+        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+        cur = conn.execute(
+            "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
+            f"cpu_percent, memory_percent, volumes) VALUES {marks} "
+            "ON CONFLICT DO NOTHING RETURNING server_id, report_id",
+            [p for row in chunk for p in row],
+        )
+        inserted.update((r[0], r[1]) for r in cur.fetchall())
+    return inserted
+
+
+def store_batches(conn: sqlite3.Connection, batches: list[Batch]) -> list[Stored]:
+    """Store each report of each batch not yet stored; per batch, what :data:`Stored` says.
 
     The primary key (server, report id) is what makes a retried report land once. The
     server's latest state moves forward only with a newer report (by sequence number),
-    so a late retry never overwrites fresher state. ``told_interval_s`` is the report
-    interval this batch's acknowledgement tells the agent; a change of it owes one new
-    interval of grace until the next report (``servers.told_grace_s``).
+    so a late retry never overwrites fresher state. A change of the told report
+    interval owes one new interval of grace until the next report
+    (``servers.told_grace_s``). The batches of a group commit are written together:
+    one query reads every server's position, one insert per hundred reports, one
+    statement moves the servers' rows (what a newer report changes besides, cameras
+    and incidents, is written per report as before).
     """
-    accepted: list[str] = []
-    duplicates: list[str] = []
-    last_seq, stored_digest, stored_state = servers.report_position(conn, server_id)
-    for rep in reports:
-        cur = conn.execute(
-            "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
-            "cpu_percent, memory_percent, volumes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (
-                server_id,
-                rep.report_id,
-                rep.seq,
-                rep.collected_at,
-                received_at,
-                rep.cpu_percent,
-                rep.memory_percent,
-                rep.volumes_compact,
-            ),
-        )
-        if cur.rowcount == 0:
-            duplicates.append(rep.report_id)
-            continue
-        accepted.append(rep.report_id)
-        if rep.seq <= last_seq:
-            servers.count_late_report(conn, server_id)
-            continue
-        gap = max(0, rep.seq - last_seq - 1) if last_seq else 0
-        last_seq = rep.seq
-        state = rep.state
-        if rep.counts_stored:
-            state, counted = _with_stored_counts(state, stored_state)
-            if not counted:
-                stored_digest = None  # nothing to carry over: ask for the whole inventory
-        stored_state = state
-        stored_digest = _newest_report_effects(conn, server_id, rep, received_at, stored_digest)
-        reported = servers.ReportedState(
-            rep.seq, gap, rep.dropped_reports, rep.hostname, rep.agent_version, rep.os, state
-        )
-        servers.record_report(conn, server_id, received_at, reported, told_interval_s)
-    return accepted, duplicates, stored_digest
+    positions = servers.report_positions(conn, [b.server_id for b in batches])
+    inserted = _insert_reports(conn, batches)
+    moves: list[tuple[object, ...]] = []
+    moved: set[str] = set()
+    out: list[Stored] = []
+    for b in batches:
+        pos = positions.setdefault(b.server_id, servers.ReportPosition())
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        for rep in b.reports:
+            key = (b.server_id, rep.report_id)
+            if key not in inserted:
+                duplicates.append(rep.report_id)
+                continue
+            inserted.discard(key)  # the same report again in this write: a duplicate
+            accepted.append(rep.report_id)
+            if rep.seq <= pos.last_seq:
+                servers.count_late_report(conn, b.server_id)
+                continue
+            if b.server_id in moved:  # this server's earlier report is moved first
+                servers.record_reports(conn, moves)
+                moves.clear()
+                moved.clear()
+            moves.append(_newest(conn, b, rep, pos))
+            moved.add(b.server_id)
+        out.append((accepted, duplicates, pos.digest))
+    servers.record_reports(conn, moves)
+    return out
+
+
+def _newest(
+    conn: sqlite3.Connection, b: Batch, rep: Prepared, pos: servers.ReportPosition
+) -> tuple[object, ...]:
+    """A report newer than any stored: its effects written, ``pos`` moved on; the
+    parameters that move the server's row."""
+    gap = max(0, rep.seq - pos.last_seq - 1) if pos.last_seq else 0
+    pos.last_seq = rep.seq
+    state = rep.state
+    if rep.counts_stored:
+        state, counted = _with_stored_counts(state, pos.state)
+        if not counted:
+            pos.digest = None  # nothing to carry over: ask for the whole inventory
+    pos.state = state
+    pos.digest = _newest_report_effects(
+        conn, b.server_id, rep, b.received_at, pos.digest, pos.conditions
+    )
+    pos.conditions = pos.conditions or bool(rep.filling_volumes) or bool(rep.disks)
+    reported = servers.ReportedState(
+        rep.seq, gap, rep.dropped_reports, rep.hostname, rep.agent_version, rep.os, state
+    )
+    return servers.record_params(b.server_id, b.received_at, reported, b.told_interval_s)
+
+
+class ReportWrites:
+    """The write group of report batches (``Database.write_grouped``): the items of a
+    commit stored by :func:`store_batches` together."""
+
+    def run(self, conn: sqlite3.Connection, items: list[Batch]) -> list[tuple[bool, Stored]]:
+        return [(True, stored) for stored in store_batches(conn, items)] if items else []
 
 
 def _newest_report_effects(
@@ -254,9 +330,11 @@ def _newest_report_effects(
     rep: Prepared,
     received_at: float,
     stored_digest: str | None,
+    conditions: bool = True,
 ) -> str | None:
     """What a report newer than any stored changes besides the server's row: cameras,
-    health incidents, notifications. Returns the camera digest now stored."""
+    health incidents, notifications (``conditions`` False: the server has no active
+    notification condition to end). Returns the camera digest now stored."""
     if rep.camera_digest is not None and rep.camera_digest != stored_digest:
         if rep.cameras is None:
             # Another process moved on, or the agent left out an inventory this
@@ -273,7 +351,9 @@ def _newest_report_effects(
     health_incidents.volumes_filling(conn, server_id, rep.filling_volumes, rep.collected_at)
     failing = tuple(d for d in rep.disks or [] if d.health == "failing")
     health_incidents.disks_failing(conn, server_id, failing, rep.collected_at)
-    notify_sources.report_stored(conn, server_id, rep.filling_volumes, received_at, failing)
+    notify_sources.report_stored(
+        conn, server_id, rep.filling_volumes, received_at, failing, conditions=conditions
+    )
     if rep.disks and all(d.health == "passed" for d in rep.disks):
         health_incidents.disks_healthy(conn, server_id, rep.collected_at)
     return stored_digest
@@ -311,10 +391,12 @@ async def _ingest(request: web.Request) -> web.Response:
     # agent is stored with the report (offline is judged against it).
     settings = await settings_for(app, agent.server_id)
     received = time.time()
-    # The request's nonce is taken in this write: one commit per report batch.
-    accepted, dups, digest = await replay.write_with_nonce(
+    # The request's nonce is taken in this write: one commit per report batch, written
+    # together with the other batches of that commit.
+    accepted, dups, digest = await replay.write_grouped_with_nonce(
         request,
-        lambda c: store_batch(c, agent.server_id, prepared, received, settings.report_interval_s),
+        app[REPORT_WRITES],
+        Batch(agent.server_id, prepared, received, settings.report_interval_s),
     )
     if digest is None:
         digests.pop(agent.server_id, None)
@@ -349,5 +431,7 @@ def prune_history(conn: sqlite3.Connection, before: float) -> int:
 
 def setup_routes(app: web.Application) -> None:
     app[DIGESTS] = {}
-    app[INGEST_GATE] = IngestGate()
+    app[REPORT_WRITES] = replay.NonceGroup(ReportWrites())
+    gate = app[INGEST_GATE] = IngestGate()
+    gate.watch(app)
     app.router.add_post(routes.REPORTS, post_reports)

@@ -285,6 +285,33 @@ def report_position(conn: sqlite3.Connection, server_id: str) -> tuple[int, str 
     return (int(row[0]), row[1], row[2]) if row else (0, None, None)
 
 
+@dataclass
+class ReportPosition:
+    """Where a server's reports stand, as a report batch's write reads (and moves) it."""
+
+    last_seq: int = 0
+    digest: str | None = None
+    """The camera digest stored, or None."""
+    state: str | None = None
+    """The stored state's JSON, or None."""
+    conditions: bool = False
+    """The server may have active notification conditions (ended by a newer report)."""
+
+
+def report_positions(
+    conn: sqlite3.Connection, server_ids: Sequence[str]
+) -> dict[str, ReportPosition]:
+    """:class:`ReportPosition` of each of ``server_ids`` that exists, in one query."""
+    ids = list(dict.fromkeys(server_ids))
+    marks = ", ".join("?" for _ in ids)
+    rows = conn.execute(
+        "SELECT id, last_seq, cameras_digest, state, EXISTS (SELECT 1 FROM notify_conditions n "
+        f"WHERE n.server_id = servers.id) FROM servers WHERE id IN ({marks})",
+        ids,
+    ).fetchall()
+    return {r[0]: ReportPosition(int(r[1]), r[2], r[3], bool(r[4])) for r in rows}
+
+
 def count_late_report(conn: sqlite3.Connection, server_id: str) -> None:
     """A report older than the newest stored: counted, the state stays."""
     conn.execute(
@@ -305,6 +332,16 @@ class ReportedState:
     state: str
 
 
+_RECORD_REPORT = (
+    "UPDATE servers SET last_seen = ?, last_seq = ?, "
+    "reports_received = reports_received + 1, "
+    "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
+    "agent_version = ?, os = ?, state = ?, "
+    "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
+    "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?"
+)
+
+
 def record_report(
     conn: sqlite3.Connection,
     server_id: str,
@@ -314,27 +351,33 @@ def record_report(
 ) -> None:
     """Move the server's state forward to its newest report; ``told_interval_s`` is the
     report interval the acknowledgement tells (a change owes one interval of grace)."""
-    conn.execute(
-        "UPDATE servers SET last_seen = ?, last_seq = ?, "
-        "reports_received = reports_received + 1, "
-        "missing_reports = missing_reports + ?, dropped_reports = ?, hostname = ?, "
-        "agent_version = ?, os = ?, state = ?, "
-        "told_grace_s = CASE WHEN told_interval_s IS NOT NULL AND told_interval_s <> ? "
-        "THEN ? ELSE 0 END, told_interval_s = COALESCE(?, told_interval_s) WHERE id = ?",
-        (
-            received_at,
-            reported.seq,
-            reported.gap,
-            reported.dropped_reports,
-            reported.hostname,
-            reported.agent_version,
-            reported.os,
-            reported.state,
-            told_interval_s,
-            told_interval_s or 0,
-            told_interval_s,
-            server_id,
-        ),
+    conn.execute(_RECORD_REPORT, record_params(server_id, received_at, reported, told_interval_s))
+
+
+def record_reports(conn: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None:
+    """:func:`record_report` of several reports in one statement, in order
+    (``params`` from :func:`record_params`)."""
+    if params:
+        conn.executemany(_RECORD_REPORT, params)
+
+
+def record_params(
+    server_id: str, received_at: float, reported: ReportedState, told_interval_s: int | None
+) -> tuple[Any, ...]:
+    """The parameters of :func:`record_report`'s statement."""
+    return (
+        received_at,
+        reported.seq,
+        reported.gap,
+        reported.dropped_reports,
+        reported.hostname,
+        reported.agent_version,
+        reported.os,
+        reported.state,
+        told_interval_s,
+        told_interval_s or 0,
+        told_interval_s,
+        server_id,
     )
 
 

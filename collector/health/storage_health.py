@@ -12,10 +12,11 @@ checks here are:
 - ``tasks``: no background task has stopped (see :mod:`collector.supervision`).
 
 The checks run every ``storage_check_interval_s`` and on each ``/healthz``; the cheap
-ones (two ``stat`` calls and a ``statvfs``) also run on every write request. While a
-storage check fails, writes (agent reports, sessions, uploads, runs) are answered 503
-with the reason and ``Retry-After``; reads go on. Each failure is logged once when it
-starts and once when it ends.
+ones also run on every write request: the two ``stat`` calls each time, the ``statvfs``
+at most every :data:`SPACE_EVERY_S` (a disk that fills is refused within that second; a
+message is formatted only for a refusal). While a storage check fails, writes (agent
+reports, sessions, uploads, runs) are answered 503 with the reason and ``Retry-After``;
+reads go on. Each failure is logged once when it starts and once when it ends.
 
 Backup uploads have a larger reserve of their own (``[backup] upload_reserve``): they are
 refused (507, ``backup_space_low``) well before reports are, so a large upload cannot
@@ -65,6 +66,9 @@ STORAGE_CHECKS = ("data_dir", "database_file", "database_write", "disk_space")
 UPLOAD_PREFIX = routes.BACKUPS
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HEARTBEAT_TIMEOUT_S = 15.0
+SPACE_EVERY_S = 1.0
+"""A write request reads the free space at most this often (``statvfs`` per report was a
+few per cent of its CPU); the background checks and ``/healthz`` read it every time."""
 
 Probe = Callable[[], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -152,6 +156,7 @@ class StorageHealth:
         *,
         report_reserve: int,
         upload_reserve: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db = db
@@ -167,6 +172,11 @@ class StorageHealth:
         self._logged_failed: set[str] = set()
         self._lock = asyncio.Lock()
         self._ran_at = float("-inf")
+        self._clock = clock
+        self._free: int | None = None
+        self._free_at = float("-inf")
+        self._storage_failing = False
+        """A storage check failed when last run (writes take the slow path)."""
 
     # -- cheap checks (every write request) -------------------------------------------
 
@@ -183,12 +193,19 @@ class StorageHealth:
 
     def free(self) -> int | None:
         try:
-            return free_bytes(self.data_dir)
+            free: int | None = free_bytes(self.data_dir)
         except OSError:
-            return None
+            free = None
+        self._free, self._free_at = free, self._clock()
+        return free
 
-    def _space(self) -> Check:
-        free = self.free()
+    def _recent_free(self) -> int | None:
+        """The free space, read again when the last reading is :data:`SPACE_EVERY_S` old."""
+        if self._clock() - self._free_at >= SPACE_EVERY_S:
+            return self.free()
+        return self._free
+
+    def _space(self, free: int | None) -> Check:
         if free is None:
             return Check(False, f"cannot read free space of {self.data_dir}")
         if free < self.report_reserve:
@@ -199,12 +216,29 @@ class StorageHealth:
             )
         return Check(True, f"{_size(free)} free")
 
-    def cheap(self) -> dict[str, Check]:
+    def cheap(self, free: int | None = None) -> dict[str, Check]:
+        """The stat checks, with the free space read now (or ``free``, read recently)."""
         out = {"data_dir": self._same("data_dir", self.data_dir, "data directory")}
         if self.db_path is not None:
             out["database_file"] = self._same("database_file", self.db_path, "database file")
-        out["disk_space"] = self._space()
+        out["disk_space"] = self._space(self.free() if free is None else free)
         return out
+
+    def _cheap_pass(self, free: int | None) -> bool:
+        """The stat checks pass, judged without a message (a write request's fast path)."""
+        if free is None or free < self.report_reserve:
+            return False
+        try:
+            st = os.stat(self.data_dir)
+            if (st.st_dev, st.st_ino) != self._ids["data_dir"]:
+                return False
+            if self.db_path is not None:
+                st = os.stat(self.db_path)
+                if (st.st_dev, st.st_ino) != self._ids["database_file"]:
+                    return False
+        except OSError:
+            return False
+        return True
 
     # -- full checks (background and /healthz) ----------------------------------------
 
@@ -258,6 +292,9 @@ class StorageHealth:
 
     def _update(self, results: dict[str, Check]) -> None:
         """Keep the results; log each check's failure once and its recovery once."""
+        self._storage_failing = any(
+            not c.ok for n, c in {**self.results, **results}.items() if n in STORAGE_CHECKS
+        )
         for name, check in results.items():
             self.results[name] = check
             if not check.ok and name not in self._logged_failed:
@@ -274,24 +311,29 @@ class StorageHealth:
 
     def refusal(self, upload: bool) -> tuple[int, str, str] | None:
         """(status, code, reason) for a write request now, None to let it through."""
-        cheap = self.cheap()
+        free = self._recent_free()
+        if not self._storage_failing and self._cheap_pass(free):
+            return self._upload_refusal() if upload else None
+        cheap = self.cheap(free)
         self._update(cheap)
         for name in STORAGE_CHECKS:
             check = cheap.get(name) or self.results.get(name)
             if check is not None and not check.ok:
                 return 503, "storage_unavailable", f"{name}: {check.detail}"
-        if upload:
-            store = self.results.get("object_store")
-            if store is not None and not store.ok:
-                return 503, "storage_unavailable", f"object_store: {store.detail}"
-            free = self.free() or 0
-            if free < self.upload_reserve:
-                return (
-                    507,
-                    "backup_space_low",
-                    f"{_size(free)} free on the collector, below the backup upload reserve of "
-                    f"{_size(self.upload_reserve)}; reports are still accepted",
-                )
+        return self._upload_refusal() if upload else None
+
+    def _upload_refusal(self) -> tuple[int, str, str] | None:
+        store = self.results.get("object_store")
+        if store is not None and not store.ok:
+            return 503, "storage_unavailable", f"object_store: {store.detail}"
+        free = self.free() or 0
+        if free < self.upload_reserve:
+            return (
+                507,
+                "backup_space_low",
+                f"{_size(free)} free on the collector, below the backup upload reserve of "
+                f"{_size(self.upload_reserve)}; reports are still accepted",
+            )
         return None
 
 
@@ -324,8 +366,8 @@ async def storage_middleware(request: web.Request, handler: Handler) -> web.Stre
     if health is None or request.method in READ_METHODS:
         return await handler(request)
     upload = request.path.startswith(UPLOAD_PREFIX)
-    # Two stat() and a statvfs() of a local directory: microseconds, on the loop (a
-    # thread hop per report would cost more than the checks).
+    # Two stat() and (at most once a second) a statvfs() of a local directory:
+    # microseconds, on the loop (a thread hop per report would cost more than the checks).
     refused = health.refusal(upload)
     if refused is not None:
         status, code, reason = refused

@@ -14,6 +14,12 @@ write's job, a replay rolls the job back and is refused, and the request costs o
 not a claim's commit before its own. Whatever way such a handler ends without that write
 (a refusal, an error, a cancelled request), the nonce is taken after it
 (:func:`settle`), so a request answered once is a replay ever after, as before.
+
+Report batches are written as a group (:class:`NonceGroup`, ``Database.write_grouped``):
+the nonces of every batch in a commit are taken by one insert that returns those that
+were new (``RETURNING``, on SQLite and PostgreSQL alike; a nonce another process holds
+is not returned, and of two batches with one nonce in the same commit only the first
+is new). A batch whose nonce was not new writes nothing and is refused as a replay.
 """
 
 from __future__ import annotations
@@ -106,6 +112,68 @@ async def settle(request: web.Request) -> bool:
         return True
     pending.settled = True
     return await request.app[NONCES].check_and_add(pending.nonce)
+
+
+async def write_grouped_with_nonce(request: web.Request, group: NonceGroup, item: Any) -> Any:
+    """:func:`write_with_nonce` for an item of ``group`` (written together with the other
+    requests' items queued for the same commit)."""
+    pending = request.get(_PENDING)
+    nonce = None if pending is None else pending.nonce
+    try:
+        result = await request.app[DB].write_grouped(group, (nonce, item))
+    except Replayed:
+        if pending is not None:
+            pending.settled = True
+        raise
+    if pending is not None:
+        pending.settled = True
+    return result
+
+
+class NonceGroup:
+    """A write group (``Database.write_grouped``) whose items each take a request's nonce
+    first: items ``(nonce or None, inner item)``; the items whose nonce was new (or that
+    have none) go on to ``inner``, the others come back :class:`Replayed`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def run(self, conn: Any, items: list[tuple[str | None, Any]]) -> list[tuple[bool, Any]]:
+        new = take_many(conn, [n for n, _ in items if n is not None], time.time())
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(items)
+        going: list[int] = []
+        for i, (nonce, _) in enumerate(items):
+            if nonce is not None:
+                if nonce not in new:
+                    outcomes[i] = (False, Replayed(nonce))
+                    continue
+                new.discard(nonce)  # the same nonce again in this commit: a replay
+            going.append(i)
+        done = self.inner.run(conn, [items[i][1] for i in going]) if going else []
+        for i, outcome in zip(going, done, strict=True):
+            outcomes[i] = outcome
+        return outcomes
+
+
+_TAKE_CHUNK = 200
+"""Nonces per insert statement (two parameters each, far below SQLite's limit)."""
+
+
+def take_many(conn: Any, nonces: list[str], now: float) -> set[str]:
+    """Record ``nonces``; the set of those that were new (a nonce seen already, here or
+    by another process, is not in it)."""
+    new: set[str] = set()
+    for start in range(0, len(nonces), _TAKE_CHUNK):
+        chunk = nonces[start : start + _TAKE_CHUNK]
+        rows = ", ".join("(?, ?)" for _ in chunk)
+        params = [p for nonce in chunk for p in (nonce, now)]
+        cur = conn.execute(
+            f"INSERT INTO request_nonces (nonce, seen_at) VALUES {rows} "
+            "ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+            params,
+        )
+        new.update(r[0] for r in cur.fetchall())
+    return new
 
 
 def take(conn: Any, nonce: str, now: float) -> bool:

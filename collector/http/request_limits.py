@@ -75,11 +75,16 @@ def undecodable_part(request: web.Request) -> str | None:
     hashed, stored or compared. Refusing it here gives one clear 400 instead.
     """
     for name, value in request.raw_headers:
+        if value.isascii():  # nearly every header: no decoding needed to know
+            continue
         try:
             value.decode("utf-8")
         except UnicodeDecodeError:
             return f"header {name.decode('latin-1')}"
-    path, _, query = request.raw_path.partition("?")
+    raw = request.raw_path
+    if raw.isascii() and "%" not in raw:
+        return None
+    path, _, query = raw.partition("?")
     for part, text in (("path", path), ("query string", query.replace("+", " "))):
         try:
             unquote_to_bytes(text).decode("utf-8")

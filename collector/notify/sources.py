@@ -61,9 +61,14 @@ def report_stored(
     filling: Sequence[Any],
     at: float,
     failing_disks: Sequence[Any] = (),
+    *,
+    conditions: bool = True,
 ) -> None:
     """A newer report arrived: the server is back if it was offline; volumes forecast
-    full within 48 h and disks SMART calls failing start (or end) their condition."""
+    full within 48 h and disks SMART calls failing start (or end) their condition.
+    ``conditions`` False: the caller read that the server has no active condition."""
+    if not conditions and not filling and not failing_disks:
+        return
     active = events.active(conn, server_id)
     if not active and not filling and not failing_disks:
         return

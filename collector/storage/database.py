@@ -33,6 +33,33 @@ T = TypeVar("T")
 Conn = sqlite3.Connection
 
 
+class WriteGroup(Protocol):
+    """Writes of one kind that may run together in a group commit (report batches):
+    ``run`` takes every item queued for the commit and writes them with fewer statements
+    than one job each would. It returns one outcome per item, in order: ``(True,
+    value)``, or ``(False, exception)`` for an item that wrote nothing (a replay). If
+    ``run`` raises, what it wrote is rolled back and each item runs again on its own
+    (``run`` of one item), so a failing item fails alone, as a job does."""
+
+    def run(self, conn: Any, items: list[Any]) -> list[tuple[bool, Any]]: ...
+
+
+class _GroupItem:
+    """One item of a :class:`WriteGroup` in the queue; called alone, the group of one."""
+
+    __slots__ = ("group", "item")
+
+    def __init__(self, group: WriteGroup, item: Any) -> None:
+        self.group = group
+        self.item = item
+
+    def __call__(self, conn: Any) -> Any:
+        ok, value = self.group.run(conn, [self.item])[0]
+        if not ok:
+            raise value
+        return value
+
+
 class Database(Protocol):
     """What handlers and repositories may rely on, whatever the backend."""
 
@@ -49,6 +76,8 @@ class Database(Protocol):
     def write_sync(self, fn: Callable[[Conn], T]) -> T: ...
 
     async def write_unsettled(self, fn: Callable[[Conn], T]) -> T: ...
+
+    async def write_grouped(self, group: WriteGroup, item: Any) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -156,6 +185,11 @@ class GroupCommitDatabase:
         finally:
             self._unsettled.discard(fut)
 
+    async def write_grouped(self, group: WriteGroup, item: Any) -> Any:
+        """Like :meth:`write`, for an item the next group commit writes together with the
+        other items of ``group`` queued for it (:class:`WriteGroup`)."""
+        return await self.write(_GroupItem(group, item))
+
     def write_sync(self, fn: Callable[[Conn], T]) -> T:
         """The same, blocking, on a connection of its own (CLI commands, threads):
         SQLite's lock orders it with the group commits of a running collector."""
@@ -194,22 +228,7 @@ class GroupCommitDatabase:
             try:
                 if not self._begin_at_once(conn):
                     await loop.run_in_executor(self._committer, self._begin, conn)
-                for fn, fut in batch:
-                    if fut.cancelled():
-                        continue
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        value = fn(conn)
-                    except Exception as exc:  # the caller gets it; the batch goes on
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
-                        results.append((fut, False, exc))
-                    else:
-                        conn.execute("RELEASE job")
-                        if fut in self._unsettled:
-                            fut.set_result(value)
-                        else:
-                            results.append((fut, True, value))
+                self._run_jobs(conn, batch, results)
                 await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
             except BaseException as exc:
                 log.error("group commit of %d writes failed: %s", len(batch), exc)
@@ -231,6 +250,73 @@ class GroupCommitDatabase:
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
+
+    def _run_jobs(
+        self,
+        conn: Any,
+        batch: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]],
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        """Run a commit's jobs, each in its own SAVEPOINT (a failing one rolls back
+        alone); the items of a :class:`WriteGroup` together, where the first of them
+        stands in the queue."""
+        groups: dict[int, list[tuple[_GroupItem, asyncio.Future[Any]]]] = {}
+        for fn, fut in batch:
+            if isinstance(fn, _GroupItem) and not fut.cancelled():
+                groups.setdefault(id(fn.group), []).append((fn, fut))
+        for fn, fut in batch:
+            if fut.cancelled():
+                continue
+            if isinstance(fn, _GroupItem):
+                members = groups.pop(id(fn.group), None)
+                if members is not None and len(members) > 1:
+                    self._run_group(conn, members, results)
+                    continue
+                if members is None:  # written with its group already
+                    continue
+            self._run_job(conn, fn, fut, results)
+
+    def _run_job(
+        self,
+        conn: Any,
+        fn: Callable[[Conn], Any],
+        fut: asyncio.Future[Any],
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = fn(conn)
+        except Exception as exc:  # the caller gets it; the batch goes on
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            results.append((fut, False, exc))
+        else:
+            conn.execute("RELEASE job")
+            if fut in self._unsettled:
+                fut.set_result(value)
+            else:
+                results.append((fut, True, value))
+
+    def _run_group(
+        self,
+        conn: Any,
+        members: list[tuple[_GroupItem, asyncio.Future[Any]]],
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        """A group's items in one SAVEPOINT; if that fails, each item on its own."""
+        conn.execute("SAVEPOINT job")
+        try:
+            outcomes = members[0][0].group.run(conn, [m.item for m, _ in members])
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            log.info("a grouped write of %d items failed (%s): each runs alone", len(members), exc)
+            for fn, fut in members:
+                self._run_job(conn, fn, fut, results)
+            return
+        conn.execute("RELEASE job")
+        for (_, fut), (ok, value) in zip(members, outcomes, strict=True):
+            results.append((fut, ok, value))
 
     async def aclose(self) -> None:
         """Finish the queued writes, then close."""
