@@ -1,8 +1,8 @@
 """The ``reports`` table, each server's health report history: every read and prune of
 it goes through these functions (the contract checks' report times, the monthly report's
-fingerprint, a server's storage history), so a second database backend changes this
-module alone for it. Ingest still writes a report's row itself, in the same statement
-loop that tells a retried report from a new one."""
+fingerprint, a server's storage history) and every write (ingest's, which tells a
+retried report from a new one by what :func:`insert_new` inserted) goes through these
+functions, so a second database backend changes this module alone for it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,27 @@ Conn = Any
 """A DB-API connection as ``Database.read``/``write`` hand it over."""
 
 _WINDOW = "collected_at >= ? AND collected_at <= ?"
+
+
+_ROWS_CHUNK = 100
+"""Report rows per insert statement (eight parameters each)."""
+
+
+def insert_new(conn: Conn, rows: Sequence[tuple[object, ...]]) -> set[tuple[str, str]]:
+    """Insert each row (server id, report id, seq, collected at, received at, CPU %,
+    memory %, volumes) whose (server, report id) is not stored yet; the pairs inserted."""
+    inserted: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _ROWS_CHUNK):
+        chunk = rows[start : start + _ROWS_CHUNK]
+        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+        cur = conn.execute(
+            "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
+            f"cpu_percent, memory_percent, volumes) VALUES {marks} "
+            "ON CONFLICT DO NOTHING RETURNING server_id, report_id",
+            [p for row in chunk for p in row],
+        )
+        inserted.update((r[0], r[1]) for r in cur.fetchall())
+    return inserted
 
 
 def prune_received_before(conn: Conn, before: float) -> int:

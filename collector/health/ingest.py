@@ -32,6 +32,7 @@ from collector.http.appkeys import METRICS
 from collector.http.auth import agent_of, body_of
 from collector.http.bodies import parse
 from collector.http.errors import ApiError
+from collector.notify import events as notify_events
 from collector.notify import sources as notify_sources
 from protocol import limits, routes
 from protocol.camera_digest import cameras_digest
@@ -217,38 +218,25 @@ def store_batch(
     return store_batches(conn, [Batch(server_id, reports, received_at, told_interval_s)])[0]
 
 
-_ROWS_CHUNK = 100
-"""Report rows per insert statement (eight parameters each)."""
-
-
 def _insert_reports(conn: sqlite3.Connection, batches: list[Batch]) -> set[tuple[str, str]]:
     """Insert every report row that is not there yet; the (server, report id) inserted."""
-    rows = [
-        (
-            b.server_id,
-            rep.report_id,
-            rep.seq,
-            rep.collected_at,
-            b.received_at,
-            rep.cpu_percent,
-            rep.memory_percent,
-            rep.volumes_compact,
-        )
-        for b in batches
-        for rep in b.reports
-    ]
-    inserted: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), _ROWS_CHUNK):
-        chunk = rows[start : start + _ROWS_CHUNK]
-        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
-        cur = conn.execute(
-            "INSERT INTO reports (server_id, report_id, seq, collected_at, received_at, "
-            f"cpu_percent, memory_percent, volumes) VALUES {marks} "
-            "ON CONFLICT DO NOTHING RETURNING server_id, report_id",
-            [p for row in chunk for p in row],
-        )
-        inserted.update((r[0], r[1]) for r in cur.fetchall())
-    return inserted
+    return history.insert_new(
+        conn,
+        [
+            (
+                b.server_id,
+                rep.report_id,
+                rep.seq,
+                rep.collected_at,
+                b.received_at,
+                rep.cpu_percent,
+                rep.memory_percent,
+                rep.volumes_compact,
+            )
+            for b in batches
+            for rep in b.reports
+        ],
+    )
 
 
 def store_batches(conn: sqlite3.Connection, batches: list[Batch]) -> list[Stored]:
@@ -263,7 +251,11 @@ def store_batches(conn: sqlite3.Connection, batches: list[Batch]) -> list[Stored
     statement moves the servers' rows (what a newer report changes besides, cameras
     and incidents, is written per report as before).
     """
-    positions = servers.report_positions(conn, [b.server_id for b in batches])
+    ids = [b.server_id for b in batches]
+    positions = servers.report_positions(conn, ids)
+    for sid in notify_events.servers_with_conditions(conn, ids):
+        if sid in positions:
+            positions[sid].conditions = True
     inserted = _insert_reports(conn, batches)
     moves: list[tuple[object, ...]] = []
     moved: set[str] = set()

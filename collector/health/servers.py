@@ -295,7 +295,8 @@ class ReportPosition:
     state: str | None = None
     """The stored state's JSON, or None."""
     conditions: bool = False
-    """The server may have active notification conditions (ended by a newer report)."""
+    """The server may have active notification conditions (ended by a newer report): set
+    by the caller, from the notifications' own table."""
 
 
 def report_positions(
@@ -305,11 +306,9 @@ def report_positions(
     ids = list(dict.fromkeys(server_ids))
     marks = ", ".join("?" for _ in ids)
     rows = conn.execute(
-        "SELECT id, last_seq, cameras_digest, state, EXISTS (SELECT 1 FROM notify_conditions n "
-        f"WHERE n.server_id = servers.id) FROM servers WHERE id IN ({marks})",
-        ids,
+        f"SELECT id, last_seq, cameras_digest, state FROM servers WHERE id IN ({marks})", ids
     ).fetchall()
-    return {r[0]: ReportPosition(int(r[1]), r[2], r[3], bool(r[4])) for r in rows}
+    return {r[0]: ReportPosition(int(r[1]), r[2], r[3]) for r in rows}
 
 
 def count_late_report(conn: sqlite3.Connection, server_id: str) -> None:

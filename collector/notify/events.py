@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from collector.health import servers
@@ -149,6 +150,20 @@ def active(conn: sqlite3.Connection, server_id: str) -> dict[str, str]:
         r[0]: r[1]
         for r in conn.execute(
             "SELECT dedup_key, kind FROM notify_conditions WHERE server_id = ?", (server_id,)
+        )
+    }
+
+
+def servers_with_conditions(conn: sqlite3.Connection, server_ids: Sequence[str]) -> set[str]:
+    """Those of ``server_ids`` with an active condition, in one query."""
+    ids = list(dict.fromkeys(server_ids))
+    if not ids:
+        return set()
+    marks = ", ".join("?" for _ in ids)
+    return {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT server_id FROM notify_conditions WHERE server_id IN ({marks})", ids
         )
     }
 
