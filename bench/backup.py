@@ -1,6 +1,7 @@
 """Backup benchmark: a 1 GiB configuration tree, Vigil's agent against ``restic backup``.
 
     .venv/bin/python bench/backup.py [--size-mib 1024] [--small-files 20000] [--keep]
+        [--reader-threads 1|2|3]
 
 Builds the tree in a temporary directory (many small config files plus one large export,
 unique data so restic's deduplication gains nothing it would not in the field), then in
@@ -296,6 +297,8 @@ class RealCollector:
         self.work = work
         self.tree = tree
         self.threads = threads
+        self.reader_args: list[str] = []
+        """Extra arguments of ``vigil-backup restore`` and ``verify`` (``--threads N``)."""
         self.data = work / "collector"
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -391,6 +394,7 @@ class RealCollector:
                 str(self.work / "rk"),
                 "--to",
                 str(target),
+                *self.reader_args,
             ],
             self.env,
         )
@@ -405,6 +409,7 @@ class RealCollector:
                 server,
                 "--identity",
                 str(self.work / "rk"),
+                *self.reader_args,
             ],
             self.env,
         )
@@ -655,6 +660,12 @@ def main() -> None:
     p.add_argument("--no-age-compare", action="store_true")
     p.add_argument("--threads", type=int, help="[backup] threads for the agent (default: its own)")
     p.add_argument(
+        "--reader-threads",
+        type=int,
+        choices=(1, 2, 3),
+        help="vigil-backup restore/verify --threads (default: its own)",
+    )
+    p.add_argument(
         "--sink",
         action="store_true",
         help="upload to the minimal protocol sink instead of the real collector",
@@ -683,6 +694,8 @@ def main() -> None:
             target = "the minimal sink"
         else:
             real = RealCollector(work, tree, args.threads, total)
+            if args.reader_threads:
+                real.reader_args = ["--threads", str(args.reader_threads)]
             target = "vigil-collector serve (local data directory)"
         _, recipient = generate_identity()
         key_hex = (
