@@ -286,27 +286,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
     api = _api(args)
     ids = _identities(args.identity)
     known = _known(args)
-    a = check_backup(
-        api,
-        args.server,
-        args.a,
-        ids,
-        known=known,
-        notice=_notice,
-        keep_small=SMALL_TEXT,
-        keep_entries=True,
-        threads=args.threads,
-    )
-    b = check_backup(
-        api,
-        args.server,
-        args.b,
-        ids,
-        known=known,
-        notice=_notice,
-        keep_small=SMALL_TEXT,
-        keep_entries=True,
-        threads=args.threads,
+    a, b = (
+        check_backup(
+            api,
+            args.server,
+            which,
+            ids,
+            known=known,
+            notice=_notice,
+            keep_small=SMALL_TEXT,
+            keep_entries=True,
+            threads=args.threads,
+        )
+        for which in (args.a, args.b)
     )
     d = diff(a, b)
     lines = [f"diff {d['a']} -> {d['b']}"]
