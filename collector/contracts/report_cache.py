@@ -180,13 +180,13 @@ class ReportCache:
             if read:
                 self.hits += 1
             return entry.report
-        if read:
-            self.builds += 1
-        else:
-            self.refreshed += 1
         rows = build_report(conn, year, month, by, partner, tz, now)
         entry = _Entry(fp, (now // DAY_STEP_S + 1) * DAY_STEP_S, MonthlyReport(rows))
-        with self._lock:
+        with self._lock:  # counted once kept, so a count seen means the report is there
+            if read:
+                self.builds += 1
+            else:
+                self.refreshed += 1
             self._entries.pop(key, None)
             if len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
