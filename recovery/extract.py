@@ -557,17 +557,17 @@ class _Walk:
             self.plain += member.size
             if data is not None:
                 self.texts[name] = data
-            self.seen.add(name, "file", mode, uid, gid, member.size, sha256)
+            self.seen.add(self.seen.record(name, "file", mode, uid, gid, member.size, sha256))
         elif member.isdir():
             if path is not None:
                 _make_dir(path)
                 self.made.add(path)
                 self.dirs.append((path, uid, gid, mode))
-            self.seen.add(name, "dir", mode, uid, gid)
+            self.seen.add(self.seen.record(name, "dir", mode, uid, gid))
         elif member.issym():
             if not _restore_symlink(member, path, self.skip_unsafe_links, self.as_root):
                 self.skipped.append(name)
-            self.seen.add(name, "symlink", mode, uid, gid, target=member.linkname)
+            self.seen.add(self.seen.record(name, "symlink", mode, uid, gid, target=member.linkname))
         elif member.islnk():
             raise ArchiveRefused(f"refused hard link: {name!r}")
         elif member.isdev() or member.isfifo():

@@ -91,19 +91,8 @@ class SeenMembers:
             record = self.at(i)
             self._index[record[:_KEY]] = record[_KEY]
 
-    def add(
-        self,
-        name: str,
-        type: str,
-        mode: int,
-        uid: int,
-        gid: int,
-        size: int = 0,
-        sha256: str | None = None,
-        target: str | None = None,
-    ) -> None:
-        """Remember a member that passed ``check``."""
-        record = self.record(name, type, mode, uid, gid, size, sha256, target)
+    def add(self, record: bytes) -> None:
+        """Remember a member that passed ``check``, by its :meth:`record`."""
         if self._count % PAGE == 0:
             self._pages.append(bytearray(PAGE * RECORD))
         offset = self._count % PAGE * RECORD
@@ -135,7 +124,7 @@ class SeenMembers:
         key = self._key
         return b"".join(
             (
-                _blake(key + name.encode("utf-8", "surrogatepass"), digest_size=_KEY).digest(),
+                self.digest(name),
                 _CODES[code],
                 _blake(key + b"%d\0%d\0%d" % (mode, uid, gid), digest_size=_KEY).digest(),
                 _blake(key + content, digest_size=_KEY).digest(),

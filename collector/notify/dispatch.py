@@ -263,8 +263,11 @@ def _event_json(
     hostname = None if r[5] is None else servers.hostname_of(conn, r[5])
     details = json.loads(r[7])
     since = details.pop("since", None)
-    page = paths.SERVER_PAGE.format(server_id=r[5])
-    link = f"{base_url.rstrip('/')}{page}" if base_url and r[5] else None
+    link = (
+        base_url.rstrip("/") + paths.SERVER_PAGE.format(server_id=r[5])
+        if base_url and r[5]
+        else None
+    )
     return {
         "id": f"evt_{r[0]}",
         "type": r[1],

@@ -32,6 +32,25 @@ def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return calls
 
 
+STEP = 64 * 1024
+"""The release step the writers' tests set (their ``STEP``; ``BEHIND`` four of them)."""
+
+
+def _small_steps(monkeypatch: pytest.MonkeyPatch, module: object) -> list[tuple[int, int]]:
+    """``module``'s writer releasing every :data:`STEP`, four steps behind; the calls."""
+    monkeypatch.setattr(module, "STEP", STEP)
+    monkeypatch.setattr(module, "BEHIND", 4 * STEP)
+    return _recorded(monkeypatch)
+
+
+def _released_but_the_last_step(calls: list[tuple[int, int]], end: int) -> None:
+    """Everything written up to ``end`` asked to be released, but at most one step."""
+    assert calls, "nothing was released"
+    last_end = max(stop for _, stop in calls)
+    assert end - last_end < STEP  # at most one step not yet asked for
+    assert _covered(calls, last_end)
+
+
 def _covered(calls: list[tuple[int, int]], end: int) -> bool:
     """Whether the ranges asked for cover ``[0, end)``."""
     at = 0
@@ -76,9 +95,7 @@ def test_a_rewritten_chunk_is_released_again(
 def test_a_large_restored_file_is_released_as_it_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(drop_behind, "STEP", 64 * 1024)
-    monkeypatch.setattr(drop_behind, "BEHIND", 4 * 64 * 1024)
-    calls = _recorded(monkeypatch)
+    calls = _small_steps(monkeypatch, drop_behind)
     path = tmp_path / "export.sql"
     data = os.urandom(40 * 10_000)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -90,18 +107,13 @@ def test_a_large_restored_file_is_released_as_it_is_written(
     finally:
         os.close(fd)
     assert path.read_bytes() == data
-    assert calls, "nothing was released"
-    last_end = max(stop for _, stop in calls)
-    assert len(data) - last_end < 64 * 1024  # at most one step not yet asked for
-    assert _covered(calls, last_end)
+    _released_but_the_last_step(calls, len(data))
 
 
 def test_the_agents_archive_file_is_released_as_it_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent_drop_behind, "STEP", 64 * 1024)
-    monkeypatch.setattr(agent_drop_behind, "BEHIND", 4 * 64 * 1024)
-    calls = _recorded(monkeypatch)
+    calls = _small_steps(monkeypatch, agent_drop_behind)
     path = tmp_path / "backup-1.age.part"
     pieces = [os.urandom(65_552) for _ in range(20)]  # age chunks with their tags
     with open(path, "wb", buffering=0) as raw:
@@ -111,9 +123,7 @@ def test_the_agents_archive_file_is_released_as_it_is_written(
         out.flush()
     assert path.read_bytes() == b"".join(pieces)
     assert out.end == sum(map(len, pieces))
-    last_end = max(stop for _, stop in calls)
-    assert out.end - last_end < 64 * 1024
-    assert _covered(calls, last_end)
+    _released_but_the_last_step(calls, out.end)
 
 
 def test_a_downloaded_object_is_released_behind_the_reader(

@@ -57,7 +57,7 @@ def _walk(seen: SeenMembers, members: list[tuple[str, str, int]]) -> int | None:
             seen.check(name, name.split("/"))
         except ArchiveRefused:
             return i
-        seen.add(name, type_, 0o644, v, 0, size=v, sha256=f"{v:064x}", target=f"t{v}")
+        seen.add(seen.record(name, type_, 0o644, v, 0, size=v, sha256=f"{v:064x}", target=f"t{v}"))
     return None
 
 
