@@ -10,6 +10,12 @@ the supervisor logs it and calls ``on_give_up``, which the server turns into an 
 status 1 so the service manager restarts the collector instead of it running on without
 the task. ``/healthz`` lists every task's state (:meth:`Supervisor.states`).
 
+A task made with ``essential=False`` is one the collector serves correctly without (the
+monthly reports kept warm: a read computes its report when the cache has none). It is
+never given up on: past ``give_up_after`` failures it stays ``retrying``, once every
+``retry_max_s``, and ``/healthz`` shows its failures and last error, so one broken
+convenience does not take the collector's ingest down with it.
+
 A task that needs the database to write (``paused_when``) waits while the storage checks
 fail instead of counting failures: a full disk is reported by ``/healthz`` and is not a
 reason to stop the collector, which still serves reads.
@@ -49,6 +55,7 @@ class _Task:
     first_delay_s: float
     paused_when: Callable[[], bool] | None
     everywhere: bool = False
+    essential: bool = True
     holds: bool = False
     first_due: float = 0.0
     """When the first round is due (``time.time()``) if no process has run one yet."""
@@ -97,10 +104,11 @@ class Supervisor:
         first_delay_s: float | None = None,
         paused_when: Callable[[], bool] | None = None,
         everywhere: bool = False,
+        essential: bool = True,
     ) -> TaskHandle:
         """Run ``round`` every ``interval_s`` (first after ``first_delay_s``, default one
         interval) until stopped; in the process holding its lease only, unless
-        ``everywhere``."""
+        ``everywhere``; retried for ever instead of given up on unless ``essential``."""
         if name in self._tasks and self._tasks[name].task is not None:
             raise ValueError(f"task {name!r} already runs")
         t = _Task(
@@ -110,6 +118,7 @@ class Supervisor:
             float(interval_s if first_delay_s is None else first_delay_s),
             paused_when,
             everywhere,
+            essential,
             holds=everywhere or self.leases is None,
             first_due=time.time() + (interval_s if first_delay_s is None else first_delay_s),
         )
@@ -118,6 +127,8 @@ class Supervisor:
         return TaskHandle(self, name)
 
     def _backoff(self, t: _Task) -> float:
+        if not t.essential and t.failures >= self.give_up_after:
+            return self.retry_max_s
         return min(2.0 ** (t.failures - 1), self.retry_max_s, max(t.interval_s, 1.0))
 
     async def _run(self, t: _Task) -> None:
@@ -208,8 +219,18 @@ class Supervisor:
                         "background task %s failed; retrying with backoff", t.name, exc_info=True
                     )
                 if t.failures >= self.give_up_after:
-                    self._give_up(t, t.last_error)
-                    return
+                    if t.essential:
+                        self._give_up(t, t.last_error)
+                        return
+                    if t.failures == self.give_up_after:
+                        log.critical(
+                            "background task %s failed %d times in a row (%s); the collector "
+                            "serves without it and retries every %g s",
+                            t.name,
+                            t.failures,
+                            t.last_error,
+                            self.retry_max_s,
+                        )
                 t.state = "retrying"
                 await asyncio.sleep(self._backoff(t))
                 continue

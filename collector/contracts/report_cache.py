@@ -253,8 +253,11 @@ async def _keep_warm(app: web.Application) -> AsyncIterator[None]:
             state["warmed"] = True
         await db.read(lambda c: cache.refresh(c, now))
 
-    # Every process keeps its own reports: each runs the round.
-    handle = app[TASKS].every("report-cache", interval, round, first_delay_s=1.0, everywhere=True)
+    # Every process keeps its own reports: each runs the round. A read computes what is
+    # not kept, so a failing round slows the report page down and stops nothing else.
+    handle = app[TASKS].every(
+        "report-cache", interval, round, first_delay_s=1.0, everywhere=True, essential=False
+    )
     yield
     await handle.stop()
 

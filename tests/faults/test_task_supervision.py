@@ -17,9 +17,13 @@ from harness.net import http, wait_until
 from tests.faults.inject import fill, rename
 
 
-def housekeeping(url: str) -> dict:
+def task(url: str, name: str) -> dict:
     _, _, body = http("GET", url + "/healthz")
-    return json.loads(body)["tasks"]["housekeeping"]
+    return json.loads(body)["tasks"][name]
+
+
+def housekeeping(url: str) -> dict:
+    return task(url, "housekeeping")
 
 
 def test_failing_task_is_logged_once_retried_and_recovers(make_collector, tmp_path: Path):
@@ -49,13 +53,39 @@ def test_task_that_keeps_failing_stops_the_collector_non_zero(make_collector, tm
     data = tmp_path / "data"
     c = make_collector(
         "[collector]\nhousekeeping_interval_s = 1\ntask_retry_max_s = 1\ntask_give_up_after = 3\n"
-        "[contracts]\nreport_refresh_s = 0\n",  # the report cache would give up too
+        "[contracts]\nreport_refresh_s = 0\n",  # one task's failures counted
         data_dir=data,
     )
     rename(data / "vigil.db", "reports", "reports_moved")
     assert c.proc is not None
     assert c.proc.wait(60) == 1
     assert "background task housekeeping stopped after 3 failures" in c.log()
+
+
+def test_a_task_the_collector_serves_without_is_retried_instead_of_stopping_it(
+    make_collector, tmp_path: Path
+):
+    """The monthly reports kept warm are a convenience (a read computes what is not kept):
+    past the give-up count their task keeps retrying, the collector keeps running and
+    answering, and the task recovers when its table is back."""
+    data = tmp_path / "data"
+    c = make_collector(
+        "[collector]\nhousekeeping_interval_s = 3600\ntask_retry_max_s = 1\n"
+        "task_give_up_after = 2\n[contracts]\nreport_refresh_s = 10\n",
+        data_dir=data,
+    )
+    rename(data / "vigil.db", "reports", "reports_moved")
+    wait_until(lambda: task(c.url, "report-cache")["failures"] >= 4, what="four failed rounds")
+    assert c.proc is not None and c.proc.poll() is None
+    state = task(c.url, "report-cache")
+    assert state["state"] == "retrying" and "reports" in state["last_error"]
+    assert http("GET", c.url + "/healthz")[0] == 200
+    assert "background task report-cache failed 2 times in a row" in c.log()
+
+    rename(data / "vigil.db", "reports_moved", "reports")
+    wait_until(lambda: task(c.url, "report-cache")["failures"] == 0, what="the task to recover")
+    assert c.proc.poll() is None
+    assert c.log().count("background task report-cache recovered") == 1
 
 
 def test_healthz_names_a_stopped_task(tmp_path: Path) -> None:
