@@ -4,14 +4,15 @@ PDF and ``GET /api/v1/reports/monthly`` of a 10,000-server partner do not evalua
 server's month again for each request.
 
 A past month's report changes only when what it was computed from changes: a contract
-written or removed, an incident opened or updated, a server enrolled, revoked,
-re-licensed or updated to another version, a backup policy or release date changed,
-history pruned, or a report or backup recorded late with a time inside the month. Each
-read fetches the *fingerprint* of those inputs (narrow SQL: a row per server without its
-stored state's other parts, aggregates of the other tables) and uses the kept report only
-when it equals the kept one, so any collector process's write shows at the next read.
-The backup policy overrides are worded from today's contract coverage, so a kept report
-is also computed anew past each quarter hour (where a day may begin in some zone).
+written or removed, an incident opened or updated, a server enrolled, revoked, re-
+licensed or updated to another version (or a version it ran recorded), a backup policy
+or release date changed, history pruned, or a report or backup recorded late with a time
+inside the month. Each read fetches the *fingerprint* of those inputs (narrow SQL: a row
+per server without its stored state's other parts, aggregates of the other tables) and
+uses the kept report only when it equals the kept one, so any collector process's write
+shows at the next read. The backup policy overrides are worded from today's contract
+coverage, so a kept report is also computed anew past each quarter hour (where a day may
+begin in some zone).
 
 The current month is never kept: it counts up to the moment of the request. Nor is a
 month that ended within the last hour (the checks still read the backups kept now).
@@ -38,6 +39,7 @@ from aiohttp import web
 from collector.accounts import partners
 from collector.backups import catalog
 from collector.contracts import repository as repo
+from collector.contracts import server_versions
 from collector.contracts.config import contracts_config
 from collector.contracts.reports import ReportRow, month_bounds
 from collector.contracts.views import build_report
@@ -112,6 +114,7 @@ def _fingerprint(conn: Any, partner: str | None, start: float, end: float) -> tu
         _rows(catalog.window_totals(conn, start, end)),
         tuple(_rows(rows) for rows in others),
         history.oldest_time(conn),
+        server_versions.totals(conn),
         _rows(history.window_totals(conn, ids if partner is not None else None, start, end)),
     )
 

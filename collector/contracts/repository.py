@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from collector.backups import catalog
+from collector.contracts import server_versions
 from collector.contracts.calendar import CalendarSpec
 from collector.contracts.checks import Finding, ServerFacts, SupportCase
 from collector.contracts.codec import (
@@ -427,6 +428,12 @@ def plain_rows(conn: Conn) -> Iterator[None]:
         conn.row_factory = saved
 
 
+def is_present(now: float) -> bool:
+    """Whether an instant the checks evaluate is the present (within an hour), for which
+    what is stored now holds, or the past."""
+    return abs(time.time() - now) < 3600
+
+
 def fleet_facts(
     conn: Conn,
     now: float,
@@ -441,12 +448,22 @@ def fleet_facts(
 
     The backups kept now say nothing about what was kept on an earlier day (retention has
     pruned since), so by default they are loaded only when ``now`` is the present (within
-    an hour); otherwise the retention check is skipped.
+    an hour); otherwise the retention check is skipped. Likewise each server's software:
+    its stored state's at the present, the version it ran then
+    (:mod:`collector.contracts.server_versions`) at an instant in the past.
     """
-    if with_kept is None:
-        with_kept = abs(time.time() - now) < 3600
+    present = is_present(now)
     with plain_rows(conn):
-        return _fleet_facts(conn, now, window_days, partner, with_reports, since, with_kept)
+        return _fleet_facts(
+            conn,
+            now,
+            window_days,
+            partner,
+            with_reports,
+            since,
+            present if with_kept is None else with_kept,
+            present,
+        )
 
 
 def _fleet_facts(
@@ -457,6 +474,7 @@ def _fleet_facts(
     with_reports: bool,
     since: float | None,
     with_kept: bool,
+    present: bool,
 ) -> Fleet:
     since = now - window_days * DAY if since is None else since
     rows = servers.active_with_partner(conn, partner)
@@ -470,7 +488,22 @@ def _fleet_facts(
     )
     first_machine = _first_machines(conn)
     facts = [_server_facts(r, since, first_machine, activity) for r in rows]
+    if not present:
+        scope_ids = None if partner is None else [f.server_id for f in facts]
+        facts = _versions_at(facts, server_versions.at(conn, now, scope_ids))
     return Fleet(facts, {r[0]: r[7] for r in rows}, activity.reports)
+
+
+def _versions_at(
+    facts: list[ServerFacts], versions: Mapping[str, tuple[str, str]]
+) -> list[ServerFacts]:
+    out = []
+    for f in facts:
+        then = versions.get(f.server_id)
+        if then is not None and then != (f.product, f.version):
+            f = dataclasses.replace(f, product=then[0], version=then[1])
+        out.append(f)
+    return out
 
 
 @dataclass

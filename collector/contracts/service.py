@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.contracts import repository as repo
+from collector.contracts import server_versions
 from collector.contracts.checks import Finding, SupportCase, evaluate
 from collector.contracts.covering import covering_contract
 from collector.contracts.incidents import (
@@ -47,6 +48,8 @@ class CheckInputs:
     open_keys: set[str]
     priority_maps: dict[str, dict[str, str | None]]
     stored_findings: dict[str, tuple[int, str]] = field(default_factory=dict)
+    version_changes: list[tuple[str, float, str, str]] = field(default_factory=list)
+    """Servers' versions seen for the first time or changed (a run at the present)."""
 
 
 @dataclass
@@ -63,6 +66,8 @@ class CheckResult:
     """Whose each finding is (same order as ``findings``)."""
     failed_partners: set[str] = field(default_factory=set)
     """Partners whose evaluation failed: their stored findings are left as they are."""
+    version_changes: list[tuple[str, float, str, str]] = field(default_factory=list)
+    """Rows for :mod:`collector.contracts.server_versions`, written with the findings."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,7 +90,13 @@ def gather(conn: Any, now: float) -> CheckInputs:
         open_keys=repo.open_finding_keys(conn),
         priority_maps={p: repo.priority_map(conn, p) for p in partners},
         stored_findings=repo.stored_findings(conn),
+        version_changes=_version_changes(conn, fleet, now) if repo.is_present(now) else [],
     )
+
+
+def _version_changes(conn: Any, fleet: repo.Fleet, now: float) -> list[tuple[str, float, str, str]]:
+    current = ((f.server_id, f.enrolled_at or now, f.product, f.version) for f in fleet.servers)
+    return server_versions.changes(current, server_versions.latest(conn), now)
 
 
 def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
@@ -101,6 +112,7 @@ def compute(inputs: CheckInputs, *, open_incidents: bool = True) -> CheckResult:
         partner_of_server=inputs.fleet.partner_of_server,
         finding_partners=finding_partners,
         failed_partners=failed,
+        version_changes=inputs.version_changes,
     )
     if open_incidents:
         result.cleared_keys.extend(_cleared_keys(inputs, findings, failed))
@@ -231,6 +243,9 @@ def persist_steps(stored: Mapping[str, tuple[int, str]], result: CheckResult) ->
                 clear_finding_incidents(c, key, result.run_at)
 
         steps.append(clear)
+    for start in range(0, len(result.version_changes), WRITE_CHUNK):
+        rows = result.version_changes[start : start + WRITE_CHUNK]
+        steps.append(lambda c, rows=rows: server_versions.record(c, rows))
     return steps
 
 

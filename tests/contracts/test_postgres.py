@@ -1,7 +1,7 @@
 """The contract engine's SQL on PostgreSQL by itself: migrations 0030-0032, the
-notification tables its writes fill (0120) and the repository functions over the
-backend's connection, on a private server started for this module
-(``harness/database.py``), beside only the columns of the core tables it joins.
+notification tables its writes fill (0120), the servers' versions (0320) and the
+repository functions over the backend's connection, on a private server started for this
+module (``harness/database.py``), beside only the columns of the core tables it joins.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def pg() -> Iterator[PgConnection]:
                 "stored_at DOUBLE PRECISION, PRIMARY KEY (server_id, seq))"
             )
             for version, _, sql in available("postgresql"):
-                if 30 <= version <= 49 or 120 <= version <= 139:  # contracts, notifications
+                # contracts, notifications, server versions
+                if 30 <= version <= 49 or 120 <= version <= 139 or version == 320:
                     for stmt in _statements(sql):
                         c.execute(stmt)
             yield c
