@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collector.config_keys import unread_keys, watched
 from collector.sizes import parse_bytes
 
 if TYPE_CHECKING:
@@ -206,6 +207,17 @@ def _feature_sections(
         raise ConfigError(source, key, exc.expected) from None
 
 
+def _notify_section(raw: dict[str, Any], source: str) -> None:
+    """``[notify]``, checked here so that a bad value names this file at start; the
+    notification feature reads it again when it starts."""
+    from collector.notify.settings import notify_settings
+
+    try:
+        notify_settings(raw)
+    except ConfigError as exc:
+        raise ConfigError(source, exc.key, exc.expected) from None
+
+
 def _log_section(raw: dict[str, Any], source: str) -> tuple[str, str]:
     lg = _table(raw, "log", source)
     for key in lg:
@@ -268,17 +280,16 @@ def _collector_section(
     The command line's ``--data`` wins over the file, which wins over ``VIGIL_DATA``."""
     table = _table(raw, "collector", source)
     p = "collector."
-    if not data_dir and "data_dir" not in table:
+    file_data = _get(table, "data_dir", str, source, p, None)
+    if not data_dir and file_data is None:
         data_dir = os.environ.get("VIGIL_DATA") or None
-    data = (
-        Path(data_dir)
-        if data_dir
-        else Path(_get(table, "data_dir", str, source, p, str(DEFAULT_DATA_DIR)))
-    )
+    data = Path(data_dir) if data_dir else Path(file_data or DEFAULT_DATA_DIR)
     cfg_listen = listen or _get(table, "listen", str, source, p, DEFAULT_LISTEN)
+    _get(table, "listen", str, source, p, None)  # checked (and read) when --listen wins too
     _, _, port = cfg_listen.rpartition(":")
     if not (port.isdigit() and int(port) <= 65535):
-        raise ConfigError(source, "collector.listen", "HOST:PORT with a port from 0 to 65535")
+        where, key = ("command line", "--listen") if listen else (source, "collector.listen")
+        raise ConfigError(where, key, "HOST:PORT with a port from 0 to 65535")
     if "\0" in str(data):
         raise ConfigError(source, "collector.data_dir", "a path without NUL characters")
     ints = {}
@@ -325,6 +336,7 @@ def load_config(
 ) -> CollectorConfig:
     """Read ``path`` (if given), then apply the command line's ``--data`` and ``--listen``."""
     raw, source = _read_file(path)
+    raw = watched(raw)
     data, cfg_listen, ints = _collector_section(raw, source, data_dir, listen)
     storage = _storage_section(raw, source, data)
     rate_limits, pages, metrics_token = _security_sections(raw, source)
@@ -333,6 +345,10 @@ def load_config(
     key_file = _get(_table(raw, "http", source), "session_key_file", str, source, "http.", "")
     if "\0" in key_file:
         raise ConfigError(source, "http.session_key_file", "a path without NUL characters")
+    _notify_section(raw, source)
+    for key, close in unread_keys(raw):
+        hint = f"; did you mean {key.rpartition('.')[0] + '.' if '.' in key else ''}{close}?"
+        raise ConfigError(source, key, "a key the collector reads" + (hint if close else ""))
     return CollectorConfig(
         session_key_file=Path(key_file) if key_file else None,
         log_format=log_format,

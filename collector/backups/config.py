@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from collector.backups.limits import (
     STAGING_MODES,
     BackupLimits,
 )
-from collector.backups.objectstore import parse_size
+from collector.backups.objectstore import STORE_KEYS, parse_size
 from collector.config import ConfigError
 from collector.durations import parse_interval
 
@@ -59,6 +60,12 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
     storage = table.get("storage", {}) or {}
     if not isinstance(storage, dict):
         raise ConfigError("[backup]", "storage", "a table")
+    # The store opens when the backup feature starts; a misspelt key is refused now.
+    for key in storage:
+        if key not in STORE_KEYS:
+            close = difflib.get_close_matches(key, sorted(STORE_KEYS), n=1, cutoff=0.75)
+            hint = f"; did you mean backup.storage.{close[0]}?" if close else ""
+            raise ConfigError("[backup]", f"storage.{key}", "a key the collector reads" + hint)
     limits = BackupLimits(
         max_size=parse_size(table.get("max_size", DEFAULT_MAX_SIZE), "max_size"),
         chunk_size=parse_size(table.get("chunk_size", DEFAULT_CHUNK_SIZE), "chunk_size"),

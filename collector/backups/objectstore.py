@@ -516,6 +516,26 @@ def _str(config: dict[str, Any], key: str, default: str | None = None) -> str | 
 
 
 _CHECKSUM = ("when_required", "when_supported")
+STORE_KEYS = frozenset(
+    {
+        "kind",
+        "path",
+        "bucket",
+        "prefix",
+        "endpoint_url",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "addressing_style",
+        "request_checksum_calculation",
+        "response_checksum_validation",
+        "multipart_threshold",
+        "multipart_chunksize",
+        "max_concurrency",
+    }
+)
+"""The keys :func:`open_object_store` reads (checked at load, before the store opens)."""
 
 
 def open_object_store(config: dict[str, Any], data_dir: Path) -> ObjectStore:

@@ -95,3 +95,81 @@ def test_feature_sections_are_typed_on_the_configuration(tmp_path: Path) -> None
     assert defaults.contracts.entitlement_cache_s == 60.0
     assert defaults.contracts.report_refresh_s == 60.0
     assert defaults.backup == backup_config({})
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "meant"),
+    [
+        (
+            "[collector]\nhousekeping_interval_s = 5\n",
+            "collector.housekeping_interval_s",
+            "collector.housekeeping_interval_s",
+        ),
+        ("[contract]\nreport_refresh_s = 0\n", "contract", "contracts"),
+        (
+            "[contracts]\nreport_refresh = 0\n",
+            "contracts.report_refresh",
+            "contracts.report_refresh_s",
+        ),
+        (
+            '[backup.storage]\nkind = "s3"\nbuckett = "b"\n',
+            "backup.storage.buckett",
+            "backup.storage.bucket",
+        ),
+        ("[notify]\nintervall_s = 5\n", "notify.intervall_s", "notify.interval_s"),
+        (
+            '[storage]\nsqlite_synchronus = "FULL"\n',
+            "storage.sqlite_synchronus",
+            "storage.sqlite_synchronous",
+        ),
+        ("[collector]\nvolume_colour = 3\n", "collector.volume_colour", ""),
+    ],
+)
+def test_a_key_nothing_reads_is_refused_naming_the_key_meant(
+    tmp_path: Path, text: str, key: str, meant: str
+) -> None:
+    # Every key is optional: a misspelt one used to be ignored and its default used.
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, tmp_path)
+    assert err.value.source == str(cfg)
+    assert err.value.key == key
+    if meant:
+        assert str(err.value).endswith(f"did you mean {meant}?")
+    else:
+        assert "did you mean" not in str(err.value)
+
+
+def test_every_key_of_the_shipped_example_is_read(tmp_path: Path) -> None:
+    """The example configuration with every commented-out setting switched on loads: the
+    refusal of unknown keys knows every key the collector documents there."""
+    example = Path(__file__).parents[2] / "packaging" / "collector.toml.example"
+    lines = []
+    for line in example.read_text().splitlines():
+        body = line[2:] if line.startswith("# ") else line
+        head = body.split("#")[0].strip()
+        if head.startswith("[") or (" = " in head and head.split(" ")[0].isidentifier()):
+            line = body
+        lines.append(line)
+    text = "\n".join(lines).replace('token = "..."', 'token = "0123456789abcdef0123"')
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(text)
+    assert text != example.read_text()  # something was switched on
+    loaded = load_config(cfg, tmp_path)
+    assert loaded.source == str(cfg)
+
+
+def test_a_bad_listen_address_names_where_it_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, tmp_path, listen="127.0.0.1:99999")
+    assert (err.value.source, err.value.key) == ("command line", "--listen")
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text('[collector]\nlisten = "127.0.0.1:99999"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, tmp_path)
+    assert (err.value.source, err.value.key) == (str(cfg), "collector.listen")
+    # The command line wins over the file; the file's value is still checked as a string.
+    cfg.write_text('[collector]\nlisten = "127.0.0.1:8000"\ndata_dir = "/srv/vigil"\n')
+    loaded = load_config(cfg, tmp_path / "data", listen="127.0.0.1:9000")
+    assert (loaded.listen, loaded.data_dir) == ("127.0.0.1:9000", tmp_path / "data")
