@@ -455,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"configuration file (default {agent_config.DEFAULT_CONFIG})",
     )
+    # Accepted before the command too (`vigil-agent --config FILE status`); after it wins.
+    parser.add_argument("--config", dest="config_before", metavar="FILE", help="as after it")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _enroll_commands(sub, common)
     _running_commands(sub, common)
@@ -542,6 +544,8 @@ def _running_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "config", None) is None:
+        args.config = args.config_before
     try:
         return int(args.func(args) or 0)
     except agent_config.AgentConfigError as exc:

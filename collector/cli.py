@@ -17,10 +17,12 @@ from collector import secrets_store
 from collector.accounts import partners
 from collector.cli_options import (
     NoDatabase,
+    before_the_command,
     common,
     config_of,
     emit_json,
     fail,
+    given_before_the_command,
     opened_database,
 )
 from collector.config import ConfigError
@@ -415,6 +417,7 @@ def _server_commands(sub: argparse._SubParsersAction, c: argparse.ArgumentParser
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the collector's own commands, then each feature's (its ``register``)."""
     parser = argparse.ArgumentParser(prog="vigil-collector", description=__doc__.splitlines()[0])
+    before_the_command(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = common()
     _serve_command(sub, c)
@@ -426,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given_before_the_command(parser, args)
     try:
         with files_private():
             return int(args.func(args) or 0)

@@ -22,6 +22,25 @@ def common() -> argparse.ArgumentParser:
     return p
 
 
+def before_the_command(parser: argparse.ArgumentParser) -> None:
+    """``--config``/``--data`` accepted before the command too (``vigil-collector --data
+    DIR servers``), as people type them; :func:`given_before_the_command` moves them."""
+    parser.add_argument("--config", dest="config_before", metavar="FILE", help="as after it")
+    parser.add_argument("--data", dest="data_before", metavar="DIR", help="as after it")
+
+
+def given_before_the_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Give the command the options given before it (after it wins)."""
+    for name in ("config", "data"):
+        before = getattr(args, f"{name}_before", None)
+        if before is None:
+            continue
+        if not hasattr(args, name):
+            parser.error(f"{args.command} takes no --{name}")
+        if getattr(args, name) is None:
+            setattr(args, name, before)
+
+
 def config_of(args: argparse.Namespace) -> CollectorConfig:
     return load_config(args.config, args.data, getattr(args, "listen", None))
 
