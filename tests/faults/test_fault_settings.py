@@ -3,12 +3,14 @@ start: a wrong value names its key instead of running with a guess."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from collector.backups.config import backup_config
-from collector.config import ConfigError, load_config
+from collector.config import _COLLECTOR_INTS, ConfigError, load_config
+from collector.notify.settings import notify_settings
 
 
 @pytest.mark.parametrize(
@@ -158,6 +160,16 @@ def test_every_key_of_the_shipped_example_is_read(tmp_path: Path) -> None:
     assert text != example.read_text()  # something was switched on
     loaded = load_config(cfg, tmp_path)
     assert loaded.source == str(cfg)
+    # The values it shows are the defaults.
+    defaults = load_config(None, tmp_path)
+    ints = [key for key, *_ in _COLLECTOR_INTS] + ["report_reserve"]
+    assert {k: getattr(loaded, k) for k in ints} == {k: getattr(defaults, k) for k in ints}
+    assert loaded.contracts == defaults.contracts
+    assert loaded.rate_limits == defaults.rate_limits and loaded.pages == defaults.pages
+    assert loaded.backup.limits == defaults.backup.limits
+    assert dataclasses.replace(loaded.backup, storage={}) == defaults.backup
+    shown = notify_settings(loaded.raw)
+    assert dataclasses.replace(shown, public_url="", key_file="") == notify_settings({})
 
 
 def test_a_bad_listen_address_names_where_it_came_from(tmp_path: Path) -> None:
