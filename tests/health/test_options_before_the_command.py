@@ -25,9 +25,11 @@ def test_the_collectors_data_before_the_command(
     config.write_text(f'[collector]\ndata_dir = "{data}"\n')
     assert collector_main(["--config", str(config), "token", "create", "--partner", "acme"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("vgl_enr_")
-    # After the command wins: it names a directory with no database.
-    assert collector_main(["--data", str(data), "servers", "--data", str(tmp_path / "x")]) == 2
-    assert "no collector database at" in capsys.readouterr().err
+    # After the command wins: here a file with a key nothing reads.
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[collector]\nlisten_on = 1\n")
+    assert collector_main(["--config", str(config), "servers", "--config", str(bad)]) == 2
+    assert f"{bad}: collector.listen_on: expected a key" in capsys.readouterr().err
     # A command that takes no --data says so.
     with pytest.raises(SystemExit) as exit_:
         collector_main(
