@@ -3,6 +3,8 @@ HTML refusals for browsers while the API keeps answering JSON."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
@@ -245,6 +247,32 @@ def test_settings_make_and_show_a_key_once_and_policy_is_validated(
     sid = world.servers["museum-1"]
     _, out = call(c, world.keys["acme"], "GET", f"/api/v1/servers/{sid}/backup-status")
     assert out["interval_s"] == 6 * 3600
+
+
+def test_the_report_page_shows_the_csvs_figures_with_the_entitlement_findings(
+    world: World, admin: dict[str, str]
+) -> None:
+    """Each customer's row on the report page holds the CSV's figures, the entitlement
+    findings at the month's end among them (the page left them out)."""
+    month = time.strftime("%Y-%m")
+    status, csv_text = page(world.collector, f"/contracts/report.csv?month={month}", admin)
+    assert status == 200
+    wanted = {
+        r["customer"]: [
+            r["servers"],
+            f"{r['days_active']} / {r['days_grace']} / {r['days_uncovered']}",
+            r["entitlement_findings"],
+            r["incidents"],
+        ]
+        for r in csv.DictReader(io.StringIO(csv_text.decode()))
+    }
+    status, body = page(world.collector, f"/contracts/report?month={month}", admin)
+    assert status == 200 and b"Entitlement findings</th>" in body
+    shown = {}
+    for row in re.findall(r"<tr><td>(.*?)</tr>", body.decode(), re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.split(r"</td>\s*<td[^>]*>", row)]
+        shown[cells[0]] = [cells[1], cells[2], cells[3], cells[6]]
+    assert shown == wanted and set(wanted) == {"Museum", "Bakery", "(no contract)"}
 
 
 def test_the_monthly_report_as_pdf_holds_the_csvs_figures(
