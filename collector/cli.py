@@ -439,6 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), 2)
     except secrets_store.NotFound as exc:
         return fail(str(exc))
+    except PermissionError as exc:  # most often: not run as the collector's user
+        where = exc.filename or "the collector's data"
+        return fail(
+            f"permission denied: {where}; run this as the user that owns the collector's "
+            "data (the packages' vigil-collector), or give it a directory of yours with "
+            "--data DIR",
+            2,
+        )
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (| head, grep -q): not an error

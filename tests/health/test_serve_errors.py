@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness.processes import Collector
+from tests.machine import lacking
 
 BIN = Path(sys.executable).parent
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,3 +73,29 @@ def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     out = _serve("--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0", "--workers", "0")
     assert out.returncode == 2 and "--workers must be at least 1" in out.stderr
+
+
+@pytest.mark.sqlite_only
+def test_a_data_directory_this_user_cannot_write_is_named(tmp_path: Path) -> None:
+    """A first try as one's own user, the data directory root's: one line naming it and
+    what to do (it was a PermissionError traceback)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        lacking("needs root and setpriv to run the collector as another user")
+    shared = Path(tempfile.mkdtemp(prefix="vigil-perm-"))
+    try:
+        shared.chmod(0o755)
+        (shared / "data").mkdir(mode=0o755)
+        for data in (shared / "data", shared / "data" / "new"):
+            out = subprocess.run(
+                [*AS_NOBODY, str(BIN / "vigil-collector"), "serve", "--data", str(data)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={"PATH": os.environ["PATH"], "HOME": "/"},
+            )
+            assert out.returncode == 2, out.stderr
+            assert "Traceback" not in out.stderr
+            assert out.stderr.startswith(f"vigil-collector: permission denied: {data}")
+            assert "--data DIR" in out.stderr
+    finally:
+        shutil.rmtree(shared)
