@@ -56,8 +56,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     # and running, not for status, doctor or the backup commands.
     from agent.client import CollectorUnavailable, Refused
     from agent.client import enroll as enroll_request
-    from agent.collector_url import CollectorUrlError, check_collector_url
     from agent.enroll_seed import SeedError, resolve
+    from protocol.collector_url import CollectorUrlError, check_collector_url
 
     try:
         source = resolve(args.collector, args.token, args.seed)

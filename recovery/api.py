@@ -14,6 +14,7 @@ import urllib.request
 from typing import Any, BinaryIO
 
 from protocol import routes
+from protocol.collector_url import CollectorUrlError, check_collector_url
 
 TIMEOUT_S = 60.0
 
@@ -28,7 +29,10 @@ class PartnerApi:
             raise ApiError("no collector URL: pass --collector URL or set VIGIL_COLLECTOR")
         if not api_key:
             raise ApiError("no API key: pass --api-key KEY or set VIGIL_API_KEY")
-        self.base = base_url.rstrip("/")
+        try:
+            self.base = check_collector_url(base_url)
+        except CollectorUrlError as exc:
+            raise ApiError(str(exc)) from None
         self._auth = f"Bearer {api_key}"
 
     def _open(self, path: str) -> Any:

@@ -74,6 +74,16 @@ def test_env_vars_and_errors(
     monkeypatch.setenv("VIGIL_API_KEY", "wrong")
     assert main(["list", "--server", site.server_id]) == 1
     assert "API key" in capsys.readouterr().err
+    # The collector's address as people mistype it: named, with the URL to use.
+    monkeypatch.setenv("VIGIL_API_KEY", site.partner.api_key)
+    bare = site.collector.url.removeprefix("http://")
+    for url, said in (
+        (bare, f"has no scheme; use https://{bare}"),
+        (site.collector.url + "/api/v1", f"without a path: use {site.collector.url}"),
+    ):
+        monkeypatch.setenv("VIGIL_COLLECTOR", url)
+        assert main(["list", "--server", site.server_id]) == 1
+        assert said in capsys.readouterr().err
 
 
 def test_diff(site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys) -> None:

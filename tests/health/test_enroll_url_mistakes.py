@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.collector_url import CollectorUrlError, check_collector_url
 from harness.processes import Collector
+from protocol.collector_url import CollectorUrlError, check_collector_url
 
 
 @pytest.mark.parametrize(
