@@ -73,12 +73,18 @@ def test_feature_sections_are_checked_when_the_file_is_loaded(
 ) -> None:
     # [contracts] used to be read when the scheduler started, and a bad value was logged
     # and replaced by the default; [backup] named "[backup]" instead of the file.
+    refused(tmp_path, text, key)
+
+
+def refused(tmp_path: Path, text: str, key: str) -> ConfigError:
+    """The error loading ``text`` as a file gives, naming the file and ``key``."""
     cfg = tmp_path / "collector.toml"
     cfg.write_text(text)
     with pytest.raises(ConfigError) as err:
         load_config(cfg, tmp_path)
     assert err.value.source == str(cfg)
     assert err.value.key == key
+    return err.value
 
 
 def test_feature_sections_are_typed_on_the_configuration(tmp_path: Path) -> None:
@@ -131,16 +137,11 @@ def test_a_key_nothing_reads_is_refused_naming_the_key_meant(
     tmp_path: Path, text: str, key: str, meant: str
 ) -> None:
     # Every key is optional: a misspelt one used to be ignored and its default used.
-    cfg = tmp_path / "collector.toml"
-    cfg.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_config(cfg, tmp_path)
-    assert err.value.source == str(cfg)
-    assert err.value.key == key
+    said = str(refused(tmp_path, text, key))
     if meant:
-        assert str(err.value).endswith(f"did you mean {meant}?")
+        assert said.endswith(f"did you mean {meant}?")
     else:
-        assert "did you mean" not in str(err.value)
+        assert "did you mean" not in said
 
 
 def test_every_key_of_the_shipped_example_is_read(tmp_path: Path) -> None:
