@@ -351,6 +351,12 @@ async def static_file(request: web.Request) -> web.Response:
     )
 
 
+async def _compile_templates(app: web.Application) -> None:
+    """Every template compiled at start, not by the first request that renders it."""
+    for name in _env.list_templates(extensions=["html"]):
+        _env.get_template(name)
+
+
 def setup(app: web.Application) -> None:
     """The pages' routes, and security headers on every response of the app."""
     from collector.http import (
@@ -363,6 +369,7 @@ def setup(app: web.Application) -> None:
     )
 
     app.on_response_prepare.append(security_headers)
+    app.on_startup.append(_compile_templates)
     app.router.add_get(paths.LOGIN, login_form)
     app.router.add_post(paths.LOGIN, login)
     app.router.add_post(paths.LOGOUT, logout)

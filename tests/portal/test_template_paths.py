@@ -4,11 +4,16 @@ in a branch of a template that no page test happens to render."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from importlib import resources
+from pathlib import Path
+
+import jinja2
 
 from collector.http import paths
 from collector.http.pages import page_path
+from harness.app import app_client
 
 TEMPLATES = resources.files("collector").joinpath("templates")
 
@@ -38,3 +43,20 @@ def test_page_path_fills_and_quotes_the_parts() -> None:
     assert page_path("STATIC", name="vigil.css") == "/static/vigil.css"
     # A part can never reach another route: a slash or a query in it is quoted.
     assert page_path("SERVER_PAGE", server_id="a/../b?x=1") == "/servers/a%2F..%2Fb%3Fx%3D1"
+
+
+def test_every_template_is_compiled_when_the_collector_starts(tmp_path: Path) -> None:
+    """So the first request of each page after a start does not pay for compiling it."""
+    from collector.http import pages
+
+    pages._env.cache.clear()  # other tests in this process may have rendered some
+
+    async def started() -> set[str]:
+        async with app_client(tmp_path):
+            return {name for name in _sources() if _compiled(pages._env, name)}
+
+    assert asyncio.run(started()) == set(_sources())
+
+
+def _compiled(env: jinja2.Environment, name: str) -> bool:
+    return any(key[1] == name for key in env.cache)
