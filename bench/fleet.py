@@ -2,7 +2,7 @@
 pages and of GET /api/v1/servers.
 
     .venv/bin/python bench/fleet.py [--servers 10000] [--repeat 5] [--incidents-every 10]
-        [--no-contracts] [--parts] [--uncached]
+        [--no-contracts] [--parts] [--uncached] [--reported-between]
 
 Fills a collector database (one partner, N servers with a realistic latest state: two
 volumes, 32 cameras' counts, a backup policy, a contract for every server with ten
@@ -47,6 +47,7 @@ from collector.contracts import repository as repo
 from collector.contracts.incidents import open_incident
 from collector.contracts.plans import get_plan
 from collector.contracts.terms import Contract
+from collector.http.appkeys import DB
 from harness.app import app_client
 
 ENROLLED_DAYS_AGO = 400
@@ -150,14 +151,18 @@ def _sign_in(conn, key: str) -> str:
 
 
 async def measure(
-    data: Path, key: str, page: str, repeat: int
+    data: Path, key: str, page: str, repeat: int, reported_between: bool = False
 ) -> dict[str, list[tuple[float, float]]]:
-    """(wall time, CPU time of this process) per request, per path."""
+    """(wall time, CPU time of this process) per request, per path; with
+    ``reported_between``, every server has reported once before each request (outside
+    the timing), as when a page is opened again a minute later."""
     out: dict[str, list[tuple[float, float]]] = {p: [] for p in PATHS}
     async with app_client(data) as client:
         for path in out:
             headers = {"Authorization": f"Bearer {key}", "Cookie": f"vigil_session={page}"}
             for _ in range(repeat + 1):
+                if reported_between:
+                    await client.app[DB].write(_everyone_reported)
                 t, cpu = time.perf_counter(), time.process_time()
                 r = await client.get(path, headers=headers, allow_redirects=False)
                 body = await r.read()
@@ -166,6 +171,15 @@ async def measure(
             FIRST[path] = out[path][0]
             out[path] = out[path][1:]  # the first request warms caches
     return out
+
+
+def _everyone_reported(conn) -> None:
+    """Each server's report position moved on, as after one report interval."""
+    conn.execute(
+        "UPDATE servers SET last_seen = ?, last_seq = last_seq + 1, "
+        "reports_received = reports_received + 1",
+        (time.time() - 1,),
+    )
 
 
 @contextlib.contextmanager
@@ -266,6 +280,11 @@ def main() -> None:
         action="store_true",
         help="the fleet views and the monthly report built anew for every read",
     )
+    ap.add_argument(
+        "--reported-between",
+        action="store_true",
+        help="every server reports once before each request (a page opened again later)",
+    )
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="vigil-bench-fleet-"))
     from collector.storage import open_database
@@ -281,7 +300,7 @@ def main() -> None:
     assert page is not None
     load = os.getloadavg()[0]
     with fleet_cache_bypassed() if args.uncached else nullcontext():
-        times = asyncio.run(measure(data, key, page, args.repeat))
+        times = asyncio.run(measure(data, key, page, args.repeat, args.reported_between))
     print(f"load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     if args.parts:
         parts(data, args.repeat)
