@@ -48,9 +48,9 @@ MAX_ENTRIES = 256
 """Partners whose fleet is kept (the least recently built is dropped first)."""
 
 
-REBUILD_SHARE, REBUILD_MIN = 0.2, 10
-"""Past this share of servers (and this many) reported since the kept answer, it is
-built anew rather than followed server by server."""
+BULK_SHARE, BULK_MIN = 0.05, 50
+"""Past this share of servers (and this many) reported since the kept answer, their rows
+are read in one query rather than one by one."""
 
 STATIC, OFFLINE, TIMED = 0, 1, 2
 """How a kept view follows the clock: not until its horizon; an offline server's words
@@ -153,7 +153,7 @@ def _reported_since(
     entry: _Entry, shared: Hashable, per_server: dict[str, tuple[Any, ...]], now: float
 ) -> list[str] | None:
     """The servers whose only change since ``entry`` was built is a report; None when
-    anything else changed (or too many reported) and the answer is to be built anew."""
+    anything else changed and the answer is to be built anew."""
     if shared != entry.shared or now >= entry.day_ends or per_server.keys() != entry.servers.keys():
         return None
     reported = []
@@ -163,8 +163,6 @@ def _reported_since(
             if now_row[_POSITION:] != kept[_POSITION:]:
                 return None  # not only a report: re-enrolled, revoked, a backup
             reported.append(sid)
-    if len(reported) > max(REBUILD_MIN, REBUILD_SHARE * len(per_server)):
-        return None
     return reported
 
 
@@ -211,7 +209,7 @@ class FleetCache:
         shared, per_server = fingerprint(fleet.conn, fleet, partner_id)
         with self._lock:
             entry = self._entries.get(partner_id)
-        if entry is not None and self._follow_up(entry, fleet, shared, per_server, now):
+        if entry is not None and self._follow_up(entry, fleet, shared, per_server, now, partner_id):
             self.hits += 1
             return list(entry.views)
         self.builds += 1
@@ -257,15 +255,19 @@ class FleetCache:
         shared: Hashable,
         per_server: dict[str, tuple[Any, ...]],
         now: float,
+        partner_id: int | None,
     ) -> bool:
         """Bring the kept views to ``now`` and to the servers' reports since; False when
         the kept answer cannot be brought forward (then it is built anew)."""
         reported = _reported_since(entry, shared, per_server, now)
         if reported is None:
             return False
+        rows: dict[str, ServerRow] | None = None
+        if len(reported) > max(BULK_MIN, BULK_SHARE * len(per_server)):
+            rows = {r.id: r for r in servers.list_for(fleet.conn, partner_id)}
         with entry.lock:
             for sid in reported:
-                row = servers.get(fleet.conn, sid)
+                row = servers.get(fleet.conn, sid) if rows is None else rows.get(sid)
                 if row is None:
                     return False
                 i = entry.index[sid]
