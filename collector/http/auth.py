@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +43,7 @@ from collector.http import paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
+from collector.http.request_limits import read_in_time
 from collector.storage import storage_errors
 from protocol import request_auth as ra
 from protocol import routes
@@ -270,7 +272,7 @@ async def _authenticate_agent(request: web.Request) -> None:
     chunk = _is_upload_chunk(request)
     body: bytes | bytearray
     try:
-        body = await (_read_chunk(request) if chunk else request.read())
+        body = await read_in_time(request, partial(_read_chunk, request) if chunk else request.read)
     except ConnectionResetError:
         raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
     if not _signature_verifies(request, key, ts, nonce, body, sig):
@@ -410,14 +412,25 @@ def set_partner(request: web.Request, identity: PartnerIdentity) -> None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def is_signed_agent_path(path: str) -> bool:
+    """An agent's request that must carry a session signature."""
+    return path.startswith(AGENT_PREFIX) and path not in OPEN_AGENT_PATHS
+
+
+async def agent_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate an agent's signed request, then run its handler."""
+    await _authenticate_agent(request)
+    if replay.takes_nonce_in_write(request):
+        return await _taking_nonce_in_write(request, handler)
+    return await handler(request)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
     if path.startswith(AGENT_PREFIX):
         if path not in OPEN_AGENT_PATHS:
-            await _authenticate_agent(request)
-            if replay.takes_nonce_in_write(request):
-                return await _taking_nonce_in_write(request, handler)
+            return await agent_request(request, handler)
     elif path.startswith(paths.API_V1_PREFIX) and path not in OPEN_PATHS:
         await _authenticate_partner(request)
     return await handler(request)
