@@ -75,6 +75,9 @@ class CollectorConfig:
     offline_after_intervals: int = 3
     history_days: int = 30
     session_ttl_s: int = 3600
+    session_cache_s: int = 5
+    """An agent session's lookup is kept this many seconds (0: looked up on every
+    request); a revoked server is refused within it (``collector.http.session_cache``)."""
     max_clock_skew_s: int = 300
     read_timeout_s: int = 30
     """Headers, and a body's fixed allowance, must arrive within this many seconds."""
@@ -246,6 +249,7 @@ _COLLECTOR_INTS: tuple[tuple[str, int, int, int], ...] = (
     ("offline_after_intervals", 3, 1, 1000),
     ("history_days", 30, 1, 36500),
     ("session_ttl_s", 3600, 60, 30 * 86400),
+    ("session_cache_s", 5, 0, 300),
     ("max_clock_skew_s", 300, 5, 86400),
     ("read_timeout_s", 30, 1, 3600),
     ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),

@@ -26,6 +26,7 @@ from collector.http.front_door import front_door
 from collector.http.metrics import CONTENT_TYPE, Metrics
 from collector.http.ratelimit import AuthLimits
 from collector.http.request_limits import BodyTooSlow
+from collector.http.session_cache import SESSIONS, SessionCache
 from collector.http.session_keys import SessionSealer, load_key
 from collector.notify import feature as notify_feature
 from collector.storage import Database, open_database, storage_errors
@@ -199,6 +200,7 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app[NONCES] = replay.NonceStore(app, 2 * config.max_clock_skew_s)
     app[LIMITS] = AuthLimits(config.rate_limits)
     app[SEALER] = SessionSealer(load_key(config.data_dir, config.session_key_file))
+    app[SESSIONS] = SessionCache()
     if database is not None:
         app[DB] = database
         _share_tasks(app, database)
