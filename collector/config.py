@@ -103,6 +103,9 @@ class CollectorConfig:
     more is answered 429 with ``Retry-After`` (``collector.health.ingest_gate``)."""
     ingest_retry_after_s: int = 10
     """The ``Retry-After`` of that 429 (the agent adds jitter on top)."""
+    event_loop: str = "uvloop"
+    """``[collector] event_loop``: "uvloop" (used when installed, asyncio's own loop
+    otherwise) or "asyncio"."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -243,6 +246,8 @@ def _read_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
         raise ConfigError(source, "(syntax)", "TOML nested less deeply") from None
 
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
 _COLLECTOR_INTS: tuple[tuple[str, int, int, int], ...] = (
     # key, default, lowest, highest
     ("report_interval_s", 60, 1, 86400),
@@ -334,10 +339,16 @@ def load_config(
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts, mail = _feature_sections(raw, source)
     log_format, log_level = _log_section(raw, source)
+    event_loop = _get(
+        _table(raw, "collector", source), "event_loop", str, source, "collector.", "uvloop"
+    )
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(source, "collector.event_loop", '"uvloop" or "asyncio"')
     key_file = _get(_table(raw, "http", source), "session_key_file", str, source, "http.", "")
     if "\0" in key_file:
         raise ConfigError(source, "http.session_key_file", "a path without NUL characters")
     return CollectorConfig(
+        event_loop=event_loop,
         session_key_file=Path(key_file) if key_file else None,
         log_format=log_format,
         log_level=log_level,
