@@ -76,6 +76,9 @@ class CollectorConfig:
     offline_after_intervals: int = 3
     history_days: int = 30
     session_ttl_s: int = 3600
+    session_cache_s: int = 5
+    """An agent session's lookup is kept this many seconds (0: looked up on every
+    request); a revoked server is refused within it (``collector.http.session_cache``)."""
     max_clock_skew_s: int = 300
     read_timeout_s: int = 30
     """Headers, and a body's fixed allowance, must arrive within this many seconds."""
@@ -101,6 +104,9 @@ class CollectorConfig:
     more is answered 429 with ``Retry-After`` (``collector.health.ingest_gate``)."""
     ingest_retry_after_s: int = 10
     """The ``Retry-After`` of that 429 (the agent adds jitter on top)."""
+    event_loop: str = "uvloop"
+    """``[collector] event_loop``: "uvloop" (used when installed, asyncio's own loop
+    otherwise) or "asyncio"."""
     storage: StorageConfig = field(default_factory=StorageConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -252,12 +258,15 @@ def _read_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
         raise ConfigError(source, "(syntax)", "TOML nested less deeply") from None
 
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
 _COLLECTOR_INTS: tuple[tuple[str, int, int, int], ...] = (
     # key, default, lowest, highest
     ("report_interval_s", 60, 1, 86400),
     ("offline_after_intervals", 3, 1, 1000),
     ("history_days", 30, 1, 36500),
     ("session_ttl_s", 3600, 60, 30 * 86400),
+    ("session_cache_s", 5, 0, 300),
     ("max_clock_skew_s", 300, 5, 86400),
     ("read_timeout_s", 30, 1, 3600),
     ("min_body_bytes_per_s", 16 * 1024, 1, 2**30),
@@ -342,6 +351,11 @@ def load_config(
     rate_limits, pages, metrics_token = _security_sections(raw, source)
     backup, contracts, mail = _feature_sections(raw, source)
     log_format, log_level = _log_section(raw, source)
+    event_loop = _get(
+        _table(raw, "collector", source), "event_loop", str, source, "collector.", "uvloop"
+    )
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(source, "collector.event_loop", '"uvloop" or "asyncio"')
     key_file = _get(_table(raw, "http", source), "session_key_file", str, source, "http.", "")
     if "\0" in key_file:
         raise ConfigError(source, "http.session_key_file", "a path without NUL characters")
@@ -350,6 +364,7 @@ def load_config(
         hint = f"; did you mean {key.rpartition('.')[0] + '.' if '.' in key else ''}{close}?"
         raise ConfigError(source, key, "a key the collector reads" + (hint if close else ""))
     return CollectorConfig(
+        event_loop=event_loop,
         session_key_file=Path(key_file) if key_file else None,
         log_format=log_format,
         log_level=log_level,

@@ -34,6 +34,7 @@ LIVE = frozenset(
         "offline_after_intervals",
         "history_days",
         "session_ttl_s",
+        "session_cache_s",
         "min_body_bytes_per_s",
         "report_reserve",
         "ingest_max_pending",

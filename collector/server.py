@@ -136,7 +136,19 @@ def run(
     sock: socket.socket | None = None,
 ) -> int:
     """Serve, creating files private to the collector's user; the process's exit status."""
-    with files_private():
-        return asyncio.run(
+    with files_private(), asyncio.Runner(loop_factory=event_loop_factory(config)) as runner:
+        return runner.run(
             serve(config, reload_from=reload_from, log_level_flag=log_level_flag, sock=sock)
         )
+
+
+def event_loop_factory(config: CollectorConfig) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when ``[collector] event_loop`` is "uvloop" (the default) and
+    uvloop is installed; else asyncio's own (None). Measured in ``docs/decisions.md``."""
+    if config.event_loop != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

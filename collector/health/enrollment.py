@@ -24,6 +24,7 @@ from collector.http.auth import check_limit, note_failure
 from collector.http.bodies import parse
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
+from collector.http.session_cache import SESSIONS
 from protocol import limits, routes
 from protocol import request_auth as ra
 from protocol.messages import EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, encode
@@ -77,6 +78,7 @@ async def post_enroll(request: web.Request) -> web.Response:
         raise ApiError(409, "already_enrolled", _reenroll_message(exc)) from None
     server_id = enrolled.server_id
     if enrolled.reenrolled:
+        request.app[SESSIONS].forget_server(server_id)  # its sessions were ended
         log.warning(
             "server %s re-enrolled with a new key (machine %r, from %s, consent by %s)",
             server_id,

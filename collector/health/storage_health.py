@@ -359,20 +359,28 @@ def _body(status: int, code: str, message: str, retry_after: int) -> web.Respons
     )
 
 
+def storage_refusal(request: web.Request) -> web.Response | None:
+    """The answer to a write request while storage checks fail (503) or to an upload
+    below its reserve (507); None to let it through (a read always)."""
+    health = request.app.get(HEALTH)
+    if health is None or request.method in READ_METHODS:
+        return None
+    # Two stat() and (at most once a second) a statvfs() of a local directory:
+    # microseconds, on the loop (a thread hop per report would cost more than the checks).
+    refused = health.refusal(request.path.startswith(UPLOAD_PREFIX))
+    if refused is None:
+        return None
+    status, code, reason = refused
+    request.app[METRICS].rejected(code)
+    return _body(status, code, reason, 3600 if status == 507 else 30)
+
+
 @web.middleware
 async def storage_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse writes while storage checks fail (503) or uploads below their reserve (507)."""
-    health = request.app.get(HEALTH)
-    if health is None or request.method in READ_METHODS:
-        return await handler(request)
-    upload = request.path.startswith(UPLOAD_PREFIX)
-    # Two stat() and (at most once a second) a statvfs() of a local directory:
-    # microseconds, on the loop (a thread hop per report would cost more than the checks).
-    refused = health.refusal(upload)
+    refused = storage_refusal(request)
     if refused is not None:
-        status, code, reason = refused
-        request.app[METRICS].rejected(code)
-        return _body(status, code, reason, 3600 if status == 507 else 30)
+        return refused
     return await handler(request)
 
 

@@ -17,19 +17,16 @@ from collector.config import CollectorConfig
 from collector.contracts import routes as contract_routes
 from collector.health import feature as health_feature
 from collector.health.fleet import FleetView, status_counts
-from collector.health.storage_health import (
-    health_context,
-    healthz,
-    open_storage,
-    storage_middleware,
-)
+from collector.health.storage_health import health_context, healthz, open_storage
 from collector.http import openapi, pages, paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
-from collector.http.auth import Handler, auth_middleware
+from collector.http.auth import Handler
 from collector.http.errors import ApiError
+from collector.http.front_door import front_door
 from collector.http.metrics import CONTENT_TYPE, Metrics
 from collector.http.ratelimit import AuthLimits
-from collector.http.request_limits import BodyTooSlow, limits_middleware
+from collector.http.request_limits import BodyTooSlow
+from collector.http.session_cache import SESSIONS, SessionCache
 from collector.http.session_keys import SessionSealer, load_key
 from collector.notify import feature as notify_feature
 from collector.storage import Database, open_database, storage_errors
@@ -191,7 +188,7 @@ FEATURES: tuple[Callable[[web.Application], None], ...] = (
 
 def create_app(config: CollectorConfig, database: Database | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, limits_middleware, storage_middleware, auth_middleware],
+        middlewares=[error_middleware, front_door],
         client_max_size=MAX_BODY,
     )
     app[CONFIG] = config
@@ -203,6 +200,7 @@ def create_app(config: CollectorConfig, database: Database | None = None) -> web
     app[NONCES] = replay.NonceStore(app, 2 * config.max_clock_skew_s)
     app[LIMITS] = AuthLimits(config.rate_limits)
     app[SEALER] = SessionSealer(load_key(config.data_dir, config.session_key_file))
+    app[SESSIONS] = SessionCache()
     if database is not None:
         app[DB] = database
         _share_tasks(app, database)

@@ -30,7 +30,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -42,6 +43,8 @@ from collector.http import paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
+from collector.http.request_limits import read_in_time
+from collector.http.session_cache import SESSIONS
 from collector.storage import storage_errors
 from protocol import request_auth as ra
 from protocol import routes
@@ -238,9 +241,40 @@ def _signed_headers(request: web.Request, now: float) -> tuple[str, str, str, st
     return session_id, ts, nonce, sig
 
 
-def _open_session(request: web.Request, session_id: str, now: float) -> tuple[Any, bytes, bytes]:
-    """(session, its HMAC key, the server's public key) of a session that is known, open
-    and of a server not revoked; else the refusal."""
+class OpenSession(NamedTuple):
+    """What a known, open session of a server not revoked lets a request use."""
+
+    key: bytes
+    """The session's HMAC key, opened."""
+    identity: AgentIdentity
+    expires_at: float
+    revoked_at: float | None
+
+
+def _open_session(request: web.Request, session_id: str, now: float) -> OpenSession:
+    """The session, with its HMAC key and the agent's identity, of a session that is
+    known, open and of a server not revoked; else the refusal. What the database said
+    is kept for ``session_cache_s`` (:mod:`collector.http.session_cache`)."""
+    app = request.app
+    cache = app[SESSIONS]
+    found = cache.get(session_id)
+    if found is None:
+        found = _look_up_session(request, session_id)
+        cache.put(session_id, found.identity.server_id, found, app[CONFIG].session_cache_s)
+    if found.revoked_at is not None:
+        raise _refuse(
+            request,
+            403,
+            "revoked",
+            "this server's credentials were revoked",
+            found.identity.server_id,
+        )
+    if found.expires_at <= now:
+        raise _refuse(request, 401, "session_expired", "session expired: open a new one")
+    return found
+
+
+def _look_up_session(request: web.Request, session_id: str) -> OpenSession:
     found = request.app[DB].read_now(lambda c: servers.session_with_server(c, session_id))
     if found is None:
         raise _refuse(
@@ -254,28 +288,28 @@ def _open_session(request: web.Request, session_id: str, now: float) -> tuple[An
     key = request.app[SEALER].open(session.id, session.key)
     if key is None:  # sealed by an earlier collector process: the agent opens a new one
         raise _refuse(request, 401, "session_unknown", "unknown session: open a new one")
-    if revoked_at is not None:
-        raise _refuse(
-            request, 403, "revoked", "this server's credentials were revoked", session.server_id
-        )
-    if session.expires_at <= now:
-        raise _refuse(request, 401, "session_expired", "session expired: open a new one")
-    return session, key, public_key
+    identity = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)
+    return OpenSession(key, identity, session.expires_at, revoked_at)
 
 
 async def _authenticate_agent(request: web.Request) -> None:
     now = time.time()
     session_id, ts, nonce, sig = _signed_headers(request, now)
-    session, key, public_key = _open_session(request, session_id, now)
+    session = _open_session(request, session_id, now)
+    key = session.key
     chunk = _is_upload_chunk(request)
     body: bytes | bytearray
     try:
-        body = await (_read_chunk(request) if chunk else request.read())
+        body = await read_in_time(request, partial(_read_chunk, request) if chunk else request.read)
     except ConnectionResetError:
         raise web.HTTPBadRequest(reason="connection closed while reading the body") from None
     if not _signature_verifies(request, key, ts, nonce, body, sig):
         raise _refuse(
-            request, 401, "bad_signature", "request signature does not verify", session.server_id
+            request,
+            401,
+            "bad_signature",
+            "request signature does not verify",
+            session.identity.server_id,
         )
     if replay.takes_nonce_in_write(request):
         replay.defer(request, nonce)
@@ -285,7 +319,7 @@ async def _authenticate_agent(request: web.Request) -> None:
         request[_CHUNK] = body
     else:
         request[_BODY] = body
-    request[_AGENT] = AgentIdentity(session.server_id, session.partner_id, public_key, session.id)
+    request[_AGENT] = session.identity
 
 
 def _replayed(request: web.Request) -> ApiError:
@@ -410,14 +444,25 @@ def set_partner(request: web.Request, identity: PartnerIdentity) -> None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def is_signed_agent_path(path: str) -> bool:
+    """An agent's request that must carry a session signature."""
+    return path.startswith(AGENT_PREFIX) and path not in OPEN_AGENT_PATHS
+
+
+async def agent_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate an agent's signed request, then run its handler."""
+    await _authenticate_agent(request)
+    if replay.takes_nonce_in_write(request):
+        return await _taking_nonce_in_write(request, handler)
+    return await handler(request)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
     if path.startswith(AGENT_PREFIX):
         if path not in OPEN_AGENT_PATHS:
-            await _authenticate_agent(request)
-            if replay.takes_nonce_in_write(request):
-                return await _taking_nonce_in_write(request, handler)
+            return await agent_request(request, handler)
     elif path.startswith(paths.API_V1_PREFIX) and path not in OPEN_PATHS:
         await _authenticate_partner(request)
     return await handler(request)

@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 from collector.http import paths
 from collector.http.appkeys import CONFIG
-from collector.http.auth import Handler
 from collector.http.errors import ApiError
 from protocol import limits, routes
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 log = logging.getLogger("vigil.collector")
 
@@ -93,22 +97,46 @@ def undecodable_part(request: web.Request) -> str | None:
     return None
 
 
-@web.middleware
-async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse undecodable text and oversized bodies up front, cap unauthenticated bodies,
-    time every body."""
+def refuse_undecodable_or_larger(request: web.Request, cap: int) -> None:
+    """400 for text that is not UTF-8, 413 for a declared body over ``cap`` (unread)."""
     bad = undecodable_part(request)
     if bad is not None:
         raise ApiError(400, "invalid_encoding", f"the {bad} is not valid UTF-8", field=bad)
-    cap = MAX_OPEN_BODY if request.path in OPEN_BODY_PATHS else request.client_max_size
     length = request.content_length
     if length is not None and length > cap:
         raise ApiError(413, "too_large", f"body of {length} bytes exceeds the limit of {cap}")
+
+
+async def read_in_time(request: web.Request, read: Callable[[], Awaitable[T]]) -> T:
+    """``read()`` the body, cut off (:class:`BodyTooSlow`) past its deadline. A body that
+    arrived whole with the headers (a report, nearly always) needs no timer."""
+    if request.content.is_eof():
+        return await read()
+    cfg = request.app[CONFIG]
+    cap = request.client_max_size
+    deadline = body_deadline_s(
+        request.content_length, cap, cfg.read_timeout_s, cfg.min_body_bytes_per_s
+    )
+    timer = asyncio.get_running_loop().call_later(deadline, _cut_off, request)
+    try:
+        return await read()
+    finally:
+        timer.cancel()
+
+
+@web.middleware
+async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse undecodable text and oversized bodies up front, cap unauthenticated bodies,
+    time every body (an agent's signed request passes the same checks in
+    :mod:`collector.http.front_door`, its body timed where it is read)."""
+    cap = MAX_OPEN_BODY if request.path in OPEN_BODY_PATHS else request.client_max_size
+    refuse_undecodable_or_larger(request, cap)
     if cap != request.client_max_size:
         request = request.clone(client_max_size=cap)
-    if not request.body_exists:
+    if not request.body_exists or request.content.is_eof():
         return await handler(request)
     cfg = request.app[CONFIG]
+    length = request.content_length
     deadline = body_deadline_s(length, cap, cfg.read_timeout_s, cfg.min_body_bytes_per_s)
     timer = asyncio.get_running_loop().call_later(deadline, _cut_off, request)
     try:

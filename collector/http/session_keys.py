@@ -15,9 +15,8 @@ harmless: the collector answers 401 ``session_unknown`` and the agent opens a ne
 Opening a sealed key (AES-GCM) on every request of a session cost a few per cent of a
 report's CPU; the opened keys of the most recent sessions are kept in memory (a bounded
 LRU), each with the sealed bytes it was opened from. A key is only ever handed out for the
-very sealed bytes the database holds now, so the cache changes nothing of who is let in:
-the session lookup (expiry, revocation, a re-enrolled server's deleted sessions) still
-reads the database on every request.
+very sealed bytes the database holds, so this cache changes nothing of who is let in
+(how long a session's lookup itself is kept is :mod:`collector.http.session_cache`'s).
 """
 
 from __future__ import annotations

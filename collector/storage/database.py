@@ -15,14 +15,16 @@ interface (``dialect`` tells the rare statement that must differ).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from collector.private_files import private_sqlite_files
 from collector.storage.migrations import apply_migrations
@@ -94,9 +96,12 @@ class GroupCommitDatabase:
         self.max_batch = max_batch
         self._pending: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]] = []
         self._unsettled: set[asyncio.Future[Any]] = set()
-        self._flusher: asyncio.Task[None] | None = None
+        self._busy = False
+        """A batch is between its BEGIN and its waiters woken (or one is scheduled)."""
+        self._idle: list[asyncio.Future[None]] = []
         self._wconn: Conn | None = None
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="vigil-db-commit")
+        self._to_commit: queue.SimpleQueue[_Handoff | None] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="vigil-db-read")
         self._local = threading.local()
         self._inline: Conn | None = None
@@ -153,16 +158,21 @@ class GroupCommitDatabase:
 
     # -- writes -------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[Conn], T]) -> T:
-        """Run ``fn`` in the next group commit; return once that commit is durable."""
+    def _queue(self, fn: Callable[[Conn], Any]) -> asyncio.Future[Any]:
         if self._closed:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((fn, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_loop(), name="vigil-db-commit")
-        return await fut
+        if not self._busy:
+            self._busy = True
+            # Not at once: the other requests of this turn of the loop join the batch.
+            loop.call_soon(self._next_batch, loop)
+        return fut
+
+    async def write(self, fn: Callable[[Conn], T]) -> T:
+        """Run ``fn`` in the next group commit; return once that commit is durable."""
+        return await self._queue(fn)  # type: ignore[no-any-return]
 
     async def write_unsettled(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in the next group commit; return as soon as it has run, before that
@@ -172,16 +182,10 @@ class GroupCommitDatabase:
         commit in the same commit or a later one. Another connection's claim of the same
         row waits for this commit (the unique index orders them); if the commit fails,
         the claim is lost with it."""
-        if self._closed:
-            raise RuntimeError("database is closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        fut = self._queue(fn)
         self._unsettled.add(fut)
-        self._pending.append((fn, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_loop(), name="vigil-db-commit")
         try:
-            return await fut
+            return await fut  # type: ignore[no-any-return]
         finally:
             self._unsettled.discard(fut)
 
@@ -206,50 +210,139 @@ class GroupCommitDatabase:
         finally:
             conn.close()
 
-    async def _flush_loop(self) -> None:
-        """Commit what is queued, batch after batch, until nothing is.
+    # -- the group commit ---------------------------------------------------------------
+    #
+    # The writes themselves run on the event loop: tens of microseconds of SQL per report,
+    # without handing the GIL back and forth with a writer thread (that ping-pong, not
+    # SQLite, held a threaded writer to a fraction of this). COMMIT (the fsync) goes to
+    # the database's own commit thread, where it releases the GIL; so does BEGIN when it
+    # would wait for another process's write lock (taken at once otherwise: at a few
+    # reports a second every report is a batch of its own, see ``docs/scaling.md``). The
+    # commit thread hands a commit's outcome back with one ``call_soon_threadsafe``, in
+    # which every waiter of the batch is woken and the next batch starts: no executor,
+    # no task and no extra future per commit (``docs/benchmarks.md``). One batch is in
+    # flight at a time, as the connection has one transaction.
 
-        The writes themselves run here, on the event loop: tens of microseconds of SQL
-        per report, without handing the GIL back and forth with a writer thread (that
-        ping-pong, not SQLite, held a threaded writer to a fraction of this). COMMIT (the
-        fsync) goes to a thread, where it releases the GIL; so does BEGIN when it would
-        wait for another process's write lock (taken at once otherwise: at a few reports
-        a second every report is a batch of its own and paid a second thread hop, see
-        ``docs/scaling.md``).
-        """
-        loop = asyncio.get_running_loop()
-        if self._wconn is None:
-            self._wconn = self._connect()
-        conn = self._wconn
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    def _next_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: begin the next batch, or go idle when nothing is queued."""
+        if self._closed:
+            self._fail_pending(RuntimeError("database is closed"))
+        if not self._pending:
+            self._busy = False
+            for waiter in self._idle:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._idle.clear()
+            return
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        try:
+            if self._wconn is None:
+                self._wconn = self._connect()
+            conn = self._wconn
+            begun = self._begin_at_once(conn)
+        except Exception as exc:
+            self._batch_failed(loop, batch, exc)
+            return
+        if begun:
+            self._run_and_commit(loop, conn, batch)
+        else:
+            self._hand_off(_Handoff(True, loop, conn, batch, []))
+
+    def _run_and_commit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: Any,
+        batch: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]],
+    ) -> None:
+        """On the loop, in the open transaction: run the jobs, hand COMMIT to the thread."""
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            self._run_jobs(conn, batch, results)
+        except BaseException as exc:
+            self._batch_failed(loop, batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._hand_off(_Handoff(False, loop, conn, batch, results))
+
+    def _hand_off(self, handoff: _Handoff) -> None:
+        if self._committer is None:
+            self._committer = threading.Thread(
+                target=self._commit_thread, name="vigil-db-commit", daemon=True
+            )
+            self._committer.start()
+        self._to_commit.put(handoff)
+
+    def _commit_thread(self) -> None:
+        """The commit thread: BEGIN (waiting for the lock) or COMMIT, then one wake-up."""
+        while (h := self._to_commit.get()) is not None:
+            error: BaseException | None = None
             try:
-                if not self._begin_at_once(conn):
-                    await loop.run_in_executor(self._committer, self._begin, conn)
-                self._run_jobs(conn, batch, results)
-                await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
-            except BaseException as exc:
-                log.error("group commit of %d writes failed: %s", len(batch), exc)
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                failure = exc if isinstance(exc, Exception) else RuntimeError("commit cancelled")
-                for _fn, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(failure)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self.commits += 1
-            self.committed_jobs += len(results)
-            for fut, ok, value in results:
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
+                if h.begin:
+                    self._begin(h.conn)
                 else:
-                    fut.set_exception(value)
+                    h.conn.execute("COMMIT")
+            except BaseException as exc:
+                error = exc
+            try:
+                h.loop.call_soon_threadsafe(self._handed_back, h, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                log.warning("group commit of %d writes ended after its loop", len(h.batch))
+
+    def _handed_back(self, h: _Handoff, error: BaseException | None) -> None:
+        """On the loop, once per BEGIN or COMMIT done by the commit thread."""
+        if error is not None:
+            self._batch_failed(h.loop, h.batch, error)
+            return
+        if h.begin:
+            self._run_and_commit(h.loop, h.conn, h.batch)
+            return
+        self.commits += 1
+        self.committed_jobs += len(h.results)
+        for fut, ok, value in h.results:
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        self._next_batch(h.loop)
+
+    def _batch_failed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]],
+        exc: BaseException,
+    ) -> None:
+        """Roll back, fail exactly this batch's waiters, go on with the next batch."""
+        log.error("group commit of %d writes failed: %s", len(batch), exc)
+        conn = self._wconn
+        try:
+            if conn is not None and not self._closed and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception as rollback:
+            log.error("rollback after a failed group commit failed: %s", rollback)
+        failure = exc if isinstance(exc, Exception) else RuntimeError("commit cancelled")
+        for _fn, fut in batch:
+            if not fut.done():
+                fut.set_exception(failure)
+        self._next_batch(loop)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, []
+        for _fn, fut in pending:
+            if fut.done():
+                continue
+            loop = fut.get_loop()
+            try:
+                if loop is asyncio.get_running_loop():
+                    fut.set_exception(exc)
+                    continue
+            except RuntimeError:  # no loop runs in this thread
+                pass
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(_fail_future, fut, exc)
 
     def _run_jobs(
         self,
@@ -320,20 +413,43 @@ class GroupCommitDatabase:
 
     async def aclose(self) -> None:
         """Finish the queued writes, then close."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
+        loop = asyncio.get_running_loop()
+        while self._busy:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._idle.append(waiter)
+            await asyncio.shield(waiter)
         self.close()
 
     def close(self) -> None:
-        """Close every connection (with writes queued, use :meth:`aclose`)."""
+        """Close every connection and join the commit thread; writes still queued fail
+        (to finish them first, use :meth:`aclose`)."""
         if self._closed:
             return
         self._closed = True
-        self._committer.shutdown(wait=True)
+        if self._committer is not None:
+            self._to_commit.put(None)
+            self._committer.join()
+        self._fail_pending(RuntimeError("database is closed"))
         self._readers.shutdown(wait=True)
         for conn in (self._inline, self._wconn):
             if conn is not None:
                 conn.close()
+
+
+class _Handoff(NamedTuple):
+    """What the loop hands the commit thread: BEGIN for ``batch`` (``begin``), or COMMIT
+    of its ``results``."""
+
+    begin: bool
+    loop: asyncio.AbstractEventLoop
+    conn: Any
+    batch: list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]]
+    results: list[tuple[asyncio.Future[Any], bool, Any]]
+
+
+def _fail_future(fut: asyncio.Future[Any], exc: Exception) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 class SQLiteDatabase(GroupCommitDatabase):

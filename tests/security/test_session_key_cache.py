@@ -1,20 +1,51 @@
-"""Opened session keys are kept in memory, and that changes nothing of who is let in: a
-revoked server's open session is refused at its very next request, a session a
-re-enrollment ended likewise, and a key is only handed out for the sealed bytes it was
-opened from."""
+"""Opened session keys and session lookups are kept in memory, with a bounded staleness:
+a server revoked by another process (the CLI) is refused within ``session_cache_s`` (at
+its very next request with the cache off), a session a re-enrollment through the
+collector ended is refused at its next request, and a key is only handed out for the
+sealed bytes it was opened from."""
 
 from __future__ import annotations
 
-from collector.http import session_keys
+from collector.http import session_cache, session_keys
+from collector.http.session_cache import SessionCache
 from collector.http.session_keys import SessionSealer
-from harness.enrolled import enroll_agent
+from harness.enrolled import EnrolledAgent, enroll_agent
+from harness.net import wait_until
 from harness.processes import Collector
 from harness.signed import batch, post_signed, report
+from tests.conftest import MakeCollector
 
 
-def test_a_revoked_servers_open_session_is_refused_at_its_next_request(
+def refused_within_the_cache_time(agent: EnrolledAgent) -> dict:
+    """Reports go on being sent until one is refused (each one before is stored)."""
+    answers: list[tuple[int, dict]] = []
+
+    def refused() -> bool:
+        answers.append(agent.send_report())
+        return answers[-1][0] != 200
+
+    wait_until(refused, 30, 0.2, "the revoked server's session to be refused")
+    return {"status": answers[-1][0], **answers[-1][1]}
+
+
+def test_a_revoked_servers_open_session_is_refused_within_the_session_cache_time(
     collector: Collector,
 ) -> None:
+    _, token = collector.partner("acme")
+    agent = enroll_agent(collector.url, token)
+    assert agent.send_report()[0] == 200
+    assert agent.send_report()[0] == 200  # the session is now kept in memory
+
+    collector.cli("server", "revoke", agent.server_id)
+
+    doc = refused_within_the_cache_time(agent)
+    assert doc["status"] == 403 and doc["error"] == "revoked", doc
+
+
+def test_without_the_session_cache_a_revoked_session_is_refused_at_its_next_request(
+    make_collector: MakeCollector,
+) -> None:
+    collector = make_collector("[collector]\nsession_cache_s = 0\n")
     _, token = collector.partner("acme")
     agent = enroll_agent(collector.url, token)
     assert agent.send_report()[0] == 200
@@ -65,3 +96,21 @@ def test_the_kept_keys_are_bounded(monkeypatch) -> None:
         assert sealer.open(sid, blob) is not None
     assert list(sealer._opened) == ["ses_2", "ses_3", "ses_4"]
     assert sealer.open("ses_0", sealed["ses_0"]) == bytes([0]) * 32  # opened again
+
+
+def test_a_kept_session_lapses_after_its_time_and_the_cache_is_bounded(monkeypatch) -> None:
+    now = [100.0]
+    cache: SessionCache[str] = SessionCache(clock=lambda: now[0])
+    cache.put("ses_a", "srv_1", "a", 5)
+    cache.put("ses_b", "srv_2", "b", 5)
+    cache.put("ses_off", "srv_2", "x", 0)  # session_cache_s = 0: nothing kept
+    assert cache.get("ses_a") == "a" and cache.get("ses_off") is None
+    now[0] = 105.0
+    assert cache.get("ses_a") is None  # looked up again from here on
+    cache.put("ses_a", "srv_1", "a", 5)
+    cache.forget_server("srv_1")  # a re-enrollment here ended srv_1's sessions
+    assert cache.get("ses_a") is None and cache.get("ses_b") is None  # b lapsed too
+    monkeypatch.setattr(session_cache, "MAX_SESSIONS", 4)
+    for i in range(9):
+        cache.put(f"ses_{i}", "srv", str(i), 60)
+    assert len(cache) <= 4 and cache.get("ses_8") == "8"
