@@ -172,7 +172,7 @@ class GroupCommitDatabase:
 
     async def write(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in the next group commit; return once that commit is durable."""
-        return await self._queue(fn)  # type: ignore[no-any-return]
+        return await self._queue(fn)
 
     async def write_unsettled(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in the next group commit; return as soon as it has run, before that
@@ -185,7 +185,7 @@ class GroupCommitDatabase:
         fut = self._queue(fn)
         self._unsettled.add(fut)
         try:
-            return await fut  # type: ignore[no-any-return]
+            return await fut
         finally:
             self._unsettled.discard(fut)
 
