@@ -15,6 +15,7 @@ import os
 import queue
 import tarfile
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,33 @@ def _octal(field: bytes) -> int:
         raise tarfile.InvalidHeaderError("invalid header") from None  # type: ignore[attr-defined]
 
 
+def _numbers(buf: bytes) -> list[int]:
+    """mode, uid, gid, size, mtime, devmajor, devminor, each as ``_octal`` reads it; the
+    form the writer makes (octal digits, then a NUL; no device numbers) without a call a
+    field: a fifth of the time, which 200,000 small files notice."""
+    if buf[107] == buf[115] == buf[123] == buf[135] == buf[147] == 0 and not any(buf[329:345]):
+        try:
+            return [
+                int(buf[100:107], 8),
+                int(buf[108:115], 8),
+                int(buf[116:123], 8),
+                int(buf[124:135], 8),
+                int(buf[136:147], 8),
+                0,
+                0,
+            ]
+        except ValueError:
+            pass  # a NUL inside, blanks only, ...: as tarfile reads it
+    return [_octal(buf[a:b]) for a, b in _NUMBERS]
+
+
+def _byte_sum(buf: bytes) -> int:
+    """The sum of a 512-byte header's bytes: Adler-32's first half is one plus the sum of
+    the bytes modulo 65521, exact for 256 bytes (at most 65,280); six times ``sum``'s
+    speed."""
+    return (zlib.adler32(buf[:256]) & 0xFFFF) + (zlib.adler32(buf[256:]) & 0xFFFF) - 2
+
+
 class _BoundedTarInfo(tarfile.TarInfo):
     """Refuses an extended header larger than ``MAX_EXTENDED_HEADER`` before tarfile reads
     it whole into memory; parses the common header itself."""
@@ -161,9 +189,9 @@ class _BoundedTarInfo(tarfile.TarInfo):
         ):
             return super().frombuf(buf, encoding, errors)
         chksum = _octal(buf[148:156])
-        if chksum != 256 + sum(buf) - sum(buf[148:156]):
+        if chksum != 256 + _byte_sum(buf) - sum(buf[148:156]):
             return super().frombuf(buf, encoding, errors)  # signed sums, or refused
-        mode, uid, gid, size, mtime, devmajor, devminor = [_octal(buf[a:b]) for a, b in _NUMBERS]
+        mode, uid, gid, size, mtime, devmajor, devminor = _numbers(buf)
         obj = cls()
         obj.name = tarfile.nts(buf[0:100], encoding, errors)
         obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = mode, uid, gid, size, mtime
