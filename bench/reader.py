@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--mode", choices=["verify", "restore"], default="verify")
     p.add_argument("--export-mib", type=int, default=0, help="one large file as well")
     p.add_argument("--work", default="/tmp/vigil-bench-reader")
-    p.add_argument("--threads", type=int, default=getattr(extract, "THREADS", 2))
+    p.add_argument("--threads", type=int, help="default: the reader's own for the mode")
     p.add_argument("--trace", action="store_true")
     a = p.parse_args()
     work = Path(a.work)
@@ -96,8 +96,14 @@ def main() -> None:
         _snapshot_at_the_manifest(snaps)
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
+    # the reader's default for the mode; a checkout from before had one for both (THREADS)
+    if hasattr(extract, "default_threads"):
+        a.threads = a.threads or extract.default_threads(dest is not None)
+    else:
+        a.threads = a.threads or getattr(extract, "THREADS", 2)
     with open(archive, "rb") as f:
-        kw = {"threads": a.threads} if hasattr(extract, "THREADS") else {}
+        threaded = hasattr(extract, "default_threads") or hasattr(extract, "THREADS")
+        kw = {"threads": a.threads} if threaded else {}
         r = extract.read_archive(
             f, [parse_identity(identity)], recipients=[recipient], dest=dest, **kw
         )

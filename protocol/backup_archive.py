@@ -411,6 +411,8 @@ class AgeReader:
                 if not part:
                     return b"".join(parts)
                 parts.append(part)
+        if n >= 2 * CHUNK_SIZE and not self._plain and not self._done:
+            return self._read_chunks(n // CHUNK_SIZE)  # type: ignore[return-value]
         while not self._plain and not self._done:
             self._next_chunk()
         out = self._plain[:n]
@@ -419,6 +421,48 @@ class AgeReader:
         if isinstance(whole, bytes) and len(whole) == len(out):
             return whole  # a whole chunk asked for (zstd reads 128 KiB): no copy
         return bytes(out)
+
+    def _read_chunks(self, k: int) -> bytearray:
+        """Up to ``k`` whole chunks decrypted into one buffer: their ciphertext read from
+        ``src`` in one call and decrypted in place (``decrypt_into``), so a reader asking
+        for a megabyte costs one read, one hash update and no copy. Each chunk is checked
+        exactly as ``_next_chunk`` checks it (the same counter, the same last flag: the
+        last chunk is the one nothing follows)."""
+        full = CHUNK_SIZE + _TAG
+        first = self._pending
+        if not first:
+            raise AgeError("age payload truncated (final chunk missing)")
+        more = memoryview(self._src.read(k * full) if len(first) == full else b"")
+        ended = len(more) < k * full
+        chunks = [memoryview(first)]
+        chunks += [more[i : i + full] for i in range(0, len(more), full)]
+        if ended:
+            self._pending = b""
+        else:
+            self._pending = chunks.pop()  # its successor decides whether it is the last
+        if len(chunks[-1]) < _TAG:
+            raise AgeError("age payload truncated")
+        out = bytearray(sum(len(c) for c in chunks) - _TAG * len(chunks))
+        view = memoryview(out)
+        pos = 0
+        for i, chunk in enumerate(chunks):
+            last = ended and i == len(chunks) - 1
+            size = len(chunk) - _TAG
+            try:
+                self._aead.decrypt_into(
+                    _payload_nonce(self._counter, last), chunk, None, view[pos : pos + size]
+                )
+            except InvalidTag:
+                raise AgeError(
+                    f"age payload chunk {self._counter} does not authenticate "
+                    "(altered, reordered or truncated)"
+                ) from None
+            if last and not size and self._counter > 0:
+                raise AgeError("age payload ends with an empty chunk")
+            self._counter += 1
+            pos += size
+        self._done = ended
+        return out
 
     def readinto(self, buf: bytearray | memoryview) -> int:
         data = self.read(len(buf))

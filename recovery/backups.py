@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from protocol import backup_envelope
 from protocol.backup_archive import ManifestEntry
 from recovery.api import PartnerApi
-from recovery.extract import THREADS, ArchiveRefused, ReadResult, read_archive
+from recovery.extract import ArchiveRefused, ReadResult, read_archive
 from recovery.known_servers import KnownServers
 
 SMALL_TEXT = 64 * 1024
@@ -194,7 +194,7 @@ def check_backup(
     keep_small: int = 0,
     keep_entries: bool = False,
     skip_unsafe_links: bool = False,
-    threads: int = THREADS,
+    threads: int | None = None,
 ) -> Checked:
     """Everything ``verify`` checks; with ``dest`` (an empty directory) also extracts.
     ``keep_entries`` keeps the manifest's entries in the result (``diff`` compares them)."""
@@ -250,7 +250,7 @@ def restore(
     notice: Notice | None = None,
     progress: Progress | None = None,
     skip_unsafe_links: bool = False,
-    threads: int = THREADS,
+    threads: int | None = None,
 ) -> Checked:
     """Verify and extract into ``to`` (which must not exist, or be empty). The tree is built
     in a temporary directory beside ``to`` and renamed into place only when every check

@@ -25,7 +25,7 @@ from protocol import recipient_list
 from protocol.backup_archive import AgeError, generate_identity, read_identities
 from recovery.api import ApiError, PartnerApi
 from recovery.backups import SMALL_TEXT, BackupRefused, Checked, check_backup, diff, restore
-from recovery.extract import THREADS
+from recovery.extract import RESTORE_THREADS, VERIFY_THREADS
 from recovery.known_servers import KnownServers, KnownServersError
 from recovery.signing_key import SigningKeyError, read_signing_key, signing_line
 
@@ -388,10 +388,11 @@ def _backup_commands(
         "--threads",
         type=int,
         choices=(1, 2, 3),
-        default=THREADS,
-        help="threads reading the backup (default %(default)s): 2 downloads, decrypts and "
-        "decompresses on one while the other checks and writes the files; 3 downloads and "
-        "hashes the ciphertext on a third (for idle cores); 1 does everything on one",
+        help=f"threads reading the backup (default {VERIFY_THREADS} for verify and diff, "
+        f"{RESTORE_THREADS} for restore): 3 downloads and decrypts on one, decompresses "
+        "on another while the third checks the files; 2 downloads, decrypts and "
+        "decompresses on one while the other checks and writes the files; 1 does "
+        "everything on one",
     )
 
     v = sub.add_parser("verify", parents=[common, remote, ident], help="check without extracting")

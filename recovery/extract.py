@@ -15,6 +15,7 @@ import os
 import queue
 import tarfile
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +40,37 @@ from recovery.manifest_stream import StreamedManifest
 from recovery.refused import ArchiveRefused
 from recovery.seen_members import SeenMembers
 
-__all__ = ["ArchiveRefused", "ReadResult", "check_link", "check_name", "read_archive"]
+__all__ = [
+    "ArchiveRefused",
+    "ReadResult",
+    "check_link",
+    "check_name",
+    "default_threads",
+    "read_archive",
+]
 
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
 POOLED_FILE = 1 << 20
 """Files up to this size are read whole and written by ``FileWriters``' threads."""
-THREADS = 2
-"""Threads reading an archive by default (``vigil-backup --threads``): download, ciphertext
-hash, decryption and decompression on one; tar parsing, checks and file hashes on the
-other. A third (download and ciphertext hash apart) gained nothing on the bench's busy
-2-core machine (``docs/benchmarks.md``) and costs 8 MiB more; it is there for idle cores."""
+RESTORE_THREADS = 2
+"""Threads a restore reads with by default (``vigil-backup restore --threads``): download,
+ciphertext hash, decryption and decompression on one; tar parsing, checks, file hashes
+and the large files' writes on the other (small files have ``FileWriters``' threads). A
+third, decompressing apart, made the 1 GiB restore slower on the bench's 2-core machine
+(``docs/benchmarks.md``): the writes already keep the second core busy."""
+VERIFY_THREADS = 3
+"""Threads a check without extracting (``verify``, ``diff``) reads with by default:
+download, ciphertext hash and decryption on one, decompression on the second, tar parsing
+and the file hashes on the caller's. Nothing is written, so the three stages share the
+cores alone (``docs/decisions.md``)."""
+
+
+def default_threads(extracting: bool) -> int:
+    """The thread count a read uses when none is asked for."""
+    return RESTORE_THREADS if extracting else VERIFY_THREADS
+
+
 MAX_EXTENDED_HEADER = 1 << 20
 """Largest PAX or GNU long-name header read (tarfile reads one whole into memory; the
 writer's are a few hundred bytes: a name, a link target, sizes)."""
@@ -122,6 +143,33 @@ def _octal(field: bytes) -> int:
         raise tarfile.InvalidHeaderError("invalid header") from None  # type: ignore[attr-defined]
 
 
+def _numbers(buf: bytes) -> list[int]:
+    """mode, uid, gid, size, mtime, devmajor, devminor, each as ``_octal`` reads it; the
+    form the writer makes (octal digits, then a NUL; no device numbers) without a call a
+    field: a fifth of the time, which 200,000 small files notice."""
+    if buf[107] == buf[115] == buf[123] == buf[135] == buf[147] == 0 and not any(buf[329:345]):
+        try:
+            return [
+                int(buf[100:107], 8),
+                int(buf[108:115], 8),
+                int(buf[116:123], 8),
+                int(buf[124:135], 8),
+                int(buf[136:147], 8),
+                0,
+                0,
+            ]
+        except ValueError:
+            pass  # a NUL inside, blanks only, ...: as tarfile reads it
+    return [_octal(buf[a:b]) for a, b in _NUMBERS]
+
+
+def _byte_sum(buf: bytes) -> int:
+    """The sum of a 512-byte header's bytes: Adler-32's first half is one plus the sum of
+    the bytes modulo 65521, exact for 256 bytes (at most 65,280); six times ``sum``'s
+    speed."""
+    return (zlib.adler32(buf[:256]) & 0xFFFF) + (zlib.adler32(buf[256:]) & 0xFFFF) - 2
+
+
 class _BoundedTarInfo(tarfile.TarInfo):
     """Refuses an extended header larger than ``MAX_EXTENDED_HEADER`` before tarfile reads
     it whole into memory; parses the common header itself."""
@@ -141,9 +189,9 @@ class _BoundedTarInfo(tarfile.TarInfo):
         ):
             return super().frombuf(buf, encoding, errors)
         chksum = _octal(buf[148:156])
-        if chksum != 256 + sum(buf) - sum(buf[148:156]):
+        if chksum != 256 + _byte_sum(buf) - sum(buf[148:156]):
             return super().frombuf(buf, encoding, errors)  # signed sums, or refused
-        mode, uid, gid, size, mtime, devmajor, devminor = [_octal(buf[a:b]) for a, b in _NUMBERS]
+        mode, uid, gid, size, mtime, devmajor, devminor = _numbers(buf)
         obj = cls()
         obj.name = tarfile.nts(buf[0:100], encoding, errors)
         obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = mode, uid, gid, size, mtime
@@ -225,6 +273,16 @@ class _Plaintext:
         self._pos += len(out)
         return out
 
+    def view(self, n: int) -> memoryview:
+        """Up to ``n`` bytes (fewer at the end of a block; empty at the end of the stream)
+        as a view of the block they are in: no copy, for what is only hashed or written."""
+        if not self._buf and not self._fill():
+            return self._buf
+        out = self._buf[:n]
+        self._buf = self._buf[len(out) :]
+        self._pos += len(out)
+        return out
+
     def tell(self) -> int:
         return self._pos
 
@@ -244,22 +302,24 @@ class _Plaintext:
 
 
 class _ReadAhead:
-    """The plaintext, read ahead on a second thread: downloading, hashing the ciphertext,
-    ChaCha20 and zstd (which release the GIL) run beside the tar parsing, the files'
-    SHA-256 and the large files' writes on the caller's thread (small files are written
-    by ``FileWriters``' threads). At most ``BLOCKS`` blocks of ``BLOCK``
-    bytes wait; an error on the reading side is raised by ``block`` in the caller's thread.
+    """``src`` read ahead on a thread of its own, in blocks of ``BLOCK`` bytes: the
+    decompressed tar stream (downloading, hashing the ciphertext, ChaCha20 and zstd,
+    which release the GIL, beside the tar parsing, the files' SHA-256 and the large
+    files' writes on the caller's thread; small files are written by ``FileWriters``'
+    threads), or, with three threads, the decrypted stream zstd reads on another. At
+    most ``BLOCKS`` blocks wait; an error on the reading side is raised by ``block`` in
+    the consuming thread. Each block is a fresh object, handed over without a copy.
     """
 
     BLOCK = 1 << 20
     BLOCKS = 4
 
-    def __init__(self, src: object) -> None:
+    def __init__(self, src: object, name: str = "restore-read-ahead") -> None:
         self._src = src
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.BLOCKS)
         self._ended = False
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="restore-read-ahead", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -294,6 +354,24 @@ class _ReadAhead:
                 pass
 
 
+class _Blocks:
+    """The blocks a ``_ReadAhead`` hands over as a readable file (for zstd's reader, which
+    asks for ``_ReadAhead.BLOCK`` bytes at a time: each read is one block, no copy)."""
+
+    def __init__(self, ahead: _ReadAhead) -> None:
+        self._ahead = ahead
+        self._left = memoryview(b"")
+
+    def read(self, n: int = -1) -> bytes | memoryview:
+        if not self._left:
+            block = self._ahead.block()
+            if n is None or n < 0 or len(block) <= n:
+                return block
+            self._left = memoryview(block)
+        out, self._left = self._left[:n], self._left[n:]
+        return out
+
+
 class _Inline:
     """The plaintext in blocks read on the caller's thread (``threads=1``)."""
 
@@ -307,75 +385,21 @@ class _Inline:
         pass
 
 
-class _Prefetch:
-    """The stored object downloaded and its SHA-256 taken on a thread of its own, ahead of
-    decryption and decompression (the read-ahead's thread) and of the tar parsing (the
-    caller's): three threads where restic's check uses two. At most ``_ReadAhead.BLOCKS``
-    blocks of ciphertext wait. ``read``/``readline`` as ``AgeReader`` asks; ``finish``
-    once the age payload has ended: the object must end there too, and then every byte of
-    it has been hashed."""
-
-    def __init__(self, src: HashingReader) -> None:
-        self._ahead = _ReadAhead(src)
-        self._buf = b""
-        self._pos = 0
-
-    def _next(self) -> bool:
-        """A block at hand (False: the object has ended)."""
-        if self._pos == len(self._buf):
-            self._buf, self._pos = self._ahead.block(), 0
-        return bool(self._buf)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = 1 << 62
-        parts = []
-        while n > 0 and self._next():
-            take = self._buf[self._pos : self._pos + n]
-            self._pos += len(take)
-            n -= len(take)
-            parts.append(take)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def readline(self, limit: int = -1) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while (limit < 0 or got < limit) and self._next():
-            end = self._buf.find(b"\n", self._pos)
-            stop = len(self._buf) if end < 0 else end + 1
-            if limit >= 0:
-                stop = min(stop, self._pos + limit - got)
-            parts.append(self._buf[self._pos : stop])
-            got += stop - self._pos
-            self._pos = stop
-            if parts[-1].endswith(b"\n"):
-                break
-        return b"".join(parts)
-
-    def finish(self) -> None:
-        if self.read(1):
-            raise AgeError("data after the end of the age payload")
-
-    def close(self) -> None:
-        self._ahead.close()
-
-
 def _drain(reader: object) -> None:
     while reader.read(READ_SIZE):  # type: ignore[attr-defined]
         pass
 
 
 class _Counting:
-    """Reads ``src``, reporting ``progress`` (the bytes ``hashed`` has taken) every 4 MiB."""
+    """Reads ``hashed``, reporting ``progress`` (the bytes it has taken) every 4 MiB."""
 
     def __init__(
         self,
-        src: HashingReader | _Prefetch,
         hashed: HashingReader,
         progress: Callable[[str, int, int], None] | None,
         total_size: int,
     ) -> None:
-        self.src, self.hashed = src, hashed
+        self.src = self.hashed = hashed
         self.progress, self.total_size = progress, total_size
         self.last_report = 0
 
@@ -430,7 +454,7 @@ def read_archive(
     keep_small: int = 0,
     keep_entries: bool = False,
     skip_unsafe_links: bool = False,
-    threads: int = THREADS,
+    threads: int | None = None,
 ) -> ReadResult:
     """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
     directory) when given. ``recipients`` are the signed header's (they are part of the
@@ -443,34 +467,43 @@ def read_archive(
     ``keep_entries``: ``ReadResult.manifest.entries`` holds every entry (for ``diff``);
     otherwise it is empty, and memory stays flat whatever the number of files.
 
-    ``threads``: 3 downloads and hashes the ciphertext on a thread of its own; 2 does that
-    on the thread that decrypts and decompresses; 1 reads everything on the caller's.
+    ``threads``: 3 downloads, hashes and decrypts on one thread and decompresses on
+    another; 2 does both on one thread; 1 reads everything on the caller's. None: the
+    default for a restore (``dest`` given) or a check (``default_threads``).
 
     ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
     written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
     fails, e.g. a full disk, is one too)."""
+    if threads is None:
+        threads = default_threads(dest is not None)
     hashed = HashingReader(src)
-    fetched = _Prefetch(hashed) if threads >= 3 else None
+    decrypting: _ReadAhead | None = None
+    ahead: _ReadAhead | _Inline | None = None
     try:
         with _refused_as_one():
-            counted = _Counting(fetched or hashed, hashed, progress, total_size)
+            counted = _Counting(hashed, progress, total_size)
             age = AgeReader(counted, identities)  # type: ignore[arg-type]
+            if threads >= 3:
+                decrypting = _ReadAhead(age, "verify-decrypt")
+            plain = age if decrypting is None else _Blocks(decrypting)
             # AgeReader is a readable binary file; zstandard's stubs ask for typing.IO.
-            zr = zstandard.ZstdDecompressor().stream_reader(age, read_across_frames=True)  # type: ignore[arg-type]
-            ahead = _ReadAhead(zr) if threads >= 2 else _Inline(zr)
-            try:
-                stream = _Plaintext(ahead, max_plaintext)
-                walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
-                manifest = walk.run()
-                _drain(stream)
-            finally:
-                ahead.close()
-            _drain(age)
-            if fetched is not None:
-                fetched.finish()
+            zr = zstandard.ZstdDecompressor().stream_reader(
+                plain,  # type: ignore[arg-type]
+                read_size=_ReadAhead.BLOCK,
+                read_across_frames=True,
+            )
+            ahead = _ReadAhead(zr, "verify-decompress") if threads >= 2 else _Inline(zr)
+            stream = _Plaintext(ahead, max_plaintext)
+            walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
+            manifest = walk.run()
+            _drain(stream)
+            ahead.close()
+            _drain(plain)
     finally:
-        if fetched is not None:
-            fetched.close()
+        if ahead is not None:
+            ahead.close()
+        if decrypting is not None:
+            decrypting.close()
     if progress:
         progress("bytes", hashed.size, total_size)
     return ReadResult(
@@ -723,7 +756,7 @@ def _take_file(
         stream.seek(member.offset_data)
         left = member.size
         while left:
-            buf = stream.read(min(READ_SIZE, left))
+            buf = stream.view(min(READ_SIZE, left))
             if not buf:
                 raise tarfile.ReadError("unexpected end of data")
             left -= len(buf)
@@ -731,7 +764,7 @@ def _take_file(
             if keep:
                 kept += buf
             if fd is not None and dropped is not None:
-                view = memoryview(buf)
+                view = buf
                 while view:
                     view = view[os.write(fd, view) :]
                 dropped.written(len(buf))

@@ -37,6 +37,7 @@ _blake = hashlib.blake2b
 _KEY = 16
 RECORD = _KEY + 1 + _KEY + _KEY
 """Bytes kept per member: name digest, type, metadata digest, content digest."""
+_METAS = 4096
 PAGE = 16384
 """Records per page: pages are never copied to grow (a growing ``bytearray`` is, briefly
 twice its size)."""
@@ -54,6 +55,9 @@ class SeenMembers:
         self._last_type = 0
         self._index: dict[bytes, int] | None = None
         """Name digest -> type, once a member came out of archive order."""
+        self._metas: dict[tuple[int, int, int], bytes] = {}
+        """Metadata digests by (mode, uid, gid): a tree has few such triples (at most
+        ``_METAS`` kept), and each member and manifest entry needs one."""
 
     def __len__(self) -> int:
         return self._count
@@ -122,11 +126,16 @@ class SeenMembers:
         else:
             content = b""
         key = self._key
+        meta = self._metas.get((mode, uid, gid))
+        if meta is None:
+            meta = _blake(key + b"%d\0%d\0%d" % (mode, uid, gid), digest_size=_KEY).digest()
+            if len(self._metas) < _METAS:
+                self._metas[mode, uid, gid] = meta
         return b"".join(
             (
                 self.digest(name),
                 _CODES[code],
-                _blake(key + b"%d\0%d\0%d" % (mode, uid, gid), digest_size=_KEY).digest(),
+                meta,
                 _blake(key + content, digest_size=_KEY).digest(),
             )
         )

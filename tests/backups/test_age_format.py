@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.backup_archive import (
     CHUNK_SIZE,
@@ -105,7 +107,35 @@ def test_wrong_identity_refused() -> None:
         decrypt(encrypt(b"x", [recipient]), other_secret)
 
 
-def test_alterations_refused() -> None:
+def read_in(reader: AgeReader, sizes: list[int]) -> bytes:
+    """Everything ``reader`` gives, asked for in ``sizes`` bytes at a time, in turn."""
+    parts = []
+    while part := reader.read(sizes[len(parts) % len(sizes)]):
+        parts.append(bytes(part))
+    return b"".join(parts)
+
+
+_SECRET, _RECIPIENT = generate_identity()
+_READ_SIZES = [1, 1000, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 7, 1 << 20]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    chunks=st.integers(0, 5),
+    extra=st.integers(0, 3) | st.integers(1, CHUNK_SIZE - 1),
+    sizes=st.lists(st.sampled_from(_READ_SIZES), min_size=1, max_size=4),
+)
+def test_any_read_sizes_give_the_plaintext(chunks: int, extra: int, sizes: list[int]) -> None:
+    """Reads of a chunk or less decrypt one chunk at a time, reads of two chunks or more
+    several at once (one read of the ciphertext): in any mix, the same bytes, whether the
+    payload ends on a chunk boundary or not."""
+    data = os.urandom(chunks * CHUNK_SIZE + extra)
+    blob = encrypt(data, [_RECIPIENT])
+    assert read_in(AgeReader(io.BytesIO(blob), read_identities(_SECRET)), sizes) == data
+
+
+@pytest.mark.parametrize("read_size", [CHUNK_SIZE, 2 * CHUNK_SIZE, 1 << 20])
+def test_alterations_refused(read_size: int) -> None:
     secret, recipient = generate_identity()
     data = os.urandom(3 * CHUNK_SIZE + 100)
     blob = encrypt(data, [recipient])
@@ -123,7 +153,8 @@ def test_alterations_refused() -> None:
     header[blob.index(b"X25519 ") + 10] ^= 0x02  # a stanza altered: the MAC catches it
     for bad in (bytes(flipped), truncated_chunk, truncated_mid, reordered, trailing, bytes(header)):
         with pytest.raises(AgeError):
-            decrypt(bad, secret)
+            read_in(AgeReader(io.BytesIO(bad), read_identities(secret)), [read_size])
+    assert read_in(AgeReader(io.BytesIO(blob), read_identities(secret)), [read_size]) == data
     assert decrypt(blob, secret) == data
 
 

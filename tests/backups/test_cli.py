@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import backup_envelope
 from protocol.backup_archive import CHUNK_SIZE, parse_identity, recipient_of
-from recovery.cli import main
+from recovery.cli import build_parser, main
+from recovery.extract import RESTORE_THREADS, VERIFY_THREADS, default_threads
 from tests.backups.archive_helpers import snapshot
 from tests.backups.backup_site import BackupSite
 from tests.backups.recovery_cli import backed_up, cli, restore
@@ -59,6 +60,54 @@ def test_list_verify_restore(site: BackupSite, tree: Path, tmp_path: Path, keyfi
     # the target must be new or empty
     rc, _, err = restore(site, capsys, key, dest)
     assert rc == 1 and "not an empty directory" in err
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_each_thread_count_verifies_and_restores(
+    threads: str, site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys
+) -> None:
+    key, recipient = keyfile
+    (tree / "random.bin").write_bytes(os.urandom(3 * CHUNK_SIZE + 5))
+    backed_up(site, tree, tmp_path, recipient)
+    rc, out, err = cli(
+        site,
+        capsys,
+        "verify",
+        "--server",
+        site.server_id,
+        "--identity",
+        str(key),
+        "--threads",
+        threads,
+        "--json",
+    )
+    assert rc == 0, err
+    assert json.loads(out)["verified"] is True and json.loads(out)["files"] > 1
+    dest = tmp_path / "restored"
+    rc, _, err = restore(site, capsys, key, dest, "--threads", threads)
+    assert rc == 0, err
+    assert snapshot(dest / tree.relative_to("/")) == snapshot(tree)
+
+
+def test_thread_defaults_differ_for_verify_and_restore() -> None:
+    """A check without writing reads on three threads, a restore on two."""
+    assert (VERIFY_THREADS, RESTORE_THREADS) == (3, 2)
+    assert default_threads(extracting=False) == VERIFY_THREADS
+    assert default_threads(extracting=True) == RESTORE_THREADS
+    for command in (["verify"], ["restore", "--to", "t"], ["diff", "1", "2"]):
+        args = build_parser().parse_args([*command, "--server", "s", "--identity", "k"])
+        assert args.threads is None  # each command's own default, not one for all
+
+
+@pytest.mark.parametrize("value", ["0", "4", "-1", "two", ""])
+def test_bad_thread_counts_refused(value: str, capsys) -> None:
+    for command in (["verify"], ["restore", "--to", "t"], ["diff", "1", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*command, "--server", "s", "--identity", "k", "--threads", value])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --threads: invalid" in err, err
+        assert "choose from 1, 2, 3" in err or "invalid int value" in err, err
 
 
 def test_env_vars_and_errors(

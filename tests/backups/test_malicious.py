@@ -143,6 +143,20 @@ def test_manifest_mismatch_refused() -> None:
         read_archive(io.BytesIO(craft(add)), read_identities(SECRET), recipients=[RECIPIENT])
 
 
+@pytest.mark.parametrize("field", ["mode", "uid", "gid"])
+def test_metadata_mismatch_refused(field: str) -> None:
+    """Many members share their mode and owner (the reader keeps those digests): one
+    whose manifest entry differs in any of the three is still told apart."""
+
+    def add(t: tarfile.TarFile) -> list[ManifestEntry]:
+        entries = [member(t, f"f{i}", data=b"same") for i in range(5)]
+        setattr(entries[3], field, getattr(entries[3], field) ^ 0o10)
+        return entries
+
+    with pytest.raises(ArchiveRefused, match="'f3': metadata does not match"):
+        read_archive(io.BytesIO(craft(add)), read_identities(SECRET), recipients=[RECIPIENT])
+
+
 def test_skip_unsafe_links_leaves_them_out(tmp_path: Path) -> None:
     blob = craft(
         lambda t: [
