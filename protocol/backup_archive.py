@@ -347,7 +347,7 @@ class AgeReader:
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
         self._src = src
         self._counter = 0
-        self._pending = src.read(CHUNK_SIZE + _TAG)
+        self._pending: bytes | memoryview = src.read(CHUNK_SIZE + _TAG)
         self._plain = memoryview(b"")
         self._done = False
         self.closed = False
