@@ -116,7 +116,14 @@ async def serve(
         log.critical("%s", exc)
         await runner.cleanup()
         return 2
-    await _listen(runner, config, sock)
+    try:
+        await _listen(runner, config, sock)
+    except OSError:
+        # The background tasks started with the app are stopped in order (the supervisor
+        # cancels until each is done); left to asyncio.run's blanket cancellation, a task
+        # whose cancellation Python 3.11's wait_for swallowed kept the process from exiting.
+        await runner.cleanup()
+        raise
     settle_for_serving()
     _handle_signals(app, stop, reload_from, log_level_flag)
     await stop.wait()
