@@ -526,7 +526,8 @@ def _median(values: list[float]) -> float:
 
 
 def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dict[str, Timed]:
-    """Restore and verify this round's backup, Vigil's and restic's, in turns. Vigil's
+    """Restore and verify this round's backup, Vigil's and restic's, in turns (who goes
+    first alternates from round to round). Vigil's
     figures also carry the collector's CPU time while it served the download (keys
     ending in ``collector``): restic reads its repository itself."""
     server = real.server_id(f"agent-{rnd}")
@@ -537,10 +538,15 @@ def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dic
         out[name] = run()
         out[name + " collector"] = Timed(0.0, 0.0, real.cpu() - c0)
 
-    for name, target in (
+    # Each tool goes first in every other round: a restore that follows the other's
+    # deletion of a whole tree creates its files more slowly on this file system.
+    restores = [
         ("vigil restore", work / "restore-vigil"),
         ("restic restore", work / "restore-restic"),
-    ):
+    ]
+    if rnd % 2:
+        restores.reverse()
+    for name, target in restores:
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run(["sync"], check=False)
         if name.startswith("vigil"):
@@ -548,8 +554,15 @@ def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dic
         else:
             out[name] = restic(["restore", "latest", "--target", str(target)], repo)
         shutil.rmtree(target, ignore_errors=True)
-    vigil("vigil verify", lambda: real.verify(server))
-    out["restic check --read-data"] = restic(["check", "--read-data"], repo)
+
+    def vigil_verify() -> None:
+        vigil("vigil verify", lambda: real.verify(server))
+
+    def restic_check() -> None:
+        out["restic check --read-data"] = restic(["check", "--read-data"], repo)
+
+    for check in (restic_check, vigil_verify) if rnd % 2 else (vigil_verify, restic_check):
+        check()
     print(
         f"round {rnd + 1} recovery: "
         + "; ".join(
