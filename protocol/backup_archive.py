@@ -210,6 +210,18 @@ def _wrap_x25519(file_key: bytes, recipient: bytes) -> bytes:
     return _stanza_lines(b"X25519", [_b64(share)], body)
 
 
+def _unauthentic(counter: int) -> AgeError:
+    return AgeError(
+        f"age payload chunk {counter} does not authenticate (altered, reordered or truncated)"
+    )
+
+
+def _refuse_empty_last(last: bool, size: int, counter: int) -> None:
+    """The last chunk may be empty only when it is the only one (age's rule)."""
+    if last and not size and counter > 0:
+        raise AgeError("age payload ends with an empty chunk")
+
+
 def _payload_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
@@ -392,12 +404,8 @@ class AgeReader:
         try:
             plain = self._aead.decrypt(_payload_nonce(self._counter, last), chunk, None)
         except InvalidTag:
-            raise AgeError(
-                f"age payload chunk {self._counter} does not authenticate "
-                "(altered, reordered or truncated)"
-            ) from None
-        if last and not plain and self._counter > 0:
-            raise AgeError("age payload ends with an empty chunk")
+            raise _unauthentic(self._counter) from None
+        _refuse_empty_last(last, len(plain), self._counter)
         self._counter += 1
         self._plain = memoryview(plain)
         if last:
@@ -453,12 +461,8 @@ class AgeReader:
                     _payload_nonce(self._counter, last), chunk, None, view[pos : pos + size]
                 )
             except InvalidTag:
-                raise AgeError(
-                    f"age payload chunk {self._counter} does not authenticate "
-                    "(altered, reordered or truncated)"
-                ) from None
-            if last and not size and self._counter > 0:
-                raise AgeError("age payload ends with an empty chunk")
+                raise _unauthentic(self._counter) from None
+            _refuse_empty_last(last, size, self._counter)
             self._counter += 1
             pos += size
         self._done = ended
