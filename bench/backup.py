@@ -438,6 +438,8 @@ class Timed(NamedTuple):
     seconds: float
     rss_mib: float
     cpu_s: float
+    sys_s: float = 0.0
+    """The part of ``cpu_s`` spent in the kernel."""
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> Timed:
@@ -466,7 +468,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> Timed:
     errors.close()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:2])} failed ({proc.returncode}): {err}")
-    return Timed(elapsed, peak / 2**20, usage.ru_utime + usage.ru_stime)
+    return Timed(elapsed, peak / 2**20, usage.ru_utime + usage.ru_stime, usage.ru_stime)
 
 
 # --- restic ----------------------------------------------------------------------------------
@@ -566,7 +568,8 @@ def _recover_round(rnd: int, real: RealCollector, repo: Path, work: Path) -> dic
     print(
         f"round {rnd + 1} recovery: "
         + "; ".join(
-            f"{k} {t.seconds:.2f} s, cpu {t.cpu_s:.2f} s ({t.rss_mib:.0f} MiB)"
+            f"{k} {t.seconds:.2f} s, cpu {t.cpu_s:.2f} s "
+            f"(kernel {t.sys_s:.2f} s, {t.rss_mib:.0f} MiB)"
             + (
                 f" + collector cpu {out[k + ' collector'].cpu_s:.2f} s"
                 if k.startswith("vigil")
