@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collector.config_keys import unread_keys, watched
+from collector.config_keys import refused_key, unread_keys, watched
 from collector.sizes import parse_bytes
 
 if TYPE_CHECKING:
@@ -293,8 +293,8 @@ def _collector_section(
     if not data_dir and file_data is None:
         data_dir = os.environ.get("VIGIL_DATA") or None
     data = Path(data_dir) if data_dir else Path(file_data or DEFAULT_DATA_DIR)
-    cfg_listen = listen or _get(table, "listen", str, source, p, DEFAULT_LISTEN)
-    _get(table, "listen", str, source, p, None)  # checked (and read) when --listen wins too
+    file_listen = _get(table, "listen", str, source, p, DEFAULT_LISTEN)  # checked either way
+    cfg_listen = listen or file_listen
     _, _, port = cfg_listen.rpartition(":")
     if not (port.isdigit() and int(port) <= 65535):
         where, key = ("command line", "--listen") if listen else (source, "collector.listen")
@@ -360,9 +360,8 @@ def load_config(
     if "\0" in key_file:
         raise ConfigError(source, "http.session_key_file", "a path without NUL characters")
     _notify_section(raw, source)
-    for key, close in unread_keys(raw):
-        hint = f"; did you mean {key.rpartition('.')[0] + '.' if '.' in key else ''}{close}?"
-        raise ConfigError(source, key, "a key the collector reads" + (hint if close else ""))
+    for key, known in unread_keys(raw):
+        raise ConfigError(source, key, refused_key(key, known))
     return CollectorConfig(
         event_loop=event_loop,
         session_key_file=Path(key_file) if key_file else None,

@@ -13,7 +13,7 @@ marks them all as read.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -67,9 +67,24 @@ def watched(value: Any) -> Any:
     return value
 
 
-def unread_keys(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted key, a close known key or "") of each key no parser looked up."""
-    out: list[tuple[str, str]] = []
+def closest(key: str, known: Iterable[str]) -> str:
+    """The known key ``key`` is most likely a slip of, or "" when none is close."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else ""
+
+
+def refused_key(key: str, known: Iterable[str]) -> str:
+    """What a refused ``key`` (dotted) is told: nothing reads it, and the key meant."""
+    *table, name = key.split(".")
+    meant = closest(name, known)
+    prefix = ".".join(table)
+    hint = f"; did you mean {prefix + '.' if prefix else ''}{meant}?" if meant else ""
+    return "a key the collector reads" + hint
+
+
+def unread_keys(value: Any, prefix: str = "") -> list[tuple[str, frozenset[str]]]:
+    """(dotted key, the keys its table knows) of each key no parser looked up."""
+    out: list[tuple[str, frozenset[str]]] = []
     if isinstance(value, list):
         for i, v in enumerate(value):
             out.extend(unread_keys(v, f"{prefix}[{i}]"))
@@ -79,8 +94,7 @@ def unread_keys(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     for key, v in dict.items(value):
         name = f"{prefix}.{key}" if prefix else key
         if key not in value.read:
-            close = difflib.get_close_matches(key, sorted(value.read), n=1, cutoff=0.75)
-            out.append((name, close[0] if close else ""))
+            out.append((name, frozenset(value.read)))
         else:
             out.extend(unread_keys(v, name))
     return out

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from collector.backups.limits import (
 )
 from collector.backups.objectstore import STORE_KEYS, parse_size
 from collector.config import ConfigError
+from collector.config_keys import refused_key
 from collector.durations import parse_interval
 
 
@@ -63,9 +63,8 @@ def backup_config(raw: dict[str, Any]) -> BackupConfig:
     # The store opens when the backup feature starts; a misspelt key is refused now.
     for key in storage:
         if key not in STORE_KEYS:
-            close = difflib.get_close_matches(key, sorted(STORE_KEYS), n=1, cutoff=0.75)
-            hint = f"; did you mean backup.storage.{close[0]}?" if close else ""
-            raise ConfigError("[backup]", f"storage.{key}", "a key the collector reads" + hint)
+            said = refused_key(f"backup.storage.{key}", STORE_KEYS)
+            raise ConfigError("[backup]", f"storage.{key}", said)
     limits = BackupLimits(
         max_size=parse_size(table.get("max_size", DEFAULT_MAX_SIZE), "max_size"),
         chunk_size=parse_size(table.get("chunk_size", DEFAULT_CHUNK_SIZE), "chunk_size"),

@@ -28,7 +28,6 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -43,7 +42,7 @@ from collector.http import paths, replay
 from collector.http.appkeys import CONFIG, DB, LIMITS, METRICS, NONCES, SEALER
 from collector.http.errors import ApiError
 from collector.http.ratelimit import credential_key, source_of
-from collector.http.request_limits import read_in_time
+from collector.http.request_limits import Handler, read_in_time
 from collector.http.session_cache import SESSIONS
 from collector.storage import storage_errors
 from protocol import request_auth as ra
@@ -439,9 +438,6 @@ async def _authenticate_partner(request: web.Request) -> None:
 def set_partner(request: web.Request, identity: PartnerIdentity) -> None:
     """For the web pages, which authenticate by their own session cookie."""
     request[_PARTNER] = identity
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def is_signed_agent_path(path: str) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -112,14 +113,18 @@ async def read_in_time(request: web.Request, read: Callable[[], Awaitable[T]]) -
     arrived whole with the headers (a report, nearly always) needs no timer."""
     if request.content.is_eof():
         return await read()
+    return await _within_deadline(request, request.client_max_size, read)
+
+
+async def _within_deadline(request: web.Request, cap: int, run: Callable[[], Awaitable[T]]) -> T:
+    """``run()`` with the request's body cut off (:class:`BodyTooSlow`) past its deadline."""
     cfg = request.app[CONFIG]
-    cap = request.client_max_size
     deadline = body_deadline_s(
         request.content_length, cap, cfg.read_timeout_s, cfg.min_body_bytes_per_s
     )
     timer = asyncio.get_running_loop().call_later(deadline, _cut_off, request)
     try:
-        return await read()
+        return await run()
     finally:
         timer.cancel()
 
@@ -135,11 +140,4 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         request = request.clone(client_max_size=cap)
     if not request.body_exists or request.content.is_eof():
         return await handler(request)
-    cfg = request.app[CONFIG]
-    length = request.content_length
-    deadline = body_deadline_s(length, cap, cfg.read_timeout_s, cfg.min_body_bytes_per_s)
-    timer = asyncio.get_running_loop().call_later(deadline, _cut_off, request)
-    try:
-        return await handler(request)
-    finally:
-        timer.cancel()
+    return await _within_deadline(request, cap, partial(handler, request))
