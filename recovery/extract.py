@@ -34,6 +34,7 @@ from protocol.backup_archive import (
     Manifest,
     ManifestEntry,
 )
+from recovery.dir_spread import DirSpread
 from recovery.drop_behind import DropBehind
 from recovery.file_writers import FileWriters
 from recovery.manifest_stream import StreamedManifest
@@ -540,8 +541,10 @@ class _Walk:
         self.seen = SeenMembers()
         self.texts: dict[str, bytes] = {}
         self.skipped: list[str] = []
-        self.dirs: list[tuple[str, int, int, int]] = []
-        """Directories made: path, uid, gid, mode (set after their contents are written)."""
+        self.dirs: list[tuple[str, int, int, int, bool]] = []
+        """Directories made: path, uid, gid, mode (set after their contents are written),
+        and whether ``spread`` flagged it."""
+        self.spread = DirSpread()
         self.made: set[str] = set()  # directories known to exist: one mkdir each
         self.root = None if dest is None else os.fspath(dest)
         self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -595,7 +598,7 @@ class _Walk:
             if path is not None:
                 _make_dir(path)
                 self.made.add(path)
-                self.dirs.append((path, uid, gid, mode))
+                self.dirs.append((path, uid, gid, mode, self.spread.mark(path)))
             self.seen.add(self.seen.record(name, "dir", mode, uid, gid))
         elif member.issym():
             if not _restore_symlink(member, path, self.skip_unsafe_links, self.as_root):
@@ -612,7 +615,9 @@ class _Walk:
         """Every file on disk, then the directories' owners and modes, deepest first."""
         if self.writers is not None:
             self.writers.finish()
-        for path, uid, gid, mode in reversed(self.dirs):
+        for path, uid, gid, mode, marked in reversed(self.dirs):
+            if marked:
+                self.spread.unmark(path)
             if self.as_root:
                 os.chown(path, uid, gid)
             os.chmod(path, mode)
