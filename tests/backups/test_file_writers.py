@@ -102,3 +102,23 @@ def test_queued_bytes_stay_within_the_bound(
     assert max(queued) <= 1000
     assert [(tmp_path / f"f{i}").stat().st_size for i in range(5)] == [400] * 5
     assert (tmp_path / "big").stat().st_size == 5000
+
+
+def test_small_files_go_over_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hundred small files reach the workers as four hand-overs (32, 32, 32, then the
+    rest at ``finish``), not a hundred: one wake-up a batch, not one a file."""
+    import recovery.file_writers as fw
+
+    gate = threading.Event()
+    real = fw.write_file
+    monkeypatch.setattr(fw, "write_file", lambda *a: (gate.wait(), real(*a)))
+    with FileWriters(workers=1) as writers:
+        for i in range(100):
+            writers.write(tmp_path / f"f{i}", b"x" * 10, 0o644, None)
+        # the worker holds the first batch at the gate; the next two wait in the queue
+        wait_until(lambda: writers._busy == 1, 30, what="the first batch taken")
+        assert [len(batch) for batch, _ in writers._jobs] == [fw.BATCH_FILES] * 2
+        assert len(writers._batch) == 100 - 3 * fw.BATCH_FILES
+        gate.set()
+        writers.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(100))
