@@ -35,7 +35,7 @@ def per_call_us(fn, n: int = 3000) -> float:
 
 
 def main() -> None:
-    body = report_body(1, 5, 64)
+    body = report_body(1, 5, 64, "changing")  # the inventory in every report
     batch = decode(body, ReportBatch)
     cams = batch.reports[0].cameras or []
     key = Ed25519PrivateKey.generate()
