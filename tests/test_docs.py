@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +30,17 @@ def test_threat_model_names_only_tests_that_exist() -> None:
                 missing.append(f"{current.relative_to(ROOT)}::{name}")
     assert named > 20
     assert not missing, missing
+
+
+def test_the_per_report_cost_bench_runs() -> None:
+    """``bench/codec.py``, named in docs/benchmarks.md, runs to its last row (it once
+    stopped with a TypeError when a helper it shares with bench/ingest.py changed)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "codec.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for row in ("msgspec decode + validate", "camera digest", "Ed25519 verify", "HMAC-SHA256"):
+        assert row in done.stdout, done.stdout
