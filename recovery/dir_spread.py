@@ -55,27 +55,33 @@ class DirSpread:
 
 def flags(path: str) -> int:
     """The inode flags of the directory ``path`` (``lsattr``'s); OSError where unsupported."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fd = _open_dir(path)
     try:
-        buf = array.array("i", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        return buf[0]
+        return _get(fd)
     finally:
         os.close(fd)
 
 
+def _open_dir(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def _get(fd: int) -> int:
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+    return buf[0]
+
+
 def _change(path: str, set_flag: bool) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = _open_dir(path)
     except OSError:
         return False
     try:
-        buf = array.array("i", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        new = buf[0] | FS_TOPDIR_FL if set_flag else buf[0] & ~FS_TOPDIR_FL
-        if new != buf[0]:
-            buf[0] = new
-            fcntl.ioctl(fd, FS_IOC_SETFLAGS, buf)
+        old = _get(fd)
+        new = old | FS_TOPDIR_FL if set_flag else old & ~FS_TOPDIR_FL
+        if new != old:
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [new]))
         return True
     except OSError:
         return False
