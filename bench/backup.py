@@ -559,7 +559,8 @@ def _recover_round(
             out[name] = restic(["restore", "latest", "--target", str(target)], repo)
         if keep_restored:  # no deletion before the next restore: kept until the end
             target.rename(work / f"{target.name}-round-{rnd + 1}")
-        shutil.rmtree(target, ignore_errors=True)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
 
     def vigil_verify() -> None:
         vigil("vigil verify", lambda: real.verify(server))

@@ -7,8 +7,8 @@ skips every such inode of the group, one buffer look-up each (``find_inode_bit``
 placed in the group of their parent's, so a tree restored where the same tree was just
 deleted (the usual way to put an older configuration back) lands in the groups the deletion
 emptied, and every create scans thousands of deleted inodes. On the benchmark's machine the
-1 GiB tree's restore (20,000 files) spent 2.3 s in the kernel, then 4.5, 8.1 and 10.2 s on
-the next three restores, each after the previous tree was deleted (``docs/benchmarks.md``).
+1 GiB tree's restore (20,000 files) spent 2.1, 6.5 and 10.1 s in the kernel in three rounds,
+each after the previous tree was deleted (``docs/benchmarks.md``).
 
 ext4 places the subdirectories of a directory flagged ``TOPDIR`` (``chattr +T``) as it does
 those of the root: in groups with free inodes to spare. Each directory the restore makes is

@@ -70,14 +70,10 @@ class FileWriters:
         """Create ``path`` (it must not exist) holding ``data``, with ``mode`` and, when
         given, ``owner`` (uid, gid). Waits while ``max_bytes`` are queued."""
         self._raise_if_failed()
-        if self._pending_bytes + len(data) > self._max_bytes and self._pending_bytes:
+        if self._no_room_for(len(data)):
             self._hand_over()
             with self._room:
-                while (
-                    self._error is None
-                    and self._pending_bytes
-                    and self._pending_bytes + len(data) > self._max_bytes
-                ):
+                while self._error is None and self._no_room_for(len(data)):
                     self._room.wait()
                 self._raise_if_failed()
         with self._room:
@@ -86,6 +82,10 @@ class FileWriters:
         self._batch_bytes += len(data)
         if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
             self._hand_over()
+
+    def _no_room_for(self, n: int) -> bool:
+        """``n`` more bytes would pass the bound (a file larger than it passes alone)."""
+        return bool(self._pending_bytes) and self._pending_bytes + n > self._max_bytes
 
     def _hand_over(self) -> None:
         """The batch being filled, to the workers."""

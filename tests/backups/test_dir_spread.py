@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from protocol.backup_archive import generate_identity, read_identities
 from recovery.dir_spread import FS_TOPDIR_FL, DirSpread, flags
 from recovery.extract import read_archive
@@ -50,3 +52,33 @@ def test_restored_directories_keep_no_flag(tree: Path, tmp_path: Path) -> None:
         except OSError:  # the file system keeps no inode flags: nothing to leave behind
             continue
         assert not got & FS_TOPDIR_FL, d
+
+
+def test_the_restore_marks_every_directory_it_makes_and_unmarks_it(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recovery.extract as extract
+
+    marked: list[str] = []
+    unmarked: list[str] = []
+
+    class Recording(DirSpread):
+        def mark(self, path: str) -> bool:
+            marked.append(path)
+            return super().mark(path) or True  # unmark it too where the fs refused
+
+        def unmark(self, path: str) -> None:
+            unmarked.append(path)
+            super().unmark(path)
+
+    monkeypatch.setattr(extract, "DirSpread", Recording)
+    secret, recipient = generate_identity()
+    blob, _ = archive_tree(tree, [recipient], threads=1)
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    read_archive(io.BytesIO(blob), read_identities(secret), recipients=[recipient], dest=dest)
+    made = {str(p) for p in dest.rglob("*") if p.is_dir() and not p.is_symlink()}
+    assert made and set(marked) <= made
+    assert sorted(unmarked) == sorted(marked)
+    # every directory the archive names was marked (parents made implicitly are not)
+    assert len(marked) >= 3
