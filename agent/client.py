@@ -37,6 +37,8 @@ from protocol.version import HEADER, PROTOCOL_VERSION
 log = logging.getLogger("vigil.agent.client")
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+SEND_SLICE = 256 << 10
+"""A body larger than this goes to the socket a slice of this size at a time."""
 
 
 class CollectorUnavailable(Exception):
@@ -232,9 +234,10 @@ class CollectorClient:
                 ),
             }
             http = await self._client()
+            data = _SlicedBody(body) if len(body) > SEND_SLICE else body
             try:
                 async with http.request(
-                    method, self.base_url + path_qs, data=body, headers=headers
+                    method, self.base_url + path_qs, data=data, headers=headers
                 ) as r:
                     resp = Response(r.status, r.headers, await r.read())
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -266,3 +269,25 @@ class CollectorClient:
             ) from None
         end = time.time()
         return end - began, float(data.get("time", end)) - (began + end) / 2
+
+
+class _SlicedBody(aiohttp.payload.BytesPayload):
+    """A large body (a backup chunk) written to the connection a slice at a time.
+
+    Written whole, the HTTP client joins it with the headers into one new bytes object
+    (Python 3.11's transports take no list of buffers), and what the socket does not take
+    at once is copied again into the transport's buffer: two copies of every 8 MiB chunk
+    in the event loop's thread, each holding the GIL the backup's own thread waits for.
+    A slice at a time, only the first is joined with the headers and the socket takes
+    most of each of the others straight from the caller's buffer."""
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._value).cast("B")
+        end = len(view) if content_length is None else min(content_length, len(view))
+        for at in range(0, end, SEND_SLICE):
+            await writer.write(view[at : min(at + SEND_SLICE, end)])

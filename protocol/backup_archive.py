@@ -281,7 +281,7 @@ class AgeWriter:
 
     def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         nonce = _payload_nonce(self._counter, last)
-        self._out.write(self._aead.encrypt(nonce, bytes(chunk), None))
+        self._out.write(self._aead.encrypt(nonce, chunk, None))  # any buffer: no copy
         self._counter += 1
 
     def flush(self) -> None:

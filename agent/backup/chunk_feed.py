@@ -1,9 +1,8 @@
 """Upload chunks handed from the archive writer to the streamed upload, in memory.
 
-The writer thread still writes every byte to the archive file (a failed or interrupted
-upload is sent again, or resumed, from it), and ``ChunkTee`` also cuts the same bytes
-into upload-sized chunks and passes them to the event loop: the streamed upload sends
-what was just encrypted instead of reading it back from the file.
+``ChunkTee`` cuts the archive into upload-sized chunks; each goes to the event loop and
+to the archive file (a failed or interrupted upload is sent again, or resumed, from the
+file): the streamed upload sends what was just encrypted instead of reading it back.
 
 Memory is bounded: at most ``depth`` chunks wait, then the writer waits for the upload
 (the upload is the slower side; waiting costs no work, reading back later would). A
@@ -17,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from typing import BinaryIO
+from typing import Protocol
 
 DEPTH = 1
 """Chunks that may wait for the uploader, beside the one being filled and the one being
@@ -93,41 +92,54 @@ class ChunkFeed:
                 self._slots.release()
 
 
-class ChunkTee:
-    """A write-only file object: writes go to ``out`` and, cut into the feed's chunk
-    size, to ``feed``. ``finish()`` hands over the last, shorter chunk."""
+class ChunkSink(Protocol):
+    def write_chunk(self, offset: int, data: bytearray) -> None: ...
 
-    def __init__(self, out: BinaryIO, feed: ChunkFeed) -> None:
+
+class ChunkTee:
+    """A write-only file object cutting what is written into chunks of ``chunk_size``
+    (the feed's when there is one): each whole chunk goes to ``feed`` first, then to
+    ``out.write_chunk`` (``ArchiveFile``), and is never changed after. ``finish()`` hands
+    over the last, shorter chunk."""
+
+    def __init__(self, out: ChunkSink, feed: ChunkFeed | None, chunk_size: int = 0) -> None:
         self._out = out
         self._feed = feed
-        self._size = feed.chunk_size
+        self._size = feed.chunk_size if feed is not None else chunk_size
+        if self._size <= 0:
+            raise ValueError("a chunk size, or a feed that has one")
         self._buf = bytearray(self._size)  # filled in place: never grown, never copied
         self._fill = 0
         self._offset = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         # The feed first, the file after: a chunk is in the feed before the file holds
-        # all of it, so the uploader never reads back from the file what the feed brings.
+        # any of it, so the uploader never reads back from the file what the feed brings.
         view = memoryview(data).cast("B")
+        n = len(view)
         while view:
             take = min(len(view), self._size - self._fill)
             self._buf[self._fill : self._fill + take] = view[:take]
             self._fill += take
             view = view[take:]
             if self._fill == self._size:
-                self._feed.put(self._offset, self._buf)
-                self._offset += self._size
+                self._hand_over(self._buf, last=False)
                 self._buf, self._fill = bytearray(self._size), 0
-        return self._out.write(data)
+        return n
 
     def flush(self) -> None:
-        self._out.flush()
+        """Nothing waits here: whole chunks are handed over as they fill."""
 
     def finish(self) -> None:
         if self._fill:
             del self._buf[self._fill :]
-            self._feed.put(self._offset, self._buf, last=True)
-            self._offset += self._fill
+            self._hand_over(self._buf, last=True)
             self._buf, self._fill = bytearray(), 0
-        else:
+        elif self._feed is not None:
             self._feed.end()
+
+    def _hand_over(self, chunk: bytearray, last: bool) -> None:
+        if self._feed is not None:
+            self._feed.put(self._offset, chunk, last=last)
+        self._out.write_chunk(self._offset, chunk)
+        self._offset += len(chunk)

@@ -24,7 +24,6 @@ import msgspec
 from agent.backup import upload
 from agent.backup.chunk_feed import ChunkFeed, ChunkTee
 from agent.backup.config import BackupSettings
-from agent.backup.drop_behind import DropBehindWriter
 from agent.backup.pre_command import run_pre_command
 from agent.backup.recipient_pin import RecipientsRefused, approved_recipients, load_pin
 from agent.backup.schedule import next_run_time
@@ -770,19 +769,18 @@ def _write_archive_file(
     # SHA-256 check on "complete" (422), and the next run starts over; fsyncing 1 GiB
     # costs seconds on every run.
     from agent.backup.archive import write_archive
+    from agent.backup.archive_file import ArchiveFile
     from agent.backup.sources import StatCache, resolve_roots, walk_sources
 
     roots, notes = resolve_roots(settings)
     try:
-        with StatCache(cache_path) as cache, open(path, "wb", buffering=0) as f:
-            # AgeWriter hands over whole 64 KiB chunks: no buffer needed in between
-            written = DropBehindWriter(f)
-            out = written if feed is None else ChunkTee(written, feed)  # type: ignore[arg-type]
+        with StatCache(cache_path) as cache, ArchiveFile(path) as written:
+            out = ChunkTee(written, feed, MAX_CHUNK)
             result = write_archive(
                 walk_sources(settings, roots, notes), out, recipients, cache=cache, **kw
             )
-            if isinstance(out, ChunkTee):
-                out.finish()
+            out.finish()
+            written.close()  # the last write error, if any, before the cache is committed
             cache.commit()
     finally:
         if feed is not None:

@@ -15,9 +15,17 @@ from hypothesis import strategies as st
 from agent.backup.chunk_feed import ChunkFeed, ChunkTee
 
 
+class _File(io.BytesIO):
+    """The archive file's part here: whole chunks, in order."""
+
+    def write_chunk(self, offset: int, data: bytearray) -> None:
+        assert offset == self.tell()
+        self.write(data)
+
+
 async def _collect(writes: list[bytes], chunk: int) -> tuple[bytes, list[tuple[int, bytes]]]:
     feed = ChunkFeed(asyncio.get_running_loop(), chunk)
-    out = io.BytesIO()
+    out = _File()
 
     def writer() -> None:
         tee = ChunkTee(out, feed)
@@ -55,7 +63,7 @@ def test_chunks_are_the_file_cut_at_the_chunk_size(writes: list[bytes], chunk: i
 def test_an_offset_not_in_the_feed_is_read_from_the_file_and_detach_frees_the_writer() -> None:
     async def go() -> None:
         feed = ChunkFeed(asyncio.get_running_loop(), 4, depth=1)
-        tee = ChunkTee(io.BytesIO(), feed)
+        tee = ChunkTee(_File(), feed)
         wrote = threading.Event()
 
         def writer() -> None:
@@ -76,18 +84,17 @@ def test_an_offset_not_in_the_feed_is_read_from_the_file_and_detach_frees_the_wr
     asyncio.run(go())
 
 
-class _Watched(io.BytesIO):
-    """The archive file: after every write, its size and what the feed had by then."""
+class _Watched(_File):
+    """The archive file: after every chunk, its size and what the feed had by then."""
 
     def __init__(self, feed: ChunkFeed) -> None:
         super().__init__()
         self.feed = feed
         self.seen: list[tuple[int, int]] = []
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        n = super().write(data)
+    def write_chunk(self, offset: int, data: bytearray) -> None:
+        super().write_chunk(offset, data)
         self.seen.append((self.tell(), sum(len(d) for _, d in self.feed._items)))
-        return n
 
 
 def test_a_chunk_is_in_the_feed_before_the_file_holds_all_of_it() -> None:
@@ -98,7 +105,7 @@ def test_a_chunk_is_in_the_feed_before_the_file_holds_all_of_it() -> None:
     async def run() -> list[tuple[int, int]]:
         feed = ChunkFeed(asyncio.get_running_loop(), 1000, depth=100)
         out = _Watched(feed)
-        tee = ChunkTee(out, feed)  # type: ignore[arg-type]
+        tee = ChunkTee(out, feed)
         for _ in range(30):
             tee.write(os.urandom(300))
         tee.finish()
@@ -106,3 +113,14 @@ def test_a_chunk_is_in_the_feed_before_the_file_holds_all_of_it() -> None:
 
     for at, handed in asyncio.run(run()):
         assert handed >= at // 1000 * 1000  # every whole chunk the file holds is in the feed
+
+
+def test_without_a_feed_the_file_still_gets_whole_chunks() -> None:
+    """A collector that takes no streamed upload: the archive file alone, cut the same."""
+    out = _File()
+    tee = ChunkTee(out, None, 1000)
+    writes = [os.urandom(n) for n in (1, 999, 1000, 1, 2500, 0, 7)]
+    for w in writes:
+        assert tee.write(w) == len(w)
+    tee.finish()
+    assert out.getvalue() == b"".join(writes)

@@ -1,7 +1,7 @@
-"""Bulk writes and reads that leave the page cache behind them: the agent's archive file
-(``agent.backup.drop_behind``), a staged upload on the collector
-(``collector.backups.staging.write_chunk``), a large restored file
-(``recovery.drop_behind``), and a download from the collector's local store. The
+"""Bulk writes and reads that leave the page cache behind them: a staged upload on the
+collector (``collector.backups.staging.write_chunk``), a large restored file
+(``recovery.drop_behind``), and a download from the collector's local store (the agent's
+archive file: ``test_archive_file``). The
 kernel's page cache is the edge here: the tests record what is asked of it and check that
 every byte stays as written."""
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.backup import drop_behind as agent_drop_behind
 from collector.backups import staging
 from collector.backups.objectstore import LocalObjectStore
 from recovery import drop_behind
@@ -108,22 +107,6 @@ def test_a_large_restored_file_is_released_as_it_is_written(
         os.close(fd)
     assert path.read_bytes() == data
     _released_but_the_last_step(calls, len(data))
-
-
-def test_the_agents_archive_file_is_released_as_it_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = _small_steps(monkeypatch, agent_drop_behind)
-    path = tmp_path / "backup-1.age.part"
-    pieces = [os.urandom(65_552) for _ in range(20)]  # age chunks with their tags
-    with open(path, "wb", buffering=0) as raw:
-        out = agent_drop_behind.DropBehindWriter(raw)
-        for piece in pieces:
-            assert out.write(memoryview(piece)) == len(piece)
-        out.flush()
-    assert path.read_bytes() == b"".join(pieces)
-    assert out.end == sum(map(len, pieces))
-    _released_but_the_last_step(calls, out.end)
 
 
 def test_a_downloaded_object_is_released_behind_the_reader(
