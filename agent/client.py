@@ -37,7 +37,7 @@ from protocol.version import HEADER, PROTOCOL_VERSION
 log = logging.getLogger("vigil.agent.client")
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
-SEND_SLICE = 256 << 10
+SEND_SLICE = 1 << 20
 """A body larger than this goes to the socket a slice of this size at a time."""
 
 
