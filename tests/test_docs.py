@@ -44,3 +44,22 @@ def test_the_per_report_cost_bench_runs() -> None:
     assert done.returncode == 0, done.stderr
     for row in ("msgspec decode + validate", "camera digest", "Ed25519 verify", "HMAC-SHA256"):
         assert row in done.stdout, done.stdout
+
+
+def test_the_write_and_compression_benches_run() -> None:
+    """``bench/page_cache.py`` and ``bench/compress.py``, named in docs/benchmarks.md and
+    docs/decisions, run to their last row on a small input (they import the agent's
+    ``ArchiveFile`` and ``_TarStream``, which can change under them)."""
+    for args, rows in (
+        (["page_cache.py", "--mib", "16", "--rounds", "1", "--pause", "0"], ("median direct",)),
+        (["compress.py", "--mib", "8", "--rounds", "1"], ("checksum on", "checksum off")),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        for row in rows:
+            assert row in done.stdout, done.stdout
