@@ -35,7 +35,7 @@ from protocol.backup_archive import (
     ManifestEntry,
 )
 from recovery.dir_spread import DirSpread
-from recovery.drop_behind import DropBehind
+from recovery.direct_file import DirectFile
 from recovery.file_writers import FileWriters
 from recovery.manifest_stream import StreamedManifest
 from recovery.refused import ArchiveRefused
@@ -753,11 +753,13 @@ def _take_file(
         return hashlib.sha256(data).hexdigest(), data if keep else None
     h = hashlib.sha256()
     kept = bytearray()
-    fd = dropped = None
+    fd = None
+    out: DirectFile | None = None
     if path is not None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        dropped = DropBehind(fd)
     try:
+        if fd is not None:
+            out = DirectFile(fd)
         stream.seek(member.offset_data)
         left = member.size
         while left:
@@ -768,16 +770,19 @@ def _take_file(
             h.update(buf)
             if keep:
                 kept += buf
-            if fd is not None and dropped is not None:
-                view = buf
-                while view:
-                    view = view[os.write(fd, view) :]
-                dropped.written(len(buf))
+            if out is not None:
+                out.write(buf)
+        if out is not None:
+            out, done = None, out
+            done.close()
         if fd is not None:
             if owner is not None:
                 os.fchown(fd, *owner)
             os.fchmod(fd, mode)
     finally:
+        if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()  # after another error: the thread ends before the fd closes
         if fd is not None:
             os.close(fd)
     return h.hexdigest(), bytes(kept) if keep else None
