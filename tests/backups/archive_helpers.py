@@ -1,4 +1,5 @@
-"""Shared by the backup tests: write an archive of a tree, compare trees."""
+"""Shared by the backup tests: write an archive of a tree, compare trees, record what is
+asked of the page cache."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import io
 import os
 import stat
 from pathlib import Path
+
+import pytest
 
 from agent.backup.archive import write_archive
 from agent.backup.config import parse_backup_config
@@ -40,3 +43,17 @@ def snapshot(root: Path, exact_mtime: bool = True) -> dict[str, tuple]:
             else:
                 out[rel] = ("file", *meta, mtime, p.read_bytes())
     return out
+
+
+def record_fadvise(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """``(start, end)`` of every ``POSIX_FADV_DONTNEED`` asked for (the call still runs)."""
+    calls: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        calls.append((offset, offset + length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    return calls

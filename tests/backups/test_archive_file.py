@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.backup import archive_file
 from agent.backup.archive_file import BLOCK, ArchiveFile
+from tests.backups.archive_helpers import record_fadvise
 
 CHUNK = 16 * BLOCK
 
@@ -84,7 +84,7 @@ def test_where_o_direct_is_refused_at_the_first_write_the_page_cache_serves(
         return real(fd, data, offset)
 
     monkeypatch.setattr(os, "pwrite", pwrite)
-    advised = _advised(monkeypatch)
+    advised = record_fadvise(monkeypatch)
     chunks = _chunks(12 * CHUNK + 100)
     path = tmp_path / "backup-2.age.part"
     out = ArchiveFile(path, direct=True)
@@ -102,7 +102,7 @@ def test_without_o_direct_the_file_is_released_behind_the_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(archive_file, "BEHIND", 2 * CHUNK)
-    advised = _advised(monkeypatch)
+    advised = record_fadvise(monkeypatch)
     chunks = _chunks(10 * CHUNK)
     path = tmp_path / "backup-3.age.part"
     with ArchiveFile(path, direct=False) as out:
@@ -144,17 +144,3 @@ def fcntl_direct(fd: int) -> bool:
     import fcntl
 
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
-
-
-def _advised(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """``(start, end)`` of every ``POSIX_FADV_DONTNEED`` asked for (the call still runs)."""
-    calls: list[tuple[int, int]] = []
-    real: Callable[[int, int, int, int], None] = os.posix_fadvise
-
-    def record(fd: int, offset: int, length: int, advice: int) -> None:
-        assert advice == os.POSIX_FADV_DONTNEED
-        calls.append((offset, offset + length))
-        real(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", record)
-    return calls

@@ -15,21 +15,7 @@ import pytest
 from collector.backups import staging
 from collector.backups.objectstore import LocalObjectStore
 from recovery import drop_behind
-
-
-def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """``(start, end)`` of every ``POSIX_FADV_DONTNEED`` asked for (the call still runs)."""
-    calls: list[tuple[int, int]] = []
-    real = os.posix_fadvise
-
-    def record(fd: int, offset: int, length: int, advice: int) -> None:
-        assert advice == os.POSIX_FADV_DONTNEED
-        calls.append((offset, offset + length))
-        real(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "posix_fadvise", record)
-    return calls
-
+from tests.backups.archive_helpers import record_fadvise
 
 STEP = 64 * 1024
 """The release step the writers' tests set (their ``STEP``; ``BEHIND`` four of them)."""
@@ -39,7 +25,7 @@ def _small_steps(monkeypatch: pytest.MonkeyPatch, module: object) -> list[tuple[
     """``module``'s writer releasing every :data:`STEP`, four steps behind; the calls."""
     monkeypatch.setattr(module, "STEP", STEP)
     monkeypatch.setattr(module, "BEHIND", 4 * STEP)
-    return _recorded(monkeypatch)
+    return record_fadvise(monkeypatch)
 
 
 def _released_but_the_last_step(calls: list[tuple[int, int]], end: int) -> None:
@@ -63,7 +49,7 @@ def _covered(calls: list[tuple[int, int]], end: int) -> bool:
 def test_staged_chunks_are_released_behind_the_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _recorded(monkeypatch)
+    calls = record_fadvise(monkeypatch)
     part = tmp_path / "up.part"
     chunks = [os.urandom(64 * 1024) for _ in range(12)]
     offset = 0
@@ -82,7 +68,7 @@ def test_a_rewritten_chunk_is_released_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A resumed upload cuts the file back and writes from there: the new bytes count."""
-    calls = _recorded(monkeypatch)
+    calls = record_fadvise(monkeypatch)
     part = tmp_path / "up.part"
     staging.write_chunk(part, 0, b"a" * 4096)
     staging.write_chunk(part, 4096, b"b" * 4096)
@@ -122,6 +108,6 @@ def test_a_downloaded_object_is_released_behind_the_reader(
         calls.clear()  # the put's own writes are not what is checked here
         return b"".join([c async for c in store.get("s/b.age", chunk_size=4096)])
 
-    calls = _recorded(monkeypatch)
+    calls = record_fadvise(monkeypatch)
     assert asyncio.run(roundtrip()) == data
     assert _covered(calls, len(data))
