@@ -382,7 +382,7 @@ class BackupRunner:
         except (OSError, AgeError) as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            raise _RunFailed(f"could not write the archive: {exc}") from None
+            raise _RunFailed(f"could not write the archive in {self._store.dir}: {exc}") from None
         return result, streamed
 
     async def _send_full(

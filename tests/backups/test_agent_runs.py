@@ -416,3 +416,37 @@ def test_streamed_upload_waits_for_the_collector_to_complete(
     data = site.object(stored)
     assert client.put_bytes() == len(data) == sum(p.size for p in client.puts())
     read_archive(io.BytesIO(data), read_identities(secret), recipients=[recipient])
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_full_disk_fails_the_run_clearly_and_the_next_one_goes_through(
+    site: BackupSite, tmp_path: Path, tmpfs, streaming: bool
+) -> None:
+    """The archive file fills the agent's disk: the run fails saying so, leaves no part of
+    the archive behind, and once there is room the next run stores a whole backup."""
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "export.bin").write_bytes(os.urandom(3 << 20))  # incompressible: 3 MiB archived
+    secret, recipient = generate_identity()
+    state = tmpfs(tmp_path / "state", "2m")
+    runner, _ = site.runner(state, {"paths": [str(src)]}, [recipient], streaming=streaming)
+    failed = site.run(runner.run_once())
+    assert failed.outcome == "failed"
+    assert f"could not write the archive in {state}" in failed.reason
+    assert "No space left on device" in failed.reason
+    assert not list(state.glob("backup-*.age*"))
+    grown = subprocess.run(
+        ["mount", "-o", "remount,size=16m", str(state)], capture_output=True, text=True
+    )
+    assert grown.returncode == 0, grown.stderr
+    done = site.run(runner.run_once())
+    assert done.outcome == "ok", done.reason
+    [stored] = site.backups()
+    assert stored["id"] == done.backup_id
+    read = read_archive(
+        io.BytesIO(site.object(stored)), read_identities(secret), recipients=[recipient]
+    )
+    assert read.manifest.content_digest == site.header(stored).content_digest
+    assert stored["size"] > 3 << 20  # the whole export, not what fitted before
