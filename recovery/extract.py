@@ -773,7 +773,7 @@ def _take_file(
             if out is not None:
                 out.write(buf)
         if out is not None:
-            out, done = None, out
+            done, out = out, None
             done.close()
         if fd is not None:
             if owner is not None:
