@@ -67,7 +67,8 @@ class _TarStream:
     def __init__(self, out: Writable, threads: int = 2) -> None:
         workers = threads - 2 if threads >= 3 else 0
         # No content checksum: age authenticates every byte of the stream before zstd sees
-        # it, and the XXH64 pass cost 8 % of the compression (docs/decisions.md).
+        # it, and the XXH64 pass cost 9 % of the compression (bench/compress.py;
+        # docs/decisions/backup-format.md).
         self._cobj = zstandard.ZstdCompressor(
             level=ZSTD_LEVEL, write_checksum=False, threads=workers
         ).compressobj()
