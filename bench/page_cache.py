@@ -6,7 +6,7 @@ written around it (not a test; prints what it measured).
 Each round writes ``--mib`` MiB of new data in 8 MiB pieces to a fresh file in a
 temporary directory, three times: once left in the page cache (what a plain ``write``
 does), once with ``collector.backups.staging.drop_behind`` after every piece (what the
-collector's staging and a restored large file do), once through the agent's
+collector's staging does), once through the agent's
 ``ArchiveFile`` (``O_DIRECT`` from a page-aligned buffer, on its own thread: the agent's
 archive file). It prints the system and user CPU time (all threads) and the wall time of
 each, and the load average.

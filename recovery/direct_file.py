@@ -4,9 +4,9 @@ A restore writes every file once and reads none of it back. Through the page cac
 byte costs a copy into a page the kernel must first find, then writeback, then dropping
 the page again (``recovery.drop_behind``): 0.21 s of system CPU for 256 MiB on the
 bench's machine, against 0.05 s with ``O_DIRECT``, where the disk takes the bytes from
-the writer's own buffer (``bench/page_cache.py``; ``docs/benchmarks.md``, "The archive
-file and large restored files around the page cache"). And that CPU was the restore's
-own thread, the one that also parses the tar stream and hashes every file.
+the writer's own buffer (``bench/page_cache.py``; ``docs/benchmarks.md``, "Less work
+per byte"). And that CPU was the restore's own thread, the one that also parses the tar
+stream and hashes every file.
 
 ``write`` copies each piece into one of two page-aligned buffers of :data:`BUFFER` bytes
 (``O_DIRECT`` wants aligned memory; the decompressed stream is not) and hands each full
@@ -125,6 +125,8 @@ class DirectFile:
                 view, at = rest, offset + whole
                 while view:
                     n = os.pwrite(self.fd, view, at)
+                    if n <= 0:  # never loop on a write that takes nothing
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     view, at = view[n:], at + n
             self._dropped.written(size - whole)
 

@@ -5,8 +5,8 @@ Through the page cache each byte costs a copy into a page the kernel must first 
 (on a virtual machine whose free memory the host takes back, finding it costs more than
 the copy), then writeback, then dropping the page again so a 1 GiB archive does not push
 out pages the recording server uses. With ``O_DIRECT`` the disk takes the bytes from the
-agent's own buffer: 872 MiB cost 0.02 s of CPU against 0.75-0.84 s written and dropped
-behind (``docs/benchmarks.md``, "The archive file around the page cache").
+agent's own buffer: 256 MiB cost 0.05 s of CPU against 0.21 s written and dropped behind
+(``bench/page_cache.py``; ``docs/benchmarks.md``, "Less work per byte").
 
 ``ArchiveFile.write_chunk`` takes whole chunks in order (``ChunkTee`` cuts them). The
 ``backup-file`` thread copies each, a megabyte at a time, into one page-aligned buffer

@@ -57,3 +57,23 @@ def record_fadvise(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(os, "posix_fadvise", record)
     return calls
+
+
+def takes_direct(directory: Path) -> bool:
+    """Whether the file system under ``directory`` takes an aligned ``O_DIRECT`` write."""
+    import mmap
+
+    probe = directory / "o-direct-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        with mmap.mmap(-1, 4096) as page:
+            os.pwrite(fd, page, 0)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        probe.unlink()

@@ -13,7 +13,7 @@ import pytest
 
 from agent.backup import archive_file
 from agent.backup.archive_file import BLOCK, ArchiveFile
-from tests.backups.archive_helpers import record_fadvise
+from tests.backups.archive_helpers import record_fadvise, takes_direct
 
 CHUNK = 16 * BLOCK
 
@@ -28,26 +28,6 @@ def _write(out: ArchiveFile, chunks: list[bytes]) -> None:
     for chunk in chunks:
         out.write_chunk(offset, bytearray(chunk))
         offset += len(chunk)
-
-
-def _takes_direct(directory: Path) -> bool:
-    """Whether the file system under ``directory`` takes an aligned O_DIRECT write."""
-    import mmap
-
-    probe = directory / "probe"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    try:
-        with mmap.mmap(-1, BLOCK) as page:
-            os.pwrite(fd, page, 0)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-        probe.unlink()
 
 
 @pytest.mark.parametrize("tail", [0, 1, BLOCK - 1, BLOCK + 7])
@@ -66,7 +46,7 @@ def test_the_file_holds_every_chunk_as_written(
     assert out.end == path.stat().st_size
     assert out.direct is False  # closed
     with ArchiveFile(tmp_path / "x") as probe:
-        assert probe.direct == _takes_direct(tmp_path)
+        assert probe.direct == takes_direct(tmp_path)
 
 
 def test_where_o_direct_is_refused_at_the_first_write_the_page_cache_serves(
