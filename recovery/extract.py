@@ -56,8 +56,9 @@ POOLED_FILE = 1 << 20
 """Files up to this size are read whole and written by ``FileWriters``' threads."""
 RESTORE_THREADS = 2
 """Threads a restore reads with by default (``vigil-backup restore --threads``): download,
-ciphertext hash, decryption and decompression on one; tar parsing, checks, file hashes
-and the large files' writes on the other (small files have ``FileWriters``' threads). A
+ciphertext hash, decryption and decompression on one; tar parsing, checks, the large
+files' hashes and writes on the other (small files are hashed and written by
+``FileWriters``' threads). A
 third, decompressing apart, made the 1 GiB restore slower on the bench's 2-core machine
 (``docs/benchmarks.md``): the writes already keep the second core busy."""
 VERIFY_THREADS = 3
@@ -305,11 +306,12 @@ class _Plaintext:
 class _ReadAhead:
     """``src`` read ahead on a thread of its own, in blocks of ``BLOCK`` bytes: the
     decompressed tar stream (downloading, hashing the ciphertext, ChaCha20 and zstd,
-    which release the GIL, beside the tar parsing, the files' SHA-256 and the large
-    files' writes on the caller's thread; small files are written by ``FileWriters``'
-    threads), or, with three threads, the decrypted stream zstd reads on another. At
-    most ``BLOCKS`` blocks wait; an error on the reading side is raised by ``block`` in
-    the consuming thread. Each block is a fresh object, handed over without a copy.
+    which release the GIL, beside the tar parsing and the large files' SHA-256 and
+    writes on the caller's thread; small files are hashed and written by
+    ``FileWriters``' threads), or, with three threads, the decrypted stream zstd reads
+    on another. At most ``BLOCKS`` blocks wait; an error on the reading side is raised
+    by ``block`` in the consuming thread. Each block is a fresh object, handed over
+    without a copy.
     """
 
     BLOCK = 1 << 20
@@ -587,12 +589,21 @@ class _Walk:
         path = _prepared_path(self.root, parts, member, self.made)
         if member.isreg():
             owner = (uid, gid) if self.as_root else None
-            sha256, data = _take_file(
-                self.stream, member, path, self.keep_small, self.writers, owner
-            )
             self.plain += member.size
-            if data is not None:
-                self.texts[name] = data
+            if path is not None and self.writers is not None and member.size <= POOLED_FILE:
+                # Read whole, then hashed and written by a worker: hashing 20,000 small
+                # files here took a third of this thread's time (docs/benchmarks.md).
+                data = _contents(self.stream, member)
+                record = self.seen.record(name, "file", mode, uid, gid, hash_later=True)
+                index = self.seen.add(record)
+                hashed = self.seen.hash_later(index, member.size)
+                self.writers.write(path, data, mode, owner, hashed)
+                if member.size <= self.keep_small:
+                    self.texts[name] = data
+                return
+            sha256, kept = _take_file(self.stream, member, path, self.keep_small, owner)
+            if kept is not None:
+                self.texts[name] = kept
             self.seen.add(self.seen.record(name, "file", mode, uid, gid, member.size, sha256))
         elif member.isdir():
             if path is not None:
@@ -740,17 +751,12 @@ def _take_file(
     member: tarfile.TarInfo,
     path: str | None,
     keep_small: int,
-    writers: FileWriters | None,
     owner: tuple[int, int] | None,
 ) -> tuple[str, bytes | None]:
-    """Hash a file member and, at ``path``, write it with its mode and ``owner``: a small
-    one whole through ``writers``, a large one here as it streams."""
+    """Hash a file member as it streams and, at ``path``, write it with its mode and
+    ``owner``; its SHA-256, and its contents when no larger than ``keep_small``."""
     mode = member.mode & 0o7777
     keep = member.size <= keep_small
-    if path is not None and writers is not None and member.size <= POOLED_FILE:
-        data = _contents(stream, member)
-        writers.write(path, data, mode, owner)
-        return hashlib.sha256(data).hexdigest(), data if keep else None
     h = hashlib.sha256()
     kept = bytearray()
     fd = None

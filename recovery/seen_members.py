@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 
 from protocol.backup_archive import ManifestEntry
 from recovery.refused import ArchiveRefused
@@ -38,6 +39,8 @@ _KEY = 16
 RECORD = _KEY + 1 + _KEY + _KEY
 """Bytes kept per member: name digest, type, metadata digest, content digest."""
 _METAS = 4096
+_CONTENT = slice(2 * _KEY + 1, RECORD)
+_NO_CONTENT = bytes(_KEY)
 PAGE = 16384
 """Records per page: pages are never copied to grow (a growing ``bytearray`` is, briefly
 twice its size)."""
@@ -95,8 +98,8 @@ class SeenMembers:
             record = self.at(i)
             self._index[record[:_KEY]] = record[_KEY]
 
-    def add(self, record: bytes) -> None:
-        """Remember a member that passed ``check``, by its :meth:`record`."""
+    def add(self, record: bytes) -> int:
+        """Remember a member that passed ``check``, by its :meth:`record`; its index."""
         if self._count % PAGE == 0:
             self._pages.append(bytearray(PAGE * RECORD))
         offset = self._count % PAGE * RECORD
@@ -105,6 +108,21 @@ class SeenMembers:
         self._last_type = record[_KEY]
         if self._index is not None:
             self._index[record[:_KEY]] = record[_KEY]
+        return self._count - 1
+
+    def hash_later(self, index: int, size: int) -> Callable[[str], None]:
+        """What sets the content of the file added at ``index`` (recorded with
+        ``hash_later``) once its SHA-256 is known: a ``FileWriters`` worker hashes a small
+        file as it writes it. Until then the record holds no content digest, so a hash
+        never taken fails the manifest's check."""
+
+        def hashed(sha256: str) -> None:
+            offset = index % PAGE * RECORD + _CONTENT.start
+            digest = _blake(self._key + b"%d\0%a" % (size, sha256), digest_size=_KEY).digest()
+            # Same length: the page is never resized, so a worker thread may write it.
+            self._pages[index // PAGE][offset : offset + _KEY] = digest
+
+        return hashed
 
     def record(
         self,
@@ -116,16 +134,26 @@ class SeenMembers:
         size: int = 0,
         sha256: str | None = None,
         target: str | None = None,
+        *,
+        hash_later: bool = False,
     ) -> bytes:
-        """The fixed record of a member (or of a manifest entry, to compare)."""
+        """The fixed record of a member (or of a manifest entry, to compare). With
+        ``hash_later``, a file's record without its content, set by :meth:`hash_later`."""
         code = _TYPES[type]
-        if code == 1:
+        content: bytes | None
+        if hash_later:
+            content = None
+        elif code == 1:
             content = b"%d\0%a" % (size, sha256)
         elif code == 3:
             content = b"%a" % (target,)
         else:
             content = b""
         key = self._key
+        if content is None:
+            sealed = _NO_CONTENT
+        else:
+            sealed = _blake(key + content, digest_size=_KEY).digest()
         meta = self._metas.get((mode, uid, gid))
         if meta is None:
             meta = _blake(key + b"%d\0%d\0%d" % (mode, uid, gid), digest_size=_KEY).digest()
@@ -136,7 +164,7 @@ class SeenMembers:
                 self.digest(name),
                 _CODES[code],
                 meta,
-                _blake(key + content, digest_size=_KEY).digest(),
+                sealed,
             )
         )
 
@@ -198,7 +226,7 @@ def _compare(e: ManifestEntry, seen: bytes, listed: bytes) -> None:
         raise ArchiveRefused(
             f"{e.path!r}: type {_NAMES[seen[_KEY]]} in tar, {e.type} in the manifest"
         )
-    meta, content = slice(_KEY + 1, 2 * _KEY + 1), slice(2 * _KEY + 1, RECORD)
+    meta, content = slice(_KEY + 1, 2 * _KEY + 1), _CONTENT
     if e.type == "file" and seen[content] != listed[content]:
         raise ArchiveRefused(f"{e.path!r}: content does not match the manifest's SHA-256")
     if seen[meta] != listed[meta]:

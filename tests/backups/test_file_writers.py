@@ -4,9 +4,11 @@ queue never holds more than its bound, and the threads end with ``close``."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,28 @@ def test_small_files_go_over_in_batches(tmp_path: Path, monkeypatch: pytest.Monk
         gate.set()
         writers.finish()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(100))
+
+
+def test_hashed_is_told_each_files_sha256_on_a_worker(tmp_path: Path) -> None:
+    """A small file's SHA-256 is taken by the worker that writes it (the restore's reading
+    thread hands the hashing over), once per file, before the file is written."""
+    told: dict[str, tuple[str, str, bool]] = {}
+
+    def hashed_for(name: str) -> Callable[[str], None]:
+        def hashed(sha256: str) -> None:
+            told[name] = (sha256, threading.current_thread().name, (tmp_path / name).exists())
+
+        return hashed
+
+    want = {f"f{i}": os.urandom(i * 997) for i in range(60)}
+    with FileWriters(workers=3, max_bytes=50_000) as writers:
+        for name, data in want.items():
+            writers.write(tmp_path / name, data, 0o644, None, hashed_for(name))
+        writers.write(tmp_path / "unhashed", b"z", 0o644, None)
+        writers.finish()
+    assert told == {
+        name: (hashlib.sha256(data).hexdigest(), told[name][1], False)
+        for name, data in want.items()
+    }
+    assert {thread for _, thread, _ in told.values()} <= {f"restore-writer-{i}" for i in range(3)}
+    assert (tmp_path / "unhashed").read_bytes() == b"z"

@@ -133,14 +133,24 @@ def test_missing_manifest_refused(tmp_path: Path) -> None:
         read_archive(io.BytesIO(blob), read_identities(SECRET), recipients=[RECIPIENT])
 
 
-def test_manifest_mismatch_refused() -> None:
-    def add(t: tarfile.TarFile) -> list[ManifestEntry]:
-        e = member(t, "a", data=b"real")
-        e.sha256 = "0" * 64
-        return [e]
+@pytest.mark.parametrize("restoring", [False, True], ids=["verify", "restore"])
+@pytest.mark.parametrize("wrong", [0, 37, 99, 100])
+def test_manifest_mismatch_refused(restoring: bool, wrong: int, tmp_path: Path) -> None:
+    """One file whose content is not the manifest's, among 100 small files and one large
+    one (100), is refused: in a restore the small ones are hashed by the writing threads,
+    the large one as it streams."""
 
-    with pytest.raises(ArchiveRefused, match="SHA-256"):
-        read_archive(io.BytesIO(craft(add)), read_identities(SECRET), recipients=[RECIPIENT])
+    def add(t: tarfile.TarFile) -> list[ManifestEntry]:
+        entries = [member(t, f"f{i:03d}", data=b"real %d" % i) for i in range(100)]
+        entries.append(member(t, "f100", data=bytes(range(256)) * 5000))
+        entries[wrong].sha256 = "0" * 64
+        return entries
+
+    dest = tmp_path if restoring else None
+    with pytest.raises(ArchiveRefused, match=f"'f{wrong:03d}': content does not match"):
+        read_archive(
+            io.BytesIO(craft(add)), read_identities(SECRET), recipients=[RECIPIENT], dest=dest
+        )
 
 
 @pytest.mark.parametrize("field", ["mode", "uid", "gid"])

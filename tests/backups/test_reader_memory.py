@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import tracemalloc
 
 import msgspec
@@ -25,7 +26,7 @@ from protocol.backup_archive import (
 )
 from recovery.extract import ArchiveRefused, read_archive
 from recovery.manifest_stream import StreamedManifest
-from recovery.seen_members import SeenMembers
+from recovery.seen_members import PAGE, SeenMembers
 from tests.backups.test_malicious import RECIPIENT, SECRET, craft
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -243,3 +244,43 @@ def test_verify_memory_does_not_grow_with_the_file_count() -> None:
     whole records and the manifest decoded whole cost 18 MiB more."""
     small, large = _traced_peak(_many(5_000)), _traced_peak(_many(25_000))
     assert large - small < 4 << 20, (small, large)
+
+
+def test_a_hash_taken_later_is_checked_like_one_taken_at_once() -> None:
+    """Small files restored are recorded before their SHA-256 is known and hashed by the
+    writing threads (``hash_later``), in any order, across pages of records: the manifest
+    check sees them as if hashed in place, and a hash never taken fails it."""
+    n = PAGE + 5
+    entries = [
+        ManifestEntry(path=f"f{i:05d}", type="file", mode=0o644, size=i, sha256=f"{i:064x}")
+        for i in range(n)
+    ]
+
+    def recorded(unhashed: int | None) -> SeenMembers:
+        seen = SeenMembers()
+        later = []
+        for e in entries:
+            seen.check(e.path, [e.path])
+            index = seen.add(seen.record(e.path, "file", 0o644, 0, 0, hash_later=True))
+            later.append((seen.hash_later(index, e.size), e))
+        workers = [
+            threading.Thread(target=lambda part=part: [h(e.sha256) for h, e in part])
+            for part in (later[::-2], later[-2::-2])  # from the end, two threads
+        ]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        if unhashed is not None:
+            seen.hash_later(unhashed, entries[unhashed].size)("f" * 64)  # not its hash
+        return seen
+
+    match = recorded(None).matcher()
+    for e in entries:
+        match.entry(e)
+    match.finish()
+    for unhashed in (0, PAGE - 1, PAGE, n - 1):
+        match = recorded(unhashed).matcher()
+        with pytest.raises(ArchiveRefused, match="content does not match the manifest's SHA-256"):
+            for e in entries:
+                match.entry(e)
