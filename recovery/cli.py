@@ -229,10 +229,13 @@ def _summary(checked: Checked) -> dict[str, Any]:
         "entries": checked.result.entries,
         "plaintext_size": checked.result.plaintext_size,
         "ciphertext_size": checked.result.ciphertext_size,
-        "ciphertext_sha256": checked.result.ciphertext_sha256,
         "content_digest": m.content_digest,
         "verified": True,
-    }
+    } | (
+        {}  # a restore does not hash the stored object (recovery.backups.check_backup)
+        if checked.result.ciphertext_sha256 is None
+        else {"ciphertext_sha256": checked.result.ciphertext_sha256}
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -82,7 +82,8 @@ writer's are a few hundred bytes: a name, a link target, sizes)."""
 class ReadResult:
     manifest: Manifest
     """The manifest; its ``entries`` only when asked for (``keep_entries``)."""
-    ciphertext_sha256: str
+    ciphertext_sha256: str | None
+    """None when not taken (``hash_ciphertext=False``: a restore)."""
     ciphertext_size: int
     plaintext_size: int
     files: int = 0
@@ -393,12 +394,32 @@ def _drain(reader: object) -> None:
         pass
 
 
+class _Sized:
+    """Counts what is read from ``src`` (the ciphertext of a restore, not hashed)."""
+
+    sha256 = None
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self.size += len(data)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        data = self._src.readline(limit)
+        self.size += len(data)
+        return data
+
+
 class _Counting:
     """Reads ``hashed``, reporting ``progress`` (the bytes it has taken) every 4 MiB."""
 
     def __init__(
         self,
-        hashed: HashingReader,
+        hashed: HashingReader | _Sized,
         progress: Callable[[str, int, int], None] | None,
         total_size: int,
     ) -> None:
@@ -458,6 +479,7 @@ def read_archive(
     keep_entries: bool = False,
     skip_unsafe_links: bool = False,
     threads: int | None = None,
+    hash_ciphertext: bool = True,
 ) -> ReadResult:
     """Decrypt, decompress and check one archive; extract it into ``dest`` (an existing empty
     directory) when given. ``recipients`` are the signed header's (they are part of the
@@ -474,12 +496,16 @@ def read_archive(
     another; 2 does both on one thread; 1 reads everything on the caller's. None: the
     default for a restore (``dest`` given) or a check (``default_threads``).
 
+    ``hash_ciphertext``: take the SHA-256 of ``src`` as read (``ReadResult.ciphertext_sha256``).
+    A restore does not (``recovery.backups.check_backup`` says why); its size is always
+    counted.
+
     ``max_plaintext``: the signed size of the tar stream; nothing beyond it is read or
     written. Whatever the input, the only exception is ``ArchiveRefused`` (a write that
     fails, e.g. a full disk, is one too)."""
     if threads is None:
         threads = default_threads(dest is not None)
-    hashed = HashingReader(src)
+    hashed = HashingReader(src) if hash_ciphertext else _Sized(src)
     decrypting: _ReadAhead | None = None
     ahead: _ReadAhead | _Inline | None = None
     try:
@@ -511,7 +537,7 @@ def read_archive(
         progress("bytes", hashed.size, total_size)
     return ReadResult(
         manifest=manifest,
-        ciphertext_sha256=hashed.sha256.hexdigest(),
+        ciphertext_sha256=None if hashed.sha256 is None else hashed.sha256.hexdigest(),
         ciphertext_size=hashed.size,
         plaintext_size=walk.plain,
         files=walk.files,

@@ -3,6 +3,7 @@ the agent's runner made; tampering is done on the collector's data directory."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -82,11 +83,19 @@ def test_each_thread_count_verifies_and_restores(
         "--json",
     )
     assert rc == 0, err
-    assert json.loads(out)["verified"] is True and json.loads(out)["files"] > 1
+    verified = json.loads(out)
+    assert verified["verified"] is True and verified["files"] > 1
+    stored = site.object_file(site.backups()[0]["id"]).read_bytes()
+    assert verified["ciphertext_sha256"] == hashlib.sha256(stored).hexdigest()
     dest = tmp_path / "restored"
-    rc, _, err = restore(site, capsys, key, dest, "--threads", threads)
+    rc, out, err = restore(site, capsys, key, dest, "--threads", threads, "--json")
     assert rc == 0, err
     assert snapshot(dest / tree.relative_to("/")) == snapshot(tree)
+    # a restore binds the content through the signed digest, not the object's hash
+    restored = json.loads(out)
+    assert "ciphertext_sha256" not in restored
+    assert restored["content_digest"] == verified["content_digest"]
+    assert restored["ciphertext_size"] == verified["ciphertext_size"] == len(stored)
 
 
 def test_thread_defaults_differ_for_verify_and_restore() -> None:
@@ -272,6 +281,80 @@ def test_tampered_backups_refused(
     assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
 
 
+def _reencrypted(blob: bytes, key: Path, recipient: str, manifest_too: bool) -> tuple[bytes, str]:
+    """``blob``'s archive with one byte of its ``agent.toml`` changed, compressed and
+    encrypted anew to ``recipient`` (what only a holder of the recovery key could store),
+    and that file's member name. With ``manifest_too`` the manifest lists the changed
+    file's SHA-256 and a content digest recomputed to match (the same length: the tar
+    stream keeps its layout)."""
+    import zstandard
+
+    from protocol.backup_archive import (
+        AgeReader,
+        AgeWriter,
+        content_digest,
+        decode_manifest,
+        encode_manifest,
+        read_identities,
+    )
+
+    ids = read_identities(key.read_text())
+    plain = bytearray(
+        zstandard.ZstdDecompressor().stream_reader(AgeReader(io.BytesIO(blob), ids)).read()
+    )
+    with tarfile.open(fileobj=io.BytesIO(bytes(plain))) as t:
+        name = next(n for n in t.getnames() if n.endswith("/agent.toml"))
+        target, listed = t.getmember(name), t.getmember(".vigil/manifest.json")
+    at = target.offset_data
+    plain[at] ^= 0x01
+    if manifest_too:
+        body = bytes(plain[listed.offset_data : listed.offset_data + listed.size])
+        m = decode_manifest(body)
+        for e in m.entries:
+            if e.path == name:
+                e.sha256 = hashlib.sha256(plain[at : at + target.size]).hexdigest()
+        m.content_digest = content_digest(m.entries, [recipient])
+        new = encode_manifest(m)
+        assert len(new) == len(body)
+        plain[listed.offset_data : listed.offset_data + listed.size] = new
+    out = io.BytesIO()
+    w = AgeWriter(out, [recipient])
+    w.write(zstandard.ZstdCompressor().compress(bytes(plain)))
+    w.close()
+    return out.getvalue(), name
+
+
+@pytest.mark.parametrize(
+    ("manifest_too", "why"),
+    [
+        (False, "'{name}': content does not match the manifest's SHA-256"),
+        (True, "the manifest does not match the signed content digest"),
+    ],
+    ids=["file", "file and manifest"],
+)
+def test_restore_binds_every_byte_without_hashing_the_object(
+    manifest_too: bool, why: str, site: BackupSite, tree: Path, tmp_path: Path, keyfile, capsys
+) -> None:
+    """A restore takes no SHA-256 of the stored object (``verify`` does). An object
+    re-encrypted with one byte of a file changed, by someone holding the recovery key, is
+    still refused by the restore and nothing is left: the file's hash, or the content
+    digest the agent signed, no longer matches."""
+    key, recipient = keyfile
+    backed_up(site, tree, tmp_path, recipient)
+    fid = site.backups()[0]["id"]
+    obj_file = site.object_file(fid)
+    changed, name = _reencrypted(obj_file.read_bytes(), key, recipient, manifest_too)
+    obj_file.write_bytes(changed)
+    why = why.format(name=name)
+    dest = tmp_path / "dest"
+    rc, _, err = restore(site, capsys, key, dest)
+    assert rc == 1 and why in err, err
+    assert not dest.exists()
+    assert not [p for p in tmp_path.iterdir() if "vigil-restore" in p.name]
+    rc, _, err = cli(site, capsys, "verify", "--server", site.server_id, "--identity", str(key))
+    assert rc == 1 and why in err, err
+
+
 def test_restore_refuses_malicious_archive_even_if_signed(
     site: BackupSite, tmp_path: Path, keyfile, capsys
 ) -> None:
@@ -285,8 +368,6 @@ def test_restore_refuses_malicious_archive_even_if_signed(
         ],
         recipient=recipient,
     )
-    import hashlib
-
     header = backup_envelope.BackupHeader(
         server_id=site.server_id,
         seq=1,
