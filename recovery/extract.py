@@ -56,9 +56,9 @@ POOLED_FILE = 1 << 20
 """Files up to this size are read whole and written by ``FileWriters``' threads."""
 RESTORE_THREADS = 2
 """Threads a restore reads with by default (``vigil-backup restore --threads``): download,
-ciphertext hash, decryption and decompression on one; tar parsing, checks, the large
-files' hashes and writes on the other (small files are hashed and written by
-``FileWriters``' threads). A
+decryption and decompression on one (a restore takes no hash of the ciphertext:
+``recovery.backups.check_backup``); tar parsing, checks, the large files' hashes and
+writes on the other (small files are hashed and written by ``FileWriters``' threads). A
 third, decompressing apart, made the 1 GiB restore slower on the bench's 2-core machine
 (``docs/benchmarks.md``): the writes already keep the second core busy."""
 VERIFY_THREADS = 3
@@ -306,11 +306,11 @@ class _Plaintext:
 
 class _ReadAhead:
     """``src`` read ahead on a thread of its own, in blocks of ``BLOCK`` bytes: the
-    decompressed tar stream (downloading, hashing the ciphertext, ChaCha20 and zstd,
-    which release the GIL, beside the tar parsing and the large files' SHA-256 and
-    writes on the caller's thread; small files are hashed and written by
-    ``FileWriters``' threads), or, with three threads, the decrypted stream zstd reads
-    on another. At most ``BLOCKS`` blocks wait; an error on the reading side is raised
+    decompressed tar stream (downloading, hashing the ciphertext unless restoring,
+    ChaCha20 and zstd, which release the GIL, beside the tar parsing and the large
+    files' SHA-256 and writes on the caller's thread; small files are hashed and
+    written by ``FileWriters``' threads), or, with three threads, the decrypted stream
+    zstd reads on another. At most ``BLOCKS`` blocks wait; an error on the reading side is raised
     by ``block`` in the consuming thread. Each block is a fresh object, handed over
     without a copy.
     """

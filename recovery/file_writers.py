@@ -38,7 +38,7 @@ runs fuller: 16 MiB made the 1 GiB restore's peak 69 MiB, 8 MiB 61 MiB, equally 
 BATCH_FILES = 32
 BATCH_BYTES = 512 << 10
 
-_Job = tuple[str | Path, bytes, int, tuple[int, int] | None, "Callable[[str], None] | None"]
+_Job = tuple[str | Path, bytes, int, tuple[int, int] | None, Callable[[str], None] | None]
 
 
 class FileWriters:
