@@ -130,9 +130,11 @@ def test_hashed_is_told_each_files_sha256_on_a_worker(tmp_path: Path) -> None:
     """A small file's SHA-256 is taken by the worker that writes it (the restore's reading
     thread hands the hashing over), once per file, before the file is written."""
     told: dict[str, tuple[str, str, bool]] = {}
+    calls: list[str] = []
 
     def hashed_for(name: str) -> Callable[[str], None]:
         def hashed(sha256: str) -> None:
+            calls.append(name)
             told[name] = (sha256, threading.current_thread().name, (tmp_path / name).exists())
 
         return hashed
@@ -143,6 +145,7 @@ def test_hashed_is_told_each_files_sha256_on_a_worker(tmp_path: Path) -> None:
             writers.write(tmp_path / name, data, 0o644, None, hashed_for(name))
         writers.write(tmp_path / "unhashed", b"z", 0o644, None)
         writers.finish()
+    assert sorted(calls) == sorted(want)
     assert told == {
         name: (hashlib.sha256(data).hexdigest(), told[name][1], False)
         for name, data in want.items()
