@@ -394,48 +394,32 @@ def _drain(reader: object) -> None:
         pass
 
 
-class _Sized:
-    """Counts what is read from ``src`` (the ciphertext of a restore, not hashed)."""
-
-    sha256 = None
-
-    def __init__(self, src: BinaryIO) -> None:
-        self._src = src
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        self.size += len(data)
-        return data
-
-    def readline(self, limit: int = -1) -> bytes:
-        data = self._src.readline(limit)
-        self.size += len(data)
-        return data
-
-
 class _Counting:
-    """Reads ``hashed``, reporting ``progress`` (the bytes it has taken) every 4 MiB."""
+    """Reads ``src``, counting the bytes taken (``size``) and reporting ``progress`` every
+    4 MiB."""
 
     def __init__(
         self,
-        hashed: HashingReader | _Sized,
+        src: BinaryIO | HashingReader,
         progress: Callable[[str, int, int], None] | None,
         total_size: int,
     ) -> None:
-        self.src = self.hashed = hashed
+        self.src = src
         self.progress, self.total_size = progress, total_size
-        self.last_report = 0
+        self.size = self.last_report = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.src.read(n)
-        if self.progress and self.hashed.size - self.last_report >= (4 << 20):
-            self.last_report = self.hashed.size
-            self.progress("bytes", self.hashed.size, self.total_size)
+        self.size += len(data)
+        if self.progress and self.size - self.last_report >= (4 << 20):
+            self.last_report = self.size
+            self.progress("bytes", self.size, self.total_size)
         return data
 
     def readline(self, limit: int = -1) -> bytes:
-        return self.src.readline(limit)
+        data = self.src.readline(limit)
+        self.size += len(data)
+        return data
 
 
 def _set_time(dest: Path, e: ManifestEntry) -> None:
@@ -505,12 +489,12 @@ def read_archive(
     fails, e.g. a full disk, is one too)."""
     if threads is None:
         threads = default_threads(dest is not None)
-    hashed = HashingReader(src) if hash_ciphertext else _Sized(src)
+    hashed = HashingReader(src) if hash_ciphertext else None
     decrypting: _ReadAhead | None = None
     ahead: _ReadAhead | _Inline | None = None
     try:
         with _refused_as_one():
-            counted = _Counting(hashed, progress, total_size)
+            counted = _Counting(src if hashed is None else hashed, progress, total_size)
             age = AgeReader(counted, identities)  # type: ignore[arg-type]
             if threads >= 3:
                 decrypting = _ReadAhead(age, "verify-decrypt")
@@ -534,11 +518,11 @@ def read_archive(
         if decrypting is not None:
             decrypting.close()
     if progress:
-        progress("bytes", hashed.size, total_size)
+        progress("bytes", counted.size, total_size)
     return ReadResult(
         manifest=manifest,
-        ciphertext_sha256=None if hashed.sha256 is None else hashed.sha256.hexdigest(),
-        ciphertext_size=hashed.size,
+        ciphertext_sha256=None if hashed is None else hashed.sha256.hexdigest(),
+        ciphertext_size=counted.size,
         plaintext_size=walk.plain,
         files=walk.files,
         entries=walk.entries,
