@@ -49,7 +49,7 @@ def open_database(config: Any) -> Database:
             from collector.storage.postgres import PostgresDatabase
         except ImportError as exc:
             raise StorageUnavailable(
-                "PostgreSQL storage needs psycopg: pip install 'vigil[postgres]'"
+                "PostgreSQL storage needs psycopg: pip install 'vigil[collector,postgres]'"
             ) from exc
         return PostgresDatabase(storage.dsn)
     raise StorageUnavailable(f"storage kind {storage.kind!r} is not available in this build")

@@ -75,6 +75,17 @@ def test_contents(debs: Debs, which: str) -> None:
     other = "collector" if which == "agent" else "agent"
     assert not [p for p in paths if p.startswith(f"/opt/vigil/{other}")]
     assert f"/usr/bin/vigil-{other}" not in paths
+    site = f"{venv}/lib/python3.11/site-packages"
+    collector_only = ("boto3", "botocore", "apprise", "jinja2", "holidays", "psycopg")
+    installed = {name for name in collector_only if f"{site}/{name}/__init__.py" in paths}
+    if which == "agent":
+        # The agent's environment has the agent's libraries only, and no command that
+        # would need the others.
+        assert not installed, installed
+        assert f"{venv}/bin/vigil-collector" not in paths
+        assert f"{venv}/bin/vigil-backup" in paths
+    else:
+        assert installed == set(collector_only)
 
 
 @pytest.mark.parametrize("which", PACKAGES)
