@@ -47,3 +47,26 @@ def test_every_collector_extra_is_checked() -> None:
     names = {d.split(">")[0].split(";")[0].split("[")[0].strip() for d in extra}
     names.discard("uvloop")  # optional: the collector falls back to asyncio's loop
     assert names <= set(NEEDED.values()), names - set(NEEDED.values())
+
+
+def test_the_agent_and_vigil_backup_import_none_of_the_collectors_libraries() -> None:
+    """Every module of ``agent``, ``recovery`` and ``protocol`` imports with the collector's
+    libraries hidden: the agent's package, which has none of them, runs them all."""
+    hidden = [m for m in NEEDED if m != "aiohttp"] + ["botocore", "psycopg", "uvloop"]
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"for name in {hidden!r}: sys.modules[name] = None\n"
+        "failed = []\n"
+        "for top in ('agent', 'recovery', 'protocol'):\n"
+        "    package = importlib.import_module(top)\n"
+        "    for info in pkgutil.walk_packages(package.__path__, top + '.'):\n"
+        "        try:\n"
+        "            importlib.import_module(info.name)\n"
+        "        except ImportError as exc:\n"
+        "            failed.append(f'{info.name}: {exc}')\n"
+        "sys.exit('\\n'.join(failed) or None)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
