@@ -1,5 +1,7 @@
-"""``vigil-collector`` where only the agent's libraries are installed (``pip install vigil``,
-or the agent's package): one line naming what is missing and how to get it, exit 2."""
+"""The agent's libraries and the collector's apart: the agent's package installs only the
+project's dependencies, so the agent, ``vigil-backup`` and the wire must import without the
+collector's; and ``vigil-collector`` where they are missing (``pip install vigil``) says in
+one line what is and how to get it, exit 2."""
 
 from __future__ import annotations
 
