@@ -36,10 +36,10 @@ from protocol.backup_archive import (
 )
 from recovery.dir_spread import DirSpread
 from recovery.direct_file import DirectFile
-from recovery.file_writers import FileWriters
 from recovery.manifest_stream import StreamedManifest
 from recovery.refused import ArchiveRefused
 from recovery.seen_members import SeenMembers
+from recovery.writer_process import open_writers
 
 __all__ = [
     "ArchiveRefused",
@@ -53,14 +53,15 @@ __all__ = [
 MAX_MANIFEST = 256 * 1024 * 1024
 READ_SIZE = 1 << 20
 POOLED_FILE = 1 << 20
-"""Files up to this size are read whole and written by ``FileWriters``' threads."""
+"""Files up to this size are read whole, then hashed and written by the writer process
+(``recovery.writer_process``)."""
 RESTORE_THREADS = 2
 """Threads a restore reads with by default (``vigil-backup restore --threads``): download,
 decryption and decompression on one (a restore takes no hash of the ciphertext:
 ``recovery.backups.check_backup``); tar parsing, checks, the large files' hashes and
-writes on the other (small files are hashed and written by ``FileWriters``' threads). A
-third, decompressing apart, made the 1 GiB restore slower on the bench's 2-core machine
-(``docs/benchmarks.md``): the writes already keep the second core busy."""
+writes on the other; small files are hashed and written by a process of their own
+(``recovery.writer_process``). A third, decompressing apart, made the 1 GiB restore
+slower on the bench's 2-core machine (``docs/benchmarks.md``)."""
 VERIFY_THREADS = 3
 """Threads a check without extracting (``verify``, ``diff``) reads with by default:
 download, ciphertext hash and decryption on one, decompression on the second, tar parsing
@@ -309,7 +310,7 @@ class _ReadAhead:
     decompressed tar stream (downloading, hashing the ciphertext unless restoring,
     ChaCha20 and zstd, which release the GIL, beside the tar parsing and the large
     files' SHA-256 and writes on the caller's thread; small files are hashed and
-    written by ``FileWriters``' threads), or, with three threads, the decrypted stream
+    written by the writer process), or, with three threads, the decrypted stream
     zstd reads on another. At most ``BLOCKS`` blocks wait; an error on the reading side is raised
     by ``block`` in the consuming thread. Each block is a fresh object, handed over
     without a copy.
@@ -533,7 +534,7 @@ def read_archive(
 
 class _Walk:
     """One pass over the tar members: each checked, and extracted below ``dest`` when given
-    (small files through ``FileWriters``); the manifest, when it comes last, checked entry
+    (small files through the writer process); the manifest, when it comes last, checked entry
     by entry against what was read (``SeenMembers``), then the exact times set. Nothing is
     kept per member but ``SeenMembers``' fixed record (and, for ``diff``, small files'
     contents and the manifest's entries)."""
@@ -560,7 +561,7 @@ class _Walk:
         self.made: set[str] = set()  # directories known to exist: one mkdir each
         self.root = None if dest is None else os.fspath(dest)
         self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-        self.writers = FileWriters() if dest is not None else None
+        self.writers = open_writers() if dest is not None else None
         self.manifest: Manifest | None = None
         self.plain = self.files = self.entries = 0
 
@@ -601,8 +602,8 @@ class _Walk:
             owner = (uid, gid) if self.as_root else None
             self.plain += member.size
             if path is not None and self.writers is not None and member.size <= POOLED_FILE:
-                # Read whole, then hashed and written by a worker: hashing 20,000 small
-                # files here took a third of this thread's time (docs/benchmarks.md).
+                # Read whole, then hashed and written by the writer process, which has a
+                # GIL of its own (docs/benchmarks.md: "The small files' writer").
                 data = _contents(self.stream, member)
                 record = self.seen.record(name, "file", mode, uid, gid, hash_later=True)
                 index = self.seen.add(record)

@@ -178,7 +178,9 @@ def process_umask() -> int | None:
 _UMASK = process_umask()
 
 
-def write_file(path: str | Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+def write_file(
+    path: str | Path, data: bytes | memoryview, mode: int, owner: tuple[int, int] | None
+) -> None:
     """Create ``path`` exclusively (never through a symlink) with ``data``, then its owner
     and mode on the open file. The mode is given at creation when the umask leaves it whole
     and it has no setuid/setgid bit (which ``fchown`` clears): one system call less a file.
