@@ -36,10 +36,11 @@ from protocol.backup_archive import (
 )
 from recovery.dir_spread import DirSpread
 from recovery.direct_file import DirectFile
+from recovery.file_writers import FileWriters
 from recovery.manifest_stream import StreamedManifest
 from recovery.refused import ArchiveRefused
 from recovery.seen_members import SeenMembers
-from recovery.writer_process import open_writers
+from recovery.writer_process import WriterProcess, open_writers
 
 __all__ = [
     "ArchiveRefused",
@@ -493,8 +494,12 @@ def read_archive(
     hashed = HashingReader(src) if hash_ciphertext else None
     decrypting: _ReadAhead | None = None
     ahead: _ReadAhead | _Inline | None = None
+    writers: FileWriters | WriterProcess | None = None
     try:
         with _refused_as_one():
+            # Forked before any reading thread starts: no lock another thread holds is
+            # copied into the writer.
+            writers = open_writers() if dest is not None else None
             counted = _Counting(src if hashed is None else hashed, progress, total_size)
             age = AgeReader(counted, identities)  # type: ignore[arg-type]
             if threads >= 3:
@@ -508,7 +513,9 @@ def read_archive(
             )
             ahead = _ReadAhead(zr, "verify-decompress") if threads >= 2 else _Inline(zr)
             stream = _Plaintext(ahead, max_plaintext)
-            walk = _Walk(stream, dest, recipients, keep_small, keep_entries, skip_unsafe_links)
+            walk = _Walk(
+                stream, dest, writers, recipients, keep_small, keep_entries, skip_unsafe_links
+            )
             manifest = walk.run()
             _drain(stream)
             ahead.close()
@@ -518,6 +525,8 @@ def read_archive(
             ahead.close()
         if decrypting is not None:
             decrypting.close()
+        if writers is not None:
+            writers.close()
     if progress:
         progress("bytes", counted.size, total_size)
     return ReadResult(
@@ -543,6 +552,7 @@ class _Walk:
         self,
         stream: _Plaintext,
         dest: Path | None,
+        writers: FileWriters | WriterProcess | None,
         recipients: Sequence[str],
         keep_small: int,
         keep_entries: bool,
@@ -561,7 +571,8 @@ class _Walk:
         self.made: set[str] = set()  # directories known to exist: one mkdir each
         self.root = None if dest is None else os.fspath(dest)
         self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-        self.writers = open_writers() if dest is not None else None
+        self.writers = writers
+        """Small files' writers (given with ``dest``); stopped by ``run``."""
         self.manifest: Manifest | None = None
         self.plain = self.files = self.entries = 0
 
