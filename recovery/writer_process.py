@@ -21,6 +21,8 @@ fails, ``open_writers`` gives the threads.
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
@@ -69,6 +71,9 @@ class WriterProcess:
         self._ring = mmap.mmap(-1, max_bytes)  # anonymous and shared: both processes see it
         job_r, job_w = os.pipe()
         answer_r, answer_w = os.pipe()
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # room for every answer MAX_FILES allows, and more
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(answer_w, fcntl.F_SETPIPE_SZ, 1 << 20)
         for f in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             f.flush()
         try:
@@ -142,7 +147,7 @@ class WriterProcess:
         self._batch_bytes += n
         if self._batch_files >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
             self._send()
-        self._take_answers(block=False)
+            self._take_answers(block=False)  # once a batch: a read that finds none is a call
 
     def finish(self) -> None:
         """Wait until every file is written and hashed; raise the writer's first error."""
