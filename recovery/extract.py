@@ -36,11 +36,11 @@ from protocol.backup_archive import (
 )
 from recovery.dir_spread import DirSpread
 from recovery.direct_file import DirectFile
-from recovery.file_writers import FileWriters
+from recovery.file_writers import Writers
 from recovery.manifest_stream import StreamedManifest
 from recovery.refused import ArchiveRefused
 from recovery.seen_members import SeenMembers
-from recovery.writer_process import WriterProcess, open_writers
+from recovery.writer_process import open_writers
 
 __all__ = [
     "ArchiveRefused",
@@ -494,7 +494,7 @@ def read_archive(
     hashed = HashingReader(src) if hash_ciphertext else None
     decrypting: _ReadAhead | None = None
     ahead: _ReadAhead | _Inline | None = None
-    writers: FileWriters | WriterProcess | None = None
+    writers: Writers | None = None
     try:
         with _refused_as_one():
             # Forked before any reading thread starts: no lock another thread holds is
@@ -552,7 +552,7 @@ class _Walk:
         self,
         stream: _Plaintext,
         dest: Path | None,
-        writers: FileWriters | WriterProcess | None,
+        writers: Writers | None,
         recipients: Sequence[str],
         keep_small: int,
         keep_entries: bool,

@@ -23,12 +23,14 @@ error a worker meets is raised in the reader's thread at its next ``write`` or a
 
 from __future__ import annotations
 
+import abc
 import collections
 import hashlib
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 WORKERS = 4
 """Threads writing files: they mostly wait in the kernel, so more than the cores pays."""
@@ -41,7 +43,41 @@ BATCH_BYTES = 512 << 10
 _Job = tuple[str | Path, bytes, int, tuple[int, int] | None, Callable[[str], None] | None]
 
 
-class FileWriters:
+class Writers(abc.ABC):
+    """The two ways of writing a restore's small files (``FileWriters`` here,
+    ``recovery.writer_process.WriterProcess``): ``write``, ``finish``, ``close``; the first
+    error kept and raised; ``close`` on leaving a ``with``."""
+
+    _error: BaseException | None = None
+
+    @abc.abstractmethod
+    def write(
+        self,
+        path: str | Path,
+        data: bytes,
+        mode: int,
+        owner: tuple[int, int] | None,
+        hashed: Callable[[str], None] | None = None,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def finish(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+class FileWriters(Writers):
     """``write(path, data, mode, owner)`` from the reading thread; ``finish()`` waits
     until every file is on disk (or raises the first error); ``close()`` always stops the
     workers, written or not."""
@@ -124,16 +160,6 @@ class FileWriters:
             self._work.notify_all()
         for t in self._threads:
             t.join()
-
-    def __enter__(self) -> FileWriters:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
 
     def _run(self) -> None:
         while True:

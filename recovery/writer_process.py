@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from recovery.file_writers import MAX_BYTES, FileWriters, write_file
+from recovery.file_writers import MAX_BYTES, FileWriters, Writers, write_file
 
 MAX_FILES = 1024
 """Files given to the writer and not yet answered, at most: their answers (41 bytes each)
@@ -55,7 +55,7 @@ _FAILED = struct.Struct("<cI")
 _Hashed = Callable[[str], None] | None
 
 
-def open_writers() -> FileWriters | WriterProcess:
+def open_writers() -> Writers:
     """A writer process where ``fork`` works, else ``FileWriters``' threads."""
     if hasattr(os, "fork"):
         try:
@@ -65,7 +65,7 @@ def open_writers() -> FileWriters | WriterProcess:
     return FileWriters()
 
 
-class WriterProcess:
+class WriterProcess(Writers):
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._size = max_bytes
         self._ring = mmap.mmap(-1, max_bytes)  # anonymous and shared: both processes see it
@@ -179,16 +179,6 @@ class WriterProcess:
             self._ring.close()
         except BufferError:  # still viewed after an error: freed with the object
             pass
-
-    def __enter__(self) -> WriterProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
 
     def _send(self) -> None:
         if not self._batch:
