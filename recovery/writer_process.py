@@ -43,8 +43,10 @@ that one waits for it."""
 BATCH_FILES = 32
 BATCH_BYTES = 512 << 10
 
-_FILE = struct.Struct("<cQQIiiIH")
-"""b"F", job id, ring offset, size, uid (-1: keep), gid, mode, path length; the path follows."""
+_FILE = struct.Struct("<cQQIqqII")
+"""b"F", job id, ring offset, size, uid (-1: keep), gid, mode, path length; the path follows.
+Wide enough for any uid, gid and name an archive can carry (the system refuses what it
+cannot take, and that error is the writer's answer)."""
 _END = b"E"
 _ANSWER = struct.Struct("<cQ32s")
 """b"R", job id, SHA-256."""

@@ -5,6 +5,7 @@ at once; a writer whose restoring process is killed ends by itself."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -157,3 +158,19 @@ def test_without_fork_the_threads_write(monkeypatch: pytest.MonkeyPatch) -> None
         assert isinstance(writers, FileWriters)
     finally:
         writers.close()
+
+
+def test_any_name_or_owner_an_archive_carries_is_the_systems_to_refuse(tmp_path: Path) -> None:
+    """A name longer than the system takes fails as the system says (never a packing
+    error); an owner beyond 2**31 is given to ``fchown`` as it is."""
+    with WriterProcess() as writers:
+        writers.write(tmp_path / ("n" * 70_000), b"x", 0o644, None)
+        with pytest.raises(OSError) as refused:
+            writers.finish()
+    assert refused.value.errno == errno.ENAMETOOLONG
+    if os.geteuid() == 0:
+        with WriterProcess() as writers:
+            writers.write(tmp_path / "owned", b"x", 0o644, (2**31 + 5, 2**31 + 6))
+            writers.finish()
+        owned = (tmp_path / "owned").stat()
+        assert (owned.st_uid, owned.st_gid) == (2**31 + 5, 2**31 + 6)
