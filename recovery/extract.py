@@ -572,24 +572,21 @@ class _Walk:
         self.root = None if dest is None else os.fspath(dest)
         self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
         self.writers = writers
-        """Small files' writers (given with ``dest``); stopped by ``run``."""
+        """Small files' writers (given with ``dest``); ``read_archive`` made them and stops
+        them."""
         self.manifest: Manifest | None = None
         self.plain = self.files = self.entries = 0
 
     def run(self) -> Manifest:
         """Read every member; the manifest (its entries only with ``keep_entries``)."""
-        try:
-            with tarfile.open(  # type: ignore[call-overload]
-                fileobj=self.stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
-            ) as tar:
-                while (member := tar.next()) is not None:
-                    # Read once, front to back: keep no TarInfo of the members already read
-                    # (tarfile lists them all, which grows with the file count).
-                    tar.members.clear()
-                    self._member(member)
-        finally:
-            if self.writers is not None:
-                self.writers.close()
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=self.stream, mode="r:", errors="surrogateescape", tarinfo=_BoundedTarInfo
+        ) as tar:
+            while (member := tar.next()) is not None:
+                # Read once, front to back: keep no TarInfo of the members already read
+                # (tarfile lists them all, which grows with the file count).
+                tar.members.clear()
+                self._member(member)
         if self.manifest is None:
             raise ArchiveRefused("archive has no manifest (truncated or not a Vigil backup)")
         return self.manifest

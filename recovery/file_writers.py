@@ -1,4 +1,7 @@
-"""Restored files written by a small pool of threads while the tar stream is parsed.
+"""Restored files written by a small pool of threads while the tar stream is parsed: the
+way a restore writes its small files where ``fork`` is missing (elsewhere a process of their
+own does, ``recovery.writer_process``, which shares ``Writers``, ``write_file`` and the
+batch sizes below).
 
 Creating a file costs little CPU but can wait a long time in the kernel (journal,
 allocation; a shared disk makes every ``open(O_CREAT)`` wait its turn): one file after the
@@ -40,7 +43,9 @@ runs fuller: 16 MiB made the 1 GiB restore's peak 69 MiB, 8 MiB 61 MiB, equally 
 BATCH_FILES = 32
 BATCH_BYTES = 512 << 10
 
-_Job = tuple[str | Path, bytes, int, tuple[int, int] | None, Callable[[str], None] | None]
+Hashed = Callable[[str], None] | None
+"""Told the SHA-256 of a written file's contents, in hex (``write``'s ``hashed``)."""
+_Job = tuple[str | Path, bytes, int, tuple[int, int] | None, Hashed]
 
 
 class Writers(abc.ABC):
@@ -57,7 +62,7 @@ class Writers(abc.ABC):
         data: bytes,
         mode: int,
         owner: tuple[int, int] | None,
-        hashed: Callable[[str], None] | None = None,
+        hashed: Hashed = None,
     ) -> None: ...
 
     @abc.abstractmethod
@@ -112,7 +117,7 @@ class FileWriters(Writers):
         data: bytes,
         mode: int,
         owner: tuple[int, int] | None,
-        hashed: Callable[[str], None] | None = None,
+        hashed: Hashed = None,
     ) -> None:
         """Create ``path`` (it must not exist) holding ``data``, with ``mode`` and, when
         given, ``owner`` (uid, gid); when ``hashed`` is given, call it (on a worker) with

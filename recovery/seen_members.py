@@ -112,14 +112,15 @@ class SeenMembers:
 
     def hash_later(self, index: int, size: int) -> Callable[[str], None]:
         """What sets the content of the file added at ``index`` (recorded with
-        ``hash_later``) once its SHA-256 is known: a ``FileWriters`` worker hashes a small
+        ``hash_later``) once its SHA-256 is known: the small files' writer hashes a small
         file as it writes it. Until then the record holds no content digest, so a hash
         never taken fails the manifest's check."""
 
         def hashed(sha256: str) -> None:
             offset = index % PAGE * RECORD + _CONTENT.start
             digest = _blake(self._key + b"%d\0%a" % (size, sha256), digest_size=_KEY).digest()
-            # Same length: the page is never resized, so a worker thread may write it.
+            # Same length: the page is never resized, so a writer thread may write it
+            # (the writer process's answers are handed over on the restoring thread).
             self._pages[index // PAGE][offset : offset + _KEY] = digest
 
         return hashed

@@ -31,18 +31,22 @@ import select
 import signal
 import struct
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from recovery.file_writers import MAX_BYTES, FileWriters, Writers, write_file
+from recovery.file_writers import (
+    BATCH_BYTES,
+    BATCH_FILES,
+    MAX_BYTES,
+    FileWriters,
+    Hashed,
+    Writers,
+    write_file,
+)
 
 MAX_FILES = 1024
 """Files given to the writer and not yet answered, at most: their answers (41 bytes each)
 always fit in the answer pipe, so the writer never waits for the restoring process while
 that one waits for it."""
-BATCH_FILES = 32
-BATCH_BYTES = 512 << 10
-
 _FILE = struct.Struct("<cQQIqqII")
 """b"F", job id, ring offset, size, uid (-1: keep), gid, mode, path length; the path follows.
 Wide enough for any uid, gid and name an archive can carry (the system refuses what it
@@ -53,8 +57,6 @@ _ANSWER = struct.Struct("<cQ32s")
 _DONE = b"D"
 _FAILED = struct.Struct("<cI")
 """b"X", length of the pickled exception that follows."""
-
-_Hashed = Callable[[str], None] | None
 
 
 def open_writers() -> Writers:
@@ -100,17 +102,18 @@ class WriterProcess(Writers):
         os.close(job_r)
         os.close(answer_w)
         os.set_blocking(answer_r, False)
+        self._poll = select.poll()
+        self._poll.register(answer_r, select.POLLIN)
         self._pid, self._jobs, self._answers = pid, job_w, answer_r
         self._head = self._tail = 0
         """Bytes placed in the ring and bytes freed, counted from the start (not modulo)."""
-        self._waiting: collections.deque[tuple[int, int, _Hashed]] = collections.deque()
+        self._waiting: collections.deque[tuple[int, int, Hashed]] = collections.deque()
         """Files given and not answered: job id, ring count at its end, its ``hashed``."""
         self._next_id = 0
         self._batch = bytearray()
         self._batch_files = self._batch_bytes = 0
         self._read = b""
         self._done = False
-        self._error: BaseException | None = None
 
     def write(
         self,
@@ -118,7 +121,7 @@ class WriterProcess(Writers):
         data: bytes,
         mode: int,
         owner: tuple[int, int] | None,
-        hashed: _Hashed = None,
+        hashed: Hashed = None,
     ) -> None:
         """As ``FileWriters.write``; ``hashed`` is called in this process."""
         self._raise_if_failed()
@@ -202,9 +205,7 @@ class WriterProcess(Writers):
     def _take_answers(self, block: bool) -> None:
         """Read what the writer said; with ``block``, wait until it says something."""
         if block:
-            poll = select.poll()
-            poll.register(self._answers, select.POLLIN)
-            poll.poll()
+            self._poll.poll()
         try:
             got = os.read(self._answers, 1 << 16)
         except BlockingIOError:
